@@ -1,0 +1,86 @@
+/**
+ * The management API of every service: Hono on `Deno.serve`, signed requests
+ * and answers, validated bodies, one error handler.
+ * @module
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { FabricKeys } from "../crypto/keys.ts";
+import type { ReplayCache } from "../crypto/replay_cache.ts";
+import { log } from "../runtime/logging.ts";
+import { serviceRoutes } from "./service_routes.ts";
+import {
+  BootstrapRefusedError,
+  ConflictError,
+  type ServiceHandlers,
+  SpawnFailedError,
+} from "./service_handlers.ts";
+import { signatures } from "./signature_middleware.ts";
+
+/** Largest request body accepted, in bytes (HTTP 413 above it). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** What {@linkcode createApp} needs. */
+export interface AppDeps {
+  serviceId: string;
+  keys: () => FabricKeys | null;
+  replayCache: ReplayCache;
+  handlers: ServiceHandlers;
+  /** Role-specific routers, mounted under `/v1` (e.g. the registry's). */
+  roleRoutes?: Hono[];
+  /** Largest request body in bytes. Default {@linkcode MAX_BODY_BYTES}. */
+  maxBodyBytes?: number;
+}
+
+/**
+ * Builds the management API app of one service.
+ * @throws {TypeError} when `serviceId` is empty.
+ */
+export function createApp(deps: AppDeps): Hono {
+  const logger = log("api");
+  const app = new Hono();
+  const maxSize = deps.maxBodyBytes ?? MAX_BODY_BYTES;
+  app.use(bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new HTTPException(413, {
+        message: `Request body is larger than ${maxSize} bytes: send less`,
+      });
+    },
+  }));
+  app.use(signatures({
+    serviceId: deps.serviceId,
+    keys: deps.keys,
+    replayCache: deps.replayCache,
+    unsigned: ["/v1/health", "/v1/bootstrap"],
+  }));
+  app.route("/v1", serviceRoutes(deps.handlers));
+  for (const routes of deps.roleRoutes ?? []) app.route("/v1", routes);
+  app.notFound((c) =>
+    c.json({ error: `No route ${c.req.method} ${c.req.path}: see docs/protocol.md` }, 404)
+  );
+  app.onError((error, c) => {
+    const status = statusOf(error);
+    if (status >= 500) logger.error("Request failed: {error}", { error: String(error) });
+    const body: Record<string, unknown> = { error: error.message };
+    if (error instanceof SpawnFailedError) {
+      body.id = error.serviceId;
+      body.exitCode = error.exitCode;
+    }
+    return c.json(body, status);
+  });
+  return app;
+}
+
+function statusOf(error: Error): ContentfulStatusCode {
+  if (error instanceof HTTPException) return error.status as ContentfulStatusCode;
+  if (error instanceof BootstrapRefusedError) return 403;
+  if (error instanceof ConflictError) return 409;
+  if (error instanceof SpawnFailedError) return 502;
+  if (error.name === "StaleIncarnationError") return 409;
+  if (error.name === "InvalidTransitionError") return 409;
+  if (error.name === "UnknownServiceError") return 404;
+  return 500;
+}

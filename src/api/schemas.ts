@@ -1,0 +1,91 @@
+/**
+ * Request and answer bodies of the management API, validated with zod at the
+ * HTTP edge (STYLE.md rule 8). Types are inferred from the schemas so the wire
+ * format and the code cannot drift apart.
+ * @module
+ */
+import { z } from "zod";
+import { ROLES } from "../types/mod.ts";
+
+const serviceId = z.string().regex(
+  /^[a-z][a-z0-9-]{1,62}$/,
+  "must be 2-63 characters of a-z, 0-9 and '-', starting with a letter",
+);
+const base64url = z.string().regex(/^[A-Za-z0-9_-]+$/, "must be base64url");
+const sessionId = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+  "must be 1-128 characters of letters, digits, '.', '_' and '-'",
+);
+
+/** A service ID as the API accepts it. */
+export const serviceIdSchema = serviceId;
+/** A session ID as the API accepts it. */
+export const sessionIdSchema = sessionId;
+
+/** `POST /v1/bootstrap`: the new service proves it holds the one-time password. */
+export const bootstrapRequestSchema = z.strictObject({
+  id: serviceId,
+  publicKey: base64url.length(43, "must be a base64url X25519 public key (43 characters)"),
+  endpoint: z.url({ protocol: /^https?$/ }),
+  proof: base64url.length(43, "must be a base64url HMAC-SHA256 (43 characters)"),
+  host: z.string().min(1).max(253),
+  pid: z.int().positive(),
+});
+/** Body of `POST /v1/bootstrap`. */
+export type BootstrapRequest = z.infer<typeof bootstrapRequestSchema>;
+
+/** The sealed key bundle that answers a bootstrap. */
+export const sealedBundleSchema = z.strictObject({
+  publicKey: base64url,
+  iv: base64url,
+  ciphertext: base64url,
+});
+
+const registryEndpoint = z.strictObject({ id: serviceId, url: z.url() });
+
+/** What the sealed bundle holds once opened. */
+export const keyBundleSchema = z.strictObject({
+  fabricKey: z.record(z.string(), z.unknown()),
+  fingerprint: z.string(),
+  registries: z.array(registryEndpoint),
+  parent: registryEndpoint,
+});
+/** The opened key bundle. */
+export type KeyBundle = z.infer<typeof keyBundleSchema>;
+
+/** `POST /v1/configure`: what the spawner tells a bootstrapped service to be. */
+export const configureRequestSchema = z.strictObject({
+  role: z.enum(ROLES),
+  incarnation: z.int().min(1),
+  parent: serviceId,
+  route: z.array(serviceId).min(1),
+  launcher: z.string().min(1),
+  heartbeatMs: z.int().min(50).max(600_000),
+  sessions: z.array(sessionId).max(1000).default([]),
+});
+/** Body of `POST /v1/configure`. */
+export type ConfigureRequest = z.infer<typeof configureRequestSchema>;
+
+/** `POST /v1/spawn`: grow the fabric by one service. */
+export const spawnRequestSchema = z.strictObject({
+  role: z.enum(ROLES),
+  on: z.string().min(1).max(2048).default("local://"),
+  sessions: z.array(sessionId).max(1000).default([]),
+});
+/** Body of `POST /v1/spawn`. */
+export type SpawnRequest = z.infer<typeof spawnRequestSchema>;
+
+/** `POST /v1/connect`: an application attaches to a service for a session. */
+export const connectRequestSchema = z.strictObject({
+  session: sessionId,
+  client: z.string().min(1).max(256),
+});
+/** Body of `POST /v1/connect`. */
+export type ConnectRequest = z.infer<typeof connectRequestSchema>;
+
+/** `POST /v1/stop`: stop cleanly, with an optional reason. */
+export const stopRequestSchema = z.strictObject({
+  reason: z.string().max(500).default("stopped by request"),
+});
+/** Body of `POST /v1/stop`. */
+export type StopRequest = z.infer<typeof stopRequestSchema>;

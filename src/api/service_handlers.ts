@@ -1,0 +1,84 @@
+/**
+ * What the management API asks of a service. The runtime implements it with
+ * plain functions; routers only validate and translate (STYLE.md rule 8).
+ * @module
+ */
+import type { ServiceState, ServiceStatus, SpawnResult } from "../types/mod.ts";
+import type {
+  BootstrapRequest,
+  ConfigureRequest,
+  ConnectRequest,
+  SpawnRequest,
+} from "./schemas.ts";
+import type { SealedBundle } from "../crypto/seal.ts";
+
+/** The answer of a configure call. */
+export interface ConfigureAnswer {
+  id: string;
+  role: string;
+  state: ServiceState;
+  incarnation: number;
+}
+
+/** The answer of a connect call. */
+export interface ConnectAnswer {
+  id: string;
+  role: string;
+  state: ServiceState;
+  incarnation: number;
+  endpoint: string;
+  sessions: string[];
+}
+
+/** A bootstrap that the parent refuses: wrong, used, expired or burnt password. */
+export class BootstrapRefusedError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "BootstrapRefusedError";
+  }
+}
+
+/** A request that conflicts with the service's state (HTTP 409). */
+export class ConflictError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConflictError";
+  }
+}
+
+/** A spawn that failed, with the reason and the child's exit code if it had one. */
+export class SpawnFailedError extends Error {
+  /** The new service's ID. */
+  readonly serviceId: string;
+  /** Exit code of the child, or null when it did not exit. */
+  readonly exitCode: number | null;
+  /** Builds the error. */
+  constructor(serviceId: string, message: string, exitCode: number | null) {
+    super(message);
+    this.name = "SpawnFailedError";
+    this.serviceId = serviceId;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Everything a service does through its management API. */
+export interface ServiceHandlers {
+  /** `GET /v1/status`. */
+  status(): ServiceStatus;
+  /** `POST /v1/bootstrap`; throws {@linkcode BootstrapRefusedError}. */
+  bootstrap(request: BootstrapRequest): Promise<SealedBundle>;
+  /** `POST /v1/configure`; throws {@linkcode ConflictError} when already configured. */
+  configure(request: ConfigureRequest): Promise<ConfigureAnswer>;
+  /** `POST /v1/spawn`; throws {@linkcode SpawnFailedError}. */
+  spawn(request: SpawnRequest): Promise<SpawnResult>;
+  /** `POST /v1/sessions/{id}`: the sessions served afterwards. */
+  openSession(session: string): Promise<string[]>;
+  /** `DELETE /v1/sessions/{id}`: the sessions served afterwards. */
+  closeSession(session: string): Promise<string[]>;
+  /** `POST /v1/connect`. */
+  connect(request: ConnectRequest): Promise<ConnectAnswer>;
+  /** `POST /v1/stop`: answers first, then stops the service. */
+  stop(reason: string): Promise<void>;
+}

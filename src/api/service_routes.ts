@@ -1,0 +1,48 @@
+/**
+ * Routes every service has: health, bootstrap, configure, spawn, status,
+ * sessions, connect and stop.
+ * @module
+ */
+import { Hono } from "hono";
+import {
+  bootstrapRequestSchema,
+  configureRequestSchema,
+  connectRequestSchema,
+  sessionIdSchema,
+  spawnRequestSchema,
+  stopRequestSchema,
+} from "./schemas.ts";
+import type { ServiceHandlers } from "./service_handlers.ts";
+import { jsonBody, validParam } from "./validate.ts";
+
+/** The common routes, to mount under `/v1`. */
+export function serviceRoutes(handlers: ServiceHandlers): Hono {
+  const app = new Hono();
+  app.get("/health", (c) => c.json({ ok: true }));
+  app.post("/bootstrap", jsonBody(bootstrapRequestSchema), async (c) => {
+    return c.json(await handlers.bootstrap(c.req.valid("json")));
+  });
+  app.post("/configure", jsonBody(configureRequestSchema), async (c) => {
+    return c.json(await handlers.configure(c.req.valid("json")));
+  });
+  app.post("/spawn", jsonBody(spawnRequestSchema), async (c) => {
+    return c.json(await handlers.spawn(c.req.valid("json")), 201);
+  });
+  app.get("/status", (c) => c.json(handlers.status()));
+  app.post("/sessions/:id", async (c) => {
+    const session = validParam(c, "id", sessionIdSchema);
+    return c.json({ sessions: await handlers.openSession(session) });
+  });
+  app.delete("/sessions/:id", async (c) => {
+    const session = validParam(c, "id", sessionIdSchema);
+    return c.json({ sessions: await handlers.closeSession(session) });
+  });
+  app.post("/connect", jsonBody(connectRequestSchema), async (c) => {
+    return c.json(await handlers.connect(c.req.valid("json")));
+  });
+  app.post("/stop", jsonBody(stopRequestSchema), async (c) => {
+    await handlers.stop(c.req.valid("json").reason);
+    return c.json({ state: "STOPPED" });
+  });
+  return app;
+}

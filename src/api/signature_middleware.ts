@@ -1,0 +1,81 @@
+/**
+ * Middleware that makes every management request signed (DESIGN.md "Signed
+ * management requests"): it verifies the RFC 9421 signature of the request and
+ * signs the answer, binding it to the request's nonce.
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { FabricKeys } from "../crypto/keys.ts";
+import type { ReplayCache } from "../crypto/replay_cache.ts";
+import { signResponse, signStreamResponse, verifyRequest } from "../crypto/signing.ts";
+
+/** Options of {@linkcode signatures}. */
+export interface SignatureOptions {
+  /** This service's ID; requests must name it in `Fabric-Target`. */
+  serviceId: string;
+  /** The fabric keys, or null while the service has not bootstrapped yet. */
+  keys: () => FabricKeys | null;
+  /** Nonces seen within their validity window. */
+  replayCache: ReplayCache;
+  /** Paths that are not signed (the bootstrap proof and the liveness probe). */
+  unsigned: readonly string[];
+}
+
+/** Context variables set by {@linkcode signatures}. */
+export interface SignatureVariables {
+  /** The verified request's nonce. */
+  nonce: string;
+}
+
+/**
+ * Builds the signature middleware.
+ * @throws {TypeError} when `serviceId` is empty.
+ */
+export function signatures(
+  options: SignatureOptions,
+): MiddlewareHandler<{ Variables: SignatureVariables }> {
+  if (!options.serviceId) throw new TypeError("Signature middleware needs the service ID");
+  const unsigned = new Set(options.unsigned);
+  return async (c, next) => {
+    if (unsigned.has(c.req.path)) return await next();
+    const keys = options.keys();
+    if (!keys) {
+      throw new HTTPException(503, {
+        message: "Service is not bootstrapped yet: retry in a moment",
+      });
+    }
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    const verdict = await verifyRequest(
+      { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
+      {
+        publicKey: keys.publicKey,
+        fingerprint: keys.fingerprint,
+        serviceId: options.serviceId,
+        replayCache: options.replayCache,
+      },
+    );
+    if (!verdict.ok) throw new HTTPException(401, { message: verdict.reason });
+    c.set("nonce", verdict.nonce);
+    await next();
+    const answer = c.res;
+    if (answer.headers.get("content-type")?.startsWith("text/event-stream")) {
+      const headers = await signStreamResponse(
+        { status: answer.status, headers: answer.headers },
+        keys,
+        {
+          requestNonce: verdict.nonce,
+        },
+      );
+      c.res = new Response(answer.body, { status: answer.status, headers });
+      return;
+    }
+    const bytes = new Uint8Array(await answer.arrayBuffer());
+    const headers = await signResponse(
+      { status: answer.status, headers: answer.headers, body: bytes },
+      keys,
+      { requestNonce: verdict.nonce },
+    );
+    c.res = new Response(answer.status === 204 ? null : bytes, { status: answer.status, headers });
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * A small typed layer over `node:util` `parseArgs`: unknown flags and missing
+ * values become usage errors (exit 64) that name the flag and the help command.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { usage } from "./cli_error.ts";
+
+/** One flag: a string value or a boolean switch. */
+export type FlagSpec = { type: "string"; multiple?: boolean; short?: string } | {
+  type: "boolean";
+  short?: string;
+};
+
+/** Parsed flags and positional arguments. */
+export interface ParsedArgs {
+  flags: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parses `args` for `command`.
+ * @throws {CliError} (64) on an unknown flag or a flag without its value.
+ */
+export function parseFlags(
+  command: string,
+  args: string[],
+  spec: Record<string, FlagSpec>,
+): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...spec, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { flags: values as ParsedArgs["flags"], positionals };
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw usage(`${message}: see "fabricd ${command} --help"`);
+  }
+}
+
+/** A string flag's value, or undefined. */
+export function stringFlag(parsed: ParsedArgs, name: string): string | undefined {
+  const value = parsed.flags[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** A repeated string flag's values. */
+export function listFlag(parsed: ParsedArgs, name: string): string[] {
+  const value = parsed.flags[name];
+  return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
+}
+
+/**
+ * A positive integer flag, or `fallback`.
+ * @throws {CliError} (64) when the value is not a positive integer.
+ */
+export function intFlag(parsed: ParsedArgs, name: string, fallback: number): number {
+  const value = stringFlag(parsed, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw usage(`Invalid --${name} "${value}": give a whole number, 0 or more`);
+  }
+  return n;
+}

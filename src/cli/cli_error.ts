@@ -1,0 +1,51 @@
+/**
+ * The one error type commands throw: a message for a human and the exit code
+ * from the README's table. `main.ts` prints it without a stack trace.
+ * @module
+ */
+import { FabricFileError } from "../config/fabric_file.ts";
+import { KeyFileError } from "../crypto/keys.ts";
+import { FabricRequestError } from "../client/fabric_client.ts";
+import { EXIT } from "../types/mod.ts";
+
+/** A command failure with its exit code. */
+export class CliError extends Error {
+  /** The process exit code. */
+  readonly exitCode: number;
+  /** Builds the error. */
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CliError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** A usage error: exit 64 with the command's help hint. */
+export function usage(message: string): CliError {
+  return new CliError(message, EXIT.USAGE);
+}
+
+/** Maps any error to a CliError with the documented exit code. */
+export function toCliError(error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  if (error instanceof FabricFileError) {
+    return new CliError(error.message, error.missing ? EXIT.CONFIG : EXIT.DATA, { cause: error });
+  }
+  if (error instanceof KeyFileError) {
+    const missing = error.cause instanceof Deno.errors.NotFound;
+    return new CliError(error.message, missing ? EXIT.CONFIG : EXIT.DATA, { cause: error });
+  }
+  if (error instanceof FabricRequestError) {
+    return new CliError(error.message, error.status === 0 ? EXIT.UNREACHABLE : EXIT.FAILURE, {
+      cause: error,
+    });
+  }
+  if (error instanceof Deno.errors.AlreadyExists) {
+    return new CliError(error.message, EXIT.CONFIG, { cause: error });
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new CliError(`${error.message}: check the directory's permissions`, EXIT.CONFIG);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new CliError(`Unexpected error: ${message}`, EXIT.FAILURE, { cause: error });
+}

@@ -1,0 +1,81 @@
+/**
+ * What most commands start from: the fabric file, the fabric keys and signed
+ * clients to the registry and the root spawner.
+ * @module
+ */
+import {
+  type FabricFile,
+  keyPathOf,
+  loadFabricFile,
+  resolveFabricPath,
+} from "../config/fabric_file.ts";
+import { FabricClient, type Target } from "../client/fabric_client.ts";
+import { RegistryClient } from "../client/registry_client.ts";
+import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
+import { EXIT } from "../types/mod.ts";
+import { CliError } from "./cli_error.ts";
+
+/** A loaded fabric. */
+export interface FabricContext {
+  fabricPath: string;
+  fabric: FabricFile;
+  keys: FabricKeys;
+  client: FabricClient;
+  registry: RegistryClient;
+}
+
+/**
+ * Loads the fabric named by `--fabric`, `FABRIC_FILE` or `~/.fabric/fabric.yaml`.
+ * @throws {CliError} 78 when the file is missing or has no registry, 65 when malformed.
+ */
+export async function loadContext(fabricFlag: string | undefined): Promise<FabricContext> {
+  const fabricPath = resolveFabricPath(fabricFlag);
+  const fabric = await loadFabricFile(fabricPath);
+  const keys = await readKeyFile(keyPathOf(fabricPath, fabric));
+  if (keys.fingerprint !== fabric.fingerprint) {
+    throw new CliError(
+      `Key file of "${fabricPath}" has fingerprint ${keys.fingerprint}, the fabric file says ${fabric.fingerprint}: restore the right key file`,
+      EXIT.CONFIG,
+    );
+  }
+  if (fabric.registries.length === 0) {
+    throw new CliError(
+      `Fabric file "${fabricPath}" names no registry: start the fabric with "fabricd up"`,
+      EXIT.CONFIG,
+    );
+  }
+  const client = new FabricClient(keys);
+  return {
+    fabricPath,
+    fabric,
+    keys,
+    client,
+    registry: new RegistryClient(client, fabric.registries),
+  };
+}
+
+/**
+ * The service to send a request to: `id` looked up in the registry, or the root
+ * spawner of the fabric file.
+ * @throws {CliError} when the service is unknown or has no endpoint.
+ */
+export async function targetOf(context: FabricContext, id: string | undefined): Promise<Target> {
+  if (!id) {
+    if (context.fabric.spawner) return context.fabric.spawner;
+    throw new CliError(
+      `Fabric file "${context.fabricPath}" names no spawner: start the fabric with "fabricd up" or pass --via ID`,
+      EXIT.CONFIG,
+    );
+  }
+  const found = await context.registry.get(id);
+  if (!found) {
+    throw new CliError(`No service "${id}" in the registry: see "fabricd status"`, EXIT.FAILURE);
+  }
+  if (!found.record.endpoint) {
+    throw new CliError(
+      `Service "${id}" has no endpoint (state ${found.record.state})`,
+      EXIT.FAILURE,
+    );
+  }
+  return { id, url: found.record.endpoint };
+}

@@ -1,0 +1,197 @@
+/**
+ * Starting and stopping a local fabric: the root registry (SQLite) and the root
+ * spawner, as `fabricd up` and `fabricd demo` run them.
+ * @module
+ */
+import { join } from "node:path";
+import { type FabricFile, keyPathOf, saveFabricFile } from "../config/fabric_file.ts";
+import { FabricClient, type Target } from "../client/fabric_client.ts";
+import { RegistryClient } from "../client/registry_client.ts";
+import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
+import { LocalLauncher } from "../launchers/local.ts";
+import type { LaunchedProcess } from "../launchers/launcher.ts";
+import { newServiceId } from "../spawner/service_id.ts";
+import { EXIT, type ServiceRecord } from "../types/mod.ts";
+import { CliError } from "./cli_error.ts";
+
+/** Options of {@linkcode startLocalFabric}. */
+export interface LocalFabricOptions {
+  /** State directory: registry.db, logs. */
+  dir: string;
+  /** Registry port; 0 keeps the fabric file's port or picks a free one. */
+  port: number;
+  heartbeatMs: number;
+}
+
+/** A running local fabric. */
+export interface LocalFabric {
+  fabric: FabricFile;
+  keys: FabricKeys;
+  client: FabricClient;
+  registry: RegistryClient;
+  registryTarget: Target;
+  spawner: Target;
+  /** Stops every live service of the fabric, children first, registry last. */
+  stopAll(reason: string): Promise<number>;
+}
+
+/**
+ * Starts the root registry and the root spawner of the fabric at `fabricPath`,
+ * waits until both are ALIVE, and writes their endpoints into the fabric file.
+ * @throws {CliError} when either does not come up (the log file is named).
+ */
+export async function startLocalFabric(
+  fabricPath: string,
+  fabric: FabricFile,
+  options: LocalFabricOptions,
+): Promise<LocalFabric> {
+  const keyFile = keyPathOf(fabricPath, fabric);
+  const keys = await readKeyFile(keyFile);
+  const launcher = new LocalLauncher({ logDir: join(options.dir, "logs") });
+  const old = fabric.registries[0];
+  const registryId = old?.id ?? newServiceId("registry");
+  const port = options.port || (old ? Number(new URL(old.url).port) : 0) || freePort();
+  const registryTarget = { id: registryId, url: `http://127.0.0.1:${port}` };
+  const common = [
+    "--dir",
+    options.dir,
+    "--key",
+    keyFile,
+    "--heartbeat-ms",
+    String(options.heartbeatMs),
+  ];
+  const registryProcess = await launcher.launch({
+    id: registryId,
+    args: [
+      "--role",
+      "registry",
+      "--id",
+      registryId,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--store",
+      `sqlite:${join(options.dir, "registry.db")}`,
+      ...common,
+    ],
+    env: {},
+  });
+  const client = new FabricClient(keys, { timeoutMs: 5000 });
+  const registry = new RegistryClient(client, [registryTarget]);
+  await waitAlive(registry, registryId, registryProcess);
+  const spawnerId = fabric.spawner?.id ?? newServiceId("spawner");
+  const spawnerProcess = await launcher.launch({
+    id: spawnerId,
+    args: [
+      "--role",
+      "spawner",
+      "--id",
+      spawnerId,
+      "--registry",
+      `${registryId}@${registryTarget.url}`,
+      ...common,
+    ],
+    env: {},
+  });
+  const spawnerRecord = await waitAlive(registry, spawnerId, spawnerProcess);
+  const spawner = { id: spawnerId, url: spawnerRecord.endpoint };
+  const updated: FabricFile = {
+    ...fabric,
+    registries: [registryTarget],
+    spawner,
+    dir: options.dir,
+  };
+  await saveFabricFile(fabricPath, updated);
+  return {
+    fabric: updated,
+    keys,
+    client,
+    registry,
+    registryTarget,
+    spawner,
+    stopAll: (reason) => stopServices(client, registry, { reason }),
+  };
+}
+
+/** Options of {@linkcode stopServices}. */
+export interface StopServicesOptions {
+  reason: string;
+  /** Only these IDs; default every live service. */
+  ids?: string[];
+  /** Time to wait for each to be STOPPED, ms. Default 10000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Stops live services children first and registries last; returns how many
+ * were asked to stop.
+ */
+export async function stopServices(
+  client: FabricClient,
+  registry: RegistryClient,
+  options: StopServicesOptions,
+): Promise<number> {
+  const records = (await registry.list()).filter((r) =>
+    ["ALIVE", "SUSPECT", "CONFIGURING"].includes(r.state) &&
+    (!options.ids || options.ids.includes(r.id))
+  );
+  const order = (r: ServiceRecord): number => (r.role === "registry" ? -1 : r.route.length);
+  records.sort((a, b) => order(b) - order(a));
+  for (const record of records) {
+    try {
+      await client.call({ id: record.id, url: record.endpoint }, {
+        method: "POST",
+        path: "/v1/stop",
+        body: { reason: options.reason },
+      });
+    } catch {
+      // Unreachable: it is already gone or will be declared DEAD.
+      continue;
+    }
+    if (record.role !== "registry") {
+      await waitGone(registry, record.id, options.timeoutMs ?? 10_000);
+    }
+  }
+  return records.length;
+}
+
+async function waitAlive(
+  registry: RegistryClient,
+  id: string,
+  child: LaunchedProcess,
+): Promise<ServiceRecord> {
+  let exitCode: number | null = null;
+  child.exited.then((code) => (exitCode = code));
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (exitCode !== null) {
+      throw new CliError(
+        `Service "${id}" exited with code ${exitCode} while starting: see ${child.logFile}`,
+        EXIT.FAILURE,
+      );
+    }
+    const found = await registry.get(id).catch(() => undefined);
+    if (found?.record.state === "ALIVE" && found.record.pid === child.pid) return found.record;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  throw new CliError(
+    `Service "${id}" did not come up within 20 s: see ${child.logFile}`,
+    EXIT.FAILURE,
+  );
+}
+
+async function waitGone(registry: RegistryClient, id: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const found = await registry.get(id).catch(() => undefined);
+    if (!found || !["ALIVE", "SUSPECT"].includes(found.record.state)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}

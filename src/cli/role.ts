@@ -1,0 +1,96 @@
+/**
+ * `fabricd --role ROLE [flags]`: parses a service's command line and runs it.
+ * @module
+ */
+import { BUILT_ROLES, EXIT, type RegistryEndpoint, type Role, ROLES } from "../types/mod.ts";
+import { runService } from "../runtime/run_service.ts";
+import { homeDir } from "../config/fabric_file.ts";
+import { intFlag, parseFlags, stringFlag } from "./args.ts";
+import { CliError, usage } from "./cli_error.ts";
+import { join } from "node:path";
+
+/** Help text of `fabricd --role`. */
+export const ROLE_HELP = `fabricd --role ROLE [flags]: run one service
+
+Roles: ${ROLES.join(", ")} (built: ${BUILT_ROLES.join(", ")})
+
+Services are normally started by "fabricd up" and "fabricd spawn", which pass
+the one-time password in the environment (FABRIC_OTP, FABRIC_PARENT, FABRIC_PIN).
+
+Flags:
+  --id ID              service ID (a new one by default; a restart passes the old one)
+  --listen HOST:PORT   management address (default 127.0.0.1:0, any free port)
+  --dir DIR            state directory: logs, stores (default ~/.fabric)
+  --key FILE           root services only: the fabric key file
+  --registry ID@URL    root services only: the registry to register with
+  --store sqlite:PATH  registry only: where records live (default DIR/registry.db)
+  --heartbeat-ms N     heartbeat interval (default 2000)
+  --ttl-ms N           registry only: silence after which a service is DEAD (default 3 x heartbeat)
+`;
+
+/** Runs `fabricd --role ...`; resolves with the exit code. */
+export async function roleCommand(args: string[]): Promise<number> {
+  const parsed = parseFlags("--role", args, {
+    role: { type: "string" },
+    id: { type: "string" },
+    listen: { type: "string" },
+    dir: { type: "string" },
+    key: { type: "string" },
+    registry: { type: "string" },
+    store: { type: "string" },
+    "heartbeat-ms": { type: "string" },
+    "ttl-ms": { type: "string" },
+  });
+  if (parsed.flags.help) {
+    console.log(ROLE_HELP);
+    return EXIT.OK;
+  }
+  const role = stringFlag(parsed, "role") ?? "";
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw usage(`Unknown role "${role}": use one of ${ROLES.join(", ")}`);
+  }
+  if (!BUILT_ROLES.includes(role as Role)) {
+    throw new CliError(
+      `Role "${role}" is not built in this version of fabricd: the built roles are ${
+        BUILT_ROLES.join(", ")
+      }`,
+      EXIT.USAGE,
+    );
+  }
+  const [hostname, port] = parseListen(stringFlag(parsed, "listen") ?? "127.0.0.1:0");
+  const heartbeatMs = intFlag(parsed, "heartbeat-ms", 2000);
+  const options: Record<string, string> = { heartbeatMs: String(heartbeatMs) };
+  const store = stringFlag(parsed, "store");
+  if (store) options.store = store;
+  const ttl = stringFlag(parsed, "ttl-ms");
+  if (ttl) options.ttlMs = String(intFlag(parsed, "ttl-ms", 0));
+  const id = stringFlag(parsed, "id");
+  const key = stringFlag(parsed, "key");
+  return await runService({
+    role: role as Role,
+    ...(id ? { id } : {}),
+    ...(key ? { keyFile: key } : {}),
+    hostname,
+    port,
+    dir: stringFlag(parsed, "dir") ?? join(homeDir(), ".fabric"),
+    registries: parseRegistry(stringFlag(parsed, "registry")),
+    heartbeatMs,
+    options,
+  });
+}
+
+function parseListen(value: string): [string, number] {
+  const match = /^([^:]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) {
+    throw usage(`Invalid --listen "${value}": use HOST:PORT, e.g. 127.0.0.1:0`);
+  }
+  return [match[1]!, port];
+}
+
+function parseRegistry(value: string | undefined): RegistryEndpoint[] {
+  if (!value) return [];
+  const at = value.indexOf("@");
+  if (at < 1) throw usage(`Invalid --registry "${value}": use ID@URL`);
+  return [{ id: value.slice(0, at), url: value.slice(at + 1) }];
+}

@@ -1,0 +1,91 @@
+/**
+ * `fabricd session open|close|list`: an application's sessions, kept in the
+ * fabric file and registered with the services that serve them.
+ * @module
+ */
+import { saveFabricFile } from "../config/fabric_file.ts";
+import { sessionIdSchema } from "../api/schemas.ts";
+import { EXIT } from "../types/mod.ts";
+import { listFlag, parseFlags, stringFlag } from "./args.ts";
+import { usage } from "./cli_error.ts";
+import { loadContext, targetOf } from "./context.ts";
+
+/** Help text of `fabricd session`. */
+export const SESSION_HELP =
+  `fabricd session open [S] --service ID... | close S | list [--fabric FILE]
+
+  open [S]   records session S (a new ID if omitted) in the fabric file and
+             registers it with each --service ID
+  close S    deregisters S from every service serving it and forgets it
+  list       sessions of the fabric file and the services serving each
+`;
+
+/** Runs `fabricd session`. */
+export async function sessionCommand(args: string[]): Promise<number> {
+  const parsed = parseFlags("session", args, {
+    service: { type: "string", multiple: true },
+    fabric: { type: "string" },
+    json: { type: "boolean" },
+  });
+  const [action, name, ...extra] = parsed.positionals;
+  if (parsed.flags.help || !action) {
+    console.log(SESSION_HELP);
+    return parsed.flags.help ? EXIT.OK : EXIT.USAGE;
+  }
+  if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd session --help"`);
+  if (name !== undefined && !sessionIdSchema.safeParse(name).success) {
+    throw usage(`Invalid session "${name}": use 1-128 letters, digits, '.', '_' or '-'`);
+  }
+  const context = await loadContext(stringFlag(parsed, "fabric"));
+  const records = await context.registry.list();
+  if (action === "list") {
+    const sessions = new Set([...context.fabric.sessions, ...records.flatMap((r) => r.sessions)]);
+    if (parsed.flags.json) {
+      const out = [...sessions].map((s) => ({
+        session: s,
+        services: records.filter((r) => r.sessions.includes(s)).map((r) => r.id),
+      }));
+      console.log(JSON.stringify({ sessions: out }));
+      return EXIT.OK;
+    }
+    if (sessions.size === 0) console.log("No sessions.");
+    for (const s of [...sessions].sort()) {
+      const served = records.filter((r) => r.sessions.includes(s)).map((r) =>
+        `${r.id} (${r.state})`
+      );
+      console.log(`${s}: ${served.join(", ") || "no services"}`);
+    }
+    return EXIT.OK;
+  }
+  if (action === "open") {
+    const session = name ?? `ses-${crypto.randomUUID().slice(0, 8)}`;
+    for (const id of listFlag(parsed, "service")) {
+      const target = await targetOf(context, id);
+      await context.client.call(target, { method: "POST", path: `/v1/sessions/${session}` });
+    }
+    if (!context.fabric.sessions.includes(session)) {
+      await saveFabricFile(context.fabricPath, {
+        ...context.fabric,
+        sessions: [...context.fabric.sessions, session],
+      });
+    }
+    console.log(session);
+    return EXIT.OK;
+  }
+  if (action === "close") {
+    if (!name) throw usage('Missing session: "fabricd session close S"');
+    for (const record of records.filter((r) => r.sessions.includes(name))) {
+      await context.client.call({ id: record.id, url: record.endpoint }, {
+        method: "DELETE",
+        path: `/v1/sessions/${name}`,
+      }).catch(() => context.registry.setSession(record.id, name, false));
+    }
+    await saveFabricFile(context.fabricPath, {
+      ...context.fabric,
+      sessions: context.fabric.sessions.filter((s) => s !== name),
+    });
+    console.log(`Closed ${name}`);
+    return EXIT.OK;
+  }
+  throw usage(`Unknown action "${action}": use open, close or list`);
+}

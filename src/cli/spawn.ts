@@ -1,0 +1,71 @@
+/**
+ * `fabricd spawn --role R [--on URL] [--via ID]`: asks a service (the root
+ * spawner by default) to grow the fabric by one service.
+ * @module
+ */
+import { FabricRequestError } from "../client/fabric_client.ts";
+import { EXIT, ROLES, type SpawnResult } from "../types/mod.ts";
+import { listFlag, parseFlags, stringFlag } from "./args.ts";
+import { CliError, usage } from "./cli_error.ts";
+import { loadContext, targetOf } from "./context.ts";
+
+/** Help text of `fabricd spawn`. */
+export const SPAWN_HELP = `fabricd spawn --role ROLE [--on URL] [--via ID] [--session S]... [--json]
+
+Starts a new service through a running one: the named service (--via, default
+the root spawner) launches it, hands it the fabric keys with a one-time password,
+configures it and answers once it is ALIVE.
+
+  --role ROLE     one of ${ROLES.join(", ")}
+  --on URL        launcher: local:// (default)
+  --via ID        the service that spawns (default: the fabric's root spawner)
+  --session S     a session the new service serves (repeatable)
+  --fabric FILE   fabric file (default: FABRIC_FILE, then ~/.fabric/fabric.yaml)
+  --json          print the answer as JSON
+`;
+
+/** Runs `fabricd spawn`. */
+export async function spawnCommand(args: string[]): Promise<number> {
+  const parsed = parseFlags("spawn", args, {
+    role: { type: "string" },
+    on: { type: "string" },
+    via: { type: "string" },
+    session: { type: "string", multiple: true },
+    fabric: { type: "string" },
+    json: { type: "boolean" },
+  });
+  if (parsed.flags.help) {
+    console.log(SPAWN_HELP);
+    return EXIT.OK;
+  }
+  const role = stringFlag(parsed, "role");
+  if (!role) throw usage('Missing --role: e.g. "fabricd spawn --role spawner"');
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw usage(`Unknown role "${role}": use one of ${ROLES.join(", ")}`);
+  }
+  const context = await loadContext(stringFlag(parsed, "fabric"));
+  const via = await targetOf(context, stringFlag(parsed, "via"));
+  let result: SpawnResult;
+  try {
+    result = await context.client.call<SpawnResult>(via, {
+      method: "POST",
+      path: "/v1/spawn",
+      body: {
+        role,
+        on: stringFlag(parsed, "on") ?? "local://",
+        sessions: listFlag(parsed, "session"),
+      },
+    }, { timeoutMs: 120_000 });
+  } catch (error) {
+    if (error instanceof FabricRequestError && error.status !== 0) {
+      const exit = typeof error.body.exitCode === "number"
+        ? ` (child exit ${error.body.exitCode})`
+        : "";
+      throw new CliError(`${error.message}${exit}`, EXIT.FAILURE, { cause: error });
+    }
+    throw error;
+  }
+  if (parsed.flags.json) console.log(JSON.stringify(result));
+  else console.log(`${result.id} ${result.state} at ${result.endpoint} (via ${via.id})`);
+  return EXIT.OK;
+}

@@ -1,0 +1,86 @@
+/**
+ * `fabricd status`: the fabric as a tree (ID, role, host, pid, state,
+ * heartbeat age), or `--json`.
+ * @module
+ */
+import type { ServiceRecord } from "../types/mod.ts";
+import { EXIT } from "../types/mod.ts";
+import { parseFlags, stringFlag } from "./args.ts";
+import { loadContext } from "./context.ts";
+
+/** Help text of `fabricd status`. */
+export const STATUS_HELP = `fabricd status [--fabric FILE] [--json] [--all]
+
+Shows every service of the fabric as the spawn tree: ID, role, host, pid, state,
+incarnation and the age of its last heartbeat. Stopped services are hidden unless
+--all is given. --json prints the registry's records.
+`;
+
+/** Runs `fabricd status`. */
+export async function statusCommand(args: string[]): Promise<number> {
+  const parsed = parseFlags("status", args, {
+    fabric: { type: "string" },
+    json: { type: "boolean" },
+    all: { type: "boolean" },
+  });
+  if (parsed.flags.help) {
+    console.log(STATUS_HELP);
+    return EXIT.OK;
+  }
+  const context = await loadContext(stringFlag(parsed, "fabric"));
+  const records = await context.registry.list();
+  if (parsed.flags.json) {
+    console.log(JSON.stringify({ services: records }, null, 2));
+    return EXIT.OK;
+  }
+  const shown = parsed.flags.all
+    ? records
+    : records.filter((r) => !["STOPPED", "LOST"].includes(r.state));
+  console.log(renderTree(shown, Date.now()));
+  return EXIT.OK;
+}
+
+/**
+ * Draws records as a tree by parent. Records whose parent is not shown are roots.
+ */
+export function renderTree(records: ServiceRecord[], now: number): string {
+  const ids = new Set(records.map((r) => r.id));
+  const children = new Map<string, ServiceRecord[]>();
+  const roots: ServiceRecord[] = [];
+  for (const record of records) {
+    if (record.parent && ids.has(record.parent)) {
+      const list = children.get(record.parent) ?? [];
+      list.push(record);
+      children.set(record.parent, list);
+    } else {
+      roots.push(record);
+    }
+  }
+  const rows: string[][] = [["SERVICE", "ROLE", "HOST", "PID", "STATE", "INC", "HEARTBEAT"]];
+  const walk = (record: ServiceRecord, prefix: string, last: boolean, depth: number): void => {
+    const branch = depth === 0 ? "" : `${prefix}${last ? "└─ " : "├─ "}`;
+    rows.push([
+      branch + record.id,
+      record.role,
+      record.host || "-",
+      record.pid ? String(record.pid) : "-",
+      record.state,
+      String(record.incarnation),
+      heartbeatAge(record, now),
+    ]);
+    const kids = children.get(record.id) ?? [];
+    const nextPrefix = depth === 0 ? "" : prefix + (last ? "   " : "│  ");
+    kids.forEach((kid, i) => walk(kid, nextPrefix, i === kids.length - 1, depth + 1));
+  };
+  roots.forEach((root, i) => walk(root, "", i === roots.length - 1, 0));
+  if (rows.length === 1) return "No services in the registry.";
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => [...row[col]!].length)));
+  return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join("  ").trimEnd())
+    .join("\n");
+}
+
+function heartbeatAge(record: ServiceRecord, now: number): string {
+  if (!record.lastHeartbeat) return "-";
+  const seconds = Math.max(0, (now - record.lastHeartbeat) / 1000);
+  return seconds < 60 ? `${seconds.toFixed(1)}s ago` : `${Math.round(seconds / 60)}m ago`;
+}

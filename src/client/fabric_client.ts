@@ -1,0 +1,227 @@
+/**
+ * The signed HTTP client every fabric member and command uses: it signs each
+ * request with the fabric key, names its target service, and accepts only
+ * answers signed by the fabric for that very request.
+ * @module
+ */
+import type { FabricKeys } from "../crypto/keys.ts";
+import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
+
+/** A service to talk to: its ID (the signature's target) and its URL. */
+export interface Target {
+  id: string;
+  url: string;
+}
+
+/** An answer that is not 2xx; `status` 0 means the service could not be reached. */
+export class FabricRequestError extends Error {
+  /** HTTP status, or 0 when there was no answer. */
+  readonly status: number;
+  /** The answer's JSON body, when there was one. */
+  readonly body: Record<string, unknown>;
+  /** Builds the error. */
+  constructor(
+    message: string,
+    status: number,
+    body: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "FabricRequestError";
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** Options of {@linkcode FabricClient}. */
+export interface FabricClientOptions {
+  /** Time allowed for one request, ms. Default 15000. */
+  timeoutMs?: number;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Overrides the client's timeout for this call, ms. */
+  timeoutMs?: number;
+  /** Cancels the call. */
+  signal?: AbortSignal;
+}
+
+/** Signed requests to fabric services, verified answers. */
+export class FabricClient {
+  #keys: FabricKeys;
+  #timeoutMs: number;
+
+  /** A client signing with `keys`. */
+  constructor(keys: FabricKeys, options: FabricClientOptions = {}) {
+    this.#keys = keys;
+    this.#timeoutMs = options.timeoutMs ?? 15_000;
+  }
+
+  /**
+   * Sends a signed request and returns the verified JSON answer.
+   *
+   * @throws {FabricRequestError} on a non-2xx answer (with its status and error
+   * message), an unsigned or forged answer (status 502) or no answer (status 0).
+   */
+  async call<T>(
+    target: Target,
+    request: { method: string; path: string; body?: unknown },
+    options: CallOptions = {},
+  ): Promise<T> {
+    const url = new URL(request.path, target.url);
+    const body = request.body === undefined
+      ? new Uint8Array()
+      : new TextEncoder().encode(JSON.stringify(request.body));
+    const headers = new Headers({ accept: "application/json" });
+    if (request.body !== undefined) headers.set("content-type", "application/json");
+    const signed = await signRequest(
+      { method: request.method, url, headers, body },
+      this.#keys,
+      { target: target.id },
+    );
+    const answer = await this.#fetch(
+      url,
+      {
+        method: request.method,
+        headers: signed.headers,
+        ...(body.length > 0 ? { body } : {}),
+      },
+      target,
+      options,
+    );
+    const bytes = new Uint8Array(await answer.arrayBuffer());
+    const verdict = await verifyResponse(
+      { status: answer.status, headers: answer.headers, body: bytes },
+      {
+        publicKey: this.#keys.publicKey,
+        fingerprint: this.#keys.fingerprint,
+        requestNonce: signed.nonce,
+      },
+    );
+    const json = parseJson(bytes);
+    if (!verdict.ok) {
+      const said = typeof json.error === "string" ? `: ${json.error}` : "";
+      throw new FabricRequestError(
+        `Answer of "${target.id}" (${answer.status}) is not signed by this fabric (${verdict.reason})${said}`,
+        answer.status >= 400 ? answer.status : 502,
+        json,
+      );
+    }
+    if (!answer.ok) {
+      const message = typeof json.error === "string" ? json.error : `HTTP ${answer.status}`;
+      throw new FabricRequestError(message, answer.status, json);
+    }
+    return json as T;
+  }
+
+  /**
+   * Opens a signed server-sent-event stream and calls `onEvent` for each event
+   * until `signal` aborts or the stream ends.
+   *
+   * @throws {FabricRequestError} when the stream cannot be opened or is not signed.
+   */
+  async stream(
+    target: Target,
+    path: string,
+    onEvent: (event: { id: string; event: string; data: string }) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const url = new URL(path, target.url);
+    const signed = await signRequest(
+      {
+        method: "GET",
+        url,
+        headers: new Headers({ accept: "text/event-stream" }),
+        body: new Uint8Array(),
+      },
+      this.#keys,
+      { target: target.id },
+    );
+    const answer = await this.#fetch(url, { headers: signed.headers }, target, {
+      signal,
+      timeoutMs: 0,
+    });
+    const verdict = await verifyStreamResponse({ status: answer.status, headers: answer.headers }, {
+      publicKey: this.#keys.publicKey,
+      fingerprint: this.#keys.fingerprint,
+      requestNonce: signed.nonce,
+    });
+    if (!answer.ok || !verdict.ok || !answer.body) {
+      const text = await answer.text().catch(() => "");
+      throw new FabricRequestError(
+        `Cannot follow "${path}" on "${target.id}": HTTP ${answer.status} ${text}`.trim(),
+        answer.ok ? 502 : answer.status,
+      );
+    }
+    await readEvents(answer.body, onEvent);
+  }
+
+  async #fetch(
+    url: URL,
+    init: RequestInit,
+    target: Target,
+    options: CallOptions,
+  ): Promise<Response> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const signals = [options.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined]
+      .filter((s): s is AbortSignal => s !== undefined);
+    try {
+      return await fetch(url, { ...init, signal: AbortSignal.any(signals) });
+    } catch (cause) {
+      const why = cause instanceof DOMException && cause.name === "TimeoutError"
+        ? `no answer within ${timeoutMs} ms`
+        : cause instanceof Error
+        ? cause.message
+        : String(cause);
+      throw new FabricRequestError(
+        `Cannot reach service "${target.id}" at ${target.url}: ${why}`,
+        0,
+        {},
+        { cause },
+      );
+    }
+  }
+}
+
+function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  if (bytes.length === 0) return {};
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof value === "object" && value !== null ? value as Record<string, unknown> : {};
+  } catch {
+    return {};
+  }
+}
+
+async function readEvents(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (event: { id: string; event: string; data: string }) => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  try {
+    for await (const chunk of body) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = { id: "", event: "message", data: "" };
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "data") data.push(value);
+          else if (field === "id") event.id = value;
+          else if (field === "event") event.event = value;
+        }
+        if (data.length > 0) onEvent({ ...event, data: data.join("\n") });
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof DOMException && error.name === "AbortError")) throw error;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Talking to the registry from a service, a command or an application. Holds
+ * every registry endpoint and moves to the next one when one cannot be reached.
+ * @module
+ */
+import type {
+  RegistryEndpoint,
+  RegistryEvent,
+  ServiceRecord,
+  ServiceState,
+  Transition,
+} from "../types/mod.ts";
+import { type CallOptions, type FabricClient, FabricRequestError } from "./fabric_client.ts";
+
+/** Registry operations over signed requests. */
+export class RegistryClient {
+  #client: FabricClient;
+  #endpoints: RegistryEndpoint[];
+  #current = 0;
+
+  /**
+   * A client for the registry at `endpoints`.
+   * @throws {TypeError} when no endpoint is given.
+   */
+  constructor(client: FabricClient, endpoints: RegistryEndpoint[]) {
+    if (endpoints.length === 0) {
+      throw new TypeError(
+        'No registry endpoint: start a fabric with "fabricd up" or give the registry in the fabric file',
+      );
+    }
+    this.#client = client;
+    this.#endpoints = endpoints;
+  }
+
+  /** The registry endpoints, the one in use first. */
+  get endpoints(): RegistryEndpoint[] {
+    return [...this.#endpoints.slice(this.#current), ...this.#endpoints.slice(0, this.#current)];
+  }
+
+  /** Every record. */
+  async list(options?: CallOptions): Promise<ServiceRecord[]> {
+    const answer = await this.#call<{ services: ServiceRecord[] }>(
+      { method: "GET", path: "/v1/registry/services" },
+      options,
+    );
+    return answer.services;
+  }
+
+  /** One record with its transitions, or undefined when unknown. */
+  async get(id: string): Promise<{ record: ServiceRecord; transitions: Transition[] } | undefined> {
+    try {
+      return await this.#call({ method: "GET", path: `/v1/registry/services/${id}` });
+    } catch (error) {
+      if (error instanceof FabricRequestError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes a whole record. */
+  async put(record: ServiceRecord, reason: string): Promise<ServiceRecord> {
+    const answer = await this.#call<{ record: ServiceRecord }>({
+      method: "PUT",
+      path: `/v1/registry/services/${record.id}`,
+      body: { record, reason },
+    });
+    return answer.record;
+  }
+
+  /** Moves a service to a new state. */
+  async transition(
+    id: string,
+    change: { incarnation: number; to: ServiceState; reason: string },
+  ): Promise<ServiceRecord> {
+    const answer = await this.#call<{ record: ServiceRecord }>({
+      method: "POST",
+      path: `/v1/registry/services/${id}/transitions`,
+      body: change,
+    });
+    return answer.record;
+  }
+
+  /** Records a heartbeat; answers the state the registry holds. */
+  heartbeat(
+    id: string,
+    incarnation: number,
+    options?: CallOptions,
+  ): Promise<{ state: ServiceState; incarnation: number }> {
+    return this.#call({
+      method: "POST",
+      path: `/v1/registry/services/${id}/heartbeat`,
+      body: { incarnation },
+    }, options);
+  }
+
+  /** Adds (`present`) or removes a session of a service. */
+  async setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
+    const answer = await this.#call<{ record: ServiceRecord }>({
+      method: present ? "PUT" : "DELETE",
+      path: `/v1/registry/services/${id}/sessions/${encodeURIComponent(session)}`,
+    });
+    return answer.record;
+  }
+
+  /**
+   * Follows the change stream from `since` until `signal` aborts.
+   * @throws {FabricRequestError} when no registry accepts the stream.
+   */
+  async watch(
+    since: number,
+    onEvent: (event: RegistryEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const endpoint = this.#endpoints[this.#current]!;
+    await this.#client.stream(endpoint, `/v1/registry/watch?since=${since}`, (event) => {
+      onEvent(JSON.parse(event.data) as RegistryEvent);
+    }, signal);
+  }
+
+  async #call<T>(
+    request: { method: string; path: string; body?: unknown },
+    options?: CallOptions,
+  ): Promise<T> {
+    let last: unknown;
+    for (let tried = 0; tried < this.#endpoints.length; tried++) {
+      const endpoint = this.#endpoints[this.#current]!;
+      try {
+        return await this.#client.call<T>(endpoint, request, options);
+      } catch (error) {
+        if (!(error instanceof FabricRequestError) || error.status !== 0) throw error;
+        last = error;
+        this.#current = (this.#current + 1) % this.#endpoints.length;
+      }
+    }
+    throw last;
+  }
+}

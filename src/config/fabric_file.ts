@@ -1,0 +1,169 @@
+/**
+ * The fabric file: what an operator or an application needs to reach a fabric
+ * again (DESIGN.md "Words"): the key file, the fingerprint, the registry
+ * endpoints, the root spawner and the application's sessions.
+ * @module
+ */
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { isMap, isSeq, LineCounter, parseDocument, stringify } from "yaml";
+import { z } from "zod";
+
+const endpointSchema = z.object({
+  id: z.string().min(1),
+  url: z.url({ protocol: /^https?$/ }),
+});
+
+const fabricFileSchema = z.object({
+  version: z.literal(1),
+  key: z.string().min(1),
+  fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must look like sha256:<64 hex digits>"),
+  registries: z.array(endpointSchema).default([]),
+  spawner: endpointSchema.optional(),
+  sessions: z.array(z.string().min(1)).default([]),
+  dir: z.string().min(1).optional(),
+});
+
+/** The fabric file's content, validated. */
+export type FabricFile = z.infer<typeof fabricFileSchema>;
+
+/** A fabric file that cannot be read or does not hold what it must. */
+export class FabricFileError extends Error {
+  /** Path of the file. */
+  readonly path: string;
+  /** 1-based line of the problem, 0 when it is not about one place. */
+  readonly line: number;
+  /** 1-based column of the problem, 0 when it is not about one place. */
+  readonly column: number;
+  /** Whether the file was missing rather than malformed. */
+  readonly missing: boolean;
+
+  /** Builds the error; `where` locates the problem in the file. */
+  constructor(
+    message: string,
+    where: { path: string; line?: number; column?: number; missing?: boolean },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "FabricFileError";
+    this.path = where.path;
+    this.line = where.line ?? 0;
+    this.column = where.column ?? 0;
+    this.missing = where.missing ?? false;
+  }
+}
+
+/** Options of {@linkcode resolveFabricPath}. */
+export interface ResolveFabricPathOptions {
+  /** Environment to read `FABRIC_FILE` and `HOME` from. Default `Deno.env`. */
+  env?: { get(name: string): string | undefined };
+}
+
+/**
+ * Finds the fabric file: `--fabric FILE`, then `FABRIC_FILE`, then
+ * `~/.fabric/fabric.yaml`.
+ */
+export function resolveFabricPath(
+  flag: string | undefined,
+  options: ResolveFabricPathOptions = {},
+): string {
+  const env = options.env ?? Deno.env;
+  if (flag) return resolve(flag);
+  const fromEnv = env.get("FABRIC_FILE");
+  if (fromEnv) return resolve(fromEnv);
+  return join(homeDir(env), ".fabric", "fabric.yaml");
+}
+
+/** The user's home directory, from `HOME`. */
+export function homeDir(env: { get(name: string): string | undefined } = Deno.env): string {
+  return env.get("HOME") ?? env.get("USERPROFILE") ?? "/";
+}
+
+/**
+ * Reads and validates a fabric file.
+ *
+ * @throws {FabricFileError} when the file is missing (`missing`), is not YAML or
+ * lacks a field; `line` and `column` point at the problem.
+ */
+export async function loadFabricFile(path: string): Promise<FabricFile> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw new FabricFileError(
+        `No fabric file at "${path}": run "fabricd init" or "fabricd up" first, or pass --fabric FILE`,
+        { path, missing: true },
+        { cause },
+      );
+    }
+    throw new FabricFileError(`Cannot read fabric file "${path}": ${String(cause)}`, { path }, {
+      cause,
+    });
+  }
+  return parseFabricFile(text, path);
+}
+
+/**
+ * Parses fabric-file text; `path` only names the file in errors.
+ *
+ * @throws {FabricFileError} on YAML syntax errors or invalid fields, with line and column.
+ */
+export function parseFabricFile(text: string, path: string): FabricFile {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const syntax = doc.errors[0];
+  if (syntax) {
+    const at = lines.linePos(syntax.pos[0]);
+    throw new FabricFileError(
+      `${path}:${at.line}:${at.col}: ${
+        firstLine(syntax.message)
+      }: fix the YAML or run "fabricd init --force"`,
+      { path, line: at.line, column: at.col },
+    );
+  }
+  const parsed = fabricFileSchema.safeParse(doc.toJS() ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const keys = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
+  const at = locate(doc, keys, lines);
+  const field = keys.join(".") || "(top level)";
+  throw new FabricFileError(
+    `${path}:${at.line}:${at.col}: field "${field}": ${issue.message}`,
+    { path, line: at.line, column: at.col },
+  );
+}
+
+/**
+ * Writes a fabric file atomically (temporary file, then rename), mode 0600.
+ */
+export async function saveFabricFile(path: string, fabric: FabricFile): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  const header = "# fabricd fabric file: keep it; it is how you reconnect to this fabric\n";
+  await Deno.writeTextFile(tmp, header + stringify(fabric), { mode: 0o600 });
+  await Deno.rename(tmp, path);
+}
+
+/** The key file's absolute path; a relative `key` is relative to the fabric file. */
+export function keyPathOf(fabricPath: string, fabric: FabricFile): string {
+  return isAbsolute(fabric.key) ? fabric.key : join(dirname(fabricPath), fabric.key);
+}
+
+function locate(
+  doc: ReturnType<typeof parseDocument>,
+  keys: (string | number)[],
+  lines: LineCounter,
+): { line: number; col: number } {
+  for (let n = keys.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true);
+    const range = (node as { range?: [number, number, number] } | undefined)?.range;
+    if (range && (n > 0 || isMap(node) || isSeq(node))) {
+      return lines.linePos(range[0]);
+    }
+  }
+  return { line: 1, col: 1 };
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0] ?? message;
+}

@@ -1,0 +1,90 @@
+/**
+ * Failure detection in the registry: a service whose heartbeats stop becomes
+ * SUSPECT, then DEAD, each with the reason and time stored.
+ * @module
+ */
+import type { Registry } from "../registry/registry.ts";
+import { log } from "../runtime/logging.ts";
+
+/** Heartbeat timing, shared by the services and the registry. */
+export interface LivenessSettings {
+  /** How often services heartbeat, ms. Default 2000. */
+  heartbeatMs: number;
+  /** Silence after which a service is SUSPECT, ms. Default 2 x heartbeatMs. */
+  suspectMs: number;
+  /** Silence after which a service is DEAD (the TTL), ms. Default 3 x heartbeatMs. */
+  ttlMs: number;
+}
+
+/** Settings derived from a heartbeat interval, with optional overrides. */
+export function livenessSettings(
+  heartbeatMs = 2000,
+  overrides: Partial<LivenessSettings> = {},
+): LivenessSettings {
+  const ttlMs = overrides.ttlMs ?? heartbeatMs * 3;
+  return {
+    heartbeatMs,
+    ttlMs,
+    suspectMs: overrides.suspectMs ?? Math.min(heartbeatMs * 2, ttlMs),
+  };
+}
+
+/** A running sweeper; `stop()` is idempotent. */
+export interface LivenessSweeper {
+  stop(): void;
+  /** Runs one sweep now (tests and benchmarks). */
+  sweep(): Promise<void>;
+}
+
+/**
+ * Starts sweeping `registry` every eighth of the suspect time (at most every 250 ms).
+ * Nobody is declared anything until a full TTL after the sweeper started, so a
+ * restarted registry does not mass-declare deaths (DESIGN.md, issue 4).
+ */
+export function startLivenessSweeper(
+  registry: Registry,
+  settings: LivenessSettings,
+): LivenessSweeper {
+  const logger = log("liveness");
+  const graceUntil = registry.now() + settings.ttlMs;
+  let running = false;
+  const sweep = async (): Promise<void> => {
+    if (running) return;
+    running = true;
+    try {
+      const now = registry.now();
+      if (now < graceUntil) return;
+      for (const record of await registry.list()) {
+        if (record.state !== "ALIVE" && record.state !== "SUSPECT") continue;
+        const silence = now -
+          Math.max(record.lastHeartbeat, record.updated, graceUntil - settings.ttlMs);
+        const seconds = (silence / 1000).toFixed(1);
+        try {
+          if (silence > settings.ttlMs) {
+            await registry.transition(record.id, {
+              incarnation: record.incarnation,
+              to: "DEAD",
+              reason: `No heartbeat for ${seconds} s (TTL ${settings.ttlMs / 1000} s)`,
+            });
+          } else if (silence > settings.suspectMs && record.state === "ALIVE") {
+            await registry.transition(record.id, {
+              incarnation: record.incarnation,
+              to: "SUSPECT",
+              reason: `No heartbeat for ${seconds} s`,
+            });
+          }
+        } catch (error) {
+          // A heartbeat or a new incarnation raced the sweep; the next sweep sees it.
+          logger.debug("Sweep skipped {id}: {error}", { id: record.id, error: String(error) });
+        }
+      }
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(
+    () => void sweep(),
+    Math.min(250, Math.max(20, settings.suspectMs / 8)),
+  );
+  return { stop: () => clearInterval(timer), sweep };
+}

@@ -1,0 +1,49 @@
+/**
+ * How a process is started on a target (DESIGN.md "Words": launcher), in the
+ * URL style of SAGA job adaptors: `local://`, later `ssh://` and `slurm://`.
+ * @module
+ */
+
+/** What to start. Secrets travel in `env` only, never in `args`. */
+export interface LaunchSpec {
+  /** Service ID of the new process. */
+  id: string;
+  /** Arguments after the fabricd executable, e.g. `--role spawner --id x`. */
+  args: string[];
+  /** Environment for the new process: `FABRIC_OTP`, `FABRIC_PARENT`, `FABRIC_PIN`. */
+  env: Record<string, string>;
+}
+
+/** A started process, as far as the launcher can see it. */
+export interface LaunchedProcess {
+  /** Process ID on the target (0 when the launcher cannot tell). */
+  pid: number;
+  /** Host name of the target. */
+  host: string;
+  /** Where the process writes its log. */
+  logFile: string;
+  /** Resolves with the exit code when the process ends. */
+  exited: Promise<number>;
+  /** Sends a signal to the process; a process already gone is not an error. */
+  kill(signal?: Deno.Signal): void;
+}
+
+/** Starts processes on one kind of target. */
+export interface Launcher {
+  /** The launcher's URL, e.g. `local://`. */
+  readonly url: string;
+  /**
+   * Starts a process.
+   * @throws {Error} with a reason a human can act on when it cannot start.
+   */
+  launch(spec: LaunchSpec): Promise<LaunchedProcess>;
+}
+
+/** A launcher URL that is malformed or names a launcher this build lacks. */
+export class LauncherUrlError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "LauncherUrlError";
+  }
+}

@@ -1,0 +1,78 @@
+import type { Role, ServiceRecord, ServiceState } from "../types/mod.ts";
+
+/** Tables of the SQLite registry; `IF NOT EXISTS` so opening is idempotent. */
+export const _SCHEMA = `
+CREATE TABLE IF NOT EXISTS services (
+  id TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  state TEXT NOT NULL,
+  incarnation INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  endpoint TEXT NOT NULL,
+  parent TEXT NOT NULL,
+  route TEXT NOT NULL,
+  launcher TEXT NOT NULL,
+  image_hash TEXT NOT NULL,
+  sessions TEXT NOT NULL,
+  started INTEGER NOT NULL,
+  last_heartbeat INTEGER NOT NULL,
+  restarts INTEGER NOT NULL,
+  last_failure TEXT NOT NULL,
+  updated INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS transitions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL,
+  incarnation INTEGER NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS transitions_by_id ON transitions (id, seq);
+`;
+
+/** A `services` row as SQLite returns it. */
+export interface ServiceRow {
+  id: string;
+  role: string;
+  state: string;
+  incarnation: number;
+  host: string;
+  pid: number;
+  endpoint: string;
+  parent: string;
+  route: string;
+  launcher: string;
+  image_hash: string;
+  sessions: string;
+  started: number;
+  last_heartbeat: number;
+  restarts: number;
+  last_failure: string;
+  updated: number;
+}
+
+/** Turns a row into a record. */
+export function _rowToRecord(row: ServiceRow): ServiceRecord {
+  return {
+    id: row.id,
+    role: row.role as Role,
+    state: row.state as ServiceState,
+    incarnation: row.incarnation,
+    host: row.host,
+    pid: row.pid,
+    endpoint: row.endpoint,
+    parent: row.parent,
+    route: JSON.parse(row.route) as string[],
+    launcher: row.launcher,
+    imageHash: row.image_hash,
+    sessions: JSON.parse(row.sessions) as string[],
+    started: row.started,
+    lastHeartbeat: row.last_heartbeat,
+    restarts: row.restarts,
+    lastFailure: row.last_failure,
+    updated: row.updated,
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * The registry's logic, free of HTTP: records, transitions with time and reason,
+ * heartbeats, sessions and the change stream. Routes in `routes.ts` translate.
+ * @module
+ */
+import type { RegistryEvent, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+import type { RegistryStore, StoreChange } from "./store.ts";
+
+/** Options of {@linkcode Registry}. */
+export interface RegistryOptions {
+  /** Clock in ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** A change-stream listener; it must not throw. */
+export type RegistryListener = (event: RegistryEvent) => void;
+
+/** Records, transitions and the change stream over one {@linkcode RegistryStore}. */
+export class Registry {
+  #store: RegistryStore;
+  #now: () => number;
+  #listeners = new Set<RegistryListener>();
+  #lastSeq = 0;
+
+  /** Wraps `store`; the registry owns it from now on. */
+  constructor(store: RegistryStore, options: RegistryOptions = {}) {
+    this.#store = store;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The store, for the liveness sweeper and tests. */
+  get store(): RegistryStore {
+    return this.#store;
+  }
+
+  /** Current time of the registry's clock. */
+  now(): number {
+    return this.#now();
+  }
+
+  /** Sequence number of the newest change seen by this process. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Registers or updates a whole record (see {@linkcode RegistryStore.put}). */
+  async put(record: ServiceRecord, reason: string): Promise<ServiceRecord> {
+    const stamped = { ...record, updated: this.#now() };
+    return this.#publish(await this.#store.put(stamped, reason));
+  }
+
+  /** Moves a service to `to` within `incarnation`, with a reason. */
+  async transition(
+    id: string,
+    change: { incarnation: number; to: ServiceState; reason: string },
+  ): Promise<ServiceRecord> {
+    return this.#publish(await this.#store.transition(id, { ...change, at: this.#now() }));
+  }
+
+  /**
+   * Records a heartbeat. A suspect (or dead, not yet replaced) service that beats
+   * again is taken back: it moves to ALIVE with the reason "heartbeat resumed".
+   */
+  async heartbeat(id: string, incarnation: number): Promise<ServiceRecord> {
+    const record = await this.#store.heartbeat(id, incarnation, this.#now());
+    if (record.state === "SUSPECT" || record.state === "DEAD") {
+      return await this.transition(id, { incarnation, to: "ALIVE", reason: "heartbeat resumed" });
+    }
+    return record;
+  }
+
+  /** Adds or removes a session of a service and tells watchers. */
+  async setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
+    const record = await this.#store.setSession(id, session, present);
+    this.#emit({ seq: this.#lastSeq, kind: "sessions", record });
+    return record;
+  }
+
+  /** One record. */
+  get(id: string): Promise<ServiceRecord | undefined> {
+    return this.#store.get(id);
+  }
+
+  /** Every record. */
+  list(): Promise<ServiceRecord[]> {
+    return this.#store.list();
+  }
+
+  /** One service's stored transitions. */
+  history(id: string): Promise<Transition[]> {
+    return this.#store.history(id);
+  }
+
+  /**
+   * Replays the changes after `since`, then follows new ones until the returned
+   * function is called. Nothing is missed between replay and follow.
+   */
+  async follow(since: number, listener: RegistryListener): Promise<() => void> {
+    const buffered: RegistryEvent[] = [];
+    let live = false;
+    const hook: RegistryListener = (event) => live ? listener(event) : buffered.push(event);
+    this.#listeners.add(hook);
+    let last = since;
+    for (;;) {
+      const page = await this.#store.transitionsSince(last, 500);
+      for (const transition of page) {
+        const record = await this.#store.get(transition.id);
+        if (record) listener({ seq: transition.seq, kind: "transition", record, transition });
+        last = transition.seq;
+      }
+      if (page.length < 500) break;
+    }
+    for (const event of buffered) {
+      if (event.kind !== "transition" || event.seq > last) listener(event);
+    }
+    live = true;
+    return () => this.#listeners.delete(hook);
+  }
+
+  /** Closes the store; idempotent. */
+  async close(): Promise<void> {
+    this.#listeners.clear();
+    await this.#store.close();
+  }
+
+  #publish(change: StoreChange): ServiceRecord {
+    if (change.transition) {
+      this.#lastSeq = Math.max(this.#lastSeq, change.transition.seq);
+      this.#emit({
+        seq: change.transition.seq,
+        kind: "transition",
+        record: change.record,
+        transition: change.transition,
+      });
+    }
+    return change.record;
+  }
+
+  #emit(event: RegistryEvent): void {
+    for (const listener of this.#listeners) listener(event);
+  }
+}

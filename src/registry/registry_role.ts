@@ -1,0 +1,71 @@
+/**
+ * The registry role: opens the store, serves the registry routes, sweeps for
+ * silent services and keeps its own record alive.
+ * @module
+ */
+import type { Hono } from "hono";
+import { join } from "node:path";
+import {
+  type LivenessSettings,
+  livenessSettings,
+  startLivenessSweeper,
+} from "../health/liveness.ts";
+import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../runtime/role.ts";
+import { Registry } from "./registry.ts";
+import { registryRoutes } from "./routes.ts";
+import { SqliteStore } from "./sqlite_store.ts";
+
+/** A store URL the registry cannot open. */
+export class StoreUrlError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreUrlError";
+  }
+}
+
+/**
+ * The SQLite path of a `--store` value: `sqlite:PATH`, or the default
+ * `registry.db` in the service's directory.
+ * @throws {StoreUrlError} for any other scheme.
+ */
+export function sqlitePathOf(store: string | undefined, dir: string): string {
+  if (!store) return join(dir, "registry.db");
+  if (store.startsWith("sqlite:")) return store.slice("sqlite:".length);
+  if (store.startsWith("etcd://")) {
+    throw new StoreUrlError(`Store "${store}": the etcd store is not built yet; use sqlite:PATH`);
+  }
+  throw new StoreUrlError(`Invalid --store "${store}": use sqlite:PATH`);
+}
+
+/** Liveness settings of a registry, from its role options. */
+export function registryLiveness(options: Record<string, string>): LivenessSettings {
+  const heartbeatMs = Number(options.heartbeatMs ?? "2000");
+  const ttl = options.ttlMs ? { ttlMs: Number(options.ttlMs) } : {};
+  return livenessSettings(heartbeatMs, ttl);
+}
+
+let current: Registry | null = null;
+
+async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+  const store = SqliteStore.open(sqlitePathOf(config.options.store, config.dir));
+  const registry = new Registry(store);
+  const sweeper = startLivenessSweeper(registry, registryLiveness(config.options));
+  current = registry;
+  let stopped = false;
+  return await Promise.resolve({
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      sweeper.stop();
+      current = null;
+      await registry.close();
+    },
+  });
+}
+
+/** The registry role module. */
+export const registryRole: RoleModule = {
+  start,
+  routes: (): Hono => registryRoutes(() => current),
+};

@@ -1,0 +1,114 @@
+/**
+ * The registry's HTTP routes, mounted under `/v1` of the registry service.
+ * Every one is signed like all management requests.
+ * @module
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import { serviceIdSchema, sessionIdSchema } from "../api/schemas.ts";
+import { jsonBody, validParam } from "../api/validate.ts";
+import { ROLES, SERVICE_STATES } from "../types/mod.ts";
+import type { Registry } from "./registry.ts";
+
+const recordSchema = z.strictObject({
+  id: serviceIdSchema,
+  role: z.enum(ROLES),
+  state: z.enum(SERVICE_STATES),
+  incarnation: z.int().min(1),
+  host: z.string().max(253),
+  pid: z.int().min(0),
+  endpoint: z.string().max(2048),
+  parent: z.string().max(63),
+  route: z.array(serviceIdSchema).max(64),
+  launcher: z.string().max(2048),
+  imageHash: z.string().max(128),
+  sessions: z.array(sessionIdSchema).max(1000),
+  started: z.int().min(0),
+  lastHeartbeat: z.int().min(0),
+  restarts: z.int().min(0),
+  lastFailure: z.string().max(2000),
+  updated: z.int().min(0),
+});
+
+const putSchema = z.strictObject({ record: recordSchema, reason: z.string().min(1).max(500) });
+const transitionSchema = z.strictObject({
+  incarnation: z.int().min(1),
+  to: z.enum(SERVICE_STATES),
+  reason: z.string().min(1).max(2000),
+});
+const heartbeatSchema = z.strictObject({ incarnation: z.int().min(1) });
+
+/** Registry routes over `registry`; `current` is null until the role has started. */
+export function registryRoutes(current: () => Registry | null): Hono {
+  const app = new Hono();
+  const registry = (): Registry => {
+    const r = current();
+    if (!r) throw new HTTPException(503, { message: "Registry is starting: retry in a moment" });
+    return r;
+  };
+  app.get("/registry/services", async (c) => c.json({ services: await registry().list() }));
+  app.get("/registry/services/:id", async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const record = await registry().get(id);
+    if (!record) {
+      throw new HTTPException(404, { message: `No service "${id}" in the registry` });
+    }
+    return c.json({ record, transitions: await registry().history(id) });
+  });
+  app.put("/registry/services/:id", jsonBody(putSchema), async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const { record, reason } = c.req.valid("json");
+    if (record.id !== id) {
+      throw new HTTPException(400, {
+        message: `Invalid field "record.id": "${record.id}" does not match the path "${id}"`,
+      });
+    }
+    return c.json({ record: await registry().put(record, reason) });
+  });
+  app.post("/registry/services/:id/transitions", jsonBody(transitionSchema), async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    return c.json({ record: await registry().transition(id, c.req.valid("json")) });
+  });
+  app.post("/registry/services/:id/heartbeat", jsonBody(heartbeatSchema), async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const record = await registry().heartbeat(id, c.req.valid("json").incarnation);
+    return c.json({ state: record.state, incarnation: record.incarnation });
+  });
+  app.put("/registry/services/:id/sessions/:session", async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const session = validParam(c, "session", sessionIdSchema);
+    return c.json({ record: await registry().setSession(id, session, true) });
+  });
+  app.delete("/registry/services/:id/sessions/:session", async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const session = validParam(c, "session", sessionIdSchema);
+    return c.json({ record: await registry().setSession(id, session, false) });
+  });
+  app.get("/registry/watch", (c) => {
+    const since = Number(c.req.query("since") ?? "0");
+    if (!Number.isSafeInteger(since) || since < 0) {
+      throw new HTTPException(400, {
+        message: 'Invalid query "since": give a change sequence number, 0 or more',
+      });
+    }
+    const r = registry();
+    return streamSSE(c, async (stream) => {
+      let unfollow = (): void => {};
+      const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
+      unfollow = await r.follow(since, (event) => {
+        void stream.writeSSE({
+          id: String(event.seq),
+          event: event.kind,
+          data: JSON.stringify(event),
+        });
+      });
+      const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), 15_000);
+      await closed;
+      clearInterval(keepAlive);
+      unfollow();
+    });
+  });
+  return app;
+}

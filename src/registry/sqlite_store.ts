@@ -1,0 +1,270 @@
+/**
+ * The embedded registry store: SQLite through `node:sqlite`, WAL journal,
+ * `synchronous=FULL`, so a write that returned survives a crash of the process.
+ *
+ * Heartbeats are the exception by design: they only move `lastHeartbeat`, which
+ * is liveness, not data; they are kept in memory and flushed once a second, and
+ * after a restart the registry waits a full TTL before declaring anyone dead.
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+import { canTransition } from "./state_machine.ts";
+import {
+  InvalidTransitionError,
+  type RegistryStore,
+  StaleIncarnationError,
+  type StoreChange,
+  UnknownServiceError,
+} from "./store.ts";
+import { _rowToRecord, _SCHEMA, type ServiceRow } from "./_sqlite_schema.ts";
+
+/** Options of {@linkcode SqliteStore.open}. */
+export interface SqliteStoreOptions {
+  /** How often pending heartbeats are written, in ms. Default 1000. */
+  heartbeatFlushMs?: number;
+}
+
+/** {@linkcode RegistryStore} on one SQLite file. */
+export class SqliteStore implements RegistryStore {
+  #db: DatabaseSync;
+  #records = new Map<string, ServiceRecord>();
+  #pendingBeats = new Map<string, number>();
+  #flushTimer: ReturnType<typeof setInterval>;
+  #closed = false;
+  #upsert: StatementSync;
+  #insertTransition: StatementSync;
+  #updateBeat: StatementSync;
+
+  private constructor(db: DatabaseSync, options: SqliteStoreOptions) {
+    this.#db = db;
+    this.#upsert = db.prepare(
+      `INSERT INTO services (id, role, state, incarnation, host, pid, endpoint, parent, route,
+         launcher, image_hash, sessions, started, last_heartbeat, restarts, last_failure, updated)
+       VALUES (:id, :role, :state, :incarnation, :host, :pid, :endpoint, :parent, :route,
+         :launcher, :image_hash, :sessions, :started, :last_heartbeat, :restarts, :last_failure,
+         :updated)
+       ON CONFLICT(id) DO UPDATE SET role=excluded.role, state=excluded.state,
+         incarnation=excluded.incarnation, host=excluded.host, pid=excluded.pid,
+         endpoint=excluded.endpoint, parent=excluded.parent, route=excluded.route,
+         launcher=excluded.launcher, image_hash=excluded.image_hash, sessions=excluded.sessions,
+         started=excluded.started, last_heartbeat=excluded.last_heartbeat,
+         restarts=excluded.restarts, last_failure=excluded.last_failure, updated=excluded.updated`,
+    );
+    this.#insertTransition = db.prepare(
+      `INSERT INTO transitions (id, incarnation, from_state, to_state, reason, at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    this.#updateBeat = db.prepare(
+      "UPDATE services SET last_heartbeat = ? WHERE id = ? AND last_heartbeat < ?",
+    );
+    for (const row of db.prepare("SELECT * FROM services").all() as unknown as ServiceRow[]) {
+      const record = _rowToRecord(row);
+      this.#records.set(record.id, record);
+    }
+    this.#flushTimer = setInterval(() => this.#flushBeats(), options.heartbeatFlushMs ?? 1000);
+    this.#flushTimer.unref();
+  }
+
+  /**
+   * Opens (creating if needed) the store at `path`.
+   * @throws {Error} when the file cannot be opened or is not a fabricd registry.
+   */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    const db = new DatabaseSync(path);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
+    db.exec(_SCHEMA);
+    return new SqliteStore(db, options);
+  }
+
+  get(id: string): Promise<ServiceRecord | undefined> {
+    const record = this.#records.get(id);
+    return Promise.resolve(record ? structuredClone(record) : undefined);
+  }
+
+  list(): Promise<ServiceRecord[]> {
+    const all = [...this.#records.values()].map((r) => structuredClone(r));
+    all.sort((a, b) => a.started - b.started || a.id.localeCompare(b.id));
+    return Promise.resolve(all);
+  }
+
+  put(record: ServiceRecord, reason: string): Promise<StoreChange> {
+    const old = this.#records.get(record.id);
+    if (old && record.incarnation < old.incarnation) {
+      throw new StaleIncarnationError(record.id, record.incarnation, old.incarnation);
+    }
+    const sameIncarnation = old !== undefined && old.incarnation === record.incarnation;
+    if (sameIncarnation && old.state !== record.state && !canTransition(old.state, record.state)) {
+      throw new InvalidTransitionError(record.id, old.state, record.state);
+    }
+    const from: ServiceState | "" = old?.state ?? "";
+    const changed = !sameIncarnation || from !== record.state;
+    return Promise.resolve(this.#write(record, changed ? { from, reason } : null));
+  }
+
+  transition(
+    id: string,
+    change: { incarnation: number; to: ServiceState; reason: string; at: number },
+  ): Promise<StoreChange> {
+    const old = this.#records.get(id);
+    if (!old) throw new UnknownServiceError(id);
+    if (change.incarnation !== old.incarnation) {
+      throw new StaleIncarnationError(id, change.incarnation, old.incarnation);
+    }
+    if (old.state === change.to) {
+      return Promise.resolve({ record: structuredClone(old), transition: null });
+    }
+    if (!canTransition(old.state, change.to)) {
+      throw new InvalidTransitionError(id, old.state, change.to);
+    }
+    const failed = ["SUSPECT", "DEAD", "FAILED", "LOST"].includes(change.to);
+    const next: ServiceRecord = {
+      ...old,
+      state: change.to,
+      updated: change.at,
+      lastFailure: failed ? change.reason : old.lastFailure,
+      lastHeartbeat: this.#pendingBeats.get(id) ?? old.lastHeartbeat,
+    };
+    return Promise.resolve(this.#write(next, { from: old.state, reason: change.reason }));
+  }
+
+  heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord> {
+    const record = this.#records.get(id);
+    if (!record) throw new UnknownServiceError(id);
+    if (incarnation !== record.incarnation) {
+      throw new StaleIncarnationError(id, incarnation, record.incarnation);
+    }
+    record.lastHeartbeat = Math.max(record.lastHeartbeat, at);
+    this.#pendingBeats.set(id, record.lastHeartbeat);
+    return Promise.resolve(structuredClone(record));
+  }
+
+  setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
+    const old = this.#records.get(id);
+    if (!old) throw new UnknownServiceError(id);
+    const sessions = new Set(old.sessions);
+    if (present) sessions.add(session);
+    else sessions.delete(session);
+    const next = { ...old, sessions: [...sessions].sort() };
+    return Promise.resolve(this.#write(next, null).record);
+  }
+
+  transitionsSince(seq: number, limit: number): Promise<Transition[]> {
+    const rows = this.#db.prepare(
+      "SELECT * FROM transitions WHERE seq > ? ORDER BY seq LIMIT ?",
+    ).all(seq, limit) as unknown as TransitionRow[];
+    return Promise.resolve(rows.map(rowToTransition));
+  }
+
+  history(id: string): Promise<Transition[]> {
+    const rows = this.#db.prepare(
+      "SELECT * FROM transitions WHERE id = ? ORDER BY seq",
+    ).all(id) as unknown as TransitionRow[];
+    return Promise.resolve(rows.map(rowToTransition));
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearInterval(this.#flushTimer);
+    this.#flushBeats();
+    this.#db.close();
+    return Promise.resolve();
+  }
+
+  #write(
+    record: ServiceRecord,
+    change: { from: ServiceState | ""; reason: string } | null,
+  ): StoreChange {
+    if (this.#closed) throw new Error("The registry store is closed");
+    let transition: Transition | null = null;
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      this.#upsert.run(recordToParams(record));
+      if (change) {
+        const result = this.#insertTransition.run(
+          record.id,
+          record.incarnation,
+          change.from,
+          record.state,
+          change.reason,
+          record.updated,
+        );
+        transition = {
+          seq: Number(result.lastInsertRowid),
+          id: record.id,
+          incarnation: record.incarnation,
+          from: change.from,
+          to: record.state,
+          reason: change.reason,
+          at: record.updated,
+        };
+      }
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+    this.#records.set(record.id, structuredClone(record));
+    this.#pendingBeats.delete(record.id);
+    return { record: structuredClone(record), transition };
+  }
+
+  #flushBeats(): void {
+    if (this.#pendingBeats.size === 0 || this.#closed) return;
+    const beats = [...this.#pendingBeats];
+    this.#pendingBeats.clear();
+    this.#db.exec("BEGIN");
+    try {
+      for (const [id, at] of beats) this.#updateBeat.run(at, id, at);
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}
+
+interface TransitionRow {
+  seq: number;
+  id: string;
+  incarnation: number;
+  from_state: string;
+  to_state: string;
+  reason: string;
+  at: number;
+}
+
+function rowToTransition(row: TransitionRow): Transition {
+  return {
+    seq: row.seq,
+    id: row.id,
+    incarnation: row.incarnation,
+    from: row.from_state as ServiceState | "",
+    to: row.to_state as ServiceState,
+    reason: row.reason,
+    at: row.at,
+  };
+}
+
+function recordToParams(r: ServiceRecord): Record<string, string | number> {
+  return {
+    id: r.id,
+    role: r.role,
+    state: r.state,
+    incarnation: r.incarnation,
+    host: r.host,
+    pid: r.pid,
+    endpoint: r.endpoint,
+    parent: r.parent,
+    route: JSON.stringify(r.route),
+    launcher: r.launcher,
+    image_hash: r.imageHash,
+    sessions: JSON.stringify(r.sessions),
+    started: r.started,
+    last_heartbeat: r.lastHeartbeat,
+    restarts: r.restarts,
+    last_failure: r.lastFailure,
+    updated: r.updated,
+  };
+}

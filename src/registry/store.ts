@@ -1,0 +1,77 @@
+/**
+ * The registry's storage interface (DESIGN.md "Registry": "Storage behind one
+ * interface"). SQLite is the embedded default; etcd comes later behind the
+ * same contract.
+ * @module
+ */
+import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+
+/** A record together with the transition that produced it, if any. */
+export interface StoreChange {
+  record: ServiceRecord;
+  transition: Transition | null;
+}
+
+/** Thrown when a write would let an older incarnation overwrite a newer one. */
+export class StaleIncarnationError extends Error {
+  /** The incarnation the store holds. */
+  readonly current: number;
+  /** Builds the error. */
+  constructor(id: string, offered: number, current: number) {
+    super(
+      `Service "${id}" incarnation ${offered} is stale: the registry holds incarnation ${current}`,
+    );
+    this.name = "StaleIncarnationError";
+    this.current = current;
+  }
+}
+
+/** Thrown when a state change is not allowed by the state machine. */
+export class InvalidTransitionError extends Error {
+  /** Builds the error. */
+  constructor(id: string, from: ServiceState, to: ServiceState) {
+    super(`Service "${id}" cannot move from ${from} to ${to}`);
+    this.name = "InvalidTransitionError";
+  }
+}
+
+/** Thrown when a record does not exist. */
+export class UnknownServiceError extends Error {
+  /** Builds the error. */
+  constructor(id: string) {
+    super(`No service "${id}" in the registry: check the ID with "fabricd status"`);
+    this.name = "UnknownServiceError";
+  }
+}
+
+/** What every registry store does; every write is durable when its promise resolves. */
+export interface RegistryStore {
+  /** One record, or undefined. */
+  get(id: string): Promise<ServiceRecord | undefined>;
+  /** Every record, ordered by start time. */
+  list(): Promise<ServiceRecord[]>;
+  /**
+   * Writes a whole record. A higher incarnation replaces the stored one; the same
+   * incarnation updates it (a state change must be allowed); a lower one throws
+   * {@linkcode StaleIncarnationError}. A state change is stored as a transition.
+   */
+  put(record: ServiceRecord, reason: string): Promise<StoreChange>;
+  /**
+   * Moves a record to a new state within its incarnation, storing time and reason.
+   * @throws {UnknownServiceError | StaleIncarnationError | InvalidTransitionError}
+   */
+  transition(
+    id: string,
+    change: { incarnation: number; to: ServiceState; reason: string; at: number },
+  ): Promise<StoreChange>;
+  /** Records heartbeats (durable within the store's flush interval). */
+  heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord>;
+  /** Adds or removes a session of a service. */
+  setSession(id: string, session: string, present: boolean): Promise<ServiceRecord>;
+  /** Transitions after `seq`, oldest first, at most `limit`. */
+  transitionsSince(seq: number, limit: number): Promise<Transition[]>;
+  /** The transitions of one service, oldest first. */
+  history(id: string): Promise<Transition[]>;
+  /** Flushes and closes; idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,168 @@
+/**
+ * The new service's side of the bootstrap (DESIGN.md steps 4-5): prove the
+ * one-time password to the parent, open the sealed key bundle and check the
+ * fabric fingerprint against the pin.
+ * @module
+ */
+import { type KeyBundle, keyBundleSchema } from "../api/schemas.ts";
+import { type FabricKeys, importFabricKeys } from "../crypto/keys.ts";
+import {
+  bootstrapTranscript,
+  derivePasswordKey,
+  proveBootstrap,
+} from "../crypto/one_time_password.ts";
+import { generateEphemeralKey, openBundle, type SealedBundle } from "../crypto/seal.ts";
+import { bundleInfo } from "../spawner/key_handover.ts";
+import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
+
+/** A bootstrap that failed; `exitCode` is what the process must exit with. */
+export class BootstrapError extends Error {
+  /** 69 unreachable, 77 refused, 78 bad configuration (EXIT). */
+  readonly exitCode: number;
+  /** Builds the error. */
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BootstrapError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** The environment a spawner gives a new service. */
+export interface BootstrapEnv {
+  password: string;
+  parent: RegistryEndpoint;
+  pin: string;
+}
+
+/** What a successful bootstrap yields. */
+export interface BootstrapOutcome {
+  keys: FabricKeys;
+  registries: RegistryEndpoint[];
+  parent: RegistryEndpoint;
+}
+
+/**
+ * Reads `FABRIC_OTP`, `FABRIC_PARENT` (`ID@URL`) and `FABRIC_PIN`, then removes
+ * them from the environment so no child inherits the password.
+ * Returns null when `FABRIC_OTP` is absent (a root service).
+ *
+ * @throws {BootstrapError} (78) when the variables are incomplete or malformed.
+ */
+export function takeBootstrapEnv(): BootstrapEnv | null {
+  const password = Deno.env.get("FABRIC_OTP");
+  const parent = Deno.env.get("FABRIC_PARENT") ?? "";
+  const pin = Deno.env.get("FABRIC_PIN") ?? "";
+  for (const name of ["FABRIC_OTP", "FABRIC_PARENT", "FABRIC_PIN"]) Deno.env.delete(name);
+  if (password === undefined) return null;
+  const at = parent.indexOf("@");
+  if (at < 1 || !/^https?:\/\//.test(parent.slice(at + 1)) || !pin) {
+    throw new BootstrapError(
+      'FABRIC_PARENT must be ID@URL and FABRIC_PIN the fabric fingerprint: start services with "fabricd spawn"',
+      EXIT.CONFIG,
+    );
+  }
+  return { password, parent: { id: parent.slice(0, at), url: parent.slice(at + 1) }, pin };
+}
+
+/** Options of {@linkcode bootstrapFromParent}. */
+export interface BootstrapOptions {
+  serviceId: string;
+  endpoint: string;
+  host: string;
+  /** Total time to keep trying an unreachable parent, ms. Default 10000. */
+  reachTimeoutMs?: number;
+}
+
+/**
+ * Fetches the fabric keys from the parent.
+ * @throws {BootstrapError} 69 when the parent cannot be reached, 77 when it
+ * refuses the password, 78 when the bundle's fingerprint is not the pin.
+ */
+export async function bootstrapFromParent(
+  env: BootstrapEnv,
+  options: BootstrapOptions,
+): Promise<BootstrapOutcome> {
+  const ephemeral = await generateEphemeralKey();
+  const passwordKey = derivePasswordKey(env.password);
+  const transcript = bootstrapTranscript({
+    serviceId: options.serviceId,
+    publicKey: ephemeral.publicKey,
+    endpoint: options.endpoint,
+  });
+  const body = JSON.stringify({
+    id: options.serviceId,
+    publicKey: ephemeral.publicKey,
+    endpoint: options.endpoint,
+    proof: proveBootstrap(passwordKey, transcript),
+    host: options.host,
+    pid: Deno.pid,
+  });
+  const answer = await postWithRetry(new URL("/v1/bootstrap", env.parent.url), body, options);
+  const text = await answer.text();
+  if (!answer.ok) {
+    const said = safeError(text);
+    const code = answer.status === 403 || answer.status === 401 ? EXIT.REFUSED : EXIT.UNREACHABLE;
+    throw new BootstrapError(`Parent "${env.parent.id}" answered ${answer.status}: ${said}`, code);
+  }
+  let bundle: KeyBundle;
+  try {
+    const sealed = JSON.parse(text) as SealedBundle;
+    const plain = await openBundle(sealed, {
+      privateKey: ephemeral.privateKey,
+      passwordKey,
+      info: bundleInfo(options.serviceId),
+    });
+    bundle = keyBundleSchema.parse(JSON.parse(new TextDecoder().decode(plain)));
+  } catch (cause) {
+    throw new BootstrapError(
+      `Cannot open the key bundle from "${env.parent.id}": ${
+        cause instanceof Error ? cause.message : cause
+      }`,
+      EXIT.REFUSED,
+      { cause },
+    );
+  }
+  const keys = await importFabricKeys(bundle.fabricKey as JsonWebKey);
+  if (keys.fingerprint !== env.pin || bundle.fingerprint !== env.pin) {
+    throw new BootstrapError(
+      `Fabric key fingerprint ${keys.fingerprint} does not match the pin ${env.pin}: refusing to join`,
+      EXIT.CONFIG,
+    );
+  }
+  return { keys, registries: bundle.registries, parent: bundle.parent };
+}
+
+async function postWithRetry(url: URL, body: string, options: BootstrapOptions): Promise<Response> {
+  const deadline = Date.now() + (options.reachTimeoutMs ?? 10_000);
+  let delay = 100;
+  for (;;) {
+    try {
+      return await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        signal: AbortSignal.timeout(Math.max(500, deadline - Date.now())),
+      });
+    } catch (cause) {
+      if (Date.now() + delay >= deadline) {
+        throw new BootstrapError(
+          `Cannot reach parent at ${url.origin}: ${cause instanceof Error ? cause.message : cause}`,
+          EXIT.UNREACHABLE,
+          { cause },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 1000);
+    }
+  }
+}
+
+function safeError(text: string): string {
+  try {
+    const value = JSON.parse(text) as { error?: unknown };
+    if (typeof value.error === "string") return value.error;
+  } catch {
+    // Not JSON: fall through to the raw text.
+  }
+  return text.slice(0, 200);
+}

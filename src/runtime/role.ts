@@ -1,0 +1,43 @@
+/**
+ * The contract of a role (DESIGN.md "One binary, many roles"): a module whose
+ * `start(config, deps)` returns a handle with an idempotent `stop()`. Roles
+ * never import each other; they talk over the API.
+ * @module
+ */
+import type { Hono } from "hono";
+import type { RegistryClient } from "../client/registry_client.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
+import type { Role } from "../types/mod.ts";
+
+/** What a role gets when it starts. */
+export interface RoleConfig {
+  serviceId: string;
+  role: Role;
+  /** This service's state directory (logs, stores). */
+  dir: string;
+  /** The service's own endpoint. */
+  endpoint: string;
+  /** Role-specific settings from the command line (e.g. the registry's `--store`). */
+  options: Record<string, string>;
+}
+
+/** What a role may use. */
+export interface RoleDeps {
+  keys: FabricKeys;
+  /** The registry; the registry role gets a client to itself. */
+  registry: RegistryClient;
+}
+
+/** A running role. */
+export interface RoleHandle {
+  /** Stops the role; calling it again does nothing. */
+  stop(): Promise<void>;
+}
+
+/** A role module. */
+export interface RoleModule {
+  /** Starts the role. */
+  start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle>;
+  /** Routes of the role, mounted under `/v1` before the role starts. */
+  routes?: () => Hono;
+}

@@ -1,0 +1,15 @@
+/**
+ * The table of built roles. A valid role that is missing here is refused with
+ * exit 64 by the command line, never started as a stub.
+ * @module
+ */
+import { registryRole } from "../registry/registry_role.ts";
+import { spawnerRole } from "../services/spawner/spawner_role.ts";
+import type { Role } from "../types/mod.ts";
+import type { RoleModule } from "./role.ts";
+
+/** Role modules by role name; only built roles appear. */
+export const ROLE_MODULES: Partial<Record<Role, RoleModule>> = {
+  registry: registryRole,
+  spawner: spawnerRole,
+};

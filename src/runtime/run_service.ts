@@ -1,0 +1,164 @@
+/**
+ * `fabricd --role ROLE`: runs one service until it is stopped.
+ *
+ * A root service (started by `fabricd up`) reads the key file given with
+ * `--key`; every other service bootstraps from its parent with the one-time
+ * password in its environment. Exit codes follow the README's table.
+ * @module
+ */
+import { readKeyFile } from "../crypto/keys.ts";
+import { ReplayCache } from "../crypto/replay_cache.ts";
+import { createApp } from "../api/app.ts";
+import { EXIT, type RegistryEndpoint, type Role } from "../types/mod.ts";
+import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "./bootstrap_child.ts";
+import { log, setupLogging } from "./logging.ts";
+import { ROLE_MODULES } from "./roles.ts";
+import { FabricService } from "./service.ts";
+import { newServiceId } from "../spawner/service_id.ts";
+
+/** Settings of one service process, from its command line. */
+export interface RunServiceOptions {
+  role: Role;
+  id?: string;
+  /** Address to listen on. Default 127.0.0.1, port 0 (any free port). */
+  hostname: string;
+  port: number;
+  /** State directory: logs, stores. */
+  dir: string;
+  /** Root services: the fabric key file. */
+  keyFile?: string;
+  /** Root services other than the registry: where the registry is. */
+  registries: RegistryEndpoint[];
+  heartbeatMs: number;
+  /** Role options, e.g. `store`, `ttlMs`. */
+  options: Record<string, string>;
+  /** Time to wait for the spawner's configure call, ms. Default 60000. */
+  configureTimeoutMs?: number;
+}
+
+/** Runs the service; resolves with the process exit code. */
+export async function runService(options: RunServiceOptions): Promise<number> {
+  await setupLogging({ format: "json" });
+  const logger = log("runtime");
+  const module = ROLE_MODULES[options.role];
+  if (!module) {
+    logger.error("Role {role} is not built in this version", { role: options.role });
+    return EXIT.USAGE;
+  }
+  let bootstrapEnv;
+  try {
+    bootstrapEnv = takeBootstrapEnv();
+  } catch (error) {
+    logger.error("{message}", { message: (error as Error).message });
+    return (error as BootstrapError).exitCode ?? EXIT.CONFIG;
+  }
+  if (!bootstrapEnv && !options.keyFile) {
+    logger.error('No FABRIC_OTP and no --key: start services with "fabricd spawn" or "fabricd up"');
+    return EXIT.CONFIG;
+  }
+  const id = options.id ?? newServiceId(options.role);
+  const host = Deno.hostname();
+  let service: FabricService | null = null;
+  const app = createApp({
+    serviceId: id,
+    keys: () => service?.keys() ?? null,
+    replayCache: new ReplayCache(),
+    handlers: {
+      status: () => service!.status(),
+      bootstrap: (r) => service!.bootstrap(r),
+      configure: (r) => service!.configure(r),
+      spawn: (r) => service!.spawn(r),
+      openSession: (s) => service!.openSession(s),
+      closeSession: (s) => service!.closeSession(s),
+      connect: (r) => service!.connect(r),
+      stop: (reason) => service!.stop(reason),
+    },
+    roleRoutes: module.routes ? [module.routes()] : [],
+  });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      { hostname: options.hostname, port: options.port, onListen: () => {} },
+      app.fetch,
+    );
+  } catch (error) {
+    logger.error("Cannot listen on {hostname}:{port}: {error}", {
+      hostname: options.hostname,
+      port: options.port,
+      error: String(error),
+    });
+    return EXIT.CONFIG;
+  }
+  const endpoint = `http://${options.hostname}:${server.addr.port}`;
+  service = new FabricService(
+    { id, role: options.role, host, dir: options.dir, endpoint, options: options.options },
+    module,
+  );
+  const onSignal = (signal: string) => () => service!.stop(`${signal} received`);
+  const signals: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+  ];
+  for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
+  try {
+    if (bootstrapEnv) {
+      const outcome = await bootstrapFromParent(bootstrapEnv, { serviceId: id, endpoint, host });
+      service.holdKeys(outcome.keys, outcome.registries);
+      logger.info("Bootstrapped from {parent}; waiting to be configured", {
+        parent: outcome.parent.id,
+      });
+      const configured = await waitForConfigure(service, options.configureTimeoutMs ?? 60_000);
+      if (!configured) {
+        logger.error("No configure call within the timeout: exiting");
+        return EXIT.CONFIG;
+      }
+    } else {
+      const keys = await readKeyFile(options.keyFile!);
+      // A root registry registers with itself.
+      const registries = options.registries.length > 0 || options.role !== "registry"
+        ? options.registries
+        : [{ id, url: endpoint }];
+      service.holdKeys(keys, registries);
+      await service.place({
+        keys,
+        registries,
+        incarnation: 1,
+        parent: "",
+        route: [id],
+        launcher: "local://",
+        heartbeatMs: options.heartbeatMs,
+        sessions: [],
+      });
+    }
+    const reason = await service.stopRequested;
+    await service.shutdown(reason);
+    logger.info("Stopped: {reason}", { reason });
+    return EXIT.OK;
+  } catch (error) {
+    if (error instanceof BootstrapError) {
+      logger.error("Bootstrap failed: {message}", { message: error.message });
+      return error.exitCode;
+    }
+    logger.error("Service failed: {error}", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    await service.shutdown(`fatal error: ${String(error)}`, "DEAD").catch(() => {});
+    return EXIT.FAILURE;
+  } finally {
+    for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+    await server.shutdown().catch(() => {});
+  }
+}
+
+async function waitForConfigure(service: FabricService, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (service.state === "ALIVE") return true;
+    const stopped = await Promise.race([
+      service.stopRequested.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 50)),
+    ]);
+    if (stopped) return true;
+  }
+  return service.state === "ALIVE";
+}

@@ -1,0 +1,309 @@
+/**
+ * One running service: its management API, its keys, its role, its record in
+ * the registry and its heartbeats. Implements the API's handlers with plain
+ * methods, and stops its parts in reverse order (STYLE.md rule 7).
+ * @module
+ */
+import type { ConfigureRequest, ConnectRequest, SpawnRequest } from "../api/schemas.ts";
+import {
+  type ConfigureAnswer,
+  ConflictError,
+  type ConnectAnswer,
+  type ServiceHandlers,
+} from "../api/service_handlers.ts";
+import { FabricClient } from "../client/fabric_client.ts";
+import { RegistryClient } from "../client/registry_client.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
+import type { SealedBundle } from "../crypto/seal.ts";
+import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
+import { KeyHandover } from "../spawner/key_handover.ts";
+import { spawnService } from "../spawner/spawn_flow.ts";
+import type {
+  RegistryEndpoint,
+  Role,
+  ServiceRecord,
+  ServiceState,
+  ServiceStatus,
+  SpawnResult,
+} from "../types/mod.ts";
+import { log } from "./logging.ts";
+import type { RoleHandle, RoleModule } from "./role.ts";
+import type { BootstrapRequest } from "../api/schemas.ts";
+
+/** Fixed facts of a service process. */
+export interface ServiceIdentity {
+  id: string;
+  role: Role;
+  host: string;
+  dir: string;
+  endpoint: string;
+  /** Role options from the command line. */
+  options: Record<string, string>;
+}
+
+/** How a service is set up once it holds the keys. */
+export interface ServicePlacement {
+  keys: FabricKeys;
+  registries: RegistryEndpoint[];
+  incarnation: number;
+  parent: string;
+  route: string[];
+  launcher: string;
+  heartbeatMs: number;
+  sessions: string[];
+}
+
+/** A service process's state and handlers. */
+export class FabricService implements ServiceHandlers {
+  readonly identity: ServiceIdentity;
+  #module: RoleModule;
+  #logger = log("service");
+  #keys: FabricKeys | null = null;
+  #registryEndpoints: RegistryEndpoint[] = [];
+  #handover: KeyHandover | null = null;
+  #placement: ServicePlacement | null = null;
+  #role: RoleHandle | null = null;
+  #heartbeats: Heartbeats | null = null;
+  #state: ServiceState = "BOOTSTRAPPING";
+  #sessions = new Set<string>();
+  #children: string[] = [];
+  #started = Date.now();
+  #stopping: Promise<void> | null = null;
+  #stopRequested: (reason: string) => void;
+  /** Resolves with the reason when the service has been asked to stop. */
+  readonly stopRequested: Promise<string>;
+
+  /** A service that has not bootstrapped yet. */
+  constructor(identity: ServiceIdentity, module: RoleModule) {
+    this.identity = identity;
+    this.#module = module;
+    let resolve = (_reason: string): void => {};
+    this.stopRequested = new Promise<string>((r) => (resolve = r));
+    this.#stopRequested = resolve;
+  }
+
+  /** The fabric keys once known, else null. */
+  keys(): FabricKeys | null {
+    return this.#keys;
+  }
+
+  /** The service's state as it sees it. */
+  get state(): ServiceState {
+    return this.#state;
+  }
+
+  /** Gives the service its keys (after bootstrap, or from the key file for a root). */
+  holdKeys(keys: FabricKeys, registries: RegistryEndpoint[]): void {
+    this.#keys = keys;
+    this.#registryEndpoints = registries;
+    this.#handover = new KeyHandover({
+      keys,
+      registries: () => this.#registryEndpoints,
+      self: { id: this.identity.id, url: this.identity.endpoint },
+    });
+  }
+
+  /**
+   * Starts the role, registers ALIVE and starts heartbeating.
+   * @throws {ConflictError} when already configured.
+   */
+  async place(placement: ServicePlacement): Promise<ServiceRecord> {
+    if (this.#placement) {
+      throw new ConflictError(`Service "${this.identity.id}" is already configured`);
+    }
+    this.#placement = placement;
+    for (const s of placement.sessions) this.#sessions.add(s);
+    const client = new FabricClient(placement.keys);
+    this.#role = await this.#module.start(
+      {
+        serviceId: this.identity.id,
+        role: this.identity.role,
+        dir: this.identity.dir,
+        endpoint: this.identity.endpoint,
+        options: this.identity.options,
+      },
+      { keys: placement.keys, registry: new RegistryClient(client, this.#registriesFor()) },
+    );
+    const registry = this.registry();
+    const old = (await registry.get(this.identity.id))?.record;
+    const incarnation = old && !placement.parent ? old.incarnation + 1 : placement.incarnation;
+    placement.incarnation = incarnation;
+    const now = Date.now();
+    const record: ServiceRecord = {
+      id: this.identity.id,
+      role: this.identity.role,
+      state: "ALIVE",
+      incarnation,
+      host: this.identity.host,
+      pid: Deno.pid,
+      endpoint: this.identity.endpoint,
+      parent: placement.parent,
+      route: placement.route,
+      launcher: placement.launcher,
+      imageHash: old?.imageHash ?? "",
+      sessions: [...this.#sessions].sort(),
+      started: this.#started,
+      lastHeartbeat: now,
+      restarts: old ? old.restarts + (old.incarnation < incarnation ? 1 : 0) : 0,
+      lastFailure: old?.lastFailure ?? "",
+      updated: now,
+    };
+    const registered = await registry.put(record, `${this.identity.role} configured and running`);
+    this.#state = "ALIVE";
+    this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
+      intervalMs: placement.heartbeatMs,
+      onReplaced: (reason) => {
+        this.#logger.error("This incarnation was replaced: {reason}", { reason });
+        this.#stopRequested(`replaced: ${reason}`);
+      },
+    });
+    this.#logger.info("Service {id} is ALIVE as {role} (incarnation {incarnation})", {
+      id: this.identity.id,
+      role: this.identity.role,
+      incarnation,
+    });
+    return registered;
+  }
+
+  /** A registry client signed with the fabric keys. */
+  registry(): RegistryClient {
+    if (!this.#keys) throw new ConflictError("Service is not bootstrapped yet");
+    return new RegistryClient(new FabricClient(this.#keys), this.#registriesFor());
+  }
+
+  status(): ServiceStatus {
+    return {
+      id: this.identity.id,
+      role: this.identity.role,
+      state: this.#state,
+      incarnation: this.#placement?.incarnation ?? 0,
+      host: this.identity.host,
+      pid: Deno.pid,
+      endpoint: this.identity.endpoint,
+      parent: this.#placement?.parent ?? "",
+      sessions: [...this.#sessions].sort(),
+      children: [...this.#children],
+      uptimeMs: Date.now() - this.#started,
+    };
+  }
+
+  bootstrap(request: BootstrapRequest): Promise<SealedBundle> {
+    if (!this.#handover) throw new ConflictError("Service is not bootstrapped itself yet");
+    return this.#handover.answer(request);
+  }
+
+  async configure(request: ConfigureRequest): Promise<ConfigureAnswer> {
+    if (request.role !== this.identity.role) {
+      throw new ConflictError(
+        `Service "${this.identity.id}" runs as ${this.identity.role}, not ${request.role}`,
+      );
+    }
+    this.#state = "CONFIGURING";
+    const record = await this.place({
+      keys: this.#keys!,
+      registries: this.#registryEndpoints,
+      incarnation: request.incarnation,
+      parent: request.parent,
+      route: request.route,
+      launcher: request.launcher,
+      heartbeatMs: request.heartbeatMs,
+      sessions: request.sessions,
+    });
+    return {
+      id: record.id,
+      role: record.role,
+      state: record.state,
+      incarnation: record.incarnation,
+    };
+  }
+
+  async spawn(request: SpawnRequest): Promise<SpawnResult> {
+    const placement = this.#requirePlacement();
+    const result = await spawnService(request, {
+      keys: placement.keys,
+      client: new FabricClient(placement.keys),
+      registry: this.registry(),
+      handover: this.#handover!,
+      self: { id: this.identity.id, url: this.identity.endpoint, route: placement.route },
+      logDir: `${this.identity.dir}/logs`,
+      heartbeatMs: placement.heartbeatMs,
+    });
+    this.#children.push(result.id);
+    return result;
+  }
+
+  async openSession(session: string): Promise<string[]> {
+    this.#requirePlacement();
+    await this.registry().setSession(this.identity.id, session, true);
+    this.#sessions.add(session);
+    return [...this.#sessions].sort();
+  }
+
+  async closeSession(session: string): Promise<string[]> {
+    this.#requirePlacement();
+    await this.registry().setSession(this.identity.id, session, false);
+    this.#sessions.delete(session);
+    return [...this.#sessions].sort();
+  }
+
+  async connect(request: ConnectRequest): Promise<ConnectAnswer> {
+    const placement = this.#requirePlacement();
+    if (!this.#sessions.has(request.session)) await this.openSession(request.session);
+    this.#logger.info("Client {client} connected for session {session}", { ...request });
+    return {
+      id: this.identity.id,
+      role: this.identity.role,
+      state: this.#state,
+      incarnation: placement.incarnation,
+      endpoint: this.identity.endpoint,
+      sessions: [...this.#sessions].sort(),
+    };
+  }
+
+  stop(reason: string): Promise<void> {
+    // Answer first; the runtime stops the service once the answer is out.
+    setTimeout(() => this.#stopRequested(reason), 10);
+    return Promise.resolve();
+  }
+
+  /**
+   * Records STOPPED (or `finalState`) in the registry, then stops heartbeats and
+   * the role; idempotent.
+   */
+  shutdown(reason: string, finalState: ServiceState = "STOPPED"): Promise<void> {
+    this.#stopping ??= this.#shutdown(reason, finalState);
+    return this.#stopping;
+  }
+
+  async #shutdown(reason: string, finalState: ServiceState): Promise<void> {
+    this.#heartbeats?.stop();
+    const placement = this.#placement;
+    if (placement && this.#state === "ALIVE") {
+      try {
+        await this.registry().transition(this.identity.id, {
+          incarnation: placement.incarnation,
+          to: finalState,
+          reason,
+        });
+      } catch (error) {
+        this.#logger.warn("Could not record {state}: {error}", {
+          state: finalState,
+          error: String(error),
+        });
+      }
+    }
+    this.#state = finalState;
+    await this.#role?.stop();
+  }
+
+  #requirePlacement(): ServicePlacement {
+    if (!this.#placement) {
+      throw new ConflictError(`Service "${this.identity.id}" is not configured yet: retry shortly`);
+    }
+    return this.#placement;
+  }
+
+  #registriesFor(): RegistryEndpoint[] {
+    return this.#registryEndpoints;
+  }
+}

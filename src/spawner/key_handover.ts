@@ -1,0 +1,115 @@
+/**
+ * The parent's side of the bootstrap (DESIGN.md steps 2 and 4): one-time
+ * passwords, checking a child's proof, and sealing the key bundle for it.
+ * @module
+ */
+import type { BootstrapRequest, KeyBundle } from "../api/schemas.ts";
+import { BootstrapRefusedError } from "../api/service_handlers.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
+import { bootstrapTranscript, OneTimePasswords } from "../crypto/one_time_password.ts";
+import { sealBundle, type SealedBundle } from "../crypto/seal.ts";
+import type { RegistryEndpoint } from "../types/mod.ts";
+
+/** What a child told its parent when it bootstrapped. */
+export interface BootstrapArrival {
+  endpoint: string;
+  host: string;
+  pid: number;
+}
+
+/** A password handed out and the child's arrival awaited. */
+export interface ExpectedChild {
+  /** The one-time password, to pass in the child's environment only. */
+  password: string;
+  /** Resolves when the child has bootstrapped. */
+  arrived: Promise<BootstrapArrival>;
+  /** Discards the password; the child can no longer bootstrap. */
+  discard(): void;
+}
+
+/** What {@linkcode KeyHandover} needs. */
+export interface KeyHandoverOptions {
+  keys: FabricKeys;
+  registries: () => RegistryEndpoint[];
+  /** This service: the new child's parent. */
+  self: RegistryEndpoint;
+  /** Passwords, shared so tests can inject a clock. Default a new store. */
+  passwords?: OneTimePasswords;
+}
+
+/** The info string binding a sealed bundle to one service. */
+export function bundleInfo(serviceId: string): string {
+  return `fabricd-bundle-v1\n${serviceId}`;
+}
+
+/** Hands the fabric keys to children that prove their one-time password. */
+export class KeyHandover {
+  #options: KeyHandoverOptions;
+  #passwords: OneTimePasswords;
+  #waiting = new Map<string, (arrival: BootstrapArrival) => void>();
+
+  /** A hand-over for the children of `options.self`. */
+  constructor(options: KeyHandoverOptions) {
+    this.#options = options;
+    this.#passwords = options.passwords ?? new OneTimePasswords();
+  }
+
+  /** Passwords currently usable (for tests and status). */
+  get pending(): number {
+    return this.#waiting.size;
+  }
+
+  /** Whether `serviceId` still has a usable password. */
+  hasPassword(serviceId: string): boolean {
+    return this.#passwords.has(serviceId);
+  }
+
+  /** Issues a password for `serviceId` and waits for its child. */
+  expect(serviceId: string, options: { ttlMs?: number } = {}): ExpectedChild {
+    const password = this.#passwords.issue(serviceId, options);
+    const arrived = new Promise<BootstrapArrival>((resolve) => {
+      this.#waiting.set(serviceId, resolve);
+    });
+    return {
+      password,
+      arrived,
+      discard: () => {
+        this.#passwords.discard(serviceId);
+        this.#waiting.delete(serviceId);
+      },
+    };
+  }
+
+  /**
+   * Answers a child's `POST /v1/bootstrap`.
+   * @throws {BootstrapRefusedError} for an unknown, used, expired or burnt
+   * password or a wrong proof.
+   */
+  async answer(request: BootstrapRequest): Promise<SealedBundle> {
+    const transcript = bootstrapTranscript({
+      serviceId: request.id,
+      publicKey: request.publicKey,
+      endpoint: request.endpoint,
+    });
+    const outcome = this.#passwords.consume(request.id, transcript, request.proof);
+    if (!outcome.ok) throw new BootstrapRefusedError(outcome.message);
+    const bundle: KeyBundle = {
+      fabricKey: this.#options.keys.jwk as Record<string, unknown>,
+      fingerprint: this.#options.keys.fingerprint,
+      registries: this.#options.registries(),
+      parent: this.#options.self,
+    };
+    const sealed = await sealBundle(new TextEncoder().encode(JSON.stringify(bundle)), {
+      peerPublicKey: request.publicKey,
+      passwordKey: outcome.passwordKey,
+      info: bundleInfo(request.id),
+    });
+    this.#waiting.get(request.id)?.({
+      endpoint: request.endpoint,
+      host: request.host,
+      pid: request.pid,
+    });
+    this.#waiting.delete(request.id);
+    return sealed;
+  }
+}
