@@ -79,6 +79,7 @@ function statusOf(error: Error): ContentfulStatusCode {
   if (error instanceof BootstrapRefusedError) return 403;
   if (error instanceof ConflictError) return 409;
   if (error instanceof SpawnFailedError) return 502;
+  if (error.name === "LauncherUrlError") return 400;
   if (error.name === "StaleIncarnationError") return 409;
   if (error.name === "InvalidTransitionError") return 409;
   if (error.name === "UnknownServiceError") return 404;

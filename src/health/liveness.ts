@@ -56,8 +56,10 @@ export function startLivenessSweeper(
       if (now < graceUntil) return;
       for (const record of await registry.list()) {
         if (record.state !== "ALIVE" && record.state !== "SUSPECT") continue;
-        const silence = now -
-          Math.max(record.lastHeartbeat, record.updated, graceUntil - settings.ttlMs);
+        // Silence counts from the last heartbeat (or registration), and never from
+        // before this sweeper started: a restarted registry waits a full TTL.
+        const since = Math.max(record.lastHeartbeat || record.updated, graceUntil - settings.ttlMs);
+        const silence = now - since;
         const seconds = (silence / 1000).toFixed(1);
         try {
           if (silence > settings.ttlMs) {

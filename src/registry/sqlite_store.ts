@@ -89,6 +89,10 @@ export class SqliteStore implements RegistryStore {
   }
 
   put(record: ServiceRecord, reason: string): Promise<StoreChange> {
+    return attempt(() => this.#put(record, reason));
+  }
+
+  #put(record: ServiceRecord, reason: string): StoreChange {
     const old = this.#records.get(record.id);
     if (old && record.incarnation < old.incarnation) {
       throw new StaleIncarnationError(record.id, record.incarnation, old.incarnation);
@@ -99,21 +103,26 @@ export class SqliteStore implements RegistryStore {
     }
     const from: ServiceState | "" = old?.state ?? "";
     const changed = !sameIncarnation || from !== record.state;
-    return Promise.resolve(this.#write(record, changed ? { from, reason } : null));
+    return this.#write(record, changed ? { from, reason } : null);
   }
 
   transition(
     id: string,
     change: { incarnation: number; to: ServiceState; reason: string; at: number },
   ): Promise<StoreChange> {
+    return attempt(() => this.#transition(id, change));
+  }
+
+  #transition(
+    id: string,
+    change: { incarnation: number; to: ServiceState; reason: string; at: number },
+  ): StoreChange {
     const old = this.#records.get(id);
     if (!old) throw new UnknownServiceError(id);
     if (change.incarnation !== old.incarnation) {
       throw new StaleIncarnationError(id, change.incarnation, old.incarnation);
     }
-    if (old.state === change.to) {
-      return Promise.resolve({ record: structuredClone(old), transition: null });
-    }
+    if (old.state === change.to) return { record: structuredClone(old), transition: null };
     if (!canTransition(old.state, change.to)) {
       throw new InvalidTransitionError(id, old.state, change.to);
     }
@@ -125,10 +134,14 @@ export class SqliteStore implements RegistryStore {
       lastFailure: failed ? change.reason : old.lastFailure,
       lastHeartbeat: this.#pendingBeats.get(id) ?? old.lastHeartbeat,
     };
-    return Promise.resolve(this.#write(next, { from: old.state, reason: change.reason }));
+    return this.#write(next, { from: old.state, reason: change.reason });
   }
 
   heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord> {
+    return attempt(() => this.#heartbeat(id, incarnation, at));
+  }
+
+  #heartbeat(id: string, incarnation: number, at: number): ServiceRecord {
     const record = this.#records.get(id);
     if (!record) throw new UnknownServiceError(id);
     if (incarnation !== record.incarnation) {
@@ -136,17 +149,21 @@ export class SqliteStore implements RegistryStore {
     }
     record.lastHeartbeat = Math.max(record.lastHeartbeat, at);
     this.#pendingBeats.set(id, record.lastHeartbeat);
-    return Promise.resolve(structuredClone(record));
+    return structuredClone(record);
   }
 
   setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
+    return attempt(() => this.#setSession(id, session, present));
+  }
+
+  #setSession(id: string, session: string, present: boolean): ServiceRecord {
     const old = this.#records.get(id);
     if (!old) throw new UnknownServiceError(id);
     const sessions = new Set(old.sessions);
     if (present) sessions.add(session);
     else sessions.delete(session);
     const next = { ...old, sessions: [...sessions].sort() };
-    return Promise.resolve(this.#write(next, null).record);
+    return this.#write(next, null).record;
   }
 
   transitionsSince(seq: number, limit: number): Promise<Transition[]> {
@@ -222,6 +239,15 @@ export class SqliteStore implements RegistryStore {
       this.#db.exec("ROLLBACK");
       throw error;
     }
+  }
+}
+
+/** Runs synchronous store code, turning a throw into a rejected promise. */
+function attempt<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

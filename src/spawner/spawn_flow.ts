@@ -11,7 +11,7 @@ import type { FabricClient } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { launcherFor } from "../launchers/mod.ts";
-import type { LaunchedProcess } from "../launchers/launcher.ts";
+import type { LaunchedProcess, Launcher } from "../launchers/launcher.ts";
 import { EXIT, type ServiceRecord, type SpawnResult } from "../types/mod.ts";
 import type { BootstrapArrival, KeyHandover } from "./key_handover.ts";
 import { newServiceId } from "./service_id.ts";
@@ -30,6 +30,8 @@ export interface SpawnDeps {
   heartbeatMs: number;
   /** Time allowed from launch to key hand-over, ms. Default 30000. */
   bootstrapTimeoutMs?: number;
+  /** Launcher to use instead of the one `request.on` names (tests wrap the real one). */
+  launcher?: Launcher;
   /** Called with each launched child, so the spawner can watch it. */
   onLaunched?: (id: string, child: LaunchedProcess) => void;
 }
@@ -49,7 +51,7 @@ const EXIT_REASONS: Record<number, string> = {
  */
 export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Promise<SpawnResult> {
   const id = newServiceId(request.role);
-  const launcher = launcherFor(request.on, { logDir: deps.logDir });
+  const launcher = deps.launcher ?? launcherFor(request.on, { logDir: deps.logDir });
   const now = Date.now();
   const record: ServiceRecord = {
     id,

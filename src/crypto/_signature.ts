@@ -1,0 +1,279 @@
+/**
+ * The parts of fabricd's RFC 9421 profile that requests, answers and stream
+ * answers share: profiles, the signature base, parsing and checking the
+ * `Signature-Input` and `Signature` fields, Ed25519 over the base.
+ *
+ * @module
+ */
+
+import {
+  type BareItem,
+  type Dictionary,
+  type InnerList,
+  parseDictionary,
+  serializeDictionary,
+  serializeInnerList,
+} from "structured-headers";
+import { describe, quote, utf8 } from "./_bytes.ts";
+
+/** The label of fabricd's signature in `Signature-Input` and `Signature`. */
+export const LABEL = "sig1";
+/** The only algorithm of the profile. */
+export const ALG = "ed25519";
+/** A nonce: 16 to 128 base64url characters (fabricd makes 22: 128 random bits). */
+export const NONCE = /^[A-Za-z0-9_-]{16,128}$/;
+
+/** What one kind of signed message covers and declares. */
+export interface Profile {
+  /** "request", "answer" or "stream answer", for messages. */
+  noun: string;
+  components: readonly string[];
+  tag: string;
+  /** Whether `expires` is a parameter. */
+  expires: boolean;
+}
+
+/** Signed requests (DESIGN.md "Signed management requests"). */
+export const REQUEST: Profile = {
+  noun: "request",
+  components: ["@method", "@path", "@query", "content-digest", "fabric-target"],
+  tag: "fabricd",
+  expires: true,
+};
+
+/** Answers to signed requests, bound to the request by its nonce. */
+export const ANSWER: Profile = {
+  noun: "answer",
+  components: ["@status", "content-digest"],
+  tag: "fabricd-answer",
+  expires: false,
+};
+
+/** Streaming answers (SSE), whose body cannot be digested up front. */
+export const STREAM: Profile = {
+  noun: "stream answer",
+  components: ["@status", "content-type"],
+  tag: "fabricd-stream",
+  expires: false,
+};
+
+/** A refusal with a reason for a human. */
+export interface Failure {
+  ok: false;
+  reason: string;
+}
+
+/** The signature parameters of the profile. */
+export interface SignatureParams {
+  created: number;
+  expires?: number;
+  nonce: string;
+  keyid: string;
+}
+
+/** A parsed `sig1` signature. */
+export interface ParsedSignature {
+  components: string[];
+  params: Map<string, BareItem>;
+  /** The `@signature-params` value: the inner list re-serialized. */
+  paramsValue: string;
+  signature: Uint8Array<ArrayBuffer>;
+}
+
+/** Serializes the `@signature-params` value, parameters in the profile's order. */
+export function serializeParams(profile: Profile, params: SignatureParams): string {
+  const map = new Map<string, BareItem>([["created", params.created]]);
+  if (params.expires !== undefined) map.set("expires", params.expires);
+  map.set("nonce", params.nonce);
+  map.set("keyid", params.keyid);
+  map.set("alg", ALG);
+  map.set("tag", profile.tag);
+  return serializeInnerList([profile.components.map((name) => [name, new Map()]), map]);
+}
+
+/** Builds the signature base of RFC 9421 §2.5 from component values in order. */
+export function signatureBase(
+  profile: Profile,
+  parts: { values: readonly string[]; paramsValue: string },
+): string {
+  const { values, paramsValue } = parts;
+  const lines = profile.components.map((name, index) => `"${name}": ${values[index] ?? ""}`);
+  lines.push(`"@signature-params": ${paramsValue}`);
+  return lines.join("\n");
+}
+
+/** Signs a signature base and returns the two header values to set. */
+export async function signBase(
+  privateKey: CryptoKey,
+  parts: { base: string; paramsValue: string },
+): Promise<{ input: string; signature: string }> {
+  const { base, paramsValue } = parts;
+  const signature = await crypto.subtle.sign("Ed25519", privateKey, utf8(base));
+  return {
+    input: `${LABEL}=${paramsValue}`,
+    signature: serializeDictionary({ [LABEL]: signature }),
+  };
+}
+
+/** Verifies Ed25519 over a signature base; `false` on any failure. */
+export async function verifyBase(
+  publicKey: CryptoKey,
+  parts: { base: string; signature: Uint8Array<ArrayBuffer> },
+): Promise<boolean> {
+  const { base, signature } = parts;
+  try {
+    return await crypto.subtle.verify("Ed25519", publicKey, signature, utf8(base));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses `Signature-Input` and `Signature` and picks the `sig1` signature.
+ * Both fields must be in canonical structured-field form, as fabricd writes
+ * them, so that one signature has exactly one spelling.
+ */
+export function parseSignature(headers: Headers, profile: Profile): ParsedSignature | Failure {
+  const input = headers.get("signature-input");
+  if (input === null) {
+    return fail(`Missing Signature-Input header: sign the ${profile.noun} with the fabric key`);
+  }
+  const field = headers.get("signature");
+  if (field === null) {
+    return fail(`Missing Signature header: sign the ${profile.noun} with the fabric key`);
+  }
+  const inputs = parseCanonical(input);
+  if (inputs === undefined) {
+    return fail("Malformed Signature-Input header: it must be a canonical RFC 9421 field");
+  }
+  const signatures = parseCanonical(field);
+  if (signatures === undefined) {
+    return fail("Malformed Signature header: it must be a canonical RFC 9421 field");
+  }
+  const member = inputs.get(LABEL);
+  if (member === undefined || !Array.isArray(member[0])) {
+    return fail(`Signature-Input has no inner list labelled "${LABEL}": sign with fabricd`);
+  }
+  const signature = signatures.get(LABEL)?.[0];
+  if (!(signature instanceof ArrayBuffer) || signature.byteLength !== 64) {
+    return fail(`Signature "${LABEL}" must be a 64-byte Ed25519 signature`);
+  }
+  const components: string[] = [];
+  for (const [name, params] of member[0]) {
+    if (typeof name !== "string" || params.size > 0) return fail(componentsMessage(profile));
+    components.push(name);
+  }
+  let paramsValue: string;
+  try {
+    paramsValue = serializeInnerList(member as InnerList);
+  } catch {
+    return fail("Malformed Signature-Input header: it must be a canonical RFC 9421 field");
+  }
+  return { components, params: member[1], paramsValue, signature: new Uint8Array(signature) };
+}
+
+/** Checks a parsed signature against the profile, in the documented order. */
+export function checkProfile(
+  parsed: ParsedSignature,
+  profile: Profile,
+  fingerprint: string,
+): SignatureParams | Failure {
+  const { params } = parsed;
+  const allowed = [
+    "created",
+    "nonce",
+    "keyid",
+    "alg",
+    "tag",
+    ...(profile.expires ? ["expires"] : []),
+  ];
+  for (const name of params.keys()) {
+    if (!allowed.includes(name)) {
+      return fail(`Unexpected signature parameter ${quote(name)}: sign with fabricd`);
+    }
+  }
+  const alg = params.get("alg");
+  if (alg !== ALG) {
+    return fail(`Signature algorithm ${quoteItem(alg)} is not supported: sign with alg="${ALG}"`);
+  }
+  const tag = params.get("tag");
+  if (tag !== profile.tag) {
+    return fail(
+      `Signature tag ${
+        quoteItem(tag)
+      } is not "${profile.tag}": this is not a signed fabricd ${profile.noun}`,
+    );
+  }
+  const keyid = params.get("keyid");
+  if (keyid !== fingerprint) {
+    return fail(`Unknown key ${quoteItem(keyid)}: not this fabric's key`);
+  }
+  const expected = profile.components;
+  if (
+    parsed.components.length !== expected.length ||
+    parsed.components.some((name, index) => name !== expected[index])
+  ) {
+    return fail(componentsMessage(profile));
+  }
+  const created = params.get("created");
+  if (typeof created !== "number" || !Number.isInteger(created)) {
+    return fail('Signature parameter "created" must be an integer (seconds since the epoch)');
+  }
+  const expires = params.get("expires");
+  if (profile.expires && (typeof expires !== "number" || !Number.isInteger(expires))) {
+    return fail('Signature parameter "expires" must be an integer (seconds since the epoch)');
+  }
+  const nonce = params.get("nonce");
+  if (typeof nonce !== "string" || !NONCE.test(nonce)) {
+    return fail("Signature nonce must be a string of 16 to 128 base64url characters");
+  }
+  return typeof expires === "number"
+    ? { created, expires, nonce, keyid }
+    : { created, nonce, keyid };
+}
+
+/** Checks the caller's key options; wrong ones are bugs, not bad input. */
+export function assertVerifier(publicKey: unknown, fingerprint: unknown): void {
+  if (
+    !(publicKey instanceof CryptoKey) || publicKey.type !== "public" ||
+    publicKey.algorithm.name !== "Ed25519"
+  ) {
+    throw new TypeError(
+      `publicKey must be an Ed25519 public CryptoKey, got ${describe(publicKey)}`,
+    );
+  }
+  if (typeof fingerprint !== "string" || fingerprint === "") {
+    throw new TypeError("fingerprint must be the fabric fingerprint (sha256:...)");
+  }
+}
+
+/** Checks a nonce given by the caller. */
+export function assertNonce(nonce: unknown, name: string): asserts nonce is string {
+  if (typeof nonce !== "string" || !NONCE.test(nonce)) {
+    throw new TypeError(`${name} must be 16 to 128 base64url characters, got ${quote(nonce)}`);
+  }
+}
+
+/** A refusal. */
+export function fail(reason: string): Failure {
+  return { ok: false, reason };
+}
+
+function componentsMessage(profile: Profile): string {
+  return `Covered components must be (${
+    profile.components.map((name) => `"${name}"`).join(" ")
+  }) for a fabricd ${profile.noun}`;
+}
+
+function parseCanonical(field: string): Dictionary | undefined {
+  try {
+    const dictionary = parseDictionary(field);
+    return serializeDictionary(dictionary) === field ? dictionary : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function quoteItem(value: BareItem | undefined): string {
+  return value === undefined ? "(none)" : quote(value);
+}

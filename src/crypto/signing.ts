@@ -1,0 +1,278 @@
+/**
+ * fabricd's profile of RFC 9421 HTTP Message Signatures: every management
+ * request is signed with the fabric key and every answer is signed back,
+ * bound to the request by its nonce (DESIGN.md "Signed management requests").
+ *
+ * Requests cover `("@method" "@path" "@query" "content-digest"
+ * "fabric-target")` with `created`, `expires`, `nonce`, `keyid`,
+ * `alg="ed25519"` and `tag="fabricd"`, under the label `sig1`. Both
+ * `Signature-Input` and `Signature` must be in canonical structured-field
+ * form, as {@linkcode signRequest} writes them.
+ *
+ * @module
+ */
+
+import { assertBytes, quote, toBase64Url } from "./_bytes.ts";
+import {
+  assertNonce,
+  assertVerifier,
+  checkProfile,
+  fail,
+  type Failure,
+  parseSignature,
+  REQUEST,
+  serializeParams,
+  signatureBase,
+  signBase,
+  verifyBase,
+} from "./_signature.ts";
+import { contentDigest, verifyContentDigest } from "./content_digest.ts";
+import type { FabricKeys } from "./keys.ts";
+import { ReplayCache } from "./replay_cache.ts";
+
+export {
+  type ResponseParts,
+  signResponse,
+  type SignResponseOptions,
+  signStreamResponse,
+  type StreamResponseParts,
+  verifyResponse,
+  type VerifyResponseOptions,
+  verifyStreamResponse,
+} from "./_answer_signing.ts";
+
+/** The parts of a request that the signature covers or needs. */
+export interface RequestParts {
+  method: string;
+  /** The absolute request URL. */
+  url: string | URL;
+  headers: Headers;
+  /** The exact body bytes, empty when there is none. */
+  body: Uint8Array;
+}
+
+/** Options of {@linkcode signRequest}. */
+export interface SignRequestOptions {
+  /** ID of the service the request is meant for; sent as `Fabric-Target`. */
+  target: string;
+  /** Lifetime of the signature in seconds. Default 30. */
+  expiresInSeconds?: number;
+  /** The current time in milliseconds since the epoch. Default `Date.now()`. */
+  now?: number;
+  /** The nonce to use, 16 to 128 base64url characters. Default: 128 random bits. */
+  nonce?: string;
+}
+
+/** The result of {@linkcode signRequest}. */
+export interface SignedRequest {
+  /** The input headers plus `Content-Digest`, `Fabric-Target`, `Signature-Input`, `Signature`. */
+  headers: Headers;
+  /** The nonce signed, which the answer's signature must carry. */
+  nonce: string;
+}
+
+/**
+ * The outcome of a verification. `expires` is the signature's `expires` in
+ * seconds since the epoch; answers carry none and give `Infinity`.
+ */
+export type VerifyResult = { ok: true; nonce: string; expires: number } | Failure;
+
+/** Options of {@linkcode verifyRequest}. */
+export interface VerifyRequestOptions {
+  /** The fabric's public key. */
+  publicKey: CryptoKey;
+  /** The fabric's fingerprint; `keyid` must equal it. */
+  fingerprint: string;
+  /** The verifying service's ID; `Fabric-Target` must equal it. */
+  serviceId: string;
+  /** Remembers the nonces of accepted requests. */
+  replayCache: ReplayCache;
+  /** The current time in milliseconds since the epoch. Default `Date.now()`. */
+  now?: number;
+  /**
+   * Clock difference tolerated between signer and verifier, in seconds:
+   * `created` may lie this far in the future and `expires` this far in the
+   * past. Default 5.
+   */
+  clockSkewSeconds?: number;
+  /** Longest signature lifetime (`expires - created`) accepted, in seconds. Default 300. */
+  maxLifetimeSeconds?: number;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const TARGET = /^[\x21-\x7e]+$/;
+
+/**
+ * Signs a request for one target service. Always sets `Content-Digest`
+ * (the digest of the empty body when there is none).
+ *
+ * @param parts Method, absolute URL, body and optional headers to start from.
+ * @param keys The fabric keys.
+ * @param options The target service, lifetime, and for tests the time and nonce.
+ * @returns New headers to send, and the nonce the answer must carry.
+ * @throws {TypeError} If the method, URL, body, target or nonce is malformed.
+ * @throws {RangeError} If `expiresInSeconds` is not a positive integer or `now` is not finite.
+ */
+export async function signRequest(
+  parts: Omit<RequestParts, "headers"> & { headers?: Headers },
+  keys: FabricKeys,
+  options: SignRequestOptions,
+): Promise<SignedRequest> {
+  if (typeof parts.method !== "string" || !TOKEN.test(parts.method)) {
+    throw new TypeError(`Request method must be an HTTP token, got ${quote(parts.method)}`);
+  }
+  const url = absoluteUrl(parts.url);
+  if (url === undefined) {
+    throw new TypeError(`Request URL must be absolute, got ${quote(parts.url)}`);
+  }
+  assertBytes(parts.body, "Request body");
+  const { target, expiresInSeconds = 30, now = Date.now() } = options;
+  if (typeof target !== "string" || !TARGET.test(target)) {
+    throw new TypeError(
+      `Target service ID must be visible ASCII without spaces, got ${quote(target)}`,
+    );
+  }
+  if (!Number.isSafeInteger(expiresInSeconds) || expiresInSeconds < 1) {
+    throw new RangeError(
+      `expiresInSeconds must be a positive integer, got ${String(expiresInSeconds)}`,
+    );
+  }
+  if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${String(now)}`);
+  const nonce = options.nonce ?? toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+  assertNonce(nonce, "Nonce");
+
+  const headers = new Headers(parts.headers);
+  headers.set("content-digest", await contentDigest(parts.body));
+  headers.set("fabric-target", target);
+  const created = Math.floor(now / 1000);
+  const paramsValue = serializeParams(REQUEST, {
+    created,
+    expires: created + expiresInSeconds,
+    nonce,
+    keyid: keys.fingerprint,
+  });
+  const base = signatureBase(REQUEST, {
+    values: requestValues(parts.method, { url, headers }),
+    paramsValue,
+  });
+  const signed = await signBase(keys.privateKey, { base, paramsValue });
+  headers.set("signature-input", signed.input);
+  headers.set("signature", signed.signature);
+  return { headers, nonce };
+}
+
+/**
+ * Verifies a signed request. Checks run in this order: the signature fields
+ * parse; the profile (parameters, alg, tag, keyid, covered components); the
+ * time (created not in the future, lifetime, not expired); the target; the
+ * content digest; the signature; and last the nonce, so that only a fully
+ * valid request consumes it and a forged one cannot burn nonces.
+ *
+ * @param parts The request as received.
+ * @param options The fabric key, this service's ID, the replay cache and clock settings.
+ * @returns `{ ok: true, nonce, expires }`, or `{ ok: false, reason }`; malformed
+ * input never throws.
+ * @throws {TypeError} If the options are wrong (not a public Ed25519 key, no
+ * fingerprint or service ID, no replay cache), or the body is not a `Uint8Array`.
+ * @throws {RangeError} If a time option is not a finite number in range.
+ */
+export async function verifyRequest(
+  parts: RequestParts,
+  options: VerifyRequestOptions,
+): Promise<VerifyResult> {
+  const { now, skew, maxLifetime } = checkVerifyOptions(options);
+  assertBytes(parts.body, "Request body");
+  const parsed = parseSignature(parts.headers, REQUEST);
+  if ("ok" in parsed) return parsed;
+  const params = checkProfile(parsed, REQUEST, options.fingerprint);
+  if ("ok" in params) return params;
+  const { created, nonce } = params;
+  const expires = params.expires ?? created;
+
+  const nowSeconds = now / 1000;
+  if (created > nowSeconds + skew) {
+    return fail(
+      `Signature created ${Math.ceil(created - nowSeconds)} s in the future: check the clocks`,
+    );
+  }
+  if (expires <= created) return fail("Signature expires before it was created");
+  if (expires - created > maxLifetime) {
+    return fail(
+      `Signature lifetime ${
+        expires - created
+      } s exceeds ${maxLifetime} s: sign with a shorter expiry`,
+    );
+  }
+  if (nowSeconds > expires + skew) return fail("Signature expired");
+
+  const target = parts.headers.get("fabric-target")?.trim();
+  if (target === undefined) {
+    return fail("Missing Fabric-Target header: name the service the request is for");
+  }
+  if (target !== options.serviceId) {
+    return fail(`Request is for service ${quote(target)}, this is ${quote(options.serviceId)}`);
+  }
+  const digest = parts.headers.get("content-digest");
+  if (digest === null) return fail("Missing Content-Digest header: send the digest of the body");
+  if (!await verifyContentDigest(digest, parts.body)) {
+    return fail("Content-Digest does not match the body");
+  }
+  const url = absoluteUrl(parts.url);
+  if (url === undefined || typeof parts.method !== "string") {
+    return fail("Request method or URL is malformed");
+  }
+  const base = signatureBase(REQUEST, {
+    values: requestValues(parts.method, { url, headers: parts.headers }),
+    paramsValue: parsed.paramsValue,
+  });
+  if (!await verifyBase(options.publicKey, { base, signature: parsed.signature })) {
+    return fail("Signature does not verify");
+  }
+  if (!options.replayCache.remember(nonce, (expires + skew) * 1000, now)) {
+    return fail("Nonce already used (replay)");
+  }
+  return { ok: true, nonce, expires };
+}
+
+function requestValues(method: string, parts: { url: URL; headers: Headers }): string[] {
+  const { url, headers } = parts;
+  return [
+    method.toUpperCase(),
+    url.pathname,
+    `?${url.search.slice(1)}`,
+    headers.get("content-digest")?.trim() ?? "",
+    headers.get("fabric-target")?.trim() ?? "",
+  ];
+}
+
+function absoluteUrl(url: unknown): URL | undefined {
+  if (url instanceof URL) return url;
+  if (typeof url !== "string") return undefined;
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+function checkVerifyOptions(
+  options: VerifyRequestOptions,
+): { now: number; skew: number; maxLifetime: number } {
+  assertVerifier(options.publicKey, options.fingerprint);
+  if (typeof options.serviceId !== "string" || options.serviceId === "") {
+    throw new TypeError("serviceId must be the verifying service's ID");
+  }
+  if (!(options.replayCache instanceof ReplayCache)) {
+    throw new TypeError("replayCache must be a ReplayCache shared by the service's requests");
+  }
+  const { now = Date.now(), clockSkewSeconds: skew = 5, maxLifetimeSeconds: maxLifetime = 300 } =
+    options;
+  if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${String(now)}`);
+  if (!Number.isFinite(skew) || skew < 0) {
+    throw new RangeError(`clockSkewSeconds must be zero or more, got ${String(skew)}`);
+  }
+  if (!Number.isFinite(maxLifetime) || maxLifetime <= 0) {
+    throw new RangeError(`maxLifetimeSeconds must be positive, got ${String(maxLifetime)}`);
+  }
+  return { now, skew, maxLifetime };
+}

@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { createApp } from "../../src/api/app.ts";
+import { configureRequestSchema, spawnRequestSchema } from "../../src/api/schemas.ts";
+import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
+import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
+import type { ServiceStatus } from "../../src/types/mod.ts";
+import { signedRequest } from "./_signed.ts";
+
+const keys = await generateFabricKeys();
+const SERVICE = "spw-00000001";
+
+function fixture() {
+  const calls: { name: string; arg: unknown }[] = [];
+  const status: ServiceStatus = {
+    id: SERVICE,
+    role: "spawner",
+    state: "ALIVE",
+    incarnation: 1,
+    host: "h",
+    pid: 1,
+    endpoint: "http://fabric.test",
+    parent: "",
+    sessions: [],
+    children: [],
+    uptimeMs: 1,
+  };
+  const record = (name: string) => (arg: unknown) => {
+    calls.push({ name, arg });
+    return Promise.resolve(undefined as never);
+  };
+  const handlers: ServiceHandlers = {
+    status: () => status,
+    bootstrap: record("bootstrap"),
+    configure: (arg) => {
+      calls.push({ name: "configure", arg });
+      return Promise.resolve({ id: SERVICE, role: "spawner", state: "ALIVE", incarnation: 1 });
+    },
+    spawn: (arg) => {
+      calls.push({ name: "spawn", arg });
+      return Promise.resolve({ id: "spw-2", endpoint: "http://x", state: "ALIVE" });
+    },
+    openSession: (s) => {
+      calls.push({ name: "openSession", arg: s });
+      return Promise.resolve([s]);
+    },
+    closeSession: record("closeSession") as (s: string) => Promise<string[]>,
+    connect: record("connect"),
+    stop: record("stop"),
+  };
+  const app = createApp({
+    serviceId: SERVICE,
+    keys: () => keys,
+    replayCache: new ReplayCache(),
+    handlers,
+    maxBodyBytes: 4096,
+  });
+  return { app, calls };
+}
+
+Deno.test("createApp() answers GET /v1/health without a signature", async () => {
+  const { app } = fixture();
+  const answer = await app.request("/v1/health");
+  assert.equal(answer.status, 200);
+  assert.deepEqual(await answer.json(), { ok: true });
+});
+
+Deno.test("createApp() refuses an unsigned management request with 401 and a reason", async () => {
+  const { app, calls } = fixture();
+  const answer = await app.request("/v1/spawn", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ role: "spawner" }),
+  });
+  assert.equal(answer.status, 401);
+  assert.match((await answer.json()).error, /Signature/);
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() serves a signed request and signs its answer", async () => {
+  const { app } = fixture();
+  const answer = await signedRequest(app, keys, {
+    method: "GET",
+    path: "/v1/status",
+    target: SERVICE,
+  });
+  assert.equal(answer.status, 200);
+  assert.equal(answer.json.id, SERVICE);
+  assert.ok(answer.answerVerified);
+});
+
+Deno.test("createApp() refuses a request meant for another service with 401", async () => {
+  const { app, calls } = fixture();
+  const answer = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: JSON.stringify({ role: "spawner" }),
+    target: "spw-99999999",
+  });
+  assert.equal(answer.status, 401);
+  assert.match(String(answer.json.error), /spw-99999999/);
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() refuses a replayed request with 401 and runs the handler once", async () => {
+  const { app, calls } = fixture();
+  const url = new URL("/v1/sessions/s1", "http://fabric.test");
+  const signed = await signRequest({ method: "POST", url, body: new Uint8Array() }, keys, {
+    target: SERVICE,
+  });
+  const first = await app.request(url, { method: "POST", headers: signed.headers });
+  const second = await app.request(url, { method: "POST", headers: signed.headers });
+  assert.equal(first.status, 200);
+  assert.equal(second.status, 401);
+  assert.match((await second.json()).error, /replay|already used/i);
+  assert.equal(calls.filter((c) => c.name === "openSession").length, 1);
+});
+
+Deno.test("createApp() refuses a tampered body with 401", async () => {
+  const { app, calls } = fixture();
+  const url = new URL("/v1/spawn", "http://fabric.test");
+  const body = new TextEncoder().encode(JSON.stringify({ role: "spawner" }));
+  const signed = await signRequest({ method: "POST", url, body }, keys, { target: SERVICE });
+  signed.headers.set("content-type", "application/json");
+  const answer = await app.request(url, {
+    method: "POST",
+    headers: signed.headers,
+    body: JSON.stringify({ role: "registry" }),
+  });
+  assert.equal(answer.status, 401);
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() refuses a request signed with another fabric's key", async () => {
+  const { app, calls } = fixture();
+  const other = await generateFabricKeys();
+  const answer = await signedRequest(app, other, {
+    method: "GET",
+    path: "/v1/status",
+    target: SERVICE,
+  });
+  assert.equal(answer.status, 401);
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() answers 400 naming the field when a body is invalid", async () => {
+  const { app, calls } = fixture();
+  const bad = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: JSON.stringify({ role: "wizard" }),
+    target: SERVICE,
+  });
+  assert.equal(bad.status, 400);
+  assert.match(String(bad.json.error), /Invalid field "role"/);
+  assert.ok(bad.answerVerified, "errors to signed requests are signed too");
+  const notJson = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: "{role:",
+    target: SERVICE,
+  });
+  assert.equal(notJson.status, 400);
+  const badSession = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/sessions/bad%20session",
+    target: SERVICE,
+  });
+  assert.equal(badSession.status, 400);
+  assert.match(String(badSession.json.error), /"id"/);
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() answers 413 when a body is over the limit", async () => {
+  const { app, calls } = fixture();
+  const answer = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: JSON.stringify({ role: "spawner", on: "x".repeat(5000) }),
+    target: SERVICE,
+  });
+  assert.equal(answer.status, 413);
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() answers 503 to signed requests before the service holds keys", async () => {
+  const { app } = fixture();
+  const early = createApp({
+    serviceId: SERVICE,
+    keys: () => null,
+    replayCache: new ReplayCache(),
+    handlers: {} as ServiceHandlers,
+  });
+  const answer = await early.request("/v1/status");
+  assert.equal(answer.status, 503);
+  assert.ok(app);
+});
+
+Deno.test("createApp() lets no malformed body reach a handler (property)", async () => {
+  const { app, calls } = fixture();
+  const value = fc.oneof(
+    fc.jsonValue(),
+    fc.record({
+      role: fc.oneof(fc.constantFrom("spawner", "registry", "bogus"), fc.jsonValue()),
+      on: fc.oneof(fc.string(), fc.jsonValue()),
+      sessions: fc.oneof(fc.array(fc.string()), fc.jsonValue()),
+      incarnation: fc.oneof(fc.integer(), fc.jsonValue()),
+    }, { requiredKeys: [] }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom("/v1/spawn", "/v1/configure"), value, async (path, body) => {
+      calls.length = 0;
+      const answer = await signedRequest(app, keys, {
+        method: "POST",
+        path,
+        body: JSON.stringify(body),
+        target: SERVICE,
+      });
+      const schema = path === "/v1/spawn" ? spawnRequestSchema : configureRequestSchema;
+      const valid = schema.safeParse(body).success;
+      if (valid) {
+        assert.ok(answer.status < 300, `valid body refused: ${JSON.stringify(body)}`);
+        assert.equal(calls.length, 1);
+        assert.ok(schema.safeParse(calls[0]!.arg).success);
+      } else {
+        assert.equal(answer.status, 400, `invalid body accepted: ${JSON.stringify(body)}`);
+        assert.equal(calls.length, 0);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

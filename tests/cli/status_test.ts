@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { renderTree } from "../../src/cli/status.ts";
+import type { ServiceRecord } from "../../src/types/mod.ts";
+
+function rec(id: string, parent: string, patch: Partial<ServiceRecord> = {}): ServiceRecord {
+  return {
+    id,
+    role: "spawner",
+    state: "ALIVE",
+    incarnation: 1,
+    host: "node1",
+    pid: 10,
+    endpoint: "",
+    parent,
+    route: [],
+    launcher: "local://",
+    imageHash: "",
+    sessions: [],
+    started: 0,
+    lastHeartbeat: 1000,
+    restarts: 0,
+    lastFailure: "",
+    updated: 0,
+    ...patch,
+  };
+}
+
+Deno.test("renderTree() draws children under their parent with state and heartbeat age", () => {
+  const text = renderTree([
+    rec("reg-1", "", { role: "registry" }),
+    rec("spw-1", ""),
+    rec("spw-2", "spw-1"),
+    rec("spw-3", "spw-2", { state: "SUSPECT" }),
+    rec("spw-4", "spw-1", { lastHeartbeat: 0 }),
+  ], 3500);
+  const lines = text.split("\n");
+  assert.match(lines[0]!, /^SERVICE\s+ROLE\s+HOST\s+PID\s+STATE\s+INC\s+HEARTBEAT$/);
+  assert.match(lines[3]!, /^├─ spw-2 /);
+  assert.match(lines[4]!, /^│  └─ spw-3 .* SUSPECT .* 2\.5s ago$/);
+  assert.match(lines[5]!, /^└─ spw-4 .* -$/);
+});
+
+Deno.test("renderTree() says so when there is nothing to show", () => {
+  assert.equal(renderTree([], 0), "No services in the registry.");
+});

@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Registry } from "../../src/registry/registry.ts";
+import { SqliteStore } from "../../src/registry/sqlite_store.ts";
+import { livenessSettings, startLivenessSweeper } from "../../src/health/liveness.ts";
+import type { RegistryEvent, ServiceRecord } from "../../src/types/mod.ts";
+
+function alive(id: string, at: number): ServiceRecord {
+  return {
+    id,
+    role: "spawner",
+    state: "ALIVE",
+    incarnation: 1,
+    host: "h",
+    pid: 1,
+    endpoint: "http://127.0.0.1:1",
+    parent: "",
+    route: [id],
+    launcher: "local://",
+    imageHash: "",
+    sessions: [],
+    started: at,
+    lastHeartbeat: at,
+    restarts: 0,
+    lastFailure: "",
+    updated: at,
+  };
+}
+
+async function withRegistry(
+  fn: (registry: Registry, clock: { now: number }) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  const clock = { now: 1_000_000 };
+  const registry = new Registry(SqliteStore.open(join(dir, "r.db")), { now: () => clock.now });
+  try {
+    await fn(registry, clock);
+  } finally {
+    await registry.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("startLivenessSweeper() moves a silent service to SUSPECT, then DEAD, with reasons", async () => {
+  await withRegistry(async (registry, clock) => {
+    const settings = livenessSettings(100);
+    const sweeper = startLivenessSweeper(registry, settings);
+    try {
+      await registry.put(alive("spw-a", clock.now), "up");
+      clock.now += settings.ttlMs + 1; // grace after a (re)start: one full TTL
+      await registry.heartbeat("spw-a", 1);
+      clock.now += settings.suspectMs + 10;
+      await sweeper.sweep();
+      assert.equal((await registry.get("spw-a"))?.state, "SUSPECT");
+      clock.now += settings.ttlMs;
+      await sweeper.sweep();
+      const dead = await registry.get("spw-a");
+      assert.equal(dead?.state, "DEAD");
+      assert.match(dead?.lastFailure ?? "", /No heartbeat for .* s \(TTL 0.3 s\)/);
+      const history = await registry.history("spw-a");
+      assert.deepEqual(history.map((t) => t.to), ["ALIVE", "SUSPECT", "DEAD"]);
+    } finally {
+      sweeper.stop();
+    }
+  });
+});
+
+Deno.test("startLivenessSweeper() declares nobody dead within one TTL of its start", async () => {
+  await withRegistry(async (registry, clock) => {
+    await registry.put(alive("spw-a", clock.now - 60_000), "up long ago");
+    const settings = livenessSettings(100);
+    const sweeper = startLivenessSweeper(registry, settings);
+    try {
+      clock.now += settings.ttlMs - 1;
+      await sweeper.sweep();
+      assert.equal((await registry.get("spw-a"))?.state, "ALIVE");
+    } finally {
+      sweeper.stop();
+    }
+  });
+});
+
+Deno.test("Registry.heartbeat() takes a suspect service back to ALIVE", async () => {
+  await withRegistry(async (registry) => {
+    await registry.put(alive("spw-a", 1), "up");
+    await registry.transition("spw-a", { incarnation: 1, to: "SUSPECT", reason: "silent" });
+    const back = await registry.heartbeat("spw-a", 1);
+    assert.equal(back.state, "ALIVE");
+  });
+});
+
+Deno.test("Registry.follow() replays past changes and then follows new ones without gaps", async () => {
+  await withRegistry(async (registry) => {
+    await registry.put(alive("spw-a", 1), "first");
+    const seen: RegistryEvent[] = [];
+    const unfollow = await registry.follow(0, (event) => seen.push(event));
+    await registry.put(alive("spw-b", 2), "second");
+    await registry.setSession("spw-b", "s1", true);
+    unfollow();
+    await registry.put(alive("spw-c", 3), "after unfollow");
+    assert.deepEqual(seen.map((e) => [e.kind, e.record.id]), [
+      ["transition", "spw-a"],
+      ["transition", "spw-b"],
+      ["sessions", "spw-b"],
+    ]);
+    assert.ok(seen[1]!.seq > seen[0]!.seq);
+  });
+});

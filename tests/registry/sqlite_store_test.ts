@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { SqliteStore } from "../../src/registry/sqlite_store.ts";
+import {
+  InvalidTransitionError,
+  StaleIncarnationError,
+  UnknownServiceError,
+} from "../../src/registry/store.ts";
+import { canTransition } from "../../src/registry/state_machine.ts";
+import type { ServiceRecord } from "../../src/types/mod.ts";
+
+function record(id: string, patch: Partial<ServiceRecord> = {}): ServiceRecord {
+  return {
+    id,
+    role: "spawner",
+    state: "LAUNCHING",
+    incarnation: 1,
+    host: "h",
+    pid: 1,
+    endpoint: "http://127.0.0.1:1",
+    parent: "",
+    route: [id],
+    launcher: "local://",
+    imageHash: "",
+    sessions: [],
+    started: 1,
+    lastHeartbeat: 0,
+    restarts: 0,
+    lastFailure: "",
+    updated: 1,
+    ...patch,
+  };
+}
+
+async function withStore(fn: (store: SqliteStore, path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "registry.db");
+  const store = SqliteStore.open(path);
+  try {
+    await fn(store, path);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("SqliteStore.put() stores a transition with time and reason when the state changes", async () => {
+  await withStore(async (store) => {
+    await store.put(record("spw-a"), "spawned");
+    await store.put(record("spw-a", { state: "BOOTSTRAPPING", updated: 5 }), "keys handed over");
+    const history = await store.history("spw-a");
+    assert.deepEqual(history.map((t) => [t.from, t.to, t.reason, t.at]), [
+      ["", "LAUNCHING", "spawned", 1],
+      ["LAUNCHING", "BOOTSTRAPPING", "keys handed over", 5],
+    ]);
+  });
+});
+
+Deno.test("SqliteStore.put() refuses a stale incarnation and keeps the newer record", async () => {
+  await withStore(async (store) => {
+    await store.put(record("spw-a", { incarnation: 2, state: "ALIVE" }), "restarted");
+    await assert.rejects(
+      () => store.put(record("spw-a", { incarnation: 1, state: "ALIVE", host: "old" }), "late"),
+      StaleIncarnationError,
+    );
+    const kept = await store.get("spw-a");
+    assert.equal(kept?.incarnation, 2);
+    assert.equal(kept?.host, "h");
+  });
+});
+
+Deno.test("SqliteStore.transition() refuses moves the state machine forbids", async () => {
+  await withStore(async (store) => {
+    await store.put(record("spw-a", { state: "STOPPED" }), "stopped");
+    await assert.rejects(
+      () => store.transition("spw-a", { incarnation: 1, to: "ALIVE", reason: "x", at: 2 }),
+      InvalidTransitionError,
+    );
+    await assert.rejects(
+      () => store.transition("nope", { incarnation: 1, to: "ALIVE", reason: "x", at: 2 }),
+      UnknownServiceError,
+    );
+    assert.equal((await store.get("spw-a"))?.state, "STOPPED");
+  });
+});
+
+Deno.test("SqliteStore keeps records, transitions and flushed heartbeats across a reopen", async () => {
+  await withStore(async (store, path) => {
+    await store.put(record("spw-a", { state: "ALIVE" }), "up");
+    await store.heartbeat("spw-a", 1, 42);
+    await store.setSession("spw-a", "s1", true);
+    await store.close();
+    const again = SqliteStore.open(path);
+    try {
+      const kept = await again.get("spw-a");
+      assert.equal(kept?.state, "ALIVE");
+      assert.equal(kept?.lastHeartbeat, 42);
+      assert.deepEqual(kept?.sessions, ["s1"]);
+      assert.equal((await again.transitionsSince(0, 10)).length, 1);
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore.heartbeat() refuses a replaced incarnation", async () => {
+  await withStore(async (store) => {
+    await store.put(record("spw-a", { state: "ALIVE", incarnation: 3 }), "up");
+    await assert.rejects(() => store.heartbeat("spw-a", 2, 10), StaleIncarnationError);
+  });
+});
+
+Deno.test("canTransition() follows DESIGN.md's state machine", () => {
+  assert.ok(canTransition("LAUNCHING", "BOOTSTRAPPING"));
+  assert.ok(canTransition("ALIVE", "SUSPECT"));
+  assert.ok(canTransition("SUSPECT", "DEAD"));
+  assert.ok(canTransition("DEAD", "RESTARTING"));
+  assert.ok(canTransition("FAILED", "LOST"));
+  assert.ok(!canTransition("LOST", "ALIVE"));
+  assert.ok(!canTransition("STOPPED", "ALIVE"));
+  assert.ok(!canTransition("LAUNCHING", "ALIVE"));
+});
