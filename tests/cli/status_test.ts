@@ -36,7 +36,7 @@ Deno.test("renderTree() draws children under their parent with state and heartbe
   const lines = text.split("\n");
   assert.match(lines[0]!, /^SERVICE\s+ROLE\s+HOST\s+PID\s+STATE\s+INC\s+HEARTBEAT$/);
   assert.match(lines[3]!, /^├─ spw-2 /);
-  assert.match(lines[4]!, /^│  └─ spw-3 .* SUSPECT .* 2\.5s ago$/);
+  assert.match(lines[4]!, /^│ {2}└─ spw-3 .* SUSPECT .* 2\.5s ago$/);
   assert.match(lines[5]!, /^└─ spw-4 .* -$/);
 });
 

@@ -1,0 +1,266 @@
+/**
+ * Helpers for the tests that cross machines: they drive `scripts/testnet` (see docs/testnet.md),
+ * which builds an HPC site of network namespaces on this machine.
+ *
+ * Tests using the testnet must not run in parallel with each other (`deno test` runs files one
+ * after the other unless `--parallel` is given): there is one testnet per machine.
+ */
+
+/** The script, as an absolute path, so tests work from any working directory. */
+export const TESTNET_SCRIPT: string = new URL("../../scripts/testnet", import.meta.url).pathname;
+
+export const TESTNET_HOSTS = ["desktop", "gateway", "head", "compute1", "compute2"] as const;
+export type TestnetHost = typeof TESTNET_HOSTS[number];
+
+/** The address others use for each host (its HostName in the ssh configs). */
+export const TESTNET_ADDR: Readonly<Record<TestnetHost, string>> = {
+  desktop: "198.18.1.2",
+  gateway: "198.18.1.1",
+  head: "198.19.1.2",
+  compute1: "198.19.11.2",
+  compute2: "198.19.12.2",
+};
+
+/** Every address of each host, one per link (docs/testnet.md, "Address plan"). */
+export const TESTNET_ADDRS: Readonly<Record<TestnetHost, readonly string[]>> = {
+  desktop: ["198.18.1.2"],
+  gateway: ["198.18.1.1", "198.19.1.1"],
+  head: ["198.19.1.2", "198.19.11.1", "198.19.12.1"],
+  compute1: ["198.19.11.2"],
+  compute2: ["198.19.12.2"],
+};
+
+export type TestnetPrereq = { ok: true } | { ok: false; reason: string };
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** True when `FABRIC_E2E=require` (CI): a missing prerequisite is then a failure, not a skip. */
+export function testnetRequired(): boolean {
+  return Deno.env.get("FABRIC_E2E") === "require";
+}
+
+/** Runs a program on this machine (not in the testnet) and collects its output. */
+export async function run(cmd: string, args: readonly string[]): Promise<CommandResult> {
+  const out = await new Deno.Command(cmd, {
+    args: [...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function onPath(name: string): Promise<boolean> {
+  if (name.startsWith("/")) {
+    try {
+      return (await Deno.stat(name)).isFile;
+    } catch {
+      return false;
+    }
+  }
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if ((await Deno.stat(`${dir}/${name}`)).isFile) return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
+}
+
+/** The Debian package for each program the testnet needs. */
+const TOOLS: ReadonlyArray<readonly [string, string]> = [
+  ["ip", "iproute2"],
+  ["nft", "nftables"],
+  ["/usr/sbin/sshd", "openssh-server"],
+  ["ssh", "openssh-client"],
+  ["ssh-keygen", "openssh-client"],
+  ["unshare", "util-linux"],
+  ["nsenter", "util-linux"],
+  ["flock", "util-linux"],
+  ["timeout", "coreutils"],
+  ["bash", "bash"],
+];
+
+/**
+ * Whether the testnet can run here: Linux, root, the programs it needs, and the right to
+ * create a network namespace (root in an unprivileged container lacks it). No side effects
+ * beyond creating and deleting one probe namespace.
+ */
+export async function checkTestnet(): Promise<TestnetPrereq> {
+  if (Deno.build.os !== "linux") {
+    return { ok: false, reason: `the testnet needs Linux, this is ${Deno.build.os}` };
+  }
+  if (Deno.uid() !== 0) {
+    return { ok: false, reason: "the testnet needs root (run the tests with sudo)" };
+  }
+  const missing: string[] = [];
+  const packages = new Set<string>();
+  for (const [tool, pkg] of TOOLS) {
+    if (!(await onPath(tool))) {
+      missing.push(tool);
+      packages.add(pkg);
+    }
+  }
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      reason: `missing ${missing.join(", ")}; install with: apt-get install -y ${
+        [...packages].join(" ")
+      }`,
+    };
+  }
+  // Not "fab-": that prefix belongs to the testnet itself and `down` removes all of it.
+  const probe = `fabprobe-${Deno.pid}`;
+  const add = await run("ip", ["netns", "add", probe]);
+  if (add.code !== 0) {
+    return {
+      ok: false,
+      reason:
+        `cannot create a network namespace (a container without CAP_SYS_ADMIN?): ${add.stderr.trim()}`,
+    };
+  }
+  await run("ip", ["netns", "del", probe]);
+  return { ok: true };
+}
+
+/**
+ * checkTestnet, with the policy: when the testnet cannot run, print why and return the
+ * reason (the caller skips), or throw when `FABRIC_E2E=require`.
+ */
+export async function requireTestnet(): Promise<TestnetPrereq> {
+  const prereq = await checkTestnet();
+  if (prereq.ok) return prereq;
+  if (testnetRequired()) {
+    throw new Error(`FABRIC_E2E=require, but the testnet cannot run: ${prereq.reason}`);
+  }
+  console.log(
+    `testnet e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
+  );
+  return prereq;
+}
+
+/** Runs `scripts/testnet ARGS...` and returns its result, whatever the exit code. */
+export function testnet(args: readonly string[]): Promise<CommandResult> {
+  return run(TESTNET_SCRIPT, args);
+}
+
+async function testnetOrThrow(args: readonly string[]): Promise<CommandResult> {
+  const r = await testnet(args);
+  if (r.code !== 0) {
+    throw new Error(
+      `scripts/testnet ${args.join(" ")} exited ${r.code}\n${r.stdout}${r.stderr}`,
+    );
+  }
+  return r;
+}
+
+/** Brings the testnet up (idempotent); throws with the script's output when that fails. */
+export async function testnetUp(): Promise<void> {
+  await testnetOrThrow(["up"]);
+}
+
+/** Takes the testnet down (idempotent); throws with the script's output when that fails. */
+export async function testnetDown(): Promise<void> {
+  await testnetOrThrow(["down"]);
+}
+
+/** Runs CMD on HOST (its network, hostname and home; no shell unless CMD is one). */
+export function testnetExec(host: TestnetHost, cmd: readonly string[]): Promise<CommandResult> {
+  return testnet(["exec", host, ...cmd]);
+}
+
+/** Runs CMD over ssh from the desktop to HOST (through gateway, head as needed). */
+export function testnetSsh(host: TestnetHost, cmd: readonly string[]): Promise<CommandResult> {
+  return testnet(["ssh", host, ...cmd]);
+}
+
+/**
+ * Starts a long-running CMD on HOST (a listener, a service). Output is discarded; kill the
+ * child when done (or let `testnetDown` kill it) and await its `status`.
+ */
+export function testnetSpawn(host: TestnetHost, cmd: readonly string[]): Deno.ChildProcess {
+  return new Deno.Command(TESTNET_SCRIPT, {
+    args: ["exec", host, ...cmd],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+/**
+ * Whether a TCP connection from HOST to ADDR:PORT opens within `seconds`
+ * (bash's /dev/tcp, so nothing but bash is needed on the host).
+ */
+export async function testnetCanConnect(
+  host: TestnetHost,
+  addr: string,
+  port: number,
+  seconds = 3,
+): Promise<boolean> {
+  const r = await testnetExec(host, [
+    "timeout",
+    String(seconds),
+    "bash",
+    "-c",
+    `</dev/tcp/${addr}/${port}`,
+  ]);
+  return r.code === 0;
+}
+
+/** Brings the testnet up, runs FN, and always takes the testnet down again. */
+export async function withTestnet<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    await testnetUp();
+    return await fn();
+  } finally {
+    await testnetDown();
+  }
+}
+
+export interface TestnetListener {
+  /** Stops the listener and waits for it to exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a TCP listener on HOST, on every address, PORT (it accepts and closes connections),
+ * and resolves once HOST itself can connect to it, so a failed connect elsewhere is the
+ * firewall's doing. Runs this very Deno, so the hosts need nothing else installed.
+ */
+export async function testnetListen(host: TestnetHost, port: number): Promise<TestnetListener> {
+  // Keep the host's home clean: Deno would otherwise start a cache in it.
+  const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+  const child = testnetSpawn(host, [
+    "env",
+    `DENO_DIR=${denoDir}`,
+    Deno.execPath(),
+    "eval",
+    "--no-config",
+    `const l = Deno.listen({ hostname: "0.0.0.0", port: ${port} });` +
+    ` for await (const c of l) c.close();`,
+  ]);
+  const close = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone (testnetDown kills everything in the namespaces)
+    }
+    await child.status;
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await testnetCanConnect(host, "127.0.0.1", port, 1))) {
+    if (Date.now() > deadline) {
+      await close();
+      throw new Error(`listener on ${host}:${port} did not come up`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { close };
+}
