@@ -41,7 +41,11 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 };
 
 async function main(args: string[]): Promise<number> {
-  if (args.some((a) => a === "--role" || a.startsWith("--role="))) return await roleCommand(args);
+  // A service's command line is flags only (`fabricd --role R ...`); a command
+  // comes first otherwise (`fabricd spawn --role R`).
+  const serviceMode = args[0]?.startsWith("-") &&
+    args.some((a) => a === "--role" || a.startsWith("--role="));
+  if (serviceMode) return await roleCommand(args);
   const [command, ...rest] = args;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(HELP);

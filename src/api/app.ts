@@ -32,6 +32,8 @@ export interface AppDeps {
   roleRoutes?: Hono[];
   /** Largest request body in bytes. Default {@linkcode MAX_BODY_BYTES}. */
   maxBodyBytes?: number;
+  /** How long a signed request waits for keys during bootstrap, ms. Default 2000. */
+  keysWaitMs?: number;
 }
 
 /**
@@ -55,6 +57,7 @@ export function createApp(deps: AppDeps): Hono {
     keys: deps.keys,
     replayCache: deps.replayCache,
     unsigned: ["/v1/health", "/v1/bootstrap"],
+    ...(deps.keysWaitMs === undefined ? {} : { keysWaitMs: deps.keysWaitMs }),
   }));
   app.route("/v1", serviceRoutes(deps.handlers));
   for (const routes of deps.roleRoutes ?? []) app.route("/v1", routes);

@@ -20,6 +20,12 @@ export interface SignatureOptions {
   replayCache: ReplayCache;
   /** Paths that are not signed (the bootstrap proof and the liveness probe). */
   unsigned: readonly string[];
+  /**
+   * How long a signed request waits for the keys while the service bootstraps,
+   * ms. The spawner's configure call can overtake the child's own handling of
+   * the bootstrap answer. Default 2000.
+   */
+  keysWaitMs?: number;
 }
 
 /** Context variables set by {@linkcode signatures}. */
@@ -39,7 +45,7 @@ export function signatures(
   const unsigned = new Set(options.unsigned);
   return async (c, next) => {
     if (unsigned.has(c.req.path)) return await next();
-    const keys = options.keys();
+    const keys = options.keys() ?? await keysWithin(options.keys, options.keysWaitMs ?? 2000);
     if (!keys) {
       throw new HTTPException(503, {
         message: "Service is not bootstrapped yet: retry in a moment",
@@ -78,4 +84,17 @@ export function signatures(
     );
     c.res = new Response(answer.status === 204 ? null : bytes, { status: answer.status, headers });
   };
+}
+
+async function keysWithin(
+  keys: () => FabricKeys | null,
+  waitMs: number,
+): Promise<FabricKeys | null> {
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const held = keys();
+    if (held) return held;
+  }
+  return null;
 }

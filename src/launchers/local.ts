@@ -51,7 +51,6 @@ export class LocalLauncher implements Launcher {
       stderr: "null",
       detached: true,
     }).spawn();
-    child.unref();
     let done = false;
     const exited = child.status.then((status) => {
       done = true;

@@ -190,6 +190,7 @@ Deno.test("createApp() answers 503 to signed requests before the service holds k
     keys: () => null,
     replayCache: new ReplayCache(),
     handlers: {} as ServiceHandlers,
+    keysWaitMs: 50,
   });
   const answer = await early.request("/v1/status");
   assert.equal(answer.status, 503);

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { createApp } from "../../src/api/app.ts";
+import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
+import {
+  bootstrapTranscript,
+  derivePasswordKey,
+  generateEphemeralKey,
+  generateFabricKeys,
+  openBundle,
+  proveBootstrap,
+  ReplayCache,
+} from "../../src/crypto/mod.ts";
+import { bundleInfo, KeyHandover } from "../../src/spawner/key_handover.ts";
+
+const keys = await generateFabricKeys();
+
+function parent() {
+  const handover = new KeyHandover({
+    keys,
+    registries: () => [{ id: "reg-00000001", url: "http://127.0.0.1:1" }],
+    self: { id: "spw-00000001", url: "http://127.0.0.1:2" },
+  });
+  const app = createApp({
+    serviceId: "spw-00000001",
+    keys: () => keys,
+    replayCache: new ReplayCache(),
+    handlers: { bootstrap: (r) => handover.answer(r) } as ServiceHandlers,
+  });
+  return { handover, app };
+}
+
+async function proofBody(id: string, password: string) {
+  const ephemeral = await generateEphemeralKey();
+  const endpoint = "http://127.0.0.1:3";
+  const passwordKey = derivePasswordKey(password);
+  const proof = proveBootstrap(
+    passwordKey,
+    bootstrapTranscript({ serviceId: id, publicKey: ephemeral.publicKey, endpoint }),
+  );
+  return {
+    ephemeral,
+    passwordKey,
+    body: JSON.stringify({
+      id,
+      publicKey: ephemeral.publicKey,
+      endpoint,
+      proof,
+      host: "h",
+      pid: 7,
+    }),
+  };
+}
+
+Deno.test("POST /v1/bootstrap hands the keys to exactly one of 20 concurrent right proofs", async () => {
+  const { handover, app } = parent();
+  const child = handover.expect("spw-00000002");
+  const attempts = await Promise.all(
+    Array.from({ length: 20 }, () => proofBody("spw-00000002", child.password)),
+  );
+  const answers = await Promise.all(attempts.map((a) =>
+    app.request("/v1/bootstrap", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: a.body,
+    })
+  ));
+  const won = answers.filter((a) => a.status === 200);
+  assert.equal(won.length, 1);
+  assert.ok(answers.filter((a) => a.status !== 200).every((a) => a.status === 403));
+  const arrival = await child.arrived;
+  assert.equal(arrival.pid, 7);
+  const winner = attempts[answers.indexOf(won[0]!)]!;
+  const bundle = JSON.parse(new TextDecoder().decode(
+    await openBundle(await won[0]!.json(), {
+      privateKey: winner.ephemeral.privateKey,
+      passwordKey: winner.passwordKey,
+      info: bundleInfo("spw-00000002"),
+    }),
+  ));
+  assert.equal(bundle.fingerprint, keys.fingerprint);
+  assert.equal(bundle.parent.id, "spw-00000001");
+});
+
+Deno.test("POST /v1/bootstrap refuses a wrong password with 403 and keeps no keys in the answer", async () => {
+  const { handover, app } = parent();
+  handover.expect("spw-00000003");
+  const wrong = await proofBody("spw-00000003", "not-the-password");
+  const answer = await app.request("/v1/bootstrap", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: wrong.body,
+  });
+  assert.equal(answer.status, 403);
+  const text = await answer.text();
+  assert.doesNotMatch(text, /ciphertext/);
+  assert.ok(handover.hasPassword("spw-00000003"), "one bad proof does not burn the password");
+});
+
+Deno.test("ExpectedChild.discard() makes the password unusable", async () => {
+  const { handover, app } = parent();
+  const child = handover.expect("spw-00000004");
+  child.discard();
+  const late = await proofBody("spw-00000004", child.password);
+  const answer = await app.request("/v1/bootstrap", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: late.body,
+  });
+  assert.equal(answer.status, 403);
+  assert.equal(handover.hasPassword("spw-00000004"), false);
+});
