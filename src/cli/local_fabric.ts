@@ -47,7 +47,7 @@ export async function startLocalFabric(
 ): Promise<LocalFabric> {
   const keyFile = keyPathOf(fabricPath, fabric);
   const keys = await readKeyFile(keyFile);
-  const launcher = new LocalLauncher({ logDir: join(options.dir, "logs") });
+  const launcher = new LocalLauncher({ dir: options.dir });
   const old = fabric.registries[0];
   const registryId = old?.id ?? newServiceId("registry");
   const port = options.port || (old ? Number(new URL(old.url).port) : 0) || freePort();

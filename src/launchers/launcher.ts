@@ -1,8 +1,10 @@
 /**
  * How a process is started on a target (DESIGN.md "Words": launcher), in the
- * URL style of SAGA job adaptors: `local://`, later `ssh://` and `slurm://`.
+ * URL style of SAGA job adaptors: `local://`, `ssh://[user@]host[:port]`, later
+ * `slurm://`.
  * @module
  */
+import type { RegistryEndpoint } from "../types/mod.ts";
 
 /** What to start. Secrets travel in `env` only, never in `args`. */
 export interface LaunchSpec {
@@ -14,16 +16,24 @@ export interface LaunchSpec {
   env: Record<string, string>;
 }
 
+/** The parent and the registries as the new process reaches them. */
+export interface ChildView {
+  parentUrl: string;
+  registries: RegistryEndpoint[];
+}
+
 /** A started process, as far as the launcher can see it. */
 export interface LaunchedProcess {
   /** Process ID on the target (0 when the launcher cannot tell). */
   pid: number;
   /** Host name of the target. */
   host: string;
-  /** Where the process writes its log. */
+  /** Where the process writes its log (on the target). */
   logFile: string;
   /** Resolves with the exit code when the process ends. */
   exited: Promise<number>;
+  /** The child's endpoint (as it reported it) turned into one this host can reach. */
+  reach(childEndpoint: string): Promise<string>;
   /** Sends a signal to the process; a process already gone is not an error. */
   kill(signal?: Deno.Signal): void;
 }
@@ -32,6 +42,12 @@ export interface LaunchedProcess {
 export interface Launcher {
   /** The launcher's URL, e.g. `local://`. */
   readonly url: string;
+  /**
+   * Makes `parentUrl` and the registries reachable from the target (port
+   * forwards for ssh) and says how the child will reach them.
+   * @throws {Error} with a reason a human can act on.
+   */
+  prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView>;
   /**
    * Starts a process.
    * @throws {Error} with a reason a human can act on when it cannot start.

@@ -9,22 +9,28 @@
  */
 import { join } from "node:path";
 import { selfCommand } from "../image/self_command.ts";
-import type { LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
+import type { RegistryEndpoint } from "../types/mod.ts";
+import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
 
 /** Options of {@linkcode LocalLauncher}. */
 export interface LocalLauncherOptions {
-  /** Directory for per-service log files `<id>.log`; created if missing. */
-  logDir: string;
+  /** State directory the children share; logs go to `<dir>/logs/<id>.log`. */
+  dir: string;
 }
 
 /** Starts fabricd processes on this host. */
 export class LocalLauncher implements Launcher {
   readonly url = "local://";
-  #logDir: string;
+  #dir: string;
 
-  /** A launcher writing logs under `options.logDir`. */
+  /** A launcher for children sharing the state directory `options.dir`. */
   constructor(options: LocalLauncherOptions) {
-    this.#logDir = options.logDir;
+    this.#dir = options.dir;
+  }
+
+  /** Local children reach the parent and the registries as this host does. */
+  prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
+    return Promise.resolve({ parentUrl, registries });
   }
 
   /**
@@ -32,8 +38,9 @@ export class LocalLauncher implements Launcher {
    * @throws {Error} when the log directory cannot be created or the process cannot start.
    */
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
-    await Deno.mkdir(this.#logDir, { recursive: true, mode: 0o700 });
-    const logFile = join(this.#logDir, `${spec.id}.log`);
+    const logDir = join(this.#dir, "logs");
+    await Deno.mkdir(logDir, { recursive: true, mode: 0o700 });
+    const logFile = join(logDir, `${spec.id}.log`);
     const self = selfCommand();
     // sh redirects output to the log file so the child keeps no pipe to us
     // and survives our death without SIGPIPE.
@@ -44,6 +51,7 @@ export class LocalLauncher implements Launcher {
         self.executable,
         ...self.prefix,
         ...spec.args,
+        ...(spec.args.includes("--dir") ? [] : ["--dir", this.#dir]),
       ],
       env: { ...spec.env, FABRIC_LOG_FILE: logFile },
       stdin: "null",
@@ -61,6 +69,7 @@ export class LocalLauncher implements Launcher {
       host: Deno.hostname(),
       logFile,
       exited,
+      reach: (endpoint) => Promise.resolve(endpoint),
       kill(signal: Deno.Signal = "SIGTERM") {
         if (done) return;
         try {

@@ -1,17 +1,20 @@
 /**
- * Picks the launcher for a launcher URL.
+ * Picks the launcher for a launcher URL. Launchers are kept per URL, so every
+ * spawn to one host shares its SSH connection.
  *
  * @example
  * ```ts
  * import { launcherFor } from "./src/launchers/mod.ts";
- * const launcher = launcherFor("local://", { logDir: "/tmp/logs" });
+ * const launcher = launcherFor("local://", { dir: "/tmp/fabric" });
  * ```
  * @module
  */
 import { type Launcher, LauncherUrlError } from "./launcher.ts";
 import { LocalLauncher } from "./local.ts";
+import { SshLauncher } from "./ssh.ts";
 
 export {
+  type ChildView,
   type LaunchedProcess,
   type Launcher,
   LauncherUrlError,
@@ -20,9 +23,11 @@ export {
 
 /** What every launcher may need from its spawner. */
 export interface LauncherContext {
-  /** Directory for per-service logs on this host. */
-  logDir: string;
+  /** The spawner's state directory (logs, control sockets, caches). */
+  dir: string;
 }
+
+const launchers = new Map<string, Launcher>();
 
 /**
  * The launcher for `url`.
@@ -35,18 +40,30 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
       `Invalid launcher "${url}": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
     );
   }
+  const key = `${context.dir}|${url}`;
+  const known = launchers.get(key);
+  if (known) return known;
+  let launcher: Launcher;
   if (scheme === "local") {
     if (url !== "local://") {
       throw new LauncherUrlError(`Invalid launcher "${url}": local:// takes no host or path`);
     }
-    return new LocalLauncher({ logDir: context.logDir });
-  }
-  if (scheme === "ssh" || scheme === "slurm" || scheme === "slurm+ssh") {
+    launcher = new LocalLauncher({ dir: context.dir });
+  } else if (scheme === "ssh") {
+    try {
+      launcher = new SshLauncher(url, { dir: context.dir });
+    } catch (error) {
+      throw new LauncherUrlError((error as Error).message);
+    }
+  } else if (scheme === "slurm" || scheme === "slurm+ssh") {
     throw new LauncherUrlError(
-      `Launcher "${scheme}://" is not built yet in this version: use local://`,
+      `Launcher "${scheme}://" is not built yet in this version: use local:// or ssh://host`,
+    );
+  } else {
+    throw new LauncherUrlError(
+      `Unknown launcher "${scheme}://": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
     );
   }
-  throw new LauncherUrlError(
-    `Unknown launcher "${scheme}://": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
-  );
+  launchers.set(key, launcher);
+  return launcher;
 }

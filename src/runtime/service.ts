@@ -225,7 +225,8 @@ export class FabricService implements ServiceHandlers {
       registry: this.registry(),
       handover: this.#handover!,
       self: { id: this.identity.id, url: this.identity.endpoint, route: placement.route },
-      logDir: `${this.identity.dir}/logs`,
+      dir: this.identity.dir,
+      registries: this.#registryEndpoints,
       heartbeatMs: placement.heartbeatMs,
     });
     this.#children.push(result.id);

@@ -47,6 +47,7 @@ export class KeyHandover {
   #options: KeyHandoverOptions;
   #passwords: OneTimePasswords;
   #waiting = new Map<string, (arrival: BootstrapArrival) => void>();
+  #views = new Map<string, { parentUrl: string; registries: RegistryEndpoint[] }>();
 
   /** A hand-over for the children of `options.self`. */
   constructor(options: KeyHandoverOptions) {
@@ -64,9 +65,20 @@ export class KeyHandover {
     return this.#passwords.has(serviceId);
   }
 
-  /** Issues a password for `serviceId` and waits for its child. */
-  expect(serviceId: string, options: { ttlMs?: number } = {}): ExpectedChild {
-    const password = this.#passwords.issue(serviceId, options);
+  /**
+   * Issues a password for `serviceId` and waits for its child. `view` says how
+   * the child reaches this parent and the registries (through port forwards on
+   * another host); by default as this host does.
+   */
+  expect(
+    serviceId: string,
+    options: { ttlMs?: number; view?: { parentUrl: string; registries: RegistryEndpoint[] } } = {},
+  ): ExpectedChild {
+    const password = this.#passwords.issue(
+      serviceId,
+      options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs },
+    );
+    if (options.view) this.#views.set(serviceId, options.view);
     const arrived = new Promise<BootstrapArrival>((resolve) => {
       this.#waiting.set(serviceId, resolve);
     });
@@ -76,6 +88,7 @@ export class KeyHandover {
       discard: () => {
         this.#passwords.discard(serviceId);
         this.#waiting.delete(serviceId);
+        this.#views.delete(serviceId);
       },
     };
   }
@@ -93,11 +106,13 @@ export class KeyHandover {
     });
     const outcome = this.#passwords.consume(request.id, transcript, request.proof);
     if (!outcome.ok) throw new BootstrapRefusedError(outcome.message);
+    const view = this.#views.get(request.id);
+    this.#views.delete(request.id);
     const bundle: KeyBundle = {
       fabricKey: this.#options.keys.jwk as Record<string, unknown>,
       fingerprint: this.#options.keys.fingerprint,
-      registries: this.#options.registries(),
-      parent: this.#options.self,
+      registries: view?.registries ?? this.#options.registries(),
+      parent: view ? { id: this.#options.self.id, url: view.parentUrl } : this.#options.self,
     };
     const sealed = await sealBundle(new TextEncoder().encode(JSON.stringify(bundle)), {
       peerPublicKey: request.publicKey,

@@ -12,7 +12,7 @@ import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { launcherFor } from "../launchers/mod.ts";
 import type { LaunchedProcess, Launcher } from "../launchers/launcher.ts";
-import { EXIT, type ServiceRecord, type SpawnResult } from "../types/mod.ts";
+import { EXIT, type RegistryEndpoint, type ServiceRecord, type SpawnResult } from "../types/mod.ts";
 import type { BootstrapArrival, KeyHandover } from "./key_handover.ts";
 import { newServiceId } from "./service_id.ts";
 
@@ -24,8 +24,10 @@ export interface SpawnDeps {
   handover: KeyHandover;
   /** The spawning service: the parent of the new one. */
   self: { id: string; url: string; route: string[] };
-  /** Directory for the logs of local children. */
-  logDir: string;
+  /** The spawner's state directory (children's logs, SSH sockets, caches). */
+  dir: string;
+  /** Registries as the spawner reaches them. */
+  registries: RegistryEndpoint[];
   /** Heartbeat interval handed to children, ms. */
   heartbeatMs: number;
   /** Time allowed from launch to key hand-over, ms. Default 30000. */
@@ -51,7 +53,7 @@ const EXIT_REASONS: Record<number, string> = {
  */
 export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Promise<SpawnResult> {
   const id = newServiceId(request.role);
-  const launcher = deps.launcher ?? launcherFor(request.on, { logDir: deps.logDir });
+  const launcher = deps.launcher ?? launcherFor(request.on, { dir: deps.dir });
   const now = Date.now();
   const record: ServiceRecord = {
     id,
@@ -73,12 +75,20 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     updated: now,
   };
   await deps.registry.put(record, `spawn requested by ${deps.self.id}`);
-  const expected = deps.handover.expect(id);
+  let discard = (): void => {};
   const fail = async (reason: string, exitCode: number | null): Promise<never> => {
-    expected.discard();
+    discard();
     await deps.registry.transition(id, { incarnation: 1, to: "FAILED", reason }).catch(() => {});
     throw new SpawnFailedError(id, `Spawn of ${request.role} "${id}" failed: ${reason}`, exitCode);
   };
+  let view;
+  try {
+    view = await launcher.prepare(deps.self.url, deps.registries);
+  } catch (error) {
+    return await fail(`cannot prepare ${launcher.url}: ${messageOf(error)}`, null);
+  }
+  const expected = deps.handover.expect(id, { view });
+  discard = expected.discard;
 
   let child: LaunchedProcess;
   try {
@@ -87,12 +97,12 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
       args: ["--role", request.role, "--id", id],
       env: {
         FABRIC_OTP: expected.password,
-        FABRIC_PARENT: `${deps.self.id}@${deps.self.url}`,
+        FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
         FABRIC_PIN: deps.keys.fingerprint,
       },
     });
   } catch (error) {
-    return await fail(`launch failed: ${error instanceof Error ? error.message : error}`, null);
+    return await fail(`launch failed: ${messageOf(error)}`, null);
   }
   deps.onLaunched?.(id, child);
 
@@ -114,7 +124,18 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     child.kill("SIGKILL");
     return await fail(`no bootstrap within ${timeoutMs} ms (log ${child.logFile})`, null);
   }
-  return await configureChild(id, request, record, outcome.arrival, child, deps, fail);
+  let arrival = outcome.arrival;
+  try {
+    arrival = { ...arrival, endpoint: await child.reach(arrival.endpoint) };
+  } catch (error) {
+    child.kill("SIGTERM");
+    return await fail(`cannot reach the new service: ${messageOf(error)}`, null);
+  }
+  return await configureChild(id, request, record, arrival, child, deps, fail);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 async function configureChild(
@@ -162,7 +183,7 @@ async function configureChild(
   } catch (error) {
     child.kill("SIGTERM");
     return await fail(
-      `configure failed: ${error instanceof Error ? error.message : error}`,
+      `configure failed: ${messageOf(error)}`,
       null,
     );
   }

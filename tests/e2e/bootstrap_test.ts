@@ -75,6 +75,7 @@ async function withParent(
 function wrongPassword(inner: Launcher): Launcher {
   return {
     url: inner.url,
+    prepare: (parentUrl, registries) => inner.prepare(parentUrl, registries),
     launch: (spec) => inner.launch({ ...spec, env: { ...spec.env, FABRIC_OTP: "d3Jvbmc" } }),
   };
 }
@@ -92,7 +93,8 @@ async function expectFailedSpawn(
       registry: local.registry,
       handover: parent.handover,
       self: { id: "spw-parent00", url: parent.url, route: ["spw-parent00"] },
-      logDir: join(dir, "logs"),
+      dir,
+      registries: [local.registryTarget],
       heartbeatMs: 500,
       launcher,
     });
@@ -106,7 +108,7 @@ async function expectFailedSpawn(
 Deno.test("spawn fails with exit 77 and the password is discarded when the child's password is wrong", async () => {
   await withLocalFabric(async (local, dir) => {
     await withParent(local, async (parent) => {
-      const launcher = wrongPassword(new LocalLauncher({ logDir: join(dir, "logs") }));
+      const launcher = wrongPassword(new LocalLauncher({ dir }));
       const error = await expectFailedSpawn(local, dir, parent, launcher);
       assert.equal(error.exitCode, 77);
       assert.match(error.message, /refused/);
@@ -128,7 +130,7 @@ Deno.test("spawn fails with exit 69 and the password is discarded when the paren
         local,
         dir,
         { url: deadUrl, handover: parent.handover },
-        new LocalLauncher({ logDir: join(dir, "logs") }),
+        new LocalLauncher({ dir }),
       );
       assert.equal(error.exitCode, 69);
       assert.match(error.message, /could not reach its parent/);

@@ -39,7 +39,7 @@ Deno.test("registry killed with SIGKILL while 200 services register keeps every 
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
-    const launcher = new LocalLauncher({ logDir: join(dir, "logs") });
+    const launcher = new LocalLauncher({ dir });
     const start = (): Promise<LaunchedProcess> =>
       launcher.launch({
         id: "reg-crash001",

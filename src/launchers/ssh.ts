@@ -1,0 +1,176 @@
+/**
+ * The `ssh://[user@]host[:port]` launcher: ships the fabricd image to the host,
+ * forwards the parent's and the registries' ports to it through one
+ * ControlMaster connection, and starts the service there detached from the
+ * SSH session. The one-time password travels on the channel's standard input.
+ * @module
+ */
+import { join } from "node:path";
+import { imageCommand } from "../image/self_command.ts";
+import { selfImage } from "../image/self_image.ts";
+import { REMOTE_CACHE, shipImage } from "../image/ship.ts";
+import type { RegistryEndpoint } from "../types/mod.ts";
+import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
+import { parseSshUrl, SshConnection } from "./ssh_connection.ts";
+
+/** Options of {@linkcode SshLauncher}. */
+export interface SshLauncherOptions {
+  /** This service's state directory (control sockets, local bundle cache). */
+  dir: string;
+  /** Seconds allowed to connect. Default 10. */
+  connectTimeoutS?: number;
+}
+
+/** Starts fabricd on another host over OpenSSH. */
+export class SshLauncher implements Launcher {
+  readonly url: string;
+  #ssh: SshConnection;
+  #dir: string;
+  #imageHash = "";
+  #imageKind: "binary" | "bundle" = "bundle";
+
+  /**
+   * A launcher for `url`.
+   * @throws {TypeError} for a malformed URL.
+   */
+  constructor(url: string, options: SshLauncherOptions) {
+    this.url = url;
+    this.#dir = options.dir;
+    this.#ssh = new SshConnection(parseSshUrl(url), {
+      controlDir: join(options.dir, "ssh"),
+      ...(options.connectTimeoutS ? { connectTimeoutS: options.connectTimeoutS } : {}),
+    });
+  }
+
+  /** The connection, for tests and benchmarks. */
+  get connection(): SshConnection {
+    return this.#ssh;
+  }
+
+  /** Connects, ships the image if the host lacks it, and forwards the ports. */
+  async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
+    await this.#ssh.open();
+    const image = await selfImage({ cacheDir: join(this.#dir, "cache") });
+    await shipImage(image, this.#ssh);
+    this.#imageHash = image.hash;
+    this.#imageKind = image.kind;
+    const forwarded = new Map<string, string>();
+    const forward = async (url: string): Promise<string> => {
+      const origin = new URL(url);
+      const known = forwarded.get(origin.host);
+      if (known) return known;
+      const port = await this.#ssh.forwardRemote(Number(origin.port || 80));
+      const there = `http://127.0.0.1:${port}`;
+      forwarded.set(origin.host, there);
+      return there;
+    };
+    const parent = await forward(parentUrl);
+    const seen: RegistryEndpoint[] = [];
+    for (const registry of registries) {
+      seen.push({ id: registry.id, url: await forward(registry.url) });
+    }
+    return { parentUrl: parent, registries: seen };
+  }
+
+  /** Starts the service on the host; the password goes over standard input. */
+  async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
+    if (!this.#imageHash) throw new Error("SshLauncher.prepare() must run before launch()");
+    const command = imageCommand(this.#imageKind, `$c/${this.#imageHash}`).map(quoteKeepVars)
+      .join(" ");
+    const args = [...spec.args, "--dir", "$c", "--listen", "127.0.0.1:0"].map(quoteKeepVars).join(
+      " ",
+    );
+    const log = `$c/logs/${spec.id}.log`;
+    // setsid detaches the service from the SSH session; this shell stays to
+    // report the exit code while the session lasts.
+    const script = [
+      `c=${REMOTE_CACHE}`,
+      'mkdir -p "$c/logs"',
+      "IFS= read -r FABRIC_OTP; IFS= read -r FABRIC_PARENT; IFS= read -r FABRIC_PIN",
+      "export FABRIC_OTP FABRIC_PARENT FABRIC_PIN",
+      `cd "$c" && setsid ${command} ${args} >>"${log}" 2>&1 </dev/null &`,
+      "pid=$!",
+      "unset FABRIC_OTP",
+      'echo "PID $pid"',
+      'wait "$pid"; echo "EXIT $?"',
+    ].join("\n");
+    const child = await this.#ssh.spawn(script);
+    const writer = child.stdin.getWriter();
+    const lines = [
+      spec.env.FABRIC_OTP ?? "",
+      spec.env.FABRIC_PARENT ?? "",
+      spec.env.FABRIC_PIN ?? "",
+    ];
+    await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
+    await writer.close();
+    const reader = lineReader(child.stdout);
+    const first = await reader.next();
+    const pid = Number(/^PID (\d+)$/.exec(first ?? "")?.[1] ?? 0);
+    if (!pid) {
+      const err = new TextDecoder().decode(
+        (await child.output().catch(() => null))?.stderr ?? new Uint8Array(),
+      );
+      throw new Error(
+        `Cannot start fabricd on ${this.#ssh.target.host}: ${err.trim() || "no PID reported"}`,
+      );
+    }
+    child.stderr.cancel().catch(() => {});
+    const exited = (async () => {
+      for (;;) {
+        const line = await reader.next();
+        if (line === null) return 255;
+        const code = /^EXIT (\d+)$/.exec(line)?.[1];
+        if (code !== undefined) return Number(code);
+      }
+    })();
+    return {
+      pid,
+      host: this.#ssh.target.host,
+      logFile: `${this.#ssh.target.host}:~/.cache/fabricd/logs/${spec.id}.log`,
+      exited,
+      reach: async (endpoint) => {
+        const port = Number(new URL(endpoint).port);
+        return `http://127.0.0.1:${await this.#ssh.forwardLocal(port)}`;
+      },
+      kill: (signal: Deno.Signal = "SIGTERM") => {
+        void this.#ssh.exec(`kill -${signal.replace("SIG", "")} ${pid} 2>/dev/null`).catch(
+          () => {},
+        );
+      },
+    };
+  }
+
+  /** Closes the SSH connection and its forwards. */
+  close(): Promise<void> {
+    return this.#ssh.close();
+  }
+}
+
+function quoteKeepVars(word: string): string {
+  // Double quotes so "$c" expands on the host; nothing else in our words needs it.
+  return `"${word.replace(/["\\`]/g, "\\$&")}"`;
+}
+
+function lineReader(stream: ReadableStream<Uint8Array>): { next(): Promise<string | null> } {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    async next(): Promise<string | null> {
+      for (;;) {
+        const end = buffer.indexOf("\n");
+        if (end >= 0) {
+          const line = buffer.slice(0, end);
+          buffer = buffer.slice(end + 1);
+          return line;
+        }
+        const { value, done } = await reader.read();
+        if (done) {
+          const rest = buffer;
+          buffer = "";
+          return rest === "" ? null : rest;
+        }
+        buffer += value;
+      }
+    },
+  };
+}
