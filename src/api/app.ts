@@ -18,6 +18,7 @@ import {
   SpawnFailedError,
 } from "./service_handlers.ts";
 import { signatures } from "./signature_middleware.ts";
+import { relay, type RelayTable } from "../services/bridge/relay.ts";
 
 /** Largest request body accepted, in bytes (HTTP 413 above it). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -34,6 +35,8 @@ export interface AppDeps {
   maxBodyBytes?: number;
   /** How long a signed request waits for keys during bootstrap, ms. Default 2000. */
   keysWaitMs?: number;
+  /** Bridges: where to relay requests meant for other services. */
+  relay?: RelayTable;
 }
 
 /**
@@ -44,6 +47,7 @@ export function createApp(deps: AppDeps): Hono {
   const logger = log("api");
   const app = new Hono();
   const maxSize = deps.maxBodyBytes ?? MAX_BODY_BYTES;
+  if (deps.relay) app.use(relay(deps.relay));
   app.use(bodyLimit({
     maxSize,
     onError: () => {

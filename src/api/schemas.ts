@@ -60,6 +60,8 @@ export const configureRequestSchema = z.strictObject({
   parent: serviceId,
   route: z.array(serviceId).min(1),
   launcher: z.string().min(1),
+  /** The service's endpoint as its parent reaches it (through port forwards over SSH). */
+  endpoint: z.url({ protocol: /^https?$/ }),
   heartbeatMs: z.int().min(50).max(600_000),
   sessions: z.array(sessionId).max(1000).default([]),
 });

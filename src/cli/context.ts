@@ -11,6 +11,7 @@ import {
 } from "../config/fabric_file.ts";
 import { FabricClient, type Target } from "../client/fabric_client.ts";
 import { RegistryClient } from "../client/registry_client.ts";
+import { targetFor } from "../client/route.ts";
 import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
 import { EXIT } from "../types/mod.ts";
 import { CliError } from "./cli_error.ts";
@@ -67,15 +68,14 @@ export async function targetOf(context: FabricContext, id: string | undefined): 
       EXIT.CONFIG,
     );
   }
-  const found = await context.registry.get(id);
-  if (!found) {
+  const records = await context.registry.list();
+  const record = records.find((r) => r.id === id);
+  if (!record) {
     throw new CliError(`No service "${id}" in the registry: see "fabricd status"`, EXIT.FAILURE);
   }
-  if (!found.record.endpoint) {
-    throw new CliError(
-      `Service "${id}" has no endpoint (state ${found.record.state})`,
-      EXIT.FAILURE,
-    );
+  try {
+    return targetFor(record, records);
+  } catch (error) {
+    throw new CliError((error as Error).message, EXIT.FAILURE);
   }
-  return { id, url: found.record.endpoint };
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { type FabricFile, keyPathOf, saveFabricFile } from "../config/fabric_file.ts";
 import { FabricClient, type Target } from "../client/fabric_client.ts";
 import { RegistryClient } from "../client/registry_client.ts";
+import { targetFor } from "../client/route.ts";
 import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
 import { LocalLauncher } from "../launchers/local.ts";
 import type { LaunchedProcess } from "../launchers/launcher.ts";
@@ -130,7 +131,8 @@ export async function stopServices(
   registry: RegistryClient,
   options: StopServicesOptions,
 ): Promise<number> {
-  const records = (await registry.list()).filter((r) =>
+  const all = await registry.list();
+  const records = all.filter((r) =>
     ["ALIVE", "SUSPECT", "CONFIGURING"].includes(r.state) &&
     (!options.ids || options.ids.includes(r.id))
   );
@@ -138,7 +140,7 @@ export async function stopServices(
   records.sort((a, b) => order(b) - order(a));
   for (const record of records) {
     try {
-      await client.call({ id: record.id, url: record.endpoint }, {
+      await client.call(targetFor(record, all), {
         method: "POST",
         path: "/v1/stop",
         body: { reason: options.reason },

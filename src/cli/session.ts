@@ -9,6 +9,7 @@ import { EXIT } from "../types/mod.ts";
 import { listFlag, parseFlags, stringFlag } from "./args.ts";
 import { usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
+import { targetFor } from "../client/route.ts";
 
 /** Help text of `fabricd session`. */
 export const SESSION_HELP =
@@ -75,7 +76,7 @@ export async function sessionCommand(args: string[]): Promise<number> {
   if (action === "close") {
     if (!name) throw usage('Missing session: "fabricd session close S"');
     for (const record of records.filter((r) => r.sessions.includes(name))) {
-      await context.client.call({ id: record.id, url: record.endpoint }, {
+      await context.client.call(targetFor(record, records), {
         method: "DELETE",
         path: `/v1/sessions/${name}`,
       }).catch(() => context.registry.setSession(record.id, name, false));

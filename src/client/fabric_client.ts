@@ -7,10 +7,15 @@
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
 
-/** A service to talk to: its ID (the signature's target) and its URL. */
+/**
+ * A service to talk to: its ID (the signature's target) and the URL to send to,
+ * which is the first bridge on its route when it is behind bridges.
+ */
 export interface Target {
   id: string;
   url: string;
+  /** Service IDs from the root down to the target, sent as `Fabric-Route` for bridges. */
+  route?: string[];
 }
 
 /** An answer that is not 2xx; `status` 0 means the service could not be reached. */
@@ -73,7 +78,7 @@ export class FabricClient {
     const body = request.body === undefined
       ? new Uint8Array()
       : new TextEncoder().encode(JSON.stringify(request.body));
-    const headers = new Headers({ accept: "application/json" });
+    const headers = routeHeaders(target, "application/json");
     if (request.body !== undefined) headers.set("content-type", "application/json");
     const signed = await signRequest(
       { method: request.method, url, headers, body },
@@ -182,6 +187,12 @@ export class FabricClient {
       );
     }
   }
+}
+
+function routeHeaders(target: Target, accept: string): Headers {
+  const headers = new Headers({ accept });
+  if (target.route && target.route.length > 0) headers.set("fabric-route", target.route.join(","));
+  return headers;
 }
 
 function parseJson(bytes: Uint8Array): Record<string, unknown> {

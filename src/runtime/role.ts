@@ -40,4 +40,6 @@ export interface RoleModule {
   start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle>;
   /** Routes of the role, mounted under `/v1` before the role starts. */
   routes?: () => Hono;
+  /** Whether the service relays requests meant for other services (bridges). */
+  relays?: boolean;
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { registryRole } from "../registry/registry_role.ts";
+import { bridgeRole } from "../services/bridge/bridge_role.ts";
 import { spawnerRole } from "../services/spawner/spawner_role.ts";
 import type { Role } from "../types/mod.ts";
 import type { RoleModule } from "./role.ts";
@@ -12,4 +13,5 @@ import type { RoleModule } from "./role.ts";
 export const ROLE_MODULES: Partial<Record<Role, RoleModule>> = {
   registry: registryRole,
   spawner: spawnerRole,
+  bridge: bridgeRole,
 };

@@ -74,6 +74,15 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       stop: (reason) => service!.stop(reason),
     },
     roleRoutes: module.routes ? [module.routes()] : [],
+    ...(module.relays
+      ? {
+        relay: {
+          selfId: id,
+          child: (childId: string) => service!.childEndpoint(childId),
+          upstream: (target: string) => service!.upstream(target),
+        },
+      }
+      : {}),
   });
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -103,7 +112,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   try {
     if (bootstrapEnv) {
       const outcome = await bootstrapFromParent(bootstrapEnv, { serviceId: id, endpoint, host });
-      service.holdKeys(outcome.keys, outcome.registries);
+      service.holdKeys(outcome.keys, outcome.registries, outcome.parent);
       logger.info("Bootstrapped from {parent}; waiting to be configured", {
         parent: outcome.parent.id,
       });
@@ -126,6 +135,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
         parent: "",
         route: [id],
         launcher: "local://",
+        endpoint,
         heartbeatMs: options.heartbeatMs,
         sessions: [],
       });

@@ -49,6 +49,8 @@ export interface ServicePlacement {
   parent: string;
   route: string[];
   launcher: string;
+  /** The endpoint registered: as the parent reaches this service. */
+  endpoint: string;
   heartbeatMs: number;
   sessions: string[];
 }
@@ -66,7 +68,8 @@ export class FabricService implements ServiceHandlers {
   #heartbeats: Heartbeats | null = null;
   #state: ServiceState = "BOOTSTRAPPING";
   #sessions = new Set<string>();
-  #children: string[] = [];
+  #children = new Map<string, string>();
+  #parent: RegistryEndpoint | null = null;
   #started = Date.now();
   #stopping: Promise<void> | null = null;
   #stopRequested: (reason: string) => void;
@@ -93,9 +96,10 @@ export class FabricService implements ServiceHandlers {
   }
 
   /** Gives the service its keys (after bootstrap, or from the key file for a root). */
-  holdKeys(keys: FabricKeys, registries: RegistryEndpoint[]): void {
+  holdKeys(keys: FabricKeys, registries: RegistryEndpoint[], parent?: RegistryEndpoint): void {
     this.#keys = keys;
     this.#registryEndpoints = registries;
+    this.#parent = parent ?? null;
     this.#handover = new KeyHandover({
       keys,
       registries: () => this.#registryEndpoints,
@@ -136,7 +140,7 @@ export class FabricService implements ServiceHandlers {
       incarnation,
       host: this.identity.host,
       pid: Deno.pid,
-      endpoint: this.identity.endpoint,
+      endpoint: placement.endpoint,
       parent: placement.parent,
       route: placement.route,
       launcher: placement.launcher,
@@ -182,7 +186,7 @@ export class FabricService implements ServiceHandlers {
       endpoint: this.identity.endpoint,
       parent: this.#placement?.parent ?? "",
       sessions: [...this.#sessions].sort(),
-      children: [...this.#children],
+      children: [...this.#children.keys()],
       uptimeMs: Date.now() - this.#started,
     };
   }
@@ -206,6 +210,7 @@ export class FabricService implements ServiceHandlers {
       parent: request.parent,
       route: request.route,
       launcher: request.launcher,
+      endpoint: request.endpoint,
       heartbeatMs: request.heartbeatMs,
       sessions: request.sessions,
     });
@@ -229,8 +234,27 @@ export class FabricService implements ServiceHandlers {
       registries: this.#registryEndpoints,
       heartbeatMs: placement.heartbeatMs,
     });
-    this.#children.push(result.id);
+    this.#children.set(result.id, result.endpoint);
     return result;
+  }
+
+  /**
+   * A child's endpoint as this service reaches it: from its own spawns, else
+   * from the registry (after a restart of this service).
+   */
+  async childEndpoint(id: string): Promise<string | undefined> {
+    const known = this.#children.get(id);
+    if (known) return known;
+    const found = await this.registry().get(id).catch(() => undefined);
+    if (found?.record.parent !== this.identity.id || !found.record.endpoint) return undefined;
+    this.#children.set(id, found.record.endpoint);
+    return found.record.endpoint;
+  }
+
+  /** Where a request for `target` goes when it is not below this service. */
+  upstream(target: string): string | undefined {
+    const registry = this.#registryEndpoints.find((r) => r.id === target);
+    return registry?.url ?? this.#parent?.url;
   }
 
   async openSession(session: string): Promise<string[]> {
@@ -256,7 +280,7 @@ export class FabricService implements ServiceHandlers {
       role: this.identity.role,
       state: this.#state,
       incarnation: placement.incarnation,
-      endpoint: this.identity.endpoint,
+      endpoint: placement.endpoint,
       sessions: [...this.#sessions].sort(),
     };
   }

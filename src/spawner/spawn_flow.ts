@@ -174,6 +174,7 @@ async function configureChild(
           parent: deps.self.id,
           route: record.route,
           launcher: record.launcher,
+          endpoint: arrival.endpoint,
           heartbeatMs: deps.heartbeatMs,
           sessions: request.sessions,
         },

@@ -1,0 +1,83 @@
+/**
+ * Relaying for bridges: a signed request whose `Fabric-Target` is another
+ * service is passed on unchanged (signatures are end to end), down the spawn
+ * tree along its `Fabric-Route`, or up towards the registry or the parent.
+ * Answers, streams included, come back unchanged.
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+
+/** Where a bridge can send things. */
+export interface RelayTable {
+  /** This bridge's service ID. */
+  selfId: string;
+  /** A child's URL as this bridge reaches it, or undefined. */
+  child(id: string): Promise<string | undefined>;
+  /** Where a request for `target` goes when it is not below this bridge. */
+  upstream(target: string): string | undefined;
+}
+
+/** Most bridges a request may cross (a guard against routing loops). */
+export const MAX_HOPS = 16;
+
+/**
+ * Middleware that relays requests not meant for this service.
+ * @throws {TypeError} when `table.selfId` is empty.
+ */
+export function relay(table: RelayTable): MiddlewareHandler {
+  if (!table.selfId) throw new TypeError("Relay needs the bridge's service ID");
+  return async (c, next) => {
+    const target = c.req.header("fabric-target");
+    if (!target || target === table.selfId || c.req.path === "/v1/health") return await next();
+    const hops = Number(c.req.header("fabric-hops") ?? "0");
+    if (!Number.isInteger(hops) || hops >= MAX_HOPS) {
+      throw new HTTPException(508, {
+        message: `Request crossed ${MAX_HOPS} bridges: routing loop`,
+      });
+    }
+    const route = (c.req.header("fabric-route") ?? "").split(",").map((s) => s.trim()).filter(
+      Boolean,
+    );
+    const at = route.indexOf(table.selfId);
+    let hop: string | undefined;
+    if (at >= 0 && at + 1 < route.length) {
+      const childId = route[at + 1]!;
+      hop = await table.child(childId);
+      if (!hop) {
+        throw new HTTPException(502, {
+          message: `Bridge "${table.selfId}" has no child "${childId}" on the route to "${target}"`,
+        });
+      }
+    } else {
+      hop = table.upstream(target);
+      if (!hop) {
+        throw new HTTPException(502, {
+          message: `Bridge "${table.selfId}" has no way to "${target}": give a Fabric-Route`,
+        });
+      }
+    }
+    const url = new URL(c.req.path + new URL(c.req.url).search, hop);
+    const headers = new Headers(c.req.raw.headers);
+    headers.delete("host");
+    headers.set("fabric-hops", String(hops + 1));
+    const hasBody = !["GET", "HEAD"].includes(c.req.method);
+    let answer: Response;
+    try {
+      answer = await fetch(url, {
+        method: c.req.method,
+        headers,
+        ...(hasBody ? { body: await c.req.arrayBuffer() } : {}),
+        redirect: "manual",
+        signal: c.req.raw.signal,
+      });
+    } catch (error) {
+      throw new HTTPException(502, {
+        message: `Bridge "${table.selfId}" cannot reach the next hop for "${target}": ${
+          error instanceof Error ? error.message : error
+        }`,
+      });
+    }
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
+  };
+}
