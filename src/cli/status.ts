@@ -3,17 +3,21 @@
  * heartbeat age), or `--json`.
  * @module
  */
-import type { ServiceRecord } from "../types/mod.ts";
+import type { ServiceRecord, ServiceStatus } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
 import { parseFlags, stringFlag } from "./args.ts";
-import { loadContext } from "./context.ts";
+import { usage } from "./cli_error.ts";
+import { loadContext, targetOf } from "./context.ts";
 
 /** Help text of `fabricd status`. */
-export const STATUS_HELP = `fabricd status [--fabric FILE] [--json] [--all]
+export const STATUS_HELP = `fabricd status [ID] [--fabric FILE] [--json] [--all]
 
-Shows every service of the fabric as the spawn tree: ID, role, host, pid, state,
-incarnation and the age of its last heartbeat. Stopped services are hidden unless
---all is given. --json prints the registry's records.
+Without ID: every service of the fabric as the spawn tree (ID, role, host, pid,
+state, incarnation, age of the last heartbeat), from the registry. Stopped
+services are hidden unless --all is given. --json prints the registry's records.
+
+With ID: asks that service itself (a signed GET /v1/status, through the bridges
+on its route) and prints its answer and the round-trip time.
 `;
 
 /** Runs `fabricd status`. */
@@ -28,6 +32,32 @@ export async function statusCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
+  const [id, ...extra] = parsed.positionals;
+  if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd status --help"`);
+  if (id) {
+    const target = await targetOf(context, id);
+    const started = performance.now();
+    const answer = await context.client.call<ServiceStatus>(target, {
+      method: "GET",
+      path: "/v1/status",
+    });
+    const ms = performance.now() - started;
+    if (parsed.flags.json) {
+      console.log(JSON.stringify({ ...answer, roundTripMs: Math.round(ms * 10) / 10 }));
+    } else {
+      const via = target.route ? ` via ${target.route.slice(0, -1).join(" > ")}` : "";
+      console.log(
+        `${answer.id} (${answer.role}) on ${answer.host}, pid ${answer.pid}: ${answer.state}, incarnation ${answer.incarnation}`,
+      );
+      console.log(`  signed answer verified in ${ms.toFixed(1)} ms${via}`);
+      console.log(
+        `  sessions: ${answer.sessions.join(", ") || "none"}; children: ${
+          answer.children.join(", ") || "none"
+        }`,
+      );
+    }
+    return EXIT.OK;
+  }
   const records = await context.registry.list();
   if (parsed.flags.json) {
     console.log(JSON.stringify({ services: records }, null, 2));

@@ -256,6 +256,14 @@ export class OneTimePasswords {
     return entry?.state === "live" && this.#now() < entry.expiresAt;
   }
 
+  /** The number of passwords that could still be used (live and unexpired). */
+  get usable(): number {
+    this.#sweep();
+    let count = 0;
+    for (const entry of this.#entries.values()) if (entry.state === "live") count++;
+    return count;
+  }
+
   /** The number of entries held, after sweeping those past their TTL. */
   get size(): number {
     this.#sweep();

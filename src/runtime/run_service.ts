@@ -156,7 +156,11 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     return EXIT.FAILURE;
   } finally {
     for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
-    await server.shutdown().catch(() => {});
+    // Open streams (watchers) would hold a graceful shutdown forever.
+    await Promise.race([
+      server.shutdown().catch(() => {}),
+      new Promise((resolve) => setTimeout(resolve, 2000)),
+    ]);
   }
 }
 

@@ -187,6 +187,7 @@ export class FabricService implements ServiceHandlers {
       parent: this.#placement?.parent ?? "",
       sessions: [...this.#sessions].sort(),
       children: [...this.#children.keys()],
+      pendingPasswords: this.#handover?.pending ?? 0,
       uptimeMs: Date.now() - this.#started,
     };
   }

@@ -55,9 +55,9 @@ export class KeyHandover {
     this.#passwords = options.passwords ?? new OneTimePasswords();
   }
 
-  /** Passwords currently usable (for tests and status). */
+  /** Passwords currently usable (for status and tests). */
   get pending(): number {
-    return this.#waiting.size;
+    return this.#passwords.usable;
   }
 
   /** Whether `serviceId` still has a usable password. */

@@ -131,6 +131,8 @@ export interface ServiceStatus {
   parent: string;
   sessions: string[];
   children: string[];
+  /** One-time passwords this service has issued that are still usable. */
+  pendingPasswords: number;
   uptimeMs: number;
 }
 

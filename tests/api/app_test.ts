@@ -23,6 +23,7 @@ function fixture() {
     parent: "",
     sessions: [],
     children: [],
+    pendingPasswords: 0,
     uptimeMs: 1,
   };
   const record = (name: string) => (arg: unknown) => {

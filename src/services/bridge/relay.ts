@@ -68,8 +68,9 @@ export function relay(table: RelayTable): MiddlewareHandler {
         method: c.req.method,
         headers,
         ...(hasBody ? { body: await c.req.arrayBuffer() } : {}),
+        // No request signal: Deno aborts it once the answer starts, which would
+        // cut relayed streams; a client that leaves cancels the body instead.
         redirect: "manual",
-        signal: c.req.raw.signal,
       });
     } catch (error) {
       throw new HTTPException(502, {

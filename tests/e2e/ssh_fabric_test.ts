@@ -1,0 +1,244 @@
+/**
+ * The fabric grown over SSH, hop by hop, on the test network (docs/testnet.md):
+ * desktop -> gateway -> head -> compute nodes, through the real OpenSSH and the
+ * site firewall. Needs root; skips with a message otherwise, and fails instead
+ * when FABRIC_E2E=require.
+ */
+import assert from "node:assert/strict";
+import { FABRICD } from "./_fabric.ts";
+import {
+  checkTestnet,
+  TESTNET_ADDR,
+  testnetCanConnect,
+  testnetExec,
+  testnetRequired,
+  testnetSpawn,
+  withTestnet,
+} from "./_testnet.ts";
+import type { ServiceRecord } from "../../src/types/mod.ts";
+
+const prereq = await checkTestnet();
+const skip = !prereq.ok && !testnetRequired();
+if (!prereq.ok && skip) {
+  console.log(
+    `ssh fabric e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
+  );
+}
+const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+
+Deno.test({
+  name: "fabricd grows desktop -> gateway -> head -> compute nodes over SSH and keeps it reachable",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  if (!prereq.ok) throw new Error(`FABRIC_E2E=require, but: ${prereq.reason}`);
+  await withTestnet(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "fabricd-ssh-" });
+    const fabric = `${dir}/fabric.yaml`;
+    const fabricd = (args: string[]) =>
+      testnetExec("desktop", [
+        "env",
+        `DENO_DIR=${DENO_DIR}`,
+        ...FABRICD,
+        ...args,
+        "--fabric",
+        fabric,
+      ]);
+    const spawn = async (args: string[]): Promise<string> => {
+      const out = await fabricd(["spawn", "--json", ...args]);
+      assert.equal(out.code, 0, `spawn ${args.join(" ")}: ${out.stderr}`);
+      const result = JSON.parse(out.stdout) as { id: string; state: string };
+      assert.equal(result.state, "ALIVE");
+      return result.id;
+    };
+    const records = async (): Promise<ServiceRecord[]> => {
+      const out = await fabricd(["status", "--json"]);
+      assert.equal(out.code, 0, out.stderr);
+      return (JSON.parse(out.stdout) as { services: ServiceRecord[] }).services;
+    };
+    const up = testnetSpawn("desktop", [
+      "env",
+      `DENO_DIR=${DENO_DIR}`,
+      ...FABRICD,
+      "up",
+      "--dir",
+      dir,
+      "--heartbeat-ms",
+      "1000",
+    ]);
+    try {
+      for (let i = 0; i < 100; i++) {
+        if ((await fabricd(["status"])).code === 0) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const root = (await records()).find((r) => r.role === "spawner")!;
+      let gateway = "", head = "", c1 = "", c2 = "";
+
+      await t.step(
+        "bridges and services come up ALIVE with their real hosts and routes",
+        async () => {
+          gateway = await spawn(["--role", "bridge", "--on", "ssh://gateway"]);
+          head = await spawn(["--role", "bridge", "--on", "ssh://head", "--via", gateway]);
+          c1 = await spawn(["--role", "spawner", "--on", "ssh://compute1", "--via", head]);
+          c2 = await spawn(["--role", "spawner", "--on", "ssh://compute2", "--via", head]);
+          const byId = new Map((await records()).map((r) => [r.id, r]));
+          const expect: [string, string, string[]][] = [
+            [gateway, "gateway", [root.id, gateway]],
+            [head, "head", [root.id, gateway, head]],
+            [c1, "compute1", [root.id, gateway, head, c1]],
+            [c2, "compute2", [root.id, gateway, head, c2]],
+          ];
+          for (const [id, host, route] of expect) {
+            const record = byId.get(id)!;
+            assert.equal(record.state, "ALIVE", id);
+            assert.equal(record.host, host, id);
+            assert.deepEqual(record.route, route, id);
+          }
+          const tree = await fabricd(["status"]);
+          assert.match(tree.stdout, new RegExp(`└─ ${c2} +spawner +compute2 `));
+        },
+      );
+
+      await t.step(
+        "a signed request from the desktop reaches compute1 through both bridges",
+        async () => {
+          const out = await fabricd(["status", c1, "--json"]);
+          assert.equal(out.code, 0, out.stderr);
+          const answer = JSON.parse(out.stdout);
+          assert.equal(answer.id, c1);
+          assert.equal(answer.host, "compute1");
+          assert.equal(answer.parent, head);
+        },
+      );
+
+      await t.step(
+        "compute services heartbeat to the desktop's registry through the bridges",
+        async () => {
+          const before = (await records()).find((r) => r.id === c2)!.lastHeartbeat;
+          await new Promise((r) => setTimeout(r, 2500));
+          const after = (await records()).find((r) => r.id === c2)!;
+          assert.ok(after.lastHeartbeat > before, "no heartbeat arrived");
+          assert.equal(after.state, "ALIVE");
+        },
+      );
+
+      await t.step(
+        "the firewall holds: the desktop cannot open a TCP connection to head",
+        async () => {
+          assert.equal(await testnetCanConnect("desktop", TESTNET_ADDR.head, 22, 3), false);
+        },
+      );
+
+      await t.step(
+        "an unreachable host fails the spawn quickly with the reason and leaves no password",
+        async () => {
+          const started = Date.now();
+          const out = await fabricd([
+            "spawn",
+            "--role",
+            "spawner",
+            "--on",
+            `ssh://${TESTNET_ADDR.head}`,
+          ]);
+          assert.equal(out.code, 1);
+          assert.match(out.stderr, /Cannot connect to 198\.19\.1\.2/);
+          assert.ok(Date.now() - started < 15_000, "slower than the connect timeout");
+          const spawner = JSON.parse((await fabricd(["status", root.id, "--json"])).stdout);
+          assert.equal(spawner.pendingPasswords, 0);
+        },
+      );
+
+      await t.step("a changed host key is refused with a clear message", async () => {
+        const swap = [
+          "set -e; cd ~/.ssh; cp known_hosts known_hosts.orig",
+          "rm -f /tmp/fake_key_$$; ssh-keygen -q -t ed25519 -N '' -f /tmp/fake_key_$$",
+          "key=$(cut -d' ' -f1,2 /tmp/fake_key_$$.pub); rm -f /tmp/fake_key_$$ /tmp/fake_key_$$.pub",
+          `sed -i "s|^compute1,.*|compute1,${TESTNET_ADDR.compute1} $key|" known_hosts`,
+        ].join("\n");
+        assert.equal((await testnetExec("desktop", ["sh", "-c", swap])).code, 0);
+        try {
+          const out = await fabricd(["spawn", "--role", "spawner", "--on", "ssh://compute1"]);
+          assert.equal(out.code, 1);
+          assert.match(out.stderr, /Host key of compute1 does not match known_hosts/);
+        } finally {
+          await testnetExec("desktop", [
+            "sh",
+            "-c",
+            "cd ~/.ssh && mv known_hosts.orig known_hosts",
+          ]);
+        }
+      });
+
+      await t.step("an unwritable image cache is reported clearly", async () => {
+        const block = "cd ~/.cache && mv fabricd fabricd.aside && touch fabricd";
+        assert.equal((await testnetExec("compute2", ["sh", "-c", block])).code, 0);
+        try {
+          const out = await fabricd([
+            "spawn",
+            "--role",
+            "spawner",
+            "--on",
+            "ssh://compute2",
+            "--via",
+            head,
+          ]);
+          assert.equal(out.code, 1);
+          assert.match(out.stderr, /Image cache on compute2 is not writable/);
+        } finally {
+          await testnetExec("compute2", [
+            "sh",
+            "-c",
+            "cd ~/.cache && rm -f fabricd && mv fabricd.aside fabricd",
+          ]);
+        }
+      });
+
+      await t.step("an image whose hash does not match is removed and never run", async () => {
+        const script = new URL("./_ship_check.ts", import.meta.url).pathname;
+        const out = await testnetExec("desktop", [
+          "env",
+          `DENO_DIR=${DENO_DIR}`,
+          Deno.execPath(),
+          "run",
+          "--quiet",
+          "--allow-all",
+          script,
+          "gateway",
+          dir,
+        ]);
+        assert.equal(out.code, 0, out.stderr);
+        const result = JSON.parse(out.stdout) as { error: string; cache: string[] };
+        assert.match(result.error, /does not match its SHA-256/);
+        assert.ok(!result.cache.includes("f".repeat(64)), "the forged image was installed");
+        assert.ok(
+          !result.cache.some((name) => name.startsWith(".tmp-")),
+          "a partial copy was left",
+        );
+      });
+
+      await t.step("fabricd stop --all stops every service on every host", async () => {
+        const out = await fabricd(["stop", "--all"]);
+        assert.equal(out.code, 0, out.stderr);
+        for (const host of ["gateway", "head", "compute1", "compute2"] as const) {
+          let left = "";
+          for (let i = 0; i < 50; i++) {
+            left = (await testnetExec(host, ["sh", "-c", "pgrep -f 'fabricd[.]js --role' || true"]))
+              .stdout.trim();
+            if (left === "") break;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          assert.equal(left, "", `fabricd still running on ${host}`);
+        }
+      });
+    } finally {
+      try {
+        up.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      await up.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+});
