@@ -10,6 +10,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ReplayCache } from "../crypto/replay_cache.ts";
 import { log } from "../runtime/logging.ts";
+import { FabricRequestError } from "../client/fabric_client.ts";
 import { serviceRoutes } from "./service_routes.ts";
 import {
   BootstrapRefusedError,
@@ -89,6 +90,8 @@ function statusOf(error: Error): ContentfulStatusCode {
   if (error.name === "LauncherUrlError") return 400;
   if (error.name === "StaleIncarnationError") return 409;
   if (error.name === "InvalidTransitionError") return 409;
+  if (error.name === "NotLiveError") return 409;
+  if (error instanceof FabricRequestError) return error.status === 0 ? 503 : 502;
   if (error.name === "UnknownServiceError") return 404;
   return 500;
 }

@@ -80,6 +80,7 @@ export {
   generateEphemeralKey,
   openBundle,
   type OpenBundleOptions,
+  peerKeyProblem,
   sealBundle,
   type SealBundleOptions,
   type SealedBundle,

@@ -184,6 +184,28 @@ export async function openBundle(
   }
 }
 
+/**
+ * Checks a peer's X25519 public key before anything is spent on it (the parent
+ * checks before it consumes a one-time password): base64url of 32 bytes, and
+ * not a low-order point.
+ *
+ * @returns null when usable, else what is wrong.
+ */
+export async function peerKeyProblem(peerPublicKey: string): Promise<string | null> {
+  const raw = fromBase64Url(peerPublicKey);
+  if (raw?.length !== KEY_LENGTH) return "public key must be base64url of a raw 32-byte X25519 key";
+  try {
+    const peer = await crypto.subtle.importKey("raw", raw, X25519, true, []);
+    const probe = await crypto.subtle.generateKey(X25519, false, ["deriveBits"]) as CryptoKeyPair;
+    const shared = new Uint8Array(
+      await crypto.subtle.deriveBits({ name: "X25519", public: peer }, probe.privateKey, 256),
+    );
+    return shared.every((byte) => byte === 0) ? "public key is a low-order X25519 point" : null;
+  } catch {
+    return "public key is not a usable X25519 key";
+  }
+}
+
 async function deriveAesKey(
   peer: CryptoKey,
   own: { privateKey: CryptoKey; passwordKey: Uint8Array; info: string },

@@ -4,7 +4,10 @@
  * @module
  */
 import type { RegistryEvent, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
-import type { RegistryStore, StoreChange } from "./store.ts";
+import { NotLiveError, type RegistryStore, type StoreChange } from "./store.ts";
+
+/** States from which a heartbeat must not bring a service back. */
+const ENDED: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST", "RESTARTING"];
 
 /** Options of {@linkcode Registry}. */
 export interface RegistryOptions {
@@ -62,6 +65,10 @@ export class Registry {
    * again is taken back: it moves to ALIVE with the reason "heartbeat resumed".
    */
   async heartbeat(id: string, incarnation: number): Promise<ServiceRecord> {
+    const held = await this.#store.get(id);
+    if (held && held.incarnation === incarnation && ENDED.includes(held.state)) {
+      throw new NotLiveError(id, held.state);
+    }
     const record = await this.#store.heartbeat(id, incarnation, this.#now());
     if (record.state === "SUSPECT" || record.state === "DEAD") {
       return await this.transition(id, { incarnation, to: "ALIVE", reason: "heartbeat resumed" });

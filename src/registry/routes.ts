@@ -87,8 +87,9 @@ export function registryRoutes(current: () => Registry | null): Hono {
     return c.json({ record: await registry().setSession(id, session, false) });
   });
   app.get("/registry/watch", (c) => {
-    const since = Number(c.req.query("since") ?? "0");
-    if (!Number.isSafeInteger(since) || since < 0) {
+    const raw = c.req.query("since") ?? "0";
+    const since = Number(raw);
+    if (!/^\d{1,15}$/.test(raw)) {
       throw new HTTPException(400, {
         message: 'Invalid query "since": give a change sequence number, 0 or more',
       });

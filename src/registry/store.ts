@@ -19,7 +19,9 @@ export class StaleIncarnationError extends Error {
   /** Builds the error. */
   constructor(id: string, offered: number, current: number) {
     super(
-      `Service "${id}" incarnation ${offered} is stale: the registry holds incarnation ${current}`,
+      offered < current
+        ? `Service "${id}" incarnation ${offered} is stale: the registry holds incarnation ${current}`
+        : `Service "${id}" has no incarnation ${offered}: the registry holds incarnation ${current}`,
     );
     this.name = "StaleIncarnationError";
     this.current = current;
@@ -32,6 +34,15 @@ export class InvalidTransitionError extends Error {
   constructor(id: string, from: ServiceState, to: ServiceState) {
     super(`Service "${id}" cannot move from ${from} to ${to}`);
     this.name = "InvalidTransitionError";
+  }
+}
+
+/** Thrown when a heartbeat comes from a service the registry holds as ended. */
+export class NotLiveError extends Error {
+  /** Builds the error. */
+  constructor(id: string, state: ServiceState) {
+    super(`Service "${id}" is ${state} in the registry: this instance must stop`);
+    this.name = "NotLiveError";
   }
 }
 

@@ -101,10 +101,12 @@ export async function bootstrapFromParent(
   const text = await answer.text();
   if (!answer.ok) {
     const said = safeError(text);
-    const code = answer.status === 403 || answer.status === 401 ? EXIT.REFUSED : EXIT.UNREACHABLE;
+    // 4xx: the parent heard us and said no; 5xx: it cannot serve right now.
+    const code = answer.status < 500 ? EXIT.REFUSED : EXIT.UNREACHABLE;
     throw new BootstrapError(`Parent "${env.parent.id}" answered ${answer.status}: ${said}`, code);
   }
   let bundle: KeyBundle;
+  let keys: FabricKeys;
   try {
     const sealed = JSON.parse(text) as SealedBundle;
     const plain = await openBundle(sealed, {
@@ -113,6 +115,7 @@ export async function bootstrapFromParent(
       info: bundleInfo(options.serviceId),
     });
     bundle = keyBundleSchema.parse(JSON.parse(new TextDecoder().decode(plain)));
+    keys = await importFabricKeys(bundle.fabricKey as JsonWebKey);
   } catch (cause) {
     throw new BootstrapError(
       `Cannot open the key bundle from "${env.parent.id}": ${
@@ -122,7 +125,6 @@ export async function bootstrapFromParent(
       { cause },
     );
   }
-  const keys = await importFabricKeys(bundle.fabricKey as JsonWebKey);
   if (keys.fingerprint !== env.pin || bundle.fingerprint !== env.pin) {
     throw new BootstrapError(
       `Fabric key fingerprint ${keys.fingerprint} does not match the pin ${env.pin}: refusing to join`,

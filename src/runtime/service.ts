@@ -64,6 +64,7 @@ export class FabricService implements ServiceHandlers {
   #registryEndpoints: RegistryEndpoint[] = [];
   #handover: KeyHandover | null = null;
   #placement: ServicePlacement | null = null;
+  #placing = false;
   #role: RoleHandle | null = null;
   #heartbeats: Heartbeats | null = null;
   #state: ServiceState = "BOOTSTRAPPING";
@@ -112,10 +113,23 @@ export class FabricService implements ServiceHandlers {
    * @throws {ConflictError} when already configured.
    */
   async place(placement: ServicePlacement): Promise<ServiceRecord> {
-    if (this.#placement) {
+    if (this.#placement || this.#placing) {
       throw new ConflictError(`Service "${this.identity.id}" is already configured`);
     }
-    this.#placement = placement;
+    this.#placing = true;
+    try {
+      return await this.#place(placement);
+    } catch (error) {
+      await this.#role?.stop().catch(() => {});
+      this.#role = null;
+      this.#placement = null;
+      throw error;
+    } finally {
+      this.#placing = false;
+    }
+  }
+
+  async #place(placement: ServicePlacement): Promise<ServiceRecord> {
     for (const s of placement.sessions) this.#sessions.add(s);
     const client = new FabricClient(placement.keys);
     this.#role = await this.#module.start(
@@ -153,6 +167,7 @@ export class FabricService implements ServiceHandlers {
       updated: now,
     };
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
+    this.#placement = placement;
     this.#state = "ALIVE";
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
       intervalMs: placement.heartbeatMs,

@@ -7,7 +7,7 @@ import type { BootstrapRequest, KeyBundle } from "../api/schemas.ts";
 import { BootstrapRefusedError } from "../api/service_handlers.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { bootstrapTranscript, OneTimePasswords } from "../crypto/one_time_password.ts";
-import { sealBundle, type SealedBundle } from "../crypto/seal.ts";
+import { peerKeyProblem, sealBundle, type SealedBundle } from "../crypto/seal.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 
 /** What a child told its parent when it bootstrapped. */
@@ -104,6 +104,11 @@ export class KeyHandover {
       publicKey: request.publicKey,
       endpoint: request.endpoint,
     });
+    // Check the key first: a password must not be spent on a bundle that cannot be sealed.
+    const problem = await peerKeyProblem(request.publicKey);
+    if (problem) {
+      throw new BootstrapRefusedError(`Bootstrap of "${request.id}" refused: ${problem}`);
+    }
     const outcome = this.#passwords.consume(request.id, transcript, request.proof);
     if (!outcome.ok) throw new BootstrapRefusedError(outcome.message);
     const view = this.#views.get(request.id);
