@@ -61,6 +61,8 @@ export class SshConnection {
   #controlPath: string;
   #master: Deno.ChildProcess | null = null;
   #opening: Promise<void> | null = null;
+  /** The user's own ControlPath from ~/.ssh/config, if any: then we ride on their master. */
+  #userControl = false;
 
   /** A connection to `target`, opened on first use. */
   constructor(target: SshTarget, options: SshConnectionOptions) {
@@ -90,7 +92,11 @@ export class SshConnection {
 
   async #open(): Promise<void> {
     await Deno.mkdir(this.#options.controlDir, { recursive: true, mode: 0o700 });
-    await Deno.remove(this.#controlPath).catch(() => {});
+    // A ControlPath in the user's configuration wins: a master they opened
+    // (after a site's MFA prompt) carries our commands too.
+    this.#userControl = await userControlPath(this.destination, this.target.port);
+    if (this.#userControl && await this.#check()) return;
+    if (!this.#userControl) await Deno.remove(this.#controlPath).catch(() => {});
     const master = new Deno.Command("ssh", {
       args: [...this.#baseArgs(), "-M", "-N", "-o", "ControlPersist=no", this.destination],
       stdin: "null",
@@ -265,6 +271,20 @@ export function explainSshFailure(host: string, stderr: string): string {
     return `Cannot resolve ${host}: check the name or add a Host entry to ~/.ssh/config`;
   }
   return `Cannot connect to ${host}: ${text.split("\n").filter(Boolean).pop() ?? "ssh failed"}`;
+}
+
+async function userControlPath(destination: string, port: number | undefined): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("ssh", {
+      args: ["-G", ...(port ? ["-p", String(port)] : []), destination],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("controlpath "));
+    return out.success && line !== undefined && line.trim() !== "controlpath none";
+  } catch {
+    return false;
+  }
 }
 
 function shortHash(text: string): string {
