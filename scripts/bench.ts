@@ -1,0 +1,59 @@
+/**
+ * fabricd's benchmarks (`deno task bench NAME`): each prints its progress and
+ * ends with one `RESULT {json}` line holding the value, a baseline measured in
+ * the same run and their ratio. Timings are reported, never asserted.
+ *
+ * Exit codes: 0 when every benchmark ran, 1 when one could not run, 64 usage.
+ * @module
+ */
+import type { Benchmark } from "./bench/_harness.ts";
+import { printResult } from "./bench/_harness.ts";
+import { localSpawn } from "./bench/local_spawn.ts";
+import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
+import { signedRequests } from "./bench/signed_requests.ts";
+
+const BENCHMARKS: readonly Benchmark[] = [localSpawn, signedRequests, registryHeartbeats];
+
+function usage(): string {
+  const width = Math.max(...BENCHMARKS.map((b) => b.name.length), 3);
+  const lines = BENCHMARKS.map((b) => `  ${b.name.padEnd(width)}  ${b.description}`);
+  return [
+    "Usage: deno run -A scripts/bench.ts NAME|all",
+    "",
+    ...lines,
+    `  ${"all".padEnd(width)}  every benchmark above, one after the other`,
+    "",
+    "Environment: BENCH_RUNS (local-spawn), BENCH_SECONDS (signed-requests, registry-heartbeats).",
+  ].join("\n");
+}
+
+async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === "--help" || name === "-h") {
+    console.log(usage());
+    return 0;
+  }
+  const chosen = name === "all" ? BENCHMARKS : BENCHMARKS.filter((b) => b.name === name);
+  if (name === undefined || rest.length > 0 || chosen.length === 0) {
+    if (name !== undefined && chosen.length === 0) console.error(`Unknown benchmark "${name}"`);
+    console.error(usage());
+    return 64;
+  }
+  let code = 0;
+  for (const benchmark of chosen) {
+    console.log(`== ${benchmark.name}: ${benchmark.description}`);
+    try {
+      printResult(await benchmark.run());
+    } catch (error) {
+      console.error(
+        `Benchmark "${benchmark.name}" could not run: ${
+          error instanceof Error ? error.stack ?? error.message : error
+        }`,
+      );
+      code = 1;
+    }
+  }
+  return code;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,197 @@
+/**
+ * `signed-requests`: throughput of `GET /v1/status` through the real
+ * management app (`createApp`: RFC 9421 signature check, replay cache, signed
+ * answer) against the same routers served without the signature middleware.
+ *
+ * Both servers run on this process's main thread; the load comes from a
+ * worker thread, so client and server each get an event loop, but they share
+ * the machine's cores.
+ * @module
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { createApp, MAX_BODY_BYTES } from "../../src/api/app.ts";
+import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
+import { serviceRoutes } from "../../src/api/service_routes.ts";
+import { generateFabricKeys } from "../../src/crypto/keys.ts";
+import { ReplayCache } from "../../src/crypto/replay_cache.ts";
+import type { ServiceStatus } from "../../src/types/mod.ts";
+import {
+  type Benchmark,
+  type BenchResult,
+  clockTicksPerSecond,
+  type ClosedLoopReport,
+  envNumber,
+  processCpuSeconds,
+  round,
+  say,
+  summarize,
+} from "./_harness.ts";
+import type { LoadAnswer, LoadJob } from "./_load_worker.ts";
+
+const NAME = "signed-requests";
+const SERVICE_ID = "spw-bench0001";
+const CONCURRENCY = 16;
+
+/** The `signed-requests` benchmark; `BENCH_SECONDS` overrides the 5 s per side. */
+export const signedRequests: Benchmark = {
+  name: NAME,
+  description: "signed vs unsigned GET /v1/status throughput, 16 concurrent (ratio >= 0.5)",
+  run,
+};
+
+// A small fixed body. Asserted rather than annotated, so the benchmark keeps
+// compiling while ServiceStatus grows fields it does not care about.
+const STATUS = {
+  id: SERVICE_ID,
+  role: "spawner",
+  state: "ALIVE",
+  incarnation: 1,
+  host: "bench",
+  pid: 1,
+  endpoint: "http://127.0.0.1:1",
+  parent: "",
+  sessions: [],
+  children: [],
+  pendingPasswords: 0,
+  uptimeMs: 1,
+} as ServiceStatus;
+
+const notUsed = (): never => {
+  throw new Error("Not used by the benchmark");
+};
+
+const HANDLERS: ServiceHandlers = {
+  status: () => STATUS,
+  bootstrap: notUsed,
+  configure: notUsed,
+  spawn: notUsed,
+  openSession: notUsed,
+  closeSession: notUsed,
+  connect: notUsed,
+  stop: notUsed,
+};
+
+async function run(): Promise<BenchResult> {
+  const seconds = envNumber("BENCH_SECONDS", 5);
+  const keys = await generateFabricKeys();
+  const signedApp = createApp({
+    serviceId: SERVICE_ID,
+    keys: () => keys,
+    replayCache: new ReplayCache(),
+    handlers: HANDLERS,
+  });
+  // The same routers and body limit, without the signature middleware.
+  const plainApp = new Hono();
+  plainApp.use(bodyLimit({ maxSize: MAX_BODY_BYTES }));
+  plainApp.route("/v1", serviceRoutes(HANDLERS));
+
+  const serve = (app: Hono): Deno.HttpServer<Deno.NetAddr> =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  const servers = [serve(signedApp), serve(plainApp)] as const;
+  const worker = new Worker(new URL("./_load_worker.ts", import.meta.url), { type: "module" });
+  try {
+    const job = (mode: LoadJob["mode"], server: Deno.HttpServer<Deno.NetAddr>): LoadJob => ({
+      mode,
+      url: `http://127.0.0.1:${server.addr.port}`,
+      path: "/v1/status",
+      target: SERVICE_ID,
+      jwk: keys.jwk,
+      workers: CONCURRENCY,
+      warmupMs: 1000,
+      durationMs: seconds * 1000,
+    });
+    say(
+      NAME,
+      `servers on 127.0.0.1:${servers[0].addr.port} (signed) and :${
+        servers[1].addr.port
+      } (unsigned); ${CONCURRENCY} concurrent clients in a worker thread, 1 s warm-up + ${seconds} s each`,
+    );
+    say(
+      NAME,
+      `note: client and server share this machine's ${navigator.hardwareConcurrency} cores`,
+    );
+    const ticks = await clockTicksPerSecond();
+    const plain = await load(worker, job("unsigned", servers[1]), ticks);
+    const signed = await load(worker, job("signed", servers[0]), ticks);
+    const plainRps = plain.completed / plain.seconds;
+    const signedRps = signed.completed / signed.seconds;
+    const ratio = signedRps / plainRps;
+    const plainLatency = summarize(plain.latenciesMs);
+    const signedLatency = summarize(signed.latenciesMs);
+    say(
+      NAME,
+      `signed: ${round(signedRps, 0)} req/s, p50 ${round(signedLatency.p50)} ms, p99 ${
+        round(signedLatency.p99)
+      } ms`,
+    );
+    say(
+      NAME,
+      `unsigned: ${round(plainRps, 0)} req/s, p50 ${round(plainLatency.p50)} ms, p99 ${
+        round(plainLatency.p99)
+      } ms`,
+    );
+    say(NAME, `ratio signed/unsigned: ${round(ratio, 3)} (goal >= 0.5)`);
+    return {
+      name: NAME,
+      value: round(signedRps, 1),
+      baseline: round(plainRps, 1),
+      ratio: round(ratio, 3),
+      unit: "requests/s",
+      goal: "ratio >= 0.5",
+      goal_met: ratio >= 0.5,
+      concurrency: CONCURRENCY,
+      seconds,
+      signed_p50_ms: round(signedLatency.p50, 3),
+      signed_p99_ms: round(signedLatency.p99, 3),
+      unsigned_p50_ms: round(plainLatency.p50, 3),
+      unsigned_p99_ms: round(plainLatency.p99, 3),
+      signed_errors: signed.errors,
+      unsigned_errors: plain.errors,
+      signed_cpu_cores: round(signed.cpuCores),
+      unsigned_cpu_cores: round(plain.cpuCores),
+      cores: navigator.hardwareConcurrency,
+      note: "client (worker thread) and servers (main thread) share the cores",
+    };
+  } finally {
+    worker.terminate();
+    await Promise.all(servers.map((s) => s.shutdown()));
+  }
+}
+
+/** A load run's report and the CPU this process (client and servers) used, in cores. */
+type LoadOutcome = ClosedLoopReport & { cpuCores: number };
+
+/**
+ * Runs one load job in the worker and prints its outcome.
+ * @throws {Error} when the worker fails or no request succeeded.
+ */
+async function load(worker: Worker, job: LoadJob, ticks: number): Promise<LoadOutcome> {
+  say(NAME, `${job.mode}: running`);
+  const cpu0 = processCpuSeconds(Deno.pid, ticks);
+  const wall0 = performance.now();
+  const answer = await new Promise<LoadAnswer>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<LoadAnswer>) => resolve(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(`Load worker failed: ${event.message}`));
+    };
+    worker.postMessage(job);
+  });
+  if (!answer.ok) throw new Error(`Load worker failed: ${answer.error}`);
+  const cpuCores = (processCpuSeconds(Deno.pid, ticks) - cpu0) /
+    ((performance.now() - wall0) / 1000);
+  const report = answer.report;
+  if (report.completed === 0) {
+    throw new Error(`No ${job.mode} request succeeded: ${report.firstError || "no answer"}`);
+  }
+  say(
+    NAME,
+    `${job.mode}: ${report.completed} requests in ${report.seconds} s = ${
+      round(report.completed / report.seconds, 0)
+    } req/s, ${report.errors} errors${
+      report.firstError ? ` (${report.firstError})` : ""
+    }; client + server used ${round(cpuCores)} cores`,
+  );
+  return { ...report, cpuCores };
+}
