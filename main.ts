@@ -3,15 +3,6 @@
  * a subcommand (`src/cli/`) or runs a service (`--role`); nothing else.
  * @module
  */
-import { toCliError } from "./src/cli/cli_error.ts";
-import { demoCommand } from "./src/cli/demo.ts";
-import { initCommand } from "./src/cli/init.ts";
-import { roleCommand } from "./src/cli/role.ts";
-import { sessionCommand } from "./src/cli/session.ts";
-import { spawnCommand } from "./src/cli/spawn.ts";
-import { statusCommand } from "./src/cli/status.ts";
-import { stopCommand } from "./src/cli/stop.ts";
-import { upCommand } from "./src/cli/up.ts";
 import { EXIT } from "./src/types/mod.ts";
 
 const VERSION = "0.1.0";
@@ -30,14 +21,18 @@ Usage:
 
 "fabricd COMMAND --help" tells more. Exit codes are listed in the README.`;
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  init: initCommand,
-  up: upCommand,
-  spawn: spawnCommand,
-  status: statusCommand,
-  session: sessionCommand,
-  stop: stopCommand,
-  demo: demoCommand,
+type Command = (args: string[]) => Promise<number>;
+
+// Loaded on demand: a service process (`--role`) then never pays for the
+// modules of the commands (YAML, tables), which is most of its start-up.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  init: async () => (await import("./src/cli/init.ts")).initCommand,
+  up: async () => (await import("./src/cli/up.ts")).upCommand,
+  spawn: async () => (await import("./src/cli/spawn.ts")).spawnCommand,
+  status: async () => (await import("./src/cli/status.ts")).statusCommand,
+  session: async () => (await import("./src/cli/session.ts")).sessionCommand,
+  stop: async () => (await import("./src/cli/stop.ts")).stopCommand,
+  demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
 };
 
 async function main(args: string[]): Promise<number> {
@@ -45,7 +40,7 @@ async function main(args: string[]): Promise<number> {
   // comes first otherwise (`fabricd spawn --role R`).
   const serviceMode = args[0]?.startsWith("-") &&
     args.some((a) => a === "--role" || a.startsWith("--role="));
-  if (serviceMode) return await roleCommand(args);
+  if (serviceMode) return await (await import("./src/cli/role.ts")).roleCommand(args);
   const [command, ...rest] = args;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(HELP);
@@ -55,12 +50,12 @@ async function main(args: string[]): Promise<number> {
     console.log(`fabricd ${VERSION}`);
     return EXIT.OK;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  const load = COMMANDS[command];
+  if (!load) {
     console.error(`fabricd: unknown command "${command}": see "fabricd --help"`);
     return EXIT.USAGE;
   }
-  return await run(rest);
+  return await (await load())(rest);
 }
 
 if (import.meta.main) {
@@ -68,6 +63,7 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (error) {
+    const { toCliError } = await import("./src/cli/cli_error.ts");
     const failure = toCliError(error);
     console.error(`fabricd: ${failure.message}`);
     code = failure.exitCode;

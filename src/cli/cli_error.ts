@@ -3,7 +3,7 @@
  * from the README's table. `main.ts` prints it without a stack trace.
  * @module
  */
-import { FabricFileError } from "../config/fabric_file.ts";
+import type { FabricFileError } from "../config/fabric_file.ts";
 import { KeyFileError } from "../crypto/keys.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { EXIT } from "../types/mod.ts";
@@ -28,7 +28,9 @@ export function usage(message: string): CliError {
 /** Maps any error to a CliError with the documented exit code. */
 export function toCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;
-  if (error instanceof FabricFileError) {
+  // By name, not instanceof: importing the fabric-file module would load the
+  // YAML parser into every service process.
+  if (isFabricFileError(error)) {
     return new CliError(error.message, error.missing ? EXIT.CONFIG : EXIT.DATA, { cause: error });
   }
   if (error instanceof KeyFileError) {
@@ -48,4 +50,8 @@ export function toCliError(error: unknown): CliError {
   }
   const message = error instanceof Error ? error.message : String(error);
   return new CliError(`Unexpected error: ${message}`, EXIT.FAILURE, { cause: error });
+}
+
+function isFabricFileError(error: unknown): error is FabricFileError {
+  return error instanceof Error && error.name === "FabricFileError";
 }

@@ -4,7 +4,7 @@
  */
 import { BUILT_ROLES, EXIT, type RegistryEndpoint, type Role, ROLES } from "../types/mod.ts";
 import { runService } from "../runtime/run_service.ts";
-import { homeDir } from "../config/fabric_file.ts";
+import { homeDir } from "../config/home.ts";
 import { intFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { join } from "node:path";

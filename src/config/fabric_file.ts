@@ -7,6 +7,9 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from "yaml";
 import { z } from "zod";
+import { homeDir } from "./home.ts";
+
+export { homeDir };
 
 const endpointSchema = z.object({
   id: z.string().min(1),
@@ -71,11 +74,6 @@ export function resolveFabricPath(
   const fromEnv = env.get("FABRIC_FILE");
   if (fromEnv) return resolve(fromEnv);
   return join(homeDir(env), ".fabric", "fabric.yaml");
-}
-
-/** The user's home directory, from `HOME`. */
-export function homeDir(env: { get(name: string): string | undefined } = Deno.env): string {
-  return env.get("HOME") ?? env.get("USERPROFILE") ?? "/";
 }
 
 /**

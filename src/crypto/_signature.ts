@@ -14,7 +14,8 @@ import {
   serializeDictionary,
   serializeInnerList,
 } from "structured-headers";
-import { describe, quote, utf8 } from "./_bytes.ts";
+import { KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
+import { copyBytes, describe, quote, utf8 } from "./_bytes.ts";
 
 /** The label of fabricd's signature in `Signature-Input` and `Signature`. */
 export const LABEL = "sig1";
@@ -102,29 +103,42 @@ export function signatureBase(
   return lines.join("\n");
 }
 
+// Ed25519 through node:crypto is about three times cheaper than Web Crypto
+// here; the KeyObject of each CryptoKey is made once.
+const keyObjects = new WeakMap<CryptoKey, KeyObject>();
+
+function keyObject(key: CryptoKey): KeyObject {
+  let object = keyObjects.get(key);
+  if (!object) {
+    object = KeyObject.from(key);
+    keyObjects.set(key, object);
+  }
+  return object;
+}
+
 /** Signs a signature base and returns the two header values to set. */
-export async function signBase(
+export function signBase(
   privateKey: CryptoKey,
   parts: { base: string; paramsValue: string },
 ): Promise<{ input: string; signature: string }> {
   const { base, paramsValue } = parts;
-  const signature = await crypto.subtle.sign("Ed25519", privateKey, utf8(base));
-  return {
+  const signature = copyBytes(nodeSign(null, utf8(base), keyObject(privateKey)));
+  return Promise.resolve({
     input: `${LABEL}=${paramsValue}`,
-    signature: serializeDictionary({ [LABEL]: signature }),
-  };
+    signature: serializeDictionary({ [LABEL]: signature.buffer }),
+  });
 }
 
 /** Verifies Ed25519 over a signature base; `false` on any failure. */
-export async function verifyBase(
+export function verifyBase(
   publicKey: CryptoKey,
   parts: { base: string; signature: Uint8Array<ArrayBuffer> },
 ): Promise<boolean> {
   const { base, signature } = parts;
   try {
-    return await crypto.subtle.verify("Ed25519", publicKey, signature, utf8(base));
+    return Promise.resolve(nodeVerify(null, utf8(base), keyObject(publicKey), signature));
   } catch {
-    return false;
+    return Promise.resolve(false);
   }
 }
 

@@ -54,8 +54,7 @@ export function startLivenessSweeper(
     try {
       const now = registry.now();
       if (now < graceUntil) return;
-      for (const record of await registry.list()) {
-        if (record.state !== "ALIVE" && record.state !== "SUSPECT") continue;
+      for (const record of await registry.store.live()) {
         // Silence counts from the last heartbeat (or registration), and never from
         // before this sweeper started: a restarted registry waits a full TTL.
         const since = Math.max(record.lastHeartbeat || record.updated, graceUntil - settings.ttlMs);

@@ -280,7 +280,9 @@ async function userControlPath(destination: string, port: number | undefined): P
       stdout: "piped",
       stderr: "null",
     }).output();
-    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("controlpath "));
+    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) =>
+      l.startsWith("controlpath ")
+    );
     return out.success && line !== undefined && line.trim() !== "controlpath none";
   } catch {
     return false;

@@ -10,7 +10,13 @@ import {
   livenessSettings,
   startLivenessSweeper,
 } from "../health/liveness.ts";
-import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../runtime/role.ts";
+import {
+  type RoleConfig,
+  type RoleDeps,
+  type RoleHandle,
+  type RoleModule,
+  StateLostError,
+} from "../runtime/role.ts";
 import { Registry } from "./registry.ts";
 import { registryRoutes } from "./routes.ts";
 import { SqliteStore } from "./sqlite_store.ts";
@@ -26,11 +32,11 @@ export class StoreUrlError extends Error {
 
 /**
  * The SQLite path of a `--store` value: `sqlite:PATH`, or the default
- * `registry.db` in the service's directory.
+ * `registry-<ID>.db` in the service's directory.
  * @throws {StoreUrlError} for any other scheme.
  */
-export function sqlitePathOf(store: string | undefined, dir: string): string {
-  if (!store) return join(dir, "registry.db");
+export function sqlitePathOf(store: string | undefined, dir: string, serviceId: string): string {
+  if (!store) return join(dir, `registry-${serviceId}.db`);
   if (store.startsWith("sqlite:")) return store.slice("sqlite:".length);
   if (store.startsWith("etcd://")) {
     throw new StoreUrlError(`Store "${store}": the etcd store is not built yet; use sqlite:PATH`);
@@ -48,7 +54,16 @@ export function registryLiveness(options: Record<string, string>): LivenessSetti
 let current: Registry | null = null;
 
 async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
-  const store = SqliteStore.open(sqlitePathOf(config.options.store, config.dir));
+  const path = sqlitePathOf(config.options.store, config.dir, config.serviceId);
+  const exists = await Deno.stat(path).then(() => true, () => false);
+  if (config.incarnation > 1 && !exists) {
+    // A registry's records cannot be made up again: starting empty would
+    // silently forget every service (docs/failures.md).
+    throw new StateLostError(
+      `Registry store "${path}" is gone: the old records cannot be picked up`,
+    );
+  }
+  const store = SqliteStore.open(path);
   const registry = new Registry(store);
   const sweeper = startLivenessSweeper(registry, registryLiveness(config.options));
   current = registry;
@@ -67,5 +82,6 @@ async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
 /** The registry role module. */
 export const registryRole: RoleModule = {
   start,
+  replacement: "propagate",
   routes: (): Hono => registryRoutes(() => current),
 };

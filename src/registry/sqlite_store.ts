@@ -12,6 +12,7 @@ import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import { canTransition } from "./state_machine.ts";
 import {
   InvalidTransitionError,
+  type LiveEntry,
   type RegistryStore,
   StaleIncarnationError,
   type StoreChange,
@@ -86,6 +87,16 @@ export class SqliteStore implements RegistryStore {
     const all = [...this.#records.values()].map((r) => structuredClone(r));
     all.sort((a, b) => a.started - b.started || a.id.localeCompare(b.id));
     return Promise.resolve(all);
+  }
+
+  live(): Promise<LiveEntry[]> {
+    const entries: LiveEntry[] = [];
+    for (const r of this.#records.values()) {
+      if (r.state !== "ALIVE" && r.state !== "SUSPECT") continue;
+      const { id, incarnation, state, lastHeartbeat, updated } = r;
+      entries.push({ id, incarnation, state, lastHeartbeat, updated });
+    }
+    return Promise.resolve(entries);
   }
 
   put(record: ServiceRecord, reason: string): Promise<StoreChange> {

@@ -6,6 +6,12 @@
  */
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 
+/** What the failure detector needs of a live service. */
+export type LiveEntry = Pick<
+  ServiceRecord,
+  "id" | "incarnation" | "state" | "lastHeartbeat" | "updated"
+>;
+
 /** A record together with the transition that produced it, if any. */
 export interface StoreChange {
   record: ServiceRecord;
@@ -61,6 +67,11 @@ export interface RegistryStore {
   get(id: string): Promise<ServiceRecord | undefined>;
   /** Every record, ordered by start time. */
   list(): Promise<ServiceRecord[]>;
+  /**
+   * The liveness facts of every ALIVE or SUSPECT service, unordered: what the
+   * failure detector reads several times a second, so it must stay cheap.
+   */
+  live(): Promise<LiveEntry[]>;
   /**
    * Writes a whole record. A higher incarnation replaces the stored one; the same
    * incarnation updates it (a state change must be allowed); a lower one throws

@@ -19,7 +19,28 @@ export interface RoleConfig {
   endpoint: string;
   /** Role-specific settings from the command line (e.g. the registry's `--store`). */
   options: Record<string, string>;
+  /** 1 for a new service; higher when it is restarted under its old ID. */
+  incarnation: number;
 }
+
+/**
+ * Thrown by a role's `start()` when a restarted service cannot pick up its
+ * old state; the service then exits 79 and is marked FAILED, then LOST.
+ */
+export class StateLostError extends Error {
+  /** Builds the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StateLostError";
+  }
+}
+
+/**
+ * What the fabric does when a service of this role is lost: `fresh` starts a
+ * new instance of the role in its place; `propagate` tells every application
+ * session that used it.
+ */
+export type ReplacementPolicy = "fresh" | "propagate";
 
 /** What a role may use. */
 export interface RoleDeps {
@@ -42,4 +63,6 @@ export interface RoleModule {
   routes?: () => Hono;
   /** Whether the service relays requests meant for other services (bridges). */
   relays?: boolean;
+  /** What happens when a service of this role is lost (docs/failures.md). */
+  replacement: ReplacementPolicy;
 }

@@ -139,6 +139,7 @@ export class FabricService implements ServiceHandlers {
         dir: this.identity.dir,
         endpoint: this.identity.endpoint,
         options: this.identity.options,
+        incarnation: placement.incarnation,
       },
       { keys: placement.keys, registry: new RegistryClient(client, this.#registriesFor()) },
     );

@@ -12,4 +12,4 @@ function start(_config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
 }
 
 /** The spawner role module. */
-export const spawnerRole: RoleModule = { start };
+export const spawnerRole: RoleModule = { start, replacement: "fresh" };
