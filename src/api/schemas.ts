@@ -73,6 +73,8 @@ export const spawnRequestSchema = z.strictObject({
   role: z.enum(ROLES),
   on: z.string().min(1).max(2048).default("local://"),
   sessions: z.array(sessionId).max(1000).default([]),
+  /** Restart this dead child under its old ID (role, launcher and sessions come from its record). */
+  restart: serviceId.optional(),
 });
 /** Body of `POST /v1/spawn`. */
 export type SpawnRequest = z.infer<typeof spawnRequestSchema>;

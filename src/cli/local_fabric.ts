@@ -13,6 +13,7 @@ import { LocalLauncher } from "../launchers/local.ts";
 import type { LaunchedProcess } from "../launchers/launcher.ts";
 import { newServiceId } from "../spawner/service_id.ts";
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
+import { log } from "../runtime/logging.ts";
 import { CliError } from "./cli_error.ts";
 
 /** Options of {@linkcode startLocalFabric}. */
@@ -49,10 +50,15 @@ export async function startLocalFabric(
   const keyFile = keyPathOf(fabricPath, fabric);
   const keys = await readKeyFile(keyFile);
   const launcher = new LocalLauncher({ dir: options.dir });
-  const old = fabric.registries[0];
-  const registryId = old?.id ?? newServiceId("registry");
-  const port = options.port || (old ? Number(new URL(old.url).port) : 0) || freePort();
-  const registryTarget = { id: registryId, url: `http://127.0.0.1:${port}` };
+  const client = new FabricClient(keys, { timeoutMs: 5000 });
+  // Both keep their ID and port across runs and restarts, so services and the
+  // fabric file keep finding them.
+  const registryId = fabric.registries[0]?.id ?? newServiceId("registry");
+  const registryPort = options.port || portOf(fabric.registries[0]?.url) || freePort();
+  const registryTarget = { id: registryId, url: `http://127.0.0.1:${registryPort}` };
+  const registry = new RegistryClient(client, [registryTarget]);
+  const spawnerId = fabric.spawner?.id ?? newServiceId("spawner");
+  const spawnerPort = portOf(fabric.spawner?.url) || freePort();
   const common = [
     "--dir",
     options.dir,
@@ -61,40 +67,39 @@ export async function startLocalFabric(
     "--heartbeat-ms",
     String(options.heartbeatMs),
   ];
-  const registryProcess = await launcher.launch({
-    id: registryId,
-    args: [
-      "--role",
-      "registry",
-      "--id",
-      registryId,
-      "--listen",
-      `127.0.0.1:${port}`,
-      "--store",
-      `sqlite:${join(options.dir, "registry.db")}`,
-      ...common,
-    ],
-    env: {},
-  });
-  const client = new FabricClient(keys, { timeoutMs: 5000 });
-  const registry = new RegistryClient(client, [registryTarget]);
-  await waitAlive(registry, registryId, registryProcess);
-  const spawnerId = fabric.spawner?.id ?? newServiceId("spawner");
-  const spawnerProcess = await launcher.launch({
-    id: spawnerId,
-    args: [
-      "--role",
-      "spawner",
-      "--id",
-      spawnerId,
-      "--registry",
-      `${registryId}@${registryTarget.url}`,
-      ...common,
-    ],
-    env: {},
-  });
-  const spawnerRecord = await waitAlive(registry, spawnerId, spawnerProcess);
-  const spawner = { id: spawnerId, url: spawnerRecord.endpoint };
+  const roots = [
+    {
+      id: registryId,
+      args: [
+        "--role",
+        "registry",
+        "--id",
+        registryId,
+        "--listen",
+        `127.0.0.1:${registryPort}`,
+        "--store",
+        `sqlite:${join(options.dir, "registry.db")}`,
+        ...common,
+      ],
+    },
+    {
+      id: spawnerId,
+      args: [
+        "--role",
+        "spawner",
+        "--id",
+        spawnerId,
+        "--listen",
+        `127.0.0.1:${spawnerPort}`,
+        "--registry",
+        `${registryId}@${registryTarget.url}`,
+        ...common,
+      ],
+    },
+  ];
+  const keeper = new RootKeeper(launcher, registry);
+  for (const root of roots) await keeper.start(root);
+  const spawner = { id: spawnerId, url: `http://127.0.0.1:${spawnerPort}` };
   const updated: FabricFile = {
     ...fabric,
     registries: [registryTarget],
@@ -109,7 +114,10 @@ export async function startLocalFabric(
     registry,
     registryTarget,
     spawner,
-    stopAll: (reason) => stopServices(client, registry, { reason }),
+    stopAll: (reason) => {
+      keeper.stop();
+      return stopServices(client, registry, { reason });
+    },
   };
 }
 
@@ -154,6 +162,46 @@ export async function stopServices(
     }
   }
   return records.length;
+}
+
+/**
+ * Keeps the root services of `fabricd up` running: one that dies (a non-zero
+ * exit) while the fabric is up is started again with the same ID, port and store (its record
+ * gets the next incarnation; the registry reopens its store).
+ */
+class RootKeeper {
+  #launcher: LocalLauncher;
+  #registry: RegistryClient;
+  #stopped = false;
+  #logger = log("up");
+
+  constructor(launcher: LocalLauncher, registry: RegistryClient) {
+    this.#launcher = launcher;
+    this.#registry = registry;
+  }
+
+  async start(root: { id: string; args: string[] }): Promise<void> {
+    const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
+    await waitAlive(this.#registry, root.id, child);
+    void child.exited.then(async (code) => {
+      // Exit 0 is a clean stop ("fabricd stop"): nothing to bring back.
+      if (this.#stopped || code === 0) return;
+      this.#logger.warn("Root service {id} exited with code {code}; starting it again", {
+        id: root.id,
+        code,
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      if (!this.#stopped) await this.start(root).catch(() => {});
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+}
+
+function portOf(url: string | undefined): number {
+  return url ? Number(new URL(url).port) : 0;
 }
 
 async function waitAlive(

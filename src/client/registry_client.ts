@@ -92,6 +92,16 @@ export class RegistryClient {
     }, options);
   }
 
+  /** Reports that `id` could not be reached; answers the record as the registry holds it. */
+  async report(id: string, incarnation: number, reason: string): Promise<ServiceRecord> {
+    const answer = await this.#call<{ record: ServiceRecord }>({
+      method: "POST",
+      path: `/v1/registry/services/${id}/reports`,
+      body: { incarnation, reason },
+    });
+    return answer.record;
+  }
+
   /** Adds (`present`) or removes a session of a service. */
   async setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
     const answer = await this.#call<{ record: ServiceRecord }>({

@@ -30,7 +30,10 @@ export interface LaunchedProcess {
   host: string;
   /** Where the process writes its log (on the target). */
   logFile: string;
-  /** Resolves with the exit code when the process ends. */
+  /**
+   * Resolves with the exit code when the process ends, or -1 when the launcher
+   * lost sight of it (an SSH session that broke) without learning its end.
+   */
   exited: Promise<number>;
   /** The child's endpoint (as it reported it) turned into one this host can reach. */
   reach(childEndpoint: string): Promise<string>;

@@ -118,7 +118,8 @@ export class SshLauncher implements Launcher {
     const exited = (async () => {
       for (;;) {
         const line = await reader.next();
-        if (line === null) return 255;
+        // The session ended without the shell's report: the exit code is unknown.
+        if (line === null) return -1;
         const code = /^EXIT (\d+)$/.exec(line)?.[1];
         if (code !== undefined) return Number(code);
       }

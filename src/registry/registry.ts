@@ -76,6 +76,25 @@ export class Registry {
     return record;
   }
 
+  /**
+   * A caller could not reach a service (DESIGN.md "a failing contact reports
+   * the failure"): an ALIVE service becomes SUSPECT at once, so the sweeper's
+   * TTL decides sooner whether it is DEAD; anything else is left as it is.
+   */
+  async report(
+    id: string,
+    incarnation: number,
+    reason: string,
+  ): Promise<ServiceRecord | undefined> {
+    const record = await this.#store.get(id);
+    if (!record || record.incarnation !== incarnation || record.state !== "ALIVE") return record;
+    return await this.transition(id, {
+      incarnation,
+      to: "SUSPECT",
+      reason: `contact failed: ${reason}`,
+    });
+  }
+
   /** Adds or removes a session of a service and tells watchers. */
   async setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
     const record = await this.#store.setSession(id, session, present);

@@ -39,6 +39,10 @@ const transitionSchema = z.strictObject({
   reason: z.string().min(1).max(2000),
 });
 const heartbeatSchema = z.strictObject({ incarnation: z.int().min(1) });
+const reportSchema = z.strictObject({
+  incarnation: z.int().min(1),
+  reason: z.string().min(1).max(2000),
+});
 
 /** Registry routes over `registry`; `current` is null until the role has started. */
 export function registryRoutes(current: () => Registry | null): Hono {
@@ -75,6 +79,13 @@ export function registryRoutes(current: () => Registry | null): Hono {
     const id = validParam(c, "id", serviceIdSchema);
     const record = await registry().heartbeat(id, c.req.valid("json").incarnation);
     return c.json({ state: record.state, incarnation: record.incarnation });
+  });
+  app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const { incarnation, reason } = c.req.valid("json");
+    const record = await registry().report(id, incarnation, reason);
+    if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
+    return c.json({ record });
   });
   app.put("/registry/services/:id/sessions/:session", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);

@@ -13,6 +13,7 @@ import { EXIT, type RegistryEndpoint, type Role } from "../types/mod.ts";
 import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "./bootstrap_child.ts";
 import { log, setupLogging } from "./logging.ts";
 import { ROLE_MODULES } from "./roles.ts";
+import { StateLostError } from "./role.ts";
 import { FabricService } from "./service.ts";
 import { newServiceId } from "../spawner/service_id.ts";
 
@@ -143,8 +144,12 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     const reason = await service.stopRequested;
     await service.shutdown(reason);
     logger.info("Stopped: {reason}", { reason });
-    return EXIT.OK;
+    return service.exitCode;
   } catch (error) {
+    if (error instanceof StateLostError) {
+      logger.error("Cannot pick up the old state: {message}", { message: error.message });
+      return EXIT.STATE_LOST;
+    }
     if (error instanceof BootstrapError) {
       logger.error("Bootstrap failed: {message}", { message: error.message });
       return error.exitCode;

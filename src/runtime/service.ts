@@ -27,7 +27,10 @@ import type {
   SpawnResult,
 } from "../types/mod.ts";
 import { log } from "./logging.ts";
-import type { RoleHandle, RoleModule } from "./role.ts";
+import { type RoleHandle, type RoleModule, StateLostError } from "./role.ts";
+import { ROLE_MODULES } from "./roles.ts";
+import { Supervisor } from "../health/supervisor.ts";
+import { EXIT } from "../types/mod.ts";
 import type { BootstrapRequest } from "../api/schemas.ts";
 
 /** Fixed facts of a service process. */
@@ -73,6 +76,9 @@ export class FabricService implements ServiceHandlers {
   #parent: RegistryEndpoint | null = null;
   #started = Date.now();
   #stopping: Promise<void> | null = null;
+  #supervisor: Supervisor | null = null;
+  /** The process exit code once stopped: 0, or 79 when old state could not be picked up. */
+  exitCode: number = EXIT.OK;
   #stopRequested: (reason: string) => void;
   /** Resolves with the reason when the service has been asked to stop. */
   readonly stopRequested: Promise<string>;
@@ -220,17 +226,25 @@ export class FabricService implements ServiceHandlers {
       );
     }
     this.#state = "CONFIGURING";
-    const record = await this.place({
-      keys: this.#keys!,
-      registries: this.#registryEndpoints,
-      incarnation: request.incarnation,
-      parent: request.parent,
-      route: request.route,
-      launcher: request.launcher,
-      endpoint: request.endpoint,
-      heartbeatMs: request.heartbeatMs,
-      sessions: request.sessions,
-    });
+    let record: ServiceRecord;
+    try {
+      record = await this.place({
+        keys: this.#keys!,
+        registries: this.#registryEndpoints,
+        incarnation: request.incarnation,
+        parent: request.parent,
+        route: request.route,
+        launcher: request.launcher,
+        endpoint: request.endpoint,
+        heartbeatMs: request.heartbeatMs,
+        sessions: request.sessions,
+      });
+    } catch (error) {
+      if (!(error instanceof StateLostError)) throw error;
+      this.exitCode = EXIT.STATE_LOST;
+      this.#stopRequested(`state lost: ${error.message}`);
+      throw new ConflictError(`Cannot pick up the old state: ${error.message}`);
+    }
     return {
       id: record.id,
       role: record.role,
@@ -241,6 +255,7 @@ export class FabricService implements ServiceHandlers {
 
   async spawn(request: SpawnRequest): Promise<SpawnResult> {
     const placement = this.#requirePlacement();
+    const supervisor = this.#supervise();
     const result = await spawnService(request, {
       keys: placement.keys,
       client: new FabricClient(placement.keys),
@@ -250,9 +265,27 @@ export class FabricService implements ServiceHandlers {
       dir: this.identity.dir,
       registries: this.#registryEndpoints,
       heartbeatMs: placement.heartbeatMs,
+      onLaunched: (id, child) => {
+        void child.exited.then((code) => supervisor.childExited(id, code));
+      },
     });
     this.#children.set(result.id, result.endpoint);
     return result;
+  }
+
+  #supervise(): Supervisor {
+    if (!this.#supervisor) {
+      this.#supervisor = new Supervisor({
+        selfId: this.identity.id,
+        registry: () => this.registry(),
+        restart: (id, role) => this.spawn({ role, on: "local://", sessions: [], restart: id }),
+        replace: (lost) =>
+          this.spawn({ role: lost.role, on: lost.launcher, sessions: lost.sessions }),
+        policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
+      });
+      this.#supervisor.follow();
+    }
+    return this.#supervisor;
   }
 
   /**
@@ -318,6 +351,7 @@ export class FabricService implements ServiceHandlers {
   }
 
   async #shutdown(reason: string, finalState: ServiceState): Promise<void> {
+    this.#supervisor?.stop();
     this.#heartbeats?.stop();
     const placement = this.#placement;
     if (placement && this.#state === "ALIVE") {

@@ -6,13 +6,19 @@
  */
 import type { SpawnRequest } from "../api/schemas.ts";
 import type { ConfigureAnswer } from "../api/service_handlers.ts";
-import { SpawnFailedError } from "../api/service_handlers.ts";
+import { ConflictError, SpawnFailedError } from "../api/service_handlers.ts";
 import type { FabricClient } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { launcherFor } from "../launchers/mod.ts";
 import type { LaunchedProcess, Launcher } from "../launchers/launcher.ts";
-import { EXIT, type RegistryEndpoint, type ServiceRecord, type SpawnResult } from "../types/mod.ts";
+import {
+  EXIT,
+  type RegistryEndpoint,
+  type ServiceRecord,
+  type ServiceState,
+  type SpawnResult,
+} from "../types/mod.ts";
 import type { BootstrapArrival, KeyHandover } from "./key_handover.ts";
 import { newServiceId } from "./service_id.ts";
 
@@ -45,47 +51,63 @@ const EXIT_REASONS: Record<number, string> = {
   [EXIT.USAGE]: "the new service refused its command line",
 };
 
+/** What one spawn (new or restart) will create. */
+interface SpawnPlan {
+  record: ServiceRecord;
+  /** Why the record is written: the reason of its first transition. */
+  reason: string;
+  restart: boolean;
+}
+
 /**
- * Grows the fabric by one service and returns `{id, endpoint, state}`.
+ * Grows the fabric by one service, or (with `request.restart`) restarts a dead
+ * child under its old ID with the next incarnation, through its original
+ * launcher; returns `{id, endpoint, state}`.
  *
  * @throws {SpawnFailedError} with the reason (and the child's exit code) when
  * launch, bootstrap or configure fail; the password is discarded by then.
+ * @throws {ConflictError} when a restart is asked of a service that is not this
+ * service's child or is not dead.
  */
 export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Promise<SpawnResult> {
-  const id = newServiceId(request.role);
-  const launcher = deps.launcher ?? launcherFor(request.on, { dir: deps.dir });
-  const now = Date.now();
-  const record: ServiceRecord = {
-    id,
-    role: request.role,
-    state: "LAUNCHING",
-    incarnation: 1,
-    host: "",
-    pid: 0,
-    endpoint: "",
-    parent: deps.self.id,
-    route: [...deps.self.route, id],
-    launcher: launcher.url,
-    imageHash: "",
-    sessions: request.sessions,
-    started: now,
-    lastHeartbeat: 0,
-    restarts: 0,
-    lastFailure: "",
-    updated: now,
-  };
-  await deps.registry.put(record, `spawn requested by ${deps.self.id}`);
+  const plan = request.restart ? await restartPlan(request.restart, deps) : newPlan(request, deps);
+  const { record } = plan;
+  const id = record.id;
+  const launcher = deps.launcher ?? launcherFor(record.launcher, { dir: deps.dir });
   let discard = (): void => {};
+  let written = false;
   const fail = async (reason: string, exitCode: number | null): Promise<never> => {
     discard();
-    await deps.registry.transition(id, { incarnation: 1, to: "FAILED", reason }).catch(() => {});
-    throw new SpawnFailedError(id, `Spawn of ${request.role} "${id}" failed: ${reason}`, exitCode);
+    if (written) {
+      await deps.registry.transition(id, { incarnation: record.incarnation, to: "FAILED", reason })
+        .catch(() => {});
+      if (exitCode === EXIT.STATE_LOST) {
+        await deps.registry.transition(id, {
+          incarnation: record.incarnation,
+          to: "LOST",
+          reason: "restarted service could not pick up its old state",
+        }).catch(() => {});
+      }
+    }
+    const what = plan.restart ? "Restart" : "Spawn";
+    throw new SpawnFailedError(id, `${what} of ${record.role} "${id}" failed: ${reason}`, exitCode);
   };
+  // A new service is on record before anything else; a restart only once the
+  // host answers, so an unreachable host leaves the dead record as it was and
+  // the old instance can still be taken back.
+  if (!plan.restart) {
+    await deps.registry.put(record, plan.reason);
+    written = true;
+  }
   let view;
   try {
     view = await launcher.prepare(deps.self.url, deps.registries);
   } catch (error) {
     return await fail(`cannot prepare ${launcher.url}: ${messageOf(error)}`, null);
+  }
+  if (plan.restart) {
+    await deps.registry.put(record, plan.reason);
+    written = true;
   }
   const expected = deps.handover.expect(id, { view });
   discard = expected.discard;
@@ -94,7 +116,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   try {
     child = await launcher.launch({
       id,
-      args: ["--role", request.role, "--id", id],
+      args: ["--role", record.role, "--id", id],
       env: {
         FABRIC_OTP: expected.password,
         FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
@@ -131,7 +153,73 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     child.kill("SIGTERM");
     return await fail(`cannot reach the new service: ${messageOf(error)}`, null);
   }
-  return await configureChild(id, request, record, arrival, child, deps, fail);
+  return await configureChild(record, arrival, child, deps, fail);
+}
+
+function newPlan(request: SpawnRequest, deps: SpawnDeps): SpawnPlan {
+  const id = newServiceId(request.role);
+  const now = Date.now();
+  return {
+    restart: false,
+    reason: `spawn requested by ${deps.self.id}`,
+    record: {
+      id,
+      role: request.role,
+      state: "LAUNCHING",
+      incarnation: 1,
+      host: "",
+      pid: 0,
+      endpoint: "",
+      parent: deps.self.id,
+      route: [...deps.self.route, id],
+      launcher: deps.launcher?.url ?? request.on,
+      imageHash: "",
+      sessions: request.sessions,
+      started: now,
+      lastHeartbeat: 0,
+      restarts: 0,
+      lastFailure: "",
+      updated: now,
+    },
+  };
+}
+
+/** States from which a service may be restarted under its old ID. */
+export const RESTARTABLE: readonly ServiceState[] = ["SUSPECT", "DEAD", "FAILED", "STOPPED"];
+
+async function restartPlan(id: string, deps: SpawnDeps): Promise<SpawnPlan> {
+  const found = await deps.registry.get(id);
+  if (!found) throw new ConflictError(`No service "${id}" in the registry: nothing to restart`);
+  const old = found.record;
+  if (old.parent !== deps.self.id) {
+    throw new ConflictError(
+      `Service "${id}" was spawned by "${
+        old.parent || "nobody"
+      }", not "${deps.self.id}": ask its parent`,
+    );
+  }
+  if (!RESTARTABLE.includes(old.state)) {
+    throw new ConflictError(
+      `Service "${id}" is ${old.state}: only ${RESTARTABLE.join(", ")} services are restarted`,
+    );
+  }
+  const now = Date.now();
+  return {
+    restart: true,
+    reason: `restarting incarnation ${old.incarnation} (${old.state}${
+      old.lastFailure ? `: ${old.lastFailure}` : ""
+    }) as ${old.incarnation + 1}`,
+    record: {
+      ...old,
+      state: "RESTARTING",
+      incarnation: old.incarnation + 1,
+      pid: 0,
+      endpoint: "",
+      lastHeartbeat: 0,
+      restarts: old.restarts + 1,
+      updated: now,
+    },
+  };
 }
 
 function messageOf(error: unknown): string {
@@ -139,14 +227,13 @@ function messageOf(error: unknown): string {
 }
 
 async function configureChild(
-  id: string,
-  request: SpawnRequest,
   record: ServiceRecord,
   arrival: BootstrapArrival,
   child: LaunchedProcess,
   deps: SpawnDeps,
   fail: (reason: string, exitCode: number | null) => Promise<never>,
 ): Promise<SpawnResult> {
+  const { id, incarnation } = record;
   try {
     await deps.registry.put(
       {
@@ -159,9 +246,9 @@ async function configureChild(
       "one-time password accepted, keys handed over",
     );
     await deps.registry.transition(id, {
-      incarnation: 1,
+      incarnation,
       to: "CONFIGURING",
-      reason: `configuring as ${request.role}`,
+      reason: `configuring as ${record.role}`,
     });
     const answer = await deps.client.call<ConfigureAnswer>(
       { id, url: arrival.endpoint },
@@ -169,23 +256,28 @@ async function configureChild(
         method: "POST",
         path: "/v1/configure",
         body: {
-          role: request.role,
-          incarnation: 1,
+          role: record.role,
+          incarnation,
           parent: deps.self.id,
           route: record.route,
           launcher: record.launcher,
           endpoint: arrival.endpoint,
           heartbeatMs: deps.heartbeatMs,
-          sessions: request.sessions,
+          sessions: record.sessions,
         },
       },
     );
     return { id, endpoint: arrival.endpoint, state: answer.state };
   } catch (error) {
+    // A restarted service that cannot pick up its old state answers and exits 79.
+    const code = await Promise.race([
+      child.exited,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
+    ]);
+    if (code === EXIT.STATE_LOST) {
+      return await fail(`the service could not pick up its old state (exit ${code})`, code);
+    }
     child.kill("SIGTERM");
-    return await fail(
-      `configure failed: ${messageOf(error)}`,
-      null,
-    );
+    return await fail(`configure failed: ${messageOf(error)}`, code);
   }
 }

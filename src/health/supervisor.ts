@@ -1,0 +1,189 @@
+/**
+ * A parent's care for its children (DESIGN.md "Liveness, restart, reconnect"):
+ * a child whose process exits unexpectedly, or that the registry declares
+ * DEAD, is restarted under its old ID with the next incarnation, with backoff.
+ * A child that cannot pick up its old state (exit 79) is LOST; then the role's
+ * replacement policy applies: `fresh` starts a new instance in its place,
+ * `propagate` leaves the LOST record, with its sessions, for the applications.
+ * @module
+ */
+import type { RegistryClient } from "../client/registry_client.ts";
+import { SpawnFailedError } from "../api/service_handlers.ts";
+import type { ReplacementPolicy } from "../runtime/role.ts";
+import { log } from "../runtime/logging.ts";
+import { EXIT, type RegistryEvent, type Role, type ServiceRecord } from "../types/mod.ts";
+
+/** What the supervisor needs from its service. */
+export interface SupervisorDeps {
+  selfId: string;
+  registry: () => RegistryClient;
+  /** Restarts a child under its old ID. */
+  restart: (id: string, role: Role) => Promise<unknown>;
+  /** Starts a fresh instance of a lost child's role, with its sessions and launcher. */
+  replace: (lost: ServiceRecord) => Promise<{ id: string }>;
+  policyOf: (role: Role) => ReplacementPolicy;
+}
+
+/** Options of {@linkcode Supervisor}. */
+export interface SupervisorOptions {
+  /** Restarts allowed per child within `windowMs` before it is given up as LOST. Default 5. */
+  maxRestarts?: number;
+  /** Default 600000 (10 min). */
+  windowMs?: number;
+  /** First delay before a restart, doubled each time up to 10 s. Default 200 ms. */
+  backoffMs?: number;
+}
+
+/** Restarts dead children; `stop()` is idempotent. */
+export class Supervisor {
+  #deps: SupervisorDeps;
+  #options: Required<SupervisorOptions>;
+  #logger = log("supervisor");
+  #pending = new Map<string, ReturnType<typeof setTimeout>>();
+  #running = new Set<string>();
+  #history = new Map<string, number[]>();
+  #watch: AbortController | null = null;
+  #stopped = false;
+
+  /** A supervisor for the children of `deps.selfId`. */
+  constructor(deps: SupervisorDeps, options: SupervisorOptions = {}) {
+    this.#deps = deps;
+    this.#options = { maxRestarts: 5, windowMs: 600_000, backoffMs: 200, ...options };
+  }
+
+  /** Follows the registry's change stream for DEAD children (started once). */
+  follow(): void {
+    if (this.#watch || this.#stopped) return;
+    this.#watch = new AbortController();
+    const signal = this.#watch.signal;
+    void (async () => {
+      let since = 0;
+      while (!signal.aborted) {
+        try {
+          await this.#deps.registry().watch(since, (event) => {
+            since = Math.max(since, event.seq);
+            this.#onEvent(event);
+          }, signal);
+        } catch (error) {
+          if (!signal.aborted) {
+            this.#logger.debug("Registry stream broke: {error}", { error: String(error) });
+          }
+        }
+        if (!signal.aborted) await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+  }
+
+  /**
+   * Tells the supervisor a child's process ended with `code` (-1: unknown).
+   * A child that was running (not stopped cleanly) is declared DEAD and restarted.
+   */
+  async childExited(id: string, code: number): Promise<void> {
+    if (this.#stopped || code < 0) return;
+    const found = await this.#deps.registry().get(id).catch(() => undefined);
+    const record = found?.record;
+    if (!record || !["ALIVE", "SUSPECT"].includes(record.state)) return;
+    await this.#deps.registry().transition(id, {
+      incarnation: record.incarnation,
+      to: "DEAD",
+      reason: `process exited with code ${code}`,
+    }).catch(() => {});
+    this.#schedule(id);
+  }
+
+  /** Stops following and cancels pending restarts. */
+  stop(): void {
+    this.#stopped = true;
+    this.#watch?.abort();
+    for (const timer of this.#pending.values()) clearTimeout(timer);
+    this.#pending.clear();
+  }
+
+  #onEvent(event: RegistryEvent): void {
+    const record = event.record;
+    if (record.parent !== this.#deps.selfId || event.kind !== "transition") return;
+    if (event.transition?.to === "DEAD" && record.state === "DEAD") this.#schedule(record.id);
+    if (record.state === "ALIVE") this.#forget(record.id);
+  }
+
+  #forget(id: string): void {
+    const timer = this.#pending.get(id);
+    if (timer) clearTimeout(timer);
+    this.#pending.delete(id);
+  }
+
+  #schedule(id: string): void {
+    if (this.#stopped || this.#pending.has(id) || this.#running.has(id)) return;
+    const now = Date.now();
+    const recent = (this.#history.get(id) ?? []).filter((t) => now - t < this.#options.windowMs);
+    this.#history.set(id, recent);
+    const delay = Math.min(10_000, this.#options.backoffMs * 2 ** recent.length);
+    this.#pending.set(id, setTimeout(() => void this.#attempt(id), delay));
+  }
+
+  async #attempt(id: string): Promise<void> {
+    this.#pending.delete(id);
+    if (this.#stopped) return;
+    const record = (await this.#deps.registry().get(id).catch(() => undefined))?.record;
+    if (!record || !["DEAD", "FAILED", "SUSPECT"].includes(record.state)) return;
+    const recent = this.#history.get(id) ?? [];
+    if (recent.length >= this.#options.maxRestarts) {
+      await this.#giveUp(
+        record,
+        `gave up after ${recent.length} restarts in ${this.#options.windowMs / 1000} s`,
+      );
+      return;
+    }
+    recent.push(Date.now());
+    this.#running.add(id);
+    try {
+      await this.#deps.restart(id, record.role);
+      this.#logger.info("Restarted {id} under its old ID", { id });
+    } catch (error) {
+      if (error instanceof SpawnFailedError && error.exitCode === EXIT.STATE_LOST) {
+        const lost = (await this.#deps.registry().get(id).catch(() => undefined))?.record;
+        if (lost) await this.#replace(lost);
+        return;
+      }
+      this.#logger.warn("Restart of {id} failed: {error}", { id, error: String(error) });
+      this.#running.delete(id);
+      this.#schedule(id);
+      return;
+    } finally {
+      this.#running.delete(id);
+    }
+  }
+
+  async #giveUp(record: ServiceRecord, reason: string): Promise<void> {
+    const registry = this.#deps.registry();
+    if (record.state !== "FAILED") {
+      await registry.transition(record.id, {
+        incarnation: record.incarnation,
+        to: "FAILED",
+        reason,
+      })
+        .catch(() => {});
+    }
+    const lost = await registry.transition(record.id, {
+      incarnation: record.incarnation,
+      to: "LOST",
+      reason,
+    }).catch(() => undefined);
+    if (lost) await this.#replace(lost);
+  }
+
+  async #replace(lost: ServiceRecord): Promise<void> {
+    if (this.#deps.policyOf(lost.role) !== "fresh") {
+      this.#logger.warn("{id} is LOST; its sessions are told through the registry", {
+        id: lost.id,
+      });
+      return;
+    }
+    try {
+      const fresh = await this.#deps.replace(lost);
+      this.#logger.info("{id} is LOST; {fresh} replaces it", { id: lost.id, fresh: fresh.id });
+    } catch (error) {
+      this.#logger.error("Could not replace {id}: {error}", { id: lost.id, error: String(error) });
+    }
+  }
+}
