@@ -16,6 +16,8 @@ Usage:
   fabricd status                   show the fabric as a tree
   fabricd session open|close|list  manage application sessions
   fabricd stop ID... | --all       stop services
+  fabricd restart ID               restart a dead service under its old ID
+  fabricd connect [--session S]    attach to the fabric: connect to a session's services
   fabricd demo                     a scripted tour in a temporary directory
   fabricd --role ROLE [flags]      run one service (normally started for you)
 
@@ -32,6 +34,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import("./src/cli/status.ts")).statusCommand,
   session: async () => (await import("./src/cli/session.ts")).sessionCommand,
   stop: async () => (await import("./src/cli/stop.ts")).stopCommand,
+  restart: async () => (await import("./src/cli/restart.ts")).restartCommand,
+  connect: async () => (await import("./src/cli/connect.ts")).connectCommand,
   demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
 };
 

@@ -75,14 +75,17 @@ export class Supervisor {
   }
 
   /**
-   * Tells the supervisor a child's process ended with `code` (-1: unknown).
-   * A child that was running (not stopped cleanly) is declared DEAD and restarted.
+   * Tells the supervisor a child's process (of `incarnation`) ended with `code`
+   * (-1: unknown). If that incarnation was still running (not stopped cleanly,
+   * not replaced), it is declared DEAD and restarted.
    */
-  async childExited(id: string, code: number): Promise<void> {
+  async childExited(child: { id: string; incarnation: number }, code: number): Promise<void> {
     if (this.#stopped || code < 0) return;
+    const id = child.id;
     const found = await this.#deps.registry().get(id).catch(() => undefined);
     const record = found?.record;
-    if (!record || !["ALIVE", "SUSPECT"].includes(record.state)) return;
+    if (!record || record.incarnation !== child.incarnation) return;
+    if (!["ALIVE", "SUSPECT"].includes(record.state)) return;
     await this.#deps.registry().transition(id, {
       incarnation: record.incarnation,
       to: "DEAD",

@@ -56,6 +56,8 @@ export async function shipImage(
     `c=${REMOTE_CACHE}; if [ -f "$c/${image.hash}/.complete" ]; then echo HAVE; exit 0; fi; ` +
       `mkdir -p "$c" 2>&1 && chmod 700 "$c" 2>&1 && [ -w "$c" ] || { echo "NOWRITE $c"; exit 0; }; ` +
       `command -v zstd >/dev/null 2>&1 && echo ZSTD; echo OK`,
+    undefined,
+    { timeoutMs: 15_000 },
   );
   if (probe.code !== 0) {
     throw new ImageShipError(`Cannot prepare the image cache on ${host}: ${probe.stderr.trim()}`);

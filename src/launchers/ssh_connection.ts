@@ -129,13 +129,19 @@ export class SshConnection {
    * Runs `command` (a shell command line) on the host; `stdin` is written and
    * closed. Resolves when the command ends.
    */
-  async exec(command: string, stdin?: string | Uint8Array): Promise<SshResult> {
+  async exec(
+    command: string,
+    stdin?: string | Uint8Array,
+    options: { timeoutMs?: number } = {},
+  ): Promise<SshResult> {
     await this.open();
+    const timeoutMs = options.timeoutMs ?? 0;
     const child = new Deno.Command("ssh", {
       args: [...this.#baseArgs(), this.destination, command],
       stdin: stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
+      ...(timeoutMs > 0 ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
     }).spawn();
     if (stdin !== undefined) {
       const writer = child.stdin.getWriter();
@@ -143,6 +149,12 @@ export class SshConnection {
       await writer.close();
     }
     const out = await child.output();
+    if (out.signal !== null && timeoutMs > 0) {
+      // The master connection still looks open but the host does not answer
+      // (a cut link): drop it so the next use connects afresh.
+      await this.close();
+      throw new SshError(`No answer from ${this.target.host} within ${timeoutMs / 1000} s`);
+    }
     return {
       code: out.code,
       stdout: new TextDecoder().decode(out.stdout),
@@ -227,6 +239,8 @@ export class SshConnection {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      // A forward needs the host's answer; a cut link must not hang us.
+      signal: AbortSignal.timeout((this.#options.connectTimeoutS + 5) * 1000),
     }).output();
     return {
       code: out.code,

@@ -174,6 +174,7 @@ export class FabricService implements ServiceHandlers {
       updated: now,
     };
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
+    if (old) await this.#failOrphanedSpawns(registry);
     this.#placement = placement;
     this.#state = "ALIVE";
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
@@ -189,6 +190,22 @@ export class FabricService implements ServiceHandlers {
       incarnation,
     });
     return registered;
+  }
+
+  /**
+   * Spawns that a previous incarnation of this service left half done (it died
+   * mid-bootstrap): their passwords died with it, so they can never complete.
+   */
+  async #failOrphanedSpawns(registry: RegistryClient): Promise<void> {
+    const pending = ["LAUNCHING", "BOOTSTRAPPING", "CONFIGURING", "RESTARTING"];
+    for (const child of await registry.list()) {
+      if (child.parent !== this.identity.id || !pending.includes(child.state)) continue;
+      await registry.transition(child.id, {
+        incarnation: child.incarnation,
+        to: "FAILED",
+        reason: `spawner ${this.identity.id} restarted during the bootstrap: password discarded`,
+      }).catch(() => {});
+    }
   }
 
   /** A registry client signed with the fabric keys. */
@@ -265,8 +282,8 @@ export class FabricService implements ServiceHandlers {
       dir: this.identity.dir,
       registries: this.#registryEndpoints,
       heartbeatMs: placement.heartbeatMs,
-      onLaunched: (id, child) => {
-        void child.exited.then((code) => supervisor.childExited(id, code));
+      onLaunched: (child, service) => {
+        void child.exited.then((code) => supervisor.childExited(service, code));
       },
     });
     this.#children.set(result.id, result.endpoint);

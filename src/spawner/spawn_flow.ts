@@ -41,7 +41,7 @@ export interface SpawnDeps {
   /** Launcher to use instead of the one `request.on` names (tests wrap the real one). */
   launcher?: Launcher;
   /** Called with each launched child, so the spawner can watch it. */
-  onLaunched?: (id: string, child: LaunchedProcess) => void;
+  onLaunched?: (child: LaunchedProcess, service: { id: string; incarnation: number }) => void;
 }
 
 const EXIT_REASONS: Record<number, string> = {
@@ -126,7 +126,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   } catch (error) {
     return await fail(`launch failed: ${messageOf(error)}`, null);
   }
-  deps.onLaunched?.(id, child);
+  deps.onLaunched?.(child, { id, incarnation: record.incarnation });
 
   const timeoutMs = deps.bootstrapTimeoutMs ?? 30_000;
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -1,0 +1,72 @@
+/**
+ * `fabricd connect --session S`: an application (or an operator) attaches to
+ * a running fabric from the fabric file and sees what became of the session's
+ * services: alive, restarted (dead ones are restarted on the way), or lost.
+ * @module
+ */
+import { attach, type AttachedService } from "../client/attach.ts";
+import { EXIT } from "../types/mod.ts";
+import { listFlag, parseFlags, stringFlag } from "./args.ts";
+
+/** Help text of `fabricd connect`. */
+export const CONNECT_HELP = `fabricd connect [--session S]... [--follow] [--json] [--fabric FILE]
+
+Attaches to the fabric of the fabric file: connects to every service of the
+sessions (default: the sessions of the fabric file) with POST /v1/connect,
+restarting dead ones through their parents, and reports each as alive,
+restarted, lost or unreachable. --follow then prints every change to those
+services until Ctrl-C. Exit 0 when every service is alive or restarted, 1 when
+one is lost or unreachable.
+`;
+
+/** Runs `fabricd connect`. */
+export async function connectCommand(args: string[]): Promise<number> {
+  const parsed = parseFlags("connect", args, {
+    session: { type: "string", multiple: true },
+    follow: { type: "boolean" },
+    json: { type: "boolean" },
+    fabric: { type: "string" },
+  });
+  if (parsed.flags.help) {
+    console.log(CONNECT_HELP);
+    return EXIT.OK;
+  }
+  const sessions = listFlag(parsed, "session");
+  const session = await attach(
+    stringFlag(parsed, "fabric"),
+    sessions.length > 0 ? { sessions } : {},
+  );
+  const services = session.services;
+  if (parsed.flags.json) {
+    console.log(JSON.stringify({ sessions: session.sessions, services }));
+  } else {
+    console.log(
+      `Attached to ${session.fabric.fingerprint} for ${
+        session.sessions.join(", ") || "no session"
+      }`,
+    );
+    for (const s of services) console.log(describe(s));
+    if (services.length === 0) console.log("No service serves these sessions.");
+  }
+  const healthy = services.every((s) => s.fate === "alive" || s.fate === "restarted");
+  if (parsed.flags.follow) {
+    const stop = () => session.close();
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+    await session.follow((event) => {
+      const line = `${
+        new Date().toISOString()
+      } ${event.id} ${event.state} (incarnation ${event.incarnation}): ${event.reason}`;
+      console.log(parsed.flags.json ? JSON.stringify(event) : line);
+    });
+  }
+  session.close();
+  return healthy ? EXIT.OK : EXIT.FAILURE;
+}
+
+function describe(s: AttachedService): string {
+  const why = s.reason ? `: ${s.reason}` : "";
+  return `  ${s.id.padEnd(14)} ${s.role.padEnd(10)} ${
+    s.state.padEnd(8)
+  } inc ${s.incarnation}  ${s.fate}${why}`;
+}

@@ -1,0 +1,267 @@
+/**
+ * The application side (DESIGN.md "Reconnect"): attach to a running fabric
+ * from the fabric file, find the services of the application's sessions,
+ * connect to each (restarting dead ones through their parents), follow the
+ * change stream, and call services with failure handling. The same path
+ * attaches a brand-new client to a fabric it did not create.
+ *
+ * @example
+ * ```ts
+ * import { attach } from "./src/client/attach.ts";
+ * const session = await attach(undefined, { sessions: ["run-42"] });
+ * for (const s of session.services) console.log(s.id, s.fate);
+ * session.close();
+ * ```
+ * @module
+ */
+import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
+import type { FabricFile } from "../config/fabric_file.ts";
+import { readKeyFile } from "../crypto/keys.ts";
+import type { RegistryEvent, ServiceRecord, ServiceState } from "../types/mod.ts";
+import { FabricClient, FabricRequestError } from "./fabric_client.ts";
+import { RegistryClient } from "./registry_client.ts";
+import { targetFor } from "./route.ts";
+
+/** What became of a service since the application last saw the fabric. */
+export type ServiceFate = "alive" | "restarted" | "lost" | "unreachable";
+
+/** One service of the application's sessions, after attaching. */
+export interface AttachedService {
+  id: string;
+  role: string;
+  state: ServiceState;
+  incarnation: number;
+  sessions: string[];
+  fate: ServiceFate;
+  /** Why a service is lost or unreachable. */
+  reason: string;
+}
+
+/** A change that concerns the application. */
+export interface SessionEvent {
+  id: string;
+  state: ServiceState;
+  incarnation: number;
+  /** Sessions of the service that the application holds. */
+  sessions: string[];
+  reason: string;
+}
+
+/** A service the fabric lost; the application must decide what to do. */
+export class ServiceLostError extends Error {
+  /** The lost service. */
+  readonly serviceId: string;
+  /** Builds the error. */
+  constructor(serviceId: string, reason: string) {
+    super(`Service "${serviceId}" is lost: ${reason}`);
+    this.name = "ServiceLostError";
+    this.serviceId = serviceId;
+  }
+}
+
+/** Options of {@linkcode attach}. */
+export interface AttachOptions {
+  /** Sessions to attach to. Default: every session of the fabric file. */
+  sessions?: string[];
+  /** Name the services log for this client. Default `fabricd-client-<pid>`. */
+  client?: string;
+  /** How long to wait for a dead service's restart, ms. Default 30000. */
+  restartTimeoutMs?: number;
+}
+
+/** An application's handle on a fabric. */
+export class FabricSession {
+  readonly fabricPath: string;
+  readonly fabric: FabricFile;
+  readonly client: FabricClient;
+  readonly registry: RegistryClient;
+  readonly sessions: string[];
+  /** The services found at attach time, with what became of them. */
+  services: AttachedService[] = [];
+  #options: Required<AttachOptions>;
+  #watch = new AbortController();
+
+  /** Use {@linkcode attach}. */
+  constructor(
+    parts: { fabricPath: string; fabric: FabricFile; client: FabricClient },
+    options: Required<AttachOptions>,
+  ) {
+    this.fabricPath = parts.fabricPath;
+    this.fabric = parts.fabric;
+    this.client = parts.client;
+    this.registry = new RegistryClient(parts.client, parts.fabric.registries);
+    this.sessions = options.sessions;
+    this.#options = options;
+  }
+
+  /** Connects to every service of the sessions; fills {@linkcode services}. */
+  async connectAll(): Promise<AttachedService[]> {
+    const records = await this.registry.list();
+    const mine = records.filter((r) => r.sessions.some((s) => this.sessions.includes(s)));
+    this.services = [];
+    for (const record of mine) this.services.push(await this.#connect(record));
+    return this.services;
+  }
+
+  /**
+   * Calls a service of the fabric. When it cannot be reached, reports it to
+   * the registry; when it is dead, has its parent restart it and tries once more.
+   * @throws {ServiceLostError} when the service is lost.
+   * @throws {FabricRequestError} for any other failure.
+   */
+  async call<T>(id: string, request: { method: string; path: string; body?: unknown }): Promise<T> {
+    const records = await this.registry.list();
+    const record = records.find((r) => r.id === id);
+    if (!record) throw new FabricRequestError(`No service "${id}" in the registry`, 404);
+    if (record.state === "LOST") throw new ServiceLostError(id, record.lastFailure);
+    try {
+      return await this.client.call<T>(targetFor(record, records), request);
+    } catch (error) {
+      if (!(error instanceof FabricRequestError) || error.status !== 0) throw error;
+      const revived = await this.#revive(record, error.message);
+      const now = await this.registry.list();
+      return await this.client.call<T>(targetFor(revived, now), request);
+    }
+  }
+
+  /**
+   * Follows the registry's changes to the services of these sessions (a lost
+   * service arrives as state LOST, with its sessions) until `close()`.
+   */
+  follow(onEvent: (event: SessionEvent) => void): Promise<void> {
+    const signal = this.#watch.signal;
+    const run = async (): Promise<void> => {
+      let since = 0;
+      while (!signal.aborted) {
+        try {
+          await this.registry.watch(since, (event: RegistryEvent) => {
+            since = Math.max(since, event.seq);
+            const sessions = event.record.sessions.filter((s) => this.sessions.includes(s));
+            if (sessions.length === 0 || event.kind !== "transition") return;
+            onEvent({
+              id: event.record.id,
+              state: event.record.state,
+              incarnation: event.record.incarnation,
+              sessions,
+              reason: event.transition?.reason ?? "",
+            });
+          }, signal);
+        } catch {
+          // The registry went away; retry below until closed.
+        }
+        if (!signal.aborted) await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    return run();
+  }
+
+  /** Stops following; idempotent. */
+  close(): void {
+    this.#watch.abort();
+  }
+
+  async #connect(record: ServiceRecord): Promise<AttachedService> {
+    const base = {
+      id: record.id,
+      role: record.role,
+      sessions: record.sessions.filter((s) => this.sessions.includes(s)),
+    };
+    if (record.state === "LOST" || record.state === "STOPPED") {
+      return {
+        ...base,
+        state: record.state,
+        incarnation: record.incarnation,
+        fate: "lost",
+        reason: record.lastFailure || record.state.toLowerCase(),
+      };
+    }
+    let current = record;
+    try {
+      if (["DEAD", "SUSPECT", "FAILED"].includes(record.state)) {
+        current = await this.#revive(record, record.lastFailure || record.state);
+      }
+      const records = await this.registry.list();
+      for (const session of base.sessions) {
+        await this.client.call(targetFor(current, records), {
+          method: "POST",
+          path: "/v1/connect",
+          body: { session, client: this.#options.client },
+        });
+      }
+      return {
+        ...base,
+        state: current.state,
+        incarnation: current.incarnation,
+        fate: current.incarnation > 1 ? "restarted" : "alive",
+        reason: "",
+      };
+    } catch (error) {
+      const lost = error instanceof ServiceLostError;
+      return {
+        ...base,
+        state: lost ? "LOST" : current.state,
+        incarnation: current.incarnation,
+        fate: lost ? "lost" : "unreachable",
+        reason: error instanceof Error ? error.message : String(error),
+      };
+    }
+  }
+
+  /** Reports a failed contact, and has a dead service restarted by its parent. */
+  async #revive(record: ServiceRecord, why: string): Promise<ServiceRecord> {
+    await this.registry.report(record.id, record.incarnation, why).catch(() => undefined);
+    const deadline = Date.now() + this.#options.restartTimeoutMs;
+    let asked = false;
+    let wasDown = record.state !== "ALIVE";
+    while (Date.now() < deadline) {
+      const records = await this.registry.list();
+      const now = records.find((r) => r.id === record.id);
+      if (!now) throw new FabricRequestError(`Service "${record.id}" left the registry`, 404);
+      if (now.state === "LOST") throw new ServiceLostError(now.id, now.lastFailure);
+      if (now.state !== "ALIVE") wasDown = true;
+      else if (wasDown || now.incarnation > record.incarnation) return now;
+      if (!asked && ["DEAD", "FAILED"].includes(now.state)) {
+        const parent = records.find((r) => r.id === now.parent);
+        if (parent) {
+          asked = true;
+          await this.client.call(targetFor(parent, records), {
+            method: "POST",
+            path: "/v1/spawn",
+            body: { role: now.role, restart: now.id },
+          }, { timeoutMs: this.#options.restartTimeoutMs }).catch(() => undefined);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new FabricRequestError(
+      `Service "${record.id}" did not come back within ${this.#options.restartTimeoutMs} ms`,
+      0,
+    );
+  }
+}
+
+/**
+ * Attaches to the fabric of `fabricFile` (else `FABRIC_FILE`, else
+ * `~/.fabric/fabric.yaml`) and connects to the services of its sessions.
+ *
+ * @throws {FabricFileError | KeyFileError} when the fabric file or key cannot be read.
+ * @throws {FabricRequestError} when no registry answers.
+ */
+export async function attach(
+  fabricFile: string | undefined,
+  options: AttachOptions = {},
+): Promise<FabricSession> {
+  const fabricPath = resolveFabricPath(fabricFile);
+  const fabric = await loadFabricFile(fabricPath);
+  const keys = await readKeyFile(keyPathOf(fabricPath, fabric));
+  const session = new FabricSession(
+    { fabricPath, fabric, client: new FabricClient(keys) },
+    {
+      sessions: options.sessions ?? fabric.sessions,
+      client: options.client ?? `fabricd-client-${Deno.pid}`,
+      restartTimeoutMs: options.restartTimeoutMs ?? 30_000,
+    },
+  );
+  await session.connectAll();
+  return session;
+}
