@@ -73,7 +73,7 @@ Deno.test("a hung service goes SUSPECT then DEAD by TTL, is replaced, and the ol
       Deno.kill(hung.pid, "SIGCONT");
     }
     // The old instance's next heartbeat is refused (stale incarnation): it stops itself.
-    await eventually(async () => (running(hung.pid) ? undefined : true), 10_000);
+    await eventually(() => Promise.resolve(running(hung.pid) ? undefined : true), 10_000);
     const now = await recordOf(local, hung.id);
     assert.equal(now.state, "ALIVE");
     assert.equal(now.incarnation, 2);
@@ -181,11 +181,10 @@ Deno.test("a restarted service that cannot pick up its state exits 79, is FAILED
         JSON.stringify(history),
       );
       assert.equal(lost.incarnation, 2);
-      await eventually(async () => (events.some((e) =>
-          e.id === registry.id && e.state === "LOST"
+      await eventually(() =>
+        Promise.resolve(
+          events.some((e) => e.id === registry.id && e.state === "LOST") ? true : undefined,
         )
-        ? true
-        : undefined)
       );
       const report = await runFabricd([
         "connect",
