@@ -17,7 +17,7 @@ import type { FabricKeys } from "../crypto/keys.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
 import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
 import { KeyHandover } from "../spawner/key_handover.ts";
-import { spawnService } from "../spawner/spawn_flow.ts";
+import { failOrphanedSpawns, spawnService } from "../spawner/spawn_flow.ts";
 import type {
   RegistryEndpoint,
   Role,
@@ -174,7 +174,7 @@ export class FabricService implements ServiceHandlers {
       updated: now,
     };
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
-    if (old) await this.#failOrphanedSpawns(registry);
+    if (old) await failOrphanedSpawns(registry, this.identity.id);
     this.#placement = placement;
     this.#state = "ALIVE";
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
@@ -190,22 +190,6 @@ export class FabricService implements ServiceHandlers {
       incarnation,
     });
     return registered;
-  }
-
-  /**
-   * Spawns that a previous incarnation of this service left half done (it died
-   * mid-bootstrap): their passwords died with it, so they can never complete.
-   */
-  async #failOrphanedSpawns(registry: RegistryClient): Promise<void> {
-    const pending = ["LAUNCHING", "BOOTSTRAPPING", "CONFIGURING", "RESTARTING"];
-    for (const child of await registry.list()) {
-      if (child.parent !== this.identity.id || !pending.includes(child.state)) continue;
-      await registry.transition(child.id, {
-        incarnation: child.incarnation,
-        to: "FAILED",
-        reason: `spawner ${this.identity.id} restarted during the bootstrap: password discarded`,
-      }).catch(() => {});
-    }
   }
 
   /** A registry client signed with the fabric keys. */

@@ -281,3 +281,28 @@ async function configureChild(
     return await fail(`configure failed: ${messageOf(error)}`, code);
   }
 }
+
+/**
+ * Fails the spawns that a previous incarnation of `parentId` left half done
+ * (it died mid-bootstrap): their passwords died with it, so they can never
+ * complete. Called when the parent registers again.
+ */
+export async function failOrphanedSpawns(
+  registry: RegistryClient,
+  parentId: string,
+): Promise<void> {
+  const pending: readonly ServiceState[] = [
+    "LAUNCHING",
+    "BOOTSTRAPPING",
+    "CONFIGURING",
+    "RESTARTING",
+  ];
+  for (const child of await registry.list()) {
+    if (child.parent !== parentId || !pending.includes(child.state)) continue;
+    await registry.transition(child.id, {
+      incarnation: child.incarnation,
+      to: "FAILED",
+      reason: `spawner ${parentId} restarted during the bootstrap: password discarded`,
+    }).catch(() => {});
+  }
+}

@@ -1,28 +1,20 @@
 import assert from "node:assert/strict";
 import { renderTree } from "../../src/cli/status.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
+import { serviceRecord } from "../_fixtures.ts";
 
 function rec(id: string, parent: string, patch: Partial<ServiceRecord> = {}): ServiceRecord {
-  return {
-    id,
-    role: "spawner",
-    state: "ALIVE",
-    incarnation: 1,
+  return serviceRecord(id, {
     host: "node1",
     pid: 10,
     endpoint: "",
     parent,
     route: [],
-    launcher: "local://",
-    imageHash: "",
-    sessions: [],
-    started: 0,
     lastHeartbeat: 1000,
-    restarts: 0,
-    lastFailure: "",
+    started: 0,
     updated: 0,
     ...patch,
-  };
+  });
 }
 
 Deno.test("renderTree() draws children under their parent with state and heartbeat age", () => {

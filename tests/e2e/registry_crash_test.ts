@@ -7,28 +7,11 @@ import { LocalLauncher } from "../../src/launchers/local.ts";
 import type { LaunchedProcess } from "../../src/launchers/launcher.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 import { eventually, withTempDir } from "./_fabric.ts";
+import { serviceRecord } from "../_fixtures.ts";
 
 function record(id: string): ServiceRecord {
   const now = Date.now();
-  return {
-    id,
-    role: "spawner",
-    state: "ALIVE",
-    incarnation: 1,
-    host: "sim",
-    pid: 1,
-    endpoint: "http://127.0.0.1:9",
-    parent: "",
-    route: [id],
-    launcher: "local://",
-    imageHash: "",
-    sessions: [],
-    started: now,
-    lastHeartbeat: now,
-    restarts: 0,
-    lastFailure: "",
-    updated: now,
-  };
+  return serviceRecord(id, { host: "sim", started: now, lastHeartbeat: now, updated: now });
 }
 
 Deno.test("registry killed with SIGKILL while 200 services register keeps every acknowledged registration", async () => {

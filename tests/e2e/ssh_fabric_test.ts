@@ -24,6 +24,24 @@ if (!prereq.ok && skip) {
     `ssh fabric e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
   );
 }
+async function eventuallyState(
+  records: () => Promise<ServiceRecord[]>,
+  id: string,
+  ok: (record: ServiceRecord) => boolean,
+  timeoutMs: number,
+): Promise<ServiceRecord> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ServiceRecord | undefined;
+  while (Date.now() < deadline) {
+    last = (await records()).find((r) => r.id === id);
+    if (last && ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(
+    `Service ${id} did not reach the expected state: last ${last?.state} (${last?.lastFailure})`,
+  );
+}
+
 const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
 
 Deno.test({
@@ -216,6 +234,38 @@ Deno.test({
           "a partial copy was left",
         );
       });
+
+      await t.step(
+        "a cut link makes compute1's service DEAD; after healing exactly one instance is ALIVE",
+        async () => {
+          const before = (await records()).find((r) => r.id === c1)!;
+          assert.equal(
+            (await testnetExec("head", ["ip", "link", "set", "to-compute1", "down"])).code,
+            0,
+          );
+          try {
+            await eventuallyState(records, c1, (r) => r.state === "DEAD", 20_000);
+            await new Promise((r) => setTimeout(r, 3000)); // restarts fail while the link is down
+          } finally {
+            await testnetExec("head", ["ip", "link", "set", "to-compute1", "up"]);
+          }
+          const back = await eventuallyState(records, c1, (r) => r.state === "ALIVE", 90_000);
+          assert.ok(back.incarnation >= before.incarnation);
+          // The replaced instance (if it was replaced) learns it at its next heartbeat and stops.
+          let count = -1;
+          for (let i = 0; i < 100; i++) {
+            const ps = await testnetExec("compute1", [
+              "sh",
+              "-c",
+              `pgrep -f 'fabricd[.]js --role spawner --id ${c1}' | wc -l`,
+            ]);
+            count = Number(ps.stdout.trim());
+            if (count === 1) break;
+            await new Promise((r) => setTimeout(r, 300));
+          }
+          assert.equal(count, 1, "there must be exactly one live instance of the service");
+        },
+      );
 
       await t.step("fabricd stop --all stops every service on every host", async () => {
         const out = await fabricd(["stop", "--all"]);

@@ -4,27 +4,10 @@ import { Registry } from "../../src/registry/registry.ts";
 import { SqliteStore } from "../../src/registry/sqlite_store.ts";
 import { livenessSettings, startLivenessSweeper } from "../../src/health/liveness.ts";
 import type { RegistryEvent, ServiceRecord } from "../../src/types/mod.ts";
+import { serviceRecord } from "../_fixtures.ts";
 
 function alive(id: string, at: number): ServiceRecord {
-  return {
-    id,
-    role: "spawner",
-    state: "ALIVE",
-    incarnation: 1,
-    host: "h",
-    pid: 1,
-    endpoint: "http://127.0.0.1:1",
-    parent: "",
-    route: [id],
-    launcher: "local://",
-    imageHash: "",
-    sessions: [],
-    started: at,
-    lastHeartbeat: at,
-    restarts: 0,
-    lastFailure: "",
-    updated: at,
-  };
+  return serviceRecord(id, { started: at, lastHeartbeat: at, updated: at });
 }
 
 async function withRegistry(

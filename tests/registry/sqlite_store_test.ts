@@ -8,28 +8,10 @@ import {
 } from "../../src/registry/store.ts";
 import { canTransition } from "../../src/registry/state_machine.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
+import { serviceRecord } from "../_fixtures.ts";
 
 function record(id: string, patch: Partial<ServiceRecord> = {}): ServiceRecord {
-  return {
-    id,
-    role: "spawner",
-    state: "LAUNCHING",
-    incarnation: 1,
-    host: "h",
-    pid: 1,
-    endpoint: "http://127.0.0.1:1",
-    parent: "",
-    route: [id],
-    launcher: "local://",
-    imageHash: "",
-    sessions: [],
-    started: 1,
-    lastHeartbeat: 0,
-    restarts: 0,
-    lastFailure: "",
-    updated: 1,
-    ...patch,
-  };
+  return serviceRecord(id, { state: "LAUNCHING", endpoint: "http://127.0.0.1:1", ...patch });
 }
 
 async function withStore(fn: (store: SqliteStore, path: string) => Promise<void>): Promise<void> {
