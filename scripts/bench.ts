@@ -8,11 +8,25 @@
  */
 import type { Benchmark } from "./bench/_harness.ts";
 import { printResult } from "./bench/_harness.ts";
+import { failureDetection } from "./bench/failure_detection.ts";
+import { growChain } from "./bench/grow_chain.ts";
+import { imageCopyCold } from "./bench/image_copy_cold.ts";
 import { localSpawn } from "./bench/local_spawn.ts";
+import { reconnect } from "./bench/reconnect.ts";
 import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
 import { signedRequests } from "./bench/signed_requests.ts";
+import { sshHopWarm } from "./bench/ssh_hop_warm.ts";
 
-const BENCHMARKS: readonly Benchmark[] = [localSpawn, signedRequests, registryHeartbeats];
+const BENCHMARKS: readonly Benchmark[] = [
+  localSpawn,
+  signedRequests,
+  registryHeartbeats,
+  sshHopWarm,
+  imageCopyCold,
+  growChain,
+  failureDetection,
+  reconnect,
+];
 
 function usage(): string {
   const width = Math.max(...BENCHMARKS.map((b) => b.name.length), 3);
@@ -23,7 +37,8 @@ function usage(): string {
     ...lines,
     `  ${"all".padEnd(width)}  every benchmark above, one after the other`,
     "",
-    "Environment: BENCH_RUNS (local-spawn), BENCH_SECONDS (signed-requests, registry-heartbeats).",
+    "Environment: BENCH_RUNS (local-spawn, ssh-hop-warm, image-copy-cold, grow-chain rounds), " +
+    "BENCH_SECONDS (signed-requests, registry-heartbeats).",
   ].join("\n");
 }
 

@@ -1,0 +1,140 @@
+/**
+ * `image-copy-cold`: copying the fabricd image into an empty cache on the
+ * gateway, against plain `ssh cat`. A driver inside the testnet's desktop
+ * makes the image once (`selfImage`, not counted), opens one `SshConnection`
+ * (ControlMaster) to the gateway, and N times empties the gateway's
+ * `~/.cache/fabricd` and times `shipImage` over that connection.
+ *
+ * What each side includes:
+ * - value: `shipImage` as the SSH launcher runs it: the probe command, per file
+ *   local compression (zstd -1 when both ends have it, else gzip -1) piped
+ *   through this process into `ssh HOST 'zstd -d > tmp/FILE'`, then
+ *   `sha256sum -c` of every file on the host, chmod and the atomic rename;
+ * - baseline: for each image file, `ssh -S MASTER gateway 'cat >/dev/null' <FILE`
+ *   (shell redirection, uncompressed) over the same ControlMaster, summed;
+ *   `cat >file` (written to the gateway's disk) is reported beside it.
+ * @module
+ */
+import { testnetExec } from "../../tests/e2e/_testnet.ts";
+import { type Benchmark, type BenchResult, envNumber, round, say, summarize } from "./_harness.ts";
+import { emptyImageCache, prepareTestnet, runDriver, type ShipOutput } from "./_testnet_fabric.ts";
+
+const NAME = "image-copy-cold";
+const GOAL = 1.1;
+
+/** The `image-copy-cold` benchmark; `BENCH_RUNS` overrides the 5 runs. */
+export const imageCopyCold: Benchmark = {
+  name: NAME,
+  description:
+    "testnet: shipImage into gateway's empty cache vs `ssh gateway 'cat >/dev/null' <FILE` (ratio <= 1.1)",
+  run,
+};
+
+async function run(): Promise<BenchResult> {
+  const runs = Math.round(envNumber("BENCH_RUNS", 5));
+  const began = performance.now();
+  await prepareTestnet(NAME);
+  await emptyImageCache("gateway");
+  const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-ship-" });
+  try {
+    const out = await runDriver<ShipOutput>(
+      NAME,
+      "desktop",
+      ["ship", dir, "gateway", String(runs)],
+      170_000,
+    );
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    const ship = summarize(out.runs.map((r) => r.shipMs));
+    const catNull = summarize(out.runs.map((r) => sum(r.catNullMs)));
+    const catDisk = summarize(out.runs.map((r) => sum(r.catDiskMs)));
+    const first = out.runs[0]!.result;
+    const ratio = ship.p50 / catNull.p50;
+    const mb = (n: number): number => round(n / 1e6, 1);
+    const files = out.files.map((f) => `${f.name} ${mb(f.size)} MB`).join(", ");
+    say(NAME, `image ${out.kind} ${out.hash.slice(0, 12)}: ${files}; total ${mb(first.bytes)} MB`);
+    say(
+      NAME,
+      `shipImage: median ${round(ship.p50, 0)} ms, min ${round(ship.min, 0)}, max ${
+        round(ship.max, 0)
+      } (${ship.n} runs), ${first.compression}, ${mb(first.sent)} MB sent (${
+        round(first.sent / first.bytes * 100, 1)
+      } %), ${round(first.bytes / 1e6 / (ship.p50 / 1000), 0)} MB/s of image`,
+    );
+    say(
+      NAME,
+      `ssh cat >/dev/null (raw, same master): median ${round(catNull.p50, 0)} ms; ` +
+        `ssh cat >file: median ${round(catDisk.p50, 0)} ms`,
+    );
+    say(
+      NAME,
+      `parts, once: local ${first.compression} ${
+        out.parts.compressMs.map((m) => round(m, 0)).join(" + ")
+      } ms; remote sha256sum ${round(out.parts.verifyMs, 0)} ms; one exec over the master ${
+        round(out.parts.execMs, 0)
+      } ms`,
+    );
+    say(
+      NAME,
+      `ratio ${round(ratio, 2)} (goal <= ${GOAL}); took ${
+        round((performance.now() - began) / 1000, 1)
+      } s; testnet left up (gateway keeps the image)`,
+    );
+    return {
+      name: NAME,
+      value: round(ship.p50),
+      baseline: round(catNull.p50),
+      ratio: round(ratio, 3),
+      unit: "ms",
+      goal: `ratio <= ${GOAL}`,
+      goal_met: ratio <= GOAL,
+      runs: ship.n,
+      bytes: first.bytes,
+      sent_bytes: first.sent,
+      compression: first.compression,
+      image_kind: out.kind,
+      files: out.files,
+      ship_min_ms: round(ship.min),
+      ship_max_ms: round(ship.max),
+      baseline_to_disk_p50_ms: round(catDisk.p50),
+      compress_local_ms: out.parts.compressMs.map((m) => round(m)),
+      verify_remote_ms: round(out.parts.verifyMs),
+      exec_roundtrip_ms: round(out.parts.execMs),
+      image_made_ms: round(out.imageMs),
+      master_open_ms: round(out.openMs),
+      value_is: "shipImage over one SshConnection: probe, compress+send+decompress per file, " +
+        "sha256sum -c, chmod, rename (cache emptied before each run)",
+      baseline_is:
+        "sum over files of `ssh -S <same master> gateway 'cat >/dev/null' <FILE`, uncompressed",
+      testnet: "left up",
+      ship_runs_ms: out.runs.map((r) => round(r.shipMs)),
+      baseline_runs_ms: out.runs.map((r) => round(sum(r.catNullMs))),
+    };
+  } catch (error) {
+    say(NAME, "failed; gateway's cache now holds:");
+    const ls = await testnetExec("gateway", [
+      "sh",
+      "-c",
+      'ls -la "$HOME/.cache/fabricd" 2>&1 | head -n 20',
+    ]);
+    console.log(ls.stdout + ls.stderr);
+    throw error;
+  } finally {
+    killProcessesMentioning(dir);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Kills what a killed driver may have left (its ssh master names `dir` in its ControlPath). */
+function killProcessesMentioning(dir: string): void {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0").join(" ");
+      if (!cmdline.includes(dir)) continue;
+      say(NAME, `left behind, killing pid ${entry.name}: ${cmdline.slice(0, 160)}`);
+      Deno.kill(Number(entry.name), "SIGKILL");
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * `ssh-hop-warm`: one SSH hop with a warm image cache. From the testnet's
+ * desktop, with a fabric up, a bridge is spawned on `ssh://gateway` once (it
+ * copies the image there and opens the root spawner's ControlMaster); then N
+ * times a spawner is spawned on `ssh://gateway` through the root spawner and
+ * the signed `POST /v1/spawn` is timed until its ALIVE answer (by a driver
+ * inside the desktop, so no CLI start is counted), and stopped again.
+ *
+ * Baseline, measured in the same run: the median of a plain `ssh gateway true`
+ * from inside the desktop (a new connection each time, the desktop's ssh
+ * config) plus the median of a bare `deno run --quiet empty.js` executed on the
+ * gateway itself with the image's `deno`: what starting a process over ssh
+ * costs at least, without any ControlMaster.
+ * @module
+ */
+import {
+  type Benchmark,
+  type BenchResult,
+  envNumber,
+  median,
+  round,
+  say,
+  summarize,
+  type Summary,
+} from "./_harness.ts";
+import { type BareRunOutput, type HopWarmOutput, TestnetFabric } from "./_testnet_fabric.ts";
+import { prepareTestnet } from "./_testnet_fabric.ts";
+
+const NAME = "ssh-hop-warm";
+const GOAL = 2;
+
+/** The `ssh-hop-warm` benchmark; `BENCH_RUNS` overrides the 10 runs. */
+export const sshHopWarm: Benchmark = {
+  name: NAME,
+  description:
+    "testnet: spawn on ssh://gateway (warm cache) until ALIVE vs `ssh gateway true` + bare deno run (ratio <= 2)",
+  run,
+};
+
+async function run(): Promise<BenchResult> {
+  const runs = Math.round(envNumber("BENCH_RUNS", 10));
+  const began = performance.now();
+  await prepareTestnet(NAME);
+  const fabric = await TestnetFabric.start(NAME);
+  try {
+    const hop = await fabric.driver<HopWarmOutput>(
+      "desktop",
+      ["hop-warm", fabric.fabric, "gateway", String(runs)],
+      150_000,
+    );
+    fabric.remember(hop.records);
+    if (hop.spawns.length === 0) {
+      throw new Error(`No spawn on ssh://gateway succeeded: ${hop.failures[0] ?? "?"}`);
+    }
+    say(NAME, `bare process start on the gateway: ${runs} x deno run --quiet empty.js`);
+    const bare = await fabric.driver<BareRunOutput>("gateway", ["bare-run", String(runs)], 60_000);
+
+    const spawn = summarize(hop.spawns.map((s) => s.ms));
+    const sshTrue = summarize(hop.sshTrueMs);
+    const bareRun = summarize(bare.samples);
+    const baseline = sshTrue.p50 + bareRun.p50;
+    const ratio = spawn.p50 / baseline;
+    const phase = (key: "requestMs" | "launchMs" | "configureMs"): number =>
+      median(hop.spawns.map((s) => s[key]).filter(Number.isFinite));
+    const line = (what: string, s: Summary): string =>
+      `${what}: median ${round(s.p50, 1)} ms, p90 ${round(s.p90, 1)} ms, min ${
+        round(s.min, 1)
+      } ms (${s.n} runs)`;
+    say(NAME, `warm-up bridge on ssh://gateway: ${round(hop.warmup.ms, 0)} ms (not counted)`);
+    say(NAME, line("warm spawn on ssh://gateway to ALIVE", spawn));
+    say(
+      NAME,
+      `  phases (registry times, medians): request->LAUNCHING ${
+        round(phase("requestMs"), 1)
+      } ms, ` +
+        `LAUNCHING->BOOTSTRAPPING ${round(phase("launchMs"), 1)} ms, BOOTSTRAPPING->ALIVE ${
+          round(phase("configureMs"), 1)
+        } ms`,
+    );
+    say(NAME, line("ssh gateway true (new connection)", sshTrue));
+    say(NAME, line(`bare deno run on the gateway (${bare.deno})`, bareRun));
+    say(
+      NAME,
+      `baseline ${round(baseline, 1)} ms; ratio ${round(ratio, 2)} (goal <= ${GOAL}); ` +
+        `took ${round((performance.now() - began) / 1000, 1)} s; testnet left up`,
+    );
+    if (hop.failures.length > 0) {
+      say(NAME, `${hop.failures.length} spawn(s) failed: ${hop.failures[0]}`);
+    }
+    return {
+      name: NAME,
+      value: round(spawn.p50),
+      baseline: round(baseline),
+      ratio: round(ratio, 3),
+      unit: "ms",
+      goal: `ratio <= ${GOAL}`,
+      goal_met: ratio <= GOAL,
+      runs: spawn.n,
+      spawn_p90_ms: round(spawn.p90),
+      spawn_min_ms: round(spawn.min),
+      request_to_launching_p50_ms: round(phase("requestMs")),
+      launch_to_bootstrap_p50_ms: round(phase("launchMs")),
+      bootstrap_to_alive_p50_ms: round(phase("configureMs")),
+      ssh_true_p50_ms: round(sshTrue.p50),
+      bare_run_p50_ms: round(bareRun.p50),
+      warmup_bridge_ms: round(hop.warmup.ms),
+      failed_spawns: hop.failures.length,
+      ...(hop.failures.length > 0 ? { first_failure: hop.failures[0] } : {}),
+      baseline_is: "median(ssh gateway true, new connection, from desktop) + " +
+        "median(deno run --quiet empty.js on gateway)",
+      testnet: "left up",
+    };
+  } catch (error) {
+    await fabric.showLogs(["gateway"]);
+    throw error;
+  } finally {
+    await fabric.shutDown();
+  }
+}
