@@ -5,7 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { MANIFEST } from "./ship.ts";
 import { BUNDLE_NAME, entryScript, type ImageKind, imageKind } from "./self_command.ts";
 
 /** One file of an image. */
@@ -48,6 +49,9 @@ export function selfImage(options: SelfImageOptions): Promise<SelfImage> {
 
 async function buildImage(options: SelfImageOptions): Promise<SelfImage> {
   const kind = imageKind();
+  const main = kind === "binary" ? Deno.execPath() : entryScript();
+  const cached = kind === "source" ? null : await cachedImage(kind, dirname(main));
+  if (cached) return cached;
   if (kind === "binary") {
     return await imageOf("binary", [{ name: "fabricd", path: Deno.execPath() }]);
   }
@@ -56,6 +60,35 @@ async function buildImage(options: SelfImageOptions): Promise<SelfImage> {
     { name: "deno", path: Deno.execPath() },
     { name: BUNDLE_NAME, path: bundle },
   ]);
+}
+
+/**
+ * The image this process runs from when it was shipped here: its directory is
+ * named by the image hash and holds the manifest written when the copy was
+ * verified, so the 100 MB need not be hashed again on every start.
+ */
+async function cachedImage(kind: SelfImage["kind"], dir: string): Promise<SelfImage | null> {
+  const hash = basename(dir);
+  if (!/^[0-9a-f]{64}$/.test(hash)) return null;
+  let text: string;
+  try {
+    await Deno.stat(join(dir, ".complete"));
+    text = await Deno.readTextFile(join(dir, MANIFEST));
+  } catch {
+    return null;
+  }
+  const files: ImageFile[] = [];
+  for (const line of text.split("\n").filter(Boolean)) {
+    const [name, sha256, size] = line.split(" ");
+    if (!name || !sha256 || !size) return null;
+    files.push({ name, path: join(dir, name), sha256, size: Number(size) });
+  }
+  return manifestHash(files) === hash ? { kind, hash, files } : null;
+}
+
+function manifestHash(files: ImageFile[]): string {
+  const manifest = files.map((f) => `${f.name} ${f.sha256}\n`).join("");
+  return createHash("sha256").update(`fabricd-image-v1\n${manifest}`).digest("hex");
 }
 
 /** Builds an image description from files on this host. */
@@ -68,9 +101,7 @@ export async function imageOf(
     const size = (await Deno.stat(file.path)).size;
     hashed.push({ ...file, size, sha256: await sha256File(file.path) });
   }
-  const manifest = hashed.map((f) => `${f.name} ${f.sha256}\n`).join("");
-  const hash = createHash("sha256").update(`fabricd-image-v1\n${manifest}`).digest("hex");
-  return { kind, hash, files: hashed };
+  return { kind, hash: manifestHash(hashed), files: hashed };
 }
 
 /** SHA-256 of a file, hex. */

@@ -7,6 +7,9 @@
 import type { SshConnection } from "../launchers/ssh_connection.ts";
 import type { SelfImage } from "./self_image.ts";
 
+/** File in an image directory listing `name sha256 size` per file. */
+export const MANIFEST = ".manifest";
+
 /** Cache directory on every host, as a shell expression. */
 export const REMOTE_CACHE = '"$HOME/.cache/fabricd"';
 
@@ -78,33 +81,42 @@ export async function shipImage(
   const compression = said.includes("ZSTD") && await hasLocal("zstd") ? "zstd" : "gzip";
   const tmp = `.tmp-${crypto.randomUUID().slice(0, 8)}`;
   const progress = new Progress(host, bytes, options.progress ?? Deno.stderr.isTerminal());
-  let sent = 0;
   try {
-    for (const file of image.files) {
-      sent += await sendFile(ssh, file.path, `${tmp}/${file.name}`, compression, progress);
-    }
-    const sums = image.files.map((f) => `${options.expectHash ?? f.sha256}  ${f.name}`).join("\\n");
-    const finish = await ssh.exec(
-      `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; cd "$t"; ` +
-        `if ! printf '${sums}\\n' | sha256sum -c --quiet - >/dev/null 2>&1; then cd /; rm -rf "$t"; echo MISMATCH; exit 3; fi; ` +
-        `chmod 0755 ${image.files.map((f) => f.name).join(" ")}; touch .complete; cd /; ` +
-        `mv -T "$t" "$c/${image.hash}" 2>/dev/null || rm -rf "$t"`,
+    // Files travel side by side; each is hashed on the host as it is written,
+    // so verifying costs no second pass over 100 MB.
+    const arrived = await Promise.all(
+      image.files.map((file) =>
+        sendFile(ssh, file.path, `${tmp}/${file.name}`, compression, progress)
+      ),
     );
-    if (finish.stdout.includes("MISMATCH")) {
+    const wrong = image.files.filter((f, i) =>
+      arrived[i]!.sha256 !== (options.expectHash ?? f.sha256)
+    );
+    if (wrong.length > 0) {
       throw new ImageShipError(
-        `Image copied to ${host} does not match its SHA-256: it was removed and will not run; retry, and check the disk and the connection`,
+        `Image copied to ${host} does not match its SHA-256 (${
+          wrong.map((f) => f.name).join(", ")
+        }): it was removed and will not run; retry, and check the disk and the connection`,
       );
     }
+    const manifest = image.files.map((f) => `${f.name} ${f.sha256} ${f.size}`).join("\n");
+    const finish = await ssh.exec(
+      `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; cd "$t"; ` +
+        `chmod 0755 ${image.files.map((f) => f.name).join(" ")}; ` +
+        `printf '${manifest}\n' > ${MANIFEST}; touch .complete; cd /; ` +
+        `mv -T "$t" "$c/${image.hash}" 2>/dev/null || rm -rf "$t"`,
+    );
     if (finish.code !== 0) {
       throw new ImageShipError(`Cannot install the image on ${host}: ${finish.stderr.trim()}`);
     }
+    const sent = arrived.reduce((sum, a) => sum + a.sent, 0);
+    return { copied: true, bytes, sent, compression, ms: performance.now() - started };
   } catch (error) {
     await ssh.exec(`rm -rf ${REMOTE_CACHE}/${tmp}`).catch(() => {});
     throw error;
   } finally {
     progress.done();
   }
-  return { copied: true, bytes, sent, compression, ms: performance.now() - started };
 }
 
 async function sendFile(
@@ -113,9 +125,11 @@ async function sendFile(
   remoteName: string,
   compression: string,
   progress: Progress,
-): Promise<number> {
+): Promise<{ sent: number; sha256: string }> {
+  // zstd's fast levels keep compression ahead of the link; gzip -1 where
+  // zstd is missing on either side.
   const tool = compression === "zstd"
-    ? ["zstd", "-1", "-T0", "-q", "-c", path]
+    ? ["zstd", "--fast=3", "-T0", "-q", "-c", path]
     : ["gzip", "-1", "-c", path];
   const decompress = compression === "zstd" ? "zstd -dcq" : "gzip -dc";
   const compressor = new Deno.Command(tool[0]!, {
@@ -125,7 +139,8 @@ async function sendFile(
     stderr: "piped",
   }).spawn();
   const remote = await ssh.spawn(
-    `set -e; c=${REMOTE_CACHE}; mkdir -p "$c/$(dirname '${remoteName}')"; ${decompress} > "$c/${remoteName}"`,
+    `set -e; c=${REMOTE_CACHE}; mkdir -p "$c/$(dirname '${remoteName}')"; ` +
+      `${decompress} | tee "$c/${remoteName}" | sha256sum`,
   );
   const writer = remote.stdin.getWriter();
   let sent = 0;
@@ -148,7 +163,7 @@ async function sendFile(
       }`,
     );
   }
-  return sent;
+  return { sent, sha256: new TextDecoder().decode(unpacked.stdout).trim().split(/\s+/)[0] ?? "" };
 }
 
 async function hasLocal(tool: string): Promise<boolean> {

@@ -56,6 +56,8 @@ export interface Launcher {
    * @throws {Error} with a reason a human can act on when it cannot start.
    */
   launch(spec: LaunchSpec): Promise<LaunchedProcess>;
+  /** Releases what the launcher holds (SSH connections); the processes it started keep running. */
+  close?(): Promise<void>;
 }
 
 /** A launcher URL that is malformed or names a launcher this build lacks. */

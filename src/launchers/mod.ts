@@ -67,3 +67,13 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
   launchers.set(key, launcher);
   return launcher;
 }
+
+/**
+ * Closes every launcher this process made (their SSH master connections and
+ * forwards); the services they started keep running. Called when a service stops.
+ */
+export async function closeLaunchers(): Promise<void> {
+  const all = [...launchers.values()];
+  launchers.clear();
+  await Promise.all(all.map((launcher) => launcher.close?.().catch(() => {})));
+}

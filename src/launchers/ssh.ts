@@ -130,8 +130,11 @@ export class SshLauncher implements Launcher {
       logFile: `${this.#ssh.target.host}:~/.cache/fabricd/logs/${spec.id}.log`,
       exited,
       reach: async (endpoint) => {
-        const port = Number(new URL(endpoint).port);
-        return `http://127.0.0.1:${await this.#ssh.forwardLocal(port)}`;
+        const remote = Number(new URL(endpoint).port);
+        const local = await this.#ssh.forwardLocal(remote);
+        // The forward goes with the service: no listener is left behind per spawn.
+        void exited.then(() => this.#ssh.cancelLocal(local, remote));
+        return `http://127.0.0.1:${local}`;
       },
       kill: (signal: Deno.Signal = "SIGTERM") => {
         void this.#ssh.exec(`kill -${signal.replace("SIG", "")} ${pid} 2>/dev/null`).catch(

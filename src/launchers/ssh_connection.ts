@@ -213,6 +213,13 @@ export class SshConnection {
     throw new SshError(`Cannot forward a local port to ${this.target.host}:${remotePort}`);
   }
 
+  /** Removes a forward made by {@linkcode forwardLocal}; a master already gone is not an error. */
+  async cancelLocal(localPort: number, remotePort: number): Promise<void> {
+    if (!this.#master && !this.#userControl) return;
+    await this.#control(["-O", "cancel", "-L", `127.0.0.1:${localPort}:127.0.0.1:${remotePort}`])
+      .catch(() => {});
+  }
+
   /** Closes the master connection (and with it every forward); idempotent. */
   async close(): Promise<void> {
     const master = this.#master;

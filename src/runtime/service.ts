@@ -18,6 +18,7 @@ import type { SealedBundle } from "../crypto/seal.ts";
 import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
 import { KeyHandover } from "../spawner/key_handover.ts";
 import { failOrphanedSpawns, spawnService } from "../spawner/spawn_flow.ts";
+import { closeLaunchers } from "../launchers/mod.ts";
 import type {
   RegistryEndpoint,
   Role,
@@ -371,6 +372,7 @@ export class FabricService implements ServiceHandlers {
     }
     this.#state = finalState;
     await this.#role?.stop();
+    await closeLaunchers();
   }
 
   #requirePlacement(): ServicePlacement {
