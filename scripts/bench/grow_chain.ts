@@ -16,16 +16,13 @@
  */
 import type { TestnetHost } from "../../tests/e2e/_testnet.ts";
 import { type Benchmark, type BenchResult, envNumber, median, round, say } from "./_harness.ts";
-import {
-  emptyImageCache,
-  type GrowOutput,
-  prepareTestnet,
-  RADICAL_PILOT_ANCHOR,
-  type SpawnSample,
-  TestnetFabric,
-} from "./_testnet_fabric.ts";
+import type { GrowOutput, SpawnSample } from "./_testnet_common.ts";
+import { TestnetFabric } from "./_testnet_fabric.ts";
+import { emptyImageCache, prepareTestnet } from "./_testnet_host.ts";
 
 const NAME = "grow-chain";
+/** The RADICAL-Pilot anchor the fabric replaces: a pilot's virtualenv bootstrap. */
+const RADICAL_PILOT_ANCHOR = "RADICAL-Pilot: 62-97 s per pilot for a virtualenv bootstrap";
 const CHAIN_HOSTS: readonly TestnetHost[] = ["gateway", "head", "compute1"];
 
 /** The `grow-chain` benchmark; `BENCH_RUNS` overrides the 2 cold/warm rounds. */

@@ -17,7 +17,13 @@
  */
 import { testnetExec } from "../../tests/e2e/_testnet.ts";
 import { type Benchmark, type BenchResult, envNumber, round, say, summarize } from "./_harness.ts";
-import { emptyImageCache, prepareTestnet, runDriver, type ShipOutput } from "./_testnet_fabric.ts";
+import type { ShipOutput } from "./_testnet_common.ts";
+import {
+  emptyImageCache,
+  killProcessesMentioning,
+  prepareTestnet,
+  runDriver,
+} from "./_testnet_host.ts";
 
 const NAME = "image-copy-cold";
 const GOAL = 1.1;
@@ -119,22 +125,7 @@ async function run(): Promise<BenchResult> {
     console.log(ls.stdout + ls.stderr);
     throw error;
   } finally {
-    killProcessesMentioning(dir);
+    killProcessesMentioning(NAME, dir);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-/** Kills what a killed driver may have left (its ssh master names `dir` in its ControlPath). */
-function killProcessesMentioning(dir: string): void {
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0").join(" ");
-      if (!cmdline.includes(dir)) continue;
-      say(NAME, `left behind, killing pid ${entry.name}: ${cmdline.slice(0, 160)}`);
-      Deno.kill(Number(entry.name), "SIGKILL");
-    } catch {
-      // Gone, or not ours to read.
-    }
   }
 }

@@ -23,8 +23,9 @@ import {
   summarize,
   type Summary,
 } from "./_harness.ts";
-import { type BareRunOutput, type HopWarmOutput, TestnetFabric } from "./_testnet_fabric.ts";
-import { prepareTestnet } from "./_testnet_fabric.ts";
+import type { BareRunOutput, HopWarmOutput } from "./_testnet_common.ts";
+import { TestnetFabric } from "./_testnet_fabric.ts";
+import { prepareTestnet } from "./_testnet_host.ts";
 
 const NAME = "ssh-hop-warm";
 const GOAL = 2;

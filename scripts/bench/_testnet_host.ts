@@ -1,0 +1,205 @@
+/**
+ * The machine's side of the SSH benchmarks (`ssh-hop-warm`, `image-copy-cold`,
+ * `grow-chain`), apart from the fabric itself (`_testnet_fabric.ts`): bringing
+ * the testnet up, running the driver (`_testnet_driver.ts`) inside a testnet
+ * host, emptying image caches, and finding and killing the processes a
+ * benchmark left behind.
+ *
+ * The testnet is brought up (idempotent) and deliberately left up: there is one
+ * testnet per machine and others may be using it (docs/testnet.md).
+ * @module
+ */
+import {
+  checkTestnet,
+  TESTNET_SCRIPT,
+  testnetExec,
+  type TestnetHost,
+  testnetUp,
+} from "../../tests/e2e/_testnet.ts";
+import { isRunning, say } from "./_harness.ts";
+import { BenchStepError, EMPTY_CACHE_SH } from "./_testnet_common.ts";
+
+/** The driver program, run inside the hosts by {@linkcode runDriver}. */
+const DRIVER = new URL("./_testnet_driver.ts", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+/** The machine's Deno cache: inside the hosts, HOME (and with it ~/.cache/deno) moves. */
+export const DENO_DIR = Deno.env.get("DENO_DIR") ??
+  `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+
+function denoRun(script: string, args: readonly string[]): string[] {
+  return [Deno.execPath(), "run", "--quiet", "--allow-all", script, ...args];
+}
+
+/** The command line of `fabricd ARGS...` from this checkout, to run inside a host. */
+export function fabricdArgv(args: readonly string[]): string[] {
+  return denoRun(MAIN, args);
+}
+
+/**
+ * Checks that the testnet can run here and brings it up (idempotent). It is
+ * left up afterwards on purpose: others may be using it.
+ * @throws {BenchStepError} when the testnet cannot run (not root, no namespaces).
+ */
+export async function prepareTestnet(name: string): Promise<void> {
+  const prereq = await checkTestnet();
+  if (!prereq.ok) throw new BenchStepError(`the test network cannot run here: ${prereq.reason}`);
+  await testnetUp();
+  say(name, "testnet is up (scripts/testnet up; it will be left up afterwards)");
+}
+
+/** Why a driver run failed, with what the testnet looks like now. */
+async function explainFailure(name: string, what: string, code: number): Promise<BenchStepError> {
+  const status = await new Deno.Command(TESTNET_SCRIPT, { args: ["status"], stdout: "piped" })
+    .output()
+    .catch(() => null);
+  const down = status !== null && !status.success;
+  if (down) {
+    say(
+      name,
+      "the testnet is not (fully) up any more: did another test run `scripts/testnet down`?",
+    );
+  }
+  return new BenchStepError(`${what} exited ${code}${down ? " (testnet went down)" : ""}`);
+}
+
+/**
+ * Runs a driver command on `host` and returns its JSON answer. Its progress
+ * goes straight to this process's standard error.
+ * @throws {BenchStepError} when it fails or takes longer than `timeoutMs`.
+ */
+export async function runDriver<T>(
+  name: string,
+  host: TestnetHost,
+  args: string[],
+  timeoutMs: number,
+): Promise<T> {
+  const child = new Deno.Command(TESTNET_SCRIPT, {
+    args: [
+      "exec",
+      host,
+      "env",
+      `DENO_DIR=${DENO_DIR}`,
+      `BENCH_NAME=${name}`,
+      ...denoRun(DRIVER, args),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    say(name, `driver "${args[0]}" on ${host} still running after ${timeoutMs} ms: killing it`);
+    killQuietly(child, "SIGKILL");
+  }, timeoutMs);
+  const out = await child.output().finally(() => clearTimeout(timer));
+  const last = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  if (timedOut) throw new BenchStepError(`driver "${args[0]}" on ${host} timed out`);
+  if (!out.success) throw await explainFailure(name, `driver "${args[0]}" on ${host}`, out.code);
+  try {
+    return JSON.parse(last) as T;
+  } catch {
+    throw new BenchStepError(`driver "${args[0]}" on ${host} printed no JSON: ${last}`);
+  }
+}
+
+/** A process seen in /proc: its PID, start time (to survive PID reuse) and command line. */
+export interface ProcRef {
+  pid: number;
+  start: string;
+  cmdline: string;
+}
+
+/** A {@linkcode ProcRef} with the PID of its parent. */
+export interface ProcEntry extends ProcRef {
+  ppid: number;
+}
+
+/** Process `pid` as /proc shows it now, or null when it is gone (or unreadable). */
+export function readProc(pid: number): ProcEntry | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ").trim();
+    return { pid, ppid: Number(fields[1]), start: fields[19] ?? "", cmdline };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every process in /proc. The testnet shares this machine's PID namespace, so
+ * that includes every host's.
+ */
+export function allProcs(): ProcEntry[] {
+  const procs = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const proc = readProc(Number(entry.name));
+    if (proc) procs.push(proc);
+  }
+  return procs;
+}
+
+/** Whether the very process `ref` (not a later one with its PID) still runs. */
+export function stillThere(ref: ProcRef): boolean {
+  const now = readProc(ref.pid);
+  return now !== null && now.start === ref.start && isRunning(ref.pid);
+}
+
+/** Sends `signal` to a process (a child, or a PID), which may be gone already. */
+export function killQuietly(target: Deno.ChildProcess | number, signal: Deno.Signal): void {
+  try {
+    if (typeof target === "number") Deno.kill(target, signal);
+    else target.kill(signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Kills (SIGKILL) every process whose command line mentions `text`, saying so
+ * under the benchmark's `name`: what a killed driver may have left (its ssh
+ * master names its scratch directory in its ControlPath).
+ */
+export function killProcessesMentioning(name: string, text: string): void {
+  for (const proc of allProcs()) {
+    if (!proc.cmdline.includes(text)) continue;
+    say(name, `left behind, killing pid ${proc.pid}: ${proc.cmdline.slice(0, 160)}`);
+    killQuietly(proc.pid, "SIGKILL");
+  }
+}
+
+/** The home directory of `host` inside the testnet. */
+async function homeOf(host: TestnetHost): Promise<string> {
+  const out = await testnetExec(host, ["sh", "-c", 'printf %s "$HOME"']);
+  if (out.code !== 0 || !out.stdout.startsWith("/")) {
+    throw new BenchStepError(`cannot find the home of ${host}: ${out.stderr.trim()}`);
+  }
+  return out.stdout;
+}
+
+/**
+ * Empties `~/.cache/fabricd` on `host`. Refuses when a fabricd service runs
+ * from that cache (someone else's test, or a leftover): deleting the image
+ * under it would not measure anything honest.
+ * @throws {BenchStepError} when a service runs there or the removal fails.
+ */
+export async function emptyImageCache(host: TestnetHost): Promise<void> {
+  const home = await homeOf(host);
+  const cache = `${home}/.cache/fabricd/`;
+  const running = allProcs().filter((p) =>
+    p.cmdline.includes(cache) && p.cmdline.includes("--role")
+  );
+  if (running.length > 0) {
+    throw new BenchStepError(
+      `fabricd services run from ${host}'s image cache (pid ${
+        running.map((p) => p.pid).join(", ")
+      }): not emptying it; is another test using the testnet?`,
+    );
+  }
+  const out = await testnetExec(host, ["sh", "-c", EMPTY_CACHE_SH]);
+  if (out.code !== 0) {
+    throw new BenchStepError(`cannot empty ~/.cache/fabricd on ${host}: ${out.stderr.trim()}`);
+  }
+}
