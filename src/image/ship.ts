@@ -58,7 +58,8 @@ export async function shipImage(
   const probe = await ssh.exec(
     `c=${REMOTE_CACHE}; if [ -f "$c/${image.hash}/.complete" ]; then echo HAVE; exit 0; fi; ` +
       `mkdir -p "$c" 2>&1 && chmod 700 "$c" 2>&1 && [ -w "$c" ] || { echo "NOWRITE $c"; exit 0; }; ` +
-      `command -v zstd >/dev/null 2>&1 && echo ZSTD; echo OK`,
+      `command -v zstd >/dev/null 2>&1 && echo ZSTD; ` +
+      `command -v openssl >/dev/null 2>&1 && echo OPENSSL; echo OK`,
     undefined,
     { timeoutMs: 15_000 },
   );
@@ -79,6 +80,8 @@ export async function shipImage(
     );
   }
   const compression = said.includes("ZSTD") && await hasLocal("zstd") ? "zstd" : "gzip";
+  // OpenSSL uses the CPU's SHA instructions: several times faster than sha256sum.
+  const hasher = said.includes("OPENSSL") ? "openssl dgst -sha256 -r" : "sha256sum";
   const tmp = `.tmp-${crypto.randomUUID().slice(0, 8)}`;
   const progress = new Progress(host, bytes, options.progress ?? Deno.stderr.isTerminal());
   try {
@@ -86,7 +89,11 @@ export async function shipImage(
     // so verifying costs no second pass over 100 MB.
     const arrived = await Promise.all(
       image.files.map((file) =>
-        sendFile(ssh, file.path, `${tmp}/${file.name}`, compression, progress)
+        sendFile(ssh, { path: file.path, remoteName: `${tmp}/${file.name}` }, {
+          compression,
+          hasher,
+          progress,
+        })
       ),
     );
     const wrong = image.files.filter((f, i) =>
@@ -121,11 +128,11 @@ export async function shipImage(
 
 async function sendFile(
   ssh: SshConnection,
-  path: string,
-  remoteName: string,
-  compression: string,
-  progress: Progress,
+  file: { path: string; remoteName: string },
+  how: { compression: string; hasher: string; progress: Progress },
 ): Promise<{ sent: number; sha256: string }> {
+  const { path, remoteName } = file;
+  const { compression, hasher, progress } = how;
   // zstd's fast levels keep compression ahead of the link; gzip -1 where
   // zstd is missing on either side.
   const tool = compression === "zstd"
@@ -140,7 +147,7 @@ async function sendFile(
   }).spawn();
   const remote = await ssh.spawn(
     `set -e; c=${REMOTE_CACHE}; mkdir -p "$c/$(dirname '${remoteName}')"; ` +
-      `${decompress} | tee "$c/${remoteName}" | sha256sum`,
+      `${decompress} | tee "$c/${remoteName}" | ${hasher}`,
   );
   const writer = remote.stdin.getWriter();
   let sent = 0;
