@@ -23,6 +23,10 @@ export interface LocalFabricOptions {
   /** Registry port; 0 keeps the fabric file's port or picks a free one. */
   port: number;
   heartbeatMs: number;
+  /** Registry store: `sqlite:PATH` (default `DIR/registry.db`) or `etcd://host:port,...`. */
+  store?: string;
+  /** Registry replicas on an etcd store. Default 1. */
+  replicas?: number;
 }
 
 /** A running local fabric. */
@@ -31,7 +35,10 @@ export interface LocalFabric {
   keys: FabricKeys;
   client: FabricClient;
   registry: RegistryClient;
+  /** The first registry. */
   registryTarget: Target;
+  /** Every registry replica (one on SQLite). */
+  registryTargets: Target[];
   spawner: Target;
   /** Stops every live service of the fabric, children first, registry last. */
   stopAll(reason: string): Promise<number>;
@@ -51,12 +58,16 @@ export async function startLocalFabric(
   const keys = await readKeyFile(keyFile);
   const launcher = new LocalLauncher({ dir: options.dir });
   const client = new FabricClient(keys, { timeoutMs: 5000 });
-  // Both keep their ID and port across runs and restarts, so services and the
-  // fabric file keep finding them.
-  const registryId = fabric.registries[0]?.id ?? newServiceId("registry");
-  const registryPort = options.port || portOf(fabric.registries[0]?.url) || freePort();
-  const registryTarget = { id: registryId, url: `http://127.0.0.1:${registryPort}` };
-  const registry = new RegistryClient(client, [registryTarget]);
+  // Every root keeps its ID and port across runs and restarts, so services and
+  // the fabric file keep finding them. Replicas only make sense on etcd.
+  const store = options.store ?? `sqlite:${join(options.dir, "registry.db")}`;
+  const replicas = store.startsWith("etcd://") ? Math.max(1, options.replicas ?? 1) : 1;
+  const registryTargets = Array.from({ length: replicas }, (_, i) => {
+    const old = fabric.registries[i];
+    const port = (i === 0 && options.port) || portOf(old?.url) || freePort();
+    return { id: old?.id ?? newServiceId("registry"), url: `http://127.0.0.1:${port}` };
+  });
+  const registry = new RegistryClient(client, registryTargets);
   const spawnerId = fabric.spawner?.id ?? newServiceId("spawner");
   const spawnerPort = portOf(fabric.spawner?.url) || freePort();
   const common = [
@@ -68,20 +79,20 @@ export async function startLocalFabric(
     String(options.heartbeatMs),
   ];
   const roots = [
-    {
-      id: registryId,
+    ...registryTargets.map((target) => ({
+      id: target.id,
       args: [
         "--role",
         "registry",
         "--id",
-        registryId,
+        target.id,
         "--listen",
-        `127.0.0.1:${registryPort}`,
+        target.url.slice("http://".length),
         "--store",
-        `sqlite:${join(options.dir, "registry.db")}`,
+        store,
         ...common,
       ],
-    },
+    })),
     {
       id: spawnerId,
       args: [
@@ -91,8 +102,7 @@ export async function startLocalFabric(
         spawnerId,
         "--listen",
         `127.0.0.1:${spawnerPort}`,
-        "--registry",
-        `${registryId}@${registryTarget.url}`,
+        ...registryTargets.flatMap((t) => ["--registry", `${t.id}@${t.url}`]),
         ...common,
       ],
     },
@@ -102,7 +112,7 @@ export async function startLocalFabric(
   const spawner = { id: spawnerId, url: `http://127.0.0.1:${spawnerPort}` };
   const updated: FabricFile = {
     ...fabric,
-    registries: [registryTarget],
+    registries: registryTargets,
     spawner,
     dir: options.dir,
   };
@@ -112,7 +122,8 @@ export async function startLocalFabric(
     keys,
     client,
     registry,
-    registryTarget,
+    registryTarget: registryTargets[0]!,
+    registryTargets,
     spawner,
     stopAll: (reason) => {
       keeper.stop();

@@ -5,7 +5,7 @@
 import { BUILT_ROLES, EXIT, type RegistryEndpoint, type Role, ROLES } from "../types/mod.ts";
 import { runService } from "../runtime/run_service.ts";
 import { homeDir } from "../config/home.ts";
-import { intFlag, parseFlags, stringFlag } from "./args.ts";
+import { intFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { join } from "node:path";
 
@@ -22,8 +22,9 @@ Flags:
   --listen HOST:PORT   management address (default 127.0.0.1:0, any free port)
   --dir DIR            state directory: logs, stores (default ~/.fabric)
   --key FILE           root services only: the fabric key file
-  --registry ID@URL    root services only: the registry to register with
-  --store sqlite:PATH  registry only: where records live (default DIR/registry.db)
+  --registry ID@URL    root services only: a registry to register with (repeatable: replicas)
+  --store STORE        registry only: sqlite:PATH (default DIR/registry-ID.db) or
+                       etcd://host:port,host:port,... (replicas share the cluster)
   --heartbeat-ms N     heartbeat interval (default 2000)
   --ttl-ms N           registry only: silence after which a service is DEAD (default 3 x heartbeat)
 `;
@@ -36,7 +37,7 @@ export async function roleCommand(args: string[]): Promise<number> {
     listen: { type: "string" },
     dir: { type: "string" },
     key: { type: "string" },
-    registry: { type: "string" },
+    registry: { type: "string", multiple: true },
     store: { type: "string" },
     "heartbeat-ms": { type: "string" },
     "ttl-ms": { type: "string" },
@@ -61,7 +62,12 @@ export async function roleCommand(args: string[]): Promise<number> {
   const heartbeatMs = intFlag(parsed, "heartbeat-ms", 2000);
   const options: Record<string, string> = { heartbeatMs: String(heartbeatMs) };
   const store = stringFlag(parsed, "store");
-  if (store) options.store = store;
+  if (store) {
+    if (!/^(sqlite:.+|etcd:\/\/.+)$/.test(store)) {
+      throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
+    }
+    options.store = store;
+  }
   const ttl = stringFlag(parsed, "ttl-ms");
   if (ttl) options.ttlMs = String(intFlag(parsed, "ttl-ms", 0));
   const id = stringFlag(parsed, "id");
@@ -73,7 +79,7 @@ export async function roleCommand(args: string[]): Promise<number> {
     hostname,
     port,
     dir: stringFlag(parsed, "dir") ?? join(homeDir(), ".fabric"),
-    registries: parseRegistry(stringFlag(parsed, "registry")),
+    registries: listFlag(parsed, "registry").map(parseRegistry),
     heartbeatMs,
     options,
   });
@@ -88,9 +94,8 @@ function parseListen(value: string): [string, number] {
   return [match[1]!, port];
 }
 
-function parseRegistry(value: string | undefined): RegistryEndpoint[] {
-  if (!value) return [];
+function parseRegistry(value: string): RegistryEndpoint {
   const at = value.indexOf("@");
   if (at < 1) throw usage(`Invalid --registry "${value}": use ID@URL`);
-  return [{ id: value.slice(0, at), url: value.slice(at + 1) }];
+  return { id: value.slice(0, at), url: value.slice(at + 1) };
 }

@@ -29,7 +29,11 @@ export class Registry {
   constructor(store: RegistryStore, options: RegistryOptions = {}) {
     this.#store = store;
     this.#now = options.now ?? Date.now;
+    // A shared store tells every replica about every write; a local one does not.
+    this.#shared = store.changes?.((change) => this.#emitChange(change)) !== undefined;
   }
+
+  #shared: boolean;
 
   /** The store, for the liveness sweeper and tests. */
   get store(): RegistryStore {
@@ -150,16 +154,19 @@ export class Registry {
   }
 
   #publish(change: StoreChange): ServiceRecord {
-    if (change.transition) {
-      this.#lastSeq = Math.max(this.#lastSeq, change.transition.seq);
-      this.#emit({
-        seq: change.transition.seq,
-        kind: "transition",
-        record: change.record,
-        transition: change.transition,
-      });
-    }
+    if (!this.#shared) this.#emitChange(change);
     return change.record;
+  }
+
+  #emitChange(change: StoreChange): void {
+    if (!change.transition) return;
+    this.#lastSeq = Math.max(this.#lastSeq, change.transition.seq);
+    this.#emit({
+      seq: change.transition.seq,
+      kind: "transition",
+      record: change.record,
+      transition: change.transition,
+    });
   }
 
   #emit(event: RegistryEvent): void {

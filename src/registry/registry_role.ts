@@ -20,6 +20,7 @@ import {
 import { Registry } from "./registry.ts";
 import { registryRoutes } from "./routes.ts";
 import { SqliteStore } from "./sqlite_store.ts";
+import { EtcdStore } from "./etcd_store.ts";
 
 /** A store URL the registry cannot open. */
 export class StoreUrlError extends Error {
@@ -38,10 +39,7 @@ export class StoreUrlError extends Error {
 export function sqlitePathOf(store: string | undefined, dir: string, serviceId: string): string {
   if (!store) return join(dir, `registry-${serviceId}.db`);
   if (store.startsWith("sqlite:")) return store.slice("sqlite:".length);
-  if (store.startsWith("etcd://")) {
-    throw new StoreUrlError(`Store "${store}": the etcd store is not built yet; use sqlite:PATH`);
-  }
-  throw new StoreUrlError(`Invalid --store "${store}": use sqlite:PATH`);
+  throw new StoreUrlError(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port,...`);
 }
 
 /** Liveness settings of a registry, from its role options. */
@@ -53,7 +51,20 @@ export function registryLiveness(options: Record<string, string>): LivenessSetti
 
 let current: Registry | null = null;
 
-async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+/**
+ * The etcd members of an `etcd://h1:2379,h2:2379` store URL, as http URLs.
+ * @throws {StoreUrlError} when the list is empty or malformed.
+ */
+export function etcdEndpointsOf(store: string): string[] {
+  const hosts = store.slice("etcd://".length).split(",").map((h) => h.trim()).filter(Boolean);
+  if (hosts.length === 0 || hosts.some((h) => !/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/.test(h))) {
+    throw new StoreUrlError(`Invalid --store "${store}": use etcd://host:port[,host:port...]`);
+  }
+  return hosts.map((h) => `http://${h}`);
+}
+
+async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
+  if (config.options.store?.startsWith("etcd://")) return await startOnEtcd(config, deps);
   const path = sqlitePathOf(config.options.store, config.dir, config.serviceId);
   const exists = await Deno.stat(path).then(() => true, () => false);
   if (config.incarnation > 1 && !exists) {
@@ -77,6 +88,28 @@ async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
       await registry.close();
     },
   });
+}
+
+/**
+ * A replica on etcd: stateless (the records are etcd's), liveness by etcd
+ * leases, so there is no sweeper; several replicas may share the cluster.
+ */
+async function startOnEtcd(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+  const liveness = registryLiveness(config.options);
+  const store = await EtcdStore.open(etcdEndpointsOf(config.options.store!), {
+    ttlMs: liveness.ttlMs,
+  });
+  const registry = new Registry(store);
+  current = registry;
+  let stopped = false;
+  return {
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      current = null;
+      await registry.close();
+    },
+  };
 }
 
 /** The registry role module. */

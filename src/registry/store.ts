@@ -96,4 +96,9 @@ export interface RegistryStore {
   history(id: string): Promise<Transition[]>;
   /** Flushes and closes; idempotent. */
   close(): Promise<void>;
+  /**
+   * Stores shared by several registry replicas report every transition, from
+   * any replica, here; the registry then streams these instead of its own writes.
+   */
+  changes?(listener: (change: StoreChange) => void): () => void;
 }

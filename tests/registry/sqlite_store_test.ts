@@ -9,6 +9,7 @@ import {
 import { canTransition } from "../../src/registry/state_machine.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
+import { storeContract } from "./_store_contract.ts";
 
 function record(id: string, patch: Partial<ServiceRecord> = {}): ServiceRecord {
   return serviceRecord(id, { state: "LAUNCHING", endpoint: "http://127.0.0.1:1", ...patch });
@@ -101,4 +102,17 @@ Deno.test("canTransition() follows DESIGN.md's state machine", () => {
   assert.ok(!canTransition("LOST", "ALIVE"));
   assert.ok(!canTransition("STOPPED", "ALIVE"));
   assert.ok(!canTransition("LAUNCHING", "ALIVE"));
+});
+
+Deno.test("SqliteStore keeps the registry store contract", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "contract.db");
+  try {
+    await storeContract(t, {
+      open: () => Promise.resolve(SqliteStore.open(path)),
+      reopen: () => Promise.resolve(SqliteStore.open(path)),
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

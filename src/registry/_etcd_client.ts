@@ -1,0 +1,302 @@
+/**
+ * A small client for etcd's v3 JSON API (the gRPC gateway) over `fetch`:
+ * key-value ranges, transactions, leases and watches. It holds every member's
+ * URL and moves to the next one when a member does not answer or has no
+ * leader, so a registry keeps working through an etcd failover.
+ *
+ * The npm etcd clients speak gRPC through native modules that do not load
+ * under Deno; the JSON gateway is part of every etcd since 3.3 (docs/registry.md).
+ * @module
+ */
+
+/** One key-value pair as etcd answers it (keys and values decoded). */
+export interface EtcdKv {
+  key: string;
+  value: string;
+  modRevision: number;
+  createRevision: number;
+  lease: string;
+}
+
+/** A watch event. */
+export interface EtcdEvent {
+  type: "PUT" | "DELETE";
+  kv: EtcdKv;
+  prev?: EtcdKv;
+}
+
+/** An etcd member that failed, or an answer that is not what etcd should say. */
+export class EtcdError extends Error {
+  /** Builds the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "EtcdError";
+  }
+}
+
+/** A transaction operation (request_put, request_delete_range, request_range). */
+export type EtcdOp =
+  | { put: { key: string; value: string; lease?: string } }
+  | { delete: { key: string } };
+
+/** A transaction comparison. */
+export type EtcdCompare =
+  | { key: string; target: "MOD"; modRevision: number }
+  | { key: string; target: "VERSION"; version: number };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Base64 of a UTF-8 string, as etcd's JSON API wants keys and values. */
+export function b64(text: string): string {
+  let binary = "";
+  for (const byte of encoder.encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function unb64(text: string | undefined): string {
+  if (!text) return "";
+  return decoder.decode(Uint8Array.from(atob(text), (c) => c.charCodeAt(0)));
+}
+
+/** The key just after every key starting with `prefix` (etcd's range_end for a prefix). */
+export function prefixEnd(prefix: string): string {
+  const bytes = encoder.encode(prefix);
+  const end = bytes.slice();
+  end[end.length - 1]!++;
+  let binary = "";
+  for (const byte of end) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+interface RawKv {
+  key?: string;
+  value?: string;
+  mod_revision?: string;
+  create_revision?: string;
+  lease?: string;
+}
+
+function kvOf(raw: RawKv): EtcdKv {
+  return {
+    key: unb64(raw.key),
+    value: unb64(raw.value),
+    modRevision: Number(raw.mod_revision ?? 0),
+    createRevision: Number(raw.create_revision ?? 0),
+    lease: raw.lease ?? "0",
+  };
+}
+
+/** Options of {@linkcode EtcdClient}. */
+export interface EtcdClientOptions {
+  /** How long one call keeps trying the members, ms. Default 10000. */
+  retryMs?: number;
+  /** Time allowed for one HTTP request to one member, ms. Default 3000. */
+  requestMs?: number;
+}
+
+/** etcd's v3 JSON API with failover between members. */
+export class EtcdClient {
+  #endpoints: string[];
+  #current = 0;
+  #retryMs: number;
+  #requestMs: number;
+
+  /**
+   * A client for the members at `endpoints` (`http://host:port`).
+   * @throws {TypeError} when no endpoint is given.
+   */
+  constructor(endpoints: string[], options: EtcdClientOptions = {}) {
+    if (endpoints.length === 0) throw new TypeError("etcd needs at least one endpoint");
+    this.#endpoints = endpoints;
+    this.#retryMs = options.retryMs ?? 10_000;
+    this.#requestMs = options.requestMs ?? 3000;
+  }
+
+  /** The member in use now. */
+  get endpoint(): string {
+    return this.#endpoints[this.#current]!;
+  }
+
+  /**
+   * POSTs a JSON API call, moving to the next member on a network error, a
+   * timeout or an answer that says the member cannot serve (no leader).
+   * @throws {EtcdError} when no member serves within the retry time, or etcd
+   * refuses the request itself.
+   */
+  async call<T>(path: string, body: unknown): Promise<T> {
+    const deadline = Date.now() + this.#retryMs;
+    let last = "";
+    for (let attempt = 0;; attempt++) {
+      const endpoint = this.#endpoints[this.#current]!;
+      try {
+        const answer = await fetch(`${endpoint}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(this.#requestMs),
+        });
+        const text = await answer.text();
+        if (answer.ok) return (text ? JSON.parse(text) : {}) as T;
+        last = `${endpoint}: HTTP ${answer.status} ${text.slice(0, 200)}`;
+        if (answer.status < 500 && !/leader|timed out|unavailable/i.test(text)) {
+          throw new EtcdError(`etcd refused ${path}: ${last}`);
+        }
+      } catch (error) {
+        if (error instanceof EtcdError) throw error;
+        last = `${endpoint}: ${error instanceof Error ? error.message : error}`;
+      }
+      this.#current = (this.#current + 1) % this.#endpoints.length;
+      if (Date.now() > deadline) {
+        throw new EtcdError(
+          `No etcd member answered ${path} within ${this.#retryMs} ms (last: ${last})`,
+        );
+      }
+      if (attempt % this.#endpoints.length === this.#endpoints.length - 1) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** Keys starting with `prefix` (or the one `key`), sorted by modification. */
+  async range(
+    key: string,
+    options: { prefix?: boolean; minModRevision?: number; limit?: number } = {},
+  ): Promise<{ kvs: EtcdKv[]; revision: number }> {
+    const body: Record<string, unknown> = { key: b64(key) };
+    if (options.prefix) body.range_end = prefixEnd(key);
+    if (options.minModRevision) body.min_mod_revision = String(options.minModRevision);
+    if (options.limit) body.limit = String(options.limit);
+    if (options.prefix) {
+      body.sort_target = "MOD";
+      body.sort_order = "ASCEND";
+    }
+    const answer = await this.call<{ kvs?: RawKv[]; header?: { revision?: string } }>(
+      "/v3/kv/range",
+      body,
+    );
+    return { kvs: (answer.kvs ?? []).map(kvOf), revision: Number(answer.header?.revision ?? 0) };
+  }
+
+  /** A transaction; answers whether the comparisons held and the revision. */
+  async txn(
+    compare: EtcdCompare[],
+    success: EtcdOp[],
+  ): Promise<{ succeeded: boolean; revision: number }> {
+    const answer = await this.call<{ succeeded?: boolean; header?: { revision?: string } }>(
+      "/v3/kv/txn",
+      {
+        compare: compare.map((c) =>
+          c.target === "MOD"
+            ? {
+              key: b64(c.key),
+              target: "MOD",
+              result: "EQUAL",
+              mod_revision: String(c.modRevision),
+            }
+            : { key: b64(c.key), target: "VERSION", result: "EQUAL", version: String(c.version) }
+        ),
+        success: success.map((op) =>
+          "put" in op
+            ? {
+              request_put: {
+                key: b64(op.put.key),
+                value: b64(op.put.value),
+                ...(op.put.lease ? { lease: op.put.lease } : {}),
+              },
+            }
+            : { request_delete_range: { key: b64(op.delete.key) } }
+        ),
+      },
+    );
+    return { succeeded: answer.succeeded === true, revision: Number(answer.header?.revision ?? 0) };
+  }
+
+  /** Grants a lease of `ttlSeconds`; answers its ID. */
+  async leaseGrant(ttlSeconds: number): Promise<string> {
+    const answer = await this.call<{ ID?: string }>("/v3/lease/grant", { TTL: String(ttlSeconds) });
+    if (!answer.ID) throw new EtcdError("etcd granted no lease ID");
+    return answer.ID;
+  }
+
+  /** Keeps a lease alive once; answers its remaining TTL (0 when it has expired). */
+  async leaseKeepAlive(id: string): Promise<number> {
+    const answer = await this.call<{ result?: { TTL?: string } }>("/v3/lease/keepalive", {
+      ID: id,
+    });
+    return Number(answer.result?.TTL ?? 0);
+  }
+
+  /** Revokes a lease (its keys go); an unknown lease is not an error. */
+  async leaseRevoke(id: string): Promise<void> {
+    await this.call("/v3/lease/revoke", { ID: id }).catch(() => {});
+  }
+
+  /**
+   * Watches every key under `prefix` from `startRevision`, calling `onEvents`
+   * with each batch (one revision's events together), until `signal` aborts.
+   * Reconnects (to the next member if need be) from the revision after the
+   * last one seen.
+   */
+  async watch(
+    prefix: string,
+    startRevision: number,
+    onEvents: (events: EtcdEvent[], revision: number) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let next = startRevision;
+    while (!signal.aborted) {
+      const endpoint = this.#endpoints[this.#current]!;
+      try {
+        const answer = await fetch(`${endpoint}/v3/watch`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            create_request: {
+              key: b64(prefix),
+              range_end: prefixEnd(prefix),
+              start_revision: String(next),
+              prev_kv: true,
+            },
+          }),
+          signal,
+        });
+        if (!answer.ok || !answer.body) throw new EtcdError(`watch answered HTTP ${answer.status}`);
+        let buffer = "";
+        for await (const chunk of answer.body.pipeThrough(new TextDecoderStream())) {
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf("\n")) >= 0) {
+            const line = buffer.slice(0, end).trim();
+            buffer = buffer.slice(end + 1);
+            if (!line) continue;
+            const message = JSON.parse(line) as {
+              result?: {
+                header?: { revision?: string };
+                events?: { type?: string; kv?: RawKv; prev_kv?: RawKv }[];
+                compact_revision?: string;
+                canceled?: boolean;
+              };
+            };
+            const result = message.result;
+            if (!result) continue;
+            if (result.canceled) throw new EtcdError("etcd cancelled the watch (compacted?)");
+            const events = (result.events ?? []).map((e): EtcdEvent => ({
+              type: e.type === "DELETE" ? "DELETE" : "PUT",
+              kv: kvOf(e.kv ?? {}),
+              ...(e.prev_kv ? { prev: kvOf(e.prev_kv) } : {}),
+            }));
+            if (events.length === 0) continue;
+            const revision = Math.max(...events.map((e) => e.kv.modRevision));
+            next = revision + 1;
+            onEvents(events, revision);
+          }
+        }
+      } catch {
+        if (signal.aborted) return;
+        this.#current = (this.#current + 1) % this.#endpoints.length;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The contract every registry store keeps (src/registry/store.ts), as one
+ * suite run against each store: SQLite here, etcd in etcd_store_test.ts.
+ */
+import assert from "node:assert/strict";
+import {
+  InvalidTransitionError,
+  type RegistryStore,
+  StaleIncarnationError,
+  UnknownServiceError,
+} from "../../src/registry/store.ts";
+import { serviceRecord } from "../_fixtures.ts";
+
+/** Opens a store; `reopen` opens the same data again after `close()`. */
+export interface StoreFactory {
+  open(): Promise<RegistryStore>;
+  reopen(): Promise<RegistryStore>;
+}
+
+/** Runs every contract step against the stores `factory` makes. */
+export async function storeContract(t: Deno.TestContext, factory: StoreFactory): Promise<void> {
+  let store = await factory.open();
+  try {
+    await t.step("put() records the first state as a transition with its reason", async () => {
+      const change = await store.put(serviceRecord("spw-c1", { state: "LAUNCHING", updated: 5 }), "spawned");
+      assert.equal(change.transition?.to, "LAUNCHING");
+      assert.equal(change.transition?.reason, "spawned");
+      const history = await store.history("spw-c1");
+      assert.deepEqual(history.map((h) => [h.from, h.to, h.reason, h.at]), [["", "LAUNCHING", "spawned", 5]]);
+    });
+
+    await t.step("transition() stores time and reason and refuses what the state machine forbids", async () => {
+      await store.transition("spw-c1", { incarnation: 1, to: "BOOTSTRAPPING", reason: "keys", at: 6 });
+      await assert.rejects(
+        () => store.transition("spw-c1", { incarnation: 1, to: "LOST", reason: "x", at: 7 }),
+        InvalidTransitionError,
+      );
+      await assert.rejects(
+        () => store.transition("spw-nobody", { incarnation: 1, to: "ALIVE", reason: "x", at: 7 }),
+        UnknownServiceError,
+      );
+      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+    });
+
+    await t.step("a stale incarnation can never overwrite a newer record", async () => {
+      await store.put(serviceRecord("spw-c2", { incarnation: 3, host: "new" }), "restarted");
+      await assert.rejects(
+        () => store.put(serviceRecord("spw-c2", { incarnation: 2, host: "old" }), "late"),
+        StaleIncarnationError,
+      );
+      await assert.rejects(
+        () => store.transition("spw-c2", { incarnation: 2, to: "DEAD", reason: "late", at: 9 }),
+        StaleIncarnationError,
+      );
+      await assert.rejects(() => store.heartbeat("spw-c2", 2, 9), StaleIncarnationError);
+      const kept = await store.get("spw-c2");
+      assert.equal(kept?.incarnation, 3);
+      assert.equal(kept?.host, "new");
+      assert.equal(kept?.state, "ALIVE");
+    });
+
+    await t.step("heartbeat() moves lastHeartbeat forward for the current incarnation", async () => {
+      const beat = await store.heartbeat("spw-c2", 3, 1_000);
+      assert.ok(beat.lastHeartbeat >= 1_000);
+    });
+
+    await t.step("setSession() adds and removes sessions without a transition", async () => {
+      const before = (await store.history("spw-c2")).length;
+      await store.setSession("spw-c2", "s1", true);
+      await store.setSession("spw-c2", "s2", true);
+      await store.setSession("spw-c2", "s1", false);
+      assert.deepEqual((await store.get("spw-c2"))?.sessions, ["s2"]);
+      assert.equal((await store.history("spw-c2")).length, before);
+    });
+
+    await t.step("live() lists only ALIVE and SUSPECT services", async () => {
+      const live = (await store.live()).map((l) => l.id).sort();
+      assert.deepEqual(live, ["spw-c2"]);
+    });
+
+    await t.step("transitionsSince() pages through changes in order with growing seq", async () => {
+      const all = await store.transitionsSince(0, 100);
+      assert.ok(all.length >= 3);
+      for (let i = 1; i < all.length; i++) assert.ok(all[i]!.seq > all[i - 1]!.seq);
+      const rest = await store.transitionsSince(all[0]!.seq, 100);
+      assert.deepEqual(rest.map((t) => t.seq), all.slice(1).map((t) => t.seq));
+      assert.equal((await store.transitionsSince(all[0]!.seq, 1)).length, 1);
+    });
+
+    await t.step("records and transitions survive closing and opening the store again", async () => {
+      await store.close();
+      store = await factory.reopen();
+      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+      assert.equal((await store.get("spw-c2"))?.incarnation, 3);
+      assert.equal((await store.history("spw-c1")).length, 2);
+      assert.deepEqual((await store.list()).map((r) => r.id).sort(), ["spw-c1", "spw-c2"]);
+    });
+  } finally {
+    await store.close();
+  }
+}
