@@ -44,6 +44,9 @@ export type EtcdCompare =
   | { key: string; target: "MOD"; modRevision: number }
   | { key: string; target: "VERSION"; version: number };
 
+/** A watch stream silent this long is resumed elsewhere, ms. */
+const IDLE_MS = 5000;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -91,7 +94,7 @@ function kvOf(raw: RawKv): EtcdKv {
 export interface EtcdClientOptions {
   /** How long one call keeps trying the members, ms. Default 10000. */
   retryMs?: number;
-  /** Time allowed for one HTTP request to one member, ms. Default 3000. */
+  /** Time allowed for one HTTP request to one member, ms. Default 1000 (an election's length). */
   requestMs?: number;
 }
 
@@ -110,7 +113,7 @@ export class EtcdClient {
     if (endpoints.length === 0) throw new TypeError("etcd needs at least one endpoint");
     this.#endpoints = endpoints;
     this.#retryMs = options.retryMs ?? 10_000;
-    this.#requestMs = options.requestMs ?? 3000;
+    this.#requestMs = options.requestMs ?? 1000;
   }
 
   /** The member in use now. */
@@ -247,6 +250,13 @@ export class EtcdClient {
     let next = startRevision;
     while (!signal.aborted) {
       const endpoint = this.#endpoints[this.#current]!;
+      // A member cut off from the others (or frozen) keeps the stream open and
+      // silent; etcd's own progress notices come only every 10 minutes. So a
+      // stream idle for IDLE_MS is dropped and resumed on the next member.
+      const connection = new AbortController();
+      let idle = setTimeout(() => connection.abort(), IDLE_MS);
+      const stop = () => connection.abort();
+      signal.addEventListener("abort", stop);
       try {
         const answer = await fetch(`${endpoint}/v3/watch`, {
           method: "POST",
@@ -259,11 +269,13 @@ export class EtcdClient {
               prev_kv: true,
             },
           }),
-          signal,
+          signal: connection.signal,
         });
         if (!answer.ok || !answer.body) throw new EtcdError(`watch answered HTTP ${answer.status}`);
         let buffer = "";
         for await (const chunk of answer.body.pipeThrough(new TextDecoderStream())) {
+          clearTimeout(idle);
+          idle = setTimeout(() => connection.abort(), IDLE_MS);
           buffer += chunk;
           let end: number;
           while ((end = buffer.indexOf("\n")) >= 0) {
@@ -296,6 +308,9 @@ export class EtcdClient {
         if (signal.aborted) return;
         this.#current = (this.#current + 1) % this.#endpoints.length;
         await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        clearTimeout(idle);
+        signal.removeEventListener("abort", stop);
       }
     }
   }

@@ -325,7 +325,9 @@ export class EtcdStore implements RegistryStore {
           this.#records.set(record.id, { record, modRevision: event.kv.modRevision });
         }
       } else if (key.startsWith(`${this.#prefix}beats/`) && event.type === "PUT") {
-        for (const [id, at] of Object.entries(JSON.parse(event.kv.value) as Record<string, number>)) {
+        for (
+          const [id, at] of Object.entries(JSON.parse(event.kv.value) as Record<string, number>)
+        ) {
           this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
         }
       } else if (key.startsWith(live)) {

@@ -273,8 +273,9 @@ Deno.test({
         // The hosts share one PID namespace: one look covers them all.
         let left = "";
         for (let i = 0; i < 100; i++) {
-          left = (await testnetExec("head", ["sh", "-c", "pgrep -af 'fabricd[.]js --role' || true"]))
-            .stdout.trim();
+          left =
+            (await testnetExec("head", ["sh", "-c", "pgrep -af 'fabricd[.]js --role' || true"]))
+              .stdout.trim();
           if (left === "") break;
           await new Promise((r) => setTimeout(r, 150));
         }

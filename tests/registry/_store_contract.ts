@@ -22,25 +22,41 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
   let store = await factory.open();
   try {
     await t.step("put() records the first state as a transition with its reason", async () => {
-      const change = await store.put(serviceRecord("spw-c1", { state: "LAUNCHING", updated: 5 }), "spawned");
+      const change = await store.put(
+        serviceRecord("spw-c1", { state: "LAUNCHING", updated: 5 }),
+        "spawned",
+      );
       assert.equal(change.transition?.to, "LAUNCHING");
       assert.equal(change.transition?.reason, "spawned");
       const history = await store.history("spw-c1");
-      assert.deepEqual(history.map((h) => [h.from, h.to, h.reason, h.at]), [["", "LAUNCHING", "spawned", 5]]);
+      assert.deepEqual(history.map((h) => [h.from, h.to, h.reason, h.at]), [[
+        "",
+        "LAUNCHING",
+        "spawned",
+        5,
+      ]]);
     });
 
-    await t.step("transition() stores time and reason and refuses what the state machine forbids", async () => {
-      await store.transition("spw-c1", { incarnation: 1, to: "BOOTSTRAPPING", reason: "keys", at: 6 });
-      await assert.rejects(
-        () => store.transition("spw-c1", { incarnation: 1, to: "LOST", reason: "x", at: 7 }),
-        InvalidTransitionError,
-      );
-      await assert.rejects(
-        () => store.transition("spw-nobody", { incarnation: 1, to: "ALIVE", reason: "x", at: 7 }),
-        UnknownServiceError,
-      );
-      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
-    });
+    await t.step(
+      "transition() stores time and reason and refuses what the state machine forbids",
+      async () => {
+        await store.transition("spw-c1", {
+          incarnation: 1,
+          to: "BOOTSTRAPPING",
+          reason: "keys",
+          at: 6,
+        });
+        await assert.rejects(
+          () => store.transition("spw-c1", { incarnation: 1, to: "LOST", reason: "x", at: 7 }),
+          InvalidTransitionError,
+        );
+        await assert.rejects(
+          () => store.transition("spw-nobody", { incarnation: 1, to: "ALIVE", reason: "x", at: 7 }),
+          UnknownServiceError,
+        );
+        assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+      },
+    );
 
     await t.step("a stale incarnation can never overwrite a newer record", async () => {
       await store.put(serviceRecord("spw-c2", { incarnation: 3, host: "new" }), "restarted");
@@ -59,10 +75,13 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
       assert.equal(kept?.state, "ALIVE");
     });
 
-    await t.step("heartbeat() moves lastHeartbeat forward for the current incarnation", async () => {
-      const beat = await store.heartbeat("spw-c2", 3, 1_000);
-      assert.ok(beat.lastHeartbeat >= 1_000);
-    });
+    await t.step(
+      "heartbeat() moves lastHeartbeat forward for the current incarnation",
+      async () => {
+        const beat = await store.heartbeat("spw-c2", 3, 1_000);
+        assert.ok(beat.lastHeartbeat >= 1_000);
+      },
+    );
 
     await t.step("setSession() adds and removes sessions without a transition", async () => {
       const before = (await store.history("spw-c2")).length;
@@ -87,14 +106,17 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
       assert.equal((await store.transitionsSince(all[0]!.seq, 1)).length, 1);
     });
 
-    await t.step("records and transitions survive closing and opening the store again", async () => {
-      await store.close();
-      store = await factory.reopen();
-      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
-      assert.equal((await store.get("spw-c2"))?.incarnation, 3);
-      assert.equal((await store.history("spw-c1")).length, 2);
-      assert.deepEqual((await store.list()).map((r) => r.id).sort(), ["spw-c1", "spw-c2"]);
-    });
+    await t.step(
+      "records and transitions survive closing and opening the store again",
+      async () => {
+        await store.close();
+        store = await factory.reopen();
+        assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+        assert.equal((await store.get("spw-c2"))?.incarnation, 3);
+        assert.equal((await store.history("spw-c1")).length, 2);
+        assert.deepEqual((await store.list()).map((r) => r.id).sort(), ["spw-c1", "spw-c2"]);
+      },
+    );
   } finally {
     await store.close();
   }
