@@ -20,6 +20,7 @@ export function serviceRecord(id: string, patch: Partial<ServiceRecord> = {}): S
     restarts: 0,
     lastFailure: "",
     updated: 1,
+    options: {},
     ...patch,
   };
 }

@@ -22,6 +22,12 @@ export const serviceIdSchema = serviceId;
 /** A session ID as the API accepts it. */
 export const sessionIdSchema = sessionId;
 
+/** Role settings: up to 32 short `key: value` strings. */
+export const roleOptionsSchema = z.record(
+  z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/, "option names are letters, digits, '_', '-'"),
+  z.string().max(1024),
+).refine((o) => Object.keys(o).length <= 32, "at most 32 options");
+
 /** `POST /v1/bootstrap`: the new service proves it holds the one-time password. */
 export const bootstrapRequestSchema = z.strictObject({
   id: serviceId,
@@ -64,6 +70,7 @@ export const configureRequestSchema = z.strictObject({
   endpoint: z.url({ protocol: /^https?$/ }),
   heartbeatMs: z.int().min(50).max(600_000),
   sessions: z.array(sessionId).max(1000).default([]),
+  options: roleOptionsSchema.default({}),
 });
 /** Body of `POST /v1/configure`. */
 export type ConfigureRequest = z.infer<typeof configureRequestSchema>;
@@ -73,6 +80,8 @@ export const spawnRequestSchema = z.strictObject({
   role: z.enum(ROLES),
   on: z.string().min(1).max(2048).default("local://"),
   sessions: z.array(sessionId).max(1000).default([]),
+  /** Role settings for the new service, e.g. `{ queue: "que-1a2b3c4d" }` for an agent. */
+  options: roleOptionsSchema.default({}),
   /** Restart this dead child under its old ID (role, launcher and sessions come from its record). */
   restart: serviceId.optional(),
 });

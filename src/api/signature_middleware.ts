@@ -65,6 +65,9 @@ export function signatures(
     c.set("nonce", verdict.nonce);
     await next();
     const answer = c.res;
+    // A WebSocket upgrade (101) must reach Deno untouched; the handshake request
+    // itself was verified above.
+    if (answer.status === 101) return;
     if (answer.headers.get("content-type")?.startsWith("text/event-stream")) {
       const headers = await signStreamResponse(
         { status: answer.status, headers: answer.headers },

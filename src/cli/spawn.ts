@@ -20,6 +20,7 @@ configures it and answers once it is ALIVE.
   --on URL        launcher: local:// (default)
   --via ID        the service that spawns (default: the fabric's root spawner)
   --session S     a session the new service serves (repeatable)
+  --option K=V    a role setting, e.g. --option queue=que-1a2b3c4d (repeatable)
   --fabric FILE   fabric file (default: FABRIC_FILE, then ~/.fabric/fabric.yaml)
   --json          print the answer as JSON
 `;
@@ -31,6 +32,7 @@ export async function spawnCommand(args: string[]): Promise<number> {
     on: { type: "string" },
     via: { type: "string" },
     session: { type: "string", multiple: true },
+    option: { type: "string", multiple: true },
     fabric: { type: "string" },
     json: { type: "boolean" },
   });
@@ -54,6 +56,7 @@ export async function spawnCommand(args: string[]): Promise<number> {
         role,
         on: stringFlag(parsed, "on") ?? "local://",
         sessions: listFlag(parsed, "session"),
+        options: optionsOf(listFlag(parsed, "option")),
       },
     }, { timeoutMs: 120_000 });
   } catch (error) {
@@ -68,4 +71,14 @@ export async function spawnCommand(args: string[]): Promise<number> {
   if (parsed.flags.json) console.log(JSON.stringify(result));
   else console.log(`${result.id} ${result.state} at ${result.endpoint} (via ${via.id})`);
   return EXIT.OK;
+}
+
+function optionsOf(pairs: string[]): Record<string, string> {
+  const options: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw usage(`Invalid --option "${pair}": use KEY=VALUE`);
+    options[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return options;
 }

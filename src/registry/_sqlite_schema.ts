@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS services (
   last_heartbeat INTEGER NOT NULL,
   restarts INTEGER NOT NULL,
   last_failure TEXT NOT NULL,
-  updated INTEGER NOT NULL
+  updated INTEGER NOT NULL,
+  options TEXT NOT NULL DEFAULT '{}'
 ) STRICT;
 CREATE TABLE IF NOT EXISTS transitions (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +53,7 @@ export interface ServiceRow {
   restarts: number;
   last_failure: string;
   updated: number;
+  options: string;
 }
 
 /** Turns a row into a record. */
@@ -74,5 +76,6 @@ export function _rowToRecord(row: ServiceRow): ServiceRecord {
     restarts: row.restarts,
     lastFailure: row.last_failure,
     updated: row.updated,
+    options: JSON.parse(row.options) as Record<string, string>,
   };
 }

@@ -205,7 +205,7 @@ export class EtcdStore implements RegistryStore {
   async #read(id: string): Promise<{ record: ServiceRecord | undefined; modRevision: number }> {
     const { kvs } = await this.#etcd.range(`${this.#prefix}svc/${id}`);
     const kv = kvs[0];
-    return kv ? { record: JSON.parse(kv.value) as ServiceRecord, modRevision: kv.modRevision } : {
+    return kv ? { record: recordOf(kv.value), modRevision: kv.modRevision } : {
       record: undefined,
       modRevision: 0,
     };
@@ -280,7 +280,7 @@ export class EtcdStore implements RegistryStore {
   async #load(): Promise<void> {
     const services = await this.#etcd.range(`${this.#prefix}svc/`, { prefix: true });
     for (const kv of services.kvs) {
-      const record = JSON.parse(kv.value) as ServiceRecord;
+      const record = recordOf(kv.value);
       this.#records.set(record.id, { record, modRevision: kv.modRevision });
     }
     const live = await this.#etcd.range(`${this.#prefix}live/`, { prefix: true });
@@ -319,7 +319,7 @@ export class EtcdStore implements RegistryStore {
     for (const event of events) {
       const key = event.kv.key;
       if (key.startsWith(svc) && event.type === "PUT") {
-        const record = JSON.parse(event.kv.value) as ServiceRecord;
+        const record = recordOf(event.kv.value);
         const held = this.#records.get(record.id);
         if (!held || held.modRevision <= event.kv.modRevision) {
           this.#records.set(record.id, { record, modRevision: event.kv.modRevision });
@@ -368,4 +368,11 @@ export class EtcdStore implements RegistryStore {
       this.#logger.debug("Lease end of {id} not recorded: {error}", { id, error: String(error) });
     }
   }
+}
+
+/** A stored record; records written before role options get none. */
+function recordOf(json: string): ServiceRecord {
+  const record = JSON.parse(json) as ServiceRecord;
+  record.options ??= {};
+  return record;
 }

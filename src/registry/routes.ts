@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
-import { serviceIdSchema, sessionIdSchema } from "../api/schemas.ts";
+import { roleOptionsSchema, serviceIdSchema, sessionIdSchema } from "../api/schemas.ts";
 import { jsonBody, validParam } from "../api/validate.ts";
 import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import type { Registry } from "./registry.ts";
@@ -30,6 +30,7 @@ const recordSchema = z.strictObject({
   restarts: z.int().min(0),
   lastFailure: z.string().max(2000),
   updated: z.int().min(0),
+  options: roleOptionsSchema.default({}),
 });
 
 const putSchema = z.strictObject({ record: recordSchema, reason: z.string().min(1).max(500) });

@@ -41,16 +41,18 @@ export class SqliteStore implements RegistryStore {
     this.#db = db;
     this.#upsert = db.prepare(
       `INSERT INTO services (id, role, state, incarnation, host, pid, endpoint, parent, route,
-         launcher, image_hash, sessions, started, last_heartbeat, restarts, last_failure, updated)
+         launcher, image_hash, sessions, started, last_heartbeat, restarts, last_failure, updated,
+         options)
        VALUES (:id, :role, :state, :incarnation, :host, :pid, :endpoint, :parent, :route,
          :launcher, :image_hash, :sessions, :started, :last_heartbeat, :restarts, :last_failure,
-         :updated)
+         :updated, :options)
        ON CONFLICT(id) DO UPDATE SET role=excluded.role, state=excluded.state,
          incarnation=excluded.incarnation, host=excluded.host, pid=excluded.pid,
          endpoint=excluded.endpoint, parent=excluded.parent, route=excluded.route,
          launcher=excluded.launcher, image_hash=excluded.image_hash, sessions=excluded.sessions,
          started=excluded.started, last_heartbeat=excluded.last_heartbeat,
-         restarts=excluded.restarts, last_failure=excluded.last_failure, updated=excluded.updated`,
+         restarts=excluded.restarts, last_failure=excluded.last_failure, updated=excluded.updated,
+         options=excluded.options`,
     );
     this.#insertTransition = db.prepare(
       `INSERT INTO transitions (id, incarnation, from_state, to_state, reason, at)
@@ -75,6 +77,11 @@ export class SqliteStore implements RegistryStore {
     const db = new DatabaseSync(path);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
     db.exec(_SCHEMA);
+    const columns = db.prepare("PRAGMA table_info(services)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "options")) {
+      // Stores from before role options: add the column, empty for old records.
+      db.exec("ALTER TABLE services ADD COLUMN options TEXT NOT NULL DEFAULT '{}'");
+    }
     return new SqliteStore(db, options);
   }
 
@@ -303,5 +310,6 @@ function recordToParams(r: ServiceRecord): Record<string, string | number> {
     restarts: r.restarts,
     last_failure: r.lastFailure,
     updated: r.updated,
+    options: JSON.stringify(r.options ?? {}),
   };
 }

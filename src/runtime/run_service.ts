@@ -139,6 +139,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
         endpoint,
         heartbeatMs: options.heartbeatMs,
         sessions: [],
+        options: {},
       });
     }
     const reason = await service.stopRequested;

@@ -57,6 +57,8 @@ export interface ServicePlacement {
   endpoint: string;
   heartbeatMs: number;
   sessions: string[];
+  /** Role settings from the spawn request (merged over the command line's). */
+  options: Record<string, string>;
 }
 
 /** A service process's state and handlers. */
@@ -145,7 +147,7 @@ export class FabricService implements ServiceHandlers {
         role: this.identity.role,
         dir: this.identity.dir,
         endpoint: this.identity.endpoint,
-        options: this.identity.options,
+        options: { ...this.identity.options, ...placement.options },
         incarnation: placement.incarnation,
       },
       { keys: placement.keys, registry: new RegistryClient(client, this.#registriesFor()) },
@@ -173,6 +175,7 @@ export class FabricService implements ServiceHandlers {
       restarts: old ? old.restarts + (old.incarnation < incarnation ? 1 : 0) : 0,
       lastFailure: old?.lastFailure ?? "",
       updated: now,
+      options: placement.options,
     };
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
     if (old) await failOrphanedSpawns(registry, this.identity.id);
@@ -240,6 +243,7 @@ export class FabricService implements ServiceHandlers {
         endpoint: request.endpoint,
         heartbeatMs: request.heartbeatMs,
         sessions: request.sessions,
+        options: request.options,
       });
     } catch (error) {
       if (!(error instanceof StateLostError)) throw error;
@@ -280,9 +284,15 @@ export class FabricService implements ServiceHandlers {
       this.#supervisor = new Supervisor({
         selfId: this.identity.id,
         registry: () => this.registry(),
-        restart: (id, role) => this.spawn({ role, on: "local://", sessions: [], restart: id }),
+        restart: (id, role) =>
+          this.spawn({ role, on: "local://", sessions: [], options: {}, restart: id }),
         replace: (lost) =>
-          this.spawn({ role: lost.role, on: lost.launcher, sessions: lost.sessions }),
+          this.spawn({
+            role: lost.role,
+            on: lost.launcher,
+            sessions: lost.sessions,
+            options: lost.options,
+          }),
         policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
       });
       this.#supervisor.follow();

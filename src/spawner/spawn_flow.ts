@@ -180,6 +180,7 @@ function newPlan(request: SpawnRequest, deps: SpawnDeps): SpawnPlan {
       restarts: 0,
       lastFailure: "",
       updated: now,
+      options: request.options,
     },
   };
 }
@@ -264,6 +265,7 @@ async function configureChild(
           endpoint: arrival.endpoint,
           heartbeatMs: deps.heartbeatMs,
           sessions: record.sessions,
+          options: record.options,
         },
       },
     );

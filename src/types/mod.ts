@@ -89,6 +89,8 @@ export interface ServiceRecord {
   lastFailure: string;
   /** Milliseconds since the epoch of the last state change. */
   updated: number;
+  /** Role settings given at spawn (e.g. an agent's queue); kept for restarts. */
+  options: Record<string, string>;
 }
 
 /** One stored state transition. */

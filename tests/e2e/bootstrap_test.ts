@@ -87,7 +87,7 @@ async function expectFailedSpawn(
   launcher: Launcher,
 ): Promise<SpawnFailedError> {
   try {
-    await spawnService({ role: "spawner", on: "local://", sessions: [] }, {
+    await spawnService({ role: "spawner", on: "local://", sessions: [], options: {} }, {
       keys: local.keys,
       client: local.client,
       registry: local.registry,
