@@ -60,7 +60,11 @@ export async function statusCommand(args: string[]): Promise<number> {
   }
   const records = await context.registry.list();
   if (parsed.flags.json) {
-    console.log(JSON.stringify({ services: records }, null, 2));
+    const services = records.map((r) => ({
+      ...r,
+      unreachableVia: brokenAncestor(r, records) ?? "",
+    }));
+    console.log(JSON.stringify({ services }, null, 2));
     return EXIT.OK;
   }
   const shown = parsed.flags.all
@@ -86,7 +90,7 @@ export function renderTree(records: ServiceRecord[], now: number): string {
       roots.push(record);
     }
   }
-  const rows: string[][] = [["SERVICE", "ROLE", "HOST", "PID", "STATE", "INC", "HEARTBEAT"]];
+  const rows: string[][] = [["SERVICE", "ROLE", "HOST", "PID", "STATE", "INC", "HEARTBEAT", ""]];
   const walk = (record: ServiceRecord, prefix: string, last: boolean, depth: number): void => {
     const branch = depth === 0 ? "" : `${prefix}${last ? "└─ " : "├─ "}`;
     rows.push([
@@ -97,6 +101,7 @@ export function renderTree(records: ServiceRecord[], now: number): string {
       record.state,
       String(record.incarnation),
       heartbeatAge(record, now),
+      unreachableNote(record, records),
     ]);
     const kids = children.get(record.id) ?? [];
     const nextPrefix = depth === 0 ? "" : prefix + (last ? "   " : "│  ");
@@ -107,6 +112,28 @@ export function renderTree(records: ServiceRecord[], now: number): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => [...row[col]!].length)));
   return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join("  ").trimEnd())
     .join("\n");
+}
+
+/**
+ * The first service on `record`'s route (above it) that is not running: through
+ * it the service cannot be reached, whatever its own record says.
+ */
+export function brokenAncestor(
+  record: ServiceRecord,
+  records: ServiceRecord[],
+): string | undefined {
+  const byId = new Map(records.map((r) => [r.id, r]));
+  for (const id of record.route.slice(0, -1)) {
+    const hop = byId.get(id);
+    if (hop && !["ALIVE", "SUSPECT"].includes(hop.state)) return `${hop.id} ${hop.state}`;
+  }
+  return undefined;
+}
+
+function unreachableNote(record: ServiceRecord, records: ServiceRecord[]): string {
+  if (["STOPPED", "LOST", "FAILED"].includes(record.state)) return "";
+  const broken = brokenAncestor(record, records);
+  return broken ? `unreachable: ${broken}` : "";
 }
 
 function heartbeatAge(record: ServiceRecord, now: number): string {

@@ -35,3 +35,13 @@ Deno.test("renderTree() draws children under their parent with state and heartbe
 Deno.test("renderTree() says so when there is nothing to show", () => {
   assert.equal(renderTree([], 0), "No services in the registry.");
 });
+
+Deno.test("renderTree() marks services behind a dead bridge as unreachable", () => {
+  const text = renderTree([
+    rec("spw-1", "", { route: ["spw-1"] }),
+    rec("brg-1", "spw-1", { role: "bridge", state: "DEAD", route: ["spw-1", "brg-1"] }),
+    rec("spw-2", "brg-1", { route: ["spw-1", "brg-1", "spw-2"] }),
+  ], 3500);
+  assert.match(text.split("\n")[3]!, /spw-2 .* ALIVE .* unreachable: brg-1 DEAD$/);
+  assert.doesNotMatch(text.split("\n")[1]!, /unreachable/);
+});
