@@ -1,0 +1,71 @@
+/**
+ * Zod schemas of the queue's requests and WebSocket frames (docs/services.md
+ * "## queue"), and the 400 message that names the invalid field.
+ * @module
+ */
+import { z } from "zod";
+import { MESSAGE_ID, QUEUE_LIMITS, QUEUE_NAME } from "./queue_wire.ts";
+
+/** A queue name in a path. */
+export const queueNameSchema = z.string().regex(
+  QUEUE_NAME,
+  "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+);
+
+/** A message ID in a path or frame. */
+export const messageIdSchema = z.string().regex(
+  MESSAGE_ID,
+  "must be a message ID as put returned it (a positive whole number)",
+);
+
+const payload = z.unknown().refine((v) => v !== undefined, "is required: give any JSON value");
+
+/** Body of `POST /queue/:name/messages`. */
+export const putBodySchema = z.strictObject({ payload });
+
+/** A whole number from a query string, `fallback` when absent. */
+function queryInt(min: number, max: number, fallback: number) {
+  return z.string().regex(/^\d{1,9}$/, "must be a whole number").optional()
+    .transform((v) => v === undefined ? fallback : Number(v))
+    .pipe(z.int().min(min).max(max));
+}
+
+/** Query of `GET /queue/:name/messages`. */
+export const getQuerySchema = z.strictObject({
+  max: queryInt(1, QUEUE_LIMITS.maxBatch, 1),
+  wait: queryInt(0, QUEUE_LIMITS.maxWaitMs, 0),
+  visibility: queryInt(0, QUEUE_LIMITS.maxVisibilityMs, QUEUE_LIMITS.defaultVisibilityMs),
+});
+
+const ref = z.union([z.string().max(64), z.int()]).optional();
+
+/** A frame a WebSocket client sends. */
+export const clientFrameSchema = z.discriminatedUnion("op", [
+  z.strictObject({ op: z.literal("put"), payload, ref }),
+  z.strictObject({
+    op: z.literal("get"),
+    max: z.int().min(1).max(QUEUE_LIMITS.maxBatch).default(1),
+    visibility: z.int().min(0).max(QUEUE_LIMITS.maxVisibilityMs).default(
+      QUEUE_LIMITS.defaultVisibilityMs,
+    ),
+    /** Without it the get waits until a message is ready. */
+    wait: z.int().min(0).max(QUEUE_LIMITS.maxWaitMs).optional(),
+    ref,
+  }),
+  z.strictObject({ op: z.literal("ack"), id: messageIdSchema, ref }),
+  z.strictObject({ op: z.literal("nack"), id: messageIdSchema, ref }),
+]);
+
+/** A parsed client frame. */
+export type ClientFrame = z.output<typeof clientFrameSchema>;
+
+/** "Invalid field "x": why" for the first issue of a failed parse. */
+export function _invalidField(error: z.ZodError, kind: string): string {
+  const issue = error.issues[0];
+  if (!issue) return `Invalid ${kind}`;
+  const field = issue.code === "unrecognized_keys"
+    ? issue.keys[0] ?? "(unknown)"
+    : issue.path.map(String).join(".") || "(whole)";
+  const why = issue.code === "unrecognized_keys" ? "is not a known field" : issue.message;
+  return `Invalid ${kind} "${field}": ${why}`;
+}

@@ -1,0 +1,118 @@
+/**
+ * A typed client of a queue service over the signed {@linkcode FabricClient},
+ * for the agent and the command line. It loads nothing of the server.
+ * @module
+ */
+import type { FabricClient, Target } from "../../client/fabric_client.ts";
+import { type FabricKeys, signRequest } from "../../crypto/mod.ts";
+import type { QueueMessage, QueueStats } from "./queue_wire.ts";
+
+/** Options of {@linkcode QueueClient.get}. */
+export interface QueueGetOptions {
+  /** Messages to take at most, 1-100. Default 1. */
+  max?: number;
+  /** How long to wait for a message when none is ready, ms, at most 30000. Default 0. */
+  waitMs?: number;
+  /** How long the messages stay invisible unless acknowledged, ms. Default 30000. */
+  visibilityMs?: number;
+  /** Cancels the get. */
+  signal?: AbortSignal;
+}
+
+/** Time allowed for an answer beyond the long-poll itself, ms. */
+const ANSWER_MARGIN_MS = 15_000;
+
+/**
+ * Puts, gets and acknowledges messages on one queue service.
+ *
+ * Every method throws {@linkcode FabricRequestError} when the service refuses
+ * or cannot be reached: status 429 when the queue is full (retry later),
+ * 404 when an acked or nacked message is unknown or already acknowledged.
+ */
+export class QueueClient {
+  #client: FabricClient;
+  #target: Target;
+
+  /** A client of the queue service `target`. */
+  constructor(client: FabricClient, target: Target) {
+    this.#client = client;
+    this.#target = target;
+  }
+
+  /** Puts `payload` (any JSON value) on queue `name`; resolves with the message's ID. */
+  async put(name: string, payload: unknown): Promise<string> {
+    const answer = await this.#client.call<{ id: string }>(this.#target, {
+      method: "POST",
+      path: `/v1/queue/${encodeURIComponent(name)}/messages`,
+      body: { payload },
+    });
+    return answer.id;
+  }
+
+  /** Takes up to `max` messages of queue `name`, waiting up to `waitMs` for one. */
+  async get(name: string, options: QueueGetOptions = {}): Promise<QueueMessage[]> {
+    const query = new URLSearchParams();
+    if (options.max !== undefined) query.set("max", String(options.max));
+    if (options.waitMs !== undefined) query.set("wait", String(options.waitMs));
+    if (options.visibilityMs !== undefined) query.set("visibility", String(options.visibilityMs));
+    const search = query.size > 0 ? `?${query}` : "";
+    const answer = await this.#client.call<{ messages: QueueMessage[] }>(
+      this.#target,
+      { method: "GET", path: `/v1/queue/${encodeURIComponent(name)}/messages${search}` },
+      {
+        timeoutMs: (options.waitMs ?? 0) + ANSWER_MARGIN_MS,
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+    );
+    return answer.messages;
+  }
+
+  /** Acknowledges message `id` of queue `name`: it is never delivered again. */
+  async ack(name: string, id: string): Promise<void> {
+    await this.#client.call(this.#target, {
+      method: "POST",
+      path: `/v1/queue/${encodeURIComponent(name)}/messages/${encodeURIComponent(id)}/ack`,
+    });
+  }
+
+  /** Gives message `id` of queue `name` back: it is ready again now. */
+  async nack(name: string, id: string): Promise<void> {
+    await this.#client.call(this.#target, {
+      method: "POST",
+      path: `/v1/queue/${encodeURIComponent(name)}/messages/${encodeURIComponent(id)}/nack`,
+    });
+  }
+
+  /** How full queue `name` is. */
+  async stats(name: string): Promise<QueueStats> {
+    return await this.#client.call<QueueStats>(this.#target, {
+      method: "GET",
+      path: `/v1/queue/${encodeURIComponent(name)}`,
+    });
+  }
+}
+
+/**
+ * Opens a WebSocket on queue `name` of `target`, with a signed handshake:
+ * Deno's `WebSocket` sends the signature headers given in `headers`. The
+ * socket is open when its `open` event fires; its frames are not signed
+ * (docs/services.md "## queue").
+ * @throws {TypeError} when the target URL is not http or https.
+ */
+export async function openQueueSocket(
+  keys: FabricKeys,
+  target: Target,
+  name: string,
+): Promise<WebSocket> {
+  const url = new URL(`/v1/queue/${encodeURIComponent(name)}/ws`, target.url);
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`Queue URL "${target.url}" must be http or https`);
+  }
+  const signed = await signRequest(
+    { method: "GET", url, body: new Uint8Array() },
+    keys,
+    { target: target.id },
+  );
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return new WebSocket(url, { headers: signed.headers });
+}

@@ -1,0 +1,82 @@
+/**
+ * The queue role (`fabricd --role queue`): named queues with at-least-once
+ * delivery, stored in `queue-<ID>.db` in the service's directory. Its messages
+ * cannot be made up again, so a restarted queue without its file exits with
+ * "state lost" (79) and the loss is propagated to the applications.
+ * @module
+ */
+import type { Hono } from "hono";
+import { join } from "node:path";
+import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { log } from "../../runtime/logging.ts";
+import { QueueService } from "./queue.ts";
+import { QueueStore } from "./queue_store.ts";
+import { QUEUE_LIMITS } from "./queue_wire.ts";
+import { queueRoutes } from "./routes.ts";
+
+/** Settings of a queue service, from its role options. */
+export interface QueueSettings {
+  /** Option `capacity`: unacknowledged messages per queue. Default 10,000. */
+  capacity: number;
+  /** Option `maxWaiters`: gets that may wait at once. Default 1,000. */
+  maxWaiters: number;
+}
+
+/**
+ * The settings in role options (`fabricd spawn --role queue --option capacity=500`).
+ * @throws {RangeError} when an option is not a positive whole number.
+ */
+export function queueSettings(options: Record<string, string>): QueueSettings {
+  return {
+    capacity: positiveOption(options, "capacity", QUEUE_LIMITS.defaultCapacity),
+    maxWaiters: positiveOption(options, "maxWaiters", QUEUE_LIMITS.defaultMaxWaiters),
+  };
+}
+
+/** The store file of queue service `serviceId` in `dir`. */
+export function queueStorePath(dir: string, serviceId: string): string {
+  return join(dir, `queue-${serviceId}.db`);
+}
+
+let current: QueueService | null = null;
+
+async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+  const settings = queueSettings(config.options);
+  const path = queueStorePath(config.dir, config.serviceId);
+  const store = QueueStore.open(path, {
+    capacity: settings.capacity,
+    mustExist: config.incarnation > 1,
+  });
+  const service = new QueueService(store, { maxWaiters: settings.maxWaiters });
+  current = service;
+  log("queue").info("Queue store {path} open (capacity {capacity} per queue)", {
+    path,
+    capacity: settings.capacity,
+  });
+  let stopped = false;
+  return await Promise.resolve({
+    stop: () => {
+      if (stopped) return Promise.resolve();
+      stopped = true;
+      if (current === service) current = null;
+      service.close();
+      return Promise.resolve();
+    },
+  });
+}
+
+/** The queue role module. */
+export const queueRole: RoleModule = {
+  start,
+  replacement: "propagate",
+  routes: (): Hono => queueRoutes(() => current),
+};
+
+function positiveOption(options: Record<string, string>, key: string, fallback: number): number {
+  const raw = options[key];
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
+    throw new RangeError(`Invalid queue option ${key}="${raw}": give a whole number, 1 or more`);
+  }
+  return Number(raw);
+}

@@ -1,0 +1,93 @@
+/**
+ * The queue role as real processes: a queue service spawned through a local
+ * fabric is killed with SIGKILL, restarted under its old ID by its parent,
+ * and still holds every acknowledged put (issue "Queue").
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROLE_MODULES } from "../../../src/runtime/roles.ts";
+import { QueueClient } from "../../../src/services/queue/queue_client.ts";
+import { BUILT_ROLES, type ServiceRecord, type SpawnResult } from "../../../src/types/mod.ts";
+import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
+
+Deno.test({
+  name: "queueRole keeps every acknowledged put when its service is SIGKILLed and restarted",
+  ignore: !ROLE_MODULES.queue || !BUILT_ROLES.includes("queue"),
+  fn: async () => {
+    await withLocalFabric(async (local, dir) => {
+      const spawned = await local.client.call<SpawnResult>(local.spawner, {
+        method: "POST",
+        path: "/v1/spawn",
+        body: { role: "queue", options: { capacity: "50" } },
+      });
+      const recordOf = async (): Promise<ServiceRecord> =>
+        (await local.registry.get(spawned.id))!.record;
+      const before = await recordOf();
+      const queue = new QueueClient(local.client, { id: before.id, url: before.endpoint });
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) ids.push(await queue.put("jobs", { n: i }));
+      assert.equal(new Set(ids).size, 20);
+      // Five are in flight when the process dies: they must come back too.
+      const inflight = await queue.get("jobs", { max: 5, visibilityMs: 500 });
+      assert.deepEqual(inflight.map((m) => m.id), ids.slice(0, 5));
+      await Deno.stat(join(dir, `queue-${before.id}.db`));
+
+      Deno.kill(before.pid, "SIGKILL");
+      const after = await eventually(async () => {
+        const r = await recordOf();
+        return r.state === "ALIVE" && r.incarnation === before.incarnation + 1 ? r : undefined;
+      }, 30_000);
+      assert.notEqual(after.pid, before.pid);
+
+      const again = new QueueClient(local.client, { id: after.id, url: after.endpoint });
+      const stats = await again.stats("jobs");
+      assert.equal(stats.ready + stats.inflight, 20, JSON.stringify(stats));
+      assert.equal(stats.capacity, 50, "the role options survive the restart");
+      const seen = new Map<string, number>();
+      await eventually(async () => {
+        for (const m of await again.get("jobs", { max: 100, waitMs: 1000 })) {
+          assert.deepEqual(m.payload, { n: ids.indexOf(m.id) });
+          seen.set(m.id, m.deliveries);
+          await again.ack("jobs", m.id);
+        }
+        return seen.size === 20 ? true : undefined;
+      }, 20_000);
+      assert.deepEqual([...seen.keys()].sort(), [...ids].sort());
+      for (const id of ids.slice(0, 5)) assert.equal(seen.get(id), 2, `${id} was redelivered`);
+      assert.deepEqual(await again.stats("jobs"), {
+        name: "jobs",
+        ready: 0,
+        inflight: 0,
+        capacity: 50,
+      });
+    }, { heartbeatMs: 500 });
+  },
+});
+
+Deno.test({
+  name: "queueRole exits 79 and is LOST, not replaced, when its store is gone on restart",
+  ignore: !ROLE_MODULES.queue || !BUILT_ROLES.includes("queue"),
+  fn: async () => {
+    await withLocalFabric(async (local, dir) => {
+      const spawned = await local.client.call<SpawnResult>(local.spawner, {
+        method: "POST",
+        path: "/v1/spawn",
+        body: { role: "queue" },
+      });
+      const before = (await local.registry.get(spawned.id))!.record;
+      await Deno.remove(join(dir, `queue-${before.id}.db`));
+      Deno.kill(before.pid, "SIGKILL");
+      await eventually(async () => {
+        const r = (await local.registry.get(before.id))!.record;
+        return r.state === "LOST" ? r : undefined;
+      }, 30_000);
+      const history = (await local.registry.get(before.id))!.transitions;
+      assert.ok(
+        history.some((t) => t.to === "FAILED" && /exit 79/.test(t.reason)),
+        JSON.stringify(history),
+      );
+      const queues = (await local.registry.list()).filter((r) => r.role === "queue");
+      assert.deepEqual(queues.map((r) => r.id), [before.id], "propagate: no fresh queue");
+    }, { heartbeatMs: 500 });
+  },
+});
