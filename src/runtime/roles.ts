@@ -5,6 +5,8 @@
  */
 import { registryRole } from "../registry/registry_role.ts";
 import { bridgeRole } from "../services/bridge/bridge_role.ts";
+import { pubsubRole } from "../services/pubsub/pubsub_role.ts";
+import { queueRole } from "../services/queue/queue_role.ts";
 import { spawnerRole } from "../services/spawner/spawner_role.ts";
 import type { Role } from "../types/mod.ts";
 import type { RoleModule } from "./role.ts";
@@ -14,4 +16,6 @@ export const ROLE_MODULES: Partial<Record<Role, RoleModule>> = {
   registry: registryRole,
   spawner: spawnerRole,
   bridge: bridgeRole,
+  queue: queueRole,
+  pubsub: pubsubRole,
 };

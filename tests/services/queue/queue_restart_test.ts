@@ -5,14 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ROLE_MODULES } from "../../../src/runtime/roles.ts";
 import { QueueClient } from "../../../src/services/queue/queue_client.ts";
-import { BUILT_ROLES, type ServiceRecord, type SpawnResult } from "../../../src/types/mod.ts";
+import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
 import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
 
 Deno.test({
   name: "queueRole keeps every acknowledged put when its service is SIGKILLed and restarted",
-  ignore: !ROLE_MODULES.queue || !BUILT_ROLES.includes("queue"),
   fn: async () => {
     await withLocalFabric(async (local, dir) => {
       const spawned = await local.client.call<SpawnResult>(local.spawner, {
@@ -66,7 +64,6 @@ Deno.test({
 
 Deno.test({
   name: "queueRole exits 79 and is LOST, not replaced, when its store is gone on restart",
-  ignore: !ROLE_MODULES.queue || !BUILT_ROLES.includes("queue"),
   fn: async () => {
     await withLocalFabric(async (local, dir) => {
       const spawned = await local.client.call<SpawnResult>(local.spawner, {

@@ -1,0 +1,69 @@
+/**
+ * The pub/sub role: a broker for topics with wildcards, published to over
+ * HTTP or WebSocket, followed over WebSocket.
+ *
+ * A broker holds no durable state, so a lost pub/sub service is replaced by a
+ * fresh one (`replacement: "fresh"`). Delivery is at-most-once: messages in
+ * outboxes or socket buffers when the process crashes or stops are lost, and
+ * subscribers must reconnect and subscribe again (docs/services.md "## pubsub").
+ * @module
+ */
+import type { Hono } from "hono";
+import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { log } from "../../runtime/logging.ts";
+import { Broker, type BrokerOptions } from "./broker.ts";
+import { pubsubRoutes } from "./routes.ts";
+
+/** Role options (`fabricd spawn --option K=V`) that tune the broker. */
+const OPTION_NAMES = ["buffer", "bufferBytes", "highWaterBytes"] as const;
+
+/**
+ * Broker options from the role's options: `buffer` (messages per subscriber,
+ * default 1024), `bufferBytes` (default 16 MiB), `highWaterBytes` (default 1 MiB).
+ * Other options are ignored.
+ * @throws {RangeError} when one of them is not a positive whole number.
+ */
+export function brokerOptionsOf(options: Record<string, string>): BrokerOptions {
+  const result: BrokerOptions = {};
+  for (const name of OPTION_NAMES) {
+    const raw = options[name];
+    if (raw === undefined) continue;
+    const value = Number(raw);
+    if (!/^\d{1,12}$/.test(raw) || value < 1) {
+      throw new RangeError(
+        `Invalid pubsub option ${name}="${raw}": give a whole number of 1 or more`,
+      );
+    }
+    result[name] = value;
+  }
+  return result;
+}
+
+let current: Broker | null = null;
+
+function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+  const options = brokerOptionsOf(config.options);
+  const broker = new Broker(options);
+  current = broker;
+  const logger = log("pubsub");
+  logger.info("Pub/sub broker is running", { ...options });
+  let stopped = false;
+  return Promise.resolve({
+    stop: () => {
+      if (stopped) return Promise.resolve();
+      stopped = true;
+      if (current === broker) current = null;
+      const stats = broker.stats();
+      broker.close();
+      logger.info("Pub/sub broker stopped; {subscribers} subscribers disconnected", { ...stats });
+      return Promise.resolve();
+    },
+  });
+}
+
+/** The pub/sub role module. */
+export const pubsubRole: RoleModule = {
+  start,
+  replacement: "fresh",
+  routes: (): Hono => pubsubRoutes(() => current),
+};

@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { createApp } from "../../../src/api/app.ts";
+import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
+import { FabricRequestError } from "../../../src/client/fabric_client.ts";
+import {
+  type FabricKeys,
+  generateFabricKeys,
+  ReplayCache,
+  signRequest,
+} from "../../../src/crypto/mod.ts";
+import {
+  Broker,
+  type BrokerOptions,
+  PubsubClient,
+  type PubsubEvent,
+  pubsubRoutes,
+  type PubsubSubscription,
+} from "../../../src/services/pubsub/mod.ts";
+import { until } from "./_fake_sink.ts";
+import { RawWebSocket } from "./_raw_ws.ts";
+
+const keys = await generateFabricKeys();
+const SERVICE = "pubsub-0000001";
+
+interface Served {
+  port: number;
+  broker: Broker;
+  client(withKeys?: FabricKeys): PubsubClient;
+  /** Subscribes and records every event. */
+  follow(patterns: string[]): Promise<{ sub: PubsubSubscription; events: PubsubEvent[] }>;
+}
+
+/** A real HTTP server with the pub/sub routes on 127.0.0.1, closed after `fn`. */
+async function withServer(options: BrokerOptions, fn: (s: Served) => Promise<void>) {
+  const broker = new Broker(options);
+  const app = createApp({
+    serviceId: SERVICE,
+    keys: () => keys,
+    replayCache: new ReplayCache(),
+    handlers: {} as ServiceHandlers,
+    roleRoutes: [pubsubRoutes(() => broker)],
+  });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  const subs: PubsubSubscription[] = [];
+  const target = { id: SERVICE, url: `http://127.0.0.1:${server.addr.port}` };
+  const served: Served = {
+    port: server.addr.port,
+    broker,
+    client: (withKeys = keys) => new PubsubClient(withKeys, target),
+    follow: async (patterns) => {
+      const events: PubsubEvent[] = [];
+      const sub = await served.client().subscribe(patterns, { onEvent: (e) => events.push(e) });
+      subs.push(sub);
+      return { sub, events };
+    },
+  };
+  try {
+    await fn(served);
+  } finally {
+    await Promise.all(subs.map((s) => s.close()));
+    broker.close();
+    await server.shutdown();
+  }
+}
+
+function summary(events: PubsubEvent[]): string[] {
+  return events.map((e) =>
+    e.op === "message" ? `${e.topic}#${e.seq}=${JSON.stringify(e.message)}` : `${e.op}`
+  );
+}
+
+Deno.test("pub/sub over real sockets: HTTP and WebSocket publishes reach wildcard subscribers in order", async () => {
+  await withServer({}, async (s) => {
+    const star = await s.follow(["a.*"]);
+    const all = await s.follow([">"]);
+    await until(() => s.broker.stats().subscribers === 2);
+    const client = s.client();
+    assert.deepEqual(await client.publish("a.x", "one"), { delivered: 2, seq: 1 });
+    all.sub.publish("a.x", { two: 2 });
+    await until(() => star.events.length === 2 && all.events.length === 2);
+    assert.deepEqual(await client.publish("b.y.z", 3), { delivered: 1, seq: 1 });
+    assert.deepEqual(await client.publish("a.x", [4]), { delivered: 2, seq: 3 });
+    await until(() => star.events.length === 3 && all.events.length === 4);
+    assert.deepEqual(summary(star.events), ['a.x#1="one"', 'a.x#2={"two":2}', "a.x#3=[4]"]);
+    assert.deepEqual(summary(all.events), [
+      'a.x#1="one"',
+      'a.x#2={"two":2}',
+      "b.y.z#1=3",
+      "a.x#3=[4]",
+    ]);
+    star.sub.subscribe("b.>");
+    star.sub.unsubscribe("a.*");
+    star.sub.subscribe("c.>.x");
+    await until(() => star.events.length === 4);
+    assert.deepEqual(star.events[3], {
+      op: "error",
+      message: "Invalid pattern \"c.>.x\": '>' may only be the last token",
+    });
+    await client.publish("a.x", 5);
+    await client.publish("b.q", 6);
+    await until(() => star.events.length === 5);
+    assert.deepEqual(summary(star.events).slice(4), ["b.q#1=6"]);
+    assert.deepEqual(await client.stats(), {
+      subscribers: 2,
+      topics: 3,
+      published: 6,
+      dropped: 0,
+    });
+  });
+});
+
+Deno.test("pub/sub over real sockets: the WebSocket handshake must be signed by the fabric", async () => {
+  await withServer({}, async (s) => {
+    const strangers = await generateFabricKeys();
+    await assert.rejects(() => s.client(strangers).subscribe(["a"]), (error: unknown) => {
+      assert.ok(error instanceof FabricRequestError);
+      assert.equal(error.status, 401);
+      return true;
+    });
+    const unsigned = new WebSocket(`ws://127.0.0.1:${s.port}/v1/pubsub/ws?topics=a`);
+    const outcome = await new Promise<string>((resolve) => {
+      unsigned.onopen = () => resolve("open");
+      unsigned.onerror = () => resolve("refused");
+    });
+    assert.equal(outcome, "refused");
+    await new Promise((resolve) => {
+      if (unsigned.readyState === WebSocket.CLOSED) resolve(null);
+      else unsigned.onclose = resolve;
+    });
+    // A handshake cannot be replayed: its nonce is spent.
+    const url = new URL(`http://127.0.0.1:${s.port}/v1/pubsub/ws?topics=a`);
+    const signed = await signRequest({ method: "GET", url, body: new Uint8Array() }, keys, {
+      target: SERVICE,
+    });
+    const first = new WebSocket(`ws://127.0.0.1:${s.port}/v1/pubsub/ws?topics=a`, {
+      headers: signed.headers,
+    });
+    await new Promise((resolve) => (first.onopen = resolve));
+    const second = new WebSocket(`ws://127.0.0.1:${s.port}/v1/pubsub/ws?topics=a`, {
+      headers: signed.headers,
+    });
+    const replay = await new Promise<string>((resolve) => {
+      second.onopen = () => resolve("open");
+      second.onerror = () => resolve("refused");
+    });
+    assert.equal(replay, "refused");
+    first.close();
+    await new Promise((resolve) => (first.onclose = resolve));
+    if (second.readyState !== WebSocket.CLOSED) {
+      await new Promise((resolve) => (second.onclose = resolve));
+    }
+    await until(() => s.broker.stats().subscribers === 0);
+  });
+});
+
+Deno.test("pub/sub over real sockets: a subscriber that stops reading gets drop notices, a fast one gets all", async () => {
+  const total = 2400;
+  const BATCH = 50;
+  const payload = "p".repeat(16 * 1024);
+  await withServer({ buffer: 128, highWaterBytes: 64 * 1024 }, async (s) => {
+    const slow = await RawWebSocket.open(s.port, "/v1/pubsub/ws?topics=load.*", keys, SERVICE);
+    try {
+      const fast = await s.follow(["load.>"]);
+      const publisher = await s.follow([]);
+      await until(() => s.broker.stats().subscribers === 3);
+      // Server and readers share this process's one thread, so publish in
+      // batches smaller than the outbox, which the fast reader drains between
+      // batches; the slow one reads nothing.
+      for (let batch = 0; batch < total / BATCH; batch++) {
+        for (let i = 0; i < BATCH; i++) {
+          publisher.sub.publish("load.x", { n: batch * BATCH + i, payload });
+        }
+        await until(() => fast.events.length === (batch + 1) * BATCH, 10_000);
+      }
+      const seqs = fast.events.map((e) => e.op === "message" ? e.seq : -1);
+      assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
+      const dropped = s.broker.stats().dropped;
+      assert.ok(dropped > 0, "the slow subscriber's outbox overflowed");
+      // Now read the slow socket: each notice accounts for exactly the gap that follows.
+      let seen = 0;
+      let lost = 0;
+      let last = 0;
+      let notices = 0;
+      while (seen + lost < total) {
+        const text = await slow.next();
+        assert.ok(text !== null, `socket ended after ${seen} messages and ${lost} drops`);
+        const frame = JSON.parse(text) as PubsubEvent;
+        if (frame.op === "dropped") {
+          notices++;
+          lost += frame.count;
+          const next = JSON.parse((await slow.next())!) as PubsubEvent;
+          assert.equal(next.op, "message", "a notice comes right before a message");
+          assert.equal(next.op === "message" && next.seq, last + frame.count + 1);
+          last += frame.count + 1;
+          seen++;
+        } else if (frame.op === "message") {
+          assert.equal(frame.seq, last + 1, "no silent gap");
+          last = frame.seq;
+          seen++;
+        }
+      }
+      assert.ok(notices >= 1);
+      assert.equal(lost, dropped);
+      assert.equal(last, total);
+    } finally {
+      slow.close();
+    }
+  });
+});
+
+Deno.test("PubsubSubscription keeps its newest events when the application does not read, and ends on 1001", async () => {
+  await withServer({}, async (s) => {
+    const client = s.client();
+    await assert.rejects(() => client.subscribe(["a.>.b"]), /Invalid pattern "a\.>\.b"/);
+    const sub = await client.subscribe(["t"], { buffer: 3 });
+    await until(() => s.broker.stats().subscribers === 1);
+    for (let i = 1; i <= 10; i++) await client.publish("t", i);
+    await until(() => s.broker.stats().published === 10);
+    // The close frame follows the messages on the same connection.
+    s.broker.close();
+    const events: PubsubEvent[] = [];
+    for await (const event of sub) events.push(event);
+    assert.deepEqual(summary(events), ["dropped", "t#8=8", "t#9=9", "t#10=10"]);
+    assert.deepEqual(events[0], { op: "dropped", count: 7 });
+    assert.equal((await sub.closed).code, 1001);
+  });
+});
