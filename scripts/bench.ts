@@ -13,6 +13,7 @@ import { growChain } from "./bench/grow_chain.ts";
 import { imageCopyCold } from "./bench/image_copy_cold.ts";
 import { localSpawn } from "./bench/local_spawn.ts";
 import { reconnect } from "./bench/reconnect.ts";
+import { registryFailover } from "./bench/registry_failover.ts";
 import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
 import { signedRequests } from "./bench/signed_requests.ts";
 import { sshHopWarm } from "./bench/ssh_hop_warm.ts";
@@ -21,6 +22,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   localSpawn,
   signedRequests,
   registryHeartbeats,
+  registryFailover,
   sshHopWarm,
   imageCopyCold,
   growChain,
