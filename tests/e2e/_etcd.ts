@@ -7,6 +7,7 @@
  * Tests using the cluster must not run in parallel with each other (`deno test` runs files one
  * after the other unless `--parallel` is given): there is one cluster per machine.
  */
+import { checkTools, type Prereq, prereqRequired } from "./_prereq.ts";
 import { type CommandResult, run } from "./_testnet.ts";
 
 export type { CommandResult };
@@ -35,25 +36,11 @@ export const ETCD_PEER_URL: Readonly<Record<EtcdMember, string>> = {
   m3: "http://127.0.0.1:23803",
 };
 
-export type EtcdPrereq = { ok: true } | { ok: false; reason: string };
+export type EtcdPrereq = Prereq;
 
 /** True when `FABRIC_E2E=require` (CI): a missing prerequisite is then a failure, not a skip. */
 export function etcdRequired(): boolean {
-  return Deno.env.get("FABRIC_E2E") === "require";
-}
-
-async function onPath(name: string): Promise<boolean> {
-  const candidates = name.startsWith("/")
-    ? [name]
-    : (Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== "").map((d) => `${d}/${name}`);
-  for (const path of candidates) {
-    try {
-      if ((await Deno.stat(path)).isFile) return true;
-    } catch {
-      // not there
-    }
-  }
-  return false;
+  return prereqRequired();
 }
 
 /** The Debian package for each program the script needs. */
@@ -71,29 +58,7 @@ const TOOLS: ReadonlyArray<readonly [string, string]> = [
  * etcd and the programs the script uses. No side effects.
  */
 export async function etcdAvailable(): Promise<EtcdPrereq> {
-  if (Deno.build.os !== "linux") {
-    return { ok: false, reason: `the etcd test cluster needs Linux, this is ${Deno.build.os}` };
-  }
-  if (Deno.uid() !== 0) {
-    return { ok: false, reason: "the etcd test cluster needs root (run the tests with sudo)" };
-  }
-  const missing: string[] = [];
-  const packages = new Set<string>();
-  for (const [tool, pkg] of TOOLS) {
-    if (!(await onPath(tool))) {
-      missing.push(tool);
-      packages.add(pkg);
-    }
-  }
-  if (missing.length > 0) {
-    return {
-      ok: false,
-      reason: `missing ${missing.join(", ")}; install with: apt-get install -y ${
-        [...packages].join(" ")
-      }`,
-    };
-  }
-  return { ok: true };
+  return await checkTools("the etcd test cluster", TOOLS);
 }
 
 /**

@@ -6,6 +6,8 @@
  * after the other unless `--parallel` is given): there is one testnet per machine.
  */
 
+import { checkTools, type Prereq, prereqRequired } from "./_prereq.ts";
+
 /** The script, as an absolute path, so tests work from any working directory. */
 export const TESTNET_SCRIPT: string = new URL("../../scripts/testnet", import.meta.url).pathname;
 
@@ -30,7 +32,7 @@ export const TESTNET_ADDRS: Readonly<Record<TestnetHost, readonly string[]>> = {
   compute2: ["198.19.12.2"],
 };
 
-export type TestnetPrereq = { ok: true } | { ok: false; reason: string };
+export type TestnetPrereq = Prereq;
 
 export interface CommandResult {
   code: number;
@@ -40,7 +42,7 @@ export interface CommandResult {
 
 /** True when `FABRIC_E2E=require` (CI): a missing prerequisite is then a failure, not a skip. */
 export function testnetRequired(): boolean {
-  return Deno.env.get("FABRIC_E2E") === "require";
+  return prereqRequired();
 }
 
 /** Runs a program on this machine (not in the testnet) and collects its output. */
@@ -53,25 +55,6 @@ export async function run(cmd: string, args: readonly string[]): Promise<Command
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function onPath(name: string): Promise<boolean> {
-  if (name.startsWith("/")) {
-    try {
-      return (await Deno.stat(name)).isFile;
-    } catch {
-      return false;
-    }
-  }
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    try {
-      if ((await Deno.stat(`${dir}/${name}`)).isFile) return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
 }
 
 /** The Debian package for each program the testnet needs. */
@@ -94,28 +77,8 @@ const TOOLS: ReadonlyArray<readonly [string, string]> = [
  * beyond creating and deleting one probe namespace.
  */
 export async function checkTestnet(): Promise<TestnetPrereq> {
-  if (Deno.build.os !== "linux") {
-    return { ok: false, reason: `the testnet needs Linux, this is ${Deno.build.os}` };
-  }
-  if (Deno.uid() !== 0) {
-    return { ok: false, reason: "the testnet needs root (run the tests with sudo)" };
-  }
-  const missing: string[] = [];
-  const packages = new Set<string>();
-  for (const [tool, pkg] of TOOLS) {
-    if (!(await onPath(tool))) {
-      missing.push(tool);
-      packages.add(pkg);
-    }
-  }
-  if (missing.length > 0) {
-    return {
-      ok: false,
-      reason: `missing ${missing.join(", ")}; install with: apt-get install -y ${
-        [...packages].join(" ")
-      }`,
-    };
-  }
+  const tools = await checkTools("the testnet", TOOLS);
+  if (!tools.ok) return tools;
   // Not "fab-": that prefix belongs to the testnet itself and `down` removes all of it.
   const probe = `fabprobe-${Deno.pid}`;
   const add = await run("ip", ["netns", "add", probe]);
