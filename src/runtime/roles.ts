@@ -4,6 +4,7 @@
  * @module
  */
 import { registryRole } from "../registry/registry_role.ts";
+import { agentRole } from "../services/agent/agent_role.ts";
 import { bridgeRole } from "../services/bridge/bridge_role.ts";
 import { pubsubRole } from "../services/pubsub/pubsub_role.ts";
 import { queueRole } from "../services/queue/queue_role.ts";
@@ -18,4 +19,5 @@ export const ROLE_MODULES: Partial<Record<Role, RoleModule>> = {
   bridge: bridgeRole,
   queue: queueRole,
   pubsub: pubsubRole,
+  agent: agentRole,
 };

@@ -27,7 +27,14 @@ export const ROLES = [
 export type Role = typeof ROLES[number];
 
 /** Roles that this build can actually run; the others are refused with exit 64. */
-export const BUILT_ROLES: readonly Role[] = ["registry", "spawner", "bridge", "queue", "pubsub"];
+export const BUILT_ROLES: readonly Role[] = [
+  "registry",
+  "spawner",
+  "bridge",
+  "agent",
+  "queue",
+  "pubsub",
+];
 
 /** Every state a service record can be in (DESIGN.md "Registry"). */
 export const SERVICE_STATES = [

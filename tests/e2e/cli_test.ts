@@ -31,9 +31,9 @@ Deno.test("fabricd reports a malformed fabric file with file, line and column an
 });
 
 Deno.test("fabricd refuses unbuilt and unknown roles and bad usage with exit 64", async () => {
-  const agent = await runFabricd(["--role", "agent"]);
-  assert.equal(agent.code, 64);
-  assert.match(agent.stderr, /Role "agent" is not built/);
+  const pilot = await runFabricd(["--role", "pilot-manager"]);
+  assert.equal(pilot.code, 64);
+  assert.match(pilot.stderr, /Role "pilot-manager" is not built/);
   const bogus = await runFabricd(["--role", "wizard"]);
   assert.equal(bogus.code, 64);
   assert.match(bogus.stderr, /Unknown role "wizard"/);

@@ -1,0 +1,85 @@
+/**
+ * A service the agent talks to, found by ID in the registry: looked up until
+ * it is ALIVE, and looked up again after it could not be reached (a restarted
+ * service may listen on another port).
+ * @module
+ */
+import type { Target } from "../../client/fabric_client.ts";
+import { FabricRequestError } from "../../client/fabric_client.ts";
+import type { RegistryClient } from "../../client/registry_client.ts";
+import { targetFor } from "../../client/route.ts";
+import { log } from "../../runtime/logging.ts";
+
+/** The target of one service ID, resolved through the registry when needed. */
+export class ServiceTarget {
+  #registry: RegistryClient;
+  #id: string;
+  #retryMs: number;
+  #cached: Target | null = null;
+
+  /** Service `id`, looked up every `retryMs` while it is not ALIVE. */
+  constructor(registry: RegistryClient, id: string, retryMs = 500) {
+    this.#registry = registry;
+    this.#id = id;
+    this.#retryMs = retryMs;
+  }
+
+  /**
+   * The service's target, waiting until the registry lists it ALIVE.
+   * @throws {DOMException} the signal's reason when `signal` aborts first.
+   */
+  async get(signal: AbortSignal): Promise<Target> {
+    let reported = false;
+    while (!this.#cached) {
+      signal.throwIfAborted();
+      try {
+        const records = await this.#registry.list({ signal, timeoutMs: 10_000 });
+        const record = records.find((r) => r.id === this.#id);
+        if (record?.state === "ALIVE") this.#cached = targetFor(record, records);
+        else if (!reported) {
+          reported = true;
+          log("agent").info("Waiting for service {id} to be ALIVE (now {state})", {
+            id: this.#id,
+            state: record?.state ?? "not registered",
+          });
+        }
+      } catch (error) {
+        signal.throwIfAborted();
+        if (!reported) {
+          reported = true;
+          log("agent").warn("Cannot look up service {id}: {error}", {
+            id: this.#id,
+            error: String(error),
+          });
+        }
+      }
+      if (!this.#cached) await wait(this.#retryMs, signal);
+    }
+    return this.#cached;
+  }
+
+  /** Runs `call` on the target; forgets the target when it could not be reached. */
+  async use<T>(signal: AbortSignal, call: (target: Target) => Promise<T>): Promise<T> {
+    const target = await this.get(signal);
+    try {
+      return await call(target);
+    } catch (error) {
+      if (error instanceof FabricRequestError && (error.status === 0 || error.status === 502)) {
+        this.#cached = null;
+      }
+      throw error;
+    }
+  }
+}
+
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,342 @@
+/**
+ * The agent's loop: takes tasks from a queue while it has free cores, runs
+ * each in its core slots, publishes every state change on `tasks.<id>`, and
+ * acknowledges a task's message only once the task reached a final state, so
+ * a task on an agent that dies is delivered again (at least once).
+ * @module
+ */
+import { log } from "../../runtime/logging.ts";
+import type { QueueMessage } from "../queue/queue_wire.ts";
+import { QUEUE_LIMITS } from "../queue/queue_wire.ts";
+import { runTask, type TaskRun } from "./runner.ts";
+import { CoreSlots } from "./slots.ts";
+import { parseTask, type Task, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
+
+/** Where the agent takes tasks from; {@linkcode QueueClient} is one. */
+export interface TaskQueue {
+  get(
+    name: string,
+    options: { max: number; waitMs: number; visibilityMs: number; signal?: AbortSignal },
+  ): Promise<QueueMessage[]>;
+  ack(name: string, id: string): Promise<void>;
+  nack(name: string, id: string): Promise<void>;
+}
+
+/** Where the agent publishes task events; {@linkcode PubsubClient} is one. */
+export interface TaskEventSink {
+  publish(topic: string, message: unknown): Promise<unknown>;
+}
+
+/** Options of {@linkcode Agent}. */
+export interface AgentOptions {
+  /** The agent's service ID, sent in every event. */
+  agentId: string;
+  /** Cores to run tasks on. */
+  cores: number;
+  /** The queue to take tasks from. Default "tasks". */
+  queueName?: string;
+  /** Visibility timeout of a taken task, ms; must outlast its wait and run. Default 60000. */
+  visibilityMs?: number;
+  /** Longest long-poll of one get, ms. Default 20000. */
+  pollWaitMs?: number;
+  /** Time between SIGTERM and SIGKILL when a task is canceled, ms. Default 5000. */
+  graceMs?: number;
+  /** Wait after a failed get, ack or nack before trying again, ms. Default 1000. */
+  retryMs?: number;
+  /** The environment tasks' `env` is laid over. Default: the agent's, without `FABRIC_*`. */
+  baseEnv?: Record<string, string>;
+}
+
+/** What `GET /v1/agent` answers. */
+export interface AgentStatus {
+  /** Cores in all. */
+  slots: number;
+  /** Cores not held by a task. */
+  free: number;
+  /** IDs of the tasks whose process runs. */
+  running: string[];
+  /** IDs of the tasks taken and waiting for cores. */
+  queued: string[];
+}
+
+interface Entry {
+  task: Task;
+  message: QueueMessage;
+  abort: AbortController;
+  run: TaskRun | null;
+  /** Set by stop(): the task goes back to the queue instead of ending. */
+  requeue: boolean;
+}
+
+/** Attempts of an ack or nack before the message is left to its visibility timeout. */
+const SETTLE_ATTEMPTS = 3;
+
+/** Runs tasks from one queue in core slots. */
+export class Agent {
+  #queue: TaskQueue;
+  #events: TaskEventSink;
+  #id: string;
+  #slots: CoreSlots;
+  #queueName: string;
+  #visibilityMs: number;
+  #pollWaitMs: number;
+  #graceMs: number;
+  #retryMs: number;
+  #baseEnv: Record<string, string> | undefined;
+  #entries = new Map<string, Entry>();
+  #handling = new Set<Promise<void>>();
+  #stopping = new AbortController();
+  #loop: Promise<void> | null = null;
+  #stopped: Promise<void> | null = null;
+  #logger = log("agent");
+
+  /**
+   * An agent taking tasks from `queue` and publishing to `events`; call
+   * {@linkcode Agent.start} to begin.
+   * @throws {RangeError} when `cores` is not a positive whole number.
+   */
+  constructor(queue: TaskQueue, events: TaskEventSink, options: AgentOptions) {
+    this.#queue = queue;
+    this.#events = events;
+    this.#id = options.agentId;
+    this.#slots = new CoreSlots(options.cores);
+    this.#queueName = options.queueName ?? "tasks";
+    this.#visibilityMs = options.visibilityMs ?? 60_000;
+    this.#pollWaitMs = options.pollWaitMs ?? 20_000;
+    this.#graceMs = options.graceMs ?? 5000;
+    this.#retryMs = options.retryMs ?? 1000;
+    this.#baseEnv = options.baseEnv;
+  }
+
+  /** Starts taking tasks; calling it again does nothing. */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Cores, free cores, and the tasks on this agent. */
+  status(): AgentStatus {
+    const running: string[] = [];
+    const queued: string[] = [];
+    for (const [id, entry] of this.#entries) (entry.run ? running : queued).push(id);
+    return { slots: this.#slots.total, free: this.#slots.free, running, queued };
+  }
+
+  /**
+   * Cancels task `id` if it is on this agent, waiting or running: it ends
+   * CANCELED and its message is acknowledged.
+   * @returns false when no such task is on this agent.
+   */
+  cancel(id: string): boolean {
+    const entry = this.#entries.get(id);
+    if (!entry || this.#stopping.signal.aborted) return false;
+    entry.abort.abort();
+    entry.run?.cancel();
+    return true;
+  }
+
+  /**
+   * Stops taking tasks, cancels every task on the agent (SIGTERM, then
+   * SIGKILL after the grace period), waits until their processes are gone
+   * and gives their messages back to the queue. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.#stopping.abort();
+      for (const entry of this.#entries.values()) {
+        entry.requeue = true;
+        entry.abort.abort();
+        entry.run?.cancel();
+      }
+      await this.#loop;
+      while (this.#handling.size > 0) await Promise.all(this.#handling);
+    })();
+    return this.#stopped;
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stopping.signal;
+    while (!signal.aborted) {
+      await this.#roomForMore(signal);
+      if (signal.aborted) break;
+      let messages: QueueMessage[];
+      try {
+        messages = await this.#queue.get(this.#queueName, {
+          max: Math.min(this.#slots.free, QUEUE_LIMITS.maxBatch),
+          waitMs: this.#pollWaitMs,
+          visibilityMs: this.#visibilityMs,
+          signal,
+        });
+      } catch (error) {
+        if (signal.aborted) break;
+        this.#logger.warn("Cannot take tasks from queue {queue}: {error}", {
+          queue: this.#queueName,
+          error: String(error),
+        });
+        await sleep(this.#retryMs, signal);
+        continue;
+      }
+      for (const message of messages) {
+        if (signal.aborted) {
+          await this.#settle(message, "nack");
+          continue;
+        }
+        const handling = this.#handle(message).catch((error) => {
+          this.#logger.error("Task of message {id} broke the agent's handling: {error}", {
+            id: message.id,
+            error: String(error),
+          });
+        });
+        this.#handling.add(handling);
+        handling.finally(() => this.#handling.delete(handling));
+      }
+    }
+  }
+
+  /** Resolves when a core is free and no taken task waits for cores, or on stop. */
+  #roomForMore(signal: AbortSignal): Promise<void> {
+    const room = (): boolean => this.#slots.free > 0 && this.#slots.waiting === 0;
+    if (room() || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        off();
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const off = this.#slots.onChange(() => {
+        if (room()) done();
+      });
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  async #handle(message: QueueMessage): Promise<void> {
+    const parsed = parseTask(message.payload, message.id);
+    if (!parsed.ok) {
+      this.#logger.warn("Task {id} is invalid: {reason}", { id: parsed.id, reason: parsed.reason });
+      await this.#publish(parsed.id, "FAILED", { reason: parsed.reason });
+      await this.#settle(message, "ack");
+      return;
+    }
+    const task = parsed.task;
+    if (this.#entries.has(task.id)) {
+      // A redelivery while the first delivery still runs here: the running one's
+      // ack deletes the message, so this copy is left alone.
+      this.#logger.warn("Task {id} was delivered again while it runs here; ignoring the copy", {
+        id: task.id,
+      });
+      return;
+    }
+    const entry: Entry = { task, message, abort: new AbortController(), run: null, requeue: false };
+    this.#entries.set(task.id, entry);
+    try {
+      // Acquire before the first await, so the loop sees the cores taken.
+      const acquiring = this.#slots.acquire(task.cores, { signal: entry.abort.signal });
+      acquiring.catch(() => {});
+      await this.#publish(task.id, "QUEUED", {});
+      let release: () => void;
+      try {
+        release = await acquiring;
+      } catch (error) {
+        if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
+        await this.#publish(task.id, "FAILED", { reason: (error as Error).message });
+        return await this.#settle(message, "ack");
+      }
+      try {
+        if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
+        await this.#publish(task.id, "RUNNING", {});
+        if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
+        entry.run = runTask(task, {
+          graceMs: this.#graceMs,
+          ...(this.#baseEnv ? { baseEnv: this.#baseEnv } : {}),
+        });
+        const result = await entry.run.done;
+        release();
+        if (entry.requeue) return await this.#aborted(entry, result.tail);
+        const ran = result.exitCode === null ? {} : { exitCode: result.exitCode };
+        const fields = { ...ran, tail: result.tail };
+        if (result.canceled) {
+          await this.#publish(task.id, "CANCELED", { ...fields, reason: "Canceled on request" });
+        } else if (result.error !== undefined) {
+          await this.#publish(task.id, "FAILED", { ...fields, reason: result.error });
+        } else if (result.timedOut) {
+          await this.#publish(task.id, "FAILED", {
+            ...fields,
+            reason: `Timed out after ${task.timeoutMs} ms`,
+          });
+        } else {
+          await this.#publish(task.id, result.exitCode === 0 ? "DONE" : "FAILED", fields);
+        }
+        await this.#settle(message, "ack");
+      } finally {
+        release();
+      }
+    } finally {
+      this.#entries.delete(task.id);
+    }
+  }
+
+  /** Ends a task that was canceled, or given back because the agent stops. */
+  async #aborted(entry: Entry, tail: string): Promise<void> {
+    const withTail = tail ? { tail } : {};
+    if (entry.requeue) {
+      await this.#publish(entry.task.id, "QUEUED", {
+        ...withTail,
+        reason: `Agent "${this.#id}" is stopping: the task goes back to the queue`,
+      });
+      await this.#settle(entry.message, "nack");
+      return;
+    }
+    await this.#publish(entry.task.id, "CANCELED", { ...withTail, reason: "Canceled on request" });
+    await this.#settle(entry.message, "ack");
+  }
+
+  async #publish(
+    id: string,
+    state: TaskState,
+    fields: Pick<TaskEvent, "exitCode" | "tail" | "reason">,
+  ): Promise<void> {
+    const event: TaskEvent = { id, state, agent: this.#id, ...fields, at: Date.now() };
+    try {
+      await this.#events.publish(taskTopic(id), event);
+    } catch (error) {
+      // Events are at most once, like pub/sub itself; the task goes on.
+      this.#logger.warn("Cannot publish {state} of task {id}: {error}", {
+        state,
+        id,
+        error: String(error),
+      });
+    }
+  }
+
+  async #settle(message: QueueMessage, how: "ack" | "nack"): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#queue[how](this.#queueName, message.id);
+        return;
+      } catch (error) {
+        if (attempt >= SETTLE_ATTEMPTS) {
+          // The visibility timeout hands the message out again.
+          this.#logger.warn("Cannot {how} message {id}: {error}", {
+            how,
+            id: message.id,
+            error: String(error),
+          });
+          return;
+        }
+        await sleep(this.#retryMs);
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,156 @@
+/**
+ * The agent role (`fabricd --role agent`): runs tasks taken from a queue
+ * service in its core slots and publishes their state changes on a pub/sub
+ * service (docs/services.md "## agent"). It holds no state of its own: a lost
+ * agent's tasks come back through the queue, so it is replaced fresh.
+ * @module
+ */
+import type { Hono } from "hono";
+import { FabricClient } from "../../client/fabric_client.ts";
+import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { log } from "../../runtime/logging.ts";
+import { PubsubClient } from "../pubsub/pubsub_client.ts";
+import { QueueClient } from "../queue/queue_client.ts";
+import { QUEUE_LIMITS, QUEUE_NAME } from "../queue/queue_wire.ts";
+import { ServiceTarget } from "./_service_target.ts";
+import { Agent, type TaskEventSink, type TaskQueue } from "./agent.ts";
+import { agentRoutes } from "./routes.ts";
+
+/** Settings of an agent service, from its role options. */
+export interface AgentSettings {
+  /** Option `queue`: service ID of the queue service. Required. */
+  queue: string;
+  /** Option `pubsub`: service ID of the pub/sub service. Required. */
+  pubsub: string;
+  /** Option `cores`: core slots. Default `navigator.hardwareConcurrency`. */
+  cores: number;
+  /** Option `queueName`: the queue to take tasks from. Default "tasks". */
+  queueName: string;
+  /** Option `visibilityMs`: visibility timeout of a taken task. Default 60000. */
+  visibilityMs: number;
+  /** Option `graceMs`: SIGTERM to SIGKILL on cancel and stop. Default 5000. */
+  graceMs: number;
+}
+
+/**
+ * The settings in role options
+ * (`fabricd spawn --role agent --option queue=que-1a2b3c4d --option pubsub=pub-1a2b3c4d`).
+ * @throws {TypeError} when `queue` or `pubsub` is missing, or `queueName` is invalid.
+ * @throws {RangeError} when a number is not a whole number in range.
+ */
+export function agentSettings(options: Record<string, string>): AgentSettings {
+  const required = (key: string): string => {
+    const value = options[key];
+    if (!value) {
+      throw new TypeError(
+        `Agent option "${key}" is missing: give the service ID, e.g. --option ${key}=<ID>`,
+      );
+    }
+    return value;
+  };
+  const queueName = options.queueName ?? "tasks";
+  if (!QUEUE_NAME.test(queueName)) {
+    throw new TypeError(
+      `Invalid agent option queueName="${queueName}": give 1-64 letters, digits, '.', '_' or '-'`,
+    );
+  }
+  return {
+    queue: required("queue"),
+    pubsub: required("pubsub"),
+    cores: wholeOption(options, "cores", navigator.hardwareConcurrency || 1, 1, 4096),
+    queueName,
+    visibilityMs: wholeOption(
+      options,
+      "visibilityMs",
+      60_000,
+      1000,
+      QUEUE_LIMITS.maxVisibilityMs,
+    ),
+    graceMs: wholeOption(options, "graceMs", 5000, 0, 600_000),
+  };
+}
+
+/** Time allowed for one event's publish, ms: events must not hold tasks up long. */
+const PUBLISH_TIMEOUT_MS = 5000;
+
+let current: Agent | null = null;
+
+function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
+  const settings = agentSettings(config.options);
+  const client = new FabricClient(deps.keys);
+  // Aborted once the agent has stopped, after its last nack.
+  const life = new AbortController();
+  const queueTarget = new ServiceTarget(deps.registry, settings.queue);
+  const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub);
+  const queue: TaskQueue = {
+    get: (name, options) => {
+      const signal = options.signal ? AbortSignal.any([options.signal, life.signal]) : life.signal;
+      return queueTarget.use(
+        signal,
+        (target) => new QueueClient(client, target).get(name, { ...options, signal }),
+      );
+    },
+    ack: (name, id) =>
+      queueTarget.use(life.signal, (target) => new QueueClient(client, target).ack(name, id)),
+    nack: (name, id) =>
+      queueTarget.use(life.signal, (target) => new QueueClient(client, target).nack(name, id)),
+  };
+  const events: TaskEventSink = {
+    publish: (topic, message) =>
+      pubsubTarget.use(
+        life.signal,
+        (target) =>
+          new PubsubClient(deps.keys, target, { client }).publish(topic, message, {
+            timeoutMs: PUBLISH_TIMEOUT_MS,
+          }),
+      ),
+  };
+  const agent = new Agent(queue, events, {
+    agentId: config.serviceId,
+    cores: settings.cores,
+    queueName: settings.queueName,
+    visibilityMs: settings.visibilityMs,
+    graceMs: settings.graceMs,
+  });
+  current = agent;
+  agent.start();
+  const logger = log("agent");
+  logger.info("Agent takes tasks from {queue}/{queueName} on {cores} cores", { ...settings });
+  let stopping: Promise<void> | null = null;
+  return Promise.resolve({
+    stop: () => {
+      stopping ??= (async () => {
+        await agent.stop();
+        life.abort();
+        if (current === agent) current = null;
+        logger.info("Agent stopped; its unfinished tasks went back to the queue");
+      })();
+      return stopping;
+    },
+  });
+}
+
+/** The agent role module. */
+export const agentRole: RoleModule = {
+  start,
+  replacement: "fresh",
+  routes: (): Hono => agentRoutes(() => current),
+};
+
+function wholeOption(
+  options: Record<string, string>,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const raw = options[key];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d{1,9}$/.test(raw) || value < min || value > max) {
+    throw new RangeError(
+      `Invalid agent option ${key}="${raw}": give a whole number from ${min} to ${max}`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,163 @@
+/**
+ * Runs one task as a child process: no shell, its own process group (Deno's
+ * `detached: true` makes the child a session and group leader), so a cancel,
+ * a timeout or the end of the task reaches every process it started.
+ * @module
+ */
+import { Tail } from "./_tail.ts";
+import { TAIL_BYTES, type Task } from "./task.ts";
+
+/** Options of {@linkcode runTask}. */
+export interface RunOptions {
+  /** Time between SIGTERM and SIGKILL on cancel or timeout, ms. Default 5000. */
+  graceMs?: number;
+  /** Bytes of output kept. Default {@linkcode TAIL_BYTES}. */
+  tailBytes?: number;
+  /**
+   * The environment the task's `env` is laid over. Default: the agent's own,
+   * without its `FABRIC_*` variables.
+   */
+  baseEnv?: Record<string, string>;
+}
+
+/** How a task's process ended. */
+export interface RunResult {
+  /** Exit code; 128 + N when killed by signal N; null when it never started. */
+  exitCode: number | null;
+  /** The signal that ended it, if any. */
+  signal: Deno.Signal | null;
+  /** The last bytes of stdout and stderr, interleaved as they arrived. */
+  tail: string;
+  /** Whether {@linkcode TaskRun.cancel} was called before it ended. */
+  canceled: boolean;
+  /** Whether it was ended because it ran longer than `timeoutMs`. */
+  timedOut: boolean;
+  /** Why it could not start (missing executable, bad directory). */
+  error?: string;
+}
+
+/** A task's process while it runs. */
+export interface TaskRun {
+  /** The process ID (and process group ID); 0 when it never started. */
+  readonly pid: number;
+  /** Resolves once the process and its whole group are gone; never rejects. */
+  readonly done: Promise<RunResult>;
+  /** SIGTERM to the group, SIGKILL after the grace period; idempotent. */
+  cancel(): void;
+}
+
+/** How long output is still read after the task's group was killed, ms. */
+const DRAIN_MS = 1000;
+
+/**
+ * Starts `task`'s executable with its arguments, environment and directory;
+ * stdin is empty. When the main process ends, whatever is left of its
+ * process group is killed, so the task leaves nothing behind (a process that
+ * moved to a new session with `setsid` escapes; see docs/services.md).
+ */
+export function runTask(task: Task, options: RunOptions = {}): TaskRun {
+  const graceMs = options.graceMs ?? 5000;
+  const tail = new Tail(options.tailBytes ?? TAIL_BYTES);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(task.executable, {
+      args: task.args,
+      env: { ...(options.baseEnv ?? agentEnv()), ...task.env },
+      clearEnv: true,
+      ...(task.cwd === undefined ? {} : { cwd: task.cwd }),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+  } catch (error) {
+    const result: RunResult = {
+      exitCode: null,
+      signal: null,
+      tail: "",
+      canceled: false,
+      timedOut: false,
+      error: `Cannot start "${task.executable}": ${(error as Error).message}`,
+    };
+    return { pid: 0, done: Promise.resolve(result), cancel: () => {} };
+  }
+  const pid = child.pid;
+  let canceled = false;
+  let timedOut = false;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let exited = false;
+  const terminate = (): void => {
+    if (killTimer !== undefined || exited) return;
+    signalGroup(pid, "SIGTERM");
+    killTimer = setTimeout(() => signalGroup(pid, "SIGKILL"), graceMs);
+  };
+  const timeout = task.timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    terminate();
+  }, task.timeoutMs);
+  const readers = [child.stdout, child.stderr].map((stream) => drain(stream, tail));
+  const done = (async (): Promise<RunResult> => {
+    const status = await child.status;
+    exited = true;
+    clearTimeout(timeout);
+    clearTimeout(killTimer);
+    // Children the task left running in its group would outlive it, holding its pipes.
+    signalGroup(pid, "SIGKILL");
+    const drained = Promise.all(readers.map((r) => r.done));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, DRAIN_MS));
+    await Promise.race([drained, late]);
+    clearTimeout(timer);
+    for (const reader of readers) reader.stop();
+    return {
+      exitCode: status.code,
+      signal: status.signal,
+      tail: tail.text(),
+      canceled,
+      timedOut,
+    };
+  })();
+  return {
+    pid,
+    done,
+    cancel: () => {
+      if (exited) return;
+      canceled = true;
+      terminate();
+    },
+  };
+}
+
+/** The agent's environment without its own `FABRIC_*` settings. */
+export function agentEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("FABRIC_")),
+  );
+}
+
+function signalGroup(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+function drain(
+  stream: ReadableStream<Uint8Array>,
+  tail: Tail,
+): { done: Promise<void>; stop(): void } {
+  const reader = stream.getReader();
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        tail.write(value);
+      }
+    } catch {
+      // Cancelled by stop(), or the pipe broke: the tail is what arrived.
+    }
+  })();
+  return { done, stop: () => void reader.cancel().catch(() => {}) };
+}

@@ -1,0 +1,95 @@
+/**
+ * The agent role as real processes: a local fabric with a queue, a pub/sub
+ * and an agent runs tasks put on the queue and reports them over pub/sub; a
+ * SIGKILLed agent is restarted under its ID and its task runs again (at least once).
+ */
+import assert from "node:assert/strict";
+import type { TaskEvent } from "../../../src/services/agent/task.ts";
+import { PubsubClient } from "../../../src/services/pubsub/pubsub_client.ts";
+import { QueueClient } from "../../../src/services/queue/queue_client.ts";
+import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
+import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
+
+Deno.test({
+  name: "agentRole runs queued tasks, reports them over pubsub and reruns a task after SIGKILL",
+  fn: async () => {
+    await withLocalFabric(async (local) => {
+      const spawn = (role: string, options: Record<string, string> = {}) =>
+        local.client.call<SpawnResult>(local.spawner, {
+          method: "POST",
+          path: "/v1/spawn",
+          body: { role, options },
+        });
+      const queueService = await spawn("queue");
+      const pubsubService = await spawn("pubsub");
+      const pubsub = new PubsubClient(
+        local.keys,
+        { id: pubsubService.id, url: pubsubService.endpoint },
+        { client: local.client },
+      );
+      const events: TaskEvent[] = [];
+      const subscription = await pubsub.subscribe(["tasks.>"], {
+        onEvent: (event) => {
+          if (event.op === "message") events.push(event.message as TaskEvent);
+        },
+      });
+      try {
+        const agentService = await spawn("agent", {
+          queue: queueService.id,
+          pubsub: pubsubService.id,
+          cores: "2",
+          visibilityMs: "4000",
+          graceMs: "500",
+        });
+        const queue = new QueueClient(local.client, {
+          id: queueService.id,
+          url: queueService.endpoint,
+        });
+        const ids = Array.from({ length: 20 }, (_, i) => `tsk-true-${i}`);
+        for (const id of ids) await queue.put("tasks", { id, executable: "/bin/true" });
+        const last = (id: string) => events.filter((e) => e.id === id).at(-1);
+        await eventually(
+          () => Promise.resolve(ids.every((id) => last(id)?.state === "DONE") ? true : undefined),
+          30_000,
+        );
+        for (const id of ids) {
+          assert.deepEqual(events.filter((e) => e.id === id).map((e) => e.state), [
+            "QUEUED",
+            "RUNNING",
+            "DONE",
+          ]);
+          assert.equal(last(id)!.exitCode, 0);
+          assert.equal(last(id)!.agent, agentService.id);
+        }
+
+        const recordOf = async (): Promise<ServiceRecord> =>
+          (await local.registry.get(agentService.id))!.record;
+        const before = await recordOf();
+        assert.equal(before.incarnation, 1);
+        await queue.put("tasks", { id: "tsk-sleep", executable: "/bin/sleep", args: ["5"] });
+        await eventually(
+          () => Promise.resolve(last("tsk-sleep")?.state === "RUNNING" ? true : undefined),
+          15_000,
+        );
+        Deno.kill(before.pid, "SIGKILL");
+        const after = await eventually(async () => {
+          const r = await recordOf();
+          return r.state === "ALIVE" && r.incarnation === 2 ? r : undefined;
+        }, 30_000);
+        assert.notEqual(after.pid, before.pid);
+        await eventually(
+          () => Promise.resolve(last("tsk-sleep")?.state === "DONE" ? true : undefined),
+          40_000,
+        );
+        const states = events.filter((e) => e.id === "tsk-sleep").map((e) => e.state);
+        assert.deepEqual(states, ["QUEUED", "RUNNING", "QUEUED", "RUNNING", "DONE"]);
+        await eventually(async () => {
+          const stats = await queue.stats("tasks");
+          return stats.ready + stats.inflight === 0 ? true : undefined;
+        }, 10_000);
+      } finally {
+        await subscription.close();
+      }
+    }, { heartbeatMs: 500 });
+  },
+});

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { Agent, type TaskEvent, type TaskQueue } from "../../../src/services/agent/mod.ts";
+import { Broker, type SubscriberSink } from "../../../src/services/pubsub/mod.ts";
+import { QueueService, QueueStore } from "../../../src/services/queue/mod.ts";
+
+/** A real queue service and broker in this process, an agent over them, and its events. */
+interface Bench {
+  queues: QueueService;
+  agent: Agent;
+  events: TaskEvent[];
+  statesOf(id: string): string[];
+  until(check: () => boolean, timeoutMs?: number): Promise<void>;
+}
+
+async function withAgent(cores: number, fn: (bench: Bench) => Promise<void>): Promise<void> {
+  const queues = new QueueService(QueueStore.open(":memory:"));
+  const broker = new Broker();
+  const events: TaskEvent[] = [];
+  const sink: SubscriberSink = {
+    bufferedAmount: 0,
+    send: (text) => {
+      const frame = JSON.parse(text);
+      if (frame.op === "message") events.push(frame.message);
+    },
+    close: () => {},
+  };
+  broker.subscribe(sink, ["tasks.>"]);
+  const queue: TaskQueue = {
+    get: (name, options) => queues.get(name, options),
+    ack: (name, id) => Promise.resolve(queues.ack(name, id)),
+    nack: (name, id) => Promise.resolve(queues.nack(name, id)),
+  };
+  const agent = new Agent(queue, {
+    publish: (topic, message) => Promise.resolve(broker.publish(topic, message)),
+  }, { agentId: "agt-00000001", cores, pollWaitMs: 200, graceMs: 300 });
+  agent.start();
+  const until = async (check: () => boolean, timeoutMs = 10_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`Not reached: ${JSON.stringify(events)}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+  const statesOf = (id: string): string[] => events.filter((e) => e.id === id).map((e) => e.state);
+  try {
+    await fn({ queues, agent, events, statesOf, until });
+  } finally {
+    await agent.stop();
+    broker.close();
+    queues.close();
+  }
+}
+
+Deno.test("Agent runs 10 tasks on 2 slots, each QUEUED, RUNNING, DONE, and acks them", async () => {
+  await withAgent(2, async ({ queues, agent, events, statesOf, until }) => {
+    let mostRunning = 0;
+    const ids = Array.from({ length: 10 }, (_, i) => `tsk-${i}`);
+    for (const id of ids) {
+      queues.put("tasks", { id, executable: "/bin/sleep", args: ["0.1"] });
+    }
+    await until(() => {
+      mostRunning = Math.max(mostRunning, agent.status().running.length);
+      return ids.every((id) => statesOf(id).at(-1) === "DONE");
+    });
+    for (const id of ids) assert.deepEqual(statesOf(id), ["QUEUED", "RUNNING", "DONE"]);
+    assert.ok(mostRunning <= 2, `at most 2 run at once (saw ${mostRunning})`);
+    assert.ok(events.every((e) => e.agent === "agt-00000001"));
+    assert.deepEqual(queues.stats("tasks"), {
+      name: "tasks",
+      ready: 0,
+      inflight: 0,
+      capacity: 10_000,
+    });
+    assert.deepEqual(agent.status(), { slots: 2, free: 2, running: [], queued: [] });
+  });
+});
+
+Deno.test("Agent reports a failing task FAILED with its exit code and tail", async () => {
+  await withAgent(1, async ({ queues, events, until }) => {
+    queues.put("tasks", { id: "tsk-ls", executable: "/bin/ls", args: ["/nonexistent-dir"] });
+    queues.put("tasks", { id: "tsk-bad", executable: 42 });
+    queues.put("tasks", { id: "tsk-wide", executable: "/bin/true", cores: 2 });
+    const final = (id: string) => events.find((e) => e.id === id && e.state === "FAILED");
+    await until(() => ["tsk-ls", "tsk-bad", "tsk-wide"].every((id) => final(id)));
+    assert.notEqual(final("tsk-ls")!.exitCode, 0);
+    assert.match(final("tsk-ls")!.tail ?? "", /nonexistent-dir/);
+    assert.match(final("tsk-bad")!.reason ?? "", /Invalid task field "executable"/);
+    assert.match(final("tsk-wide")!.reason ?? "", /needs 2 cores but this agent has 1/);
+    await until(() => queues.stats("tasks").inflight === 0);
+  });
+});
+
+Deno.test("Agent.cancel() ends a running task CANCELED and a waiting one too", async () => {
+  await withAgent(2, async ({ queues, agent, statesOf, until }) => {
+    queues.put("tasks", { id: "tsk-long", executable: "/bin/sleep", args: ["30"] });
+    // Needs both cores, so it waits for tsk-long.
+    queues.put("tasks", { id: "tsk-next", executable: "/bin/sleep", args: ["30"], cores: 2 });
+    await until(() => agent.status().running.includes("tsk-long"));
+    await until(() => agent.status().queued.includes("tsk-next"));
+    assert.equal(agent.cancel("tsk-next"), true);
+    assert.equal(agent.cancel("tsk-long"), true);
+    assert.equal(agent.cancel("tsk-elsewhere"), false);
+    await until(() => statesOf("tsk-long").at(-1) === "CANCELED");
+    await until(() => statesOf("tsk-next").at(-1) === "CANCELED");
+    assert.deepEqual(statesOf("tsk-long"), ["QUEUED", "RUNNING", "CANCELED"]);
+    assert.deepEqual(statesOf("tsk-next"), ["QUEUED", "CANCELED"]);
+    await until(() => queues.stats("tasks").inflight === 0);
+    assert.equal(queues.stats("tasks").ready, 0, "canceled tasks are acknowledged");
+  });
+});
+
+Deno.test("Agent.stop() kills running tasks and gives their messages back", async () => {
+  await withAgent(2, async ({ queues, agent, statesOf, until }) => {
+    queues.put("tasks", { id: "tsk-a", executable: "/bin/sleep", args: ["30"] });
+    await until(() => agent.status().running.includes("tsk-a"));
+    const started = Date.now();
+    await agent.stop();
+    await agent.stop();
+    assert.ok(Date.now() - started < 5000);
+    assert.deepEqual(statesOf("tsk-a"), ["QUEUED", "RUNNING", "QUEUED"]);
+    assert.deepEqual(queues.stats("tasks"), {
+      name: "tasks",
+      ready: 1,
+      inflight: 0,
+      capacity: 10_000,
+    });
+    assert.equal(agent.cancel("tsk-a"), false);
+  });
+});

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { runTask } from "../../../src/services/agent/runner.ts";
+import { type Task, taskSchema } from "../../../src/services/agent/task.ts";
+
+function task(fields: Partial<Task> & { executable: string }): Task {
+  return taskSchema.parse({ id: "tsk-1", ...fields });
+}
+
+/** Live (not zombie) processes of process group `pgid`. */
+async function liveInGroup(pgid: number): Promise<string[]> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-g", String(pgid), "-r", "R,S,D,T"],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+}
+
+Deno.test("runTask() reports exit code 0 and the output of /bin/echo", async () => {
+  const result = await runTask(task({ executable: "/bin/echo", args: ["hello", "world"] })).done;
+  assert.equal(result.exitCode, 0);
+  assert.equal(result.tail, "hello world\n");
+  assert.equal(result.canceled, false);
+});
+
+Deno.test("runTask() reports a non-zero exit code of /bin/false", async () => {
+  const result = await runTask(task({ executable: "/bin/false" })).done;
+  assert.equal(result.exitCode, 1);
+});
+
+Deno.test("runTask() passes the environment and working directory without a shell", async () => {
+  const result = await runTask(
+    task({ executable: "/usr/bin/env", env: { GREETING: "$HOME;hi" }, cwd: "/tmp" }),
+    { baseEnv: {} },
+  ).done;
+  assert.equal(result.tail, "GREETING=$HOME;hi\n");
+  const pwd = await runTask(task({ executable: "/bin/pwd", cwd: "/tmp" })).done;
+  assert.equal(pwd.tail, "/tmp\n");
+});
+
+Deno.test("runTask() keeps only the last bytes of the output", async () => {
+  const result = await runTask(task({ executable: "/usr/bin/seq", args: ["1", "100000"] }), {
+    tailBytes: 64,
+  }).done;
+  assert.equal(result.exitCode, 0);
+  assert.equal(new TextEncoder().encode(result.tail).byteLength, 64);
+  assert.ok(result.tail.endsWith("99999\n100000\n"), result.tail);
+});
+
+Deno.test("runTask() reports an executable that cannot start", async () => {
+  const run = runTask(task({ executable: "/nonexistent/tool" }));
+  const result = await run.done;
+  assert.equal(result.exitCode, null);
+  assert.match(result.error ?? "", /Cannot start "\/nonexistent\/tool"/);
+});
+
+Deno.test("TaskRun.cancel() kills /bin/sleep 30 and every child it started", async () => {
+  // sh is only the test's way to make a process tree; the runner uses no shell.
+  const run = runTask(
+    task({
+      executable: "/bin/sh",
+      args: ["-c", "/bin/sleep 30 & /bin/sleep 30 & /bin/sleep 30; wait"],
+    }),
+    { graceMs: 500 },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal((await liveInGroup(run.pid)).length, 4, "sh and its three sleeps run");
+  const started = Date.now();
+  run.cancel();
+  const result = await run.done;
+  assert.ok(Date.now() - started < 5000);
+  assert.equal(result.canceled, true);
+  assert.equal(result.signal, "SIGTERM");
+  assert.deepEqual(await liveInGroup(run.pid), []);
+});
+
+Deno.test("TaskRun.cancel() sends SIGKILL when SIGTERM is ignored", async () => {
+  const run = runTask(
+    task({
+      executable: "/bin/sh",
+      args: ["-c", "trap '' TERM; /bin/sleep 30 & wait"],
+    }),
+    { graceMs: 300 },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  run.cancel();
+  const result = await run.done;
+  assert.equal(result.signal, "SIGKILL");
+  assert.deepEqual(await liveInGroup(run.pid), []);
+});
+
+Deno.test("runTask() kills what a finished task left running and times a task out", async () => {
+  const run = runTask(task({ executable: "/bin/sh", args: ["-c", "/bin/sleep 30 & exit 0"] }));
+  const result = await run.done;
+  assert.equal(result.exitCode, 0);
+  assert.deepEqual(await liveInGroup(run.pid), []);
+  const slow = runTask(task({ executable: "/bin/sleep", args: ["30"], timeoutMs: 200 }));
+  const timedOut = await slow.done;
+  assert.equal(timedOut.timedOut, true);
+  assert.equal(timedOut.exitCode, 143);
+});
