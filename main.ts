@@ -18,6 +18,7 @@ Usage:
   fabricd stop ID... | --all       stop services
   fabricd restart ID               restart a dead service under its old ID
   fabricd connect [--session S]    attach to the fabric: connect to a session's services
+  fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
   fabricd demo                     a scripted tour in a temporary directory
   fabricd --role ROLE [flags]      run one service (normally started for you)
 
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   stop: async () => (await import("./src/cli/stop.ts")).stopCommand,
   restart: async () => (await import("./src/cli/restart.ts")).restartCommand,
   connect: async () => (await import("./src/cli/connect.ts")).connectCommand,
+  task: async () => (await import("./src/cli/task.ts")).taskCommand,
   demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
 };
 

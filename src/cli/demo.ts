@@ -11,13 +11,14 @@ import { CliError } from "./cli_error.ts";
 import { initFabric } from "./init.ts";
 import { startLocalFabric } from "./local_fabric.ts";
 import { renderTree } from "./status.ts";
+import { runDemoTasks } from "./_demo_tasks.ts";
 
 /** Help text of `fabricd demo`. */
 export const DEMO_HELP = `fabricd demo [--keep]
 
-A two-minute tour in a temporary directory: creates a fabric, starts a registry
-and a spawner, grows a small tree of services, shows it, opens a session, then
-stops everything. --keep leaves the directory for a look at the logs.
+A short tour in a temporary directory: creates a fabric, starts a registry and a
+spawner, grows a small tree of services, opens a session, runs 100 tasks through
+a queue, a pub/sub service and two agents, shows the tree, then stops everything. --keep leaves the directory for a look at the logs.
 `;
 
 /** Runs `fabricd demo`. */
@@ -65,6 +66,16 @@ export async function demoCommand(args: string[]): Promise<number> {
       });
     }
     console.log(`session demo-session -> ${b.id}, ${c.id}`);
+    step("run 100 tasks: a queue, a pub/sub service and two agents (fabricd task submit)");
+    const tasks = await runDemoTasks(local, 100);
+    const perAgent = Object.entries(tasks.byAgent).map(([id, n]) => `${id}: ${n}`).join(", ");
+    console.log(
+      `${tasks.done} DONE, ${tasks.failed} failed in ${Math.round(tasks.ms)} ms ` +
+        `(${Math.round(tasks.done / (tasks.ms / 1000))} tasks/s; ${perAgent})`,
+    );
+    if (tasks.done !== 100) {
+      throw new CliError(`Only ${tasks.done} of 100 tasks are DONE`, EXIT.FAILURE);
+    }
     step("fabricd status");
     console.log(renderTree(await local.registry.list(), Date.now()));
     step("a request signed with another key is refused");
