@@ -1,14 +1,11 @@
 /**
  * `registry-heartbeats`: a registry role in its own process (with the flags
  * `fabricd up` gives it) under 2,000 simulated services that heartbeat every
- * 2 s with jitter, once on the SQLite store and once on etcd (a fresh
- * three-member test cluster on loopback), in the same run. Reports, per store,
- * the achieved rate, heartbeat latency under load and of one lone service, and
- * the CPU share of the registry (and of etcd) from `/proc/PID/stat`; the value
- * is etcd's p99 against SQLite's.
- *
- * `BENCH_SECONDS` (default 60) is the measuring time on each store;
- * `BENCH_STORES=sqlite` or `etcd` measures one store only.
+ * 2 s with jitter, on SQLite and then on etcd (a fresh three-member test
+ * cluster on loopback) in the same run. Per store: the rate, latency under
+ * load and of one lone service, CPU of the registry (and of etcd) from
+ * `/proc`. The value is etcd's p99 against SQLite's. `BENCH_SECONDS` (default
+ * 60) applies to each store; `BENCH_STORES=sqlite` or `etcd` picks one.
  * @module
  */
 import { join } from "node:path";
@@ -122,7 +119,7 @@ async function run(): Promise<BenchResult> {
     if (unusable === null) {
       etcd = await withTestCluster(
         NAME,
-        (urls) => measure("etcd", seconds, () => etcdStoreUrl(urls), urls),
+        ({ urls }) => measure("etcd", seconds, () => etcdStoreUrl(urls), urls),
       );
     } else {
       etcd = `skipped: ${unusable}`;
@@ -158,15 +155,15 @@ async function run(): Promise<BenchResult> {
  * `etcdUrls`, when the store is etcd, are watched for CPU and revisions.
  */
 async function measure(
-  store: Store,
+  kind: Store,
   seconds: number,
   storeOf: (dir: string) => string,
   etcdUrls?: string[],
 ): Promise<StoreReport> {
-  const tag = `${NAME}/${store}`;
+  const tag = `${NAME}/${kind}`;
   const cores = navigator.hardwareConcurrency;
   const ticks = await clockTicksPerSecond();
-  const dir = await Deno.makeTempDir({ prefix: `fabricd-bench-registry-${store}-` });
+  const dir = await Deno.makeTempDir({ prefix: `fabricd-bench-registry-${kind}-` });
   const keys = await generateFabricKeys();
   const client = new FabricClient(keys, { timeoutMs: 10_000 });
   let started: RegistryProcess | null = null;
@@ -175,20 +172,14 @@ async function measure(
   try {
     const keyFile = join(dir, "fabric.key");
     await writeKeyFile(keyFile, keys);
-    const storeArg = storeOf(dir);
-    started = startRegistry({
-      id: REGISTRY_ID,
-      dir,
-      keyFile,
-      store: storeArg,
-      heartbeatMs: INTERVAL_MS,
-    });
+    const store = storeOf(dir);
+    started = startRegistry({ id: REGISTRY_ID, dir, keyFile, store, heartbeatMs: INTERVAL_MS });
     const { target, pid } = started;
     const registry = new RegistryClient(client, [target]);
     const heartbeats = new HeartbeatLoad(registry, INTERVAL_MS);
     load = heartbeats;
     await waitAlive(registry, started);
-    say(tag, `registry ${REGISTRY_ID} (pid ${pid}) ALIVE at ${target.url}, --store ${storeArg}`);
+    say(tag, `registry ${REGISTRY_ID} (pid ${pid}) ALIVE at ${target.url}, --store ${store}`);
     declared = watchDeclarations(tag, registry);
 
     const ids = Array.from({ length: SERVICES }, (_, i) => `agt-b${String(i).padStart(7, "0")}`);
@@ -229,10 +220,18 @@ async function measure(
     const machine0 = machineBusySeconds(ticks);
     const wall0 = performance.now();
     heartbeats.measuring = true;
-    for (let left = seconds; left > 0; left -= 10) {
+    for (let left = seconds, seen = 0; left > 0; left -= 10) {
       await sleep(Math.min(left, 10) * 1000);
       const sofar = (performance.now() - wall0) / 1000;
-      say(tag, `  ${round(sofar, 0)} s: ${round(heartbeats.counts.completed / sofar, 0)} beats/s`);
+      const recent = heartbeats.counts.latenciesMs.slice(seen);
+      seen += recent.length;
+      say(
+        tag,
+        `  ${round(sofar, 0)} s: ${round(heartbeats.counts.completed / sofar, 0)} beats/s, ` +
+          `p99 of the last ${Math.min(left, 10)} s ${
+            recent.length ? round(percentile(recent, 99)) : "-"
+          } ms`,
+      );
     }
     heartbeats.measuring = false;
     const wallSeconds = (performance.now() - wall0) / 1000;
@@ -252,7 +251,7 @@ async function measure(
     if (counts.completed === 0) throw new Error(`No heartbeat succeeded: ${counts.firstError}`);
     const perCore = (cpu: number) => round(cpu / wallSeconds, 4);
     const report: StoreReport = {
-      store,
+      store: kind,
       seconds: round(wallSeconds, 1),
       registered_s: round(registeredSeconds, 1),
       heartbeats_per_s: round(completedInWindow / wallSeconds, 1),
