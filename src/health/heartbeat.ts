@@ -10,8 +10,14 @@ import { log } from "../runtime/logging.ts";
 /** Options of {@linkcode startHeartbeats}. */
 export interface HeartbeatOptions {
   intervalMs: number;
-  /** Called when the registry says this incarnation was replaced. */
+  /**
+   * Called when the registry says this incarnation was replaced, or when no
+   * heartbeat got through for `fenceMs`: the registry has surely declared this
+   * instance dead by then, and its parent may have started another.
+   */
   onReplaced: (reason: string) => void;
+  /** Silence after which the service fences itself off, ms. Default 20 x intervalMs. */
+  fenceMs?: number;
 }
 
 /** A running heartbeat loop; `stop()` is idempotent. */
@@ -29,6 +35,8 @@ export function startHeartbeats(
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failing = false;
+  let lastOk = Date.now();
+  const fenceMs = options.fenceMs ?? options.intervalMs * 20;
   const beat = async (): Promise<void> => {
     try {
       await registry.heartbeat(service.id, service.incarnation, {
@@ -36,6 +44,7 @@ export function startHeartbeats(
       });
       if (failing) logger.info("Heartbeats reach the registry again");
       failing = false;
+      lastOk = Date.now();
     } catch (error) {
       if (error instanceof FabricRequestError && error.status === 409) {
         stopped = true;
@@ -44,6 +53,15 @@ export function startHeartbeats(
       }
       if (!failing) logger.warn("Heartbeat failed: {error}", { error: String(error) });
       failing = true;
+      if (Date.now() - lastOk > fenceMs) {
+        // Cut off for many TTLs: the fabric has declared this instance dead
+        // and may run a replacement; two instances of one ID must not live on.
+        stopped = true;
+        options.onReplaced(
+          `no heartbeat reached the registry for ${Math.round((Date.now() - lastOk) / 1000)} s`,
+        );
+        return;
+      }
     }
     schedule();
   };

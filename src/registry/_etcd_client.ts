@@ -34,6 +34,15 @@ export class EtcdError extends Error {
   }
 }
 
+/** etcd compacted away the revision a watch wanted: the caller must read afresh. */
+export class WatchCompactedError extends EtcdError {
+  /** Builds the error. */
+  constructor(compactRevision: number) {
+    super(`etcd compacted its history up to revision ${compactRevision}: read the state afresh`);
+    this.name = "WatchCompactedError";
+  }
+}
+
 /** A transaction operation (request_put, request_delete_range, request_range). */
 export type EtcdOp =
   | { put: { key: string; value: string; lease?: string } }
@@ -240,6 +249,7 @@ export class EtcdClient {
    * with each batch (one revision's events together), until `signal` aborts.
    * Reconnects (to the next member if need be) from the revision after the
    * last one seen.
+   * @throws {WatchCompactedError} when etcd no longer has that revision.
    */
   async watch(
     prefix: string,
@@ -292,7 +302,9 @@ export class EtcdClient {
             };
             const result = message.result;
             if (!result) continue;
-            if (result.canceled) throw new EtcdError("etcd cancelled the watch (compacted?)");
+            if (result.canceled) {
+              throw new WatchCompactedError(Number(result.compact_revision ?? 0));
+            }
             const events = (result.events ?? []).map((e): EtcdEvent => ({
               type: e.type === "DELETE" ? "DELETE" : "PUT",
               kv: kvOf(e.kv ?? {}),
@@ -304,8 +316,9 @@ export class EtcdClient {
             onEvents(events, revision);
           }
         }
-      } catch {
+      } catch (error) {
         if (signal.aborted) return;
+        if (error instanceof WatchCompactedError) throw error;
         this.#current = (this.#current + 1) % this.#endpoints.length;
         await new Promise((r) => setTimeout(r, 200));
       } finally {

@@ -38,6 +38,9 @@ export interface EtcdStoreOptions {
 
 const LIVE: readonly ServiceState[] = ["ALIVE", "SUSPECT"];
 
+/** How often a replica shares the heartbeat times it saw (display only), ms. */
+const BEATS_FLUSH_MS = 5000;
+
 /** {@linkcode RegistryStore} on an etcd cluster. */
 export class EtcdStore implements RegistryStore {
   #etcd: EtcdClient;
@@ -49,10 +52,11 @@ export class EtcdStore implements RegistryStore {
   #listeners = new Set<(change: StoreChange) => void>();
   #watch = new AbortController();
   #logger = log("etcd");
-  /** Heartbeats this replica took since its last flush, shared through etcd once a second. */
+  /** Heartbeats this replica took since its last flush, shared through etcd every 5 s. */
   #freshBeats = new Map<string, number>();
   #replica = crypto.randomUUID().slice(0, 8);
   #flushTimer: ReturnType<typeof setInterval> | undefined;
+  #beatsLease = "";
 
   private constructor(etcd: EtcdClient, options: Required<EtcdStoreOptions>) {
     this.#etcd = etcd;
@@ -288,8 +292,13 @@ export class EtcdStore implements RegistryStore {
       this.#leases.set(kv.key.slice(`${this.#prefix}live/`.length), kv.lease);
     }
     const from = Math.max(services.revision, live.revision) + 1;
-    void this.#etcd.watch(this.#prefix, from, (events) => this.#apply(events), this.#watch.signal);
-    this.#flushTimer = setInterval(() => void this.#flushBeats(), 1000);
+    this.#etcd.watch(this.#prefix, from, (events) => this.#apply(events), this.#watch.signal)
+      .catch((error) => {
+        // History compacted past our position: read everything again and go on.
+        this.#logger.warn("Registry watch restarts: {error}", { error: String(error) });
+        if (!this.#watch.signal.aborted) void this.#load().catch(() => {});
+      });
+    this.#flushTimer ??= setInterval(() => void this.#flushBeats(), BEATS_FLUSH_MS);
     this.#flushTimer.unref();
   }
 
@@ -303,7 +312,11 @@ export class EtcdStore implements RegistryStore {
     const beats = Object.fromEntries(this.#freshBeats);
     this.#freshBeats.clear();
     try {
-      const lease = await this.#etcd.leaseGrant(this.#ttlSeconds * 2);
+      // One lease for this replica's key, renewed with each flush: no lease churn.
+      if (!this.#beatsLease || await this.#etcd.leaseKeepAlive(this.#beatsLease) <= 0) {
+        this.#beatsLease = await this.#etcd.leaseGrant(Math.ceil((BEATS_FLUSH_MS * 3) / 1000));
+      }
+      const lease = this.#beatsLease;
       await this.#etcd.txn([], [{
         put: { key: `${this.#prefix}beats/${this.#replica}`, value: JSON.stringify(beats), lease },
       }]);

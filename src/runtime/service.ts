@@ -184,8 +184,11 @@ export class FabricService implements ServiceHandlers {
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
       intervalMs: placement.heartbeatMs,
       onReplaced: (reason) => {
-        this.#logger.error("This incarnation was replaced: {reason}", { reason });
-        this.#stopRequested(`replaced: ${reason}`);
+        this.#logger.error("Stopping: this incarnation was replaced or cut off ({reason})", {
+          reason,
+        });
+        this.exitCode = EXIT.FAILURE;
+        this.#stopRequested(`replaced or cut off: ${reason}`);
       },
     });
     this.#logger.info("Service {id} is ALIVE as {role} (incarnation {incarnation})", {

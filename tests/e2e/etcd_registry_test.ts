@@ -93,7 +93,7 @@ Deno.test({
         });
         replicas.push({ target: { id, url: `http://127.0.0.1:${port}` }, process });
       }
-      const client = new FabricClient(keys, { timeoutMs: 1500 });
+      const client = new FabricClient(keys, { timeoutMs: 5000 });
       const registry = new RegistryClient(client, replicas.map((r) => r.target));
       const bad: RegistryEvent[] = [];
       const stopWatch = new AbortController();

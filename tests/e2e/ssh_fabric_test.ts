@@ -251,19 +251,29 @@ Deno.test({
           }
           const back = await eventuallyState(records, c1, (r) => r.state === "ALIVE", 90_000);
           assert.ok(back.incarnation >= before.incarnation);
-          // The replaced instance (if it was replaced) learns it at its next heartbeat and stops.
-          let count = -1;
-          for (let i = 0; i < 100; i++) {
+          // A replaced instance learns it at its next heartbeat, or fences itself
+          // off when no heartbeat gets through (20 heartbeats): in the end the
+          // only process of this ID is the one the registry knows.
+          let pids: string[] = [];
+          let known = back;
+          for (let i = 0; i < 150; i++) {
+            known = (await records()).find((r) => r.id === c1)!;
             const ps = await testnetExec("compute1", [
               "sh",
               "-c",
-              `pgrep -f 'fabricd[.]js --role spawner --id ${c1}' | wc -l`,
+              `pgrep -f 'fabricd[.]js --role spawner --id ${c1}' || true`,
             ]);
-            count = Number(ps.stdout.trim());
-            if (count === 1) break;
+            pids = ps.stdout.split("\n").filter(Boolean);
+            if (known.state === "ALIVE" && pids.length === 1 && pids[0] === String(known.pid)) {
+              break;
+            }
             await new Promise((r) => setTimeout(r, 300));
           }
-          assert.equal(count, 1, "there must be exactly one live instance of the service");
+          assert.deepEqual(
+            pids,
+            [String(known.pid)],
+            "exactly one live instance, the registered one",
+          );
         },
       );
 
