@@ -4,7 +4,12 @@
  * methods, and stops its parts in reverse order (STYLE.md rule 7).
  * @module
  */
-import type { ConfigureRequest, ConnectRequest, SpawnRequest } from "../api/schemas.ts";
+import type {
+  BootstrapRequest,
+  ConfigureRequest,
+  ConnectRequest,
+  SpawnRequest,
+} from "../api/schemas.ts";
 import {
   type ConfigureAnswer,
   ConflictError,
@@ -19,47 +24,22 @@ import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
 import { KeyHandover } from "../spawner/key_handover.ts";
 import { failOrphanedSpawns, spawnService } from "../spawner/spawn_flow.ts";
 import { closeLaunchers } from "../launchers/mod.ts";
-import type {
-  RegistryEndpoint,
-  Role,
-  ServiceRecord,
-  ServiceState,
-  ServiceStatus,
-  SpawnResult,
+import {
+  EXIT,
+  type RegistryEndpoint,
+  type Role,
+  type ServiceRecord,
+  type ServiceState,
+  type ServiceStatus,
+  type SpawnResult,
 } from "../types/mod.ts";
 import { log } from "./logging.ts";
+import type { ServiceIdentity, ServicePlacement } from "./_service_types.ts";
+
+export type { ServiceIdentity, ServicePlacement };
 import { type RoleHandle, type RoleModule, StateLostError } from "./role.ts";
 import { ROLE_MODULES } from "./roles.ts";
 import { Supervisor } from "../health/supervisor.ts";
-import { EXIT } from "../types/mod.ts";
-import type { BootstrapRequest } from "../api/schemas.ts";
-
-/** Fixed facts of a service process. */
-export interface ServiceIdentity {
-  id: string;
-  role: Role;
-  host: string;
-  dir: string;
-  endpoint: string;
-  /** Role options from the command line. */
-  options: Record<string, string>;
-}
-
-/** How a service is set up once it holds the keys. */
-export interface ServicePlacement {
-  keys: FabricKeys;
-  registries: RegistryEndpoint[];
-  incarnation: number;
-  parent: string;
-  route: string[];
-  launcher: string;
-  /** The endpoint registered: as the parent reaches this service. */
-  endpoint: string;
-  heartbeatMs: number;
-  sessions: string[];
-  /** Role settings from the spawn request (merged over the command line's). */
-  options: Record<string, string>;
-}
 
 /** A service process's state and handlers. */
 export class FabricService implements ServiceHandlers {
