@@ -17,6 +17,7 @@ import { registryFailover } from "./bench/registry_failover.ts";
 import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
 import { signedRequests } from "./bench/signed_requests.ts";
 import { sshHopWarm } from "./bench/ssh_hop_warm.ts";
+import { taskThroughput } from "./bench/task_throughput.ts";
 
 const BENCHMARKS: readonly Benchmark[] = [
   localSpawn,
@@ -28,6 +29,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   growChain,
   failureDetection,
   reconnect,
+  taskThroughput,
 ];
 
 function usage(): string {
