@@ -27,7 +27,6 @@ import { closeLaunchers } from "../launchers/mod.ts";
 import {
   EXIT,
   type RegistryEndpoint,
-  type Role,
   type ServiceRecord,
   type ServiceState,
   type ServiceStatus,
