@@ -66,3 +66,17 @@ export function intFlag(parsed: ParsedArgs, name: string, fallback: number): num
   }
   return n;
 }
+
+/**
+ * A repeated `--name KEY=VALUE` flag as an object.
+ * @throws {CliError} (64) when a value has no `=` or an empty key.
+ */
+export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of listFlag(parsed, name)) {
+    const eq = pair.indexOf("=");
+    if (eq < 1) throw usage(`Invalid --${name} "${pair}": use KEY=VALUE`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}

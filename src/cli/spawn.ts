@@ -5,7 +5,7 @@
  */
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { EXIT, ROLES, type SpawnResult } from "../types/mod.ts";
-import { listFlag, parseFlags, stringFlag } from "./args.ts";
+import { keyValueFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
 
@@ -56,7 +56,7 @@ export async function spawnCommand(args: string[]): Promise<number> {
         role,
         on: stringFlag(parsed, "on") ?? "local://",
         sessions: listFlag(parsed, "session"),
-        options: optionsOf(listFlag(parsed, "option")),
+        options: keyValueFlag(parsed, "option"),
       },
     }, { timeoutMs: 120_000 });
   } catch (error) {
@@ -71,14 +71,4 @@ export async function spawnCommand(args: string[]): Promise<number> {
   if (parsed.flags.json) console.log(JSON.stringify(result));
   else console.log(`${result.id} ${result.state} at ${result.endpoint} (via ${via.id})`);
   return EXIT.OK;
-}
-
-function optionsOf(pairs: string[]): Record<string, string> {
-  const options: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf("=");
-    if (eq < 1) throw usage(`Invalid --option "${pair}": use KEY=VALUE`);
-    options[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return options;
 }

@@ -10,7 +10,7 @@ import { type TaskEvent, taskTopic } from "../services/agent/task.ts";
 import { PubsubClient, type PubsubSubscription } from "../services/pubsub/pubsub_client.ts";
 import { QueueClient } from "../services/queue/queue_client.ts";
 import { EXIT, type Role } from "../types/mod.ts";
-import { intFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
+import { intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 
@@ -62,7 +62,7 @@ export async function taskCommand(args: string[]): Promise<number> {
       id,
       executable: command[0]!,
       args: command.slice(1),
-      env: pairs(listFlag(parsed, "env")),
+      env: keyValueFlag(parsed, "env"),
       cores: intFlag(parsed, "cores", 1) || 1,
       ...(stringFlag(parsed, "cwd") ? { cwd: stringFlag(parsed, "cwd") } : {}),
     };
@@ -172,16 +172,6 @@ async function serviceOf(
     );
   }
   return targetFor(candidates[0]!, records);
-}
-
-function pairs(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of list) {
-    const eq = pair.indexOf("=");
-    if (eq < 1) throw usage(`Invalid --env "${pair}": use KEY=VALUE`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return out;
 }
 
 function describe(event: TaskEvent): string {
