@@ -7,7 +7,7 @@
  * Tests using the cluster must not run in parallel with each other (`deno test` runs files one
  * after the other unless `--parallel` is given): there is one cluster per machine.
  */
-import { checkTools, type Prereq, prereqRequired } from "./_prereq.ts";
+import { checkTools, type Prereq } from "./_prereq.ts";
 import { type CommandResult, run } from "./_testnet.ts";
 
 export type { CommandResult };
@@ -38,11 +38,6 @@ export const ETCD_PEER_URL: Readonly<Record<EtcdMember, string>> = {
 
 export type EtcdPrereq = Prereq;
 
-/** True when `FABRIC_E2E=require` (CI): a missing prerequisite is then a failure, not a skip. */
-export function etcdRequired(): boolean {
-  return prereqRequired();
-}
-
 /** The Debian package for each program the script needs. */
 const TOOLS: ReadonlyArray<readonly [string, string]> = [
   ["/usr/bin/etcd", "etcd-server"],
@@ -59,22 +54,6 @@ const TOOLS: ReadonlyArray<readonly [string, string]> = [
  */
 export async function etcdAvailable(): Promise<EtcdPrereq> {
   return await checkTools("the etcd test cluster", TOOLS);
-}
-
-/**
- * etcdAvailable, with the policy: when the cluster cannot run, print why and return the
- * reason (the caller skips), or throw when `FABRIC_E2E=require`.
- */
-export async function requireEtcd(): Promise<EtcdPrereq> {
-  const prereq = await etcdAvailable();
-  if (prereq.ok) return prereq;
-  if (etcdRequired()) {
-    throw new Error(`FABRIC_E2E=require, but the etcd test cluster cannot run: ${prereq.reason}`);
-  }
-  console.log(
-    `etcd e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
-  );
-  return prereq;
 }
 
 /** Runs `scripts/etcd-testcluster ARGS...` and returns its result, whatever the exit code. */

@@ -56,3 +56,30 @@ export async function checkTools(
     }`,
   };
 }
+
+/** What a test file does with its prerequisites. */
+export interface SkipPolicy {
+  /** Give to `Deno.test({ ignore })`: true when the tests must be skipped. */
+  skip: boolean;
+  /** Call first in each test: throws (naming the reason) when the prerequisite is missing. */
+  assertReady(): void;
+}
+
+/**
+ * The one policy for tests of real components: without the prerequisite, skip
+ * with a printed reason, unless `FABRIC_E2E=require` makes it a failure.
+ */
+export function skipPolicy(prereq: Prereq, what: string): SkipPolicy {
+  const skip = !prereq.ok && !prereqRequired();
+  if (!prereq.ok && skip) {
+    console.log(`${what} skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`);
+  }
+  return {
+    skip,
+    assertReady() {
+      if (!prereq.ok) {
+        throw new Error(`FABRIC_E2E=require, but ${what} cannot run: ${prereq.reason}`);
+      }
+    },
+  };
+}

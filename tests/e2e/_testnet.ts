@@ -6,7 +6,7 @@
  * after the other unless `--parallel` is given): there is one testnet per machine.
  */
 
-import { checkTools, type Prereq, prereqRequired } from "./_prereq.ts";
+import { checkTools, type Prereq } from "./_prereq.ts";
 
 /** The script, as an absolute path, so tests work from any working directory. */
 export const TESTNET_SCRIPT: string = new URL("../../scripts/testnet", import.meta.url).pathname;
@@ -38,11 +38,6 @@ export interface CommandResult {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** True when `FABRIC_E2E=require` (CI): a missing prerequisite is then a failure, not a skip. */
-export function testnetRequired(): boolean {
-  return prereqRequired();
 }
 
 /** Runs a program on this machine (not in the testnet) and collects its output. */
@@ -91,22 +86,6 @@ export async function checkTestnet(): Promise<TestnetPrereq> {
   }
   await run("ip", ["netns", "del", probe]);
   return { ok: true };
-}
-
-/**
- * checkTestnet, with the policy: when the testnet cannot run, print why and return the
- * reason (the caller skips), or throw when `FABRIC_E2E=require`.
- */
-export async function requireTestnet(): Promise<TestnetPrereq> {
-  const prereq = await checkTestnet();
-  if (prereq.ok) return prereq;
-  if (testnetRequired()) {
-    throw new Error(`FABRIC_E2E=require, but the testnet cannot run: ${prereq.reason}`);
-  }
-  console.log(
-    `testnet e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
-  );
-  return prereq;
 }
 
 /** Runs `scripts/testnet ARGS...` and returns its result, whatever the exit code. */

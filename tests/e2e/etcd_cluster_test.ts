@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { run } from "./_testnet.ts";
+import { skipPolicy } from "./_prereq.ts";
 import {
   b64,
   ETCD_CLIENT_URL,
@@ -27,7 +28,6 @@ import {
   etcdPause,
   etcdPut,
   etcdPutAnywhere,
-  etcdRequired,
   etcdResume,
   etcdStart,
   etcdStatus,
@@ -38,19 +38,7 @@ import {
   withEtcd,
 } from "./_etcd.ts";
 
-const prereq = await etcdAvailable();
-const skip = !prereq.ok && !etcdRequired();
-if (!prereq.ok && skip) {
-  console.log(
-    `etcd e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
-  );
-}
-
-function assertPrereq(): void {
-  if (!prereq.ok) {
-    throw new Error(`FABRIC_E2E=require, but the etcd test cluster cannot run: ${prereq.reason}`);
-  }
-}
+const { skip, assertReady } = skipPolicy(await etcdAvailable(), "the etcd test cluster");
 
 const ALL_URLS = ETCD_MEMBERS.map((m) => ETCD_CLIENT_URL[m]);
 
@@ -114,7 +102,7 @@ Deno.test({
   name: "etcd-testcluster exits 69 naming the etcd-server package when etcd is missing",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     // Hide /usr/bin/etcd behind an empty, non-executable file, in a private mount namespace.
     const empty = await Deno.makeTempFile({ prefix: "not-etcd-" });
     try {
@@ -144,7 +132,7 @@ Deno.test({
   name: "etcd-testcluster gives three healthy members and one leader when up",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     await withEtcd(async (urls) => {
       assert.deepEqual(urls, ALL_URLS);
       for (const url of urls) assert.ok(await etcdHealthy(url), `${url}/health`);
@@ -180,7 +168,7 @@ Deno.test({
   name: "etcd-testcluster replicates a key when it is written on one member and read on another",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     await withEtcd(async () => {
       const rev = await etcdPut(ETCD_CLIENT_URL.m1, "fabricd/test/replicated", "héllo ✓");
       assert.ok(rev > 1);
@@ -200,7 +188,7 @@ Deno.test({
     "etcd-testcluster elects a new leader within 5 s and keeps taking writes when the leader is killed",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     await withEtcd(async (urls) => {
       await etcdPut(ETCD_CLIENT_URL.m1, "fabricd/test/before", "1");
       const old = await etcdLeader();
@@ -232,7 +220,7 @@ Deno.test({
     "etcd-testcluster rejoins a killed member with the writes it missed when it is started again",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     await withEtcd(async (urls) => {
       const old = await etcdLeader();
       await etcdKill(old.name);
@@ -262,7 +250,7 @@ Deno.test({
   name: "etcd-testcluster keeps taking writes through the others when a follower is paused",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     await withEtcd(async () => {
       const leader = await etcdLeader();
       const [paused, other] = followerOf(leader.name);
@@ -300,7 +288,7 @@ Deno.test({
   name: "etcd-testcluster keeps the running cluster when up runs twice",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     await withEtcd(async (urls) => {
       const pids = (await etcdStatus()).members.map((m) => m.pid);
       assert.ok(pids.every((p) => p !== null && p > 0), JSON.stringify(pids));
@@ -319,7 +307,7 @@ Deno.test({
   name: "etcd-testcluster leaves no etcd process and no data dir when down",
   ignore: skip,
   async fn() {
-    assertPrereq();
+    assertReady();
     try {
       await etcdUp();
       assert.equal((await clusterProcesses()).length, 3);
@@ -346,7 +334,7 @@ Deno.test({
   name: "etcd-testcluster serves the v3 JSON API (txn, lease, watch) when up",
   ignore: skip,
   async fn(t) {
-    assertPrereq();
+    assertReady();
     await withEtcd(async ([u1 = "", u2 = "", u3 = ""]) => {
       await t.step("txn compare on mod_revision swaps only when the revision matches", async () => {
         const key = b64("fabricd/test/cas");

@@ -22,21 +22,15 @@ import {
   etcdKill,
   etcdLeader,
   etcdPause,
-  etcdRequired,
   etcdResume,
   etcdStart,
   etcdWaitLeader,
   withEtcd,
 } from "./_etcd.ts";
+import { skipPolicy } from "./_prereq.ts";
 import { eventually, withTempDir } from "./_fabric.ts";
 
-const prereq = await etcdAvailable();
-const skip = !prereq.ok && !etcdRequired();
-if (!prereq.ok && skip) {
-  console.log(
-    `etcd registry e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
-  );
-}
+const { skip, assertReady } = skipPolicy(await etcdAvailable(), "etcd registry e2e tests");
 const HEARTBEAT_MS = 500; // lease TTL 2 s (etcd leases are whole seconds)
 
 Deno.test({
@@ -45,7 +39,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async (t) => {
-  if (!prereq.ok) throw new Error(`FABRIC_E2E=require, but: ${prereq.reason}`);
+  assertReady();
   await withEtcd(async (urls) => {
     const prefix = `/contract-${crypto.randomUUID()}/`;
     const open = () => EtcdStore.open(urls, { prefix, ttlMs: 6000 });
@@ -60,7 +54,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async (t) => {
-  if (!prereq.ok) throw new Error(`FABRIC_E2E=require, but: ${prereq.reason}`);
+  assertReady();
   await withEtcd((urls) =>
     withTempDir(async (dir) => {
       const keys = await generateFabricKeys();

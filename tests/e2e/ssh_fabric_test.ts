@@ -11,19 +11,13 @@ import {
   TESTNET_ADDR,
   testnetCanConnect,
   testnetExec,
-  testnetRequired,
   testnetSpawn,
   withTestnet,
 } from "./_testnet.ts";
+import { skipPolicy } from "./_prereq.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 
-const prereq = await checkTestnet();
-const skip = !prereq.ok && !testnetRequired();
-if (!prereq.ok && skip) {
-  console.log(
-    `ssh fabric e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
-  );
-}
+const { skip, assertReady } = skipPolicy(await checkTestnet(), "ssh fabric e2e tests");
 async function eventuallyState(
   records: () => Promise<ServiceRecord[]>,
   id: string,
@@ -50,7 +44,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async (t) => {
-  if (!prereq.ok) throw new Error(`FABRIC_E2E=require, but: ${prereq.reason}`);
+  assertReady();
   await withTestnet(async () => {
     const dir = await Deno.makeTempDir({ prefix: "fabricd-ssh-" });
     const fabric = `${dir}/fabric.yaml`;

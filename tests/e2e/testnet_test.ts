@@ -14,18 +14,12 @@ import {
   testnetDown,
   testnetExec,
   testnetListen,
-  testnetRequired,
   testnetSsh,
   testnetUp,
 } from "./_testnet.ts";
+import { skipPolicy } from "./_prereq.ts";
 
-const prereq = await checkTestnet();
-const skip = !prereq.ok && !testnetRequired();
-if (!prereq.ok && skip) {
-  console.log(
-    `testnet e2e tests skipped: ${prereq.reason} (FABRIC_E2E=require makes this a failure)`,
-  );
-}
+const { skip, assertReady } = skipPolicy(await checkTestnet(), "the testnet");
 
 const STATE_DIR = "/var/lib/fabricd-testnet";
 
@@ -53,9 +47,7 @@ Deno.test({
   name: "testnet builds an HPC site when brought up as root",
   ignore: skip,
   async fn(t) {
-    if (!prereq.ok) {
-      throw new Error(`FABRIC_E2E=require, but the testnet cannot run: ${prereq.reason}`);
-    }
+    assertReady();
     try {
       // Start from nothing, whatever an earlier run left behind.
       await testnetDown();
