@@ -138,7 +138,10 @@ export class RegistryClient {
       } catch (error) {
         if (!(error instanceof FabricRequestError) || error.status !== 0) throw error;
         last = error;
-        this.#current = (this.#current + 1) % this.#endpoints.length;
+        // Move on once, even when many concurrent calls fail on this endpoint.
+        if (this.#endpoints[this.#current] === endpoint) {
+          this.#current = (this.#current + 1) % this.#endpoints.length;
+        }
       }
     }
     throw last;

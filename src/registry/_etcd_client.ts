@@ -125,6 +125,17 @@ export class EtcdClient {
     this.#requestMs = options.requestMs ?? 1000;
   }
 
+  /**
+   * Leaves `failed` for the next member, unless a concurrent call already
+   * did: many calls failing on one member at once must move on once, not each
+   * advance the index (which could land them back on the failed member).
+   */
+  #moveOn(failed: string): void {
+    if (this.#endpoints[this.#current] === failed) {
+      this.#current = (this.#current + 1) % this.#endpoints.length;
+    }
+  }
+
   /** The member in use now. */
   get endpoint(): string {
     return this.#endpoints[this.#current]!;
@@ -158,7 +169,7 @@ export class EtcdClient {
         if (error instanceof EtcdError) throw error;
         last = `${endpoint}: ${error instanceof Error ? error.message : error}`;
       }
-      this.#current = (this.#current + 1) % this.#endpoints.length;
+      this.#moveOn(endpoint);
       if (Date.now() > deadline) {
         throw new EtcdError(
           `No etcd member answered ${path} within ${this.#retryMs} ms (last: ${last})`,
@@ -319,7 +330,7 @@ export class EtcdClient {
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof WatchCompactedError) throw error;
-        this.#current = (this.#current + 1) % this.#endpoints.length;
+        this.#moveOn(endpoint);
         await new Promise((r) => setTimeout(r, 200));
       } finally {
         clearTimeout(idle);
