@@ -9,9 +9,8 @@
  * The headline value is SIGKILL to DEAD; the hang is reported beside it.
  * @module
  */
-import { join } from "node:path";
-import { initFabric } from "../../src/cli/init.ts";
-import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
+import type { LocalFabric } from "../../src/cli/local_fabric.ts";
+import { withBenchFabric } from "./_local_fabric.ts";
 import type { ServiceRecord, SpawnResult } from "../../src/types/mod.ts";
 import { type Benchmark, type BenchResult, envNumber, median, round, say } from "./_harness.ts";
 
@@ -33,15 +32,7 @@ interface Round {
 
 async function run(): Promise<BenchResult> {
   const runs = Math.round(envNumber("BENCH_RUNS", 7));
-  const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-fail-" });
-  let local: LocalFabric | null = null;
-  try {
-    const fabric = await initFabric(join(dir, "fabric.yaml"));
-    local = await startLocalFabric(join(dir, "fabric.yaml"), fabric, {
-      dir,
-      port: 0,
-      heartbeatMs: HEARTBEAT_MS,
-    });
+  return await withBenchFabric("fail", HEARTBEAT_MS, async (local) => {
     const killed: Round[] = [];
     const hung: Round[] = [];
     for (let i = 0; i < runs; i++) {
@@ -76,10 +67,7 @@ async function run(): Promise<BenchResult> {
       hang_to_alive_ms: round(median(hung.map((r) => r.aliveMs))),
       heartbeat_ms: HEARTBEAT_MS,
     };
-  } finally {
-    if (local) await local.stopAll("benchmark finished").catch(() => 0);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 }
 
 async function measure(local: LocalFabric, signal: "SIGKILL" | "SIGSTOP"): Promise<Round> {

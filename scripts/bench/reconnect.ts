@@ -6,8 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { initFabric } from "../../src/cli/init.ts";
-import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
+import { withBenchFabric } from "./_local_fabric.ts";
 import { selfCommand } from "../../src/image/self_command.ts";
 import { type Benchmark, type BenchResult, envNumber, median, round, say } from "./_harness.ts";
 
@@ -33,12 +32,8 @@ async function timeCommand(executable: string, args: string[]): Promise<number> 
 
 async function run(): Promise<BenchResult> {
   const runs = Math.round(envNumber("BENCH_RUNS", 10));
-  const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-reconnect-" });
-  let local: LocalFabric | null = null;
-  try {
+  return await withBenchFabric("reconnect", 2000, async (local, dir) => {
     const fabricPath = join(dir, "fabric.yaml");
-    const fabric = await initFabric(fabricPath);
-    local = await startLocalFabric(fabricPath, fabric, { dir, port: 0, heartbeatMs: 2000 });
     for (let i = 0; i < SERVICES; i++) {
       await local.client.call(local.spawner, {
         method: "POST",
@@ -87,8 +82,5 @@ async function run(): Promise<BenchResult> {
       runs,
       services: SERVICES,
     };
-  } finally {
-    if (local) await local.stopAll("benchmark finished").catch(() => 0);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 }

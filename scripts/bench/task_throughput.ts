@@ -5,9 +5,7 @@
  * process-start floor an agent cannot beat per slot).
  * @module
  */
-import { join } from "node:path";
-import { initFabric } from "../../src/cli/init.ts";
-import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
+import { withBenchFabric } from "./_local_fabric.ts";
 import type { TaskEvent } from "../../src/services/agent/task.ts";
 import { PubsubClient } from "../../src/services/pubsub/pubsub_client.ts";
 import { QueueClient } from "../../src/services/queue/queue_client.ts";
@@ -25,17 +23,9 @@ export const taskThroughput: Benchmark = {
 
 async function run(): Promise<BenchResult> {
   const count = Math.round(envNumber("BENCH_RUNS", 1000));
-  const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-tasks-" });
-  let local: LocalFabric | null = null;
-  try {
-    const fabric = await initFabric(join(dir, "fabric.yaml"));
-    local = await startLocalFabric(join(dir, "fabric.yaml"), fabric, {
-      dir,
-      port: 0,
-      heartbeatMs: 2000,
-    });
+  return await withBenchFabric("tasks", 2000, async (local) => {
     const spawn = (body: Record<string, unknown>) =>
-      local!.client.call<SpawnResult>(local!.spawner, { method: "POST", path: "/v1/spawn", body }, {
+      local.client.call<SpawnResult>(local.spawner, { method: "POST", path: "/v1/spawn", body }, {
         timeoutMs: 60_000,
       });
     const queue = await spawn({ role: "queue", options: { capacity: String(count + 10) } });
@@ -91,10 +81,7 @@ async function run(): Promise<BenchResult> {
       queue_fill_ms: round(putMs),
       slots: 2,
     };
-  } finally {
-    if (local) await local.stopAll("benchmark finished").catch(() => 0);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  });
 }
 
 async function bareRate(n: number): Promise<number> {
