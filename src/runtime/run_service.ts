@@ -171,14 +171,12 @@ export async function runService(options: RunServiceOptions): Promise<number> {
 }
 
 async function waitForConfigure(service: FabricService, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (service.state === "ALIVE") return true;
-    const stopped = await Promise.race([
-      service.stopRequested.then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), 50)),
-    ]);
-    if (stopped) return true;
-  }
-  return service.state === "ALIVE";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const configured = await Promise.race([
+    service.placed.then(() => true),
+    service.stopRequested.then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  return configured;
 }

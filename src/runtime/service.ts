@@ -47,6 +47,8 @@ export class FabricService implements ServiceHandlers {
   #logger = log("service");
   #keys: FabricKeys | null = null;
   #registryEndpoints: RegistryEndpoint[] = [];
+  #client: FabricClient | null = null;
+  #registry: RegistryClient | null = null;
   #handover: KeyHandover | null = null;
   #placement: ServicePlacement | null = null;
   #placing = false;
@@ -64,6 +66,9 @@ export class FabricService implements ServiceHandlers {
   #stopRequested: (reason: string) => void;
   /** Resolves with the reason when the service has been asked to stop. */
   readonly stopRequested: Promise<string>;
+  /** Resolves once the service is configured and registered ALIVE. */
+  readonly placed: Promise<void>;
+  #placed: () => void;
 
   /** A service that has not bootstrapped yet. */
   constructor(identity: ServiceIdentity, module: RoleModule) {
@@ -72,6 +77,9 @@ export class FabricService implements ServiceHandlers {
     let resolve = (_reason: string): void => {};
     this.stopRequested = new Promise<string>((r) => (resolve = r));
     this.#stopRequested = resolve;
+    let placed = (): void => {};
+    this.placed = new Promise<void>((r) => (placed = r));
+    this.#placed = placed;
   }
 
   /** The fabric keys once known, else null. */
@@ -89,6 +97,10 @@ export class FabricService implements ServiceHandlers {
     this.#keys = keys;
     this.#registryEndpoints = registries;
     this.#parent = parent ?? null;
+    // One client for the life of the service: it remembers which registry
+    // endpoint answers, so a dead replica is not tried first on every call.
+    this.#client = new FabricClient(keys);
+    this.#registry = new RegistryClient(this.#client, registries);
     this.#handover = new KeyHandover({
       keys,
       registries: () => this.#registryEndpoints,
@@ -119,7 +131,6 @@ export class FabricService implements ServiceHandlers {
 
   async #place(placement: ServicePlacement): Promise<ServiceRecord> {
     for (const s of placement.sessions) this.#sessions.add(s);
-    const client = new FabricClient(placement.keys);
     this.#role = await this.#module.start(
       {
         serviceId: this.identity.id,
@@ -129,7 +140,7 @@ export class FabricService implements ServiceHandlers {
         options: { ...this.identity.options, ...placement.options },
         incarnation: placement.incarnation,
       },
-      { keys: placement.keys, registry: new RegistryClient(client, this.#registriesFor()) },
+      { keys: placement.keys, registry: this.registry() },
     );
     const registry = this.registry();
     const old = (await registry.get(this.identity.id))?.record;
@@ -159,6 +170,7 @@ export class FabricService implements ServiceHandlers {
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
     if (old) await failOrphanedSpawns(registry, this.identity.id);
     this.#placement = placement;
+    this.#placed();
     this.#state = "ALIVE";
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
       intervalMs: placement.heartbeatMs,
@@ -180,8 +192,8 @@ export class FabricService implements ServiceHandlers {
 
   /** A registry client signed with the fabric keys. */
   registry(): RegistryClient {
-    if (!this.#keys) throw new ConflictError("Service is not bootstrapped yet");
-    return new RegistryClient(new FabricClient(this.#keys), this.#registriesFor());
+    if (!this.#registry) throw new ConflictError("Service is not bootstrapped yet");
+    return this.#registry;
   }
 
   status(): ServiceStatus {
@@ -246,7 +258,7 @@ export class FabricService implements ServiceHandlers {
     const supervisor = this.#supervise();
     const result = await spawnService(request, {
       keys: placement.keys,
-      client: new FabricClient(placement.keys),
+      client: this.#client!,
       registry: this.registry(),
       handover: this.#handover!,
       self: { id: this.identity.id, url: this.identity.endpoint, route: placement.route },
@@ -372,9 +384,5 @@ export class FabricService implements ServiceHandlers {
       throw new ConflictError(`Service "${this.identity.id}" is not configured yet: retry shortly`);
     }
     return this.#placement;
-  }
-
-  #registriesFor(): RegistryEndpoint[] {
-    return this.#registryEndpoints;
   }
 }
