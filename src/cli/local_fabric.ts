@@ -150,29 +150,59 @@ export async function stopServices(
   registry: RegistryClient,
   options: StopServicesOptions,
 ): Promise<number> {
-  const all = await registry.list();
-  const records = all.filter((r) =>
-    ["ALIVE", "SUSPECT", "CONFIGURING"].includes(r.state) &&
-    (!options.ids || options.ids.includes(r.id))
-  );
-  const order = (r: ServiceRecord): number => (r.role === "registry" ? -1 : r.route.length);
-  records.sort((a, b) => order(b) - order(a));
-  for (const record of records) {
-    try {
-      await client.call(targetFor(record, all), {
-        method: "POST",
-        path: "/v1/stop",
-        body: { reason: options.reason },
-      });
-    } catch {
-      // Unreachable: it is already gone or will be declared DEAD.
-      continue;
+  const stopped = new Set<string>();
+  const wanted = (r: ServiceRecord): boolean =>
+    RUNNING.includes(r.state) && (!options.ids || options.ids.includes(r.id));
+  // Services first, children before parents; again while any is still running
+  // (a restart that was under way when the stop began finishes meanwhile).
+  for (let pass = 0; pass < 3; pass++) {
+    const all = await registry.list();
+    const records = all.filter((r) => wanted(r) && r.role !== "registry");
+    if (records.length === 0) break;
+    records.sort((a, b) => b.route.length - a.route.length);
+    for (const record of records) {
+      if (await askToStop(client, record, all, options.reason)) {
+        stopped.add(record.id);
+        await waitGone(registry, record.id, options.timeoutMs ?? 10_000);
+      }
     }
-    if (record.role !== "registry") {
-      await waitGone(registry, record.id, options.timeoutMs ?? 10_000);
-    }
+    if (pass < 2) await new Promise((r) => setTimeout(r, 300));
   }
-  return records.length;
+  // Registries last: the others record STOPPED in them on the way out.
+  const all = await registry.list();
+  for (const record of all.filter((r) => wanted(r) && r.role === "registry")) {
+    if (await askToStop(client, record, all, options.reason)) stopped.add(record.id);
+  }
+  return stopped.size;
+}
+
+/** States of a service that may still have a process running. */
+const RUNNING: readonly string[] = [
+  "LAUNCHING",
+  "BOOTSTRAPPING",
+  "CONFIGURING",
+  "RESTARTING",
+  "ALIVE",
+  "SUSPECT",
+];
+
+async function askToStop(
+  client: FabricClient,
+  record: ServiceRecord,
+  all: ServiceRecord[],
+  reason: string,
+): Promise<boolean> {
+  try {
+    await client.call(targetFor(record, all), {
+      method: "POST",
+      path: "/v1/stop",
+      body: { reason },
+    });
+    return true;
+  } catch {
+    // Unreachable (already gone, or declared DEAD in time), or no endpoint yet.
+    return false;
+  }
 }
 
 /**
