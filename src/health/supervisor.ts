@@ -79,7 +79,11 @@ export class Supervisor {
    * (-1: unknown). If that incarnation was still running (not stopped cleanly,
    * not replaced), it is declared DEAD and restarted.
    */
-  async childExited(child: { id: string; incarnation: number }, code: number): Promise<void> {
+  async childExited(
+    child: { id: string; incarnation: number },
+    code: number,
+    why?: string,
+  ): Promise<void> {
     if (this.#stopped || code < 0) return;
     const id = child.id;
     const found = await this.#deps.registry().get(id).catch(() => undefined);
@@ -89,7 +93,7 @@ export class Supervisor {
     await this.#deps.registry().transition(id, {
       incarnation: record.incarnation,
       to: "DEAD",
-      reason: `process exited with code ${code}`,
+      reason: `process exited with code ${code}${why ? `: ${why}` : ""}`,
     }).catch(() => {});
     this.#schedule(id);
   }

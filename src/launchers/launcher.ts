@@ -1,7 +1,7 @@
 /**
  * How a process is started on a target (DESIGN.md "Words": launcher), in the
- * URL style of SAGA job adaptors: `local://`, `ssh://[user@]host[:port]`, later
- * `slurm://`.
+ * URL style of SAGA job adaptors: `local://`, `ssh://[user@]host[:port]`,
+ * `slurm://[partition]`.
  * @module
  */
 import type { RegistryEndpoint } from "../types/mod.ts";
@@ -14,6 +14,11 @@ export interface LaunchSpec {
   args: string[];
   /** Environment for the new process: `FABRIC_OTP`, `FABRIC_PARENT`, `FABRIC_PIN`. */
   env: Record<string, string>;
+  /**
+   * The service's options (`cores`, `walltime`, ...); batch launchers turn the
+   * resource ones into their job's request. Default: none.
+   */
+  options?: Record<string, string>;
 }
 
 /** The parent and the registries as the new process reaches them. */
@@ -39,6 +44,11 @@ export interface LaunchedProcess {
   reach(childEndpoint: string): Promise<string>;
   /** Sends a signal to the process; a process already gone is not an error. */
   kill(signal?: Deno.Signal): void;
+  /**
+   * Why the process ended, in the launcher's words (e.g. "Slurm job 12 CANCELLED"),
+   * once `exited` has resolved; undefined when the launcher knows no more than the code.
+   */
+  endReason?(): string | undefined;
 }
 
 /** Starts processes on one kind of target. */
@@ -56,6 +66,12 @@ export interface Launcher {
    * @throws {Error} with a reason a human can act on when it cannot start.
    */
   launch(spec: LaunchSpec): Promise<LaunchedProcess>;
+  /**
+   * How long a launched process may take to bootstrap, ms, which is also how
+   * long its one-time password lives. Batch launchers answer with the time a
+   * job may wait in the queue; without this method the spawner's default holds.
+   */
+  bootstrapWindowMs?(spec: LaunchSpec): number;
   /** Releases what the launcher holds (SSH connections); the processes it started keep running. */
   close?(): Promise<void>;
 }

@@ -11,8 +11,10 @@
  */
 import { type Launcher, LauncherUrlError } from "./launcher.ts";
 import { LocalLauncher } from "./local.ts";
+import { SlurmLauncher } from "./slurm.ts";
 import { SshLauncher } from "./ssh.ts";
 
+export { type BatchJob, batchJobs, type BatchPhase } from "./batch_jobs.ts";
 export {
   type ChildView,
   type LaunchedProcess,
@@ -55,9 +57,16 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
     } catch (error) {
       throw new LauncherUrlError((error as Error).message);
     }
-  } else if (scheme === "slurm" || scheme === "slurm+ssh") {
+  } else if (scheme === "slurm") {
+    try {
+      launcher = new SlurmLauncher(url, { dir: context.dir });
+    } catch (error) {
+      throw new LauncherUrlError((error as Error).message);
+    }
+  } else if (scheme === "slurm+ssh") {
     throw new LauncherUrlError(
-      `Launcher "${scheme}://" is not built yet in this version: use local:// or ssh://host`,
+      `Launcher "slurm+ssh://" is not built yet: spawn a spawner on the head node with ` +
+        `ssh://head, then spawn there with slurm://[partition]`,
     );
   } else {
     throw new LauncherUrlError(

@@ -7,7 +7,8 @@
 import type { Hono } from "hono";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
-import type { Role } from "../types/mod.ts";
+import type { SpawnRequest } from "../api/schemas.ts";
+import type { Role, SpawnResult } from "../types/mod.ts";
 
 /** What a role gets when it starts. */
 export interface RoleConfig {
@@ -42,11 +43,28 @@ export class StateLostError extends Error {
  */
 export type ReplacementPolicy = "fresh" | "propagate";
 
+/** What a role may learn of a spawn it asked for. */
+export interface SpawnHooks {
+  /** Called once the new service is on record (LAUNCHING), before it is launched. */
+  onRecorded?: (service: { id: string; incarnation: number }) => void;
+}
+
 /** What a role may use. */
 export interface RoleDeps {
   keys: FabricKeys;
   /** The registry; the registry role gets a client to itself. */
   registry: RegistryClient;
+  /**
+   * Spawns a child of this service through its own spawn flow (what `POST
+   * /v1/spawn` does), supervised like every child.
+   */
+  spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult>;
+  /**
+   * The parent as this service reaches it (its bootstrap endpoint), or null
+   * for a root service. A service below the root reaches the rest of the
+   * fabric through it, along the target's route.
+   */
+  parent: { id: string; url: string } | null;
 }
 
 /** A running role. */

@@ -6,6 +6,7 @@
 import { registryRole } from "../registry/registry_role.ts";
 import { agentRole } from "../services/agent/agent_role.ts";
 import { bridgeRole } from "../services/bridge/bridge_role.ts";
+import { pilotManagerRole } from "../services/pilot_manager/pilot_manager_role.ts";
 import { pubsubRole } from "../services/pubsub/pubsub_role.ts";
 import { queueRole } from "../services/queue/queue_role.ts";
 import { spawnerRole } from "../services/spawner/spawner_role.ts";
@@ -20,4 +21,5 @@ export const ROLE_MODULES: Partial<Record<Role, RoleModule>> = {
   queue: queueRole,
   pubsub: pubsubRole,
   agent: agentRole,
+  "pilot-manager": pilotManagerRole,
 };

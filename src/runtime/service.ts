@@ -36,7 +36,7 @@ import { log } from "./logging.ts";
 import type { ServiceIdentity, ServicePlacement } from "./_service_types.ts";
 
 export type { ServiceIdentity, ServicePlacement };
-import { type RoleHandle, type RoleModule, StateLostError } from "./role.ts";
+import { type RoleHandle, type RoleModule, type SpawnHooks, StateLostError } from "./role.ts";
 import { ROLE_MODULES } from "./roles.ts";
 import { Supervisor } from "../health/supervisor.ts";
 
@@ -140,7 +140,12 @@ export class FabricService implements ServiceHandlers {
         options: { ...this.identity.options, ...placement.options },
         incarnation: placement.incarnation,
       },
-      { keys: placement.keys, registry: this.registry() },
+      {
+        keys: placement.keys,
+        registry: this.registry(),
+        spawn: (request, hooks) => this.spawn(request, hooks),
+        parent: this.#parent ? { id: this.#parent.id, url: this.#parent.url } : null,
+      },
     );
     const registry = this.registry();
     const old = (await registry.get(this.identity.id))?.record;
@@ -253,7 +258,7 @@ export class FabricService implements ServiceHandlers {
     };
   }
 
-  async spawn(request: SpawnRequest): Promise<SpawnResult> {
+  async spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
     const placement = this.#requirePlacement();
     const supervisor = this.#supervise();
     const result = await spawnService(request, {
@@ -265,8 +270,11 @@ export class FabricService implements ServiceHandlers {
       dir: this.identity.dir,
       registries: this.#registryEndpoints,
       heartbeatMs: placement.heartbeatMs,
+      ...(hooks.onRecorded ? { onRecorded: hooks.onRecorded } : {}),
       onLaunched: (child, service) => {
-        void child.exited.then((code) => supervisor.childExited(service, code));
+        void child.exited.then((code) =>
+          supervisor.childExited(service, code, child.endReason?.())
+        );
       },
     });
     this.#children.set(result.id, result.endpoint);

@@ -11,7 +11,7 @@ import type { FabricClient } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { launcherFor } from "../launchers/mod.ts";
-import type { LaunchedProcess, Launcher } from "../launchers/launcher.ts";
+import type { LaunchedProcess, Launcher, LaunchSpec } from "../launchers/launcher.ts";
 import {
   EXIT,
   type RegistryEndpoint,
@@ -40,6 +40,8 @@ export interface SpawnDeps {
   bootstrapTimeoutMs?: number;
   /** Launcher to use instead of the one `request.on` names (tests wrap the real one). */
   launcher?: Launcher;
+  /** Called once the new service is on record, before it is launched. */
+  onRecorded?: (service: { id: string; incarnation: number }) => void;
   /** Called with each launched child, so the spawner can watch it. */
   onLaunched?: (child: LaunchedProcess, service: { id: string; incarnation: number }) => void;
 }
@@ -109,26 +111,34 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     await deps.registry.put(record, plan.reason);
     written = true;
   }
-  const expected = deps.handover.expect(id, { view });
+  deps.onRecorded?.({ id, incarnation: record.incarnation });
+  const spec: LaunchSpec = {
+    id,
+    args: ["--role", record.role, "--id", id],
+    env: {},
+    options: record.options,
+  };
+  // A batch job may wait in its queue: its password lives as long as that wait.
+  const timeoutMs = launcher.bootstrapWindowMs?.(spec) ?? deps.bootstrapTimeoutMs ?? 30_000;
+  const expected = deps.handover.expect(id, {
+    view,
+    ...(launcher.bootstrapWindowMs ? { ttlMs: timeoutMs } : {}),
+  });
   discard = expected.discard;
+  spec.env = {
+    FABRIC_OTP: expected.password,
+    FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
+    FABRIC_PIN: deps.keys.fingerprint,
+  };
 
   let child: LaunchedProcess;
   try {
-    child = await launcher.launch({
-      id,
-      args: ["--role", record.role, "--id", id],
-      env: {
-        FABRIC_OTP: expected.password,
-        FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
-        FABRIC_PIN: deps.keys.fingerprint,
-      },
-    });
+    child = await launcher.launch(spec);
   } catch (error) {
     return await fail(`launch failed: ${messageOf(error)}`, null);
   }
   deps.onLaunched?.(child, { id, incarnation: record.incarnation });
 
-  const timeoutMs = deps.bootstrapTimeoutMs ?? 30_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
     expected.arrived.then((arrival) => ({ kind: "arrived" as const, arrival })),
@@ -139,7 +149,8 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   ]);
   clearTimeout(timer);
   if (outcome.kind === "exited") {
-    const why = EXIT_REASONS[outcome.code] ?? "the new service exited before bootstrap";
+    const why = EXIT_REASONS[outcome.code] ?? child.endReason?.() ??
+      "the new service exited before bootstrap";
     return await fail(`${why} (exit ${outcome.code}, log ${child.logFile})`, outcome.code);
   }
   if (outcome.kind === "timeout") {

@@ -34,6 +34,7 @@ export const BUILT_ROLES: readonly Role[] = [
   "agent",
   "queue",
   "pubsub",
+  "pilot-manager",
 ];
 
 /** Every state a service record can be in (DESIGN.md "Registry"). */

@@ -1,0 +1,164 @@
+/**
+ * Slurm's own commands, as the `slurm://` launcher uses them: the job script,
+ * `sbatch --parsable`, one `squeue` for every followed job, `scontrol show job`
+ * for the exit code, `scancel`. Pure parsing lives here so it is tested
+ * without a cluster.
+ * @module
+ */
+import type { BatchPhase } from "./batch_jobs.ts";
+
+/** What one job asks of Slurm. */
+export interface JobRequest {
+  /** Service ID; the job is named `fabricd-ID`. */
+  id: string;
+  /** Partition, or "" for the cluster's default. */
+  partition: string;
+  /** Cores for the one task. */
+  cores: number;
+  /** Walltime in minutes, or 0 for the partition's default. */
+  walltimeMinutes: number;
+  /** Where the job's standard output and error go (appended). */
+  logFile: string;
+  /** Working directory of the job. */
+  workdir: string;
+  /** The command line to run, already split into words. */
+  command: string[];
+  /** Names (not values) of the environment variables the job receives. */
+  exportNames: string[];
+}
+
+/** One line of `squeue`: a job's state, nodes and reason. */
+export interface JobStatus {
+  jobId: string;
+  state: string;
+  nodes: string;
+  reason: string;
+}
+
+const QUEUED = new Set([
+  "PENDING",
+  "CONFIGURING",
+  "REQUEUED",
+  "REQUEUE_FED",
+  "REQUEUE_HOLD",
+  "RESIZING",
+  "SUSPENDED",
+  "STOPPED",
+]);
+const RUNNING = new Set(["RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"]);
+
+/** The fabric's phase of a Slurm job state (`squeue %T`); unknown states count as queued. */
+export function phaseOf(state: string): BatchPhase {
+  if (RUNNING.has(state)) return "running";
+  if (QUEUED.has(state)) return "queued";
+  return [
+      "COMPLETED",
+      "CANCELLED",
+      "FAILED",
+      "TIMEOUT",
+      "NODE_FAIL",
+      "PREEMPTED",
+      "OUT_OF_MEMORY",
+      "BOOT_FAIL",
+      "DEADLINE",
+      "SPECIAL_EXIT",
+      "REVOKED",
+    ].includes(state)
+    ? "ended"
+    : "queued";
+}
+
+/**
+ * The batch script for `request`. Secrets never appear in it: the job gets
+ * the one-time password through the environment that `sbatch` passes on
+ * (`--export` names the variables, their values stay out of argv and files).
+ */
+export function jobScript(request: JobRequest): string {
+  const lines = [
+    "#!/bin/sh",
+    `#SBATCH --job-name=${shellWord(`fabricd-${request.id}`)}`,
+    `#SBATCH --output=${shellWord(request.logFile)}`,
+    "#SBATCH --open-mode=append",
+    `#SBATCH --chdir=${shellWord(request.workdir)}`,
+    "#SBATCH --nodes=1",
+    "#SBATCH --ntasks=1",
+    `#SBATCH --cpus-per-task=${request.cores}`,
+    `#SBATCH --export=${request.exportNames.join(",")}`,
+    // A fabric service stops cleanly on SIGTERM; Slurm sends it at scancel and
+    // at the walltime, then SIGKILL after the cluster's KillWait.
+    ...(request.partition ? [`#SBATCH --partition=${shellWord(request.partition)}`] : []),
+    ...(request.walltimeMinutes > 0 ? [`#SBATCH --time=${request.walltimeMinutes}`] : []),
+    `exec ${request.command.map(shellWord).join(" ")}`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * The job ID from `sbatch --parsable` output (`ID` or `ID;cluster`).
+ * @throws {SyntaxError} when the output holds no job ID.
+ */
+export function parseSubmitted(output: string): string {
+  const id = /^(\d+)(;\S+)?$/m.exec(output.trim())?.[1];
+  if (!id) throw new SyntaxError(`sbatch printed no job ID: "${output.trim()}"`);
+  return id;
+}
+
+/** The squeue format that {@linkcode parseQueue} reads. */
+export const SQUEUE_FORMAT = "%i|%T|%N|%r";
+
+/** Lines of `squeue -h -o "%i|%T|%N|%r"`, by job ID. */
+export function parseQueue(output: string): Map<string, JobStatus> {
+  const found = new Map<string, JobStatus>();
+  for (const line of output.split("\n")) {
+    const [jobId, state, nodes, reason] = line.trim().split("|");
+    if (!jobId || !state || !/^\d+$/.test(jobId)) continue;
+    found.set(jobId, {
+      jobId,
+      state,
+      nodes: nodes ?? "",
+      reason: reason === "None" ? "" : reason ?? "",
+    });
+  }
+  return found;
+}
+
+/**
+ * The exit code from `scontrol show job -o ID` (`ExitCode=CODE:SIGNAL`):
+ * 128 + SIGNAL when a signal ended it, else CODE; -1 when absent.
+ */
+export function parseExitCode(output: string): number {
+  const match = /\bExitCode=(\d+):(\d+)/.exec(output);
+  if (!match) return -1;
+  const [code, signal] = [Number(match[1]), Number(match[2])];
+  return signal > 0 ? 128 + signal : code;
+}
+
+/**
+ * Minutes from a walltime option: `MINUTES`, `HH:MM:SS`, `MM:SS`, or with a
+ * unit (`90s`, `30m`, `2h`); partial minutes round up.
+ * @throws {RangeError} when it is none of these.
+ */
+export function walltimeMinutes(value: string): number {
+  const v = value.trim();
+  let seconds: number | undefined;
+  const unit = /^(\d+)\s*([smh])$/.exec(v);
+  if (/^\d+$/.test(v)) seconds = Number(v) * 60;
+  else if (unit) seconds = Number(unit[1]) * { s: 1, m: 60, h: 3600 }[unit[2] as "s" | "m" | "h"];
+  else if (/^\d+:\d{2}(:\d{2})?$/.test(v)) {
+    const parts = v.split(":").map(Number);
+    seconds = parts.length === 3
+      ? parts[0]! * 3600 + parts[1]! * 60 + parts[2]!
+      : parts[0]! * 60 + parts[1]!;
+  }
+  if (seconds === undefined || seconds <= 0) {
+    throw new RangeError(
+      `Invalid walltime "${value}": use minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS`,
+    );
+  }
+  return Math.ceil(seconds / 60);
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`;
+}

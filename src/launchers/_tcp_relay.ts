@@ -1,0 +1,78 @@
+/**
+ * A TCP relay: listens on an address the compute nodes can reach and pipes
+ * each connection to a loopback endpoint of this host (the spawner, or a
+ * registry forwarded here over SSH). Requests stay signed end to end, so the
+ * relay only moves bytes; the one-time password never crosses it.
+ * @module
+ */
+
+/** One listening relay to one target. */
+export interface TcpRelay {
+  /** The port it listens on. */
+  port: number;
+  /** Stops listening and closes the connections it carries. */
+  close(): void;
+}
+
+/**
+ * Listens on `bind` (any free port) and relays every connection to `target`
+ * (`host:port`).
+ * @throws {Deno.errors.AddrInUse | Error} when it cannot listen.
+ */
+export function startTcpRelay(bind: string, target: { host: string; port: number }): TcpRelay {
+  const listener = Deno.listen({ hostname: bind, port: 0, transport: "tcp" });
+  const open = new Set<Deno.Conn>();
+  const carry = async (inbound: Deno.Conn): Promise<void> => {
+    let outbound: Deno.Conn;
+    try {
+      outbound = await Deno.connect({ hostname: target.host, port: target.port });
+    } catch {
+      inbound.close();
+      return;
+    }
+    open.add(inbound);
+    open.add(outbound);
+    const closeBoth = () => {
+      for (const conn of [inbound, outbound]) {
+        if (!open.delete(conn)) continue;
+        try {
+          conn.close();
+        } catch {
+          // Already closed by the other direction.
+        }
+      }
+    };
+    // Either side ending ends both: HTTP peers do not half-close, and a pipe
+    // left waiting on a vanished peer would hold its connection forever.
+    await Promise.race([
+      inbound.readable.pipeTo(outbound.writable).catch(() => {}),
+      outbound.readable.pipeTo(inbound.writable).catch(() => {}),
+    ]);
+    closeBoth();
+  };
+  void (async () => {
+    try {
+      for await (const conn of listener) void carry(conn);
+    } catch {
+      // The listener was closed.
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close() {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      for (const conn of open) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      open.clear();
+    },
+  };
+}

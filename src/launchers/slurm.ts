@@ -1,0 +1,326 @@
+/**
+ * The `slurm://[partition][?advertise=HOST&bind=ADDR&wait=SECONDS]` launcher:
+ * starts fabricd as a Slurm batch job from the host the spawner runs on (a
+ * login or head node), follows it with `squeue`, cancels it with `scancel`.
+ *
+ * - The job runs the same image as the spawner: batch sites share the home
+ *   or scratch file system between the head and compute nodes, so the
+ *   image's path on this host is valid on the node (docs/slurm.md).
+ * - Compute nodes reach the head node but not its loopback, where the spawner
+ *   and the SSH-forwarded registries listen: `prepare()` opens TCP relays on
+ *   `bind` (default 0.0.0.0) and tells the child to use `advertise` (default
+ *   this host's name). The child listens on all addresses and is reached by
+ *   its node's name.
+ * - The one-time password reaches the job through the environment `sbatch`
+ *   passes on (`--export` names it; the value is in neither argv nor a file),
+ *   lives as long as the job may wait in the queue (`wait`, default 1 h, or
+ *   the spawn's `queueWait` option), and is discarded by the spawner when the
+ *   job ends before it bootstrapped.
+ * @module
+ */
+import { join } from "node:path";
+import { selfCommand } from "../image/self_command.ts";
+import type { RegistryEndpoint } from "../types/mod.ts";
+import { type BatchJob, batchJobs } from "./batch_jobs.ts";
+import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
+import {
+  jobScript,
+  type JobStatus,
+  parseExitCode,
+  parseQueue,
+  parseSubmitted,
+  phaseOf,
+  SQUEUE_FORMAT,
+  walltimeMinutes,
+} from "./_slurm_cli.ts";
+import { startTcpRelay, type TcpRelay } from "./_tcp_relay.ts";
+
+/** Options of {@linkcode SlurmLauncher}. */
+export interface SlurmLauncherOptions {
+  /** The spawner's state directory; job logs go to `<dir>/logs/<id>.log`. */
+  dir: string;
+  /** How often the followed jobs are polled, ms. Default 1000. */
+  pollMs?: number;
+}
+
+/** Environment variables a job receives besides the bootstrap ones, when set here. */
+const PASSED_ENV = ["PATH", "HOME", "DENO_DIR", "FABRIC_LOG_LEVEL", "TZ"];
+const DEFAULT_WAIT_S = 3600;
+
+interface FollowedJob {
+  job: BatchJob;
+  resolve: (code: number) => void;
+}
+
+/** Starts fabricd processes as Slurm batch jobs. */
+export class SlurmLauncher implements Launcher {
+  readonly url: string;
+  #dir: string;
+  #partition: string;
+  #advertise: string;
+  #bind: string;
+  #waitMs: number;
+  #pollMs: number;
+  #relays = new Map<string, TcpRelay>();
+  #followed = new Map<string, FollowedJob>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #polling = false;
+  #closed = false;
+
+  /**
+   * A launcher for `url`.
+   * @throws {TypeError} when the URL or one of its parameters is malformed.
+   */
+  constructor(url: string, options: SlurmLauncherOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new TypeError(`Invalid launcher "${url}": use slurm://[partition]`);
+    }
+    if (parsed.pathname !== "" && parsed.pathname !== "/") {
+      throw new TypeError(`Invalid launcher "${url}": use slurm://[partition], without a path`);
+    }
+    const known = new Set(["advertise", "bind", "wait"]);
+    for (const key of parsed.searchParams.keys()) {
+      if (!known.has(key)) {
+        throw new TypeError(
+          `Invalid launcher "${url}": unknown parameter "${key}" (use advertise, bind, wait)`,
+        );
+      }
+    }
+    const wait = parsed.searchParams.get("wait") ?? String(DEFAULT_WAIT_S);
+    if (!/^\d+$/.test(wait) || Number(wait) <= 0) {
+      throw new TypeError(`Invalid launcher "${url}": wait must be a number of seconds`);
+    }
+    this.url = url;
+    this.#dir = options.dir;
+    this.#partition = parsed.hostname;
+    this.#advertise = parsed.searchParams.get("advertise") ?? Deno.hostname();
+    this.#bind = parsed.searchParams.get("bind") ?? "0.0.0.0";
+    this.#waitMs = Number(wait) * 1000;
+    this.#pollMs = options.pollMs ?? 1000;
+  }
+
+  /**
+   * Checks that Slurm's commands run here and relays the parent and the
+   * registries to an address the compute nodes reach.
+   * @throws {Error} when `sbatch` is missing or a relay cannot listen.
+   */
+  async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
+    await run("sbatch", ["--version"]).catch((error) => {
+      throw new Error(
+        `cannot run sbatch on ${Deno.hostname()} (${(error as Error).message}): ` +
+          "slurm:// runs on a host with Slurm's client commands (Debian: slurm-client)",
+      );
+    });
+    return {
+      parentUrl: this.#relayed(parentUrl),
+      registries: registries.map((r) => ({ id: r.id, url: this.#relayed(r.url) })),
+    };
+  }
+
+  /** The spawn's `queueWait` option (seconds), else the URL's `wait`. */
+  bootstrapWindowMs(spec: LaunchSpec): number {
+    const wait = spec.options?.queueWait;
+    return wait && /^\d+$/.test(wait) && Number(wait) > 0 ? Number(wait) * 1000 : this.#waitMs;
+  }
+
+  /**
+   * Submits the job and starts following it.
+   * @throws {Error} when the options are unusable or `sbatch` refuses the job.
+   */
+  async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
+    const cores = Number(spec.options?.cores ?? "1");
+    if (!Number.isInteger(cores) || cores < 1) {
+      throw new Error(`Invalid cores "${spec.options?.cores}": use a whole number of at least 1`);
+    }
+    const walltime = spec.options?.walltime ? walltimeMinutes(spec.options.walltime) : 0;
+    const logDir = join(this.#dir, "logs");
+    await Deno.mkdir(logDir, { recursive: true, mode: 0o700 });
+    const logFile = join(logDir, `${spec.id}.log`);
+    const self = selfCommand();
+    const script = jobScript({
+      id: spec.id,
+      partition: this.#partition,
+      cores,
+      walltimeMinutes: walltime,
+      logFile,
+      workdir: this.#dir,
+      command: [
+        self.executable,
+        ...self.prefix,
+        ...spec.args,
+        "--dir",
+        this.#dir,
+        "--listen",
+        "0.0.0.0:0",
+      ],
+      exportNames: [
+        ...Object.keys(spec.env),
+        ...PASSED_ENV.filter((name) => Deno.env.get(name) !== undefined),
+      ],
+    });
+    const submitted = await run("sbatch", ["--parsable"], { stdin: script, env: spec.env });
+    const jobId = parseSubmitted(submitted);
+    const now = Date.now();
+    let resolve!: (code: number) => void;
+    const exited = new Promise<number>((r) => resolve = r);
+    const followed: FollowedJob = {
+      job: {
+        serviceId: spec.id,
+        jobId,
+        launcher: this.url,
+        state: "PENDING",
+        phase: "queued",
+        nodes: "",
+        reason: "",
+        exitCode: null,
+        submitted: now,
+        updated: now,
+      },
+      resolve,
+    };
+    this.#followed.set(jobId, followed);
+    batchJobs.update(followed.job, () => this.#cancel(jobId));
+    this.#schedulePoll(0);
+    return {
+      pid: 0,
+      host: this.#partition ? `slurm:${this.#partition}` : "slurm",
+      logFile,
+      exited,
+      reach: (endpoint) => Promise.resolve(this.#reach(endpoint, followed.job)),
+      kill: (signal: Deno.Signal = "SIGTERM") => {
+        const args = signal === "SIGTERM" || signal === "SIGKILL"
+          ? [jobId]
+          : ["--signal", signal.replace("SIG", ""), "--full", jobId];
+        void run("scancel", args).catch(() => {});
+      },
+      endReason: () => {
+        const job = followed.job;
+        if (job.phase !== "ended") return undefined;
+        return `Slurm job ${job.jobId} ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
+      },
+    };
+  }
+
+  /** Stops the relays and the polling; the jobs keep running. */
+  close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const relay of this.#relays.values()) relay.close();
+    this.#relays.clear();
+    return Promise.resolve();
+  }
+
+  #relayed(url: string): string {
+    const origin = new URL(url);
+    const key = origin.host;
+    let relay = this.#relays.get(key);
+    if (!relay) {
+      relay = startTcpRelay(this.#bind, {
+        host: origin.hostname,
+        port: Number(origin.port || 80),
+      });
+      this.#relays.set(key, relay);
+    }
+    return `${origin.protocol}//${this.#advertise}:${relay.port}`;
+  }
+
+  #reach(endpoint: string, job: BatchJob): string {
+    const url = new URL(endpoint);
+    if (url.hostname !== "0.0.0.0") return endpoint;
+    // A one-node job: Slurm names the node, which the head node can resolve.
+    const node = job.nodes.split(",")[0];
+    if (!node) throw new Error(`Slurm job ${job.jobId} reports no node yet`);
+    url.hostname = node;
+    return url.origin;
+  }
+
+  async #cancel(jobId: string): Promise<void> {
+    await run("scancel", [jobId]);
+  }
+
+  #schedulePoll(delayMs: number): void {
+    if (this.#closed || this.#polling) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#poll(), delayMs);
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#followed.size === 0) return;
+    this.#polling = true;
+    try {
+      const ids = [...this.#followed.keys()];
+      const output = await run("squeue", [
+        "--noheader",
+        "--states=all",
+        `--jobs=${ids.join(",")}`,
+        `--format=${SQUEUE_FORMAT}`,
+      ]).catch(() => null);
+      // A failed squeue (slurmctld restarting) changes nothing; the next poll asks again.
+      if (output !== null) {
+        const seen = parseQueue(output);
+        for (const id of ids) await this.#observe(id, seen.get(id));
+      }
+    } finally {
+      this.#polling = false;
+      if (this.#followed.size > 0) this.#schedulePoll(this.#pollMs);
+    }
+  }
+
+  async #observe(jobId: string, status: JobStatus | undefined): Promise<void> {
+    const followed = this.#followed.get(jobId);
+    if (!followed) return;
+    const job = followed.job;
+    // Gone from squeue: ended longer ago than the cluster's MinJobAge.
+    const state = status?.state ?? "COMPLETED";
+    const phase = status ? phaseOf(state) : "ended";
+    const changed = state !== job.state || (status?.nodes ?? job.nodes) !== job.nodes ||
+      (status?.reason ?? job.reason) !== job.reason;
+    if (!changed && phase !== "ended") return;
+    job.state = state;
+    job.phase = phase;
+    job.nodes = status?.nodes || job.nodes;
+    job.reason = status ? status.reason : "no longer known to Slurm";
+    job.updated = Date.now();
+    if (phase === "ended") {
+      const detail = await run("scontrol", ["--oneliner", "show", "job", jobId]).catch(() => "");
+      job.exitCode = parseExitCode(detail);
+      this.#followed.delete(jobId);
+      batchJobs.update(job);
+      followed.resolve(job.exitCode);
+      return;
+    }
+    batchJobs.update(job);
+  }
+}
+
+/**
+ * Runs a Slurm command and returns its standard output.
+ * @throws {Error} with the command's own message when it fails.
+ */
+async function run(
+  program: string,
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<string> {
+  const child = new Deno.Command(program, {
+    args,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(options.env ? { env: options.env } : {}),
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) {
+    const said = new TextDecoder().decode(stderr).trim() || `exit ${code}`;
+    throw new Error(`${program} ${args.join(" ")}: ${said}`);
+  }
+  return new TextDecoder().decode(stdout);
+}

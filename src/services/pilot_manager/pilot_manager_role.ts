@@ -1,0 +1,77 @@
+/**
+ * The pilot manager role (`fabricd --role pilot-manager`): submits agents
+ * ("pilots") to a resource through a launcher, with cores and a walltime,
+ * tracks their batch states and resubmits or reports them by policy
+ * (docs/services.md "## pilot-manager"). It relays requests for the services
+ * below it, so agents on compute nodes reach a queue and a pub/sub spawned
+ * through it.
+ * @module
+ */
+import type { Hono } from "hono";
+import { batchJobs } from "../../launchers/batch_jobs.ts";
+import { log } from "../../runtime/logging.ts";
+import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { PilotManager, type PilotPolicy } from "./pilots.ts";
+import { type PilotDefaults, pilotRoutes } from "./routes.ts";
+
+/**
+ * The manager's defaults from its role options: `on` (launcher for pilots,
+ * default `slurm://`), `policy` (`resubmit` or `report`, default `resubmit`),
+ * `maxResubmits` (default 2).
+ * @throws {TypeError} when `policy` is neither.
+ * @throws {RangeError} when `maxResubmits` is not a whole number 0-100.
+ */
+export function pilotManagerSettings(
+  options: Record<string, string>,
+): PilotDefaults & { maxResubmits: number } {
+  const policy = options.policy ?? "resubmit";
+  if (policy !== "resubmit" && policy !== "report") {
+    throw new TypeError(
+      `Invalid pilot-manager option policy="${policy}": use resubmit or report`,
+    );
+  }
+  const max = options.maxResubmits ?? "2";
+  if (!/^\d{1,3}$/.test(max) || Number(max) > 100) {
+    throw new RangeError(
+      `Invalid pilot-manager option maxResubmits="${max}": give a whole number, 0-100`,
+    );
+  }
+  return { on: options.on ?? "slurm://", policy: policy as PilotPolicy, maxResubmits: Number(max) };
+}
+
+let current: { manager: PilotManager; defaults: PilotDefaults } | null = null;
+
+function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
+  const settings = pilotManagerSettings(config.options);
+  const manager = new PilotManager({
+    spawn: deps.spawn,
+    record: async (id) => (await deps.registry.get(id))?.record,
+    batch: batchJobs,
+    maxResubmits: settings.maxResubmits,
+  });
+  const running = { manager, defaults: { on: settings.on, policy: settings.policy } };
+  current = running;
+  log("pilot-manager").info("Pilot manager ready: pilots on {on}, policy {policy}", {
+    on: settings.on,
+    policy: settings.policy,
+  });
+  let stopped = false;
+  return Promise.resolve({
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      if (current === running) current = null;
+      await manager.stop();
+    },
+  });
+}
+
+/** The pilot manager role module. */
+export const pilotManagerRole: RoleModule = {
+  start,
+  // Running agents are services of their own and outlive a lost manager; a
+  // fresh one takes new pilot requests.
+  replacement: "fresh",
+  relays: true,
+  routes: (): Hono => pilotRoutes(() => current),
+};

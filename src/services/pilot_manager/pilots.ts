@@ -1,0 +1,305 @@
+/**
+ * The pilot manager's logic: submits agents ("pilots") through a launcher
+ * with cores and a walltime, follows their batch jobs, and when a job ends
+ * early applies the pilot's policy: `resubmit` starts it again under its old
+ * ID (the next incarnation), `report` leaves it ended with the reason.
+ * @module
+ */
+import type { SpawnRequest } from "../../api/schemas.ts";
+import type { BatchJob } from "../../launchers/batch_jobs.ts";
+import { log } from "../../runtime/logging.ts";
+import type { SpawnHooks } from "../../runtime/role.ts";
+import type { ServiceRecord, ServiceState, SpawnResult } from "../../types/mod.ts";
+
+/** What happens to a pilot whose job ended before anyone stopped it. */
+export type PilotPolicy = "resubmit" | "report";
+
+/**
+ * A pilot's state: `SUBMITTING` until its batch job exists, then `QUEUED`,
+ * `RUNNING`, and one of `ENDED` (the job completed), `FAILED` (it ended early
+ * or never bootstrapped, and is not resubmitted), `CANCELED` (cancelled by
+ * the fabric or with `scancel`).
+ */
+export type PilotState = "SUBMITTING" | "QUEUED" | "RUNNING" | "ENDED" | "FAILED" | "CANCELED";
+
+/** A request for pilots, validated. */
+export interface PilotRequest {
+  /** Launcher URL, e.g. `slurm://compute`. */
+  on: string;
+  count: number;
+  /** Cores per pilot: the job's request and the agent's slots. */
+  cores: number;
+  /** Walltime (`30`, `90s`, `2h`, `HH:MM:SS`), or "" for the partition's default. */
+  walltime: string;
+  /** Service IDs of the tasks' queue and of the pub/sub for task events. */
+  queue: string;
+  pubsub: string;
+  /** The queue to take tasks from, or "" for the agent's default. */
+  queueName: string;
+  policy: PilotPolicy;
+  sessions: string[];
+}
+
+/** A pilot as the API shows it. */
+export interface Pilot {
+  id: string;
+  on: string;
+  cores: number;
+  walltime: string;
+  policy: PilotPolicy;
+  state: PilotState;
+  /** The agent's state in the registry ("" when not known). */
+  service: ServiceState | "";
+  /** Its current batch job, as the launcher last saw it (null for non-batch launchers). */
+  batch: BatchJob | null;
+  /** Times it was resubmitted under its ID. */
+  resubmits: number;
+  /** Why it is in its state. */
+  reason: string;
+  submitted: number;
+}
+
+/** What the pilot manager uses. */
+export interface PilotDeps {
+  /** Spawns through this service (RoleDeps.spawn). */
+  spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult>;
+  /** A service's record in the registry. */
+  record(id: string): Promise<ServiceRecord | undefined>;
+  /** The process's batch jobs (launchers/batch_jobs.ts). */
+  batch: {
+    get(serviceId: string): BatchJob | undefined;
+    cancel(serviceId: string): Promise<boolean>;
+    follow(listener: (job: BatchJob) => void): () => void;
+  };
+  /** Most resubmissions per pilot. Default 2. */
+  maxResubmits?: number;
+}
+
+interface Entry {
+  pilot: Pilot;
+  request: PilotRequest;
+  /** A spawn (submit or resubmit) that has not returned yet. */
+  inflight: boolean;
+  cancelRequested: boolean;
+}
+
+/** Submits pilots and keeps track of them. */
+export class PilotManager {
+  #deps: PilotDeps;
+  #entries = new Map<string, Entry>();
+  #unfollow: () => void;
+  #stopped = false;
+
+  /** A manager over `deps`; it follows batch job changes until `stop()`. */
+  constructor(deps: PilotDeps) {
+    this.#deps = deps;
+    this.#unfollow = deps.batch.follow((job) => this.#onBatch(job));
+  }
+
+  /**
+   * Submits `request.count` pilots; resolves once each is on record (its ID
+   * known), while their jobs wait in the queue.
+   * @throws {Error} when the first submission fails before it is on record
+   * (a malformed launcher URL, a spawn refused); later ones are then not tried.
+   */
+  async submit(request: PilotRequest): Promise<Pilot[]> {
+    const pilots: Pilot[] = [];
+    for (let i = 0; i < request.count; i++) {
+      const id = await this.#launch(request);
+      pilots.push(this.#entries.get(id)!.pilot);
+    }
+    return pilots.map((p) => ({ ...p }));
+  }
+
+  /** Every pilot, with its agent's registry state. */
+  async list(): Promise<Pilot[]> {
+    const pilots: Pilot[] = [];
+    for (const entry of this.#entries.values()) pilots.push(await this.#view(entry));
+    return pilots;
+  }
+
+  /** One pilot, or undefined. */
+  async get(id: string): Promise<Pilot | undefined> {
+    const entry = this.#entries.get(id);
+    return entry ? await this.#view(entry) : undefined;
+  }
+
+  /**
+   * Cancels a pilot's batch job (`scancel`): the agent stops, its tasks go
+   * back to the queue, and the pilot is not resubmitted.
+   * @returns undefined for an unknown pilot.
+   */
+  async cancel(id: string): Promise<Pilot | undefined> {
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    entry.cancelRequested = true;
+    const job = this.#deps.batch.get(id);
+    if (job && job.phase !== "ended") await this.#deps.batch.cancel(id);
+    if (!job) this.#settle(entry, "CANCELED", "cancelled by the fabric");
+    return await this.#view(entry);
+  }
+
+  /**
+   * Stops following; cancels the jobs still waiting in the queue, whose
+   * passwords die with this process (running agents are services of their own).
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#unfollow();
+    for (const entry of this.#entries.values()) {
+      if (this.#deps.batch.get(entry.pilot.id)?.phase !== "queued") continue;
+      entry.cancelRequested = true;
+      await this.#deps.batch.cancel(entry.pilot.id).catch(() => false);
+    }
+  }
+
+  #launch(request: PilotRequest, restartId?: string): Promise<string> {
+    const { promise: recorded, resolve, reject } = Promise.withResolvers<string>();
+    let entry = restartId ? this.#entries.get(restartId) : undefined;
+    const spawnRequest: SpawnRequest = {
+      role: "agent",
+      on: request.on,
+      sessions: request.sessions,
+      options: agentOptions(request),
+      ...(restartId ? { restart: restartId } : {}),
+    };
+    const spawned = this.#deps.spawn(spawnRequest, {
+      onRecorded: ({ id }) => {
+        if (!entry) {
+          entry = {
+            pilot: {
+              id,
+              on: request.on,
+              cores: request.cores,
+              walltime: request.walltime,
+              policy: request.policy,
+              state: "SUBMITTING",
+              service: "",
+              batch: null,
+              resubmits: 0,
+              reason: "submitting",
+              submitted: Date.now(),
+            },
+            request,
+            inflight: true,
+            cancelRequested: false,
+          };
+          this.#entries.set(id, entry);
+        }
+        entry.inflight = true;
+        resolve(id);
+      },
+    });
+    spawned.then(
+      () => {
+        if (!entry) return;
+        entry.inflight = false;
+        if (entry.pilot.state === "SUBMITTING" || entry.pilot.state === "QUEUED") {
+          entry.pilot.state = "RUNNING";
+          entry.pilot.reason = "agent ALIVE";
+        }
+      },
+      (error: unknown) => {
+        if (!entry) return reject(error);
+        entry.inflight = false;
+        void this.#endedEarly(entry, error instanceof Error ? error.message : String(error));
+      },
+    );
+    return recorded;
+  }
+
+  #onBatch(job: BatchJob): void {
+    const entry = this.#entries.get(job.serviceId);
+    if (!entry) return;
+    entry.pilot.batch = job;
+    if (job.phase === "queued") {
+      entry.pilot.state = "QUEUED";
+      entry.pilot.reason = `Slurm job ${job.jobId} ${job.state}${
+        job.reason ? ` (${job.reason})` : ""
+      }`;
+    } else if (job.phase === "running" && entry.pilot.state !== "RUNNING") {
+      entry.pilot.state = "RUNNING";
+      entry.pilot.reason = `Slurm job ${job.jobId} RUNNING on ${job.nodes}`;
+    } else if (job.phase === "ended" && !entry.inflight) {
+      // A job that ends before its agent bootstrapped fails the spawn, which
+      // applies the policy; one that ends later is handled here.
+      void this.#endedEarly(entry, `Slurm job ${job.jobId} ended ${job.state}`);
+    }
+  }
+
+  async #endedEarly(entry: Entry, reason: string): Promise<void> {
+    const job = this.#deps.batch.get(entry.pilot.id);
+    if (entry.cancelRequested || job?.state === "CANCELLED") {
+      return this.#settle(entry, "CANCELED", job ? `Slurm job ${job.jobId} CANCELLED` : reason);
+    }
+    if (job?.state === "COMPLETED") return this.#settle(entry, "ENDED", reason);
+    const max = this.#deps.maxResubmits ?? 2;
+    if (entry.pilot.policy !== "resubmit" || this.#stopped || entry.pilot.resubmits >= max) {
+      const why = entry.pilot.policy === "resubmit"
+        ? `${reason}; resubmitted ${max} times`
+        : reason;
+      return this.#settle(entry, "FAILED", why);
+    }
+    // The supervisor restarts a DEAD agent itself; a STOPPED or FAILED one
+    // (ended by its walltime, or never bootstrapped) is resubmitted here.
+    const state = await this.#settledState(entry.pilot.id);
+    if (state !== "STOPPED" && state !== "FAILED") return;
+    entry.pilot.resubmits += 1;
+    entry.pilot.state = "SUBMITTING";
+    entry.pilot.reason = `${reason}: resubmitting (${entry.pilot.resubmits} of ${max})`;
+    log("pilot-manager").info("Pilot {id}: {reason}", {
+      id: entry.pilot.id,
+      reason: entry.pilot.reason,
+    });
+    this.#launch(entry.request, entry.pilot.id).catch((error) => {
+      this.#settle(entry, "FAILED", `resubmission refused: ${(error as Error).message}`);
+    });
+  }
+
+  /** The registry state once the service no longer runs (it records its own end). */
+  async #settledState(id: string): Promise<ServiceState | undefined> {
+    for (let i = 0; i < 20; i++) {
+      const state = (await this.#deps.record(id).catch(() => undefined))?.state;
+      if (state && !["ALIVE", "SUSPECT", "CONFIGURING", "BOOTSTRAPPING"].includes(state)) {
+        return state;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return undefined;
+  }
+
+  #settle(entry: Entry, state: PilotState, reason: string): void {
+    entry.pilot.state = state;
+    entry.pilot.reason = reason;
+    const level = state === "FAILED" ? "warn" : "info";
+    log("pilot-manager")[level]("Pilot {id} {state}: {reason}", {
+      id: entry.pilot.id,
+      state,
+      reason,
+    });
+  }
+
+  async #view(entry: Entry): Promise<Pilot> {
+    const record = await this.#deps.record(entry.pilot.id).catch(() => undefined);
+    return {
+      ...entry.pilot,
+      service: record?.state ?? "",
+      batch: this.#deps.batch.get(entry.pilot.id) ?? null,
+    };
+  }
+}
+
+/** The agent options of a pilot. */
+function agentOptions(request: PilotRequest): Record<string, string> {
+  return {
+    queue: request.queue,
+    pubsub: request.pubsub,
+    cores: String(request.cores),
+    // Reach the queue and the pub/sub through the pilot manager, which relays:
+    // compute nodes reach nothing else of the fabric.
+    via: "parent",
+    ...(request.walltime ? { walltime: request.walltime } : {}),
+    ...(request.queueName ? { queueName: request.queueName } : {}),
+  };
+}

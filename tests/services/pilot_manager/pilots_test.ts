@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import type { SpawnRequest } from "../../../src/api/schemas.ts";
+import type { BatchJob } from "../../../src/launchers/batch_jobs.ts";
+import type { SpawnHooks } from "../../../src/runtime/role.ts";
+import { PilotManager, type PilotRequest } from "../../../src/services/pilot_manager/pilots.ts";
+import type { ServiceState, SpawnResult } from "../../../src/types/mod.ts";
+import { serviceRecord } from "../../_fixtures.ts";
+
+/** A pilot manager over fakes: spawns are recorded and settled by the test. */
+function harness() {
+  const spawns: {
+    request: SpawnRequest;
+    id: string;
+    settle: (ok: boolean, message?: string) => void;
+  }[] = [];
+  const states = new Map<string, ServiceState>();
+  const jobs = new Map<string, BatchJob>();
+  const listeners = new Set<(job: BatchJob) => void>();
+  const cancelled: string[] = [];
+  let next = 1;
+  const manager = new PilotManager({
+    spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult> {
+      const id = request.restart ?? `agt-${String(next++).padStart(8, "0")}`;
+      hooks?.onRecorded?.({ id, incarnation: 1 });
+      states.set(id, "LAUNCHING");
+      return new Promise((resolve, reject) => {
+        spawns.push({
+          request,
+          id,
+          settle: (ok, message) => {
+            if (ok) {
+              states.set(id, "ALIVE");
+              resolve({ id, endpoint: "http://compute1:1", state: "ALIVE" });
+            } else {
+              states.set(id, "FAILED");
+              reject(new Error(message ?? "failed"));
+            }
+          },
+        });
+      });
+    },
+    record: (id) => {
+      const state = states.get(id);
+      return Promise.resolve(
+        state ? serviceRecord(id, { role: "agent", state }) : undefined,
+      );
+    },
+    batch: {
+      get: (id) => jobs.get(id),
+      cancel: (id) => {
+        cancelled.push(id);
+        return Promise.resolve(true);
+      },
+      follow: (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    },
+    maxResubmits: 1,
+  });
+  const job = (id: string, state: string, phase: BatchJob["phase"]): void => {
+    const value: BatchJob = {
+      serviceId: id,
+      jobId: "7",
+      launcher: "slurm://compute",
+      state,
+      phase,
+      nodes: phase === "queued" ? "" : "compute1",
+      reason: "",
+      exitCode: phase === "ended" ? 0 : null,
+      submitted: 0,
+      updated: 0,
+    };
+    jobs.set(id, value);
+    for (const listener of listeners) listener(value);
+  };
+  return { manager, spawns, states, job, cancelled };
+}
+
+const REQUEST: PilotRequest = {
+  on: "slurm://compute",
+  count: 2,
+  cores: 2,
+  walltime: "10",
+  queue: "que-11111111",
+  pubsub: "pub-11111111",
+  queueName: "",
+  policy: "resubmit",
+  sessions: [],
+};
+
+const settled = () => new Promise((r) => setTimeout(r, 10));
+
+Deno.test("PilotManager.submit() spawns agents with cores, walltime and a route through itself", async () => {
+  const { manager, spawns } = harness();
+  const pilots = await manager.submit(REQUEST);
+  assert.equal(pilots.length, 2);
+  assert.equal(pilots[0]!.state, "SUBMITTING");
+  assert.equal(spawns.length, 2);
+  assert.deepEqual(spawns[0]!.request.options, {
+    queue: "que-11111111",
+    pubsub: "pub-11111111",
+    cores: "2",
+    via: "parent",
+    walltime: "10",
+  });
+  assert.equal(spawns[0]!.request.role, "agent");
+  await manager.stop();
+});
+
+Deno.test("PilotManager follows a pilot from QUEUED to RUNNING through its batch job", async () => {
+  const { manager, spawns, job } = harness();
+  const [pilot] = await manager.submit({ ...REQUEST, count: 1 });
+  job(pilot!.id, "PENDING", "queued");
+  assert.equal((await manager.get(pilot!.id))?.state, "QUEUED");
+  job(pilot!.id, "RUNNING", "running");
+  spawns[0]!.settle(true);
+  await settled();
+  const running = await manager.get(pilot!.id);
+  assert.equal(running?.state, "RUNNING");
+  assert.equal(running?.service, "ALIVE");
+  assert.equal(running?.batch?.nodes, "compute1");
+  await manager.stop();
+});
+
+Deno.test("PilotManager resubmits a pilot that ended by TIMEOUT under its ID, at most maxResubmits times", async () => {
+  const { manager, spawns, states, job } = harness();
+  const [pilot] = await manager.submit({ ...REQUEST, count: 1 });
+  const id = pilot!.id;
+  spawns[0]!.settle(true);
+  await settled();
+  states.set(id, "STOPPED");
+  job(id, "TIMEOUT", "ended");
+  await settled();
+  assert.equal(spawns.length, 2, "resubmitted");
+  assert.equal(spawns[1]!.request.restart, id);
+  assert.equal((await manager.get(id))?.resubmits, 1);
+  spawns[1]!.settle(true);
+  await settled();
+  states.set(id, "STOPPED");
+  job(id, "TIMEOUT", "ended");
+  await settled();
+  assert.equal(spawns.length, 2, "no third submission");
+  const failed = await manager.get(id);
+  assert.equal(failed?.state, "FAILED");
+  assert.match(failed!.reason, /TIMEOUT; resubmitted 1 times/);
+  await manager.stop();
+});
+
+Deno.test("PilotManager reports, and does not resubmit, a pilot under the report policy", async () => {
+  const { manager, spawns, job } = harness();
+  const [pilot] = await manager.submit({ ...REQUEST, count: 1, policy: "report" });
+  job(pilot!.id, "NODE_FAIL", "ended");
+  spawns[0]!.settle(false, "the new service exited before bootstrap (exit 137)");
+  await settled();
+  assert.equal(spawns.length, 1);
+  const failed = await manager.get(pilot!.id);
+  assert.equal(failed?.state, "FAILED");
+  assert.match(failed!.reason, /exited before bootstrap/);
+  await manager.stop();
+});
+
+Deno.test("PilotManager.cancel() cancels the job, and a cancelled pilot is never resubmitted", async () => {
+  const { manager, spawns, states, job, cancelled } = harness();
+  const [pilot] = await manager.submit({ ...REQUEST, count: 1 });
+  const id = pilot!.id;
+  job(id, "RUNNING", "running");
+  spawns[0]!.settle(true);
+  await settled();
+  await manager.cancel(id);
+  assert.deepEqual(cancelled, [id]);
+  states.set(id, "STOPPED");
+  job(id, "CANCELLED", "ended");
+  await settled();
+  assert.equal(spawns.length, 1);
+  assert.equal((await manager.get(id))?.state, "CANCELED");
+  assert.equal(await manager.cancel("agt-unknown"), undefined);
+  await manager.stop();
+});
+
+Deno.test("PilotManager.stop() cancels the jobs still waiting in the queue", async () => {
+  const { manager, job, cancelled } = harness();
+  const [a, b] = await manager.submit(REQUEST);
+  job(a!.id, "PENDING", "queued");
+  job(b!.id, "RUNNING", "running");
+  await manager.stop();
+  assert.deepEqual(cancelled, [a!.id]);
+});
+
+Deno.test("PilotManager.submit() rejects when the spawn fails before the pilot is on record", async () => {
+  const manager = new PilotManager({
+    spawn: () => Promise.reject(new TypeError('Unknown launcher "pbs://"')),
+    record: () => Promise.resolve(undefined),
+    batch: {
+      get: () => undefined,
+      cancel: () => Promise.resolve(false),
+      follow: () => () => {},
+    },
+  });
+  await assert.rejects(manager.submit({ ...REQUEST, on: "pbs://" }), /Unknown launcher/);
+  assert.deepEqual(await manager.list(), []);
+  await manager.stop();
+});
