@@ -1,10 +1,12 @@
 /**
- * The task part of `fabricd demo`: a queue, a pub/sub service and two agents,
- * 100 small tasks through them, and what came back.
+ * The task part of `fabricd demo`: a pilot manager, a queue and a pub/sub
+ * service below it, two agents submitted as pilots, 100 small tasks through
+ * them, and what came back.
  */
 import type { LocalFabric } from "./local_fabric.ts";
 import type { SpawnResult } from "../types/mod.ts";
 import type { TaskEvent } from "../services/agent/task.ts";
+import type { Pilot } from "../services/pilot_manager/pilots.ts";
 import { PubsubClient } from "../services/pubsub/pubsub_client.ts";
 import { QueueClient } from "../services/queue/queue_client.ts";
 
@@ -16,25 +18,46 @@ export interface TaskRun {
   byAgent: Record<string, number>;
 }
 
-/** Grows queue, pub/sub and two agents, runs `count` `/bin/true` tasks, and reports. */
-export async function runDemoTasks(local: LocalFabric, count: number): Promise<TaskRun> {
-  const spawn = (body: Record<string, unknown>) =>
-    local.client.call<SpawnResult>(local.spawner, { method: "POST", path: "/v1/spawn", body }, {
+/** Where the demo's pilots run. */
+export interface DemoTaskOptions {
+  /** Launcher URL for the pilots. Default `local://`. */
+  pilotsOn?: string;
+}
+
+/**
+ * Grows a pilot manager with a queue and a pub/sub below it, submits two
+ * pilots (agents with 2 cores), runs `count` `/bin/true` tasks, and reports.
+ * @throws {Error} when the pilots do not come up within 2 minutes.
+ */
+export async function runDemoTasks(
+  local: LocalFabric,
+  count: number,
+  options: DemoTaskOptions = {},
+): Promise<TaskRun> {
+  const call = <T>(via: { id: string; url: string }, path: string, body?: unknown) =>
+    local.client.call<T>(via, { method: body === undefined ? "GET" : "POST", path, body }, {
       timeoutMs: 60_000,
     });
-  const queue = await spawn({ role: "queue" });
-  const pubsub = await spawn({ role: "pubsub" });
-  const agents = [];
-  for (let i = 0; i < 2; i++) {
-    agents.push(
-      await spawn({ role: "agent", options: { queue: queue.id, pubsub: pubsub.id, cores: "2" } }),
-    );
-  }
+  const manager = await call<SpawnResult>(local.spawner, "/v1/spawn", {
+    role: "pilot-manager",
+    options: { on: options.pilotsOn ?? "local://" },
+  });
+  const managerTarget = { id: manager.id, url: manager.endpoint };
+  const queue = await call<SpawnResult>(managerTarget, "/v1/spawn", { role: "queue" });
+  const pubsub = await call<SpawnResult>(managerTarget, "/v1/spawn", { role: "pubsub" });
+  const submitted = await call<{ pilots: Pilot[] }>(managerTarget, "/v1/pilots", {
+    count: 2,
+    cores: 2,
+    walltime: "30",
+    queue: queue.id,
+    pubsub: pubsub.id,
+  });
+  const agents = submitted.pilots.map((p) => p.id);
   console.log(
-    `queue ${queue.id}, pub/sub ${pubsub.id}, agents ${
-      agents.map((a) => a.id).join(", ")
-    } (2 cores each)`,
+    `pilot manager ${manager.id} with queue ${queue.id} and pub/sub ${pubsub.id}; ` +
+      `pilots ${agents.join(", ")} on ${options.pilotsOn ?? "local://"} (2 cores each)`,
   );
+  await pilotsRunning(() => call<{ pilots: Pilot[] }>(managerTarget, "/v1/pilots"), agents);
   const events = await new PubsubClient(local.keys, { id: pubsub.id, url: pubsub.endpoint })
     .subscribe(["tasks.>"], { buffer: count * 8 });
   const tasks = new QueueClient(local.client, { id: queue.id, url: queue.endpoint });
@@ -57,4 +80,33 @@ export async function runDemoTasks(local: LocalFabric, count: number): Promise<T
   run.ms = performance.now() - started;
   await events.close();
   return run;
+}
+
+async function pilotsRunning(
+  list: () => Promise<{ pilots: Pilot[] }>,
+  ids: string[],
+): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const { pilots } = await list();
+    const mine = pilots.filter((p) => ids.includes(p.id));
+    const failed = mine.find((p) => ["FAILED", "CANCELED", "ENDED"].includes(p.state));
+    if (failed) throw new Error(`Pilot ${failed.id} is ${failed.state}: ${failed.reason}`);
+    if (mine.every((p) => p.state === "RUNNING" && p.service === "ALIVE")) {
+      console.log(
+        mine.map((p) =>
+          `${p.id} RUNNING${p.batch ? ` (job ${p.batch.jobId} on ${p.batch.nodes})` : ""}`
+        ).join(", "),
+      );
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Pilots not running after 2 minutes: ${
+          mine.map((p) => `${p.id} ${p.state} (${p.reason})`).join(", ")
+        }`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { EXIT, type SpawnResult } from "../types/mod.ts";
-import { parseFlags } from "./args.ts";
+import { parseFlags, stringFlag } from "./args.ts";
 import { CliError } from "./cli_error.ts";
 import { initFabric } from "./init.ts";
 import { startLocalFabric } from "./local_fabric.ts";
@@ -14,16 +14,24 @@ import { renderTree } from "./status.ts";
 import { runDemoTasks } from "./_demo_tasks.ts";
 
 /** Help text of `fabricd demo`. */
-export const DEMO_HELP = `fabricd demo [--keep]
+export const DEMO_HELP = `fabricd demo [--pilots URL] [--keep]
 
 A short tour in a temporary directory: creates a fabric, starts a registry and a
-spawner, grows a small tree of services, opens a session, runs 100 tasks through
-a queue, a pub/sub service and two agents, shows the tree, then stops everything. --keep leaves the directory for a look at the logs.
+spawner, grows a small tree of services, opens a session, starts a pilot manager
+with a queue and a pub/sub service, submits two agents as pilots, runs 100 tasks
+through them, shows the tree, then stops everything.
+
+  --pilots URL   where the pilots run: local:// (default) or slurm://[partition]
+                 on a host with Slurm (e.g. after scripts/slurm-testcluster up)
+  --keep         leave the directory for a look at the logs
 `;
 
 /** Runs `fabricd demo`. */
 export async function demoCommand(args: string[]): Promise<number> {
-  const parsed = parseFlags("demo", args, { keep: { type: "boolean" } });
+  const parsed = parseFlags("demo", args, {
+    keep: { type: "boolean" },
+    pilots: { type: "string" },
+  });
   if (parsed.flags.help) {
     console.log(DEMO_HELP);
     return EXIT.OK;
@@ -66,8 +74,9 @@ export async function demoCommand(args: string[]): Promise<number> {
       });
     }
     console.log(`session demo-session -> ${b.id}, ${c.id}`);
-    step("run 100 tasks: a queue, a pub/sub service and two agents (fabricd task submit)");
-    const tasks = await runDemoTasks(local, 100);
+    step("run 100 tasks: a pilot manager, a queue, a pub/sub service and two pilots (agents)");
+    const pilotsOn = stringFlag(parsed, "pilots");
+    const tasks = await runDemoTasks(local, 100, pilotsOn ? { pilotsOn } : {});
     const perAgent = Object.entries(tasks.byAgent).map(([id, n]) => `${id}: ${n}`).join(", ");
     console.log(
       `${tasks.done} DONE, ${tasks.failed} failed in ${Math.round(tasks.ms)} ms ` +
