@@ -19,6 +19,7 @@ Usage:
   fabricd restart ID               restart a dead service under its old ID
   fabricd connect [--session S]    attach to the fabric: connect to a session's services
   fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
+  fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
   fabricd demo                     a scripted tour in a temporary directory
   fabricd --role ROLE [flags]      run one service (normally started for you)
 
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   restart: async () => (await import("./src/cli/restart.ts")).restartCommand,
   connect: async () => (await import("./src/cli/connect.ts")).connectCommand,
   task: async () => (await import("./src/cli/task.ts")).taskCommand,
+  pilot: async () => (await import("./src/cli/pilot.ts")).pilotCommand,
   demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
 };
 

@@ -5,14 +5,14 @@
  * @module
  */
 import { targetFor } from "../client/route.ts";
-import type { Target } from "../client/fabric_client.ts";
 import { type TaskEvent, taskTopic } from "../services/agent/task.ts";
 import { PubsubClient, type PubsubSubscription } from "../services/pubsub/pubsub_client.ts";
 import { QueueClient } from "../services/queue/queue_client.ts";
-import { EXIT, type Role } from "../types/mod.ts";
+import { EXIT } from "../types/mod.ts";
 import { intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
-import { type FabricContext, loadContext } from "./context.ts";
+import { loadContext } from "./context.ts";
+import { serviceOf } from "./_service_of.ts";
 
 /** Help text of `fabricd task`. */
 export const TASK_HELP =
@@ -147,31 +147,6 @@ export async function taskCommand(args: string[]): Promise<number> {
     throw new CliError(`No agent runs task "${id}": it ended, or waits on the queue`, EXIT.FAILURE);
   }
   throw usage(`Unknown action "${action}": use submit, list or cancel`);
-}
-
-async function serviceOf(
-  context: FabricContext,
-  role: Role,
-  id: string | undefined,
-): Promise<Target> {
-  const records = await context.registry.list();
-  const candidates = records.filter((r) =>
-    r.role === role && r.state === "ALIVE" && (!id || r.id === id)
-  );
-  if (candidates.length === 0) {
-    throw new CliError(
-      id
-        ? `No ALIVE ${role} service "${id}": see "fabricd status"`
-        : `No ${role} service in the fabric: start one with "fabricd spawn --role ${role}"`,
-      EXIT.FAILURE,
-    );
-  }
-  if (candidates.length > 1) {
-    throw usage(
-      `The fabric has ${candidates.length} ${role} services: choose one with --${role} ID`,
-    );
-  }
-  return targetFor(candidates[0]!, records);
 }
 
 function describe(event: TaskEvent): string {

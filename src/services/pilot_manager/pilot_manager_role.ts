@@ -8,6 +8,7 @@
  * @module
  */
 import type { Hono } from "hono";
+import { FabricClient } from "../../client/fabric_client.ts";
 import { batchJobs } from "../../launchers/batch_jobs.ts";
 import { log } from "../../runtime/logging.ts";
 import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
@@ -43,9 +44,19 @@ let current: { manager: PilotManager; defaults: PilotDefaults } | null = null;
 
 function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const settings = pilotManagerSettings(config.options);
+  const client = new FabricClient(deps.keys);
   const manager = new PilotManager({
     spawn: deps.spawn,
     record: async (id) => (await deps.registry.get(id))?.record,
+    stopService: async (id, reason) => {
+      const record = (await deps.registry.get(id))?.record;
+      if (!record?.endpoint) return;
+      await client.call({ id, url: record.endpoint }, {
+        method: "POST",
+        path: "/v1/stop",
+        body: { reason },
+      });
+    },
     batch: batchJobs,
     maxResubmits: settings.maxResubmits,
   });

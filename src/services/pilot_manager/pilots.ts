@@ -65,6 +65,8 @@ export interface PilotDeps {
   spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult>;
   /** A service's record in the registry. */
   record(id: string): Promise<ServiceRecord | undefined>;
+  /** Asks a running child to stop cleanly (`POST /v1/stop`). */
+  stopService(id: string, reason: string): Promise<void>;
   /** The process's batch jobs (launchers/batch_jobs.ts). */
   batch: {
     get(serviceId: string): BatchJob | undefined;
@@ -135,7 +137,11 @@ export class PilotManager {
     entry.cancelRequested = true;
     const job = this.#deps.batch.get(id);
     if (job && job.phase !== "ended") await this.#deps.batch.cancel(id);
-    if (!job) this.#settle(entry, "CANCELED", "cancelled by the fabric");
+    if (!job) {
+      // Not a batch job (local://, ssh://): the agent itself is asked to stop.
+      await this.#deps.stopService(id, "pilot cancelled").catch(() => {});
+      this.#settle(entry, "CANCELED", "cancelled by the fabric");
+    }
     return await this.#view(entry);
   }
 

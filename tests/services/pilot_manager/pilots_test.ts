@@ -17,6 +17,7 @@ function harness() {
   const jobs = new Map<string, BatchJob>();
   const listeners = new Set<(job: BatchJob) => void>();
   const cancelled: string[] = [];
+  const stopped: string[] = [];
   let next = 1;
   const manager = new PilotManager({
     spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult> {
@@ -38,6 +39,10 @@ function harness() {
           },
         });
       });
+    },
+    stopService: (id) => {
+      stopped.push(id);
+      return Promise.resolve();
     },
     record: (id) => {
       const state = states.get(id);
@@ -74,7 +79,7 @@ function harness() {
     jobs.set(id, value);
     for (const listener of listeners) listener(value);
   };
-  return { manager, spawns, states, job, cancelled };
+  return { manager, spawns, states, job, cancelled, stopped };
 }
 
 const REQUEST: PilotRequest = {
@@ -191,6 +196,7 @@ Deno.test("PilotManager.submit() rejects when the spawn fails before the pilot i
   const manager = new PilotManager({
     spawn: () => Promise.reject(new TypeError('Unknown launcher "pbs://"')),
     record: () => Promise.resolve(undefined),
+    stopService: () => Promise.resolve(),
     batch: {
       get: () => undefined,
       cancel: () => Promise.resolve(false),
@@ -199,5 +205,16 @@ Deno.test("PilotManager.submit() rejects when the spawn fails before the pilot i
   });
   await assert.rejects(manager.submit({ ...REQUEST, on: "pbs://" }), /Unknown launcher/);
   assert.deepEqual(await manager.list(), []);
+  await manager.stop();
+});
+
+Deno.test("PilotManager.cancel() stops a pilot that is no batch job (local://) through its API", async () => {
+  const { manager, spawns, stopped } = harness();
+  const [pilot] = await manager.submit({ ...REQUEST, count: 1, on: "local://" });
+  spawns[0]!.settle(true);
+  await settled();
+  const cancelled = await manager.cancel(pilot!.id);
+  assert.deepEqual(stopped, [pilot!.id]);
+  assert.equal(cancelled?.state, "CANCELED");
   await manager.stop();
 });
