@@ -10,18 +10,32 @@ import type { RegistryClient } from "../../client/registry_client.ts";
 import { targetFor } from "../../client/route.ts";
 import { log } from "../../runtime/logging.ts";
 
+/** Options of {@linkcode ServiceTarget}. */
+export interface ServiceTargetOptions {
+  /** How often a service that is not ALIVE is looked up again, ms. Default 500. */
+  retryMs?: number;
+  /**
+   * Send every request to this relay (the agent's parent) with the service's
+   * route, instead of to the address the root of the fabric uses: a service
+   * on a compute node reaches nothing but its parent. Default: none.
+   */
+  via?: { url: string };
+}
+
 /** The target of one service ID, resolved through the registry when needed. */
 export class ServiceTarget {
   #registry: RegistryClient;
   #id: string;
   #retryMs: number;
+  #via: { url: string } | undefined;
   #cached: Target | null = null;
 
-  /** Service `id`, looked up every `retryMs` while it is not ALIVE. */
-  constructor(registry: RegistryClient, id: string, retryMs = 500) {
+  /** Service `id`, looked up every `options.retryMs` while it is not ALIVE. */
+  constructor(registry: RegistryClient, id: string, options: ServiceTargetOptions = {}) {
     this.#registry = registry;
     this.#id = id;
-    this.#retryMs = retryMs;
+    this.#retryMs = options.retryMs ?? 500;
+    this.#via = options.via;
   }
 
   /**
@@ -35,8 +49,11 @@ export class ServiceTarget {
       try {
         const records = await this.#registry.list({ signal, timeoutMs: 10_000 });
         const record = records.find((r) => r.id === this.#id);
-        if (record?.state === "ALIVE") this.#cached = targetFor(record, records);
-        else if (!reported) {
+        if (record?.state === "ALIVE") {
+          this.#cached = this.#via
+            ? { id: record.id, url: this.#via.url, route: record.route }
+            : targetFor(record, records);
+        } else if (!reported) {
           reported = true;
           log("agent").info("Waiting for service {id} to be ALIVE (now {state})", {
             id: this.#id,

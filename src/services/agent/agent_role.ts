@@ -30,6 +30,12 @@ export interface AgentSettings {
   visibilityMs: number;
   /** Option `graceMs`: SIGTERM to SIGKILL on cancel and stop. Default 5000. */
   graceMs: number;
+  /**
+   * Option `via`: `parent` sends the agent's requests to the queue and the
+   * pub/sub through its parent (a pilot manager, which relays), for agents on
+   * compute nodes; `direct` (default) uses the addresses the fabric's root uses.
+   */
+  via: "parent" | "direct";
 }
 
 /**
@@ -67,6 +73,7 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
       QUEUE_LIMITS.maxVisibilityMs,
     ),
     graceMs: wholeOption(options, "graceMs", 5000, 0, 600_000),
+    via: viaOption(options.via),
   };
 }
 
@@ -80,8 +87,12 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const client = new FabricClient(deps.keys);
   // Aborted once the agent has stopped, after its last nack.
   const life = new AbortController();
-  const queueTarget = new ServiceTarget(deps.registry, settings.queue);
-  const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub);
+  if (settings.via === "parent" && !deps.parent) {
+    throw new TypeError('Agent option via="parent" needs a parent: this agent was not spawned');
+  }
+  const via = settings.via === "parent" && deps.parent ? { via: deps.parent } : {};
+  const queueTarget = new ServiceTarget(deps.registry, settings.queue, via);
+  const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub, via);
   const queue: TaskQueue = {
     get: (name, options) => {
       const signal = options.signal ? AbortSignal.any([options.signal, life.signal]) : life.signal;
@@ -153,4 +164,9 @@ function wholeOption(
     );
   }
   return value;
+}
+
+function viaOption(raw: string | undefined): "parent" | "direct" {
+  if (raw === undefined || raw === "direct" || raw === "parent") return raw ?? "direct";
+  throw new TypeError(`Invalid agent option via="${raw}": use parent or direct`);
 }
