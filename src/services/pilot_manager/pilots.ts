@@ -80,6 +80,8 @@ export interface PilotDeps {
 interface Entry {
   pilot: Pilot;
   request: PilotRequest;
+  /** Resolves the submission once the job is with the batch system (or the agent is up). */
+  announce: (() => void) | undefined;
   /** A spawn (submit or resubmit) that has not returned yet. */
   inflight: boolean;
   cancelRequested: boolean;
@@ -99,10 +101,11 @@ export class PilotManager {
   }
 
   /**
-   * Submits `request.count` pilots; resolves once each is on record (its ID
-   * known), while their jobs wait in the queue.
-   * @throws {Error} when the first submission fails before it is on record
-   * (a malformed launcher URL, a spawn refused); later ones are then not tried.
+   * Submits `request.count` pilots; resolves once each job is with the batch
+   * system (for a launcher without a queue: once each agent is up), while
+   * the jobs may still wait in the queue.
+   * @throws {Error} when a submission is refused (a malformed launcher URL,
+   * `sbatch` refusing the job); the pilots after it are not tried.
    */
   async submit(request: PilotRequest): Promise<Pilot[]> {
     const pilots: Pilot[] = [];
@@ -161,7 +164,7 @@ export class PilotManager {
   }
 
   #launch(request: PilotRequest, restartId?: string): Promise<string> {
-    const { promise: recorded, resolve, reject } = Promise.withResolvers<string>();
+    const { promise: submitted, resolve, reject } = Promise.withResolvers<string>();
     let entry = restartId ? this.#entries.get(restartId) : undefined;
     const spawnRequest: SpawnRequest = {
       role: "agent",
@@ -188,18 +191,20 @@ export class PilotManager {
               submitted: Date.now(),
             },
             request,
+            announce: undefined,
             inflight: true,
             cancelRequested: false,
           };
           this.#entries.set(id, entry);
         }
         entry.inflight = true;
-        resolve(id);
+        entry.announce = () => resolve(id);
       },
     });
     spawned.then(
       () => {
         if (!entry) return;
+        this.#announce(entry);
         entry.inflight = false;
         if (entry.pilot.state === "SUBMITTING" || entry.pilot.state === "QUEUED") {
           entry.pilot.state = "RUNNING";
@@ -209,15 +214,27 @@ export class PilotManager {
       (error: unknown) => {
         if (!entry) return reject(error);
         entry.inflight = false;
+        if (entry.announce) {
+          // Refused before the batch system took it: the caller hears why.
+          entry.announce = undefined;
+          if (!restartId) this.#entries.delete(entry.pilot.id);
+          return reject(error);
+        }
         void this.#endedEarly(entry, error instanceof Error ? error.message : String(error));
       },
     );
-    return recorded;
+    return submitted;
+  }
+
+  #announce(entry: Entry): void {
+    entry.announce?.();
+    entry.announce = undefined;
   }
 
   #onBatch(job: BatchJob): void {
     const entry = this.#entries.get(job.serviceId);
     if (!entry) return;
+    this.#announce(entry);
     entry.pilot.batch = job;
     if (job.phase === "queued") {
       entry.pilot.state = "QUEUED";

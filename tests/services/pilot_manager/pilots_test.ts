@@ -19,11 +19,29 @@ function harness() {
   const cancelled: string[] = [];
   const stopped: string[] = [];
   let next = 1;
+  const job = (id: string, state: string, phase: BatchJob["phase"]): void => {
+    const value: BatchJob = {
+      serviceId: id,
+      jobId: "7",
+      launcher: "slurm://compute",
+      state,
+      phase,
+      nodes: phase === "queued" ? "" : "compute1",
+      reason: "",
+      exitCode: phase === "ended" ? 0 : null,
+      submitted: 0,
+      updated: 0,
+    };
+    jobs.set(id, value);
+    for (const listener of listeners) listener(value);
+  };
   const manager = new PilotManager({
     spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult> {
       const id = request.restart ?? `agt-${String(next++).padStart(8, "0")}`;
       hooks?.onRecorded?.({ id, incarnation: 1 });
       states.set(id, "LAUNCHING");
+      // A batch launcher has the job by the time launch() returns.
+      if (request.on.startsWith("slurm://")) job(id, "PENDING", "queued");
       return new Promise((resolve, reject) => {
         spawns.push({
           request,
@@ -63,22 +81,6 @@ function harness() {
     },
     maxResubmits: 1,
   });
-  const job = (id: string, state: string, phase: BatchJob["phase"]): void => {
-    const value: BatchJob = {
-      serviceId: id,
-      jobId: "7",
-      launcher: "slurm://compute",
-      state,
-      phase,
-      nodes: phase === "queued" ? "" : "compute1",
-      reason: "",
-      exitCode: phase === "ended" ? 0 : null,
-      submitted: 0,
-      updated: 0,
-    };
-    jobs.set(id, value);
-    for (const listener of listeners) listener(value);
-  };
   return { manager, spawns, states, job, cancelled, stopped };
 }
 
@@ -100,7 +102,7 @@ Deno.test("PilotManager.submit() spawns agents with cores, walltime and a route 
   const { manager, spawns } = harness();
   const pilots = await manager.submit(REQUEST);
   assert.equal(pilots.length, 2);
-  assert.equal(pilots[0]!.state, "SUBMITTING");
+  assert.equal(pilots[0]!.state, "QUEUED");
   assert.equal(spawns.length, 2);
   assert.deepEqual(spawns[0]!.request.options, {
     queue: "que-11111111",
@@ -210,11 +212,23 @@ Deno.test("PilotManager.submit() rejects when the spawn fails before the pilot i
 
 Deno.test("PilotManager.cancel() stops a pilot that is no batch job (local://) through its API", async () => {
   const { manager, spawns, stopped } = harness();
-  const [pilot] = await manager.submit({ ...REQUEST, count: 1, on: "local://" });
-  spawns[0]!.settle(true);
+  const submitting = manager.submit({ ...REQUEST, count: 1, on: "local://" });
   await settled();
+  spawns[0]!.settle(true);
+  const [pilot] = await submitting;
   const cancelled = await manager.cancel(pilot!.id);
   assert.deepEqual(stopped, [pilot!.id]);
   assert.equal(cancelled?.state, "CANCELED");
+  await manager.stop();
+});
+
+Deno.test("PilotManager.submit() rejects, and keeps no pilot, when the launcher refuses the job", async () => {
+  const { manager, spawns } = harness();
+  const submitting = manager.submit({ ...REQUEST, count: 2, on: "local://" });
+  await settled();
+  spawns[0]!.settle(false, "launch failed: sbatch: error: invalid partition specified");
+  await assert.rejects(submitting, /invalid partition/);
+  assert.equal(spawns.length, 1, "the second pilot is not tried");
+  assert.deepEqual(await manager.list(), []);
   await manager.stop();
 });

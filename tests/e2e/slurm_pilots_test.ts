@@ -1,0 +1,237 @@
+/**
+ * Pilots on a real Slurm (scripts/slurm-testcluster in testnet mode: slurmctld
+ * on head, slurmd on compute1 and compute2), reached from the desktop through
+ * two SSH bridges: a pilot manager on head submits agents with `sbatch`; they
+ * bootstrap through its relay, register, run tasks; `scancel` is seen as an
+ * agent's end; a job that ends before its bootstrap leaves no password.
+ * Needs root; skips with a message otherwise, fails with FABRIC_E2E=require.
+ */
+import assert from "node:assert/strict";
+import type { Pilot } from "../../src/services/pilot_manager/pilots.ts";
+import type { ServiceRecord } from "../../src/types/mod.ts";
+import { FABRICD } from "./_fabric.ts";
+import { checkTools, skipPolicy } from "./_prereq.ts";
+import {
+  checkTestnet,
+  type CommandResult,
+  run,
+  testnetExec,
+  testnetSpawn,
+  withTestnet,
+} from "./_testnet.ts";
+
+const SLURM_SCRIPT = new URL("../../scripts/slurm-testcluster", import.meta.url).pathname;
+const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+
+async function prerequisites() {
+  const testnet = await checkTestnet();
+  if (!testnet.ok) return testnet;
+  return await checkTools("the Slurm pilot tests", [
+    ["sbatch", "slurm-wlm"],
+    ["slurmctld", "slurm-wlm"],
+    ["slurmd", "slurm-wlm"],
+    ["munged", "munge"],
+  ]);
+}
+const { skip, assertReady } = skipPolicy(await prerequisites(), "Slurm pilot e2e tests");
+
+async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`${what} within ${timeoutMs} ms${last ? `: ${last}` : ""}`);
+}
+
+function ok(out: CommandResult, what: string): string {
+  assert.equal(out.code, 0, `${what}: exit ${out.code}\n${out.stdout}${out.stderr}`);
+  return out.stdout;
+}
+
+Deno.test({
+  name: "pilots on a real Slurm: sbatch, bootstrap through the head node, tasks, scancel",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  assertReady();
+  await withTestnet(async () => {
+    ok(await run(SLURM_SCRIPT, ["up", "--testnet"]), "slurm-testcluster up");
+    const dir = await Deno.makeTempDir({ prefix: "fabricd-slurm-" });
+    const fabric = `${dir}/fabric.yaml`;
+    const fabricd = (args: string[]) =>
+      testnetExec("desktop", [
+        "env",
+        `DENO_DIR=${DENO_DIR}`,
+        ...FABRICD,
+        ...args,
+        "--fabric",
+        fabric,
+      ]);
+    const json = async <T>(args: string[]): Promise<T> =>
+      JSON.parse(ok(await fabricd([...args, "--json"]), args.join(" "))) as T;
+    const records = async () => (await json<{ services: ServiceRecord[] }>(["status"])).services;
+    const pilots = async () => (await json<{ pilots: Pilot[] }>(["pilot", "list"])).pilots;
+    const up = testnetSpawn("desktop", [
+      "env",
+      `DENO_DIR=${DENO_DIR}`,
+      ...FABRICD,
+      "up",
+      "--dir",
+      dir,
+      "--heartbeat-ms",
+      "1000",
+    ]);
+    try {
+      await eventually(
+        "fabric up",
+        async () => (await fabricd(["status"])).code === 0 || undefined,
+        20_000,
+      );
+      const spawn = async (args: string[]): Promise<string> =>
+        (await json<{ id: string }>(["spawn", ...args])).id;
+      const gateway = await spawn(["--role", "bridge", "--on", "ssh://gateway"]);
+      const head = await spawn(["--role", "bridge", "--on", "ssh://head", "--via", gateway]);
+      const manager = await spawn([
+        "--role",
+        "pilot-manager",
+        "--via",
+        head,
+        "--option",
+        "on=slurm://compute",
+        "--option",
+        "policy=report",
+      ]);
+      await spawn(["--role", "queue", "--via", manager]);
+      await spawn(["--role", "pubsub", "--via", manager]);
+      const managerStatus = async () =>
+        await json<{ pendingPasswords: number }>(["status", manager]);
+
+      let first = "";
+      await t.step(
+        "an agent submitted with sbatch bootstraps, registers and runs tasks",
+        async () => {
+          const submitted = await json<{ pilots: Pilot[] }>([
+            "pilot",
+            "submit",
+            "--cores",
+            "1",
+            "--walltime",
+            "10",
+          ]);
+          first = submitted.pilots[0]!.id;
+          const running = await eventually("pilot RUNNING with its agent ALIVE", async () => {
+            const pilot = (await pilots()).find((p) => p.id === first);
+            return pilot?.state === "RUNNING" && pilot.service === "ALIVE" ? pilot : undefined;
+          }, 60_000);
+          assert.match(running.batch!.jobId, /^\d+$/);
+          assert.match(running.batch!.nodes, /^compute[12]$/);
+          const record = (await records()).find((r) => r.id === first)!;
+          assert.equal(record.host, running.batch!.nodes, "the agent runs on the job's node");
+          assert.deepEqual(record.route.slice(-2), [manager, first]);
+          assert.equal((await managerStatus()).pendingPasswords, 0);
+          const task = ok(
+            await fabricd(["task", "submit", "--wait", "--", "/bin/sh", "-c", "hostname"]),
+            "task submit",
+          );
+          assert.match(task, new RegExp(`DONE on ${first}`));
+          assert.match(task, new RegExp(`^\\s+${running.batch!.nodes}$`, "m"), "ran on the node");
+          // The password travels in the job's environment, never in argv.
+          const argv = ok(
+            await testnetExec(running.batch!.nodes as "compute1", ["ps", "-eo", "args"]),
+            "ps",
+          );
+          assert.doesNotMatch(argv, /FABRIC_OTP/);
+        },
+      );
+
+      await t.step("scancel is seen by the fabric as the agent's end", async () => {
+        const jobId = (await pilots()).find((p) => p.id === first)!.batch!.jobId;
+        ok(await testnetExec("head", ["scancel", jobId]), "scancel");
+        const pilot = await eventually("pilot CANCELED", async () => {
+          const found = (await pilots()).find((p) => p.id === first);
+          return found?.state === "CANCELED" ? found : undefined;
+        }, 30_000);
+        assert.equal(pilot.batch!.state, "CANCELLED");
+        const record = await eventually("agent STOPPED", async () => {
+          const found = (await records()).find((r) => r.id === first);
+          return found?.state === "STOPPED" ? found : undefined;
+        }, 30_000);
+        assert.equal(record.incarnation, 1, "a cancelled pilot is not resubmitted");
+      });
+
+      await t.step("a job that ends before its bootstrap leaves no password behind", async () => {
+        const refused = await fabricd([
+          "pilot",
+          "submit",
+          "--on",
+          "slurm://no-such-partition",
+        ]);
+        assert.equal(refused.code, 1);
+        assert.match(refused.stderr, /sbatch .*(invalid partition|Invalid partition)/i);
+        // Two pilots take both nodes' 2 cores; a third waits for resources.
+        const submitted = await json<{ pilots: Pilot[] }>([
+          "pilot",
+          "submit",
+          "--count",
+          "3",
+          "--cores",
+          "2",
+        ]);
+        const ids = submitted.pilots.map((p) => p.id);
+        const waiting = await eventually("two pilots RUNNING and one QUEUED", async () => {
+          const mine = (await pilots()).filter((p) => ids.includes(p.id));
+          const running = mine.filter((p) => p.state === "RUNNING" && p.service === "ALIVE");
+          const queued = mine.filter((p) => p.state === "QUEUED");
+          return running.length === 2 && queued.length === 1 ? queued[0] : undefined;
+        }, 60_000);
+        assert.equal((await managerStatus()).pendingPasswords, 1, "the waiting job's password");
+        ok(await testnetExec("head", ["scancel", waiting.batch!.jobId]), "scancel");
+        const failed = await eventually("the waiting pilot's spawn failed", async () => {
+          const found = (await records()).find((r) => r.id === waiting.id);
+          return found?.state === "FAILED" ? found : undefined;
+        }, 30_000);
+        assert.match(failed.lastFailure, /Slurm job \d+ CANCELLED/);
+        assert.equal((await managerStatus()).pendingPasswords, 0);
+        assert.equal((await pilots()).find((p) => p.id === waiting.id)!.state, "CANCELED");
+      });
+
+      await t.step("stop --all leaves no agent and no job behind", async () => {
+        ok(await fabricd(["stop", "--all"]), "stop --all");
+        for (const node of ["compute1", "compute2"] as const) {
+          const left = await testnetExec(node, [
+            "sh",
+            "-c",
+            "pgrep -af 'fabricd[.]js --role agent' || true",
+          ]);
+          assert.equal(left.stdout.trim(), "", `an agent still runs on ${node}`);
+        }
+        await eventually("no job left in the queue", async () => {
+          const out = await testnetExec("head", ["squeue", "-h", "-t", "PENDING,RUNNING"]);
+          return out.code === 0 && out.stdout.trim() === "" ? true : undefined;
+        }, 30_000);
+      });
+    } finally {
+      await fabricd(["stop", "--all"]).catch(() => {});
+      try {
+        up.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      await up.status;
+      await run(SLURM_SCRIPT, ["down"]);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+});
