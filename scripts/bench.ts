@@ -12,6 +12,7 @@ import { failureDetection } from "./bench/failure_detection.ts";
 import { growChain } from "./bench/grow_chain.ts";
 import { imageCopyCold } from "./bench/image_copy_cold.ts";
 import { localSpawn } from "./bench/local_spawn.ts";
+import { pubsubVsNats } from "./bench/pubsub_vs_nats.ts";
 import { reconnect } from "./bench/reconnect.ts";
 import { registryFailover } from "./bench/registry_failover.ts";
 import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
@@ -30,6 +31,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   failureDetection,
   reconnect,
   taskThroughput,
+  pubsubVsNats,
 ];
 
 function usage(): string {
@@ -42,7 +44,8 @@ function usage(): string {
     `  ${"all".padEnd(width)}  every benchmark above, one after the other`,
     "",
     "Environment: BENCH_RUNS (local-spawn, ssh-hop-warm, image-copy-cold, grow-chain rounds), " +
-    "BENCH_SECONDS (signed-requests, registry-heartbeats).",
+    "BENCH_SECONDS (signed-requests, registry-heartbeats), " +
+    "BENCH_MESSAGES, BENCH_WINDOW and BENCH_RUNS (pubsub-vs-nats).",
   ].join("\n");
 }
 

@@ -1,6 +1,8 @@
 /**
  * The WebSocket frames of `GET /v1/pubsub/ws`, both ways, and what the server
- * does with a client frame. Every frame is one JSON text frame.
+ * does with a client frame. Every frame is one JSON text frame; a subscriber
+ * that asked for batches (`?batch=1`) may also get several server frames in
+ * one batch frame.
  * @module
  */
 import { z } from "zod";
@@ -11,6 +13,15 @@ export type ServerFrame =
   | { op: "message"; topic: string; seq: number; message: unknown }
   | { op: "dropped"; count: number }
   | { op: "error"; message: string };
+
+/**
+ * Several server frames in one, in the order they were queued; sent only to a
+ * subscriber that asked for batches at the handshake (`?batch=1`).
+ */
+export interface BatchFrame {
+  op: "batch";
+  frames: ServerFrame[];
+}
 
 /** A frame a client sends. */
 export type ClientFrame = z.infer<typeof clientFrameSchema>;

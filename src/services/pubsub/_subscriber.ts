@@ -3,9 +3,18 @@
  * drain loop that moves frames from the outbox to its sink at the sink's own
  * pace. Publishing appends to the outbox and writes to the sink only while the
  * sink has room (a non-blocking send); it never waits for a sink.
+ *
+ * A subscriber that takes batches gets the frames queued during one turn of
+ * the event loop as one `{"op":"batch","frames":[...]}` frame: every WebSocket
+ * frame costs a write system call, which is most of the cost of a small
+ * message.
  * @module
  */
+import { clearImmediate, setImmediate } from "node:timers";
 import { type Frame, Outbox } from "./_outbox.ts";
+
+/** A batch stops growing once it holds this many bytes of frames. */
+export const BATCH_BYTES = 64 * 1024;
 
 /**
  * Where a subscriber's frames go: a WebSocket, or a fake in tests. `send` must
@@ -32,6 +41,15 @@ export interface SubscriberSettings {
   retryMs: number;
   /** Most patterns one subscriber may hold. */
   maxPatterns: number;
+}
+
+/** Options of one subscriber. */
+export interface SubscriberOptions {
+  /**
+   * Whether the sink takes `{"op":"batch","frames":[...]}` frames. Default
+   * false: one frame per message or notice.
+   */
+  batch?: boolean;
 }
 
 /** What a subscriber tells its broker. */
@@ -61,8 +79,11 @@ export class Subscriber {
   #unreported = 0;
   #dropped = 0;
   #sent = 0;
-  #scheduled = false;
+  #batch: boolean;
+  /** Pending while the sink is blocked: the next look at it. */
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Pending while a batch waits for the end of the turn. */
+  #immediate: ReturnType<typeof setImmediate> | undefined;
   #backoffMs = 0;
   #closed = false;
 
@@ -72,11 +93,13 @@ export class Subscriber {
     sink: SubscriberSink,
     settings: SubscriberSettings,
     hooks: SubscriberHooks,
+    options: SubscriberOptions = {},
   ) {
     this.id = id;
     this.#sink = sink;
     this.#settings = settings;
     this.#hooks = hooks;
+    this.#batch = options.batch ?? false;
     this.#outbox = new Outbox(settings.buffer, settings.bufferBytes);
   }
 
@@ -90,7 +113,7 @@ export class Subscriber {
     return this.#dropped;
   }
 
-  /** Frames handed to the sink. */
+  /** Messages handed to the sink, batched or not. */
   get sent(): number {
     return this.#sent;
   }
@@ -141,9 +164,22 @@ export class Subscriber {
       this.#dropped += dropped;
       this.#hooks.dropped(dropped);
     }
-    // A sink with room is written at once (its send never blocks); a blocked
-    // one has a retry timer pending and is left alone.
-    if (!this.#scheduled) this.#drain();
+    // A blocked sink has a retry timer pending and is left alone. A sink with
+    // room is written at once (its send never blocks); one that takes batches
+    // at the end of this turn of the event loop, or at once when a full batch
+    // is waiting or the outbox would drop its oldest at the next message.
+    if (this.#timer !== undefined) return;
+    if (
+      !this.#batch || this.#outbox.bytes >= BATCH_BYTES ||
+      this.#outbox.length >= this.#settings.buffer
+    ) {
+      this.#drain();
+    } else {
+      this.#immediate ??= setImmediate(() => {
+        this.#immediate = undefined;
+        if (this.#timer === undefined) this.#drain();
+      });
+    }
   }
 
   /**
@@ -160,6 +196,7 @@ export class Subscriber {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
+    if (this.#immediate) clearImmediate(this.#immediate);
     this.#outbox.clear();
     for (const pattern of this.#patterns) this.#hooks.remove(this, pattern);
     this.#patterns.clear();
@@ -176,8 +213,7 @@ export class Subscriber {
   }
 
   #retryIn(delayMs: number): void {
-    if (this.#closed || this.#scheduled) return;
-    this.#scheduled = true;
+    if (this.#closed || this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#drain();
@@ -185,7 +221,6 @@ export class Subscriber {
   }
 
   #drain(): void {
-    this.#scheduled = false;
     while (!this.#closed && this.#outbox.length > 0) {
       if (this.#sink.bufferedAmount >= this.#settings.highWaterBytes) {
         // Look again soon, then less often while the sink stays blocked, so a
@@ -195,16 +230,46 @@ export class Subscriber {
         return;
       }
       this.#backoffMs = 0;
+      if (this.#batch) {
+        if (!this.#sendBatch()) return;
+        continue;
+      }
       if (this.#unreported > 0) {
-        const count = this.#unreported;
-        this.#unreported = 0;
-        if (!this.#send(`{"op":"dropped","count":${count}}`)) return;
+        if (!this.#send(this.#droppedNotice())) return;
         continue;
       }
       const frame = this.#outbox.shift()!;
       if (!this.#send(frame.text)) return;
       this.#sent++;
     }
+  }
+
+  /**
+   * Sends the drop notice and the oldest frames, about `BATCH_BYTES` of them,
+   * as one batch frame, or as a plain frame when there is only one.
+   */
+  #sendBatch(): boolean {
+    const texts: string[] = [];
+    if (this.#unreported > 0) texts.push(this.#droppedNotice());
+    let bytes = 0;
+    let messages = 0;
+    while (bytes < BATCH_BYTES) {
+      const frame = this.#outbox.shift();
+      if (!frame) break;
+      texts.push(frame.text);
+      bytes += frame.bytes;
+      messages++;
+    }
+    const text = texts.length === 1 ? texts[0]! : `{"op":"batch","frames":[${texts.join(",")}]}`;
+    if (!this.#send(text)) return false;
+    this.#sent += messages;
+    return true;
+  }
+
+  #droppedNotice(): string {
+    const count = this.#unreported;
+    this.#unreported = 0;
+    return `{"op":"dropped","count":${count}}`;
   }
 
   #send(text: string): boolean {

@@ -14,12 +14,13 @@ import type { Frame } from "./_outbox.ts";
 import {
   Subscriber,
   type SubscriberHooks,
+  type SubscriberOptions,
   type SubscriberSettings,
   type SubscriberSink,
 } from "./_subscriber.ts";
 import { assertTopic, compilePattern, type TopicMatcher } from "./topics.ts";
 
-export { Subscriber, type SubscriberSink } from "./_subscriber.ts";
+export { Subscriber, type SubscriberOptions, type SubscriberSink } from "./_subscriber.ts";
 
 /** Largest serialized message, in bytes: 64 KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -133,14 +134,20 @@ export class Broker {
   }
 
   /**
-   * Adds a subscriber that sends to `sink`, subscribed to `patterns`.
+   * Adds a subscriber that sends to `sink`, subscribed to `patterns`; with
+   * `options.batch` it gets what is published during one turn of the event
+   * loop as one batch frame.
    * @throws {TopicError} when a pattern is invalid; nothing is subscribed then.
    * @throws {RangeError} when there are more patterns than a subscriber may hold.
    * @throws {Error} when the broker is closed.
    */
-  subscribe(sink: SubscriberSink, patterns: readonly string[] = []): Subscriber {
+  subscribe(
+    sink: SubscriberSink,
+    patterns: readonly string[] = [],
+    options: SubscriberOptions = {},
+  ): Subscriber {
     if (this.#closed) throw new Error("Pub/sub broker is stopped: reconnect to the new instance");
-    const subscriber = new Subscriber(this.#nextId++, sink, this.#settings, this.#hooks);
+    const subscriber = new Subscriber(this.#nextId++, sink, this.#settings, this.#hooks, options);
     this.#subscribers.add(subscriber);
     try {
       for (const pattern of patterns) subscriber.subscribe(pattern);

@@ -29,6 +29,7 @@ export {
   MessageTooLargeError,
   type PublishResult,
   Subscriber,
+  type SubscriberOptions,
   type SubscriberSink,
 } from "./broker.ts";
 export { pubsubRoutes } from "./routes.ts";
@@ -41,7 +42,7 @@ export {
   TopicError,
   type TopicMatcher,
 } from "./topics.ts";
-export type { ClientFrame, ServerFrame } from "./_frames.ts";
+export type { BatchFrame, ClientFrame, ServerFrame } from "./_frames.ts";
 export {
   PubsubClient,
   type PubsubClientOptions,

@@ -12,7 +12,7 @@ import {
 } from "../../client/fabric_client.ts";
 import type { FabricKeys } from "../../crypto/keys.ts";
 import { signRequest } from "../../crypto/signing.ts";
-import type { ClientFrame, ServerFrame } from "./_frames.ts";
+import type { BatchFrame, ClientFrame, ServerFrame } from "./_frames.ts";
 import type { BrokerStats, PublishResult } from "./broker.ts";
 import { compilePattern } from "./topics.ts";
 
@@ -99,6 +99,8 @@ export class PubsubClient {
     for (const pattern of patterns) compilePattern(pattern);
     const url = new URL("/v1/pubsub/ws", this.#target.url);
     if (patterns.length > 0) url.searchParams.set("topics", patterns.join(","));
+    // Batches are unpacked below; a service that predates them ignores this.
+    url.searchParams.set("batch", "1");
     const headers = new Headers();
     if (this.#target.route?.length) headers.set("fabric-route", this.#target.route.join(","));
     const signed = await signRequest(
@@ -224,12 +226,21 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
 
   #receive(data: unknown): void {
     if (typeof data !== "string") return;
-    let event: PubsubEvent;
+    let frame: ServerFrame | BatchFrame;
     try {
-      event = JSON.parse(data) as PubsubEvent;
+      frame = JSON.parse(data) as ServerFrame | BatchFrame;
     } catch {
       return;
     }
+    if (frame.op !== "batch") this.#deliver(frame);
+    else if (Array.isArray(frame.frames)) {
+      for (const event of frame.frames) {
+        this.#deliver(event);
+      }
+    }
+  }
+
+  #deliver(event: PubsubEvent): void {
     if (this.#onEvent) {
       this.#onEvent(event);
       return;

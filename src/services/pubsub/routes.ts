@@ -50,11 +50,12 @@ export function pubsubRoutes(current: () => Broker | null): Hono {
     upgradeWebSocket((c) => {
       const b = broker();
       const patterns = patternsOf(c.req.queries("topics") ?? [], b.maxPatterns);
+      const batch = batchOf(c.req.query("batch"));
       let subscriber: Subscriber | null = null;
       return {
         onOpen: (_event, ws) => {
           try {
-            subscriber = b.subscribe(ws.raw!, patterns);
+            subscriber = b.subscribe(ws.raw!, patterns, { batch });
           } catch (error) {
             ws.close(1013, `${error instanceof Error ? error.message : error}`.slice(0, 120));
           }
@@ -73,6 +74,16 @@ export function pubsubRoutes(current: () => Broker | null): Hono {
     },
   );
   return app;
+}
+
+/**
+ * Whether `?batch=1` asks for batch frames; `0` or no parameter does not.
+ * @throws {HTTPException} 400 for any other value.
+ */
+function batchOf(value: string | undefined): boolean {
+  if (value === undefined || value === "0") return false;
+  if (value === "1") return true;
+  throw new HTTPException(400, { message: `Invalid query "batch": give 1 or 0, got "${value}"` });
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ServerFrame, SubscriberSink } from "../../../src/services/pubsub/mod.ts";
+import type { BatchFrame, ServerFrame, SubscriberSink } from "../../../src/services/pubsub/mod.ts";
 
 /** A sink that records frames; set `bufferedAmount` to stall or release it. */
 export class FakeSink implements SubscriberSink {
@@ -17,9 +17,12 @@ export class FakeSink implements SubscriberSink {
     this.closedWith = { code, reason };
   }
 
-  /** The frames received, parsed. */
+  /** The frames received, parsed, with the frames of a batch in its place. */
   get frames(): ServerFrame[] {
-    return this.texts.map((t) => JSON.parse(t) as ServerFrame);
+    return this.texts.flatMap((t) => {
+      const frame = JSON.parse(t) as ServerFrame | BatchFrame;
+      return frame.op === "batch" ? frame.frames : [frame];
+    });
   }
 
   /** The messages received, in order. */

@@ -5,6 +5,7 @@ import {
   MessageTooLargeError,
   TopicError,
 } from "../../../src/services/pubsub/mod.ts";
+import { BATCH_BYTES } from "../../../src/services/pubsub/_subscriber.ts";
 import { FakeSink, tick, until } from "./_fake_sink.ts";
 
 /** A broker closed after `fn`, even when it throws (no timers left behind). */
@@ -162,6 +163,75 @@ Deno.test("Broker stops writing to a sink above the high-water mark and resumes 
       clearInterval(drainer);
     }
     assert.ok(peak < 1000 + 400, `bufferedAmount peaked at ${peak}`);
+  });
+});
+
+Deno.test("Broker sends a batching subscriber what one turn published as one batch frame", async () => {
+  await withBroker({}, async (broker) => {
+    const batched = new FakeSink();
+    const plain = new FakeSink();
+    const subscriber = broker.subscribe(batched, ["t.*"], { batch: true });
+    broker.subscribe(plain, ["t.*"]);
+    for (let i = 1; i <= 3; i++) broker.publish("t.a", i);
+    assert.equal(plain.texts.length, 3, "a subscriber without batches gets each frame at once");
+    assert.equal(batched.texts.length, 0, "a batch goes out at the end of the turn");
+    await tick();
+    assert.equal(batched.texts.length, 1);
+    assert.deepEqual(JSON.parse(batched.texts[0]!), {
+      op: "batch",
+      frames: [1, 2, 3].map((n) => ({ op: "message", topic: "t.a", seq: n, message: n })),
+    });
+    broker.publish("t.b", "alone");
+    await tick();
+    assert.deepEqual(
+      JSON.parse(batched.texts[1]!),
+      { op: "message", topic: "t.b", seq: 1, message: "alone" },
+      "a batch of one is a plain frame",
+    );
+    assert.equal(subscriber.sent, 4);
+  });
+});
+
+Deno.test("Broker puts the drop notice first in a batch and splits batches at BATCH_BYTES", async () => {
+  await withBroker({ buffer: 8, retryMs: 1 }, async (broker) => {
+    const sink = new FakeSink();
+    sink.bufferedAmount = Number.POSITIVE_INFINITY;
+    broker.subscribe(sink, ["t"], { batch: true });
+    const payload = "x".repeat(Math.floor(BATCH_BYTES / 3.5));
+    for (let i = 1; i <= 10; i++) broker.publish("t", { i, payload });
+    await tick(5);
+    assert.equal(sink.texts.length, 0, "a blocked sink gets no batch either");
+    sink.bufferedAmount = 0;
+    await until(() => sink.frames.length === 9);
+    // Eight messages of over a quarter of BATCH_BYTES: two batches of four.
+    assert.equal(sink.texts.length, 2);
+    assert.deepEqual(sink.frames[0], { op: "dropped", count: 2 });
+    assert.deepEqual(sink.messages.map((m) => (m as { i: number }).i), [3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+});
+
+Deno.test("Broker sends a batch at once when the outbox of a batching subscriber would drop", async () => {
+  await withBroker({ buffer: 16 }, async (broker) => {
+    const sink = new FakeSink();
+    const subscriber = broker.subscribe(sink, ["t"], { batch: true });
+    // A burst of more than `buffer` messages in one turn, to a sink with room.
+    for (let i = 1; i <= 100; i++) broker.publish("t", i);
+    assert.equal(sink.texts.length, 6, "a full outbox goes out as a batch within publish()");
+    await tick();
+    assert.equal(sink.texts.length, 7);
+    assert.deepEqual(sink.messages, Array.from({ length: 100 }, (_, i) => i + 1));
+    assert.equal(subscriber.dropped, 0);
+  });
+});
+
+Deno.test("Subscriber.close() cancels a batch that is waiting for the end of the turn", async () => {
+  await withBroker({}, async (broker) => {
+    const sink = new FakeSink();
+    const subscriber = broker.subscribe(sink, ["t"], { batch: true });
+    broker.publish("t", 1);
+    subscriber.close();
+    await tick();
+    assert.equal(sink.texts.length, 0);
   });
 });
 

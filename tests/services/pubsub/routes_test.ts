@@ -101,12 +101,15 @@ Deno.test("GET /v1/pubsub answers the broker's counters", async () => {
   }
 });
 
-Deno.test("GET /v1/pubsub/ws answers 400 for a bad pattern and 426 without an upgrade", async () => {
+Deno.test("GET /v1/pubsub/ws answers 400 for a bad pattern or batch value and 426 without an upgrade", async () => {
   const { broker, send } = fixture();
   try {
     const bad = await send("GET", "/v1/pubsub/ws?topics=a.*,b.%3E.c");
     assert.equal(bad.status, 400);
     assert.match(String(bad.json.error), /Invalid query "topics": Invalid pattern "b\.>\.c"/);
+    const batch = await send("GET", "/v1/pubsub/ws?topics=a.*&batch=yes");
+    assert.equal(batch.status, 400);
+    assert.match(String(batch.json.error), /Invalid query "batch": give 1 or 0, got "yes"/);
     const plain = await send("GET", "/v1/pubsub/ws?topics=a.*");
     assert.equal(plain.status, 426);
     assert.match(String(plain.json.error), /WebSocket handshake/);

@@ -9,6 +9,7 @@ import {
   signRequest,
 } from "../../../src/crypto/mod.ts";
 import {
+  type BatchFrame,
   Broker,
   type BrokerOptions,
   PubsubClient,
@@ -67,6 +68,27 @@ function summary(events: PubsubEvent[]): string[] {
   return events.map((e) =>
     e.op === "message" ? `${e.topic}#${e.seq}=${JSON.stringify(e.message)}` : `${e.op}`
   );
+}
+
+/** The server frames of a raw socket, one at a time, with batch frames unpacked. */
+function framesOf(socket: RawWebSocket): { next(): Promise<PubsubEvent | null>; batches: number } {
+  const queue: PubsubEvent[] = [];
+  const frames = {
+    batches: 0,
+    next: async (): Promise<PubsubEvent | null> => {
+      while (queue.length === 0) {
+        const text = await socket.next();
+        if (text === null) return null;
+        const frame = JSON.parse(text) as PubsubEvent | BatchFrame;
+        if (frame.op === "batch") {
+          frames.batches++;
+          queue.push(...frame.frames);
+        } else queue.push(frame);
+      }
+      return queue.shift()!;
+    },
+  };
+  return frames;
 }
 
 Deno.test("pub/sub over real sockets: HTTP and WebSocket publishes reach wildcard subscribers in order", async () => {
@@ -153,60 +175,70 @@ Deno.test("pub/sub over real sockets: the WebSocket handshake must be signed by 
   });
 });
 
-Deno.test("pub/sub over real sockets: a subscriber that stops reading gets drop notices, a fast one gets all", async () => {
-  const total = 2400;
-  const BATCH = 50;
-  const payload = "p".repeat(16 * 1024);
-  await withServer({ buffer: 128, highWaterBytes: 64 * 1024 }, async (s) => {
-    const slow = await RawWebSocket.open(s.port, "/v1/pubsub/ws?topics=load.*", keys, SERVICE);
-    try {
-      const fast = await s.follow(["load.>"]);
-      const publisher = await s.follow([]);
-      await until(() => s.broker.stats().subscribers === 3);
-      // Server and readers share this process's one thread, so publish in
-      // batches smaller than the outbox, which the fast reader drains between
-      // batches; the slow one reads nothing.
-      for (let batch = 0; batch < total / BATCH; batch++) {
-        for (let i = 0; i < BATCH; i++) {
-          publisher.sub.publish("load.x", { n: batch * BATCH + i, payload });
+for (const batched of [false, true]) {
+  Deno.test(
+    `pub/sub over real sockets: a subscriber that stops reading gets drop notices, a fast one gets all${
+      batched ? " (batch frames)" : ""
+    }`,
+    async () => {
+      const total = 2400;
+      const BATCH = 50;
+      const payload = "p".repeat(16 * 1024);
+      await withServer({ buffer: 128, highWaterBytes: 64 * 1024 }, async (s) => {
+        const path = `/v1/pubsub/ws?topics=load.*${batched ? "&batch=1" : ""}`;
+        const slow = await RawWebSocket.open(s.port, path, keys, SERVICE);
+        try {
+          const fast = await s.follow(["load.>"]);
+          const publisher = await s.follow([]);
+          await until(() => s.broker.stats().subscribers === 3);
+          // Server and readers share this process's one thread, so publish in
+          // batches smaller than the outbox, which the fast reader drains between
+          // batches; the slow one reads nothing.
+          for (let batch = 0; batch < total / BATCH; batch++) {
+            for (let i = 0; i < BATCH; i++) {
+              publisher.sub.publish("load.x", { n: batch * BATCH + i, payload });
+            }
+            await until(() => fast.events.length === (batch + 1) * BATCH, 10_000);
+          }
+          const seqs = fast.events.map((e) => e.op === "message" ? e.seq : -1);
+          assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
+          const dropped = s.broker.stats().dropped;
+          assert.ok(dropped > 0, "the slow subscriber's outbox overflowed");
+          // Now read the slow socket: each notice accounts for exactly the gap that follows.
+          let seen = 0;
+          let lost = 0;
+          let last = 0;
+          let notices = 0;
+          const frames = framesOf(slow);
+          while (seen + lost < total) {
+            const frame = await frames.next();
+            assert.ok(frame !== null, `socket ended after ${seen} messages and ${lost} drops`);
+            if (frame.op === "dropped") {
+              notices++;
+              lost += frame.count;
+              const next = await frames.next();
+              assert.ok(next !== null, "the socket does not end right after a notice");
+              assert.equal(next.op, "message", "a notice comes right before a message");
+              assert.equal(next.op === "message" && next.seq, last + frame.count + 1);
+              last += frame.count + 1;
+              seen++;
+            } else if (frame.op === "message") {
+              assert.equal(frame.seq, last + 1, "no silent gap");
+              last = frame.seq;
+              seen++;
+            }
+          }
+          assert.ok(notices >= 1);
+          assert.equal(lost, dropped);
+          assert.equal(last, total);
+          assert.equal(frames.batches > 0, batched, "batch frames come only when asked for");
+        } finally {
+          slow.close();
         }
-        await until(() => fast.events.length === (batch + 1) * BATCH, 10_000);
-      }
-      const seqs = fast.events.map((e) => e.op === "message" ? e.seq : -1);
-      assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
-      const dropped = s.broker.stats().dropped;
-      assert.ok(dropped > 0, "the slow subscriber's outbox overflowed");
-      // Now read the slow socket: each notice accounts for exactly the gap that follows.
-      let seen = 0;
-      let lost = 0;
-      let last = 0;
-      let notices = 0;
-      while (seen + lost < total) {
-        const text = await slow.next();
-        assert.ok(text !== null, `socket ended after ${seen} messages and ${lost} drops`);
-        const frame = JSON.parse(text) as PubsubEvent;
-        if (frame.op === "dropped") {
-          notices++;
-          lost += frame.count;
-          const next = JSON.parse((await slow.next())!) as PubsubEvent;
-          assert.equal(next.op, "message", "a notice comes right before a message");
-          assert.equal(next.op === "message" && next.seq, last + frame.count + 1);
-          last += frame.count + 1;
-          seen++;
-        } else if (frame.op === "message") {
-          assert.equal(frame.seq, last + 1, "no silent gap");
-          last = frame.seq;
-          seen++;
-        }
-      }
-      assert.ok(notices >= 1);
-      assert.equal(lost, dropped);
-      assert.equal(last, total);
-    } finally {
-      slow.close();
-    }
-  });
-});
+      });
+    },
+  );
+}
 
 Deno.test("PubsubSubscription keeps its newest events when the application does not read, and ends on 1001", async () => {
   await withServer({}, async (s) => {
