@@ -84,6 +84,9 @@ export function jobScript(request: JobRequest): string {
     "#SBATCH --ntasks=1",
     `#SBATCH --cpus-per-task=${request.cores}`,
     `#SBATCH --export=${request.exportNames.join(",")}`,
+    // The fabric restarts its services itself (a new password, the next
+    // incarnation); a requeued job would come back with a spent password.
+    "#SBATCH --no-requeue",
     // A fabric service stops cleanly on SIGTERM; Slurm sends it at scancel and
     // at the walltime, then SIGKILL after the cluster's KillWait.
     ...(request.partition ? [`#SBATCH --partition=${shellWord(request.partition)}`] : []),

@@ -189,7 +189,7 @@ export class SlurmLauncher implements Launcher {
       host: this.#partition ? `slurm:${this.#partition}` : "slurm",
       logFile,
       exited,
-      reach: (endpoint) => Promise.resolve(this.#reach(endpoint, followed.job)),
+      reach: (endpoint) => this.#reach(endpoint, followed.job),
       kill: (signal: Deno.Signal = "SIGTERM") => {
         const args = signal === "SIGTERM" || signal === "SIGKILL"
           ? [jobId]
@@ -227,12 +227,22 @@ export class SlurmLauncher implements Launcher {
     return `${origin.protocol}//${this.#advertise}:${relay.port}`;
   }
 
-  #reach(endpoint: string, job: BatchJob): string {
+  async #reach(endpoint: string, job: BatchJob): Promise<string> {
     const url = new URL(endpoint);
     if (url.hostname !== "0.0.0.0") return endpoint;
+    // The service may bootstrap before the next poll has seen its job run.
+    if (!job.nodes) {
+      const output = await run("squeue", [
+        "--noheader",
+        `--jobs=${job.jobId}`,
+        `--format=${SQUEUE_FORMAT}`,
+      ]).catch(() => "");
+      const status = parseQueue(output).get(job.jobId);
+      if (status) await this.#observe(job.jobId, status);
+    }
     // A one-node job: Slurm names the node, which the head node can resolve.
     const node = job.nodes.split(",")[0];
-    if (!node) throw new Error(`Slurm job ${job.jobId} reports no node yet`);
+    if (!node) throw new Error(`Slurm job ${job.jobId} reports no node`);
     url.hostname = node;
     return url.origin;
   }

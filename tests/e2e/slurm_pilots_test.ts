@@ -70,14 +70,16 @@ Deno.test({
     ok(await run(SLURM_SCRIPT, ["up", "--testnet"]), "slurm-testcluster up");
     const dir = await Deno.makeTempDir({ prefix: "fabricd-slurm-" });
     const fabric = `${dir}/fabric.yaml`;
+    // --fabric right after the command: after "--" it would be part of a task's command line.
     const fabricd = (args: string[]) =>
       testnetExec("desktop", [
         "env",
         `DENO_DIR=${DENO_DIR}`,
         ...FABRICD,
-        ...args,
+        args[0]!,
         "--fabric",
         fabric,
+        ...args.slice(1),
       ]);
     const json = async <T>(args: string[]): Promise<T> =>
       JSON.parse(ok(await fabricd([...args, "--json"]), args.join(" "))) as T;
@@ -147,12 +149,24 @@ Deno.test({
           );
           assert.match(task, new RegExp(`DONE on ${first}`));
           assert.match(task, new RegExp(`^\\s+${running.batch!.nodes}$`, "m"), "ran on the node");
-          // The password travels in the job's environment, never in argv.
+          // The password travels in the job's environment: not in argv, not in the script.
           const argv = ok(
             await testnetExec(running.batch!.nodes as "compute1", ["ps", "-eo", "args"]),
             "ps",
           );
-          assert.doesNotMatch(argv, /FABRIC_OTP/);
+          assert.doesNotMatch(argv, /FABRIC_OTP=/);
+          const script = ok(
+            await testnetExec("head", [
+              "scontrol",
+              "write",
+              "batch_script",
+              running.batch!.jobId,
+              "-",
+            ]),
+            "scontrol write batch_script",
+          );
+          assert.match(script, /^#SBATCH --export=FABRIC_OTP,FABRIC_PARENT,FABRIC_PIN/m);
+          assert.doesNotMatch(script, /FABRIC_OTP=/);
         },
       );
 
@@ -190,12 +204,18 @@ Deno.test({
           "2",
         ]);
         const ids = submitted.pilots.map((p) => p.id);
+        let seen: Pilot[] = [];
         const waiting = await eventually("two pilots RUNNING and one QUEUED", async () => {
           const mine = (await pilots()).filter((p) => ids.includes(p.id));
+          seen = mine;
           const running = mine.filter((p) => p.state === "RUNNING" && p.service === "ALIVE");
           const queued = mine.filter((p) => p.state === "QUEUED");
           return running.length === 2 && queued.length === 1 ? queued[0] : undefined;
-        }, 60_000);
+        }, 60_000).catch((error) => {
+          throw new Error(
+            `${error.message}: ${JSON.stringify(seen.map((p) => [p.state, p.service, p.reason]))}`,
+          );
+        });
         assert.equal((await managerStatus()).pendingPasswords, 1, "the waiting job's password");
         ok(await testnetExec("head", ["scancel", waiting.batch!.jobId]), "scancel");
         const failed = await eventually("the waiting pilot's spawn failed", async () => {

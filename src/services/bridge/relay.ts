@@ -2,7 +2,8 @@
  * Relaying for bridges: a signed request whose `Fabric-Target` is another
  * service is passed on unchanged (signatures are end to end), down the spawn
  * tree along its `Fabric-Route`, or up towards the registry or the parent.
- * Answers, streams included, come back unchanged.
+ * Answers, streams included, come back unchanged; a WebSocket is relayed as
+ * two sockets joined frame by frame.
  * @module
  */
 import type { MiddlewareHandler } from "hono";
@@ -61,6 +62,9 @@ export function relay(table: RelayTable): MiddlewareHandler {
     const headers = new Headers(c.req.raw.headers);
     headers.delete("host");
     headers.set("fabric-hops", String(hops + 1));
+    if (c.req.header("upgrade")?.toLowerCase() === "websocket") {
+      return await relayWebSocket(c.req.raw, url, headers, `Bridge "${table.selfId}"`);
+    }
     const hasBody = !["GET", "HEAD"].includes(c.req.method);
     let answer: Response;
     try {
@@ -81,4 +85,83 @@ export function relay(table: RelayTable): MiddlewareHandler {
     }
     return new Response(answer.body, { status: answer.status, headers: answer.headers });
   };
+}
+
+/** Headers of one WebSocket handshake that the next hop's own handshake makes anew. */
+const HANDSHAKE_HEADERS = [
+  "connection",
+  "upgrade",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-extensions",
+  "sec-websocket-accept",
+  "content-length",
+];
+
+/**
+ * Relays a WebSocket: opens one to the next hop with the same signed headers
+ * (the signature covers method, path, query and target, not the handshake's
+ * own headers), and only once that is open accepts the client's, then passes
+ * frames both ways; either side closing closes the other.
+ * @throws {HTTPException} 502 when the next hop refuses or cannot be reached.
+ */
+async function relayWebSocket(
+  request: Request,
+  url: URL,
+  headers: Headers,
+  who: string,
+): Promise<Response> {
+  for (const name of HANDSHAKE_HEADERS) headers.delete(name);
+  const wsUrl = new URL(url);
+  wsUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const outbound = new WebSocket(wsUrl, { headers });
+  outbound.binaryType = "arraybuffer";
+  const opened = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 15_000);
+    outbound.onopen = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    outbound.onerror = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+  });
+  if (!opened) {
+    outbound.close();
+    throw new HTTPException(502, {
+      message: `${who} cannot open the WebSocket to the next hop (${url.host}${url.pathname}): ` +
+        "check the target's signature and path with a plain signed request",
+    });
+  }
+  const { socket: inbound, response } = Deno.upgradeWebSocket(request);
+  inbound.binaryType = "arraybuffer";
+  const early: (string | ArrayBuffer)[] = [];
+  outbound.onmessage = (event) => {
+    if (inbound.readyState === WebSocket.OPEN) inbound.send(event.data);
+    else early.push(event.data);
+  };
+  inbound.onopen = () => {
+    for (const data of early.splice(0)) inbound.send(data);
+  };
+  inbound.onmessage = (event) => {
+    if (outbound.readyState === WebSocket.OPEN) outbound.send(event.data);
+  };
+  const closeBoth = (code: number, reason: string) => {
+    const safe = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+    for (const socket of [inbound, outbound]) {
+      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+        try {
+          socket.close(safe, reason.slice(0, 120));
+        } catch {
+          // Already closing.
+        }
+      }
+    }
+  };
+  outbound.onclose = (event) => closeBoth(event.code, event.reason);
+  inbound.onclose = (event) => closeBoth(event.code, event.reason);
+  outbound.onerror = () => closeBoth(1011, "next hop failed");
+  inbound.onerror = () => closeBoth(1011, "client failed");
+  return response;
 }
