@@ -75,6 +75,19 @@ export class ServiceTarget {
     return this.#cached;
   }
 
+  /**
+   * Whether requests go through a relay (option `via`): then only HTTP
+   * requests reach the service, not WebSocket upgrades.
+   */
+  get relayed(): boolean {
+    return this.#via !== undefined;
+  }
+
+  /** Forgets the target, so the next call looks the service up again (it may have moved). */
+  forget(): void {
+    this.#cached = null;
+  }
+
   /** Runs `call` on the target; forgets the target when it could not be reached. */
   async use<T>(signal: AbortSignal, call: (target: Target) => Promise<T>): Promise<T> {
     const target = await this.get(signal);

@@ -1,6 +1,6 @@
 /**
- * The agent's loop: takes tasks from a queue while it has free cores, runs
- * each in its core slots, publishes every state change on `tasks.<id>`, and
+ * The agent's loop: takes tasks from a queue while it has free cores or room
+ * in its prefetch window, runs each in its core slots, publishes every state change on `tasks.<id>`, and
  * acknowledges a task's message only once the task reached a final state, so
  * a task on an agent that dies is delivered again (at least once).
  * @module
@@ -8,7 +8,7 @@
 import { log } from "../../runtime/logging.ts";
 import type { QueueMessage } from "../queue/queue_wire.ts";
 import { QUEUE_LIMITS } from "../queue/queue_wire.ts";
-import { runTask, type TaskRun } from "./runner.ts";
+import { agentEnv, runTask, type TaskRun } from "./runner.ts";
 import { CoreSlots } from "./slots.ts";
 import { parseTask, type Task, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
 
@@ -37,6 +37,12 @@ export interface AgentOptions {
   queueName?: string;
   /** Visibility timeout of a taken task, ms; must outlast its wait and run. Default 60000. */
   visibilityMs?: number;
+  /**
+   * Tasks taken beyond the free cores, to wait on the agent so that a freed
+   * core starts the next task without a round trip to the queue. 0 takes a
+   * task only while a core is free and no taken task waits. Default 0.
+   */
+  prefetch?: number;
   /** Longest long-poll of one get, ms. Default 20000. */
   pollWaitMs?: number;
   /** Time between SIGTERM and SIGKILL when a task is canceled, ms. Default 5000. */
@@ -79,10 +85,11 @@ export class Agent {
   #slots: CoreSlots;
   #queueName: string;
   #visibilityMs: number;
+  #prefetch: number;
   #pollWaitMs: number;
   #graceMs: number;
   #retryMs: number;
-  #baseEnv: Record<string, string> | undefined;
+  #baseEnv: Record<string, string>;
   #entries = new Map<string, Entry>();
   #handling = new Set<Promise<void>>();
   #stopping = new AbortController();
@@ -93,7 +100,8 @@ export class Agent {
   /**
    * An agent taking tasks from `queue` and publishing to `events`; call
    * {@linkcode Agent.start} to begin.
-   * @throws {RangeError} when `cores` is not a positive whole number.
+   * @throws {RangeError} when `cores` is not a positive whole number, or
+   * `prefetch` not a whole number from 0 to 100.
    */
   constructor(queue: TaskQueue, events: TaskEventSink, options: AgentOptions) {
     this.#queue = queue;
@@ -102,10 +110,20 @@ export class Agent {
     this.#slots = new CoreSlots(options.cores);
     this.#queueName = options.queueName ?? "tasks";
     this.#visibilityMs = options.visibilityMs ?? 60_000;
+    this.#prefetch = options.prefetch ?? 0;
+    if (
+      !Number.isSafeInteger(this.#prefetch) || this.#prefetch < 0 ||
+      this.#prefetch > QUEUE_LIMITS.maxBatch
+    ) {
+      throw new RangeError(
+        `Invalid prefetch ${this.#prefetch}: give a whole number from 0 to ${QUEUE_LIMITS.maxBatch}`,
+      );
+    }
     this.#pollWaitMs = options.pollWaitMs ?? 20_000;
     this.#graceMs = options.graceMs ?? 5000;
     this.#retryMs = options.retryMs ?? 1000;
-    this.#baseEnv = options.baseEnv;
+    // Read once: the agent's own environment does not change while it runs.
+    this.#baseEnv = options.baseEnv ?? agentEnv();
   }
 
   /** Starts taking tasks; calling it again does nothing. */
@@ -161,7 +179,7 @@ export class Agent {
       let messages: QueueMessage[];
       try {
         messages = await this.#queue.get(this.#queueName, {
-          max: Math.min(this.#slots.free, QUEUE_LIMITS.maxBatch),
+          max: Math.min(this.#wanted(), QUEUE_LIMITS.maxBatch),
           waitMs: this.#pollWaitMs,
           visibilityMs: this.#visibilityMs,
           signal,
@@ -192,9 +210,19 @@ export class Agent {
     }
   }
 
-  /** Resolves when a core is free and no taken task waits for cores, or on stop. */
+  /**
+   * Tasks to take now: the free cores (unless a taken task waits for cores,
+   * which would start first) plus the prefetch window, less the taken tasks
+   * that wait for cores already.
+   */
+  #wanted(): number {
+    const waiting = this.#slots.waiting;
+    return (waiting === 0 ? this.#slots.free : 0) + this.#prefetch - waiting;
+  }
+
+  /** Resolves when the agent wants more tasks (see `#wanted`), or on stop. */
   #roomForMore(signal: AbortSignal): Promise<void> {
-    const room = (): boolean => this.#slots.free > 0 && this.#slots.waiting === 0;
+    const room = (): boolean => this.#wanted() > 0;
     if (room() || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
@@ -245,10 +273,7 @@ export class Agent {
         if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
         await this.#publish(task.id, "RUNNING", {});
         if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
-        entry.run = runTask(task, {
-          graceMs: this.#graceMs,
-          ...(this.#baseEnv ? { baseEnv: this.#baseEnv } : {}),
-        });
+        entry.run = runTask(task, { graceMs: this.#graceMs, baseEnv: this.#baseEnv });
         const result = await entry.run.done;
         release();
         if (entry.requeue) return await this.#aborted(entry, result.tail);
@@ -314,8 +339,10 @@ export class Agent {
         await this.#queue[how](this.#queueName, message.id);
         return;
       } catch (error) {
-        if (attempt >= SETTLE_ATTEMPTS) {
-          // The visibility timeout hands the message out again.
+        if (attempt >= SETTLE_ATTEMPTS || isUnknownMessage(error)) {
+          // A message the queue does not hold was acknowledged already (by
+          // another run of a copy): trying again cannot help. After the last
+          // attempt, the visibility timeout hands the message out again.
           this.#logger.warn("Cannot {how} message {id}: {error}", {
             how,
             id: message.id,
@@ -327,6 +354,11 @@ export class Agent {
       }
     }
   }
+}
+
+function isUnknownMessage(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "status" in error &&
+    (error as { status: unknown }).status === 404;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

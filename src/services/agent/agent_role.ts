@@ -9,11 +9,11 @@ import type { Hono } from "hono";
 import { FabricClient } from "../../client/fabric_client.ts";
 import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
 import { log } from "../../runtime/logging.ts";
-import { PubsubClient } from "../pubsub/pubsub_client.ts";
-import { QueueClient } from "../queue/queue_client.ts";
 import { QUEUE_LIMITS, QUEUE_NAME } from "../queue/queue_wire.ts";
+import { RemoteEventSink } from "./_remote_events.ts";
+import { RemoteTaskQueue } from "./_remote_queue.ts";
 import { ServiceTarget } from "./_service_target.ts";
-import { Agent, type TaskEventSink, type TaskQueue } from "./agent.ts";
+import { Agent } from "./agent.ts";
 import { agentRoutes } from "./routes.ts";
 
 /** Settings of an agent service, from its role options. */
@@ -28,6 +28,8 @@ export interface AgentSettings {
   queueName: string;
   /** Option `visibilityMs`: visibility timeout of a taken task. Default 60000. */
   visibilityMs: number;
+  /** Option `prefetch`: tasks taken beyond the free cores. Default: `cores`, at most 100. */
+  prefetch: number;
   /** Option `graceMs`: SIGTERM to SIGKILL on cancel and stop. Default 5000. */
   graceMs: number;
   /**
@@ -60,10 +62,11 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
       `Invalid agent option queueName="${queueName}": give 1-64 letters, digits, '.', '_' or '-'`,
     );
   }
+  const cores = wholeOption(options, "cores", navigator.hardwareConcurrency || 1, 1, 4096);
   return {
     queue: required("queue"),
     pubsub: required("pubsub"),
-    cores: wholeOption(options, "cores", navigator.hardwareConcurrency || 1, 1, 4096),
+    cores,
     queueName,
     visibilityMs: wholeOption(
       options,
@@ -72,13 +75,17 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
       1000,
       QUEUE_LIMITS.maxVisibilityMs,
     ),
+    prefetch: wholeOption(
+      options,
+      "prefetch",
+      Math.min(cores, QUEUE_LIMITS.maxBatch),
+      0,
+      QUEUE_LIMITS.maxBatch,
+    ),
     graceMs: wholeOption(options, "graceMs", 5000, 0, 600_000),
     via: viaOption(options.via),
   };
 }
-
-/** Time allowed for one event's publish, ms: events must not hold tasks up long. */
-const PUBLISH_TIMEOUT_MS = 5000;
 
 let current: Agent | null = null;
 
@@ -93,34 +100,14 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const via = settings.via === "parent" && deps.parent ? { via: deps.parent } : {};
   const queueTarget = new ServiceTarget(deps.registry, settings.queue, via);
   const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub, via);
-  const queue: TaskQueue = {
-    get: (name, options) => {
-      const signal = options.signal ? AbortSignal.any([options.signal, life.signal]) : life.signal;
-      return queueTarget.use(
-        signal,
-        (target) => new QueueClient(client, target).get(name, { ...options, signal }),
-      );
-    },
-    ack: (name, id) =>
-      queueTarget.use(life.signal, (target) => new QueueClient(client, target).ack(name, id)),
-    nack: (name, id) =>
-      queueTarget.use(life.signal, (target) => new QueueClient(client, target).nack(name, id)),
-  };
-  const events: TaskEventSink = {
-    publish: (topic, message) =>
-      pubsubTarget.use(
-        life.signal,
-        (target) =>
-          new PubsubClient(deps.keys, target, { client }).publish(topic, message, {
-            timeoutMs: PUBLISH_TIMEOUT_MS,
-          }),
-      ),
-  };
+  const queue = new RemoteTaskQueue(deps.keys, client, queueTarget, life.signal);
+  const events = new RemoteEventSink(deps.keys, client, pubsubTarget, life.signal);
   const agent = new Agent(queue, events, {
     agentId: config.serviceId,
     cores: settings.cores,
     queueName: settings.queueName,
     visibilityMs: settings.visibilityMs,
+    prefetch: settings.prefetch,
     graceMs: settings.graceMs,
   });
   current = agent;
@@ -133,6 +120,7 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
       stopping ??= (async () => {
         await agent.stop();
         life.abort();
+        await Promise.all([queue.close(), events.close()]);
         if (current === agent) current = null;
         logger.info("Agent stopped; its unfinished tasks went back to the queue");
       })();

@@ -1,9 +1,10 @@
 /**
- * Runs one task as a child process: no shell, its own process group (Deno's
- * `detached: true` makes the child a session and group leader), so a cancel,
- * a timeout or the end of the task reaches every process it started.
+ * Runs one task as a child process: no shell, its own session and process
+ * group (through `setsid(1)`, see `_session_command.ts`), so a cancel, a
+ * timeout or the end of the task reaches every process it started.
  * @module
  */
+import { cannotStart, sessionCommand } from "./_session_command.ts";
 import { Tail } from "./_tail.ts";
 import { TAIL_BYTES, type Task } from "./task.ts";
 
@@ -58,17 +59,21 @@ const DRAIN_MS = 1000;
 export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   const graceMs = options.graceMs ?? 5000;
   const tail = new Tail(options.tailBytes ?? TAIL_BYTES);
+  const env = { ...(options.baseEnv ?? agentEnv()), ...task.env };
+  const session = sessionCommand(task.executable, task.args);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(task.executable, {
-      args: task.args,
-      env: { ...(options.baseEnv ?? agentEnv()), ...task.env },
+    const why = session.detached ? null : cannotStart(task.executable, env.PATH, task.cwd);
+    if (why !== null) throw new Error(why);
+    child = new Deno.Command(session.command, {
+      args: session.args,
+      env,
       clearEnv: true,
       ...(task.cwd === undefined ? {} : { cwd: task.cwd }),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      detached: true,
+      detached: session.detached,
     }).spawn();
   } catch (error) {
     const result: RunResult = {
@@ -86,10 +91,15 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   let exited = false;
+  // Until setsid(1) has made the group, only the process itself can be
+  // signalled; it is not reaped before `exited`, so its PID is still its own.
+  const signalTask = (signal: Deno.Signal): void => {
+    if (!signalGroup(pid, signal) && !exited) signalProcess(pid, signal);
+  };
   const terminate = (): void => {
     if (killTimer !== undefined || exited) return;
-    signalGroup(pid, "SIGTERM");
-    killTimer = setTimeout(() => signalGroup(pid, "SIGKILL"), graceMs);
+    signalTask("SIGTERM");
+    killTimer = setTimeout(() => signalTask("SIGKILL"), graceMs);
   };
   const timeout = task.timeoutMs === undefined ? undefined : setTimeout(() => {
     timedOut = true;
@@ -135,11 +145,21 @@ export function agentEnv(): Record<string, string> {
   );
 }
 
-function signalGroup(pid: number, signal: Deno.Signal): void {
+/** Signals process group `pid`; false when there is no such group (gone, or not made yet). */
+function signalGroup(pid: number, signal: Deno.Signal): boolean {
   try {
     Deno.kill(-pid, signal);
+    return true;
   } catch {
-    // The group is already gone.
+    return false;
+  }
+}
+
+function signalProcess(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(pid, signal);
+  } catch {
+    // Already gone.
   }
 }
 

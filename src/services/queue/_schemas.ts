@@ -23,6 +23,14 @@ const payload = z.unknown().refine((v) => v !== undefined, "is required: give an
 /** Body of `POST /queue/:name/messages`. */
 export const putBodySchema = z.strictObject({ payload });
 
+/** The IDs of a batch of acknowledgements. */
+const ackIds = z.array(messageIdSchema).min(1, "must name at least one message").max(
+  QUEUE_LIMITS.maxBatch,
+);
+
+/** Body of `POST /queue/:name/acks`. */
+export const acksBodySchema = z.strictObject({ ids: ackIds });
+
 /** A whole number from a query string, `fallback` when absent. */
 function queryInt(min: number, max: number, fallback: number) {
   return z.string().regex(/^\d{1,9}$/, "must be a whole number").optional()
@@ -53,6 +61,7 @@ export const clientFrameSchema = z.discriminatedUnion("op", [
     ref,
   }),
   z.strictObject({ op: z.literal("ack"), id: messageIdSchema, ref }),
+  z.strictObject({ op: z.literal("acks"), ids: ackIds, ref }),
   z.strictObject({ op: z.literal("nack"), id: messageIdSchema, ref }),
 ]);
 

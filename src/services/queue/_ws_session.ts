@@ -4,7 +4,7 @@
  * @module
  */
 import { _invalidField, type ClientFrame, clientFrameSchema } from "./_schemas.ts";
-import type { QueueService } from "./queue.ts";
+import { type QueueService, UnknownMessageError } from "./queue.ts";
 import { QueueFullError } from "./queue_store.ts";
 import type { QueueServerFrame } from "./queue_wire.ts";
 
@@ -53,7 +53,9 @@ export class QueueSocket {
     try {
       value = JSON.parse(data);
     } catch {
-      return this.#error('Frame is not JSON: send {"op": "put" | "get" | "ack" | "nack", ...}');
+      return this.#error(
+        'Frame is not JSON: send {"op": "put" | "get" | "ack" | "acks" | "nack", ...}',
+      );
     }
     const parsed = clientFrameSchema.safeParse(value);
     if (!parsed.success) {
@@ -85,6 +87,12 @@ export class QueueSocket {
         case "ack":
           this.#service.ack(this.#name, frame.id);
           return this.#send({ op: "ack-ok", id: frame.id, ...ref });
+        case "acks":
+          return this.#send({
+            op: "acks-ok",
+            ...this.#service.ackMany(this.#name, frame.ids),
+            ...ref,
+          });
         case "nack":
           this.#service.nack(this.#name, frame.id);
           return this.#send({ op: "nack-ok", id: frame.id, ...ref });
@@ -92,7 +100,12 @@ export class QueueSocket {
           return this.#get(frame.max, frame.visibility, frame.wait, frame.ref);
       }
     } catch (error) {
-      this.#error((error as Error).message, frame.ref, error instanceof QueueFullError);
+      const flag = error instanceof QueueFullError
+        ? "full"
+        : error instanceof UnknownMessageError
+        ? "unknown"
+        : undefined;
+      this.#error((error as Error).message, frame.ref, flag);
     }
   }
 
@@ -123,11 +136,11 @@ export class QueueSocket {
     if (!this.#closed) this.#sink.send(frame);
   }
 
-  #error(message: string, ref?: string | number, full = false): void {
+  #error(message: string, ref?: string | number, flag?: "full" | "unknown"): void {
     this.#send({
       op: "error",
       message,
-      ...(full ? { full: true } : {}),
+      ...(flag ? { [flag]: true } : {}),
       ...(ref === undefined ? {} : { ref }),
     });
   }

@@ -36,8 +36,10 @@ export {
   type QueueStoreOptions,
 } from "./queue_store.ts";
 export { openQueueSocket, QueueClient, type QueueGetOptions } from "./queue_client.ts";
+export { QueueSession, type QueueSessionOptions } from "./queue_session.ts";
 export { queueRoutes } from "./routes.ts";
 export {
+  type AckManyResult,
   MESSAGE_ID,
   QUEUE_LIMITS,
   QUEUE_NAME,

@@ -5,7 +5,7 @@
  */
 import type { FabricClient, Target } from "../../client/fabric_client.ts";
 import { type FabricKeys, signRequest } from "../../crypto/mod.ts";
-import type { QueueMessage, QueueStats } from "./queue_wire.ts";
+import type { AckManyResult, QueueMessage, QueueStats } from "./queue_wire.ts";
 
 /** Options of {@linkcode QueueClient.get}. */
 export interface QueueGetOptions {
@@ -72,6 +72,19 @@ export class QueueClient {
     await this.#client.call(this.#target, {
       method: "POST",
       path: `/v1/queue/${encodeURIComponent(name)}/messages/${encodeURIComponent(id)}/ack`,
+    });
+  }
+
+  /**
+   * Acknowledges the messages `ids` (at most 100) of queue `name` in one
+   * request and one transaction; IDs the queue does not hold come back in
+   * `unknown` instead of failing the call.
+   */
+  async ackMany(name: string, ids: readonly string[]): Promise<AckManyResult> {
+    return await this.#client.call<AckManyResult>(this.#target, {
+      method: "POST",
+      path: `/v1/queue/${encodeURIComponent(name)}/acks`,
+      body: { ids },
     });
   }
 

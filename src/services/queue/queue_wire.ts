@@ -15,7 +15,7 @@ export const MESSAGE_ID = /^[1-9][0-9]{0,14}$/;
 export const QUEUE_LIMITS = {
   /** Unacknowledged messages one queue holds unless the `capacity` option says otherwise. */
   defaultCapacity: 10_000,
-  /** Messages one get may take. */
+  /** Messages one get may take, and one batch of acknowledgements may name. */
   maxBatch: 100,
   /** Longest long-poll of an HTTP get, ms. */
   maxWaitMs: 30_000,
@@ -48,11 +48,20 @@ export interface QueueStats {
   capacity: number;
 }
 
+/** What a batch of acknowledgements answers (`POST .../acks`, the `acks` frame). */
+export interface AckManyResult {
+  /** The IDs acknowledged now, in the order given. */
+  acked: string[];
+  /** The IDs the queue does not hold (unknown or already acknowledged). */
+  unknown: string[];
+}
+
 /** A frame a WebSocket client sends; `ref` is echoed in the answer. */
 export type QueueClientFrame =
   | { op: "put"; payload: unknown; ref?: string | number }
   | { op: "get"; max?: number; visibility?: number; wait?: number; ref?: string | number }
   | { op: "ack"; id: string; ref?: string | number }
+  | { op: "acks"; ids: string[]; ref?: string | number }
   | { op: "nack"; id: string; ref?: string | number };
 
 /** A frame the server sends on a queue WebSocket. */
@@ -60,5 +69,14 @@ export type QueueServerFrame =
   | { op: "put-ok"; id: string; ref?: string | number }
   | { op: "messages"; messages: QueueMessage[]; ref?: string | number }
   | { op: "ack-ok"; id: string; ref?: string | number }
+  | { op: "acks-ok"; acked: string[]; unknown: string[]; ref?: string | number }
   | { op: "nack-ok"; id: string; ref?: string | number }
-  | { op: "error"; message: string; full?: boolean; ref?: string | number };
+  | {
+    op: "error";
+    message: string;
+    /** The put was refused because the queue is full. */
+    full?: boolean;
+    /** The ack or nack named a message the queue does not hold. */
+    unknown?: boolean;
+    ref?: string | number;
+  };

@@ -1,6 +1,6 @@
 /**
  * The queue's HTTP routes, mounted under `/v1` of a queue service: put, get
- * (long-poll), ack, nack, stats, and a WebSocket. Signed like every management
+ * (long-poll), ack (one or a batch), nack, stats, and a WebSocket. Signed like every management
  * request; handlers validate, call {@linkcode QueueService}, shape the answer.
  * @module
  */
@@ -11,6 +11,7 @@ import { MAX_BODY_BYTES } from "../../api/app.ts";
 import { jsonBody, validParam } from "../../api/validate.ts";
 import {
   _invalidField,
+  acksBodySchema,
   getQuerySchema,
   messageIdSchema,
   putBodySchema,
@@ -71,6 +72,11 @@ export function queueRoutes(current: () => QueueService | null): Hono {
     const id = validParam(c, "id", messageIdSchema);
     known(() => queues().ack(queue, id));
     return c.json({ acked: true });
+  });
+
+  app.post("/queue/:name/acks", jsonBody(acksBodySchema), (c) => {
+    const queue = name(c);
+    return c.json(queues().ackMany(queue, c.req.valid("json").ids));
   });
 
   app.post("/queue/:name/messages/:id/nack", (c) => {

@@ -1,7 +1,9 @@
 /**
  * The agent role as real processes: a local fabric with a queue, a pub/sub
  * and an agent runs tasks put on the queue and reports them over pub/sub; a
- * SIGKILLed agent is restarted under its ID and its task runs again (at least once).
+ * SIGKILLed agent is restarted under its ID and its tasks, running or
+ * prefetched, run again (at least once); an agent whose queue and pub/sub
+ * services were SIGKILLed and restarted opens its sockets to them again.
  */
 import assert from "node:assert/strict";
 import type { TaskEvent } from "../../../src/services/agent/task.ts";
@@ -66,11 +68,32 @@ Deno.test({
           (await local.registry.get(agentService.id))!.record;
         const before = await recordOf();
         assert.equal(before.incarnation, 1);
-        await queue.put("tasks", { id: "tsk-sleep", executable: "/bin/sleep", args: ["5"] });
+        // tsk-sleep takes both cores; the agent prefetches the next two (prefetch
+        // defaults to its 2 cores), which wait on it, taken but not started.
+        await queue.put("tasks", {
+          id: "tsk-sleep",
+          executable: "/bin/sleep",
+          args: ["5"],
+          cores: 2,
+        });
+        const waiting = ["tsk-wait-1", "tsk-wait-2"];
+        for (const id of waiting) await queue.put("tasks", { id, executable: "/bin/true" });
         await eventually(
-          () => Promise.resolve(last("tsk-sleep")?.state === "RUNNING" ? true : undefined),
+          () =>
+            Promise.resolve(
+              last("tsk-sleep")?.state === "RUNNING" &&
+                waiting.every((id) => last(id)?.state === "QUEUED")
+                ? true
+                : undefined,
+            ),
           15_000,
         );
+        assert.deepEqual(await queue.stats("tasks"), {
+          name: "tasks",
+          ready: 0,
+          inflight: 3,
+          capacity: 10_000,
+        });
         Deno.kill(before.pid, "SIGKILL");
         const after = await eventually(async () => {
           const r = await recordOf();
@@ -83,10 +106,85 @@ Deno.test({
         );
         const states = events.filter((e) => e.id === "tsk-sleep").map((e) => e.state);
         assert.deepEqual(states, ["QUEUED", "RUNNING", "QUEUED", "RUNNING", "DONE"]);
+        await eventually(
+          () =>
+            Promise.resolve(waiting.every((id) => last(id)?.state === "DONE") ? true : undefined),
+          15_000,
+        );
+        for (const id of waiting) {
+          assert.deepEqual(
+            events.filter((e) => e.id === id).map((e) => [e.state, e.agent]),
+            [
+              ["QUEUED", agentService.id],
+              ["QUEUED", agentService.id],
+              ["RUNNING", agentService.id],
+              [
+                "DONE",
+                agentService.id,
+              ],
+            ],
+            `${id} was taken by the killed agent, never started, and ran after the restart`,
+          );
+        }
         await eventually(async () => {
           const stats = await queue.stats("tasks");
           return stats.ready + stats.inflight === 0 ? true : undefined;
         }, 10_000);
+      } finally {
+        await subscription.close();
+      }
+    }, { heartbeatMs: 500 });
+  },
+});
+
+Deno.test({
+  name: "agentRole opens its sockets again after its queue and pubsub were SIGKILLed and restarted",
+  fn: async () => {
+    await withLocalFabric(async (local) => {
+      const spawn = (role: string, options: Record<string, string> = {}) =>
+        local.client.call<SpawnResult>(local.spawner, {
+          method: "POST",
+          path: "/v1/spawn",
+          body: { role, options },
+        });
+      const record = async (id: string): Promise<ServiceRecord> =>
+        (await local.registry.get(id))!.record;
+      const queueService = await spawn("queue");
+      const pubsubService = await spawn("pubsub");
+      const events: TaskEvent[] = [];
+      const subscribe = (target: { id: string; url: string }) =>
+        new PubsubClient(local.keys, target, { client: local.client }).subscribe(["tasks.>"], {
+          onEvent: (event) => {
+            if (event.op === "message") events.push(event.message as TaskEvent);
+          },
+        });
+      let subscription = await subscribe({ id: pubsubService.id, url: pubsubService.endpoint });
+      try {
+        await spawn("agent", { queue: queueService.id, pubsub: pubsubService.id, cores: "1" });
+        const done = (id: string) =>
+          eventually(
+            () =>
+              Promise.resolve(events.some((e) => e.id === id && e.state === "DONE") || undefined),
+            30_000,
+          );
+        await new QueueClient(local.client, { id: queueService.id, url: queueService.endpoint })
+          .put("tasks", { id: "tsk-before", executable: "/bin/true" });
+        await done("tsk-before");
+
+        const restarted = await Promise.all([queueService.id, pubsubService.id].map(async (id) => {
+          const before = await record(id);
+          Deno.kill(before.pid, "SIGKILL");
+          return await eventually(async () => {
+            const r = await record(id);
+            return r.state === "ALIVE" && r.incarnation === 2 ? r : undefined;
+          }, 30_000);
+        }));
+        const [queueAfter, pubsubAfter] = restarted as [ServiceRecord, ServiceRecord];
+        await subscription.close();
+        subscription = await subscribe({ id: pubsubAfter.id, url: pubsubAfter.endpoint });
+        await new QueueClient(local.client, { id: queueAfter.id, url: queueAfter.endpoint })
+          .put("tasks", { id: "tsk-after", executable: "/bin/true" });
+        await done("tsk-after");
       } finally {
         await subscription.close();
       }

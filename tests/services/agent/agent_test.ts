@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { Agent, type TaskEvent, type TaskQueue } from "../../../src/services/agent/mod.ts";
+import {
+  Agent,
+  agentSettings,
+  type TaskEvent,
+  type TaskQueue,
+} from "../../../src/services/agent/mod.ts";
 import { Broker, type SubscriberSink } from "../../../src/services/pubsub/mod.ts";
 import { QueueService, QueueStore } from "../../../src/services/queue/mod.ts";
 
@@ -12,7 +17,11 @@ interface Bench {
   until(check: () => boolean, timeoutMs?: number): Promise<void>;
 }
 
-async function withAgent(cores: number, fn: (bench: Bench) => Promise<void>): Promise<void> {
+async function withAgent(
+  cores: number,
+  fn: (bench: Bench) => Promise<void>,
+  options: { prefetch?: number } = {},
+): Promise<void> {
   const queues = new QueueService(QueueStore.open(":memory:"));
   const broker = new Broker();
   const events: TaskEvent[] = [];
@@ -32,7 +41,7 @@ async function withAgent(cores: number, fn: (bench: Bench) => Promise<void>): Pr
   };
   const agent = new Agent(queue, {
     publish: (topic, message) => Promise.resolve(broker.publish(topic, message)),
-  }, { agentId: "agt-00000001", cores, pollWaitMs: 200, graceMs: 300 });
+  }, { agentId: "agt-00000001", cores, pollWaitMs: 200, graceMs: 300, ...options });
   agent.start();
   const until = async (check: () => boolean, timeoutMs = 10_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
@@ -126,4 +135,84 @@ Deno.test("Agent.stop() kills running tasks and gives their messages back", asyn
     });
     assert.equal(agent.cancel("tsk-a"), false);
   });
+});
+
+Deno.test("Agent with prefetch 2 holds two tasks beyond its free core, QUEUED and leased", async () => {
+  await withAgent(1, async ({ queues, agent, statesOf, until }) => {
+    for (let i = 0; i < 5; i++) {
+      queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/sleep", args: ["30"] });
+    }
+    await until(() => agent.status().queued.length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(agent.status(), {
+      slots: 1,
+      free: 0,
+      running: ["tsk-0"],
+      queued: ["tsk-1", "tsk-2"],
+    });
+    assert.deepEqual(statesOf("tsk-1"), ["QUEUED"]);
+    assert.deepEqual(queues.stats("tasks"), {
+      name: "tasks",
+      ready: 2,
+      inflight: 3,
+      capacity: 10_000,
+    });
+    assert.equal(agent.cancel("tsk-0"), true);
+    await until(() => agent.status().running[0] === "tsk-1" && agent.status().queued.length === 2);
+    assert.deepEqual(agent.status().queued, ["tsk-2", "tsk-3"], "a freed core takes one more");
+  }, { prefetch: 2 });
+});
+
+Deno.test("Agent without prefetch takes a task only while a core is free", async () => {
+  await withAgent(1, async ({ queues, agent, until }) => {
+    for (let i = 0; i < 3; i++) {
+      queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/sleep", args: ["30"] });
+    }
+    await until(() => agent.status().running.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(agent.status().queued, []);
+    assert.equal(queues.stats("tasks").inflight, 1);
+  }, { prefetch: 0 });
+});
+
+Deno.test("Agent.stop() gives prefetched tasks back too, at once", async () => {
+  await withAgent(1, async ({ queues, agent, statesOf, until }) => {
+    for (let i = 0; i < 3; i++) {
+      queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/sleep", args: ["30"] });
+    }
+    await until(() => agent.status().queued.length === 2);
+    await agent.stop();
+    assert.deepEqual(statesOf("tsk-0"), ["QUEUED", "RUNNING", "QUEUED"]);
+    assert.deepEqual(statesOf("tsk-1"), ["QUEUED", "QUEUED"]);
+    assert.deepEqual(statesOf("tsk-2"), ["QUEUED", "QUEUED"]);
+    assert.deepEqual(queues.stats("tasks"), {
+      name: "tasks",
+      ready: 3,
+      inflight: 0,
+      capacity: 10_000,
+    });
+  }, { prefetch: 2 });
+});
+
+Deno.test("Agent refuses a prefetch outside 0-100", () => {
+  const queue: TaskQueue = {
+    get: () => Promise.resolve([]),
+    ack: () => Promise.resolve(),
+    nack: () => Promise.resolve(),
+  };
+  const events = { publish: () => Promise.resolve() };
+  for (const prefetch of [-1, 101, 1.5]) {
+    assert.throws(
+      () => new Agent(queue, events, { agentId: "agt-00000001", cores: 1, prefetch }),
+      RangeError,
+    );
+  }
+});
+
+Deno.test("agentSettings() defaults prefetch to the cores and checks its range", () => {
+  const base = { queue: "que-00000001", pubsub: "pub-00000001" };
+  assert.equal(agentSettings({ ...base, cores: "3" }).prefetch, 3);
+  assert.equal(agentSettings({ ...base, cores: "500" }).prefetch, 100);
+  assert.equal(agentSettings({ ...base, cores: "3", prefetch: "0" }).prefetch, 0);
+  assert.throws(() => agentSettings({ ...base, prefetch: "101" }), RangeError);
 });

@@ -98,3 +98,50 @@ Deno.test("runTask() kills what a finished task left running and times a task ou
   assert.equal(timedOut.timedOut, true);
   assert.equal(timedOut.exitCode, 143);
 });
+
+Deno.test("runTask() starts the task as the leader of its own session and process group", async () => {
+  const run = runTask(task({ executable: "/bin/sleep", args: ["30"] }), { graceMs: 200 });
+  try {
+    // setsid(1) makes the session, then execs the task in place.
+    while (!(await Deno.readTextFile(`/proc/${run.pid}/cmdline`)).startsWith("/bin/sleep\0")) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const stat = await Deno.readTextFile(`/proc/${run.pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 5 and 6 of /proc/PID/stat: process group and session.
+    assert.deepEqual([fields[2], fields[3]], [String(run.pid), String(run.pid)]);
+  } finally {
+    run.cancel();
+    await run.done;
+  }
+});
+
+Deno.test("runTask() finds a bare executable name in the task's PATH, or cannot start it", async () => {
+  const found = await runTask(task({ executable: "echo", args: ["hi"] }), {
+    baseEnv: { PATH: "/nonexistent:/bin:/usr/bin" },
+  }).done;
+  assert.equal(found.exitCode, 0);
+  assert.equal(found.tail, "hi\n");
+  const missing = await runTask(task({ executable: "no-such-tool-here" }), {
+    baseEnv: { PATH: "/bin:/usr/bin" },
+  }).done;
+  assert.equal(missing.exitCode, null);
+  assert.match(missing.error ?? "", /Cannot start "no-such-tool-here": no executable/);
+  const plain = await Deno.makeTempFile();
+  try {
+    await Deno.chmod(plain, 0o644);
+    const notExecutable = await runTask(task({ executable: plain })).done;
+    assert.match(notExecutable.error ?? "", /is not an executable file/);
+  } finally {
+    await Deno.remove(plain);
+  }
+});
+
+Deno.test("TaskRun.cancel() right after the start still ends the task", async () => {
+  const run = runTask(task({ executable: "/bin/sleep", args: ["30"] }), { graceMs: 5000 });
+  run.cancel();
+  const started = Date.now();
+  const result = await run.done;
+  assert.equal(result.canceled, true);
+  assert.ok(Date.now() - started < 4000, "SIGTERM reached it before setsid made the group");
+});

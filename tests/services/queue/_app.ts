@@ -79,3 +79,18 @@ export async function queueApp(
   };
   return { app, keys, queues, request, close: () => queues.close() };
 }
+
+/** A queue app served on 127.0.0.1:0 for `fn`; the server and store are gone afterwards. */
+export async function withQueueServer(
+  fn: (q: QueueApp, url: string) => Promise<void>,
+  options: { capacity?: number } = {},
+): Promise<void> {
+  const q = await queueApp(options);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, q.app.fetch);
+  try {
+    await fn(q, `http://127.0.0.1:${server.addr.port}`);
+  } finally {
+    q.close();
+    await server.shutdown();
+  }
+}

@@ -156,3 +156,29 @@ Deno.test("QueueStore methods throw a clear error when the store is closed", () 
   store.close();
   assert.throws(() => store.put("jobs", 1), /closed/);
 });
+
+Deno.test("QueueStore.ackMany() deletes the held messages in one go and leaves out the rest", async () => {
+  await withStore((store) => {
+    const ids = [store.put("jobs", "a"), store.put("jobs", "b"), store.put("jobs", "c")];
+    const other = store.put("other", "x");
+    store.get("jobs", 10, 1000);
+    const acked = store.ackMany("jobs", [ids[2]!, "999", ids[0]!, other, "x", ids[0]!]);
+    assert.deepEqual(acked, [ids[2], ids[0]], "unknown, foreign, invalid and repeated IDs are not");
+    assert.deepEqual(store.counts("jobs"), { ready: 0, inflight: 1 });
+    assert.deepEqual(store.counts("other"), { ready: 1, inflight: 0 });
+    assert.deepEqual(store.ackMany("jobs", []), []);
+  });
+});
+
+Deno.test("QueueStore.ackMany() is durable: the acks are gone after the file is opened again", async () => {
+  await withStore((store, _clock, path) => {
+    const ids = [store.put("jobs", 1), store.put("jobs", 2), store.put("jobs", 3)];
+    store.ackMany("jobs", ids.slice(0, 2));
+    const reopened = QueueStore.open(path);
+    try {
+      assert.deepEqual(reopened.get("jobs", 10, 1000).map((m) => m.id), [ids[2]]);
+    } finally {
+      reopened.close();
+    }
+  });
+});

@@ -158,3 +158,19 @@ Deno.test("QueueService methods refuse invalid names and ranges", async () => {
     store.close();
   });
 });
+
+Deno.test("QueueService.ackMany() acknowledges a batch and names the IDs it does not hold", async () => {
+  await withQueues(async (queues) => {
+    const ids = [queues.put("jobs", 1), queues.put("jobs", 2), queues.put("jobs", 3)];
+    await queues.get("jobs", { max: 3 });
+    queues.ack("jobs", ids[1]!);
+    assert.deepEqual(queues.ackMany("jobs", ids), { acked: [ids[0], ids[2]], unknown: [ids[1]] });
+    assert.deepEqual(queues.stats("jobs"), {
+      name: "jobs",
+      ready: 0,
+      inflight: 0,
+      capacity: 10_000,
+    });
+    assert.throws(() => queues.ackMany("bad name", ids), TypeError);
+  });
+});

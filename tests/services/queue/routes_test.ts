@@ -69,6 +69,29 @@ Deno.test("queueRoutes() ack answers 200 once, then 404; nack makes a message re
   });
 });
 
+Deno.test("queueRoutes() POST acks acknowledges a batch and lists the IDs it does not hold", async () => {
+  await withApp(async ({ request }) => {
+    const ids: string[] = [];
+    for (const payload of ["a", "b"]) {
+      ids.push(String((await request("POST", "/v1/queue/jobs/messages", { payload })).json.id));
+    }
+    await request("GET", "/v1/queue/jobs/messages?max=2");
+    const acks = await request("POST", "/v1/queue/jobs/acks", { ids: [...ids, "424242"] });
+    assert.equal(acks.status, 200);
+    assert.ok(acks.verified);
+    assert.deepEqual(acks.json, { acked: ids, unknown: ["424242"] });
+    const stats = await request("GET", "/v1/queue/jobs");
+    assert.deepEqual(stats.json, { name: "jobs", ready: 0, inflight: 0, capacity: 10_000 });
+    const none = await request("POST", "/v1/queue/jobs/acks", { ids: [] });
+    assert.equal(none.status, 400);
+    assert.match(String(none.json.error), /"ids"/);
+    const many = await request("POST", "/v1/queue/jobs/acks", {
+      ids: Array.from({ length: 101 }, (_, i) => String(i + 1)),
+    });
+    assert.equal(many.status, 400);
+  });
+});
+
 Deno.test("queueRoutes() answers 400 naming the field when the input is invalid", async () => {
   await withApp(async ({ request, queues }) => {
     const cases: [string, string, unknown, RegExp][] = [

@@ -3,22 +3,7 @@ import { FabricClient } from "../../../src/client/fabric_client.ts";
 import { generateFabricKeys } from "../../../src/crypto/mod.ts";
 import { openQueueSocket, QueueClient } from "../../../src/services/queue/queue_client.ts";
 import type { QueueServerFrame } from "../../../src/services/queue/queue_wire.ts";
-import { QUEUE_ID, type QueueApp, queueApp } from "./_app.ts";
-
-/** A queue app served on 127.0.0.1:0 for `fn`; the server and store are gone afterwards. */
-async function withServer(
-  fn: (q: QueueApp, url: string) => Promise<void>,
-  options: { capacity?: number } = {},
-): Promise<void> {
-  const q = await queueApp(options);
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, q.app.fetch);
-  try {
-    await fn(q, `http://127.0.0.1:${server.addr.port}`);
-  } finally {
-    q.close();
-    await server.shutdown();
-  }
-}
+import { QUEUE_ID, withQueueServer as withServer } from "./_app.ts";
 
 /** The frames of one socket, read in order. */
 class Frames {

@@ -55,3 +55,18 @@ Deno.test("QueueSocket closes its socket with 1001 when the service closes", () 
   queues.close();
   assert.deepEqual(closes, [1001]);
 });
+
+Deno.test("QueueSocket.receive() acks a batch with one acks frame and flags an unknown ack", async () => {
+  const { queues, socket, sent } = session();
+  const ids = [queues.put("jobs", "a"), queues.put("jobs", "b")];
+  await queues.get("jobs", { max: 2 });
+  socket.receive(JSON.stringify({ op: "acks", ids: [...ids, "77"], ref: 1 }));
+  assert.deepEqual(sent[0], { op: "acks-ok", acked: ids, unknown: ["77"], ref: 1 });
+  socket.receive(JSON.stringify({ op: "ack", id: ids[0], ref: 2 }));
+  assert.equal(sent[1]?.op, "error");
+  assert.equal((sent[1] as { unknown?: boolean }).unknown, true);
+  socket.receive(JSON.stringify({ op: "acks", ids: [], ref: 3 }));
+  assert.match((sent[2] as { message: string }).message, /"ids": must name at least one/);
+  assert.equal(queues.stats("jobs").inflight, 0);
+  queues.close();
+});

@@ -1,0 +1,282 @@
+/**
+ * A consumer's (or producer's) one WebSocket on one queue: the handshake is
+ * signed once, then gets, acks, nacks and puts are unsigned JSON frames, so a
+ * message costs no signature, no HTTP request and, with batched acks, a share
+ * of one SQLite transaction (docs/services.md "## queue", "### WebSocket").
+ * @module
+ */
+import { FabricRequestError, type Target } from "../../client/fabric_client.ts";
+import type { FabricKeys } from "../../crypto/mod.ts";
+import { openQueueSocket, type QueueGetOptions } from "./queue_client.ts";
+import {
+  QUEUE_LIMITS,
+  type QueueClientFrame,
+  type QueueMessage,
+  type QueueServerFrame,
+} from "./queue_wire.ts";
+
+/** Options of {@linkcode QueueSession.open}. */
+export interface QueueSessionOptions {
+  /** Time allowed for the handshake, ms. Default 15000. */
+  timeoutMs?: number;
+  /** Time allowed for an answer beyond a get's own wait, ms. Default 15000. */
+  answerMs?: number;
+}
+
+interface Call {
+  resolve(frame: QueueServerFrame): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface PendingAck {
+  id: string;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Gets, acknowledges, nacks and puts messages of one queue over one socket.
+ *
+ * Acknowledgements are batched: {@linkcode QueueSession.ack} sends at once
+ * when no batch is on its way, and otherwise joins the next batch, sent as
+ * one `acks` frame (one transaction on the queue's side) when the answer to
+ * the current one arrives. So a lone ack waits for nothing, and under load
+ * the acks of many tasks share a frame and an fsync.
+ *
+ * Every method rejects with {@linkcode FabricRequestError}: status 0 when the
+ * socket is closed or an answer did not come in time (the socket is then
+ * closed: open a new session), 404 for an ack or nack of a message the queue
+ * does not hold, 429 for a put on a full queue, 400 for anything else refused.
+ */
+export class QueueSession {
+  #socket: WebSocket;
+  #label: string;
+  #answerMs: number;
+  #nextRef = 1;
+  #calls = new Map<number, Call>();
+  /** Refs of gets given up by their caller: messages still coming for them go back. */
+  #abandoned = new Set<number>();
+  #acks: PendingAck[] = [];
+  #acksInFlight = false;
+  #flushScheduled = false;
+  #closedError: FabricRequestError | null = null;
+  /** Resolves with the close code and reason once the socket is closed. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(socket: WebSocket, label: string, answerMs: number) {
+    this.#socket = socket;
+    this.#label = label;
+    this.#answerMs = answerMs;
+    socket.onmessage = (event) => this.#receive(event.data);
+    this.closed = new Promise((resolve) => {
+      socket.addEventListener("close", (event) => {
+        this.#fail(`closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+        resolve({ code: event.code, reason: event.reason });
+      });
+    });
+  }
+
+  /**
+   * Opens a session on queue `name` of `target`, with a signed handshake;
+   * resolves once the socket is open.
+   * @throws {FabricRequestError} status 0 when the socket does not open (the
+   * service is unreachable, refuses the signature, or is not a queue).
+   */
+  static async open(
+    keys: FabricKeys,
+    target: Target,
+    name: string,
+    options: QueueSessionOptions = {},
+  ): Promise<QueueSession> {
+    const label = `queue socket to "${target.id}" (${target.url}, queue "${name}")`;
+    const socket = await openQueueSocket(keys, target, name);
+    const opened = await openedWithin(socket, options.timeoutMs ?? 15_000);
+    if (opened !== true) {
+      throw new FabricRequestError(
+        `Cannot open a ${label}: ${opened}; check that the service is a queue and the fabric keys`,
+        0,
+      );
+    }
+    return new QueueSession(socket, label, options.answerMs ?? 15_000);
+  }
+
+  /** Whether the socket is open; a closed session stays closed. */
+  get open(): boolean {
+    return this.#closedError === null && this.#socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Puts `payload` (any JSON value) on the queue; resolves with the message's ID. */
+  async put(payload: unknown): Promise<string> {
+    const frame = await this.#call({ op: "put", payload }, this.#answerMs);
+    return (frame as { id: string }).id;
+  }
+
+  /**
+   * Takes up to `max` messages, waiting up to `waitMs` (at most 30000) for
+   * one. When `signal` aborts first the get rejects with its reason, and
+   * messages the queue still hands to it are nacked, so they are ready again
+   * at once instead of after their visibility timeout.
+   */
+  async get(options: QueueGetOptions = {}): Promise<QueueMessage[]> {
+    options.signal?.throwIfAborted();
+    const waitMs = options.waitMs ?? 0;
+    const frame: QueueClientFrame = {
+      op: "get",
+      max: options.max ?? 1,
+      wait: waitMs,
+      ...(options.visibilityMs === undefined ? {} : { visibility: options.visibilityMs }),
+    };
+    const ref = this.#nextRef;
+    const answer = this.#call(frame, waitMs + this.#answerMs);
+    const signal = options.signal;
+    if (!signal) return (await answer as { messages: QueueMessage[] }).messages;
+    let onAbort: () => void = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        this.#abandoned.add(ref);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return (await Promise.race([answer, aborted]) as { messages: QueueMessage[] }).messages;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      answer.catch(() => {});
+    }
+  }
+
+  /** Acknowledges message `id`: it is deleted and never delivered again (batched, see above). */
+  ack(id: string): Promise<void> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    return new Promise((resolve, reject) => {
+      this.#acks.push({ id, resolve, reject });
+      this.#scheduleFlush();
+    });
+  }
+
+  /** Gives message `id` back: it is ready again now. */
+  async nack(id: string): Promise<void> {
+    await this.#call({ op: "nack", id }, this.#answerMs);
+  }
+
+  /** Closes the socket; unanswered calls reject with status 0. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#socket.readyState < WebSocket.CLOSING) this.#socket.close(1000, "done");
+    await this.closed;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#acksInFlight || this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // Acks made in the same turn of the event loop leave in one frame.
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.#flushAcks();
+    });
+  }
+
+  #flushAcks(): void {
+    if (this.#acksInFlight || this.#acks.length === 0) return;
+    const batch = this.#acks.splice(0, QUEUE_LIMITS.maxBatch);
+    this.#acksInFlight = true;
+    this.#call({ op: "acks", ids: batch.map((a) => a.id) }, this.#answerMs).then(
+      (frame) => {
+        const unknown = new Set((frame as { unknown: string[] }).unknown);
+        for (const ack of batch) {
+          if (!unknown.has(ack.id)) ack.resolve();
+          else {
+            ack.reject(
+              new FabricRequestError(
+                `Message "${ack.id}" is not in the queue: it is unknown or already acknowledged`,
+                404,
+              ),
+            );
+          }
+        }
+      },
+      (error: Error) => {
+        for (const ack of batch) ack.reject(error);
+      },
+    ).finally(() => {
+      this.#acksInFlight = false;
+      if (this.#closedError) {
+        for (const ack of this.#acks.splice(0)) ack.reject(this.#closedError);
+      } else this.#flushAcks();
+    });
+  }
+
+  #call(frame: QueueClientFrame, answerMs: number): Promise<QueueServerFrame> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    const ref = this.#nextRef++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#fail(`no answer within ${answerMs} ms`);
+        this.#socket.close(1000, "no answer");
+      }, answerMs);
+      this.#calls.set(ref, { resolve, reject, timer });
+      try {
+        this.#socket.send(JSON.stringify({ ...frame, ref }));
+      } catch (error) {
+        this.#fail(`cannot send (${(error as Error).message})`);
+      }
+    });
+  }
+
+  #receive(data: unknown): void {
+    if (typeof data !== "string") return;
+    let frame: QueueServerFrame;
+    try {
+      frame = JSON.parse(data) as QueueServerFrame;
+    } catch {
+      return;
+    }
+    const ref = typeof frame.ref === "number" ? frame.ref : -1;
+    const call = this.#calls.get(ref);
+    if (!call) return;
+    this.#calls.delete(ref);
+    clearTimeout(call.timer);
+    if (this.#abandoned.delete(ref) && frame.op === "messages") {
+      for (const message of frame.messages) this.nack(message.id).catch(() => {});
+    }
+    if (frame.op !== "error") return call.resolve(frame);
+    const status = frame.full ? 429 : frame.unknown ? 404 : 400;
+    call.reject(new FabricRequestError(frame.message, status, { error: frame.message }));
+  }
+
+  /** Rejects every unanswered call: the socket is gone or no longer trusted. */
+  #fail(why: string): void {
+    this.#closedError ??= new FabricRequestError(`The ${this.#label} is ${why}`, 0);
+    for (const [ref, call] of this.#calls) {
+      clearTimeout(call.timer);
+      call.reject(this.#closedError);
+      this.#calls.delete(ref);
+    }
+    this.#abandoned.clear();
+    if (!this.#acksInFlight) {
+      for (const ack of this.#acks.splice(0)) ack.reject(this.#closedError);
+    }
+  }
+}
+
+/** True once `socket` is open, or why it did not open within `timeoutMs`. */
+function openedWithin(socket: WebSocket, timeoutMs: number): Promise<true | string> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.close();
+      done(`not open within ${timeoutMs} ms`);
+    }, timeoutMs);
+    const done = (result: true | string): void => {
+      clearTimeout(timer);
+      socket.removeEventListener("open", onOpen);
+      socket.removeEventListener("error", onError);
+      resolve(result);
+    };
+    const onOpen = (): void => done(true);
+    const onError = (event: Event): void =>
+      done(event instanceof ErrorEvent && event.message ? event.message : "connection error");
+    socket.addEventListener("open", onOpen);
+    socket.addEventListener("error", onError);
+  });
+}
