@@ -112,18 +112,27 @@ async function stillRunning(pids: number[]): Promise<number[]> {
   const deadline = Date.now() + 5000;
   let alive = pids;
   while (Date.now() < deadline) {
-    alive = alive.filter((pid) => isRunning(pid));
+    alive = await running(alive);
     if (alive.length === 0) return [];
     await new Promise((r) => setTimeout(r, 50));
   }
   return alive;
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
+/**
+ * Which of `pids` still run (zombies do not count), from `ps`: reading
+ * another process's `/proc` entry needs more than the permissions fabricd
+ * runs with.
+ */
+async function running(pids: number[]): Promise<number[]> {
+  if (pids.length === 0) return [];
+  const out = await new Deno.Command("ps", {
+    args: ["-o", "pid=,stat=", "-p", pids.join(",")],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([pid, stat]) => pid && stat && !stat.startsWith("Z"))
+    .map(([pid]) => Number(pid));
 }

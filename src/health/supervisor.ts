@@ -81,9 +81,9 @@ export class Supervisor {
    */
   async childExited(
     child: { id: string; incarnation: number },
-    code: number,
-    why?: string,
+    end: { code: number; why?: string | undefined },
   ): Promise<void> {
+    const { code, why } = end;
     if (this.#stopped || code < 0) return;
     const id = child.id;
     const found = await this.#deps.registry().get(id).catch(() => undefined);

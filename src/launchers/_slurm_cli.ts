@@ -87,9 +87,9 @@ export function jobScript(request: JobRequest): string {
     // The fabric restarts its services itself (a new password, the next
     // incarnation); a requeued job would come back with a spent password.
     "#SBATCH --no-requeue",
-    // A fabric service stops cleanly on SIGTERM; Slurm sends it at scancel and
-    // at the walltime, then SIGKILL after the cluster's KillWait.
     ...(request.partition ? [`#SBATCH --partition=${shellWord(request.partition)}`] : []),
+    // At the walltime Slurm sends SIGTERM, on which a fabric service records
+    // STOPPED and exits, then SIGKILL after the cluster's KillWait.
     ...(request.walltimeMinutes > 0 ? [`#SBATCH --time=${request.walltimeMinutes}`] : []),
     `exec ${request.command.map(shellWord).join(" ")}`,
     "",

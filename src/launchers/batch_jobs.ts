@@ -45,13 +45,14 @@ export const batchJobs = {
     return jobs.get(serviceId);
   },
 
-  /** Every job known, latest submission per service. */
-  list(): BatchJob[] {
-    return [...jobs.values()];
-  },
-
-  /** Records a job or its new state and tells the listeners. */
+  /**
+   * Records a job or its new state and tells the listeners. A late update of
+   * a service's earlier job (cancelled while its next one was submitted) is
+   * ignored: the table holds the latest submission.
+   */
   update(job: BatchJob, cancel?: () => Promise<void>): void {
+    const known = jobs.get(job.serviceId);
+    if (known && known.jobId !== job.jobId && known.submitted > job.submitted) return;
     jobs.set(job.serviceId, { ...job });
     if (cancel) cancels.set(job.serviceId, cancel);
     for (const listener of listeners) listener({ ...job });

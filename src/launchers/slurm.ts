@@ -133,7 +133,9 @@ export class SlurmLauncher implements Launcher {
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
     const cores = Number(spec.options?.cores ?? "1");
     if (!Number.isInteger(cores) || cores < 1) {
-      throw new Error(`Invalid cores "${spec.options?.cores}": use a whole number of at least 1`);
+      throw new RangeError(
+        `Invalid cores "${spec.options?.cores}": use a whole number of at least 1`,
+      );
     }
     const walltime = spec.options?.walltime ? walltimeMinutes(spec.options.walltime) : 0;
     const logDir = join(this.#dir, "logs");
@@ -262,15 +264,9 @@ export class SlurmLauncher implements Launcher {
     this.#polling = true;
     try {
       const ids = [...this.#followed.keys()];
-      const output = await run("squeue", [
-        "--noheader",
-        "--states=all",
-        `--jobs=${ids.join(",")}`,
-        `--format=${SQUEUE_FORMAT}`,
-      ]).catch(() => null);
+      const seen = await queueOf(ids);
       // A failed squeue (slurmctld restarting) changes nothing; the next poll asks again.
-      if (output !== null) {
-        const seen = parseQueue(output);
+      if (seen !== null) {
         for (const id of ids) await this.#observe(id, seen.get(id));
       }
     } finally {
@@ -283,8 +279,9 @@ export class SlurmLauncher implements Launcher {
     const followed = this.#followed.get(jobId);
     if (!followed) return;
     const job = followed.job;
-    // Gone from squeue: ended longer ago than the cluster's MinJobAge.
-    const state = status?.state ?? "COMPLETED";
+    // Gone from squeue: ended longer ago than the cluster's MinJobAge, or
+    // forgotten by a slurmctld that lost its state; how it ended is unknown.
+    const state = status?.state ?? "UNKNOWN";
     const phase = status ? phaseOf(state) : "ended";
     const changed = state !== job.state || (status?.nodes ?? job.nodes) !== job.nodes ||
       (status?.reason ?? job.reason) !== job.reason;
@@ -307,7 +304,32 @@ export class SlurmLauncher implements Launcher {
 }
 
 /**
- * Runs a Slurm command and returns its standard output.
+ * The jobs among `ids` that `squeue` knows, or null when it could not answer.
+ * One call for all; squeue refuses a list in which it knows no job, so a
+ * refusal for that reason means none is known.
+ */
+async function queueOf(ids: string[]): Promise<Map<string, JobStatus> | null> {
+  try {
+    return parseQueue(
+      await run("squeue", [
+        "--noheader",
+        "--states=all",
+        `--jobs=${ids.join(",")}`,
+        `--format=${SQUEUE_FORMAT}`,
+      ]),
+    );
+  } catch (error) {
+    return /Invalid job id/i.test((error as Error).message) ? new Map() : null;
+  }
+}
+
+/** Environment variables of sbatch's own that would override the job script. */
+const SLURM_INPUT = /^(SBATCH|SLURM)_/;
+
+/**
+ * Runs a Slurm command and returns its standard output. Variables that
+ * Slurm's commands read as options (`SBATCH_*`, `SLURM_*`: a spawner inside a
+ * job has them) are left out, so the script's own directives hold.
  * @throws {Error} with the command's own message when it fails.
  */
 async function run(
@@ -315,12 +337,18 @@ async function run(
   args: string[],
   options: { stdin?: string; env?: Record<string, string> } = {},
 ): Promise<string> {
+  const env = Object.fromEntries(
+    Object.entries({ ...Deno.env.toObject(), ...options.env }).filter(([name]) =>
+      !SLURM_INPUT.test(name)
+    ),
+  );
   const child = new Deno.Command(program, {
     args,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    ...(options.env ? { env: options.env } : {}),
+    clearEnv: true,
+    env,
   }).spawn();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();

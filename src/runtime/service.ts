@@ -273,7 +273,7 @@ export class FabricService implements ServiceHandlers {
       ...(hooks.onRecorded ? { onRecorded: hooks.onRecorded } : {}),
       onLaunched: (child, service) => {
         void child.exited.then((code) =>
-          supervisor.childExited(service, code, child.endReason?.())
+          supervisor.childExited(service, { code, why: child.endReason?.() })
         );
       },
     });

@@ -75,10 +75,7 @@ export class ServiceTarget {
     return this.#cached;
   }
 
-  /**
-   * Whether requests go through a relay (option `via`): then only HTTP
-   * requests reach the service, not WebSocket upgrades.
-   */
+  /** Whether requests go through a relay (option `via`); the agent then uses HTTP only. */
   get relayed(): boolean {
     return this.#via !== undefined;
   }

@@ -87,6 +87,9 @@ export function relay(table: RelayTable): MiddlewareHandler {
   };
 }
 
+/** Frames from the next hop kept while the client's socket opens; more are dropped. */
+const MAX_EARLY_FRAMES = 1024;
+
 /** Headers of one WebSocket handshake that the next hop's own handshake makes anew. */
 const HANDSHAKE_HEADERS = [
   "connection",
@@ -137,18 +140,29 @@ async function relayWebSocket(
   const { socket: inbound, response } = Deno.upgradeWebSocket(request);
   inbound.binaryType = "arraybuffer";
   const early: (string | ArrayBuffer)[] = [];
+  let ended: { code: number; reason: string } | null = null;
   outbound.onmessage = (event) => {
     if (inbound.readyState === WebSocket.OPEN) inbound.send(event.data);
-    else early.push(event.data);
+    else if (early.length < MAX_EARLY_FRAMES) early.push(event.data);
   };
+  // A client that left during the handshake never opens its socket, which
+  // then fires nothing: the socket to the next hop must not outlive it.
+  const abandoned = setTimeout(() => {
+    if (inbound.readyState !== WebSocket.OPEN) outbound.close(1000, "client never arrived");
+  }, 10_000);
   inbound.onopen = () => {
+    clearTimeout(abandoned);
     for (const data of early.splice(0)) inbound.send(data);
+    // The next hop may have closed before the client's socket was open.
+    if (ended) inbound.close(ended.code, ended.reason);
   };
   inbound.onmessage = (event) => {
     if (outbound.readyState === WebSocket.OPEN) outbound.send(event.data);
   };
   const closeBoth = (code: number, reason: string) => {
     const safe = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
+    ended ??= { code: safe, reason: reason.slice(0, 120) };
+    clearTimeout(abandoned);
     for (const socket of [inbound, outbound]) {
       if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
         try {

@@ -17,7 +17,8 @@ export const pilotRequestSchema = z.strictObject({
   walltime: z.string().regex(
     /^(\d{1,6}|\d{1,7}[smh]|\d{1,4}:\d{2}(:\d{2})?)$/,
     "must be minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS",
-  ).default(""),
+  ).refine((value) => value === "" || !/^[0:]*[smh]?$/.test(value), "must be more than zero")
+    .default(""),
   queue: serviceIdSchema,
   pubsub: serviceIdSchema,
   queueName: z.string().regex(

@@ -138,11 +138,13 @@ export class PilotManager {
     const entry = this.#entries.get(id);
     if (!entry) return undefined;
     entry.cancelRequested = true;
+    // The agent stops cleanly first (STOPPED, so no one restarts it), then
+    // its job goes; a job not yet with the batch system is cancelled when
+    // it arrives (#onBatch).
+    await this.#deps.stopService(id, "pilot cancelled").catch(() => {});
     const job = this.#deps.batch.get(id);
-    if (job && job.phase !== "ended") await this.#deps.batch.cancel(id);
-    if (!job) {
-      // Not a batch job (local://, ssh://): the agent itself is asked to stop.
-      await this.#deps.stopService(id, "pilot cancelled").catch(() => {});
+    if (job && job.phase !== "ended") await this.#deps.batch.cancel(id).catch(() => false);
+    if (!isBatchLauncher(entry.pilot.on)) {
       this.#settle(entry, "CANCELED", "cancelled by the fabric");
     }
     return await this.#view(entry);
@@ -236,6 +238,9 @@ export class PilotManager {
     if (!entry) return;
     this.#announce(entry);
     entry.pilot.batch = job;
+    if (entry.cancelRequested && job.phase !== "ended") {
+      void this.#deps.batch.cancel(job.serviceId).catch(() => false);
+    }
     if (job.phase === "queued") {
       entry.pilot.state = "QUEUED";
       entry.pilot.reason = `Slurm job ${job.jobId} ${job.state}${
@@ -268,6 +273,7 @@ export class PilotManager {
     // (ended by its walltime, or never bootstrapped) is resubmitted here.
     const state = await this.#settledState(entry.pilot.id);
     if (state !== "STOPPED" && state !== "FAILED") return;
+    if (this.#stopped || entry.cancelRequested) return;
     entry.pilot.resubmits += 1;
     entry.pilot.state = "SUBMITTING";
     entry.pilot.reason = `${reason}: resubmitting (${entry.pilot.resubmits} of ${max})`;
@@ -325,4 +331,9 @@ function agentOptions(request: PilotRequest): Record<string, string> {
     ...(request.walltime ? { walltime: request.walltime } : {}),
     ...(request.queueName ? { queueName: request.queueName } : {}),
   };
+}
+
+/** Whether pilots on `launcher` are batch jobs, whose end the launcher reports. */
+function isBatchLauncher(launcher: string): boolean {
+  return launcher.startsWith("slurm://");
 }

@@ -232,3 +232,21 @@ Deno.test("PilotManager.submit() rejects, and keeps no pilot, when the launcher 
   assert.deepEqual(await manager.list(), []);
   await manager.stop();
 });
+
+Deno.test("PilotManager cancels a job that reaches the batch system after its pilot was cancelled", async () => {
+  const { manager, job, cancelled, stopped } = harness();
+  const submitting = manager.submit({ ...REQUEST, count: 1, on: "slurm+late://" });
+  await settled();
+  // The pilot is on record but its job is not with the batch system yet.
+  const [pilot] = await Promise.race([
+    submitting,
+    manager.list().then(async (all) => {
+      await manager.cancel(all[0]!.id);
+      job(all[0]!.id, "PENDING", "queued");
+      return await submitting;
+    }),
+  ]);
+  assert.deepEqual(stopped, [pilot!.id]);
+  assert.deepEqual(cancelled, [pilot!.id], "the late job is cancelled when it arrives");
+  await manager.stop();
+});
