@@ -26,7 +26,7 @@ export interface DemoTaskOptions {
 
 /**
  * Grows a pilot manager with a queue and a pub/sub below it, submits two
- * pilots (agents with 2 cores), runs `count` `/bin/true` tasks, and reports.
+ * pilots (agents with 2 cores, 1 on a batch system), runs `count` `/bin/true` tasks, and reports.
  * @throws {Error} when the pilots do not come up within 2 minutes.
  */
 export async function runDemoTasks(
@@ -45,9 +45,13 @@ export async function runDemoTasks(
   const managerTarget = { id: manager.id, url: manager.endpoint };
   const queue = await call<SpawnResult>(managerTarget, "/v1/spawn", { role: "queue" });
   const pubsub = await call<SpawnResult>(managerTarget, "/v1/spawn", { role: "pubsub" });
+  // One core per pilot on a batch system: both fit on the test cluster's
+  // smallest node (2 CPUs) instead of one waiting for the other.
+  const on = options.pilotsOn ?? "local://";
+  const cores = on.startsWith("slurm://") ? 1 : 2;
   const submitted = await call<{ pilots: Pilot[] }>(managerTarget, "/v1/pilots", {
     count: 2,
-    cores: 2,
+    cores,
     walltime: "30",
     queue: queue.id,
     pubsub: pubsub.id,
@@ -55,7 +59,7 @@ export async function runDemoTasks(
   const agents = submitted.pilots.map((p) => p.id);
   console.log(
     `pilot manager ${manager.id} with queue ${queue.id} and pub/sub ${pubsub.id}; ` +
-      `pilots ${agents.join(", ")} on ${options.pilotsOn ?? "local://"} (2 cores each)`,
+      `pilots ${agents.join(", ")} on ${on} (${cores} cores each)`,
   );
   await pilotsRunning(() => call<{ pilots: Pilot[] }>(managerTarget, "/v1/pilots"), agents);
   const events = await new PubsubClient(local.keys, { id: pubsub.id, url: pubsub.endpoint })
