@@ -9,19 +9,11 @@
 import assert from "node:assert/strict";
 import type { Pilot } from "../../src/services/pilot_manager/pilots.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
-import { FABRICD } from "./_fabric.ts";
+import { withDesktopFabric } from "./_desktop_fabric.ts";
 import { checkTools, skipPolicy } from "./_prereq.ts";
-import {
-  checkTestnet,
-  type CommandResult,
-  run,
-  testnetExec,
-  testnetSpawn,
-  withTestnet,
-} from "./_testnet.ts";
+import { checkTestnet, type CommandResult, run, testnetExec, withTestnet } from "./_testnet.ts";
 
 const SLURM_SCRIPT = new URL("../../scripts/slurm-testcluster", import.meta.url).pathname;
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
 
 async function prerequisites() {
   const testnet = await checkTestnet();
@@ -68,39 +60,11 @@ Deno.test({
   assertReady();
   await withTestnet(async () => {
     ok(await run(SLURM_SCRIPT, ["up", "--testnet"]), "slurm-testcluster up");
-    const dir = await Deno.makeTempDir({ prefix: "fabricd-slurm-" });
-    const fabric = `${dir}/fabric.yaml`;
-    // --fabric right after the command: after "--" it would be part of a task's command line.
-    const fabricd = (args: string[]) =>
-      testnetExec("desktop", [
-        "env",
-        `DENO_DIR=${DENO_DIR}`,
-        ...FABRICD,
-        args[0]!,
-        "--fabric",
-        fabric,
-        ...args.slice(1),
-      ]);
-    const json = async <T>(args: string[]): Promise<T> =>
-      JSON.parse(ok(await fabricd([...args, "--json"]), args.join(" "))) as T;
-    const records = async () => (await json<{ services: ServiceRecord[] }>(["status"])).services;
-    const pilots = async () => (await json<{ pilots: Pilot[] }>(["pilot", "list"])).pilots;
-    const up = testnetSpawn("desktop", [
-      "env",
-      `DENO_DIR=${DENO_DIR}`,
-      ...FABRICD,
-      "up",
-      "--dir",
-      dir,
-      "--heartbeat-ms",
-      "1000",
-    ]);
-    try {
-      await eventually(
-        "fabric up",
-        async () => (await fabricd(["status"])).code === 0 || undefined,
-        20_000,
-      );
+    await withDesktopFabric("fabricd-slurm-", async ({ fabricd }) => {
+      const json = async <T>(args: string[]): Promise<T> =>
+        JSON.parse(ok(await fabricd([...args, "--json"]), args.join(" "))) as T;
+      const records = async () => (await json<{ services: ServiceRecord[] }>(["status"])).services;
+      const pilots = async () => (await json<{ pilots: Pilot[] }>(["pilot", "list"])).pilots;
       const spawn = async (args: string[]): Promise<string> =>
         (await json<{ id: string }>(["spawn", ...args])).id;
       const gateway = await spawn(["--role", "bridge", "--on", "ssh://gateway"]);
@@ -242,16 +206,8 @@ Deno.test({
           return out.code === 0 && out.stdout.trim() === "" ? true : undefined;
         }, 30_000);
       });
-    } finally {
-      await fabricd(["stop", "--all"]).catch(() => {});
-      try {
-        up.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      await up.status;
+    }).finally(async () => {
       await run(SLURM_SCRIPT, ["down"]);
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    });
   });
 });

@@ -5,13 +5,12 @@
  * when FABRIC_E2E=require.
  */
 import assert from "node:assert/strict";
-import { FABRICD } from "./_fabric.ts";
+import { DENO_DIR, withDesktopFabric } from "./_desktop_fabric.ts";
 import {
   checkTestnet,
   TESTNET_ADDR,
   testnetCanConnect,
   testnetExec,
-  testnetSpawn,
   withTestnet,
 } from "./_testnet.ts";
 import { skipPolicy } from "./_prereq.ts";
@@ -36,8 +35,6 @@ async function eventuallyState(
   );
 }
 
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
-
 Deno.test({
   name: "fabricd grows desktop -> gateway -> head -> compute nodes over SSH and keeps it reachable",
   ignore: skip,
@@ -46,44 +43,19 @@ Deno.test({
 }, async (t) => {
   assertReady();
   await withTestnet(async () => {
-    const dir = await Deno.makeTempDir({ prefix: "fabricd-ssh-" });
-    const fabric = `${dir}/fabric.yaml`;
-    const fabricd = (args: string[]) =>
-      testnetExec("desktop", [
-        "env",
-        `DENO_DIR=${DENO_DIR}`,
-        ...FABRICD,
-        ...args,
-        "--fabric",
-        fabric,
-      ]);
-    const spawn = async (args: string[]): Promise<string> => {
-      const out = await fabricd(["spawn", "--json", ...args]);
-      assert.equal(out.code, 0, `spawn ${args.join(" ")}: ${out.stderr}`);
-      const result = JSON.parse(out.stdout) as { id: string; state: string };
-      assert.equal(result.state, "ALIVE");
-      return result.id;
-    };
-    const records = async (): Promise<ServiceRecord[]> => {
-      const out = await fabricd(["status", "--json"]);
-      assert.equal(out.code, 0, out.stderr);
-      return (JSON.parse(out.stdout) as { services: ServiceRecord[] }).services;
-    };
-    const up = testnetSpawn("desktop", [
-      "env",
-      `DENO_DIR=${DENO_DIR}`,
-      ...FABRICD,
-      "up",
-      "--dir",
-      dir,
-      "--heartbeat-ms",
-      "1000",
-    ]);
-    try {
-      for (let i = 0; i < 100; i++) {
-        if ((await fabricd(["status"])).code === 0) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+    await withDesktopFabric("fabricd-ssh-", async ({ dir, fabricd }) => {
+      const spawn = async (args: string[]): Promise<string> => {
+        const out = await fabricd(["spawn", "--json", ...args]);
+        assert.equal(out.code, 0, `spawn ${args.join(" ")}: ${out.stderr}`);
+        const result = JSON.parse(out.stdout) as { id: string; state: string };
+        assert.equal(result.state, "ALIVE");
+        return result.id;
+      };
+      const records = async (): Promise<ServiceRecord[]> => {
+        const out = await fabricd(["status", "--json"]);
+        assert.equal(out.code, 0, out.stderr);
+        return (JSON.parse(out.stdout) as { services: ServiceRecord[] }).services;
+      };
       const root = (await records()).find((r) => r.role === "spawner")!;
       let gateway = "", head = "", c1 = "", c2 = "";
 
@@ -285,14 +257,6 @@ Deno.test({
         }
         assert.equal(left, "", `fabricd services still running after stop --all:\n${left}`);
       });
-    } finally {
-      try {
-        up.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-      await up.status;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+    });
   });
 });

@@ -15,6 +15,7 @@ import { signRequest } from "../../crypto/signing.ts";
 import type { BatchFrame, ClientFrame, ServerFrame } from "./_frames.ts";
 import type { BrokerStats, PublishResult } from "./broker.ts";
 import { compilePattern } from "./topics.ts";
+import { openedWithin } from "../../client/socket_open.ts";
 
 /** An event of a subscription: a message, a drop notice, or an error notice. */
 export type PubsubEvent = ServerFrame;
@@ -265,25 +266,4 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
     }
     this.#socket.send(JSON.stringify(frame));
   }
-}
-
-/** True once `socket` is open, or why it did not open within `timeoutMs`. */
-function openedWithin(socket: WebSocket, timeoutMs: number): Promise<true | string> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      socket.close();
-      resolve(`not open within ${timeoutMs} ms`);
-    }, timeoutMs);
-    const done = (result: true | string): void => {
-      clearTimeout(timer);
-      socket.removeEventListener("open", onOpen);
-      socket.removeEventListener("error", onError);
-      resolve(result);
-    };
-    const onOpen = (): void => done(true);
-    const onError = (event: Event): void =>
-      done(event instanceof ErrorEvent && event.message ? event.message : "connection error");
-    socket.addEventListener("open", onOpen);
-    socket.addEventListener("error", onError);
-  });
 }

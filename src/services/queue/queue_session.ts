@@ -14,6 +14,7 @@ import {
   type QueueMessage,
   type QueueServerFrame,
 } from "./queue_wire.ts";
+import { openedWithin } from "../../client/socket_open.ts";
 
 /** Options of {@linkcode QueueSession.open}. */
 export interface QueueSessionOptions {
@@ -258,25 +259,4 @@ export class QueueSession {
       for (const ack of this.#acks.splice(0)) ack.reject(this.#closedError);
     }
   }
-}
-
-/** True once `socket` is open, or why it did not open within `timeoutMs`. */
-function openedWithin(socket: WebSocket, timeoutMs: number): Promise<true | string> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      socket.close();
-      done(`not open within ${timeoutMs} ms`);
-    }, timeoutMs);
-    const done = (result: true | string): void => {
-      clearTimeout(timer);
-      socket.removeEventListener("open", onOpen);
-      socket.removeEventListener("error", onError);
-      resolve(result);
-    };
-    const onOpen = (): void => done(true);
-    const onError = (event: Event): void =>
-      done(event instanceof ErrorEvent && event.message ? event.message : "connection error");
-    socket.addEventListener("open", onOpen);
-    socket.addEventListener("error", onError);
-  });
 }

@@ -1,0 +1,71 @@
+/**
+ * A fabric run from the test network's desktop (`fabricd up` in the desktop
+ * namespace) and the `fabricd` command there, for the tests that grow it
+ * over SSH.
+ */
+import { FABRICD } from "./_fabric.ts";
+import { type CommandResult, testnetExec, testnetSpawn } from "./_testnet.ts";
+
+/** Deno's cache, shared with the hosts (their homes differ from this one's). */
+export const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
+  `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+
+/** A running desktop fabric. */
+export interface DesktopFabric {
+  /** Its state directory (fabric file, logs). */
+  dir: string;
+  /**
+   * Runs `fabricd COMMAND ARGS...` on the desktop against this fabric
+   * (`--fabric` goes right after the command, ahead of any `--`).
+   */
+  fabricd(args: string[]): Promise<CommandResult>;
+}
+
+/**
+ * Starts `fabricd up` on the desktop in a new directory, waits until
+ * `status` answers, runs `fn`, then stops `up` and removes the directory.
+ * @throws {Error} when the fabric does not answer within 20 s.
+ */
+export async function withDesktopFabric<T>(
+  prefix: string,
+  fn: (fabric: DesktopFabric) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const fabric = `${dir}/fabric.yaml`;
+  const fabricd = (args: string[]) =>
+    testnetExec("desktop", [
+      "env",
+      `DENO_DIR=${DENO_DIR}`,
+      ...FABRICD,
+      ...args.slice(0, 1),
+      "--fabric",
+      fabric,
+      ...args.slice(1),
+    ]);
+  const up = testnetSpawn("desktop", [
+    "env",
+    `DENO_DIR=${DENO_DIR}`,
+    ...FABRICD,
+    "up",
+    "--dir",
+    dir,
+    "--heartbeat-ms",
+    "1000",
+  ]);
+  try {
+    const deadline = Date.now() + 20_000;
+    while ((await fabricd(["status"])).code !== 0) {
+      if (Date.now() > deadline) throw new Error("The desktop fabric did not come up within 20 s");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return await fn({ dir, fabricd });
+  } finally {
+    try {
+      up.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    await up.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
