@@ -14,13 +14,29 @@ export interface TcpRelay {
   close(): void;
 }
 
+/** Where a relay listens and where it leads. */
+export interface TcpRelayOptions {
+  /** Address to listen on. */
+  bind: string;
+  /** Port to listen on; when it is taken (or 0), any free port. */
+  port?: number;
+  /** `host` and `port` every connection is relayed to. */
+  target: { host: string; port: number };
+}
+
 /**
- * Listens on `bind` (any free port) and relays every connection to `target`
- * (`host:port`).
- * @throws {Deno.errors.AddrInUse | Error} when it cannot listen.
+ * Listens on `options.bind` and relays every connection to `options.target`.
+ * @throws {Error} when it cannot listen at all.
  */
-export function startTcpRelay(bind: string, target: { host: string; port: number }): TcpRelay {
-  const listener = Deno.listen({ hostname: bind, port: 0, transport: "tcp" });
+export function startTcpRelay(options: TcpRelayOptions): TcpRelay {
+  const { bind, target } = options;
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: bind, port: options.port ?? 0, transport: "tcp" });
+  } catch (error) {
+    if (!options.port || !(error instanceof Deno.errors.AddrInUse)) throw error;
+    listener = Deno.listen({ hostname: bind, port: 0, transport: "tcp" });
+  }
   const open = new Set<Deno.Conn>();
   const carry = async (inbound: Deno.Conn): Promise<void> => {
     let outbound: Deno.Conn;

@@ -72,6 +72,12 @@ export interface Launcher {
    * job may wait in the queue; without this method the spawner's default holds.
    */
   bootstrapWindowMs?(spec: LaunchSpec): number;
+  /**
+   * Batch launchers: follows the job that runs `serviceId`, submitted by an
+   * earlier incarnation of the spawner, so its batch state is known again.
+   * @returns false when no such job runs.
+   */
+  follow?(serviceId: string): Promise<boolean>;
   /** Releases what the launcher holds (SSH connections); the processes it started keep running. */
   close?(): Promise<void>;
 }

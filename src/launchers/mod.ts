@@ -27,6 +27,11 @@ export {
 export interface LauncherContext {
   /** The spawner's state directory (logs, control sockets, caches). */
   dir: string;
+  /**
+   * The spawner's service ID: what a launcher keeps for it in `dir` (the
+   * Slurm launcher's relay ports) is found again by its next incarnation.
+   */
+  owner?: string;
 }
 
 const launchers = new Map<string, Launcher>();
@@ -59,7 +64,10 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
     }
   } else if (scheme === "slurm") {
     try {
-      launcher = new SlurmLauncher(url, { dir: context.dir });
+      launcher = new SlurmLauncher(url, {
+        dir: context.dir,
+        ...(context.owner ? { owner: context.owner } : {}),
+      });
     } catch (error) {
       throw new LauncherUrlError((error as Error).message);
     }

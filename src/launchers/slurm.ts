@@ -41,6 +41,12 @@ export interface SlurmLauncherOptions {
   dir: string;
   /** How often the followed jobs are polled, ms. Default 1000. */
   pollMs?: number;
+  /**
+   * The spawner's service ID. The relays' ports are kept under `dir` in its
+   * name, so its next incarnation (restarted after a crash) listens on the
+   * same ports and the jobs it left running reach it again. Default "spawner".
+   */
+  owner?: string;
 }
 
 /** Environment variables a job receives besides the bootstrap ones, when set here. */
@@ -61,7 +67,8 @@ export class SlurmLauncher implements Launcher {
   #bind: string;
   #waitMs: number;
   #pollMs: number;
-  #relays = new Map<string, TcpRelay>();
+  #owner: string;
+  #relays = new Map<string, { relay: TcpRelay; target: string }>();
   #followed = new Map<string, FollowedJob>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #polling = false;
@@ -100,6 +107,7 @@ export class SlurmLauncher implements Launcher {
     this.#bind = parsed.searchParams.get("bind") ?? "0.0.0.0";
     this.#waitMs = Number(wait) * 1000;
     this.#pollMs = options.pollMs ?? 1000;
+    this.#owner = options.owner ?? "spawner";
   }
 
   /**
@@ -114,10 +122,53 @@ export class SlurmLauncher implements Launcher {
           "slurm:// runs on a host with Slurm's client commands (Debian: slurm-client)",
       );
     });
-    return {
-      parentUrl: this.#relayed(parentUrl),
-      registries: registries.map((r) => ({ id: r.id, url: this.#relayed(r.url) })),
+    const saved = await this.#savedPorts();
+    const view = {
+      parentUrl: this.#relayed("parent", parentUrl, saved),
+      registries: registries.map((r) => ({
+        id: r.id,
+        url: this.#relayed(`registry ${r.id}`, r.url, saved),
+      })),
     };
+    const ports = Object.fromEntries([...this.#relays].map(([key, r]) => [key, r.relay.port]));
+    await Deno.mkdir(join(this.#dir, "relays"), { recursive: true, mode: 0o700 });
+    await Deno.writeTextFile(this.#portsFile(), JSON.stringify(ports) + "\n");
+    return view;
+  }
+
+  /**
+   * Follows the job that runs `serviceId`, submitted by an earlier
+   * incarnation of this spawner (found by its job name), as if launched now.
+   * @returns false when Slurm runs no such job.
+   */
+  async follow(serviceId: string): Promise<boolean> {
+    const output = await run("squeue", [
+      "--noheader",
+      `--name=fabricd-${serviceId}`,
+      `--format=${SQUEUE_FORMAT}`,
+    ]).catch(() => "");
+    const status = [...parseQueue(output).values()][0];
+    if (!status) return false;
+    const now = Date.now();
+    const followed: FollowedJob = {
+      job: {
+        serviceId,
+        jobId: status.jobId,
+        launcher: this.url,
+        state: status.state,
+        phase: phaseOf(status.state),
+        nodes: status.nodes,
+        reason: status.reason,
+        exitCode: null,
+        submitted: now,
+        updated: now,
+      },
+      resolve: () => {},
+    };
+    this.#followed.set(status.jobId, followed);
+    batchJobs.update(followed.job, () => this.#cancel(status.jobId));
+    this.#schedulePoll(this.#pollMs);
+    return true;
   }
 
   /** The spawn's `queueWait` option (seconds), else the URL's `wait`. */
@@ -210,23 +261,46 @@ export class SlurmLauncher implements Launcher {
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    for (const relay of this.#relays.values()) relay.close();
+    for (const { relay } of this.#relays.values()) relay.close();
     this.#relays.clear();
     return Promise.resolve();
   }
 
-  #relayed(url: string): string {
+  /** The relay for `key` (the parent, a registry) to `url`, on its saved port if free. */
+  #relayed(key: string, url: string, saved: Record<string, number>): string {
     const origin = new URL(url);
-    const key = origin.host;
-    let relay = this.#relays.get(key);
-    if (!relay) {
-      relay = startTcpRelay(this.#bind, {
-        host: origin.hostname,
-        port: Number(origin.port || 80),
-      });
-      this.#relays.set(key, relay);
+    let known = this.#relays.get(key);
+    if (known && known.target !== origin.host) {
+      known.relay.close();
+      known = undefined;
     }
-    return `${origin.protocol}//${this.#advertise}:${relay.port}`;
+    if (!known) {
+      const port = this.#relays.get(key)?.relay.port ?? saved[key];
+      known = {
+        relay: startTcpRelay({
+          bind: this.#bind,
+          ...(port ? { port } : {}),
+          target: { host: origin.hostname, port: Number(origin.port || 80) },
+        }),
+        target: origin.host,
+      };
+      this.#relays.set(key, known);
+    }
+    return `${origin.protocol}//${this.#advertise}:${known.relay.port}`;
+  }
+
+  #portsFile(): string {
+    const tag = `${this.#owner}-${this.url.replace(/[^A-Za-z0-9]+/g, "_")}`;
+    return join(this.#dir, "relays", `${tag}.json`);
+  }
+
+  async #savedPorts(): Promise<Record<string, number>> {
+    try {
+      const saved = JSON.parse(await Deno.readTextFile(this.#portsFile()));
+      return typeof saved === "object" && saved !== null ? saved : {};
+    } catch {
+      return {};
+    }
   }
 
   async #reach(endpoint: string, job: BatchJob): Promise<string> {

@@ -8,7 +8,7 @@ import type { Hono } from "hono";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { SpawnRequest } from "../api/schemas.ts";
-import type { Role, SpawnResult } from "../types/mod.ts";
+import type { RegistryEndpoint, Role, SpawnResult } from "../types/mod.ts";
 
 /** What a role gets when it starts. */
 export interface RoleConfig {
@@ -65,6 +65,8 @@ export interface RoleDeps {
    * fabric through it, along the target's route.
    */
   parent: { id: string; url: string } | null;
+  /** The registries as this service reaches them. */
+  registries: RegistryEndpoint[];
 }
 
 /** A running role. */

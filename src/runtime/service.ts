@@ -145,6 +145,7 @@ export class FabricService implements ServiceHandlers {
         registry: this.registry(),
         spawn: (request, hooks) => this.spawn(request, hooks),
         parent: this.#parent ? { id: this.#parent.id, url: this.#parent.url } : null,
+        registries: [...this.#registryEndpoints],
       },
     );
     const registry = this.registry();

@@ -75,7 +75,10 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   const plan = request.restart ? await restartPlan(request.restart, deps) : newPlan(request, deps);
   const { record } = plan;
   const id = record.id;
-  const launcher = deps.launcher ?? launcherFor(record.launcher, { dir: deps.dir });
+  const launcher = deps.launcher ?? launcherFor(record.launcher, {
+    dir: deps.dir,
+    owner: deps.self.id,
+  });
   let discard = (): void => {};
   let written = false;
   const fail = async (reason: string, exitCode: number | null): Promise<never> => {

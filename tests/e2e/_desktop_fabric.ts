@@ -16,9 +16,10 @@ export interface DesktopFabric {
   dir: string;
   /**
    * Runs `fabricd COMMAND ARGS...` on the desktop against this fabric
-   * (`--fabric` goes right after the command, ahead of any `--`).
+   * (`--fabric` goes right after the command, ahead of any `--`); with
+   * `timeoutS`, a command still running then is killed (exit 124).
    */
-  fabricd(args: string[]): Promise<CommandResult>;
+  fabricd(args: string[], options?: { timeoutS?: number }): Promise<CommandResult>;
 }
 
 /**
@@ -32,8 +33,9 @@ export async function withDesktopFabric<T>(
 ): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix });
   const fabric = `${dir}/fabric.yaml`;
-  const fabricd = (args: string[]) =>
+  const fabricd = (args: string[], options: { timeoutS?: number } = {}) =>
     testnetExec("desktop", [
+      ...(options.timeoutS ? ["timeout", String(options.timeoutS)] : []),
       "env",
       `DENO_DIR=${DENO_DIR}`,
       ...FABRICD,

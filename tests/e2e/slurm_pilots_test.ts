@@ -108,7 +108,9 @@ Deno.test({
           assert.deepEqual(record.route.slice(-2), [manager, first]);
           assert.equal((await managerStatus()).pendingPasswords, 0);
           const task = ok(
-            await fabricd(["task", "submit", "--wait", "--", "/bin/sh", "-c", "hostname"]),
+            await fabricd(["task", "submit", "--wait", "--", "/bin/sh", "-c", "hostname"], {
+              timeoutS: 60,
+            }),
             "task submit",
           );
           assert.match(task, new RegExp(`DONE on ${first}`));
@@ -190,6 +192,42 @@ Deno.test({
         assert.equal((await managerStatus()).pendingPasswords, 0);
         assert.equal((await pilots()).find((p) => p.id === waiting.id)!.state, "CANCELED");
       });
+
+      await t.step(
+        "a pilot manager killed with SIGKILL comes back under its ID and takes its pilots over",
+        async () => {
+          const before = (await records()).find((r) => r.id === manager)!;
+          const running = (await pilots()).filter((p) => p.state === "RUNNING");
+          assert.equal(running.length, 2);
+          ok(await testnetExec("head", ["kill", "-9", String(before.pid)]), "kill -9");
+          await eventually("the manager ALIVE again as incarnation 2", async () => {
+            const found = (await records()).find((r) => r.id === manager);
+            return found?.state === "ALIVE" && found.incarnation === 2 ? found : undefined;
+          }, 60_000);
+          const adopted = await eventually("its pilots followed again", async () => {
+            const all = await pilots();
+            return all.filter((p) => p.batch?.phase === "running").length === 2 ? all : undefined;
+          }, 30_000);
+          for (const pilot of running) {
+            assert.equal(adopted.find((p) => p.id === pilot.id)?.state, "RUNNING");
+          }
+          // The agents reach the queue and the registry through the relays the
+          // new incarnation reopened on the same ports.
+          const task = ok(
+            await fabricd(["task", "submit", "--wait", "--", "/bin/true"], { timeoutS: 60 }),
+            "task submit after the restart",
+          );
+          assert.match(task, /DONE on agt-/);
+          const beats = (await records()).filter((r) => running.some((p) => p.id === r.id));
+          await new Promise((r) => setTimeout(r, 2500));
+          for (const agent of beats) {
+            const now = (await records()).find((r) => r.id === agent.id)!;
+            assert.equal(now.state, "ALIVE", agent.id);
+            assert.equal(now.incarnation, 1, `${agent.id} was not restarted`);
+            assert.ok(now.lastHeartbeat > agent.lastHeartbeat, `${agent.id} heartbeats`);
+          }
+        },
+      );
 
       await t.step("stop --all leaves no agent and no job behind", async () => {
         ok(await fabricd(["stop", "--all"]), "stop --all");

@@ -10,6 +10,7 @@
 import type { Hono } from "hono";
 import { FabricClient } from "../../client/fabric_client.ts";
 import { batchJobs } from "../../launchers/batch_jobs.ts";
+import { launcherFor } from "../../launchers/mod.ts";
 import { log } from "../../runtime/logging.ts";
 import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
 import { PilotManager, type PilotPolicy } from "./pilots.ts";
@@ -42,7 +43,7 @@ export function pilotManagerSettings(
 
 let current: { manager: PilotManager; defaults: PilotDefaults } | null = null;
 
-function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
+async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const settings = pilotManagerSettings(config.options);
   const client = new FabricClient(deps.keys);
   const manager = new PilotManager({
@@ -60,6 +61,7 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
     batch: batchJobs,
     maxResubmits: settings.maxResubmits,
   });
+  if (config.incarnation > 1) await adoptPilots(manager, config, deps, settings.policy);
   const running = { manager, defaults: { on: settings.on, policy: settings.policy } };
   current = running;
   log("pilot-manager").info("Pilot manager ready: pilots on {on}, policy {policy}", {
@@ -67,7 +69,7 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
     policy: settings.policy,
   });
   let stopped = false;
-  return Promise.resolve({
+  return await Promise.resolve({
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -86,3 +88,39 @@ export const pilotManagerRole: RoleModule = {
   relays: true,
   routes: (): Hono => pilotRoutes(() => current),
 };
+
+/**
+ * After a restart under the same ID: takes over the agents the previous
+ * incarnation submitted, reopens the relays they use (on the ports it had)
+ * and follows their jobs again.
+ */
+async function adoptPilots(
+  manager: PilotManager,
+  config: RoleConfig,
+  deps: RoleDeps,
+  policy: PilotPolicy,
+): Promise<void> {
+  const records = await deps.registry.list();
+  const mine = records.filter((r) =>
+    r.parent === config.serviceId && r.role === "agent" &&
+    ["ALIVE", "SUSPECT"].includes(r.state)
+  );
+  for (const record of mine) {
+    manager.adopt(record, policy);
+    try {
+      const launcher = launcherFor(record.launcher, { dir: config.dir, owner: config.serviceId });
+      await launcher.prepare(config.endpoint, deps.registries);
+      await launcher.follow?.(record.id);
+    } catch (error) {
+      log("pilot-manager").warn("Pilot {id}: cannot take its job over: {error}", {
+        id: record.id,
+        error: String(error),
+      });
+    }
+  }
+  if (mine.length > 0) {
+    log("pilot-manager").info("Took over {count} pilots of the previous incarnation", {
+      count: mine.length,
+    });
+  }
+}

@@ -130,6 +130,45 @@ export class PilotManager {
   }
 
   /**
+   * Takes over a pilot that an earlier incarnation of this manager submitted
+   * (found in the registry after a restart): its agent runs on; its batch
+   * state is known again once the launcher follows its job.
+   */
+  adopt(record: ServiceRecord, policy: PilotPolicy): void {
+    if (this.#entries.has(record.id)) return;
+    const options = record.options ?? {};
+    this.#entries.set(record.id, {
+      pilot: {
+        id: record.id,
+        on: record.launcher,
+        cores: Number(options.cores ?? "1"),
+        walltime: options.walltime ?? "",
+        policy,
+        state: "RUNNING",
+        service: record.state,
+        batch: null,
+        resubmits: 0,
+        reason: "taken over after the pilot manager restarted",
+        submitted: record.started,
+      },
+      request: {
+        on: record.launcher,
+        count: 1,
+        cores: Number(options.cores ?? "1"),
+        walltime: options.walltime ?? "",
+        queue: options.queue ?? "",
+        pubsub: options.pubsub ?? "",
+        queueName: options.queueName ?? "",
+        policy,
+        sessions: record.sessions,
+      },
+      announce: undefined,
+      inflight: false,
+      cancelRequested: false,
+    });
+  }
+
+  /**
    * Cancels a pilot's batch job (`scancel`): the agent stops, its tasks go
    * back to the queue, and the pilot is not resubmitted.
    * @returns undefined for an unknown pilot.
