@@ -19,6 +19,7 @@ export {
   PilotManager,
   type PilotPolicy,
   type PilotRequest,
+  PilotRequestError,
   type PilotState,
 } from "./pilots.ts";
 export { type PilotDefaults, pilotRoutes } from "./routes.ts";

@@ -47,6 +47,7 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const settings = pilotManagerSettings(config.options);
   const client = new FabricClient(deps.keys);
   const manager = new PilotManager({
+    selfId: config.serviceId,
     spawn: deps.spawn,
     record: async (id) => (await deps.registry.get(id))?.record,
     stopService: async (id, reason) => {

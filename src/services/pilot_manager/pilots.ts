@@ -59,8 +59,22 @@ export interface Pilot {
   submitted: number;
 }
 
+/**
+ * A pilot request the manager cannot serve as asked (a queue or pub/sub its
+ * agents would not reach); nothing was submitted.
+ */
+export class PilotRequestError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PilotRequestError";
+  }
+}
+
 /** What the pilot manager uses. */
 export interface PilotDeps {
+  /** The manager's own service ID. */
+  selfId: string;
   /** Spawns through this service (RoleDeps.spawn). */
   spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult>;
   /** A service's record in the registry. */
@@ -108,6 +122,9 @@ export class PilotManager {
    * `sbatch` refusing the job); the pilots after it are not tried.
    */
   async submit(request: PilotRequest): Promise<Pilot[]> {
+    for (const [what, id] of [["queue", request.queue], ["pub/sub", request.pubsub]]) {
+      await this.#checkBelow(what!, id!);
+    }
     const pilots: Pilot[] = [];
     for (let i = 0; i < request.count; i++) {
       const id = await this.#launch(request);
@@ -201,6 +218,23 @@ export class PilotManager {
       if (this.#deps.batch.get(entry.pilot.id)?.phase !== "queued") continue;
       entry.cancelRequested = true;
       await this.#deps.batch.cancel(entry.pilot.id).catch(() => false);
+    }
+  }
+
+  /** Pilots reach their queue and pub/sub through this manager: they must be below it. */
+  async #checkBelow(what: string, id: string): Promise<void> {
+    const record = await this.#deps.record(id);
+    if (!record) {
+      throw new PilotRequestError(`No ${what} service "${id}" in the registry: see fabricd status`);
+    }
+    if (!record.route.includes(this.#deps.selfId)) {
+      throw new PilotRequestError(
+        `The ${what} service "${id}" is not below pilot manager "${this.#deps.selfId}", and ` +
+          `pilots on compute nodes reach only what is: spawn one with ` +
+          `"fabricd spawn --role ${
+            what === "queue" ? "queue" : "pubsub"
+          } --via ${this.#deps.selfId}"`,
+      );
     }
   }
 

@@ -8,7 +8,7 @@ import { HTTPException } from "hono/http-exception";
 import { serviceIdSchema } from "../../api/schemas.ts";
 import { jsonBody, validParam } from "../../api/validate.ts";
 import { pilotRequestSchema } from "./_schemas.ts";
-import type { PilotManager, PilotPolicy } from "./pilots.ts";
+import { type PilotManager, type PilotPolicy, PilotRequestError } from "./pilots.ts";
 
 /** Defaults for what a pilot request leaves out (the manager's role options). */
 export interface PilotDefaults {
@@ -32,12 +32,19 @@ export function pilotRoutes(
   app.post("/pilots", jsonBody(pilotRequestSchema), async (c) => {
     const { manager, defaults } = running();
     const body = c.req.valid("json");
-    const pilots = await manager.submit({
-      ...body,
-      on: body.on ?? defaults.on,
-      policy: body.policy ?? defaults.policy,
-    });
-    return c.json({ pilots }, 202);
+    try {
+      const pilots = await manager.submit({
+        ...body,
+        on: body.on ?? defaults.on,
+        policy: body.policy ?? defaults.policy,
+      });
+      return c.json({ pilots }, 202);
+    } catch (error) {
+      if (error instanceof PilotRequestError) {
+        throw new HTTPException(400, { message: error.message });
+      }
+      throw error;
+    }
   });
 
   app.get("/pilots", async (c) => c.json({ pilots: await running().manager.list() }));

@@ -55,6 +55,11 @@ Deno.test({
         return found?.record.state === "STOPPED" ? true : undefined;
       }, 15_000);
 
+      const elsewhere = await call<SpawnResult>(local.spawner, "/v1/spawn", { role: "queue" });
+      const refused = await runFabricd(["pilot", "submit", "--queue", elsewhere.id], { env });
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, new RegExp(`not below pilot manager "${manager.id}"`));
+
       const unknown = await runFabricd(["pilot", "cancel", "agt-00000000"], { env });
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /No pilot "agt-00000000"/);

@@ -36,6 +36,7 @@ function harness() {
     for (const listener of listeners) listener(value);
   };
   const manager = new PilotManager({
+    selfId: "plm-11111111",
     spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult> {
       const id = request.restart ?? `agt-${String(next++).padStart(8, "0")}`;
       hooks?.onRecorded?.({ id, incarnation: 1 });
@@ -64,6 +65,11 @@ function harness() {
     },
     record: (id) => {
       const state = states.get(id);
+      if (id.endsWith("missing")) return Promise.resolve(undefined);
+      if (id.startsWith("que-") || id.startsWith("pub-")) {
+        const route = id.endsWith("elsewhere") ? ["spw-1"] : ["spw-1", "plm-11111111", id];
+        return Promise.resolve(serviceRecord(id, { role: "queue", route }));
+      }
       return Promise.resolve(
         state ? serviceRecord(id, { role: "agent", state }) : undefined,
       );
@@ -196,8 +202,12 @@ Deno.test("PilotManager.stop() cancels the jobs still waiting in the queue", asy
 
 Deno.test("PilotManager.submit() rejects when the spawn fails before the pilot is on record", async () => {
   const manager = new PilotManager({
+    selfId: "plm-11111111",
     spawn: () => Promise.reject(new TypeError('Unknown launcher "pbs://"')),
-    record: () => Promise.resolve(undefined),
+    record: (id) =>
+      Promise.resolve(
+        id.startsWith("agt-") ? undefined : serviceRecord(id, { route: ["plm-11111111", id] }),
+      ),
     stopService: () => Promise.resolve(),
     batch: {
       get: () => undefined,
@@ -248,5 +258,20 @@ Deno.test("PilotManager cancels a job that reaches the batch system after its pi
   ]);
   assert.deepEqual(stopped, [pilot!.id]);
   assert.deepEqual(cancelled, [pilot!.id], "the late job is cancelled when it arrives");
+  await manager.stop();
+});
+
+Deno.test("PilotManager.submit() refuses a queue that is not below the manager, submitting nothing", async () => {
+  const { manager, spawns } = harness();
+  await assert.rejects(
+    manager.submit({ ...REQUEST, queue: "que-elsewhere" }),
+    (error: Error) => {
+      assert.equal(error.name, "PilotRequestError");
+      assert.match(error.message, /not below pilot manager "plm-11111111".*--via plm-11111111/);
+      return true;
+    },
+  );
+  await assert.rejects(manager.submit({ ...REQUEST, pubsub: "pub-missing" }), /No pub\/sub/);
+  assert.equal(spawns.length, 0);
   await manager.stop();
 });
