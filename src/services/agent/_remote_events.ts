@@ -1,8 +1,8 @@
 /**
  * Where the agent publishes task events: frames on one pub/sub WebSocket
  * (its handshake signed once; a publish is a frame sent without waiting for
- * an answer), opened again after it broke; signed HTTP publishes instead when
- * bridges stand between the agent and the pub/sub service.
+ * an answer), opened again after it broke; through relays too (bridges, a
+ * pilot manager), which carry WebSockets along the service's route.
  * @module
  */
 import { type FabricClient, FabricRequestError } from "../../client/fabric_client.ts";
@@ -11,9 +11,6 @@ import { log } from "../../runtime/logging.ts";
 import { PubsubClient, type PubsubSubscription } from "../pubsub/pubsub_client.ts";
 import type { ServiceTarget } from "./_service_target.ts";
 import type { TaskEventSink } from "./agent.ts";
-
-/** Time allowed for one event's HTTP publish, ms: events must not hold tasks up long. */
-const PUBLISH_TIMEOUT_MS = 5000;
 
 /** A {@linkcode TaskEventSink} on a pub/sub service found in the registry. */
 export class RemoteEventSink implements TaskEventSink {
@@ -26,8 +23,8 @@ export class RemoteEventSink implements TaskEventSink {
   #logger = log("agent");
 
   /**
-   * The pub/sub service of `target`, reached with `keys` (socket) or
-   * `client` (HTTP); calls end when `life` aborts.
+   * The pub/sub service of `target`, reached with `keys` (the socket) and
+   * `client` (to explain a refused handshake); calls end when `life` aborts.
    */
   constructor(keys: FabricKeys, client: FabricClient, target: ServiceTarget, life: AbortSignal) {
     this.#keys = keys;
@@ -42,16 +39,6 @@ export class RemoteEventSink implements TaskEventSink {
    * @throws {FabricRequestError} when the service cannot be reached.
    */
   async publish(topic: string, message: unknown): Promise<unknown> {
-    const target = await this.#target.get(this.#life);
-    if (this.#target.relayed || target.route?.length) {
-      return await this.#target.use(
-        this.#life,
-        (t) =>
-          new PubsubClient(this.#keys, t, { client: this.#client }).publish(topic, message, {
-            timeoutMs: PUBLISH_TIMEOUT_MS,
-          }),
-      );
-    }
     const socket = this.#open();
     try {
       (await socket).publish(topic, message);

@@ -1,14 +1,13 @@
 /**
  * The agent's queue: one {@linkcode QueueSession} (a WebSocket whose
  * handshake is signed once) for its gets, acks and nacks, opened again after
- * it broke; signed HTTP calls instead when bridges stand between the agent
- * and the queue, since bridges relay requests, not WebSocket upgrades.
+ * it broke; through relays (bridges, a pilot manager) too, which carry
+ * WebSockets along the queue's route.
  * @module
  */
-import { type FabricClient, FabricRequestError, type Target } from "../../client/fabric_client.ts";
+import { FabricRequestError, type Target } from "../../client/fabric_client.ts";
 import type { FabricKeys } from "../../crypto/keys.ts";
 import { log } from "../../runtime/logging.ts";
-import { QueueClient } from "../queue/queue_client.ts";
 import { QueueSession } from "../queue/queue_session.ts";
 import type { QueueMessage } from "../queue/queue_wire.ts";
 import type { ServiceTarget } from "./_service_target.ts";
@@ -17,19 +16,14 @@ import type { TaskQueue } from "./agent.ts";
 /** A {@linkcode TaskQueue} on a queue service found in the registry. */
 export class RemoteTaskQueue implements TaskQueue {
   #keys: FabricKeys;
-  #client: FabricClient;
   #target: ServiceTarget;
   #life: AbortSignal;
   #sessions = new Map<string, Promise<QueueSession>>();
   #closed = false;
 
-  /**
-   * The queue service of `target`, reached with `keys` (sockets) or `client`
-   * (HTTP); calls end when `life` aborts.
-   */
-  constructor(keys: FabricKeys, client: FabricClient, target: ServiceTarget, life: AbortSignal) {
+  /** The queue service of `target`, reached with `keys`; calls end when `life` aborts. */
+  constructor(keys: FabricKeys, target: ServiceTarget, life: AbortSignal) {
     this.#keys = keys;
-    this.#client = client;
     this.#target = target;
     this.#life = life;
   }
@@ -44,7 +38,6 @@ export class RemoteTaskQueue implements TaskQueue {
       signal,
       name,
       (session) => session.get({ ...options, signal }),
-      (client) => client.get(name, { ...options, signal }),
     );
   }
 
@@ -54,7 +47,6 @@ export class RemoteTaskQueue implements TaskQueue {
       this.#life,
       name,
       (session) => session.ack(id),
-      (client) => client.ack(name, id),
     );
   }
 
@@ -64,7 +56,6 @@ export class RemoteTaskQueue implements TaskQueue {
       this.#life,
       name,
       (session) => session.nack(id),
-      (client) => client.nack(name, id),
     );
   }
 
@@ -80,12 +71,8 @@ export class RemoteTaskQueue implements TaskQueue {
     signal: AbortSignal,
     name: string,
     overSocket: (session: QueueSession) => Promise<T>,
-    overHttp: (client: QueueClient) => Promise<T>,
   ): Promise<T> {
     const target = await this.#target.get(signal);
-    if (this.#target.relayed || target.route?.length) {
-      return await this.#target.use(signal, (t) => overHttp(new QueueClient(this.#client, t)));
-    }
     const session = this.#session(target, name);
     try {
       return await overSocket(await session);

@@ -75,11 +75,6 @@ export class ServiceTarget {
     return this.#cached;
   }
 
-  /** Whether requests go through a relay (option `via`); the agent then uses HTTP only. */
-  get relayed(): boolean {
-    return this.#via !== undefined;
-  }
-
   /** Forgets the target, so the next call looks the service up again (it may have moved). */
   forget(): void {
     this.#cached = null;

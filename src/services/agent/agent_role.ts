@@ -100,7 +100,7 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const via = settings.via === "parent" && deps.parent ? { via: deps.parent } : {};
   const queueTarget = new ServiceTarget(deps.registry, settings.queue, via);
   const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub, via);
-  const queue = new RemoteTaskQueue(deps.keys, client, queueTarget, life.signal);
+  const queue = new RemoteTaskQueue(deps.keys, queueTarget, life.signal);
   const events = new RemoteEventSink(deps.keys, client, pubsubTarget, life.signal);
   const agent = new Agent(queue, events, {
     agentId: config.serviceId,

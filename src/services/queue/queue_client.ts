@@ -121,8 +121,11 @@ export async function openQueueSocket(
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`Queue URL "${target.url}" must be http or https`);
   }
+  // Through a relay (a bridge, a pilot manager), the route says where it goes.
+  const headers = new Headers();
+  if (target.route?.length) headers.set("fabric-route", target.route.join(","));
   const signed = await signRequest(
-    { method: "GET", url, body: new Uint8Array() },
+    { method: "GET", url, headers, body: new Uint8Array() },
     keys,
     { target: target.id },
   );
