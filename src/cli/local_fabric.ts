@@ -153,12 +153,14 @@ export async function stopServices(
   const stopped = new Set<string>();
   const wanted = (r: ServiceRecord): boolean =>
     RUNNING.includes(r.state) && (!options.ids || options.ids.includes(r.id));
-  // Services first, children before parents; again while any is still running
-  // (a restart that was under way when the stop began finishes meanwhile).
-  for (let pass = 0; pass < 3; pass++) {
+  // Services first, children before parents; again while any is still
+  // running, until two looks half a second apart find none (a restart that
+  // was under way when the stop began registers meanwhile), for at most 30 s.
+  const deadline = Date.now() + 30_000;
+  for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
     const all = await registry.list();
     const records = all.filter((r) => wanted(r) && r.role !== "registry");
-    if (records.length === 0) break;
+    quiet = records.length === 0 ? quiet + 1 : 0;
     records.sort((a, b) => b.route.length - a.route.length);
     for (const record of records) {
       if (await askToStop(client, record, all, options.reason)) {
@@ -166,7 +168,7 @@ export async function stopServices(
         await waitGone(registry, record.id, options.timeoutMs ?? 10_000);
       }
     }
-    if (pass < 2) await new Promise((r) => setTimeout(r, 300));
+    if (quiet < 2) await new Promise((r) => setTimeout(r, 500));
   }
   // Registries last: the others record STOPPED in them on the way out.
   const all = await registry.list();

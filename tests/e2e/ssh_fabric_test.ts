@@ -255,7 +255,21 @@ Deno.test({
           if (left === "") break;
           await new Promise((r) => setTimeout(r, 150));
         }
-        assert.equal(left, "", `fabricd services still running after stop --all:\n${left}`);
+        // Said in full when it fails: which service, and what its log says.
+        const id = /--id (\S+)/.exec(left)?.[1];
+        const log = id
+          ? (await testnetExec("head", [
+            "sh",
+            "-c",
+            `tail -n 40 /var/lib/fabricd-testnet/*/home/.cache/fabricd/logs/${id}.log`,
+          ])).stdout
+          : "";
+        const known = id ? JSON.stringify((await records()).filter((r) => r.id === id)) : "";
+        assert.equal(
+          left,
+          "",
+          `fabricd services still running after stop --all:\n${left}\n${known}\n${log}`,
+        );
       });
     });
   });
