@@ -177,6 +177,11 @@ export class FabricService implements ServiceHandlers {
     if (old) await failOrphanedSpawns(registry, this.identity.id);
     this.#placement = placement;
     this.#placed();
+    // A restarted parent supervises at once the children its previous
+    // incarnation left running, not only from its next spawn on.
+    if (old && (await registry.list()).some((r) => r.parent === this.identity.id)) {
+      this.#supervise();
+    }
     this.#state = "ALIVE";
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
       intervalMs: placement.heartbeatMs,

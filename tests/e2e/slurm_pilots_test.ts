@@ -226,6 +226,20 @@ Deno.test({
             assert.equal(now.incarnation, 1, `${agent.id} was not restarted`);
             assert.ok(now.lastHeartbeat > agent.lastHeartbeat, `${agent.id} heartbeats`);
           }
+          // The new incarnation supervises them: one killed outright is DEAD,
+          // then restarted under its ID as a new job.
+          const victim = beats[0]!;
+          const node = adopted.find((p) => p.id === victim.id)!.batch!.nodes as "compute1";
+          ok(await testnetExec(node, ["kill", "-9", String(victim.pid)]), "kill -9 the agent");
+          const back = await eventually(
+            "the killed agent ALIVE again as incarnation 2",
+            async () => {
+              const found = (await records()).find((r) => r.id === victim.id);
+              return found?.state === "ALIVE" && found.incarnation === 2 ? found : undefined;
+            },
+            60_000,
+          );
+          assert.match(back.lastFailure, /./);
         },
       );
 
