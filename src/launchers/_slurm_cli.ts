@@ -1,8 +1,8 @@
 /**
  * Slurm's own commands, as the `slurm://` launcher uses them: the job script,
  * `sbatch --parsable`, one `squeue` for every followed job, `scontrol show job`
- * for the exit code, `scancel`. Pure parsing lives here so it is tested
- * without a cluster.
+ * for the exit code, `scancel`, and how they are run. Parsing is kept apart
+ * from running so it is tested without a cluster.
  * @module
  */
 import type { BatchPhase } from "./batch_jobs.ts";
@@ -164,4 +164,64 @@ export function walltimeMinutes(value: string): number {
 
 function shellWord(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`;
+}
+
+/**
+ * The jobs among `ids` that `squeue` knows, or null when it could not answer.
+ * One call for all; squeue refuses a list in which it knows no job, so a
+ * refusal for that reason means none is known.
+ */
+export async function queueOf(ids: string[]): Promise<Map<string, JobStatus> | null> {
+  try {
+    return parseQueue(
+      await runSlurm("squeue", [
+        "--noheader",
+        "--states=all",
+        `--jobs=${ids.join(",")}`,
+        `--format=${SQUEUE_FORMAT}`,
+      ]),
+    );
+  } catch (error) {
+    return /Invalid job id/i.test((error as Error).message) ? new Map() : null;
+  }
+}
+
+/** Environment variables of sbatch's own that would override the job script. */
+const SLURM_INPUT = /^(SBATCH|SLURM)_/;
+
+/**
+ * Runs a Slurm command and returns its standard output. Variables that
+ * Slurm's commands read as options (`SBATCH_*`, `SLURM_*`: a spawner inside a
+ * job has them) are left out, so the script's own directives hold.
+ * @throws {Error} with the command's own message when it fails.
+ */
+export async function runSlurm(
+  program: string,
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<string> {
+  const env = Object.fromEntries(
+    Object.entries({ ...Deno.env.toObject(), ...options.env }).filter(([name]) =>
+      !SLURM_INPUT.test(name)
+    ),
+  );
+  const child = new Deno.Command(program, {
+    args,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    clearEnv: true,
+    env,
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) {
+    const said = new TextDecoder().decode(stderr).trim() || `exit ${code}`;
+    throw new Error(`${program} ${args.join(" ")}: ${said}`);
+  }
+  return new TextDecoder().decode(stdout);
 }

@@ -30,6 +30,8 @@ import {
   parseQueue,
   parseSubmitted,
   phaseOf,
+  queueOf,
+  runSlurm,
   SQUEUE_FORMAT,
   walltimeMinutes,
 } from "./_slurm_cli.ts";
@@ -116,7 +118,7 @@ export class SlurmLauncher implements Launcher {
    * @throws {Error} when `sbatch` is missing or a relay cannot listen.
    */
   async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
-    await run("sbatch", ["--version"]).catch((error) => {
+    await runSlurm("sbatch", ["--version"]).catch((error) => {
       throw new Error(
         `cannot run sbatch on ${Deno.hostname()} (${(error as Error).message}): ` +
           "slurm:// runs on a host with Slurm's client commands (Debian: slurm-client)",
@@ -142,32 +144,14 @@ export class SlurmLauncher implements Launcher {
    * @returns false when Slurm runs no such job.
    */
   async follow(serviceId: string): Promise<boolean> {
-    const output = await run("squeue", [
+    const output = await runSlurm("squeue", [
       "--noheader",
       `--name=fabricd-${serviceId}`,
       `--format=${SQUEUE_FORMAT}`,
     ]).catch(() => "");
     const status = [...parseQueue(output).values()][0];
     if (!status) return false;
-    const now = Date.now();
-    const followed: FollowedJob = {
-      job: {
-        serviceId,
-        jobId: status.jobId,
-        launcher: this.url,
-        state: status.state,
-        phase: phaseOf(status.state),
-        nodes: status.nodes,
-        reason: status.reason,
-        exitCode: null,
-        submitted: now,
-        updated: now,
-      },
-      resolve: () => {},
-    };
-    this.#followed.set(status.jobId, followed);
-    batchJobs.update(followed.job, () => this.#cancel(status.jobId));
-    this.#schedulePoll(this.#pollMs);
+    this.#follow(serviceId, status, () => {});
     return true;
   }
 
@@ -214,29 +198,15 @@ export class SlurmLauncher implements Launcher {
         ...PASSED_ENV.filter((name) => Deno.env.get(name) !== undefined),
       ],
     });
-    const submitted = await run("sbatch", ["--parsable"], { stdin: script, env: spec.env });
+    const submitted = await runSlurm("sbatch", ["--parsable"], { stdin: script, env: spec.env });
     const jobId = parseSubmitted(submitted);
-    const now = Date.now();
     let resolve!: (code: number) => void;
     const exited = new Promise<number>((r) => resolve = r);
-    const followed: FollowedJob = {
-      job: {
-        serviceId: spec.id,
-        jobId,
-        launcher: this.url,
-        state: "PENDING",
-        phase: "queued",
-        nodes: "",
-        reason: "",
-        exitCode: null,
-        submitted: now,
-        updated: now,
-      },
+    const followed = this.#follow(
+      spec.id,
+      { jobId, state: "PENDING", nodes: "", reason: "" },
       resolve,
-    };
-    this.#followed.set(jobId, followed);
-    batchJobs.update(followed.job, () => this.#cancel(jobId));
-    this.#schedulePoll(0);
+    );
     return {
       pid: 0,
       host: this.#partition ? `slurm:${this.#partition}` : "slurm",
@@ -247,7 +217,7 @@ export class SlurmLauncher implements Launcher {
         const args = signal === "SIGTERM" || signal === "SIGKILL"
           ? [jobId]
           : ["--signal", signal.replace("SIG", ""), "--full", jobId];
-        void run("scancel", args).catch(() => {});
+        void runSlurm("scancel", args).catch(() => {});
       },
       endReason: () => {
         const job = followed.job;
@@ -255,6 +225,30 @@ export class SlurmLauncher implements Launcher {
         return `Slurm job ${job.jobId} ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
       },
     };
+  }
+
+  /** Records a job in the batch table and polls it until it ends. */
+  #follow(serviceId: string, status: JobStatus, resolve: (code: number) => void): FollowedJob {
+    const now = Date.now();
+    const followed: FollowedJob = {
+      job: {
+        serviceId,
+        jobId: status.jobId,
+        launcher: this.url,
+        state: status.state,
+        phase: phaseOf(status.state),
+        nodes: status.nodes,
+        reason: status.reason,
+        exitCode: null,
+        submitted: now,
+        updated: now,
+      },
+      resolve,
+    };
+    this.#followed.set(status.jobId, followed);
+    batchJobs.update(followed.job, () => this.#cancel(status.jobId));
+    this.#schedulePoll(0);
+    return followed;
   }
 
   /** Stops the relays and the polling; the jobs keep running. */
@@ -308,12 +302,7 @@ export class SlurmLauncher implements Launcher {
     if (url.hostname !== "0.0.0.0") return endpoint;
     // The service may bootstrap before the next poll has seen its job run.
     if (!job.nodes) {
-      const output = await run("squeue", [
-        "--noheader",
-        `--jobs=${job.jobId}`,
-        `--format=${SQUEUE_FORMAT}`,
-      ]).catch(() => "");
-      const status = parseQueue(output).get(job.jobId);
+      const status = (await queueOf([job.jobId]))?.get(job.jobId);
       if (status) await this.#observe(job.jobId, status);
     }
     // A one-node job: Slurm names the node, which the head node can resolve.
@@ -324,7 +313,7 @@ export class SlurmLauncher implements Launcher {
   }
 
   async #cancel(jobId: string): Promise<void> {
-    await run("scancel", [jobId]);
+    await runSlurm("scancel", [jobId]);
   }
 
   #schedulePoll(delayMs: number): void {
@@ -366,7 +355,9 @@ export class SlurmLauncher implements Launcher {
     job.reason = status ? status.reason : "no longer known to Slurm";
     job.updated = Date.now();
     if (phase === "ended") {
-      const detail = await run("scontrol", ["--oneliner", "show", "job", jobId]).catch(() => "");
+      const detail = await runSlurm("scontrol", ["--oneliner", "show", "job", jobId]).catch(() =>
+        ""
+      );
       job.exitCode = parseExitCode(detail);
       this.#followed.delete(jobId);
       batchJobs.update(job);
@@ -375,64 +366,4 @@ export class SlurmLauncher implements Launcher {
     }
     batchJobs.update(job);
   }
-}
-
-/**
- * The jobs among `ids` that `squeue` knows, or null when it could not answer.
- * One call for all; squeue refuses a list in which it knows no job, so a
- * refusal for that reason means none is known.
- */
-async function queueOf(ids: string[]): Promise<Map<string, JobStatus> | null> {
-  try {
-    return parseQueue(
-      await run("squeue", [
-        "--noheader",
-        "--states=all",
-        `--jobs=${ids.join(",")}`,
-        `--format=${SQUEUE_FORMAT}`,
-      ]),
-    );
-  } catch (error) {
-    return /Invalid job id/i.test((error as Error).message) ? new Map() : null;
-  }
-}
-
-/** Environment variables of sbatch's own that would override the job script. */
-const SLURM_INPUT = /^(SBATCH|SLURM)_/;
-
-/**
- * Runs a Slurm command and returns its standard output. Variables that
- * Slurm's commands read as options (`SBATCH_*`, `SLURM_*`: a spawner inside a
- * job has them) are left out, so the script's own directives hold.
- * @throws {Error} with the command's own message when it fails.
- */
-async function run(
-  program: string,
-  args: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<string> {
-  const env = Object.fromEntries(
-    Object.entries({ ...Deno.env.toObject(), ...options.env }).filter(([name]) =>
-      !SLURM_INPUT.test(name)
-    ),
-  );
-  const child = new Deno.Command(program, {
-    args,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    clearEnv: true,
-    env,
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const { code, stdout, stderr } = await child.output();
-  if (code !== 0) {
-    const said = new TextDecoder().decode(stderr).trim() || `exit ${code}`;
-    throw new Error(`${program} ${args.join(" ")}: ${said}`);
-  }
-  return new TextDecoder().decode(stdout);
 }
