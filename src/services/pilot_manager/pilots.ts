@@ -8,88 +8,24 @@
 import type { SpawnRequest } from "../../api/schemas.ts";
 import type { BatchJob } from "../../launchers/batch_jobs.ts";
 import { log } from "../../runtime/logging.ts";
-import type { SpawnHooks } from "../../runtime/role.ts";
-import type { ServiceRecord, ServiceState, SpawnResult } from "../../types/mod.ts";
+import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
+import {
+  type Pilot,
+  type PilotDeps,
+  type PilotPolicy,
+  type PilotRequest,
+  PilotRequestError,
+  type PilotState,
+} from "./_pilot_types.ts";
 
-/** What happens to a pilot whose job ended before anyone stopped it. */
-export type PilotPolicy = "resubmit" | "report";
-
-/**
- * A pilot's state: `SUBMITTING` until its batch job exists, then `QUEUED`,
- * `RUNNING`, and one of `ENDED` (the job completed), `FAILED` (it ended early
- * or never bootstrapped, and is not resubmitted), `CANCELED` (cancelled by
- * the fabric or with `scancel`).
- */
-export type PilotState = "SUBMITTING" | "QUEUED" | "RUNNING" | "ENDED" | "FAILED" | "CANCELED";
-
-/** A request for pilots, validated. */
-export interface PilotRequest {
-  /** Launcher URL, e.g. `slurm://compute`. */
-  on: string;
-  count: number;
-  /** Cores per pilot: the job's request and the agent's slots. */
-  cores: number;
-  /** Walltime (`30`, `90s`, `2h`, `HH:MM:SS`), or "" for the partition's default. */
-  walltime: string;
-  /** Service IDs of the tasks' queue and of the pub/sub for task events. */
-  queue: string;
-  pubsub: string;
-  /** The queue to take tasks from, or "" for the agent's default. */
-  queueName: string;
-  policy: PilotPolicy;
-  sessions: string[];
-}
-
-/** A pilot as the API shows it. */
-export interface Pilot {
-  id: string;
-  on: string;
-  cores: number;
-  walltime: string;
-  policy: PilotPolicy;
-  state: PilotState;
-  /** The agent's state in the registry ("" when not known). */
-  service: ServiceState | "";
-  /** Its current batch job, as the launcher last saw it (null for non-batch launchers). */
-  batch: BatchJob | null;
-  /** Times it was resubmitted under its ID. */
-  resubmits: number;
-  /** Why it is in its state. */
-  reason: string;
-  submitted: number;
-}
-
-/**
- * A pilot request the manager cannot serve as asked (a queue or pub/sub its
- * agents would not reach); nothing was submitted.
- */
-export class PilotRequestError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "PilotRequestError";
-  }
-}
-
-/** What the pilot manager uses. */
-export interface PilotDeps {
-  /** The manager's own service ID. */
-  selfId: string;
-  /** Spawns through this service (RoleDeps.spawn). */
-  spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult>;
-  /** A service's record in the registry. */
-  record(id: string): Promise<ServiceRecord | undefined>;
-  /** Asks a running child to stop cleanly (`POST /v1/stop`). */
-  stopService(id: string, reason: string): Promise<void>;
-  /** The process's batch jobs (launchers/batch_jobs.ts). */
-  batch: {
-    get(serviceId: string): BatchJob | undefined;
-    cancel(serviceId: string): Promise<boolean>;
-    follow(listener: (job: BatchJob) => void): () => void;
-  };
-  /** Most resubmissions per pilot. Default 2. */
-  maxResubmits?: number;
-}
+export {
+  type Pilot,
+  type PilotDeps,
+  type PilotPolicy,
+  type PilotRequest,
+  PilotRequestError,
+  type PilotState,
+};
 
 interface Entry {
   pilot: Pilot;
