@@ -33,7 +33,7 @@ import {
   type SpawnResult,
 } from "../types/mod.ts";
 import { log } from "./logging.ts";
-import type { ServiceIdentity, ServicePlacement } from "./_service_types.ts";
+import { aliveRecord, type ServiceIdentity, type ServicePlacement } from "./_service_types.ts";
 
 export type { ServiceIdentity, ServicePlacement };
 import { type RoleHandle, type RoleModule, type SpawnHooks, StateLostError } from "./role.ts";
@@ -152,36 +152,20 @@ export class FabricService implements ServiceHandlers {
     const old = (await registry.get(this.identity.id))?.record;
     const incarnation = old && !placement.parent ? old.incarnation + 1 : placement.incarnation;
     placement.incarnation = incarnation;
-    const now = Date.now();
-    const record: ServiceRecord = {
-      id: this.identity.id,
-      role: this.identity.role,
-      state: "ALIVE",
-      incarnation,
-      host: this.identity.host,
-      pid: Deno.pid,
-      endpoint: placement.endpoint,
-      parent: placement.parent,
-      route: placement.route,
-      launcher: placement.launcher,
-      imageHash: old?.imageHash ?? "",
+    const record = aliveRecord(this.identity, placement, {
+      old,
       sessions: [...this.#sessions].sort(),
       started: this.#started,
-      lastHeartbeat: now,
-      restarts: old ? old.restarts + (old.incarnation < incarnation ? 1 : 0) : 0,
-      lastFailure: old?.lastFailure ?? "",
-      updated: now,
-      options: placement.options,
-    };
+    });
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
-    if (old) await failOrphanedSpawns(registry, this.identity.id);
+    const children = old
+      ? await failOrphanedSpawns(registry, this.identity.id, await registry.list())
+      : [];
     this.#placement = placement;
     this.#placed();
     // A restarted parent supervises at once the children its previous
     // incarnation left running, not only from its next spawn on.
-    if (old && (await registry.list()).some((r) => r.parent === this.identity.id)) {
-      this.#supervise();
-    }
+    if (children.length > 0) this.#supervise();
     this.#state = "ALIVE";
     this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
       intervalMs: placement.heartbeatMs,

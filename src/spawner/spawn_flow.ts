@@ -301,24 +301,27 @@ async function configureChild(
 /**
  * Fails the spawns that a previous incarnation of `parentId` left half done
  * (it died mid-bootstrap): their passwords died with it, so they can never
- * complete. Called when the parent registers again.
+ * complete. Called when the parent registers again, with the registry's
+ * records; returns the children left running, which the parent supervises.
  */
 export async function failOrphanedSpawns(
   registry: RegistryClient,
   parentId: string,
-): Promise<void> {
+  records: ServiceRecord[],
+): Promise<ServiceRecord[]> {
   const pending: readonly ServiceState[] = [
     "LAUNCHING",
     "BOOTSTRAPPING",
     "CONFIGURING",
     "RESTARTING",
   ];
-  for (const child of await registry.list()) {
-    if (child.parent !== parentId || !pending.includes(child.state)) continue;
+  const children = records.filter((r) => r.parent === parentId);
+  for (const child of children.filter((r) => pending.includes(r.state))) {
     await registry.transition(child.id, {
       incarnation: child.incarnation,
       to: "FAILED",
       reason: `spawner ${parentId} restarted during the bootstrap: password discarded`,
     }).catch(() => {});
   }
+  return children.filter((r) => !pending.includes(r.state));
 }
