@@ -71,6 +71,10 @@ export class SlurmLauncher implements Launcher {
   #pollMs: number;
   #owner: string;
   #relays = new Map<string, { relay: TcpRelay; target: string }>();
+  /** Relay ports kept by an earlier incarnation; read at the first prepare. */
+  #saved: Record<string, number> | undefined;
+  /** The relay ports as last written to the ports file. */
+  #written = "";
   #followed = new Map<string, FollowedJob>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #polling = false;
@@ -118,13 +122,17 @@ export class SlurmLauncher implements Launcher {
    * @throws {Error} when `sbatch` is missing or a relay cannot listen.
    */
   async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
-    await runSlurm("sbatch", ["--version"]).catch((error) => {
-      throw new Error(
-        `cannot run sbatch on ${Deno.hostname()} (${(error as Error).message}): ` +
-          "slurm:// runs on a host with Slurm's client commands (Debian: slurm-client)",
-      );
-    });
-    const saved = await this.#savedPorts();
+    // Once per launcher: sbatch is there, and the ports an earlier incarnation kept.
+    this.#saved ??= await runSlurm("sbatch", ["--version"]).then(
+      () => this.#savedPorts(),
+      (error) => {
+        throw new Error(
+          `cannot run sbatch on ${Deno.hostname()} (${(error as Error).message}): ` +
+            "slurm:// runs on a host with Slurm's client commands (Debian: slurm-client)",
+        );
+      },
+    );
+    const saved = this.#saved;
     const view = {
       parentUrl: this.#relayed("parent", parentUrl, saved),
       registries: registries.map((r) => ({
@@ -132,9 +140,14 @@ export class SlurmLauncher implements Launcher {
         url: this.#relayed(`registry ${r.id}`, r.url, saved),
       })),
     };
-    const ports = Object.fromEntries([...this.#relays].map(([key, r]) => [key, r.relay.port]));
-    await Deno.mkdir(join(this.#dir, "relays"), { recursive: true, mode: 0o700 });
-    await Deno.writeTextFile(this.#portsFile(), JSON.stringify(ports) + "\n");
+    const ports = JSON.stringify(
+      Object.fromEntries([...this.#relays].map(([key, r]) => [key, r.relay.port])),
+    );
+    if (ports !== this.#written) {
+      await Deno.mkdir(join(this.#dir, "relays"), { recursive: true, mode: 0o700 });
+      await Deno.writeTextFile(this.#portsFile(), ports + "\n");
+      this.#written = ports;
+    }
     return view;
   }
 
