@@ -23,7 +23,7 @@ import type { SealedBundle } from "../crypto/seal.ts";
 import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
 import { KeyHandover } from "../spawner/key_handover.ts";
 import { failOrphanedSpawns, spawnService } from "../spawner/spawn_flow.ts";
-import { closeLaunchers } from "../launchers/mod.ts";
+import { closeLaunchers, type LaunchedProcess } from "../launchers/mod.ts";
 import {
   EXIT,
   type RegistryEndpoint,
@@ -61,6 +61,8 @@ export class FabricService implements ServiceHandlers {
   #started = Date.now();
   #stopping: Promise<void> | null = null;
   #supervisor: Supervisor | null = null;
+  /** Children launched by spawns that have not returned yet. */
+  #spawning = new Set<LaunchedProcess>();
   /** The process exit code once stopped: 0, or 79 when old state could not be picked up. */
   exitCode: number = EXIT.OK;
   #stopRequested: (reason: string) => void;
@@ -251,6 +253,7 @@ export class FabricService implements ServiceHandlers {
   async spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
     const placement = this.#requirePlacement();
     const supervisor = this.#supervise();
+    let launched: LaunchedProcess | undefined;
     const result = await spawnService(request, {
       keys: placement.keys,
       client: this.#client!,
@@ -262,11 +265,20 @@ export class FabricService implements ServiceHandlers {
       heartbeatMs: placement.heartbeatMs,
       ...(hooks.onRecorded ? { onRecorded: hooks.onRecorded } : {}),
       onLaunched: (child, service) => {
+        launched = child;
+        this.#spawning.add(child);
         void child.exited.then((code) =>
           supervisor.childExited(service, { code, why: child.endReason?.() })
         );
       },
+    }).finally(() => {
+      if (launched) this.#spawning.delete(launched);
     });
+    // A spawn that ends while this service stops would leave an orphan.
+    if (this.#stopping && launched) {
+      launched.kill("SIGTERM");
+      throw new ConflictError(`Service "${this.identity.id}" is stopping: spawn undone`);
+    }
     this.#children.set(result.id, result.endpoint);
     return result;
   }
@@ -374,6 +386,8 @@ export class FabricService implements ServiceHandlers {
     }
     this.#state = finalState;
     await this.#role?.stop();
+    // Children still bootstrapping would outlive this service unseen.
+    for (const child of this.#spawning) child.kill("SIGTERM");
     await closeLaunchers();
   }
 
