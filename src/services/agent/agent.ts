@@ -22,7 +22,12 @@ export interface TaskQueue {
   nack(name: string, id: string): Promise<void>;
 }
 
-/** Where the agent publishes task events; {@linkcode PubsubClient} is one. */
+/**
+ * Where the agent publishes task events. The agent does not wait for a
+ * publish: a sink takes each event in call order and sends it when it can
+ * (the agent's own sink buffers while its pub/sub is away), so work never
+ * waits on events; a rejected publish is logged.
+ */
 export interface TaskEventSink {
   publish(topic: string, message: unknown): Promise<unknown>;
 }
@@ -315,22 +320,31 @@ export class Agent {
     await this.#settle(entry.message, "ack");
   }
 
-  async #publish(
+  /**
+   * Hands a task event to the sink without waiting for it: the queue, not
+   * the pub/sub, is the source of truth for a task's state, so a pub/sub that
+   * is away never holds a task up (issue 18).
+   */
+  #publish(
     id: string,
     state: TaskState,
     fields: Pick<TaskEvent, "exitCode" | "tail" | "reason">,
   ): Promise<void> {
     const event: TaskEvent = { id, state, agent: this.#id, ...fields, at: Date.now() };
-    try {
-      await this.#events.publish(taskTopic(id), event);
-    } catch (error) {
+    const failed = (error: unknown): void => {
       // Events are at most once, like pub/sub itself; the task goes on.
       this.#logger.warn("Cannot publish {state} of task {id}: {error}", {
         state,
         id,
         error: String(error),
       });
+    };
+    try {
+      this.#events.publish(taskTopic(id), event).catch(failed);
+    } catch (error) {
+      failed(error);
     }
+    return Promise.resolve();
   }
 
   async #settle(message: QueueMessage, how: "ack" | "nack"): Promise<void> {

@@ -191,3 +191,57 @@ Deno.test({
     }, { heartbeatMs: 500 });
   },
 });
+
+Deno.test({
+  name:
+    "agentRole keeps running and acknowledging tasks while its pubsub is SIGKILLed and stays away",
+  fn: async () => {
+    await withLocalFabric(async (local) => {
+      const spawn = (role: string, options: Record<string, string> = {}) =>
+        local.client.call<SpawnResult>(local.spawner, {
+          method: "POST",
+          path: "/v1/spawn",
+          body: { role, options },
+        });
+      const queueService = await spawn("queue");
+      const pubsubService = await spawn("pubsub");
+      await spawn("agent", {
+        queue: queueService.id,
+        pubsub: pubsubService.id,
+        cores: "2",
+        graceMs: "500",
+      });
+      const queue = new QueueClient(local.client, {
+        id: queueService.id,
+        url: queueService.endpoint,
+      });
+      const drained = () =>
+        eventually(async () => {
+          const stats = await queue.stats("tasks");
+          return stats.ready + stats.inflight === 0 ? true : undefined;
+        }, 30_000);
+      for (let i = 0; i < 4; i++) {
+        await queue.put("tasks", { id: `tsk-before-${i}`, executable: "/bin/true" });
+      }
+      await drained();
+      // Kill the pub/sub for good: its record says STOPPED first, so nobody
+      // restarts it and the agent finds no ALIVE pub/sub for the rest of the test.
+      const pubsub = (await local.registry.get(pubsubService.id))!.record;
+      await local.registry.transition(pubsub.id, {
+        incarnation: pubsub.incarnation,
+        to: "STOPPED",
+        reason: "test: the pub/sub goes away",
+      });
+      Deno.kill(pubsub.pid, "SIGKILL");
+      for (let i = 0; i < 20; i++) {
+        await queue.put("tasks", {
+          id: `tsk-away-${i}`,
+          executable: "/bin/sleep",
+          args: ["0.05"],
+        });
+      }
+      await drained();
+      assert.equal((await local.registry.get(pubsub.id))!.record.state, "STOPPED");
+    }, { heartbeatMs: 500 });
+  },
+});

@@ -216,3 +216,41 @@ Deno.test("agentSettings() defaults prefetch to the cores and checks its range",
   assert.equal(agentSettings({ ...base, cores: "3", prefetch: "0" }).prefetch, 0);
   assert.throws(() => agentSettings({ ...base, prefetch: "101" }), RangeError);
 });
+
+Deno.test("Agent runs and acknowledges tasks while its event sink never answers", async () => {
+  const queues = new QueueService(QueueStore.open(":memory:"));
+  const queue: TaskQueue = {
+    get: (name, options) => queues.get(name, options),
+    ack: (name, id) => Promise.resolve(queues.ack(name, id)),
+    nack: (name, id) => Promise.resolve(queues.nack(name, id)),
+  };
+  let published = 0;
+  // A pub/sub that is away: no publish ever settles.
+  const events = {
+    publish: () => {
+      published++;
+      return new Promise<unknown>(() => {});
+    },
+  };
+  const agent = new Agent(queue, events, {
+    agentId: "agt-00000001",
+    cores: 2,
+    pollWaitMs: 200,
+    graceMs: 300,
+  });
+  agent.start();
+  try {
+    for (let i = 0; i < 6; i++) queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/true" });
+    const deadline = Date.now() + 20_000;
+    while (queues.stats("tasks").ready + queues.stats("tasks").inflight > 0) {
+      if (Date.now() > deadline) {
+        throw new Error(`Tasks stalled: ${JSON.stringify(queues.stats("tasks"))}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(published, 18, "QUEUED, RUNNING and DONE of 6 tasks were handed to the sink");
+  } finally {
+    await agent.stop();
+    queues.close();
+  }
+});
