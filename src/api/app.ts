@@ -8,7 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { FabricKeys } from "../crypto/keys.ts";
-import type { ReplayCache } from "../crypto/replay_cache.ts";
+import { ReplayCache } from "../crypto/replay_cache.ts";
 import { log } from "../runtime/logging.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { serviceRoutes } from "./service_routes.ts";
@@ -38,6 +38,11 @@ export interface AppDeps {
   keysWaitMs?: number;
   /** Bridges: where to relay requests meant for other services. */
   relay?: RelayTable;
+  /**
+   * Signed requests created before this time (seconds since the epoch) are
+   * refused: the process's start less the clock skew. Default: no bound.
+   */
+  notBeforeSeconds?: number;
 }
 
 /**
@@ -48,7 +53,15 @@ export function createApp(deps: AppDeps): Hono {
   const logger = log("api");
   const app = new Hono();
   const maxSize = deps.maxBodyBytes ?? MAX_BODY_BYTES;
-  if (deps.relay) app.use(relay(deps.relay));
+  // The relay verifies, limits and streams bodies itself, before anything buffers them.
+  if (deps.relay) {
+    app.use(relay({
+      table: deps.relay,
+      keys: deps.keys,
+      replayCache: new ReplayCache(),
+      maxBodyBytes: maxSize,
+    }));
+  }
   app.use(bodyLimit({
     maxSize,
     onError: () => {
@@ -63,6 +76,7 @@ export function createApp(deps: AppDeps): Hono {
     replayCache: deps.replayCache,
     unsigned: ["/v1/health", "/v1/bootstrap"],
     ...(deps.keysWaitMs === undefined ? {} : { keysWaitMs: deps.keysWaitMs }),
+    ...(deps.notBeforeSeconds === undefined ? {} : { notBeforeSeconds: deps.notBeforeSeconds }),
   }));
   app.route("/v1", serviceRoutes(deps.handlers));
   for (const routes of deps.roleRoutes ?? []) app.route("/v1", routes);

@@ -26,6 +26,11 @@ export interface SignatureOptions {
    * the bootstrap answer. Default 2000.
    */
   keysWaitMs?: number;
+  /**
+   * Requests created before this time (seconds since the epoch) are refused:
+   * the service's start less the clock skew (docs/protocol.md 2.9). Default: no bound.
+   */
+  notBeforeSeconds?: number;
 }
 
 /** Context variables set by {@linkcode signatures}. */
@@ -59,6 +64,9 @@ export function signatures(
         fingerprint: keys.fingerprint,
         serviceId: options.serviceId,
         replayCache: options.replayCache,
+        ...(options.notBeforeSeconds === undefined
+          ? {}
+          : { notBeforeSeconds: options.notBeforeSeconds }),
       },
     );
     if (!verdict.ok) throw new HTTPException(401, { message: verdict.reason });

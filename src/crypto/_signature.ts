@@ -42,6 +42,18 @@ export const REQUEST: Profile = {
   expires: true,
 };
 
+/**
+ * Signed requests that carry a `Content-Type` (every request with a body):
+ * the type is covered too, so that nobody on the path can make a signed body
+ * be read as something else.
+ */
+export const REQUEST_TYPED: Profile = {
+  noun: "request",
+  components: [...REQUEST.components, "content-type"],
+  tag: "fabricd",
+  expires: true,
+};
+
 /** Answers to signed requests, bound to the request by its nonce. */
 export const ANSWER: Profile = {
   noun: "answer",

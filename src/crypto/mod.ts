@@ -74,7 +74,13 @@ export {
   type ProofOutcome,
   proveBootstrap,
 } from "./one_time_password.ts";
-export { ReplayCache, type ReplayCacheOptions } from "./replay_cache.ts";
+export { NonceJournal, type NonceJournalOptions } from "./nonce_journal.ts";
+export {
+  type NonceSink,
+  type NonceWindow,
+  ReplayCache,
+  type ReplayCacheOptions,
+} from "./replay_cache.ts";
 export {
   type EphemeralKey,
   generateEphemeralKey,
@@ -87,6 +93,9 @@ export {
   SealError,
 } from "./seal.ts";
 export {
+  CLOCK_SKEW_SECONDS,
+  MAX_LIFETIME_SECONDS,
+  type RequestHead,
   type RequestParts,
   type ResponseParts,
   type SignedRequest,
@@ -97,6 +106,7 @@ export {
   signStreamResponse,
   type StreamResponseParts,
   verifyRequest,
+  verifyRequestHead,
   type VerifyRequestOptions,
   verifyResponse,
   type VerifyResponseOptions,

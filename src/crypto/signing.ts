@@ -4,7 +4,8 @@
  * bound to the request by its nonce (DESIGN.md "Signed management requests").
  *
  * Requests cover `("@method" "@path" "@query" "content-digest"
- * "fabric-target")` with `created`, `expires`, `nonce`, `keyid`,
+ * "fabric-target")`, plus `"content-type"` when they carry one (every request
+ * with a body must), with `created`, `expires`, `nonce`, `keyid`,
  * `alg="ed25519"` and `tag="fabricd"`, under the label `sig1`. Both
  * `Signature-Input` and `Signature` must be in canonical structured-field
  * form, as {@linkcode signRequest} writes them.
@@ -19,8 +20,11 @@ import {
   checkProfile,
   fail,
   type Failure,
+  type ParsedSignature,
   parseSignature,
+  type Profile,
   REQUEST,
+  REQUEST_TYPED,
   serializeParams,
   signatureBase,
   signBase,
@@ -95,9 +99,24 @@ export interface VerifyRequestOptions {
    * past. Default 5.
    */
   clockSkewSeconds?: number;
-  /** Longest signature lifetime (`expires - created`) accepted, in seconds. Default 300. */
+  /** Longest signature lifetime (`expires - created`) accepted, in seconds. Default 60. */
   maxLifetimeSeconds?: number;
+  /**
+   * Requests created before this time (seconds since the epoch) are refused:
+   * a restarted service gives its own start less the clock skew, so that no
+   * request its previous incarnation accepted can be replayed to it (the
+   * replay cache does not survive the process). Default: no bound.
+   */
+  notBeforeSeconds?: number;
 }
+
+/** The head of a request: what a relay sees before it streams the body on. */
+export type RequestHead = Omit<RequestParts, "body">;
+
+/** Longest signature lifetime a verifier accepts by default, in seconds. */
+export const MAX_LIFETIME_SECONDS = 60;
+/** Clock difference tolerated by default between signer and verifier, in seconds. */
+export const CLOCK_SKEW_SECONDS = 5;
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const TARGET = /^[\x21-\x7e]+$/;
@@ -142,16 +161,20 @@ export async function signRequest(
   assertNonce(nonce, "Nonce");
 
   const headers = new Headers(parts.headers);
+  if (parts.body.length > 0 && !headers.has("content-type")) {
+    throw new TypeError("A request with a body must have a Content-Type: set it before signing");
+  }
   headers.set("content-digest", await contentDigest(parts.body));
   headers.set("fabric-target", target);
+  const profile = headers.has("content-type") ? REQUEST_TYPED : REQUEST;
   const created = Math.floor(now / 1000);
-  const paramsValue = serializeParams(REQUEST, {
+  const paramsValue = serializeParams(profile, {
     created,
     expires: created + expiresInSeconds,
     nonce,
     keyid: keys.fingerprint,
   });
-  const base = signatureBase(REQUEST, {
+  const base = signatureBase(profile, {
     values: requestValues(parts.method, { url, headers }),
     paramsValue,
   });
@@ -164,9 +187,10 @@ export async function signRequest(
 /**
  * Verifies a signed request. Checks run in this order: the signature fields
  * parse; the profile (parameters, alg, tag, keyid, covered components); the
- * time (created not in the future, lifetime, not expired); the target; the
- * content digest; the signature; and last the nonce, so that only a fully
- * valid request consumes it and a forged one cannot burn nonces.
+ * time (created not in the future, lifetime, not expired, not before
+ * `notBeforeSeconds`); the target; the content digest and the content type;
+ * the signature; and last the nonce, so that only a fully valid request
+ * consumes it and a forged one cannot burn nonces.
  *
  * @param parts The request as received.
  * @param options The fabric key, this service's ID, the replay cache and clock settings.
@@ -180,11 +204,43 @@ export async function verifyRequest(
   parts: RequestParts,
   options: VerifyRequestOptions,
 ): Promise<VerifyResult> {
-  const { now, skew, maxLifetime } = checkVerifyOptions(options);
   assertBytes(parts.body, "Request body");
-  const parsed = parseSignature(parts.headers, REQUEST);
+  return await verify(parts, options);
+}
+
+/**
+ * Verifies the head of a signed request whose body has not arrived yet, as a
+ * relay does before it streams the body on: every check of
+ * {@linkcode verifyRequest} except that the body matches `Content-Digest`
+ * (the signature covers the digest; the relay checks the body against it
+ * while it streams, and the target checks it again). The nonce is recorded
+ * in `options.replayCache`, which for a relay is its own, so the target's
+ * cache still accepts the request once.
+ *
+ * @param head Method, URL and headers as received.
+ * @param options As for {@linkcode verifyRequest}; `serviceId` is the target
+ * the relay is asked to reach.
+ * @returns As {@linkcode verifyRequest}.
+ * @throws {TypeError} If the options are wrong.
+ * @throws {RangeError} If a time option is not a finite number in range.
+ */
+export async function verifyRequestHead(
+  head: RequestHead,
+  options: VerifyRequestOptions,
+): Promise<VerifyResult> {
+  return await verify({ ...head, body: null }, options);
+}
+
+async function verify(
+  parts: RequestHead & { body: Uint8Array | null },
+  options: VerifyRequestOptions,
+): Promise<VerifyResult> {
+  const { now, skew, maxLifetime, notBefore } = checkVerifyOptions(options);
+  const typed = parts.headers.has("content-type");
+  const profile = typed ? REQUEST_TYPED : REQUEST;
+  const parsed = parseSignature(parts.headers, profile);
   if ("ok" in parsed) return parsed;
-  const params = checkProfile(parsed, REQUEST, options.fingerprint);
+  const params = checkProfile(parsed, profile, options.fingerprint);
   if ("ok" in params) return params;
   const { created, nonce } = params;
   const expires = params.expires ?? created;
@@ -204,6 +260,11 @@ export async function verifyRequest(
     );
   }
   if (nowSeconds > expires + skew) return fail("Signature expired");
+  if (created < notBefore) {
+    return fail(
+      "Signature created before this service started: sign the request again (replays across a restart are refused)",
+    );
+  }
 
   const target = parts.headers.get("fabric-target")?.trim();
   if (target === undefined) {
@@ -214,21 +275,53 @@ export async function verifyRequest(
   }
   const digest = parts.headers.get("content-digest");
   if (digest === null) return fail("Missing Content-Digest header: send the digest of the body");
-  if (!await verifyContentDigest(digest, parts.body)) {
-    return fail("Content-Digest does not match the body");
+  if (parts.body !== null) {
+    if (!await verifyContentDigest(digest, parts.body)) {
+      return fail("Content-Digest does not match the body");
+    }
+    if (parts.body.length > 0 && !typed) {
+      return fail("A request with a body must send and sign its Content-Type");
+    }
   }
+  return await checkSignature(parts, {
+    parsed,
+    profile,
+    options,
+    nonce,
+    expires,
+    created,
+    skew,
+    now,
+  });
+}
+
+async function checkSignature(
+  parts: RequestHead,
+  checked: {
+    parsed: ParsedSignature;
+    profile: Profile;
+    options: VerifyRequestOptions;
+    nonce: string;
+    expires: number;
+    created: number;
+    skew: number;
+    now: number;
+  },
+): Promise<VerifyResult> {
+  const { parsed, profile, options, nonce, expires, created, skew, now } = checked;
   const url = absoluteUrl(parts.url);
   if (url === undefined || typeof parts.method !== "string") {
     return fail("Request method or URL is malformed");
   }
-  const base = signatureBase(REQUEST, {
+  const base = signatureBase(profile, {
     values: requestValues(parts.method, { url, headers: parts.headers }),
     paramsValue: parsed.paramsValue,
   });
   if (!await verifyBase(options.publicKey, { base, signature: parsed.signature })) {
     return fail("Signature does not verify");
   }
-  if (!options.replayCache.remember(nonce, (expires + skew) * 1000, now)) {
+  const window = { created: created * 1000, expiresAt: (expires + skew) * 1000 };
+  if (!options.replayCache.remember(nonce, window, now)) {
     return fail("Nonce already used (replay)");
   }
   return { ok: true, nonce, expires };
@@ -236,13 +329,16 @@ export async function verifyRequest(
 
 function requestValues(method: string, parts: { url: URL; headers: Headers }): string[] {
   const { url, headers } = parts;
-  return [
+  const values = [
     method.toUpperCase(),
     url.pathname,
     `?${url.search.slice(1)}`,
     headers.get("content-digest")?.trim() ?? "",
     headers.get("fabric-target")?.trim() ?? "",
   ];
+  const type = headers.get("content-type");
+  if (type !== null) values.push(type.trim());
+  return values;
 }
 
 function absoluteUrl(url: unknown): URL | undefined {
@@ -257,7 +353,7 @@ function absoluteUrl(url: unknown): URL | undefined {
 
 function checkVerifyOptions(
   options: VerifyRequestOptions,
-): { now: number; skew: number; maxLifetime: number } {
+): { now: number; skew: number; maxLifetime: number; notBefore: number } {
   assertVerifier(options.publicKey, options.fingerprint);
   if (typeof options.serviceId !== "string" || options.serviceId === "") {
     throw new TypeError("serviceId must be the verifying service's ID");
@@ -265,8 +361,12 @@ function checkVerifyOptions(
   if (!(options.replayCache instanceof ReplayCache)) {
     throw new TypeError("replayCache must be a ReplayCache shared by the service's requests");
   }
-  const { now = Date.now(), clockSkewSeconds: skew = 5, maxLifetimeSeconds: maxLifetime = 300 } =
-    options;
+  const {
+    now = Date.now(),
+    clockSkewSeconds: skew = CLOCK_SKEW_SECONDS,
+    maxLifetimeSeconds: maxLifetime = MAX_LIFETIME_SECONDS,
+    notBeforeSeconds: notBefore = Number.NEGATIVE_INFINITY,
+  } = options;
   if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${String(now)}`);
   if (!Number.isFinite(skew) || skew < 0) {
     throw new RangeError(`clockSkewSeconds must be zero or more, got ${String(skew)}`);
@@ -274,5 +374,6 @@ function checkVerifyOptions(
   if (!Number.isFinite(maxLifetime) || maxLifetime <= 0) {
     throw new RangeError(`maxLifetimeSeconds must be positive, got ${String(maxLifetime)}`);
   }
-  return { now, skew, maxLifetime };
+  if (Number.isNaN(notBefore)) throw new RangeError("notBeforeSeconds must be a number");
+  return { now, skew, maxLifetime, notBefore };
 }

@@ -6,8 +6,11 @@
  * password in its environment. Exit codes follow the README's table.
  * @module
  */
+import { join } from "node:path";
 import { readKeyFile } from "../crypto/keys.ts";
+import { NonceJournal } from "../crypto/nonce_journal.ts";
 import { ReplayCache } from "../crypto/replay_cache.ts";
+import { CLOCK_SKEW_SECONDS } from "../crypto/signing.ts";
 import { createApp } from "../api/app.ts";
 import { EXIT, type RegistryEndpoint, type Role } from "../types/mod.ts";
 import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "./bootstrap_child.ts";
@@ -59,11 +62,26 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   }
   const id = options.id ?? newServiceId(options.role);
   const host = Deno.hostname();
+  // A restart must not reopen a replay window: requests created before this
+  // process started (less the skew) are refused, and the nonces the previous
+  // process accepted are read back from its journal (docs/protocol.md 2.9).
+  const startedSeconds = Math.floor(Date.now() / 1000);
+  let journal: NonceJournal | undefined;
+  try {
+    journal = await NonceJournal.open(join(options.dir, "nonces"), id);
+  } catch (error) {
+    logger.warn("No nonce journal ({error}): replays are bounded by the start time only", {
+      error: String(error),
+    });
+  }
+  const replayCache = new ReplayCache(journal ? { journal } : {});
+  if (journal) replayCache.restore(journal.loaded);
   let service: FabricService | null = null;
   const app = createApp({
     serviceId: id,
     keys: () => service?.keys() ?? null,
-    replayCache: new ReplayCache(),
+    replayCache,
+    notBeforeSeconds: startedSeconds - CLOCK_SKEW_SECONDS,
     handlers: {
       status: () => service!.status(),
       bootstrap: (r) => service!.bootstrap(r),
@@ -167,6 +185,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       server.shutdown().catch(() => {}),
       new Promise((resolve) => setTimeout(resolve, 2000)),
     ]);
+    journal?.close();
   }
 }
 

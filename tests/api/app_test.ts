@@ -121,8 +121,10 @@ Deno.test("createApp() refuses a tampered body with 401", async () => {
   const { app, calls } = fixture();
   const url = new URL("/v1/spawn", "http://fabric.test");
   const body = new TextEncoder().encode(JSON.stringify({ role: "spawner" }));
-  const signed = await signRequest({ method: "POST", url, body }, keys, { target: SERVICE });
-  signed.headers.set("content-type", "application/json");
+  const headers = new Headers({ "content-type": "application/json" });
+  const signed = await signRequest({ method: "POST", url, body, headers }, keys, {
+    target: SERVICE,
+  });
   const answer = await app.request(url, {
     method: "POST",
     headers: signed.headers,

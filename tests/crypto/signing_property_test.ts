@@ -33,7 +33,8 @@ type Mutation =
   | { kind: "query"; extra: string }
   | { kind: "target"; extra: string; alsoServiceId: boolean }
   | { kind: "signature" | "signature-input"; index: number; step: number }
-  | { kind: "created" | "expires"; delta: number };
+  | { kind: "created" | "expires"; delta: number }
+  | { kind: "content-type"; value: string | null };
 
 const mutationArbitrary: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({
@@ -60,6 +61,10 @@ const mutationArbitrary: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({
     kind: fc.constantFrom("created" as const, "expires" as const),
     delta: fc.integer({ min: -1_000, max: 1_000 }).filter((delta) => delta !== 0),
+  }),
+  fc.record({
+    kind: fc.constant("content-type" as const),
+    value: fc.constantFrom(null, "text/plain", "application/x-www-form-urlencoded"),
   }),
 );
 
@@ -125,6 +130,12 @@ function mutate(
       headers.set(mutation.kind, mutateChar(value, mutation.index, mutation.step));
       return { parts: { ...parts, headers }, options };
     }
+    case "content-type":
+      if (mutation.value === null && !headers.has("content-type")) {
+        headers.set("content-type", "application/json");
+      } else if (mutation.value === null) headers.delete("content-type");
+      else headers.set("content-type", mutation.value);
+      return { parts: { ...parts, headers }, options };
     case "created":
     case "expires": {
       const value = headers.get("signature-input") ?? "";
@@ -139,10 +150,17 @@ Deno.test("verifyRequest() never accepts a request when any single signed part i
     fc.asyncProperty(requestArbitrary, mutationArbitrary, async (request, mutation) => {
       const method = METHODS[request.methodIndex] ?? "GET";
       const url = `http://127.0.0.1:7700${request.path}${request.query ? `?${request.query}` : ""}`;
-      const { headers } = await signRequest({ method, url, body: request.body }, keys, {
-        target: request.target,
-        now: NOW,
-      });
+      const typed = new Headers(
+        request.body.length > 0 ? { "content-type": "application/json" } : {},
+      );
+      const { headers } = await signRequest(
+        { method, url, body: request.body, headers: typed },
+        keys,
+        {
+          target: request.target,
+          now: NOW,
+        },
+      );
       const parts = { method, url, headers, body: request.body };
       const options: VerifyRequestOptions = {
         publicKey: keys.publicKey,
@@ -244,7 +262,16 @@ const garbage = fc.oneof(
 Deno.test("verifyRequest() never throws or accepts when the signature fields are garbage", async () => {
   const body = new TextEncoder().encode("{}");
   const url = "http://127.0.0.1:7700/v1/status";
-  const signed = await signRequest({ method: "GET", url, body }, keys, { target: "svc", now: NOW });
+  const signed = await signRequest(
+    {
+      method: "GET",
+      url,
+      body,
+      headers: new Headers({ "content-type": "application/json" }),
+    },
+    keys,
+    { target: "svc", now: NOW },
+  );
   await fc.assert(
     fc.asyncProperty(garbage, garbage, fc.nat({ max: 2 }), async (input, signature, variant) => {
       const headers = new Headers(signed.headers);

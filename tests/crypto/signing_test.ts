@@ -6,6 +6,7 @@ import {
   signRequest,
   signResponse,
   verifyRequest,
+  verifyRequestHead,
   type VerifyRequestOptions,
   type VerifyResult,
 } from "../../src/crypto/signing.ts";
@@ -67,7 +68,7 @@ Deno.test("signRequest() adds digest, target and sig1 headers in the fabricd pro
   assert.match(nonce, /^[A-Za-z0-9_-]{22}$/);
   assert.equal(
     headers.get("signature-input"),
-    `sig1=("@method" "@path" "@query" "content-digest" "fabric-target");created=1700000000;expires=1700000030;nonce="${nonce}";keyid="${keys.fingerprint}";alg="ed25519";tag="fabricd"`,
+    `sig1=("@method" "@path" "@query" "content-digest" "fabric-target" "content-type");created=1700000000;expires=1700000030;nonce="${nonce}";keyid="${keys.fingerprint}";alg="ed25519";tag="fabricd"`,
   );
   assert.match(headers.get("signature") ?? "", /^sig1=:[A-Za-z0-9+/]{86}==:$/);
 });
@@ -82,6 +83,7 @@ Deno.test("signRequest() signs the RFC 9421 signature base when it is rebuilt by
     '"@query": ?',
     `"content-digest": ${headers.get("content-digest")}`,
     '"fabric-target": svc-a',
+    '"content-type": application/json',
     `"@signature-params": ${input.slice("sig1=".length)}`,
   ].join("\n");
   const signature = Uint8Array.from(
@@ -157,8 +159,10 @@ Deno.test("verifyRequest() refuses a tampered body when the digest is left as si
 Deno.test("verifyRequest() refuses a tampered body when the digest is recomputed", async () => {
   const { parts } = await signed();
   const body = text('{"role":"queue"}');
-  const digest = (await signRequest({ method: "POST", url: URL_, body }, keys, { target: "svc-a" }))
-    .headers.get("content-digest");
+  const json = new Headers({ "content-type": "application/json" });
+  const digest = (await signRequest({ method: "POST", url: URL_, body, headers: json }, keys, {
+    target: "svc-a",
+  })).headers.get("content-digest");
   const headers = withHeader(parts.headers, "content-digest", digest);
   assert.equal(
     reasonOf(await verifyRequest({ ...parts, headers, body }, options())),
@@ -219,10 +223,10 @@ Deno.test("verifyRequest() refuses the request when it was created too far in th
 });
 
 Deno.test("verifyRequest() refuses the request when its lifetime exceeds the maximum", async () => {
-  const { parts } = await signed({ expiresInSeconds: 301 });
+  const { parts } = await signed({ expiresInSeconds: 61 });
   assert.match(
     reasonOf(await verifyRequest(parts, options())),
-    /^Signature lifetime 301 s exceeds 300 s/,
+    /^Signature lifetime 61 s exceeds 60 s/,
   );
   assert.equal(
     reasonOf(await verifyRequest(parts, options({ maxLifetimeSeconds: 600 }))),
@@ -351,4 +355,54 @@ Deno.test("verifyRequest() throws TypeError when the options are not usable", as
   await assert.rejects(verifyRequest(parts, options({ publicKey: keys.privateKey })), TypeError);
   await assert.rejects(verifyRequest(parts, options({ serviceId: "" })), TypeError);
   await assert.rejects(verifyRequest(parts, options({ clockSkewSeconds: -1 })), RangeError);
+});
+
+Deno.test("verifyRequest() refuses a request created before notBeforeSeconds when a service restarted", async () => {
+  const { parts } = await signed();
+  const startedAt = NOW / 1000 + 1;
+  assert.match(
+    reasonOf(await verifyRequest(parts, options({ notBeforeSeconds: startedAt }))),
+    /^Signature created before this service started/,
+  );
+  assert.equal(
+    reasonOf(await verifyRequest(parts, options({ notBeforeSeconds: NOW / 1000 }))),
+    "ok",
+  );
+});
+
+Deno.test("verifyRequest() refuses a body whose Content-Type was dropped or changed on the way", async () => {
+  const { parts } = await signed();
+  const dropped = withHeader(parts.headers, "content-type", null);
+  assert.match(
+    reasonOf(await verifyRequest({ ...parts, headers: dropped }, options())),
+    /^Covered components must be/,
+  );
+  const changed = withHeader(parts.headers, "content-type", "text/plain");
+  assert.equal(
+    reasonOf(await verifyRequest({ ...parts, headers: changed }, options())),
+    "Signature does not verify",
+  );
+});
+
+Deno.test("verifyRequestHead() checks the signature without the body and records the nonce in its own cache", async () => {
+  const { parts } = await signed();
+  const relayCache = new ReplayCache();
+  const head = { method: parts.method, url: parts.url, headers: parts.headers };
+  assert.equal(reasonOf(await verifyRequestHead(head, options({ replayCache: relayCache }))), "ok");
+  assert.equal(
+    reasonOf(await verifyRequestHead(head, options({ replayCache: relayCache }))),
+    "Nonce already used (replay)",
+  );
+  // The target's own cache has not seen it: the request still works once there.
+  assert.equal(reasonOf(await verifyRequest(parts, options())), "ok");
+  const forged = withHeader(parts.headers, "fabric-target", "svc-b");
+  assert.equal(
+    reasonOf(
+      await verifyRequestHead(
+        { ...head, headers: forged },
+        options({ serviceId: "svc-b", replayCache: relayCache }),
+      ),
+    ),
+    "Signature does not verify",
+  );
 });
