@@ -39,20 +39,33 @@ export interface LivenessSweeper {
 /**
  * Starts sweeping `registry` every eighth of the suspect time (at most every 250 ms).
  * Nobody is declared anything until a full TTL after the sweeper started, so a
- * restarted registry does not mass-declare deaths (DESIGN.md, issue 4).
+ * restarted registry does not mass-declare deaths (DESIGN.md, issue 4). The
+ * same grace starts again when the sweeper notices that it was paused itself
+ * (a gap of more than a heartbeat interval between two of its sweeps: SIGSTOP,
+ * swap, a stopped VM, a slow disk): the silence it saw was its own (issue 18).
  */
 export function startLivenessSweeper(
   registry: Registry,
   settings: LivenessSettings,
 ): LivenessSweeper {
   const logger = log("liveness");
-  const graceUntil = registry.now() + settings.ttlMs;
+  let graceUntil = registry.now() + settings.ttlMs;
+  let lastSweep = registry.now();
   let running = false;
   const sweep = async (): Promise<void> => {
     if (running) return;
     running = true;
     try {
       const now = registry.now();
+      const gap = now - lastSweep;
+      lastSweep = now;
+      if (gap > settings.heartbeatMs) {
+        graceUntil = Math.max(graceUntil, now + settings.ttlMs);
+        logger.warn(
+          "The registry was paused for {seconds} s: nobody is declared SUSPECT or DEAD for one TTL ({ttl} s)",
+          { seconds: (gap / 1000).toFixed(1), ttl: settings.ttlMs / 1000 },
+        );
+      }
       if (now < graceUntil) return;
       for (const record of await registry.store.live()) {
         // Silence counts from the last heartbeat (or registration), and never from

@@ -29,14 +29,20 @@ Deno.test("startLivenessSweeper() moves a silent service to SUSPECT, then DEAD, 
     const settings = livenessSettings(100);
     const sweeper = startLivenessSweeper(registry, settings);
     try {
+      // The sweeper sweeps at least once a heartbeat interval: a longer gap
+      // would be a pause of its own (see the test below).
+      const pass = async (ms: number, beating: string[] = []): Promise<void> => {
+        for (let left = ms; left > 0; left -= 50) {
+          clock.now += Math.min(50, left);
+          for (const id of beating) await registry.heartbeat(id, 1);
+          await sweeper.sweep();
+        }
+      };
       await registry.put(alive("spw-a", clock.now), "up");
-      clock.now += settings.ttlMs + 1; // grace after a (re)start: one full TTL
-      await registry.heartbeat("spw-a", 1);
-      clock.now += settings.suspectMs + 10;
-      await sweeper.sweep();
+      await pass(settings.ttlMs + 1, ["spw-a"]); // grace after a (re)start: one full TTL
+      await pass(settings.suspectMs + 10);
       assert.equal((await registry.get("spw-a"))?.state, "SUSPECT");
-      clock.now += settings.ttlMs;
-      await sweeper.sweep();
+      await pass(settings.ttlMs);
       const dead = await registry.get("spw-a");
       assert.equal(dead?.state, "DEAD");
       assert.match(dead?.lastFailure ?? "", /No heartbeat for .* s \(TTL 0.3 s\)/);
@@ -57,6 +63,40 @@ Deno.test("startLivenessSweeper() declares nobody dead within one TTL of its sta
       clock.now += settings.ttlMs - 1;
       await sweeper.sweep();
       assert.equal((await registry.get("spw-a"))?.state, "ALIVE");
+    } finally {
+      sweeper.stop();
+    }
+  });
+});
+
+Deno.test("startLivenessSweeper() declares nobody dead after the registry itself was paused for 3 TTLs", async () => {
+  await withRegistry(async (registry, clock) => {
+    const settings = livenessSettings(100);
+    const sweeper = startLivenessSweeper(registry, settings);
+    const pass = async (ms: number, beating: string[] = []): Promise<void> => {
+      for (let left = ms; left > 0; left -= 50) {
+        clock.now += Math.min(50, left);
+        for (const id of beating) await registry.heartbeat(id, 1);
+        await sweeper.sweep();
+      }
+    };
+    try {
+      for (const id of ["spw-a", "spw-b"]) await registry.put(alive(id, clock.now), "up");
+      await pass(settings.ttlMs + 1, ["spw-a", "spw-b"]);
+      // SIGSTOP: no sweep and no heartbeat is handled for 3 TTLs.
+      clock.now += 3 * settings.ttlMs;
+      await sweeper.sweep();
+      await pass(settings.ttlMs - 50);
+      for (const id of ["spw-a", "spw-b"]) {
+        assert.equal((await registry.get(id))?.state, "ALIVE", `${id} right after the pause`);
+      }
+      // The heartbeats held up during the pause arrive; spw-b has really died.
+      await registry.heartbeat("spw-a", 1);
+      await pass(settings.suspectMs + 10);
+      assert.equal((await registry.get("spw-a"))?.state, "SUSPECT");
+      assert.equal((await registry.get("spw-b"))?.state, "DEAD", "a full TTL after the pause");
+      const history = await registry.history("spw-a");
+      assert.ok(!history.some((t) => t.to === "DEAD"), JSON.stringify(history));
     } finally {
       sweeper.stop();
     }
