@@ -12,6 +12,14 @@ import type {
 } from "../types/mod.ts";
 import { type CallOptions, type FabricClient, FabricRequestError } from "./fabric_client.ts";
 
+/** Options of {@linkcode RegistryClient.heartbeat}. */
+export interface HeartbeatCallOptions extends CallOptions {
+  /** The sending process's instance ID. Default: none (not checked). */
+  instance?: string;
+  /** Send time, ms since the epoch. Default: none (late beats are not told apart). */
+  sentAt?: number;
+}
+
 /** Registry operations over signed requests. */
 export class RegistryClient {
   #client: FabricClient;
@@ -66,10 +74,13 @@ export class RegistryClient {
     return answer.record;
   }
 
-  /** Moves a service to a new state. */
+  /**
+   * Moves a service to a new state; `exited` reports that its process ended
+   * (a parent's exit report: final for the incarnation).
+   */
   async transition(
     id: string,
-    change: { incarnation: number; to: ServiceState; reason: string },
+    change: { incarnation: number; to: ServiceState; reason: string; exited?: boolean },
   ): Promise<ServiceRecord> {
     const answer = await this.#call<{ record: ServiceRecord }>({
       method: "POST",
@@ -79,17 +90,25 @@ export class RegistryClient {
     return answer.record;
   }
 
-  /** Records a heartbeat; answers the state the registry holds. */
+  /**
+   * Records a heartbeat; answers the state the registry holds. `options`
+   * may name the sending instance and the send time (docs/failures.md).
+   */
   heartbeat(
     id: string,
     incarnation: number,
-    options?: CallOptions,
+    options: HeartbeatCallOptions = {},
   ): Promise<{ state: ServiceState; incarnation: number }> {
+    const { instance, sentAt, ...call } = options;
     return this.#call({
       method: "POST",
       path: `/v1/registry/services/${id}/heartbeat`,
-      body: { incarnation },
-    }, options);
+      body: {
+        incarnation,
+        ...(instance === undefined ? {} : { instance }),
+        ...(sentAt === undefined ? {} : { sentAt }),
+      },
+    }, call);
   }
 
   /** Reports that `id` could not be reached; answers the record as the registry holds it. */

@@ -25,10 +25,14 @@ export interface Heartbeats {
   stop(): void;
 }
 
-/** Starts heartbeating `id` at `incarnation`. */
+/**
+ * Starts heartbeating `id` at `incarnation`. Each beat carries the sending
+ * `instance` (when given) and its send time, so the registry never lets a
+ * beat of a dead instance, or one sent before a death, revive a record.
+ */
 export function startHeartbeats(
   registry: RegistryClient,
-  service: { id: string; incarnation: number },
+  service: { id: string; incarnation: number; instance?: string },
   options: HeartbeatOptions,
 ): Heartbeats {
   const logger = log("heartbeat");
@@ -41,6 +45,8 @@ export function startHeartbeats(
     try {
       await registry.heartbeat(service.id, service.incarnation, {
         timeoutMs: Math.max(1000, options.intervalMs),
+        sentAt: Date.now(),
+        ...(service.instance ? { instance: service.instance } : {}),
       });
       if (failing) logger.info("Heartbeats reach the registry again");
       failing = false;

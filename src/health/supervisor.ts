@@ -8,6 +8,7 @@
  * @module
  */
 import type { RegistryClient } from "../client/registry_client.ts";
+import { FabricRequestError } from "../client/fabric_client.ts";
 import { SpawnFailedError } from "../api/service_handlers.ts";
 import type { ReplacementPolicy } from "../runtime/role.ts";
 import { log } from "../runtime/logging.ts";
@@ -32,6 +33,8 @@ export interface SupervisorOptions {
   windowMs?: number;
   /** First delay before a restart, doubled each time up to 10 s. Default 200 ms. */
   backoffMs?: number;
+  /** Longest wait between two attempts to report a child's exit, ms. Default 2000. */
+  reportRetryMs?: number;
 }
 
 /** Restarts dead children; `stop()` is idempotent. */
@@ -48,7 +51,13 @@ export class Supervisor {
   /** A supervisor for the children of `deps.selfId`. */
   constructor(deps: SupervisorDeps, options: SupervisorOptions = {}) {
     this.#deps = deps;
-    this.#options = { maxRestarts: 5, windowMs: 600_000, backoffMs: 200, ...options };
+    this.#options = {
+      maxRestarts: 5,
+      windowMs: 600_000,
+      backoffMs: 200,
+      reportRetryMs: 2000,
+      ...options,
+    };
   }
 
   /** Follows the registry's change stream for DEAD children (started once). */
@@ -77,7 +86,9 @@ export class Supervisor {
   /**
    * Tells the supervisor a child's process (of `incarnation`) ended with `code`
    * (-1: unknown). If that incarnation was still running (not stopped cleanly,
-   * not replaced), it is declared DEAD and restarted.
+   * not replaced), it is declared DEAD, final for the incarnation (`exited`:
+   * no late heartbeat takes it back), and restarted. The report is retried
+   * with backoff (at most `reportRetryMs` apart) until the registry has it.
    */
   async childExited(
     child: { id: string; incarnation: number },
@@ -86,15 +97,35 @@ export class Supervisor {
     const { code, why } = end;
     if (this.#stopped || code < 0) return;
     const id = child.id;
-    const found = await this.#deps.registry().get(id).catch(() => undefined);
-    const record = found?.record;
-    if (!record || record.incarnation !== child.incarnation) return;
-    if (!["ALIVE", "SUSPECT"].includes(record.state)) return;
-    await this.#deps.registry().transition(id, {
-      incarnation: record.incarnation,
-      to: "DEAD",
-      reason: `process exited with code ${code}${why ? `: ${why}` : ""}`,
-    }).catch(() => {});
+    const reason = `process exited with code ${code}${why ? `: ${why}` : ""}`;
+    for (let delay = this.#options.backoffMs; !this.#stopped;) {
+      try {
+        const record = (await this.#deps.registry().get(id))?.record;
+        if (!record || record.incarnation !== child.incarnation) return;
+        if (!["ALIVE", "SUSPECT", "DEAD"].includes(record.state)) return;
+        if (record.state !== "DEAD" || !record.exited) {
+          await this.#deps.registry().transition(id, {
+            incarnation: record.incarnation,
+            to: "DEAD",
+            reason,
+            exited: true,
+          });
+        }
+        break;
+      } catch (error) {
+        if (!(error instanceof FabricRequestError) || error.status !== 0 && error.status < 500) {
+          // The registry answered: the record moved on (a newer incarnation, a stop).
+          this.#logger.debug("Exit of {id} not recorded: {error}", { id, error: String(error) });
+          return;
+        }
+        this.#logger.warn("Cannot report the exit of {id} yet: {error}", {
+          id,
+          error: String(error),
+        });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(this.#options.reportRetryMs, delay * 2);
+      }
+    }
     this.#schedule(id);
   }
 

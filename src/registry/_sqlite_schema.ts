@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS services (
   restarts INTEGER NOT NULL,
   last_failure TEXT NOT NULL,
   updated INTEGER NOT NULL,
-  options TEXT NOT NULL DEFAULT '{}'
+  options TEXT NOT NULL DEFAULT '{}',
+  instance TEXT NOT NULL DEFAULT '',
+  exited INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE TABLE IF NOT EXISTS transitions (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -54,6 +56,8 @@ export interface ServiceRow {
   last_failure: string;
   updated: number;
   options: string;
+  instance: string;
+  exited: number;
 }
 
 /** Turns a row into a record. */
@@ -77,5 +81,16 @@ export function _rowToRecord(row: ServiceRow): ServiceRecord {
     lastFailure: row.last_failure,
     updated: row.updated,
     options: JSON.parse(row.options) as Record<string, string>,
+    ...(row.instance ? { instance: row.instance } : {}),
+    ...(row.exited ? { exited: true } : {}),
   };
 }
+
+/** Columns added after the first version, with their definitions; added to older stores on open. */
+export const _ADDED_COLUMNS: readonly [string, string][] = [
+  // Stores from before role options: empty for old records.
+  ["options", "TEXT NOT NULL DEFAULT '{}'"],
+  // Stores from before instance-bound heartbeats (issue 18).
+  ["instance", "TEXT NOT NULL DEFAULT ''"],
+  ["exited", "INTEGER NOT NULL DEFAULT 0"],
+];

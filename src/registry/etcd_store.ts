@@ -23,6 +23,7 @@ import {
   type RegistryStore,
   StaleIncarnationError,
   type StoreChange,
+  type StoreTransition,
   UnknownServiceError,
 } from "./store.ts";
 import { EtcdClient, type EtcdEvent, type EtcdOp } from "./_etcd_client.ts";
@@ -114,20 +115,22 @@ export class EtcdStore implements RegistryStore {
         throw new InvalidTransitionError(record.id, old.state, record.state);
       }
       const changed = !same || old.state !== record.state;
-      return { next: record, reason: changed ? reason : null };
+      // A death reported for one incarnation is not the next one's.
+      const { exited: _exited, ...fresh } = record;
+      return { next: same ? record : fresh, reason: changed ? reason : null };
     });
   }
 
-  async transition(
-    id: string,
-    change: { incarnation: number; to: ServiceState; reason: string; at: number },
-  ): Promise<StoreChange> {
+  async transition(id: string, change: StoreTransition): Promise<StoreChange> {
     return await this.#write(id, (old) => {
       if (!old) throw new UnknownServiceError(id);
       if (change.incarnation !== old.incarnation) {
         throw new StaleIncarnationError(id, change.incarnation, old.incarnation);
       }
-      if (old.state === change.to) return { next: old, reason: null };
+      const exited = change.exited === true && change.to === "DEAD";
+      if (old.state === change.to) {
+        return { next: exited && !old.exited ? { ...old, exited: true } : old, reason: null };
+      }
       if (!canTransition(old.state, change.to)) {
         throw new InvalidTransitionError(id, old.state, change.to);
       }
@@ -138,6 +141,7 @@ export class EtcdStore implements RegistryStore {
           state: change.to,
           updated: change.at,
           lastFailure: failed ? change.reason : old.lastFailure,
+          ...(exited ? { exited: true } : {}),
         },
         reason: change.reason,
       };

@@ -15,6 +15,14 @@ export interface RegistryOptions {
   now?: () => number;
 }
 
+/** What a heartbeat says about its sender, besides the incarnation. */
+export interface HeartbeatFacts {
+  /** The sending process's instance ID (made at its start). */
+  instance?: string;
+  /** When it was sent, ms since the epoch by the sender's clock. */
+  sentAt?: number;
+}
+
 /** A change-stream listener; it must not throw. */
 export type RegistryListener = (event: RegistryEvent) => void;
 
@@ -56,10 +64,19 @@ export class Registry {
     return this.#publish(await this.#store.put(stamped, reason));
   }
 
-  /** Moves a service to `to` within `incarnation`, with a reason. */
+  /**
+   * Moves a service to `to` within `incarnation`, with a reason. `exited`
+   * says the process is known to have ended (its parent's exit report): such
+   * a death is final for the incarnation.
+   */
   async transition(
     id: string,
-    change: { incarnation: number; to: ServiceState; reason: string },
+    change: {
+      incarnation: number;
+      to: ServiceState;
+      reason: string;
+      exited?: boolean | undefined;
+    },
   ): Promise<ServiceRecord> {
     return this.#publish(await this.#store.transition(id, { ...change, at: this.#now() }));
   }
@@ -67,11 +84,33 @@ export class Registry {
   /**
    * Records a heartbeat. A suspect (or dead, not yet replaced) service that beats
    * again is taken back: it moves to ALIVE with the reason "heartbeat resumed".
+   * Deaths are final for their instance (issue 18): a heartbeat from another
+   * instance than the one that registered the incarnation, or of an
+   * incarnation whose death its parent reported, is refused; one sent before
+   * a death (by TTL) is recorded nowhere and takes nobody back.
+   * @throws {NotLiveError} when the sender must stop.
    */
-  async heartbeat(id: string, incarnation: number): Promise<ServiceRecord> {
+  async heartbeat(
+    id: string,
+    incarnation: number,
+    facts: HeartbeatFacts = {},
+  ): Promise<ServiceRecord> {
     const held = await this.#store.get(id);
-    if (held && held.incarnation === incarnation && ENDED.includes(held.state)) {
-      throw new NotLiveError(id, held.state);
+    if (held && held.incarnation === incarnation) {
+      if (ENDED.includes(held.state)) throw new NotLiveError(id, held.state);
+      if (facts.instance && held.instance && facts.instance !== held.instance) {
+        throw new NotLiveError(
+          id,
+          held.state,
+          `incarnation ${incarnation} belongs to instance ${held.instance}, not ${facts.instance}`,
+        );
+      }
+      if (held.state === "DEAD" && held.exited) {
+        throw new NotLiveError(id, held.state, "its parent saw this instance's process end");
+      }
+      if (held.state === "DEAD" && facts.sentAt !== undefined && facts.sentAt <= held.updated) {
+        return held;
+      }
     }
     const record = await this.#store.heartbeat(id, incarnation, this.#now());
     if (record.state === "SUSPECT" || record.state === "DEAD") {

@@ -12,6 +12,11 @@ import { jsonBody, validParam } from "../api/validate.ts";
 import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import type { Registry } from "./registry.ts";
 
+const instanceSchema = z.string().regex(
+  /^[A-Za-z0-9_-]{1,64}$/,
+  "must be 1-64 letters, digits, '_' or '-'",
+);
+
 const recordSchema = z.strictObject({
   id: serviceIdSchema,
   role: z.enum(ROLES),
@@ -31,6 +36,8 @@ const recordSchema = z.strictObject({
   lastFailure: z.string().max(2000),
   updated: z.int().min(0),
   options: roleOptionsSchema.default({}),
+  instance: instanceSchema.optional(),
+  exited: z.boolean().optional(),
 });
 
 const putSchema = z.strictObject({ record: recordSchema, reason: z.string().min(1).max(500) });
@@ -38,8 +45,13 @@ const transitionSchema = z.strictObject({
   incarnation: z.int().min(1),
   to: z.enum(SERVICE_STATES),
   reason: z.string().min(1).max(2000),
+  exited: z.boolean().optional(),
 });
-const heartbeatSchema = z.strictObject({ incarnation: z.int().min(1) });
+const heartbeatSchema = z.strictObject({
+  incarnation: z.int().min(1),
+  instance: instanceSchema.optional(),
+  sentAt: z.int().min(0).optional(),
+});
 const reportSchema = z.strictObject({
   incarnation: z.int().min(1),
   reason: z.string().min(1).max(2000),
@@ -78,7 +90,11 @@ export function registryRoutes(current: () => Registry | null): Hono {
   });
   app.post("/registry/services/:id/heartbeat", jsonBody(heartbeatSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
-    const record = await registry().heartbeat(id, c.req.valid("json").incarnation);
+    const { incarnation, instance, sentAt } = c.req.valid("json");
+    const record = await registry().heartbeat(id, incarnation, {
+      ...(instance === undefined ? {} : { instance }),
+      ...(sentAt === undefined ? {} : { sentAt }),
+    });
     return c.json({ state: record.state, incarnation: record.incarnation });
   });
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {

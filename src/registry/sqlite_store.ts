@@ -16,9 +16,10 @@ import {
   type RegistryStore,
   StaleIncarnationError,
   type StoreChange,
+  type StoreTransition,
   UnknownServiceError,
 } from "./store.ts";
-import { _rowToRecord, _SCHEMA, type ServiceRow } from "./_sqlite_schema.ts";
+import { _ADDED_COLUMNS, _rowToRecord, _SCHEMA, type ServiceRow } from "./_sqlite_schema.ts";
 
 /** Options of {@linkcode SqliteStore.open}. */
 export interface SqliteStoreOptions {
@@ -42,17 +43,17 @@ export class SqliteStore implements RegistryStore {
     this.#upsert = db.prepare(
       `INSERT INTO services (id, role, state, incarnation, host, pid, endpoint, parent, route,
          launcher, image_hash, sessions, started, last_heartbeat, restarts, last_failure, updated,
-         options)
+         options, instance, exited)
        VALUES (:id, :role, :state, :incarnation, :host, :pid, :endpoint, :parent, :route,
          :launcher, :image_hash, :sessions, :started, :last_heartbeat, :restarts, :last_failure,
-         :updated, :options)
+         :updated, :options, :instance, :exited)
        ON CONFLICT(id) DO UPDATE SET role=excluded.role, state=excluded.state,
          incarnation=excluded.incarnation, host=excluded.host, pid=excluded.pid,
          endpoint=excluded.endpoint, parent=excluded.parent, route=excluded.route,
          launcher=excluded.launcher, image_hash=excluded.image_hash, sessions=excluded.sessions,
          started=excluded.started, last_heartbeat=excluded.last_heartbeat,
          restarts=excluded.restarts, last_failure=excluded.last_failure, updated=excluded.updated,
-         options=excluded.options`,
+         options=excluded.options, instance=excluded.instance, exited=excluded.exited`,
     );
     this.#insertTransition = db.prepare(
       `INSERT INTO transitions (id, incarnation, from_state, to_state, reason, at)
@@ -78,9 +79,10 @@ export class SqliteStore implements RegistryStore {
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
     db.exec(_SCHEMA);
     const columns = db.prepare("PRAGMA table_info(services)").all() as { name: string }[];
-    if (!columns.some((c) => c.name === "options")) {
-      // Stores from before role options: add the column, empty for old records.
-      db.exec("ALTER TABLE services ADD COLUMN options TEXT NOT NULL DEFAULT '{}'");
+    for (const [name, definition] of _ADDED_COLUMNS) {
+      if (!columns.some((c) => c.name === name)) {
+        db.exec(`ALTER TABLE services ADD COLUMN ${name} ${definition}`);
+      }
     }
     return new SqliteStore(db, options);
   }
@@ -121,26 +123,26 @@ export class SqliteStore implements RegistryStore {
     }
     const from: ServiceState | "" = old?.state ?? "";
     const changed = !sameIncarnation || from !== record.state;
-    return this.#write(record, changed ? { from, reason } : null);
+    // A death reported for one incarnation is not the next one's.
+    const next = sameIncarnation ? record : withoutExited(record);
+    return this.#write(next, changed ? { from, reason } : null);
   }
 
-  transition(
-    id: string,
-    change: { incarnation: number; to: ServiceState; reason: string; at: number },
-  ): Promise<StoreChange> {
+  transition(id: string, change: StoreTransition): Promise<StoreChange> {
     return attempt(() => this.#transition(id, change));
   }
 
-  #transition(
-    id: string,
-    change: { incarnation: number; to: ServiceState; reason: string; at: number },
-  ): StoreChange {
+  #transition(id: string, change: StoreTransition): StoreChange {
     const old = this.#records.get(id);
     if (!old) throw new UnknownServiceError(id);
     if (change.incarnation !== old.incarnation) {
       throw new StaleIncarnationError(id, change.incarnation, old.incarnation);
     }
-    if (old.state === change.to) return { record: structuredClone(old), transition: null };
+    const exited = change.exited === true && change.to === "DEAD";
+    if (old.state === change.to) {
+      if (!exited || old.exited) return { record: structuredClone(old), transition: null };
+      return this.#write({ ...old, exited: true }, null);
+    }
     if (!canTransition(old.state, change.to)) {
       throw new InvalidTransitionError(id, old.state, change.to);
     }
@@ -151,6 +153,7 @@ export class SqliteStore implements RegistryStore {
       updated: change.at,
       lastFailure: failed ? change.reason : old.lastFailure,
       lastHeartbeat: this.#pendingBeats.get(id) ?? old.lastHeartbeat,
+      ...(exited ? { exited: true } : {}),
     };
     return this.#write(next, { from: old.state, reason: change.reason });
   }
@@ -311,5 +314,13 @@ function recordToParams(r: ServiceRecord): Record<string, string | number> {
     last_failure: r.lastFailure,
     updated: r.updated,
     options: JSON.stringify(r.options ?? {}),
+    instance: r.instance ?? "",
+    exited: r.exited ? 1 : 0,
   };
+}
+
+/** `record` without the death report of an earlier incarnation. */
+function withoutExited(record: ServiceRecord): ServiceRecord {
+  const { exited: _exited, ...rest } = record;
+  return rest;
 }

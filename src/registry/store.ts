@@ -18,6 +18,21 @@ export interface StoreChange {
   transition: Transition | null;
 }
 
+/** A state change as a store takes it. */
+export interface StoreTransition {
+  incarnation: number;
+  to: ServiceState;
+  reason: string;
+  /** Registry time of the change, ms since the epoch. */
+  at: number;
+  /**
+   * The process is known to have ended (its parent saw it exit): with `to`
+   * DEAD the record gets `exited`, and is marked so even when it was DEAD
+   * already (by TTL). Default false.
+   */
+  exited?: boolean | undefined;
+}
+
 /** Thrown when a write would let an older incarnation overwrite a newer one. */
 export class StaleIncarnationError extends Error {
   /** The incarnation the store holds. */
@@ -45,9 +60,13 @@ export class InvalidTransitionError extends Error {
 
 /** Thrown when a heartbeat comes from a service the registry holds as ended. */
 export class NotLiveError extends Error {
-  /** Builds the error. */
-  constructor(id: string, state: ServiceState) {
-    super(`Service "${id}" is ${state} in the registry: this instance must stop`);
+  /** Builds the error; `why` replaces the default explanation. */
+  constructor(id: string, state: ServiceState, why?: string) {
+    super(
+      `Service "${id}" is ${state} in the registry${
+        why ? ` (${why})` : ""
+      }: this instance must stop`,
+    );
     this.name = "NotLiveError";
   }
 }
@@ -73,19 +92,17 @@ export interface RegistryStore {
    */
   live(): Promise<LiveEntry[]>;
   /**
-   * Writes a whole record. A higher incarnation replaces the stored one; the same
-   * incarnation updates it (a state change must be allowed); a lower one throws
-   * {@linkcode StaleIncarnationError}. A state change is stored as a transition.
+   * Writes a whole record. A higher incarnation replaces the stored one (and
+   * clears `exited`); the same incarnation updates it (a state change must be
+   * allowed); a lower one throws {@linkcode StaleIncarnationError}. A state
+   * change is stored as a transition.
    */
   put(record: ServiceRecord, reason: string): Promise<StoreChange>;
   /**
    * Moves a record to a new state within its incarnation, storing time and reason.
    * @throws {UnknownServiceError | StaleIncarnationError | InvalidTransitionError}
    */
-  transition(
-    id: string,
-    change: { incarnation: number; to: ServiceState; reason: string; at: number },
-  ): Promise<StoreChange>;
+  transition(id: string, change: StoreTransition): Promise<StoreChange>;
   /** Records heartbeats (durable within the store's flush interval). */
   heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord>;
   /** Adds or removes a session of a service. */

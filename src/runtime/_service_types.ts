@@ -10,6 +10,8 @@ import type { RegistryEndpoint, Role, ServiceRecord } from "../types/mod.ts";
 /** Fixed facts of a service process. */
 export interface ServiceIdentity {
   id: string;
+  /** Random ID of this process, made at its start; heartbeats carry it. Default: none. */
+  instance?: string;
   role: Role;
   host: string;
   dir: string;
@@ -65,5 +67,6 @@ export function aliveRecord(
     lastFailure: old?.lastFailure ?? "",
     updated: now,
     options: placement.options,
+    ...(identity.instance ? { instance: identity.instance } : {}),
   };
 }

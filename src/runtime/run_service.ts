@@ -119,7 +119,15 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   }
   const endpoint = `http://${options.hostname}:${server.addr.port}`;
   service = new FabricService(
-    { id, role: options.role, host, dir: options.dir, endpoint, options: options.options },
+    {
+      id,
+      instance: crypto.randomUUID(),
+      role: options.role,
+      host,
+      dir: options.dir,
+      endpoint,
+      options: options.options,
+    },
     module,
   );
   const onSignal = (signal: string) => () => service!.stop(`${signal} received`);

@@ -169,7 +169,8 @@ export class FabricService implements ServiceHandlers {
     // incarnation left running, not only from its next spawn on.
     if (children.length > 0) this.#supervise();
     this.#state = "ALIVE";
-    this.#heartbeats = startHeartbeats(registry, { id: this.identity.id, incarnation }, {
+    const beating = { id: this.identity.id, incarnation, instance: this.identity.instance ?? "" };
+    this.#heartbeats = startHeartbeats(registry, beating, {
       intervalMs: placement.heartbeatMs,
       onReplaced: (reason) => {
         this.#logger.error("Stopping: this incarnation was replaced or cut off ({reason})", {

@@ -99,6 +99,17 @@ export interface ServiceRecord {
   updated: number;
   /** Role settings given at spawn (e.g. an agent's queue); kept for restarts. */
   options: Record<string, string>;
+  /**
+   * The process that registered this incarnation: a random ID it made at
+   * start, sent with each heartbeat. Absent before the service is ALIVE.
+   */
+  instance?: string | undefined;
+  /**
+   * Set when this incarnation's death was reported by its parent (the process
+   * ended): final for the incarnation, no heartbeat takes it back. Cleared by
+   * the next incarnation.
+   */
+  exited?: boolean | undefined;
 }
 
 /** One stored state transition. */

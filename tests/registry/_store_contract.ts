@@ -117,6 +117,47 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
         assert.deepEqual((await store.list()).map((r) => r.id).sort(), ["spw-c1", "spw-c2"]);
       },
     );
+
+    await t.step(
+      "transition() with exited marks a reported death, even of a DEAD record; the next incarnation clears it",
+      async () => {
+        await store.put(serviceRecord("spw-c3", { instance: "i-one" }), "up");
+        const dead = await store.transition("spw-c3", {
+          incarnation: 1,
+          to: "DEAD",
+          reason: "process exited with code 137",
+          at: 20,
+          exited: true,
+        });
+        assert.equal(dead.record.exited, true);
+        assert.equal(dead.transition?.to, "DEAD");
+        const restarting = await store.put(
+          { ...dead.record, state: "RESTARTING", incarnation: 2 },
+          "restarting",
+        );
+        assert.ok(!restarting.record.exited, "incarnation 2 did not die");
+        assert.ok(!(await store.get("spw-c3"))?.exited);
+
+        await store.put(serviceRecord("spw-c4"), "up");
+        await store.transition("spw-c4", { incarnation: 1, to: "DEAD", reason: "ttl", at: 21 });
+        assert.ok(!(await store.get("spw-c4"))?.exited, "a death by TTL is not an exit report");
+        const before = (await store.history("spw-c4")).length;
+        const reported = await store.transition("spw-c4", {
+          incarnation: 1,
+          to: "DEAD",
+          reason: "process exited with code 9",
+          at: 22,
+          exited: true,
+        });
+        assert.equal(reported.transition, null);
+        assert.equal(reported.record.exited, true);
+        assert.equal((await store.history("spw-c4")).length, before);
+        await store.close();
+        store = await factory.reopen();
+        assert.equal((await store.get("spw-c4"))?.exited, true);
+        assert.equal((await store.get("spw-c3"))?.instance, "i-one");
+      },
+    );
   } finally {
     await store.close();
   }

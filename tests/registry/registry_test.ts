@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Registry } from "../../src/registry/registry.ts";
 import { SqliteStore } from "../../src/registry/sqlite_store.ts";
+import { NotLiveError } from "../../src/registry/store.ts";
 import { livenessSettings, startLivenessSweeper } from "../../src/health/liveness.ts";
 import type { RegistryEvent, ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
@@ -100,6 +101,40 @@ Deno.test("startLivenessSweeper() declares nobody dead after the registry itself
     } finally {
       sweeper.stop();
     }
+  });
+});
+
+Deno.test("Registry.heartbeat() never revives a death its parent reported, nor by a beat sent before a death", async () => {
+  await withRegistry(async (registry, clock) => {
+    await registry.put({ ...alive("spw-a", clock.now), instance: "inst-a" }, "up");
+    await registry.put({ ...alive("spw-b", clock.now), instance: "inst-b" }, "up");
+    const sentBefore = clock.now;
+    clock.now += 1000;
+    await registry.transition("spw-a", {
+      incarnation: 1,
+      to: "DEAD",
+      reason: "process exited with code 137",
+      exited: true,
+    });
+    await registry.transition("spw-b", { incarnation: 1, to: "DEAD", reason: "No heartbeat" });
+    clock.now += 1000;
+    // Late beats, sent before the deaths, arrive now.
+    await assert.rejects(
+      () => registry.heartbeat("spw-a", 1, { instance: "inst-a", sentAt: sentBefore }),
+      NotLiveError,
+    );
+    await assert.rejects(() => registry.heartbeat("spw-a", 1), NotLiveError);
+    const late = await registry.heartbeat("spw-b", 1, { instance: "inst-b", sentAt: sentBefore });
+    assert.equal(late.state, "DEAD");
+    await assert.rejects(
+      () => registry.heartbeat("spw-b", 1, { instance: "inst-other", sentAt: clock.now }),
+      NotLiveError,
+    );
+    assert.equal((await registry.get("spw-a"))?.state, "DEAD");
+    assert.equal((await registry.get("spw-b"))?.state, "DEAD");
+    // A beat sent after a death by TTL, by the same instance: its link came back.
+    const back = await registry.heartbeat("spw-b", 1, { instance: "inst-b", sentAt: clock.now });
+    assert.equal(back.state, "ALIVE");
   });
 });
 
