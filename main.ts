@@ -21,6 +21,7 @@ Usage:
   fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
   fabricd demo                     a scripted tour in a temporary directory
+  fabricd image build|show         write this fabricd's image to carry to offline hosts
   fabricd --role ROLE [flags]      run one service (normally started for you)
 
 "fabricd COMMAND --help" tells more. Exit codes are listed in the README.`;
@@ -41,6 +42,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   task: async () => (await import("./src/cli/task.ts")).taskCommand,
   pilot: async () => (await import("./src/cli/pilot.ts")).pilotCommand,
   demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
+  image: async () => (await import("./src/cli/image.ts")).imageCommand,
 };
 
 async function main(args: string[]): Promise<number> {

@@ -61,9 +61,9 @@ export interface ShipRun {
   /** `shipImage` wall time: probe, compress + send + decompress each file, verify, rename. */
   shipMs: number;
   result: ShipResult;
-  /** Plain `ssh HOST 'cat >/dev/null' <FILE` per file over the same master, ms. */
+  /** Plain `cat FILES | ssh HOST 'cat >/dev/null'` over the same master (one entry), ms. */
   catNullMs: number[];
-  /** Plain `ssh HOST 'cat >FILE'` per file (then removed) over the same master, ms. */
+  /** Plain `cat FILES | ssh HOST 'cat >FILE'` (then removed) over the same master (one entry), ms. */
   catDiskMs: number[];
 }
 
@@ -72,14 +72,14 @@ export interface ShipOutput {
   kind: string;
   hash: string;
   files: { name: string; size: number }[];
-  /** Making the image (deno bundle from source, hashing), once, not counted. */
+  /** Reading the image's manifest, once, not counted (it is built outside the test network). */
   imageMs: number;
   /** Opening the ControlMaster connection, once, not counted. */
   openMs: number;
   runs: ShipRun[];
   /** Parts of a copy, measured once after the runs (informative). */
   parts: {
-    /** Local `zstd -1 -T0` (or gzip -1) of each file to /dev/null, ms. */
+    /** Local `zstd -1 -T0` of each large file to /dev/null, ms (what compressing would cost). */
     compressMs: number[];
     /** Remote `sha256sum` of the installed files (page cache warm, as after a copy), ms. */
     verifyMs: number;

@@ -15,8 +15,8 @@
  *                                 interleaved with N plain `ssh HOST true`
  *     bare-run N                  N timed `deno run --quiet empty.js` on this host, with the deno
  *                                 of the newest image in ~/.cache/fabricd (else this deno)
- *     ship DIR HOST N             N cold copies of this fabricd's image to HOST (cache emptied
- *                                 before each) against plain `ssh HOST 'cat >/dev/null' <FILE`
+ *     ship DIR HOST N IMAGE_DIR   N cold copies of the image in IMAGE_DIR to HOST (cache emptied
+ *                                 before each) against plain `cat FILES | ssh HOST 'cat >/dev/null'`
  *                                 (`_testnet_ship.ts`)
  *     grow FABRIC                 bridge on gateway, bridge on head, spawner on compute1
  *     stop FABRIC ID...           stops these services, children first; waits for their processes
@@ -300,7 +300,11 @@ export async function testnetDriver(args: string[]): Promise<number> {
         answer = await bareRunCommand(positive(rest[0], "N"));
         break;
       case "ship":
-        answer = await shipCommand(rest[1]!, { dir: rest[0]!, runs: positive(rest[2], "N") });
+        answer = await shipCommand(rest[1]!, {
+          dir: rest[0]!,
+          runs: positive(rest[2], "N"),
+          imageDir: rest[3] ?? "",
+        });
         break;
       case "grow":
         answer = await growCommand(rest[0]!);

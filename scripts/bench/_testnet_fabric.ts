@@ -42,8 +42,10 @@ export class TestnetFabric {
   /** Processes started by our services (ssh masters and sessions), seen while they ran. */
   #children = new Map<string, ProcRef>();
   #services = new Map<string, ProcRef>();
+  #imageDir: string;
 
-  private constructor(name: string, dir: string, up: Deno.ChildProcess) {
+  private constructor(name: string, dir: string, up: Deno.ChildProcess, imageDir: string) {
+    this.#imageDir = imageDir;
     this.name = name;
     this.dir = dir;
     this.fabric = join(dir, "fabric.yaml");
@@ -54,7 +56,7 @@ export class TestnetFabric {
    * Starts `fabricd up` in the desktop and waits for its root spawner.
    * @throws {BenchStepError} when it does not come up (log tails are printed).
    */
-  static async start(name: string): Promise<TestnetFabric> {
+  static async start(name: string, imageDir: string): Promise<TestnetFabric> {
     const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-net-" });
     const script = 'exec "$@" >"$LOG" 2>&1';
     const up = new Deno.Command(TESTNET_SCRIPT, {
@@ -68,13 +70,13 @@ export class TestnetFabric {
         "-c",
         script,
         "sh",
-        ...fabricdArgv(["up", "--dir", dir, "--heartbeat-ms", "1000"]),
+        ...fabricdArgv(imageDir, ["up", "--dir", dir, "--heartbeat-ms", "1000"]),
       ],
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const fabric = new TestnetFabric(name, dir, up);
+    const fabric = new TestnetFabric(name, dir, up, imageDir);
     say(name, `fabricd up in the desktop, state in ${dir}`);
     const started = performance.now();
     try {
@@ -172,7 +174,7 @@ export class TestnetFabric {
     const stop = await testnetExec("desktop", [
       "env",
       `DENO_DIR=${DENO_DIR}`,
-      ...fabricdArgv(["stop", "--all", "--fabric", this.fabric]),
+      ...fabricdArgv(this.#imageDir, ["stop", "--all", "--fabric", this.fabric]),
     ]).catch((error) => ({ code: -1, stdout: "", stderr: String(error) }));
     say(
       this.name,

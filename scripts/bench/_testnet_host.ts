@@ -5,13 +5,18 @@
  * host, emptying image caches, and finding and killing the processes a
  * benchmark left behind.
  *
- * The testnet is brought up (idempotent) and deliberately left up: there is one
- * testnet per machine and others may be using it (docs/testnet.md).
+ * The testnet is brought up by {@linkcode prepareTestnet} and taken down by
+ * {@linkcode releaseTestnet} when the benchmark ends, even when it fails, so a
+ * run never leaves a network behind for the next one (docs/testnet.md).
  * @module
  */
+import { dirname } from "node:path";
+import { LAUNCHER } from "../../src/image/image_dir.ts";
+import { selfImage } from "../../src/image/self_image.ts";
 import {
   checkTestnet,
   TESTNET_SCRIPT,
+  testnetDown,
   testnetExec,
   type TestnetHost,
   testnetUp,
@@ -21,7 +26,6 @@ import { BenchStepError, EMPTY_CACHE_SH } from "./_testnet_common.ts";
 
 /** The driver program, run inside the hosts by {@linkcode runDriver}. */
 const DRIVER = new URL("./_testnet_driver.ts", import.meta.url).pathname;
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** The machine's Deno cache: inside the hosts, HOME (and with it ~/.cache/deno) moves. */
 export const DENO_DIR = Deno.env.get("DENO_DIR") ??
   `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
@@ -30,21 +34,32 @@ function denoRun(script: string, args: readonly string[]): string[] {
   return [Deno.execPath(), "run", "--quiet", "--allow-all", script, ...args];
 }
 
-/** The command line of `fabricd ARGS...` from this checkout, to run inside a host. */
-export function fabricdArgv(args: readonly string[]): string[] {
-  return denoRun(MAIN, args);
+/** The command line of `fabricd ARGS...` from the image in `imageDir`, to run inside a host. */
+export function fabricdArgv(imageDir: string, args: readonly string[]): string[] {
+  return [`${imageDir}/${LAUNCHER}`, ...args];
 }
 
 /**
- * Checks that the testnet can run here and brings it up (idempotent). It is
- * left up afterwards on purpose: others may be using it.
+ * Builds this checkout's image here, outside the test network (once per source
+ * hash), checks that the testnet can run and brings it up.
+ * @returns the image directory, for {@linkcode fabricdArgv}.
  * @throws {BenchStepError} when the testnet cannot run (not root, no namespaces).
  */
-export async function prepareTestnet(name: string): Promise<void> {
+export async function prepareTestnet(name: string): Promise<string> {
   const prereq = await checkTestnet();
   if (!prereq.ok) throw new BenchStepError(`the test network cannot run here: ${prereq.reason}`);
+  const image = await selfImage();
   await testnetUp();
-  say(name, "testnet is up (scripts/testnet up; it will be left up afterwards)");
+  say(name, `testnet is up (scripts/testnet up); image ${image.hash.slice(0, 12)}`);
+  return dirname(image.files.find((f) => f.name === LAUNCHER)!.path);
+}
+
+/** Takes the testnet down after a benchmark; never throws. */
+export async function releaseTestnet(name: string): Promise<void> {
+  await testnetDown().then(
+    () => say(name, "testnet down"),
+    (error) => say(name, `testnet down failed: ${error}`),
+  );
 }
 
 /** Why a driver run failed, with what the testnet looks like now. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { selfImage } from "../../src/image/self_image.ts";
+import { readImageDir } from "../../src/image/image_dir.ts";
 import { shipImage, type ShipResult } from "../../src/image/ship.ts";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
 import { round } from "./_harness.ts";
@@ -23,27 +23,29 @@ import {
 
 /** Options of {@linkcode shipCommand}. */
 export interface ShipCommandOptions {
-  /** Scratch directory: the image's build cache and the ssh control socket go here. */
+  /** Scratch directory: the ssh control socket goes here. */
   dir: string;
+  /** The image directory to ship, built outside the test network. */
+  imageDir: string;
   /** How many cold copies to time. */
   runs: number;
 }
 
 /**
- * `ship DIR HOST N`: N cold copies of this fabricd's image to `host`, each
- * against plain `ssh cat` of the same files.
+ * `ship DIR HOST N IMAGE_DIR`: N cold copies of the image to `host`, each
+ * against plain `ssh cat` of the same bytes in one stream.
  * @throws {BenchStepError} when a copy, a baseline or emptying the cache fails.
  */
 export async function shipCommand(host: string, options: ShipCommandOptions): Promise<ShipOutput> {
   const { dir, runs } = options;
   let started = performance.now();
-  const image = await selfImage({ cacheDir: join(dir, "cache") });
+  const image = await readImageDir(options.imageDir);
   const imageMs = performance.now() - started;
   const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
   progress(
     `image ${image.kind} ${image.hash.slice(0, 12)}: ${
       image.files.map((f) => `${f.name} ${mb(f.size)}`).join(", ")
-    } (made in ${round(imageMs, 0)} ms, not counted)`,
+    } (read in ${round(imageMs, 0)} ms, not counted)`,
   );
   const controlDir = join(dir, "ssh-ship");
   const ssh = new SshConnection({ host }, { controlDir });
@@ -57,17 +59,18 @@ export async function shipCommand(host: string, options: ShipCommandOptions): Pr
       throw new BenchStepError(`expected one control socket in ${controlDir}, found ${sockets}`);
     }
     const socket = sockets[0]!;
-    // Plain ssh riding on the very same master connection.
-    const plainSsh = (remote: string, file: string, what: string): Promise<number> =>
+    // Plain ssh riding on the very same master connection: every file's bytes in one stream.
+    const plainSsh = (remote: string, what: string): Promise<number> =>
       timedCommand(what, [
         "sh",
         "-c",
-        'exec ssh -S "$1" -o ControlMaster=no -o BatchMode=yes "$2" "$3" <"$4"',
+        's=$1; h=$2; r=$3; shift 3; cat "$@" | exec ssh -S "$s" -o ControlMaster=no ' +
+        '-o BatchMode=yes "$h" "$r"',
         "sh",
         socket,
         host,
         remote,
-        file,
+        ...image.files.map((f) => f.path),
       ]);
     progress(`ControlMaster to ${host} open in ${round(openMs, 0)} ms (not counted)`);
     const out: ShipRun[] = [];
@@ -80,23 +83,17 @@ export async function shipCommand(host: string, options: ShipCommandOptions): Pr
       }
       const doShip = async (): Promise<[number, ShipResult]> => {
         const t = performance.now();
-        const result = await shipImage(image, ssh, { progress: false });
+        const result = await shipImage(image, ssh);
         const ms = performance.now() - t;
         if (!result.copied) throw new BenchStepError(`the image was already on ${host}`);
         return [ms, result];
       };
       const doCat = async (): Promise<[number[], number[]]> => {
-        const toNull: number[] = [];
-        const toDisk: number[] = [];
-        for (const file of image.files) {
-          toNull.push(await plainSsh("cat >/dev/null", file.path, `ssh cat ${file.name}`));
-        }
-        for (const file of image.files) {
-          const blob = `"$HOME/.cache/fabricd-bench-${file.name}"`;
-          toDisk.push(await plainSsh(`cat >${blob}`, file.path, `ssh cat >file ${file.name}`));
-          await ssh.exec(`rm -f ${blob}`);
-        }
-        return [toNull, toDisk];
+        const toNull = await plainSsh("cat >/dev/null", "ssh cat >/dev/null");
+        const blob = '"$HOME/.cache/fabricd-bench-blob"';
+        const toDisk = await plainSsh(`cat >${blob}`, "ssh cat >file");
+        await ssh.exec(`rm -f ${blob}`);
+        return [[toNull], [toDisk]];
       };
       // Alternate the order, so drift of the machine's load hits both alike.
       let shipped: [number, ShipResult];
@@ -120,19 +117,14 @@ export async function shipCommand(host: string, options: ShipCommandOptions): Pr
       );
       out.push({ shipMs, result, catNullMs, catDiskMs });
     }
-    const compression = out[0]?.result.compression ?? "gzip";
     const compressMs: number[] = [];
-    for (const file of image.files) {
-      const args = compression === "zstd"
-        ? ["-c", `exec zstd -1 -T0 -q -c "$1" >/dev/null`, "sh", file.path]
-        : ["-c", `exec gzip -1 -c "$1" >/dev/null`, "sh", file.path];
-      compressMs.push(await timedCommand(`${compression} ${file.name}`, ["sh", ...args]));
+    for (const file of image.files.filter((f) => f.size >= 4 << 20)) {
+      const args = ["-c", `exec zstd -1 -T0 -q -c "$1" >/dev/null`, "sh", file.path];
+      compressMs.push(await timedCommand(`zstd ${file.name}`, ["sh", ...args]));
     }
     started = performance.now();
     const verify = await ssh.exec(
-      `cd "$HOME/.cache/fabricd/${image.hash}" && sha256sum ${
-        image.files.map((f) => f.name).join(" ")
-      } >/dev/null`,
+      `cd "$HOME/.cache/fabricd/${image.hash}" && sha256sum -c --quiet manifest`,
     );
     const verifyMs = performance.now() - started;
     if (verify.code !== 0) throw new BenchStepError(`remote sha256sum failed: ${verify.stderr}`);

@@ -18,7 +18,7 @@ import type { TestnetHost } from "../../tests/e2e/_testnet.ts";
 import { type Benchmark, type BenchResult, envNumber, median, round, say } from "./_harness.ts";
 import type { GrowOutput, SpawnSample } from "./_testnet_common.ts";
 import { TestnetFabric } from "./_testnet_fabric.ts";
-import { emptyImageCache, prepareTestnet } from "./_testnet_host.ts";
+import { emptyImageCache, prepareTestnet, releaseTestnet } from "./_testnet_host.ts";
 
 const NAME = "grow-chain";
 /** The RADICAL-Pilot anchor the fabric replaces: a pilot's virtualenv bootstrap. */
@@ -43,8 +43,14 @@ function describe(what: string, grow: GrowOutput): string {
 async function run(): Promise<BenchResult> {
   const rounds = Math.round(envNumber("BENCH_RUNS", 2));
   const began = performance.now();
-  await prepareTestnet(NAME);
-  const fabric = await TestnetFabric.start(NAME);
+  const imageDir = await prepareTestnet(NAME);
+  let fabric: TestnetFabric;
+  try {
+    fabric = await TestnetFabric.start(NAME, imageDir);
+  } catch (error) {
+    await releaseTestnet(NAME);
+    throw error;
+  }
   const orphans: string[] = [];
   let ids: string[] = [];
   const grow = async (what: string): Promise<GrowOutput> => {
@@ -112,7 +118,7 @@ async function run(): Promise<BenchResult> {
     say(NAME, `anchor: ${RADICAL_PILOT_ANCHOR}`);
     say(
       NAME,
-      `took ${round((performance.now() - began) / 1000, 1)} s; testnet left up` +
+      `took ${round((performance.now() - began) / 1000, 1)} s; testnet taken down after` +
         (orphans.length > 0 ? `; ${orphans.length} orphaned process(es) killed` : ""),
     );
     const hops = (samples: GrowOutput[]): Record<string, number> =>
@@ -137,12 +143,13 @@ async function run(): Promise<BenchResult> {
       value_is: "sum of the 3 spawn requests' wall times, image caches on gateway, head, " +
         "compute1 emptied before (root spawner's bundle already made)",
       baseline_is: "the same, caches kept (services stopped and regrown)",
-      testnet: "left up",
+      testnet: "taken down after",
     };
   } catch (error) {
     await fabric.showLogs([...CHAIN_HOSTS]);
     throw error;
   } finally {
     await fabric.shutDown();
+    await releaseTestnet(NAME);
   }
 }

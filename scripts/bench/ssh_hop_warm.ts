@@ -25,7 +25,7 @@ import {
 } from "./_harness.ts";
 import type { BareRunOutput, HopWarmOutput } from "./_testnet_common.ts";
 import { TestnetFabric } from "./_testnet_fabric.ts";
-import { prepareTestnet } from "./_testnet_host.ts";
+import { prepareTestnet, releaseTestnet } from "./_testnet_host.ts";
 
 const NAME = "ssh-hop-warm";
 const GOAL = 2;
@@ -41,8 +41,14 @@ export const sshHopWarm: Benchmark = {
 async function run(): Promise<BenchResult> {
   const runs = Math.round(envNumber("BENCH_RUNS", 10));
   const began = performance.now();
-  await prepareTestnet(NAME);
-  const fabric = await TestnetFabric.start(NAME);
+  const imageDir = await prepareTestnet(NAME);
+  let fabric: TestnetFabric;
+  try {
+    fabric = await TestnetFabric.start(NAME, imageDir);
+  } catch (error) {
+    await releaseTestnet(NAME);
+    throw error;
+  }
   try {
     const hop = await fabric.driver<HopWarmOutput>(
       "desktop",
@@ -83,7 +89,7 @@ async function run(): Promise<BenchResult> {
     say(
       NAME,
       `baseline ${round(baseline, 1)} ms; ratio ${round(ratio, 2)} (goal <= ${GOAL}); ` +
-        `took ${round((performance.now() - began) / 1000, 1)} s; testnet left up`,
+        `took ${round((performance.now() - began) / 1000, 1)} s; testnet taken down after`,
     );
     if (hop.failures.length > 0) {
       say(NAME, `${hop.failures.length} spawn(s) failed: ${hop.failures[0]}`);
@@ -109,12 +115,13 @@ async function run(): Promise<BenchResult> {
       ...(hop.failures.length > 0 ? { first_failure: hop.failures[0] } : {}),
       baseline_is: "median(ssh gateway true, new connection, from desktop) + " +
         "median(deno run --quiet empty.js on gateway)",
-      testnet: "left up",
+      testnet: "taken down after",
     };
   } catch (error) {
     await fabric.showLogs(["gateway"]);
     throw error;
   } finally {
     await fabric.shutDown();
+    await releaseTestnet(NAME);
   }
 }

@@ -27,7 +27,6 @@ export class SshLauncher implements Launcher {
   #ssh: SshConnection;
   #dir: string;
   #imageHash = "";
-  #imageKind: "binary" | "bundle" = "bundle";
 
   /**
    * A launcher for `url`.
@@ -50,10 +49,9 @@ export class SshLauncher implements Launcher {
   /** Connects, ships the image if the host lacks it, and forwards the ports. */
   async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
     await this.#ssh.open();
-    const image = await selfImage({ cacheDir: join(this.#dir, "cache") });
+    const image = await selfImage();
     await shipImage(image, this.#ssh);
     this.#imageHash = image.hash;
-    this.#imageKind = image.kind;
     const forwarded = new Map<string, string>();
     const forward = async (url: string): Promise<string> => {
       const origin = new URL(url);
@@ -75,8 +73,7 @@ export class SshLauncher implements Launcher {
   /** Starts the service on the host; the password goes over standard input. */
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
     if (!this.#imageHash) throw new Error("SshLauncher.prepare() must run before launch()");
-    const command = imageCommand(this.#imageKind, `$c/${this.#imageHash}`).map(quoteKeepVars)
-      .join(" ");
+    const command = imageCommand(`$c/${this.#imageHash}`).map(quoteKeepVars).join(" ");
     const args = [...spec.args, "--dir", "$c", "--listen", "127.0.0.1:0"].map(quoteKeepVars).join(
       " ",
     );

@@ -174,6 +174,42 @@ export class SshConnection {
   }
 
   /**
+   * Runs `command` on the host with its standard input fed straight from a
+   * local program (`producer`: argv, no shell), so bulk data never passes
+   * through this process. `fed` says whether the producer succeeded.
+   */
+  async feed(producer: readonly string[], command: string): Promise<SshResult & { fed: boolean }> {
+    await this.open();
+    const status = await Deno.makeTempFile({ prefix: "fabricd-feed-" });
+    try {
+      const out = await new Deno.Command("sh", {
+        args: [
+          "-c",
+          `{ ${producer.map(shellQuote).join(" ")}; echo $? >${
+            shellQuote(status)
+          }; } | exec ssh "$@"`,
+          "feed",
+          ...this.#baseArgs(),
+          this.destination,
+          command,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const fed = (await Deno.readTextFile(status)).trim() === "0";
+      return {
+        code: out.code,
+        fed,
+        stdout: new TextDecoder().decode(out.stdout),
+        stderr: new TextDecoder().decode(out.stderr),
+      };
+    } finally {
+      await Deno.remove(status).catch(() => {});
+    }
+  }
+
+  /**
    * Forwards a new port on the host's loopback to `localPort` here (`-R`).
    * @returns the port allocated on the host.
    * @throws {SshError} when ssh refuses the forward.
@@ -274,6 +310,11 @@ export class SshConnection {
     if (this.target.port) args.push("-p", String(this.target.port));
     return args;
   }
+}
+
+/** One word for a POSIX shell, quoted so nothing in it is expanded. */
+export function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Turns ssh's stderr into a message that says what to do. */

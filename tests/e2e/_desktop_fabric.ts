@@ -1,14 +1,30 @@
 /**
  * A fabric run from the test network's desktop (`fabricd up` in the desktop
  * namespace) and the `fabricd` command there, for the tests that grow it
- * over SSH.
+ * over SSH. The desktop runs this checkout's image, built here, outside the
+ * namespaces (where the network is), as `.ci/run` and a user would; nothing in
+ * the test network ever bundles.
  */
-import { FABRICD } from "./_fabric.ts";
+import { dirname } from "node:path";
+import { LAUNCHER } from "../../src/image/image_dir.ts";
+import { selfImage } from "../../src/image/self_image.ts";
 import { type CommandResult, testnetExec, testnetSpawn } from "./_testnet.ts";
 
 /** Deno's cache, shared with the hosts (their homes differ from this one's). */
 export const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
   `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
+
+/** The image directory of this checkout (built once per source hash, outside the test network). */
+export async function checkoutImageDir(): Promise<string> {
+  const image = await selfImage();
+  return dirname(image.files.find((f) => f.name === LAUNCHER)!.path);
+}
+
+/** Options of {@linkcode withDesktopFabric}. */
+export interface DesktopFabricOptions {
+  /** Environment of every fabricd process on the desktop. Default: `DENO_DIR` shared with this one. */
+  env?: Record<string, string>;
+}
 
 /** A running desktop fabric. */
 export interface DesktopFabric {
@@ -30,14 +46,17 @@ export interface DesktopFabric {
 export async function withDesktopFabric<T>(
   prefix: string,
   fn: (fabric: DesktopFabric) => Promise<T>,
+  options: DesktopFabricOptions = {},
 ): Promise<T> {
+  const FABRICD = [`${await checkoutImageDir()}/${LAUNCHER}`];
+  const env = Object.entries(options.env ?? { DENO_DIR }).map(([k, v]) => `${k}=${v}`);
   const dir = await Deno.makeTempDir({ prefix });
   const fabric = `${dir}/fabric.yaml`;
   const fabricd = (args: string[], options: { timeoutS?: number } = {}) =>
     testnetExec("desktop", [
       ...(options.timeoutS ? ["timeout", String(options.timeoutS)] : []),
       "env",
-      `DENO_DIR=${DENO_DIR}`,
+      ...env,
       ...FABRICD,
       ...args.slice(0, 1),
       "--fabric",
@@ -46,7 +65,7 @@ export async function withDesktopFabric<T>(
     ]);
   const up = testnetSpawn("desktop", [
     "env",
-    `DENO_DIR=${DENO_DIR}`,
+    ...env,
     ...FABRICD,
     "up",
     "--dir",

@@ -1,20 +1,20 @@
 /**
- * Run inside the testnet's desktop namespace by ssh_fabric_test.ts: ships this
- * fabricd's image to HOST while claiming a wrong SHA-256, and prints what
+ * Run inside the testnet's desktop namespace by ssh_fabric_test.ts: ships the
+ * image in IMAGE_DIR to HOST while claiming a wrong SHA-256, and prints what
  * happened as JSON. The image must be refused and leave nothing in the cache.
  */
-import { selfImage } from "../../src/image/self_image.ts";
+import { readImageDir } from "../../src/image/image_dir.ts";
 import { shipImage } from "../../src/image/ship.ts";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
 
-const [host, dir] = Deno.args;
+const [host, dir, imageDir] = Deno.args;
 const ssh = new SshConnection({ host: host! }, { controlDir: `${dir}/ssh-check` });
 try {
-  const image = await selfImage({ cacheDir: `${dir}/cache` });
+  const image = await readImageDir(imageDir!);
   const forged = { ...image, hash: "f".repeat(64) };
   let error = "";
   try {
-    await shipImage(forged, ssh, { expectHash: "0".repeat(64), progress: false });
+    await shipImage(forged, ssh, { expectHash: "0".repeat(64) });
   } catch (caught) {
     error = (caught as Error).message;
   }

@@ -5,7 +5,7 @@
  * when FABRIC_E2E=require.
  */
 import assert from "node:assert/strict";
-import { DENO_DIR, withDesktopFabric } from "./_desktop_fabric.ts";
+import { checkoutImageDir, DENO_DIR, withDesktopFabric } from "./_desktop_fabric.ts";
 import {
   checkTestnet,
   TESTNET_ADDR,
@@ -190,6 +190,7 @@ Deno.test({
           script,
           "gateway",
           dir,
+          await checkoutImageDir(),
         ]);
         assert.equal(out.code, 0, out.stderr);
         const result = JSON.parse(out.stdout) as { error: string; cache: string[] };

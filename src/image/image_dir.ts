@@ -1,0 +1,134 @@
+/**
+ * The image directory: what a host needs to run fabricd, as files named in a
+ * SHA-256 manifest written when the image is built. The same layout is the
+ * output of `fabricd image build`, an entry of the cache on every host
+ * (`~/.cache/fabricd/<hash>/`) and an installed copy:
+ *
+ * ```
+ * fabricd        the launcher: runs js/main.js with this deno, offline
+ * deno           the Deno runtime
+ * js/main.js     the bundle's entry, beside its chunks (js/chunk-*.js)
+ * manifest       "<sha256>  <path>" per file, sorted: `sha256sum -c manifest` checks it
+ * .complete      written last: a directory without it is unfinished
+ * ```
+ *
+ * A compiled image (`deno compile`) has `fabricd` alone. The image hash is
+ * SHA-256 over the manifest, so the same files give the same hash anywhere.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
+
+/** File listing the image's files with their SHA-256. */
+export const MANIFEST = "manifest";
+
+/** Marker written after everything else: the image is whole. */
+export const COMPLETE = ".complete";
+
+/** The executable at the root of every image. */
+export const LAUNCHER = "fabricd";
+
+/** The bundle's entry, relative to the image directory. */
+export const ENTRY = "js/main.js";
+
+/** One file of an image. */
+export interface ImageFile {
+  /** Path inside the image directory, with `/` separators: `deno`, `js/main.js`. */
+  name: string;
+  /** Where it is on this host. */
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+/** A content-addressed image. */
+export interface SelfImage {
+  /** `binary`: one compiled executable; `bundle`: deno, launcher and bundle. */
+  kind: "binary" | "bundle";
+  /** SHA-256 over the manifest: names the cache directory on every host. */
+  hash: string;
+  /** The manifest's text, as written at build time and shipped unchanged. */
+  manifest: string;
+  files: ImageFile[];
+}
+
+/** A directory that is not a whole image. */
+export class ImageDirError extends Error {
+  /** Builds the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ImageDirError";
+  }
+}
+
+/** The manifest's text for `files` (sorted by name, as `sha256sum` writes it). */
+export function manifestText(files: readonly { name: string; sha256: string }[]): string {
+  return [...files].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    .map((f) => `${f.sha256}  ${f.name}\n`).join("");
+}
+
+/** The image hash of a manifest's text. */
+export function imageHash(manifest: string): string {
+  return createHash("sha256").update(`fabricd-image-v2\n${manifest}`).digest("hex");
+}
+
+/**
+ * Reads the image in `dir` from its manifest, without hashing its files again
+ * (they were hashed when it was built or verified on arrival).
+ * @throws {ImageDirError} when the manifest or a file is missing or malformed.
+ */
+export async function readImageDir(dir: string): Promise<SelfImage> {
+  let manifest: string;
+  try {
+    await Deno.stat(join(dir, COMPLETE));
+    manifest = await Deno.readTextFile(join(dir, MANIFEST));
+  } catch (error) {
+    throw new ImageDirError(
+      `"${dir}" is not a whole fabricd image (no ${MANIFEST} or ${COMPLETE}): build one with "fabricd image build --out DIR"`,
+      { cause: error },
+    );
+  }
+  const files: ImageFile[] = [];
+  for (const line of manifest.split("\n").filter(Boolean)) {
+    const match = /^([0-9a-f]{64}) {2}([A-Za-z0-9._/-]+)$/.exec(line);
+    if (!match || match[2]!.split("/").some((part) => part === ".." || part === "")) {
+      throw new ImageDirError(`Malformed line in "${join(dir, MANIFEST)}": "${line}"`);
+    }
+    const path = join(dir, match[2]!);
+    let size: number;
+    try {
+      size = (await Deno.stat(path)).size;
+    } catch (error) {
+      throw new ImageDirError(`Image "${dir}" lacks "${match[2]}": build it again`, {
+        cause: error,
+      });
+    }
+    files.push({ name: match[2]!, path, sha256: match[1]!, size });
+  }
+  const names = new Set(files.map((f) => f.name));
+  if (!names.has(LAUNCHER)) throw new ImageDirError(`Image "${dir}" has no "${LAUNCHER}"`);
+  const kind = names.has(ENTRY) && names.has("deno") ? "bundle" : "binary";
+  return { kind, hash: imageHash(manifest), manifest, files };
+}
+
+/** Describes files on this host as an image, hashing each once. */
+export async function imageOf(
+  kind: SelfImage["kind"],
+  files: { name: string; path: string }[],
+): Promise<SelfImage> {
+  const hashed: ImageFile[] = [];
+  for (const file of files) {
+    const size = (await Deno.stat(file.path)).size;
+    hashed.push({ ...file, size, sha256: await sha256File(file.path) });
+  }
+  const manifest = manifestText(hashed);
+  return { kind, hash: imageHash(manifest), manifest, files: hashed };
+}
+
+/** SHA-256 of a file, hex. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Uint8Array);
+  return hash.digest("hex");
+}
