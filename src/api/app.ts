@@ -15,6 +15,7 @@ import { serviceRoutes } from "./service_routes.ts";
 import {
   BootstrapRefusedError,
   ConflictError,
+  RateLimitedError,
   type ServiceHandlers,
   SpawnFailedError,
 } from "./service_handlers.ts";
@@ -91,6 +92,9 @@ export function createApp(deps: AppDeps): Hono {
       body.id = error.serviceId;
       body.exitCode = error.exitCode;
     }
+    if (error instanceof RateLimitedError) {
+      c.header("retry-after", String(error.retryAfterSeconds));
+    }
     return c.json(body, status);
   });
   return app;
@@ -99,6 +103,7 @@ export function createApp(deps: AppDeps): Hono {
 function statusOf(error: Error): ContentfulStatusCode {
   if (error instanceof HTTPException) return error.status as ContentfulStatusCode;
   if (error instanceof BootstrapRefusedError) return 403;
+  if (error instanceof RateLimitedError) return 429;
   if (error instanceof ConflictError) return 409;
   if (error instanceof SpawnFailedError) return 502;
   if (error.name === "LauncherUrlError") return 400;

@@ -31,6 +31,8 @@ export const roleOptionsSchema = z.record(
 /** `POST /v1/bootstrap`: the new service proves it holds the one-time password. */
 export const bootstrapRequestSchema = z.strictObject({
   id: serviceId,
+  /** Names the pending password: `passwordHandle(password)`, never the public ID. */
+  handle: base64url.length(22, "must be the password's handle (22 base64url characters)"),
   publicKey: base64url.length(43, "must be a base64url X25519 public key (43 characters)"),
   endpoint: z.url({ protocol: /^https?$/ }),
   proof: base64url.length(43, "must be a base64url HMAC-SHA256 (43 characters)"),

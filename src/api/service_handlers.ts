@@ -39,6 +39,18 @@ export class BootstrapRefusedError extends Error {
   }
 }
 
+/** Too many refused bootstrap attempts from one source (HTTP 429 with Retry-After). */
+export class RateLimitedError extends Error {
+  /** Seconds the source should wait. */
+  readonly retryAfterSeconds: number;
+  /** Builds the error. */
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.name = "RateLimitedError";
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** A request that conflicts with the service's state (HTTP 409). */
 export class ConflictError extends Error {
   /** Builds the error. */
@@ -67,8 +79,11 @@ export class SpawnFailedError extends Error {
 export interface ServiceHandlers {
   /** `GET /v1/status`. */
   status(): ServiceStatus;
-  /** `POST /v1/bootstrap`; throws {@linkcode BootstrapRefusedError}. */
-  bootstrap(request: BootstrapRequest): Promise<SealedBundle>;
+  /**
+   * `POST /v1/bootstrap` from the address `source`; throws
+   * {@linkcode BootstrapRefusedError} or {@linkcode RateLimitedError}.
+   */
+  bootstrap(request: BootstrapRequest, source: string): Promise<SealedBundle>;
   /** `POST /v1/configure`; throws {@linkcode ConflictError} when already configured. */
   configure(request: ConfigureRequest): Promise<ConfigureAnswer>;
   /** `POST /v1/spawn`; throws {@linkcode SpawnFailedError}. */

@@ -20,7 +20,7 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
   const app = new Hono();
   app.get("/health", (c) => c.json({ ok: true }));
   app.post("/bootstrap", jsonBody(bootstrapRequestSchema), async (c) => {
-    return c.json(await handlers.bootstrap(c.req.valid("json")));
+    return c.json(await handlers.bootstrap(c.req.valid("json"), sourceOf(c.env)));
   });
   app.post("/configure", jsonBody(configureRequestSchema), async (c) => {
     return c.json(await handlers.configure(c.req.valid("json")));
@@ -45,4 +45,10 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
     return c.json({ state: "STOPPED" });
   });
   return app;
+}
+
+/** The peer's address from the server's connection info (`Deno.serve`'s second argument). */
+function sourceOf(env: unknown): string {
+  const addr = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr;
+  return typeof addr?.hostname === "string" ? addr.hostname : "unknown";
 }

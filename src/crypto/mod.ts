@@ -25,11 +25,11 @@
  * ```ts
  * import {
  *   bootstrapTranscript, derivePasswordKey, generateEphemeralKey, OneTimePasswords, openBundle,
- *   proveBootstrap, sealBundle,
+ *   passwordHandle, proveBootstrap, sealBundle,
  * } from "./src/crypto/mod.ts";
  *
  * const passwords = new OneTimePasswords();
- * const password = passwords.issue("svc-1"); // to the child in FABRIC_OTP
+ * const password = passwords.issue("svc-1"); // to the child on its standard input
  *
  * // child
  * const ephemeral = await generateEphemeralKey();
@@ -37,7 +37,8 @@
  * const proof = proveBootstrap(derivePasswordKey(password), bootstrapTranscript(input));
  *
  * // parent
- * const outcome = passwords.consume("svc-1", bootstrapTranscript(input), proof);
+ * const claim = { handle: passwordHandle(password), serviceId: "svc-1" };
+ * const outcome = passwords.consume({ ...claim, transcript: bootstrapTranscript(input) }, proof);
  * if (!outcome.ok) throw new Error(outcome.message);
  * const info = "fabricd-bundle-v1\nsvc-1";
  * const sealed = await sealBundle(new TextEncoder().encode("{}"), {
@@ -71,8 +72,10 @@ export {
   type IssueOptions,
   OneTimePasswords,
   type OneTimePasswordsOptions,
+  passwordHandle,
   type ProofOutcome,
   proveBootstrap,
+  REFUSED_MESSAGE,
 } from "./one_time_password.ts";
 export { NonceJournal, type NonceJournalOptions } from "./nonce_journal.ts";
 export {

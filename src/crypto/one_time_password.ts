@@ -5,7 +5,9 @@
  * `passwordKey`, a SHA-256 of it. The new service proves that it knows the
  * password with an HMAC over a transcript of its bootstrap request, so the
  * password never crosses the wire. A password is single use, expires, and is
- * burnt after too many bad proofs.
+ * burnt after too many bad proofs. A pending password is addressed by its
+ * handle, derived from the password itself, never by the public service ID:
+ * who cannot name the handle cannot touch the password.
  *
  * @module
  */
@@ -47,6 +49,30 @@ export interface IssueOptions {
 }
 
 const KEY_LENGTH = 32;
+const HANDLE_BYTES = 16;
+
+/** The one answer to an unknown handle and to a wrong proof, so neither tells what is pending. */
+export const REFUSED_MESSAGE =
+  "Bootstrap refused: wrong one-time password or proof; check the password and the parent endpoint";
+
+/**
+ * Derives the handle by which a new service addresses its pending password:
+ * base64url of the first 16 bytes of SHA-256 of `"fabricd-otp-handle-v1\0"`
+ * and the password's UTF-8 bytes (22 characters). It names the password
+ * without revealing it or the password key.
+ *
+ * @param password The password as issued (base64url).
+ * @returns The handle, 22 base64url characters.
+ * @throws {TypeError} If `password` is not a non-empty string.
+ */
+export function passwordHandle(password: string): string {
+  if (typeof password !== "string" || password === "") {
+    throw new TypeError("Password must be a non-empty string: pass the password as given");
+  }
+  const digest = createHash("sha256").update("fabricd-otp-handle-v1\0", "utf8")
+    .update(password, "utf8").digest();
+  return toBase64Url(digest.subarray(0, HANDLE_BYTES));
+}
 
 /**
  * Derives the `passwordKey` that the spawner stores instead of the password:
@@ -111,6 +137,7 @@ export function proveBootstrap(passwordKey: Uint8Array, transcript: string): str
 }
 
 interface Entry {
+  serviceId: string;
   passwordKey: Uint8Array;
   expiresAt: number;
   badProofs: number;
@@ -118,8 +145,8 @@ interface Entry {
 }
 
 /**
- * The spawner's one-time passwords, one per service ID. It holds only the
- * password keys. A used or burnt password stays as a marker until its TTL
+ * The spawner's one-time passwords, one per service ID, found by their
+ * handle ({@linkcode passwordHandle}). It holds only the password keys. A used or burnt password stays as a marker until its TTL
  * ends, so that late callers learn "used" or "burnt"; then it is swept and
  * reads as "unknown". `issue()` sweeps whenever the store has doubled since
  * the last sweep and `size` always does, which keeps memory bounded by about
@@ -128,7 +155,10 @@ interface Entry {
 export class OneTimePasswords {
   readonly #maxBadProofs: number;
   readonly #now: () => number;
+  /** By handle. */
   readonly #entries = new Map<string, Entry>();
+  /** The handle of each service's current password. */
+  readonly #handles = new Map<string, string>();
   #sweepAt = 64;
 
   /**
@@ -170,7 +200,11 @@ export class OneTimePasswords {
       this.#sweepAt = Math.max(64, 2 * this.#entries.size);
     }
     const password = randomBytes(KEY_LENGTH).toString("base64url");
-    this.#entries.set(serviceId, {
+    this.discard(serviceId);
+    const handle = passwordHandle(password);
+    this.#handles.set(serviceId, handle);
+    this.#entries.set(handle, {
+      serviceId,
       passwordKey: derivePasswordKey(password),
       expiresAt: this.#now() + ttlMs,
       badProofs: 0,
@@ -183,28 +217,29 @@ export class OneTimePasswords {
    * Checks a proof in constant time and, if it is right, consumes the
    * password in the same synchronous step: of many concurrent calls with
    * right proofs exactly one gets `ok`, the others "used". A wrong or
-   * malformed proof counts; the `maxBadProofs`-th burns the password.
+   * malformed proof for a known handle counts; the `maxBadProofs`-th burns
+   * the password. An unknown handle changes nothing. Unknown handles and
+   * wrong proofs get the same message ({@linkcode REFUSED_MESSAGE}).
    *
-   * @param serviceId The service that claims the password.
-   * @param transcript The transcript its proof covers, rebuilt by the caller.
+   * @param claim The handle of the password, the service that claims it, and
+   * the transcript its proof covers (rebuilt by the caller).
    * @param proof The proof it sent (base64url).
    * @returns `{ ok: true, passwordKey }` (the key to seal the bundle with), or
    * `{ ok: false, reason, message }`.
    * @throws {TypeError} If `transcript` is not a string.
    */
-  consume(serviceId: string, transcript: string, proof: string): ProofOutcome {
+  consume(
+    claim: { handle: string; serviceId: string; transcript: string },
+    proof: string,
+  ): ProofOutcome {
+    const { handle, serviceId, transcript } = claim;
     if (typeof transcript !== "string") {
       throw new TypeError(
         "Bootstrap transcript must be a string: build it with bootstrapTranscript()",
       );
     }
-    const entry = typeof serviceId === "string" ? this.#entries.get(serviceId) : undefined;
-    if (entry === undefined) {
-      return refuse(
-        "unknown",
-        `No one-time password for service ${quote(serviceId)}: spawn it again`,
-      );
-    }
+    const entry = typeof handle === "string" ? this.#entries.get(handle) : undefined;
+    if (entry === undefined) return refuse("unknown", REFUSED_MESSAGE);
     if (entry.state === "used") {
       return refuse("used", "One-time password already used: spawn the service again");
     }
@@ -216,19 +251,30 @@ export class OneTimePasswords {
     }
     const expected = createHmac("sha256", entry.passwordKey).update(transcript, "utf8").digest();
     const given = fromBase64Url(proof);
-    if (given?.length !== expected.length || !timingSafeEqual(given, expected)) {
+    const right = given?.length === expected.length && timingSafeEqual(given, expected);
+    if (!right || serviceId !== entry.serviceId) {
       entry.badProofs++;
       if (entry.badProofs >= this.#maxBadProofs) {
         entry.state = "burnt";
         entry.passwordKey.fill(0);
-        return refuse("bad-proof", "Wrong bootstrap proof; the password is now burnt: spawn again");
       }
-      return refuse("bad-proof", "Wrong bootstrap proof: check FABRIC_OTP and the parent endpoint");
+      return refuse("bad-proof", REFUSED_MESSAGE);
     }
     entry.state = "used";
     const passwordKey = entry.passwordKey.slice();
     entry.passwordKey.fill(0);
     return { ok: true, passwordKey };
+  }
+
+  /**
+   * Tells whether `handle` names a password this store holds (usable or
+   * not), without touching it: the bootstrap's rate limit spares them.
+   *
+   * @param handle A handle from {@linkcode passwordHandle}.
+   * @returns Whether the handle is known.
+   */
+  knows(handle: string): boolean {
+    return this.#entries.has(handle);
   }
 
   /**
@@ -239,9 +285,11 @@ export class OneTimePasswords {
    * @returns `true` if there was an entry (usable or not) to forget.
    */
   discard(serviceId: string): boolean {
-    const entry = this.#entries.get(serviceId);
-    entry?.passwordKey.fill(0);
-    return this.#entries.delete(serviceId);
+    const handle = this.#handles.get(serviceId);
+    if (handle === undefined) return false;
+    this.#handles.delete(serviceId);
+    this.#entries.get(handle)?.passwordKey.fill(0);
+    return this.#entries.delete(handle);
   }
 
   /**
@@ -252,7 +300,8 @@ export class OneTimePasswords {
    * @returns Whether {@linkcode OneTimePasswords.consume} could still succeed.
    */
   has(serviceId: string): boolean {
-    const entry = this.#entries.get(serviceId);
+    const handle = this.#handles.get(serviceId);
+    const entry = handle === undefined ? undefined : this.#entries.get(handle);
     return entry?.state === "live" && this.#now() < entry.expiresAt;
   }
 
@@ -272,10 +321,11 @@ export class OneTimePasswords {
 
   #sweep(): void {
     const now = this.#now();
-    for (const [serviceId, entry] of this.#entries) {
+    for (const [handle, entry] of this.#entries) {
       if (now >= entry.expiresAt) {
         entry.passwordKey.fill(0);
-        this.#entries.delete(serviceId);
+        this.#entries.delete(handle);
+        if (this.#handles.get(entry.serviceId) === handle) this.#handles.delete(entry.serviceId);
       }
     }
   }

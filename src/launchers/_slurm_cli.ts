@@ -71,7 +71,8 @@ export function phaseOf(state: string): BatchPhase {
 /**
  * The batch script for `request`. Secrets never appear in it: the job gets
  * the one-time password through the environment that `sbatch` passes on
- * (`--export` names the variables, their values stay out of argv and files).
+ * (`--export` names the variables, their values stay out of argv and files),
+ * and the script moves it to fabricd's standard input before it execs.
  */
 export function jobScript(request: JobRequest): string {
   const lines = [
@@ -91,7 +92,14 @@ export function jobScript(request: JobRequest): string {
     // At the walltime Slurm sends SIGTERM, on which a fabric service records
     // STOPPED and exits, then SIGKILL after the cluster's KillWait.
     ...(request.walltimeMinutes > 0 ? [`#SBATCH --time=${request.walltimeMinutes}`] : []),
-    `exec ${request.command.map(shellWord).join(" ")}`,
+    // The password reaches the job in its environment (Slurm's only channel);
+    // fabricd gets it on standard input and without it in its own environment,
+    // so /proc/PID/environ of the service never shows it.
+    "otp=$FABRIC_OTP",
+    "unset FABRIC_OTP",
+    `exec ${request.command.map(shellWord).join(" ")} <<FABRIC_OTP_END`,
+    "$otp",
+    "FABRIC_OTP_END",
     "",
   ];
   return lines.join("\n");

@@ -4,7 +4,9 @@
  * The child is detached (its own session and process group), so it outlives its
  * spawner: a crashed spawner or application must not take the fabric down with
  * it (docs/architecture.md, "Process lifetime"). Its standard output and error
- * go to a per-service log file.
+ * go to a per-service log file. The one-time password goes on its standard
+ * input, a pipe only the child reads: never in its environment, which
+ * /proc/PID/environ shows for the process's whole life.
  * @module
  */
 import { join } from "node:path";
@@ -34,7 +36,8 @@ export class LocalLauncher implements Launcher {
   }
 
   /**
-   * Starts `fabricd ARGS` detached, with `spec.env` added to this environment.
+   * Starts `fabricd ARGS` detached, with `spec.env` added to this environment
+   * except `FABRIC_OTP`, which is written to the child's standard input.
    * @throws {Error} when the log directory cannot be created or the process cannot start.
    */
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
@@ -43,22 +46,27 @@ export class LocalLauncher implements Launcher {
     const logFile = join(logDir, `${spec.id}.log`);
     const self = selfCommand();
     // sh redirects output to the log file so the child keeps no pipe to us
-    // and survives our death without SIGPIPE.
+    // and survives our death without SIGPIPE; its stdin is a pipe that we
+    // close once the password is written.
+    const { FABRIC_OTP: password = "", ...env } = spec.env;
     const child = new Deno.Command("/bin/sh", {
       args: [
         "-c",
-        'exec "$0" "$@" >>"$FABRIC_LOG_FILE" 2>&1 </dev/null',
+        'exec "$0" "$@" >>"$FABRIC_LOG_FILE" 2>&1',
         self.executable,
         ...self.prefix,
         ...spec.args,
         ...(spec.args.includes("--dir") ? [] : ["--dir", this.#dir]),
       ],
-      env: { ...spec.env, FABRIC_LOG_FILE: logFile },
-      stdin: "null",
+      env: { ...env, FABRIC_LOG_FILE: logFile },
+      stdin: "piped",
       stdout: "null",
       stderr: "null",
       detached: true,
     }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(`${password}\n`)).catch(() => {});
+    await writer.close().catch(() => {});
     let done = false;
     const exited = child.status.then((status) => {
       done = true;

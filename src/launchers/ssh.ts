@@ -83,20 +83,24 @@ export class SshLauncher implements Launcher {
     const script = [
       `c=${REMOTE_CACHE}`,
       'mkdir -p "$c/logs"',
-      "IFS= read -r FABRIC_OTP; IFS= read -r FABRIC_PARENT; IFS= read -r FABRIC_PIN",
-      "export FABRIC_OTP FABRIC_PARENT FABRIC_PIN",
-      `cd "$c" && setsid ${command} ${args} >>"${log}" 2>&1 </dev/null &`,
+      // The password is the channel's third line: left there for the service
+      // to read on its stdin (fd 3 keeps it past the background job's
+      // /dev/null), never exported, so /proc/PID/environ does not show it.
+      "IFS= read -r FABRIC_PARENT; IFS= read -r FABRIC_PIN",
+      "export FABRIC_PARENT FABRIC_PIN",
+      "exec 3<&0",
+      `cd "$c" && setsid ${command} ${args} >>"${log}" 2>&1 <&3 3<&- &`,
       "pid=$!",
-      "unset FABRIC_OTP",
+      "exec 3<&-",
       'echo "PID $pid"',
       'wait "$pid"; echo "EXIT $?"',
     ].join("\n");
     const child = await this.#ssh.spawn(script);
     const writer = child.stdin.getWriter();
     const lines = [
-      spec.env.FABRIC_OTP ?? "",
       spec.env.FABRIC_PARENT ?? "",
       spec.env.FABRIC_PIN ?? "",
+      spec.env.FABRIC_OTP ?? "",
     ];
     await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
     await writer.close();

@@ -1,7 +1,9 @@
 /**
- * The new service's side of the bootstrap (DESIGN.md steps 4-5): prove the
- * one-time password to the parent, open the sealed key bundle and check the
- * fabric fingerprint against the pin.
+ * The new service's side of the bootstrap (DESIGN.md steps 4-5): read the
+ * one-time password from standard input (a channel only this process reads;
+ * never the environment, which stays readable in /proc), prove it to the
+ * parent under the password's handle, open the sealed key bundle and check
+ * the fabric fingerprint against the pin.
  * @module
  */
 import { type KeyBundle, keyBundleSchema } from "../api/schemas.ts";
@@ -9,6 +11,7 @@ import { type FabricKeys, importFabricKeys } from "../crypto/keys.ts";
 import {
   bootstrapTranscript,
   derivePasswordKey,
+  passwordHandle,
   proveBootstrap,
 } from "../crypto/one_time_password.ts";
 import { generateEphemeralKey, openBundle, type SealedBundle } from "../crypto/seal.ts";
@@ -41,19 +44,38 @@ export interface BootstrapOutcome {
   parent: RegistryEndpoint;
 }
 
+/** Options of {@linkcode takeBootstrapEnv}. */
+export interface TakeBootstrapEnvOptions {
+  /** Where the password comes from. Default `Deno.stdin.readable`. */
+  input?: ReadableStream<Uint8Array>;
+  /** How long to wait for the password line, ms. Default 10000. */
+  timeoutMs?: number;
+}
+
 /**
- * Reads `FABRIC_OTP`, `FABRIC_PARENT` (`ID@URL`) and `FABRIC_PIN`, then removes
- * them from the environment so no child inherits the password.
- * Returns null when `FABRIC_OTP` is absent (a root service).
+ * Reads `FABRIC_PARENT` (`ID@URL`) and `FABRIC_PIN` from the environment and
+ * removes them, then reads the one-time password as one line from standard
+ * input, where the launcher wrote it. Returns null without `FABRIC_PARENT`
+ * (a root service).
  *
- * @throws {BootstrapError} (78) when the variables are incomplete or malformed.
+ * @throws {BootstrapError} (78) when the variables are malformed, when
+ * `FABRIC_OTP` is in the environment (the password must not be there), or
+ * when no password line arrives in time.
  */
-export function takeBootstrapEnv(): BootstrapEnv | null {
-  const password = Deno.env.get("FABRIC_OTP");
-  const parent = Deno.env.get("FABRIC_PARENT") ?? "";
+export async function takeBootstrapEnv(
+  options: TakeBootstrapEnvOptions = {},
+): Promise<BootstrapEnv | null> {
+  const inEnv = Deno.env.get("FABRIC_OTP") !== undefined;
+  const parent = Deno.env.get("FABRIC_PARENT");
   const pin = Deno.env.get("FABRIC_PIN") ?? "";
   for (const name of ["FABRIC_OTP", "FABRIC_PARENT", "FABRIC_PIN"]) Deno.env.delete(name);
-  if (password === undefined) return null;
+  if (inEnv) {
+    throw new BootstrapError(
+      'FABRIC_OTP must not be in the environment, where /proc shows it: the password comes on standard input (start services with "fabricd spawn")',
+      EXIT.CONFIG,
+    );
+  }
+  if (parent === undefined) return null;
   const at = parent.indexOf("@");
   if (at < 1 || !/^https?:\/\//.test(parent.slice(at + 1)) || !pin) {
     throw new BootstrapError(
@@ -61,7 +83,43 @@ export function takeBootstrapEnv(): BootstrapEnv | null {
       EXIT.CONFIG,
     );
   }
+  const password = await readPasswordLine(
+    options.input ?? Deno.stdin.readable,
+    options.timeoutMs ?? 10_000,
+  );
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(password)) {
+    throw new BootstrapError(
+      'No one-time password on standard input: start services with "fabricd spawn"',
+      EXIT.CONFIG,
+    );
+  }
   return { password, parent: { id: parent.slice(0, at), url: parent.slice(at + 1) }, pin };
+}
+
+/** The first line of `input` (at most 256 bytes), or "" at its end or after `timeoutMs`. */
+async function readPasswordLine(
+  input: ReadableStream<Uint8Array>,
+  timeoutMs: number,
+): Promise<string> {
+  const reader = input.getReader();
+  const bytes: number[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<null>((
+    resolve,
+  ) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+  try {
+    while (bytes.length <= 256) {
+      const chunk = await Promise.race([reader.read(), timeout]);
+      if (chunk === null || chunk.done) break;
+      const end = chunk.value.indexOf(0x0a);
+      bytes.push(...(end >= 0 ? chunk.value.subarray(0, end) : chunk.value));
+      if (end >= 0) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
+  return bytes.length > 256 ? "" : new TextDecoder().decode(Uint8Array.from(bytes)).trim();
 }
 
 /** Options of {@linkcode bootstrapFromParent}. */
@@ -91,6 +149,7 @@ export async function bootstrapFromParent(
   });
   const body = JSON.stringify({
     id: options.serviceId,
+    handle: passwordHandle(env.password),
     publicKey: ephemeral.publicKey,
     endpoint: options.endpoint,
     proof: proveBootstrap(passwordKey, transcript),
@@ -139,12 +198,19 @@ async function postWithRetry(url: URL, body: string, options: BootstrapOptions):
   let delay = 100;
   for (;;) {
     try {
-      return await fetch(url, {
+      const answer = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body,
         signal: AbortSignal.timeout(Math.max(500, deadline - Date.now())),
       });
+      // 429: the parent limits refused attempts from this address (others may
+      // share it); wait as told while time remains.
+      const wait = Math.min(5, Number(answer.headers.get("retry-after") ?? "1") || 1) * 1000;
+      if (answer.status !== 429 || Date.now() + wait >= deadline) return answer;
+      await answer.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      continue;
     } catch (cause) {
       if (Date.now() + delay >= deadline) {
         throw new BootstrapError(

@@ -3,7 +3,7 @@
  *
  * A root service (started by `fabricd up`) reads the key file given with
  * `--key`; every other service bootstraps from its parent with the one-time
- * password in its environment. Exit codes follow the README's table.
+ * password it reads on standard input. Exit codes follow the README's table.
  * @module
  */
 import { join } from "node:path";
@@ -51,13 +51,15 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   }
   let bootstrapEnv;
   try {
-    bootstrapEnv = takeBootstrapEnv();
+    bootstrapEnv = await takeBootstrapEnv();
   } catch (error) {
     logger.error("{message}", { message: (error as Error).message });
     return (error as BootstrapError).exitCode ?? EXIT.CONFIG;
   }
   if (!bootstrapEnv && !options.keyFile) {
-    logger.error('No FABRIC_OTP and no --key: start services with "fabricd spawn" or "fabricd up"');
+    logger.error(
+      'No FABRIC_PARENT and no --key: start services with "fabricd spawn" or "fabricd up"',
+    );
     return EXIT.CONFIG;
   }
   const id = options.id ?? newServiceId(options.role);
@@ -84,7 +86,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     notBeforeSeconds: startedSeconds - CLOCK_SKEW_SECONDS,
     handlers: {
       status: () => service!.status(),
-      bootstrap: (r) => service!.bootstrap(r),
+      bootstrap: (r, source) => service!.bootstrap(r, source),
       configure: (r) => service!.configure(r),
       spawn: (r) => service!.spawn(r),
       openSession: (s) => service!.openSession(s),

@@ -60,6 +60,8 @@ export class FabricService implements ServiceHandlers {
   #parent: RegistryEndpoint | null = null;
   #started = Date.now();
   #stopping: Promise<void> | null = null;
+  /** Set when this instance learnt it was replaced (or fenced itself off). */
+  #replaced = false;
   #supervisor: Supervisor | null = null;
   /** Children launched by spawns that have not returned yet. */
   #spawning = new Set<LaunchedProcess>();
@@ -177,6 +179,7 @@ export class FabricService implements ServiceHandlers {
           reason,
         });
         this.exitCode = EXIT.FAILURE;
+        this.#replaced = true;
         this.#stopRequested(`replaced or cut off: ${reason}`);
       },
     });
@@ -211,13 +214,18 @@ export class FabricService implements ServiceHandlers {
     };
   }
 
-  bootstrap(request: BootstrapRequest): Promise<SealedBundle> {
+  bootstrap(request: BootstrapRequest, source: string): Promise<SealedBundle> {
     if (!this.#handover) throw new ConflictError("Service is not bootstrapped itself yet");
-    return this.#handover.answer(request);
+    return this.#handover.answer(request, source);
   }
 
   async configure(request: ConfigureRequest): Promise<ConfigureAnswer> {
+    if (this.#placement || this.#placing) {
+      throw new ConflictError(`Service "${this.identity.id}" is already configured`);
+    }
     if (request.role !== this.identity.role) {
+      // Refused before it was ever configured: this instance will not serve.
+      this.#state = "FAILED";
       throw new ConflictError(
         `Service "${this.identity.id}" runs as ${this.identity.role}, not ${request.role}`,
       );
@@ -238,6 +246,7 @@ export class FabricService implements ServiceHandlers {
         options: request.options,
       });
     } catch (error) {
+      this.#state = "FAILED";
       if (!(error instanceof StateLostError)) throw error;
       this.exitCode = EXIT.STATE_LOST;
       this.#stopRequested(`state lost: ${error.message}`);
@@ -371,7 +380,9 @@ export class FabricService implements ServiceHandlers {
     this.#supervisor?.stop();
     this.#heartbeats?.stop();
     const placement = this.#placement;
-    if (placement && this.#state === "ALIVE") {
+    // A replaced instance's record is its successor's: it writes nothing, and
+    // stops at once (its registry may not even be reachable).
+    if (placement && this.#state === "ALIVE" && !this.#replaced) {
       try {
         await this.registry().transition(this.identity.id, {
           incarnation: placement.incarnation,
@@ -386,7 +397,7 @@ export class FabricService implements ServiceHandlers {
       }
     }
     this.#state = finalState;
-    await this.#role?.stop();
+    await this.#role?.stop({ urgent: this.#replaced });
     // Children still bootstrapping would outlive this service unseen.
     for (const child of this.#spawning) child.kill("SIGTERM");
     await closeLaunchers();

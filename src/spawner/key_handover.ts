@@ -1,12 +1,20 @@
 /**
  * The parent's side of the bootstrap (DESIGN.md steps 2 and 4): one-time
  * passwords, checking a child's proof, and sealing the key bundle for it.
+ * A child names its pending password by the password's handle, so strangers
+ * who know its (public) service ID cannot touch it; refused attempts are
+ * rate-limited per source address.
  * @module
  */
+import { RateLimiter } from "../api/rate_limiter.ts";
 import type { BootstrapRequest, KeyBundle } from "../api/schemas.ts";
-import { BootstrapRefusedError } from "../api/service_handlers.ts";
+import { BootstrapRefusedError, RateLimitedError } from "../api/service_handlers.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
-import { bootstrapTranscript, OneTimePasswords } from "../crypto/one_time_password.ts";
+import {
+  bootstrapTranscript,
+  OneTimePasswords,
+  REFUSED_MESSAGE,
+} from "../crypto/one_time_password.ts";
 import { peerKeyProblem, sealBundle, type SealedBundle } from "../crypto/seal.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 
@@ -19,7 +27,7 @@ export interface BootstrapArrival {
 
 /** A password handed out and the child's arrival awaited. */
 export interface ExpectedChild {
-  /** The one-time password, to pass in the child's environment only. */
+  /** The one-time password, to pass on a channel only the child reads (its stdin). */
   password: string;
   /** Resolves when the child has bootstrapped. */
   arrived: Promise<BootstrapArrival>;
@@ -35,6 +43,8 @@ export interface KeyHandoverOptions {
   self: RegistryEndpoint;
   /** Passwords, shared so tests can inject a clock. Default a new store. */
   passwords?: OneTimePasswords;
+  /** Refused attempts per source address. Default: a burst of 10, then 2 a second. */
+  limiter?: RateLimiter;
 }
 
 /** The info string binding a sealed bundle to one service. */
@@ -46,6 +56,7 @@ export function bundleInfo(serviceId: string): string {
 export class KeyHandover {
   #options: KeyHandoverOptions;
   #passwords: OneTimePasswords;
+  #limiter: RateLimiter;
   #waiting = new Map<string, (arrival: BootstrapArrival) => void>();
   #views = new Map<string, { parentUrl: string; registries: RegistryEndpoint[] }>();
 
@@ -53,6 +64,7 @@ export class KeyHandover {
   constructor(options: KeyHandoverOptions) {
     this.#options = options;
     this.#passwords = options.passwords ?? new OneTimePasswords();
+    this.#limiter = options.limiter ?? new RateLimiter();
   }
 
   /** Passwords currently usable (for status and tests). */
@@ -94,11 +106,25 @@ export class KeyHandover {
   }
 
   /**
-   * Answers a child's `POST /v1/bootstrap`.
-   * @throws {BootstrapRefusedError} for an unknown, used, expired or burnt
-   * password or a wrong proof.
+   * Answers a child's `POST /v1/bootstrap` from the address `source`. An
+   * unknown handle changes nothing and is answered like a wrong proof; a
+   * pending handle is never rate-limited, so a flood from the child's own
+   * address cannot starve it.
+   * @throws {BootstrapRefusedError} for an unknown handle, a used, expired or
+   * burnt password, a wrong proof or an unusable public key.
+   * @throws {RateLimitedError} when `source` sent too many refused attempts.
    */
-  async answer(request: BootstrapRequest): Promise<SealedBundle> {
+  async answer(request: BootstrapRequest, source = "unknown"): Promise<SealedBundle> {
+    if (!this.#passwords.knows(request.handle)) {
+      const wait = this.#limiter.take(source);
+      if (wait > 0) {
+        throw new RateLimitedError(
+          `Too many refused bootstrap attempts from ${source}: retry in ${wait} s`,
+          wait,
+        );
+      }
+      throw new BootstrapRefusedError(REFUSED_MESSAGE);
+    }
     const transcript = bootstrapTranscript({
       serviceId: request.id,
       publicKey: request.publicKey,
@@ -109,8 +135,14 @@ export class KeyHandover {
     if (problem) {
       throw new BootstrapRefusedError(`Bootstrap of "${request.id}" refused: ${problem}`);
     }
-    const outcome = this.#passwords.consume(request.id, transcript, request.proof);
-    if (!outcome.ok) throw new BootstrapRefusedError(outcome.message);
+    const outcome = this.#passwords.consume(
+      { handle: request.handle, serviceId: request.id, transcript },
+      request.proof,
+    );
+    if (!outcome.ok) {
+      if (outcome.reason === "bad-proof") this.#limiter.take(source);
+      throw new BootstrapRefusedError(outcome.message);
+    }
     const view = this.#views.get(request.id);
     this.#views.delete(request.id);
     const bundle: KeyBundle = {

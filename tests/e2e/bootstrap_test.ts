@@ -56,7 +56,7 @@ async function withParent(
     serviceId: "spw-parent00",
     keys: () => local.keys,
     replayCache: new ReplayCache(),
-    handlers: { bootstrap: (r) => handover!.answer(r) } as ServiceHandlers,
+    handlers: { bootstrap: (r, source) => handover!.answer(r, source) } as ServiceHandlers,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;

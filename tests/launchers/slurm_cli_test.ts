@@ -24,7 +24,10 @@ Deno.test("jobScript() names the secret variables but holds no secret value", ()
   assert.match(script, /^#SBATCH --partition=compute$/m);
   assert.match(script, /^#SBATCH --cpus-per-task=2$/m);
   assert.match(script, /^#SBATCH --time=30$/m);
-  assert.match(script, /^exec \/opt\/fabricd --role agent --id agt-1a2b3c4d$/m);
+  assert.match(
+    script,
+    /^otp=\$FABRIC_OTP\nunset FABRIC_OTP\nexec \/opt\/fabricd --role agent --id agt-1a2b3c4d <<FABRIC_OTP_END\n\$otp\nFABRIC_OTP_END$/m,
+  );
   assert.doesNotMatch(script, /FABRIC_OTP=/);
 });
 
@@ -40,7 +43,7 @@ Deno.test("jobScript() leaves out partition and time when not asked, and quotes 
     exportNames: ["FABRIC_OTP"],
   });
   assert.doesNotMatch(script, /--partition|--time/);
-  assert.match(script, /^exec '\/opt\/my fabricd' 'it'"'"'s'$/m);
+  assert.match(script, /^exec '\/opt\/my fabricd' 'it'"'"'s' <<FABRIC_OTP_END$/m);
 });
 
 Deno.test("parseSubmitted() reads sbatch --parsable output and refuses anything else", () => {

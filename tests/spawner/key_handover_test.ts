@@ -7,6 +7,7 @@ import {
   generateEphemeralKey,
   generateFabricKeys,
   openBundle,
+  passwordHandle,
   proveBootstrap,
   ReplayCache,
 } from "../../src/crypto/mod.ts";
@@ -24,12 +25,12 @@ function parent() {
     serviceId: "spw-00000001",
     keys: () => keys,
     replayCache: new ReplayCache(),
-    handlers: { bootstrap: (r) => handover.answer(r) } as ServiceHandlers,
+    handlers: { bootstrap: (r, source) => handover.answer(r, source) } as ServiceHandlers,
   });
   return { handover, app };
 }
 
-async function proofBody(id: string, password: string) {
+async function proofBody(id: string, password: string, handle = passwordHandle(password)) {
   const ephemeral = await generateEphemeralKey();
   const endpoint = "http://127.0.0.1:3";
   const passwordKey = derivePasswordKey(password);
@@ -42,6 +43,7 @@ async function proofBody(id: string, password: string) {
     passwordKey,
     body: JSON.stringify({
       id,
+      handle,
       publicKey: ephemeral.publicKey,
       endpoint,
       proof,
@@ -83,8 +85,8 @@ Deno.test("POST /v1/bootstrap hands the keys to exactly one of 20 concurrent rig
 
 Deno.test("POST /v1/bootstrap refuses a wrong password with 403 and keeps no keys in the answer", async () => {
   const { handover, app } = parent();
-  handover.expect("spw-00000003");
-  const wrong = await proofBody("spw-00000003", "not-the-password");
+  const child = handover.expect("spw-00000003");
+  const wrong = await proofBody("spw-00000003", "not-the-password", passwordHandle(child.password));
   const answer = await app.request("/v1/bootstrap", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -108,4 +110,66 @@ Deno.test("ExpectedChild.discard() makes the password unusable", async () => {
   });
   assert.equal(answer.status, 403);
   assert.equal(handover.hasPassword("spw-00000004"), false);
+});
+
+function post(app: ReturnType<typeof parent>["app"], body: string, source = "192.0.2.1") {
+  return app.request("/v1/bootstrap", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  }, { remoteAddr: { transport: "tcp", hostname: source, port: 40000 } });
+}
+
+Deno.test("POST /v1/bootstrap answers an unknown handle exactly like a wrong proof, and neither names the ID", async () => {
+  const { handover, app } = parent();
+  const child = handover.expect("spw-00000005");
+  const unknown = await post(app, (await proofBody("spw-00000005", "guess")).body);
+  const bad = await post(
+    app,
+    (await proofBody("spw-00000005", "guess", passwordHandle(child.password))).body,
+  );
+  const none = await post(app, (await proofBody("spw-00000099", "guess")).body);
+  const texts = await Promise.all([unknown, bad, none].map((a) => a.text()));
+  assert.deepEqual([unknown.status, bad.status, none.status], [403, 403, 403]);
+  assert.equal(texts[0], texts[1]);
+  assert.equal(texts[0], texts[2]);
+  assert.doesNotMatch(texts[0]!, /spw-/);
+});
+
+Deno.test("POST /v1/bootstrap: 1000 wrong proofs for the child's ID leave its password usable, from any source", async () => {
+  const { handover, app } = parent();
+  const child = handover.expect("spw-00000006");
+  const statuses = new Set<number>();
+  for (let index = 0; index < 1000; index++) {
+    const answer = await post(app, (await proofBody("spw-00000006", `guess-${index}`)).body);
+    statuses.add(answer.status);
+    await answer.body?.cancel();
+  }
+  assert.deepEqual([...statuses].sort(), [403, 429]);
+  assert.equal(handover.hasPassword("spw-00000006"), true);
+  // From the flooded address itself: a pending handle is never rate-limited.
+  const right = await post(app, (await proofBody("spw-00000006", child.password)).body);
+  assert.equal(right.status, 200);
+  assert.equal((await child.arrived).pid, 7);
+});
+
+Deno.test("POST /v1/bootstrap limits refused attempts per source with 429 and Retry-After, other sources unaffected", async () => {
+  const { handover, app } = parent();
+  handover.expect("spw-00000007");
+  let limited: Response | undefined;
+  for (let index = 0; index < 30 && !limited; index++) {
+    const answer = await post(
+      app,
+      (await proofBody("spw-00000007", `g-${index}`)).body,
+      "192.0.2.9",
+    );
+    if (answer.status === 429) limited = answer;
+    else await answer.body?.cancel();
+  }
+  assert.ok(limited, "the source was limited");
+  assert.match(limited.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
+  await limited.body?.cancel();
+  const other = await post(app, (await proofBody("spw-00000007", "g")).body, "192.0.2.10");
+  assert.equal(other.status, 403);
+  await other.body?.cancel();
 });

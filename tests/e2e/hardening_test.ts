@@ -1,0 +1,126 @@
+/**
+ * The holes an independent client found (issue 14), on a local fabric of
+ * real processes: a bridge as an open proxy, strangers burning a pending
+ * bootstrap, and a replay after a SIGKILL and restart.
+ */
+import assert from "node:assert/strict";
+import type { LocalFabric } from "../../src/cli/local_fabric.ts";
+import { signRequest } from "../../src/crypto/mod.ts";
+import type { ServiceRecord, SpawnResult } from "../../src/types/mod.ts";
+import { eventually, FABRICD, withLocalFabric } from "./_fabric.ts";
+
+const HEARTBEAT_MS = 500;
+
+async function spawn(local: LocalFabric, role: string): Promise<ServiceRecord> {
+  const result = await local.client.call<SpawnResult>(local.spawner, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: { role },
+  });
+  return (await local.registry.get(result.id))!.record;
+}
+
+/** An HTTP server that counts what reaches it: the proxy's would-be victim. */
+function startVictim(): { port: number; hits: string[]; server: Deno.HttpServer<Deno.NetAddr> } {
+  const hits: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    hits.push(request.url);
+    return new Response("secret inside");
+  });
+  return { port: server.addr.port, hits, server };
+}
+
+async function rawGet(port: number, target: string, headers: Record<string, string>) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const lines = [`GET ${target} HTTP/1.1`, `host: 127.0.0.1:${port}`, "connection: close"];
+  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+  await conn.write(new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n"));
+  return await new Response(conn.readable).text();
+}
+
+Deno.test("a bridge refuses unsigned requests with a //HOST:PORT or /\\HOST:PORT target and reaches nobody", async () => {
+  await withLocalFabric(async (local) => {
+    const bridge = await spawn(local, "bridge");
+    const victim = startVictim();
+    try {
+      const port = Number(new URL(bridge.endpoint).port);
+      for (const target of [`//127.0.0.1:${victim.port}/x`, `/\\127.0.0.1:${victim.port}/x`]) {
+        const answer = await rawGet(port, target, { "fabric-target": local.registryTarget.id });
+        assert.match(answer, /^HTTP\/1.1 401/, `${target}: ${answer.slice(0, 200)}`);
+        assert.doesNotMatch(answer, /secret inside/);
+      }
+      assert.deepEqual(victim.hits, []);
+    } finally {
+      await victim.server.shutdown();
+    }
+  }, { heartbeatMs: HEARTBEAT_MS });
+});
+
+Deno.test("a spawn and a restart succeed while another process sends 500 wrong proofs a second for the ID, directly and through a bridge", async () => {
+  await withLocalFabric(async (local) => {
+    const bridge = await spawn(local, "bridge");
+    const attacker = new Deno.Command(FABRICD[0]!, {
+      args: [
+        "run",
+        "--quiet",
+        "--allow-all",
+        new URL("./_proof_flood.ts", import.meta.url).pathname,
+        "500",
+        local.spawner.id,
+        [local.spawner.url, bridge.endpoint].join(","),
+        [local.registryTarget.id, local.spawner.id, bridge.id].join(","),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      // Give the attacker time to start its flood.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const child = await spawn(local, "spawner");
+      assert.equal(child.state, "ALIVE");
+      Deno.kill(child.pid, "SIGKILL");
+      const after = await eventually(async () => {
+        const record = (await local.registry.get(child.id))!.record;
+        return record.state === "ALIVE" && record.incarnation === 2 ? record : undefined;
+      }, 30_000);
+      assert.notEqual(after.pid, child.pid);
+    } finally {
+      await attacker.stdin.close();
+      const out = new TextDecoder().decode((await attacker.output()).stdout);
+      const sent = Number(/SENT (\d+)/.exec(out)?.[1] ?? 0);
+      assert.ok(sent >= 500, `the attacker sent ${sent} proofs`);
+    }
+  }, { heartbeatMs: HEARTBEAT_MS });
+});
+
+Deno.test("a restarted service refuses a request its previous incarnation accepted, after SIGKILL", async () => {
+  await withLocalFabric(async (local) => {
+    const child = await spawn(local, "spawner");
+    const path = "/v1/status";
+    const signed = await signRequest(
+      { method: "GET", url: new URL(path, child.endpoint), body: new Uint8Array() },
+      local.keys,
+      { target: child.id, expiresInSeconds: 60 },
+    );
+    const old = await signRequest(
+      { method: "GET", url: new URL(path, child.endpoint), body: new Uint8Array() },
+      local.keys,
+      { target: child.id, expiresInSeconds: 60, now: Date.now() - 20_000 },
+    );
+    const first = await fetch(new URL(path, child.endpoint), { headers: signed.headers });
+    assert.equal(first.status, 200);
+    await first.body?.cancel();
+    Deno.kill(child.pid, "SIGKILL");
+    const after = await eventually(async () => {
+      const record = (await local.registry.get(child.id))!.record;
+      return record.state === "ALIVE" && record.incarnation === 2 ? record : undefined;
+    }, 30_000);
+    const replay = await fetch(new URL(path, after.endpoint), { headers: signed.headers });
+    assert.equal(replay.status, 401);
+    assert.match((await replay.json()).error, /Nonce already used/);
+    const stale = await fetch(new URL(path, after.endpoint), { headers: old.headers });
+    assert.equal(stale.status, 401);
+    assert.match((await stale.json()).error, /created before this service started/);
+  }, { heartbeatMs: HEARTBEAT_MS });
+});
