@@ -14,7 +14,10 @@ export const CONNECT_HELP = `fabricd connect [--session S]... [--follow] [--json
 Attaches to the fabric of the fabric file: connects to every service of the
 sessions (default: the sessions of the fabric file) with POST /v1/connect,
 restarting dead ones through their parents, and reports each as alive,
-restarted, lost or unreachable. --follow then prints every change to those
+restarted, lost or unreachable. A service that is not ALIVE, or that does not
+answer although the registry still says ALIVE (killed a moment ago), is
+reported to the registry and waited for, up to 30 s, while its parent restarts
+it; it is then "restarted". --follow then prints every change to those
 services until Ctrl-C. Exit 0 when every service is alive or restarted, 1 when
 one is lost or unreachable.
 `;

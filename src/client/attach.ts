@@ -177,16 +177,29 @@ export class FabricSession {
     }
     let current = record;
     try {
-      if (["DEAD", "SUSPECT", "FAILED"].includes(record.state)) {
+      // Any state but ALIVE is a service on its way down or back (a restart its
+      // parent has begun): wait for it, bounded by restartTimeoutMs.
+      if (record.state !== "ALIVE") {
         current = await this.#revive(record, record.lastFailure || record.state);
       }
-      const records = await this.registry.list();
-      for (const session of base.sessions) {
-        await this.client.call(targetFor(current, records), {
-          method: "POST",
-          path: "/v1/connect",
-          body: { session, client: this.#options.client },
-        });
+      const connectAll = async (to: ServiceRecord): Promise<void> => {
+        const records = await this.registry.list();
+        for (const session of base.sessions) {
+          await this.client.call(targetFor(to, records), {
+            method: "POST",
+            path: "/v1/connect",
+            body: { session, client: this.#options.client },
+          });
+        }
+      };
+      try {
+        await connectAll(current);
+      } catch (error) {
+        // Killed since the registry last heard of it: report it, wait for its
+        // restart and connect to the new incarnation.
+        if (!(error instanceof FabricRequestError) || error.status !== 0) throw error;
+        current = await this.#revive(current, error.message);
+        await connectAll(current);
       }
       return {
         ...base,
