@@ -69,10 +69,20 @@ export interface RoleDeps {
   registries: RegistryEndpoint[];
 }
 
+/** Options of {@linkcode RoleHandle.stop}. */
+export interface RoleStopOptions {
+  /**
+   * This instance was replaced (or fenced itself off): another may already
+   * run under its ID, so the role stops within about a second, giving its
+   * work only a short grace (docs/failures.md). Default false.
+   */
+  urgent?: boolean;
+}
+
 /** A running role. */
 export interface RoleHandle {
-  /** Stops the role; calling it again does nothing. */
-  stop(): Promise<void>;
+  /** Stops the role; calling it again does nothing (an urgent call may still hurry it). */
+  stop(options?: RoleStopOptions): Promise<void>;
 }
 
 /** A role module. */

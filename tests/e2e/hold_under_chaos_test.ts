@@ -62,3 +62,74 @@ Deno.test("a registry frozen with SIGSTOP for 3 TTLs declares no service DEAD wh
     assert.ok(services.every((s) => all.some((r) => r.id === s.id)));
   }, { heartbeatMs: HEARTBEAT_MS });
 });
+
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("a replaced agent stops with its tasks (SIGTERM ignored, so SIGKILL) less than 3 s after it wakes", async () => {
+  await withLocalFabric(async (local, dir) => {
+    const queueService = await spawn(local, "queue");
+    const pubsubService = await spawn(local, "pubsub");
+    const agent = await spawn(local, "agent", {
+      queue: queueService.id,
+      pubsub: pubsubService.id,
+      cores: "1",
+    });
+    const pidFile = `${dir}/task-pids`;
+    await local.client.call(
+      { id: queueService.id, url: queueService.endpoint },
+      {
+        method: "POST",
+        path: "/v1/queue/tasks/messages",
+        body: {
+          payload: {
+            id: "tsk-stubborn",
+            executable: "/bin/sh",
+            args: ["-c", `trap '' TERM; echo $$ >> ${pidFile}; while :; do sleep 0.2; done`],
+          },
+        },
+      },
+    );
+    const pids = async (): Promise<number[]> =>
+      (await Deno.readTextFile(pidFile).catch(() => "")).split("\n").filter(Boolean).map(Number);
+    try {
+      const [taskPid] = await eventually(async () => {
+        const found = await pids();
+        return found.length > 0 ? found : undefined;
+      }, 20_000);
+      Deno.kill(agent.pid, "SIGSTOP");
+      let woke = 0;
+      try {
+        await eventually(async () => {
+          const r = (await local.registry.get(agent.id))!.record;
+          return r.incarnation === 2 && r.state === "ALIVE" ? r : undefined;
+        }, 30_000);
+      } finally {
+        woke = Date.now();
+        Deno.kill(agent.pid, "SIGCONT");
+      }
+      await eventually(
+        () => Promise.resolve(!running(agent.pid) && !running(taskPid!) ? true : undefined),
+        20_000,
+      );
+      const overlap = Date.now() - woke;
+      assert.ok(overlap < 3000, `the replaced agent and its task lived on for ${overlap} ms`);
+      const now = (await local.registry.get(agent.id))!.record;
+      assert.equal(now.incarnation, 2);
+      assert.equal(now.state, "ALIVE");
+    } finally {
+      for (const pid of await pids()) {
+        try {
+          Deno.kill(-pid, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+  }, { heartbeatMs: HEARTBEAT_MS });
+});

@@ -58,6 +58,12 @@ export interface AgentOptions {
   baseEnv?: Record<string, string>;
 }
 
+/** Options of {@linkcode Agent.stop}. */
+export interface AgentStopOptions {
+  /** SIGTERM to SIGKILL for this stop, ms, when shorter than the agent's. Default: the agent's. */
+  graceMs?: number;
+}
+
 /** What `GET /v1/agent` answers. */
 export interface AgentStatus {
   /** Cores in all. */
@@ -159,17 +165,19 @@ export class Agent {
 
   /**
    * Stops taking tasks, cancels every task on the agent (SIGTERM, then
-   * SIGKILL after the grace period), waits until their processes are gone
-   * and gives their messages back to the queue. Idempotent.
+   * SIGKILL after the grace period, or `options.graceMs` when shorter),
+   * waits until their processes are gone and gives their messages back to
+   * the queue (one attempt each: a message not given back returns after its
+   * visibility timeout). Calling it again only shortens the grace.
    */
-  stop(): Promise<void> {
+  stop(options: AgentStopOptions = {}): Promise<void> {
+    this.#stopping.abort();
+    for (const entry of this.#entries.values()) {
+      entry.requeue = true;
+      entry.abort.abort();
+      entry.run?.cancel(options.graceMs);
+    }
     this.#stopped ??= (async () => {
-      this.#stopping.abort();
-      for (const entry of this.#entries.values()) {
-        entry.requeue = true;
-        entry.abort.abort();
-        entry.run?.cancel();
-      }
       await this.#loop;
       while (this.#handling.size > 0) await Promise.all(this.#handling);
     })();
@@ -353,7 +361,8 @@ export class Agent {
         await this.#queue[how](this.#queueName, message.id);
         return;
       } catch (error) {
-        if (attempt >= SETTLE_ATTEMPTS || isUnknownMessage(error)) {
+        const last = attempt >= SETTLE_ATTEMPTS || this.#stopping.signal.aborted;
+        if (last || isUnknownMessage(error)) {
           // A message the queue does not hold was acknowledged already (by
           // another run of a copy): trying again cannot help. After the last
           // attempt, the visibility timeout hands the message out again.

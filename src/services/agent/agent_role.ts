@@ -7,7 +7,13 @@
  */
 import type { Hono } from "hono";
 import { FabricClient } from "../../client/fabric_client.ts";
-import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import type {
+  RoleConfig,
+  RoleDeps,
+  RoleHandle,
+  RoleModule,
+  RoleStopOptions,
+} from "../../runtime/role.ts";
 import { log } from "../../runtime/logging.ts";
 import { QUEUE_LIMITS, QUEUE_NAME } from "../queue/queue_wire.ts";
 import { RemoteEventSink } from "./_remote_events.ts";
@@ -89,6 +95,9 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
 
 let current: Agent | null = null;
 
+/** SIGTERM to SIGKILL for the tasks of a replaced agent, ms. */
+const URGENT_GRACE_MS = 500;
+
 function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const settings = agentSettings(config.options);
   const client = new FabricClient(deps.keys);
@@ -115,12 +124,22 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const logger = log("agent");
   logger.info("Agent takes tasks from {queue}/{queueName} on {cores} cores", { ...settings });
   let stopping: Promise<void> | null = null;
+  let hurry: ReturnType<typeof setTimeout> | undefined;
   return Promise.resolve({
-    stop: () => {
+    stop: (options: RoleStopOptions = {}) => {
+      if (options.urgent) {
+        // Replaced: another instance may run these tasks now. They get a short
+        // grace, and what is left (nacks, events) gets a second before the
+        // sockets close, so the whole stop stays well under 2 s (issue 18).
+        void agent.stop({ graceMs: URGENT_GRACE_MS });
+        hurry ??= setTimeout(() => life.abort(), URGENT_GRACE_MS + 1000);
+      }
       stopping ??= (async () => {
         await agent.stop();
-        life.abort();
+        // The last events (QUEUED for the tasks given back) go out first.
         await Promise.all([queue.close(), events.close()]);
+        clearTimeout(hurry);
+        life.abort();
         if (current === agent) current = null;
         logger.info("Agent stopped; its unfinished tasks went back to the queue");
       })();

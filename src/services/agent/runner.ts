@@ -43,8 +43,11 @@ export interface TaskRun {
   readonly pid: number;
   /** Resolves once the process and its whole group are gone; never rejects. */
   readonly done: Promise<RunResult>;
-  /** SIGTERM to the group, SIGKILL after the grace period; idempotent. */
-  cancel(): void;
+  /**
+   * SIGTERM to the group, SIGKILL after the grace period (or `graceMs`, when
+   * shorter: a second, more urgent cancel shortens a running grace); idempotent.
+   */
+  cancel(graceMs?: number): void;
 }
 
 /** How long output is still read after the task's group was killed, ms. */
@@ -90,16 +93,19 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   let canceled = false;
   let timedOut = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let killAt = Infinity;
   let exited = false;
   // Until setsid(1) has made the group, only the process itself can be
   // signalled; it is not reaped before `exited`, so its PID is still its own.
   const signalTask = (signal: Deno.Signal): void => {
     if (!signalGroup(pid, signal) && !exited) signalProcess(pid, signal);
   };
-  const terminate = (): void => {
-    if (killTimer !== undefined || exited) return;
-    signalTask("SIGTERM");
-    killTimer = setTimeout(() => signalTask("SIGKILL"), graceMs);
+  const terminate = (grace = graceMs): void => {
+    if (exited || Date.now() + grace >= killAt) return;
+    if (killTimer === undefined) signalTask("SIGTERM");
+    clearTimeout(killTimer);
+    killAt = Date.now() + grace;
+    killTimer = setTimeout(() => signalTask("SIGKILL"), grace);
   };
   const timeout = task.timeoutMs === undefined ? undefined : setTimeout(() => {
     timedOut = true;
@@ -130,10 +136,10 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   return {
     pid,
     done,
-    cancel: () => {
+    cancel: (grace?: number) => {
       if (exited) return;
       canceled = true;
-      terminate();
+      terminate(grace === undefined ? graceMs : Math.min(grace, graceMs));
     },
   };
 }

@@ -145,3 +145,20 @@ Deno.test("TaskRun.cancel() right after the start still ends the task", async ()
   assert.equal(result.canceled, true);
   assert.ok(Date.now() - started < 4000, "SIGTERM reached it before setsid made the group");
 });
+
+Deno.test("TaskRun.cancel(graceMs) shortens the grace of a cancel under way", async () => {
+  const run = runTask(
+    task({ executable: "/bin/sh", args: ["-c", "trap '' TERM; sleep 30"] }),
+    { graceMs: 60_000 },
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  run.cancel();
+  run.cancel(100);
+  const ended = await Promise.race([
+    run.done,
+    new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000)),
+  ]);
+  assert.ok(ended, "the task still runs 10 s after a cancel with a 100 ms grace");
+  assert.equal(ended.signal, "SIGKILL");
+  assert.equal(ended.canceled, true);
+});
