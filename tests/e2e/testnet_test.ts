@@ -231,6 +231,25 @@ Deno.test({
         assert.equal(r.stdout.trim(), "head", r.stderr);
       });
 
+      await t.step(
+        "testnet up on a leftover network with lost keys and a forged known_hosts works at once",
+        async () => {
+          // What an interrupted run can leave: a running network whose state directory lost
+          // gateway's host key (made anew by the next up) and a desktop known_hosts edited
+          // by a test that never restored it.
+          await Deno.remove(`${STATE_DIR}/gateway/ssh_host_ed25519_key`);
+          await Deno.remove(`${STATE_DIR}/gateway/ssh_host_ed25519_key.pub`);
+          const known = `${STATE_DIR}/desktop/home/.ssh/known_hosts`;
+          await Deno.writeTextFile(known, "head,198.19.1.2 ssh-ed25519 AAAAforged\n");
+          await testnetUp();
+          for (const host of ["gateway", "head"] as const) {
+            const r = await testnetSsh(host, ["hostname"]);
+            assert.equal(r.code, 0, `${host}: ${r.stderr}`);
+            assert.equal(r.stdout.trim(), host);
+          }
+        },
+      );
+
       await t.step("testnet keeps homes apart when a file is written into ~ on head", async () => {
         const write = await testnetSsh("head", ["sh", "-c", "'echo on-head > ~/only-on-head'"]);
         assert.equal(write.code, 0, write.stderr);
