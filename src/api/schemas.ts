@@ -22,11 +22,36 @@ export const serviceIdSchema = serviceId;
 /** A session ID as the API accepts it. */
 export const sessionIdSchema = sessionId;
 
-/** Role settings: up to 32 short `key: value` strings. */
-export const roleOptionsSchema = z.record(
-  z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/, "option names are letters, digits, '_', '-'"),
-  z.string().max(1024),
-).refine((o) => Object.keys(o).length <= 32, "at most 32 options");
+/** Option names that would reach an object's prototype when used as keys. */
+const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * Role settings: up to 32 short `key: value` strings. `__proto__`,
+ * `constructor` and `prototype` are refused, also when JSON.parse made them
+ * own properties that a record would silently drop.
+ */
+export const roleOptionsSchema = z.unknown().superRefine((value, ctx) => {
+  if (typeof value !== "object" || value === null) return;
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_NAMES.has(key)) {
+      ctx.addIssue({ code: "custom", message: `option name "${key}" is not allowed` });
+    }
+  }
+}).pipe(
+  z.record(
+    z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]{0,31}$/, "option names are letters, digits, '_', '-'"),
+    z.string().max(1024),
+  ).refine((o) => Object.keys(o).length <= 32, "at most 32 options"),
+);
+
+/**
+ * A service endpoint: `http(s)://HOST:PORT` and nothing else (no user info,
+ * path, query, spaces or line breaks), so it can name only a host and port.
+ */
+export const endpointSchema = z.string().max(2048).regex(
+  /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
+  "must be http(s)://HOST:PORT, without user info, path or spaces",
+);
 
 /** `POST /v1/bootstrap`: the new service proves it holds the one-time password. */
 export const bootstrapRequestSchema = z.strictObject({
@@ -34,7 +59,7 @@ export const bootstrapRequestSchema = z.strictObject({
   /** Names the pending password: `passwordHandle(password)`, never the public ID. */
   handle: base64url.length(22, "must be the password's handle (22 base64url characters)"),
   publicKey: base64url.length(43, "must be a base64url X25519 public key (43 characters)"),
-  endpoint: z.url({ protocol: /^https?$/ }),
+  endpoint: endpointSchema,
   proof: base64url.length(43, "must be a base64url HMAC-SHA256 (43 characters)"),
   host: z.string().min(1).max(253),
   pid: z.int().positive(),
@@ -69,7 +94,7 @@ export const configureRequestSchema = z.strictObject({
   route: z.array(serviceId).min(1),
   launcher: z.string().min(1),
   /** The service's endpoint as its parent reaches it (through port forwards over SSH). */
-  endpoint: z.url({ protocol: /^https?$/ }),
+  endpoint: endpointSchema,
   heartbeatMs: z.int().min(50).max(600_000),
   sessions: z.array(sessionId).max(1000).default([]),
   options: roleOptionsSchema.default({}),

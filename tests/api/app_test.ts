@@ -234,3 +234,50 @@ Deno.test("createApp() lets no malformed body reach a handler (property)", async
     { numRuns: 300 },
   );
 });
+
+Deno.test("createApp() refuses prototype option names and endpoints that are not http(s)://HOST:PORT with 400", async () => {
+  const { app, calls } = fixture();
+  const configure = {
+    role: "spawner",
+    incarnation: 1,
+    parent: "spw-00000000",
+    route: ["spw-00000000", SERVICE],
+    launcher: "local://",
+    endpoint: "http://127.0.0.1:4000",
+    heartbeatMs: 500,
+  };
+  const bodies = [
+    '{"__proto__":{"x":"1"}}',
+    '{"constructor":"x"}',
+    '{"prototype":"x"}',
+  ].map((options) => JSON.stringify(configure).replace(/}$/, `,"options":${options}}`));
+  for (
+    const endpoint of [
+      "http://user@127.0.0.1:4000",
+      "javascript:alert(1)",
+      "http://h:1\r\nx: y",
+      "http://h:1/path",
+    ]
+  ) {
+    bodies.push(JSON.stringify({ ...configure, endpoint }));
+  }
+  for (const body of bodies) {
+    const answer = await signedRequest(app, keys, {
+      method: "POST",
+      path: "/v1/configure",
+      body,
+      target: SERVICE,
+    });
+    assert.equal(answer.status, 400, body);
+    assert.match(String(answer.json.error), /options|endpoint/, body);
+    assert.ok(answer.answerVerified);
+  }
+  assert.equal(calls.length, 0);
+  const good = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/configure",
+    body: JSON.stringify({ ...configure, options: { queue: "que-1" } }),
+    target: SERVICE,
+  });
+  assert.equal(good.status, 200);
+});

@@ -4,7 +4,8 @@
  * bootstrap proofs for them, and for the IDs given, at RATE per second to
  * every URL given (a parent directly, a bridge with the parent as
  * Fabric-Target). Both body shapes are sent: with a made-up handle, and
- * without one (as before handles). Prints `SENT n` when stdin closes.
+ * without one (as before handles). Each line on stdin adds an ID; prints
+ * `SENT n IDS ...` when stdin closes.
  *
  * Every ID found gets RATE wrong proofs a second, split over the URLs.
  *
@@ -62,13 +63,16 @@ async function shoot(url: string, id: string, withHandle: boolean): Promise<void
 }
 
 void (async () => {
-  await Deno.stdin.readable.pipeTo(new WritableStream()).catch(() => {});
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
+  for await (const chunk of lines) {
+    for (const id of chunk.split("\n")) if (id.trim()) ids.add(id.trim());
+  }
   stopped = true;
 })();
 
 let tick = 0;
 while (!stopped) {
-  if (tick++ % 10 === 0) scan();
+  if (tick++ % 2 === 0) scan();
   const batch: Promise<void>[] = [];
   const perTick = Math.max(1, Math.round(rate / 20));
   for (const id of ids) {
@@ -78,4 +82,4 @@ while (!stopped) {
   }
   await Promise.all([...batch, new Promise((resolve) => setTimeout(resolve, 50))]);
 }
-console.log(`SENT ${sent}`);
+console.log(`SENT ${sent} IDS ${[...ids].join(",")}`);
