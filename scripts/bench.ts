@@ -8,6 +8,7 @@
  */
 import type { Benchmark } from "./bench/_harness.ts";
 import { printResult } from "./bench/_harness.ts";
+import { cliLatency } from "./bench/cli_latency.ts";
 import { failureDetection } from "./bench/failure_detection.ts";
 import { growChain } from "./bench/grow_chain.ts";
 import { imageCopyCold } from "./bench/image_copy_cold.ts";
@@ -32,6 +33,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   reconnect,
   taskThroughput,
   pubsubVsNats,
+  cliLatency,
 ];
 
 function usage(): string {
@@ -43,7 +45,8 @@ function usage(): string {
     ...lines,
     `  ${"all".padEnd(width)}  every benchmark above, one after the other`,
     "",
-    "Environment: BENCH_RUNS (local-spawn, ssh-hop-warm, image-copy-cold, grow-chain rounds), " +
+    "Environment: BENCH_RUNS (local-spawn, ssh-hop-warm, image-copy-cold, grow-chain rounds, " +
+    "cli-latency pairs), " +
     "BENCH_SECONDS (signed-requests, registry-heartbeats), " +
     "BENCH_MESSAGES, BENCH_WINDOW and BENCH_RUNS (pubsub-vs-nats).",
   ].join("\n");
