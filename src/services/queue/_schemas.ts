@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import { MESSAGE_ID, QUEUE_LIMITS, QUEUE_NAME } from "./queue_wire.ts";
+import { MESSAGE_ID, PUT_KEY, QUEUE_LIMITS, QUEUE_NAME } from "./queue_wire.ts";
 
 /** A queue name in a path. */
 export const queueNameSchema = z.string().regex(
@@ -20,8 +20,12 @@ export const messageIdSchema = z.string().regex(
 
 const payload = z.unknown().refine((v) => v !== undefined, "is required: give any JSON value");
 
+/** An idempotency key of a put. */
+const key = z.string().regex(PUT_KEY, "must be 1-128 letters, digits, '.', '_', ':' or '-'")
+  .optional();
+
 /** Body of `POST /queue/:name/messages`. */
-export const putBodySchema = z.strictObject({ payload });
+export const putBodySchema = z.strictObject({ payload, key });
 
 /** The IDs of a batch of acknowledgements. */
 const ackIds = z.array(messageIdSchema).min(1, "must name at least one message").max(
@@ -49,7 +53,7 @@ const ref = z.union([z.string().max(64), z.int()]).optional();
 
 /** A frame a WebSocket client sends. */
 export const clientFrameSchema = z.discriminatedUnion("op", [
-  z.strictObject({ op: z.literal("put"), payload, ref }),
+  z.strictObject({ op: z.literal("put"), payload, key, ref }),
   z.strictObject({
     op: z.literal("get"),
     max: z.int().min(1).max(QUEUE_LIMITS.maxBatch).default(1),

@@ -5,7 +5,7 @@
  */
 import { _invalidField, type ClientFrame, clientFrameSchema } from "./_schemas.ts";
 import { type QueueService, UnknownMessageError } from "./queue.ts";
-import { QueueFullError } from "./queue_store.ts";
+import { KeyConflictError, QueueFullError } from "./queue_store.ts";
 import type { QueueServerFrame } from "./queue_wire.ts";
 
 /** WebSocket close code sent when the queue service stops ("going away"). */
@@ -78,12 +78,22 @@ export class QueueSocket {
     const ref = frame.ref === undefined ? {} : { ref: frame.ref };
     try {
       switch (frame.op) {
-        case "put":
+        case "put": {
+          if (frame.key === undefined) {
+            return this.#send({
+              op: "put-ok",
+              id: this.#service.put(this.#name, frame.payload),
+              ...ref,
+            });
+          }
+          const put = this.#service.putOnce(this.#name, frame.payload, frame.key);
           return this.#send({
             op: "put-ok",
-            id: this.#service.put(this.#name, frame.payload),
+            id: put.id,
+            ...(put.duplicate ? { duplicate: true as const } : {}),
             ...ref,
           });
+        }
         case "ack":
           this.#service.ack(this.#name, frame.id);
           return this.#send({ op: "ack-ok", id: frame.id, ...ref });
@@ -104,6 +114,8 @@ export class QueueSocket {
         ? "full"
         : error instanceof UnknownMessageError
         ? "unknown"
+        : error instanceof KeyConflictError
+        ? "conflict"
         : undefined;
       this.#error((error as Error).message, frame.ref, flag);
     }
@@ -136,7 +148,11 @@ export class QueueSocket {
     if (!this.#closed) this.#sink.send(frame);
   }
 
-  #error(message: string, ref?: string | number, flag?: "full" | "unknown"): void {
+  #error(
+    message: string,
+    ref?: string | number,
+    flag?: "full" | "unknown" | "conflict",
+  ): void {
     this.#send({
       op: "error",
       message,

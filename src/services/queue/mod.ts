@@ -30,6 +30,9 @@ export {
   UnknownMessageError,
 } from "./queue.ts";
 export {
+  KeyConflictError,
+  type KeyedPut,
+  PUT_KEY_RETENTION_MS,
   type QueueCounts,
   QueueFullError,
   QueueStore,
@@ -41,6 +44,7 @@ export { queueRoutes } from "./routes.ts";
 export {
   type AckManyResult,
   MESSAGE_ID,
+  PUT_KEY,
   QUEUE_LIMITS,
   QUEUE_NAME,
   type QueueClientFrame,

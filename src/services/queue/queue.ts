@@ -6,12 +6,13 @@
  */
 import {
   type AckManyResult,
+  PUT_KEY,
   QUEUE_LIMITS,
   QUEUE_NAME,
   type QueueMessage,
   type QueueStats,
 } from "./queue_wire.ts";
-import type { QueueStore } from "./queue_store.ts";
+import type { KeyedPut, QueueStore } from "./queue_store.ts";
 
 /** A get refused because as many consumers as allowed are already waiting. */
 export class TooManyWaitersError extends Error {
@@ -105,6 +106,25 @@ export class QueueService {
     const id = this.#store.put(name, payload);
     this.#dispatch(name);
     return id;
+  }
+
+  /**
+   * Puts `payload` on queue `name` once per idempotency `key` (see
+   * {@linkcode QueueStore.putOnce}); a new message wakes a waiting get.
+   * @throws {KeyConflictError} when the key was used for another payload.
+   * @throws {QueueFullError} when a new message does not fit.
+   * @throws {TypeError} when the name or key is invalid or the payload is not JSON.
+   */
+  putOnce(name: string, payload: unknown, key: string): KeyedPut {
+    checkName(name);
+    if (!PUT_KEY.test(key)) {
+      throw new TypeError(
+        `Invalid idempotency key "${key}": use 1-128 letters, digits, '.', '_', ':' or '-'`,
+      );
+    }
+    const put = this.#store.putOnce(name, payload, key);
+    if (!put.duplicate) this.#dispatch(name);
+    return put;
   }
 
   /**

@@ -49,6 +49,24 @@ export class QueueClient {
     return answer.id;
   }
 
+  /**
+   * Puts `message.payload` on queue `name` once per idempotency
+   * `message.key`: sending it again (after a lost answer, across a restart of
+   * the queue) stores nothing and answers the first put's ID with
+   * `duplicate: true`. A key used for another payload is refused (409).
+   */
+  async putOnce(
+    name: string,
+    message: { payload: unknown; key: string },
+  ): Promise<{ id: string; duplicate: boolean }> {
+    const answer = await this.#client.call<{ id: string; duplicate?: boolean }>(this.#target, {
+      method: "POST",
+      path: `/v1/queue/${encodeURIComponent(name)}/messages`,
+      body: { payload: message.payload, key: message.key },
+    });
+    return { id: answer.id, duplicate: answer.duplicate === true };
+  }
+
   /** Takes up to `max` messages of queue `name`, waiting up to `waitMs` for one. */
   async get(name: string, options: QueueGetOptions = {}): Promise<QueueMessage[]> {
     const query = new URLSearchParams();

@@ -6,6 +6,7 @@
  * an unacknowledged message needs no sweeper.
  * @module
  */
+import { createHash } from "node:crypto";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StateLostError } from "../../runtime/role.ts";
 import { MESSAGE_ID, QUEUE_LIMITS, type QueueMessage } from "./queue_wire.ts";
@@ -55,7 +56,38 @@ CREATE TABLE IF NOT EXISTS messages (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_fifo ON messages (queue, id);
 CREATE INDEX IF NOT EXISTS messages_visibility ON messages (queue, invisible_until);
+CREATE TABLE IF NOT EXISTS put_keys (
+  queue TEXT NOT NULL,
+  key TEXT NOT NULL,
+  message_id INTEGER NOT NULL,
+  digest TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (queue, key)
+) STRICT;
+CREATE INDEX IF NOT EXISTS put_keys_age ON put_keys (at);
 `;
+
+/** How long an idempotency key is remembered after its put, ms (24 h). */
+export const PUT_KEY_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/** A put refused because its idempotency key was used for a different payload. */
+export class KeyConflictError extends Error {
+  /** Builds the error. */
+  constructor(queue: string, key: string, id: string) {
+    super(
+      `Idempotency key "${key}" of queue "${queue}" was used for a different payload (message ${id}): choose a new key`,
+    );
+    this.name = "KeyConflictError";
+  }
+}
+
+/** What a put with an idempotency key answers. */
+export interface KeyedPut {
+  /** The message's ID: the new one, or the one stored by the first put with the key. */
+  id: string;
+  /** Whether the key was known: nothing was stored this time. */
+  duplicate: boolean;
+}
 
 interface MessageRow {
   id: number;
@@ -77,6 +109,9 @@ export class QueueStore {
   #release: StatementSync;
   #ready: StatementSync;
   #nextVisible: StatementSync;
+  #findKey: StatementSync;
+  #insertKey: StatementSync;
+  #pruneKeys: StatementSync;
 
   private constructor(db: DatabaseSync, capacity: number, now: () => number) {
     this.#db = db;
@@ -104,6 +139,13 @@ export class QueueStore {
     this.#nextVisible = db.prepare(
       "SELECT min(invisible_until) AS at FROM messages WHERE queue = ? AND invisible_until > ?",
     );
+    this.#findKey = db.prepare(
+      "SELECT message_id, digest FROM put_keys WHERE queue = ? AND key = ? AND at > ?",
+    );
+    this.#insertKey = db.prepare(
+      "INSERT OR REPLACE INTO put_keys (queue, key, message_id, digest, at) VALUES (?, ?, ?, ?, ?)",
+    );
+    this.#pruneKeys = db.prepare("DELETE FROM put_keys WHERE at <= ?");
   }
 
   /**
@@ -155,6 +197,46 @@ export class QueueStore {
       return String(result.lastInsertRowid);
     } catch (error) {
       this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /**
+   * Stores `payload` at the end of `queue` once per idempotency `key`: a put
+   * with a key seen in the last {@linkcode PUT_KEY_RETENTION_MS} stores
+   * nothing and answers the first put's message ID (even when that message
+   * was acknowledged since). Key and message are written in one transaction.
+   * @throws {KeyConflictError} when the key was used for another payload.
+   * @throws {QueueFullError} when a new message does not fit.
+   * @throws {TypeError} when `payload` has no JSON form.
+   */
+  putOnce(queue: string, payload: unknown, key: string): KeyedPut {
+    this.#open();
+    const text = JSON.stringify(payload);
+    if (text === undefined) throw new TypeError("Payload must be a JSON value");
+    const digest = createHash("sha256").update(text).digest("hex");
+    const now = this.#now();
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const known = this.#findKey.get(queue, key, now - PUT_KEY_RETENTION_MS) as
+        | { message_id: number; digest: string }
+        | undefined;
+      if (known) {
+        this.#db.exec("COMMIT");
+        if (known.digest !== digest) {
+          throw new KeyConflictError(queue, key, String(known.message_id));
+        }
+        return { id: String(known.message_id), duplicate: true };
+      }
+      const { n } = this.#count.get(queue) as { n: number };
+      if (n >= this.capacity) throw new QueueFullError(queue, this.capacity);
+      const id = Number(this.#insert.run(queue, text, now).lastInsertRowid);
+      this.#pruneKeys.run(now - PUT_KEY_RETENTION_MS);
+      this.#insertKey.run(queue, key, id, digest, now);
+      this.#db.exec("COMMIT");
+      return { id: String(id), duplicate: false };
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
     }
   }

@@ -8,6 +8,9 @@
 /** A queue name: 1-64 characters of letters, digits, '.', '_' and '-', starting alphanumeric. */
 export const QUEUE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
 
+/** An idempotency key of a put: 1-128 letters, digits, '.', '_', ':' and '-'. */
+export const PUT_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** A message ID as the queue hands it out: a positive decimal integer below 2^53. */
 export const MESSAGE_ID = /^[1-9][0-9]{0,14}$/;
 
@@ -58,7 +61,7 @@ export interface AckManyResult {
 
 /** A frame a WebSocket client sends; `ref` is echoed in the answer. */
 export type QueueClientFrame =
-  | { op: "put"; payload: unknown; ref?: string | number }
+  | { op: "put"; payload: unknown; key?: string; ref?: string | number }
   | { op: "get"; max?: number; visibility?: number; wait?: number; ref?: string | number }
   | { op: "ack"; id: string; ref?: string | number }
   | { op: "acks"; ids: string[]; ref?: string | number }
@@ -66,7 +69,7 @@ export type QueueClientFrame =
 
 /** A frame the server sends on a queue WebSocket. */
 export type QueueServerFrame =
-  | { op: "put-ok"; id: string; ref?: string | number }
+  | { op: "put-ok"; id: string; duplicate?: true; ref?: string | number }
   | { op: "messages"; messages: QueueMessage[]; ref?: string | number }
   | { op: "ack-ok"; id: string; ref?: string | number }
   | { op: "acks-ok"; acked: string[]; unknown: string[]; ref?: string | number }
@@ -78,5 +81,7 @@ export type QueueServerFrame =
     full?: boolean;
     /** The ack or nack named a message the queue does not hold. */
     unknown?: boolean;
+    /** The put's idempotency key was used for a different payload. */
+    conflict?: boolean;
     ref?: string | number;
   };

@@ -19,7 +19,7 @@ import {
 } from "./_schemas.ts";
 import { QueueSocket } from "./_ws_session.ts";
 import { type QueueService, TooManyWaitersError, UnknownMessageError } from "./queue.ts";
-import { QueueFullError } from "./queue_store.ts";
+import { KeyConflictError, QueueFullError } from "./queue_store.ts";
 
 /** Seconds a refused put or get is told to wait before it retries. */
 const RETRY_AFTER_SECONDS = "1";
@@ -38,9 +38,17 @@ export function queueRoutes(current: () => QueueService | null): Hono {
 
   app.post("/queue/:name/messages", jsonBody(putBodySchema), (c) => {
     const queue = name(c);
+    const { payload, key } = c.req.valid("json");
     try {
-      return c.json({ id: queues().put(queue, c.req.valid("json").payload) }, 201);
+      if (key === undefined) return c.json({ id: queues().put(queue, payload) }, 201);
+      const put = queues().putOnce(queue, payload, key);
+      return put.duplicate
+        ? c.json({ id: put.id, duplicate: true }, 200)
+        : c.json({ id: put.id }, 201);
     } catch (error) {
+      if (error instanceof KeyConflictError) {
+        throw new HTTPException(409, { message: error.message });
+      }
       if (!(error instanceof QueueFullError)) throw error;
       return c.json({ error: error.message }, 429, { "Retry-After": RETRY_AFTER_SECONDS });
     }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { QueueClient } from "../../../src/services/queue/queue_client.ts";
 import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
-import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
+import { eventually, runFabricd, withLocalFabric } from "../../e2e/_fabric.ts";
 
 Deno.test({
   name: "queueRole keeps every acknowledged put when its service is SIGKILLed and restarted",
@@ -85,6 +85,49 @@ Deno.test({
       );
       const queues = (await local.registry.list()).filter((r) => r.role === "queue");
       assert.deepEqual(queues.map((r) => r.id), [before.id], "propagate: no fresh queue");
+    }, { heartbeatMs: 500 });
+  },
+});
+
+Deno.test({
+  name:
+    "fabricd task submit stores a task once when the same ID is sent again across a SIGKILL and restart of the queue",
+  fn: async () => {
+    await withLocalFabric(async (local, dir) => {
+      const spawned = await local.client.call<SpawnResult>(local.spawner, {
+        method: "POST",
+        path: "/v1/spawn",
+        body: { role: "queue" },
+      });
+      const fabric = join(dir, "fabric.yaml");
+      const submit = (id: string) =>
+        runFabricd(["task", "submit", "--fabric", fabric, "--json", "--id", id, "--", "/bin/true"]);
+      const first = await submit("tsk-once");
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(JSON.parse(first.stdout), { id: "tsk-once" });
+
+      const before = (await local.registry.get(spawned.id))!.record;
+      Deno.kill(before.pid, "SIGKILL");
+      // Sent while the queue is dead and restarting: both retry until it is back.
+      const [again, during] = await Promise.all([submit("tsk-once"), submit("tsk-during")]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(JSON.parse(again.stdout), { id: "tsk-once", duplicate: true });
+      assert.equal(during.code, 0, during.stderr);
+      assert.deepEqual(JSON.parse(during.stdout), { id: "tsk-during" });
+
+      const after = await eventually(async () => {
+        const r = (await local.registry.get(spawned.id))!.record;
+        return r.state === "ALIVE" && r.incarnation === before.incarnation + 1 ? r : undefined;
+      }, 30_000);
+      const queue = new QueueClient(local.client, { id: after.id, url: after.endpoint });
+      const messages = await queue.get("tasks", { max: 10 });
+      assert.deepEqual(
+        messages.map((m) => (m.payload as { id: string }).id).sort(),
+        ["tsk-during", "tsk-once"],
+        "each task is stored once",
+      );
+      const bad = await submit("not a task id");
+      assert.equal(bad.code, 64, bad.stderr);
     }, { heartbeatMs: 500 });
   },
 });

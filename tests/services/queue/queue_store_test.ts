@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { StateLostError } from "../../../src/runtime/role.ts";
-import { QueueFullError, QueueStore } from "../../../src/services/queue/queue_store.ts";
+import {
+  KeyConflictError,
+  PUT_KEY_RETENTION_MS,
+  QueueFullError,
+  QueueStore,
+} from "../../../src/services/queue/queue_store.ts";
 
 /** A store in a temporary directory with a clock the test moves; removed after `fn`. */
 async function withStore(
@@ -181,4 +186,44 @@ Deno.test("QueueStore.ackMany() is durable: the acks are gone after the file is 
       reopened.close();
     }
   });
+});
+
+Deno.test("QueueStore.putOnce() stores a repeated put once, across a reopen and after the ack", async () => {
+  await withStore((store, clock, path) => {
+    const first = store.putOnce("tasks", { id: "tsk-1" }, "tsk-1");
+    assert.deepEqual(store.putOnce("tasks", { id: "tsk-1" }, "tsk-1"), {
+      id: first.id,
+      duplicate: true,
+    });
+    assert.equal(first.duplicate, false);
+    assert.deepEqual(store.counts("tasks"), { ready: 1, inflight: 0 });
+    assert.throws(() => store.putOnce("tasks", { id: "tsk-other" }, "tsk-1"), KeyConflictError);
+    // The same key on another queue is another put.
+    assert.equal(store.putOnce("other", { id: "tsk-1" }, "tsk-1").duplicate, false);
+    store.close();
+    const again = QueueStore.open(path, { now: () => clock.now });
+    try {
+      assert.deepEqual(again.putOnce("tasks", { id: "tsk-1" }, "tsk-1"), {
+        id: first.id,
+        duplicate: true,
+      });
+      assert.ok(again.ack("tasks", first.id));
+      assert.equal(again.putOnce("tasks", { id: "tsk-1" }, "tsk-1").duplicate, true);
+      assert.deepEqual(again.counts("tasks"), { ready: 0, inflight: 0 });
+      clock.now += PUT_KEY_RETENTION_MS + 1;
+      assert.equal(again.putOnce("tasks", { id: "tsk-1" }, "tsk-1").duplicate, false);
+    } finally {
+      again.close();
+    }
+  });
+});
+
+Deno.test("QueueStore.putOnce() answers a repeated put even when the queue is full, and stores nothing new", async () => {
+  await withStore((store) => {
+    const first = store.putOnce("tasks", "a", "k-a");
+    assert.throws(() => store.putOnce("tasks", "b", "k-b"), QueueFullError);
+    assert.deepEqual(store.putOnce("tasks", "a", "k-a"), { id: first.id, duplicate: true });
+    // The refused put left no key behind: it is refused again, not a duplicate.
+    assert.throws(() => store.putOnce("tasks", "b", "k-b"), QueueFullError);
+  }, { capacity: 1 });
 });

@@ -193,3 +193,26 @@ Deno.test("queueRoutes() refuses unsigned requests with 401 and stores nothing",
     assert.equal(queues.stats("jobs").ready, 0);
   });
 });
+
+Deno.test("queueRoutes() POST messages with a key stores a repeated put once and says so", async () => {
+  await withApp(async ({ request, queues }) => {
+    const body = { payload: { id: "tsk-1" }, key: "tsk-1" };
+    const first = await request("POST", "/v1/queue/tasks/messages", body);
+    assert.equal(first.status, 201);
+    assert.deepEqual(Object.keys(first.json), ["id"]);
+    const again = await request("POST", "/v1/queue/tasks/messages", body);
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.json, { id: first.json.id, duplicate: true });
+    assert.equal(queues.stats("tasks").ready, 1);
+    const other = await request("POST", "/v1/queue/tasks/messages", {
+      payload: { id: "tsk-2" },
+      key: "tsk-1",
+    });
+    assert.equal(other.status, 409);
+    assert.match(String(other.json.error), /Idempotency key "tsk-1" .* different payload/);
+    const bad = await request("POST", "/v1/queue/tasks/messages", { payload: 1, key: "a b" });
+    assert.equal(bad.status, 400);
+    assert.match(String(bad.json.error), /"key"/);
+    assert.equal(queues.stats("tasks").ready, 1, "refused puts stored nothing");
+  });
+});
