@@ -64,7 +64,9 @@ export async function spawnCommand(args: string[]): Promise<number> {
       const exit = typeof error.body.exitCode === "number"
         ? ` (child exit ${error.body.exitCode})`
         : "";
-      throw new CliError(`${error.message}${exit}`, EXIT.FAILURE, { cause: error });
+      // 69: the child could not reach its parent, or no image could be made to ship.
+      const code = error.body.exitCode === EXIT.UNREACHABLE ? EXIT.UNREACHABLE : EXIT.FAILURE;
+      throw new CliError(`${error.message}${exit}`, code, { cause: error });
     }
     throw error;
   }

@@ -108,7 +108,12 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   try {
     view = await launcher.prepare(deps.self.url, deps.registries);
   } catch (error) {
-    return await fail(`cannot prepare ${launcher.url}: ${messageOf(error)}`, null);
+    // No image to ship (offline, never built): as unreachable as a host that does not answer.
+    const noImage = error instanceof Error && error.name === "ImageUnavailableError";
+    return await fail(
+      `cannot prepare ${launcher.url}: ${messageOf(error)}`,
+      noImage ? EXIT.UNREACHABLE : null,
+    );
   }
   if (plan.restart) {
     await deps.registry.put(record, plan.reason);
