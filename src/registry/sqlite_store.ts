@@ -75,6 +75,11 @@ export class SqliteStore implements RegistryStore {
    * @throws {Error} when the file cannot be opened or is not a fabricd registry.
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    // The registry is readable by its owner only; SQLite gives the WAL and
+    // shared-memory files the database file's mode.
+    if (path !== ":memory:" && !path.startsWith("file:")) {
+      Deno.writeFileSync(path, new Uint8Array(), { append: true, create: true, mode: 0o600 });
+    }
     const db = new DatabaseSync(path);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
     db.exec(_SCHEMA);

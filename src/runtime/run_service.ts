@@ -42,6 +42,9 @@ export interface RunServiceOptions {
 
 /** Runs the service; resolves with the process exit code. */
 export async function runService(options: RunServiceOptions): Promise<number> {
+  // Files a service makes (its store, WAL, nonce journal, its children's logs)
+  // are its owner's alone: other users of a login node must not read them.
+  Deno.umask(0o077);
   await setupLogging({ format: "json" });
   const logger = log("runtime");
   const module = ROLE_MODULES[options.role];

@@ -116,3 +116,19 @@ Deno.test("SqliteStore keeps the registry store contract", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("SqliteStore.open() creates the database and its WAL readable by the owner only", async () => {
+  const dir = await Deno.makeTempDir();
+  const old = Deno.umask(0o022);
+  try {
+    const path = join(dir, "registry.db");
+    const store = SqliteStore.open(path);
+    await store.put(serviceRecord("spw-00000001"), "created");
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.stat(`${path}-wal`)).mode! & 0o777, 0o600);
+    await store.close();
+  } finally {
+    Deno.umask(old);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
