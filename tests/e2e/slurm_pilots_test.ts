@@ -249,7 +249,7 @@ Deno.test({
           const left = await testnetExec(node, [
             "sh",
             "-c",
-            "pgrep -af 'fabricd[.]js --role agent' || true",
+            "pgrep -af 'js/main[.]js --role agent' || true",
           ]);
           assert.equal(left.stdout.trim(), "", `an agent still runs on ${node}`);
         }

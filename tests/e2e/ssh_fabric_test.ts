@@ -228,7 +228,7 @@ Deno.test({
             const ps = await testnetExec("compute1", [
               "sh",
               "-c",
-              `pgrep -f 'fabricd[.]js --role spawner --id ${c1}' || true`,
+              `pgrep -f 'js/main[.]js --role spawner --id ${c1}' || true`,
             ]);
             pids = ps.stdout.split("\n").filter(Boolean);
             if (known.state === "ALIVE" && pids.length === 1 && pids[0] === String(known.pid)) {
@@ -251,7 +251,7 @@ Deno.test({
         let left = "";
         for (let i = 0; i < 100; i++) {
           left =
-            (await testnetExec("head", ["sh", "-c", "pgrep -af 'fabricd[.]js --role' || true"]))
+            (await testnetExec("head", ["sh", "-c", "pgrep -af 'js/main[.]js --role' || true"]))
               .stdout.trim();
           if (left === "") break;
           await new Promise((r) => setTimeout(r, 150));
