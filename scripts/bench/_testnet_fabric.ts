@@ -15,8 +15,10 @@ import {
   DENO_DIR,
   fabricdArgv,
   killQuietly,
+  prepareTestnet,
   type ProcRef,
   readProc,
+  releaseTestnet,
   runDriver,
   stillThere,
 } from "./_testnet_host.ts";
@@ -50,6 +52,22 @@ export class TestnetFabric {
     this.dir = dir;
     this.fabric = join(dir, "fabric.yaml");
     this.#up = up;
+  }
+
+  /**
+   * Brings the testnet up (building the image first) and starts the desktop
+   * fabric on it; takes the testnet down again when the fabric cannot start.
+   * Pair with {@linkcode shutDown} and `releaseTestnet()`.
+   * @throws {BenchStepError} when the testnet or the fabric cannot start.
+   */
+  static async onTestnet(name: string): Promise<TestnetFabric> {
+    const imageDir = await prepareTestnet(name);
+    try {
+      return await TestnetFabric.start(name, imageDir);
+    } catch (error) {
+      await releaseTestnet(name);
+      throw error;
+    }
   }
 
   /**

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { type Benchmark, type BenchResult, envNumber, round, say, summarize } from "./_harness.ts";
 import { withBenchFabric } from "./_local_fabric.ts";
+import { timedCommand } from "./_testnet_common.ts";
 
 const NAME = "cli-latency";
 const GOAL = 1.5;
@@ -20,24 +21,6 @@ export const cliLatency: Benchmark = {
     "installed `fabricd status` vs `deno run` of an empty script, same deno (ratio <= 1.5)",
   run,
 };
-
-async function timed(argv: string[], env: Record<string, string> = {}): Promise<number> {
-  const started = performance.now();
-  const out = await new Deno.Command(argv[0]!, {
-    args: argv.slice(1),
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const ms = performance.now() - started;
-  if (!out.success) {
-    throw new Error(
-      `${argv.join(" ")} exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return ms;
-}
 
 async function run(): Promise<BenchResult> {
   const runs = Math.round(envNumber("BENCH_RUNS", 20));
@@ -65,16 +48,18 @@ async function run(): Promise<BenchResult> {
     return await withBenchFabric(NAME, 2000, async (_local, dir) => {
       const status = [fabricd, "status", "--fabric", join(dir, "fabric.yaml")];
       const bare = [Deno.execPath(), "run", "--quiet", "--no-config", empty];
-      const env = { DENO_NO_UPDATE_CHECK: "1" };
+      // Both sides skip Deno's update check (the image's launcher does anyway).
+      Deno.env.set("DENO_NO_UPDATE_CHECK", "1");
+      const timed = (argv: string[]) => timedCommand(argv[0]!, argv);
       // Warm both (page cache, V8 code cache) before timing.
       await timed(status);
-      await timed(bare, env);
+      await timed(bare);
       const cli: number[] = [];
       const base: number[] = [];
       const ratios: number[] = [];
       for (let i = 0; i < runs; i++) {
         const a = await timed(status);
-        const b = await timed(bare, env);
+        const b = await timed(bare);
         cli.push(a);
         base.push(b);
         ratios.push(a / b);

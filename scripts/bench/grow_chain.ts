@@ -18,7 +18,7 @@ import type { TestnetHost } from "../../tests/e2e/_testnet.ts";
 import { type Benchmark, type BenchResult, envNumber, median, round, say } from "./_harness.ts";
 import type { GrowOutput, SpawnSample } from "./_testnet_common.ts";
 import { TestnetFabric } from "./_testnet_fabric.ts";
-import { emptyImageCache, prepareTestnet, releaseTestnet } from "./_testnet_host.ts";
+import { emptyImageCache, releaseTestnet } from "./_testnet_host.ts";
 
 const NAME = "grow-chain";
 /** The RADICAL-Pilot anchor the fabric replaces: a pilot's virtualenv bootstrap. */
@@ -43,14 +43,7 @@ function describe(what: string, grow: GrowOutput): string {
 async function run(): Promise<BenchResult> {
   const rounds = Math.round(envNumber("BENCH_RUNS", 2));
   const began = performance.now();
-  const imageDir = await prepareTestnet(NAME);
-  let fabric: TestnetFabric;
-  try {
-    fabric = await TestnetFabric.start(NAME, imageDir);
-  } catch (error) {
-    await releaseTestnet(NAME);
-    throw error;
-  }
+  const fabric = await TestnetFabric.onTestnet(NAME);
   const orphans: string[] = [];
   let ids: string[] = [];
   const grow = async (what: string): Promise<GrowOutput> => {

@@ -25,7 +25,7 @@ import {
 } from "./_harness.ts";
 import type { BareRunOutput, HopWarmOutput } from "./_testnet_common.ts";
 import { TestnetFabric } from "./_testnet_fabric.ts";
-import { prepareTestnet, releaseTestnet } from "./_testnet_host.ts";
+import { releaseTestnet } from "./_testnet_host.ts";
 
 const NAME = "ssh-hop-warm";
 const GOAL = 2;
@@ -41,14 +41,7 @@ export const sshHopWarm: Benchmark = {
 async function run(): Promise<BenchResult> {
   const runs = Math.round(envNumber("BENCH_RUNS", 10));
   const began = performance.now();
-  const imageDir = await prepareTestnet(NAME);
-  let fabric: TestnetFabric;
-  try {
-    fabric = await TestnetFabric.start(NAME, imageDir);
-  } catch (error) {
-    await releaseTestnet(NAME);
-    throw error;
-  }
+  const fabric = await TestnetFabric.onTestnet(NAME);
   try {
     const hop = await fabric.driver<HopWarmOutput>(
       "desktop",
