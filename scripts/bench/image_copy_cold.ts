@@ -7,9 +7,10 @@
  *
  * What each side includes:
  * - value: `shipImage` as the SSH launcher runs it: the probe command; the
- *   large file (deno) fed by `cat` (or, on a slow link, its first 4 MiB raw
- *   then zstd) into `ssh HOST 'tee FILE | sha256'`; the small files as one tar
- *   stream; the manifest, chmod and the atomic rename;
+ *   large file (deno) as its compressed form made at build time, fed by `cat`
+ *   into `ssh HOST 'tee packed | zstd -d | tee FILE | sha256'` (raw when the
+ *   image has no packed form); the small files as one gzip'ed tar stream; the
+ *   links into the per-file store, the manifest, chmod and the atomic rename;
  * - baseline (the issue's "ssh host cat > file for the same bytes"): every
  *   image file's bytes in one stream, `cat FILES | ssh -S MASTER gateway
  *   'cat >FILE'`, over the same ControlMaster; `cat >/dev/null` is reported
@@ -114,13 +115,13 @@ async function run(): Promise<BenchResult> {
       exec_roundtrip_ms: round(out.parts.execMs),
       image_made_ms: round(out.imageMs),
       master_open_ms: round(out.openMs),
-      value_is: "shipImage over one SshConnection: probe, large files fed raw (or zstd on a " +
-        "slow link) and hashed while written, small files as one tar, manifest, chmod, rename " +
-        "(cache emptied before each run)",
+      value_is: "shipImage over one SshConnection: probe, large files as their build-time " +
+        "zstd form, decompressed and hashed while written, small files as one tar.gz, " +
+        "manifest, chmod, rename (cache emptied before each run)",
       baseline_is: "`cat FILES | ssh -S <same master> gateway 'cat >FILE'`, uncompressed; " +
         "ratio = median of per-run ratios",
       testnet: "taken down after",
-      link_mbps: round(first.linkMBps),
+      missing_bytes: first.missingBytes,
       ship_runs_ms: out.runs.map((r) => round(r.shipMs)),
       baseline_runs_ms: out.runs.map((r) => round(sum(r.catDiskMs))),
     };

@@ -9,8 +9,13 @@
  * deno           the Deno runtime
  * js/main.js     the bundle's entry, beside its chunks (js/chunk-*.js)
  * manifest       "<sha256>  <path>" per file, sorted: `sha256sum -c manifest` checks it
+ * packed/        deno.zst: large files compressed once (zstd -9) at build time, shipped as
+ *                they are and kept by every host that received them, to pass down the chain
  * .complete      written last: a directory without it is unfinished
  * ```
+ *
+ * The manifest names the files, not their compressed forms: what arrives is
+ * checked after decompression.
  *
  * A compiled image (`deno compile`) has `fabricd` alone. The image hash is
  * SHA-256 over the manifest, so the same files give the same hash anywhere.
@@ -29,6 +34,9 @@ export const COMPLETE = ".complete";
 /** The executable at the root of every image. */
 export const LAUNCHER = "fabricd";
 
+/** Folder of an image's compressed forms: `packed/NAME.zst`. */
+export const PACKED = "packed";
+
 /** The bundle's entry, relative to the image directory. */
 export const ENTRY = "js/main.js";
 
@@ -40,6 +48,8 @@ export interface ImageFile {
   path: string;
   sha256: string;
   size: number;
+  /** Its compressed form (`packed/NAME.zst`) on this host, when the image has one. */
+  packed?: string;
 }
 
 /** A content-addressed image. */
@@ -104,7 +114,15 @@ export async function readImageDir(dir: string): Promise<SelfImage> {
         cause: error,
       });
     }
-    files.push({ name: match[2]!, path, sha256: match[1]!, size });
+    const packed = join(dir, PACKED, `${match[2]}.zst`);
+    const hasPacked = await Deno.stat(packed).then((info) => info.isFile, () => false);
+    files.push({
+      name: match[2]!,
+      path,
+      sha256: match[1]!,
+      size,
+      ...(hasPacked ? { packed } : {}),
+    });
   }
   const names = new Set(files.map((f) => f.name));
   if (!names.has(LAUNCHER)) throw new ImageDirError(`Image "${dir}" has no "${LAUNCHER}"`);

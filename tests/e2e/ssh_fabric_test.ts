@@ -14,6 +14,7 @@ import {
   withTestnet,
 } from "./_testnet.ts";
 import { skipPolicy } from "./_prereq.ts";
+import type { ShipResult } from "../../src/image/ship.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 
 const { skip, assertReady } = skipPolicy(await checkTestnet(), "ssh fabric e2e tests");
@@ -178,8 +179,7 @@ Deno.test({
         }
       });
 
-      await t.step("an image whose hash does not match is removed and never run", async () => {
-        const script = new URL("./_ship_check.ts", import.meta.url).pathname;
+      const shipCheck = async (mode: "forged" | "upgrade"): Promise<unknown> => {
         const out = await testnetExec("desktop", [
           "env",
           `DENO_DIR=${DENO_DIR}`,
@@ -187,19 +187,35 @@ Deno.test({
           "run",
           "--quiet",
           "--allow-all",
-          script,
+          new URL("./_ship_check.ts", import.meta.url).pathname,
           "gateway",
           dir,
           await checkoutImageDir(),
+          mode,
         ]);
         assert.equal(out.code, 0, out.stderr);
-        const result = JSON.parse(out.stdout) as { error: string; cache: string[] };
+        return JSON.parse(out.stdout);
+      };
+
+      await t.step("an image whose hash does not match is removed and never run", async () => {
+        const result = await shipCheck("forged") as { error: string; cache: string[] };
         assert.match(result.error, /does not match its SHA-256/);
         assert.ok(!result.cache.includes("f".repeat(64)), "the forged image was installed");
         assert.ok(
           !result.cache.some((name) => name.startsWith(".tmp-")),
           "a partial copy was left",
         );
+      });
+
+      await t.step("an upgrade sends only the files the host lacks, under 0.5 MB", async () => {
+        const result = await shipCheck("upgrade") as {
+          second: ShipResult;
+          version: string;
+        };
+        assert.equal(result.second.copied, true);
+        assert.ok(result.second.sent < 500_000, `sent ${result.second.sent} bytes`);
+        assert.ok(result.second.missingBytes < 500_000, `${result.second.missingBytes} missing`);
+        assert.match(result.version, /^fabricd /, "the upgraded image does not run");
       });
 
       await t.step(
