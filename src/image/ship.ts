@@ -184,12 +184,19 @@ async function install(
   how: Transfer,
 ): Promise<void> {
   const arrived = new Set(sent.map((f) => f.name));
+  // The compressed form of a file is kept too (files/SHA.zst), so this host
+  // can pass it on down the chain whichever image it came with.
   const links = image.files.map((f) => {
     const name = shellQuote(f.name);
+    const packed = `${PACKED}/${name}.zst`;
     const store = `"$c/files/${f.sha256}"`;
+    const storePacked = `"$c/files/${f.sha256}.zst"`;
     return arrived.has(f.name)
-      ? `ln -f ${name} ${store} 2>/dev/null || cp ${name} ${store}`
-      : `mkdir -p "$(dirname ${name})" && { ln ${store} ${name} 2>/dev/null || cp ${store} ${name}; }`;
+      ? `{ ln -f ${name} ${store} 2>/dev/null || cp ${name} ${store}; }; ` +
+        `if [ -f ${packed} ]; then ln -f ${packed} ${storePacked} 2>/dev/null || true; fi`
+      : `mkdir -p "$(dirname ${name})" && { ln ${store} ${name} 2>/dev/null || cp ${store} ${name}; }; ` +
+        `if [ -f ${storePacked} ]; then mkdir -p "$(dirname ${packed})"; ` +
+        `ln ${storePacked} ${packed} 2>/dev/null || cp ${storePacked} ${packed}; fi`;
   });
   const executables = image.files.filter((f) => f.name === LAUNCHER || f.name === "deno");
   const finish = await how.ssh.exec(

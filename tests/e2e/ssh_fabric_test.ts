@@ -82,6 +82,16 @@ Deno.test({
           }
           const tree = await fabricd(["status"]);
           assert.match(tree.stdout, new RegExp(`└─ ${c2} +spawner +compute2 `));
+          // Each hop got deno in its build-time compressed form, from the hop above,
+          // and keeps it to pass on.
+          for (const host of ["gateway", "head", "compute1"] as const) {
+            const packed = await testnetExec(host, [
+              "sh",
+              "-c",
+              "ls ~/.cache/fabricd/*/packed/deno.zst",
+            ]);
+            assert.equal(packed.code, 0, `${host} has no packed deno: ${packed.stderr}`);
+          }
         },
       );
 
