@@ -12,6 +12,8 @@ import { NonceJournal } from "../crypto/nonce_journal.ts";
 import { ReplayCache } from "../crypto/replay_cache.ts";
 import { CLOCK_SKEW_SECONDS } from "../crypto/signing.ts";
 import { createApp } from "../api/app.ts";
+import { type GuardedServer, serveGuarded } from "../api/guarded_server.ts";
+import type { HttpFrontLimits } from "../api/http_front.ts";
 import { EXIT, type RegistryEndpoint, type Role } from "../types/mod.ts";
 import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "./bootstrap_child.ts";
 import { log, setupLogging } from "./logging.ts";
@@ -38,6 +40,8 @@ export interface RunServiceOptions {
   options: Record<string, string>;
   /** Time to wait for the spawner's configure call, ms. Default 60000. */
   configureTimeoutMs?: number;
+  /** Deadlines and connection limits of the HTTP server; production defaults when absent. */
+  http?: HttpFrontLimits;
 }
 
 /** Runs the service; resolves with the process exit code. */
@@ -108,12 +112,15 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       }
       : {}),
   });
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  // Behind a front that drops slow clients and bounds connections per peer
+  // (docs/protocol.md 2.10): Deno.serve alone has no header deadline.
+  let server: GuardedServer;
   try {
-    server = Deno.serve(
-      { hostname: options.hostname, port: options.port, onListen: () => {} },
-      app.fetch,
-    );
+    server = await serveGuarded(app.fetch, {
+      ...options.http,
+      hostname: options.hostname,
+      port: options.port,
+    });
   } catch (error) {
     logger.error("Cannot listen on {hostname}:{port}: {error}", {
       hostname: options.hostname,
@@ -193,11 +200,8 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     return EXIT.FAILURE;
   } finally {
     for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
-    // Open streams (watchers) would hold a graceful shutdown forever.
-    await Promise.race([
-      server.shutdown().catch(() => {}),
-      new Promise((resolve) => setTimeout(resolve, 2000)),
-    ]);
+    // Open streams (watchers) are cut after the server's 2 s grace.
+    await server.shutdown().catch(() => {});
     journal?.close();
   }
 }

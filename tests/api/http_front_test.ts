@@ -1,0 +1,328 @@
+/**
+ * The HTTP front (issue 14, item 5) over real sockets: slow clients are
+ * dropped after the header and request deadlines, connections are bounded per
+ * peer and in all, idle keep-alive connections close, and answers (long polls,
+ * server-sent events, WebSockets) are never under a deadline. Deadlines here
+ * are short; production uses 10 s and 30 s.
+ */
+import assert from "node:assert/strict";
+import { createApp } from "../../src/api/app.ts";
+import { type GuardedServer, serveGuarded } from "../../src/api/guarded_server.ts";
+import { HttpFront, type HttpFrontLimits } from "../../src/api/http_front.ts";
+import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
+import {
+  generateFabricKeys,
+  ReplayCache,
+  signRequest,
+  verifyResponse,
+} from "../../src/crypto/mod.ts";
+import type { ServiceStatus } from "../../src/types/mod.ts";
+
+const SERVICE = "spw-f0e1d2c3";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function withServer(
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  limits: HttpFrontLimits,
+  body: (server: GuardedServer) => Promise<void>,
+): Promise<void> {
+  const server = await serveGuarded(handler, {
+    hostname: "127.0.0.1",
+    port: 0,
+    graceMs: 200,
+    ...limits,
+  });
+  try {
+    await body(server);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+function connect(server: GuardedServer): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+}
+
+/** Everything the server sends until it closes the connection, or "(open)" after `ms`. */
+async function readUntilClosed(conn: Deno.Conn, ms: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), ms));
+  try {
+    while (true) {
+      const n = await Promise.race([conn.read(buffer).catch(() => null), late]);
+      if (n === "late") return "(open)";
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return chunks.map((c) => decoder.decode(c)).join("");
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed by the server already.
+  }
+}
+
+const echo: Deno.ServeHandler<Deno.NetAddr> = async (request, info) =>
+  Response.json({
+    path: new URL(request.url).pathname,
+    peer: info.remoteAddr.hostname,
+    port: info.remoteAddr.port,
+    body: await request.text(),
+  });
+
+Deno.test("serveGuarded() passes requests on and gives the handler the client's address, whatever Fabric-Peer it sent", async () => {
+  await withServer(echo, {}, async (server) => {
+    const conn = await connect(server);
+    try {
+      await conn.write(encoder.encode(
+        "POST /a HTTP/1.1\r\nHost: x\r\nFabric-Peer: 203.0.113.9:1\r\nfabric-peer: 203.0.113.9:2\r\n" +
+          "Content-Length: 5\r\nConnection: close\r\n\r\nhello",
+      ));
+      const answer = await readUntilClosed(conn, 5000);
+      const json = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+      assert.equal(json.peer, "127.0.0.1");
+      assert.equal(json.port, conn.localAddr.port);
+      assert.equal(json.body, "hello");
+    } finally {
+      closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("serveGuarded() passes chunked bodies and pipelined requests in order", async () => {
+  await withServer(echo, {}, async (server) => {
+    const conn = await connect(server);
+    try {
+      await conn.write(encoder.encode(
+        "POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n" +
+          "GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      ));
+      const answer = await readUntilClosed(conn, 5000);
+      assert.match(answer, /"path":"\/one".*"body":"abcde"/s);
+      assert.match(answer, /"path":"\/two"/);
+      assert.ok(answer.indexOf("/one") < answer.indexOf("/two"));
+    } finally {
+      closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("serveGuarded() answers a signed request while 1000 half-open connections are held, and closes them after the header deadline", async () => {
+  const keys = await generateFabricKeys();
+  const status = { id: SERVICE } as ServiceStatus;
+  const app = createApp({
+    serviceId: SERVICE,
+    keys: () => keys,
+    replayCache: new ReplayCache(),
+    handlers: { status: () => status } as ServiceHandlers,
+  });
+  await withServer(app.fetch, {
+    headersTimeoutMs: 1000,
+    maxConnectionsPerPeer: 2000,
+    maxConnections: 2000,
+  }, async (server) => {
+    const slow: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const conn = await connect(server);
+        slow.push(conn);
+        await conn.write(encoder.encode("GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+      }
+      assert.equal(server.front.stats().open, 1000);
+      const url = `http://127.0.0.1:${server.addr.port}/v1/status`;
+      const signed = await signRequest({ method: "GET", url, body: new Uint8Array() }, keys, {
+        target: SERVICE,
+      });
+      const answer = await fetch(url, { headers: signed.headers });
+      const body = new Uint8Array(await answer.arrayBuffer());
+      assert.equal(answer.status, 200);
+      const verdict = await verifyResponse(
+        { status: answer.status, headers: answer.headers, body },
+        { publicKey: keys.publicKey, fingerprint: keys.fingerprint, requestNonce: signed.nonce },
+      );
+      assert.ok(verdict.ok, "the answer is signed by the service");
+      const ends = await Promise.all(slow.map((conn) => readUntilClosed(conn, 10_000)));
+      assert.equal(ends.filter((end) => end === "(open)").length, 0, "every slow one closed");
+      assert.ok(ends.every((end) => end.startsWith("HTTP/1.1 408 ")), "each was told 408");
+      assert.equal(server.front.stats().timedOut, 1000);
+    } finally {
+      slow.forEach(closeQuietly);
+    }
+  });
+});
+
+Deno.test("HttpFront closes a connection at once when its peer holds maxConnectionsPerPeer, or all hold maxConnections", async () => {
+  await withServer(echo, { maxConnectionsPerPeer: 8, headersTimeoutMs: 20_000 }, async (server) => {
+    const held = await Promise.all(Array.from({ length: 8 }, () => connect(server)));
+    const extra = await connect(server);
+    try {
+      assert.equal(await readUntilClosed(extra, 5000), "", "the ninth is closed without an answer");
+      assert.equal(server.front.stats().refused, 1);
+      closeQuietly(held.pop()!);
+      // The slot is free again once the front noticed the close.
+      let answer = "";
+      for (let attempt = 0; attempt < 50 && !answer.includes("200 OK"); attempt++) {
+        const again = await connect(server);
+        await again.write(
+          encoder.encode("GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        answer = await readUntilClosed(again, 5000);
+        closeQuietly(again);
+        if (!answer) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.match(answer, /^HTTP\/1\.1 200 OK/);
+    } finally {
+      held.forEach(closeQuietly);
+      closeQuietly(extra);
+    }
+  });
+  await withServer(echo, { maxConnections: 4, headersTimeoutMs: 20_000 }, async (server) => {
+    const held = await Promise.all(Array.from({ length: 4 }, () => connect(server)));
+    const extra = await connect(server);
+    try {
+      assert.equal(await readUntilClosed(extra, 5000), "");
+      assert.equal(server.front.stats().refused, 1);
+    } finally {
+      held.forEach(closeQuietly);
+      closeQuietly(extra);
+    }
+  });
+});
+
+Deno.test("HttpFront closes a connection whose request body is slower than the request deadline", async () => {
+  let handlerSawBody = false;
+  const handler: Deno.ServeHandler<Deno.NetAddr> = async (request) => {
+    try {
+      await request.text();
+      handlerSawBody = true;
+    } catch {
+      // The front cut the connection: the body never completes.
+    }
+    return new Response("late");
+  };
+  await withServer(handler, { headersTimeoutMs: 300, requestTimeoutMs: 800 }, async (server) => {
+    const conn = await connect(server);
+    try {
+      await conn.write(
+        encoder.encode("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"),
+      );
+      assert.notEqual(await readUntilClosed(conn, 10_000), "(open)");
+      assert.equal(handlerSawBody, false);
+      assert.equal(server.front.stats().timedOut, 1);
+    } finally {
+      closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("HttpFront closes an idle keep-alive connection after idleTimeoutMs", async () => {
+  await withServer(echo, { idleTimeoutMs: 300 }, async (server) => {
+    const conn = await connect(server);
+    try {
+      await conn.write(encoder.encode("GET /d HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const answer = await readUntilClosed(conn, 10_000);
+      assert.match(answer, /^HTTP\/1\.1 200 OK/);
+      assert.match(answer, /"path":"\/d"/);
+      assert.equal(server.front.stats().idleClosed, 1);
+    } finally {
+      closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("HttpFront puts no deadline on answers: long polls, event streams and WebSockets outlive every deadline", async () => {
+  const handler: Deno.ServeHandler<Deno.NetAddr> = async (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/ws") {
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      socket.onmessage = (event) => socket.send(`echo ${event.data}`);
+      return response;
+    }
+    if (path === "/events") {
+      let n = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          controller.enqueue(encoder.encode(`data: ${n++}\n\n`));
+          if (n === 6) controller.close();
+        },
+      });
+      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return new Response("polled");
+  };
+  const limits = { headersTimeoutMs: 200, requestTimeoutMs: 300, idleTimeoutMs: 300 };
+  await withServer(handler, limits, async (server) => {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    assert.equal(await (await fetch(`${base}/poll`)).text(), "polled");
+    const events = await (await fetch(`${base}/events`)).text();
+    assert.equal(events.match(/^data: /gm)?.length, 6);
+    const socket = new WebSocket(`ws://127.0.0.1:${server.addr.port}/ws`);
+    try {
+      await new Promise((resolve, reject) => {
+        socket.onopen = resolve;
+        socket.onerror = reject;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const echoed = new Promise((resolve) => socket.onmessage = (event) => resolve(event.data));
+      socket.send("hi");
+      assert.equal(await echoed, "echo hi");
+      assert.equal(server.front.stats().timedOut, 0);
+    } finally {
+      const closed = new Promise((resolve) => socket.onclose = resolve);
+      socket.close();
+      await closed;
+    }
+  });
+});
+
+Deno.test("HttpFront refuses ambiguous or oversized request heads with 400 or 431 before the server sees them", async () => {
+  let calls = 0;
+  const handler: Deno.ServeHandler<Deno.NetAddr> = () => {
+    calls++;
+    return new Response("ok");
+  };
+  await withServer(handler, { maxHeadBytes: 1024 }, async (server) => {
+    const cases: [string, string][] = [
+      [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "400",
+      ],
+      ["POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "400"],
+      ["POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "400"],
+      ["GET / HTTP/1.1\nHost: x\r\n\r\n", "400"],
+      ["GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "400"],
+      [`GET / HTTP/1.1\r\nHost: x\r\nX-Long: ${"a".repeat(2000)}\r\n\r\n`, "431"],
+    ];
+    for (const [head, status] of cases) {
+      const conn = await connect(server);
+      try {
+        await conn.write(encoder.encode(head));
+        const answer = await readUntilClosed(conn, 5000);
+        assert.ok(answer.startsWith(`HTTP/1.1 ${status} `), `${JSON.stringify(head)}: ${answer}`);
+      } finally {
+        closeQuietly(conn);
+      }
+    }
+    assert.equal(calls, 0);
+  });
+});
+
+Deno.test("HttpFront.listen() throws RangeError for a limit that is not a positive integer", () => {
+  assert.throws(
+    () =>
+      HttpFront.listen({ hostname: "127.0.0.1", port: 0, backendPath: "/x", maxConnections: 0 }),
+    RangeError,
+  );
+});
