@@ -7,7 +7,12 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
-import { roleOptionsSchema, serviceIdSchema, sessionIdSchema } from "../api/schemas.ts";
+import {
+  endpointSchema,
+  roleOptionsSchema,
+  serviceIdSchema,
+  sessionIdSchema,
+} from "../api/schemas.ts";
 import { jsonBody, validParam } from "../api/validate.ts";
 import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import type { Registry } from "./registry.ts";
@@ -17,6 +22,12 @@ const instanceSchema = z.string().regex(
   "must be 1-64 letters, digits, '_' or '-'",
 );
 
+/** A record's endpoint: "" until known, else only `http(s)://HOST:PORT` (as everywhere else). */
+const recordEndpointSchema = z.string().refine(
+  (endpoint) => endpoint === "" || endpointSchema.safeParse(endpoint).success,
+  'must be "" or http(s)://HOST:PORT, without user info, path, spaces or line breaks',
+);
+
 const recordSchema = z.strictObject({
   id: serviceIdSchema,
   role: z.enum(ROLES),
@@ -24,7 +35,7 @@ const recordSchema = z.strictObject({
   incarnation: z.int().min(1),
   host: z.string().max(253),
   pid: z.int().min(0),
-  endpoint: z.string().max(2048),
+  endpoint: recordEndpointSchema,
   parent: z.string().max(63),
   route: z.array(serviceIdSchema).max(64),
   launcher: z.string().max(2048),
