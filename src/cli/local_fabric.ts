@@ -107,6 +107,7 @@ export async function startLocalFabric(
       ],
     },
   ];
+  for (const root of roots) await createPrivateLog(options.dir, root.id);
   const keeper = new RootKeeper(launcher, registry);
   for (const root of roots) await keeper.start(root);
   const spawner = { id: spawnerId, url: `http://127.0.0.1:${spawnerPort}` };
@@ -241,6 +242,21 @@ class RootKeeper {
   stop(): void {
     this.#stopped = true;
   }
+}
+
+/**
+ * Makes a root service's `DIR/logs/ID.log` 0600 before the launcher's shell
+ * appends to it: `fabricd up` runs under the user's umask (often 022, which
+ * would make it 0644), and logs name services, ports and failures.
+ */
+async function createPrivateLog(dir: string, id: string): Promise<void> {
+  const logs = join(dir, "logs");
+  await Deno.mkdir(logs, { recursive: true, mode: 0o700 });
+  const path = join(logs, `${id}.log`);
+  const file = await Deno.open(path, { create: true, append: true, mode: 0o600 });
+  file.close();
+  // A log left by an older version keeps its mode otherwise.
+  await Deno.chmod(path, 0o600);
 }
 
 function portOf(url: string | undefined): number {

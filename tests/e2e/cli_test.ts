@@ -68,6 +68,9 @@ Deno.test("fabricd up runs a fabric that spawn, status, session and stop drive, 
     }
     try {
       assert.match(seen, /is up/);
+      const logs = [...Deno.readDirSync(join(dir, "logs"))].map((e) => join(dir, "logs", e.name));
+      assert.equal(logs.length, 2, "the registry's and the root spawner's logs");
+      for (const log of logs) assert.equal((await Deno.stat(log)).mode! & 0o777, 0o600, log);
       const spawned = await runFabricd(["spawn", "--role", "spawner", "--json"], { env });
       assert.equal(spawned.code, 0, spawned.stderr);
       const child = JSON.parse(spawned.stdout) as { id: string; state: string };
