@@ -144,7 +144,9 @@ export interface StopServicesOptions {
 
 /**
  * Stops live services children first and registries last; returns how many
- * were asked to stop.
+ * were asked to stop. A spawn or restart under way is waited for (it registers
+ * meanwhile) only while its spawner runs; one whose spawner is gone can never
+ * come up, so it is not waited on but recorded STOPPED with the reason.
  */
 export async function stopServices(
   client: FabricClient,
@@ -158,9 +160,10 @@ export async function stopServices(
   // running, until two looks half a second apart find none (a restart that
   // was under way when the stop began registers meanwhile), for at most 30 s.
   const deadline = Date.now() + 30_000;
+  let all: ServiceRecord[] = [];
   for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
-    const all = await registry.list();
-    const records = all.filter((r) => wanted(r) && r.role !== "registry");
+    all = await registry.list();
+    const records = all.filter((r) => wanted(r) && r.role !== "registry" && canComeUp(r, all));
     quiet = records.length === 0 ? quiet + 1 : 0;
     records.sort((a, b) => b.route.length - a.route.length);
     for (const record of records) {
@@ -171,12 +174,30 @@ export async function stopServices(
     }
     if (quiet < 2) await new Promise((r) => setTimeout(r, 500));
   }
+  for (const record of all.filter((r) => wanted(r) && !canComeUp(r, all))) {
+    await registry.transition(record.id, {
+      incarnation: record.incarnation,
+      to: "STOPPED",
+      reason: `${options.reason}: its spawner ${record.parent || "(none)"} is gone, so it ` +
+        `never came up from ${record.state}`,
+    }).catch(() => {});
+  }
   // Registries last: the others record STOPPED in them on the way out.
-  const all = await registry.list();
+  all = await registry.list();
   for (const record of all.filter((r) => wanted(r) && r.role === "registry")) {
     if (await askToStop(client, record, all, options.reason)) stopped.add(record.id);
   }
   return stopped.size;
+}
+
+/** States of a spawn or restart under way, waiting for its spawner. */
+const PENDING: readonly string[] = ["LAUNCHING", "BOOTSTRAPPING", "CONFIGURING", "RESTARTING"];
+
+/** Whether `record` runs, or is a spawn whose spawner still runs to finish it. */
+function canComeUp(record: ServiceRecord, all: ServiceRecord[]): boolean {
+  if (!PENDING.includes(record.state)) return true;
+  const parent = all.find((r) => r.id === record.parent);
+  return parent !== undefined && ["ALIVE", "SUSPECT"].includes(parent.state);
 }
 
 /** States of a service that may still have a process running. */

@@ -5,6 +5,12 @@
  * A child that cannot pick up its old state (exit 79) is LOST; then the role's
  * replacement policy applies: `fresh` starts a new instance in its place,
  * `propagate` leaves the LOST record, with its sessions, for the applications.
+ *
+ * Restarts survive their restarter (issue 18): a spawn or restart that no
+ * spawner has under way any more (the spawner died mid-bootstrap and came
+ * back, or lost track of it while the registry was away) is reconciled: a
+ * restart becomes DEAD and is resumed, a first spawn becomes FAILED. The
+ * children of a LOST child (it has no next incarnation) are adopted.
  * @module
  */
 import type { RegistryClient } from "../client/registry_client.ts";
@@ -12,7 +18,9 @@ import { FabricRequestError } from "../client/fabric_client.ts";
 import { SpawnFailedError } from "../api/service_handlers.ts";
 import type { ReplacementPolicy } from "../runtime/role.ts";
 import { log } from "../runtime/logging.ts";
+import { PENDING_STATES } from "../registry/state_machine.ts";
 import { EXIT, type RegistryEvent, type Role, type ServiceRecord } from "../types/mod.ts";
+import { _killOrphanProcess } from "./_orphan_process.ts";
 
 /** What the supervisor needs from its service. */
 export interface SupervisorDeps {
@@ -35,6 +43,23 @@ export interface SupervisorOptions {
   backoffMs?: number;
   /** Longest wait between two attempts to report a child's exit, ms. Default 2000. */
   reportRetryMs?: number;
+  /**
+   * How often the children on record are reconciled, ms. A spawn that no
+   * spawn of this service has under way and that did not move between two
+   * looks is ended (so within twice this). Default 5000.
+   */
+  reconcileMs?: number;
+}
+
+/** Options of {@linkcode Supervisor.reconcile}. */
+export interface ReconcileOptions {
+  /**
+   * This service has just started again: every unfinished spawn on record
+   * belongs to its previous incarnation and is ended at once. Default false.
+   */
+  orphaned?: boolean;
+  /** The registry's records, if the caller has them. Default: listed. */
+  records?: ServiceRecord[];
 }
 
 /** Restarts dead children; `stop()` is idempotent. */
@@ -47,6 +72,11 @@ export class Supervisor {
   #history = new Map<string, number[]>();
   #watch: AbortController | null = null;
   #stopped = false;
+  /** Children whose spawn or restart this service has under way. */
+  #inflight = new Set<string>();
+  /** An unfinished spawn as last seen by reconcile(), by ID. */
+  #seen = new Map<string, string>();
+  #tick: ReturnType<typeof setInterval> | undefined;
 
   /** A supervisor for the children of `deps.selfId`. */
   constructor(deps: SupervisorDeps, options: SupervisorOptions = {}) {
@@ -56,13 +86,95 @@ export class Supervisor {
       windowMs: 600_000,
       backoffMs: 200,
       reportRetryMs: 2000,
+      reconcileMs: 5000,
       ...options,
     };
+  }
+
+  /** A spawn of `id` is under way in this service (recorded, not yet answered). */
+  began(id: string): void {
+    this.#inflight.add(id);
+  }
+
+  /** The spawn of `id` returned or failed. */
+  ended(id: string): void {
+    this.#inflight.delete(id);
+  }
+
+  /**
+   * Ends the spawns of this service's children that nobody has under way
+   * (docs/failures.md "Restarts survive their restarter"): a restart is
+   * recorded DEAD and resumed, a first spawn FAILED, each with the reason;
+   * a local process left half-started is killed. Also restarts DEAD
+   * children, and the children of a LOST child (adopted).
+   * @throws {FabricRequestError} when the registry cannot be listed.
+   */
+  async reconcile(options: ReconcileOptions = {}): Promise<void> {
+    if (this.#stopped) return;
+    const self = this.#deps.selfId;
+    const records = options.records ?? await this.#deps.registry().list();
+    const lost = new Set(
+      records.filter((r) => r.parent === self && r.state === "LOST").map((r) => r.id),
+    );
+    const looked = new Set<string>();
+    for (const record of records) {
+      const adopted = lost.has(record.parent);
+      if (record.parent !== self && !adopted) continue;
+      if (record.state === "DEAD") this.#schedule(record.id);
+      if (!PENDING_STATES.includes(record.state) || this.#inflight.has(record.id)) continue;
+      looked.add(record.id);
+      const key = `${record.state}/${record.incarnation}/${record.updated}`;
+      if (!options.orphaned && !adopted && this.#seen.get(record.id) !== key) {
+        this.#seen.set(record.id, key);
+        continue;
+      }
+      const why = adopted
+        ? `spawner ${record.parent} is LOST`
+        : options.orphaned
+        ? `spawner ${self} restarted during the bootstrap: password discarded`
+        : `no progress in ${record.state}${
+          record.pid ? "" : " with no process"
+        }: spawner ${self} has no spawn of it under way`;
+      await this.#endSpawn(record, why);
+    }
+    for (const id of this.#seen.keys()) if (!looked.has(id)) this.#seen.delete(id);
+  }
+
+  async #endSpawn(record: ServiceRecord, why: string): Promise<void> {
+    const killed = _killOrphanProcess(record);
+    const restart = record.incarnation > 1 || record.state === "RESTARTING";
+    this.#logger.warn("Ending the unfinished {what} of {id}: {why}", {
+      what: restart ? "restart" : "spawn",
+      id: record.id,
+      why,
+      killed,
+    });
+    this.#seen.delete(record.id);
+    try {
+      await this.#deps.registry().transition(record.id, {
+        incarnation: record.incarnation,
+        to: restart ? "DEAD" : "FAILED",
+        reason: restart ? `${why}; the restart is resumed by ${this.#deps.selfId}` : why,
+        exited: restart,
+      });
+    } catch (error) {
+      this.#logger.debug("{id} moved on meanwhile: {error}", {
+        id: record.id,
+        error: String(error),
+      });
+      return;
+    }
+    if (restart) this.#schedule(record.id);
   }
 
   /** Follows the registry's change stream for DEAD children (started once). */
   follow(): void {
     if (this.#watch || this.#stopped) return;
+    this.#tick = setInterval(() => {
+      this.reconcile().catch((error) =>
+        this.#logger.debug("Reconcile skipped: {error}", { error: String(error) })
+      );
+    }, this.#options.reconcileMs);
     this.#watch = new AbortController();
     const signal = this.#watch.signal;
     void (async () => {
@@ -132,6 +244,7 @@ export class Supervisor {
   /** Stops following and cancels pending restarts. */
   stop(): void {
     this.#stopped = true;
+    clearInterval(this.#tick);
     this.#watch?.abort();
     for (const timer of this.#pending.values()) clearTimeout(timer);
     this.#pending.clear();
@@ -142,6 +255,15 @@ export class Supervisor {
     if (record.parent !== this.#deps.selfId || event.kind !== "transition") return;
     if (event.transition?.to === "DEAD" && record.state === "DEAD") this.#schedule(record.id);
     if (record.state === "ALIVE") this.#forget(record.id);
+    // A LOST child has no next incarnation to resume its children's restarts.
+    if (event.transition?.to === "LOST" && record.state === "LOST") {
+      this.reconcile().catch((error) =>
+        this.#logger.warn("Cannot adopt the children of {id}: {error}", {
+          id: record.id,
+          error: String(error),
+        })
+      );
+    }
   }
 
   #forget(id: string): void {

@@ -22,7 +22,8 @@ import type { FabricKeys } from "../crypto/keys.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
 import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
 import { KeyHandover } from "../spawner/key_handover.ts";
-import { failOrphanedSpawns, spawnService } from "../spawner/spawn_flow.ts";
+import { spawnService } from "../spawner/spawn_flow.ts";
+import { beginRootIncarnation } from "../health/root_restart.ts";
 import { closeLaunchers, type LaunchedProcess } from "../launchers/mod.ts";
 import {
   EXIT,
@@ -153,8 +154,10 @@ export class FabricService implements ServiceHandlers {
       },
     );
     const registry = this.registry();
-    const old = (await registry.get(this.identity.id))?.record;
-    const incarnation = old && !placement.parent ? old.incarnation + 1 : placement.incarnation;
+    const found = (await registry.get(this.identity.id))?.record;
+    // A root (no parent) restarting under its ID records DEAD -> RESTARTING first.
+    const old = found && !placement.parent ? await beginRootIncarnation(registry, found) : found;
+    const incarnation = old && !placement.parent ? old.incarnation : placement.incarnation;
     placement.incarnation = incarnation;
     const record = aliveRecord(this.identity, placement, {
       old,
@@ -162,14 +165,18 @@ export class FabricService implements ServiceHandlers {
       started: this.#started,
     });
     const registered = await registry.put(record, `${this.identity.role} configured and running`);
-    const children = old
-      ? await failOrphanedSpawns(registry, this.identity.id, await registry.list())
-      : [];
+    const records = old ? await registry.list() : [];
     this.#placement = placement;
     this.#placed();
     // A restarted parent supervises at once the children its previous
-    // incarnation left running, not only from its next spawn on.
-    if (children.length > 0) this.#supervise();
+    // incarnation left, and resumes the restarts it was killed in.
+    if (records.some((r) => r.parent === this.identity.id)) {
+      await this.#supervise().reconcile({ orphaned: true, records }).catch((error) =>
+        this.#logger.warn("Cannot resume the children's restarts: {error}", {
+          error: String(error),
+        })
+      );
+    }
     this.#state = "ALIVE";
     const beating = { id: this.identity.id, incarnation, instance: this.identity.instance ?? "" };
     this.#heartbeats = startHeartbeats(registry, beating, {
@@ -264,6 +271,7 @@ export class FabricService implements ServiceHandlers {
     const placement = this.#requirePlacement();
     const supervisor = this.#supervise();
     let launched: LaunchedProcess | undefined;
+    let recorded: string | undefined;
     const result = await spawnService(request, {
       keys: placement.keys,
       client: this.#client!,
@@ -273,7 +281,11 @@ export class FabricService implements ServiceHandlers {
       dir: this.identity.dir,
       registries: this.#registryEndpoints,
       heartbeatMs: placement.heartbeatMs,
-      ...(hooks.onRecorded ? { onRecorded: hooks.onRecorded } : {}),
+      onRecorded: (service) => {
+        recorded = service.id;
+        supervisor.began(service.id);
+        hooks.onRecorded?.(service);
+      },
       onLaunched: (child, service) => {
         launched = child;
         this.#spawning.add(child);
@@ -283,6 +295,7 @@ export class FabricService implements ServiceHandlers {
       },
     }).finally(() => {
       if (launched) this.#spawning.delete(launched);
+      if (recorded) supervisor.ended(recorded);
     });
     // A spawn that ends while this service stops would leave an orphan.
     if (this.#stopping && launched) {

@@ -7,7 +7,7 @@
 import type { SpawnRequest } from "../api/schemas.ts";
 import type { ConfigureAnswer } from "../api/service_handlers.ts";
 import { ConflictError, SpawnFailedError } from "../api/service_handlers.ts";
-import type { FabricClient } from "../client/fabric_client.ts";
+import { type FabricClient, FabricRequestError } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { launcherFor } from "../launchers/mod.ts";
@@ -59,6 +59,8 @@ interface SpawnPlan {
   /** Why the record is written: the reason of its first transition. */
   reason: string;
   restart: boolean;
+  /** The state the previous incarnation is in (restarts). */
+  from?: ServiceState;
 }
 
 /**
@@ -83,17 +85,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   let written = false;
   const fail = async (reason: string, exitCode: number | null): Promise<never> => {
     discard();
-    if (written) {
-      await deps.registry.transition(id, { incarnation: record.incarnation, to: "FAILED", reason })
-        .catch(() => {});
-      if (exitCode === EXIT.STATE_LOST) {
-        await deps.registry.transition(id, {
-          incarnation: record.incarnation,
-          to: "LOST",
-          reason: "restarted service could not pick up its old state",
-        }).catch(() => {});
-      }
-    }
+    if (written) await recordFailure(deps.registry, record, plan.restart, { reason, exitCode });
     const what = plan.restart ? "Restart" : "Spawn";
     throw new SpawnFailedError(id, `${what} of ${record.role} "${id}" failed: ${reason}`, exitCode);
   };
@@ -116,6 +108,14 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     );
   }
   if (plan.restart) {
+    // DEAD -> RESTARTING: a suspect service is declared dead first.
+    if (plan.from === "SUSPECT") {
+      await deps.registry.transition(id, {
+        incarnation: record.incarnation - 1,
+        to: "DEAD",
+        reason: "restart requested while SUSPECT",
+      });
+    }
     await deps.registry.put(record, plan.reason);
     written = true;
   }
@@ -211,7 +211,13 @@ async function restartPlan(id: string, deps: SpawnDeps): Promise<SpawnPlan> {
   const found = await deps.registry.get(id);
   if (!found) throw new ConflictError(`No service "${id}" in the registry: nothing to restart`);
   const old = found.record;
-  if (old.parent !== deps.self.id) {
+  // A child of a LOST child has no parent left to restart it: its
+  // grandparent adopts it (docs/failures.md).
+  const parent = old.parent && old.parent !== deps.self.id
+    ? (await deps.registry.get(old.parent))?.record
+    : undefined;
+  const adopted = parent?.parent === deps.self.id && parent.state === "LOST";
+  if (old.parent !== deps.self.id && !adopted) {
     throw new ConflictError(
       `Service "${id}" was spawned by "${
         old.parent || "nobody"
@@ -226,9 +232,10 @@ async function restartPlan(id: string, deps: SpawnDeps): Promise<SpawnPlan> {
   const now = Date.now();
   return {
     restart: true,
+    from: old.state,
     reason: `restarting incarnation ${old.incarnation} (${old.state}${
       old.lastFailure ? `: ${old.lastFailure}` : ""
-    }) as ${old.incarnation + 1}`,
+    }) as ${old.incarnation + 1}${adopted ? `, adopted from LOST spawner ${old.parent}` : ""}`,
     record: {
       ...old,
       state: "RESTARTING",
@@ -238,8 +245,47 @@ async function restartPlan(id: string, deps: SpawnDeps): Promise<SpawnPlan> {
       lastHeartbeat: 0,
       restarts: old.restarts + 1,
       updated: now,
+      ...(adopted ? { parent: deps.self.id, route: [...deps.self.route, id] } : {}),
     },
   };
+}
+
+/**
+ * Records why a spawn or restart failed, retrying (200 ms doubling to 2 s, for
+ * at most 30 s) while the registry cannot be reached, so no record is left
+ * LAUNCHING with no process. A restart that failed without the child's fault
+ * is DEAD (its parent restarts it again, with backoff); exit 79 is FAILED
+ * then LOST; a first spawn is FAILED.
+ */
+async function recordFailure(
+  registry: RegistryClient,
+  record: ServiceRecord,
+  restart: boolean,
+  failure: { reason: string; exitCode: number | null },
+): Promise<void> {
+  const { id, incarnation } = record;
+  const lost = failure.exitCode === EXIT.STATE_LOST;
+  const steps: { to: ServiceState; reason: string; exited?: boolean }[] = restart && !lost
+    ? [{ to: "DEAD", reason: failure.reason, exited: true }]
+    : [{ to: "FAILED", reason: failure.reason }];
+  if (lost) {
+    steps.push({ to: "LOST", reason: "restarted service could not pick up its old state" });
+  }
+  const deadline = Date.now() + 30_000;
+  for (const step of steps) {
+    for (let delay = 200;;) {
+      try {
+        await registry.transition(id, { incarnation, ...step });
+        break;
+      } catch (error) {
+        const unreachable = error instanceof FabricRequestError &&
+          (error.status === 0 || error.status >= 500);
+        if (!unreachable || Date.now() + delay > deadline) return;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(2000, delay * 2);
+      }
+    }
+  }
 }
 
 function messageOf(error: unknown): string {
@@ -301,32 +347,4 @@ async function configureChild(
     child.kill("SIGTERM");
     return await fail(`configure failed: ${messageOf(error)}`, code);
   }
-}
-
-/**
- * Fails the spawns that a previous incarnation of `parentId` left half done
- * (it died mid-bootstrap): their passwords died with it, so they can never
- * complete. Called when the parent registers again, with the registry's
- * records; returns the children left running, which the parent supervises.
- */
-export async function failOrphanedSpawns(
-  registry: RegistryClient,
-  parentId: string,
-  records: ServiceRecord[],
-): Promise<ServiceRecord[]> {
-  const pending: readonly ServiceState[] = [
-    "LAUNCHING",
-    "BOOTSTRAPPING",
-    "CONFIGURING",
-    "RESTARTING",
-  ];
-  const children = records.filter((r) => r.parent === parentId);
-  for (const child of children.filter((r) => pending.includes(r.state))) {
-    await registry.transition(child.id, {
-      incarnation: child.incarnation,
-      to: "FAILED",
-      reason: `spawner ${parentId} restarted during the bootstrap: password discarded`,
-    }).catch(() => {});
-  }
-  return children.filter((r) => !pending.includes(r.state));
 }

@@ -65,3 +65,127 @@ Deno.test("Supervisor.childExited() retries the exit report until the registry h
     supervisor.stop();
   }
 });
+
+/** A registry holding `records`, recording every transition. */
+function listingRegistry(records: ServiceRecord[]) {
+  const transitions: {
+    id: string;
+    to: ServiceState;
+    reason: string;
+    exited?: boolean | undefined;
+  }[] = [];
+  const registry = {
+    list: () => Promise.resolve(structuredClone(records)),
+    get: (id: string) => {
+      const record = records.find((r) => r.id === id);
+      return Promise.resolve(
+        record ? { record: structuredClone(record), transitions: [] } : undefined,
+      );
+    },
+    transition: (
+      id: string,
+      change: { incarnation: number; to: ServiceState; reason: string; exited?: boolean },
+    ) => {
+      const record = records.find((r) => r.id === id)!;
+      transitions.push({ id, to: change.to, reason: change.reason, exited: change.exited });
+      record.state = change.to;
+      record.updated += 1;
+      return Promise.resolve(structuredClone(record));
+    },
+  };
+  return { registry: registry as unknown as RegistryClient, transitions };
+}
+
+function reconcilingSupervisor(registry: RegistryClient, restarted: string[]): Supervisor {
+  return new Supervisor({
+    selfId: "spw-parent01",
+    registry: () => registry,
+    restart: (id) => {
+      restarted.push(id);
+      return Promise.resolve();
+    },
+    replace: () => Promise.reject(new Error("not expected")),
+    policyOf: () => "fresh",
+  }, { backoffMs: 10 });
+}
+
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+Deno.test("Supervisor.reconcile() resumes a restart its previous incarnation was killed in: DEAD, then restarted, never FAILED", async () => {
+  const records = [
+    serviceRecord("pub-child001", {
+      role: "pubsub",
+      parent: "spw-parent01",
+      state: "RESTARTING",
+      incarnation: 2,
+      pid: 0,
+    }),
+    serviceRecord("spw-first001", { parent: "spw-parent01", state: "LAUNCHING", pid: 0 }),
+    serviceRecord("spw-other001", { parent: "spw-someone1", state: "RESTARTING", incarnation: 3 }),
+  ];
+  const { registry, transitions } = listingRegistry(records);
+  const restarted: string[] = [];
+  const supervisor = reconcilingSupervisor(registry, restarted);
+  try {
+    await supervisor.reconcile({ orphaned: true });
+    assert.deepEqual(transitions.map((t) => [t.id, t.to, t.exited]), [
+      ["pub-child001", "DEAD", true],
+      ["spw-first001", "FAILED", false],
+    ]);
+    assert.match(transitions[0]!.reason, /restarted during the bootstrap.*resumed by spw-parent01/);
+    await until(() => restarted.length > 0);
+    assert.deepEqual(restarted, ["pub-child001"]);
+  } finally {
+    supervisor.stop();
+  }
+});
+
+Deno.test("Supervisor.reconcile() ends a spawn with no progress only when none is under way and it did not move between two looks", async () => {
+  const records = [
+    serviceRecord("spw-stuck001", { parent: "spw-parent01", state: "LAUNCHING", pid: 0 }),
+    serviceRecord("spw-busy0001", { parent: "spw-parent01", state: "LAUNCHING", pid: 0 }),
+  ];
+  const { registry, transitions } = listingRegistry(records);
+  const supervisor = reconcilingSupervisor(registry, []);
+  try {
+    supervisor.began("spw-busy0001");
+    await supervisor.reconcile();
+    assert.equal(transitions.length, 0, "the first look only notes the record");
+    await supervisor.reconcile();
+    assert.deepEqual(transitions.map((t) => [t.id, t.to]), [["spw-stuck001", "FAILED"]]);
+    assert.match(transitions[0]!.reason, /no progress in LAUNCHING with no process/);
+    supervisor.ended("spw-busy0001");
+    await supervisor.reconcile();
+    assert.equal(transitions.length, 1, "a spawn that just ended is looked at twice first");
+  } finally {
+    supervisor.stop();
+  }
+});
+
+Deno.test("Supervisor.reconcile() adopts the unfinished restarts of a LOST child's children", async () => {
+  const records = [
+    serviceRecord("spw-lost0001", { parent: "spw-parent01", state: "LOST" }),
+    serviceRecord("age-orphan01", {
+      role: "agent",
+      parent: "spw-lost0001",
+      state: "RESTARTING",
+      incarnation: 2,
+    }),
+    serviceRecord("age-dead0001", { role: "agent", parent: "spw-lost0001", state: "DEAD" }),
+  ];
+  const { registry, transitions } = listingRegistry(records);
+  const restarted: string[] = [];
+  const supervisor = reconcilingSupervisor(registry, restarted);
+  try {
+    await supervisor.reconcile();
+    assert.deepEqual(transitions.map((t) => [t.id, t.to]), [["age-orphan01", "DEAD"]]);
+    assert.match(transitions[0]!.reason, /spw-lost0001 is LOST/);
+    await until(() => restarted.length >= 2);
+    assert.deepEqual(restarted.sort(), ["age-dead0001", "age-orphan01"]);
+  } finally {
+    supervisor.stop();
+  }
+});
