@@ -18,12 +18,14 @@ import { reconnect } from "./bench/reconnect.ts";
 import { registryFailover } from "./bench/registry_failover.ts";
 import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
 import { signedRequests } from "./bench/signed_requests.ts";
+import { slowClients } from "./bench/slow_clients.ts";
 import { sshHopWarm } from "./bench/ssh_hop_warm.ts";
 import { taskThroughput } from "./bench/task_throughput.ts";
 
 const BENCHMARKS: readonly Benchmark[] = [
   localSpawn,
   signedRequests,
+  slowClients,
   registryHeartbeats,
   registryFailover,
   sshHopWarm,
