@@ -27,6 +27,12 @@ export class SshLauncher implements Launcher {
   #ssh: SshConnection;
   #dir: string;
   #imageHash = "";
+  /**
+   * The reverse forwards on the host, by the origin they lead to (the parent,
+   * each registry): made once per master connection and shared by every child
+   * on the host, so spawns do not pile up listening ports there.
+   */
+  #forwards = new Map<string, { generation: number; url: string }>();
 
   /**
    * A launcher for `url`.
@@ -50,24 +56,26 @@ export class SshLauncher implements Launcher {
   async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
     await this.#ssh.open();
     const image = await selfImage();
+    // Also the one round trip that tells a restart the host answers again.
     await shipImage(image, this.#ssh);
     this.#imageHash = image.hash;
-    const forwarded = new Map<string, string>();
     const forward = async (url: string): Promise<string> => {
       const origin = new URL(url);
-      const known = forwarded.get(origin.host);
-      if (known) return known;
+      const generation = this.#ssh.generation;
+      const known = this.#forwards.get(origin.host);
+      if (known?.generation === generation) return known.url;
       const port = await this.#ssh.forwardRemote(Number(origin.port || 80));
       const there = `http://127.0.0.1:${port}`;
-      forwarded.set(origin.host, there);
+      this.#forwards.set(origin.host, { generation, url: there });
       return there;
     };
-    const parent = await forward(parentUrl);
-    const seen: RegistryEndpoint[] = [];
-    for (const registry of registries) {
-      seen.push({ id: registry.id, url: await forward(registry.url) });
-    }
-    return { parentUrl: parent, registries: seen };
+    const [parent, ...urls] = await Promise.all(
+      [parentUrl, ...registries.map((r) => r.url)].map(forward),
+    );
+    return {
+      parentUrl: parent!,
+      registries: registries.map((r, i) => ({ id: r.id, url: urls[i]! })),
+    };
   }
 
   /** Starts the service on the host; the password goes over standard input. */

@@ -63,6 +63,7 @@ export class SshConnection {
   #opening: Promise<void> | null = null;
   /** The user's own ControlPath from ~/.ssh/config, if any: then we ride on their master. */
   #userControl = false;
+  #generation = 0;
 
   /** A connection to `target`, opened on first use. */
   constructor(target: SshTarget, options: SshConnectionOptions) {
@@ -70,6 +71,14 @@ export class SshConnection {
     this.#options = { connectTimeoutS: 10, ...options };
     const tag = `${target.user ?? ""}@${target.host}:${target.port ?? 22}`;
     this.#controlPath = join(options.controlDir, `cm-${shortHash(tag)}`);
+  }
+
+  /**
+   * Counts the master connections opened so far: forwards made under an
+   * earlier one are gone with it.
+   */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The `user@host` (or `host`) ssh is given. */
@@ -91,6 +100,7 @@ export class SshConnection {
   }
 
   async #open(): Promise<void> {
+    this.#generation++;
     await Deno.mkdir(this.#options.controlDir, { recursive: true, mode: 0o700 });
     // A ControlPath in the user's configuration wins: a master they opened
     // (after a site's MFA prompt) carries our commands too.

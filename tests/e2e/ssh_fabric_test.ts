@@ -96,6 +96,28 @@ Deno.test({
       );
 
       await t.step(
+        "spawns and stops over one connection leave no listening port behind on the host",
+        async () => {
+          const listening = async (): Promise<number> => {
+            const out = await testnetExec("gateway", ["ss", "-ltnH"]);
+            assert.equal(out.code, 0, out.stderr);
+            return out.stdout.split("\n").filter(Boolean).length;
+          };
+          // One spawn first, so the forwards this connection shares exist.
+          const first = await spawn(["--role", "spawner", "--on", "ssh://gateway"]);
+          assert.equal((await fabricd(["stop", first])).code, 0);
+          const before = await listening();
+          for (let i = 0; i < 10; i++) {
+            const id = await spawn(["--role", "spawner", "--on", "ssh://gateway"]);
+            const stopped = await fabricd(["stop", id]);
+            assert.equal(stopped.code, 0, stopped.stderr);
+          }
+          await new Promise((r) => setTimeout(r, 500));
+          assert.equal(await listening(), before, "listening ports piled up on gateway");
+        },
+      );
+
+      await t.step(
         "a signed request from the desktop reaches compute1 through both bridges",
         async () => {
           const out = await fabricd(["status", c1, "--json"]);
