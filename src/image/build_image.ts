@@ -15,9 +15,11 @@ import {
   imageOf,
   LAUNCHER,
   MANIFEST,
+  manifestText,
   PACKED,
   readImageDir,
   type SelfImage,
+  sha256File,
 } from "./image_dir.ts";
 import { entryScript, launcherScript } from "./self_command.ts";
 
@@ -100,6 +102,11 @@ export async function exportImage(image: SelfImage, out: string): Promise<SelfIm
     await Deno.mkdir(join(to, ".."), { recursive: true });
     await Deno.remove(to).catch(() => {});
     await linkOrCopy(from, to);
+  }
+  const packed = image.files.filter((f) => f.packed && f.packedSha256)
+    .map((f) => ({ name: `${f.name}.zst`, sha256: f.packedSha256! }));
+  if (packed.length > 0) {
+    await Deno.writeTextFile(join(out, PACKED, MANIFEST), manifestText(packed));
   }
   await Deno.writeTextFile(join(out, MANIFEST), image.manifest);
   await Deno.writeTextFile(join(out, COMPLETE), "");
@@ -187,18 +194,23 @@ export const PACK_BYTES = 4 << 20;
  * MB/s). Without zstd on this host the image simply has no packed forms.
  */
 async function packLargeFiles(dir: string, names: string[]): Promise<void> {
+  const packedHashes: { name: string; sha256: string }[] = [];
   for (const name of names) {
     const path = join(dir, name);
     if ((await Deno.stat(path)).size < PACK_BYTES) continue;
     const out = join(dir, PACKED, `${name}.zst`);
     await Deno.mkdir(join(out, ".."), { recursive: true });
     const packed = await new Deno.Command("zstd", {
-      args: ["-9", "-T0", "-q", "-f", "-o", out, path],
+      args: ["-9", "-T0", "-q", "--check", "-f", "-o", out, path],
       stdin: "null",
       stdout: "null",
       stderr: "null",
     }).output().catch(() => null);
     if (!packed?.success) await Deno.remove(out).catch(() => {});
+    else packedHashes.push({ name: `${name}.zst`, sha256: await sha256File(out) });
+  }
+  if (packedHashes.length > 0) {
+    await Deno.writeTextFile(join(dir, PACKED, MANIFEST), manifestText(packedHashes));
   }
 }
 

@@ -9,13 +9,16 @@
  * deno           the Deno runtime
  * js/main.js     the bundle's entry, beside its chunks (js/chunk-*.js)
  * manifest       "<sha256>  <path>" per file, sorted: `sha256sum -c manifest` checks it
- * packed/        deno.zst: large files compressed once (zstd -9) at build time, shipped as
- *                they are and kept by every host that received them, to pass down the chain
+ * packed/        deno.zst: large files compressed once (zstd -9, with zstd's content
+ *                checksum) at build time, shipped as they are and kept by every host that
+ *                received them, to pass down the chain; packed/manifest lists their SHA-256
  * .complete      written last: a directory without it is unfinished
  * ```
  *
- * The manifest names the files, not their compressed forms: what arrives is
- * checked after decompression.
+ * The manifest names the files; `packed/manifest` their compressed forms. A
+ * file that travels compressed is checked by the SHA-256 of its compressed
+ * form (decompression is deterministic, so that fixes the content) and by
+ * zstd's own checksum of the content.
  *
  * A compiled image (`deno compile`) has `fabricd` alone. The image hash is
  * SHA-256 over the manifest, so the same files give the same hash anywhere.
@@ -50,6 +53,8 @@ export interface ImageFile {
   size: number;
   /** Its compressed form (`packed/NAME.zst`) on this host, when the image has one. */
   packed?: string;
+  /** SHA-256 of the compressed form, from `packed/manifest`. */
+  packedSha256?: string;
 }
 
 /** A content-addressed image. */
@@ -99,6 +104,9 @@ export async function readImageDir(dir: string): Promise<SelfImage> {
       { cause: error },
     );
   }
+  const packedHashes = parseManifest(
+    await Deno.readTextFile(join(dir, PACKED, MANIFEST)).catch(() => ""),
+  );
   const files: ImageFile[] = [];
   for (const line of manifest.split("\n").filter(Boolean)) {
     const match = /^([0-9a-f]{64}) {2}([A-Za-z0-9._/-]+)$/.exec(line);
@@ -115,19 +123,31 @@ export async function readImageDir(dir: string): Promise<SelfImage> {
       });
     }
     const packed = join(dir, PACKED, `${match[2]}.zst`);
-    const hasPacked = await Deno.stat(packed).then((info) => info.isFile, () => false);
+    const packedSha256 = packedHashes.get(`${match[2]}.zst`);
+    const hasPacked = packedSha256 !== undefined &&
+      await Deno.stat(packed).then((info) => info.isFile, () => false);
     files.push({
       name: match[2]!,
       path,
       sha256: match[1]!,
       size,
-      ...(hasPacked ? { packed } : {}),
+      ...(hasPacked ? { packed, packedSha256 } : {}),
     });
   }
   const names = new Set(files.map((f) => f.name));
   if (!names.has(LAUNCHER)) throw new ImageDirError(`Image "${dir}" has no "${LAUNCHER}"`);
   const kind = names.has(ENTRY) && names.has("deno") ? "bundle" : "binary";
   return { kind, hash: imageHash(manifest), manifest, files };
+}
+
+/** `name -> sha256` of a manifest's well-formed lines (packed/manifest: ignores the rest). */
+function parseManifest(text: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const match = /^([0-9a-f]{64}) {2}([A-Za-z0-9._/-]+)$/.exec(line);
+    if (match) found.set(match[2]!, match[1]!);
+  }
+  return found;
 }
 
 /** Describes files on this host as an image, hashing each once. */

@@ -11,11 +11,14 @@
  *
  * Bulk data never passes through this process: a local program feeds the SSH
  * channel. A large file travels as its compressed form made once at build
- * time (`packed/NAME.zst`), when the host has zstd; the host keeps that form
- * beside its copy, so a bridge there passes it on down the chain without
- * compressing again, and decompresses and hashes while writing (`zstd -d |
- * tee | sha256`), so no file is read twice. Without zstd (or a packed form) the
- * file goes raw. Small files go as one gzip'ed tar stream.
+ * time (`packed/NAME.zst`), when the host has zstd. The host hashes that
+ * stream while it keeps it (`tee packed | sha256`) and decompresses it into
+ * the file at the same time; the SHA-256 of the compressed form (listed in
+ * `packed/manifest`) fixes the content, and zstd checks its own checksum of
+ * the content. So nothing is read twice, and a bridge there passes the same
+ * compressed bytes on down the chain. Without zstd (or a packed form) the file
+ * goes raw, hashed while written. Small files go as one tar stream, gzip'ed
+ * when they travel alone (an upgrade).
  * @module
  */
 import type { SshConnection } from "../launchers/ssh_connection.ts";
@@ -137,10 +140,16 @@ export async function shipImage(
     const small = missing.filter((f) => f.size < OWN_CHANNEL_BYTES);
     const arrived = (await Promise.all([
       ...big.map((file) => sendLarge(file, how)),
-      sendSmall(small, how),
+      // Alone (an upgrade), the small files are worth compressing; beside a
+      // large file they would only take CPU from it.
+      sendSmall(small, how, big.length === 0),
     ])).flat();
-    const got = new Map(arrived.map((a) => [a.name, a.sha256]));
-    const wrong = missing.filter((f) => got.get(f.name) !== (options.expectHash ?? f.sha256));
+    const got = new Map(arrived.map((a) => [a.name, a]));
+    const wrong = missing.filter((f) => {
+      const a = got.get(f.name);
+      const expected = options.expectHash ?? (a?.compressed ? f.packedSha256 : f.sha256);
+      return a?.sha256 !== expected;
+    });
     if (wrong.length > 0) {
       throw new ImageShipError(
         `Image copied to ${host} does not match its SHA-256 (${
@@ -174,8 +183,11 @@ interface Transfer {
 
 /**
  * Completes the image on the host: the files it already held are linked in
- * from `files/`, the new ones are linked into `files/` for the next image,
- * then the manifest, `.complete` and the atomic rename.
+ * from `files/`, then the manifest, `.complete` and the atomic rename. The
+ * new files are linked into `files/` for the next image afterwards, in the
+ * background: the image does not wait for that. Compressed forms are kept in
+ * the store by their own hash, so the host passes them on down the chain
+ * whichever image they came with. Few processes: a fork costs a millisecond.
  */
 async function install(
   image: SelfImage,
@@ -184,26 +196,53 @@ async function install(
   how: Transfer,
 ): Promise<void> {
   const arrived = new Set(sent.map((f) => f.name));
-  // The compressed form of a file is kept too (files/SHA.zst), so this host
-  // can pass it on down the chain whichever image it came with.
-  const links = image.files.map((f) => {
-    const name = shellQuote(f.name);
-    const packed = `${PACKED}/${name}.zst`;
+  const held = image.files.filter((f) => !arrived.has(f.name));
+  const q = shellQuote;
+  const packedOf = (f: ImageFile): string => `${PACKED}/${f.name}.zst`;
+  const dirs = new Set<string>();
+  for (const f of held) {
+    for (const name of [f.name, ...(f.packedSha256 ? [packedOf(f)] : [])]) {
+      const at = name.lastIndexOf("/");
+      if (at > 0) dirs.add(name.slice(0, at));
+    }
+  }
+  const before: string[] = [];
+  if (dirs.size > 0) before.push(`mkdir -p ${[...dirs].map(q).join(" ")}`);
+  const after: string[] = [];
+  const packedLines: string[] = [];
+  for (const f of image.files) {
     const store = `"$c/files/${f.sha256}"`;
-    const storePacked = `"$c/files/${f.sha256}.zst"`;
-    return arrived.has(f.name)
-      ? `{ ln -f ${name} ${store} 2>/dev/null || cp ${name} ${store}; }; ` +
-        `if [ -f ${packed} ]; then ln -f ${packed} ${storePacked} 2>/dev/null || true; fi`
-      : `mkdir -p "$(dirname ${name})" && { ln ${store} ${name} 2>/dev/null || cp ${store} ${name}; }; ` +
-        `if [ -f ${storePacked} ]; then mkdir -p "$(dirname ${packed})"; ` +
-        `ln ${storePacked} ${packed} 2>/dev/null || cp ${storePacked} ${packed}; fi`;
-  });
+    if (arrived.has(f.name)) after.push(`ln -f ${q(f.name)} ${store}`);
+    else before.push(`{ ln ${store} ${q(f.name)} 2>/dev/null || cp ${store} ${q(f.name)}; }`);
+    if (!f.packedSha256) continue;
+    const packed = q(packedOf(f));
+    const storePacked = `"$c/files/${f.packedSha256}"`;
+    const line = `echo ${q(`${f.packedSha256}  ${f.name}.zst`)} >>${PACKED}/${MANIFEST}`;
+    if (arrived.has(f.name)) {
+      // Sent packed when the host has zstd; then it is there.
+      packedLines.push(`if [ -f ${packed} ]; then ${line}; fi`);
+      after.push(`if [ -f ${packed} ]; then ln -f ${packed} ${storePacked}; fi`);
+    } else {
+      before.push(
+        `if [ -f ${storePacked} ]; then ln ${storePacked} ${packed} 2>/dev/null || ` +
+          `cp ${storePacked} ${packed}; fi`,
+      );
+      packedLines.push(`if [ -f ${packed} ]; then ${line}; fi`);
+    }
+  }
   const executables = image.files.filter((f) => f.name === LAUNCHER || f.name === "deno");
+  const final = `"$c/${image.hash}"`;
   const finish = await how.ssh.exec(
-    `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; mkdir -p "$t"; cd "$t"; ${links.join("; ")}; ` +
-      `chmod 0755 ${executables.map((f) => shellQuote(f.name)).join(" ")}; ` +
-      `cat >${MANIFEST}; touch ${COMPLETE}; cd /; ` +
-      `mv -T "$t" "$c/${image.hash}" 2>/dev/null || rm -rf "$t"`,
+    [
+      `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; mkdir -p "$t"; cd "$t"`,
+      ...before,
+      ...packedLines,
+      `chmod 0755 ${executables.map((f) => q(f.name)).join(" ")}`,
+      `cat >${MANIFEST}; : >${COMPLETE}; cd /`,
+      `if mv -T "$t" ${final} 2>/dev/null; then ` +
+      `(set +e; cd ${final} && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 & ` +
+      `else rm -rf "$t"; fi`,
+    ].join("\n"),
     image.manifest,
   );
   if (finish.code !== 0) {
@@ -218,12 +257,15 @@ async function sendLarge(file: ImageFile, how: Transfer): Promise<Arrived> {
   const { ssh, dir, hasher } = how;
   const name = shellQuote(file.name);
   const prefix = `set -e; c=${REMOTE_CACHE}; mkdir -p ${dir}; cd ${dir}; `;
-  const packed = how.zstd && file.packed ? file.packed : null;
+  const packed = how.zstd && file.packed && file.packedSha256 ? file.packed : null;
+  // Compressed: tee keeps the stream and feeds zstd through a FIFO while the
+  // hasher reads the same bytes; zstd's status is checked after.
   const out = packed
     ? await ssh.feed(
       ["cat", packed],
-      `${prefix}mkdir -p "$(dirname ${PACKED}/${name})"; ` +
-        `tee ${PACKED}/${name}.zst | zstd -dcq | tee ${name} | ${hasher}`,
+      `${prefix}mkdir -p "$(dirname ${PACKED}/${name})"; f=.fifo-$$; rm -f "$f"; mkfifo "$f"; ` +
+        `zstd -dcq <"$f" >${name} & z=$!; ` +
+        `tee "$f" ${PACKED}/${name}.zst | ${hasher}; wait "$z"; rm -f "$f"`,
     )
     : await ssh.feed(["cat", file.path], `${prefix}tee ${name} | ${hasher}`);
   if (!out.fed) {
@@ -235,15 +277,19 @@ async function sendLarge(file: ImageFile, how: Transfer): Promise<Arrived> {
   return { name: file.name, sha256, sent, compressed: packed !== null };
 }
 
-/** The small files, as one gzip'ed tar stream; hashed on the host after unpacking (they are tiny). */
-async function sendSmall(files: ImageFile[], how: Transfer): Promise<Arrived[]> {
+/** The small files, as one tar stream (gzip'ed with `gzip`); hashed on the host after unpacking (they are tiny). */
+async function sendSmall(files: ImageFile[], how: Transfer, gzip: boolean): Promise<Arrived[]> {
   if (files.length === 0) return [];
   const { ssh, dir, hasher } = how;
   const root = files[0]!.path.slice(0, -files[0]!.name.length);
   const names = files.map((f) => f.name);
   const out = await ssh.feed(
-    ["sh", "-c", 'r=$1; shift; tar -C "$r" -cf - -- "$@" | gzip -6 -n', "sh", root, ...names],
-    `set -e; c=${REMOTE_CACHE}; mkdir -p ${dir}; cd ${dir}; gzip -dc | tar -xf -; ` +
+    gzip
+      ? ["sh", "-c", 'r=$1; shift; tar -C "$r" -cf - -- "$@" | gzip -6 -n', "sh", root, ...names]
+      : ["tar", "-C", root, "-cf", "-", "--", ...names],
+    `set -e; c=${REMOTE_CACHE}; mkdir -p ${dir}; cd ${dir}; ${
+      gzip ? "gzip -dc | " : ""
+    }tar -xf -; ` +
       `${hasher} ${names.map(shellQuote).join(" ")}`,
   );
   if (!out.fed) throw new ImageShipError(`Cannot pack the image's files: ${out.stderr.trim()}`);
