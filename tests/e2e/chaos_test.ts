@@ -269,6 +269,16 @@ Deno.test({
         done = true;
         await watcher;
 
+        // The last fault may have just hit: every service ALIVE again first (bounded).
+        const settleUntil = Date.now() + 60_000;
+        let down: string[] = [...ids];
+        while (down.length > 0 && Date.now() < settleUntil) {
+          const now = await local.registry.list().catch(() => []);
+          down = [...ids].filter((id) => now.find((r) => r.id === id)?.state !== "ALIVE");
+          if (down.length > 0) await sleep(500);
+        }
+        if (down.length > 0) failures.push(`not ALIVE again within 60 s: ${down}`);
+
         const ran = await ranCount();
         const lost = [...acked].filter((id) => !ran.has(id));
         if (acked.size !== TASKS) failures.push(`only ${acked.size} of ${TASKS} puts acknowledged`);
