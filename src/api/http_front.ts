@@ -29,9 +29,13 @@ export interface HttpFrontLimits {
   requestTimeoutMs?: number;
   /** A connection with no request in progress and no answer outstanding is closed after this, ms. Default 30000. */
   idleTimeoutMs?: number;
-  /** Open connections from one peer address; the next is closed at once. Default 256. */
+  /**
+   * Open connections from one peer address. At the limit, the peer's oldest
+   * connection that is only waiting (for a request head, or idle) makes room;
+   * with none waiting, the new one is closed at once. Default 256.
+   */
   maxConnectionsPerPeer?: number;
-  /** Open connections in all; the next is closed at once. Default 1024, less when the file limit is low. */
+  /** Open connections in all, with the same rule. Default 1024, less when the file limit is low. */
   maxConnections?: number;
   /** Largest request head, bytes (431 above it). Default 65536. */
   maxHeadBytes?: number;
@@ -51,8 +55,10 @@ export interface HttpFrontOptions extends HttpFrontLimits {
 export interface HttpFrontStats {
   /** Connections open now. */
   open: number;
-  /** Connections closed at once because a connection limit was reached. */
+  /** Connections closed at once because a connection limit was reached and none was waiting. */
   refused: number;
+  /** Waiting connections closed to make room for a new one at a connection limit. */
+  evicted: number;
   /** Connections closed because a request head or body was too slow. */
   timedOut: number;
   /** Connections closed because they stayed idle. */
@@ -88,7 +94,7 @@ export class HttpFront {
   #logger: Logger;
   #open = new Set<FrontConnection>();
   #perPeer = new Map<string, number>();
-  #stats = { refused: 0, timedOut: 0, idleClosed: 0 };
+  #stats = { refused: 0, evicted: 0, timedOut: 0, idleClosed: 0 };
   #accepting = true;
   #acceptLoop: Promise<void>;
 
@@ -144,6 +150,11 @@ export class HttpFront {
     await this.#acceptLoop;
   }
 
+  #oldestWaiting(peer: string | null): FrontConnection | null {
+    // A Set iterates in insertion order: the oldest connection comes first.
+    return oldestWaitingOf(this.#open, peer);
+  }
+
   async #accept(): Promise<void> {
     while (this.#accepting) {
       let conn: Deno.TcpConn;
@@ -163,15 +174,22 @@ export class HttpFront {
   #admit(conn: Deno.TcpConn): void {
     const peer = conn.remoteAddr.hostname;
     const count = this.#perPeer.get(peer) ?? 0;
-    if (
-      this.#open.size >= this.#limits.maxConnections || count >= this.#limits.maxConnectionsPerPeer
-    ) {
-      this.#stats.refused++;
-      closeQuietly(conn);
-      return;
+    const overPeer = count >= this.#limits.maxConnectionsPerPeer;
+    if (overPeer || this.#open.size >= this.#limits.maxConnections) {
+      // Half-open connections must not lock out a client that talks at once
+      // (on a login node every local user shares the loopback peer): the
+      // oldest connection that is only waiting makes room.
+      const waiting = this.#oldestWaiting(overPeer ? peer : null);
+      if (!waiting) {
+        this.#stats.refused++;
+        closeQuietly(conn);
+        return;
+      }
+      this.#stats.evicted++;
+      waiting.close();
     }
     this.#perPeer.set(peer, count + 1);
-    const connection = new FrontConnection(conn, this.#backendPath, this.#limits, (why) => {
+    const connection = new FrontConnection(conn, peer, this.#backendPath, this.#limits, (why) => {
       if (why === "timeout") this.#stats.timedOut++;
       if (why === "idle") this.#stats.idleClosed++;
     });
@@ -183,6 +201,17 @@ export class HttpFront {
       else this.#perPeer.delete(peer);
     });
   }
+}
+
+/** The first of `connections` (oldest first) that is only waiting, from `peer` if given. */
+function oldestWaitingOf(
+  connections: Iterable<FrontConnection>,
+  peer: string | null,
+): FrontConnection | null {
+  for (const connection of connections) {
+    if ((peer === null || connection.peer === peer) && connection.waiting) return connection;
+  }
+  return null;
 }
 
 function limitsOf(options: HttpFrontLimits): Required<HttpFrontLimits> {
@@ -300,12 +329,17 @@ class FrontConnection {
   #upgradeDecided: ((tunnel: boolean) => void) | null = null;
   #pump: Promise<void> | null = null;
 
+  /** The peer's address, as counted for its connection limit. */
+  readonly peer: string;
+
   constructor(
     client: Deno.TcpConn,
+    peer: string,
     backendPath: string,
     limits: Required<HttpFrontLimits>,
     onClose: (why: CloseReason) => void,
   ) {
+    this.peer = peer;
     this.#client = client;
     this.#backendPath = backendPath;
     this.#limits = limits;
@@ -317,6 +351,15 @@ class FrontConnection {
     } catch {
       // Not fatal: only latency.
     }
+  }
+
+  /**
+   * True while nothing on the connection is being served: no request passed on
+   * whose answer is outstanding, no tunnel. Such a connection may be closed to
+   * make room (a request it is still sending is simply refused with it).
+   */
+  get waiting(): boolean {
+    return !this.#closed && this.#outstanding.length === 0 && !this.#tunnel;
   }
 
   /** Serves the connection until either side ends it or a deadline passes. */

@@ -161,40 +161,73 @@ Deno.test("serveGuarded() answers a signed request while 1000 half-open connecti
   });
 });
 
-Deno.test("HttpFront closes a connection at once when its peer holds maxConnectionsPerPeer, or all hold maxConnections", async () => {
+Deno.test("HttpFront makes room at maxConnectionsPerPeer by closing the peer's oldest waiting connection", async () => {
   await withServer(echo, { maxConnectionsPerPeer: 8, headersTimeoutMs: 20_000 }, async (server) => {
     const held = await Promise.all(Array.from({ length: 8 }, () => connect(server)));
     const extra = await connect(server);
     try {
-      assert.equal(await readUntilClosed(extra, 5000), "", "the ninth is closed without an answer");
-      assert.equal(server.front.stats().refused, 1);
-      closeQuietly(held.pop()!);
-      // The slot is free again once the front noticed the close.
-      let answer = "";
-      for (let attempt = 0; attempt < 50 && !answer.includes("200 OK"); attempt++) {
-        const again = await connect(server);
-        await again.write(
-          encoder.encode("GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-        );
-        answer = await readUntilClosed(again, 5000);
-        closeQuietly(again);
-        if (!answer) await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.match(answer, /^HTTP\/1\.1 200 OK/);
+      await extra.write(encoder.encode("GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      assert.match(await readUntilClosed(extra, 5000), /^HTTP\/1\.1 200 OK/, "the ninth is served");
+      assert.equal(await readUntilClosed(held[0]!, 5000), "", "the oldest waiting one was closed");
+      assert.equal(server.front.stats().evicted, 1);
+      assert.equal(server.front.stats().refused, 0);
     } finally {
       held.forEach(closeQuietly);
       closeQuietly(extra);
     }
   });
-  await withServer(echo, { maxConnections: 4, headersTimeoutMs: 20_000 }, async (server) => {
-    const held = await Promise.all(Array.from({ length: 4 }, () => connect(server)));
+});
+
+Deno.test("HttpFront closes a new connection at once when every connection at the limit is being served", async () => {
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const slowAnswer: Deno.ServeHandler<Deno.NetAddr> = async () => {
+    await released;
+    return new Response("late");
+  };
+  await withServer(slowAnswer, { maxConnections: 4, headersTimeoutMs: 20_000 }, async (server) => {
+    const busy = await Promise.all(Array.from({ length: 4 }, () => connect(server)));
+    for (const conn of busy) {
+      await conn.write(encoder.encode("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    // Every one has its request passed on (its answer outstanding) before the fifth arrives.
+    for (let i = 0; i < 100 && server.front.stats().open < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
     const extra = await connect(server);
     try {
-      assert.equal(await readUntilClosed(extra, 5000), "");
+      assert.equal(await readUntilClosed(extra, 5000), "", "the fifth is closed without an answer");
       assert.equal(server.front.stats().refused, 1);
+      assert.equal(server.front.stats().evicted, 0);
     } finally {
-      held.forEach(closeQuietly);
+      release();
+      busy.forEach(closeQuietly);
       closeQuietly(extra);
+    }
+  });
+});
+
+Deno.test("serveGuarded() with its default limits answers a client while one peer holds 1000 half-open connections", async () => {
+  await withServer(echo, {}, async (server) => {
+    const slow: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const conn = await connect(server);
+        slow.push(conn);
+        await conn.write(encoder.encode("GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+      }
+      const answer = await fetch(`http://127.0.0.1:${server.addr.port}/ok`);
+      assert.equal(answer.status, 200);
+      await answer.body?.cancel();
+      const stats = server.front.stats();
+      assert.ok(stats.open <= server.front.limits.maxConnectionsPerPeer + 1, `${stats.open} open`);
+      assert.ok(
+        stats.evicted >= 1000 - server.front.limits.maxConnectionsPerPeer,
+        `${stats.evicted}`,
+      );
+    } finally {
+      slow.forEach(closeQuietly);
     }
   });
 });
