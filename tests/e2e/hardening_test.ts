@@ -1,7 +1,7 @@
 /**
  * The holes an independent client found (issue 14), on a local fabric of
  * real processes: a bridge as an open proxy, strangers burning a pending
- * bootstrap, and a replay after a SIGKILL and restart.
+ * bootstrap, a replay after a SIGKILL and restart, and slow clients.
  */
 import assert from "node:assert/strict";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
@@ -130,5 +130,41 @@ Deno.test("a restarted service refuses a request its previous incarnation accept
     const stale = await fetch(new URL(path, after.endpoint), { headers: old.headers });
     assert.equal(stale.status, 401);
     assert.match((await stale.json()).error, /created before this service started/);
+  }, { heartbeatMs: HEARTBEAT_MS });
+});
+
+Deno.test("a service held by 1,000 half-open connections answers signed requests and drops them after the header deadline", async () => {
+  await withLocalFabric(async (local) => {
+    const child = await spawn(local, "spawner");
+    const port = Number(new URL(child.endpoint).port);
+    const fds = () => [...Deno.readDirSync(`/proc/${child.pid}/fd`)].length;
+    const before = fds();
+    const slow: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        slow.push(conn);
+        await conn.write(
+          new TextEncoder().encode("GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: "),
+        );
+      }
+      const status = await local.client.call<{ id: string }>(
+        { id: child.id, url: child.endpoint },
+        { method: "GET", path: "/v1/status" },
+      );
+      assert.equal(status.id, child.id);
+      // Bounded while held (the front keeps at most its per-peer limit of them)...
+      assert.ok(fds() < before + 400, `${fds()} descriptors open, ${before} before`);
+      // ...and gone after the 10 s header deadline.
+      await eventually(() => Promise.resolve(fds() <= before + 10 ? true : undefined), 20_000);
+    } finally {
+      for (const conn of slow) {
+        try {
+          conn.close();
+        } catch {
+          // Closed by the service.
+        }
+      }
+    }
   }, { heartbeatMs: HEARTBEAT_MS });
 });
