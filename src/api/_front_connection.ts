@@ -1,0 +1,374 @@
+/**
+ * One client connection of the HTTP front (`http_front.ts`): the framing of
+ * its requests, their deadlines, and the bytes passed on to the server behind
+ * the front and back.
+ * @module
+ */
+import type { HttpFrontLimits } from "./http_front.ts";
+import {
+  ChunkedReader,
+  headEnd,
+  HeadError,
+  parseRequestHead,
+  parseResponseHead,
+  type RequestHead,
+} from "./_http1.ts";
+
+/** The header that carries the peer's address (`HOST:PORT`) to the server behind the front. */
+export const PEER_HEADER = "fabric-peer";
+
+/** Closes a connection that may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+const ENCODER = new TextEncoder();
+const PEER_PREFIX = ENCODER.encode(`${PEER_HEADER}:`);
+
+function isPeerLine(line: Uint8Array): boolean {
+  if (line.length < PEER_PREFIX.length) return false;
+  for (let i = 0; i < PEER_PREFIX.length; i++) {
+    // ASCII letters only in the name: OR 0x20 lower-cases them and leaves "-" and ":".
+    if ((line[i]! | 0x20) !== (PEER_PREFIX[i]! | 0x20)) return false;
+  }
+  return true;
+}
+
+/** The head as sent, less any `Fabric-Peer` line, plus the front's own. */
+function rewriteHead(head: RequestHead, peer: Uint8Array): Uint8Array {
+  const kept = head.lines.filter((line, i) => i === 0 || !isPeerLine(line));
+  let size = peer.length + 4;
+  for (const line of kept) size += line.length + 2;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const line of [...kept, peer]) {
+    out.set(line, at);
+    out[at + line.length] = 13;
+    out[at + line.length + 1] = 10;
+    at += line.length + 2;
+  }
+  out[at] = 13;
+  out[at + 1] = 10;
+  return out;
+}
+
+function errorAnswer(status: number, message: string): Uint8Array {
+  const reasons: Record<number, string> = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+  };
+  const body = JSON.stringify({ error: message });
+  return ENCODER.encode(
+    `HTTP/1.1 ${status} ${reasons[status] ?? "Error"}\r\nconnection: close\r\n` +
+      `content-type: application/json\r\ncontent-length: ${ENCODER.encode(body).length}\r\n\r\n` +
+      body,
+  );
+}
+
+/** Why a connection closed, for the front's counters. */
+export type CloseReason = "timeout" | "idle" | "other";
+
+/** One client connection: its request framing, deadlines and the proxied bytes. */
+export class FrontConnection {
+  #client: Deno.TcpConn;
+  #backend: Deno.Conn | null = null;
+  #backendPath: string;
+  #limits: Required<HttpFrontLimits>;
+  #onClose: (why: CloseReason) => void;
+  #peer: Uint8Array;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Methods of the requests passed on whose answers have not ended, oldest first. */
+  #outstanding: string[] = [];
+  /** The client is between requests: no head or body bytes pending. A new
+   * connection is not: its first request's deadlines run from the accept. */
+  #between = false;
+  #clientEnded = false;
+  #tunnel = false;
+  #upgradeDecided: ((tunnel: boolean) => void) | null = null;
+  #pump: Promise<void> | null = null;
+
+  /** The peer's address, as counted for its connection limit. */
+  readonly peer: string;
+
+  constructor(
+    client: Deno.TcpConn,
+    peer: string,
+    backendPath: string,
+    limits: Required<HttpFrontLimits>,
+    onClose: (why: CloseReason) => void,
+  ) {
+    this.peer = peer;
+    this.#client = client;
+    this.#backendPath = backendPath;
+    this.#limits = limits;
+    this.#onClose = onClose;
+    const { hostname, port } = client.remoteAddr;
+    this.#peer = ENCODER.encode(`${PEER_HEADER}: ${hostname}:${port}`);
+    try {
+      client.setNoDelay(true);
+    } catch {
+      // Not fatal: only latency.
+    }
+  }
+
+  /**
+   * True while nothing on the connection is being served: no request passed on
+   * whose answer is outstanding, no tunnel. Such a connection may be closed to
+   * make room (a request it is still sending is simply refused with it).
+   */
+  get waiting(): boolean {
+    return !this.#closed && this.#outstanding.length === 0 && !this.#tunnel;
+  }
+
+  /** Serves the connection until either side ends it or a deadline passes. */
+  async run(): Promise<void> {
+    try {
+      await this.#readClient();
+    } catch {
+      // A refused head was answered; socket errors just end the connection.
+    } finally {
+      if (!this.#clientEnded || this.#outstanding.length === 0 || this.#tunnel) {
+        this.close();
+      }
+    }
+    await this.#pump;
+  }
+
+  /** Closes both sides. Idempotent. */
+  close(why: CloseReason = "other"): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#upgradeDecided?.(false);
+    closeQuietly(this.#client);
+    if (this.#backend) closeQuietly(this.#backend);
+    this.#onClose(why);
+  }
+
+  #arm(ms: number, what: "deadline" | "idle"): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#expire(what), Math.max(0, ms));
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #expire(what: "deadline" | "idle"): void {
+    if (what === "idle" || this.#outstanding.length > 0) {
+      this.close(what === "idle" ? "idle" : "timeout");
+      return;
+    }
+    // Nothing is being answered on this connection: say why it closes.
+    const answer = errorAnswer(408, "Request was not received in time: send it faster");
+    this.#client.write(answer).catch(() => {}).finally(() => this.close("timeout"));
+  }
+
+  async #refuse(error: HeadError): Promise<never> {
+    this.#disarm();
+    if (this.#outstanding.length === 0) {
+      await writeAll(this.#client, errorAnswer(error.status, error.message)).catch(() => {});
+    }
+    this.close();
+    throw error;
+  }
+
+  async #toBackend(bytes: Uint8Array): Promise<void> {
+    if (!this.#backend) {
+      this.#backend = await Deno.connect({ transport: "unix", path: this.#backendPath });
+      if (this.#closed) {
+        closeQuietly(this.#backend);
+        throw new Deno.errors.BadResource("Connection closed");
+      }
+      this.#pump = this.#readBackend(this.#backend);
+    }
+    await writeAll(this.#backend, bytes);
+  }
+
+  async #readClient(): Promise<void> {
+    const { headersTimeoutMs, requestTimeoutMs, maxHeadBytes } = this.#limits;
+    const chunk = new Uint8Array(64 * 1024);
+    let head = new Uint8Array(0);
+    let body: { left: number } | ChunkedReader | null = null;
+    let requestStart = performance.now();
+    this.#arm(headersTimeoutMs, "deadline");
+    while (true) {
+      const n = await this.#client.read(chunk);
+      if (n === null) {
+        this.#clientEnded = true;
+        return;
+      }
+      let data: Uint8Array = chunk.subarray(0, n);
+      while (data.length > 0) {
+        if (this.#tunnel) {
+          await this.#toBackend(data);
+          break;
+        }
+        if (body) {
+          let end: number;
+          if (body instanceof ChunkedReader) {
+            end = body.feed(data, 0);
+            if (end < 0) end = data.length;
+            else body = null;
+          } else {
+            end = Math.min(body.left, data.length);
+            body.left -= end;
+            if (body.left === 0) body = null;
+          }
+          await this.#toBackend(data.subarray(0, end));
+          data = data.subarray(end);
+          if (!body) this.#requestDone();
+          continue;
+        }
+        if (this.#between) {
+          // First byte of a new request: its deadlines start now.
+          this.#between = false;
+          requestStart = performance.now();
+          this.#arm(headersTimeoutMs, "deadline");
+        }
+        const searched = Math.max(0, head.length - 3);
+        head = concat(head, data);
+        const end = headEnd(head, searched);
+        if (end < 0) {
+          if (head.length > maxHeadBytes) {
+            await this.#refuse(new HeadError(431, "Request head is too large"));
+          }
+          break;
+        }
+        if (end > maxHeadBytes) await this.#refuse(new HeadError(431, "Request head is too large"));
+        data = head.subarray(end);
+        let request: RequestHead;
+        try {
+          request = parseRequestHead(head.subarray(0, end));
+        } catch (error) {
+          if (error instanceof HeadError) await this.#refuse(error);
+          throw error;
+        }
+        head = new Uint8Array(0);
+        if (request.upgrade && request.framing.kind !== "none") {
+          await this.#refuse(new HeadError(400, "An upgrade request cannot have a body"));
+        }
+        this.#outstanding.push(request.method);
+        await this.#toBackend(rewriteHead(request, this.#peer));
+        if (request.framing.kind === "chunked") body = new ChunkedReader();
+        else if (request.framing.kind === "length") body = { left: request.framing.bytes };
+        if (body) {
+          this.#arm(requestTimeoutMs - (performance.now() - requestStart), "deadline");
+          continue;
+        }
+        this.#requestDone();
+        if (request.upgrade) {
+          // Hold further client bytes until the server says whether it switches protocols.
+          this.#tunnel = await new Promise<boolean>((resolve) => this.#upgradeDecided = resolve);
+          this.#upgradeDecided = null;
+          if (this.#closed) return;
+        }
+      }
+    }
+  }
+
+  /** A request's last byte went to the server: no deadline until its answer ends. */
+  #requestDone(): void {
+    this.#between = true;
+    this.#disarm();
+  }
+
+  /** A whole answer reached the client. */
+  #answerDone(): void {
+    this.#outstanding.shift();
+    if (this.#outstanding.length > 0) return;
+    if (this.#clientEnded) this.close();
+    else if (this.#between && !this.#tunnel) this.#arm(this.#limits.idleTimeoutMs, "idle");
+  }
+
+  async #readBackend(backend: Deno.Conn): Promise<void> {
+    const chunk = new Uint8Array(64 * 1024);
+    let head = new Uint8Array(0);
+    let body: { left: number } | ChunkedReader | "close" | null = null;
+    try {
+      while (true) {
+        const n = await backend.read(chunk);
+        if (n === null) break;
+        const data = chunk.subarray(0, n);
+        let answers = 0;
+        if (!this.#tunnel) ({ head, body, answers } = this.#followAnswers(data, head, body));
+        await writeAll(this.#client, data);
+        for (let i = 0; i < answers; i++) this.#answerDone();
+      }
+    } catch {
+      // Either side went away.
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Follows answer framing through `data`; returns the new parse state and the answers ended. */
+  #followAnswers(
+    input: Uint8Array,
+    head: Uint8Array<ArrayBuffer>,
+    body: { left: number } | ChunkedReader | "close" | null,
+  ): { head: Uint8Array<ArrayBuffer>; body: typeof body; answers: number } {
+    let data = input;
+    let answers = 0;
+    while (data.length > 0 && !this.#tunnel) {
+      if (body === "close") break;
+      if (body) {
+        let end: number;
+        if (body instanceof ChunkedReader) {
+          end = body.feed(data, 0);
+          if (end < 0) end = data.length;
+          else body = null;
+        } else {
+          end = Math.min(body.left, data.length);
+          body.left -= end;
+          if (body.left === 0) body = null;
+        }
+        data = data.subarray(end);
+        if (!body) answers++;
+        continue;
+      }
+      const searched = Math.max(0, head.length - 3);
+      head = concat(head, data);
+      const end = headEnd(head, searched);
+      if (end < 0) break;
+      data = head.subarray(end);
+      const method = this.#outstanding[answers] ?? "GET";
+      const answer = parseResponseHead(head.subarray(0, end), method);
+      head = new Uint8Array(0);
+      if (answer.status === 101) {
+        this.#tunnel = true;
+        this.#disarm();
+        this.#upgradeDecided?.(true);
+        break;
+      }
+      if (answer.status < 200) continue;
+      if (this.#upgradeDecided && this.#outstanding.length - answers === 1) {
+        this.#upgradeDecided(false);
+      }
+      if (answer.framing.kind === "none") answers++;
+      else if (answer.framing.kind === "chunked") body = new ChunkedReader();
+      else if (answer.framing.kind === "length") body = { left: answer.framing.bytes };
+      else body = "close";
+    }
+    return { head, body, answers };
+  }
+}
