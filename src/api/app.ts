@@ -20,7 +20,9 @@ import {
   SpawnFailedError,
 } from "./service_handlers.ts";
 import { signatures } from "./signature_middleware.ts";
-import { relay, type RelayTable } from "../services/bridge/relay.ts";
+import { relay, type RelayMetrics, type RelayTable } from "../services/bridge/relay.ts";
+import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
+import { metricsRoutes, requestMetrics } from "./request_metrics.ts";
 
 /** Largest request body accepted, in bytes (HTTP 413 above it). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -44,6 +46,8 @@ export interface AppDeps {
    * refused: the process's start less the clock skew. Default: no bound.
    */
   notBeforeSeconds?: number;
+  /** This service's metrics: counted here and served at `GET /v1/metrics`. Default: none. */
+  metrics?: ServiceMetrics;
 }
 
 /**
@@ -54,6 +58,8 @@ export function createApp(deps: AppDeps): Hono {
   const logger = log("api");
   const app = new Hono();
   const maxSize = deps.maxBodyBytes ?? MAX_BODY_BYTES;
+  const metrics = deps.metrics;
+  if (metrics) app.use(requestMetrics(metrics, { serviceId: deps.serviceId }));
   // The relay verifies, limits and streams bodies itself, before anything buffers them.
   if (deps.relay) {
     app.use(relay({
@@ -61,6 +67,7 @@ export function createApp(deps: AppDeps): Hono {
       keys: deps.keys,
       replayCache: new ReplayCache(),
       maxBodyBytes: maxSize,
+      ...(metrics ? { metrics: relayMetrics(metrics) } : {}),
     }));
   }
   app.use(bodyLimit({
@@ -78,8 +85,15 @@ export function createApp(deps: AppDeps): Hono {
     unsigned: ["/v1/health", "/v1/bootstrap"],
     ...(deps.keysWaitMs === undefined ? {} : { keysWaitMs: deps.keysWaitMs }),
     ...(deps.notBeforeSeconds === undefined ? {} : { notBeforeSeconds: deps.notBeforeSeconds }),
+    ...(metrics
+      ? {
+        onRefused: (reason: string) =>
+          metrics.signatureFailures.inc({ reason: signatureFailureReason(reason) }),
+      }
+      : {}),
   }));
   app.route("/v1", serviceRoutes(deps.handlers));
+  if (metrics) app.route("/v1", metricsRoutes(metrics));
   for (const routes of deps.roleRoutes ?? []) app.route("/v1", routes);
   app.notFound((c) =>
     c.json({ error: `No route ${c.req.method} ${c.req.path}: see docs/protocol.md` }, 404)
@@ -92,12 +106,36 @@ export function createApp(deps: AppDeps): Hono {
       body.id = error.serviceId;
       body.exitCode = error.exitCode;
     }
+    if (error instanceof BootstrapRefusedError || error instanceof RateLimitedError) {
+      metrics?.bootstrapRefused.inc();
+    }
     if (error instanceof RateLimitedError) {
       c.header("retry-after", String(error.retryAfterSeconds));
     }
     return c.json(body, status);
   });
   return app;
+}
+
+/** The bridge's relay counters over the service's metrics. */
+function relayMetrics(metrics: ServiceMetrics): RelayMetrics {
+  const requests = metrics.counter("relay_requests_total", "Requests relayed to other services", [
+    "kind",
+  ]);
+  const bytes = metrics.counter("relay_bytes_total", "Body bytes relayed, by direction", [
+    "direction",
+  ]);
+  let open = 0;
+  metrics.gauge({
+    name: "relay_websockets_open",
+    help: "Relayed WebSockets open now",
+    collect: (set) => set({}, open),
+  });
+  return {
+    relayed: (kind) => requests.inc({ kind }),
+    bytes: (direction, count) => bytes.inc({ direction }, count),
+    socket: (delta) => (open += delta),
+  };
 }
 
 function statusOf(error: Error): ContentfulStatusCode {

@@ -31,6 +31,8 @@ export interface SignatureOptions {
    * the service's start less the clock skew (docs/protocol.md 2.9). Default: no bound.
    */
   notBeforeSeconds?: number;
+  /** Called with the reason of every refused request (metrics). Default: nothing. */
+  onRefused?: (reason: string) => void;
 }
 
 /** Context variables set by {@linkcode signatures}. */
@@ -69,7 +71,10 @@ export function signatures(
           : { notBeforeSeconds: options.notBeforeSeconds }),
       },
     );
-    if (!verdict.ok) throw new HTTPException(401, { message: verdict.reason });
+    if (!verdict.ok) {
+      options.onRefused?.(verdict.reason);
+      throw new HTTPException(401, { message: verdict.reason });
+    }
     c.set("nonce", verdict.nonce);
     await next();
     const answer = c.res;

@@ -21,6 +21,7 @@ import { Registry } from "./registry.ts";
 import { registryRoutes } from "./routes.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import { EtcdStore } from "./etcd_store.ts";
+import { registryMetrics } from "./_registry_metrics.ts";
 
 /** A store URL the registry cannot open. */
 export class StoreUrlError extends Error {
@@ -77,12 +78,14 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const store = SqliteStore.open(path);
   const registry = new Registry(store);
   const sweeper = startLivenessSweeper(registry, registryLiveness(config.options));
+  const unmeasure = deps.metrics ? await registryMetrics(registry, deps.metrics) : undefined;
   current = registry;
   let stopped = false;
   return await Promise.resolve({
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      unmeasure?.();
       sweeper.stop();
       current = null;
       await registry.close();
@@ -94,18 +97,20 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
  * A replica on etcd: stateless (the records are etcd's), liveness by etcd
  * leases, so there is no sweeper; several replicas may share the cluster.
  */
-async function startOnEtcd(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+async function startOnEtcd(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const liveness = registryLiveness(config.options);
   const store = await EtcdStore.open(etcdEndpointsOf(config.options.store!), {
     ttlMs: liveness.ttlMs,
   });
   const registry = new Registry(store);
+  const unmeasure = deps.metrics ? await registryMetrics(registry, deps.metrics) : undefined;
   current = registry;
   let stopped = false;
   return {
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      unmeasure?.();
       current = null;
       await registry.close();
     },

@@ -9,6 +9,7 @@ import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { SpawnRequest } from "../api/schemas.ts";
 import type { RegistryEndpoint, Role, SpawnResult } from "../types/mod.ts";
+import type { ServiceMetrics } from "../metrics/service_metrics.ts";
 
 /** What a role gets when it starts. */
 export interface RoleConfig {
@@ -67,6 +68,11 @@ export interface RoleDeps {
   parent: { id: string; url: string } | null;
   /** The registries as this service reaches them. */
   registries: RegistryEndpoint[];
+  /**
+   * This service's metrics: a role adds its gauges (read from its state at
+   * scrape time) and counters here, and removes them in `stop()`. Default: none.
+   */
+  metrics?: ServiceMetrics;
 }
 
 /** Options of {@linkcode RoleHandle.stop}. */

@@ -21,6 +21,7 @@ import { ROLE_MODULES } from "./roles.ts";
 import { StateLostError } from "./role.ts";
 import { FabricService } from "./service.ts";
 import { newServiceId } from "../spawner/service_id.ts";
+import { ServiceMetrics } from "../metrics/service_metrics.ts";
 
 /** Settings of one service process, from its command line. */
 export interface RunServiceOptions {
@@ -86,7 +87,9 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   const replayCache = new ReplayCache(journal ? { journal } : {});
   if (journal) replayCache.restore(journal.loaded);
   let service: FabricService | null = null;
+  const metrics = new ServiceMetrics();
   const app = createApp({
+    metrics,
     serviceId: id,
     keys: () => service?.keys() ?? null,
     replayCache,
@@ -141,6 +144,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       options: options.options,
     },
     module,
+    metrics,
   );
   const onSignal = (signal: string) => () => service!.stop(`${signal} received`);
   const signals: [Deno.Signal, () => void][] = [

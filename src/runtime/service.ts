@@ -40,6 +40,7 @@ export type { ServiceIdentity, ServicePlacement };
 import { type RoleHandle, type RoleModule, type SpawnHooks, StateLostError } from "./role.ts";
 import { ROLE_MODULES } from "./roles.ts";
 import { Supervisor } from "../health/supervisor.ts";
+import type { ServiceMetrics } from "../metrics/service_metrics.ts";
 
 /** A service process's state and handlers. */
 export class FabricService implements ServiceHandlers {
@@ -74,11 +75,13 @@ export class FabricService implements ServiceHandlers {
   /** Resolves once the service is configured and registered ALIVE. */
   readonly placed: Promise<void>;
   #placed: () => void;
+  #metrics: ServiceMetrics | undefined;
 
-  /** A service that has not bootstrapped yet. */
-  constructor(identity: ServiceIdentity, module: RoleModule) {
+  /** A service that has not bootstrapped yet; `metrics` are handed to its role. */
+  constructor(identity: ServiceIdentity, module: RoleModule, metrics?: ServiceMetrics) {
     this.identity = identity;
     this.#module = module;
+    this.#metrics = metrics;
     let resolve = (_reason: string): void => {};
     this.stopRequested = new Promise<string>((r) => (resolve = r));
     this.#stopRequested = resolve;
@@ -151,6 +154,7 @@ export class FabricService implements ServiceHandlers {
         spawn: (request, hooks) => this.spawn(request, hooks),
         parent: this.#parent ? { id: this.#parent.id, url: this.#parent.url } : null,
         registries: [...this.#registryEndpoints],
+        ...(this.#metrics ? { metrics: this.#metrics } : {}),
       },
     );
     const registry = this.registry();
@@ -272,6 +276,7 @@ export class FabricService implements ServiceHandlers {
     const supervisor = this.#supervise();
     let launched: LaunchedProcess | undefined;
     let recorded: string | undefined;
+    const timing = this.#metrics ? spawnTiming(this.#metrics, request) : undefined;
     const result = await spawnService(request, {
       keys: placement.keys,
       client: this.#client!,
@@ -293,6 +298,9 @@ export class FabricService implements ServiceHandlers {
           supervisor.childExited(service, { code, why: child.endReason?.() })
         );
       },
+    }).then((r) => (timing?.("ok"), r), (error) => {
+      timing?.("failed");
+      throw error;
     }).finally(() => {
       if (launched) this.#spawning.delete(launched);
       if (recorded) supervisor.ended(recorded);
@@ -422,4 +430,18 @@ export class FabricService implements ServiceHandlers {
     }
     return this.#placement;
   }
+}
+
+/** Starts timing a spawn; the function returned records its outcome. */
+function spawnTiming(
+  metrics: ServiceMetrics,
+  request: SpawnRequest,
+): (outcome: "ok" | "failed") => void {
+  const started = performance.now();
+  const launcher = /^([a-z+]{1,16}):\/\//.exec(request.on ?? "local://")?.[1] ?? "other";
+  return (outcome) => {
+    metrics.spawns.inc({ launcher, outcome });
+    metrics.spawnSeconds.observe({ launcher }, (performance.now() - started) / 1000);
+    if (request.restart && outcome === "ok") metrics.restarts.inc();
+  };
 }

@@ -56,6 +56,8 @@ export interface AgentOptions {
   retryMs?: number;
   /** The environment tasks' `env` is laid over. Default: the agent's, without `FABRIC_*`. */
   baseEnv?: Record<string, string>;
+  /** Called when a task starts, with the seconds since the agent took it (metrics). */
+  onTaskStart?: (waitedSeconds: number) => void;
 }
 
 /** Options of {@linkcode Agent.stop}. */
@@ -107,6 +109,9 @@ export class Agent {
   #loop: Promise<void> | null = null;
   #stopped: Promise<void> | null = null;
   #logger = log("agent");
+  #onTaskStart: ((waitedSeconds: number) => void) | undefined;
+  /** Tasks ended on this agent by final state, since it started. */
+  readonly tally = { DONE: 0, FAILED: 0, CANCELED: 0 };
 
   /**
    * An agent taking tasks from `queue` and publishing to `events`; call
@@ -135,6 +140,7 @@ export class Agent {
     this.#retryMs = options.retryMs ?? 1000;
     // Read once: the agent's own environment does not change while it runs.
     this.#baseEnv = options.baseEnv ?? agentEnv();
+    this.#onTaskStart = options.onTaskStart;
   }
 
   /** Starts taking tasks; calling it again does nothing. */
@@ -267,6 +273,7 @@ export class Agent {
       });
       return;
     }
+    const takenAt = performance.now();
     const entry: Entry = { task, message, abort: new AbortController(), run: null, requeue: false };
     this.#entries.set(task.id, entry);
     try {
@@ -284,6 +291,7 @@ export class Agent {
       }
       try {
         if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
+        this.#onTaskStart?.((performance.now() - takenAt) / 1000);
         await this.#publish(task.id, "RUNNING", {});
         if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
         entry.run = runTask(task, { graceMs: this.#graceMs, baseEnv: this.#baseEnv });
@@ -339,6 +347,7 @@ export class Agent {
     fields: Pick<TaskEvent, "exitCode" | "tail" | "reason">,
   ): Promise<void> {
     const event: TaskEvent = { id, state, agent: this.#id, ...fields, at: Date.now() };
+    if (state === "DONE" || state === "FAILED" || state === "CANCELED") this.tally[state]++;
     const failed = (error: unknown): void => {
       // Events are at most once, like pub/sub itself; the task goes on.
       this.#logger.warn("Cannot publish {state} of task {id}: {error}", {

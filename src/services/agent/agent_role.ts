@@ -6,6 +6,7 @@
  * @module
  */
 import type { Hono } from "hono";
+import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
 import { FabricClient } from "../../client/fabric_client.ts";
 import type {
   RoleConfig,
@@ -111,7 +112,13 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub, via);
   const queue = new RemoteTaskQueue(deps.keys, queueTarget, life.signal);
   const events = new RemoteEventSink(deps.keys, client, pubsubTarget, life.signal);
+  const startWait = deps.metrics?.histogram(
+    "agent_task_start_seconds",
+    "Time from the agent taking a task off the queue to its start",
+    { buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600] },
+  );
   const agent = new Agent(queue, events, {
+    ...(startWait ? { onTaskStart: (seconds: number) => startWait.observe(seconds) } : {}),
     agentId: config.serviceId,
     cores: settings.cores,
     queueName: settings.queueName,
@@ -120,6 +127,7 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
     graceMs: settings.graceMs,
   });
   current = agent;
+  const removers = deps.metrics ? agentMetrics(agent, deps.metrics) : [];
   agent.start();
   const logger = log("agent");
   logger.info("Agent takes tasks from {queue}/{queueName} on {cores} cores", { ...settings });
@@ -141,6 +149,8 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
         clearTimeout(hurry);
         life.abort();
         if (current === agent) current = null;
+        for (const remove of removers) remove();
+        if (startWait) deps.metrics?.remove(startWait);
         logger.info("Agent stopped; its unfinished tasks went back to the queue");
       })();
       return stopping;
@@ -154,6 +164,30 @@ export const agentRole: RoleModule = {
   replacement: "fresh",
   routes: (): Hono => agentRoutes(() => current),
 };
+
+/** Slots and ended tasks, read from the agent at scrape time. */
+function agentMetrics(agent: Agent, metrics: ServiceMetrics): (() => void)[] {
+  return [
+    metrics.gauge({
+      name: "agent_slots",
+      help: "Core slots of the agent by state (busy, free)",
+      labelNames: ["state"],
+      collect: (set) => {
+        const status = agent.status();
+        set({ state: "busy" }, status.slots - status.free);
+        set({ state: "free" }, status.free);
+      },
+    }),
+    metrics.counterFrom({
+      name: "agent_tasks_total",
+      help: "Tasks ended on this agent by final state",
+      labelNames: ["state"],
+      collect: (set) => {
+        for (const [state, n] of Object.entries(agent.tally)) set({ state }, n);
+      },
+    }),
+  ];
+}
 
 function wholeOption(
   options: Record<string, string>,

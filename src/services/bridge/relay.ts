@@ -43,6 +43,18 @@ export interface RelayOptions {
   replayCache: ReplayCache;
   /** Largest body relayed, bytes (413 above it). */
   maxBodyBytes: number;
+  /** Counters of relayed traffic. Default: none. */
+  metrics?: RelayMetrics;
+}
+
+/** What a relay counts (the service's metrics, issue 13). */
+export interface RelayMetrics {
+  /** A request or WebSocket handshake was relayed. */
+  relayed(kind: "http" | "websocket"): void;
+  /** Body bytes passed on: `up` to the next hop, `down` back to the client. */
+  bytes(direction: "up" | "down", count: number): void;
+  /** A relayed WebSocket opened (+1) or closed (-1). */
+  socket(delta: 1 | -1): void;
 }
 
 /** Most bridges a request may cross (a guard against routing loops). */
@@ -146,9 +158,14 @@ async function forward(
   const headers = new Headers(c.req.raw.headers);
   for (const name of HOP_BY_HOP) headers.delete(name);
   headers.set("fabric-hops", String(hops + 1));
+  const metrics = options.metrics;
   if (c.req.header("upgrade")?.toLowerCase() === "websocket") {
-    return await relayWebSocket(c.req.raw, url, headers, `Bridge "${table.selfId}"`);
+    metrics?.relayed("websocket");
+    return await relayWebSocket(c.req.raw, url, headers, `Bridge "${table.selfId}"`, metrics);
   }
+  metrics?.relayed("http");
+  const sent = Number(c.req.header("content-length") ?? "0");
+  if (metrics && Number.isSafeInteger(sent) && sent > 0) metrics.bytes("up", sent);
   headers.delete("upgrade");
   const body = c.req.raw.body === null ? null : limitedBody(c.req.raw, options.maxBodyBytes);
   let answer: Response;
@@ -170,7 +187,20 @@ async function forward(
       }`,
     });
   }
-  return new Response(answer.body, { status: answer.status, headers: answer.headers });
+  const relayed = metrics && answer.body ? counted(answer.body, metrics) : answer.body;
+  return new Response(relayed, { status: answer.status, headers: answer.headers });
+}
+
+/** `body` passed through, its bytes counted as they go down. */
+function counted(body: ReadableStream<Uint8Array>, metrics: RelayMetrics): ReadableStream {
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        metrics.bytes("down", chunk.byteLength);
+        controller.enqueue(chunk);
+      },
+    }),
+  );
 }
 
 async function nextHop(table: RelayTable, routeHeader: string, target: string): Promise<string> {
@@ -290,6 +320,7 @@ async function relayWebSocket(
   url: URL,
   headers: Headers,
   who: string,
+  metrics?: RelayMetrics,
 ): Promise<Response> {
   for (const name of HANDSHAKE_HEADERS) headers.delete(name);
   const wsUrl = new URL(url);
@@ -327,8 +358,11 @@ async function relayWebSocket(
   const abandoned = setTimeout(() => {
     if (inbound.readyState !== WebSocket.OPEN) outbound.close(1000, "client never arrived");
   }, 10_000);
+  let counting = false;
   inbound.onopen = () => {
     clearTimeout(abandoned);
+    counting = true;
+    metrics?.socket(1);
     for (const data of early.splice(0)) inbound.send(data);
     // The next hop may have closed before the client's socket was open.
     if (ended) inbound.close(ended.code, ended.reason);
@@ -340,6 +374,10 @@ async function relayWebSocket(
     const safe = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
     ended ??= { code: safe, reason: reason.slice(0, 120) };
     clearTimeout(abandoned);
+    if (counting) {
+      counting = false;
+      metrics?.socket(-1);
+    }
     for (const socket of [inbound, outbound]) {
       if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
         try {

@@ -65,6 +65,18 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   if (config.incarnation > 1) await adoptPilots(manager, config, deps, settings.policy);
   const running = { manager, defaults: { on: settings.on, policy: settings.policy } };
   current = running;
+  const unmeasure = deps.metrics?.gauge({
+    name: "pilots",
+    help: "Pilots of this manager by state",
+    labelNames: ["state"],
+    collect: async (set) => {
+      const counts = new Map<string, number>();
+      for (const pilot of await manager.list()) {
+        counts.set(pilot.state, (counts.get(pilot.state) ?? 0) + 1);
+      }
+      for (const [state, n] of counts) set({ state }, n);
+    },
+  });
   log("pilot-manager").info("Pilot manager ready: pilots on {on}, policy {policy}", {
     on: settings.on,
     policy: settings.policy,
@@ -74,6 +86,7 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      unmeasure?.();
       if (current === running) current = null;
       await manager.stop();
     },

@@ -41,10 +41,30 @@ export function brokerOptionsOf(options: Record<string, string>): BrokerOptions 
 
 let current: Broker | null = null;
 
-function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const options = brokerOptionsOf(config.options);
   const broker = new Broker(options);
   current = broker;
+  const removers = deps.metrics
+    ? [
+      deps.metrics.counterFrom({
+        name: "pubsub_messages_total",
+        help: "Messages published since the broker started",
+        collect: (set) => set({}, broker.stats().published),
+      }),
+      deps.metrics.counterFrom({
+        name: "pubsub_drops_total",
+        help: "Messages dropped by reason (slow_subscriber: the oldest of a full outbox)",
+        labelNames: ["reason"],
+        collect: (set) => set({ reason: "slow_subscriber" }, broker.stats().dropped),
+      }),
+      deps.metrics.gauge({
+        name: "pubsub_subscribers",
+        help: "Subscribers connected now",
+        collect: (set) => set({}, broker.stats().subscribers),
+      }),
+    ]
+    : [];
   const logger = log("pubsub");
   logger.info("Pub/sub broker is running", { ...options });
   let stopped = false;
@@ -52,6 +72,7 @@ function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
     stop: () => {
       if (stopped) return Promise.resolve();
       stopped = true;
+      for (const remove of removers) remove();
       if (current === broker) current = null;
       const stats = broker.stats();
       broker.close();

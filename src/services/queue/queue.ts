@@ -213,6 +213,11 @@ export class QueueService {
     this.#dispatch(name);
   }
 
+  /** The store's counters and every queue's counts, for the metrics. */
+  metrics(): { tally: QueueStore["tally"]; queues: ReturnType<QueueStore["allCounts"]> } {
+    return { tally: this.#store.tally, queues: this.#closed ? [] : this.#store.allCounts() };
+  }
+
   /** How full queue `name` is; a queue never used is empty. */
   stats(name: string): QueueStats {
     checkName(name);

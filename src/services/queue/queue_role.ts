@@ -13,6 +13,7 @@ import { QueueService } from "./queue.ts";
 import { QueueStore } from "./queue_store.ts";
 import { QUEUE_LIMITS } from "./queue_wire.ts";
 import { queueRoutes } from "./routes.ts";
+import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
 
 /** Settings of a queue service, from its role options. */
 export interface QueueSettings {
@@ -40,7 +41,7 @@ export function queueStorePath(dir: string, serviceId: string): string {
 
 let current: QueueService | null = null;
 
-async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const settings = queueSettings(config.options);
   const path = queueStorePath(config.dir, config.serviceId);
   const store = QueueStore.open(path, {
@@ -49,6 +50,7 @@ async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
   });
   const service = new QueueService(store, { maxWaiters: settings.maxWaiters });
   current = service;
+  const unmeasure = deps.metrics ? queueMetrics(service, deps.metrics) : undefined;
   log("queue").info("Queue store {path} open (capacity {capacity} per queue)", {
     path,
     capacity: settings.capacity,
@@ -58,6 +60,7 @@ async function start(config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
     stop: () => {
       if (stopped) return Promise.resolve();
       stopped = true;
+      unmeasure?.();
       if (current === service) current = null;
       service.close();
       return Promise.resolve();
@@ -71,6 +74,35 @@ export const queueRole: RoleModule = {
   replacement: "propagate",
   routes: (): Hono => queueRoutes(() => current),
 };
+
+/** Depth by queue and the delivery counters, read at scrape time. */
+function queueMetrics(service: QueueService, metrics: ServiceMetrics): () => void {
+  const removers = [
+    metrics.gauge({
+      name: "queue_depth",
+      help: "Messages held by queue and state (ready, inflight)",
+      labelNames: ["queue", "state"],
+      collect: (set) => {
+        for (const q of service.metrics().queues) {
+          set({ queue: q.queue, state: "ready" }, q.ready);
+          set({ queue: q.queue, state: "inflight" }, q.inflight);
+        }
+      },
+    }),
+    metrics.counterFrom({
+      name: "queue_messages_total",
+      help: "Messages taken, redelivered and acknowledged since the service started",
+      labelNames: ["event"],
+      collect: (set) => {
+        const { tally } = service.metrics();
+        set({ event: "taken" }, tally.taken);
+        set({ event: "redelivered" }, tally.redelivered);
+        set({ event: "acked" }, tally.acked);
+      },
+    }),
+  ];
+  return () => removers.forEach((remove) => remove());
+}
 
 function positiveOption(options: Record<string, string>, key: string, fallback: number): number {
   const raw = options[key];

@@ -97,6 +97,8 @@ interface MessageRow {
 
 /** Durable messages of every queue of one queue service. */
 export class QueueStore {
+  /** Messages handed out, redelivered (handed out again) and acknowledged since the store opened. */
+  readonly tally = { taken: 0, redelivered: 0, acked: 0 };
   #db: DatabaseSync;
   #now: () => number;
   #closed = false;
@@ -256,6 +258,8 @@ export class QueueStore {
       until: now + visibilityMs,
     }) as unknown as MessageRow[];
     rows.sort((a, b) => a.id - b.id);
+    this.tally.taken += rows.length;
+    for (const r of rows) if (r.deliveries > 1) this.tally.redelivered++;
     return rows.map((r) => ({
       id: String(r.id),
       payload: JSON.parse(r.payload),
@@ -267,7 +271,9 @@ export class QueueStore {
   ack(queue: string, id: string): boolean {
     this.#open();
     if (!MESSAGE_ID.test(id)) return false;
-    return Number(this.#delete.run(Number(id), queue).changes) > 0;
+    const deleted = Number(this.#delete.run(Number(id), queue).changes) > 0;
+    if (deleted) this.tally.acked++;
+    return deleted;
   }
 
   /**
@@ -290,6 +296,7 @@ export class QueueStore {
       this.#db.exec("ROLLBACK");
       throw error;
     }
+    this.tally.acked += acked.length;
     return acked;
   }
 
@@ -298,6 +305,15 @@ export class QueueStore {
     this.#open();
     if (!MESSAGE_ID.test(id)) return false;
     return Number(this.#release.run(Number(id), queue).changes) > 0;
+  }
+
+  /** Ready and in-flight messages of every queue that holds any (metrics, at scrape time). */
+  allCounts(): (QueueCounts & { queue: string })[] {
+    this.#open();
+    const rows = this.#db.prepare(
+      "SELECT queue, count(*) AS total, sum(invisible_until <= ?) AS ready FROM messages GROUP BY queue LIMIT 1000",
+    ).all(this.#now()) as unknown as { queue: string; total: number; ready: number }[];
+    return rows.map((r) => ({ queue: r.queue, ready: r.ready, inflight: r.total - r.ready }));
   }
 
   /** Ready and in-flight messages of `queue` (0 and 0 for a queue never used). */

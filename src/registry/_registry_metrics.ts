@@ -1,0 +1,83 @@
+/**
+ * The registry's metrics (issue 13): services by role and state and the
+ * heartbeat ages, read from the records at scrape time; heartbeats received,
+ * read from the request counter; transitions by from/to, counted from the
+ * change stream.
+ * @module
+ */
+import type { ServiceMetrics } from "../metrics/service_metrics.ts";
+import type { Registry } from "./registry.ts";
+
+/** Route pattern of the heartbeat, as the request counter labels it. */
+const HEARTBEAT_ROUTE = "/v1/registry/services/:id/heartbeat";
+
+/**
+ * Adds the registry's metrics to `metrics`.
+ * @returns A function that removes them and stops counting.
+ */
+export async function registryMetrics(
+  registry: Registry,
+  metrics: ServiceMetrics,
+): Promise<() => void> {
+  const removers: (() => void)[] = [];
+  removers.push(metrics.gauge({
+    name: "registry_services",
+    help: "Services on record by role and state",
+    labelNames: ["role", "state"],
+    collect: async (set) => {
+      const counts = new Map<string, { role: string; state: string; n: number }>();
+      for (const r of await registry.list()) {
+        const key = `${r.role}\u0000${r.state}`;
+        const entry = counts.get(key) ?? { role: r.role, state: r.state, n: 0 };
+        entry.n++;
+        counts.set(key, entry);
+      }
+      for (const { role, state, n } of counts.values()) set({ role, state }, n);
+    },
+  }));
+  // The histogram describes the records as they are now, so it is rebuilt at each scrape.
+  const ages = metrics.histogram(
+    "registry_heartbeat_age_seconds",
+    "Time since the last heartbeat of each ALIVE or SUSPECT service, at scrape time",
+    {
+      buckets: [0.5, 1, 2, 3, 4, 6, 10, 30, 60],
+      collect: async () => {
+        ages.reset();
+        const now = registry.now();
+        for (const r of await registry.list()) {
+          if (r.state !== "ALIVE" && r.state !== "SUSPECT") continue;
+          ages.observe(Math.max(0, now - (r.lastHeartbeat || r.updated)) / 1000);
+        }
+      },
+    },
+  );
+  const heartbeats = metrics.gauge({
+    name: "registry_heartbeats_received",
+    help: "Heartbeats this registry process accepted (2xx) since it started",
+    collect: async (set) => {
+      const values = (await metrics.requests.get()).values;
+      const n = values
+        .filter((v) =>
+          v.labels.route === HEARTBEAT_ROUTE && String(v.labels.status).startsWith("2")
+        )
+        .reduce((sum, v) => sum + v.value, 0);
+      set({}, n);
+    },
+  });
+  removers.push(heartbeats);
+  const transitions = metrics.counter(
+    "registry_transitions_total",
+    "State transitions written since this registry process started, by from and to",
+    ["from", "to"],
+  );
+  // Live changes only: the stored history is not replayed into the counter.
+  const unfollow = await registry.follow(Number.MAX_SAFE_INTEGER, (event) => {
+    if (event.kind !== "transition" || !event.transition) return;
+    transitions.inc({ from: event.transition.from || "NONE", to: event.transition.to });
+  });
+  return () => {
+    unfollow();
+    metrics.remove(ages, transitions);
+    for (const remove of removers) remove();
+  };
+}
