@@ -1,0 +1,132 @@
+/**
+ * `fabricd events [-f] [--since D] [--service ID] [--json]`: every state
+ * transition of the fabric with its time, service, from, to, incarnation and
+ * reason, oldest first, from the registry's transition history; `-f` then
+ * follows the registry's change stream, like `kubectl get events -w`.
+ * @module
+ */
+import type { RegistryEvent, ServiceRecord, Transition } from "../types/mod.ts";
+import { EXIT } from "../types/mod.ts";
+import { parseFlags, stringFlag } from "./args.ts";
+import { usage } from "./cli_error.ts";
+import { loadContext } from "./context.ts";
+
+/** Help text of `fabricd events`. */
+export const EVENTS_HELP = `fabricd events [-f] [--since D] [--service ID] [--json] [--fabric FILE]
+
+Prints every state transition of the fabric, oldest first: time, service,
+role, from, to, incarnation and reason.
+
+  -f, --follow     keep printing new transitions as they happen (Ctrl-C ends)
+  --since D        only transitions of the last D (e.g. 90s, 10m, 2h, 1d)
+  --service ID     only the transitions of service ID
+  --json           one JSON object per line: {seq, at, id, role, from, to, incarnation, reason}
+`;
+
+/** Most services whose histories are fetched at once. */
+const HISTORY_CONCURRENCY = 8;
+
+/**
+ * A duration such as `90s`, `10m`, `2h` or `1d`, in ms.
+ * @throws {CliError} (64) when it is not one.
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,9})(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) throw usage(`Invalid --since "${text}": give a duration such as 90s, 10m, 2h or 1d`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2]!]!;
+  return Number(match[1]) * unit;
+}
+
+/** One transition as a line of `fabricd events`. */
+export function formatTransition(t: Transition, role: string): string {
+  const time = new Date(t.at).toISOString().replace("T", " ").replace("Z", "");
+  const from = t.from || "-";
+  return `${time}  ${t.id.padEnd(13)} ${role.padEnd(13)} ${from.padEnd(13)} -> ${
+    t.to.padEnd(13)
+  } inc ${t.incarnation}  ${t.reason}`;
+}
+
+/** Runs `fabricd events`. */
+export async function eventsCommand(args: string[]): Promise<number> {
+  const parsed = parseFlags("events", args, {
+    follow: { type: "boolean", short: "f" },
+    since: { type: "string" },
+    service: { type: "string" },
+    json: { type: "boolean" },
+    fabric: { type: "string" },
+  });
+  if (parsed.flags.help) {
+    console.log(EVENTS_HELP);
+    return EXIT.OK;
+  }
+  if (parsed.positionals.length > 0) {
+    throw usage('fabricd events takes no arguments: see "fabricd events --help"');
+  }
+  const sinceText = stringFlag(parsed, "since");
+  const notBefore = sinceText === undefined ? 0 : Date.now() - parseDuration(sinceText);
+  const only = stringFlag(parsed, "service");
+  const json = parsed.flags.json === true;
+  const context = await loadContext(stringFlag(parsed, "fabric"));
+  const print = (t: Transition, role: string): void => {
+    if (t.at < notBefore || (only && t.id !== only)) return;
+    console.log(
+      json
+        ? JSON.stringify({
+          seq: t.seq,
+          at: t.at,
+          id: t.id,
+          role,
+          from: t.from,
+          to: t.to,
+          incarnation: t.incarnation,
+          reason: t.reason,
+        })
+        : formatTransition(t, role),
+    );
+  };
+  if (parsed.flags.follow) {
+    // The change stream replays every stored transition, then follows.
+    const stop = new AbortController();
+    const onSignal = (): void => stop.abort();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+    try {
+      await context.registry.watch(0, (event: RegistryEvent) => {
+        if (event.kind === "transition" && event.transition) {
+          print(event.transition, event.record.role);
+        }
+      }, stop.signal);
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+    }
+    return EXIT.OK;
+  }
+  const records = await context.registry.list();
+  const wanted = only ? records.filter((r) => r.id === only) : records;
+  if (only && wanted.length === 0) {
+    throw usage(`No service "${only}" in the registry: see "fabricd status --all"`);
+  }
+  const all = await histories(context.registry, wanted);
+  all.sort((a, b) => a.transition.seq - b.transition.seq);
+  for (const { transition, role } of all) print(transition, role);
+  return EXIT.OK;
+}
+
+async function histories(
+  registry: Awaited<ReturnType<typeof loadContext>>["registry"],
+  records: ServiceRecord[],
+): Promise<{ transition: Transition; role: string }[]> {
+  const out: { transition: Transition; role: string }[] = [];
+  const queue = [...records];
+  const worker = async (): Promise<void> => {
+    for (let record = queue.shift(); record; record = queue.shift()) {
+      const found = await registry.get(record.id);
+      for (const transition of found?.transitions ?? []) {
+        out.push({ transition, role: record.role });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: HISTORY_CONCURRENCY }, worker));
+  return out;
+}
