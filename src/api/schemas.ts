@@ -123,9 +123,13 @@ export const connectRequestSchema = z.strictObject({
 /** Body of `POST /v1/connect`. */
 export type ConnectRequest = z.infer<typeof connectRequestSchema>;
 
-/** `POST /v1/stop`: stop cleanly, with an optional reason. */
+/**
+ * `POST /v1/stop`: stop cleanly, with an optional reason and, for an agent,
+ * the time its tasks get between SIGTERM and SIGKILL (default: its own).
+ */
 export const stopRequestSchema = z.strictObject({
   reason: z.string().max(500).default("stopped by request"),
+  graceMs: z.number().int().min(0).max(600_000).optional(),
 });
 /** Body of `POST /v1/stop`. */
 export type StopRequest = z.infer<typeof stopRequestSchema>;

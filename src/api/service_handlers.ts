@@ -94,6 +94,9 @@ export interface ServiceHandlers {
   closeSession(session: string): Promise<string[]>;
   /** `POST /v1/connect`. */
   connect(request: ConnectRequest): Promise<ConnectAnswer>;
-  /** `POST /v1/stop`: answers first, then stops the service. */
-  stop(reason: string): Promise<void>;
+  /**
+   * `POST /v1/stop`: answers first, then stops the service; `graceMs` bounds
+   * the time its work gets to end (an agent's tasks: SIGTERM to SIGKILL).
+   */
+  stop(reason: string, graceMs?: number): Promise<void>;
 }

@@ -41,7 +41,8 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
     return c.json(await handlers.connect(c.req.valid("json")));
   });
   app.post("/stop", jsonBody(stopRequestSchema), async (c) => {
-    await handlers.stop(c.req.valid("json").reason);
+    const body = c.req.valid("json");
+    await handlers.stop(body.reason, body.graceMs);
     return c.json({ state: "STOPPED" });
   });
   return app;

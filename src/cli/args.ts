@@ -80,3 +80,19 @@ export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, s
   }
   return out;
 }
+
+/**
+ * A duration flag (`500ms`, `10s`, `2m`, `1h`; a bare number is seconds) in
+ * ms, or `fallback`.
+ * @throws {CliError} (64) when the value is not such a duration.
+ */
+export function durationFlag(parsed: ParsedArgs, name: string, fallback: number): number {
+  const value = stringFlag(parsed, name);
+  if (value === undefined) return fallback;
+  const match = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m|h)?$/.exec(value);
+  if (!match) {
+    throw usage(`Invalid --${name} "${value}": give a duration such as 500ms, 10s, 2m or 1h`);
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] ?? 1000;
+  return Math.round(Number(match[1]) * unit);
+}

@@ -19,7 +19,8 @@ export const DEMO_HELP = `fabricd demo [--pilots URL] [--keep]
 A short tour in a temporary directory: creates a fabric, starts a registry and a
 spawner, grows a small tree of services, opens a session, starts a pilot manager
 with a queue and a pub/sub service, submits two agents as pilots, runs 100 tasks
-through them, shows the tree, then stops everything.
+through them, shows the tree, then stops everything. Ctrl-C (or SIGTERM) stops
+every service it started and removes the directory (exit 130, or 143).
 
   --pilots URL   where the pilots run: local:// (default) or slurm://[partition]
                  on a host with Slurm (e.g. after scripts/slurm-testcluster up)
@@ -40,13 +41,38 @@ export async function demoCommand(args: string[]): Promise<number> {
   const fabricPath = join(dir, "fabric.yaml");
   const step = (text: string): void => console.log(`\n== ${text}`);
   let stop: (() => Promise<number>) | null = null;
+  let starting: Promise<unknown> = Promise.resolve();
+  // Ctrl-C (or SIGTERM) stops the services and removes the directory, key
+  // included, before the demo exits 130 (143): nothing is left behind.
+  const cleanUp = async (): Promise<void> => {
+    await starting.catch(() => {});
+    if (stop) await stop().catch(() => 0);
+    stop = null;
+    if (parsed.flags.keep) console.log(`\nkept ${dir}`);
+    else await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  let interrupted: Promise<void> | null = null;
+  const onSignal = (signal: Deno.Signal, code: number) => (): void => {
+    if (interrupted) return;
+    console.log(`\n${signal}: stopping the demo's services...`);
+    interrupted = cleanUp().finally(() => Deno.exit(code));
+  };
+  const signals: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSignal("SIGINT", 130)],
+    ["SIGTERM", onSignal("SIGTERM", 143)],
+  ];
+  for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
   try {
     step(`fabricd init (in ${dir})`);
     const fabric = await initFabric(fabricPath);
     console.log(`fabric ${fabric.fingerprint}`);
     step("fabricd up: a registry on SQLite and a root spawner");
     let started = performance.now();
-    const local = await startLocalFabric(fabricPath, fabric, { dir, port: 0, heartbeatMs: 500 });
+    const startingFabric = startLocalFabric(fabricPath, fabric, { dir, port: 0, heartbeatMs: 500 });
+    starting = startingFabric.then((local) => {
+      stop = () => local.stopAll("demo finished");
+    });
+    const local = await startingFabric;
     stop = () => local.stopAll("demo finished");
     console.log(`up in ${Math.round(performance.now() - started)} ms`);
     const spawn = async (via: { id: string; url: string }, role: string): Promise<SpawnResult> => {
@@ -102,9 +128,11 @@ export async function demoCommand(args: string[]): Promise<number> {
     console.log("no process left behind");
     return EXIT.OK;
   } finally {
-    if (stop) await stop().catch(() => 0);
-    if (parsed.flags.keep) console.log(`\nkept ${dir}`);
-    else await Deno.remove(dir, { recursive: true }).catch(() => {});
+    // After a signal, the steps under way fail as their services stop: the
+    // handler's clean-up ends the process, not their error.
+    if (interrupted) await interrupted;
+    for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+    await cleanUp();
   }
 }
 

@@ -40,8 +40,14 @@ export interface LocalFabric {
   /** Every registry replica (one on SQLite). */
   registryTargets: Target[];
   spawner: Target;
-  /** Stops every live service of the fabric, children first, registry last. */
-  stopAll(reason: string): Promise<number>;
+  /**
+   * Stops every live service of the fabric in dependency order (see
+   * {@linkcode stopServices}), the registry last.
+   */
+  stopAll(
+    reason: string,
+    options?: Pick<StopServicesOptions, "graceMs" | "onStop">,
+  ): Promise<number>;
 }
 
 /**
@@ -126,9 +132,9 @@ export async function startLocalFabric(
     registryTarget: registryTargets[0]!,
     registryTargets,
     spawner,
-    stopAll: (reason) => {
+    stopAll: (reason, options = {}) => {
       keeper.stop();
-      return stopServices(client, registry, { reason });
+      return stopServices(client, registry, { ...options, reason });
     },
   };
 }
@@ -138,12 +144,75 @@ export interface StopServicesOptions {
   reason: string;
   /** Only these IDs; default every live service. */
   ids?: string[];
-  /** Time to wait for each to be STOPPED, ms. Default 10000. */
+  /**
+   * Time an agent's tasks get between SIGTERM and SIGKILL, ms, sent with each
+   * stop request. Default: each agent's own (`graceMs`, 10 s).
+   */
+  graceMs?: number;
+  /**
+   * Time to wait for each service to be gone (STOPPED and no longer
+   * answering), ms. Default: the grace (or 10 s) plus 5 s.
+   */
   timeoutMs?: number;
+  /** Called for each service as it is asked to stop. */
+  onStop?: (record: ServiceRecord) => void;
 }
 
 /**
- * Stops live services children first and registries last; returns how many
+ * The stop order of a role (issue 12): work first (agents and pilot
+ * managers), then what work talks to (queues, pub/subs), then the services
+ * that start and relay (spawners, bridges), the registry last.
+ */
+const STOP_TIER: Readonly<Record<string, number>> = {
+  agent: 0,
+  "pilot-manager": 0,
+  queue: 1,
+  pubsub: 1,
+  spawner: 2,
+  bridge: 2,
+  registry: 3,
+};
+
+/**
+ * The order to stop `records` in, as groups stopped one after the other (the
+ * services of a group at once): by role (see `STOP_TIER`), and never a
+ * service before one below it, since requests to a service travel through
+ * the relays above it. So a service's rank is the highest tier in its
+ * subtree; within a rank, the deepest go first.
+ */
+export function stopOrder(records: ServiceRecord[]): ServiceRecord[][] {
+  const children = new Map<string, ServiceRecord[]>();
+  for (const r of records) children.set(r.parent, [...(children.get(r.parent) ?? []), r]);
+  const ranks = new Map<string, number>();
+  const rankOf = (r: ServiceRecord, seen: Set<string>): number => {
+    const known = ranks.get(r.id);
+    if (known !== undefined) return known;
+    seen.add(r.id);
+    let rank = STOP_TIER[r.role] ?? 2;
+    for (const child of children.get(r.id) ?? []) {
+      if (!seen.has(child.id)) rank = Math.max(rank, rankOf(child, seen));
+    }
+    ranks.set(r.id, rank);
+    return rank;
+  };
+  const groups = new Map<string, ServiceRecord[]>();
+  for (const r of records) {
+    const key = `${rankOf(r, new Set())}:${r.route.length}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => {
+      const [rankA, depthA] = a.split(":").map(Number) as [number, number];
+      const [rankB, depthB] = b.split(":").map(Number) as [number, number];
+      return rankA - rankB || depthB - depthA;
+    })
+    .map(([, group]) => group);
+}
+
+/**
+ * Stops live services in dependency order (see {@linkcode stopOrder}): each
+ * group is asked to stop and waited for until it is gone before the next, so
+ * an agent gives its tasks back to a queue that still runs. Returns how many
  * were asked to stop. A spawn or restart under way is waited for (it registers
  * meanwhile) only while its spawner runs; one whose spawner is gone can never
  * come up, so it is not waited on but recorded STOPPED with the reason.
@@ -156,22 +225,28 @@ export async function stopServices(
   const stopped = new Set<string>();
   const wanted = (r: ServiceRecord): boolean =>
     RUNNING.includes(r.state) && (!options.ids || options.ids.includes(r.id));
-  // Services first, children before parents; again while any is still
-  // running, until two looks half a second apart find none (a restart that
-  // was under way when the stop began registers meanwhile), for at most 30 s.
+  const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
+  const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
+    await Promise.all(group.map(async (record) => {
+      const target = targetOrNull(record, all);
+      if (!target) return;
+      options.onStop?.(record);
+      if (await askToStop(client, target, options.reason, options.graceMs)) {
+        stopped.add(record.id);
+        await waitGone(client, registry, record.id, target, timeoutMs);
+      }
+    }));
+  };
+  // Services first, in order; again while any is still running, until two
+  // looks half a second apart find none (a restart that was under way when
+  // the stop began registers meanwhile), for at most 30 s plus the waits.
   const deadline = Date.now() + 30_000;
   let all: ServiceRecord[] = [];
   for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
     all = await registry.list();
     const records = all.filter((r) => wanted(r) && r.role !== "registry" && canComeUp(r, all));
     quiet = records.length === 0 ? quiet + 1 : 0;
-    records.sort((a, b) => b.route.length - a.route.length);
-    for (const record of records) {
-      if (await askToStop(client, record, all, options.reason)) {
-        stopped.add(record.id);
-        await waitGone(registry, record.id, options.timeoutMs ?? 10_000);
-      }
-    }
+    for (const group of stopOrder(records)) await stopGroup(group, all);
     if (quiet < 2) await new Promise((r) => setTimeout(r, 500));
   }
   for (const record of all.filter((r) => wanted(r) && !canComeUp(r, all))) {
@@ -185,9 +260,30 @@ export async function stopServices(
   // Registries last: the others record STOPPED in them on the way out.
   all = await registry.list();
   for (const record of all.filter((r) => wanted(r) && r.role === "registry")) {
-    if (await askToStop(client, record, all, options.reason)) stopped.add(record.id);
+    const target = targetOrNull(record, all);
+    if (!target) continue;
+    options.onStop?.(record);
+    if (await askToStop(client, target, options.reason, options.graceMs)) stopped.add(record.id);
   }
   return stopped.size;
+}
+
+/**
+ * `id` and every service below it (by parent), from `records`; the deepest
+ * come last in no particular order.
+ */
+export function subtreeOf(records: ServiceRecord[], id: string): ServiceRecord[] {
+  const out: ServiceRecord[] = [];
+  const seen = new Set<string>();
+  const visit = (current: string): void => {
+    if (seen.has(current)) return;
+    seen.add(current);
+    const record = records.find((r) => r.id === current);
+    if (record) out.push(record);
+    for (const child of records.filter((r) => r.parent === current)) visit(child.id);
+  };
+  visit(id);
+  return out;
 }
 
 /** States of a spawn or restart under way, waiting for its spawner. */
@@ -210,17 +306,26 @@ const RUNNING: readonly string[] = [
   "SUSPECT",
 ];
 
+function targetOrNull(record: ServiceRecord, all: ServiceRecord[]): Target | null {
+  try {
+    return targetFor(record, all);
+  } catch {
+    // No endpoint yet, or its route has no live relay.
+    return null;
+  }
+}
+
 async function askToStop(
   client: FabricClient,
-  record: ServiceRecord,
-  all: ServiceRecord[],
+  target: Target,
   reason: string,
+  graceMs: number | undefined,
 ): Promise<boolean> {
   try {
-    await client.call(targetFor(record, all), {
+    await client.call(target, {
       method: "POST",
       path: "/v1/stop",
-      body: { reason },
+      body: graceMs === undefined ? { reason } : { reason, graceMs },
     });
     return true;
   } catch {
@@ -310,12 +415,30 @@ async function waitAlive(
   );
 }
 
-async function waitGone(registry: RegistryClient, id: string, timeoutMs: number): Promise<void> {
+/**
+ * Waits until service `id` is no longer live on record and no longer
+ * answers (its process ended its stop: an agent's tasks are gone and its
+ * messages given back), for at most `timeoutMs`.
+ */
+async function waitGone(
+  client: FabricClient,
+  registry: RegistryClient,
+  id: string,
+  target: Target,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const found = await registry.get(id).catch(() => undefined);
-    if (!found || !["ALIVE", "SUSPECT"].includes(found.record.state)) return;
+    if (!found || !["ALIVE", "SUSPECT"].includes(found.record.state)) break;
     await new Promise((r) => setTimeout(r, 50));
+  }
+  while (Date.now() < deadline) {
+    const answers = await client.call(target, { method: "GET", path: "/v1/status" }, {
+      timeoutMs: 1000,
+    }).then(() => true, () => false);
+    if (!answers) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -1,49 +1,95 @@
 /**
- * `fabricd stop ID... | --all`: stops services cleanly (they record STOPPED).
+ * `fabricd stop ID... | --all`: stops services cleanly (they record STOPPED),
+ * each with everything below it unless `--only`, in dependency order.
  * @module
  */
-import { EXIT } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { EXIT, type ServiceRecord } from "../types/mod.ts";
+import { durationFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
-import { stopServices } from "./local_fabric.ts";
+import { stopServices, subtreeOf } from "./local_fabric.ts";
 
 /** Help text of `fabricd stop`. */
-export const STOP_HELP = `fabricd stop ID... | --all [--fabric FILE]
+export const STOP_HELP = `fabricd stop ID... | --all [--only] [--grace D] [--fabric FILE]
 
-Stops the named services, or with --all every live service of the fabric,
-children before parents and the registry last.
+Stops the named services and every service below them (spawned by them, at
+any depth), or with --all every live service of the fabric. Services stop in
+dependency order: agents and pilot managers, then queues and pub/subs, then
+spawners and bridges, the registry last; never a service before one below it.
+Each is printed as it is asked to stop.
+
+  --only      stop only the named services; the services below them keep
+              running without their parent (a warning names them)
+  --grace D   time an agent's tasks get between SIGTERM and SIGKILL
+              (e.g. 500ms, 10s, 2m; default: each agent's own, 10 s)
 `;
 
 /** Runs `fabricd stop`. */
 export async function stopCommand(args: string[]): Promise<number> {
-  const parsed = parseFlags("stop", args, { all: { type: "boolean" }, fabric: { type: "string" } });
+  const parsed = parseFlags("stop", args, {
+    all: { type: "boolean" },
+    only: { type: "boolean" },
+    grace: { type: "string" },
+    fabric: { type: "string" },
+  });
   if (parsed.flags.help) {
     console.log(STOP_HELP);
     return EXIT.OK;
   }
   const all = parsed.flags.all === true;
+  const only = parsed.flags.only === true;
   if (all === parsed.positionals.length > 0) {
     throw usage(
       'Give service IDs or --all, not both and not neither: e.g. "fabricd stop spw-1a2b3c4d"',
     );
   }
+  if (all && only) throw usage("--only names services: give IDs instead of --all");
+  const graceMs = parsed.flags.grace === undefined ? undefined : durationFlag(parsed, "grace", 0);
   const context = await loadContext(stringFlag(parsed, "fabric"));
+  let ids: string[] | undefined;
   if (!all) {
+    const records = await context.registry.list();
     for (const id of parsed.positionals) {
-      const found = await context.registry.get(id);
-      if (!found) {
+      if (!records.some((r) => r.id === id)) {
         throw new CliError(
           `No service "${id}" in the registry: see "fabricd status"`,
           EXIT.FAILURE,
         );
       }
     }
+    const named = new Set(parsed.positionals);
+    const below = parsed.positionals.flatMap((id) => subtreeOf(records, id))
+      .filter((r) => !named.has(r.id) && LIVE.includes(r.state));
+    if (only) {
+      ids = parsed.positionals;
+      const orphans = [...new Set(below.map((r) => r.id))];
+      if (orphans.length > 0) {
+        console.error(
+          `Warning: ${orphans.length} service${orphans.length === 1 ? "" : "s"} below ` +
+            `${parsed.positionals.join(", ")} keep running without their parent: ` +
+            `${orphans.join(", ")} (stop them with "fabricd stop ${orphans.join(" ")}")`,
+        );
+      }
+    } else {
+      ids = [...new Set([...parsed.positionals, ...below.map((r) => r.id)])];
+    }
   }
   const stopped = await stopServices(context.client, context.registry, {
     reason: "stopped by fabricd stop",
-    ...(all ? {} : { ids: parsed.positionals }),
+    ...(ids ? { ids } : {}),
+    ...(graceMs === undefined ? {} : { graceMs }),
+    onStop: (record: ServiceRecord) => console.log(`stopping ${record.id} (${record.role})`),
   });
   console.log(`Stopped ${stopped} service${stopped === 1 ? "" : "s"}.`);
   return EXIT.OK;
 }
+
+/** States of a service that may still have a process running. */
+const LIVE: readonly string[] = [
+  "LAUNCHING",
+  "BOOTSTRAPPING",
+  "CONFIGURING",
+  "RESTARTING",
+  "ALIVE",
+  "SUSPECT",
+];

@@ -18,8 +18,10 @@ export const UP_HELP = `fabricd up [--dir DIR] [--fabric FILE] [--port N] [--hea
            [--store etcd://host:port,... [--replicas N]]
 
 Starts a local fabric: a registry (SQLite in DIR/registry.db) and a spawner,
-creating the fabric keys first if there are none. Runs until Ctrl-C, then stops
-every service of the fabric. Services outlive a crash of this command; run
+creating the fabric keys first if there are none. Runs until Ctrl-C (or
+SIGTERM), then stops every service of the fabric in dependency order: agents
+and pilot managers, queues and pub/subs, spawners and bridges, the registry
+last. Services outlive a crash of this command; run
 "fabricd up" again to take them back, or "fabricd stop --all".
 
   --dir DIR          state directory (default ~/.fabric); the fabric file is DIR/fabric.yaml
@@ -81,7 +83,9 @@ export async function upCommand(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGTERM", on("SIGTERM"));
   });
   console.log(`\n${signal}: stopping the fabric...`);
-  const stopped = await local.stopAll(`fabricd up stopped by ${signal}`);
+  const stopped = await local.stopAll(`fabricd up stopped by ${signal}`, {
+    onStop: (record) => console.log(`stopping ${record.id} (${record.role})`),
+  });
   console.log(`Stopped ${stopped} services.`);
   return EXIT.OK;
 }

@@ -83,6 +83,11 @@ export interface RoleStopOptions {
    * work only a short grace (docs/failures.md). Default false.
    */
   urgent?: boolean;
+  /**
+   * Time the role's work gets to end, ms (an agent's tasks: SIGTERM to
+   * SIGKILL), when the stop request named one. Default: the role's own.
+   */
+  graceMs?: number;
 }
 
 /** A running role. */

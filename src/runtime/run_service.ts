@@ -102,7 +102,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       openSession: (s) => service!.openSession(s),
       closeSession: (s) => service!.closeSession(s),
       connect: (r) => service!.connect(r),
-      stop: (reason) => service!.stop(reason),
+      stop: (reason, graceMs) => service!.stop(reason, graceMs),
     },
     roleRoutes: module.routes ? [module.routes()] : [],
     ...(module.relays

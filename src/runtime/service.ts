@@ -62,6 +62,8 @@ export class FabricService implements ServiceHandlers {
   #parent: RegistryEndpoint | null = null;
   #started = Date.now();
   #stopping: Promise<void> | null = null;
+  /** The grace a stop request named for the role's work, ms. */
+  #stopGraceMs: number | undefined;
   /** Set when this instance learnt it was replaced (or fenced itself off). */
   #replaced = false;
   #supervisor: Supervisor | null = null;
@@ -382,7 +384,8 @@ export class FabricService implements ServiceHandlers {
     };
   }
 
-  stop(reason: string): Promise<void> {
+  stop(reason: string, graceMs?: number): Promise<void> {
+    if (graceMs !== undefined) this.#stopGraceMs = graceMs;
     // Answer first; the runtime stops the service once the answer is out.
     setTimeout(() => this.#stopRequested(reason), 10);
     return Promise.resolve();
@@ -418,7 +421,8 @@ export class FabricService implements ServiceHandlers {
       }
     }
     this.#state = finalState;
-    await this.#role?.stop({ urgent: this.#replaced });
+    const grace = this.#stopGraceMs === undefined ? {} : { graceMs: this.#stopGraceMs };
+    await this.#role?.stop({ urgent: this.#replaced, ...grace });
     // Children still bootstrapping would outlive this service unseen.
     for (const child of this.#spawning) child.kill("SIGTERM");
     await closeLaunchers();

@@ -62,7 +62,7 @@ export interface AgentOptions {
 
 /** Options of {@linkcode Agent.stop}. */
 export interface AgentStopOptions {
-  /** SIGTERM to SIGKILL for this stop, ms, when shorter than the agent's. Default: the agent's. */
+  /** SIGTERM to SIGKILL for this stop, ms. Default: the agent's. */
   graceMs?: number;
 }
 
@@ -170,8 +170,9 @@ export class Agent {
   }
 
   /**
-   * Stops taking tasks, cancels every task on the agent (SIGTERM, then
-   * SIGKILL after the grace period, or `options.graceMs` when shorter),
+   * Stops taking tasks, cancels every task on the agent (SIGTERM to each
+   * task's process group, then SIGKILL after `options.graceMs`, default the
+   * agent's grace period),
    * waits until their processes are gone and gives their messages back to
    * the queue (one attempt each: a message not given back returns after its
    * visibility timeout). Calling it again only shortens the grace.

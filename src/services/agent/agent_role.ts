@@ -37,7 +37,7 @@ export interface AgentSettings {
   visibilityMs: number;
   /** Option `prefetch`: tasks taken beyond the free cores. Default: `cores`, at most 100. */
   prefetch: number;
-  /** Option `graceMs`: SIGTERM to SIGKILL on cancel and stop. Default 5000. */
+  /** Option `graceMs`: SIGTERM to SIGKILL on cancel and stop. Default 10000. */
   graceMs: number;
   /**
    * Option `via`: `parent` sends the agent's requests to the queue and the
@@ -89,7 +89,7 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
       0,
       QUEUE_LIMITS.maxBatch,
     ),
-    graceMs: wholeOption(options, "graceMs", 5000, 0, 600_000),
+    graceMs: wholeOption(options, "graceMs", 10_000, 0, 600_000),
     via: viaOption(options.via),
   };
 }
@@ -98,6 +98,13 @@ let current: Agent | null = null;
 
 /** SIGTERM to SIGKILL for the tasks of a replaced agent, ms. */
 const URGENT_GRACE_MS = 500;
+
+/**
+ * Time after the grace for the nacks and the last events before the sockets
+ * close, ms: a stopping agent never waits for a queue or a pub/sub that is
+ * gone, so it exits within its grace plus 2 s (issue 12).
+ */
+const SETTLE_AFTER_GRACE_MS = 1000;
 
 function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   const settings = agentSettings(config.options);
@@ -135,13 +142,18 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   let hurry: ReturnType<typeof setTimeout> | undefined;
   return Promise.resolve({
     stop: (options: RoleStopOptions = {}) => {
+      // Replaced: another instance may run these tasks now. They get a short
+      // grace, and what is left (nacks, events) gets a second before the
+      // sockets close, so the whole stop stays well under 2 s (issue 18).
+      // Otherwise the stop request's grace (or the agent's own) applies.
+      const graceMs = options.urgent ? URGENT_GRACE_MS : options.graceMs ?? settings.graceMs;
+      void agent.stop({ graceMs });
+      const deadline = graceMs + SETTLE_AFTER_GRACE_MS;
       if (options.urgent) {
-        // Replaced: another instance may run these tasks now. They get a short
-        // grace, and what is left (nacks, events) gets a second before the
-        // sockets close, so the whole stop stays well under 2 s (issue 18).
-        void agent.stop({ graceMs: URGENT_GRACE_MS });
-        hurry ??= setTimeout(() => life.abort(), URGENT_GRACE_MS + 1000);
+        clearTimeout(hurry);
+        hurry = undefined;
       }
+      hurry ??= setTimeout(() => life.abort(), deadline);
       stopping ??= (async () => {
         await agent.stop();
         // The last events (QUEUED for the tasks given back) go out first.

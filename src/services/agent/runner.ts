@@ -44,8 +44,9 @@ export interface TaskRun {
   /** Resolves once the process and its whole group are gone; never rejects. */
   readonly done: Promise<RunResult>;
   /**
-   * SIGTERM to the group, SIGKILL after the grace period (or `graceMs`, when
-   * shorter: a second, more urgent cancel shortens a running grace); idempotent.
+   * SIGTERM to the group, SIGKILL after the grace period (or `graceMs`: a
+   * second, more urgent cancel shortens a running grace, never lengthens it);
+   * idempotent.
    */
   cancel(graceMs?: number): void;
 }
@@ -139,7 +140,7 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
     cancel: (grace?: number) => {
       if (exited) return;
       canceled = true;
-      terminate(grace === undefined ? graceMs : Math.min(grace, graceMs));
+      terminate(grace ?? graceMs);
     },
   };
 }
