@@ -4,6 +4,8 @@
  * @module
  */
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { checkRoleOptions, RoleOptionsError } from "../runtime/role_options.ts";
 import {
   bootstrapRequestSchema,
   configureRequestSchema,
@@ -26,7 +28,18 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
     return c.json(await handlers.configure(c.req.valid("json")));
   });
   app.post("/spawn", jsonBody(spawnRequestSchema), async (c) => {
-    return c.json(await handlers.spawn(c.req.valid("json")), 201);
+    const request = c.req.valid("json");
+    // A restart keeps the options on record; a new service's are checked
+    // before anything is recorded or started (issue 12, item 4).
+    if (!request.restart) {
+      try {
+        checkRoleOptions(request.role, request.options);
+      } catch (error) {
+        if (!(error instanceof RoleOptionsError)) throw error;
+        throw new HTTPException(400, { message: error.message, cause: error });
+      }
+    }
+    return c.json(await handlers.spawn(request), 201);
   });
   app.get("/status", (c) => c.json(handlers.status()));
   app.post("/sessions/:id", async (c) => {

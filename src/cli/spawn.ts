@@ -4,7 +4,8 @@
  * @module
  */
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { EXIT, ROLES, type SpawnResult } from "../types/mod.ts";
+import { checkRoleOptions, formatRoleOptions, RoleOptionsError } from "../runtime/role_options.ts";
+import { EXIT, type Role, ROLES, type SpawnResult } from "../types/mod.ts";
 import { keyValueFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
@@ -20,9 +21,12 @@ configures it and answers once it is ALIVE.
   --on URL        launcher: local:// (default)
   --via ID        the service that spawns (default: the fabric's root spawner)
   --session S     a session the new service serves (repeatable)
-  --option K=V    a role setting, e.g. --option queue=que-1a2b3c4d (repeatable)
+  --option K=V    a role setting, e.g. --option queue=que-1a2b3c4d (repeatable);
+                  an unknown option or a bad value exits 64 before anything starts
   --fabric FILE   fabric file (default: FABRIC_FILE, then ~/.fabric/fabric.yaml)
   --json          print the answer as JSON
+
+"fabricd spawn --role ROLE --help" lists the role's options.
 `;
 
 /** Runs `fabricd spawn`. */
@@ -36,14 +40,25 @@ export async function spawnCommand(args: string[]): Promise<number> {
     fabric: { type: "string" },
     json: { type: "boolean" },
   });
+  const role = stringFlag(parsed, "role");
+  if (role !== undefined && !(ROLES as readonly string[]).includes(role)) {
+    throw usage(`Unknown role "${role}": use one of ${ROLES.join(", ")}`);
+  }
   if (parsed.flags.help) {
-    console.log(SPAWN_HELP);
+    if (role) {
+      console.log(
+        `Options of role ${role} (--option NAME=VALUE):\n${formatRoleOptions(role as Role)}`,
+      );
+    } else console.log(SPAWN_HELP);
     return EXIT.OK;
   }
-  const role = stringFlag(parsed, "role");
   if (!role) throw usage('Missing --role: e.g. "fabricd spawn --role spawner"');
-  if (!(ROLES as readonly string[]).includes(role)) {
-    throw usage(`Unknown role "${role}": use one of ${ROLES.join(", ")}`);
+  const options = keyValueFlag(parsed, "option");
+  try {
+    checkRoleOptions(role as Role, options);
+  } catch (error) {
+    if (error instanceof RoleOptionsError) throw usage(error.message);
+    throw error;
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const via = await targetOf(context, stringFlag(parsed, "via"));
@@ -56,7 +71,7 @@ export async function spawnCommand(args: string[]): Promise<number> {
         role,
         on: stringFlag(parsed, "on") ?? "local://",
         sessions: listFlag(parsed, "session"),
-        options: keyValueFlag(parsed, "option"),
+        options,
       },
     }, { timeoutMs: 120_000 });
   } catch (error) {
@@ -64,8 +79,13 @@ export async function spawnCommand(args: string[]): Promise<number> {
       const exit = typeof error.body.exitCode === "number"
         ? ` (child exit ${error.body.exitCode})`
         : "";
-      // 69: the child could not reach its parent, or no image could be made to ship.
-      const code = error.body.exitCode === EXIT.UNREACHABLE ? EXIT.UNREACHABLE : EXIT.FAILURE;
+      // 69: the child could not reach its parent, or no image could be made to ship;
+      // 64: the spawner refused the request itself (unknown launcher, bad options).
+      const code = error.body.exitCode === EXIT.UNREACHABLE
+        ? EXIT.UNREACHABLE
+        : error.status === 400
+        ? EXIT.USAGE
+        : EXIT.FAILURE;
       throw new CliError(`${error.message}${exit}`, code, { cause: error });
     }
     throw error;

@@ -281,3 +281,26 @@ Deno.test("createApp() refuses prototype option names and endpoints that are not
   });
   assert.equal(good.status, 200);
 });
+
+Deno.test("createApp() answers POST /v1/spawn with unknown or bad role options 400, listing the valid ones, and spawns nothing", async () => {
+  const { app, calls } = fixture();
+  for (const options of [{ core: "4", queue: "que-1", pubsub: "pub-1" }, { cores: "2" }]) {
+    const answer = await signedRequest(app, keys, {
+      method: "POST",
+      path: "/v1/spawn",
+      body: JSON.stringify({ role: "agent", options }),
+      target: SERVICE,
+    });
+    assert.equal(answer.status, 400);
+    assert.match(String(answer.json.error), /Invalid options for role agent/);
+    assert.match(String(answer.json.error), /Valid options:[\s\S]*visibilityMs=/);
+  }
+  assert.equal(calls.length, 0);
+  const restart = await signedRequest(app, keys, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: JSON.stringify({ role: "agent", restart: "agt-1", options: {} }),
+    target: SERVICE,
+  });
+  assert.equal(restart.status, 201, "a restart keeps the options on record");
+});

@@ -103,7 +103,7 @@ Deno.test("fabricd up runs a fabric that spawn, status, session and stop drive, 
       assert.equal(grandRecord.state, "STOPPED");
 
       const spawnBad = await runFabricd(["spawn", "--role", "spawner", "--on", "ftp://x"], { env });
-      assert.equal(spawnBad.code, 1);
+      assert.equal(spawnBad.code, 64, "an unknown launcher is a usage error");
       assert.match(spawnBad.stderr, /Unknown launcher "ftp:\/\/"/);
 
       const pids: number[] = after.services.map((r: { pid: number }) => r.pid);

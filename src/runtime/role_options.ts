@@ -1,0 +1,230 @@
+/**
+ * The options each role takes (`fabricd spawn --role R --option K=V`), one
+ * zod schema per role: every option with its type, default and a one-line
+ * help (zod metadata). A spawn is checked against it before anything starts
+ * (`fabricd spawn` exits 64, `POST /v1/spawn` answers 400), and
+ * `fabricd spawn --role R --help` prints it (issue 12, item 4).
+ * @module
+ */
+import { z } from "zod";
+import type { Role } from "../types/mod.ts";
+
+/** What the help shows of one option. */
+export interface RoleOptionInfo {
+  name: string;
+  /** The kind of value, e.g. "integer 1-4096", "service ID". */
+  type: string;
+  /** The default, or "required". */
+  default: string;
+  help: string;
+}
+
+interface OptionMeta {
+  type: string;
+  default: string;
+  help: string;
+}
+
+/** A role's options: values are strings on the wire, checked by their pattern. */
+type OptionsSchema = z.ZodObject<Record<string, z.ZodType<string | undefined>>>;
+
+function whole(min: number, max: number): z.ZodType<string> {
+  return z.string().refine((v) => /^\d{1,12}$/.test(v) && Number(v) >= min && Number(v) <= max, {
+    message: `must be a whole number from ${min} to ${max}`,
+  });
+}
+
+function option(
+  schema: z.ZodType<string>,
+  meta: OptionMeta,
+): z.ZodType<string | undefined> {
+  const described = meta.default === "required" ? schema : schema.optional();
+  return described.meta({ ...meta });
+}
+
+const SERVICE_ID = z.string().regex(
+  /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/,
+  "must be a service ID (e.g. que-1a2b3c4d)",
+);
+const QUEUE_NAME = z.string().regex(
+  /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/,
+  "must be 1-64 letters, digits, '.', '_' or '-'",
+);
+const WALLTIME = z.string().regex(
+  /^(\d{1,6}(s|m|h)?|\d{1,3}:\d{2}:\d{2}|\d{1,2}-\d{1,2}:\d{2}:\d{2})$/,
+  "must be a walltime: 30, 90s, 2h, HH:MM:SS or D-HH:MM:SS",
+);
+
+/** The options of every role; a role not named takes none. */
+export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
+  registry: z.strictObject({
+    store: option(
+      z.string().regex(/^(sqlite:.+|etcd:\/\/.+)$/, "must be sqlite:PATH or etcd://host:port,..."),
+      {
+        type: "store URL",
+        default: "sqlite:DIR/registry-ID.db",
+        help: "where the records live: sqlite:PATH or etcd://host:port,host:port",
+      },
+    ),
+    heartbeatMs: option(whole(50, 600_000), {
+      type: "integer ms",
+      default: "2000",
+      help: "heartbeat interval the registry expects",
+    }),
+    ttlMs: option(whole(100, 3_600_000), {
+      type: "integer ms",
+      default: "3 heartbeats",
+      help: "silence after which a service is DEAD",
+    }),
+  }),
+  spawner: z.strictObject({}),
+  bridge: z.strictObject({}),
+  queue: z.strictObject({
+    capacity: option(whole(1, 1e9), {
+      type: "integer",
+      default: "10000",
+      help: "unacknowledged messages per queue",
+    }),
+    maxWaiters: option(whole(1, 1e9), {
+      type: "integer",
+      default: "1000",
+      help: "gets that may wait at once",
+    }),
+  }),
+  pubsub: z.strictObject({
+    buffer: option(whole(1, 1e12), {
+      type: "integer",
+      default: "1024",
+      help: "messages held per subscriber",
+    }),
+    bufferBytes: option(whole(1, 1e12), {
+      type: "integer bytes",
+      default: "16777216",
+      help: "bytes held per subscriber",
+    }),
+    highWaterBytes: option(whole(1, 1e12), {
+      type: "integer bytes",
+      default: "1048576",
+      help: "socket bytes in flight before a subscriber counts as slow",
+    }),
+  }),
+  agent: z.strictObject({
+    queue: option(SERVICE_ID, {
+      type: "service ID",
+      default: "required",
+      help: "the queue service to take tasks from",
+    }),
+    pubsub: option(SERVICE_ID, {
+      type: "service ID",
+      default: "required",
+      help: "the pub/sub service to publish task events on",
+    }),
+    cores: option(whole(1, 4096), {
+      type: "integer 1-4096",
+      default: "the host's cores",
+      help: "core slots for tasks",
+    }),
+    queueName: option(QUEUE_NAME, {
+      type: "name",
+      default: "tasks",
+      help: "the queue to take tasks from",
+    }),
+    visibilityMs: option(whole(1000, 43_200_000), {
+      type: "integer ms",
+      default: "60000",
+      help: "visibility timeout of a taken task",
+    }),
+    prefetch: option(whole(0, 100), {
+      type: "integer 0-100",
+      default: "cores",
+      help: "tasks taken beyond the free cores",
+    }),
+    graceMs: option(whole(0, 600_000), {
+      type: "integer ms",
+      default: "10000",
+      help: "SIGTERM to SIGKILL on cancel, timeout and stop",
+    }),
+    via: option(z.enum(["direct", "parent"], { message: "must be direct or parent" }), {
+      type: "direct|parent",
+      default: "direct",
+      help: "parent: reach the queue and pub/sub through the parent (pilots)",
+    }),
+    walltime: option(WALLTIME, {
+      type: "walltime",
+      default: "none",
+      help: "the pilot's walltime, set by a pilot manager",
+    }),
+  }),
+  "pilot-manager": z.strictObject({
+    on: option(z.string().regex(/^[a-z+]+:\/\/\S*$/, "must be a launcher URL"), {
+      type: "launcher URL",
+      default: "slurm://",
+      help: "where pilots run: slurm://[partition], local://, ssh://host",
+    }),
+    policy: option(z.enum(["resubmit", "report"], { message: "must be resubmit or report" }), {
+      type: "resubmit|report",
+      default: "resubmit",
+      help: "what happens when a pilot's job ends early",
+    }),
+    maxResubmits: option(whole(0, 100), {
+      type: "integer 0-100",
+      default: "2",
+      help: "resubmissions of one pilot before it is reported",
+    }),
+  }),
+};
+
+/** A spawn's role options that the role does not take. */
+export class RoleOptionsError extends TypeError {
+  /** Builds the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RoleOptionsError";
+  }
+}
+
+/** The options of `role`, for help texts and error messages. */
+export function roleOptionInfo(role: Role): RoleOptionInfo[] {
+  const shape = ROLE_OPTION_SCHEMAS[role].shape;
+  return Object.entries(shape).map(([name, schema]) => {
+    const meta = (schema.meta() ?? {}) as Partial<OptionMeta>;
+    return {
+      name,
+      type: meta.type ?? "string",
+      default: meta.default ?? "",
+      help: meta.help ?? "",
+    };
+  });
+}
+
+/** The options of `role` as an aligned table, one per line; "(none)" when it takes none. */
+export function formatRoleOptions(role: Role): string {
+  const info = roleOptionInfo(role);
+  if (info.length === 0) return `  (role ${role} takes no options)`;
+  const width = Math.max(...info.map((o) => `${o.name}=${o.type}`.length));
+  return info.map((o) =>
+    `  ${`${o.name}=${o.type}`.padEnd(width)}  ${o.help} (default: ${o.default})`
+  ).join("\n");
+}
+
+/**
+ * Checks `options` against `role`'s schema.
+ * @throws {RoleOptionsError} naming every unknown, missing or bad option and
+ * listing the valid ones.
+ */
+export function checkRoleOptions(role: Role, options: Record<string, string>): void {
+  const parsed = ROLE_OPTION_SCHEMAS[role].safeParse(options);
+  if (parsed.success) return;
+  const problems = parsed.error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => `unknown option "${k}"`).join(", ");
+    }
+    const name = String(issue.path[0] ?? "");
+    if (options[name] === undefined) return `option "${name}" is required`;
+    return `option ${name}="${options[name]}" ${issue.message}`;
+  });
+  throw new RoleOptionsError(
+    `Invalid options for role ${role}: ${problems.join("; ")}. Valid options:\n` +
+      formatRoleOptions(role),
+  );
+}
