@@ -20,6 +20,8 @@ Usage:
   fabricd connect [--session S]    attach to the fabric: connect to a session's services
   fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
+  fabricd events [-f]              state transitions of the fabric, oldest first; -f follows
+  fabricd ui                       a live web view and a Prometheus /metrics gateway
   fabricd demo                     a scripted tour in a temporary directory
   fabricd image build|show         write this fabricd's image to carry to offline hosts
   fabricd --role ROLE [flags]      run one service (normally started for you)
@@ -43,6 +45,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   pilot: async () => (await import("./src/cli/pilot.ts")).pilotCommand,
   demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
   image: async () => (await import("./src/cli/image.ts")).imageCommand,
+  events: async () => (await import("./src/cli/events.ts")).eventsCommand,
+  ui: async () => (await import("./src/cli/ui.ts")).uiCommand,
 };
 
 async function main(args: string[]): Promise<number> {

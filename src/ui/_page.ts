@@ -1,0 +1,147 @@
+/**
+ * The page of `fabricd ui`: HTML and one ES module of plain DOM code, served
+ * as they are (no build step), and part of the bundle, so the image of an
+ * air-gapped site carries the UI too.
+ * @module
+ */
+
+/** The login page: shown for a missing or wrong token, with no fabric data. */
+export const LOGIN_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fabricd ui: log in</title></head>
+<body style="font-family: sans-serif; margin: 3em">
+<h1 id="login">fabricd ui: log in</h1>
+<p>Open the login URL that <code>fabricd ui</code> printed (it holds a one-time token),
+or send the bearer token of <code>ui.token</code>.</p>
+</body></html>
+`;
+
+/** The live page. */
+export const PAGE_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fabricd ui</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222 }
+table { border-collapse: collapse; font-size: 14px }
+th, td { padding: 3px 10px; text-align: left; border-bottom: 1px solid #eee }
+tr.service { cursor: pointer }
+tr.service:hover { background: #f4f8ff }
+.state { font-weight: 600; padding: 1px 6px; border-radius: 3px; color: white }
+.ALIVE { background: #2e7d32 } .SUSPECT { background: #f9a825 } .DEAD { background: #c62828 }
+.RESTARTING, .LAUNCHING, .BOOTSTRAPPING, .CONFIGURING { background: #1565c0 }
+.FAILED, .LOST { background: #6a1b9a } .STOPPED { background: #757575 }
+.unreachable td { opacity: .5 } .tag { color: #c62828; font-size: 12px }
+pre { background: #f7f7f7; padding: .6em; max-height: 18em; overflow: auto; font-size: 12px }
+#status { color: #666; font-size: 13px }
+</style></head>
+<body>
+<h1>fabricd</h1>
+<p id="status">connecting...</p>
+<table id="tree"><thead><tr><th>service</th><th>role</th><th>host</th><th>state</th>
+<th>inc</th><th>heartbeat</th><th>uptime</th><th>restarts</th></tr></thead><tbody></tbody></table>
+<h2>Pilots</h2><table id="pilots"><tbody></tbody></table>
+<div id="detail"></div>
+<script type="module" src="/app.js"></script>
+</body></html>
+`;
+
+/** The page's code: records from /api/services, live changes from /api/events. */
+export const APP_JS = `const records = new Map();
+let skew = 0;
+let selected = null;
+const $ = (s) => document.querySelector(s);
+const el = (tag, attrs = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k.startsWith("on")) e[k] = v; else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : String(k));
+  return e;
+};
+const age = (ms) => ms < 0 ? "-" : ms < 60000 ? (ms / 1000).toFixed(1) + "s" :
+  ms < 3600000 ? Math.round(ms / 60000) + "m" : (ms / 3600000).toFixed(1) + "h";
+const now = () => Date.now() + skew;
+const down = (r) => ["DEAD", "SUSPECT", "LOST", "FAILED", "STOPPED"].includes(r.state);
+
+function render() {
+  const list = [...records.values()];
+  const ids = new Set(list.map((r) => r.id));
+  const kids = new Map();
+  for (const r of list) kids.set(r.parent, [...(kids.get(r.parent) || []), r]);
+  const body = $("#tree tbody");
+  body.replaceChildren();
+  const visit = (r, depth, cut) => {
+    const tr = el("tr", { class: "service" + (cut ? " unreachable" : ""), "data-id": r.id,
+      "data-state": r.state, "data-incarnation": r.incarnation, onclick: () => show(r.id) },
+      el("td", {}, "\\u00a0".repeat(depth * 3) + r.id, cut ? el("span", { class: "tag" }, " unreachable") : ""),
+      el("td", {}, r.role), el("td", {}, r.host),
+      el("td", {}, el("span", { class: "state " + r.state }, r.state)),
+      el("td", { class: "inc" }, r.incarnation),
+      el("td", {}, r.lastHeartbeat ? age(now() - r.lastHeartbeat) + " ago" : "-"),
+      el("td", {}, r.state === "ALIVE" ? age(now() - r.started) : "-"),
+      el("td", {}, r.restarts));
+    body.append(tr);
+    for (const c of kids.get(r.id) || []) visit(c, depth + 1, cut || down(r));
+  };
+  for (const r of list.filter((r) => !ids.has(r.parent))) visit(r, 0, false);
+}
+
+async function json(path, init) {
+  const answer = await fetch(path, init);
+  const body = await answer.json();
+  if (!answer.ok) throw new Error(body.error || answer.status);
+  return body;
+}
+
+async function load() {
+  const answer = await json("/api/services");
+  skew = answer.now - Date.now();
+  records.clear();
+  for (const r of answer.services) records.set(r.id, r);
+  render();
+}
+
+async function show(id) {
+  selected = id;
+  const d = await json("/api/services/" + id);
+  const act = (action) => async () => {
+    if (!confirm(action + " " + id + "?")) return;
+    try { await json("/api/services/" + id + "/" + action, { method: "POST", headers: { "x-fabricd-ui": "1" } }); }
+    catch (e) { alert(e.message); }
+  };
+  $("#detail").replaceChildren(el("h2", {}, id + " (" + d.record.role + ")"),
+    el("button", { onclick: act("restart") }, "restart"), " ",
+    el("button", { onclick: act("stop") }, "stop"),
+    el("h3", {}, "Transitions"),
+    el("table", {}, ...d.transitions.map((t) => el("tr", {},
+      el("td", {}, new Date(t.at).toLocaleTimeString()), el("td", {}, t.from || "-"), el("td", {}, "->"),
+      el("td", {}, el("span", { class: "state " + t.to }, t.to)), el("td", {}, "inc " + t.incarnation),
+      el("td", {}, t.reason)))),
+    el("h3", {}, "Log tail"), el("pre", {}, d.log || "(no local log)"));
+}
+
+async function pilots() {
+  const { pilots } = await json("/api/pilots").catch(() => ({ pilots: [] }));
+  $("#pilots tbody").replaceChildren(...(pilots.length ? pilots.map((p) => el("tr", {},
+    el("td", {}, p.id), el("td", {}, p.manager), el("td", {}, p.state),
+    el("td", {}, p.batch ? "job " + (p.batch.jobId || "") : "-"), el("td", {}, p.reason || ""))) :
+    [el("tr", {}, el("td", {}, "no pilots"))]));
+}
+
+function follow() {
+  const source = new EventSource("/api/events");
+  source.onopen = () => { $("#status").textContent = "live"; load(); };
+  source.onerror = () => { $("#status").textContent = "reconnecting..."; };
+  const apply = (m) => {
+    const e = JSON.parse(m.data);
+    records.set(e.record.id, e.record);
+    render();
+    if (selected === e.record.id) show(selected);
+  };
+  source.addEventListener("transition", apply);
+  source.addEventListener("sessions", apply);
+}
+
+load().then(follow, (e) => { $("#status").textContent = "error: " + e.message; });
+pilots();
+setInterval(render, 1000);
+setInterval(pilots, 10000);
+`;
