@@ -36,9 +36,25 @@ export function parseFlags(
     });
     return { flags: values as ParsedArgs["flags"], positionals };
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw usage(`${message}: see "fabricd ${command} --help"`);
+    throw usage(`${flagProblem(error)}: see "fabricd ${command} --help"`);
   }
+}
+
+/**
+ * `parseArgs`' complaint in the house style: its own messages are long and
+ * advise `-- "--flag"`, which is rarely what was meant.
+ */
+function flagProblem(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown }).code;
+  const flag = /'(-[^']*)'/.exec(message)?.[1] ?? /"(-[^"]*)"/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag) return `Unknown flag "${flag}"`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag) {
+    return /argument missing/.test(message)
+      ? `Flag "${flag.split(" ")[0]}" needs a value`
+      : `Flag "${flag.split(" ")[0]}" takes no value`;
+  }
+  return message.split("\n")[0] ?? message;
 }
 
 /** A string flag's value, or undefined. */

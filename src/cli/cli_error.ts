@@ -38,9 +38,16 @@ export function toCliError(error: unknown): CliError {
     return new CliError(error.message, missing ? EXIT.CONFIG : EXIT.DATA, { cause: error });
   }
   if (error instanceof FabricRequestError) {
-    return new CliError(error.message, error.status === 0 ? EXIT.UNREACHABLE : EXIT.FAILURE, {
-      cause: error,
-    });
+    // Registry IDs are reg-...: an unreachable registry usually means the
+    // fabric is not running.
+    const hint = error.status === 0 && /service "reg-/.test(error.message)
+      ? ': the registry does not answer; start the fabric with "fabricd up" (or check --fabric)'
+      : "";
+    return new CliError(
+      `${error.message}${hint}`,
+      error.status === 0 ? EXIT.UNREACHABLE : EXIT.FAILURE,
+      { cause: error },
+    );
   }
   if (error instanceof Deno.errors.AlreadyExists) {
     return new CliError(error.message, EXIT.CONFIG, { cause: error });

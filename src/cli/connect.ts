@@ -5,8 +5,11 @@
  * @module
  */
 import { attach, type AttachedService } from "../client/attach.ts";
+import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import { listFlag, parseFlags, stringFlag } from "./args.ts";
+import { CliError } from "./cli_error.ts";
+import { checkKeyFileMode } from "./context.ts";
 
 /** Help text of `fabricd connect`. */
 export const CONNECT_HELP = `fabricd connect [--session S]... [--follow] [--json] [--fabric FILE]
@@ -19,7 +22,8 @@ answer although the registry still says ALIVE (killed a moment ago), is
 reported to the registry and waited for, up to 30 s, while its parent restarts
 it; it is then "restarted". --follow then prints every change to those
 services until Ctrl-C. Exit 0 when every service is alive or restarted, 1 when
-one is lost or unreachable.
+one is lost or unreachable, or when no service serves the sessions named with
+--session.
 `;
 
 /** Runs `fabricd connect`. */
@@ -35,11 +39,22 @@ export async function connectCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   const sessions = listFlag(parsed, "session");
+  const fabricPath = resolveFabricPath(stringFlag(parsed, "fabric"));
+  await checkKeyFileMode(keyPathOf(fabricPath, await loadFabricFile(fabricPath)));
   const session = await attach(
     stringFlag(parsed, "fabric"),
     sessions.length > 0 ? { sessions } : {},
   );
   const services = session.services;
+  if (sessions.length > 0 && services.length === 0) {
+    session.close();
+    throw new CliError(
+      `No service serves session${sessions.length === 1 ? "" : "s"} ${
+        sessions.map((s) => `"${s}"`).join(", ")
+      }: see "fabricd session list"`,
+      EXIT.FAILURE,
+    );
+  }
   if (parsed.flags.json) {
     console.log(JSON.stringify({ sessions: session.sessions, services }));
   } else {

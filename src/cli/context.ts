@@ -32,7 +32,9 @@ export interface FabricContext {
 export async function loadContext(fabricFlag: string | undefined): Promise<FabricContext> {
   const fabricPath = resolveFabricPath(fabricFlag);
   const fabric = await loadFabricFile(fabricPath);
-  const keys = await readKeyFile(keyPathOf(fabricPath, fabric));
+  const keyPath = keyPathOf(fabricPath, fabric);
+  await checkKeyFileMode(keyPath);
+  const keys = await readKeyFile(keyPath);
   if (keys.fingerprint !== fabric.fingerprint) {
     throw new CliError(
       `Key file of "${fabricPath}" has fingerprint ${keys.fingerprint}, the fabric file says ${fabric.fingerprint}: restore the right key file`,
@@ -53,6 +55,24 @@ export async function loadContext(fabricFlag: string | undefined): Promise<Fabri
     client,
     registry: new RegistryClient(client, fabric.registries),
   };
+}
+
+/**
+ * Refuses a key file that group or others may read, as OpenSSH refuses such
+ * a private key: whoever reads it controls the fabric. A missing file is left
+ * to the reader, which says what to run.
+ * @throws {CliError} 78 with the `chmod` that fixes it.
+ */
+export async function checkKeyFileMode(path: string): Promise<void> {
+  const info = await Deno.stat(path).catch(() => null);
+  const mode = info?.mode;
+  if (mode === null || mode === undefined || (mode & 0o077) === 0) return;
+  const octal = (mode & 0o777).toString(8).padStart(4, "0");
+  throw new CliError(
+    `Key file "${path}" is readable by group or others (mode ${octal}): ` +
+      `run chmod 600 "${path}"`,
+    EXIT.CONFIG,
+  );
 }
 
 /**

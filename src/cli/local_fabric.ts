@@ -15,6 +15,7 @@ import { newServiceId } from "../spawner/service_id.ts";
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { log } from "../runtime/logging.ts";
 import { CliError } from "./cli_error.ts";
+import { checkKeyFileMode } from "./context.ts";
 
 /** Options of {@linkcode startLocalFabric}. */
 export interface LocalFabricOptions {
@@ -61,6 +62,7 @@ export async function startLocalFabric(
   options: LocalFabricOptions,
 ): Promise<LocalFabric> {
   const keyFile = keyPathOf(fabricPath, fabric);
+  await checkKeyFileMode(keyFile);
   const keys = await readKeyFile(keyFile);
   const launcher = new LocalLauncher({ dir: options.dir });
   const client = new FabricClient(keys, { timeoutMs: 5000 });

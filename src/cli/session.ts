@@ -7,7 +7,7 @@ import { saveFabricFile } from "../config/fabric_file.ts";
 import { sessionIdSchema } from "../api/schemas.ts";
 import { EXIT } from "../types/mod.ts";
 import { listFlag, parseFlags, stringFlag } from "./args.ts";
-import { usage } from "./cli_error.ts";
+import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
 import { targetFor } from "../client/route.ts";
 
@@ -16,8 +16,9 @@ export const SESSION_HELP =
   `fabricd session open [S] --service ID... | close S | list [--fabric FILE]
 
   open [S]   records session S (a new ID if omitted) in the fabric file and
-             registers it with each --service ID
-  close S    deregisters S from every service serving it and forgets it
+             registers it with each --service ID (at least one; exit 64 without)
+  close S    deregisters S from every service serving it and forgets it; exit 1
+             when neither the fabric file nor any service knows S
   list       sessions of the fabric file and the services serving each
 `;
 
@@ -36,6 +37,13 @@ export async function sessionCommand(args: string[]): Promise<number> {
   if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd session --help"`);
   if (name !== undefined && !sessionIdSchema.safeParse(name).success) {
     throw usage(`Invalid session "${name}": use 1-128 letters, digits, '.', '_' or '-'`);
+  }
+  if (action === "open" && listFlag(parsed, "service").length === 0) {
+    throw usage(
+      `Name the services that serve the session: "fabricd session open ${
+        name ?? "S"
+      } --service ID"`,
+    );
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const records = await context.registry.list();
@@ -75,6 +83,14 @@ export async function sessionCommand(args: string[]): Promise<number> {
   }
   if (action === "close") {
     if (!name) throw usage('Missing session: "fabricd session close S"');
+    if (
+      !context.fabric.sessions.includes(name) && !records.some((r) => r.sessions.includes(name))
+    ) {
+      throw new CliError(
+        `No session "${name}" in the fabric file or the registry: see "fabricd session list"`,
+        EXIT.FAILURE,
+      );
+    }
     for (const record of records.filter((r) => r.sessions.includes(name))) {
       await context.client.call(targetFor(record, records), {
         method: "DELETE",

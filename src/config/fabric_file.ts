@@ -115,7 +115,7 @@ export function parseFabricFile(text: string, path: string): FabricFile {
     throw new FabricFileError(
       `${path}:${at.line}:${at.col}: ${
         firstLine(syntax.message)
-      }: fix the YAML or run "fabricd init --force"`,
+      }: fix the YAML at that line (the file names the registries of a fabric that may be running; a new fabric would cut it off)`,
       { path, line: at.line, column: at.col },
     );
   }
