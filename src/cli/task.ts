@@ -10,20 +10,23 @@ import { FabricRequestError } from "../client/fabric_client.ts";
 import { PubsubClient, type PubsubSubscription } from "../services/pubsub/pubsub_client.ts";
 import { QueueClient } from "../services/queue/queue_client.ts";
 import { EXIT } from "../types/mod.ts";
-import { intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
+import { durationFlag, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { serviceOf } from "./_service_of.ts";
 
 /** Help text of `fabricd task`. */
 export const TASK_HELP =
-  `fabricd task submit [--id TASK_ID] [--wait] [--cores N] [--env K=V]... [--cwd DIR] -- EXECUTABLE [ARG...]
+  `fabricd task submit [--id TASK_ID] [--wait [--timeout D]] [--cores N] [--env K=V]... [--cwd DIR] -- EXECUTABLE [ARG...]
 fabricd task list
 fabricd task cancel TASK_ID
 
   submit   puts a task on the queue (the fabric's queue service, or --queue ID) and
-           prints its ID; --wait follows its states (QUEUED, RUNNING, DONE, FAILED,
-           CANCELED) on the pub/sub service until it ends, and exits 0 only on DONE.
+           prints its ID at once; --wait follows its states (QUEUED, RUNNING, DONE,
+           FAILED, CANCELED) on the pub/sub service until it ends, and exits 0 only
+           on DONE; --timeout D (e.g. 30s, 5m) gives up after D with exit 1, the task
+           staying on the queue. When no agent takes tasks from the queue after 2 s,
+           --wait says so on stderr ("waiting: no agent takes tasks from queue X").
            The task ID (--id, or a new random one) is the put's idempotency key: a
            put whose answer was lost is sent again (for up to 60 s, backing off)
            and stored once; submitting the same --id again stores nothing new
@@ -47,6 +50,7 @@ export async function taskCommand(args: string[]): Promise<number> {
     cwd: { type: "string" },
     id: { type: "string" },
     wait: { type: "boolean" },
+    timeout: { type: "string" },
     json: { type: "boolean" },
     fabric: { type: "string" },
   });
@@ -83,23 +87,22 @@ export async function taskCommand(args: string[]): Promise<number> {
       );
       events = await pubsub.subscribe([taskTopic(id)]);
     }
+    const timeoutMs = parsed.flags.timeout === undefined
+      ? undefined
+      : durationFlag(parsed, "timeout", 0);
+    if (timeoutMs !== undefined && !events) throw usage("--timeout goes with --wait");
     const put = await submitOnce(context, queueId, { queueName, task });
-    if (!events) {
-      const answer = put.duplicate ? { id, duplicate: true } : { id };
-      console.log(parsed.flags.json ? JSON.stringify(answer) : id);
-      return EXIT.OK;
-    }
-    for await (const frame of events) {
-      if (frame.op !== "message") continue;
-      const event = frame.message as TaskEvent;
-      if (parsed.flags.json) console.log(JSON.stringify(event));
-      else console.log(describe(event));
-      if (["DONE", "FAILED", "CANCELED"].includes(event.state)) {
-        await events.close();
-        return event.state === "DONE" ? EXIT.OK : EXIT.FAILURE;
-      }
-    }
-    throw new CliError(`The pub/sub service closed before task ${id} ended`, EXIT.FAILURE);
+    const answer = put.duplicate ? { id, duplicate: true } : { id };
+    // The ID at once, before any wait: it is what every later command takes.
+    if (!events || !parsed.flags.json) console.log(parsed.flags.json ? JSON.stringify(answer) : id);
+    if (!events) return EXIT.OK;
+    return await followTask(context, events, {
+      id,
+      queueId,
+      queueName,
+      json: parsed.flags.json === true,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
   }
   if (action === "list") {
     const queue = new QueueClient(
@@ -153,6 +156,96 @@ export async function taskCommand(args: string[]): Promise<number> {
     throw new CliError(`No agent runs task "${id}": it ended, or waits on the queue`, EXIT.FAILURE);
   }
   throw usage(`Unknown action "${action}": use submit, list or cancel`);
+}
+
+/** What {@linkcode followTask} follows. */
+interface FollowOptions {
+  id: string;
+  queueId: string;
+  queueName: string;
+  json: boolean;
+  /** Give up after this long, ms (the task stays on the queue). Default: never. */
+  timeoutMs?: number;
+}
+
+/** How long `task submit --wait` waits for a first agent before it says none takes tasks, ms. */
+const NO_AGENT_NOTICE_MS = 2000;
+
+/**
+ * Prints the task's events until it ends (exit 0 on DONE, else 1) or the
+ * timeout passes (exit 1; the task stays on the queue). After 2 s without an
+ * agent on the queue it says so on stderr, once.
+ */
+async function followTask(
+  context: FabricContext,
+  events: PubsubSubscription,
+  options: FollowOptions,
+): Promise<number> {
+  const frames = events[Symbol.asyncIterator]();
+  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+  const noticeAt = Date.now() + NO_AGENT_NOTICE_MS;
+  let noticed = false;
+  // A read still pending when the socket is closed may reject: nobody waits for it then.
+  const pull = (): ReturnType<typeof frames.next> => {
+    const read = frames.next();
+    read.catch(() => {});
+    return read;
+  };
+  let next = pull();
+  try {
+    for (;;) {
+      const wakeAt = Math.min(deadline, noticed ? Infinity : noticeAt);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const woken = Number.isFinite(wakeAt)
+        ? new Promise<"wake">((resolve) =>
+          timer = setTimeout(() => resolve("wake"), Math.max(0, wakeAt - Date.now()))
+        )
+        : new Promise<"wake">(() => {});
+      const got = await Promise.race([next, woken]);
+      clearTimeout(timer);
+      if (got === "wake") {
+        if (Date.now() >= deadline) {
+          throw new CliError(
+            `Task ${options.id} did not end within ${options.timeoutMs} ms: it stays on queue ` +
+              `${options.queueId} and runs when an agent takes it (see "fabricd task list")`,
+            EXIT.FAILURE,
+          );
+        }
+        noticed = true;
+        if (!await agentTakes(context, options.queueId, options.queueName)) {
+          console.error(`waiting: no agent takes tasks from queue ${options.queueId}`);
+        }
+        continue;
+      }
+      if (got.done) break;
+      next = pull();
+      const frame = got.value;
+      if (frame.op !== "message") continue;
+      const event = frame.message as TaskEvent;
+      if (event.agent) noticed = true;
+      console.log(options.json ? JSON.stringify(event) : describe(event));
+      if (["DONE", "FAILED", "CANCELED"].includes(event.state)) {
+        return event.state === "DONE" ? EXIT.OK : EXIT.FAILURE;
+      }
+    }
+  } finally {
+    await events.close();
+  }
+  throw new CliError(`The pub/sub service closed before task ${options.id} ended`, EXIT.FAILURE);
+}
+
+/** Whether a live agent takes tasks from queue `name` of service `queueId`. */
+async function agentTakes(
+  context: FabricContext,
+  queueId: string,
+  name: string,
+): Promise<boolean> {
+  const records = await context.registry.list().catch(() => null);
+  if (!records) return true;
+  return records.some((r) =>
+    r.role === "agent" && ["ALIVE", "SUSPECT"].includes(r.state) &&
+    r.options.queue === queueId && (r.options.queueName ?? "tasks") === name
+  );
 }
 
 /**

@@ -1,0 +1,78 @@
+/**
+ * Multi-process: `fabricd task submit --wait` like a batch system (issue 12,
+ * item 3): the ID at once, a notice when no agent takes tasks, a timeout that
+ * leaves the task on the queue.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { SpawnResult } from "../../src/types/mod.ts";
+import { runFabricd, withLocalFabric } from "./_fabric.ts";
+
+Deno.test("fabricd task submit --wait --timeout prints the ID, says no agent takes tasks, and exits 1 leaving the task queued", async () => {
+  await withLocalFabric(async (local, dir) => {
+    const fabric = join(dir, "fabric.yaml");
+    const spawn = (role: string, options: Record<string, string> = {}) =>
+      local.client.call<SpawnResult>(local.spawner, {
+        method: "POST",
+        path: "/v1/spawn",
+        body: { role, on: "local://", options },
+      }, { timeoutMs: 60_000 });
+    const queue = await spawn("queue");
+    const pubsub = await spawn("pubsub");
+
+    const noWait = await runFabricd([
+      "task",
+      "submit",
+      "--timeout",
+      "1s",
+      "--fabric",
+      fabric,
+      "--",
+      "/bin/true",
+    ]);
+    assert.equal(noWait.code, 64, noWait.stderr);
+    assert.match(noWait.stderr, /--timeout goes with --wait/);
+
+    const waited = await runFabricd([
+      "task",
+      "submit",
+      "--wait",
+      "--timeout",
+      "4s",
+      "--id",
+      "tsk-lonely",
+      "--fabric",
+      fabric,
+      "--",
+      "/bin/true",
+    ]);
+    assert.equal(waited.code, 1, waited.stderr);
+    assert.equal(waited.stdout.split("\n")[0], "tsk-lonely", "the ID comes first");
+    assert.match(waited.stderr, new RegExp(`waiting: no agent takes tasks from queue ${queue.id}`));
+    assert.match(
+      waited.stderr,
+      new RegExp(`did not end within 4000 ms: it stays on queue ${queue.id}`),
+    );
+    const listed = await runFabricd(["task", "list", "--json", "--fabric", fabric]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(JSON.parse(listed.stdout).queue.ready, 1, "the task is still queued");
+
+    await spawn("agent", { queue: queue.id, pubsub: pubsub.id, cores: "1" });
+    const ran = await runFabricd([
+      "task",
+      "submit",
+      "--wait",
+      "--timeout",
+      "60s",
+      "--fabric",
+      fabric,
+      "--",
+      "/bin/echo",
+      "hi",
+    ]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout.split("\n")[0]!, /^tsk-[0-9a-f]{8}$/);
+    assert.match(ran.stdout, /DONE/);
+    assert.doesNotMatch(ran.stderr, /waiting: no agent/);
+  });
+});
