@@ -118,7 +118,10 @@ export function mergeExpositions(results: ScrapeResult[]): string {
       if (line.startsWith("#")) continue;
       const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (.*)$/.exec(line);
       if (!sample) continue;
-      const inner = sample[2] ? sample[2].slice(1, -1) : "";
+      // A service's own label named like ours is kept as exported_NAME, as Prometheus does.
+      const inner = sample[2]
+        ? sample[2].slice(1, -1).replace(/(^|,)(service|role|host)=/g, "$1exported_$2=")
+        : "";
       const all = inner ? `${labels},${inner}` : labels;
       const name = current && sample[1]!.startsWith(current) ? current : sample[1]!;
       family(name).samples.push(`${sample[1]}{${all}} ${sample[3]}`);
