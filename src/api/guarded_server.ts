@@ -71,6 +71,9 @@ export async function serveGuarded(
     clearTimeout(timer);
     // Streams never end on their own: cut what is left after the grace.
     if (!drained) abort.abort();
+    // What the server said last (a WebSocket's close frame, an answer's tail)
+    // is still on its way through the front: let it arrive before cutting.
+    await front.settle(Math.min(1000, options.graceMs ?? 2000));
     await front.close();
     await backend.finished.catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});

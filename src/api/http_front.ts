@@ -135,6 +135,19 @@ export class HttpFront {
     }
   }
 
+  /**
+   * Waits until every connection that is being served (an answer or a tunnel
+   * still passing bytes) has ended on its own, at most `ms`: the server
+   * behind closed it after its last bytes were passed on.
+   */
+  async settle(ms: number): Promise<void> {
+    const deadline = performance.now() + ms;
+    const busy = (): boolean => [...this.#open].some((connection) => !connection.waiting);
+    while (busy() && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   /** Stops accepting and closes every open connection at once. Idempotent. */
   async close(): Promise<void> {
     this.stopAccepting();
