@@ -168,3 +168,12 @@ Deno.test("a service held by 1,000 half-open connections answers signed requests
     }
   }, { heartbeatMs: HEARTBEAT_MS });
 });
+
+Deno.test("a spawned service's environment never holds its one-time password", async () => {
+  await withLocalFabric(async (local) => {
+    const child = await spawn(local, "spawner");
+    const environ = (await Deno.readTextFile(`/proc/${child.pid}/environ`)).split("\0");
+    assert.ok(environ.some((e) => e.startsWith("FABRIC_PARENT=")), "not the service's environment");
+    assert.ok(!environ.some((e) => e.startsWith("FABRIC_OTP=")), "FABRIC_OTP is readable in /proc");
+  }, { heartbeatMs: HEARTBEAT_MS });
+});

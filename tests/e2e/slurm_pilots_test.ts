@@ -133,6 +133,11 @@ Deno.test({
           );
           assert.match(script, /^#SBATCH --export=FABRIC_OTP,FABRIC_PARENT,FABRIC_PIN/m);
           assert.doesNotMatch(script, /FABRIC_OTP=/);
+          // The job script hands the password on stdin and drops it: the agent's
+          // environment (readable in /proc) does not hold it.
+          const agentEnv = (await Deno.readTextFile(`/proc/${record.pid}/environ`)).split("\0");
+          assert.ok(agentEnv.some((e) => e.startsWith("FABRIC_PIN=")), "not the agent's environ");
+          assert.ok(!agentEnv.some((e) => e.startsWith("FABRIC_OTP=")), "FABRIC_OTP in env");
         },
       );
 

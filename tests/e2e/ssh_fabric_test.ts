@@ -92,6 +92,17 @@ Deno.test({
             ]);
             assert.equal(packed.code, 0, `${host} has no packed deno: ${packed.stderr}`);
           }
+          // The password went on the service's stdin: its environment (which every
+          // user of the host can read in /proc) never held it.
+          for (const [id] of expect) {
+            const pid = byId.get(id)!.pid;
+            const environ = (await Deno.readTextFile(`/proc/${pid}/environ`)).split("\0");
+            assert.ok(environ.some((e) => e.startsWith("FABRIC_PIN=")), `${id}: not its environ`);
+            assert.ok(
+              !environ.some((e) => e.startsWith("FABRIC_OTP=")),
+              `${id}: FABRIC_OTP in env`,
+            );
+          }
         },
       );
 
