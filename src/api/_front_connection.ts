@@ -17,6 +17,20 @@ import {
 /** The header that carries the peer's address (`HOST:PORT`) to the server behind the front. */
 export const PEER_HEADER = "fabric-peer";
 
+/** How much of `data` belongs to a body being framed, and whether that ends it. */
+function takeBody(
+  body: { left: number } | ChunkedReader,
+  data: Uint8Array,
+): { end: number; done: boolean } {
+  if (body instanceof ChunkedReader) {
+    const end = body.feed(data, 0);
+    return end < 0 ? { end: data.length, done: false } : { end, done: true };
+  }
+  const end = Math.min(body.left, data.length);
+  body.left -= end;
+  return { end, done: body.left === 0 };
+}
+
 /** Closes a connection that may be closed already. */
 export function closeQuietly(conn: Deno.Conn): void {
   try {
@@ -224,16 +238,8 @@ export class FrontConnection {
           break;
         }
         if (body) {
-          let end: number;
-          if (body instanceof ChunkedReader) {
-            end = body.feed(data, 0);
-            if (end < 0) end = data.length;
-            else body = null;
-          } else {
-            end = Math.min(body.left, data.length);
-            body.left -= end;
-            if (body.left === 0) body = null;
-          }
+          const { end, done } = takeBody(body, data);
+          if (done) body = null;
           await this.#toBackend(data.subarray(0, end));
           data = data.subarray(end);
           if (!body) this.#requestDone();
@@ -332,16 +338,8 @@ export class FrontConnection {
     while (data.length > 0 && !this.#tunnel) {
       if (body === "close") break;
       if (body) {
-        let end: number;
-        if (body instanceof ChunkedReader) {
-          end = body.feed(data, 0);
-          if (end < 0) end = data.length;
-          else body = null;
-        } else {
-          end = Math.min(body.left, data.length);
-          body.left -= end;
-          if (body.left === 0) body = null;
-        }
+        const { end, done } = takeBody(body, data);
+        if (done) body = null;
         data = data.subarray(end);
         if (!body) answers++;
         continue;

@@ -226,7 +226,7 @@ export async function stopServices(
 ): Promise<number> {
   const stopped = new Set<string>();
   const wanted = (r: ServiceRecord): boolean =>
-    RUNNING.includes(r.state) && (!options.ids || options.ids.includes(r.id));
+    RUNNING_STATES.includes(r.state) && (!options.ids || options.ids.includes(r.id));
   const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
   const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
     await Promise.all(group.map(async (record) => {
@@ -299,7 +299,7 @@ function canComeUp(record: ServiceRecord, all: ServiceRecord[]): boolean {
 }
 
 /** States of a service that may still have a process running. */
-const RUNNING: readonly string[] = [
+export const RUNNING_STATES: readonly string[] = [
   "LAUNCHING",
   "BOOTSTRAPPING",
   "CONFIGURING",

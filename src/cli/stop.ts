@@ -7,7 +7,7 @@ import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { durationFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
-import { stopServices, subtreeOf } from "./local_fabric.ts";
+import { RUNNING_STATES, stopServices, subtreeOf } from "./local_fabric.ts";
 
 /** Help text of `fabricd stop`. */
 export const STOP_HELP = `fabricd stop ID... | --all [--only] [--grace D] [--fabric FILE]
@@ -59,7 +59,7 @@ export async function stopCommand(args: string[]): Promise<number> {
     }
     const named = new Set(parsed.positionals);
     const below = parsed.positionals.flatMap((id) => subtreeOf(records, id))
-      .filter((r) => !named.has(r.id) && LIVE.includes(r.state));
+      .filter((r) => !named.has(r.id) && RUNNING_STATES.includes(r.state));
     if (only) {
       ids = parsed.positionals;
       const orphans = [...new Set(below.map((r) => r.id))];
@@ -83,13 +83,3 @@ export async function stopCommand(args: string[]): Promise<number> {
   console.log(`Stopped ${stopped} service${stopped === 1 ? "" : "s"}.`);
   return EXIT.OK;
 }
-
-/** States of a service that may still have a process running. */
-const LIVE: readonly string[] = [
-  "LAUNCHING",
-  "BOOTSTRAPPING",
-  "CONFIGURING",
-  "RESTARTING",
-  "ALIVE",
-  "SUSPECT",
-];

@@ -14,7 +14,7 @@ import { type FabricClient, FabricRequestError } from "../../client/fabric_clien
 import type { FabricKeys } from "../../crypto/keys.ts";
 import { log } from "../../runtime/logging.ts";
 import { PubsubClient, type PubsubSubscription } from "../pubsub/pubsub_client.ts";
-import type { ServiceTarget } from "./_service_target.ts";
+import { abortableSleep, type ServiceTarget } from "./_service_target.ts";
 import type { TaskEventSink } from "./agent.ts";
 
 /** Options of {@linkcode RemoteEventSink}. */
@@ -144,7 +144,7 @@ export class RemoteEventSink implements TaskEventSink {
         this.#logger.debug("Pub/sub not reachable; task events wait: {error}", {
           error: String(error),
         });
-        await sleep(delay, this.#signal);
+        await abortableSleep(delay, this.#signal);
         delay = Math.min(5000, delay * 2);
         continue;
       }
@@ -215,16 +215,4 @@ export class RemoteEventSink implements TaskEventSink {
     });
     return socket;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

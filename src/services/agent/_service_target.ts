@@ -70,7 +70,7 @@ export class ServiceTarget {
           });
         }
       }
-      if (!this.#cached) await wait(this.#retryMs, signal);
+      if (!this.#cached) await abortableSleep(this.#retryMs, signal);
     }
     return this.#cached;
   }
@@ -94,7 +94,8 @@ export class ServiceTarget {
   }
 }
 
-function wait(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
