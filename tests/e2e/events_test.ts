@@ -43,10 +43,14 @@ Deno.test("fabricd events -f prints a SIGKILLed service's DEAD, RESTARTING and A
       }
     })();
     try {
-      await eventually(async () => lines.some((l) => l.to === "ALIVE") || undefined, 30_000);
+      await eventually(
+        () => Promise.resolve(lines.some((l) => l.to === "ALIVE") || undefined),
+        30_000,
+      );
       killQuietly(record.pid);
       await eventually(
-        async () => lines.some((l) => l.to === "ALIVE" && l.incarnation === 2) || undefined,
+        () =>
+          Promise.resolve(lines.some((l) => l.to === "ALIVE" && l.incarnation === 2) || undefined),
         60_000,
       );
       const moves = lines.map((l) => `${l.incarnation}:${l.to}`);

@@ -37,11 +37,11 @@ async function everyRole(local: LocalFabric): Promise<void> {
   await spawn(local, { role: "pilot-manager", options: { on: "local://" } });
 }
 
-async function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  return port;
+  return Promise.resolve(port);
 }
 
 Deno.test({
