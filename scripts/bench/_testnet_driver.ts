@@ -25,7 +25,7 @@
 import { join } from "node:path";
 import { FabricRequestError, type Target } from "../../src/client/fabric_client.ts";
 import { type FabricContext, loadContext, targetOf } from "../../src/cli/context.ts";
-import { stopServices } from "../../src/cli/local_fabric.ts";
+import { stopServices } from "../../src/cli/stop_services.ts";
 import type { ServiceRecord, SpawnResult, Transition } from "../../src/types/mod.ts";
 import { round, waitExited } from "./_harness.ts";
 import {

@@ -8,7 +8,8 @@
 import { join } from "node:path";
 import { FabricRequestError } from "../../src/client/fabric_client.ts";
 import { initFabric } from "../../src/cli/init.ts";
-import { type LocalFabric, startLocalFabric, stopServices } from "../../src/cli/local_fabric.ts";
+import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
+import { stopServices } from "../../src/cli/stop_services.ts";
 import type { SpawnResult, Transition } from "../../src/types/mod.ts";
 import {
   type Benchmark,

@@ -7,7 +7,7 @@ import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { durationFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
-import { RUNNING_STATES, stopServices, subtreeOf } from "./local_fabric.ts";
+import { RUNNING_STATES, stopServices, subtreeOf } from "./stop_services.ts";
 
 /** Help text of `fabricd stop`. */
 export const STOP_HELP = `fabricd stop ID... | --all [--only] [--grace D] [--fabric FILE]

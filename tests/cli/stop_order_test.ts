@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { stopOrder, subtreeOf } from "../../src/cli/local_fabric.ts";
+import { stopOrder, subtreeOf } from "../../src/cli/stop_services.ts";
 import type { Role, ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
 

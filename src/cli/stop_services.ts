@@ -1,0 +1,233 @@
+/**
+ * Stopping a fabric: every live service, or one service and everything below
+ * it, in dependency order (agents and pilot managers, then queues and
+ * pub/subs, then spawners and bridges, the registry last), each group waited
+ * for before the next. Used by `fabricd stop`, by Ctrl-C of `up` and `demo`.
+ * @module
+ */
+import type { FabricClient, Target } from "../client/fabric_client.ts";
+import type { RegistryClient } from "../client/registry_client.ts";
+import { targetFor } from "../client/route.ts";
+import type { ServiceRecord } from "../types/mod.ts";
+
+/** Options of {@linkcode stopServices}. */
+export interface StopServicesOptions {
+  reason: string;
+  /** Only these IDs; default every live service. */
+  ids?: string[];
+  /**
+   * Time an agent's tasks get between SIGTERM and SIGKILL, ms, sent with each
+   * stop request. Default: each agent's own (`graceMs`, 10 s).
+   */
+  graceMs?: number;
+  /**
+   * Time to wait for each service to be gone (STOPPED and no longer
+   * answering), ms. Default: the grace (or 10 s) plus 5 s.
+   */
+  timeoutMs?: number;
+  /** Called for each service as it is asked to stop. */
+  onStop?: (record: ServiceRecord) => void;
+}
+
+/**
+ * The stop order of a role (issue 12): work first (agents and pilot
+ * managers), then what work talks to (queues, pub/subs), then the services
+ * that start and relay (spawners, bridges), the registry last.
+ */
+const STOP_TIER: Readonly<Record<string, number>> = {
+  agent: 0,
+  "pilot-manager": 0,
+  queue: 1,
+  pubsub: 1,
+  spawner: 2,
+  bridge: 2,
+  registry: 3,
+};
+
+/**
+ * The order to stop `records` in, as groups stopped one after the other (the
+ * services of a group at once): by role (see `STOP_TIER`), and never a
+ * service before one below it, since requests to a service travel through
+ * the relays above it. So a service's rank is the highest tier in its
+ * subtree; within a rank, the deepest go first.
+ */
+export function stopOrder(records: ServiceRecord[]): ServiceRecord[][] {
+  const children = new Map<string, ServiceRecord[]>();
+  for (const r of records) children.set(r.parent, [...(children.get(r.parent) ?? []), r]);
+  const ranks = new Map<string, number>();
+  const rankOf = (r: ServiceRecord, seen: Set<string>): number => {
+    const known = ranks.get(r.id);
+    if (known !== undefined) return known;
+    seen.add(r.id);
+    let rank = STOP_TIER[r.role] ?? 2;
+    for (const child of children.get(r.id) ?? []) {
+      if (!seen.has(child.id)) rank = Math.max(rank, rankOf(child, seen));
+    }
+    ranks.set(r.id, rank);
+    return rank;
+  };
+  const groups = new Map<string, ServiceRecord[]>();
+  for (const r of records) {
+    const key = `${rankOf(r, new Set())}:${r.route.length}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => {
+      const [rankA, depthA] = a.split(":").map(Number) as [number, number];
+      const [rankB, depthB] = b.split(":").map(Number) as [number, number];
+      return rankA - rankB || depthB - depthA;
+    })
+    .map(([, group]) => group);
+}
+
+/**
+ * Stops live services in dependency order (see {@linkcode stopOrder}): each
+ * group is asked to stop and waited for until it is gone before the next, so
+ * an agent gives its tasks back to a queue that still runs. Returns how many
+ * were asked to stop. A spawn or restart under way is waited for (it registers
+ * meanwhile) only while its spawner runs; one whose spawner is gone can never
+ * come up, so it is not waited on but recorded STOPPED with the reason.
+ */
+export async function stopServices(
+  client: FabricClient,
+  registry: RegistryClient,
+  options: StopServicesOptions,
+): Promise<number> {
+  const stopped = new Set<string>();
+  const wanted = (r: ServiceRecord): boolean =>
+    RUNNING_STATES.includes(r.state) && (!options.ids || options.ids.includes(r.id));
+  const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
+  const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
+    await Promise.all(group.map(async (record) => {
+      const target = targetOrNull(record, all);
+      if (!target) return;
+      options.onStop?.(record);
+      if (await askToStop(client, target, options.reason, options.graceMs)) {
+        stopped.add(record.id);
+        await waitGone(client, registry, record.id, target, timeoutMs);
+      }
+    }));
+  };
+  // Services first, in order; again while any is still running, until two
+  // looks half a second apart find none (a restart that was under way when
+  // the stop began registers meanwhile), for at most 30 s plus the waits.
+  const deadline = Date.now() + 30_000;
+  let all: ServiceRecord[] = [];
+  for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
+    all = await registry.list();
+    const records = all.filter((r) => wanted(r) && r.role !== "registry" && canComeUp(r, all));
+    quiet = records.length === 0 ? quiet + 1 : 0;
+    for (const group of stopOrder(records)) await stopGroup(group, all);
+    if (quiet < 2) await new Promise((r) => setTimeout(r, 500));
+  }
+  for (const record of all.filter((r) => wanted(r) && !canComeUp(r, all))) {
+    await registry.transition(record.id, {
+      incarnation: record.incarnation,
+      to: "STOPPED",
+      reason: `${options.reason}: its spawner ${record.parent || "(none)"} is gone, so it ` +
+        `never came up from ${record.state}`,
+    }).catch(() => {});
+  }
+  // Registries last: the others record STOPPED in them on the way out.
+  all = await registry.list();
+  for (const record of all.filter((r) => wanted(r) && r.role === "registry")) {
+    const target = targetOrNull(record, all);
+    if (!target) continue;
+    options.onStop?.(record);
+    if (await askToStop(client, target, options.reason, options.graceMs)) stopped.add(record.id);
+  }
+  return stopped.size;
+}
+
+/**
+ * `id` and every service below it (by parent), from `records`; the deepest
+ * come last in no particular order.
+ */
+export function subtreeOf(records: ServiceRecord[], id: string): ServiceRecord[] {
+  const out: ServiceRecord[] = [];
+  const seen = new Set<string>();
+  const visit = (current: string): void => {
+    if (seen.has(current)) return;
+    seen.add(current);
+    const record = records.find((r) => r.id === current);
+    if (record) out.push(record);
+    for (const child of records.filter((r) => r.parent === current)) visit(child.id);
+  };
+  visit(id);
+  return out;
+}
+
+/** States of a spawn or restart under way, waiting for its spawner. */
+const PENDING: readonly string[] = ["LAUNCHING", "BOOTSTRAPPING", "CONFIGURING", "RESTARTING"];
+
+/** Whether `record` runs, or is a spawn whose spawner still runs to finish it. */
+function canComeUp(record: ServiceRecord, all: ServiceRecord[]): boolean {
+  if (!PENDING.includes(record.state)) return true;
+  const parent = all.find((r) => r.id === record.parent);
+  return parent !== undefined && ["ALIVE", "SUSPECT"].includes(parent.state);
+}
+
+/** States of a service that may still have a process running. */
+export const RUNNING_STATES: readonly string[] = [
+  "LAUNCHING",
+  "BOOTSTRAPPING",
+  "CONFIGURING",
+  "RESTARTING",
+  "ALIVE",
+  "SUSPECT",
+];
+
+function targetOrNull(record: ServiceRecord, all: ServiceRecord[]): Target | null {
+  try {
+    return targetFor(record, all);
+  } catch {
+    // No endpoint yet, or its route has no live relay.
+    return null;
+  }
+}
+
+async function askToStop(
+  client: FabricClient,
+  target: Target,
+  reason: string,
+  graceMs: number | undefined,
+): Promise<boolean> {
+  try {
+    await client.call(target, {
+      method: "POST",
+      path: "/v1/stop",
+      body: graceMs === undefined ? { reason } : { reason, graceMs },
+    });
+    return true;
+  } catch {
+    // Unreachable (already gone, or declared DEAD in time), or no endpoint yet.
+    return false;
+  }
+}
+
+/**
+ * Waits until service `id` is no longer live on record and no longer
+ * answers (its process ended its stop: an agent's tasks are gone and its
+ * messages given back), for at most `timeoutMs`.
+ */
+async function waitGone(
+  client: FabricClient,
+  registry: RegistryClient,
+  id: string,
+  target: Target,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const found = await registry.get(id).catch(() => undefined);
+    if (!found || !["ALIVE", "SUSPECT"].includes(found.record.state)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  while (Date.now() < deadline) {
+    const answers = await client.call(target, { method: "GET", path: "/v1/status" }, {
+      timeoutMs: 1000,
+    }).then(() => true, () => false);
+    if (!answers) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
