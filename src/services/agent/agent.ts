@@ -9,6 +9,7 @@ import { log } from "../../runtime/logging.ts";
 import type { QueueMessage } from "../queue/queue_wire.ts";
 import { QUEUE_LIMITS } from "../queue/queue_wire.ts";
 import { agentEnv, runTask, type TaskRun } from "./runner.ts";
+import { abortableSleep } from "./_service_target.ts";
 import { CoreSlots } from "./slots.ts";
 import { parseTask, type Task, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
 
@@ -210,7 +211,7 @@ export class Agent {
           queue: this.#queueName,
           error: String(error),
         });
-        await sleep(this.#retryMs, signal);
+        await abortableSleep(this.#retryMs, signal);
         continue;
       }
       for (const message of messages) {
@@ -383,7 +384,7 @@ export class Agent {
           });
           return;
         }
-        await sleep(this.#retryMs);
+        await abortableSleep(this.#retryMs);
       }
     }
   }
@@ -392,16 +393,4 @@ export class Agent {
 function isUnknownMessage(error: unknown): boolean {
   return typeof error === "object" && error !== null && "status" in error &&
     (error as { status: unknown }).status === 404;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
