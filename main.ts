@@ -69,7 +69,7 @@ async function main(args: string[]): Promise<number> {
     console.error(`fabricd: unknown command "${command}": see "fabricd --help"`);
     return EXIT.USAGE;
   }
-  const { setupLogging } = await import("./src/runtime/logging.ts");
+  const { setupLogging } = await import("./src/config/logging.ts");
   await setupLogging({ format: "text", level: "warning" });
   return await (await load())(rest);
 }

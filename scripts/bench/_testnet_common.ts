@@ -7,7 +7,7 @@
  * @module
  */
 import { sleep } from "./_harness.ts";
-import type { ShipResult } from "../../src/image/ship.ts";
+import type { ShipResult } from "../../src/launchers/ship_image.ts";
 
 /** Empties `~/.cache/fabricd` of the host it runs on, failing when that did not work. */
 export const EMPTY_CACHE_SH = 'rm -rf "$HOME/.cache/fabricd" && test ! -e "$HOME/.cache/fabricd"';

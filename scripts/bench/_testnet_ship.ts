@@ -9,7 +9,7 @@
  */
 import { join } from "node:path";
 import { readImageDir } from "../../src/image/image_dir.ts";
-import { shipImage, type ShipResult } from "../../src/image/ship.ts";
+import { shipImage, type ShipResult } from "../../src/launchers/ship_image.ts";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
 import { round } from "./_harness.ts";
 import {

@@ -12,8 +12,8 @@
  */
 import { withBenchFabric } from "./_local_fabric.ts";
 import type { TaskEvent } from "../../src/services/agent/task.ts";
-import { PubsubClient } from "../../src/services/pubsub/pubsub_client.ts";
-import { QueueClient } from "../../src/services/queue/queue_client.ts";
+import { PubsubClient } from "../../src/client/pubsub_client.ts";
+import { QueueClient } from "../../src/client/queue_client.ts";
 import type { SpawnResult } from "../../src/types/mod.ts";
 import {
   type Benchmark,

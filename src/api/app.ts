@@ -4,23 +4,23 @@
  * @module
  */
 import { Hono } from "hono";
+import { TrieRouter } from "hono/router/trie-router";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { FabricKeys } from "../crypto/keys.ts";
-import { ReplayCache } from "../crypto/replay_cache.ts";
-import { log } from "../runtime/logging.ts";
-import { FabricRequestError } from "../client/fabric_client.ts";
+import type { ReplayCache } from "../crypto/replay_cache.ts";
+import { log } from "../config/logging.ts";
 import { serviceRoutes } from "./service_routes.ts";
+import type { ServiceHandlers } from "./service_handlers.ts";
 import {
   BootstrapRefusedError,
-  ConflictError,
+  FabricError,
   RateLimitedError,
-  type ServiceHandlers,
   SpawnFailedError,
-} from "./service_handlers.ts";
+} from "../types/errors.ts";
 import { signatures } from "./signature_middleware.ts";
-import { relay, type RelayMetrics, type RelayTable } from "../services/bridge/relay.ts";
+import type { RoleSlot } from "./role_slot.ts";
 import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
 import { metricsRoutes, requestMetrics } from "./request_metrics.ts";
 
@@ -33,14 +33,12 @@ export interface AppDeps {
   keys: () => FabricKeys | null;
   replayCache: ReplayCache;
   handlers: ServiceHandlers;
-  /** Role-specific routers, mounted under `/v1` (e.g. the registry's). */
-  roleRoutes?: Hono[];
+  /** Where the role plugs in once it has started. Default: a service without a role. */
+  role?: RoleSlot;
   /** Largest request body in bytes. Default {@linkcode MAX_BODY_BYTES}. */
   maxBodyBytes?: number;
   /** How long a signed request waits for keys during bootstrap, ms. Default 2000. */
   keysWaitMs?: number;
-  /** Bridges: where to relay requests meant for other services. */
-  relay?: RelayTable;
   /**
    * Signed requests created before this time (seconds since the epoch) are
    * refused: the process's start less the clock skew. Default: no bound.
@@ -56,20 +54,15 @@ export interface AppDeps {
  */
 export function createApp(deps: AppDeps): Hono {
   const logger = log("api");
-  const app = new Hono();
+  // Routes are added after the first request (the role's, once it starts),
+  // which the trie router allows and the default one does not.
+  const app = new Hono({ router: new TrieRouter() });
   const maxSize = deps.maxBodyBytes ?? MAX_BODY_BYTES;
   const metrics = deps.metrics;
   if (metrics) app.use(requestMetrics(metrics, { serviceId: deps.serviceId }));
-  // The relay verifies, limits and streams bodies itself, before anything buffers them.
-  if (deps.relay) {
-    app.use(relay({
-      table: deps.relay,
-      keys: deps.keys,
-      replayCache: new ReplayCache(),
-      maxBodyBytes: maxSize,
-      ...(metrics ? { metrics: relayMetrics(metrics) } : {}),
-    }));
-  }
+  // A role's front (the bridge's relay) verifies, limits and streams bodies
+  // itself, before anything buffers them.
+  if (deps.role) app.use(deps.role.front);
   app.use(bodyLimit({
     maxSize,
     onError: () => {
@@ -94,9 +87,11 @@ export function createApp(deps: AppDeps): Hono {
   }));
   app.route("/v1", serviceRoutes(deps.handlers));
   if (metrics) app.route("/v1", metricsRoutes(metrics));
-  for (const routes of deps.roleRoutes ?? []) app.route("/v1", routes);
+  deps.role?.bind((routes) => app.route("/v1", routes));
   app.notFound((c) =>
-    c.json({ error: `No route ${c.req.method} ${c.req.path}: see docs/protocol.md` }, 404)
+    deps.role?.waiting
+      ? c.json({ error: "Service is not configured yet: retry shortly" }, 503)
+      : c.json({ error: `No route ${c.req.method} ${c.req.path}: see docs/protocol.md` }, 404)
   );
   app.onError((error, c) => {
     const status = statusOf(error);
@@ -104,7 +99,7 @@ export function createApp(deps: AppDeps): Hono {
     const body: Record<string, unknown> = { error: error.message };
     if (error instanceof SpawnFailedError) {
       body.id = error.serviceId;
-      body.exitCode = error.exitCode;
+      body.exitCode = error.childExitCode;
     }
     if (error instanceof BootstrapRefusedError || error instanceof RateLimitedError) {
       metrics?.bootstrapRefused.inc();
@@ -117,38 +112,8 @@ export function createApp(deps: AppDeps): Hono {
   return app;
 }
 
-/** The bridge's relay counters over the service's metrics. */
-function relayMetrics(metrics: ServiceMetrics): RelayMetrics {
-  const requests = metrics.counter("relay_requests_total", "Requests relayed to other services", [
-    "kind",
-  ]);
-  const bytes = metrics.counter("relay_bytes_total", "Body bytes relayed, by direction", [
-    "direction",
-  ]);
-  let open = 0;
-  metrics.gauge({
-    name: "relay_websockets_open",
-    help: "Relayed WebSockets open now",
-    collect: (set) => set({}, open),
-  });
-  return {
-    relayed: (kind) => requests.inc({ kind }),
-    bytes: (direction, count) => bytes.inc({ direction }, count),
-    socket: (delta) => (open += delta),
-  };
-}
-
 function statusOf(error: Error): ContentfulStatusCode {
   if (error instanceof HTTPException) return error.status as ContentfulStatusCode;
-  if (error instanceof BootstrapRefusedError) return 403;
-  if (error instanceof RateLimitedError) return 429;
-  if (error instanceof ConflictError) return 409;
-  if (error instanceof SpawnFailedError) return 502;
-  if (error.name === "LauncherUrlError") return 400;
-  if (error.name === "StaleIncarnationError") return 409;
-  if (error.name === "InvalidTransitionError") return 409;
-  if (error.name === "NotLiveError") return 409;
-  if (error instanceof FabricRequestError) return error.status === 0 ? 503 : 502;
-  if (error.name === "UnknownServiceError") return 404;
+  if (error instanceof FabricError) return error.httpStatus as ContentfulStatusCode;
   return 500;
 }

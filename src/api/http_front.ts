@@ -11,7 +11,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { log } from "../runtime/logging.ts";
+import { log } from "../config/logging.ts";
 import { closeQuietly, FrontConnection, PEER_HEADER } from "./_front_connection.ts";
 
 export { PEER_HEADER };

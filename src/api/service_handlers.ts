@@ -9,7 +9,7 @@ import type {
   ConfigureRequest,
   ConnectRequest,
   SpawnRequest,
-} from "./schemas.ts";
+} from "../types/wire.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
 
 /** The answer of a configure call. */
@@ -28,51 +28,6 @@ export interface ConnectAnswer {
   incarnation: number;
   endpoint: string;
   sessions: string[];
-}
-
-/** A bootstrap that the parent refuses: wrong, used, expired or burnt password. */
-export class BootstrapRefusedError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "BootstrapRefusedError";
-  }
-}
-
-/** Too many refused bootstrap attempts from one source (HTTP 429 with Retry-After). */
-export class RateLimitedError extends Error {
-  /** Seconds the source should wait. */
-  readonly retryAfterSeconds: number;
-  /** Builds the error. */
-  constructor(message: string, retryAfterSeconds: number) {
-    super(message);
-    this.name = "RateLimitedError";
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}
-
-/** A request that conflicts with the service's state (HTTP 409). */
-export class ConflictError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ConflictError";
-  }
-}
-
-/** A spawn that failed, with the reason and the child's exit code if it had one. */
-export class SpawnFailedError extends Error {
-  /** The new service's ID. */
-  readonly serviceId: string;
-  /** Exit code of the child, or null when it did not exit. */
-  readonly exitCode: number | null;
-  /** Builds the error. */
-  constructor(serviceId: string, message: string, exitCode: number | null) {
-    super(message);
-    this.name = "SpawnFailedError";
-    this.serviceId = serviceId;
-    this.exitCode = exitCode;
-  }
 }
 
 /** Everything a service does through its management API. */

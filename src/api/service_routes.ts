@@ -13,7 +13,7 @@ import {
   sessionIdSchema,
   spawnRequestSchema,
   stopRequestSchema,
-} from "./schemas.ts";
+} from "../types/wire.ts";
 import type { ServiceHandlers } from "./service_handlers.ts";
 import { jsonBody, validParam } from "./validate.ts";
 

@@ -7,8 +7,8 @@ import type { LocalFabric } from "./local_fabric.ts";
 import type { SpawnResult } from "../types/mod.ts";
 import type { TaskEvent } from "../services/agent/task.ts";
 import type { Pilot } from "../services/pilot_manager/pilots.ts";
-import { PubsubClient } from "../services/pubsub/pubsub_client.ts";
-import { QueueClient } from "../services/queue/queue_client.ts";
+import { PubsubClient } from "../client/pubsub_client.ts";
+import { QueueClient } from "../client/queue_client.ts";
 
 /** Counts of a task run. */
 export interface TaskRun {

@@ -3,7 +3,7 @@
  * @module
  */
 import { BUILT_ROLES, EXIT, type RegistryEndpoint, type Role, ROLES } from "../types/mod.ts";
-import { runService } from "../runtime/run_service.ts";
+import { runService } from "./run_service.ts";
 import { homeDir } from "../config/home.ts";
 import { intFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { saveFabricFile } from "../config/fabric_file.ts";
-import { sessionIdSchema } from "../api/schemas.ts";
+import { sessionIdSchema } from "../types/wire.ts";
 import { EXIT } from "../types/mod.ts";
 import { listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";

@@ -7,8 +7,8 @@
 import { targetFor } from "../client/route.ts";
 import { TASK_ID, type TaskEvent, taskTopic } from "../services/agent/task.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { PubsubClient, type PubsubSubscription } from "../services/pubsub/pubsub_client.ts";
-import { QueueClient } from "../services/queue/queue_client.ts";
+import { PubsubClient, type PubsubSubscription } from "../client/pubsub_client.ts";
+import { QueueClient } from "../client/queue_client.ts";
 import { EXIT } from "../types/mod.ts";
 import { durationFlag, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";

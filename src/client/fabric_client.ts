@@ -4,6 +4,7 @@
  * answers signed by the fabric for that very request.
  * @module
  */
+import { FabricError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
 
@@ -19,7 +20,7 @@ export interface Target {
 }
 
 /** An answer that is not 2xx; `status` 0 means the service could not be reached. */
-export class FabricRequestError extends Error {
+export class FabricRequestError extends FabricError {
   /** HTTP status, or 0 when there was no answer. */
   readonly status: number;
   /** The answer's JSON body, when there was one. */
@@ -31,8 +32,8 @@ export class FabricRequestError extends Error {
     body: Record<string, unknown> = {},
     options?: ErrorOptions,
   ) {
-    super(message, options);
-    this.name = "FabricRequestError";
+    // Relayed on as 503 when the other service did not answer, else 502.
+    super(message, { status: status === 0 ? 503 : 502 }, options);
     this.status = status;
     this.body = body;
   }

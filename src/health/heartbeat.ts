@@ -5,7 +5,7 @@
  */
 import type { RegistryClient } from "../client/registry_client.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { log } from "../runtime/logging.ts";
+import { log } from "../config/logging.ts";
 
 /** Options of {@linkcode startHeartbeats}. */
 export interface HeartbeatOptions {

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Registry } from "../registry/registry.ts";
-import { log } from "../runtime/logging.ts";
+import { log } from "../config/logging.ts";
 
 /** Heartbeat timing, shared by the services and the registry. */
 export interface LivenessSettings {

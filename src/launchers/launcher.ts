@@ -5,6 +5,8 @@
  * @module
  */
 import type { RegistryEndpoint } from "../types/mod.ts";
+import { EXIT } from "../types/mod.ts";
+import { FabricError } from "../types/errors.ts";
 
 /** What to start. Secrets travel in `env` only, never in `args`. */
 export interface LaunchSpec {
@@ -83,10 +85,9 @@ export interface Launcher {
 }
 
 /** A launcher URL that is malformed or names a launcher this build lacks. */
-export class LauncherUrlError extends Error {
+export class LauncherUrlError extends FabricError {
   /** Builds the error. */
   constructor(message: string) {
-    super(message);
-    this.name = "LauncherUrlError";
+    super(message, { status: 400, exitCode: EXIT.USAGE });
   }
 }

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { imageCommand } from "../image/self_command.ts";
 import { selfImage } from "../image/self_image.ts";
-import { REMOTE_CACHE, shipImage } from "../image/ship.ts";
+import { REMOTE_CACHE, shipImage } from "./ship_image.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
 import { parseSshUrl, SshConnection } from "./ssh_connection.ts";

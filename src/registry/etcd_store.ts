@@ -15,10 +15,15 @@
  *   watch, and the record becomes DEAD (one transaction wins).
  * @module
  */
-import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
-import { canTransition } from "./state_machine.ts";
+import type { ServiceRecord, Transition } from "../types/mod.ts";
 import {
-  InvalidTransitionError,
+  decidePut,
+  decideTransition,
+  type Decision,
+  LIVE_STATES,
+  type Unchanged,
+} from "./state_machine.ts";
+import {
   type LiveEntry,
   type RegistryStore,
   StaleIncarnationError,
@@ -27,7 +32,7 @@ import {
   UnknownServiceError,
 } from "./store.ts";
 import { EtcdClient, type EtcdEvent, type EtcdOp } from "./_etcd_client.ts";
-import { log } from "../runtime/logging.ts";
+import { log } from "../config/logging.ts";
 
 /** Options of {@linkcode EtcdStore.open}. */
 export interface EtcdStoreOptions {
@@ -36,8 +41,6 @@ export interface EtcdStoreOptions {
   /** Lease TTL: silence after which a service is DEAD, ms (rounded up to seconds, at least 2 s). */
   ttlMs: number;
 }
-
-const LIVE: readonly ServiceState[] = ["ALIVE", "SUSPECT"];
 
 /** How often a replica shares the heartbeat times it saw (display only), ms. */
 const BEATS_FLUSH_MS = 5000;
@@ -98,7 +101,7 @@ export class EtcdStore implements RegistryStore {
   live(): Promise<LiveEntry[]> {
     const entries: LiveEntry[] = [];
     for (const { record } of this.#records.values()) {
-      if (!LIVE.includes(record.state)) continue;
+      if (!LIVE_STATES.includes(record.state)) continue;
       const { id, incarnation, state, updated } = record;
       entries.push({ id, incarnation, state, updated, lastHeartbeat: this.#beats.get(id) ?? 0 });
     }
@@ -106,46 +109,11 @@ export class EtcdStore implements RegistryStore {
   }
 
   async put(record: ServiceRecord, reason: string): Promise<StoreChange> {
-    return await this.#write(record.id, (old) => {
-      if (old && record.incarnation < old.incarnation) {
-        throw new StaleIncarnationError(record.id, record.incarnation, old.incarnation);
-      }
-      const same = old !== undefined && old.incarnation === record.incarnation;
-      if (same && old.state !== record.state && !canTransition(old.state, record.state)) {
-        throw new InvalidTransitionError(record.id, old.state, record.state);
-      }
-      const changed = !same || old.state !== record.state;
-      // A death reported for one incarnation is not the next one's.
-      const { exited: _exited, ...fresh } = record;
-      return { next: same ? record : fresh, reason: changed ? reason : null };
-    });
+    return await this.#write(record.id, (old) => decidePut(old, { record, reason }));
   }
 
   async transition(id: string, change: StoreTransition): Promise<StoreChange> {
-    return await this.#write(id, (old) => {
-      if (!old) throw new UnknownServiceError(id);
-      if (change.incarnation !== old.incarnation) {
-        throw new StaleIncarnationError(id, change.incarnation, old.incarnation);
-      }
-      const exited = change.exited === true && change.to === "DEAD";
-      if (old.state === change.to) {
-        return { next: exited && !old.exited ? { ...old, exited: true } : old, reason: null };
-      }
-      if (!canTransition(old.state, change.to)) {
-        throw new InvalidTransitionError(id, old.state, change.to);
-      }
-      const failed = ["SUSPECT", "DEAD", "FAILED", "LOST"].includes(change.to);
-      return {
-        next: {
-          ...old,
-          state: change.to,
-          updated: change.at,
-          lastFailure: failed ? change.reason : old.lastFailure,
-          ...(exited ? { exited: true } : {}),
-        },
-        reason: change.reason,
-      };
-    });
+    return await this.#write(id, (old) => decideTransition(old, { ...change, id }));
   }
 
   async heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord> {
@@ -157,7 +125,7 @@ export class EtcdStore implements RegistryStore {
     }
     const lease = this.#leases.get(id);
     const ttl = lease ? await this.#etcd.leaseKeepAlive(lease) : 0;
-    if (ttl <= 0 && LIVE.includes(held.state)) {
+    if (ttl <= 0 && LIVE_STATES.includes(held.state)) {
       // The lease was lost (expired just now, or never seen by this replica):
       // a live service gets a new one with its heartbeat.
       await this.#putLive(id, incarnation);
@@ -173,7 +141,7 @@ export class EtcdStore implements RegistryStore {
       const sessions = new Set(old.sessions);
       if (present) sessions.add(session);
       else sessions.delete(session);
-      return { next: { ...old, sessions: [...sessions].sort() }, reason: null };
+      return { next: { ...old, sessions: [...sessions].sort() }, transition: null };
     });
     return change.record;
   }
@@ -221,37 +189,38 @@ export class EtcdStore implements RegistryStore {
 
   /**
    * Read, decide, write under a revision compare; on a lost race, read again.
+   * Nothing is written when the decision leaves the record unchanged.
    * Lease keys follow the state: a live record holds `live/<id>`, others not.
    */
   async #write(
     id: string,
-    decide: (old: ServiceRecord | undefined) => { next: ServiceRecord; reason: string | null },
+    decide: (old: ServiceRecord | undefined) => Decision | Unchanged,
   ): Promise<StoreChange> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const { record: old, modRevision } = await this.#read(id);
-      const { next, reason } = decide(old);
+      const decision = decide(old);
+      if ("unchanged" in decision) return { record: decision.unchanged, transition: null };
+      const { next } = decision;
       const ops: EtcdOp[] = [{
         put: { key: `${this.#prefix}svc/${id}`, value: JSON.stringify(next) },
       }];
-      const becomesLive = LIVE.includes(next.state) &&
-        (!old || !LIVE.includes(old.state) || old.incarnation !== next.incarnation);
+      const becomesLive = LIVE_STATES.includes(next.state) &&
+        (!old || !LIVE_STATES.includes(old.state) || old.incarnation !== next.incarnation);
       let lease = "";
       if (becomesLive) {
         lease = await this.#etcd.leaseGrant(this.#ttlSeconds);
         ops.push({
           put: { key: `${this.#prefix}live/${id}`, value: String(next.incarnation), lease },
         });
-      } else if (!LIVE.includes(next.state) && old && LIVE.includes(old.state)) {
+      } else if (!LIVE_STATES.includes(next.state) && old && LIVE_STATES.includes(old.state)) {
         ops.push({ delete: { key: `${this.#prefix}live/${id}` } });
       }
-      const transition = reason === null ? null : {
+      const transition = decision.transition && {
         id,
         incarnation: next.incarnation,
-        from: (old && old.incarnation === next.incarnation ? old.state : old?.state ?? "") as
-          | ServiceState
-          | "",
+        from: decision.transition.from,
         to: next.state,
-        reason,
+        reason: decision.transition.reason,
         at: next.updated,
       };
       if (transition) {
@@ -371,7 +340,9 @@ export class EtcdStore implements RegistryStore {
   async #leaseEnded(id: string, incarnation: number): Promise<void> {
     this.#leases.delete(id);
     const record = this.#records.get(id)?.record;
-    if (!record || record.incarnation !== incarnation || !LIVE.includes(record.state)) return;
+    if (!record || record.incarnation !== incarnation || !LIVE_STATES.includes(record.state)) {
+      return;
+    }
     try {
       await this.transition(id, {
         incarnation,

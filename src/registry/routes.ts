@@ -7,51 +7,16 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
-import {
-  endpointSchema,
-  roleOptionsSchema,
-  serviceIdSchema,
-  sessionIdSchema,
-} from "../api/schemas.ts";
+import { serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
 import { jsonBody, validParam } from "../api/validate.ts";
-import { ROLES, SERVICE_STATES } from "../types/mod.ts";
+import { SERVICE_STATES } from "../types/mod.ts";
+import { serviceRecordSchema } from "../types/service_record.ts";
 import type { Registry } from "./registry.ts";
 
-const instanceSchema = z.string().regex(
-  /^[A-Za-z0-9_-]{1,64}$/,
-  "must be 1-64 letters, digits, '_' or '-'",
-);
-
-/** A record's endpoint: "" until known, else only `http(s)://HOST:PORT` (as everywhere else). */
-const recordEndpointSchema = z.string().refine(
-  (endpoint) => endpoint === "" || endpointSchema.safeParse(endpoint).success,
-  'must be "" or http(s)://HOST:PORT, without user info, path, spaces or line breaks',
-);
-
-const recordSchema = z.strictObject({
-  id: serviceIdSchema,
-  role: z.enum(ROLES),
-  state: z.enum(SERVICE_STATES),
-  incarnation: z.int().min(1),
-  host: z.string().max(253),
-  pid: z.int().min(0),
-  endpoint: recordEndpointSchema,
-  parent: z.string().max(63),
-  route: z.array(serviceIdSchema).max(64),
-  launcher: z.string().max(2048),
-  imageHash: z.string().max(128),
-  sessions: z.array(sessionIdSchema).max(1000),
-  started: z.int().min(0),
-  lastHeartbeat: z.int().min(0),
-  restarts: z.int().min(0),
-  lastFailure: z.string().max(2000),
-  updated: z.int().min(0),
-  options: roleOptionsSchema.default({}),
-  instance: instanceSchema.optional(),
-  exited: z.boolean().optional(),
+const putSchema = z.strictObject({
+  record: serviceRecordSchema,
+  reason: z.string().min(1).max(500),
 });
-
-const putSchema = z.strictObject({ record: recordSchema, reason: z.string().min(1).max(500) });
 const transitionSchema = z.strictObject({
   incarnation: z.int().min(1),
   to: z.enum(SERVICE_STATES),
@@ -60,7 +25,7 @@ const transitionSchema = z.strictObject({
 });
 const heartbeatSchema = z.strictObject({
   incarnation: z.int().min(1),
-  instance: instanceSchema.optional(),
+  instance: serviceRecordSchema.shape.instance,
   sentAt: z.int().min(0).optional(),
 });
 const reportSchema = z.strictObject({

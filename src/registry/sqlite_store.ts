@@ -9,9 +9,13 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
-import { canTransition } from "./state_machine.ts";
 import {
-  InvalidTransitionError,
+  type DecidedTransition,
+  decidePut,
+  decideTransition,
+  LIVE_STATES,
+} from "./state_machine.ts";
+import {
   type LiveEntry,
   type RegistryStore,
   StaleIncarnationError,
@@ -106,7 +110,7 @@ export class SqliteStore implements RegistryStore {
   live(): Promise<LiveEntry[]> {
     const entries: LiveEntry[] = [];
     for (const r of this.#records.values()) {
-      if (r.state !== "ALIVE" && r.state !== "SUSPECT") continue;
+      if (!LIVE_STATES.includes(r.state)) continue;
       const { id, incarnation, state, lastHeartbeat, updated } = r;
       entries.push({ id, incarnation, state, lastHeartbeat, updated });
     }
@@ -114,53 +118,21 @@ export class SqliteStore implements RegistryStore {
   }
 
   put(record: ServiceRecord, reason: string): Promise<StoreChange> {
-    return attempt(() => this.#put(record, reason));
-  }
-
-  #put(record: ServiceRecord, reason: string): StoreChange {
-    const old = this.#records.get(record.id);
-    if (old && record.incarnation < old.incarnation) {
-      throw new StaleIncarnationError(record.id, record.incarnation, old.incarnation);
-    }
-    const sameIncarnation = old !== undefined && old.incarnation === record.incarnation;
-    if (sameIncarnation && old.state !== record.state && !canTransition(old.state, record.state)) {
-      throw new InvalidTransitionError(record.id, old.state, record.state);
-    }
-    const from: ServiceState | "" = old?.state ?? "";
-    const changed = !sameIncarnation || from !== record.state;
-    // A death reported for one incarnation is not the next one's.
-    const next = sameIncarnation ? record : withoutExited(record);
-    return this.#write(next, changed ? { from, reason } : null);
+    return attempt(() => {
+      const { next, transition } = decidePut(this.#records.get(record.id), { record, reason });
+      return this.#write(next, transition);
+    });
   }
 
   transition(id: string, change: StoreTransition): Promise<StoreChange> {
-    return attempt(() => this.#transition(id, change));
-  }
-
-  #transition(id: string, change: StoreTransition): StoreChange {
-    const old = this.#records.get(id);
-    if (!old) throw new UnknownServiceError(id);
-    if (change.incarnation !== old.incarnation) {
-      throw new StaleIncarnationError(id, change.incarnation, old.incarnation);
-    }
-    const exited = change.exited === true && change.to === "DEAD";
-    if (old.state === change.to) {
-      if (!exited || old.exited) return { record: structuredClone(old), transition: null };
-      return this.#write({ ...old, exited: true }, null);
-    }
-    if (!canTransition(old.state, change.to)) {
-      throw new InvalidTransitionError(id, old.state, change.to);
-    }
-    const failed = ["SUSPECT", "DEAD", "FAILED", "LOST"].includes(change.to);
-    const next: ServiceRecord = {
-      ...old,
-      state: change.to,
-      updated: change.at,
-      lastFailure: failed ? change.reason : old.lastFailure,
-      lastHeartbeat: this.#pendingBeats.get(id) ?? old.lastHeartbeat,
-      ...(exited ? { exited: true } : {}),
-    };
-    return this.#write(next, { from: old.state, reason: change.reason });
+    return attempt(() => {
+      // The held record carries the heartbeats not yet flushed (see #heartbeat).
+      const decision = decideTransition(this.#records.get(id), { ...change, id });
+      if ("unchanged" in decision) {
+        return { record: structuredClone(decision.unchanged), transition: null };
+      }
+      return this.#write(decision.next, decision.transition);
+    });
   }
 
   heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord> {
@@ -215,10 +187,7 @@ export class SqliteStore implements RegistryStore {
     return Promise.resolve();
   }
 
-  #write(
-    record: ServiceRecord,
-    change: { from: ServiceState | ""; reason: string } | null,
-  ): StoreChange {
+  #write(record: ServiceRecord, change: DecidedTransition | null): StoreChange {
     if (this.#closed) throw new Error("The registry store is closed");
     let transition: Transition | null = null;
     this.#db.exec("BEGIN IMMEDIATE");
@@ -322,10 +291,4 @@ function recordToParams(r: ServiceRecord): Record<string, string | number> {
     instance: r.instance ?? "",
     exited: r.exited ? 1 : 0,
   };
-}
-
-/** `record` without the death report of an earlier incarnation. */
-function withoutExited(record: ServiceRecord): ServiceRecord {
-  const { exited: _exited, ...rest } = record;
-  return rest;
 }

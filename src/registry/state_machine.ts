@@ -2,9 +2,19 @@
  * The service state machine of DESIGN.md "Registry" and docs/failures.md:
  * `LAUNCHING -> BOOTSTRAPPING -> CONFIGURING -> ALIVE`, `ALIVE -> SUSPECT -> DEAD`,
  * `DEAD -> RESTARTING -> ALIVE | FAILED -> LOST`, and `STOPPED` for a clean stop.
+ *
+ * {@linkcode decidePut} and {@linkcode decideTransition} hold the fencing rules
+ * of every registry store: pure functions that a store calls inside its own
+ * transaction, between reading the held record and writing the next one.
  * @module
  */
-import type { ServiceState } from "../types/mod.ts";
+import type { ServiceRecord, ServiceState } from "../types/mod.ts";
+import {
+  InvalidTransitionError,
+  StaleIncarnationError,
+  type StoreTransition,
+  UnknownServiceError,
+} from "./store.ts";
 
 const NEXT: Record<ServiceState, readonly ServiceState[]> = {
   LAUNCHING: ["BOOTSTRAPPING", "FAILED", "STOPPED"],
@@ -71,3 +81,108 @@ export const PENDING_STATES: readonly ServiceState[] = [
   "CONFIGURING",
   "RESTARTING",
 ];
+
+/** States whose reason is kept as the record's `lastFailure`. */
+export const FAILURE_STATES: readonly ServiceState[] = ["SUSPECT", "DEAD", "FAILED", "LOST"];
+
+/** The transition a store writes with a decided record; `to` and `at` are the record's. */
+export interface DecidedTransition {
+  /** The state before, or `""` for a service's first record. */
+  from: ServiceState | "";
+  reason: string;
+}
+
+/** What a store writes: the next record and, when its state moved, the transition. */
+export interface Decision {
+  next: ServiceRecord;
+  /** Null when the state did not move (the record is still written). */
+  transition: DecidedTransition | null;
+}
+
+/** The store already holds what was asked: nothing to write. */
+export interface Unchanged {
+  /** The record as held. */
+  unchanged: ServiceRecord;
+}
+
+/** A whole record offered to a store, as {@linkcode decidePut} takes it. */
+export interface PutRequest {
+  record: ServiceRecord;
+  /** Reason of the transition, stored when the state moves. */
+  reason: string;
+}
+
+/** A state change of one service, as {@linkcode decideTransition} takes it. */
+export interface TransitionRequest extends StoreTransition {
+  id: string;
+}
+
+/**
+ * Decides a whole-record write over `old`, the record the store holds: the
+ * fencing rules every store keeps, so each store only reads and writes.
+ * A higher incarnation replaces `old` and loses the `exited` mark of the
+ * earlier one; the same incarnation updates it; a new incarnation or a moved
+ * state is a transition from `old`'s state (`""` when there is none).
+ * @throws {StaleIncarnationError} when `request` is of an older incarnation than `old`.
+ * @throws {InvalidTransitionError} when the same incarnation moves where the state machine forbids.
+ */
+export function decidePut(old: ServiceRecord | undefined, request: PutRequest): Decision {
+  const { record, reason } = request;
+  if (old && record.incarnation < old.incarnation) {
+    throw new StaleIncarnationError(record.id, record.incarnation, old.incarnation);
+  }
+  const sameIncarnation = old !== undefined && old.incarnation === record.incarnation;
+  if (sameIncarnation && old.state !== record.state && !canTransition(old.state, record.state)) {
+    throw new InvalidTransitionError(record.id, old.state, record.state);
+  }
+  const from: ServiceState | "" = old?.state ?? "";
+  const moved = !sameIncarnation || from !== record.state;
+  return {
+    // A death reported for one incarnation is not the next one's.
+    next: sameIncarnation ? record : withoutExited(record),
+    transition: moved ? { from, reason } : null,
+  };
+}
+
+/**
+ * Decides a state change within the incarnation of `old`, the record the
+ * store holds. A move stamps `updated` with `request.at` and, into a failure
+ * state, keeps the reason as `lastFailure`; `exited` with `to` DEAD marks the
+ * record, also one that is DEAD already (without a transition then).
+ * @returns The decision, or {@linkcode Unchanged} when `old` is already in `to`.
+ * @throws {UnknownServiceError} when there is no `old`.
+ * @throws {StaleIncarnationError} when `request` is of another incarnation than `old`.
+ * @throws {InvalidTransitionError} when the state machine forbids the move.
+ */
+export function decideTransition(
+  old: ServiceRecord | undefined,
+  request: TransitionRequest,
+): Decision | Unchanged {
+  const { id, to, reason } = request;
+  if (!old) throw new UnknownServiceError(id);
+  if (request.incarnation !== old.incarnation) {
+    throw new StaleIncarnationError(id, request.incarnation, old.incarnation);
+  }
+  const exited = request.exited === true && to === "DEAD";
+  if (old.state === to) {
+    if (!exited || old.exited) return { unchanged: old };
+    return { next: { ...old, exited: true }, transition: null };
+  }
+  if (!canTransition(old.state, to)) throw new InvalidTransitionError(id, old.state, to);
+  return {
+    next: {
+      ...old,
+      state: to,
+      updated: request.at,
+      lastFailure: FAILURE_STATES.includes(to) ? reason : old.lastFailure,
+      ...(exited ? { exited: true } : {}),
+    },
+    transition: { from: old.state, reason },
+  };
+}
+
+/** `record` without the death report of an earlier incarnation. */
+function withoutExited(record: ServiceRecord): ServiceRecord {
+  const { exited: _exited, ...rest } = record;
+  return rest;
+}

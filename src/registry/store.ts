@@ -5,6 +5,7 @@
  * @module
  */
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+import { FabricError } from "../types/errors.ts";
 
 /** What the failure detector needs of a live service. */
 export type LiveEntry = Pick<
@@ -34,7 +35,7 @@ export interface StoreTransition {
 }
 
 /** Thrown when a write would let an older incarnation overwrite a newer one. */
-export class StaleIncarnationError extends Error {
+export class StaleIncarnationError extends FabricError {
   /** The incarnation the store holds. */
   readonly current: number;
   /** Builds the error. */
@@ -43,40 +44,40 @@ export class StaleIncarnationError extends Error {
       offered < current
         ? `Service "${id}" incarnation ${offered} is stale: the registry holds incarnation ${current}`
         : `Service "${id}" has no incarnation ${offered}: the registry holds incarnation ${current}`,
+      { status: 409 },
     );
-    this.name = "StaleIncarnationError";
     this.current = current;
   }
 }
 
 /** Thrown when a state change is not allowed by the state machine. */
-export class InvalidTransitionError extends Error {
+export class InvalidTransitionError extends FabricError {
   /** Builds the error. */
   constructor(id: string, from: ServiceState, to: ServiceState) {
-    super(`Service "${id}" cannot move from ${from} to ${to}`);
-    this.name = "InvalidTransitionError";
+    super(`Service "${id}" cannot move from ${from} to ${to}`, { status: 409 });
   }
 }
 
 /** Thrown when a heartbeat comes from a service the registry holds as ended. */
-export class NotLiveError extends Error {
+export class NotLiveError extends FabricError {
   /** Builds the error; `why` replaces the default explanation. */
   constructor(id: string, state: ServiceState, why?: string) {
     super(
       `Service "${id}" is ${state} in the registry${
         why ? ` (${why})` : ""
       }: this instance must stop`,
+      { status: 409 },
     );
-    this.name = "NotLiveError";
   }
 }
 
 /** Thrown when a record does not exist. */
-export class UnknownServiceError extends Error {
+export class UnknownServiceError extends FabricError {
   /** Builds the error. */
   constructor(id: string) {
-    super(`No service "${id}" in the registry: check the ID with "fabricd status"`);
-    this.name = "UnknownServiceError";
+    super(`No service "${id}" in the registry: check the ID with "fabricd status"`, {
+      status: 404,
+    });
   }
 }
 

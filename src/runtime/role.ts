@@ -1,13 +1,15 @@
 /**
- * The contract of a role (DESIGN.md "One binary, many roles"): a module whose
- * `start(config, deps)` returns a handle with an idempotent `stop()`. Roles
- * never import each other; they talk over the API.
+ * The contract of a role (DESIGN.md "One binary, many roles"): a component
+ * whose `start(ctx)` returns what it adds to its service (routes, a front
+ * middleware) and an idempotent `stop()`. A role keeps its state in what
+ * `start` returns, never in its module. Roles never import each other; they
+ * talk over the API.
  * @module
  */
-import type { Hono } from "hono";
+import type { Hono, MiddlewareHandler } from "hono";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
-import type { SpawnRequest } from "../api/schemas.ts";
+import type { SpawnRequest } from "../types/wire.ts";
 import type { RegistryEndpoint, Role, SpawnResult } from "../types/mod.ts";
 import type { ServiceMetrics } from "../metrics/service_metrics.ts";
 
@@ -25,24 +27,8 @@ export interface RoleConfig {
   incarnation: number;
 }
 
-/**
- * Thrown by a role's `start()` when a restarted service cannot pick up its
- * old state; the service then exits 79 and is marked FAILED, then LOST.
- */
-export class StateLostError extends Error {
-  /** Builds the error. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StateLostError";
-  }
-}
-
-/**
- * What the fabric does when a service of this role is lost: `fresh` starts a
- * new instance of the role in its place; `propagate` tells every application
- * session that used it.
- */
-export type ReplacementPolicy = "fresh" | "propagate";
+export type { ReplacementPolicy } from "../types/mod.ts";
+import type { ReplacementPolicy } from "../types/mod.ts";
 
 /** What a role may learn of a spawn it asked for. */
 export interface SpawnHooks {
@@ -73,7 +59,17 @@ export interface RoleDeps {
    * scrape time) and counters here, and removes them in `stop()`. Default: none.
    */
   metrics?: ServiceMetrics;
+  /** Where this service's own children are, for relaying down the tree. */
+  children: {
+    /** A child's URL as this service reaches it, or undefined. */
+    endpoint(id: string): Promise<string | undefined>;
+  };
+  /** Where a request for `target` goes when it is not below this service. */
+  upstream(target: string): string | undefined;
 }
+
+/** What a role gets when it starts: its settings and what it may use. */
+export type RoleContext = RoleConfig & RoleDeps;
 
 /** Options of {@linkcode RoleHandle.stop}. */
 export interface RoleStopOptions {
@@ -90,8 +86,18 @@ export interface RoleStopOptions {
   graceMs?: number;
 }
 
-/** A running role. */
+/** A running role: what it adds to its service, and how it stops. */
 export interface RoleHandle {
+  /**
+   * The role's routes, mounted under `/v1` once it has started; until then
+   * (and once it stops) they answer 503. Default: none.
+   */
+  routes?: Hono;
+  /**
+   * Runs before the service's body limit and signature check, for every
+   * request (the bridge's relay, which verifies and streams itself). Default: none.
+   */
+  front?: MiddlewareHandler;
   /** Stops the role; calling it again does nothing (an urgent call may still hurry it). */
   stop(options?: RoleStopOptions): Promise<void>;
 }
@@ -99,11 +105,7 @@ export interface RoleHandle {
 /** A role module. */
 export interface RoleModule {
   /** Starts the role. */
-  start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle>;
-  /** Routes of the role, mounted under `/v1` before the role starts. */
-  routes?: () => Hono;
-  /** Whether the service relays requests meant for other services (bridges). */
-  relays?: boolean;
+  start(ctx: RoleContext): Promise<RoleHandle>;
   /** What happens when a service of this role is lost (docs/failures.md). */
   replacement: ReplacementPolicy;
 }

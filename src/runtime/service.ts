@@ -1,74 +1,103 @@
 /**
- * One running service: its management API, its keys, its role, its record in
- * the registry and its heartbeats. Implements the API's handlers with plain
- * methods, and stops its parts in reverse order (STYLE.md rule 7).
+ * One running service: its lifecycle (bootstrap, configure, ALIVE, stop) and
+ * the handlers of its management API, composed of parts that each do one job:
+ * its keys ({@linkcode ServiceCredentials}), its record and heartbeats
+ * ({@linkcode Registration}), its children ({@linkcode Children}), its
+ * sessions ({@linkcode Sessions}) and its role, plugged into the API through a
+ * {@linkcode RoleSlot}. Parts stop in reverse order (STYLE.md rule 7).
  * @module
  */
-import type {
-  BootstrapRequest,
-  ConfigureRequest,
-  ConnectRequest,
-  SpawnRequest,
-} from "../api/schemas.ts";
-import {
-  type ConfigureAnswer,
-  ConflictError,
-  type ConnectAnswer,
-  type ServiceHandlers,
-} from "../api/service_handlers.ts";
-import { FabricClient } from "../client/fabric_client.ts";
-import { RegistryClient } from "../client/registry_client.ts";
-import type { FabricKeys } from "../crypto/keys.ts";
+import type { ConfigureAnswer, ConnectAnswer, ServiceHandlers } from "../api/service_handlers.ts";
+import { RoleSlot } from "../api/role_slot.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
-import { type Heartbeats, startHeartbeats } from "../health/heartbeat.ts";
-import { KeyHandover } from "../spawner/key_handover.ts";
-import { spawnService } from "../spawner/spawn_flow.ts";
-import { beginRootIncarnation } from "../health/root_restart.ts";
-import { closeLaunchers, type LaunchedProcess } from "../launchers/mod.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
+import { log } from "../config/logging.ts";
+import { Children, type SpawnHooks } from "../children/children.ts";
+import { Registration } from "../health/registration.ts";
+import { closeLaunchers } from "../launchers/mod.ts";
+import type { ServiceMetrics } from "../metrics/service_metrics.ts";
+import { ConflictError, StateLostError } from "../types/errors.ts";
 import {
   EXIT,
   type RegistryEndpoint,
+  type ReplacementPolicy,
+  type Role,
   type ServiceRecord,
   type ServiceState,
   type ServiceStatus,
   type SpawnResult,
 } from "../types/mod.ts";
-import { log } from "./logging.ts";
-import { aliveRecord, type ServiceIdentity, type ServicePlacement } from "./_service_types.ts";
+import type {
+  BootstrapRequest,
+  ConfigureRequest,
+  ConnectRequest,
+  SpawnRequest,
+} from "../types/wire.ts";
+import { ServiceCredentials } from "./credentials.ts";
+import type { RoleHandle, RoleModule } from "./role.ts";
+import { Sessions } from "./sessions.ts";
 
-export type { ServiceIdentity, ServicePlacement };
-import { type RoleHandle, type RoleModule, type SpawnHooks, StateLostError } from "./role.ts";
-import { ROLE_MODULES } from "./roles.ts";
-import { Supervisor } from "../health/supervisor.ts";
-import type { ServiceMetrics } from "../metrics/service_metrics.ts";
+/** Fixed facts of a service process. */
+export interface ServiceIdentity {
+  id: string;
+  /** Random ID of this process, made at its start; heartbeats carry it. Default: none. */
+  instance?: string;
+  role: Role;
+  host: string;
+  dir: string;
+  endpoint: string;
+  /** Role options from the command line. */
+  options: Record<string, string>;
+}
 
-/** A service process's state and handlers. */
+/** How a service is set up once it holds the keys. */
+export interface ServicePlacement {
+  keys: FabricKeys;
+  registries: RegistryEndpoint[];
+  incarnation: number;
+  parent: string;
+  route: string[];
+  launcher: string;
+  /** The endpoint registered: as the parent reaches this service. */
+  endpoint: string;
+  heartbeatMs: number;
+  sessions: string[];
+  /** Role settings from the spawn request (merged over the command line's). */
+  options: Record<string, string>;
+}
+
+/** What a service is built from besides its identity. */
+export interface ServiceParts {
+  /** The role it runs. */
+  module: RoleModule;
+  /** Where the role plugs into the API. Default: a slot of its own (no app). */
+  slot?: RoleSlot;
+  /** What happens when a child of a role is lost. Default: `propagate`. */
+  policyOf?: (role: Role) => ReplacementPolicy;
+  /** This service's metrics, handed to its role and its spawns. Default: none. */
+  metrics?: ServiceMetrics;
+}
+
+/** A service process's state and handlers; see the module doc. */
 export class FabricService implements ServiceHandlers {
   readonly identity: ServiceIdentity;
-  #module: RoleModule;
+  #parts: ServiceParts;
+  #slot: RoleSlot;
   #logger = log("service");
-  #keys: FabricKeys | null = null;
-  #registryEndpoints: RegistryEndpoint[] = [];
-  #client: FabricClient | null = null;
-  #registry: RegistryClient | null = null;
-  #handover: KeyHandover | null = null;
+  #credentials: ServiceCredentials | null = null;
   #placement: ServicePlacement | null = null;
   #placing = false;
   #role: RoleHandle | null = null;
-  #heartbeats: Heartbeats | null = null;
+  #registration: Registration | null = null;
+  #children: Children | null = null;
+  #sessions: Sessions;
   #state: ServiceState = "BOOTSTRAPPING";
-  #sessions = new Set<string>();
-  #children = new Map<string, string>();
-  #parent: RegistryEndpoint | null = null;
   #started = Date.now();
   #stopping: Promise<void> | null = null;
   /** The grace a stop request named for the role's work, ms. */
   #stopGraceMs: number | undefined;
   /** Set when this instance learnt it was replaced (or fenced itself off). */
   #replaced = false;
-  #supervisor: Supervisor | null = null;
-  /** Children launched by spawns that have not returned yet. */
-  #spawning = new Set<LaunchedProcess>();
   /** The process exit code once stopped: 0, or 79 when old state could not be picked up. */
   exitCode: number = EXIT.OK;
   #stopRequested: (reason: string) => void;
@@ -77,13 +106,13 @@ export class FabricService implements ServiceHandlers {
   /** Resolves once the service is configured and registered ALIVE. */
   readonly placed: Promise<void>;
   #placed: () => void;
-  #metrics: ServiceMetrics | undefined;
 
-  /** A service that has not bootstrapped yet; `metrics` are handed to its role. */
-  constructor(identity: ServiceIdentity, module: RoleModule, metrics?: ServiceMetrics) {
+  /** A service that has not bootstrapped yet. */
+  constructor(identity: ServiceIdentity, parts: ServiceParts) {
     this.identity = identity;
-    this.#module = module;
-    this.#metrics = metrics;
+    this.#parts = parts;
+    this.#slot = parts.slot ?? new RoleSlot();
+    this.#sessions = new Sessions(identity.id, () => this.registry());
     let resolve = (_reason: string): void => {};
     this.stopRequested = new Promise<string>((r) => (resolve = r));
     this.#stopRequested = resolve;
@@ -94,7 +123,7 @@ export class FabricService implements ServiceHandlers {
 
   /** The fabric keys once known, else null. */
   keys(): FabricKeys | null {
-    return this.#keys;
+    return this.#credentials?.keys ?? null;
   }
 
   /** The service's state as it sees it. */
@@ -104,18 +133,13 @@ export class FabricService implements ServiceHandlers {
 
   /** Gives the service its keys (after bootstrap, or from the key file for a root). */
   holdKeys(keys: FabricKeys, registries: RegistryEndpoint[], parent?: RegistryEndpoint): void {
-    this.#keys = keys;
-    this.#registryEndpoints = registries;
-    this.#parent = parent ?? null;
-    // One client for the life of the service: it remembers which registry
-    // endpoint answers, so a dead replica is not tried first on every call.
-    this.#client = new FabricClient(keys);
-    this.#registry = new RegistryClient(this.#client, registries);
-    this.#handover = new KeyHandover({
-      keys,
-      registries: () => this.#registryEndpoints,
-      self: { id: this.identity.id, url: this.identity.endpoint },
-    });
+    const self = { id: this.identity.id, url: this.identity.endpoint };
+    this.#credentials = new ServiceCredentials(self, keys, registries, parent ?? null);
+  }
+
+  /** A registry client signed with the fabric keys. */
+  registry(): ServiceCredentials["registry"] {
+    return this.#requireCredentials().registry;
   }
 
   /**
@@ -130,7 +154,10 @@ export class FabricService implements ServiceHandlers {
     try {
       return await this.#place(placement);
     } catch (error) {
-      await this.#role?.stop().catch(() => {});
+      this.#slot.unmount();
+      await this.#role?.stop().catch((stopError) =>
+        this.#logger.debug("Role stop after a failed start: {error}", { error: String(stopError) })
+      );
       this.#role = null;
       this.#placement = null;
       throw error;
@@ -140,74 +167,76 @@ export class FabricService implements ServiceHandlers {
   }
 
   async #place(placement: ServicePlacement): Promise<ServiceRecord> {
-    for (const s of placement.sessions) this.#sessions.add(s);
-    this.#role = await this.#module.start(
-      {
-        serviceId: this.identity.id,
-        role: this.identity.role,
-        dir: this.identity.dir,
-        endpoint: this.identity.endpoint,
-        options: { ...this.identity.options, ...placement.options },
-        incarnation: placement.incarnation,
-      },
-      {
-        keys: placement.keys,
-        registry: this.registry(),
-        spawn: (request, hooks) => this.spawn(request, hooks),
-        parent: this.#parent ? { id: this.#parent.id, url: this.#parent.url } : null,
-        registries: [...this.#registryEndpoints],
-        ...(this.#metrics ? { metrics: this.#metrics } : {}),
-      },
-    );
-    const registry = this.registry();
-    const found = (await registry.get(this.identity.id))?.record;
-    // A root (no parent) restarting under its ID records DEAD -> RESTARTING first.
-    const old = found && !placement.parent ? await beginRootIncarnation(registry, found) : found;
-    const incarnation = old && !placement.parent ? old.incarnation : placement.incarnation;
-    placement.incarnation = incarnation;
-    const record = aliveRecord(this.identity, placement, {
-      old,
-      sessions: [...this.#sessions].sort(),
-      started: this.#started,
+    const credentials = this.#requireCredentials();
+    this.#sessions.adopt(placement.sessions);
+    const children = this.#childrenOf(credentials, placement);
+    this.#role = await this.#parts.module.start({
+      serviceId: this.identity.id,
+      role: this.identity.role,
+      dir: this.identity.dir,
+      endpoint: this.identity.endpoint,
+      options: { ...this.identity.options, ...placement.options },
+      incarnation: placement.incarnation,
+      keys: placement.keys,
+      registry: credentials.registry,
+      spawn: (request: SpawnRequest, hooks?: SpawnHooks) => this.spawn(request, hooks),
+      parent: credentials.parent ? { id: credentials.parent.id, url: credentials.parent.url } : null,
+      registries: [...credentials.registries],
+      ...(this.#parts.metrics ? { metrics: this.#parts.metrics } : {}),
+      children: { endpoint: (id) => children.endpoint(id) },
+      upstream: (target) => credentials.upstream(target),
     });
-    const registered = await registry.put(record, `${this.identity.role} configured and running`);
-    const records = old ? await registry.list() : [];
+    this.#slot.mount({ routes: this.#role.routes, front: this.#role.front });
+    const registration = new Registration(credentials.registry);
+    this.#registration = registration;
+    const { record, records } = await registration.register({
+      ...this.identity,
+      endpoint: placement.endpoint,
+      parent: placement.parent,
+      route: placement.route,
+      launcher: placement.launcher,
+      incarnation: placement.incarnation,
+      options: placement.options,
+      sessions: this.#sessions.list(),
+      started: this.#started,
+    }, `${this.identity.role} configured and running`);
+    placement.incarnation = record.incarnation;
     this.#placement = placement;
     this.#placed();
-    // A restarted parent supervises at once the children its previous
-    // incarnation left, and resumes the restarts it was killed in.
-    if (records.some((r) => r.parent === this.identity.id)) {
-      await this.#supervise().reconcile({ orphaned: true, records }).catch((error) =>
-        this.#logger.warn("Cannot resume the children's restarts: {error}", {
-          error: String(error),
-        })
-      );
-    }
+    await children.adopt(records).catch((error) =>
+      this.#logger.warn("Cannot resume the children's restarts: {error}", { error: String(error) })
+    );
     this.#state = "ALIVE";
-    const beating = { id: this.identity.id, incarnation, instance: this.identity.instance ?? "" };
-    this.#heartbeats = startHeartbeats(registry, beating, {
-      intervalMs: placement.heartbeatMs,
-      onReplaced: (reason) => {
-        this.#logger.error("Stopping: this incarnation was replaced or cut off ({reason})", {
-          reason,
-        });
-        this.exitCode = EXIT.FAILURE;
-        this.#replaced = true;
-        this.#stopRequested(`replaced or cut off: ${reason}`);
-      },
+    registration.beat(this.identity, placement.heartbeatMs, (reason) => {
+      this.#logger.error("Stopping: this incarnation was replaced or cut off ({reason})", {
+        reason,
+      });
+      this.exitCode = EXIT.FAILURE;
+      this.#replaced = true;
+      this.#stopRequested(`replaced or cut off: ${reason}`);
     });
     this.#logger.info("Service {id} is ALIVE as {role} (incarnation {incarnation})", {
       id: this.identity.id,
       role: this.identity.role,
-      incarnation,
+      incarnation: record.incarnation,
     });
-    return registered;
+    return record;
   }
 
-  /** A registry client signed with the fabric keys. */
-  registry(): RegistryClient {
-    if (!this.#registry) throw new ConflictError("Service is not bootstrapped yet");
-    return this.#registry;
+  #childrenOf(credentials: ServiceCredentials, placement: ServicePlacement): Children {
+    this.#children = new Children({
+      self: { id: this.identity.id, url: this.identity.endpoint, route: placement.route },
+      keys: placement.keys,
+      client: credentials.client,
+      registry: credentials.registry,
+      handover: credentials.handover,
+      registries: credentials.registries,
+      dir: this.identity.dir,
+      heartbeatMs: placement.heartbeatMs,
+      policyOf: this.#parts.policyOf ?? (() => "propagate"),
+      metrics: this.#parts.metrics,
+    });
+    return this.#children;
   }
 
   status(): ServiceStatus {
@@ -220,16 +249,16 @@ export class FabricService implements ServiceHandlers {
       pid: Deno.pid,
       endpoint: this.identity.endpoint,
       parent: this.#placement?.parent ?? "",
-      sessions: [...this.#sessions].sort(),
-      children: [...this.#children.keys()],
-      pendingPasswords: this.#handover?.pending ?? 0,
+      sessions: this.#sessions.list(),
+      children: this.#children?.ids() ?? [],
+      pendingPasswords: this.#credentials?.handover.pending ?? 0,
       uptimeMs: Date.now() - this.#started,
     };
   }
 
   bootstrap(request: BootstrapRequest, source: string): Promise<SealedBundle> {
-    if (!this.#handover) throw new ConflictError("Service is not bootstrapped itself yet");
-    return this.#handover.answer(request, source);
+    if (!this.#credentials) throw new ConflictError("Service is not bootstrapped itself yet");
+    return this.#credentials.handover.answer(request, source);
   }
 
   async configure(request: ConfigureRequest): Promise<ConfigureAnswer> {
@@ -243,20 +272,14 @@ export class FabricService implements ServiceHandlers {
         `Service "${this.identity.id}" runs as ${this.identity.role}, not ${request.role}`,
       );
     }
+    const credentials = this.#requireCredentials();
     this.#state = "CONFIGURING";
     let record: ServiceRecord;
     try {
       record = await this.place({
-        keys: this.#keys!,
-        registries: this.#registryEndpoints,
-        incarnation: request.incarnation,
-        parent: request.parent,
-        route: request.route,
-        launcher: request.launcher,
-        endpoint: request.endpoint,
-        heartbeatMs: request.heartbeatMs,
-        sessions: request.sessions,
-        options: request.options,
+        ...request,
+        keys: credentials.keys,
+        registries: credentials.registries,
       });
     } catch (error) {
       this.#state = "FAILED";
@@ -273,106 +296,29 @@ export class FabricService implements ServiceHandlers {
     };
   }
 
-  async spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
-    const placement = this.#requirePlacement();
-    const supervisor = this.#supervise();
-    let launched: LaunchedProcess | undefined;
-    let recorded: string | undefined;
-    const timing = this.#metrics ? spawnTiming(this.#metrics, request) : undefined;
-    const result = await spawnService(request, {
-      keys: placement.keys,
-      client: this.#client!,
-      registry: this.registry(),
-      handover: this.#handover!,
-      self: { id: this.identity.id, url: this.identity.endpoint, route: placement.route },
-      dir: this.identity.dir,
-      registries: this.#registryEndpoints,
-      heartbeatMs: placement.heartbeatMs,
-      onRecorded: (service) => {
-        recorded = service.id;
-        supervisor.began(service.id);
-        hooks.onRecorded?.(service);
-      },
-      onLaunched: (child, service) => {
-        launched = child;
-        this.#spawning.add(child);
-        void child.exited.then((code) =>
-          supervisor.childExited(service, { code, why: child.endReason?.() })
-        );
-      },
-    }).then((r) => (timing?.("ok"), r), (error) => {
-      timing?.("failed");
-      throw error;
-    }).finally(() => {
-      if (launched) this.#spawning.delete(launched);
-      if (recorded) supervisor.ended(recorded);
-    });
-    // A spawn that ends while this service stops would leave an orphan.
-    if (this.#stopping && launched) {
-      launched.kill("SIGTERM");
-      throw new ConflictError(`Service "${this.identity.id}" is stopping: spawn undone`);
-    }
-    this.#children.set(result.id, result.endpoint);
-    return result;
-  }
-
-  #supervise(): Supervisor {
-    if (!this.#supervisor) {
-      this.#supervisor = new Supervisor({
-        selfId: this.identity.id,
-        registry: () => this.registry(),
-        restart: (id, role) =>
-          this.spawn({ role, on: "local://", sessions: [], options: {}, restart: id }),
-        replace: (lost) =>
-          this.spawn({
-            role: lost.role,
-            on: lost.launcher,
-            sessions: lost.sessions,
-            options: lost.options,
-          }),
-        policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
-      });
-      this.#supervisor.follow();
-    }
-    return this.#supervisor;
-  }
-
-  /**
-   * A child's endpoint as this service reaches it: from its own spawns, else
-   * from the registry (after a restart of this service).
-   */
-  async childEndpoint(id: string): Promise<string | undefined> {
-    const known = this.#children.get(id);
-    if (known) return known;
-    const found = await this.registry().get(id).catch(() => undefined);
-    if (found?.record.parent !== this.identity.id || !found.record.endpoint) return undefined;
-    this.#children.set(id, found.record.endpoint);
-    return found.record.endpoint;
-  }
-
-  /** Where a request for `target` goes when it is not below this service. */
-  upstream(target: string): string | undefined {
-    const registry = this.#registryEndpoints.find((r) => r.id === target);
-    return registry?.url ?? this.#parent?.url;
-  }
-
-  async openSession(session: string): Promise<string[]> {
+  spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
     this.#requirePlacement();
-    await this.registry().setSession(this.identity.id, session, true);
-    this.#sessions.add(session);
-    return [...this.#sessions].sort();
+    return this.#children!.spawn(request, hooks);
   }
 
-  async closeSession(session: string): Promise<string[]> {
+  /** A child's endpoint as this service reaches it, or undefined. */
+  childEndpoint(id: string): Promise<string | undefined> {
+    return this.#children?.endpoint(id) ?? Promise.resolve(undefined);
+  }
+
+  openSession(session: string): Promise<string[]> {
     this.#requirePlacement();
-    await this.registry().setSession(this.identity.id, session, false);
-    this.#sessions.delete(session);
-    return [...this.#sessions].sort();
+    return this.#sessions.open(session);
+  }
+
+  closeSession(session: string): Promise<string[]> {
+    this.#requirePlacement();
+    return this.#sessions.close(session);
   }
 
   async connect(request: ConnectRequest): Promise<ConnectAnswer> {
     const placement = this.#requirePlacement();
-    if (!this.#sessions.has(request.session)) await this.openSession(request.session);
+    if (!this.#sessions.has(request.session)) await this.#sessions.open(request.session);
     this.#logger.info("Client {client} connected for session {session}", { ...request });
     return {
       id: this.identity.id,
@@ -380,7 +326,7 @@ export class FabricService implements ServiceHandlers {
       state: this.#state,
       incarnation: placement.incarnation,
       endpoint: placement.endpoint,
-      sessions: [...this.#sessions].sort(),
+      sessions: this.#sessions.list(),
     };
   }
 
@@ -401,31 +347,25 @@ export class FabricService implements ServiceHandlers {
   }
 
   async #shutdown(reason: string, finalState: ServiceState): Promise<void> {
-    this.#supervisor?.stop();
-    this.#heartbeats?.stop();
-    const placement = this.#placement;
+    this.#children?.stopSupervising();
+    this.#registration?.stopBeating();
     // A replaced instance's record is its successor's: it writes nothing, and
     // stops at once (its registry may not even be reachable).
-    if (placement && this.#state === "ALIVE" && !this.#replaced) {
-      try {
-        await this.registry().transition(this.identity.id, {
-          incarnation: placement.incarnation,
-          to: finalState,
-          reason,
-        });
-      } catch (error) {
-        this.#logger.warn("Could not record {state}: {error}", {
-          state: finalState,
-          error: String(error),
-        });
-      }
+    if (this.#placement && this.#state === "ALIVE" && !this.#replaced) {
+      await this.#registration?.end(finalState, reason);
     }
     this.#state = finalState;
+    this.#slot.unmount();
     const grace = this.#stopGraceMs === undefined ? {} : { graceMs: this.#stopGraceMs };
     await this.#role?.stop({ urgent: this.#replaced, ...grace });
     // Children still bootstrapping would outlive this service unseen.
-    for (const child of this.#spawning) child.kill("SIGTERM");
+    this.#children?.killLaunching();
     await closeLaunchers();
+  }
+
+  #requireCredentials(): ServiceCredentials {
+    if (!this.#credentials) throw new ConflictError("Service is not bootstrapped yet");
+    return this.#credentials;
   }
 
   #requirePlacement(): ServicePlacement {
@@ -434,18 +374,4 @@ export class FabricService implements ServiceHandlers {
     }
     return this.#placement;
   }
-}
-
-/** Starts timing a spawn; the function returned records its outcome. */
-function spawnTiming(
-  metrics: ServiceMetrics,
-  request: SpawnRequest,
-): (outcome: "ok" | "failed") => void {
-  const started = performance.now();
-  const launcher = /^([a-z+]{1,16}):\/\//.exec(request.on ?? "local://")?.[1] ?? "other";
-  return (outcome) => {
-    metrics.spawns.inc({ launcher, outcome });
-    metrics.spawnSeconds.observe({ launcher }, (performance.now() - started) / 1000);
-    if (request.restart && outcome === "ok") metrics.restarts.inc();
-  };
 }

@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import type { ServiceRecord } from "./service_record.ts";
 
 /** Every role name fabricd knows, built or not. */
 export const ROLES = [
@@ -25,6 +26,13 @@ export const ROLES = [
 
 /** A role name. */
 export type Role = typeof ROLES[number];
+
+/**
+ * What the fabric does when a service of a role is lost: `fresh` starts a
+ * new instance of the role in its place; `propagate` tells every application
+ * session that used it.
+ */
+export type ReplacementPolicy = "fresh" | "propagate";
 
 /** Roles that this build can actually run; the others are refused with exit 64. */
 export const BUILT_ROLES: readonly Role[] = [
@@ -73,44 +81,8 @@ export const EXIT = {
   STATE_LOST: 79,
 } as const;
 
-/** One registry record per service (DESIGN.md "Registry"). */
-export interface ServiceRecord {
-  id: string;
-  role: Role;
-  state: ServiceState;
-  incarnation: number;
-  host: string;
-  pid: number;
-  endpoint: string;
-  /** Service ID of the parent, or "" for a root service. */
-  parent: string;
-  /** Service IDs from the root down to this service, this one included. */
-  route: string[];
-  launcher: string;
-  imageHash: string;
-  sessions: string[];
-  /** Milliseconds since the epoch. */
-  started: number;
-  /** Milliseconds since the epoch; 0 before the first heartbeat. */
-  lastHeartbeat: number;
-  restarts: number;
-  lastFailure: string;
-  /** Milliseconds since the epoch of the last state change. */
-  updated: number;
-  /** Role settings given at spawn (e.g. an agent's queue); kept for restarts. */
-  options: Record<string, string>;
-  /**
-   * The process that registered this incarnation: a random ID it made at
-   * start, sent with each heartbeat. Absent before the service is ALIVE.
-   */
-  instance?: string | undefined;
-  /**
-   * Set when this incarnation's death was reported by its parent (the process
-   * ended): final for the incarnation, no heartbeat takes it back. Cleared by
-   * the next incarnation.
-   */
-  exited?: boolean | undefined;
-}
+/** One registry record per service (DESIGN.md "Registry"), inferred from its zod schema. */
+export type { ServiceRecord };
 
 /** One stored state transition. */
 export interface Transition {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createApp } from "../../src/api/app.ts";
-import { configureRequestSchema, spawnRequestSchema } from "../../src/api/schemas.ts";
+import { configureRequestSchema, spawnRequestSchema } from "../../src/types/wire.ts";
 import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
 import type { ServiceStatus } from "../../src/types/mod.ts";

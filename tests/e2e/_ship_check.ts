@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { exportImage } from "../../src/image/build_image.ts";
 import { imageOf, readImageDir } from "../../src/image/image_dir.ts";
-import { shipImage } from "../../src/image/ship.ts";
+import { shipImage } from "../../src/launchers/ship_image.ts";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
 
 const [host, dir, imageDir, mode] = Deno.args;

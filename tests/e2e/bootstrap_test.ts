@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
-import { type ServiceHandlers, SpawnFailedError } from "../../src/api/service_handlers.ts";
+import { type ServiceHandlers } from "../../src/api/service_handlers.ts";
+import { SpawnFailedError } from "../../src/types/errors.ts";
 import { ReplayCache } from "../../src/crypto/mod.ts";
 import { LocalLauncher } from "../../src/launchers/local.ts";
 import type { Launcher } from "../../src/launchers/launcher.ts";
-import { KeyHandover } from "../../src/spawner/key_handover.ts";
-import { spawnService } from "../../src/spawner/spawn_flow.ts";
+import { KeyHandover } from "../../src/bootstrap/handover.ts";
+import { spawnService } from "../../src/children/spawn_flow.ts";
 import type { ServiceStatus, SpawnResult } from "../../src/types/mod.ts";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import { withLocalFabric } from "./_fabric.ts";

@@ -14,7 +14,7 @@ import {
   withTestnet,
 } from "./_testnet.ts";
 import { skipPolicy } from "./_prereq.ts";
-import type { ShipResult } from "../../src/image/ship.ts";
+import type { ShipResult } from "../../src/launchers/ship_image.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 
 const { skip, assertReady } = skipPolicy(await checkTestnet(), "ssh fabric e2e tests");

@@ -71,3 +71,45 @@ Deno.test("registryRoutes() PUT stores a record whose endpoint is empty or http(
     }
   });
 });
+
+function putBody(app: Hono, id: string, record: unknown): Promise<Response> | Response {
+  return app.request(`/v1/registry/services/${id}`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ record, reason: "test" }),
+  });
+}
+
+Deno.test("registryRoutes() PUT stores a record sent without options with options {}", async () => {
+  await withRoutes(async (app, registry) => {
+    const { options: _options, ...withoutOptions } = serviceRecord("spw-00000005");
+    const answer = await putBody(app, "spw-00000005", withoutOptions);
+    const body = await answer.json();
+    assert.equal(answer.status, 200);
+    assert.deepEqual(body.record.options, {});
+    assert.deepEqual((await registry.get("spw-00000005"))?.options, {});
+  });
+});
+
+Deno.test("registryRoutes() PUT refuses unknown fields and values over the record's limits", async () => {
+  await withRoutes(async (app, registry) => {
+    const id = "spw-0000bad1";
+    const bad: Record<string, unknown>[] = [
+      { extra: 1 },
+      { host: "h".repeat(254) },
+      { parent: "p".repeat(64) },
+      { lastFailure: "f".repeat(2001) },
+      { route: Array.from({ length: 65 }, () => id) },
+      { incarnation: 0 },
+      { instance: "not an instance" },
+      // An own "__proto__" key, as JSON.parse makes it.
+      { options: JSON.parse('{"__proto__":"x"}') },
+    ];
+    for (const patch of bad) {
+      const answer = await putBody(app, id, { ...serviceRecord(id), ...patch });
+      await answer.body?.cancel();
+      assert.equal(answer.status, 400, JSON.stringify(patch).slice(0, 60));
+    }
+    assert.equal(await registry.get(id), undefined, "nothing stored");
+  });
+});

@@ -12,8 +12,8 @@
  */
 import { type FabricClient, FabricRequestError } from "../../client/fabric_client.ts";
 import type { FabricKeys } from "../../crypto/keys.ts";
-import { log } from "../../runtime/logging.ts";
-import { PubsubClient, type PubsubSubscription } from "../pubsub/pubsub_client.ts";
+import { log } from "../../config/logging.ts";
+import { PubsubClient, type PubsubSubscription } from "../../client/pubsub_client.ts";
 import { abortableSleep, type ServiceTarget } from "./_service_target.ts";
 import type { TaskEventSink } from "./agent.ts";
 

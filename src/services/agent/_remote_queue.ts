@@ -7,9 +7,9 @@
  */
 import { FabricRequestError, type Target } from "../../client/fabric_client.ts";
 import type { FabricKeys } from "../../crypto/keys.ts";
-import { log } from "../../runtime/logging.ts";
-import { QueueSession } from "../queue/queue_session.ts";
-import type { QueueMessage } from "../queue/queue_wire.ts";
+import { log } from "../../config/logging.ts";
+import { QueueSession } from "../../client/queue_session.ts";
+import type { QueueMessage } from "../../types/queue_wire.ts";
 import type { ServiceTarget } from "./_service_target.ts";
 import type { TaskQueue } from "./agent.ts";
 

@@ -8,7 +8,7 @@ import type { Target } from "../../client/fabric_client.ts";
 import { FabricRequestError } from "../../client/fabric_client.ts";
 import type { RegistryClient } from "../../client/registry_client.ts";
 import { targetFor } from "../../client/route.ts";
-import { log } from "../../runtime/logging.ts";
+import { log } from "../../config/logging.ts";
 
 /** Options of {@linkcode ServiceTarget}. */
 export interface ServiceTargetOptions {

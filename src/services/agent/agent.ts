@@ -5,9 +5,9 @@
  * a task on an agent that dies is delivered again (at least once).
  * @module
  */
-import { log } from "../../runtime/logging.ts";
-import type { QueueMessage } from "../queue/queue_wire.ts";
-import { QUEUE_LIMITS } from "../queue/queue_wire.ts";
+import { log } from "../../config/logging.ts";
+import type { QueueMessage } from "../../types/queue_wire.ts";
+import { QUEUE_LIMITS } from "../../types/queue_wire.ts";
 import { agentEnv, runTask, type TaskRun } from "./runner.ts";
 import { abortableSleep } from "./_service_target.ts";
 import { CoreSlots } from "./slots.ts";

@@ -5,18 +5,16 @@
  * agent's tasks come back through the queue, so it is replaced fresh.
  * @module
  */
-import type { Hono } from "hono";
 import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
 import { FabricClient } from "../../client/fabric_client.ts";
 import type {
-  RoleConfig,
-  RoleDeps,
+  RoleContext,
   RoleHandle,
   RoleModule,
   RoleStopOptions,
 } from "../../runtime/role.ts";
-import { log } from "../../runtime/logging.ts";
-import { QUEUE_LIMITS, QUEUE_NAME } from "../queue/queue_wire.ts";
+import { log } from "../../config/logging.ts";
+import { QUEUE_LIMITS, QUEUE_NAME } from "../../types/queue_wire.ts";
 import { RemoteEventSink } from "./_remote_events.ts";
 import { RemoteTaskQueue } from "./_remote_queue.ts";
 import { ServiceTarget } from "./_service_target.ts";
@@ -94,8 +92,6 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
   };
 }
 
-let current: Agent | null = null;
-
 /** SIGTERM to SIGKILL for the tasks of a replaced agent, ms. */
 const URGENT_GRACE_MS = 500;
 
@@ -106,41 +102,42 @@ const URGENT_GRACE_MS = 500;
  */
 const SETTLE_AFTER_GRACE_MS = 1000;
 
-function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
-  const settings = agentSettings(config.options);
-  const client = new FabricClient(deps.keys);
+function start(ctx: RoleContext): Promise<RoleHandle> {
+  const settings = agentSettings(ctx.options);
+  const client = new FabricClient(ctx.keys);
   // Aborted once the agent has stopped, after its last nack.
   const life = new AbortController();
-  if (settings.via === "parent" && !deps.parent) {
+  if (settings.via === "parent" && !ctx.parent) {
     throw new TypeError('Agent option via="parent" needs a parent: this agent was not spawned');
   }
-  const via = settings.via === "parent" && deps.parent ? { via: deps.parent } : {};
-  const queueTarget = new ServiceTarget(deps.registry, settings.queue, via);
-  const pubsubTarget = new ServiceTarget(deps.registry, settings.pubsub, via);
-  const queue = new RemoteTaskQueue(deps.keys, queueTarget, life.signal);
-  const events = new RemoteEventSink(deps.keys, client, pubsubTarget, life.signal);
-  const startWait = deps.metrics?.histogram(
+  const via = settings.via === "parent" && ctx.parent ? { via: ctx.parent } : {};
+  const queueTarget = new ServiceTarget(ctx.registry, settings.queue, via);
+  const pubsubTarget = new ServiceTarget(ctx.registry, settings.pubsub, via);
+  const queue = new RemoteTaskQueue(ctx.keys, queueTarget, life.signal);
+  const events = new RemoteEventSink(ctx.keys, client, pubsubTarget, life.signal);
+  const startWait = ctx.metrics?.histogram(
     "agent_task_start_seconds",
     "Time from the agent taking a task off the queue to its start",
     { buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600] },
   );
   const agent = new Agent(queue, events, {
     ...(startWait ? { onTaskStart: (seconds: number) => startWait.observe(seconds) } : {}),
-    agentId: config.serviceId,
+    agentId: ctx.serviceId,
     cores: settings.cores,
     queueName: settings.queueName,
     visibilityMs: settings.visibilityMs,
     prefetch: settings.prefetch,
     graceMs: settings.graceMs,
   });
-  current = agent;
-  const removers = deps.metrics ? agentMetrics(agent, deps.metrics) : [];
+  let live: Agent | null = agent;
+  const removers = ctx.metrics ? agentMetrics(agent, ctx.metrics) : [];
   agent.start();
   const logger = log("agent");
   logger.info("Agent takes tasks from {queue}/{queueName} on {cores} cores", { ...settings });
   let stopping: Promise<void> | null = null;
   let hurry: ReturnType<typeof setTimeout> | undefined;
   return Promise.resolve({
+    routes: agentRoutes(() => live),
     stop: (options: RoleStopOptions = {}) => {
       // Replaced: another instance may run these tasks now. They get a short
       // grace, and what is left (nacks, events) gets a second before the
@@ -160,9 +157,9 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
         await Promise.all([queue.close(), events.close()]);
         clearTimeout(hurry);
         life.abort();
-        if (current === agent) current = null;
+        live = null;
         for (const remove of removers) remove();
-        if (startWait) deps.metrics?.remove(startWait);
+        if (startWait) ctx.metrics?.remove(startWait);
         logger.info("Agent stopped; its unfinished tasks went back to the queue");
       })();
       return stopping;
@@ -174,7 +171,6 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
 export const agentRole: RoleModule = {
   start,
   replacement: "fresh",
-  routes: (): Hono => agentRoutes(() => current),
 };
 
 /** Slots and ended tasks, read from the agent at scrape time. */

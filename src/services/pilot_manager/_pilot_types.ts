@@ -3,7 +3,7 @@
  * policies, and what the manager needs from its service.
  * @module
  */
-import type { SpawnRequest } from "../../api/schemas.ts";
+import type { SpawnRequest } from "../../types/wire.ts";
 import type { BatchJob } from "../../launchers/batch_jobs.ts";
 import type { SpawnHooks } from "../../runtime/role.ts";
 import type { ServiceRecord, ServiceState, SpawnResult } from "../../types/mod.ts";

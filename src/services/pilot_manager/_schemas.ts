@@ -3,7 +3,7 @@
  * @module
  */
 import { z } from "zod";
-import { serviceIdSchema, sessionIdSchema } from "../../api/schemas.ts";
+import { serviceIdSchema, sessionIdSchema } from "../../types/wire.ts";
 
 /** Most pilots one request may ask for. */
 export const MAX_PILOTS_PER_REQUEST = 256;

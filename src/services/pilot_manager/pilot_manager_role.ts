@@ -7,12 +7,12 @@
  * through it.
  * @module
  */
-import type { Hono } from "hono";
+import { relayFront } from "../../api/relay_front.ts";
 import { FabricClient } from "../../client/fabric_client.ts";
 import { batchJobs } from "../../launchers/batch_jobs.ts";
 import { launcherFor } from "../../launchers/mod.ts";
-import { log } from "../../runtime/logging.ts";
-import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { log } from "../../config/logging.ts";
+import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
 import { PilotManager, type PilotPolicy } from "./pilots.ts";
 import { type PilotDefaults, pilotRoutes } from "./routes.ts";
 
@@ -41,17 +41,15 @@ export function pilotManagerSettings(
   return { on: options.on ?? "slurm://", policy: policy as PilotPolicy, maxResubmits: Number(max) };
 }
 
-let current: { manager: PilotManager; defaults: PilotDefaults } | null = null;
-
-async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
-  const settings = pilotManagerSettings(config.options);
-  const client = new FabricClient(deps.keys);
+async function start(ctx: RoleContext): Promise<RoleHandle> {
+  const settings = pilotManagerSettings(ctx.options);
+  const client = new FabricClient(ctx.keys);
   const manager = new PilotManager({
-    selfId: config.serviceId,
-    spawn: deps.spawn,
-    record: async (id) => (await deps.registry.get(id))?.record,
+    selfId: ctx.serviceId,
+    spawn: ctx.spawn,
+    record: async (id) => (await ctx.registry.get(id))?.record,
     stopService: async (id, reason) => {
-      const record = (await deps.registry.get(id))?.record;
+      const record = (await ctx.registry.get(id))?.record;
       if (!record?.endpoint) return;
       await client.call({ id, url: record.endpoint }, {
         method: "POST",
@@ -62,10 +60,10 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
     batch: batchJobs,
     maxResubmits: settings.maxResubmits,
   });
-  if (config.incarnation > 1) await adoptPilots(manager, config, deps, settings.policy);
+  if (ctx.incarnation > 1) await adoptPilots(manager, ctx, settings.policy);
   const running = { manager, defaults: { on: settings.on, policy: settings.policy } };
-  current = running;
-  const unmeasure = deps.metrics?.gauge({
+  let live: typeof running | null = running;
+  const unmeasure = ctx.metrics?.gauge({
     name: "pilots",
     help: "Pilots of this manager by state",
     labelNames: ["state"],
@@ -81,13 +79,18 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
     on: settings.on,
     policy: settings.policy,
   });
+  // A pilot manager relays for its pilots' agents, like a bridge.
+  const relay = relayFront(ctx);
   let stopped = false;
   return await Promise.resolve({
+    routes: pilotRoutes(() => live),
+    front: relay.front,
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      relay.stop();
       unmeasure?.();
-      if (current === running) current = null;
+      live = null;
       await manager.stop();
     },
   });
@@ -99,8 +102,6 @@ export const pilotManagerRole: RoleModule = {
   // Running agents are services of their own and outlive a lost manager; a
   // fresh one takes new pilot requests.
   replacement: "fresh",
-  relays: true,
-  routes: (): Hono => pilotRoutes(() => current),
 };
 
 /**
@@ -110,20 +111,19 @@ export const pilotManagerRole: RoleModule = {
  */
 async function adoptPilots(
   manager: PilotManager,
-  config: RoleConfig,
-  deps: RoleDeps,
+  ctx: RoleContext,
   policy: PilotPolicy,
 ): Promise<void> {
-  const records = await deps.registry.list();
+  const records = await ctx.registry.list();
   const mine = records.filter((r) =>
-    r.parent === config.serviceId && r.role === "agent" &&
+    r.parent === ctx.serviceId && r.role === "agent" &&
     ["ALIVE", "SUSPECT"].includes(r.state)
   );
   for (const record of mine) {
     manager.adopt(record, policy);
     try {
-      const launcher = launcherFor(record.launcher, { dir: config.dir, owner: config.serviceId });
-      await launcher.prepare(config.endpoint, deps.registries);
+      const launcher = launcherFor(record.launcher, { dir: ctx.dir, owner: ctx.serviceId });
+      await launcher.prepare(ctx.endpoint, ctx.registries);
       await launcher.follow?.(record.id);
     } catch (error) {
       log("pilot-manager").warn("Pilot {id}: cannot take its job over: {error}", {

@@ -5,9 +5,9 @@
  * ID (the next incarnation), `report` leaves it ended with the reason.
  * @module
  */
-import type { SpawnRequest } from "../../api/schemas.ts";
+import type { SpawnRequest } from "../../types/wire.ts";
 import type { BatchJob } from "../../launchers/batch_jobs.ts";
-import { log } from "../../runtime/logging.ts";
+import { log } from "../../config/logging.ts";
 import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
 import {
   type Pilot,

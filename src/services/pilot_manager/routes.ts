@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { serviceIdSchema } from "../../api/schemas.ts";
+import { serviceIdSchema } from "../../types/wire.ts";
 import { jsonBody, validParam } from "../../api/validate.ts";
 import { pilotRequestSchema } from "./_schemas.ts";
 import { type PilotManager, type PilotPolicy, PilotRequestError } from "./pilots.ts";

@@ -11,6 +11,7 @@
  * @module
  */
 import type { Frame } from "./_outbox.ts";
+import type { BrokerStats, PublishResult } from "../../types/pubsub_frames.ts";
 import {
   Subscriber,
   type SubscriberHooks,
@@ -18,7 +19,7 @@ import {
   type SubscriberSettings,
   type SubscriberSink,
 } from "./_subscriber.ts";
-import { assertTopic, compilePattern, type TopicMatcher } from "./topics.ts";
+import { assertTopic, compilePattern, type TopicMatcher } from "../../types/pubsub_topics.ts";
 
 export { Subscriber, type SubscriberOptions, type SubscriberSink } from "./_subscriber.ts";
 
@@ -42,26 +43,6 @@ export interface BrokerOptions {
   maxPatterns?: number;
   /** Largest serialized message in bytes. Default {@linkcode MAX_MESSAGE_BYTES}. */
   maxMessageBytes?: number;
-}
-
-/** The answer to a publish. */
-export interface PublishResult {
-  /** Subscribers whose outbox took the message. */
-  delivered: number;
-  /** The message's sequence number in its topic, from 1. */
-  seq: number;
-}
-
-/** Counters of a broker. */
-export interface BrokerStats {
-  /** Connected subscribers. */
-  subscribers: number;
-  /** Distinct topics published to since the broker started. */
-  topics: number;
-  /** Messages published since the broker started. */
-  published: number;
-  /** Messages dropped from slow subscribers' outboxes since the broker started. */
-  dropped: number;
 }
 
 /** A message whose serialized form is larger than the broker accepts. */

@@ -24,10 +24,8 @@ export { brokerOptionsOf, pubsubRole } from "./pubsub_role.ts";
 export {
   Broker,
   type BrokerOptions,
-  type BrokerStats,
   MAX_MESSAGE_BYTES,
   MessageTooLargeError,
-  type PublishResult,
   Subscriber,
   type SubscriberOptions,
   type SubscriberSink,
@@ -41,12 +39,18 @@ export {
   MAX_TOPIC_LENGTH,
   TopicError,
   type TopicMatcher,
-} from "./topics.ts";
-export type { BatchFrame, ClientFrame, ServerFrame } from "./_frames.ts";
+} from "../../types/pubsub_topics.ts";
+export type {
+  BatchFrame,
+  BrokerStats,
+  ClientFrame,
+  PublishResult,
+  ServerFrame,
+} from "../../types/pubsub_frames.ts";
 export {
   PubsubClient,
   type PubsubClientOptions,
   type PubsubEvent,
   PubsubSubscription,
   type SubscribeOptions,
-} from "./pubsub_client.ts";
+} from "../../client/pubsub_client.ts";

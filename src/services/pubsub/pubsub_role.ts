@@ -8,9 +8,8 @@
  * subscribers must reconnect and subscribe again (docs/services.md "## pubsub").
  * @module
  */
-import type { Hono } from "hono";
-import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
-import { log } from "../../runtime/logging.ts";
+import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { log } from "../../config/logging.ts";
 import { Broker, type BrokerOptions } from "./broker.ts";
 import { pubsubRoutes } from "./routes.ts";
 
@@ -39,26 +38,24 @@ export function brokerOptionsOf(options: Record<string, string>): BrokerOptions 
   return result;
 }
 
-let current: Broker | null = null;
-
-function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
-  const options = brokerOptionsOf(config.options);
+function start(ctx: RoleContext): Promise<RoleHandle> {
+  const options = brokerOptionsOf(ctx.options);
   const broker = new Broker(options);
-  current = broker;
-  const removers = deps.metrics
+  let live: Broker | null = broker;
+  const removers = ctx.metrics
     ? [
-      deps.metrics.counterFrom({
+      ctx.metrics.counterFrom({
         name: "pubsub_messages_total",
         help: "Messages published since the broker started",
         collect: (set) => set({}, broker.stats().published),
       }),
-      deps.metrics.counterFrom({
+      ctx.metrics.counterFrom({
         name: "pubsub_drops_total",
         help: "Messages dropped by reason (slow_subscriber: the oldest of a full outbox)",
         labelNames: ["reason"],
         collect: (set) => set({ reason: "slow_subscriber" }, broker.stats().dropped),
       }),
-      deps.metrics.gauge({
+      ctx.metrics.gauge({
         name: "pubsub_subscribers",
         help: "Subscribers connected now",
         collect: (set) => set({}, broker.stats().subscribers),
@@ -69,11 +66,12 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   logger.info("Pub/sub broker is running", { ...options });
   let stopped = false;
   return Promise.resolve({
+    routes: pubsubRoutes(() => live),
     stop: () => {
       if (stopped) return Promise.resolve();
       stopped = true;
       for (const remove of removers) remove();
-      if (current === broker) current = null;
+      live = null;
       const stats = broker.stats();
       broker.close();
       logger.info("Pub/sub broker stopped; {subscribers} subscribers disconnected", { ...stats });
@@ -86,5 +84,4 @@ function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
 export const pubsubRole: RoleModule = {
   start,
   replacement: "fresh",
-  routes: (): Hono => pubsubRoutes(() => current),
 };

@@ -9,9 +9,9 @@ import { upgradeWebSocket } from "hono/deno";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { jsonBody } from "../../api/validate.ts";
-import { handleClientFrame } from "./_frames.ts";
+import { handleClientFrame } from "../../types/pubsub_frames.ts";
 import { type Broker, MessageTooLargeError, type Subscriber } from "./broker.ts";
-import { compilePattern, isValidTopic, MAX_TOPIC_LENGTH } from "./topics.ts";
+import { compilePattern, isValidTopic, MAX_TOPIC_LENGTH } from "../../types/pubsub_topics.ts";
 
 const publishSchema = z.strictObject({
   topic: z.string().refine(

@@ -3,10 +3,10 @@
  * {@linkcode QueueService}; no socket here, so it is tested without a server.
  * @module
  */
-import { _invalidField, type ClientFrame, clientFrameSchema } from "./_schemas.ts";
+import { _invalidField, type ClientFrame, clientFrameSchema } from "../../types/queue_schemas.ts";
 import { type QueueService, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";
-import type { QueueServerFrame } from "./queue_wire.ts";
+import type { QueueServerFrame } from "../../types/queue_wire.ts";
 
 /** WebSocket close code sent when the queue service stops ("going away"). */
 export const CLOSE_GOING_AWAY = 1001;

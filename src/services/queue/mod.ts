@@ -38,8 +38,8 @@ export {
   QueueStore,
   type QueueStoreOptions,
 } from "./queue_store.ts";
-export { openQueueSocket, QueueClient, type QueueGetOptions } from "./queue_client.ts";
-export { QueueSession, type QueueSessionOptions } from "./queue_session.ts";
+export { openQueueSocket, QueueClient, type QueueGetOptions } from "../../client/queue_client.ts";
+export { QueueSession, type QueueSessionOptions } from "../../client/queue_session.ts";
 export { queueRoutes } from "./routes.ts";
 export {
   type AckManyResult,
@@ -51,4 +51,4 @@ export {
   type QueueMessage,
   type QueueServerFrame,
   type QueueStats,
-} from "./queue_wire.ts";
+} from "../../types/queue_wire.ts";

@@ -11,7 +11,7 @@ import {
   QUEUE_NAME,
   type QueueMessage,
   type QueueStats,
-} from "./queue_wire.ts";
+} from "../../types/queue_wire.ts";
 import type { KeyedPut, QueueStore } from "./queue_store.ts";
 
 /** A get refused because as many consumers as allowed are already waiting. */

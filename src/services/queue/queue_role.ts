@@ -5,13 +5,12 @@
  * "state lost" (79) and the loss is propagated to the applications.
  * @module
  */
-import type { Hono } from "hono";
 import { join } from "node:path";
-import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
-import { log } from "../../runtime/logging.ts";
+import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { log } from "../../config/logging.ts";
 import { QueueService } from "./queue.ts";
 import { QueueStore } from "./queue_store.ts";
-import { QUEUE_LIMITS } from "./queue_wire.ts";
+import { QUEUE_LIMITS } from "../../types/queue_wire.ts";
 import { queueRoutes } from "./routes.ts";
 import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
 
@@ -39,29 +38,28 @@ export function queueStorePath(dir: string, serviceId: string): string {
   return join(dir, `queue-${serviceId}.db`);
 }
 
-let current: QueueService | null = null;
-
-async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
-  const settings = queueSettings(config.options);
-  const path = queueStorePath(config.dir, config.serviceId);
+async function start(ctx: RoleContext): Promise<RoleHandle> {
+  const settings = queueSettings(ctx.options);
+  const path = queueStorePath(ctx.dir, ctx.serviceId);
   const store = QueueStore.open(path, {
     capacity: settings.capacity,
-    mustExist: config.incarnation > 1,
+    mustExist: ctx.incarnation > 1,
   });
   const service = new QueueService(store, { maxWaiters: settings.maxWaiters });
-  current = service;
-  const unmeasure = deps.metrics ? queueMetrics(service, deps.metrics) : undefined;
+  const unmeasure = ctx.metrics ? queueMetrics(service, ctx.metrics) : undefined;
   log("queue").info("Queue store {path} open (capacity {capacity} per queue)", {
     path,
     capacity: settings.capacity,
   });
   let stopped = false;
+  let live: QueueService | null = service;
   return await Promise.resolve({
+    routes: queueRoutes(() => live),
     stop: () => {
       if (stopped) return Promise.resolve();
       stopped = true;
       unmeasure?.();
-      if (current === service) current = null;
+      live = null;
       service.close();
       return Promise.resolve();
     },
@@ -72,7 +70,6 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
 export const queueRole: RoleModule = {
   start,
   replacement: "propagate",
-  routes: (): Hono => queueRoutes(() => current),
 };
 
 /** Depth by queue and the delivery counters, read at scrape time. */

@@ -8,8 +8,8 @@
  */
 import { createHash } from "node:crypto";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { StateLostError } from "../../runtime/role.ts";
-import { MESSAGE_ID, QUEUE_LIMITS, type QueueMessage } from "./queue_wire.ts";
+import { StateLostError } from "../../types/errors.ts";
+import { MESSAGE_ID, QUEUE_LIMITS, type QueueMessage } from "../../types/queue_wire.ts";
 
 /** A put refused because the queue holds `capacity` unacknowledged messages. */
 export class QueueFullError extends Error {

@@ -16,7 +16,7 @@ import {
   messageIdSchema,
   putBodySchema,
   queueNameSchema,
-} from "./_schemas.ts";
+} from "../../types/queue_schemas.ts";
 import { QueueSocket } from "./_ws_session.ts";
 import { type QueueService, TooManyWaitersError, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";

@@ -4,10 +4,10 @@
  * the lightest process to keep at each hop. Its role adds no routes.
  * @module
  */
-import type { RoleConfig, RoleDeps, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import type { RoleHandle, RoleModule } from "../../runtime/role.ts";
 
 /** Starts the spawner role: nothing beyond the common API to start. */
-function start(_config: RoleConfig, _deps: RoleDeps): Promise<RoleHandle> {
+function start(): Promise<RoleHandle> {
   return Promise.resolve({ stop: () => Promise.resolve() });
 }
 

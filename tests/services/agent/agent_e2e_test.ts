@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import type { TaskEvent } from "../../../src/services/agent/task.ts";
-import { PubsubClient } from "../../../src/services/pubsub/pubsub_client.ts";
-import { QueueClient } from "../../../src/services/queue/queue_client.ts";
+import { PubsubClient } from "../../../src/client/pubsub_client.ts";
+import { QueueClient } from "../../../src/client/queue_client.ts";
 import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
 import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
 

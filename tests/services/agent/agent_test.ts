@@ -7,6 +7,7 @@ import {
 } from "../../../src/services/agent/mod.ts";
 import { Broker, type SubscriberSink } from "../../../src/services/pubsub/mod.ts";
 import { QueueService, QueueStore } from "../../../src/services/queue/mod.ts";
+import { eventually } from "../../_eventually.ts";
 
 /** A real queue service and broker in this process, an agent over them, and its events. */
 interface Bench {
@@ -43,12 +44,11 @@ async function withAgent(
     publish: (topic, message) => Promise.resolve(broker.publish(topic, message)),
   }, { agentId: "agt-00000001", cores, pollWaitMs: 200, graceMs: 300, ...options });
   agent.start();
+  // Every 10 ms at most: a probe may also sample the agent (the most tasks running at once).
   const until = async (check: () => boolean, timeoutMs = 10_000): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`Not reached: ${JSON.stringify(events)}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await eventually(check, { timeoutMs, intervalMs: 10 }).catch((error: Error) => {
+      throw new Error(`${error.message}; events: ${JSON.stringify(events)}`, { cause: error });
+    });
   };
   const statesOf = (id: string): string[] => events.filter((e) => e.id === id).map((e) => e.state);
   try {
@@ -143,6 +143,7 @@ Deno.test("Agent with prefetch 2 holds two tasks beyond its free core, QUEUED an
       queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/sleep", args: ["30"] });
     }
     await until(() => agent.status().queued.length === 2);
+    // A fixed wait, as the check is that nothing more happens: no third task is taken.
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.deepEqual(agent.status(), {
       slots: 1,
@@ -169,6 +170,7 @@ Deno.test("Agent without prefetch takes a task only while a core is free", async
       queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/sleep", args: ["30"] });
     }
     await until(() => agent.status().running.length === 1);
+    // A fixed wait, as the check is that nothing more happens: no task is prefetched.
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.deepEqual(agent.status().queued, []);
     assert.equal(queues.stats("tasks").inflight, 1);
@@ -241,13 +243,13 @@ Deno.test("Agent runs and acknowledges tasks while its event sink never answers"
   agent.start();
   try {
     for (let i = 0; i < 6; i++) queues.put("tasks", { id: `tsk-${i}`, executable: "/bin/true" });
-    const deadline = Date.now() + 20_000;
-    while (queues.stats("tasks").ready + queues.stats("tasks").inflight > 0) {
-      if (Date.now() > deadline) {
-        throw new Error(`Tasks stalled: ${JSON.stringify(queues.stats("tasks"))}`);
+    await eventually(() => {
+      const stats = queues.stats("tasks");
+      if (stats.ready + stats.inflight > 0) {
+        throw new Error(`Tasks stalled: ${JSON.stringify(stats)}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+      return true;
+    }, { timeoutMs: 20_000, what: "every task run and acknowledged" });
     assert.equal(published, 18, "QUEUED, RUNNING and DONE of 6 tasks were handed to the sink");
   } finally {
     await agent.stop();

@@ -1,15 +1,16 @@
 import assert from "node:assert/strict";
 import { runTask } from "../../../src/services/agent/runner.ts";
 import { type Task, taskSchema } from "../../../src/services/agent/task.ts";
+import { eventually } from "../../_eventually.ts";
 
 function task(fields: Partial<Task> & { executable: string }): Task {
   return taskSchema.parse({ id: "tsk-1", ...fields });
 }
 
-/** Live (not zombie) processes of process group `pgid`. */
-async function liveInGroup(pgid: number): Promise<string[]> {
+/** Live (not zombie) processes of process group `pgid`, only those named `name` if given. */
+async function liveInGroup(pgid: number, name?: string): Promise<string[]> {
   const out = await new Deno.Command("pgrep", {
-    args: ["-g", String(pgid), "-r", "R,S,D,T"],
+    args: ["-g", String(pgid), "-r", "R,S,D,T", ...(name ? ["-x", name] : [])],
     stdout: "piped",
   }).output();
   return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
@@ -62,8 +63,9 @@ Deno.test("TaskRun.cancel() kills /bin/sleep 30 and every child it started", asy
     }),
     { graceMs: 500 },
   );
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal((await liveInGroup(run.pid)).length, 4, "sh and its three sleeps run");
+  await eventually(async () => (await liveInGroup(run.pid)).length === 4, {
+    what: "sh and its three sleeps running",
+  });
   const started = Date.now();
   run.cancel();
   const result = await run.done;
@@ -81,7 +83,8 @@ Deno.test("TaskRun.cancel() sends SIGKILL when SIGTERM is ignored", async () => 
     }),
     { graceMs: 300 },
   );
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Once sleep runs, sh has set its trap: the SIGTERM of the cancel is ignored.
+  await eventually(async () => (await liveInGroup(run.pid, "sleep")).length === 1);
   run.cancel();
   const result = await run.done;
   assert.equal(result.signal, "SIGKILL");
@@ -103,9 +106,9 @@ Deno.test("runTask() starts the task as the leader of its own session and proces
   const run = runTask(task({ executable: "/bin/sleep", args: ["30"] }), { graceMs: 200 });
   try {
     // setsid(1) makes the session, then execs the task in place.
-    while (!(await Deno.readTextFile(`/proc/${run.pid}/cmdline`)).startsWith("/bin/sleep\0")) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await eventually(async () =>
+      (await Deno.readTextFile(`/proc/${run.pid}/cmdline`)).startsWith("/bin/sleep\0")
+    );
     const stat = await Deno.readTextFile(`/proc/${run.pid}/stat`);
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // Fields 5 and 6 of /proc/PID/stat: process group and session.
@@ -151,7 +154,8 @@ Deno.test("TaskRun.cancel(graceMs) shortens the grace of a cancel under way", as
     task({ executable: "/bin/sh", args: ["-c", "trap '' TERM; sleep 30"] }),
     { graceMs: 60_000 },
   );
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Once sleep runs, sh has set its trap: the SIGTERM of the cancel is ignored.
+  await eventually(async () => (await liveInGroup(run.pid, "sleep")).length === 1);
   run.cancel();
   run.cancel(100);
   const ended = await Promise.race([

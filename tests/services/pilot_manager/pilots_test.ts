@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { SpawnRequest } from "../../../src/api/schemas.ts";
+import type { SpawnRequest } from "../../../src/types/wire.ts";
 import type { BatchJob } from "../../../src/launchers/batch_jobs.ts";
 import type { SpawnHooks } from "../../../src/runtime/role.ts";
 import { PilotManager, type PilotRequest } from "../../../src/services/pilot_manager/pilots.ts";

@@ -31,16 +31,10 @@ export class FakeSink implements SubscriberSink {
   }
 }
 
-/** Lets queued microtasks and timers of `ms` run. */
+/**
+ * Lets the current turn end (a batch goes out then) and timers of `ms` run: for what the
+ * broker does at the end of a turn, or to show a blocked sink is not written to.
+ */
 export function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Waits until `check` holds, polling every 2 ms, or fails after `timeoutMs`. */
-export async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`);
-    await tick(2);
-  }
 }

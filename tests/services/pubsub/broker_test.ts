@@ -6,7 +6,8 @@ import {
   TopicError,
 } from "../../../src/services/pubsub/mod.ts";
 import { BATCH_BYTES } from "../../../src/services/pubsub/_subscriber.ts";
-import { FakeSink, tick, until } from "./_fake_sink.ts";
+import { eventually } from "../../_eventually.ts";
+import { FakeSink, tick } from "./_fake_sink.ts";
 
 /** A broker closed after `fn`, even when it throws (no timers left behind). */
 async function withBroker(
@@ -61,7 +62,7 @@ Deno.test("Broker.publish() writes to a ready sink at once and never waits for a
     assert.deepEqual(ready.messages, [1], "a sink with room gets the frame within publish()");
     assert.equal(blocked.texts.length, 0);
     blocked.bufferedAmount = 0;
-    await until(() => blocked.texts.length === 1);
+    await eventually(() => blocked.texts.length === 1);
     assert.deepEqual(blocked.messages, [1]);
   });
 });
@@ -78,7 +79,7 @@ Deno.test("Broker drops the oldest messages of a full outbox and reports the cou
     assert.equal(subscriber.pending, 4);
     assert.equal(broker.stats().dropped, 6);
     slow.bufferedAmount = 0;
-    await until(() => slow.texts.length === 5);
+    await eventually(() => slow.texts.length === 5);
     assert.deepEqual(slow.frames, [
       { op: "dropped", count: 6 },
       ...[7, 8, 9, 10].map((n) => ({ op: "message", topic: "t", seq: n, message: n })),
@@ -97,11 +98,11 @@ Deno.test("Broker reports each run of drops once, before the next delivered mess
     broker.subscribe(sink, ["t"]);
     for (let i = 1; i <= 5; i++) broker.publish("t", i);
     sink.bufferedAmount = 0;
-    await until(() => sink.texts.length === 3);
+    await eventually(() => sink.texts.length === 3);
     sink.bufferedAmount = Number.POSITIVE_INFINITY;
     for (let i = 6; i <= 9; i++) broker.publish("t", i);
     sink.bufferedAmount = 0;
-    await until(() => sink.texts.length === 6);
+    await eventually(() => sink.texts.length === 6);
     assert.deepEqual(
       sink.frames.map((f) =>
         f.op === "message" ? f.message : `dropped ${f.op === "dropped" && f.count}`
@@ -158,7 +159,7 @@ Deno.test("Broker stops writing to a sink above the high-water mark and resumes 
       1,
     );
     try {
-      await until(() => sink.texts.length === 20);
+      await eventually(() => sink.texts.length === 20);
     } finally {
       clearInterval(drainer);
     }
@@ -202,7 +203,7 @@ Deno.test("Broker puts the drop notice first in a batch and splits batches at BA
     await tick(5);
     assert.equal(sink.texts.length, 0, "a blocked sink gets no batch either");
     sink.bufferedAmount = 0;
-    await until(() => sink.frames.length === 9);
+    await eventually(() => sink.frames.length === 9);
     // Eight messages of over a quarter of BATCH_BYTES: two batches of four.
     assert.equal(sink.texts.length, 2);
     assert.deepEqual(sink.frames[0], { op: "dropped", count: 2 });

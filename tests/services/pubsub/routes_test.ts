@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createApp } from "../../../src/api/app.ts";
+import { RoleSlot } from "../../../src/api/role_slot.ts";
 import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
 import { generateFabricKeys, ReplayCache } from "../../../src/crypto/mod.ts";
 import { Broker, pubsubRoutes } from "../../../src/services/pubsub/mod.ts";
@@ -11,13 +12,15 @@ const SERVICE = "pubsub-0000001";
 
 function fixture(running = true) {
   const broker = new Broker();
+  const slot = new RoleSlot();
   const app = createApp({
     serviceId: SERVICE,
     keys: () => keys,
     replayCache: new ReplayCache(),
     handlers: {} as ServiceHandlers,
-    roleRoutes: [pubsubRoutes(() => running ? broker : null)],
+    role: slot,
   });
+  slot.mount({ routes: pubsubRoutes(() => running ? broker : null) });
   const send = (method: string, path: string, body?: unknown) =>
     signedRequest(app, keys, {
       method,

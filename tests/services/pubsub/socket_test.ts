@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createApp } from "../../../src/api/app.ts";
+import { RoleSlot } from "../../../src/api/role_slot.ts";
 import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
 import { FabricRequestError } from "../../../src/client/fabric_client.ts";
 import {
@@ -17,7 +18,7 @@ import {
   pubsubRoutes,
   type PubsubSubscription,
 } from "../../../src/services/pubsub/mod.ts";
-import { until } from "./_fake_sink.ts";
+import { eventually } from "../../_eventually.ts";
 import { RawWebSocket } from "./_raw_ws.ts";
 
 const keys = await generateFabricKeys();
@@ -34,13 +35,15 @@ interface Served {
 /** A real HTTP server with the pub/sub routes on 127.0.0.1, closed after `fn`. */
 async function withServer(options: BrokerOptions, fn: (s: Served) => Promise<void>) {
   const broker = new Broker(options);
+  const slot = new RoleSlot();
   const app = createApp({
     serviceId: SERVICE,
     keys: () => keys,
     replayCache: new ReplayCache(),
     handlers: {} as ServiceHandlers,
-    roleRoutes: [pubsubRoutes(() => broker)],
+    role: slot,
   });
+  slot.mount({ routes: pubsubRoutes(() => broker) });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   const subs: PubsubSubscription[] = [];
   const target = { id: SERVICE, url: `http://127.0.0.1:${server.addr.port}` };
@@ -95,14 +98,14 @@ Deno.test("pub/sub over real sockets: HTTP and WebSocket publishes reach wildcar
   await withServer({}, async (s) => {
     const star = await s.follow(["a.*"]);
     const all = await s.follow([">"]);
-    await until(() => s.broker.stats().subscribers === 2);
+    await eventually(() => s.broker.stats().subscribers === 2);
     const client = s.client();
     assert.deepEqual(await client.publish("a.x", "one"), { delivered: 2, seq: 1 });
     all.sub.publish("a.x", { two: 2 });
-    await until(() => star.events.length === 2 && all.events.length === 2);
+    await eventually(() => star.events.length === 2 && all.events.length === 2);
     assert.deepEqual(await client.publish("b.y.z", 3), { delivered: 1, seq: 1 });
     assert.deepEqual(await client.publish("a.x", [4]), { delivered: 2, seq: 3 });
-    await until(() => star.events.length === 3 && all.events.length === 4);
+    await eventually(() => star.events.length === 3 && all.events.length === 4);
     assert.deepEqual(summary(star.events), ['a.x#1="one"', 'a.x#2={"two":2}', "a.x#3=[4]"]);
     assert.deepEqual(summary(all.events), [
       'a.x#1="one"',
@@ -113,14 +116,14 @@ Deno.test("pub/sub over real sockets: HTTP and WebSocket publishes reach wildcar
     star.sub.subscribe("b.>");
     star.sub.unsubscribe("a.*");
     star.sub.subscribe("c.>.x");
-    await until(() => star.events.length === 4);
+    await eventually(() => star.events.length === 4);
     assert.deepEqual(star.events[3], {
       op: "error",
       message: "Invalid pattern \"c.>.x\": '>' may only be the last token",
     });
     await client.publish("a.x", 5);
     await client.publish("b.q", 6);
-    await until(() => star.events.length === 5);
+    await eventually(() => star.events.length === 5);
     assert.deepEqual(summary(star.events).slice(4), ["b.q#1=6"]);
     assert.deepEqual(await client.stats(), {
       subscribers: 2,
@@ -171,7 +174,7 @@ Deno.test("pub/sub over real sockets: the WebSocket handshake must be signed by 
     if (second.readyState !== WebSocket.CLOSED) {
       await new Promise((resolve) => (second.onclose = resolve));
     }
-    await until(() => s.broker.stats().subscribers === 0);
+    await eventually(() => s.broker.stats().subscribers === 0);
   });
 });
 
@@ -190,7 +193,7 @@ for (const batched of [false, true]) {
         try {
           const fast = await s.follow(["load.>"]);
           const publisher = await s.follow([]);
-          await until(() => s.broker.stats().subscribers === 3);
+          await eventually(() => s.broker.stats().subscribers === 3);
           // Server and readers share this process's one thread, so publish in
           // batches smaller than the outbox, which the fast reader drains between
           // batches; the slow one reads nothing.
@@ -198,7 +201,9 @@ for (const batched of [false, true]) {
             for (let i = 0; i < BATCH; i++) {
               publisher.sub.publish("load.x", { n: batch * BATCH + i, payload });
             }
-            await until(() => fast.events.length === (batch + 1) * BATCH, 10_000);
+            await eventually(() => fast.events.length === (batch + 1) * BATCH, {
+              timeoutMs: 10_000,
+            });
           }
           const seqs = fast.events.map((e) => e.op === "message" ? e.seq : -1);
           assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
@@ -245,9 +250,9 @@ Deno.test("PubsubSubscription keeps its newest events when the application does 
     const client = s.client();
     await assert.rejects(() => client.subscribe(["a.>.b"]), /Invalid pattern "a\.>\.b"/);
     const sub = await client.subscribe(["t"], { buffer: 3 });
-    await until(() => s.broker.stats().subscribers === 1);
+    await eventually(() => s.broker.stats().subscribers === 1);
     for (let i = 1; i <= 10; i++) await client.publish("t", i);
-    await until(() => s.broker.stats().published === 10);
+    await eventually(() => s.broker.stats().published === 10);
     // The close frame follows the messages on the same connection.
     s.broker.close();
     const events: PubsubEvent[] = [];

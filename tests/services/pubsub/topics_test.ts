@@ -6,7 +6,7 @@ import {
   isValidPattern,
   isValidTopic,
   TopicError,
-} from "../../../src/services/pubsub/topics.ts";
+} from "../../../src/types/pubsub_topics.ts";
 
 const token = fc.stringMatching(/^[a-zA-Z0-9_-]{1,8}$/);
 const tokens = fc.array(token, { minLength: 1, maxLength: 6 });

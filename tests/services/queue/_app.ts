@@ -1,5 +1,6 @@
 import type { Hono } from "hono";
 import { createApp } from "../../../src/api/app.ts";
+import { RoleSlot } from "../../../src/api/role_slot.ts";
 import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
 import {
   type FabricKeys,
@@ -43,13 +44,15 @@ export async function queueApp(
     options.maxWaiters ? { maxWaiters: options.maxWaiters } : {},
   );
   const running = options.running ?? true;
+  const slot = new RoleSlot();
   const app = createApp({
     serviceId: QUEUE_ID,
     keys: () => keys,
     replayCache: new ReplayCache(),
     handlers: {} as ServiceHandlers,
-    roleRoutes: [queueRoutes(() => running ? queues : null)],
+    role: slot,
   });
+  slot.mount({ routes: queueRoutes(() => running ? queues : null) });
   const request = async (method: string, path: string, body?: unknown): Promise<Answer> => {
     const url = new URL(path, "http://fabric.test");
     const bytes = body === undefined

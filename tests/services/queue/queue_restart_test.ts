@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { QueueClient } from "../../../src/services/queue/queue_client.ts";
+import { QueueClient } from "../../../src/client/queue_client.ts";
 import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
 import { eventually, runFabricd, withLocalFabric } from "../../e2e/_fabric.ts";
 

@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
-import type { RoleConfig, RoleDeps } from "../../../src/runtime/role.ts";
-import { StateLostError } from "../../../src/runtime/role.ts";
+import type { RoleConfig, RoleContext, RoleDeps } from "../../../src/runtime/role.ts";
+import { StateLostError } from "../../../src/types/errors.ts";
 import {
   queueRole,
   queueSettings,
   queueStorePath,
 } from "../../../src/services/queue/queue_role.ts";
-import { QUEUE_LIMITS } from "../../../src/services/queue/queue_wire.ts";
+import { QUEUE_LIMITS } from "../../../src/types/queue_wire.ts";
 
 // The queue role uses neither the keys nor the registry.
 const deps = {} as RoleDeps;
 
-function config(dir: string, patch: Partial<RoleConfig> = {}): RoleConfig {
+function config(dir: string, patch: Partial<RoleConfig> = {}): RoleContext {
   return {
+    ...deps,
     serviceId: "que-0000abcd",
     role: "queue",
     dir,
@@ -34,8 +35,8 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 
 Deno.test("queueRole.start() opens queue-<ID>.db and serves its routes until stop()", async () => {
   await withDir(async (dir) => {
-    const routes = queueRole.routes!();
-    const handle = await queueRole.start(config(dir, { options: { capacity: "7" } }), deps);
+    const handle = await queueRole.start(config(dir, { options: { capacity: "7" } }));
+    const routes = handle.routes!;
     try {
       await Deno.stat(queueStorePath(dir, "que-0000abcd"));
       const answer = await routes.request("/queue/jobs");
@@ -50,14 +51,14 @@ Deno.test("queueRole.start() opens queue-<ID>.db and serves its routes until sto
 
 Deno.test("queueRole.start() throws StateLostError when a restarted queue's store is missing", async () => {
   await withDir(async (dir) => {
-    await assert.rejects(queueRole.start(config(dir, { incarnation: 2 }), deps), StateLostError);
+    await assert.rejects(queueRole.start(config(dir, { incarnation: 2 })), StateLostError);
   });
 });
 
 Deno.test("queueRole.start() picks up the old store when restarted under its ID", async () => {
   await withDir(async (dir) => {
-    const routes = queueRole.routes!();
-    const first = await queueRole.start(config(dir), deps);
+    const first = await queueRole.start(config(dir));
+    const routes = first.routes!;
     const put = await routes.request("/queue/jobs/messages", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -65,9 +66,9 @@ Deno.test("queueRole.start() picks up the old store when restarted under its ID"
     });
     assert.equal(put.status, 201);
     await first.stop();
-    const second = await queueRole.start(config(dir, { incarnation: 2 }), deps);
+    const second = await queueRole.start(config(dir, { incarnation: 2 }));
     try {
-      const got = await (await routes.request("/queue/jobs/messages")).json();
+      const got = await (await second.routes!.request("/queue/jobs/messages")).json();
       assert.deepEqual(got.messages.map((m: { payload: unknown }) => m.payload), ["kept"]);
     } finally {
       await second.stop();

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { FabricRequestError } from "../../../src/client/fabric_client.ts";
 import { generateFabricKeys } from "../../../src/crypto/mod.ts";
-import { QueueSession } from "../../../src/services/queue/queue_session.ts";
-import type { QueueClientFrame } from "../../../src/services/queue/queue_wire.ts";
+import { QueueSession } from "../../../src/client/queue_session.ts";
+import type { QueueClientFrame } from "../../../src/types/queue_wire.ts";
 import { QUEUE_ID, withQueueServer } from "./_app.ts";
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { StateLostError } from "../../../src/runtime/role.ts";
+import { StateLostError } from "../../../src/types/errors.ts";
 import {
   KeyConflictError,
   PUT_KEY_RETENTION_MS,

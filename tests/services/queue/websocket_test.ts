@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { FabricClient } from "../../../src/client/fabric_client.ts";
 import { generateFabricKeys } from "../../../src/crypto/mod.ts";
-import { openQueueSocket, QueueClient } from "../../../src/services/queue/queue_client.ts";
-import type { QueueServerFrame } from "../../../src/services/queue/queue_wire.ts";
+import { openQueueSocket, QueueClient } from "../../../src/client/queue_client.ts";
+import type { QueueServerFrame } from "../../../src/types/queue_wire.ts";
 import { QUEUE_ID, withQueueServer as withServer } from "./_app.ts";
 
 /** The frames of one socket, read in order. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { QueueSocket } from "../../../src/services/queue/_ws_session.ts";
 import { QueueService } from "../../../src/services/queue/queue.ts";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
-import type { QueueServerFrame } from "../../../src/services/queue/queue_wire.ts";
+import type { QueueServerFrame } from "../../../src/types/queue_wire.ts";
 
 function session(maxFrameBytes = 1024) {
   const queues = new QueueService(QueueStore.open(":memory:"));

@@ -6,7 +6,7 @@
  * the fabric fingerprint against the pin.
  * @module
  */
-import { type KeyBundle, keyBundleSchema } from "../api/schemas.ts";
+import { type KeyBundle, keyBundleSchema } from "../types/wire.ts";
 import { type FabricKeys, importFabricKeys } from "../crypto/keys.ts";
 import {
   bootstrapTranscript,
@@ -15,7 +15,7 @@ import {
   proveBootstrap,
 } from "../crypto/one_time_password.ts";
 import { generateEphemeralKey, openBundle, type SealedBundle } from "../crypto/seal.ts";
-import { bundleInfo } from "../spawner/key_handover.ts";
+import { bundleInfo } from "./handover.ts";
 import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
 
 /** A bootstrap that failed; `exitCode` is what the process must exit with. */

@@ -7,8 +7,8 @@
  * @module
  */
 import { RateLimiter } from "../api/rate_limiter.ts";
-import type { BootstrapRequest, KeyBundle } from "../api/schemas.ts";
-import { BootstrapRefusedError, RateLimitedError } from "../api/service_handlers.ts";
+import type { BootstrapRequest, KeyBundle } from "../types/wire.ts";
+import { BootstrapRefusedError, RateLimitedError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import {
   bootstrapTranscript,

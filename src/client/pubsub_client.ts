@@ -9,13 +9,13 @@ import {
   FabricClient,
   FabricRequestError,
   type Target,
-} from "../../client/fabric_client.ts";
-import type { FabricKeys } from "../../crypto/keys.ts";
-import { signRequest } from "../../crypto/signing.ts";
-import type { BatchFrame, ClientFrame, ServerFrame } from "./_frames.ts";
-import type { BrokerStats, PublishResult } from "./broker.ts";
-import { compilePattern } from "./topics.ts";
-import { openedWithin } from "../../client/socket_open.ts";
+} from "./fabric_client.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
+import { signRequest } from "../crypto/signing.ts";
+import type { BatchFrame, ClientFrame, ServerFrame } from "../types/pubsub_frames.ts";
+import type { BrokerStats, PublishResult } from "../types/pubsub_frames.ts";
+import { compilePattern } from "../types/pubsub_topics.ts";
+import { openedWithin } from "./socket_open.ts";
 
 /** An event of a subscription: a message, a drop notice, or an error notice. */
 export type PubsubEvent = ServerFrame;

@@ -5,16 +5,16 @@
  * of one SQLite transaction (docs/services.md "## queue", "### WebSocket").
  * @module
  */
-import { FabricRequestError, type Target } from "../../client/fabric_client.ts";
-import type { FabricKeys } from "../../crypto/mod.ts";
+import { FabricRequestError, type Target } from "./fabric_client.ts";
+import type { FabricKeys } from "../crypto/mod.ts";
 import { openQueueSocket, type QueueGetOptions } from "./queue_client.ts";
 import {
   QUEUE_LIMITS,
   type QueueClientFrame,
   type QueueMessage,
   type QueueServerFrame,
-} from "./queue_wire.ts";
-import { openedWithin } from "../../client/socket_open.ts";
+} from "../types/queue_wire.ts";
+import { openedWithin } from "./socket_open.ts";
 
 /** Options of {@linkcode QueueSession.open}. */
 export interface QueueSessionOptions {

@@ -15,12 +15,13 @@ import { createApp } from "../api/app.ts";
 import { type GuardedServer, serveGuarded } from "../api/guarded_server.ts";
 import type { HttpFrontLimits } from "../api/http_front.ts";
 import { EXIT, type RegistryEndpoint, type Role } from "../types/mod.ts";
-import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "./bootstrap_child.ts";
-import { log, setupLogging } from "./logging.ts";
-import { ROLE_MODULES } from "./roles.ts";
-import { StateLostError } from "./role.ts";
-import { FabricService } from "./service.ts";
-import { newServiceId } from "../spawner/service_id.ts";
+import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "../bootstrap/child.ts";
+import { log, setupLogging } from "../config/logging.ts";
+import { ROLE_MODULES } from "../services/roles.ts";
+import { RoleSlot } from "../api/role_slot.ts";
+import { StateLostError } from "../types/errors.ts";
+import { FabricService } from "../runtime/service.ts";
+import { newServiceId } from "../children/service_id.ts";
 import { ServiceMetrics } from "../metrics/service_metrics.ts";
 
 /** Settings of one service process, from its command line. */
@@ -88,6 +89,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   if (journal) replayCache.restore(journal.loaded);
   let service: FabricService | null = null;
   const metrics = new ServiceMetrics();
+  const slot = new RoleSlot();
   const app = createApp({
     metrics,
     serviceId: id,
@@ -104,16 +106,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       connect: (r) => service!.connect(r),
       stop: (reason, graceMs) => service!.stop(reason, graceMs),
     },
-    roleRoutes: module.routes ? [module.routes()] : [],
-    ...(module.relays
-      ? {
-        relay: {
-          selfId: id,
-          child: (childId: string) => service!.childEndpoint(childId),
-          upstream: (target: string) => service!.upstream(target),
-        },
-      }
-      : {}),
+    role: slot,
   });
   // Behind a front that drops slow clients and bounds connections per peer
   // (docs/protocol.md 2.10): Deno.serve alone has no header deadline.
@@ -143,8 +136,12 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       endpoint,
       options: options.options,
     },
-    module,
-    metrics,
+    {
+      module,
+      slot,
+      metrics,
+      policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
+    },
   );
   const onSignal = (signal: string) => () => service!.stop(`${signal} received`);
   const signals: [Deno.Signal, () => void][] = [

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { ROLES } from "../types/mod.ts";
+import { ROLES } from "./mod.ts";
 
 const serviceId = z.string().regex(
   /^[a-z][a-z0-9-]{1,62}$/,

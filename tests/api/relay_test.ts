@@ -5,8 +5,8 @@ import {
   ReplayCache,
   signRequest,
   verifyResponse,
-} from "../../../src/crypto/mod.ts";
-import { nextHopUrl, relay } from "../../../src/services/bridge/relay.ts";
+} from "../../src/crypto/mod.ts";
+import { nextHopUrl, relay } from "../../src/api/relay.ts";
 
 const keys = await generateFabricKeys();
 

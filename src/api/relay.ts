@@ -15,9 +15,9 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseDictionary } from "structured-headers";
-import type { FabricKeys } from "../../crypto/keys.ts";
-import type { ReplayCache } from "../../crypto/replay_cache.ts";
-import { signResponse, verifyRequestHead } from "../../crypto/signing.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
+import type { ReplayCache } from "../crypto/replay_cache.ts";
+import { signResponse, verifyRequestHead } from "../crypto/signing.ts";
 
 /** Where a bridge can send things. */
 export interface RelayTable {

@@ -4,9 +4,9 @@
  * hand-over, configure with a signed call, and report the result.
  * @module
  */
-import type { SpawnRequest } from "../api/schemas.ts";
+import type { SpawnRequest } from "../types/wire.ts";
 import type { ConfigureAnswer } from "../api/service_handlers.ts";
-import { ConflictError, SpawnFailedError } from "../api/service_handlers.ts";
+import { ConflictError, SpawnFailedError } from "../types/errors.ts";
 import { type FabricClient, FabricRequestError } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
@@ -19,7 +19,7 @@ import {
   type ServiceState,
   type SpawnResult,
 } from "../types/mod.ts";
-import type { BootstrapArrival, KeyHandover } from "./key_handover.ts";
+import type { BootstrapArrival, KeyHandover } from "../bootstrap/handover.ts";
 import { newServiceId } from "./service_id.ts";
 
 /** What a spawn needs from the service that runs it. */

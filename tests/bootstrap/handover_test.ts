@@ -11,7 +11,7 @@ import {
   proveBootstrap,
   ReplayCache,
 } from "../../src/crypto/mod.ts";
-import { bundleInfo, KeyHandover } from "../../src/spawner/key_handover.ts";
+import { bundleInfo, KeyHandover } from "../../src/bootstrap/handover.ts";
 
 const keys = await generateFabricKeys();
 

@@ -3,25 +3,19 @@
  * silent services and keeps its own record alive.
  * @module
  */
-import type { Hono } from "hono";
 import { join } from "node:path";
 import {
   type LivenessSettings,
   livenessSettings,
   startLivenessSweeper,
-} from "../health/liveness.ts";
-import {
-  type RoleConfig,
-  type RoleDeps,
-  type RoleHandle,
-  type RoleModule,
-  StateLostError,
-} from "../runtime/role.ts";
-import { Registry } from "./registry.ts";
-import { registryRoutes } from "./routes.ts";
-import { SqliteStore } from "./sqlite_store.ts";
-import { EtcdStore } from "./etcd_store.ts";
-import { registryMetrics } from "./_registry_metrics.ts";
+} from "../../health/liveness.ts";
+import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
+import { StateLostError } from "../../types/errors.ts";
+import { Registry } from "../../registry/registry.ts";
+import { registryRoutes } from "../../registry/routes.ts";
+import { SqliteStore } from "../../registry/sqlite_store.ts";
+import { EtcdStore } from "../../registry/etcd_store.ts";
+import { registryMetrics } from "../../registry/_registry_metrics.ts";
 
 /** A store URL the registry cannot open. */
 export class StoreUrlError extends Error {
@@ -50,8 +44,6 @@ export function registryLiveness(options: Record<string, string>): LivenessSetti
   return livenessSettings(heartbeatMs, ttl);
 }
 
-let current: Registry | null = null;
-
 /**
  * The etcd members of an `etcd://h1:2379,h2:2379` store URL, as http URLs.
  * @throws {StoreUrlError} when the list is empty or malformed.
@@ -64,11 +56,11 @@ export function etcdEndpointsOf(store: string): string[] {
   return hosts.map((h) => `http://${h}`);
 }
 
-async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
-  if (config.options.store?.startsWith("etcd://")) return await startOnEtcd(config, deps);
-  const path = sqlitePathOf(config.options.store, config.dir, config.serviceId);
+async function start(ctx: RoleContext): Promise<RoleHandle> {
+  if (ctx.options.store?.startsWith("etcd://")) return await startOnEtcd(ctx);
+  const path = sqlitePathOf(ctx.options.store, ctx.dir, ctx.serviceId);
   const exists = await Deno.stat(path).then(() => true, () => false);
-  if (config.incarnation > 1 && !exists) {
+  if (ctx.incarnation > 1 && !exists) {
     // A registry's records cannot be made up again: starting empty would
     // silently forget every service (docs/failures.md).
     throw new StateLostError(
@@ -77,17 +69,18 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
   }
   const store = SqliteStore.open(path);
   const registry = new Registry(store);
-  const sweeper = startLivenessSweeper(registry, registryLiveness(config.options));
-  const unmeasure = deps.metrics ? await registryMetrics(registry, deps.metrics) : undefined;
-  current = registry;
+  const sweeper = startLivenessSweeper(registry, registryLiveness(ctx.options));
+  const unmeasure = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
+  let live: Registry | null = registry;
   let stopped = false;
   return await Promise.resolve({
+    routes: registryRoutes(() => live),
     stop: async () => {
       if (stopped) return;
       stopped = true;
       unmeasure?.();
       sweeper.stop();
-      current = null;
+      live = null;
       await registry.close();
     },
   });
@@ -97,21 +90,22 @@ async function start(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
  * A replica on etcd: stateless (the records are etcd's), liveness by etcd
  * leases, so there is no sweeper; several replicas may share the cluster.
  */
-async function startOnEtcd(config: RoleConfig, deps: RoleDeps): Promise<RoleHandle> {
-  const liveness = registryLiveness(config.options);
-  const store = await EtcdStore.open(etcdEndpointsOf(config.options.store!), {
+async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
+  const liveness = registryLiveness(ctx.options);
+  const store = await EtcdStore.open(etcdEndpointsOf(ctx.options.store!), {
     ttlMs: liveness.ttlMs,
   });
   const registry = new Registry(store);
-  const unmeasure = deps.metrics ? await registryMetrics(registry, deps.metrics) : undefined;
-  current = registry;
+  const unmeasure = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
+  let live: Registry | null = registry;
   let stopped = false;
   return {
+    routes: registryRoutes(() => live),
     stop: async () => {
       if (stopped) return;
       stopped = true;
       unmeasure?.();
-      current = null;
+      live = null;
       await registry.close();
     },
   };
@@ -121,5 +115,4 @@ async function startOnEtcd(config: RoleConfig, deps: RoleDeps): Promise<RoleHand
 export const registryRole: RoleModule = {
   start,
   replacement: "propagate",
-  routes: (): Hono => registryRoutes(() => current),
 };

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Broker, Subscriber } from "./broker.ts";
+import type { Broker, Subscriber } from "../services/pubsub/broker.ts";
 
 /** A frame the server sends. */
 export type ServerFrame =
@@ -81,4 +81,24 @@ function apply(broker: Broker, subscriber: Subscriber, data: unknown): string | 
     return error instanceof Error ? error.message : String(error);
   }
   return null;
+}
+
+/** The answer to a publish. */
+export interface PublishResult {
+  /** Subscribers whose outbox took the message. */
+  delivered: number;
+  /** The message's sequence number in its topic, from 1. */
+  seq: number;
+}
+
+/** Counters of a broker. */
+export interface BrokerStats {
+  /** Connected subscribers. */
+  subscribers: number;
+  /** Distinct topics published to since the broker started. */
+  topics: number;
+  /** Messages published since the broker started. */
+  published: number;
+  /** Messages dropped from slow subscribers' outboxes since the broker started. */
+  dropped: number;
 }

@@ -21,8 +21,8 @@
  * when they travel alone (an upgrade).
  * @module
  */
-import type { SshConnection } from "../launchers/ssh_connection.ts";
-import { shellQuote } from "../launchers/ssh_connection.ts";
+import type { SshConnection } from "./ssh_connection.ts";
+import { shellQuote } from "./ssh_connection.ts";
 import {
   COMPLETE,
   type ImageFile,
@@ -30,7 +30,7 @@ import {
   MANIFEST,
   PACKED,
   type SelfImage,
-} from "./image_dir.ts";
+} from "../image/image_dir.ts";
 
 /** Cache directory on every host, as a shell expression. */
 export const REMOTE_CACHE = '"$HOME/.cache/fabricd"';

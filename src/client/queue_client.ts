@@ -3,9 +3,9 @@
  * for the agent and the command line. It loads nothing of the server.
  * @module
  */
-import type { FabricClient, Target } from "../../client/fabric_client.ts";
-import { type FabricKeys, signRequest } from "../../crypto/mod.ts";
-import type { AckManyResult, QueueMessage, QueueStats } from "./queue_wire.ts";
+import type { FabricClient, Target } from "./fabric_client.ts";
+import { type FabricKeys, signRequest } from "../crypto/mod.ts";
+import type { AckManyResult, QueueMessage, QueueStats } from "../types/queue_wire.ts";
 
 /** Options of {@linkcode QueueClient.get}. */
 export interface QueueGetOptions {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { FabricRequestError } from "../../src/client/fabric_client.ts";
 import type { RegistryClient } from "../../src/client/registry_client.ts";
-import { Supervisor } from "../../src/health/supervisor.ts";
+import { Supervisor } from "../../src/children/supervisor.ts";
 import type { ServiceRecord, ServiceState } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
 

@@ -15,9 +15,9 @@
  */
 import type { RegistryClient } from "../client/registry_client.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { SpawnFailedError } from "../api/service_handlers.ts";
+import { SpawnFailedError } from "../types/errors.ts";
 import type { ReplacementPolicy } from "../runtime/role.ts";
-import { log } from "../runtime/logging.ts";
+import { log } from "../config/logging.ts";
 import { PENDING_STATES } from "../registry/state_machine.ts";
 import { EXIT, type RegistryEvent, type Role, type ServiceRecord } from "../types/mod.ts";
 import { _killOrphanProcess } from "./_orphan_process.ts";
@@ -300,7 +300,7 @@ export class Supervisor {
       await this.#deps.restart(id, record.role);
       this.#logger.info("Restarted {id} under its old ID", { id });
     } catch (error) {
-      if (error instanceof SpawnFailedError && error.exitCode === EXIT.STATE_LOST) {
+      if (error instanceof SpawnFailedError && error.childExitCode === EXIT.STATE_LOST) {
         const lost = (await this.#deps.registry().get(id).catch(() => undefined))?.record;
         if (lost) await this.#replace(lost);
         return;

@@ -1,0 +1,140 @@
+/**
+ * A service's own record in the registry: the ALIVE record it writes once
+ * configured, the heartbeats that keep it ALIVE, and the final state it
+ * records when it stops. One part of a running service (`runtime/service.ts`).
+ * @module
+ */
+import type { RegistryClient } from "../client/registry_client.ts";
+import { log } from "../config/logging.ts";
+import type { Role, ServiceRecord, ServiceState } from "../types/mod.ts";
+import { type Heartbeats, startHeartbeats } from "./heartbeat.ts";
+import { beginRootIncarnation } from "./root_restart.ts";
+
+/** What a service's record is made of. */
+export interface RecordFacts {
+  id: string;
+  role: Role;
+  host: string;
+  /** Random ID of this process; heartbeats carry it. Default: none. */
+  instance?: string | undefined;
+  /** The endpoint registered: as the parent reaches this service. */
+  endpoint: string;
+  /** The parent's ID, `""` for a root service. */
+  parent: string;
+  route: string[];
+  launcher: string;
+  /** The incarnation the spawner recorded (a root's is decided here). */
+  incarnation: number;
+  options: Record<string, string>;
+  sessions: string[];
+  /** When this process started, ms since the epoch. */
+  started: number;
+}
+
+/** What {@linkcode Registration.register} wrote and found. */
+export interface Registered {
+  record: ServiceRecord;
+  /** Every record, read when this service took an old record over (else empty). */
+  records: ServiceRecord[];
+}
+
+/** One service's registration; see the module doc. */
+export class Registration {
+  #registry: RegistryClient;
+  #logger = log("service");
+  #heartbeats: Heartbeats | null = null;
+  #record: ServiceRecord | null = null;
+
+  /** The registration of a service through `registry`. */
+  constructor(registry: RegistryClient) {
+    this.#registry = registry;
+  }
+
+  /** The incarnation registered, or 0 before {@linkcode register}. */
+  get incarnation(): number {
+    return this.#record?.incarnation ?? 0;
+  }
+
+  /**
+   * Writes the service's ALIVE record. A root service (no parent) that finds
+   * its old record begins its next incarnation through DEAD -> RESTARTING
+   * first; a child keeps the incarnation its spawner recorded.
+   * @throws {FabricRequestError} when the registry refuses or cannot be reached.
+   */
+  async register(facts: RecordFacts, reason: string): Promise<Registered> {
+    const found = (await this.#registry.get(facts.id))?.record;
+    const root = facts.parent === "";
+    const old = found && root ? await beginRootIncarnation(this.#registry, found) : found;
+    const incarnation = old && root ? old.incarnation : facts.incarnation;
+    const record = aliveRecord({ ...facts, incarnation }, old);
+    const registered = await this.#registry.put(record, reason);
+    this.#record = registered;
+    return { record: registered, records: old ? await this.#registry.list() : [] };
+  }
+
+  /**
+   * Starts heartbeating the registered incarnation; `onReplaced` is called
+   * when the registry says it was replaced, or no beat got through for long.
+   */
+  beat(facts: { id: string; instance?: string | undefined }, intervalMs: number, onReplaced: (reason: string) => void): void {
+    const incarnation = this.incarnation;
+    this.#heartbeats = startHeartbeats(
+      this.#registry,
+      { id: facts.id, incarnation, instance: facts.instance ?? "" },
+      { intervalMs, onReplaced },
+    );
+  }
+
+  /** Stops heartbeating; idempotent. */
+  stopBeating(): void {
+    this.#heartbeats?.stop();
+  }
+
+  /**
+   * Records `state` (STOPPED, or DEAD after a fatal error) for the registered
+   * incarnation. A failure to record is logged, not thrown: the service stops anyway.
+   */
+  async end(state: ServiceState, reason: string): Promise<void> {
+    const record = this.#record;
+    if (!record) return;
+    try {
+      await this.#registry.transition(record.id, {
+        incarnation: record.incarnation,
+        to: state,
+        reason,
+      });
+    } catch (error) {
+      this.#logger.warn("Could not record {state}: {error}", { state, error: String(error) });
+    }
+  }
+}
+
+/**
+ * The ALIVE record of a service. A service taking over its own old record
+ * (`old`) keeps its image hash and last failure, and counts a restart when
+ * its incarnation went up.
+ */
+export function aliveRecord(facts: RecordFacts, old: ServiceRecord | undefined): ServiceRecord {
+  const now = Date.now();
+  return {
+    id: facts.id,
+    role: facts.role,
+    state: "ALIVE",
+    incarnation: facts.incarnation,
+    host: facts.host,
+    pid: Deno.pid,
+    endpoint: facts.endpoint,
+    parent: facts.parent,
+    route: facts.route,
+    launcher: facts.launcher,
+    imageHash: old?.imageHash ?? "",
+    sessions: facts.sessions,
+    started: facts.started,
+    lastHeartbeat: now,
+    restarts: old ? old.restarts + (old.incarnation < facts.incarnation ? 1 : 0) : 0,
+    lastFailure: old?.lastFailure ?? "",
+    updated: now,
+    options: facts.options,
+    ...(facts.instance ? { instance: facts.instance } : {}),
+  };
+}
