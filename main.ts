@@ -22,6 +22,7 @@ Usage:
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
   fabricd events [-f]              state transitions of the fabric, oldest first; -f follows
   fabricd ui                       a live web view and a Prometheus /metrics gateway
+  fabricd report [--out FILE]      one static HTML page of a run: states over time, tasks done
   fabricd demo                     a scripted tour in a temporary directory
   fabricd image build|show         write this fabricd's image to carry to offline hosts
   fabricd --role ROLE [flags]      run one service (normally started for you)
@@ -47,6 +48,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   image: async () => (await import("./src/cli/image.ts")).imageCommand,
   events: async () => (await import("./src/cli/events.ts")).eventsCommand,
   ui: async () => (await import("./src/cli/ui.ts")).uiCommand,
+  report: async () => (await import("./src/cli/report.ts")).reportCommand,
 };
 
 async function main(args: string[]): Promise<number> {

@@ -21,6 +21,7 @@ import { signedRequests } from "./bench/signed_requests.ts";
 import { slowClients } from "./bench/slow_clients.ts";
 import { sshHopWarm } from "./bench/ssh_hop_warm.ts";
 import { taskThroughput } from "./bench/task_throughput.ts";
+import { uiOverhead } from "./bench/ui_overhead.ts";
 
 const BENCHMARKS: readonly Benchmark[] = [
   localSpawn,
@@ -36,6 +37,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   taskThroughput,
   pubsubVsNats,
   cliLatency,
+  uiOverhead,
 ];
 
 function usage(): string {

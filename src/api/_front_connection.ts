@@ -194,12 +194,14 @@ export class FrontConnection {
     }
     // Nothing is being answered on this connection: say why it closes.
     const answer = errorAnswer(408, "Request was not received in time: send it faster");
+    // A client that is gone cannot be told; the connection closes either way.
     this.#client.write(answer).catch(() => {}).finally(() => this.close("timeout"));
   }
 
   async #refuse(error: HeadError): Promise<never> {
     this.#disarm();
     if (this.#outstanding.length === 0) {
+      // A client that is gone cannot be told; the connection closes either way.
       await writeAll(this.#client, errorAnswer(error.status, error.message)).catch(() => {});
     }
     this.close();

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { log } from "../config/logging.ts";
 import { HttpFront, type HttpFrontLimits, PEER_HEADER } from "./http_front.ts";
 
 /** Options of {@linkcode serveGuarded}. */
@@ -54,6 +55,7 @@ export async function serveGuarded(
     front = HttpFront.listen({ ...options, backendPath: path });
   } catch (error) {
     abort.abort();
+    // Cleanup on the way out; the error that matters is thrown below.
     await backend.finished.catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;
@@ -75,8 +77,12 @@ export async function serveGuarded(
     // is still on its way through the front: let it arrive before cutting.
     await front.settle(Math.min(1000, options.graceMs ?? 2000));
     await front.close();
-    await backend.finished.catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await backend.finished.catch((error) =>
+      log("api").debug("Backend server ended with an error: {error}", { error: String(error) })
+    );
+    await Deno.remove(dir, { recursive: true }).catch((error) =>
+      log("api").debug("Cannot remove {dir}: {error}", { dir, error: String(error) })
+    );
   };
   return {
     addr: front.addr,

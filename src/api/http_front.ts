@@ -12,6 +12,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { log } from "../config/logging.ts";
+import { sleep } from "../config/retry.ts";
 import { closeQuietly, FrontConnection, PEER_HEADER } from "./_front_connection.ts";
 
 export { PEER_HEADER };
@@ -144,7 +145,7 @@ export class HttpFront {
     const deadline = performance.now() + ms;
     const busy = (): boolean => [...this.#open].some((connection) => !connection.waiting);
     while (busy() && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
   }
 
@@ -169,7 +170,7 @@ export class HttpFront {
         if (!this.#accepting || error instanceof Deno.errors.BadResource) return;
         // Out of file descriptors and the like: wait rather than spin.
         this.#logger.warn("Cannot accept a connection: {error}", { error: String(error) });
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
         continue;
       }
       this.#admit(conn);

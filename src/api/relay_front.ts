@@ -21,7 +21,9 @@ export interface RelayingService {
 }
 
 /** The relay middleware of a service, and how to take its counters out again. */
-export function relayFront(service: RelayingService): { front: MiddlewareHandler; stop: () => void } {
+export function relayFront(
+  service: RelayingService,
+): { front: MiddlewareHandler; stop: () => void } {
   const counters = service.metrics ? relayMetrics(service.metrics) : undefined;
   const front = relay({
     table: {

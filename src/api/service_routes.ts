@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { checkRoleOptions, RoleOptionsError } from "../runtime/role_options.ts";
+import { checkRoleOptions, RoleOptionsError } from "../types/role_options.ts";
 import {
   bootstrapRequestSchema,
   configureRequestSchema,

@@ -6,6 +6,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { sleep } from "../config/retry.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ReplayCache } from "../crypto/replay_cache.ts";
 import { signResponse, signStreamResponse, verifyRequest } from "../crypto/signing.ts";
@@ -108,7 +109,7 @@ async function keysWithin(
 ): Promise<FabricKeys | null> {
   const deadline = Date.now() + waitMs;
   while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await sleep(5);
     const held = keys();
     if (held) return held;
   }

@@ -17,6 +17,7 @@ import {
 import { generateEphemeralKey, openBundle, type SealedBundle } from "../crypto/seal.ts";
 import { bundleInfo } from "./handover.ts";
 import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
+import { sleep } from "../config/retry.ts";
 
 /** A bootstrap that failed; `exitCode` is what the process must exit with. */
 export class BootstrapError extends Error {
@@ -117,6 +118,7 @@ async function readPasswordLine(
     }
   } finally {
     clearTimeout(timer);
+    // Nothing more is read; a stream already closed is fine.
     reader.cancel().catch(() => {});
   }
   return bytes.length > 256 ? "" : new TextDecoder().decode(Uint8Array.from(bytes)).trim();
@@ -209,7 +211,7 @@ async function postWithRetry(url: URL, body: string, options: BootstrapOptions):
       const wait = Math.min(5, Number(answer.headers.get("retry-after") ?? "1") || 1) * 1000;
       if (answer.status !== 429 || Date.now() + wait >= deadline) return answer;
       await answer.body?.cancel();
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
       continue;
     } catch (cause) {
       if (Date.now() + delay >= deadline) {
@@ -219,7 +221,7 @@ async function postWithRetry(url: URL, body: string, options: BootstrapOptions):
           { cause },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay);
       delay = Math.min(delay * 2, 1000);
     }
   }

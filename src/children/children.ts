@@ -74,6 +74,9 @@ export class Children {
    * @throws {ConflictError} when the service stopped while the spawn ran (the child is undone).
    */
   async spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
+    if (this.#stopped) {
+      throw new ConflictError(`Service "${this.#deps.self.id}" is stopping: no new children`);
+    }
     const supervisor = this.supervisor();
     let launched: LaunchedProcess | undefined;
     let recorded: string | undefined;
@@ -135,7 +138,7 @@ export class Children {
    * previous incarnation left, and resumes the restarts it was killed in.
    */
   async adopt(records: ServiceRecord[]): Promise<void> {
-    if (!records.some((r) => r.parent === this.#deps.self.id)) return;
+    if (this.#stopped || !records.some((r) => r.parent === this.#deps.self.id)) return;
     await this.supervisor().reconcile({ orphaned: true, records });
   }
 
@@ -145,8 +148,9 @@ export class Children {
       this.#supervisor = new Supervisor({
         selfId: this.#deps.self.id,
         registry: () => this.#deps.registry,
-        // A restart runs through the launcher on its record: `on` is not read.
-        restart: (id, role) => this.spawn({ role, on: "", sessions: [], options: {}, restart: id }),
+        // A restart runs through the launcher on its record; `on` names it for the metrics.
+        restart: (id, role, launcher) =>
+          this.spawn({ role, on: launcher, sessions: [], options: {}, restart: id }),
         replace: (lost) =>
           this.spawn({
             role: lost.role,
@@ -179,7 +183,7 @@ function spawnTiming(
   request: SpawnRequest,
 ): (outcome: "ok" | "failed") => void {
   const started = performance.now();
-  const launcher = /^([a-z+]{1,16}):\/\//.exec(request.on || "local://")?.[1] ?? "other";
+  const launcher = /^([a-z+]{1,16}):\/\//.exec(request.on)?.[1] ?? "other";
   return (outcome) => {
     metrics.spawns.inc({ launcher, outcome });
     metrics.spawnSeconds.observe({ launcher }, (performance.now() - started) / 1000);

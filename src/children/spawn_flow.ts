@@ -21,6 +21,7 @@ import {
 } from "../types/mod.ts";
 import type { BootstrapArrival, KeyHandover } from "../bootstrap/handover.ts";
 import { newServiceId } from "./service_id.ts";
+import { retry } from "../config/retry.ts";
 
 /** What a spawn needs from the service that runs it. */
 export interface SpawnDeps {
@@ -108,15 +109,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     );
   }
   if (plan.restart) {
-    // DEAD -> RESTARTING: a suspect service is declared dead first.
-    if (plan.from === "SUSPECT") {
-      await deps.registry.transition(id, {
-        incarnation: record.incarnation - 1,
-        to: "DEAD",
-        reason: "restart requested while SUSPECT",
-      });
-    }
-    await deps.registry.put(record, plan.reason);
+    await recordRestart(plan, deps.registry);
     written = true;
   }
   deps.onRecorded?.({ id, incarnation: record.incarnation });
@@ -147,9 +140,37 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   }
   deps.onLaunched?.(child, { id, incarnation: record.incarnation });
 
+  const arrival = await awaitArrival(child, expected.arrived, timeoutMs, fail);
+  return await configureChild(record, arrival, child, deps, fail);
+}
+
+/** DEAD -> RESTARTING on record: a suspect service is declared dead first. */
+async function recordRestart(plan: SpawnPlan, registry: RegistryClient): Promise<void> {
+  const { record } = plan;
+  if (plan.from === "SUSPECT") {
+    await registry.transition(record.id, {
+      incarnation: record.incarnation - 1,
+      to: "DEAD",
+      reason: "restart requested while SUSPECT",
+    });
+  }
+  await registry.put(record, plan.reason);
+}
+
+/**
+ * Waits for the launched child to prove its password, and for its endpoint
+ * as the parent reaches it; `fail` ends the spawn when it exits, times out or
+ * cannot be reached.
+ */
+async function awaitArrival(
+  child: LaunchedProcess,
+  arrived: Promise<BootstrapArrival>,
+  timeoutMs: number,
+  fail: (reason: string, exitCode: number | null) => Promise<never>,
+): Promise<BootstrapArrival> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
-    expected.arrived.then((arrival) => ({ kind: "arrived" as const, arrival })),
+    arrived.then((arrival) => ({ kind: "arrived" as const, arrival })),
     child.exited.then((code) => ({ kind: "exited" as const, code })),
     new Promise<{ kind: "timeout" }>((resolve) => {
       timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
@@ -165,14 +186,12 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     child.kill("SIGKILL");
     return await fail(`no bootstrap within ${timeoutMs} ms (log ${child.logFile})`, null);
   }
-  let arrival = outcome.arrival;
   try {
-    arrival = { ...arrival, endpoint: await child.reach(arrival.endpoint) };
+    return { ...outcome.arrival, endpoint: await child.reach(outcome.arrival.endpoint) };
   } catch (error) {
     child.kill("SIGTERM");
     return await fail(`cannot reach the new service: ${messageOf(error)}`, null);
   }
-  return await configureChild(record, arrival, child, deps, fail);
 }
 
 function newPlan(request: SpawnRequest, deps: SpawnDeps): SpawnPlan {
@@ -273,17 +292,17 @@ async function recordFailure(
   }
   const deadline = Date.now() + 30_000;
   for (const step of steps) {
-    for (let delay = 200;;) {
-      try {
-        await registry.transition(id, { incarnation, ...step });
-        break;
-      } catch (error) {
-        const unreachable = error instanceof FabricRequestError &&
-          (error.status === 0 || error.status >= 500);
-        if (!unreachable || Date.now() + delay > deadline) return;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(2000, delay * 2);
-      }
+    try {
+      await retry(() => registry.transition(id, { incarnation, ...step }), {
+        firstDelayMs: 200,
+        maxDelayMs: 2000,
+        retryIf: (error, { delayMs }) =>
+          error instanceof FabricRequestError && (error.status === 0 || error.status >= 500) &&
+          Date.now() + delayMs <= deadline,
+      });
+    } catch {
+      // The registry refused the step, or stayed unreachable until the deadline.
+      return;
     }
   }
 }

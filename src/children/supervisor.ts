@@ -16,8 +16,9 @@
 import type { RegistryClient } from "../client/registry_client.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { SpawnFailedError } from "../types/errors.ts";
-import type { ReplacementPolicy } from "../runtime/role.ts";
+import type { ReplacementPolicy } from "../types/mod.ts";
 import { log } from "../config/logging.ts";
+import { sleep } from "../config/retry.ts";
 import { PENDING_STATES } from "../registry/state_machine.ts";
 import { EXIT, type RegistryEvent, type Role, type ServiceRecord } from "../types/mod.ts";
 import { _killOrphanProcess } from "./_orphan_process.ts";
@@ -26,8 +27,8 @@ import { _killOrphanProcess } from "./_orphan_process.ts";
 export interface SupervisorDeps {
   selfId: string;
   registry: () => RegistryClient;
-  /** Restarts a child under its old ID. */
-  restart: (id: string, role: Role) => Promise<unknown>;
+  /** Restarts a child under its old ID, through `launcher` (the URL on its record). */
+  restart: (id: string, role: Role, launcher: string) => Promise<unknown>;
   /** Starts a fresh instance of a lost child's role, with its sessions and launcher. */
   replace: (lost: ServiceRecord) => Promise<{ id: string }>;
   policyOf: (role: Role) => ReplacementPolicy;
@@ -190,7 +191,7 @@ export class Supervisor {
             this.#logger.debug("Registry stream broke: {error}", { error: String(error) });
           }
         }
-        if (!signal.aborted) await new Promise((r) => setTimeout(r, 1000));
+        if (!signal.aborted) await sleep(1000);
       }
     })();
   }
@@ -234,7 +235,7 @@ export class Supervisor {
           id,
           error: String(error),
         });
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
         delay = Math.min(this.#options.reportRetryMs, delay * 2);
       }
     }
@@ -284,7 +285,10 @@ export class Supervisor {
   async #attempt(id: string): Promise<void> {
     this.#pending.delete(id);
     if (this.#stopped) return;
-    const record = (await this.#deps.registry().get(id).catch(() => undefined))?.record;
+    const record = (await this.#deps.registry().get(id).catch((error) => {
+      this.#logger.debug("Cannot read {id}; no restart now: {error}", { id, error: String(error) });
+      return undefined;
+    }))?.record;
     if (!record || !["DEAD", "FAILED", "SUSPECT"].includes(record.state)) return;
     const recent = this.#history.get(id) ?? [];
     if (recent.length >= this.#options.maxRestarts) {
@@ -297,11 +301,17 @@ export class Supervisor {
     recent.push(Date.now());
     this.#running.add(id);
     try {
-      await this.#deps.restart(id, record.role);
+      await this.#deps.restart(id, record.role, record.launcher);
       this.#logger.info("Restarted {id} under its old ID", { id });
     } catch (error) {
       if (error instanceof SpawnFailedError && error.childExitCode === EXIT.STATE_LOST) {
-        const lost = (await this.#deps.registry().get(id).catch(() => undefined))?.record;
+        const lost = (await this.#deps.registry().get(id).catch((error) => {
+          this.#logger.debug("Cannot read {id} to replace it: {error}", {
+            id,
+            error: String(error),
+          });
+          return undefined;
+        }))?.record;
         if (lost) await this.#replace(lost);
         return;
       }
@@ -322,13 +332,24 @@ export class Supervisor {
         to: "FAILED",
         reason,
       })
-        .catch(() => {});
+        .catch((error) =>
+          this.#logger.debug("Cannot record {id} FAILED: {error}", {
+            id: record.id,
+            error: String(error),
+          })
+        );
     }
     const lost = await registry.transition(record.id, {
       incarnation: record.incarnation,
       to: "LOST",
       reason,
-    }).catch(() => undefined);
+    }).catch((error) => {
+      this.#logger.debug("Cannot record {id} LOST: {error}", {
+        id: record.id,
+        error: String(error),
+      });
+      return undefined;
+    });
     if (lost) await this.#replace(lost);
   }
 

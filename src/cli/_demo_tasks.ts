@@ -9,6 +9,7 @@ import type { TaskEvent } from "../services/agent/task.ts";
 import type { Pilot } from "../services/pilot_manager/pilots.ts";
 import { PubsubClient } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
+import { sleep } from "../config/retry.ts";
 
 /** Counts of a task run. */
 export interface TaskRun {
@@ -111,6 +112,6 @@ async function pilotsRunning(
         }`,
       );
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }

@@ -5,6 +5,8 @@
  * @module
  */
 import { join } from "node:path";
+import { log } from "../config/logging.ts";
+import { sleep } from "../config/retry.ts";
 import { EXIT, type SpawnResult } from "../types/mod.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { CliError } from "./cli_error.ts";
@@ -45,11 +47,16 @@ export async function demoCommand(args: string[]): Promise<number> {
   // Ctrl-C (or SIGTERM) stops the services and removes the directory, key
   // included, before the demo exits 130 (143): nothing is left behind.
   const cleanUp = async (): Promise<void> => {
+    // Only waited for here; its failure is reported where it is awaited.
     await starting.catch(() => {});
     if (stop) await stop().catch(() => 0);
     stop = null;
     if (parsed.flags.keep) console.log(`\nkept ${dir}`);
-    else await Deno.remove(dir, { recursive: true }).catch(() => {});
+    else {
+      await Deno.remove(dir, { recursive: true }).catch((error) =>
+        log("demo").debug("Cannot remove {dir}: {error}", { dir, error: String(error) })
+      );
+    }
   };
   let interrupted: Promise<void> | null = null;
   const onSignal = (signal: Deno.Signal, code: number) => (): void => {
@@ -142,7 +149,7 @@ async function stillRunning(pids: number[]): Promise<number[]> {
   while (Date.now() < deadline) {
     alive = await running(alive);
     if (alive.length === 0) return [];
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return alive;
 }

@@ -13,6 +13,7 @@ import type { LaunchedProcess } from "../launchers/launcher.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { log } from "../config/logging.ts";
+import { sleep } from "../config/retry.ts";
 import { CliError } from "./cli_error.ts";
 import { stopServices, type StopServicesOptions } from "./stop_services.ts";
 import { checkKeyFileMode } from "./context.ts";
@@ -167,8 +168,15 @@ class RootKeeper {
         id: root.id,
         code,
       });
-      await new Promise((r) => setTimeout(r, 200));
-      if (!this.#stopped) await this.start(root).catch(() => {});
+      await sleep(200);
+      if (!this.#stopped) {
+        await this.start(root).catch((error) =>
+          this.#logger.warn("Cannot start root service {id} again: {error}", {
+            id: root.id,
+            error: String(error),
+          })
+        );
+      }
     });
   }
 
@@ -211,9 +219,12 @@ async function waitAlive(
         EXIT.FAILURE,
       );
     }
-    const found = await registry.get(id).catch(() => undefined);
+    const found = await registry.get(id).catch((error) => {
+      log("up").debug("Cannot read {id} yet: {error}", { id, error: String(error) });
+      return undefined;
+    });
     if (found?.record.state === "ALIVE" && found.record.pid === child.pid) return found.record;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   child.kill("SIGKILL");
   throw new CliError(

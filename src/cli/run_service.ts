@@ -12,10 +12,16 @@ import { NonceJournal } from "../crypto/nonce_journal.ts";
 import { ReplayCache } from "../crypto/replay_cache.ts";
 import { CLOCK_SKEW_SECONDS } from "../crypto/signing.ts";
 import { createApp } from "../api/app.ts";
+import type { ServiceHandlers } from "../api/service_handlers.ts";
 import { type GuardedServer, serveGuarded } from "../api/guarded_server.ts";
 import type { HttpFrontLimits } from "../api/http_front.ts";
 import { EXIT, type RegistryEndpoint, type Role } from "../types/mod.ts";
-import { BootstrapError, bootstrapFromParent, takeBootstrapEnv } from "../bootstrap/child.ts";
+import {
+  type BootstrapEnv,
+  BootstrapError,
+  bootstrapFromParent,
+  takeBootstrapEnv,
+} from "../bootstrap/child.ts";
 import { log, setupLogging } from "../config/logging.ts";
 import { ROLE_MODULES } from "../services/roles.ts";
 import { RoleSlot } from "../api/role_slot.ts";
@@ -58,35 +64,11 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     logger.error("Role {role} is not built in this version", { role: options.role });
     return EXIT.USAGE;
   }
-  let bootstrapEnv;
-  try {
-    bootstrapEnv = await takeBootstrapEnv();
-  } catch (error) {
-    logger.error("{message}", { message: (error as Error).message });
-    return (error as BootstrapError).exitCode ?? EXIT.CONFIG;
-  }
-  if (!bootstrapEnv && !options.keyFile) {
-    logger.error(
-      'No FABRIC_PARENT and no --key: start services with "fabricd spawn" or "fabricd up"',
-    );
-    return EXIT.CONFIG;
-  }
+  const bootstrapEnv = await readBootstrapEnv(options);
+  if (typeof bootstrapEnv === "number") return bootstrapEnv;
   const id = options.id ?? newServiceId(options.role);
-  const host = Deno.hostname();
-  // A restart must not reopen a replay window: requests created before this
-  // process started (less the skew) are refused, and the nonces the previous
-  // process accepted are read back from its journal (docs/protocol.md 2.9).
   const startedSeconds = Math.floor(Date.now() / 1000);
-  let journal: NonceJournal | undefined;
-  try {
-    journal = await NonceJournal.open(join(options.dir, "nonces"), id);
-  } catch (error) {
-    logger.warn("No nonce journal ({error}): replays are bounded by the start time only", {
-      error: String(error),
-    });
-  }
-  const replayCache = new ReplayCache(journal ? { journal } : {});
-  if (journal) replayCache.restore(journal.loaded);
+  const { replayCache, journal } = await openReplayCache(options.dir, id);
   let service: FabricService | null = null;
   const metrics = new ServiceMetrics();
   const slot = new RoleSlot();
@@ -96,16 +78,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     keys: () => service?.keys() ?? null,
     replayCache,
     notBeforeSeconds: startedSeconds - CLOCK_SKEW_SECONDS,
-    handlers: {
-      status: () => service!.status(),
-      bootstrap: (r, source) => service!.bootstrap(r, source),
-      configure: (r) => service!.configure(r),
-      spawn: (r) => service!.spawn(r),
-      openSession: (s) => service!.openSession(s),
-      closeSession: (s) => service!.closeSession(s),
-      connect: (r) => service!.connect(r),
-      stop: (reason, graceMs) => service!.stop(reason, graceMs),
-    },
+    handlers: handlersOf(() => service!),
     role: slot,
   });
   // Behind a front that drops slow clients and bounds connections per peer
@@ -131,7 +104,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       id,
       instance: crypto.randomUUID(),
       role: options.role,
-      host,
+      host: Deno.hostname(),
       dir: options.dir,
       endpoint,
       options: options.options,
@@ -143,44 +116,65 @@ export async function runService(options: RunServiceOptions): Promise<number> {
       policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
     },
   );
-  const onSignal = (signal: string) => () => service!.stop(`${signal} received`);
-  const signals: [Deno.Signal, () => void][] = [
-    ["SIGTERM", onSignal("SIGTERM")],
-    ["SIGINT", onSignal("SIGINT")],
-  ];
+  const signals = (["SIGTERM", "SIGINT"] as const).map((signal) =>
+    [signal, () => service!.stop(`${signal} received`)] as const
+  );
   for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
   try {
-    if (bootstrapEnv) {
-      const outcome = await bootstrapFromParent(bootstrapEnv, { serviceId: id, endpoint, host });
-      service.holdKeys(outcome.keys, outcome.registries, outcome.parent);
-      logger.info("Bootstrapped from {parent}; waiting to be configured", {
-        parent: outcome.parent.id,
-      });
-      const configured = await waitForConfigure(service, options.configureTimeoutMs ?? 60_000);
-      if (!configured) {
-        logger.error("No configure call within the timeout: exiting");
-        return EXIT.CONFIG;
-      }
-    } else {
-      const keys = await readKeyFile(options.keyFile!);
-      // A root registry registers with itself.
-      const registries = options.registries.length > 0 || options.role !== "registry"
-        ? options.registries
-        : [{ id, url: endpoint }];
-      service.holdKeys(keys, registries);
-      await service.place({
-        keys,
-        registries,
-        incarnation: 1,
-        parent: "",
-        route: [id],
-        launcher: "local://",
-        endpoint,
-        heartbeatMs: options.heartbeatMs,
-        sessions: [],
-        options: {},
-      });
-    }
+    return await runUntilStopped(service, bootstrapEnv, options);
+  } finally {
+    for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
+    // Open streams (watchers) are cut after the server's 2 s grace.
+    await server.shutdown().catch((error) =>
+      logger.debug("Server shutdown: {error}", { error: String(error) })
+    );
+    journal?.close();
+  }
+}
+
+/** The bootstrap environment, null for a root service, or the exit code when neither is usable. */
+async function readBootstrapEnv(options: RunServiceOptions): Promise<BootstrapEnv | null | number> {
+  const logger = log("runtime");
+  let bootstrapEnv;
+  try {
+    bootstrapEnv = await takeBootstrapEnv();
+  } catch (error) {
+    logger.error("{message}", { message: (error as Error).message });
+    return (error as BootstrapError).exitCode ?? EXIT.CONFIG;
+  }
+  if (!bootstrapEnv && !options.keyFile) {
+    logger.error(
+      'No FABRIC_PARENT and no --key: start services with "fabricd spawn" or "fabricd up"',
+    );
+    return EXIT.CONFIG;
+  }
+  return bootstrapEnv;
+}
+
+/** The management API's handlers over the service (made once the server listens). */
+function handlersOf(service: () => FabricService): ServiceHandlers {
+  return {
+    status: () => service().status(),
+    bootstrap: (r, source) => service().bootstrap(r, source),
+    configure: (r) => service().configure(r),
+    spawn: (r) => service().spawn(r),
+    openSession: (s) => service().openSession(s),
+    closeSession: (s) => service().closeSession(s),
+    connect: (r) => service().connect(r),
+    stop: (reason, graceMs) => service().stop(reason, graceMs),
+  };
+}
+
+/** Makes the service ALIVE, serves until it is asked to stop, and stops it; the exit code. */
+async function runUntilStopped(
+  service: FabricService,
+  bootstrapEnv: BootstrapEnv | null,
+  options: RunServiceOptions,
+): Promise<number> {
+  const logger = log("runtime");
+  try {
+    const ready = await become(service, bootstrapEnv, options);
+    if (!ready) return EXIT.CONFIG;
     const reason = await service.stopRequested;
     await service.shutdown(reason);
     logger.info("Stopped: {reason}", { reason });
@@ -197,14 +191,84 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     logger.error("Service failed: {error}", {
       error: error instanceof Error ? error.message : String(error),
     });
-    await service.shutdown(`fatal error: ${String(error)}`, "DEAD").catch(() => {});
+    await service.shutdown(`fatal error: ${String(error)}`, "DEAD").catch((stopError) =>
+      logger.debug("Shutdown after a fatal error: {error}", { error: String(stopError) })
+    );
     return EXIT.FAILURE;
-  } finally {
-    for (const [signal, handler] of signals) Deno.removeSignalListener(signal, handler);
-    // Open streams (watchers) are cut after the server's 2 s grace.
-    await server.shutdown().catch(() => {});
-    journal?.close();
   }
+}
+
+/**
+ * Makes `service` ALIVE: bootstraps from the parent and waits to be
+ * configured, or (a root service) reads the key file and places itself.
+ * Resolves false when no configure call came in time.
+ */
+async function become(
+  service: FabricService,
+  bootstrapEnv: BootstrapEnv | null,
+  options: RunServiceOptions,
+): Promise<boolean> {
+  const logger = log("runtime");
+  const { id, endpoint } = service.identity;
+  if (bootstrapEnv) {
+    const outcome = await bootstrapFromParent(bootstrapEnv, {
+      serviceId: id,
+      endpoint,
+      host: service.identity.host,
+    });
+    service.holdKeys(outcome.keys, outcome.registries, outcome.parent);
+    logger.info("Bootstrapped from {parent}; waiting to be configured", {
+      parent: outcome.parent.id,
+    });
+    const configured = await waitForConfigure(service, options.configureTimeoutMs ?? 60_000);
+    if (!configured) {
+      logger.error("No configure call within the timeout: exiting");
+      return false;
+    }
+  } else {
+    const keys = await readKeyFile(options.keyFile!);
+    // A root registry registers with itself.
+    const registries = options.registries.length > 0 || options.role !== "registry"
+      ? options.registries
+      : [{ id, url: endpoint }];
+    service.holdKeys(keys, registries);
+    await service.place({
+      keys,
+      registries,
+      incarnation: 1,
+      parent: "",
+      route: [id],
+      launcher: "local://",
+      endpoint,
+      heartbeatMs: options.heartbeatMs,
+      sessions: [],
+      options: {},
+    });
+  }
+  return true;
+}
+
+/**
+ * The replay cache of service `id`. A restart must not reopen a replay
+ * window: requests created before this process started (less the skew) are
+ * refused, and the nonces the previous process accepted are read back from
+ * its journal (docs/protocol.md 2.9).
+ */
+async function openReplayCache(
+  dir: string,
+  id: string,
+): Promise<{ replayCache: ReplayCache; journal: NonceJournal | undefined }> {
+  let journal: NonceJournal | undefined;
+  try {
+    journal = await NonceJournal.open(join(dir, "nonces"), id);
+  } catch (error) {
+    log("runtime").warn("No nonce journal ({error}): replays are bounded by the start time only", {
+      error: String(error),
+    });
+  }
+  const replayCache = new ReplayCache(journal ? { journal } : {});
+  if (journal) replayCache.restore(journal.loaded);
+  return { replayCache, journal };
 }
 
 async function waitForConfigure(service: FabricService, timeoutMs: number): Promise<boolean> {

@@ -5,10 +5,10 @@
  */
 import { saveFabricFile } from "../config/fabric_file.ts";
 import { sessionIdSchema } from "../types/wire.ts";
-import { EXIT } from "../types/mod.ts";
+import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
-import { loadContext, targetOf } from "./context.ts";
+import { type FabricContext, loadContext, targetOf } from "./context.ts";
 import { targetFor } from "../client/route.ts";
 
 /** Help text of `fabricd session`. */
@@ -47,62 +47,81 @@ export async function sessionCommand(args: string[]): Promise<number> {
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const records = await context.registry.list();
-  if (action === "list") {
-    const sessions = new Set([...context.fabric.sessions, ...records.flatMap((r) => r.sessions)]);
-    if (parsed.flags.json) {
-      const out = [...sessions].map((s) => ({
-        session: s,
-        services: records.filter((r) => r.sessions.includes(s)).map((r) => r.id),
-      }));
-      console.log(JSON.stringify({ sessions: out }));
-      return EXIT.OK;
-    }
-    if (sessions.size === 0) console.log("No sessions.");
-    for (const s of [...sessions].sort()) {
-      const served = records.filter((r) => r.sessions.includes(s)).map((r) =>
-        `${r.id} (${r.state})`
-      );
-      console.log(`${s}: ${served.join(", ") || "no services"}`);
-    }
+  if (action === "list") return listSessions(context, records, parsed.flags.json === true);
+  if (action === "open") return await openSession(context, name, listFlag(parsed, "service"));
+  if (action === "close") return await closeSession(context, records, name);
+  throw usage(`Unknown action "${action}": use open, close or list`);
+}
+
+/** `session list`: the sessions of the fabric file and of `records`, with who serves each. */
+function listSessions(context: FabricContext, records: ServiceRecord[], json: boolean): number {
+  const sessions = new Set([...context.fabric.sessions, ...records.flatMap((r) => r.sessions)]);
+  if (json) {
+    const out = [...sessions].map((s) => ({
+      session: s,
+      services: records.filter((r) => r.sessions.includes(s)).map((r) => r.id),
+    }));
+    console.log(JSON.stringify({ sessions: out }));
     return EXIT.OK;
   }
-  if (action === "open") {
-    const session = name ?? `ses-${crypto.randomUUID().slice(0, 8)}`;
-    for (const id of listFlag(parsed, "service")) {
-      const target = await targetOf(context, id);
-      await context.client.call(target, { method: "POST", path: `/v1/sessions/${session}` });
-    }
-    if (!context.fabric.sessions.includes(session)) {
-      await saveFabricFile(context.fabricPath, {
-        ...context.fabric,
-        sessions: [...context.fabric.sessions, session],
-      });
-    }
-    console.log(session);
-    return EXIT.OK;
+  if (sessions.size === 0) console.log("No sessions.");
+  for (const s of [...sessions].sort()) {
+    const served = records.filter((r) => r.sessions.includes(s)).map((r) => `${r.id} (${r.state})`);
+    console.log(`${s}: ${served.join(", ") || "no services"}`);
   }
-  if (action === "close") {
-    if (!name) throw usage('Missing session: "fabricd session close S"');
-    if (
-      !context.fabric.sessions.includes(name) && !records.some((r) => r.sessions.includes(name))
-    ) {
-      throw new CliError(
-        `No session "${name}" in the fabric file or the registry: see "fabricd session list"`,
-        EXIT.FAILURE,
-      );
-    }
-    for (const record of records.filter((r) => r.sessions.includes(name))) {
-      await context.client.call(targetFor(record, records), {
-        method: "DELETE",
-        path: `/v1/sessions/${name}`,
-      }).catch(() => context.registry.setSession(record.id, name, false));
-    }
+  return EXIT.OK;
+}
+
+/** `session open`: registers session `name` (or a new one) with `services`, then records it. */
+async function openSession(
+  context: FabricContext,
+  name: string | undefined,
+  services: string[],
+): Promise<number> {
+  const session = name ?? `ses-${crypto.randomUUID().slice(0, 8)}`;
+  for (const id of services) {
+    const target = await targetOf(context, id);
+    await context.client.call(target, { method: "POST", path: `/v1/sessions/${session}` });
+  }
+  if (!context.fabric.sessions.includes(session)) {
     await saveFabricFile(context.fabricPath, {
       ...context.fabric,
-      sessions: context.fabric.sessions.filter((s) => s !== name),
+      sessions: [...context.fabric.sessions, session],
     });
-    console.log(`Closed ${name}`);
-    return EXIT.OK;
   }
-  throw usage(`Unknown action "${action}": use open, close or list`);
+  console.log(session);
+  return EXIT.OK;
+}
+
+/**
+ * `session close`: deregisters session `name` from every service of `records`
+ * serving it (or clears it on record when one cannot be reached) and forgets it.
+ * @throws {CliError} exit 64 without `name`, 1 when nobody knows it.
+ */
+async function closeSession(
+  context: FabricContext,
+  records: ServiceRecord[],
+  name: string | undefined,
+): Promise<number> {
+  if (!name) throw usage('Missing session: "fabricd session close S"');
+  if (
+    !context.fabric.sessions.includes(name) && !records.some((r) => r.sessions.includes(name))
+  ) {
+    throw new CliError(
+      `No session "${name}" in the fabric file or the registry: see "fabricd session list"`,
+      EXIT.FAILURE,
+    );
+  }
+  for (const record of records.filter((r) => r.sessions.includes(name))) {
+    await context.client.call(targetFor(record, records), {
+      method: "DELETE",
+      path: `/v1/sessions/${name}`,
+    }).catch(() => context.registry.setSession(record.id, name, false));
+  }
+  await saveFabricFile(context.fabricPath, {
+    ...context.fabric,
+    sessions: context.fabric.sessions.filter((s) => s !== name),
+  });
+  console.log(`Closed ${name}`);
+  return EXIT.OK;
 }

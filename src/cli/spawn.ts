@@ -4,7 +4,7 @@
  * @module
  */
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { checkRoleOptions, formatRoleOptions, RoleOptionsError } from "../runtime/role_options.ts";
+import { checkRoleOptions, formatRoleOptions, RoleOptionsError } from "../types/role_options.ts";
 import { EXIT, type Role, ROLES, type SpawnResult } from "../types/mod.ts";
 import { keyValueFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";

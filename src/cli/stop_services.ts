@@ -6,6 +6,8 @@
  * @module
  */
 import type { FabricClient, Target } from "../client/fabric_client.ts";
+import { log } from "../config/logging.ts";
+import { sleep } from "../config/retry.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
 import type { ServiceRecord } from "../types/mod.ts";
@@ -118,7 +120,7 @@ export async function stopServices(
     const records = all.filter((r) => wanted(r) && r.role !== "registry" && canComeUp(r, all));
     quiet = records.length === 0 ? quiet + 1 : 0;
     for (const group of stopOrder(records)) await stopGroup(group, all);
-    if (quiet < 2) await new Promise((r) => setTimeout(r, 500));
+    if (quiet < 2) await sleep(500);
   }
   for (const record of all.filter((r) => wanted(r) && !canComeUp(r, all))) {
     await registry.transition(record.id, {
@@ -126,7 +128,12 @@ export async function stopServices(
       to: "STOPPED",
       reason: `${options.reason}: its spawner ${record.parent || "(none)"} is gone, so it ` +
         `never came up from ${record.state}`,
-    }).catch(() => {});
+    }).catch((error) =>
+      log("stop").debug("Cannot record {id} STOPPED: {error}", {
+        id: record.id,
+        error: String(error),
+      })
+    );
   }
   // Registries last: the others record STOPPED in them on the way out.
   all = await registry.list();
@@ -219,15 +226,18 @@ async function waitGone(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const found = await registry.get(id).catch(() => undefined);
+    const found = await registry.get(id).catch((error) => {
+      log("stop").debug("Cannot read {id}: {error}", { id, error: String(error) });
+      return undefined;
+    });
     if (!found || !["ALIVE", "SUSPECT"].includes(found.record.state)) break;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   while (Date.now() < deadline) {
     const answers = await client.call(target, { method: "GET", path: "/v1/status" }, {
       timeoutMs: 1000,
     }).then(() => true, () => false);
     if (!answers) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }

@@ -10,7 +10,14 @@ import { FabricRequestError } from "../client/fabric_client.ts";
 import { PubsubClient, type PubsubSubscription } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
 import { EXIT } from "../types/mod.ts";
-import { durationFlag, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
+import {
+  durationFlag,
+  intFlag,
+  keyValueFlag,
+  type ParsedArgs,
+  parseFlags,
+  stringFlag,
+} from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { serviceOf } from "./_service_of.ts";
@@ -60,102 +67,128 @@ export async function taskCommand(args: string[]): Promise<number> {
     return parsed.flags.help ? EXIT.OK : EXIT.USAGE;
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  const queueName = stringFlag(parsed, "queue-name") ?? "tasks";
-  if (action === "submit") {
-    const command = dash >= 0 ? args.slice(dash + 1) : rest;
-    if (command.length === 0) {
-      throw usage('Give the command after "--": fabricd task submit -- /bin/echo hi');
-    }
-    const id = stringFlag(parsed, "id") ?? `tsk-${crypto.randomUUID().slice(0, 8)}`;
-    if (!TASK_ID.test(id)) {
-      throw usage(`Invalid --id "${id}": give 1-64 letters, digits, '_' or '-' (e.g. tsk-1a2b)`);
-    }
-    const task = {
-      id,
-      executable: command[0]!,
-      args: command.slice(1),
-      env: keyValueFlag(parsed, "env"),
-      cores: intFlag(parsed, "cores", 1) || 1,
-      ...(stringFlag(parsed, "cwd") ? { cwd: stringFlag(parsed, "cwd") } : {}),
-    };
-    const queueId = await queueIdOf(context, stringFlag(parsed, "queue"));
-    let events: PubsubSubscription | null = null;
-    if (parsed.flags.wait) {
-      const pubsub = new PubsubClient(
-        context.keys,
-        await serviceOf(context, "pubsub", stringFlag(parsed, "pubsub")),
-      );
-      events = await pubsub.subscribe([taskTopic(id)]);
-    }
-    const timeoutMs = parsed.flags.timeout === undefined
-      ? undefined
-      : durationFlag(parsed, "timeout", 0);
-    if (timeoutMs !== undefined && !events) throw usage("--timeout goes with --wait");
-    const put = await submitOnce(context, queueId, { queueName, task });
-    const answer = put.duplicate ? { id, duplicate: true } : { id };
-    // The ID at once, before any wait: it is what every later command takes.
-    if (!events || !parsed.flags.json) console.log(parsed.flags.json ? JSON.stringify(answer) : id);
-    if (!events) return EXIT.OK;
-    return await followTask(context, events, {
-      id,
-      queueId,
-      queueName,
-      json: parsed.flags.json === true,
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-    });
+  const run = { context, parsed, queueName: stringFlag(parsed, "queue-name") ?? "tasks" };
+  if (action === "submit") return await submitTask(run, dash >= 0 ? args.slice(dash + 1) : rest);
+  if (action === "list") return await listTasks(run);
+  if (action === "cancel") return await cancelTask(context, rest);
+  throw usage(`Unknown action "${action}": use submit, list or cancel`);
+}
+
+/** What the actions of `fabricd task` share. */
+interface TaskAction {
+  context: FabricContext;
+  parsed: ParsedArgs;
+  /** The queue name the agents read. */
+  queueName: string;
+}
+
+/**
+ * `task submit`: puts `command` on the queue as a task and prints its ID;
+ * with `--wait`, follows the task until it ends.
+ * @throws {CliError} exit 64 without a command, with a bad `--id`, or `--timeout` without `--wait`.
+ */
+async function submitTask(
+  { context, parsed, queueName }: TaskAction,
+  command: string[],
+): Promise<number> {
+  if (command.length === 0) {
+    throw usage('Give the command after "--": fabricd task submit -- /bin/echo hi');
   }
-  if (action === "list") {
-    const queue = new QueueClient(
-      context.client,
-      await serviceOf(context, "queue", stringFlag(parsed, "queue")),
+  const id = stringFlag(parsed, "id") ?? `tsk-${crypto.randomUUID().slice(0, 8)}`;
+  if (!TASK_ID.test(id)) {
+    throw usage(`Invalid --id "${id}": give 1-64 letters, digits, '_' or '-' (e.g. tsk-1a2b)`);
+  }
+  const task = {
+    id,
+    executable: command[0]!,
+    args: command.slice(1),
+    env: keyValueFlag(parsed, "env"),
+    cores: intFlag(parsed, "cores", 1) || 1,
+    ...(stringFlag(parsed, "cwd") ? { cwd: stringFlag(parsed, "cwd") } : {}),
+  };
+  const queueId = await queueIdOf(context, stringFlag(parsed, "queue"));
+  let events: PubsubSubscription | null = null;
+  if (parsed.flags.wait) {
+    const pubsub = new PubsubClient(
+      context.keys,
+      await serviceOf(context, "pubsub", stringFlag(parsed, "pubsub")),
     );
-    const stats = await queue.stats(queueName);
-    const records = await context.registry.list();
-    const agents = records.filter((r) => r.role === "agent" && r.state === "ALIVE");
-    const running: { agent: string; slots: number; free: number; running: string[] }[] = [];
-    for (const agent of agents) {
-      const status = await context.client.call<{ slots: number; free: number; running: string[] }>(
-        targetFor(agent, records),
-        { method: "GET", path: "/v1/agent" },
-      ).catch(() => null);
-      if (status) running.push({ agent: agent.id, ...status });
-    }
-    if (parsed.flags.json) {
-      console.log(JSON.stringify({ queue: stats, agents: running }));
-      return EXIT.OK;
-    }
-    console.log(
-      `queue "${stats.name}": ${stats.ready} waiting, ${stats.inflight} taken (capacity ${stats.capacity})`,
-    );
-    for (const a of running) {
-      console.log(
-        `  ${a.agent}: ${a.slots - a.free}/${a.slots} cores busy; running ${
-          a.running.join(", ") || "nothing"
-        }`,
-      );
-    }
-    if (running.length === 0) console.log("  no agent is ALIVE");
+    events = await pubsub.subscribe([taskTopic(id)]);
+  }
+  const timeoutMs = parsed.flags.timeout === undefined
+    ? undefined
+    : durationFlag(parsed, "timeout", 0);
+  if (timeoutMs !== undefined && !events) throw usage("--timeout goes with --wait");
+  const put = await submitOnce(context, queueId, { queueName, task });
+  const answer = put.duplicate ? { id, duplicate: true } : { id };
+  // The ID at once, before any wait: it is what every later command takes.
+  if (!events || !parsed.flags.json) console.log(parsed.flags.json ? JSON.stringify(answer) : id);
+  if (!events) return EXIT.OK;
+  return await followTask(context, events, {
+    id,
+    queueId,
+    queueName,
+    json: parsed.flags.json === true,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+}
+
+/** `task list`: the queue's counts and what every ALIVE agent runs now. */
+async function listTasks({ context, parsed, queueName }: TaskAction): Promise<number> {
+  const queue = new QueueClient(
+    context.client,
+    await serviceOf(context, "queue", stringFlag(parsed, "queue")),
+  );
+  const stats = await queue.stats(queueName);
+  const records = await context.registry.list();
+  const agents = records.filter((r) => r.role === "agent" && r.state === "ALIVE");
+  const running: { agent: string; slots: number; free: number; running: string[] }[] = [];
+  for (const agent of agents) {
+    const status = await context.client.call<{ slots: number; free: number; running: string[] }>(
+      targetFor(agent, records),
+      { method: "GET", path: "/v1/agent" },
+    ).catch(() => null);
+    if (status) running.push({ agent: agent.id, ...status });
+  }
+  if (parsed.flags.json) {
+    console.log(JSON.stringify({ queue: stats, agents: running }));
     return EXIT.OK;
   }
-  if (action === "cancel") {
-    const [id, ...extra] = rest;
-    if (!id || extra.length > 0) {
-      throw usage('Give one task ID: "fabricd task cancel tsk-1a2b3c4d"');
-    }
-    const records = await context.registry.list();
-    for (const agent of records.filter((r) => r.role === "agent" && r.state === "ALIVE")) {
-      const answer = await context.client.call(targetFor(agent, records), {
-        method: "POST",
-        path: `/v1/agent/tasks/${encodeURIComponent(id)}/cancel`,
-      }).then(() => true, () => false);
-      if (answer) {
-        console.log(`Canceled ${id} on ${agent.id}`);
-        return EXIT.OK;
-      }
-    }
-    throw new CliError(`No agent runs task "${id}": it ended, or waits on the queue`, EXIT.FAILURE);
+  console.log(
+    `queue "${stats.name}": ${stats.ready} waiting, ${stats.inflight} taken (capacity ${stats.capacity})`,
+  );
+  for (const a of running) {
+    console.log(
+      `  ${a.agent}: ${a.slots - a.free}/${a.slots} cores busy; running ${
+        a.running.join(", ") || "nothing"
+      }`,
+    );
   }
-  throw usage(`Unknown action "${action}": use submit, list or cancel`);
+  if (running.length === 0) console.log("  no agent is ALIVE");
+  return EXIT.OK;
+}
+
+/**
+ * `task cancel ID`: asks the ALIVE agents, one by one, to cancel the task.
+ * @throws {CliError} exit 64 without exactly one ID, 1 when no agent runs it.
+ */
+async function cancelTask(context: FabricContext, rest: string[]): Promise<number> {
+  const [id, ...extra] = rest;
+  if (!id || extra.length > 0) {
+    throw usage('Give one task ID: "fabricd task cancel tsk-1a2b3c4d"');
+  }
+  const records = await context.registry.list();
+  for (const agent of records.filter((r) => r.role === "agent" && r.state === "ALIVE")) {
+    const answer = await context.client.call(targetFor(agent, records), {
+      method: "POST",
+      path: `/v1/agent/tasks/${encodeURIComponent(id)}/cancel`,
+    }).then(() => true, () => false);
+    if (answer) {
+      console.log(`Canceled ${id} on ${agent.id}`);
+      return EXIT.OK;
+    }
+  }
+  throw new CliError(`No agent runs task "${id}": it ended, or waits on the queue`, EXIT.FAILURE);
 }
 
 /** What {@linkcode followTask} follows. */

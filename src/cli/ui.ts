@@ -16,8 +16,9 @@ import { createUiServer, randomToken } from "../ui/ui_server.ts";
 export const UI_HELP = `fabricd ui [--listen HOST:PORT] [--fabric FILE]
 
 Serves a live view of the fabric (the spawn tree, states, transitions, log
-tails, pilots; restart and stop buttons) and /metrics for Prometheus, which
-the UI scrapes from every ALIVE service with signed requests.
+tails, pilots, the task queue's depth and tasks running, done and failed per
+second over the last 5 minutes; restart and stop buttons) and /metrics for
+Prometheus, which the UI scrapes from every ALIVE service with signed requests.
 
   --listen HOST:PORT  address to listen on (default 127.0.0.1:0, any free port)
 

@@ -16,6 +16,8 @@
  */
 import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import type { FabricFile } from "../config/fabric_file.ts";
+import { log } from "../config/logging.ts";
+import { sleep } from "../config/retry.ts";
 import { readKeyFile } from "../crypto/keys.ts";
 import type { RegistryEvent, ServiceRecord, ServiceState } from "../types/mod.ts";
 import { FabricClient, FabricRequestError } from "./fabric_client.ts";
@@ -149,7 +151,7 @@ export class FabricSession {
         } catch {
           // The registry went away; retry below until closed.
         }
-        if (!signal.aborted) await new Promise((r) => setTimeout(r, 500));
+        if (!signal.aborted) await sleep(500);
       }
     };
     return run();
@@ -222,7 +224,9 @@ export class FabricSession {
 
   /** Reports a failed contact, and has a dead service restarted by its parent. */
   async #revive(record: ServiceRecord, why: string): Promise<ServiceRecord> {
-    await this.registry.report(record.id, record.incarnation, why).catch(() => undefined);
+    await this.registry.report(record.id, record.incarnation, why).catch((error) =>
+      log("attach").debug("Cannot report {id}: {error}", { id: record.id, error: String(error) })
+    );
     const deadline = Date.now() + this.#options.restartTimeoutMs;
     let asked = false;
     let wasDown = record.state !== "ALIVE";
@@ -241,10 +245,16 @@ export class FabricSession {
             method: "POST",
             path: "/v1/spawn",
             body: { role: now.role, restart: now.id },
-          }, { timeoutMs: this.#options.restartTimeoutMs }).catch(() => undefined);
+          }, { timeoutMs: this.#options.restartTimeoutMs }).catch((error) =>
+            log("attach").debug("Cannot ask {parent} to restart {id}: {error}", {
+              parent: parent.id,
+              id: now.id,
+              error: String(error),
+            })
+          );
         }
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     throw new FabricRequestError(
       `Service "${record.id}" did not come back within ${this.#options.restartTimeoutMs} ms`,

@@ -5,6 +5,7 @@
  * of one SQLite transaction (docs/services.md "## queue", "### WebSocket").
  * @module
  */
+import { log } from "../config/logging.ts";
 import { FabricRequestError, type Target } from "./fabric_client.ts";
 import type { FabricKeys } from "../crypto/mod.ts";
 import { openQueueSocket, type QueueGetOptions } from "./queue_client.ts";
@@ -144,6 +145,7 @@ export class QueueSession {
       return (await Promise.race([answer, aborted]) as { messages: QueueMessage[] }).messages;
     } finally {
       signal.removeEventListener("abort", onAbort);
+      // An answer after an abort is abandoned; its failure concerns no one.
       answer.catch(() => {});
     }
   }
@@ -239,7 +241,14 @@ export class QueueSession {
     this.#calls.delete(ref);
     clearTimeout(call.timer);
     if (this.#abandoned.delete(ref) && frame.op === "messages") {
-      for (const message of frame.messages) this.nack(message.id).catch(() => {});
+      for (const message of frame.messages) {
+        this.nack(message.id).catch((error) =>
+          log("queue").debug("Cannot give back message {id}: {error}", {
+            id: message.id,
+            error: String(error),
+          })
+        );
+      }
     }
     if (frame.op !== "error") return call.resolve(frame);
     const status = frame.full ? 429 : frame.unknown ? 404 : 400;

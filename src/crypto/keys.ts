@@ -176,6 +176,7 @@ export async function writeKeyFile(
     await restrictMode(temporary);
     await Deno.rename(temporary, path);
   } catch (cause) {
+    // It may never have been written (createNew); the cause is what matters.
     await Deno.remove(temporary).catch(() => {});
     throw cause;
   }

@@ -36,6 +36,16 @@ export interface LivenessSweeper {
   sweep(): Promise<void>;
 }
 
+/** Options of {@linkcode startLivenessSweeper}. */
+export interface LivenessSweeperOptions {
+  /**
+   * Called after each sweep that completed (one still in the grace after a
+   * start or a pause included), with how long it took, ms; not after a sweep
+   * that failed. Default: none.
+   */
+  onSweep?: (durationMs: number) => void;
+}
+
 /**
  * Starts sweeping `registry` every eighth of the suspect time (at most every 250 ms).
  * Nobody is declared anything until a full TTL after the sweeper started, so a
@@ -47,51 +57,60 @@ export interface LivenessSweeper {
 export function startLivenessSweeper(
   registry: Registry,
   settings: LivenessSettings,
+  options: LivenessSweeperOptions = {},
 ): LivenessSweeper {
   const logger = log("liveness");
   let graceUntil = registry.now() + settings.ttlMs;
   let lastSweep = registry.now();
   let running = false;
+  const sweepOnce = async (): Promise<void> => {
+    const now = registry.now();
+    const gap = now - lastSweep;
+    lastSweep = now;
+    if (gap > settings.heartbeatMs) {
+      graceUntil = Math.max(graceUntil, now + settings.ttlMs);
+      logger.warn(
+        "The registry was paused for {seconds} s: nobody is declared SUSPECT or DEAD for one TTL ({ttl} s)",
+        { seconds: (gap / 1000).toFixed(1), ttl: settings.ttlMs / 1000 },
+      );
+    }
+    if (now < graceUntil) return;
+    for (const record of await registry.store.live()) {
+      // Silence counts from the last heartbeat (or registration), and never from
+      // before this sweeper started: a restarted registry waits a full TTL.
+      const since = Math.max(record.lastHeartbeat || record.updated, graceUntil - settings.ttlMs);
+      const silence = now - since;
+      const seconds = (silence / 1000).toFixed(1);
+      try {
+        if (silence > settings.ttlMs) {
+          await registry.transition(record.id, {
+            incarnation: record.incarnation,
+            to: "DEAD",
+            reason: `No heartbeat for ${seconds} s (TTL ${settings.ttlMs / 1000} s)`,
+          });
+        } else if (silence > settings.suspectMs && record.state === "ALIVE") {
+          await registry.transition(record.id, {
+            incarnation: record.incarnation,
+            to: "SUSPECT",
+            reason: `No heartbeat for ${seconds} s`,
+          });
+        }
+      } catch (error) {
+        // A heartbeat or a new incarnation raced the sweep; the next sweep sees it.
+        logger.debug("Sweep skipped {id}: {error}", { id: record.id, error: String(error) });
+      }
+    }
+  };
   const sweep = async (): Promise<void> => {
     if (running) return;
     running = true;
+    const started = performance.now();
     try {
-      const now = registry.now();
-      const gap = now - lastSweep;
-      lastSweep = now;
-      if (gap > settings.heartbeatMs) {
-        graceUntil = Math.max(graceUntil, now + settings.ttlMs);
-        logger.warn(
-          "The registry was paused for {seconds} s: nobody is declared SUSPECT or DEAD for one TTL ({ttl} s)",
-          { seconds: (gap / 1000).toFixed(1), ttl: settings.ttlMs / 1000 },
-        );
-      }
-      if (now < graceUntil) return;
-      for (const record of await registry.store.live()) {
-        // Silence counts from the last heartbeat (or registration), and never from
-        // before this sweeper started: a restarted registry waits a full TTL.
-        const since = Math.max(record.lastHeartbeat || record.updated, graceUntil - settings.ttlMs);
-        const silence = now - since;
-        const seconds = (silence / 1000).toFixed(1);
-        try {
-          if (silence > settings.ttlMs) {
-            await registry.transition(record.id, {
-              incarnation: record.incarnation,
-              to: "DEAD",
-              reason: `No heartbeat for ${seconds} s (TTL ${settings.ttlMs / 1000} s)`,
-            });
-          } else if (silence > settings.suspectMs && record.state === "ALIVE") {
-            await registry.transition(record.id, {
-              incarnation: record.incarnation,
-              to: "SUSPECT",
-              reason: `No heartbeat for ${seconds} s`,
-            });
-          }
-        } catch (error) {
-          // A heartbeat or a new incarnation raced the sweep; the next sweep sees it.
-          logger.debug("Sweep skipped {id}: {error}", { id: record.id, error: String(error) });
-        }
-      }
+      await sweepOnce();
+      options.onSweep?.(performance.now() - started);
+    } catch (error) {
+      // A store that cannot be read this time is tried again at the next sweep.
+      logger.warn("Sweep failed: {error}", { error: String(error) });
     } finally {
       running = false;
     }

@@ -76,7 +76,11 @@ export class Registration {
    * Starts heartbeating the registered incarnation; `onReplaced` is called
    * when the registry says it was replaced, or no beat got through for long.
    */
-  beat(facts: { id: string; instance?: string | undefined }, intervalMs: number, onReplaced: (reason: string) => void): void {
+  beat(
+    facts: { id: string; instance?: string | undefined },
+    intervalMs: number,
+    onReplaced: (reason: string) => void,
+  ): void {
     const incarnation = this.incarnation;
     this.#heartbeats = startHeartbeats(
       this.#registry,

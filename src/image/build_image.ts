@@ -82,6 +82,7 @@ export async function buildImage(options: BuildImageOptions = {}): Promise<SelfI
     await Deno.writeTextFile(byHash, `${image.hash}\n`);
     return await readImageDir(final);
   } finally {
+    // After the rename there is no temporary directory left to remove.
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
@@ -93,6 +94,7 @@ export async function buildImage(options: BuildImageOptions = {}): Promise<SelfI
  */
 export async function exportImage(image: SelfImage, out: string): Promise<SelfImage> {
   await Deno.mkdir(out, { recursive: true });
+  // A first export has no marker yet.
   await Deno.remove(join(out, COMPLETE)).catch(() => {});
   const copies = image.files.flatMap((file) => [
     { from: file.path, to: join(out, file.name) },
@@ -100,6 +102,7 @@ export async function exportImage(image: SelfImage, out: string): Promise<SelfIm
   ]);
   for (const { from, to } of copies) {
     await Deno.mkdir(join(to, ".."), { recursive: true });
+    // A first export has nothing to replace.
     await Deno.remove(to).catch(() => {});
     await linkOrCopy(from, to);
   }
@@ -206,6 +209,7 @@ async function packLargeFiles(dir: string, names: string[]): Promise<void> {
       stdout: "null",
       stderr: "null",
     }).output().catch(() => null);
+    // zstd may have failed before writing anything: the file is optional.
     if (!packed?.success) await Deno.remove(out).catch(() => {});
     else packedHashes.push({ name: `${name}.zst`, sha256: await sha256File(out) });
   }

@@ -91,6 +91,7 @@ export async function writeSelfExtracting(
     await Deno.chmod(tmp, 0o755);
     await Deno.rename(tmp, out);
   } finally {
+    // After the rename there is no temporary file left to remove.
     await Deno.remove(tmp).catch(() => {});
   }
 }

@@ -59,7 +59,8 @@ export function startTcpRelay(options: TcpRelayOptions): TcpRelay {
       }
     };
     // Either side ending ends both: HTTP peers do not half-close, and a pipe
-    // left waiting on a vanished peer would hold its connection forever.
+    // left waiting on a vanished peer would hold its connection forever. A
+    // pipe fails when its peer goes: that is how a relay ends, not an error.
     await Promise.race([
       inbound.readable.pipeTo(outbound.writable).catch(() => {}),
       outbound.readable.pipeTo(inbound.writable).catch(() => {}),

@@ -65,6 +65,7 @@ export class LocalLauncher implements Launcher {
       detached: true,
     }).spawn();
     const writer = child.stdin.getWriter();
+    // A child that died at once closed its stdin; its exit is reported below.
     await writer.write(new TextEncoder().encode(`${password}\n`)).catch(() => {});
     await writer.close().catch(() => {});
     let done = false;

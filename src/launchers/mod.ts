@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { log } from "../config/logging.ts";
 import { type Launcher, LauncherUrlError } from "./launcher.ts";
 import { LocalLauncher } from "./local.ts";
 import { SlurmLauncher } from "./slurm.ts";
@@ -92,5 +93,11 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
 export async function closeLaunchers(): Promise<void> {
   const all = [...launchers.values()];
   launchers.clear();
-  await Promise.all(all.map((launcher) => launcher.close?.().catch(() => {})));
+  await Promise.all(
+    all.map((launcher) =>
+      launcher.close?.().catch((error) =>
+        log("launchers").debug("Cannot close a launcher: {error}", { error: String(error) })
+      )
+    ),
+  );
 }

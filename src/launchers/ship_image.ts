@@ -167,6 +167,7 @@ export async function shipImage(
       ms: elapsed(),
     };
   } catch (error) {
+    // Best effort: the error that matters is thrown below.
     await ssh.exec(`rm -rf ${REMOTE_CACHE}/${tmp}`).catch(() => {});
     throw error;
   }

@@ -19,6 +19,7 @@
  * @module
  */
 import { join } from "node:path";
+import { log } from "../config/logging.ts";
 import { selfCommand } from "../image/self_command.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import { type BatchJob, batchJobs } from "./batch_jobs.ts";
@@ -230,7 +231,12 @@ export class SlurmLauncher implements Launcher {
         const args = signal === "SIGTERM" || signal === "SIGKILL"
           ? [jobId]
           : ["--signal", signal.replace("SIG", ""), "--full", jobId];
-        void runSlurm("scancel", args).catch(() => {});
+        void runSlurm("scancel", args).catch((error) =>
+          log("slurm").debug("Cannot signal job {job}: {error}", {
+            job: jobId,
+            error: String(error),
+          })
+        );
       },
       endReason: () => {
         const job = followed.job;

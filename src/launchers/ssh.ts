@@ -123,6 +123,7 @@ export class SshLauncher implements Launcher {
         `Cannot start fabricd on ${this.#ssh.target.host}: ${err.trim() || "no PID reported"}`,
       );
     }
+    // Nothing more is read from stderr; a stream already closed is fine.
     child.stderr.cancel().catch(() => {});
     const exited = (async () => {
       for (;;) {

@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { sleep } from "../config/retry.ts";
 
 /** Where and how to connect: `ssh://[user@]host[:port]`. */
 export interface SshTarget {
@@ -106,6 +107,7 @@ export class SshConnection {
     // (after a site's MFA prompt) carries our commands too.
     this.#userControl = await userControlPath(this.destination, this.target.port);
     if (this.#userControl && await this.#check()) return;
+    // A stale socket of an earlier master, if any; usually there is none.
     if (!this.#userControl) await Deno.remove(this.#controlPath).catch(() => {});
     const master = new Deno.Command("ssh", {
       args: [...this.#baseArgs(), "-M", "-N", "-o", "ControlPersist=no", this.destination],
@@ -123,7 +125,7 @@ export class SshConnection {
         throw new SshError(explainSshFailure(this.target.host, await errors));
       }
       if (await this.#check()) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     try {
       master.kill("SIGKILL");
@@ -215,6 +217,7 @@ export class SshConnection {
         stderr: new TextDecoder().decode(out.stderr),
       };
     } finally {
+      // A temporary file; one already gone is fine.
       await Deno.remove(status).catch(() => {});
     }
   }
@@ -262,6 +265,7 @@ export class SshConnection {
   /** Removes a forward made by {@linkcode forwardLocal}; a master already gone is not an error. */
   async cancelLocal(localPort: number, remotePort: number): Promise<void> {
     if (!this.#master && !this.#userControl) return;
+    // A master already gone took its forwards with it (see above).
     await this.#control(["-O", "cancel", "-L", `127.0.0.1:${localPort}:127.0.0.1:${remotePort}`])
       .catch(() => {});
   }
@@ -272,6 +276,7 @@ export class SshConnection {
     this.#master = null;
     this.#opening = null;
     if (!master) return;
+    // Polite first; the master is killed below whether or not it listened.
     await this.#control(["-O", "exit"]).catch(() => {});
     try {
       master.kill("SIGTERM");

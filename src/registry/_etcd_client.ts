@@ -8,6 +8,7 @@
  * under Deno; the JSON gateway is part of every etcd since 3.3 (docs/registry.md).
  * @module
  */
+import { sleep } from "../config/retry.ts";
 
 /** One key-value pair as etcd answers it (keys and values decoded). */
 export interface EtcdKv {
@@ -176,7 +177,7 @@ export class EtcdClient {
         );
       }
       if (attempt % this.#endpoints.length === this.#endpoints.length - 1) {
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   }
@@ -252,6 +253,7 @@ export class EtcdClient {
 
   /** Revokes a lease (its keys go); an unknown lease is not an error. */
   async leaseRevoke(id: string): Promise<void> {
+    // Best effort: a lease not revoked expires by its TTL all the same.
     await this.call("/v3/lease/revoke", { ID: id }).catch(() => {});
   }
 
@@ -331,7 +333,7 @@ export class EtcdClient {
         if (signal.aborted) return;
         if (error instanceof WatchCompactedError) throw error;
         this.#moveOn(endpoint);
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       } finally {
         clearTimeout(idle);
         signal.removeEventListener("abort", stop);

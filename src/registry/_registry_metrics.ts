@@ -2,7 +2,8 @@
  * The registry's metrics (issue 13): services by role and state and the
  * heartbeat ages, read from the records at scrape time; heartbeats received,
  * read from the request counter; transitions by from/to, counted from the
- * change stream.
+ * change stream; liveness sweeps and their durations, counted by the role's
+ * sweeper hook.
  * @module
  */
 import type { ServiceMetrics } from "../metrics/service_metrics.ts";
@@ -11,14 +12,33 @@ import type { Registry } from "./registry.ts";
 /** Route pattern of the heartbeat, as the request counter labels it. */
 const HEARTBEAT_ROUTE = "/v1/registry/services/:id/heartbeat";
 
+/** Options of {@linkcode registryMetrics}. */
+export interface RegistryMetricsOptions {
+  /**
+   * Whether this registry sweeps for silent services itself (on SQLite; on
+   * etcd, leases do it): adds `registry_sweeps_total` and
+   * `registry_sweep_duration_seconds`. Default false.
+   */
+  sweeps?: boolean;
+}
+
+/** The registry's metrics while they are on. */
+export interface RegistryMeasures {
+  /** Counts one liveness sweep that took `durationMs`; does nothing without `sweeps`. */
+  onSweep(durationMs: number): void;
+  /** Removes the metrics and stops counting. */
+  stop(): void;
+}
+
 /**
  * Adds the registry's metrics to `metrics`.
- * @returns A function that removes them and stops counting.
+ * @returns The sweep hook, and the function that removes the metrics.
  */
 export async function registryMetrics(
   registry: Registry,
   metrics: ServiceMetrics,
-): Promise<() => void> {
+  options: RegistryMetricsOptions = {},
+): Promise<RegistryMeasures> {
   const removers: (() => void)[] = [];
   removers.push(metrics.gauge({
     name: "registry_services",
@@ -75,9 +95,36 @@ export async function registryMetrics(
     if (event.kind !== "transition" || !event.transition) return;
     transitions.inc({ from: event.transition.from || "NONE", to: event.transition.to });
   });
-  return () => {
-    unfollow();
-    metrics.remove(ages, transitions);
-    for (const remove of removers) remove();
+  const sweeps = options.sweeps ? sweepMetrics(metrics) : null;
+  return {
+    onSweep: (durationMs) => sweeps?.observe(durationMs),
+    stop: () => {
+      unfollow();
+      metrics.remove(ages, transitions);
+      sweeps?.remove();
+      for (const remove of removers) remove();
+    },
+  };
+}
+
+/** The sweep counter and histogram: how one sweep is counted in both, and their remover. */
+function sweepMetrics(
+  metrics: ServiceMetrics,
+): { observe(durationMs: number): void; remove(): void } {
+  const count = metrics.counter(
+    "registry_sweeps_total",
+    "Liveness sweeps this registry process completed since it started",
+  );
+  const seconds = metrics.histogram(
+    "registry_sweep_duration_seconds",
+    "Time one liveness sweep of the records took",
+    { buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] },
+  );
+  return {
+    observe: (durationMs) => {
+      count.inc();
+      seconds.observe(durationMs / 1000);
+    },
+    remove: () => metrics.remove(count, seconds),
   };
 }

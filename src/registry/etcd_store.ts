@@ -269,7 +269,11 @@ export class EtcdStore implements RegistryStore {
       .catch((error) => {
         // History compacted past our position: read everything again and go on.
         this.#logger.warn("Registry watch restarts: {error}", { error: String(error) });
-        if (!this.#watch.signal.aborted) void this.#load().catch(() => {});
+        if (!this.#watch.signal.aborted) {
+          void this.#load().catch((error) =>
+            this.#logger.debug("Cannot read the registry again: {error}", { error: String(error) })
+          );
+        }
       });
     this.#flushTimer ??= setInterval(() => void this.#flushBeats(), BEATS_FLUSH_MS);
     this.#flushTimer.unref();

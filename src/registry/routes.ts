@@ -41,6 +41,15 @@ export function registryRoutes(current: () => Registry | null): Hono {
     if (!r) throw new HTTPException(503, { message: "Registry is starting: retry in a moment" });
     return r;
   };
+  addRecordRoutes(app, registry);
+  addLivenessRoutes(app, registry);
+  addSessionRoutes(app, registry);
+  addWatchRoute(app, registry);
+  return app;
+}
+
+/** Reading and writing records: list, get (with its history), put, transition. */
+function addRecordRoutes(app: Hono, registry: () => Registry): void {
   app.get("/registry/services", async (c) => c.json({ services: await registry().list() }));
   app.get("/registry/services/:id", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
@@ -64,6 +73,10 @@ export function registryRoutes(current: () => Registry | null): Hono {
     const id = validParam(c, "id", serviceIdSchema);
     return c.json({ record: await registry().transition(id, c.req.valid("json")) });
   });
+}
+
+/** Liveness news: a service's heartbeat, and a caller's report that it cannot reach one. */
+function addLivenessRoutes(app: Hono, registry: () => Registry): void {
   app.post("/registry/services/:id/heartbeat", jsonBody(heartbeatSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, instance, sentAt } = c.req.valid("json");
@@ -80,6 +93,10 @@ export function registryRoutes(current: () => Registry | null): Hono {
     if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
     return c.json({ record });
   });
+}
+
+/** The sessions a service serves. */
+function addSessionRoutes(app: Hono, registry: () => Registry): void {
   app.put("/registry/services/:id/sessions/:session", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const session = validParam(c, "session", sessionIdSchema);
@@ -90,6 +107,10 @@ export function registryRoutes(current: () => Registry | null): Hono {
     const session = validParam(c, "session", sessionIdSchema);
     return c.json({ record: await registry().setSession(id, session, false) });
   });
+}
+
+/** The change stream from a sequence number on, as server-sent events. */
+function addWatchRoute(app: Hono, registry: () => Registry): void {
   app.get("/registry/watch", (c) => {
     const raw = c.req.query("since") ?? "0";
     const since = Number(raw);
@@ -115,5 +136,4 @@ export function registryRoutes(current: () => Registry | null): Hono {
       unfollow();
     });
   });
-  return app;
 }

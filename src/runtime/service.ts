@@ -154,7 +154,7 @@ export class FabricService implements ServiceHandlers {
     try {
       return await this.#place(placement);
     } catch (error) {
-      this.#slot.unmount();
+      if (this.#role) this.#slot.unmount();
       await this.#role?.stop().catch((stopError) =>
         this.#logger.debug("Role stop after a failed start: {error}", { error: String(stopError) })
       );
@@ -180,7 +180,9 @@ export class FabricService implements ServiceHandlers {
       keys: placement.keys,
       registry: credentials.registry,
       spawn: (request: SpawnRequest, hooks?: SpawnHooks) => this.spawn(request, hooks),
-      parent: credentials.parent ? { id: credentials.parent.id, url: credentials.parent.url } : null,
+      parent: credentials.parent
+        ? { id: credentials.parent.id, url: credentials.parent.url }
+        : null,
       registries: [...credentials.registries],
       ...(this.#parts.metrics ? { metrics: this.#parts.metrics } : {}),
       children: { endpoint: (id) => children.endpoint(id) },
@@ -200,6 +202,11 @@ export class FabricService implements ServiceHandlers {
       sessions: this.#sessions.list(),
       started: this.#started,
     }, `${this.identity.role} configured and running`);
+    if (this.#stopping) {
+      // Stopped while registering: the record written is ended here, not left ALIVE.
+      await registration.end("STOPPED", "stopped while it was being configured");
+      throw new ConflictError(`Service "${this.identity.id}" is stopping: not placed`);
+    }
     placement.incarnation = record.incarnation;
     this.#placement = placement;
     this.#placed();

@@ -3,13 +3,13 @@
  * exit 64 by the command line, never started as a stub.
  * @module
  */
-import { registryRole } from "./registry/registry_role.ts";
-import { agentRole } from "./agent/agent_role.ts";
-import { bridgeRole } from "./bridge/bridge_role.ts";
-import { pilotManagerRole } from "./pilot_manager/pilot_manager_role.ts";
-import { pubsubRole } from "./pubsub/pubsub_role.ts";
-import { queueRole } from "./queue/queue_role.ts";
-import { spawnerRole } from "./spawner/spawner_role.ts";
+import { registryRole } from "./registry/mod.ts";
+import { agentRole } from "./agent/mod.ts";
+import { bridgeRole } from "./bridge/mod.ts";
+import { pilotManagerRole } from "./pilot_manager/mod.ts";
+import { pubsubRole } from "./pubsub/mod.ts";
+import { queueRole } from "./queue/mod.ts";
+import { spawnerRole } from "./spawner/mod.ts";
 import type { Role } from "../types/mod.ts";
 import type { RoleModule } from "../runtime/role.ts";
 

@@ -13,7 +13,11 @@ export class FabricError extends Error {
   /** The exit code of a command or service that ends with this error. */
   readonly exitCode: number;
   /** Builds the error. */
-  constructor(message: string, codes: { status: number; exitCode?: number }, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    codes: { status: number; exitCode?: number },
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = new.target.name;
     this.httpStatus = codes.status;

@@ -77,6 +77,8 @@ export const EXIT = {
   REFUSED: 77,
   /** Bad configuration: missing fabric file, wrong pin, unusable directory. */
   CONFIG: 78,
+  /** An output file or cache cannot be created (`fabricd report --out`, a self-extracting cache). */
+  CANNOT_CREATE: 73,
   /** A restarted service could not pick up its old state. */
   STATE_LOST: 79,
 } as const;

@@ -30,20 +30,30 @@ tr.service:hover { background: #f4f8ff }
 .FAILED, .LOST { background: #6a1b9a } .STOPPED { background: #757575 }
 .unreachable td { opacity: .5 } .tag { color: #c62828; font-size: 12px }
 pre { background: #f7f7f7; padding: .6em; max-height: 18em; overflow: auto; font-size: 12px }
-#status { color: #666; font-size: 13px }
+#status, #task-now { color: #666; font-size: 13px }
+.key { display: inline-block; width: 12px; height: 3px; vertical-align: middle; margin: 0 4px 0 10px }
+#task-chart { border: 1px solid #eee; font-size: 11px; fill: #666 }
 </style></head>
 <body>
 <h1>fabricd</h1>
 <p id="status">connecting...</p>
 <table id="tree"><thead><tr><th>service</th><th>role</th><th>host</th><th>state</th>
 <th>inc</th><th>heartbeat</th><th>uptime</th><th>restarts</th></tr></thead><tbody></tbody></table>
+<h2>Tasks</h2>
+<p id="task-now">no samples yet</p>
+<svg id="task-chart" width="640" height="170" viewBox="0 0 640 170" role="img"
+ aria-label="queue depth, running tasks, tasks done and failed per second"></svg>
+<p id="task-keys"></p>
 <h2>Pilots</h2><table id="pilots"><tbody></tbody></table>
 <div id="detail"></div>
 <script type="module" src="/app.js"></script>
 </body></html>
 `;
 
-/** The page's code: records from /api/services, live changes from /api/events. */
+/**
+ * The page's code: records from /api/services, live changes from /api/events,
+ * the task chart (inline SVG) from /api/tasks every 2 s.
+ */
 export const APP_JS = `const records = new Map();
 let skew = 0;
 let selected = null;
@@ -126,6 +136,50 @@ async function pilots() {
     [el("tr", {}, el("td", {}, "no pilots"))]));
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+const svg = (tag, attrs = {}, ...kids) => {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const k of kids) e.append(String(k));
+  return e;
+};
+const SERIES = [["depth", "#1565c0", "depth"], ["running", "#f9a825", "running"],
+  ["done", "#2e7d32", "done/s"], ["failed", "#c62828", "failed/s"]];
+const num = (v) => Number.isInteger(v) ? String(v) : v.toFixed(1);
+
+function chart(samples) {
+  const W = 640, H = 170, L = 44, R = 10, T = 10, B = 22;
+  const last = samples[samples.length - 1];
+  const top = Math.max(1, ...samples.flatMap((s) => SERIES.map(([k]) => s[k])));
+  const t0 = samples.length ? samples[0].at : 0;
+  const span = Math.max(1, (last ? last.at : 1) - t0);
+  const x = (t) => (L + (t - t0) / span * (W - L - R)).toFixed(1);
+  const y = (v) => (H - B - v / top * (H - B - T)).toFixed(1);
+  const kids = [
+    svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#bbb" }),
+    svg("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#bbb" }),
+    svg("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, num(top)),
+    svg("text", { x: L - 4, y: H - B, "text-anchor": "end" }, "0"),
+    svg("text", { x: L, y: H - 6 }, samples.length > 1 ? "-" + age(span) : ""),
+    svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, "now"),
+  ];
+  for (const [k, color] of SERIES) {
+    kids.push(svg("polyline", { class: "series-" + k, fill: "none", stroke: color, "stroke-width": 1.5,
+      points: samples.map((s) => x(s.at) + "," + y(s[k])).join(" ") }));
+  }
+  const chartEl = $("#task-chart");
+  chartEl.replaceChildren(...kids);
+  chartEl.setAttribute("data-samples", samples.length);
+  chartEl.setAttribute("data-depth", last ? last.depth : "");
+  $("#task-now").textContent = last
+    ? SERIES.map(([k, , label]) => label + " " + num(last[k])).join(", ") : "no samples yet";
+}
+
+async function tasks() {
+  const { samples } = await json("/api/tasks").catch(() => ({ samples: [] }));
+  chart(samples);
+}
+
 function follow() {
   const source = new EventSource("/api/events");
   source.onopen = () => { $("#status").textContent = "live"; load(); };
@@ -141,7 +195,11 @@ function follow() {
 }
 
 load().then(follow, (e) => { $("#status").textContent = "error: " + e.message; });
+$("#task-keys").replaceChildren(...SERIES.flatMap(([, color, label]) =>
+  [el("span", { class: "key", style: "background:" + color }), label]));
 pilots();
+tasks();
+setInterval(tasks, 2000);
 setInterval(render, 1000);
 setInterval(pilots, 10000);
 `;

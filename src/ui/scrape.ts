@@ -20,6 +20,8 @@ export interface ScrapeOptions {
   timeoutMs?: number;
   /** Largest exposition accepted from one service, bytes. Default 4 MiB. */
   maxBytes?: number;
+  /** Scrapes only the ALIVE services this accepts. Default: every one. */
+  only?: (record: ServiceRecord) => boolean;
 }
 
 /** One service's outcome. */
@@ -60,13 +62,17 @@ export async function fetchMetrics(
   return new TextDecoder().decode(bytes);
 }
 
-/** Scrapes every ALIVE service of `records`. */
+/**
+ * Scrapes every ALIVE service of `records` (or those `options.only` accepts);
+ * the other records give the bridges on the way.
+ */
 export async function scrapeFabric(
   keys: FabricKeys,
   records: ServiceRecord[],
   options: ScrapeOptions = {},
 ): Promise<ScrapeResult[]> {
-  const alive = records.filter((r) => r.state === "ALIVE" && r.endpoint);
+  const only = options.only ?? (() => true);
+  const alive = records.filter((r) => r.state === "ALIVE" && r.endpoint && only(r));
   const results: ScrapeResult[] = [];
   const queue = [...alive];
   const worker = async (): Promise<void> => {

@@ -17,7 +17,11 @@ import type { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { RegistryEvent, SpawnResult } from "../types/mod.ts";
+import { EventFanout } from "./event_fanout.ts";
+import { fabricPilots } from "./fabric_pilots.ts";
+import { RecordCache } from "./record_cache.ts";
 import { mergeExpositions, scrapeFabric } from "./scrape.ts";
+import { TaskSampler } from "./task_samples.ts";
 import { APP_JS, LOGIN_HTML, PAGE_HTML } from "./_page.ts";
 
 /** What the UI server needs. */
@@ -31,6 +35,8 @@ export interface UiServerDeps {
   bearer: string;
   /** The one-time login token printed in the login URL. */
   loginToken: string;
+  /** Time between two samples of the task queue, ms. Default 2000. */
+  sampleMs?: number;
 }
 
 /** Most pages following the live stream at once (503 above). */
@@ -47,23 +53,89 @@ const LIVE_ONLY = 999_999_999_999_999;
 /** A running UI: the app and what it follows. */
 export interface UiServer {
   app: Hono;
-  /** Stops following the registry and ends every open stream. */
+  /** Stops following the registry and sampling the task queue, and ends every open stream. */
   close(): void;
 }
 
 /** Builds the UI app. */
 export function createUiServer(deps: UiServerDeps): UiServer {
-  const sessions = new Set<string>();
-  let loginToken: string | null = deps.loginToken;
-  const streams = new Set<(event: RegistryEvent) => void>();
+  const fanout = new EventFanout({ maxStreams: MAX_STREAMS });
   const following = new AbortController();
-  let lastSeq = 0;
-  void followRegistry(deps.registry, following.signal, (event) => {
-    if (event.kind === "transition") lastSeq = Math.max(lastSeq, event.seq);
-    for (const send of streams) send(event);
+  const cache = new RecordCache(() => deps.registry.list());
+  const sampler = new TaskSampler(deps.keys, () => cache.list(), {
+    intervalMs: deps.sampleMs ?? 2000,
   });
+  sampler.start();
+  void followRegistry(deps.registry, following.signal, (event) => {
+    cache.apply(event.record);
+    fanout.publish(event);
+  }, () => cache.invalidate());
 
   const app = new Hono();
+  useLogin(app, deps);
+  app.get("/", (c) => c.html(PAGE_HTML));
+  app.get(
+    "/app.js",
+    (c) => c.body(APP_JS, 200, { "content-type": "text/javascript; charset=utf-8" }),
+  );
+  app.get("/metrics", async (c) => {
+    const records = await cache.list();
+    const merged = mergeExpositions(await scrapeFabric(deps.keys, records));
+    return c.body(merged, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+  });
+  app.get(
+    "/api/services",
+    async (c) => c.json({ services: await deps.registry.list(), now: Date.now() }),
+  );
+  app.get("/api/services/:id", async (c) => {
+    const id = serviceId(c);
+    const found = await deps.registry.get(id);
+    if (!found) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
+    return c.json({ ...found, log: await logTail(join(deps.dir, "logs", `${id}.log`)) });
+  });
+  app.get(
+    "/api/pilots",
+    async (c) => c.json({ pilots: await fabricPilots(deps.client, await cache.list()) }),
+  );
+  app.get(
+    "/api/tasks",
+    (c) => c.json({ intervalMs: sampler.intervalMs, samples: sampler.samples(), now: Date.now() }),
+  );
+  app.post("/api/services/:id/:action{restart|stop}", async (c) => {
+    // A cross-site form cannot set this header; the cookie is SameSite=Strict too.
+    if (c.req.header("x-fabricd-ui") !== "1") {
+      throw new HTTPException(403, { message: "Send X-Fabricd-UI: 1 (the page does)" });
+    }
+    return c.json(
+      await serviceAction(
+        deps,
+        serviceId(c),
+        c.req.param("action") === "stop" ? "stop" : "restart",
+      ),
+    );
+  });
+  app.get("/api/events", () => fanout.open());
+  app.onError((error, c) => {
+    const status = error instanceof HTTPException ? error.status : 502;
+    return c.json({ error: error.message }, status);
+  });
+  return {
+    app,
+    close: () => {
+      following.abort();
+      sampler.stop();
+      fanout.close();
+    },
+  };
+}
+
+/**
+ * `/login` (the one-time token or the bearer token gives a session cookie)
+ * and the guard in front of every other route.
+ */
+function useLogin(app: Hono, deps: UiServerDeps): void {
+  const sessions = new Set<string>();
+  let loginToken: string | null = deps.loginToken;
   app.get("/login", (c) => {
     const token = c.req.query("token") ?? "";
     const once = loginToken !== null && same(token, loginToken);
@@ -82,121 +154,39 @@ export function createUiServer(deps: UiServerDeps): UiServer {
       error: "Log in with the URL that fabricd ui printed, or send the bearer token of ui.token",
     }, 401);
   });
-  app.get("/", (c) => c.html(PAGE_HTML));
-  app.get(
-    "/app.js",
-    (c) => c.body(APP_JS, 200, { "content-type": "text/javascript; charset=utf-8" }),
-  );
-  app.get("/metrics", async (c) => {
-    const records = await deps.registry.list();
-    const merged = mergeExpositions(await scrapeFabric(deps.keys, records));
-    return c.body(merged, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
-  });
-  app.get(
-    "/api/services",
-    async (c) => c.json({ services: await deps.registry.list(), now: Date.now() }),
-  );
-  app.get("/api/services/:id", async (c) => {
-    const id = serviceId(c);
-    const found = await deps.registry.get(id);
-    if (!found) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
-    return c.json({ ...found, log: await logTail(join(deps.dir, "logs", `${id}.log`)) });
-  });
-  app.get("/api/pilots", async (c) => {
-    const records = await deps.registry.list();
-    const managers = records.filter((r) => r.role === "pilot-manager" && r.state === "ALIVE");
-    const pilots: unknown[] = [];
-    for (const manager of managers.slice(0, 16)) {
-      const answer = await deps.client.call<{ pilots: unknown[] }>(
-        targetFor(manager, records),
-        { method: "GET", path: "/v1/pilots" },
-        { timeoutMs: 5000 },
-      ).catch(() => ({ pilots: [] }));
-      pilots.push(
-        ...answer.pilots.slice(0, 1000).map((p) => ({ manager: manager.id, ...p as object })),
-      );
-    }
-    return c.json({ pilots });
-  });
-  app.post("/api/services/:id/:action{restart|stop}", async (c) => {
-    // A cross-site form cannot set this header; the cookie is SameSite=Strict too.
-    if (c.req.header("x-fabricd-ui") !== "1") {
-      throw new HTTPException(403, { message: "Send X-Fabricd-UI: 1 (the page does)" });
-    }
-    const id = serviceId(c);
-    const records = await deps.registry.list();
-    const record = records.find((r) => r.id === id);
-    if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
-    if (c.req.param("action") === "stop") {
-      await deps.client.call(targetFor(record, records), {
-        method: "POST",
-        path: "/v1/stop",
-        body: { reason: "stopped from fabricd ui" },
-      });
-      return c.json({ id, state: "STOPPED" });
-    }
-    const parent = records.find((r) => r.id === record.parent);
-    if (!parent) {
-      throw new HTTPException(409, {
-        message: `Service "${id}" is a root service: restart it with "fabricd up"`,
-      });
-    }
-    const result = await deps.client.call<SpawnResult>(targetFor(parent, records), {
+}
+
+/**
+ * Stops service `id` or restarts it through its parent, with the CLI's signed calls.
+ * @throws {HTTPException} 404 for an unknown service, 409 for a root service's restart.
+ */
+async function serviceAction(
+  deps: UiServerDeps,
+  id: string,
+  action: "restart" | "stop",
+): Promise<unknown> {
+  const records = await deps.registry.list();
+  const record = records.find((r) => r.id === id);
+  if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
+  if (action === "stop") {
+    await deps.client.call(targetFor(record, records), {
       method: "POST",
-      path: "/v1/spawn",
-      body: { role: record.role, restart: id },
-    }, { timeoutMs: 120_000 });
-    return c.json(result);
-  });
-  app.get("/api/events", () => {
-    if (streams.size >= MAX_STREAMS) {
-      throw new HTTPException(503, { message: `${MAX_STREAMS} pages follow already: close one` });
-    }
-    const encoder = new TextEncoder();
-    let send: ((event: RegistryEvent) => void) | null = null;
-    let keepAlive: ReturnType<typeof setInterval> | undefined;
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        send = (event) => {
-          // A page that does not read is dropped rather than buffered without bound.
-          if ((controller.desiredSize ?? 0) < -256) return close();
-          controller.enqueue(
-            encoder.encode(
-              `event: ${event.kind}\nid: ${event.seq}\ndata: ${JSON.stringify(event)}\n\n`,
-            ),
-          );
-        };
-        streams.add(send);
-        controller.enqueue(encoder.encode(`: since ${lastSeq}\n\n`));
-        keepAlive = setInterval(
-          () => controller.enqueue(encoder.encode(": keep-alive\n\n")),
-          15_000,
-        );
-        const close = (): void => {
-          if (send) streams.delete(send);
-          clearInterval(keepAlive);
-          try {
-            controller.close();
-          } catch {
-            // Already closed.
-          }
-        };
-        following.signal.addEventListener("abort", close, { once: true });
-      },
-      cancel() {
-        if (send) streams.delete(send);
-        clearInterval(keepAlive);
-      },
-    }, { highWaterMark: 0 });
-    return new Response(body, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+      path: "/v1/stop",
+      body: { reason: "stopped from fabricd ui" },
     });
-  });
-  app.onError((error, c) => {
-    const status = error instanceof HTTPException ? error.status : 502;
-    return c.json({ error: error.message }, status);
-  });
-  return { app, close: () => following.abort() };
+    return { id, state: "STOPPED" };
+  }
+  const parent = records.find((r) => r.id === record.parent);
+  if (!parent) {
+    throw new HTTPException(409, {
+      message: `Service "${id}" is a root service: restart it with "fabricd up"`,
+    });
+  }
+  return await deps.client.call<SpawnResult>(targetFor(parent, records), {
+    method: "POST",
+    path: "/v1/spawn",
+    body: { role: record.role, restart: id },
+  }, { timeoutMs: 120_000 });
 }
 
 /** 32 random bytes, base64url. */
@@ -249,11 +239,15 @@ async function logTail(path: string): Promise<string> {
   }
 }
 
-/** Follows the registry's change stream until `signal` aborts, reconnecting after a pause. */
+/**
+ * Follows the registry's change stream until `signal` aborts, reconnecting
+ * after a pause; `onBreak` is told each time the stream ends.
+ */
 async function followRegistry(
   registry: RegistryClient,
   signal: AbortSignal,
   onEvent: (event: RegistryEvent) => void,
+  onBreak: () => void,
 ): Promise<void> {
   // Live changes only: a page loads the records first; after a reconnect the
   // changes missed meanwhile are replayed from the last one seen.
@@ -267,6 +261,7 @@ async function followRegistry(
     } catch {
       // The registry is away: try again shortly.
     }
+    onBreak();
     await new Promise((r) => setTimeout(r, 1000));
   }
 }

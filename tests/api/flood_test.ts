@@ -51,6 +51,7 @@ Deno.test("createApp() accepts default-lifetime requests right after a flood of 
     // Only the flood's own second may be refused (its nonces were pushed out).
     assert.deepEqual([...statuses.keys()].filter((s) => s !== 200 && s !== 401), []);
     assert.ok((statuses.get(200) ?? 0) >= 2_000, `flood at ${rate}/s: ${[...statuses]}`);
+    // Into the next whole second, past the flood's: the wait is the scenario.
     await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)));
     const fresh = await Promise.all(Array.from({ length: 200 }, () => send()));
     assert.deepEqual(fresh.filter((s) => s !== 200), [], "fresh requests refused after the flood");

@@ -6,6 +6,7 @@
  * are short; production uses 10 s and 30 s.
  */
 import assert from "node:assert/strict";
+import { eventually } from "../_eventually.ts";
 import { createApp } from "../../src/api/app.ts";
 import { type GuardedServer, serveGuarded } from "../../src/api/guarded_server.ts";
 import { HttpFront, type HttpFrontLimits } from "../../src/api/http_front.ts";
@@ -181,7 +182,9 @@ Deno.test("HttpFront makes room at maxConnectionsPerPeer by closing the peer's o
 Deno.test("HttpFront closes a new connection at once when every connection at the limit is being served", async () => {
   let release = (): void => {};
   const released = new Promise<void>((resolve) => release = resolve);
+  let answering = 0;
   const slowAnswer: Deno.ServeHandler<Deno.NetAddr> = async () => {
+    answering++;
     await released;
     return new Response("late");
   };
@@ -191,10 +194,7 @@ Deno.test("HttpFront closes a new connection at once when every connection at th
       await conn.write(encoder.encode("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n"));
     }
     // Every one has its request passed on (its answer outstanding) before the fifth arrives.
-    for (let i = 0; i < 100 && server.front.stats().open < 4; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await eventually(() => server.front.stats().open === 4 && answering === 4);
     const extra = await connect(server);
     try {
       assert.equal(await readUntilClosed(extra, 5000), "", "the fifth is closed without an answer");
@@ -285,6 +285,7 @@ Deno.test("HttpFront puts no deadline on answers: long polls, event streams and 
       let n = 0;
       const stream = new ReadableStream<Uint8Array>({
         async pull(controller) {
+          // An event every 200 ms: the stream outlives every deadline.
           await new Promise((resolve) => setTimeout(resolve, 200));
           controller.enqueue(encoder.encode(`data: ${n++}\n\n`));
           if (n === 6) controller.close();
@@ -292,6 +293,7 @@ Deno.test("HttpFront puts no deadline on answers: long polls, event streams and 
       });
       return new Response(stream, { headers: { "content-type": "text/event-stream" } });
     }
+    // A long poll: it answers after every deadline has passed.
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return new Response("polled");
   };
@@ -307,6 +309,7 @@ Deno.test("HttpFront puts no deadline on answers: long polls, event streams and 
         socket.onopen = resolve;
         socket.onerror = reject;
       });
+      // The socket stays open past every deadline: that is what is tested.
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const echoed = new Promise((resolve) => socket.onmessage = (event) => resolve(event.data));
       socket.send("hi");

@@ -1,5 +1,7 @@
-/** Starts `fabricd ui` for a test and reads its login URL. */
+/** Starts `fabricd ui` for a test and reads its login URL; puts tasks on a queue. */
 import { join } from "node:path";
+import type { LocalFabric } from "../../src/cli/local_fabric.ts";
+import type { SpawnResult } from "../../src/types/mod.ts";
 import { FABRICD } from "./_fabric.ts";
 
 /** A running `fabricd ui`. */
@@ -46,4 +48,45 @@ export async function startUi(dir: string): Promise<UiProcess> {
       await child.status;
     },
   };
+}
+
+/** Spawns a service of `role` through the root spawner of `local`. */
+export async function spawnRole(
+  local: LocalFabric,
+  role: string,
+  options: Record<string, string> = {},
+): Promise<SpawnResult> {
+  return await local.client.call<SpawnResult>(local.spawner, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: { role, options },
+  }, { timeoutMs: 60_000 });
+}
+
+/** Puts `count` tasks running `executable` on queue `tasks` of service `queue`. */
+export async function putTasks(
+  local: LocalFabric,
+  queue: SpawnResult,
+  count: number,
+  executable = "/bin/true",
+): Promise<void> {
+  const target = { id: queue.id, url: queue.endpoint };
+  for (let i = 0; i < count; i++) {
+    await local.client.call(target, {
+      method: "POST",
+      path: "/v1/queue/tasks/messages",
+      body: { payload: { id: `t-${i}`, executable } },
+    });
+  }
+}
+
+/** Messages of queue `tasks` ready and in flight. */
+export async function queueCounts(
+  local: LocalFabric,
+  queue: SpawnResult,
+): Promise<{ ready: number; inflight: number }> {
+  return await local.client.call({ id: queue.id, url: queue.endpoint }, {
+    method: "GET",
+    path: "/v1/queue/tasks",
+  });
 }

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { eventually } from "../_eventually.ts";
 import { createApp } from "../../src/api/app.ts";
-import { type ServiceHandlers } from "../../src/api/service_handlers.ts";
+import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import { SpawnFailedError } from "../../src/types/errors.ts";
 import { ReplayCache } from "../../src/crypto/mod.ts";
 import { LocalLauncher } from "../../src/launchers/local.ts";
@@ -41,9 +42,12 @@ Deno.test("spawn bootstraps a real process that the registry shows ALIVE with it
     assert.equal(status.id, result.id);
     // And it heartbeats.
     const before = found.record.lastHeartbeat;
-    await new Promise((r) => setTimeout(r, 1200));
-    const later = await local.registry.get(result.id);
-    assert.ok(later!.record.lastHeartbeat > before);
+    await eventually(
+      async () => (await local.registry.get(result.id))!.record.lastHeartbeat > before,
+      {
+        what: "a heartbeat after the one on record",
+      },
+    );
   });
 });
 
@@ -111,7 +115,7 @@ Deno.test("spawn fails with exit 77 and the password is discarded when the child
     await withParent(local, async (parent) => {
       const launcher = wrongPassword(new LocalLauncher({ dir }));
       const error = await expectFailedSpawn(local, dir, parent, launcher);
-      assert.equal(error.exitCode, 77);
+      assert.equal(error.childExitCode, 77);
       assert.match(error.message, /refused/);
       assert.equal(parent.handover.hasPassword(error.serviceId), false);
       const found = await local.registry.get(error.serviceId);
@@ -133,7 +137,7 @@ Deno.test("spawn fails with exit 69 and the password is discarded when the paren
         { url: deadUrl, handover: parent.handover },
         new LocalLauncher({ dir }),
       );
-      assert.equal(error.exitCode, 69);
+      assert.equal(error.childExitCode, 69);
       assert.match(error.message, /could not reach its parent/);
       assert.equal(parent.handover.hasPassword(error.serviceId), false);
       const log = await Deno.readTextFile(join(dir, "logs", `${error.serviceId}.log`));

@@ -6,6 +6,7 @@
  * FABRIC_E2E=require.
  */
 import assert from "node:assert/strict";
+import { eventually } from "../_eventually.ts";
 import { run } from "./_testnet.ts";
 import { skipPolicy } from "./_prereq.ts";
 import {
@@ -33,7 +34,6 @@ import {
   etcdStatus,
   etcdUp,
   etcdWaitLeader,
-  sleep,
   unb64,
   withEtcd,
 } from "./_etcd.ts";
@@ -58,19 +58,6 @@ async function exists(path: string): Promise<boolean> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
-  }
-}
-
-/** Polls FN until it returns true, or fails with MESSAGE after `timeoutMs`. */
-async function eventually(
-  fn: () => Promise<boolean>,
-  message: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) assert.fail(message);
-    await sleep(50);
   }
 }
 
@@ -237,7 +224,7 @@ Deno.test({
         async () =>
           (await etcdGet(old.url, "fabricd/test/missed", { serializable: true })) ===
             "while down",
-        `${old.name} did not catch up on the write it missed`,
+        { timeoutMs: 5000, what: `${old.name} catching up on the write it missed` },
       );
       // And it takes writes again.
       await etcdPut(old.url, "fabricd/test/back", "yes");
@@ -278,7 +265,7 @@ Deno.test({
         async () =>
           (await etcdGet(ETCD_CLIENT_URL[paused], "fabricd/test/p2", { serializable: true })) ===
             "via follower",
-        `${paused} did not catch up after resume`,
+        { timeoutMs: 5000, what: `${paused} catching up after the resume` },
       );
     });
   },

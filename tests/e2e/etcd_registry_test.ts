@@ -28,7 +28,8 @@ import {
   withEtcd,
 } from "./_etcd.ts";
 import { skipPolicy } from "./_prereq.ts";
-import { eventually, withTempDir } from "./_fabric.ts";
+import { withTempDir } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 
 const { skip, assertReady } = skipPolicy(await etcdAvailable(), "etcd registry e2e tests");
 const HEARTBEAT_MS = 500; // lease TTL 2 s (etcd leases are whole seconds)
@@ -95,8 +96,8 @@ Deno.test({
       const gaps: number[] = [];
       try {
         await eventually(
-          async () => (await registry.list()).length >= 2 ? true : undefined,
-          20_000,
+          async () => (await registry.list()).length >= 2,
+          { timeoutMs: 20_000 },
         );
         const ids = Array.from({ length: 50 }, (_, i) => `spw-${String(i).padStart(8, "0")}`);
         for (const id of ids) {
@@ -129,6 +130,7 @@ Deno.test({
           const leader = await etcdLeader();
           await etcdKill(leader.name);
           await etcdWaitLeader({ exclude: [leader.name] });
+          // Two lease TTLs of heartbeats with one member down: the scenario.
           await new Promise((r) => setTimeout(r, 4000));
           await etcdStart(leader.name);
           const all = await registry.list();
@@ -142,6 +144,7 @@ Deno.test({
             const before = gaps.length;
             replicas[0]!.process.kill("SIGKILL");
             await replicas[0]!.process.exited;
+            // Two lease TTLs of heartbeats through the other replica: the scenario.
             await new Promise((r) => setTimeout(r, 4000));
             const after = gaps.slice(before);
             assert.ok(after.length > 100, `only ${after.length} heartbeats after the replica died`);
@@ -184,7 +187,7 @@ Deno.test({
             const dead = await eventually(async () => {
               const r = (await registry.get(quiet))?.record;
               return r?.state === "DEAD" ? r : undefined;
-            }, 10_000);
+            }, { timeoutMs: 10_000 });
             assert.match(dead.lastFailure, /lease expired/);
           },
         );

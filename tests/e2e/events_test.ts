@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { SpawnResult } from "../../src/types/mod.ts";
-import { eventually, FABRICD, killQuietly, withLocalFabric } from "./_fabric.ts";
+import { FABRICD, killQuietly, withLocalFabric } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 import { parseDuration } from "../../src/cli/events.ts";
 
 Deno.test("fabricd events -f prints a SIGKILLed service's DEAD, RESTARTING and ALIVE incarnation 2 in order", async () => {
@@ -44,14 +45,13 @@ Deno.test("fabricd events -f prints a SIGKILLed service's DEAD, RESTARTING and A
     })();
     try {
       await eventually(
-        () => Promise.resolve(lines.some((l) => l.to === "ALIVE") || undefined),
-        30_000,
+        () => lines.some((l) => l.to === "ALIVE"),
+        { timeoutMs: 30_000 },
       );
       killQuietly(record.pid);
       await eventually(
-        () =>
-          Promise.resolve(lines.some((l) => l.to === "ALIVE" && l.incarnation === 2) || undefined),
-        60_000,
+        () => lines.some((l) => l.to === "ALIVE" && l.incarnation === 2),
+        { timeoutMs: 60_000 },
       );
       const moves = lines.map((l) => `${l.incarnation}:${l.to}`);
       const at = (move: string): number => moves.indexOf(move);

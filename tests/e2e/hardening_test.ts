@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import { signRequest } from "../../src/crypto/mod.ts";
 import type { ServiceRecord, SpawnResult } from "../../src/types/mod.ts";
-import { eventually, FABRICD, withLocalFabric } from "./_fabric.ts";
+import { FABRICD, withLocalFabric } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 
 const HEARTBEAT_MS = 500;
 
@@ -89,7 +90,7 @@ Deno.test("a spawn and a restart succeed while another process sends 500 wrong p
       const after = await eventually(async () => {
         const record = (await local.registry.get(child.id))!.record;
         return record.state === "ALIVE" && record.incarnation === 2 ? record : undefined;
-      }, 30_000);
+      }, { timeoutMs: 30_000 });
       assert.notEqual(after.pid, child.pid);
     } finally {
       await attacker.stdin.close();
@@ -123,7 +124,7 @@ Deno.test("a restarted service refuses a request its previous incarnation accept
     const after = await eventually(async () => {
       const record = (await local.registry.get(child.id))!.record;
       return record.state === "ALIVE" && record.incarnation === 2 ? record : undefined;
-    }, 30_000);
+    }, { timeoutMs: 30_000 });
     const replay = await fetch(new URL(path, after.endpoint), { headers: signed.headers });
     assert.equal(replay.status, 401);
     assert.match((await replay.json()).error, /Nonce already used/);
@@ -156,7 +157,7 @@ Deno.test("a service held by 1,000 half-open connections answers signed requests
       // Bounded while held (the front keeps at most its per-peer limit of them)...
       assert.ok(fds() < before + 400, `${fds()} descriptors open, ${before} before`);
       // ...and gone after the 10 s header deadline.
-      await eventually(() => Promise.resolve(fds() <= before + 10 ? true : undefined), 20_000);
+      await eventually(() => fds() <= before + 10, { timeoutMs: 20_000 });
     } finally {
       for (const conn of slow) {
         try {

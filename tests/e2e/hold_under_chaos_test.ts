@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import type { ServiceRecord, SpawnResult } from "../../src/types/mod.ts";
-import { eventually, withLocalFabric } from "./_fabric.ts";
+import { withLocalFabric } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 
 const HEARTBEAT_MS = 500; // TTL 1.5 s
 
@@ -41,6 +42,7 @@ Deno.test("a registry frozen with SIGSTOP for 3 TTLs declares no service DEAD wh
     );
     Deno.kill(registry.pid, "SIGSTOP");
     try {
+      // Frozen for three TTLs: the scenario, not a wait for a condition.
       await sleep(3 * 3 * HEARTBEAT_MS);
     } finally {
       Deno.kill(registry.pid, "SIGCONT");
@@ -101,21 +103,21 @@ Deno.test("a replaced agent stops with its tasks (SIGTERM ignored, so SIGKILL) l
       const [taskPid] = await eventually(async () => {
         const found = await pids();
         return found.length > 0 ? found : undefined;
-      }, 20_000);
+      }, { timeoutMs: 20_000 });
       Deno.kill(agent.pid, "SIGSTOP");
       let woke = 0;
       try {
         await eventually(async () => {
           const r = (await local.registry.get(agent.id))!.record;
           return r.incarnation === 2 && r.state === "ALIVE" ? r : undefined;
-        }, 30_000);
+        }, { timeoutMs: 30_000 });
       } finally {
         woke = Date.now();
         Deno.kill(agent.pid, "SIGCONT");
       }
       await eventually(
-        () => Promise.resolve(!running(agent.pid) && !running(taskPid!) ? true : undefined),
-        20_000,
+        () => !running(agent.pid) && !running(taskPid!),
+        { timeoutMs: 20_000 },
       );
       const overlap = Date.now() - woke;
       assert.ok(overlap < 3000, `the replaced agent and its task lived on for ${overlap} ms`);

@@ -6,7 +6,8 @@ import { generateFabricKeys, writeKeyFile } from "../../src/crypto/mod.ts";
 import { LocalLauncher } from "../../src/launchers/local.ts";
 import type { LaunchedProcess } from "../../src/launchers/launcher.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
-import { eventually, withTempDir } from "./_fabric.ts";
+import { withTempDir } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
 function record(id: string): ServiceRecord {

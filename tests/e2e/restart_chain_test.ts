@@ -11,7 +11,8 @@ import { SqliteStore } from "../../src/registry/sqlite_store.ts";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import type { ServiceRecord, SpawnResult, Transition } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
-import { eventually, withLocalFabric } from "./_fabric.ts";
+import { withLocalFabric } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 
 async function spawnVia(
   local: LocalFabric,
@@ -47,13 +48,13 @@ Deno.test("a child killed, then its parent within 0.5 s: both ALIVE again within
     // Kill the parent while it restarts the child (at most 0.5 s after the child).
     await eventually(async () => {
       const state = (await local.registry.get(child.id))?.record.state;
-      return state !== "ALIVE" && state !== "DEAD" || Date.now() - killed > 450 ? true : undefined;
-    }, 2000).catch(() => true);
+      return state !== "ALIVE" && state !== "DEAD" || Date.now() - killed > 450;
+    }, { timeoutMs: 2000 }).catch(() => true);
     Deno.kill(parent.pid, "SIGKILL");
     const start = Date.now();
     const [p, c] = await Promise.all([
-      eventually(aliveAfter(local, parent.id, parent.incarnation), 30_000),
-      eventually(aliveAfter(local, child.id, child.incarnation), 30_000),
+      eventually(aliveAfter(local, parent.id, parent.incarnation), { timeoutMs: 30_000 }),
+      eventually(aliveAfter(local, child.id, child.incarnation), { timeoutMs: 30_000 }),
     ]);
     const took = Date.now() - start;
     const transitions = await history(local, child.id);
@@ -71,7 +72,7 @@ Deno.test("up's repairs of its root spawner and registry are recorded DEAD -> RE
     for (const target of [local.spawner, local.registryTarget]) {
       const before = (await local.registry.get(target.id))!.record;
       Deno.kill(before.pid, "SIGKILL");
-      await eventually(aliveAfter(local, target.id, before.incarnation), 30_000);
+      await eventually(aliveAfter(local, target.id, before.incarnation), { timeoutMs: 30_000 });
       const moves = (await history(local, target.id))
         .filter((t) => t.incarnation >= before.incarnation)
         .map((t) => `${t.incarnation}:${t.from}->${t.to}`);
@@ -101,7 +102,7 @@ Deno.test("a LAUNCHING record with no process is reconciled to FAILED by its liv
     const failed = await eventually(async () => {
       const record = (await local.registry.get(stuck.id))?.record;
       return record?.state === "FAILED" ? record : undefined;
-    }, 30_000);
+    }, { timeoutMs: 30_000 });
     assert.match(failed.lastFailure, /no progress in LAUNCHING with no process/);
   }, { heartbeatMs: 500 });
 });

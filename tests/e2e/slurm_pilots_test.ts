@@ -7,6 +7,7 @@
  * Needs root; skips with a message otherwise, fails with FABRIC_E2E=require.
  */
 import assert from "node:assert/strict";
+import { eventually } from "../_eventually.ts";
 import type { Pilot } from "../../src/services/pilot_manager/pilots.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 import { withDesktopFabric } from "./_desktop_fabric.ts";
@@ -27,24 +28,8 @@ async function prerequisites() {
 }
 const { skip, assertReady } = skipPolicy(await prerequisites(), "Slurm pilot e2e tests");
 
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`${what} within ${timeoutMs} ms${last ? `: ${last}` : ""}`);
-}
+// Each probe runs fabricd or a command on a test host: a process, so no faster than this.
+const PROBE_MS = 300;
 
 function ok(out: CommandResult, what: string): string {
   assert.equal(out.code, 0, `${what}: exit ${out.code}\n${out.stdout}${out.stderr}`);
@@ -97,10 +82,14 @@ Deno.test({
             "10",
           ]);
           first = submitted.pilots[0]!.id;
-          const running = await eventually("pilot RUNNING with its agent ALIVE", async () => {
+          const running = await eventually(async () => {
             const pilot = (await pilots()).find((p) => p.id === first);
             return pilot?.state === "RUNNING" && pilot.service === "ALIVE" ? pilot : undefined;
-          }, 60_000);
+          }, {
+            timeoutMs: 60_000,
+            intervalMs: PROBE_MS,
+            what: "pilot RUNNING with its agent ALIVE",
+          });
           assert.match(running.batch!.jobId, /^\d+$/);
           assert.match(running.batch!.nodes, /^compute[12]$/);
           const record = (await records()).find((r) => r.id === first)!;
@@ -144,15 +133,15 @@ Deno.test({
       await t.step("scancel is seen by the fabric as the agent's end", async () => {
         const jobId = (await pilots()).find((p) => p.id === first)!.batch!.jobId;
         ok(await testnetExec("head", ["scancel", jobId]), "scancel");
-        const pilot = await eventually("pilot CANCELED", async () => {
+        const pilot = await eventually(async () => {
           const found = (await pilots()).find((p) => p.id === first);
           return found?.state === "CANCELED" ? found : undefined;
-        }, 30_000);
+        }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "pilot CANCELED" });
         assert.equal(pilot.batch!.state, "CANCELLED");
-        const record = await eventually("agent STOPPED", async () => {
+        const record = await eventually(async () => {
           const found = (await records()).find((r) => r.id === first);
           return found?.state === "STOPPED" ? found : undefined;
-        }, 30_000);
+        }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "agent STOPPED" });
         assert.equal(record.incarnation, 1, "a cancelled pilot is not resubmitted");
       });
 
@@ -176,23 +165,26 @@ Deno.test({
         ]);
         const ids = submitted.pilots.map((p) => p.id);
         let seen: Pilot[] = [];
-        const waiting = await eventually("two pilots RUNNING and one QUEUED", async () => {
+        const waiting = await eventually(async () => {
           const mine = (await pilots()).filter((p) => ids.includes(p.id));
           seen = mine;
           const running = mine.filter((p) => p.state === "RUNNING" && p.service === "ALIVE");
           const queued = mine.filter((p) => p.state === "QUEUED");
           return running.length === 2 && queued.length === 1 ? queued[0] : undefined;
-        }, 60_000).catch((error) => {
-          throw new Error(
-            `${error.message}: ${JSON.stringify(seen.map((p) => [p.state, p.service, p.reason]))}`,
-          );
-        });
+        }, { timeoutMs: 60_000, intervalMs: PROBE_MS, what: "two pilots RUNNING and one QUEUED" })
+          .catch((error) => {
+            throw new Error(
+              `${error.message}: ${
+                JSON.stringify(seen.map((p) => [p.state, p.service, p.reason]))
+              }`,
+            );
+          });
         assert.equal((await managerStatus()).pendingPasswords, 1, "the waiting job's password");
         ok(await testnetExec("head", ["scancel", waiting.batch!.jobId]), "scancel");
-        const failed = await eventually("the waiting pilot's spawn failed", async () => {
+        const failed = await eventually(async () => {
           const found = (await records()).find((r) => r.id === waiting.id);
           return found?.state === "FAILED" ? found : undefined;
-        }, 30_000);
+        }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "the waiting pilot's spawn failed" });
         assert.match(failed.lastFailure, /Slurm job \d+ CANCELLED/);
         assert.equal((await managerStatus()).pendingPasswords, 0);
         assert.equal((await pilots()).find((p) => p.id === waiting.id)!.state, "CANCELED");
@@ -205,14 +197,18 @@ Deno.test({
           const running = (await pilots()).filter((p) => p.state === "RUNNING");
           assert.equal(running.length, 2);
           ok(await testnetExec("head", ["kill", "-9", String(before.pid)]), "kill -9");
-          await eventually("the manager ALIVE again as incarnation 2", async () => {
+          await eventually(async () => {
             const found = (await records()).find((r) => r.id === manager);
             return found?.state === "ALIVE" && found.incarnation === 2 ? found : undefined;
-          }, 60_000);
-          const adopted = await eventually("its pilots followed again", async () => {
+          }, {
+            timeoutMs: 60_000,
+            intervalMs: PROBE_MS,
+            what: "the manager ALIVE again as incarnation 2",
+          });
+          const adopted = await eventually(async () => {
             const all = await pilots();
             return all.filter((p) => p.batch?.phase === "running").length === 2 ? all : undefined;
-          }, 30_000);
+          }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "its pilots followed again" });
           for (const pilot of running) {
             assert.equal(adopted.find((p) => p.id === pilot.id)?.state, "RUNNING");
           }
@@ -224,26 +220,28 @@ Deno.test({
           );
           assert.match(task, /DONE on agt-/);
           const beats = (await records()).filter((r) => running.some((p) => p.id === r.id));
-          await new Promise((r) => setTimeout(r, 2500));
-          for (const agent of beats) {
-            const now = (await records()).find((r) => r.id === agent.id)!;
-            assert.equal(now.state, "ALIVE", agent.id);
-            assert.equal(now.incarnation, 1, `${agent.id} was not restarted`);
-            assert.ok(now.lastHeartbeat > agent.lastHeartbeat, `${agent.id} heartbeats`);
+          const later = await eventually(async () => {
+            const all = await records();
+            const now = beats.map((agent) => all.find((r) => r.id === agent.id)!);
+            return now.every((r, i) => r.lastHeartbeat > beats[i]!.lastHeartbeat) && now;
+          }, { timeoutMs: 15_000, intervalMs: PROBE_MS, what: "a heartbeat of each agent" });
+          for (const now of later) {
+            assert.equal(now.state, "ALIVE", now.id);
+            assert.equal(now.incarnation, 1, `${now.id} was not restarted`);
           }
           // The new incarnation supervises them: one killed outright is DEAD,
           // then restarted under its ID as a new job.
           const victim = beats[0]!;
           const node = adopted.find((p) => p.id === victim.id)!.batch!.nodes as "compute1";
           ok(await testnetExec(node, ["kill", "-9", String(victim.pid)]), "kill -9 the agent");
-          const back = await eventually(
-            "the killed agent ALIVE again as incarnation 2",
-            async () => {
-              const found = (await records()).find((r) => r.id === victim.id);
-              return found?.state === "ALIVE" && found.incarnation === 2 ? found : undefined;
-            },
-            60_000,
-          );
+          const back = await eventually(async () => {
+            const found = (await records()).find((r) => r.id === victim.id);
+            return found?.state === "ALIVE" && found.incarnation === 2 ? found : undefined;
+          }, {
+            timeoutMs: 60_000,
+            intervalMs: PROBE_MS,
+            what: "the killed agent ALIVE again as incarnation 2",
+          });
           assert.match(back.lastFailure, /./);
         },
       );
@@ -258,10 +256,10 @@ Deno.test({
           ]);
           assert.equal(left.stdout.trim(), "", `an agent still runs on ${node}`);
         }
-        await eventually("no job left in the queue", async () => {
+        await eventually(async () => {
           const out = await testnetExec("head", ["squeue", "-h", "-t", "PENDING,RUNNING"]);
-          return out.code === 0 && out.stdout.trim() === "" ? true : undefined;
-        }, 30_000);
+          return out.code === 0 && out.stdout.trim() === "";
+        }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "no job left in the queue" });
       });
     }).finally(async () => {
       await run(SLURM_SCRIPT, ["down"]);

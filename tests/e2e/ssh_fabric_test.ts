@@ -5,6 +5,7 @@
  * when FABRIC_E2E=require.
  */
 import assert from "node:assert/strict";
+import { eventually } from "../_eventually.ts";
 import { checkoutImageDir, DENO_DIR, withDesktopFabric } from "./_desktop_fabric.ts";
 import {
   checkTestnet,
@@ -24,16 +25,11 @@ async function eventuallyState(
   ok: (record: ServiceRecord) => boolean,
   timeoutMs: number,
 ): Promise<ServiceRecord> {
-  const deadline = Date.now() + timeoutMs;
-  let last: ServiceRecord | undefined;
-  while (Date.now() < deadline) {
-    last = (await records()).find((r) => r.id === id);
-    if (last && ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(
-    `Service ${id} did not reach the expected state: last ${last?.state} (${last?.lastFailure})`,
-  );
+  return await eventually(async () => {
+    const record = (await records()).find((r) => r.id === id);
+    if (record && ok(record)) return record;
+    throw new Error(`Service ${id} is ${record?.state} (${record?.lastFailure})`);
+  }, { timeoutMs, intervalMs: 200, what: `service ${id} in the expected state` });
 }
 
 Deno.test({
@@ -123,8 +119,13 @@ Deno.test({
             const stopped = await fabricd(["stop", id]);
             assert.equal(stopped.code, 0, stopped.stderr);
           }
-          await new Promise((r) => setTimeout(r, 500));
-          assert.equal(await listening(), before, "listening ports piled up on gateway");
+          await eventually(async () => {
+            const now = await listening();
+            if (now !== before) {
+              throw new Error(`${now} listening ports on gateway, ${before} before`);
+            }
+            return true;
+          }, { timeoutMs: 10_000, what: "no listening port piled up on gateway" });
         },
       );
 
@@ -144,9 +145,10 @@ Deno.test({
         "compute services heartbeat to the desktop's registry through the bridges",
         async () => {
           const before = (await records()).find((r) => r.id === c2)!.lastHeartbeat;
-          await new Promise((r) => setTimeout(r, 2500));
-          const after = (await records()).find((r) => r.id === c2)!;
-          assert.ok(after.lastHeartbeat > before, "no heartbeat arrived");
+          const after = await eventually(async () => {
+            const record = (await records()).find((r) => r.id === c2)!;
+            return record.lastHeartbeat > before && record;
+          }, { timeoutMs: 15_000, intervalMs: 200, what: `a heartbeat of ${c2}` });
           assert.equal(after.state, "ALIVE");
         },
       );

@@ -8,14 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadContext } from "../../src/cli/context.ts";
 import type { SpawnResult } from "../../src/types/mod.ts";
-import {
-  eventually,
-  FABRICD,
-  killQuietly,
-  runFabricd,
-  withLocalFabric,
-  withTempDir,
-} from "./_fabric.ts";
+import { FABRICD, killQuietly, runFabricd, withLocalFabric, withTempDir } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 
 /** PIDs of live (not zombie) processes whose command line contains `needle`. */
 async function processesWith(needle: string): Promise<number[]> {
@@ -70,7 +64,7 @@ async function busyAgents(fabricPath: string, sleep: string): Promise<void> {
     ]);
     assert.equal(submitted.code, 0, submitted.stderr);
   }
-  await eventually(async () => (await processesWith(`sleep ${sleep}`)).length === 2 || undefined);
+  await eventually(async () => (await processesWith(`sleep ${sleep}`)).length === 2);
 }
 
 /**
@@ -81,8 +75,8 @@ async function allGone(dir: string, sleep: string, since: number, except = 0): P
   await eventually(async () => {
     const left = [...await processesWith(`--dir ${dir}`), ...await processesWith(`sleep ${sleep}`)]
       .filter((pid) => pid !== except);
-    return left.length === 0 || undefined;
-  }, 30_000);
+    return left.length === 0;
+  }, { timeoutMs: 30_000 });
   return Date.now() - since;
 }
 
@@ -244,7 +238,7 @@ Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignore
         },
       },
     });
-    await eventually(async () => (await processesWith(`sleep ${sleep}`)).length === 1 || undefined);
+    await eventually(async () => (await processesWith(`sleep ${sleep}`)).length === 1);
     const agentPid = (await local.registry.get(agent.id))!.record.pid;
     for (const gone of [queue, pubsub]) {
       await local.client.call({ id: gone.id, url: gone.endpoint }, {
@@ -255,7 +249,7 @@ Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignore
     }
     await eventually(async () =>
       (await processesWith(`--id ${queue.id}`)).length +
-            (await processesWith(`--id ${pubsub.id}`)).length === 0 || undefined
+          (await processesWith(`--id ${pubsub.id}`)).length === 0
     );
     const graceMs = 1000;
     const began = Date.now();
@@ -266,8 +260,8 @@ Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignore
     });
     await eventually(async () => {
       const left = [...await processesWith(`sleep ${sleep}`), ...await processesWith(agent.id)];
-      return left.length === 0 || undefined;
-    }, 30_000);
+      return left.length === 0;
+    }, { timeoutMs: 30_000 });
     const ms = Date.now() - began;
     // The issue's bound is grace + 2 s; 2 s more for two loaded cores.
     assert.ok(ms < graceMs + 2000 + 2000, `agent and task gone after ${ms} ms`);

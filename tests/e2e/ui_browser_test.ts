@@ -4,11 +4,12 @@
  * FABRIC_UI_SCREENSHOT=1 saves docs/ui.png (the screenshot of docs/observability.md).
  */
 import assert from "node:assert/strict";
-import puppeteer, { type Browser } from "puppeteer-core";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import type { SpawnResult } from "../../src/types/mod.ts";
 import { killQuietly, withLocalFabric } from "./_fabric.ts";
 import { onPath, skipPolicy } from "./_prereq.ts";
-import { startUi } from "./_ui.ts";
+import { putTasks, spawnRole, startUi } from "./_ui.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const policy = skipPolicy(
@@ -36,9 +37,20 @@ async function launch(): Promise<{ browser: Browser; profile: string }> {
   return { browser, profile };
 }
 
+/** The task chart shows the depth of a queue that no agent reads. */
+async function checkTaskChart(page: Page, local: LocalFabric): Promise<void> {
+  assert.ok(await page.$("svg#task-chart"), "the task chart");
+  const queue = await spawnRole(local, "queue");
+  await putTasks(local, queue, 7);
+  await page.waitForSelector('svg#task-chart[data-depth="7"] polyline.series-depth', {
+    timeout: 30_000,
+  });
+  assert.match(await page.$eval("#task-now", (e) => e.textContent ?? ""), /depth 7\b/);
+}
+
 Deno.test({
   name:
-    "fabricd ui shows every service, a SIGKILLed one DEAD then ALIVE incarnation 2 without a reload, and only the login page without a token",
+    "fabricd ui shows every service, a SIGKILLed one DEAD then ALIVE incarnation 2 without a reload, the queue's depth on the task chart, and only the login page without a token",
   ignore: policy.skip,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -95,6 +107,7 @@ Deno.test({
           '(document.querySelector("#detail")?.textContent ?? "").includes("RESTARTING")',
           { timeout: 30_000 },
         );
+        await checkTaskChart(page, local);
         if (Deno.env.get("FABRIC_UI_SCREENSHOT") === "1") {
           await page.screenshot({
             path: new URL("../../docs/ui.png", import.meta.url).pathname,

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import type { SpawnResult } from "../../src/types/mod.ts";
-import { eventually, withLocalFabric } from "./_fabric.ts";
+import { withLocalFabric } from "./_fabric.ts";
+import { eventually } from "../_eventually.ts";
 import { onPath, skipPolicy } from "./_prereq.ts";
 import { startUi } from "./_ui.ts";
 
@@ -128,7 +129,7 @@ scrape_configs:
                 };
                 const found = body.data.result.map((r) => r.metric.role).sort();
                 return found.length === ROLES.length ? found : undefined;
-              }, 60_000).catch(async (error) => {
+              }, { timeoutMs: 60_000 }).catch(async (error) => {
                 const targets = await fetch(`http://127.0.0.1:${port}/api/v1/targets`)
                   .then((r) => r.text()).catch(() => "");
                 throw new Error(`${error.message}; targets: ${targets.slice(0, 1500)}`);

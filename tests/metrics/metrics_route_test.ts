@@ -3,6 +3,9 @@ import { createApp } from "../../src/api/app.ts";
 import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
 import { ServiceMetrics, signatureFailureReason } from "../../src/metrics/service_metrics.ts";
+import type { RoleContext } from "../../src/runtime/role.ts";
+import { registryRole } from "../../src/services/registry/registry_role.ts";
+import { eventually } from "../_eventually.ts";
 
 const keys = await generateFabricKeys();
 const SERVICE = "spw-00000001";
@@ -109,4 +112,32 @@ Deno.test("ServiceMetrics.gauge() reads its value at scrape time and is removed 
   assert.match(await metrics.text(), /fabricd_test_depth\{q="a"\} 5/);
   remove();
   assert.doesNotMatch(await metrics.text(), /fabricd_test_depth/);
+});
+
+Deno.test("registryRole counts its liveness sweeps in fabricd_registry_sweeps_total and removes it on stop", async () => {
+  const dir = await Deno.makeTempDir();
+  const metrics = new ServiceMetrics();
+  // Only what the registry role reads of its context: it sweeps every 25 ms here.
+  const ctx = {
+    serviceId: "reg-00000001",
+    role: "registry",
+    dir,
+    options: { heartbeatMs: "100" },
+    incarnation: 1,
+    metrics,
+  } as unknown as RoleContext;
+  const role = await registryRole.start(ctx);
+  try {
+    const sweeps = async (): Promise<number> => {
+      const match = (await metrics.text()).match(/^fabricd_registry_sweeps_total (\d+)$/m);
+      return match ? Number(match[1]) : 0;
+    };
+    const first = await eventually(sweeps, { what: "a first sweep counted" });
+    await eventually(async () => await sweeps() > first, { what: "the sweep count growing" });
+    assert.match(await metrics.text(), /^fabricd_registry_sweep_duration_seconds_count [1-9]\d*$/m);
+  } finally {
+    await role.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.doesNotMatch(await metrics.text(), /fabricd_registry_sweep/);
 });

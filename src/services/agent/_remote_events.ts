@@ -13,8 +13,9 @@
 import { type FabricClient, FabricRequestError } from "../../client/fabric_client.ts";
 import type { FabricKeys } from "../../crypto/keys.ts";
 import { log } from "../../config/logging.ts";
+import { sleep } from "../../config/retry.ts";
 import { PubsubClient, type PubsubSubscription } from "../../client/pubsub_client.ts";
-import { abortableSleep, type ServiceTarget } from "./_service_target.ts";
+import type { ServiceTarget } from "./_service_target.ts";
 import type { TaskEventSink } from "./agent.ts";
 
 /** Options of {@linkcode RemoteEventSink}. */
@@ -112,10 +113,9 @@ export class RemoteEventSink implements TaskEventSink {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#pump) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#flushMs)));
-      await Promise.race([this.#pump, late]);
-      clearTimeout(timer);
+      const drained = new AbortController();
+      await Promise.race([this.#pump, sleep(this.#flushMs, drained.signal)]);
+      drained.abort();
     }
     this.#halt.abort();
     await this.#pump;
@@ -144,7 +144,7 @@ export class RemoteEventSink implements TaskEventSink {
         this.#logger.debug("Pub/sub not reachable; task events wait: {error}", {
           error: String(error),
         });
-        await abortableSleep(delay, this.#signal);
+        await sleep(delay, this.#signal);
         delay = Math.min(5000, delay * 2);
         continue;
       }

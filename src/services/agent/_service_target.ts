@@ -9,6 +9,7 @@ import { FabricRequestError } from "../../client/fabric_client.ts";
 import type { RegistryClient } from "../../client/registry_client.ts";
 import { targetFor } from "../../client/route.ts";
 import { log } from "../../config/logging.ts";
+import { sleep } from "../../config/retry.ts";
 
 /** Options of {@linkcode ServiceTarget}. */
 export interface ServiceTargetOptions {
@@ -70,7 +71,7 @@ export class ServiceTarget {
           });
         }
       }
-      if (!this.#cached) await abortableSleep(this.#retryMs, signal);
+      if (!this.#cached) await sleep(this.#retryMs, signal);
     }
     return this.#cached;
   }
@@ -92,17 +93,4 @@ export class ServiceTarget {
       throw error;
     }
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -6,10 +6,10 @@
  * @module
  */
 import { log } from "../../config/logging.ts";
+import { retry, sleep } from "../../config/retry.ts";
 import type { QueueMessage } from "../../types/queue_wire.ts";
 import { QUEUE_LIMITS } from "../../types/queue_wire.ts";
 import { agentEnv, runTask, type TaskRun } from "./runner.ts";
-import { abortableSleep } from "./_service_target.ts";
 import { CoreSlots } from "./slots.ts";
 import { parseTask, type Task, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
 
@@ -211,7 +211,7 @@ export class Agent {
           queue: this.#queueName,
           error: String(error),
         });
-        await abortableSleep(this.#retryMs, signal);
+        await sleep(this.#retryMs, signal);
         continue;
       }
       for (const message of messages) {
@@ -281,6 +281,8 @@ export class Agent {
     try {
       // Acquire before the first await, so the loop sees the cores taken.
       const acquiring = this.#slots.acquire(task.cores, { signal: entry.abort.signal });
+      // Its rejection is handled where it is awaited below; this only keeps it
+      // from counting as unhandled while the QUEUED event is published.
       acquiring.catch(() => {});
       await this.#publish(task.id, "QUEUED", {});
       let release: () => void;
@@ -367,25 +369,22 @@ export class Agent {
   }
 
   async #settle(message: QueueMessage, how: "ack" | "nack"): Promise<void> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        await this.#queue[how](this.#queueName, message.id);
-        return;
-      } catch (error) {
-        const last = attempt >= SETTLE_ATTEMPTS || this.#stopping.signal.aborted;
-        if (last || isUnknownMessage(error)) {
-          // A message the queue does not hold was acknowledged already (by
-          // another run of a copy): trying again cannot help. After the last
-          // attempt, the visibility timeout hands the message out again.
-          this.#logger.warn("Cannot {how} message {id}: {error}", {
-            how,
-            id: message.id,
-            error: String(error),
-          });
-          return;
-        }
-        await abortableSleep(this.#retryMs);
-      }
+    try {
+      await retry(() => this.#queue[how](this.#queueName, message.id), {
+        attempts: SETTLE_ATTEMPTS,
+        firstDelayMs: this.#retryMs,
+        factor: 1,
+        retryIf: (error) => !this.#stopping.signal.aborted && !isUnknownMessage(error),
+      });
+    } catch (error) {
+      // A message the queue does not hold was acknowledged already (by
+      // another run of a copy): trying again cannot help. After the last
+      // attempt, the visibility timeout hands the message out again.
+      this.#logger.warn("Cannot {how} message {id}: {error}", {
+        how,
+        id: message.id,
+        error: String(error),
+      });
     }
   }
 }

@@ -7,12 +7,7 @@
  */
 import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
 import { FabricClient } from "../../client/fabric_client.ts";
-import type {
-  RoleContext,
-  RoleHandle,
-  RoleModule,
-  RoleStopOptions,
-} from "../../runtime/role.ts";
+import type { RoleContext, RoleHandle, RoleModule, RoleStopOptions } from "../../runtime/role.ts";
 import { log } from "../../config/logging.ts";
 import { QUEUE_LIMITS, QUEUE_NAME } from "../../types/queue_wire.ts";
 import { RemoteEventSink } from "./_remote_events.ts";

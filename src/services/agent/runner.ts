@@ -64,21 +64,9 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   const graceMs = options.graceMs ?? 5000;
   const tail = new Tail(options.tailBytes ?? TAIL_BYTES);
   const env = { ...(options.baseEnv ?? agentEnv()), ...task.env };
-  const session = sessionCommand(task.executable, task.args);
   let child: Deno.ChildProcess;
   try {
-    const why = session.detached ? null : cannotStart(task.executable, env.PATH, task.cwd);
-    if (why !== null) throw new Error(why);
-    child = new Deno.Command(session.command, {
-      args: session.args,
-      env,
-      clearEnv: true,
-      ...(task.cwd === undefined ? {} : { cwd: task.cwd }),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      detached: session.detached,
-    }).spawn();
+    child = spawnTask(task, env);
   } catch (error) {
     const result: RunResult = {
       exitCode: null,
@@ -90,6 +78,40 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
     };
     return { pid: 0, done: Promise.resolve(result), cancel: () => {} };
   }
+  return superviseTask(child, task, { graceMs, tail });
+}
+
+/**
+ * Spawns `task` in a session of its own with exactly `env`, its output piped.
+ * @throws {Error} when the executable cannot be found or started.
+ */
+function spawnTask(task: Task, env: Record<string, string>): Deno.ChildProcess {
+  const session = sessionCommand(task.executable, task.args);
+  const why = session.detached ? null : cannotStart(task.executable, env.PATH, task.cwd);
+  if (why !== null) throw new Error(why);
+  return new Deno.Command(session.command, {
+    args: session.args,
+    env,
+    clearEnv: true,
+    ...(task.cwd === undefined ? {} : { cwd: task.cwd }),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    detached: session.detached,
+  }).spawn();
+}
+
+/**
+ * Waits for the spawned `child` of `task`: collects its output into `tail`,
+ * ends its group on cancel or timeout (SIGTERM, SIGKILL after `graceMs`) and,
+ * once it exited, kills what is left of the group.
+ */
+function superviseTask(
+  child: Deno.ChildProcess,
+  task: Task,
+  options: { graceMs: number; tail: Tail },
+): TaskRun {
+  const { graceMs, tail } = options;
   const pid = child.pid;
   let canceled = false;
   let timedOut = false;

@@ -8,6 +8,7 @@
 import type { SpawnRequest } from "../../types/wire.ts";
 import type { BatchJob } from "../../launchers/batch_jobs.ts";
 import { log } from "../../config/logging.ts";
+import { sleep } from "../../config/retry.ts";
 import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
 import {
   type Pilot,
@@ -133,7 +134,12 @@ export class PilotManager {
     // The agent stops cleanly first (STOPPED, so no one restarts it), then
     // its job goes; a job not yet with the batch system is cancelled when
     // it arrives (#onBatch).
-    await this.#deps.stopService(id, "pilot cancelled").catch(() => {});
+    await this.#deps.stopService(id, "pilot cancelled").catch((error) =>
+      log("pilot-manager").debug("Cannot stop the agent of pilot {id}: {error}", {
+        id,
+        error: String(error),
+      })
+    );
     const job = this.#deps.batch.get(id);
     if (job && job.phase !== "ended") await this.#deps.batch.cancel(id).catch(() => false);
     if (!isBatchLauncher(entry.pilot.on)) {
@@ -298,11 +304,17 @@ export class PilotManager {
   /** The registry state once the service no longer runs (it records its own end). */
   async #settledState(id: string): Promise<ServiceState | undefined> {
     for (let i = 0; i < 20; i++) {
-      const state = (await this.#deps.record(id).catch(() => undefined))?.state;
+      const state = (await this.#deps.record(id).catch((error) => {
+        log("pilot-manager").debug("Cannot read the record of pilot {id}: {error}", {
+          id,
+          error: String(error),
+        });
+        return undefined;
+      }))?.state;
       if (state && !["ALIVE", "SUSPECT", "CONFIGURING", "BOOTSTRAPPING"].includes(state)) {
         return state;
       }
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
     return undefined;
   }
@@ -319,7 +331,13 @@ export class PilotManager {
   }
 
   async #view(entry: Entry): Promise<Pilot> {
-    const record = await this.#deps.record(entry.pilot.id).catch(() => undefined);
+    const record = await this.#deps.record(entry.pilot.id).catch((error) => {
+      log("pilot-manager").debug("Cannot read the record of pilot {id}: {error}", {
+        id: entry.pilot.id,
+        error: String(error),
+      });
+      return undefined;
+    });
     return {
       ...entry.pilot,
       service: record?.state ?? "",

@@ -9,7 +9,7 @@ import { upgradeWebSocket } from "hono/deno";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { jsonBody } from "../../api/validate.ts";
-import { handleClientFrame } from "../../types/pubsub_frames.ts";
+import { handleClientFrame } from "./frames.ts";
 import { type Broker, MessageTooLargeError, type Subscriber } from "./broker.ts";
 import { compilePattern, isValidTopic, MAX_TOPIC_LENGTH } from "../../types/pubsub_topics.ts";
 

@@ -34,8 +34,18 @@ export function queueRoutes(current: () => QueueService | null): Hono {
     }
     return service;
   };
-  const name = (c: Context): string => validParam(c, "name", queueNameSchema);
+  addMessageRoutes(app, queues);
+  addSocketRoute(app, queues);
+  return app;
+}
 
+/** The queue name of the path, validated. */
+function name(c: Context): string {
+  return validParam(c, "name", queueNameSchema);
+}
+
+/** Put, get, ack (one or a batch), nack and stats over `queues()`. */
+function addMessageRoutes(app: Hono, queues: () => QueueService): void {
   app.post("/queue/:name/messages", jsonBody(putBodySchema), (c) => {
     const queue = name(c);
     const { payload, key } = c.req.valid("json");
@@ -95,7 +105,10 @@ export function queueRoutes(current: () => QueueService | null): Hono {
   });
 
   app.get("/queue/:name", (c) => c.json(queues().stats(name(c))));
+}
 
+/** The WebSocket of a queue: a {@linkcode QueueSocket} per connection. */
+function addSocketRoute(app: Hono, queues: () => QueueService): void {
   app.get(
     "/queue/:name/ws",
     async (c, next) => {
@@ -125,7 +138,6 @@ export function queueRoutes(current: () => QueueService | null): Hono {
       };
     }),
   );
-  return app;
 }
 
 /** Runs `work`, turning an unknown message into a 404. */

@@ -69,8 +69,12 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   }
   const store = SqliteStore.open(path);
   const registry = new Registry(store);
-  const sweeper = startLivenessSweeper(registry, registryLiveness(ctx.options));
-  const unmeasure = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
+  const measures = ctx.metrics
+    ? await registryMetrics(registry, ctx.metrics, { sweeps: true })
+    : undefined;
+  const sweeper = startLivenessSweeper(registry, registryLiveness(ctx.options), {
+    onSweep: (durationMs) => measures?.onSweep(durationMs),
+  });
   let live: Registry | null = registry;
   let stopped = false;
   return await Promise.resolve({
@@ -78,8 +82,8 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      unmeasure?.();
       sweeper.stop();
+      measures?.stop();
       live = null;
       await registry.close();
     },
@@ -96,7 +100,7 @@ async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
     ttlMs: liveness.ttlMs,
   });
   const registry = new Registry(store);
-  const unmeasure = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
+  const measures = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
   let live: Registry | null = registry;
   let stopped = false;
   return {
@@ -104,7 +108,7 @@ async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      unmeasure?.();
+      measures?.stop();
       live = null;
       await registry.close();
     },

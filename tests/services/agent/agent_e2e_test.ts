@@ -10,7 +10,8 @@ import type { TaskEvent } from "../../../src/services/agent/task.ts";
 import { PubsubClient } from "../../../src/client/pubsub_client.ts";
 import { QueueClient } from "../../../src/client/queue_client.ts";
 import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
-import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
+import { withLocalFabric } from "../../e2e/_fabric.ts";
+import { eventually } from "../../_eventually.ts";
 
 Deno.test({
   name: "agentRole runs queued tasks, reports them over pubsub and reruns a task after SIGKILL",
@@ -51,8 +52,8 @@ Deno.test({
         for (const id of ids) await queue.put("tasks", { id, executable: "/bin/true" });
         const last = (id: string) => events.filter((e) => e.id === id).at(-1);
         await eventually(
-          () => Promise.resolve(ids.every((id) => last(id)?.state === "DONE") ? true : undefined),
-          30_000,
+          () => ids.every((id) => last(id)?.state === "DONE"),
+          { timeoutMs: 30_000 },
         );
         for (const id of ids) {
           assert.deepEqual(events.filter((e) => e.id === id).map((e) => e.state), [
@@ -80,13 +81,9 @@ Deno.test({
         for (const id of waiting) await queue.put("tasks", { id, executable: "/bin/true" });
         await eventually(
           () =>
-            Promise.resolve(
-              last("tsk-sleep")?.state === "RUNNING" &&
-                waiting.every((id) => last(id)?.state === "QUEUED")
-                ? true
-                : undefined,
-            ),
-          15_000,
+            last("tsk-sleep")?.state === "RUNNING" &&
+            waiting.every((id) => last(id)?.state === "QUEUED"),
+          { timeoutMs: 15_000 },
         );
         assert.deepEqual(await queue.stats("tasks"), {
           name: "tasks",
@@ -98,18 +95,17 @@ Deno.test({
         const after = await eventually(async () => {
           const r = await recordOf();
           return r.state === "ALIVE" && r.incarnation === 2 ? r : undefined;
-        }, 30_000);
+        }, { timeoutMs: 30_000 });
         assert.notEqual(after.pid, before.pid);
         await eventually(
-          () => Promise.resolve(last("tsk-sleep")?.state === "DONE" ? true : undefined),
-          40_000,
+          () => last("tsk-sleep")?.state === "DONE",
+          { timeoutMs: 40_000 },
         );
         const states = events.filter((e) => e.id === "tsk-sleep").map((e) => e.state);
         assert.deepEqual(states, ["QUEUED", "RUNNING", "QUEUED", "RUNNING", "DONE"]);
         await eventually(
-          () =>
-            Promise.resolve(waiting.every((id) => last(id)?.state === "DONE") ? true : undefined),
-          15_000,
+          () => waiting.every((id) => last(id)?.state === "DONE"),
+          { timeoutMs: 15_000 },
         );
         for (const id of waiting) {
           assert.deepEqual(
@@ -128,8 +124,8 @@ Deno.test({
         }
         await eventually(async () => {
           const stats = await queue.stats("tasks");
-          return stats.ready + stats.inflight === 0 ? true : undefined;
-        }, 10_000);
+          return stats.ready + stats.inflight === 0;
+        }, { timeoutMs: 10_000 });
       } finally {
         await subscription.close();
       }
@@ -163,9 +159,8 @@ Deno.test({
         await spawn("agent", { queue: queueService.id, pubsub: pubsubService.id, cores: "1" });
         const done = (id: string) =>
           eventually(
-            () =>
-              Promise.resolve(events.some((e) => e.id === id && e.state === "DONE") || undefined),
-            30_000,
+            () => events.some((e) => e.id === id && e.state === "DONE"),
+            { timeoutMs: 30_000 },
           );
         await new QueueClient(local.client, { id: queueService.id, url: queueService.endpoint })
           .put("tasks", { id: "tsk-before", executable: "/bin/true" });
@@ -177,7 +172,7 @@ Deno.test({
           return await eventually(async () => {
             const r = await record(id);
             return r.state === "ALIVE" && r.incarnation === 2 ? r : undefined;
-          }, 30_000);
+          }, { timeoutMs: 30_000 });
         }));
         const [queueAfter, pubsubAfter] = restarted as [ServiceRecord, ServiceRecord];
         await subscription.close();
@@ -218,8 +213,8 @@ Deno.test({
       const drained = () =>
         eventually(async () => {
           const stats = await queue.stats("tasks");
-          return stats.ready + stats.inflight === 0 ? true : undefined;
-        }, 30_000);
+          return stats.ready + stats.inflight === 0;
+        }, { timeoutMs: 30_000 });
       for (let i = 0; i < 4; i++) {
         await queue.put("tasks", { id: `tsk-before-${i}`, executable: "/bin/true" });
       }

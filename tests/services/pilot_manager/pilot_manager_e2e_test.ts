@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Pilot } from "../../../src/services/pilot_manager/pilots.ts";
 import type { SpawnResult } from "../../../src/types/mod.ts";
-import { eventually, runFabricd, withLocalFabric } from "../../e2e/_fabric.ts";
+import { runFabricd, withLocalFabric } from "../../e2e/_fabric.ts";
+import { eventually } from "../../_eventually.ts";
 
 Deno.test({
   name: "fabricd pilot submit|list|cancel drives agents through a pilot manager",
@@ -38,7 +39,7 @@ Deno.test({
         const out = await runFabricd(["pilot", "list", "--json"], { env });
         const found = (JSON.parse(out.stdout) as { pilots: Pilot[] }).pilots[0];
         return found?.state === "RUNNING" && found.service === "ALIVE" ? found : undefined;
-      }, 30_000);
+      }, { timeoutMs: 30_000 });
       assert.equal(running.id, pilot!.id);
 
       const task = await runFabricd(["task", "submit", "--wait", "--", "/bin/echo", "pilot"], {
@@ -52,8 +53,8 @@ Deno.test({
       assert.match(cancelled.stdout, /CANCELED/);
       await eventually(async () => {
         const found = await local.registry.get(pilot!.id);
-        return found?.record.state === "STOPPED" ? true : undefined;
-      }, 15_000);
+        return found?.record.state === "STOPPED";
+      }, { timeoutMs: 15_000 });
 
       const elsewhere = await call<SpawnResult>(local.spawner, "/v1/spawn", { role: "queue" });
       const refused = await runFabricd(["pilot", "submit", "--queue", elsewhere.id], { env });
@@ -65,6 +66,4 @@ Deno.test({
       assert.match(unknown.stderr, /No pilot "agt-00000000"/);
     });
   },
-  sanitizeOps: false,
-  sanitizeResources: false,
 });

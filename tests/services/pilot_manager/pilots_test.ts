@@ -102,6 +102,8 @@ const REQUEST: PilotRequest = {
   sessions: [],
 };
 
+// The fakes answer at once (no I/O, no timers), so one timer turn lets every promise chain
+// of the manager run; some checks after it are that nothing more happened.
 const settled = () => new Promise((r) => setTimeout(r, 10));
 
 Deno.test("PilotManager.submit() spawns agents with cores, walltime and a route through itself", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { handleClientFrame } from "../../../src/types/pubsub_frames.ts";
+import { handleClientFrame } from "../../../src/services/pubsub/frames.ts";
 import { Broker } from "../../../src/services/pubsub/mod.ts";
 import { FakeSink } from "./_fake_sink.ts";
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { PubsubClient, type PubsubEvent } from "../../../src/services/pubsub/mod.ts";
 import type { SpawnResult } from "../../../src/types/mod.ts";
-import { eventually, withLocalFabric } from "../../e2e/_fabric.ts";
+import { withLocalFabric } from "../../e2e/_fabric.ts";
+import { eventually } from "../../_eventually.ts";
 
 Deno.test("a pubsub service spawned in a local fabric takes a signed subscription and delivers publishes", async () => {
   await withLocalFabric(async (local) => {
@@ -31,7 +32,7 @@ Deno.test("a pubsub service spawned in a local fabric takes a signed subscriptio
       assert.deepEqual(await pubsub.publish("tasks.agt-1.started", {}), { delivered: 0, seq: 1 });
       subscription.publish("tasks.agt-2.done", { exit: 1 });
       // The WebSocket and HTTP publishes travel on different connections.
-      await eventually(() => Promise.resolve(events.length === 2 ? true : undefined));
+      await eventually(() => events.length === 2);
       assert.deepEqual(await pubsub.publish("tasks.agt-1.done", { exit: 2 }), {
         delivered: 1,
         seq: 2,

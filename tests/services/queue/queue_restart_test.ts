@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { QueueClient } from "../../../src/client/queue_client.ts";
 import type { ServiceRecord, SpawnResult } from "../../../src/types/mod.ts";
-import { eventually, runFabricd, withLocalFabric } from "../../e2e/_fabric.ts";
+import { runFabricd, withLocalFabric } from "../../e2e/_fabric.ts";
+import { eventually } from "../../_eventually.ts";
 
 Deno.test({
   name: "queueRole keeps every acknowledged put when its service is SIGKILLed and restarted",
@@ -34,7 +35,7 @@ Deno.test({
       const after = await eventually(async () => {
         const r = await recordOf();
         return r.state === "ALIVE" && r.incarnation === before.incarnation + 1 ? r : undefined;
-      }, 30_000);
+      }, { timeoutMs: 30_000 });
       assert.notEqual(after.pid, before.pid);
 
       const again = new QueueClient(local.client, { id: after.id, url: after.endpoint });
@@ -48,8 +49,8 @@ Deno.test({
           seen.set(m.id, m.deliveries);
           await again.ack("jobs", m.id);
         }
-        return seen.size === 20 ? true : undefined;
-      }, 20_000);
+        return seen.size === 20;
+      }, { timeoutMs: 20_000 });
       assert.deepEqual([...seen.keys()].sort(), [...ids].sort());
       for (const id of ids.slice(0, 5)) assert.equal(seen.get(id), 2, `${id} was redelivered`);
       assert.deepEqual(await again.stats("jobs"), {
@@ -77,7 +78,7 @@ Deno.test({
       await eventually(async () => {
         const r = (await local.registry.get(before.id))!.record;
         return r.state === "LOST" ? r : undefined;
-      }, 30_000);
+      }, { timeoutMs: 30_000 });
       const history = (await local.registry.get(before.id))!.transitions;
       assert.ok(
         history.some((t) => t.to === "FAILED" && /exit 79/.test(t.reason)),
@@ -118,7 +119,7 @@ Deno.test({
       const after = await eventually(async () => {
         const r = (await local.registry.get(spawned.id))!.record;
         return r.state === "ALIVE" && r.incarnation === before.incarnation + 1 ? r : undefined;
-      }, 30_000);
+      }, { timeoutMs: 30_000 });
       const queue = new QueueClient(local.client, { id: after.id, url: after.endpoint });
       const messages = await queue.get("tasks", { max: 10 });
       assert.deepEqual(

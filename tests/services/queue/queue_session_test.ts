@@ -68,6 +68,7 @@ async function withFake(fn: (fake: FakeQueue, session: QueueSession) => Promise<
   }
 }
 
+/** A fixed wait, for checks that nothing happens: gives the session time to (wrongly) send. */
 const turn = () => new Promise((resolve) => setTimeout(resolve, 20));
 
 Deno.test("QueueSession puts, gets, acks and nacks over one socket of a real queue", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "../../_eventually.ts";
 import {
   QueueService,
   TooManyWaitersError,
@@ -26,8 +27,6 @@ async function withQueues(
   }
 }
 
-const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 Deno.test("QueueService.get() answers at once with ready messages", async () => {
   await withQueues(async (queues) => {
     const id = queues.put("jobs", { task: 1 });
@@ -40,8 +39,7 @@ Deno.test("QueueService.get() with wait resolves as soon as a message is put", a
   await withQueues(async (queues) => {
     const started = performance.now();
     const waiting = queues.get("jobs", { waitMs: 10_000 });
-    await settle(20);
-    assert.equal(queues.waiting, 1);
+    await eventually(() => queues.waiting === 1);
     const id = queues.put("jobs", "hello");
     const got = await waiting;
     assert.deepEqual(got.map((m) => m.id), [id]);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "../../_eventually.ts";
 import { type QueueApp, queueApp } from "./_app.ts";
 
 async function withApp(
@@ -142,7 +143,7 @@ Deno.test("queueRoutes() GET messages with wait answers as soon as a message is 
   await withApp(async ({ request, queues }) => {
     const started = performance.now();
     const waiting = request("GET", "/v1/queue/jobs/messages?wait=20000");
-    while (queues.waiting === 0) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => queues.waiting > 0);
     const put = await request("POST", "/v1/queue/jobs/messages", { payload: "wake" });
     const got = await waiting;
     assert.equal(got.status, 200);
@@ -156,7 +157,7 @@ Deno.test("queueRoutes() GET messages with wait answers as soon as a message is 
 Deno.test("queueRoutes() answers 503 with Retry-After when too many gets wait", async () => {
   await withApp(async ({ request, queues }) => {
     const waiting = request("GET", "/v1/queue/a/messages?wait=20000");
-    while (queues.waiting === 0) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => queues.waiting > 0);
     const refused = await request("GET", "/v1/queue/b/messages?wait=1000");
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get("retry-after"), "1");

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "../../_eventually.ts";
 import { FabricClient } from "../../../src/client/fabric_client.ts";
 import { generateFabricKeys } from "../../../src/crypto/mod.ts";
 import { openQueueSocket, QueueClient } from "../../../src/client/queue_client.ts";
@@ -83,7 +84,7 @@ Deno.test("openQueueSocket() get is answered when a message is put over HTTP lat
     try {
       await ws.opened;
       ws.send({ op: "get", ref: "g" });
-      while (queues.waiting === 0) await new Promise((r) => setTimeout(r, 5));
+      await eventually(() => queues.waiting > 0);
       ws.send({ op: "get" });
       const busy = await ws.next();
       assert.equal(busy.op, "error", "one waiting get per socket");
@@ -105,7 +106,7 @@ Deno.test("openQueueSocket() get is answered when a message is put over HTTP lat
       await ws.close();
     }
     // The socket's waiting get, if any, left with it.
-    while (queues.waiting > 0) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => queues.waiting === 0);
   });
 });
 
@@ -157,7 +158,7 @@ Deno.test("openQueueSocket() sockets are closed with 1001 when the queue service
     const ws = new Frames(await openQueueSocket(keys, { id: QUEUE_ID, url }, "jobs"));
     await ws.opened;
     ws.send({ op: "get" });
-    while (queues.waiting === 0) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => queues.waiting > 0);
     queues.close();
     const closed = await ws.closed;
     assert.equal(closed.code, 1001);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually } from "../../_eventually.ts";
 import { QueueSocket } from "../../../src/services/queue/_ws_session.ts";
 import { QueueService } from "../../../src/services/queue/queue.ts";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
@@ -42,8 +43,7 @@ Deno.test("QueueSocket.close() ends its waiting get, which takes nothing and sen
   assert.equal(queues.waiting, 1);
   socket.close();
   socket.close();
-  await new Promise((r) => setTimeout(r, 0));
-  assert.equal(queues.waiting, 0);
+  await eventually(() => queues.waiting === 0);
   queues.put("jobs", "x");
   assert.equal(queues.stats("jobs").ready, 1);
   assert.deepEqual(sent, []);

@@ -4,7 +4,7 @@ import {
   formatRoleOptions,
   roleOptionInfo,
   RoleOptionsError,
-} from "../../src/runtime/role_options.ts";
+} from "../../src/types/role_options.ts";
 import { agentSettings } from "../../src/services/agent/agent_role.ts";
 import { queueSettings } from "../../src/services/queue/queue_role.ts";
 import { brokerOptionsOf } from "../../src/services/pubsub/pubsub_role.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Role } from "../types/mod.ts";
+import type { Role } from "./mod.ts";
 
 /** What the help shows of one option. */
 export interface RoleOptionInfo {
