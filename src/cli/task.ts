@@ -1,31 +1,30 @@
 /**
- * `fabricd task submit|list|cancel`: work for the agents. A task goes on a
- * queue service; an agent runs it and publishes its states on the pub/sub
- * service (`tasks.<id>`); `--wait` follows them until the task ends.
+ * `fabricd task submit|list|show|logs|cancel`: work for the agents, like a
+ * batch system. A task goes on a queue service; an agent runs it in its own
+ * directory, publishes its states on the pub/sub service (`tasks.<id>`) and
+ * reports them to the queue's task history; `--wait` follows the states
+ * until the task ends. History and cancel: `_task_history.ts`; output:
+ * `_task_logs.ts`.
  * @module
  */
-import { targetFor } from "../client/route.ts";
 import { TASK_ID, type TaskEvent, taskTopic } from "../services/agent/task.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { PubsubClient, type PubsubSubscription } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
 import { EXIT } from "../types/mod.ts";
-import {
-  durationFlag,
-  intFlag,
-  keyValueFlag,
-  type ParsedArgs,
-  parseFlags,
-  stringFlag,
-} from "./args.ts";
+import { durationFlag, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { serviceOf } from "./_service_of.ts";
+import { cancelTask, listTasks, showTask, type TaskAction } from "./_task_history.ts";
+import { taskLogs } from "./_task_logs.ts";
 
 /** Help text of `fabricd task`. */
 export const TASK_HELP =
   `fabricd task submit [--id TASK_ID] [--wait [--timeout D]] [--cores N] [--env K=V]... [--cwd DIR] -- EXECUTABLE [ARG...]
-fabricd task list
+fabricd task list [--state S] [--limit N]
+fabricd task show TASK_ID
+fabricd task logs TASK_ID [-f] [--stderr]
 fabricd task cancel TASK_ID
 
   submit   puts a task on the queue (the fabric's queue service, or --queue ID) and
@@ -37,8 +36,19 @@ fabricd task cancel TASK_ID
            The task ID (--id, or a new random one) is the put's idempotency key: a
            put whose answer was lost is sent again (for up to 60 s, backing off)
            and stored once; submitting the same --id again stores nothing new
-  list     the queue's counts and what every agent runs now
-  cancel   asks the agents to cancel a task; exit 1 when no agent runs it
+  list     the queue's counts, then its tasks from the task history, newest first:
+           ID, state, agent, age, exit code; --state QUEUED|RUNNING|DONE|FAILED|
+           CANCELED|ENDED, --limit N (default 50, at most 1000)
+  show     one task: its states with their times, agent and host, exit code,
+           and the paths of its stdout and stderr on the agent's host
+  logs     the task's stdout (--stderr: its stderr), fetched from the agent that
+           ran it through the fabric; -f/--follow waits for the task to start and
+           prints its output as it comes until it ends
+  cancel   removes a task that waits on the queue (CANCELED), or asks the agent
+           that holds it to cancel it (SIGTERM, SIGKILL after its grace)
+
+  An unknown task ID (never submitted, or pruned from the history) exits 1, as
+  does "show", "logs" or "cancel" of a task that cannot be shown or canceled.
 
   --queue ID / --pubsub ID   which services, when the fabric has more than one
   --queue-name NAME          queue name the agents read (default tasks)
@@ -59,6 +69,10 @@ export async function taskCommand(args: string[]): Promise<number> {
     wait: { type: "boolean" },
     timeout: { type: "string" },
     json: { type: "boolean" },
+    state: { type: "string" },
+    limit: { type: "string" },
+    follow: { type: "boolean", short: "f" },
+    stderr: { type: "boolean" },
     fabric: { type: "string" },
   });
   const [action, ...rest] = parsed.positionals;
@@ -67,19 +81,17 @@ export async function taskCommand(args: string[]): Promise<number> {
     return parsed.flags.help ? EXIT.OK : EXIT.USAGE;
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  const run = { context, parsed, queueName: stringFlag(parsed, "queue-name") ?? "tasks" };
+  const run: TaskAction = {
+    context,
+    parsed,
+    queueName: stringFlag(parsed, "queue-name") ?? "tasks",
+  };
   if (action === "submit") return await submitTask(run, dash >= 0 ? args.slice(dash + 1) : rest);
   if (action === "list") return await listTasks(run);
-  if (action === "cancel") return await cancelTask(context, rest);
-  throw usage(`Unknown action "${action}": use submit, list or cancel`);
-}
-
-/** What the actions of `fabricd task` share. */
-interface TaskAction {
-  context: FabricContext;
-  parsed: ParsedArgs;
-  /** The queue name the agents read. */
-  queueName: string;
+  if (action === "show") return await showTask(run, rest);
+  if (action === "logs") return await taskLogs(run, rest);
+  if (action === "cancel") return await cancelTask(run, rest);
+  throw usage(`Unknown action "${action}": use submit, list, show, logs or cancel`);
 }
 
 /**
@@ -131,64 +143,6 @@ async function submitTask(
     json: parsed.flags.json === true,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   });
-}
-
-/** `task list`: the queue's counts and what every ALIVE agent runs now. */
-async function listTasks({ context, parsed, queueName }: TaskAction): Promise<number> {
-  const queue = new QueueClient(
-    context.client,
-    await serviceOf(context, "queue", stringFlag(parsed, "queue")),
-  );
-  const stats = await queue.stats(queueName);
-  const records = await context.registry.list();
-  const agents = records.filter((r) => r.role === "agent" && r.state === "ALIVE");
-  const running: { agent: string; slots: number; free: number; running: string[] }[] = [];
-  for (const agent of agents) {
-    const status = await context.client.call<{ slots: number; free: number; running: string[] }>(
-      targetFor(agent, records),
-      { method: "GET", path: "/v1/agent" },
-    ).catch(() => null);
-    if (status) running.push({ agent: agent.id, ...status });
-  }
-  if (parsed.flags.json) {
-    console.log(JSON.stringify({ queue: stats, agents: running }));
-    return EXIT.OK;
-  }
-  console.log(
-    `queue "${stats.name}": ${stats.ready} waiting, ${stats.inflight} taken (capacity ${stats.capacity})`,
-  );
-  for (const a of running) {
-    console.log(
-      `  ${a.agent}: ${a.slots - a.free}/${a.slots} cores busy; running ${
-        a.running.join(", ") || "nothing"
-      }`,
-    );
-  }
-  if (running.length === 0) console.log("  no agent is ALIVE");
-  return EXIT.OK;
-}
-
-/**
- * `task cancel ID`: asks the ALIVE agents, one by one, to cancel the task.
- * @throws {CliError} exit 64 without exactly one ID, 1 when no agent runs it.
- */
-async function cancelTask(context: FabricContext, rest: string[]): Promise<number> {
-  const [id, ...extra] = rest;
-  if (!id || extra.length > 0) {
-    throw usage('Give one task ID: "fabricd task cancel tsk-1a2b3c4d"');
-  }
-  const records = await context.registry.list();
-  for (const agent of records.filter((r) => r.role === "agent" && r.state === "ALIVE")) {
-    const answer = await context.client.call(targetFor(agent, records), {
-      method: "POST",
-      path: `/v1/agent/tasks/${encodeURIComponent(id)}/cancel`,
-    }).then(() => true, () => false);
-    if (answer) {
-      console.log(`Canceled ${id} on ${agent.id}`);
-      return EXIT.OK;
-    }
-  }
-  throw new CliError(`No agent runs task "${id}": it ended, or waits on the queue`, EXIT.FAILURE);
 }
 
 /** What {@linkcode followTask} follows. */

@@ -3,9 +3,17 @@
  * for the agent and the command line. It loads nothing of the server.
  * @module
  */
-import type { FabricClient, Target } from "./fabric_client.ts";
+import { type FabricClient, FabricRequestError, type Target } from "./fabric_client.ts";
 import { type FabricKeys, signRequest } from "../crypto/mod.ts";
-import type { AckManyResult, QueueMessage, QueueStats } from "../types/queue_wire.ts";
+import type {
+  AckManyResult,
+  HistoryState,
+  QueueMessage,
+  QueueStats,
+  TaskHistoryEvent,
+  TaskRecord,
+  TaskReport,
+} from "../types/queue_wire.ts";
 
 /** Options of {@linkcode QueueClient.get}. */
 export interface QueueGetOptions {
@@ -18,6 +26,13 @@ export interface QueueGetOptions {
   /** Cancels the get. */
   signal?: AbortSignal;
 }
+
+/** What {@linkcode QueueClient.cancelTask} answers. */
+export type TaskCancelAnswer =
+  /** It waited on the queue and is removed from it. */
+  | { state: "CANCELED"; removed: true }
+  /** An agent holds it (`agent` when it has reported), or it has ended: nothing was done. */
+  | { state: HistoryState; removed: false; agent: string | null; taken: boolean };
 
 /** Time allowed for an answer beyond the long-poll itself, ms. */
 const ANSWER_MARGIN_MS = 15_000;
@@ -114,6 +129,62 @@ export class QueueClient {
     });
   }
 
+  /** The task history of queue `name`, most recently submitted first. */
+  async tasks(name: string, options: { state?: HistoryState; limit?: number } = {}): Promise<
+    TaskRecord[]
+  > {
+    const query = new URLSearchParams();
+    if (options.state !== undefined) query.set("state", options.state);
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    const search = query.size > 0 ? `?${query}` : "";
+    const answer = await this.#client.call<{ tasks: TaskRecord[] }>(this.#target, {
+      method: "GET",
+      path: `${tasksPath(name)}${search}`,
+    });
+    return answer.tasks;
+  }
+
+  /** Task `id` of queue `name` with its state changes; 404 when the history has no such task. */
+  async task(name: string, id: string): Promise<{ task: TaskRecord; events: TaskHistoryEvent[] }> {
+    return await this.#client.call(this.#target, {
+      method: "GET",
+      path: `${tasksPath(name)}/${encodeURIComponent(id)}`,
+    });
+  }
+
+  /** Reports task `id`'s state to the history (what an agent sends); 404 for an unknown task. */
+  async reportTask(name: string, id: string, report: TaskReport): Promise<void> {
+    await this.#client.call(this.#target, {
+      method: "POST",
+      path: `${tasksPath(name)}/${encodeURIComponent(id)}/state`,
+      body: report,
+    });
+  }
+
+  /**
+   * Cancels task `id` of queue `name` if it waits on the queue (it is removed
+   * and CANCELED); otherwise says who holds it or how it ended.
+   * @throws {FabricRequestError} 404 when the history has no such task.
+   */
+  async cancelTask(name: string, id: string): Promise<TaskCancelAnswer> {
+    try {
+      await this.#client.call(this.#target, {
+        method: "POST",
+        path: `${tasksPath(name)}/${encodeURIComponent(id)}/cancel`,
+      });
+      return { state: "CANCELED", removed: true };
+    } catch (error) {
+      if (!(error instanceof FabricRequestError) || error.status !== 409) throw error;
+      const body = error.body as { state?: HistoryState; agent?: string | null; taken?: boolean };
+      return {
+        state: body.state ?? "QUEUED",
+        removed: false,
+        agent: body.agent ?? null,
+        taken: body.taken === true,
+      };
+    }
+  }
+
   /** How full queue `name` is. */
   async stats(name: string): Promise<QueueStats> {
     return await this.#client.call<QueueStats>(this.#target, {
@@ -121,6 +192,10 @@ export class QueueClient {
       path: `/v1/queue/${encodeURIComponent(name)}`,
     });
   }
+}
+
+function tasksPath(name: string): string {
+  return `/v1/queue/${encodeURIComponent(name)}/tasks`;
 }
 
 /**

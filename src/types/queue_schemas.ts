@@ -4,7 +4,15 @@
  * @module
  */
 import { z } from "zod";
-import { MESSAGE_ID, PUT_KEY, QUEUE_LIMITS, QUEUE_NAME } from "./queue_wire.ts";
+import {
+  HISTORY_STATES,
+  MESSAGE_ID,
+  PUT_KEY,
+  QUEUE_LIMITS,
+  QUEUE_NAME,
+  TASK_HISTORY_LIMITS,
+  TASK_ID,
+} from "./queue_wire.ts";
 
 /** A queue name in a path. */
 export const queueNameSchema = z.string().regex(
@@ -82,3 +90,31 @@ export function _invalidField(error: z.ZodError, kind: string): string {
   const why = issue.code === "unrecognized_keys" ? "is not a known field" : issue.message;
   return `Invalid ${kind} "${field}": ${why}`;
 }
+
+/** A task ID in a path. */
+export const taskIdSchema = z.string().regex(TASK_ID, "must be 1-64 letters, digits, '_' or '-'");
+
+/** Query of `GET /queue/:name/tasks`. */
+export const taskListQuerySchema = z.strictObject({
+  state: z.enum(HISTORY_STATES).optional(),
+  limit: queryInt(1, TASK_HISTORY_LIMITS.maxListLimit, TASK_HISTORY_LIMITS.defaultListLimit),
+});
+
+/** Body of `POST /queue/:name/tasks/:id/state`: an agent's report. */
+export const taskReportSchema = z.strictObject({
+  state: z.enum(["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED"]),
+  agent: z.string().min(1).max(128),
+  host: z.string().min(1).max(255).optional(),
+  at: z.int().min(0),
+  exitCode: z.int().min(-1).max(255).optional(),
+  reason: z.string().max(4096).optional(),
+  output: z.string().min(1).max(4096).optional(),
+});
+
+/** Query of `GET /agent/tasks/:id/logs`. */
+export const taskLogQuerySchema = z.strictObject({
+  stream: z.enum(["stdout", "stderr"]).default("stdout"),
+  offset: z.string().regex(/^\d{1,15}$/, "must be a whole number").optional()
+    .transform((v) => v === undefined ? 0 : Number(v)),
+  max: queryInt(1, TASK_HISTORY_LIMITS.maxLogBytes, TASK_HISTORY_LIMITS.defaultLogBytes),
+});

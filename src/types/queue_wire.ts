@@ -85,3 +85,97 @@ export type QueueServerFrame =
     conflict?: boolean;
     ref?: string | number;
   };
+
+/** A task ID: 1-64 letters, digits, '_' and '-', so that `tasks.<id>` is a topic and a file name. */
+export const TASK_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/**
+ * States of a task in the queue's history: the agent's five, and `ENDED` for
+ * a task whose message was acknowledged before its final report arrived.
+ */
+export const HISTORY_STATES = ["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED", "ENDED"] as const;
+
+/** A state of a task in the history. */
+export type HistoryState = typeof HISTORY_STATES[number];
+
+/** History states after which a task is finished (and may be pruned). */
+export const FINISHED_STATES: readonly HistoryState[] = ["DONE", "FAILED", "CANCELED", "ENDED"];
+
+/** Limits of the task history and of the agents' task directories. */
+export const TASK_HISTORY_LIMITS = {
+  /** Days a finished task is kept unless the `historyDays` option says otherwise. */
+  defaultHistoryDays: 7,
+  /** Finished tasks kept per queue service unless the `historyMax` option says otherwise. */
+  defaultHistoryMax: 10_000,
+  /** Rows `GET .../tasks` answers unless `limit` says otherwise, and at most. */
+  defaultListLimit: 50,
+  maxListLimit: 1000,
+  /** State changes kept per task (a task delivered over and over keeps its first ones). */
+  maxEventsPerTask: 32,
+  /** Bytes of output `GET /agent/tasks/ID/logs` answers unless `max` says otherwise, and at most. */
+  defaultLogBytes: 65_536,
+  maxLogBytes: 262_144,
+} as const;
+
+/** One row of the task history (`GET /queue/NAME/tasks[/ID]`). */
+export interface TaskRecord {
+  id: string;
+  /** The queue name it was put on. */
+  queue: string;
+  /** The queue message that carries it. */
+  messageId: string;
+  state: HistoryState;
+  /** Milliseconds since the epoch: put, first taken, started, ended; null when not yet. */
+  submittedAt: number;
+  takenAt: number | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  /** How often the queue handed it out. */
+  deliveries: number;
+  /** The agent that last reported on it, and its host. */
+  agent: string | null;
+  host: string | null;
+  exitCode: number | null;
+  reason: string | null;
+  /** The task's directory on the agent's host (`stdout`, `stderr` in it). */
+  output: string | null;
+}
+
+/** One state change of a task, as `GET /queue/NAME/tasks/ID` lists them (oldest first). */
+export interface TaskHistoryEvent {
+  state: HistoryState;
+  at: number;
+  agent: string | null;
+  /** What happened: "submitted", "removed from the queue", an exit code, a reason. */
+  note: string | null;
+}
+
+/** What an agent reports about a task (`POST /queue/NAME/tasks/ID/state`). */
+export interface TaskReport {
+  state: "QUEUED" | "RUNNING" | "DONE" | "FAILED" | "CANCELED";
+  agent: string;
+  host?: string;
+  /** When it happened on the agent, ms since the epoch. */
+  at: number;
+  exitCode?: number;
+  reason?: string;
+  /** The task's directory on the agent's host. */
+  output?: string;
+}
+
+/** What `GET /agent/tasks/ID/logs` answers: a piece of one output file. */
+export interface TaskLogChunk {
+  id: string;
+  stream: "stdout" | "stderr";
+  /** Byte offset of `data` in the file, and of the next piece. */
+  offset: number;
+  next: number;
+  /** The file's size now. */
+  size: number;
+  /** Whole UTF-8 characters from `offset` to `next` (bytes that are not UTF-8 read as U+FFFD). */
+  data: string;
+  /** Whether the task still runs (or waits) on the agent: more may come. */
+  running: boolean;
+  /** Whether the task's output reached the agent's cap and later bytes were dropped. */
+  truncated: boolean;
+}

@@ -2,20 +2,22 @@
  * The agent's queue: one {@linkcode QueueSession} (a WebSocket whose
  * handshake is signed once) for its gets, acks and nacks, opened again after
  * it broke; through relays (bridges, a pilot manager) too, which carry
- * WebSockets along the queue's route.
+ * WebSockets along the queue's route. Reports to the task history are signed
+ * HTTP requests along the same route.
  * @module
  */
-import { FabricRequestError, type Target } from "../../client/fabric_client.ts";
+import { FabricClient, FabricRequestError, type Target } from "../../client/fabric_client.ts";
 import type { FabricKeys } from "../../crypto/keys.ts";
 import { log } from "../../config/logging.ts";
 import { QueueSession } from "../../client/queue_session.ts";
-import type { QueueMessage } from "../../types/queue_wire.ts";
+import type { QueueMessage, TaskReport } from "../../types/queue_wire.ts";
 import type { ServiceTarget } from "./_service_target.ts";
 import type { TaskQueue } from "./agent.ts";
 
 /** A {@linkcode TaskQueue} on a queue service found in the registry. */
 export class RemoteTaskQueue implements TaskQueue {
   #keys: FabricKeys;
+  #client: FabricClient;
   #target: ServiceTarget;
   #life: AbortSignal;
   #sessions = new Map<string, Promise<QueueSession>>();
@@ -24,6 +26,7 @@ export class RemoteTaskQueue implements TaskQueue {
   /** The queue service of `target`, reached with `keys`; calls end when `life` aborts. */
   constructor(keys: FabricKeys, target: ServiceTarget, life: AbortSignal) {
     this.#keys = keys;
+    this.#client = new FabricClient(keys);
     this.#target = target;
     this.#life = life;
   }
@@ -57,6 +60,17 @@ export class RemoteTaskQueue implements TaskQueue {
       name,
       (session) => session.nack(id),
     );
+  }
+
+  /** Reports task `id`'s state to the task history of queue `name` (a signed HTTP call). */
+  async report(name: string, id: string, report: TaskReport): Promise<void> {
+    if (this.#closed) throw new FabricRequestError("The agent's queue connection is closed", 0);
+    await this.#target.use(this.#life, (target) =>
+      this.#client.call(target, {
+        method: "POST",
+        path: `/v1/queue/${encodeURIComponent(name)}/tasks/${encodeURIComponent(id)}/state`,
+        body: report,
+      }));
   }
 
   /** Closes the sockets; later calls fail. Idempotent. */

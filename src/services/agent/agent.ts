@@ -1,17 +1,20 @@
 /**
  * The agent's loop: takes tasks from a queue while it has free cores or room
- * in its prefetch window, runs each in its core slots, publishes every state change on `tasks.<id>`, and
- * acknowledges a task's message only once the task reached a final state, so
+ * in its prefetch window, runs each in its core slots (in its own directory
+ * when it has a {@linkcode TaskSandbox}), publishes every state change on
+ * `tasks.<id>` and reports it to the queue's task history
+ * (`_task_reporter.ts`), and acknowledges a task's message only once the task reached a final state, so
  * a task on an agent that dies is delivered again (at least once).
  * @module
  */
 import { log } from "../../config/logging.ts";
-import { retry, sleep } from "../../config/retry.ts";
-import type { QueueMessage } from "../../types/queue_wire.ts";
-import { QUEUE_LIMITS } from "../../types/queue_wire.ts";
+import { sleep } from "../../config/retry.ts";
+import { QUEUE_LIMITS, type QueueMessage, type TaskReport } from "../../types/queue_wire.ts";
 import { agentEnv, runTask, type TaskRun } from "./runner.ts";
+import type { TaskOutput, TaskSandbox } from "./sandbox.ts";
+import { TaskReporter } from "./_task_reporter.ts";
 import { CoreSlots } from "./slots.ts";
-import { parseTask, type Task, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
+import { parseTask, type Task } from "./task.ts";
 
 /** Where the agent takes tasks from; {@linkcode QueueClient} is one. */
 export interface TaskQueue {
@@ -21,6 +24,8 @@ export interface TaskQueue {
   ): Promise<QueueMessage[]>;
   ack(name: string, id: string): Promise<void>;
   nack(name: string, id: string): Promise<void>;
+  /** Reports a task's state to the queue's task history. Default: no reports. */
+  report?(name: string, id: string, report: TaskReport): Promise<void>;
 }
 
 /**
@@ -59,6 +64,10 @@ export interface AgentOptions {
   baseEnv?: Record<string, string>;
   /** Called when a task starts, with the seconds since the agent took it (metrics). */
   onTaskStart?: (waitedSeconds: number) => void;
+  /** Where each task runs and leaves its output. Default: none (the agent's directory, tail only). */
+  sandbox?: TaskSandbox;
+  /** The host name reported to the queue's history. Default `Deno.hostname()`. */
+  host?: string;
 }
 
 /** Options of {@linkcode Agent.stop}. */
@@ -88,13 +97,11 @@ interface Entry {
   requeue: boolean;
 }
 
-/** Attempts of an ack or nack before the message is left to its visibility timeout. */
-const SETTLE_ATTEMPTS = 3;
-
 /** Runs tasks from one queue in core slots. */
 export class Agent {
   #queue: TaskQueue;
-  #events: TaskEventSink;
+  #reporter: TaskReporter;
+  #sandbox: TaskSandbox | undefined;
   #id: string;
   #slots: CoreSlots;
   #queueName: string;
@@ -112,7 +119,9 @@ export class Agent {
   #logger = log("agent");
   #onTaskStart: ((waitedSeconds: number) => void) | undefined;
   /** Tasks ended on this agent by final state, since it started. */
-  readonly tally = { DONE: 0, FAILED: 0, CANCELED: 0 };
+  get tally(): TaskReporter["tally"] {
+    return this.#reporter.tally;
+  }
 
   /**
    * An agent taking tasks from `queue` and publishing to `events`; call
@@ -122,8 +131,8 @@ export class Agent {
    */
   constructor(queue: TaskQueue, events: TaskEventSink, options: AgentOptions) {
     this.#queue = queue;
-    this.#events = events;
     this.#id = options.agentId;
+    this.#sandbox = options.sandbox;
     this.#slots = new CoreSlots(options.cores);
     this.#queueName = options.queueName ?? "tasks";
     this.#visibilityMs = options.visibilityMs ?? 60_000;
@@ -142,6 +151,13 @@ export class Agent {
     // Read once: the agent's own environment does not change while it runs.
     this.#baseEnv = options.baseEnv ?? agentEnv();
     this.#onTaskStart = options.onTaskStart;
+    this.#reporter = new TaskReporter(events, queue, {
+      agentId: this.#id,
+      host: options.host ?? Deno.hostname(),
+      queueName: this.#queueName,
+      retryMs: this.#retryMs,
+      stopping: this.#stopping.signal,
+    });
   }
 
   /** Starts taking tasks; calling it again does nothing. */
@@ -216,7 +232,7 @@ export class Agent {
       }
       for (const message of messages) {
         if (signal.aborted) {
-          await this.#settle(message, "nack");
+          await this.#reporter.settle(message, "nack");
           continue;
         }
         const handling = this.#handle(message).catch((error) => {
@@ -262,8 +278,8 @@ export class Agent {
     const parsed = parseTask(message.payload, message.id);
     if (!parsed.ok) {
       this.#logger.warn("Task {id} is invalid: {reason}", { id: parsed.id, reason: parsed.reason });
-      await this.#publish(parsed.id, "FAILED", { reason: parsed.reason });
-      await this.#settle(message, "ack");
+      await this.#reporter.state(parsed.id, "FAILED", { reason: parsed.reason });
+      await this.#reporter.settle(message, "ack");
       return;
     }
     const task = parsed.task;
@@ -284,39 +300,19 @@ export class Agent {
       // Its rejection is handled where it is awaited below; this only keeps it
       // from counting as unhandled while the QUEUED event is published.
       acquiring.catch(() => {});
-      await this.#publish(task.id, "QUEUED", {});
+      await this.#reporter.state(task.id, "QUEUED");
       let release: () => void;
       try {
         release = await acquiring;
       } catch (error) {
         if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
-        await this.#publish(task.id, "FAILED", { reason: (error as Error).message });
-        return await this.#settle(message, "ack");
+        await this.#reporter.state(task.id, "FAILED", { reason: (error as Error).message });
+        return await this.#reporter.settle(message, "ack");
       }
       try {
         if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
         this.#onTaskStart?.((performance.now() - takenAt) / 1000);
-        await this.#publish(task.id, "RUNNING", {});
-        if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
-        entry.run = runTask(task, { graceMs: this.#graceMs, baseEnv: this.#baseEnv });
-        const result = await entry.run.done;
-        release();
-        if (entry.requeue) return await this.#aborted(entry, result.tail);
-        const ran = result.exitCode === null ? {} : { exitCode: result.exitCode };
-        const fields = { ...ran, tail: result.tail };
-        if (result.canceled) {
-          await this.#publish(task.id, "CANCELED", { ...fields, reason: "Canceled on request" });
-        } else if (result.error !== undefined) {
-          await this.#publish(task.id, "FAILED", { ...fields, reason: result.error });
-        } else if (result.timedOut) {
-          await this.#publish(task.id, "FAILED", {
-            ...fields,
-            reason: `Timed out after ${task.timeoutMs} ms`,
-          });
-        } else {
-          await this.#publish(task.id, result.exitCode === 0 ? "DONE" : "FAILED", fields);
-        }
-        await this.#settle(message, "ack");
+        await this.#execute(entry);
       } finally {
         release();
       }
@@ -325,71 +321,61 @@ export class Agent {
     }
   }
 
+  /** Runs the task of `entry`, which holds its cores, in its directory, and ends it. */
+  async #execute(entry: Entry): Promise<void> {
+    const { task, message } = entry;
+    let output: TaskOutput | undefined;
+    try {
+      output = await this.#sandbox?.open(task.id);
+    } catch (error) {
+      const reason = `Cannot make the task's directory: ${(error as Error).message}`;
+      await this.#reporter.state(task.id, "FAILED", { reason });
+      return await this.#reporter.settle(message, "ack");
+    }
+    try {
+      await this.#reporter.state(task.id, "RUNNING", output ? { output: output.dir } : {});
+      if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
+      entry.run = runTask(task, {
+        graceMs: this.#graceMs,
+        baseEnv: this.#baseEnv,
+        ...(output ? { output } : {}),
+      });
+      const result = await entry.run.done;
+      if (entry.requeue) return await this.#aborted(entry, result.tail);
+      const ran = result.exitCode === null ? {} : { exitCode: result.exitCode };
+      const fields = { ...ran, tail: result.tail };
+      if (result.canceled) {
+        await this.#reporter.state(task.id, "CANCELED", {
+          ...fields,
+          reason: "Canceled on request",
+        });
+      } else if (result.error !== undefined) {
+        await this.#reporter.state(task.id, "FAILED", { ...fields, reason: result.error });
+      } else if (result.timedOut) {
+        const reason = `Timed out after ${task.timeoutMs} ms`;
+        await this.#reporter.state(task.id, "FAILED", { ...fields, reason });
+      } else {
+        await this.#reporter.state(task.id, result.exitCode === 0 ? "DONE" : "FAILED", fields);
+      }
+      await this.#reporter.settle(message, "ack");
+    } finally {
+      output?.close();
+    }
+  }
+
   /** Ends a task that was canceled, or given back because the agent stops. */
   async #aborted(entry: Entry, tail: string): Promise<void> {
     const withTail = tail ? { tail } : {};
     if (entry.requeue) {
-      await this.#publish(entry.task.id, "QUEUED", {
+      await this.#reporter.state(entry.task.id, "QUEUED", {
         ...withTail,
         reason: `Agent "${this.#id}" is stopping: the task goes back to the queue`,
       });
-      await this.#settle(entry.message, "nack");
+      await this.#reporter.settle(entry.message, "nack");
       return;
     }
-    await this.#publish(entry.task.id, "CANCELED", { ...withTail, reason: "Canceled on request" });
-    await this.#settle(entry.message, "ack");
+    const reason = "Canceled on request";
+    await this.#reporter.state(entry.task.id, "CANCELED", { ...withTail, reason });
+    await this.#reporter.settle(entry.message, "ack");
   }
-
-  /**
-   * Hands a task event to the sink without waiting for it: the queue, not
-   * the pub/sub, is the source of truth for a task's state, so a pub/sub that
-   * is away never holds a task up (issue 18).
-   */
-  #publish(
-    id: string,
-    state: TaskState,
-    fields: Pick<TaskEvent, "exitCode" | "tail" | "reason">,
-  ): Promise<void> {
-    const event: TaskEvent = { id, state, agent: this.#id, ...fields, at: Date.now() };
-    if (state === "DONE" || state === "FAILED" || state === "CANCELED") this.tally[state]++;
-    const failed = (error: unknown): void => {
-      // Events are at most once, like pub/sub itself; the task goes on.
-      this.#logger.warn("Cannot publish {state} of task {id}: {error}", {
-        state,
-        id,
-        error: String(error),
-      });
-    };
-    try {
-      this.#events.publish(taskTopic(id), event).catch(failed);
-    } catch (error) {
-      failed(error);
-    }
-    return Promise.resolve();
-  }
-
-  async #settle(message: QueueMessage, how: "ack" | "nack"): Promise<void> {
-    try {
-      await retry(() => this.#queue[how](this.#queueName, message.id), {
-        attempts: SETTLE_ATTEMPTS,
-        firstDelayMs: this.#retryMs,
-        factor: 1,
-        retryIf: (error) => !this.#stopping.signal.aborted && !isUnknownMessage(error),
-      });
-    } catch (error) {
-      // A message the queue does not hold was acknowledged already (by
-      // another run of a copy): trying again cannot help. After the last
-      // attempt, the visibility timeout hands the message out again.
-      this.#logger.warn("Cannot {how} message {id}: {error}", {
-        how,
-        id: message.id,
-        error: String(error),
-      });
-    }
-  }
-}
-
-function isUnknownMessage(error: unknown): boolean {
-  return typeof error === "object" && error !== null && "status" in error &&
-    (error as { status: unknown }).status === 404;
 }

@@ -15,6 +15,8 @@ import { RemoteTaskQueue } from "./_remote_queue.ts";
 import { ServiceTarget } from "./_service_target.ts";
 import { Agent } from "./agent.ts";
 import { agentRoutes } from "./routes.ts";
+import { DEFAULT_KEPT_TASKS, DEFAULT_OUTPUT_BYTES, TaskSandbox } from "./sandbox.ts";
+import { join } from "node:path";
 
 /** Settings of an agent service, from its role options. */
 export interface AgentSettings {
@@ -38,6 +40,10 @@ export interface AgentSettings {
    * compute nodes; `direct` (default) uses the addresses the fabric's root uses.
    */
   via: "parent" | "direct";
+  /** Option `outputBytes`: bytes of stdout and stderr one task keeps. Default 10 MiB. */
+  outputBytes: number;
+  /** Option `keepTasks`: task directories the agent keeps. Default 100. */
+  keepTasks: number;
 }
 
 /**
@@ -84,7 +90,18 @@ export function agentSettings(options: Record<string, string>): AgentSettings {
     ),
     graceMs: wholeOption(options, "graceMs", 10_000, 0, 600_000),
     via: viaOption(options.via),
+    outputBytes: wholeOption(options, "outputBytes", DEFAULT_OUTPUT_BYTES, 1, 999_999_999),
+    keepTasks: wholeOption(options, "keepTasks", DEFAULT_KEPT_TASKS, 1, 100_000),
   };
+}
+
+/**
+ * The directory of agent `serviceId`'s task directories in the service
+ * directory `dir`: `DIR/tasks-<ID>/`, one per agent, since services started
+ * by one spawner share `DIR` and an agent prunes only its own.
+ */
+export function agentTasksDir(dir: string, serviceId: string): string {
+  return join(dir, `tasks-${serviceId}`);
 }
 
 /** SIGTERM to SIGKILL for the tasks of a replaced agent, ms. */
@@ -115,7 +132,12 @@ function start(ctx: RoleContext): Promise<RoleHandle> {
     "Time from the agent taking a task off the queue to its start",
     { buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600] },
   );
+  const sandbox = new TaskSandbox(agentTasksDir(ctx.dir, ctx.serviceId), {
+    maxBytes: settings.outputBytes,
+    keep: settings.keepTasks,
+  });
   const agent = new Agent(queue, events, {
+    sandbox,
     ...(startWait ? { onTaskStart: (seconds: number) => startWait.observe(seconds) } : {}),
     agentId: ctx.serviceId,
     cores: settings.cores,
@@ -132,7 +154,7 @@ function start(ctx: RoleContext): Promise<RoleHandle> {
   let stopping: Promise<void> | null = null;
   let hurry: ReturnType<typeof setTimeout> | undefined;
   return Promise.resolve({
-    routes: agentRoutes(() => live),
+    routes: agentRoutes(() => live, sandbox),
     stop: (options: RoleStopOptions = {}) => {
       // Replaced: another instance may run these tasks now. They get a short
       // grace, and what is left (nacks, events) gets a second before the

@@ -1,8 +1,9 @@
 /**
  * The agent role (`fabricd --role agent`): takes tasks from a queue, runs
  * them in core slots without a shell, each in its own process group, and
- * publishes QUEUED, RUNNING, DONE, FAILED and CANCELED on `tasks.<id>`
- * (docs/services.md "## agent").
+ * publishes QUEUED, RUNNING, DONE, FAILED and CANCELED on `tasks.<id>` and
+ * to the queue's task history; each task runs in its own directory, whose
+ * output `GET /v1/agent/tasks/ID/logs` serves (docs/services.md "## agent").
  *
  * @example
  * ```ts
@@ -21,7 +22,7 @@
  * ```
  * @module
  */
-export { agentRole, type AgentSettings, agentSettings } from "./agent_role.ts";
+export { agentRole, type AgentSettings, agentSettings, agentTasksDir } from "./agent_role.ts";
 export {
   Agent,
   type AgentOptions,
@@ -30,8 +31,24 @@ export {
   type TaskQueue,
 } from "./agent.ts";
 export { type AcquireOptions, CoreSlots } from "./slots.ts";
-export { agentEnv, type RunOptions, type RunResult, runTask, type TaskRun } from "./runner.ts";
+export {
+  agentEnv,
+  type RunOptions,
+  type RunResult,
+  runTask,
+  type TaskOutputSink,
+  type TaskRun,
+} from "./runner.ts";
 export { agentRoutes } from "./routes.ts";
+export {
+  DEFAULT_KEPT_TASKS,
+  DEFAULT_OUTPUT_BYTES,
+  type OutputPiece,
+  type OutputStream,
+  TaskOutput,
+  TaskSandbox,
+  type TaskSandboxOptions,
+} from "./sandbox.ts";
 export {
   FINAL_STATES,
   type ParsedTask,

@@ -1,19 +1,22 @@
 /**
  * The agent's HTTP routes, mounted under `/v1` of an agent service: its
- * status and the cancel of a task. Signed like every management request.
+ * status, the cancel of a task, and a task's output from its directory.
+ * Signed like every management request.
  * @module
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { z } from "zod";
 import { validParam } from "../../api/validate.ts";
+import { _invalidField, taskIdSchema, taskLogQuerySchema } from "../../types/queue_schemas.ts";
+import type { TaskLogChunk } from "../../types/queue_wire.ts";
 import type { Agent } from "./agent.ts";
-import { TASK_ID } from "./task.ts";
+import type { TaskSandbox } from "./sandbox.ts";
 
-const taskIdSchema = z.string().regex(TASK_ID, "must be 1-64 letters, digits, '_' or '-'");
-
-/** Agent routes over the running agent; `current` is null until the role has started. */
-export function agentRoutes(current: () => Agent | null): Hono {
+/**
+ * Agent routes over the running agent; `current` is null until the role has
+ * started. Without a `sandbox` the logs route answers 404.
+ */
+export function agentRoutes(current: () => Agent | null, sandbox?: TaskSandbox): Hono {
   const app = new Hono();
   const agent = (): Agent => {
     const running = current();
@@ -33,6 +36,32 @@ export function agentRoutes(current: () => Agent | null): Hono {
       });
     }
     return c.json({ id, canceling: true });
+  });
+
+  app.get("/agent/tasks/:id/logs", async (c) => {
+    const id = validParam(c, "id", taskIdSchema);
+    const query = taskLogQuerySchema.safeParse(c.req.query());
+    if (!query.success) {
+      throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
+    }
+    const { stream, offset, max } = query.data;
+    const status = agent().status();
+    const piece = await sandbox?.read(id, { stream, offset, max }) ?? null;
+    if (!piece) {
+      throw new HTTPException(404, {
+        message:
+          `Agent has no output of task "${id}": the task ran elsewhere, has not started, or its directory was pruned`,
+      });
+    }
+    const running = status.running.includes(id) || status.queued.includes(id);
+    const chunk: TaskLogChunk = {
+      id,
+      stream,
+      offset: Math.min(offset, piece.size),
+      ...piece,
+      running,
+    };
+    return c.json(chunk);
   });
   return app;
 }

@@ -6,6 +6,7 @@
  */
 import { cannotStart, sessionCommand } from "./_session_command.ts";
 import { Tail } from "./_tail.ts";
+import type { OutputStream } from "./sandbox.ts";
 import { TAIL_BYTES, type Task } from "./task.ts";
 
 /** Options of {@linkcode runTask}. */
@@ -19,6 +20,21 @@ export interface RunOptions {
    * without its `FABRIC_*` variables.
    */
   baseEnv?: Record<string, string>;
+  /**
+   * Where its output goes besides the tail (its files in the task's
+   * directory, {@linkcode TaskOutput}), and that directory, the task's
+   * working directory unless it names one. Default: the tail only, in the
+   * agent's working directory.
+   */
+  output?: TaskOutputSink;
+}
+
+/** Takes a task's output as it arrives; {@linkcode TaskOutput} is one. */
+export interface TaskOutputSink {
+  /** The task's directory. */
+  readonly dir: string;
+  /** Stores `chunk` of `stream`; never rejects. */
+  write(stream: OutputStream, chunk: Uint8Array): Promise<void>;
 }
 
 /** How a task's process ended. */
@@ -66,7 +82,8 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   const env = { ...(options.baseEnv ?? agentEnv()), ...task.env };
   let child: Deno.ChildProcess;
   try {
-    child = spawnTask(task, env);
+    const cwd = task.cwd ?? options.output?.dir;
+    child = spawnTask(cwd === undefined ? task : { ...task, cwd }, env);
   } catch (error) {
     const result: RunResult = {
       exitCode: null,
@@ -78,7 +95,11 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
     };
     return { pid: 0, done: Promise.resolve(result), cancel: () => {} };
   }
-  return superviseTask(child, task, { graceMs, tail });
+  return superviseTask(child, task, {
+    graceMs,
+    tail,
+    ...(options.output ? { output: options.output } : {}),
+  });
 }
 
 /**
@@ -109,9 +130,9 @@ function spawnTask(task: Task, env: Record<string, string>): Deno.ChildProcess {
 function superviseTask(
   child: Deno.ChildProcess,
   task: Task,
-  options: { graceMs: number; tail: Tail },
+  options: { graceMs: number; tail: Tail; output?: TaskOutputSink },
 ): TaskRun {
-  const { graceMs, tail } = options;
+  const { graceMs, tail, output } = options;
   const pid = child.pid;
   let canceled = false;
   let timedOut = false;
@@ -130,11 +151,18 @@ function superviseTask(
     killAt = Date.now() + grace;
     killTimer = setTimeout(() => signalTask("SIGKILL"), grace);
   };
+  const write = async (chunk: Uint8Array, stream: OutputStream): Promise<void> => {
+    tail.write(chunk);
+    await output?.write(stream, chunk);
+  };
   const timeout = task.timeoutMs === undefined ? undefined : setTimeout(() => {
     timedOut = true;
     terminate();
   }, task.timeoutMs);
-  const readers = [child.stdout, child.stderr].map((stream) => drain(stream, tail));
+  const readers = [
+    drain(child.stdout, (chunk) => write(chunk, "stdout")),
+    drain(child.stderr, (chunk) => write(chunk, "stderr")),
+  ];
   const done = (async (): Promise<RunResult> => {
     const status = await child.status;
     exited = true;
@@ -194,7 +222,7 @@ function signalProcess(pid: number, signal: Deno.Signal): void {
 
 function drain(
   stream: ReadableStream<Uint8Array>,
-  tail: Tail,
+  take: (chunk: Uint8Array) => Promise<void>,
 ): { done: Promise<void>; stop(): void } {
   const reader = stream.getReader();
   const done = (async () => {
@@ -202,7 +230,7 @@ function drain(
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        tail.write(value);
+        await take(value);
       }
     } catch {
       // Cancelled by stop(), or the pipe broke: the tail is what arrived.

@@ -4,9 +4,9 @@
  * @module
  */
 import { z } from "zod";
+import { TASK_ID } from "../../types/queue_wire.ts";
 
-/** A task ID: 1-64 letters, digits, '_' and '-', so that `tasks.<id>` is a valid topic. */
-export const TASK_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+export { TASK_ID };
 
 /** Bytes of combined stdout and stderr that a final event carries at most. */
 export const TAIL_BYTES = 4096;

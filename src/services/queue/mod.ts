@@ -1,7 +1,8 @@
 /**
  * The queue role: named queues with at-least-once delivery, put and get over
  * HTTP (long-poll) and WebSocket, acknowledgement with a visibility timeout,
- * stored in SQLite, bounded per queue (docs/services.md "## queue").
+ * stored in SQLite, bounded per queue, with a bounded history of the tasks
+ * put on it (docs/services.md "## queue").
  *
  * @example
  * ```ts
@@ -38,11 +39,27 @@ export {
   QueueStore,
   type QueueStoreOptions,
 } from "./queue_store.ts";
-export { openQueueSocket, QueueClient, type QueueGetOptions } from "../../client/queue_client.ts";
+export {
+  openQueueSocket,
+  QueueClient,
+  type QueueGetOptions,
+  type TaskCancelAnswer,
+} from "../../client/queue_client.ts";
 export { QueueSession, type QueueSessionOptions } from "../../client/queue_session.ts";
 export { queueRoutes } from "./routes.ts";
+export { addTaskRoutes } from "./task_routes.ts";
+export {
+  type CancelOutcome,
+  TaskHistory,
+  type TaskHistoryOptions,
+  taskIdOf,
+  type TaskListOptions,
+} from "./task_history.ts";
 export {
   type AckManyResult,
+  FINISHED_STATES,
+  HISTORY_STATES,
+  type HistoryState,
   MESSAGE_ID,
   PUT_KEY,
   QUEUE_LIMITS,
@@ -51,4 +68,9 @@ export {
   type QueueMessage,
   type QueueServerFrame,
   type QueueStats,
+  TASK_HISTORY_LIMITS,
+  type TaskHistoryEvent,
+  type TaskLogChunk,
+  type TaskRecord,
+  type TaskReport,
 } from "../../types/queue_wire.ts";

@@ -13,6 +13,7 @@ import {
   type QueueStats,
 } from "../../types/queue_wire.ts";
 import type { KeyedPut, QueueStore } from "./queue_store.ts";
+import type { CancelOutcome, TaskHistory } from "./task_history.ts";
 
 /** A get refused because as many consumers as allowed are already waiting. */
 export class TooManyWaitersError extends Error {
@@ -211,6 +212,21 @@ export class QueueService {
     checkName(name);
     if (!this.#store.nack(name, id)) throw new UnknownMessageError(name, id);
     this.#dispatch(name);
+  }
+
+  /** The task history of every queue (docs/services.md "### Task history"). */
+  get history(): TaskHistory {
+    return this.#store.history;
+  }
+
+  /**
+   * Cancels task `id` of queue `name` if it still waits on the queue (see
+   * {@linkcode QueueStore.cancelTask}).
+   * @throws {TypeError} when the name is invalid.
+   */
+  cancelTask(name: string, id: string): CancelOutcome {
+    checkName(name);
+    return this.#store.cancelTask(name, id);
   }
 
   /** The store's counters and every queue's counts, for the metrics. */

@@ -10,7 +10,7 @@ import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts"
 import { log } from "../../config/logging.ts";
 import { QueueService } from "./queue.ts";
 import { QueueStore } from "./queue_store.ts";
-import { QUEUE_LIMITS } from "../../types/queue_wire.ts";
+import { QUEUE_LIMITS, TASK_HISTORY_LIMITS } from "../../types/queue_wire.ts";
 import { queueRoutes } from "./routes.ts";
 import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
 
@@ -20,16 +20,23 @@ export interface QueueSettings {
   capacity: number;
   /** Option `maxWaiters`: gets that may wait at once. Default 1,000. */
   maxWaiters: number;
+  /** Option `historyDays`: days a finished task stays in the history. Default 7. */
+  historyDays: number;
+  /** Option `historyMax`: finished tasks the history keeps at most. Default 10,000. */
+  historyMax: number;
 }
 
 /**
  * The settings in role options (`fabricd spawn --role queue --option capacity=500`).
- * @throws {RangeError} when an option is not a positive whole number.
+ * @throws {RangeError} when an option is not a whole number in range (1 or
+ * more; `historyDays` and `historyMax` 0 or more).
  */
 export function queueSettings(options: Record<string, string>): QueueSettings {
   return {
     capacity: positiveOption(options, "capacity", QUEUE_LIMITS.defaultCapacity),
     maxWaiters: positiveOption(options, "maxWaiters", QUEUE_LIMITS.defaultMaxWaiters),
+    historyDays: positiveOption(options, "historyDays", TASK_HISTORY_LIMITS.defaultHistoryDays, 0),
+    historyMax: positiveOption(options, "historyMax", TASK_HISTORY_LIMITS.defaultHistoryMax, 0),
   };
 }
 
@@ -44,6 +51,7 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   const store = QueueStore.open(path, {
     capacity: settings.capacity,
     mustExist: ctx.incarnation > 1,
+    history: { days: settings.historyDays, max: settings.historyMax },
   });
   const service = new QueueService(store, { maxWaiters: settings.maxWaiters });
   const unmeasure = ctx.metrics ? queueMetrics(service, ctx.metrics) : undefined;
@@ -53,18 +61,26 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   });
   let stopped = false;
   let live: QueueService | null = service;
+  // By count the history prunes itself as tasks finish; by age it needs a clock.
+  const pruner = setInterval(() => {
+    if (!service.closed) service.history.prune();
+  }, HISTORY_PRUNE_MS);
   return await Promise.resolve({
     routes: queueRoutes(() => live),
     stop: () => {
       if (stopped) return Promise.resolve();
       stopped = true;
       unmeasure?.();
+      clearInterval(pruner);
       live = null;
       service.close();
       return Promise.resolve();
     },
   });
 }
+
+/** How often finished tasks past `historyDays` are pruned, ms. */
+const HISTORY_PRUNE_MS = 60_000;
 
 /** The queue role module. */
 export const queueRole: RoleModule = {
@@ -101,11 +117,18 @@ function queueMetrics(service: QueueService, metrics: ServiceMetrics): () => voi
   return () => removers.forEach((remove) => remove());
 }
 
-function positiveOption(options: Record<string, string>, key: string, fallback: number): number {
+function positiveOption(
+  options: Record<string, string>,
+  key: string,
+  fallback: number,
+  min = 1,
+): number {
   const raw = options[key];
   if (raw === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
-    throw new RangeError(`Invalid queue option ${key}="${raw}": give a whole number, 1 or more`);
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min) {
+    throw new RangeError(
+      `Invalid queue option ${key}="${raw}": give a whole number, ${min} or more`,
+    );
   }
   return Number(raw);
 }

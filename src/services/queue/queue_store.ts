@@ -3,13 +3,16 @@
  * `synchronous=FULL`): a put that returned survives a crash of the process.
  * Acknowledged messages are deleted; a message is ready when its
  * `invisible_until` has passed and in flight until then, so the redelivery of
- * an unacknowledged message needs no sweeper.
+ * an unacknowledged message needs no sweeper. The task history
+ * (`task_history.ts`) lives in the same file and is written in the same
+ * transactions.
  * @module
  */
 import { createHash } from "node:crypto";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StateLostError } from "../../types/errors.ts";
 import { MESSAGE_ID, QUEUE_LIMITS, type QueueMessage } from "../../types/queue_wire.ts";
+import { type CancelOutcome, TaskHistory, type TaskHistoryOptions } from "./task_history.ts";
 
 /** A put refused because the queue holds `capacity` unacknowledged messages. */
 export class QueueFullError extends Error {
@@ -37,6 +40,8 @@ export interface QueueStoreOptions {
    * whose messages cannot be made up again. Default false.
    */
   mustExist?: boolean;
+  /** Retention of the task history (`days`, `max`). Default: its defaults. */
+  history?: Pick<TaskHistoryOptions, "days" | "max">;
 }
 
 /** Ready and in-flight counts of one queue. */
@@ -104,6 +109,8 @@ export class QueueStore {
   #closed = false;
   /** Unacknowledged messages one queue holds at most. */
   readonly capacity: number;
+  /** The task history, in the same file. */
+  readonly history: TaskHistory;
   #count: StatementSync;
   #insert: StatementSync;
   #take: StatementSync;
@@ -115,10 +122,11 @@ export class QueueStore {
   #insertKey: StatementSync;
   #pruneKeys: StatementSync;
 
-  private constructor(db: DatabaseSync, capacity: number, now: () => number) {
+  private constructor(db: DatabaseSync, parts: Pick<QueueStore, "capacity" | "history" | "now">) {
     this.#db = db;
-    this.capacity = capacity;
-    this.#now = now;
+    this.history = parts.history;
+    this.capacity = parts.capacity;
+    this.#now = parts.now;
     this.#count = db.prepare("SELECT count(*) AS n FROM messages WHERE queue = ?");
     this.#insert = db.prepare(
       "INSERT INTO messages (queue, payload, enqueued_at) VALUES (?, ?, ?)",
@@ -177,7 +185,16 @@ export class QueueStore {
         cause: error,
       });
     }
-    return new QueueStore(db, capacity, options.now ?? Date.now);
+    const now = options.now ?? Date.now;
+    let history: TaskHistory;
+    try {
+      history = new TaskHistory(db, { ...options.history, now });
+      history.prune();
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return new QueueStore(db, { capacity, now, history });
   }
 
   /**
@@ -190,17 +207,13 @@ export class QueueStore {
     this.#open();
     const text = JSON.stringify(payload);
     if (text === undefined) throw new TypeError("Payload must be a JSON value");
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    return this.#transaction(() => {
       const { n } = this.#count.get(queue) as { n: number };
       if (n >= this.capacity) throw new QueueFullError(queue, this.capacity);
-      const result = this.#insert.run(queue, text, this.#now());
-      this.#db.exec("COMMIT");
-      return String(result.lastInsertRowid);
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+      const id = Number(this.#insert.run(queue, text, this.#now()).lastInsertRowid);
+      this.history.submitted(queue, id, payload);
+      return String(id);
+    });
   }
 
   /**
@@ -235,6 +248,7 @@ export class QueueStore {
       const id = Number(this.#insert.run(queue, text, now).lastInsertRowid);
       this.#pruneKeys.run(now - PUT_KEY_RETENTION_MS);
       this.#insertKey.run(queue, key, id, digest, now);
+      this.history.submitted(queue, id, payload);
       this.#db.exec("COMMIT");
       return { id: String(id), duplicate: false };
     } catch (error) {
@@ -251,12 +265,11 @@ export class QueueStore {
   get(queue: string, max: number, visibilityMs: number): QueueMessage[] {
     this.#open();
     const now = this.#now();
-    const rows = this.#take.all({
-      queue,
-      now,
-      max,
-      until: now + visibilityMs,
-    }) as unknown as MessageRow[];
+    const rows = this.#transaction(() => {
+      const taken = this.#take.all({ queue, now, max, until: now + visibilityMs });
+      this.history.taken(queue, taken as unknown as MessageRow[]);
+      return taken as unknown as MessageRow[];
+    });
     rows.sort((a, b) => a.id - b.id);
     this.tally.taken += rows.length;
     for (const r of rows) if (r.deliveries > 1) this.tally.redelivered++;
@@ -270,10 +283,7 @@ export class QueueStore {
   /** Deletes message `id` of `queue`; false when there is no such message (already acked). */
   ack(queue: string, id: string): boolean {
     this.#open();
-    if (!MESSAGE_ID.test(id)) return false;
-    const deleted = Number(this.#delete.run(Number(id), queue).changes) > 0;
-    if (deleted) this.tally.acked++;
-    return deleted;
+    return this.ackMany(queue, [id]).length > 0;
   }
 
   /**
@@ -284,18 +294,14 @@ export class QueueStore {
   ackMany(queue: string, ids: readonly string[]): string[] {
     this.#open();
     const acked: string[] = [];
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    this.#transaction(() => {
       for (const id of ids) {
         if (MESSAGE_ID.test(id) && Number(this.#delete.run(Number(id), queue).changes) > 0) {
           acked.push(id);
+          this.history.acked(queue, Number(id));
         }
       }
-      this.#db.exec("COMMIT");
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
-    }
+    });
     this.tally.acked += acked.length;
     return acked;
   }
@@ -304,7 +310,31 @@ export class QueueStore {
   nack(queue: string, id: string): boolean {
     this.#open();
     if (!MESSAGE_ID.test(id)) return false;
-    return Number(this.#release.run(Number(id), queue).changes) > 0;
+    return this.#transaction(() => {
+      const released = Number(this.#release.run(Number(id), queue).changes) > 0;
+      if (released) this.history.released(queue, Number(id));
+      return released;
+    });
+  }
+
+  /**
+   * Cancels task `taskId` of `queue` if it waits on the queue: its message
+   * is deleted and it is CANCELED, atomically, so no agent can take it in
+   * between. A task whose message an agent holds is left alone ("taken").
+   */
+  cancelTask(queue: string, taskId: string): CancelOutcome {
+    this.#open();
+    return this.#transaction((): CancelOutcome => {
+      const task = this.history.find(queue, taskId);
+      if (!task) return { outcome: "unknown" };
+      if (task.state !== "QUEUED" && task.state !== "RUNNING") return { outcome: "finished", task };
+      const removed = this.#db.prepare(
+        "DELETE FROM messages WHERE id = ? AND queue = ? AND invisible_until <= ?",
+      ).run(Number(task.messageId), queue, this.#now()).changes;
+      if (Number(removed) === 0) return { outcome: "taken", task };
+      this.history.canceled(queue, taskId);
+      return { outcome: "canceled", task: this.history.find(queue, taskId)! };
+    });
   }
 
   /** Ready and in-flight messages of every queue that holds any (metrics, at scrape time). */
@@ -341,6 +371,19 @@ export class QueueStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.close();
+  }
+
+  /** Runs `work` in one immediate transaction (one fsync), rolled back when it throws. */
+  #transaction<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
   }
 
   #open(): void {

@@ -1,6 +1,7 @@
 /**
  * The queue's HTTP routes, mounted under `/v1` of a queue service: put, get
- * (long-poll), ack (one or a batch), nack, stats, and a WebSocket. Signed like every management
+ * (long-poll), ack (one or a batch), nack, stats, a WebSocket, and the task
+ * history (`task_routes.ts`). Signed like every management
  * request; handlers validate, call {@linkcode QueueService}, shape the answer.
  * @module
  */
@@ -20,6 +21,7 @@ import {
 import { QueueSocket } from "./_ws_session.ts";
 import { type QueueService, TooManyWaitersError, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";
+import { addTaskRoutes } from "./task_routes.ts";
 
 /** Seconds a refused put or get is told to wait before it retries. */
 const RETRY_AFTER_SECONDS = "1";
@@ -35,6 +37,7 @@ export function queueRoutes(current: () => QueueService | null): Hono {
     return service;
   };
   addMessageRoutes(app, queues);
+  addTaskRoutes(app, queues);
   addSocketRoute(app, queues);
   return app;
 }

@@ -80,16 +80,19 @@ Deno.test("queueRole declares propagate: a lost queue's messages cannot be made 
   assert.equal(queueRole.replacement, "propagate");
 });
 
-Deno.test("queueSettings() reads capacity and maxWaiters and refuses other values", () => {
+Deno.test("queueSettings() reads capacity, maxWaiters and the history's retention and refuses other values", () => {
   assert.deepEqual(queueSettings({}), {
     capacity: QUEUE_LIMITS.defaultCapacity,
     maxWaiters: QUEUE_LIMITS.defaultMaxWaiters,
+    historyDays: 7,
+    historyMax: 10_000,
   });
-  assert.deepEqual(queueSettings({ capacity: "5", maxWaiters: "2" }), {
-    capacity: 5,
-    maxWaiters: 2,
-  });
+  assert.deepEqual(
+    queueSettings({ capacity: "5", maxWaiters: "2", historyDays: "0", historyMax: "3" }),
+    { capacity: 5, maxWaiters: 2, historyDays: 0, historyMax: 3 },
+  );
   for (const bad of ["0", "-1", "1.5", "lots", ""]) {
     assert.throws(() => queueSettings({ capacity: bad }), /Invalid queue option capacity/);
   }
+  assert.throws(() => queueSettings({ historyMax: "-1" }), /Invalid queue option historyMax/);
 });

@@ -1,0 +1,153 @@
+/**
+ * What the agent tells others of a task: each state change two ways, an
+ * event on the pub/sub (`tasks.<id>`, at most once, never waited for: issue
+ * 18) and a report to the queue's task history
+ * (`POST /v1/queue/NAME/tasks/ID/state`, in order per task); then the ack or
+ * nack of its message. A final report is waited for (a few attempts), so the
+ * history holds the outcome before the message is acknowledged; QUEUED and
+ * RUNNING reports never hold a task up.
+ * @module
+ */
+import { log } from "../../config/logging.ts";
+import { retry } from "../../config/retry.ts";
+import type { QueueMessage, TaskReport } from "../../types/queue_wire.ts";
+import type { TaskEventSink, TaskQueue } from "./agent.ts";
+import { FINAL_STATES, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
+
+/** Options of {@linkcode TaskReporter}. */
+export interface TaskReporterOptions {
+  /** The agent's service ID. */
+  agentId: string;
+  /** The agent's host name, for the history. */
+  host: string;
+  /** The queue the tasks come from. */
+  queueName: string;
+  /** Wait between two attempts of a report, ms. */
+  retryMs: number;
+  /** Aborted when the agent stops: a failed report is not tried again. */
+  stopping: AbortSignal;
+}
+
+/** What a state change may carry besides the state. */
+export type StateFields = Pick<TaskEvent, "exitCode" | "tail" | "reason"> & {
+  /** The task's directory on this host. */
+  output?: string;
+};
+
+/** Attempts of one report, ack or nack; then an ack or nack is left to the visibility timeout. */
+const ATTEMPTS = 3;
+
+/** Publishes task events and reports them to the queue's task history. */
+export class TaskReporter {
+  /** Tasks ended by final state, since the agent started. */
+  readonly tally = { DONE: 0, FAILED: 0, CANCELED: 0 };
+  #events: TaskEventSink;
+  #queue: TaskQueue;
+  #options: TaskReporterOptions;
+  #chains = new Map<string, Promise<void>>();
+  #logger = log("agent");
+
+  /** Events go to `events`, reports to `queue` (when it takes them). */
+  constructor(events: TaskEventSink, queue: TaskQueue, options: TaskReporterOptions) {
+    this.#events = events;
+    this.#queue = queue;
+    this.#options = options;
+  }
+
+  /**
+   * Tells that task `id` is now in `state`. Resolves at once, except for a
+   * final state: then once the queue took the report or the attempts ran out
+   * (logged; the acknowledgement then marks the task ENDED in the history).
+   */
+  state(id: string, state: TaskState, fields: StateFields = {}): Promise<void> {
+    const at = Date.now();
+    const { output, ...eventFields } = fields;
+    this.#publish({ id, state, agent: this.#options.agentId, ...eventFields, at });
+    if (!this.#queue.report) return Promise.resolve();
+    const report: TaskReport = {
+      state,
+      agent: this.#options.agentId,
+      host: this.#options.host,
+      at,
+      ...(fields.exitCode === undefined ? {} : { exitCode: fields.exitCode }),
+      ...(fields.reason === undefined ? {} : { reason: fields.reason }),
+      ...(output === undefined ? {} : { output }),
+    };
+    const sent = (this.#chains.get(id) ?? Promise.resolve()).then(() => this.#send(id, report));
+    this.#chains.set(id, sent);
+    void sent.then(() => {
+      if (this.#chains.get(id) === sent) this.#chains.delete(id);
+    });
+    return FINAL_STATES.includes(state) ? sent : Promise.resolve();
+  }
+
+  /** Acknowledges (the task ended) or gives back (nack) `message`, a few times at most; never rejects. */
+  async settle(message: QueueMessage, how: "ack" | "nack"): Promise<void> {
+    const { queueName, retryMs, stopping } = this.#options;
+    try {
+      await retry(() => this.#queue[how](queueName, message.id), {
+        attempts: ATTEMPTS,
+        firstDelayMs: retryMs,
+        factor: 1,
+        retryIf: (error) => !stopping.aborted && statusOf(error) !== 404,
+      });
+    } catch (error) {
+      // A message the queue does not hold was acknowledged already (by
+      // another run of a copy): trying again cannot help. After the last
+      // attempt, the visibility timeout hands the message out again.
+      this.#logger.warn("Cannot {how} message {id}: {error}", {
+        how,
+        id: message.id,
+        error: String(error),
+      });
+    }
+  }
+
+  /** Hands the event to the sink without waiting; a failure is logged. */
+  #publish(event: TaskEvent): void {
+    const { state, id } = event;
+    if (state === "DONE" || state === "FAILED" || state === "CANCELED") this.tally[state]++;
+    const failed = (error: unknown): void => {
+      // Events are at most once, like pub/sub itself; the task goes on.
+      this.#logger.warn("Cannot publish {state} of task {id}: {error}", {
+        state,
+        id,
+        error: String(error),
+      });
+    };
+    try {
+      this.#events.publish(taskTopic(id), event).catch(failed);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /** Sends one report, a few times at most; never rejects. */
+  async #send(id: string, report: TaskReport): Promise<void> {
+    const { queueName, retryMs, stopping } = this.#options;
+    try {
+      await retry(() => this.#queue.report!(queueName, id, report), {
+        attempts: ATTEMPTS,
+        firstDelayMs: retryMs,
+        factor: 1,
+        retryIf: (error) => !stopping.aborted && statusOf(error) !== 404,
+      });
+    } catch (error) {
+      // 404: the queue keeps no history of this task (not a task put by
+      // `fabricd task`, or pruned). Otherwise the queue is away.
+      const level = statusOf(error) === 404 ? "debug" : "warn";
+      this.#logger[level]("Cannot report {state} of task {id} to the queue: {error}", {
+        state: report.state,
+        id,
+        error: String(error),
+      });
+    }
+  }
+}
+
+/** The HTTP status of a failed call, if it has one. */
+function statusOf(error: unknown): number | undefined {
+  if (typeof error !== "object" || error === null || !("status" in error)) return undefined;
+  const status = (error as { status: unknown }).status;
+  return typeof status === "number" ? status : undefined;
+}
