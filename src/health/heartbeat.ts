@@ -4,7 +4,7 @@
  * @module
  */
 import type { RegistryClient } from "../client/registry_client.ts";
-import { FabricRequestError } from "../client/fabric_client.ts";
+import { type FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { log } from "../config/logging.ts";
 
 /** Options of {@linkcode startHeartbeats}. */
@@ -18,6 +18,34 @@ export interface HeartbeatOptions {
   onReplaced: (reason: string) => void;
   /** Silence after which the service fences itself off, ms. Default 20 x intervalMs. */
   fenceMs?: number;
+  /**
+   * Sends a beat to the aggregating parent instead (docs/failures.md
+   * "Aggregated heartbeats"); throws like the registry would (409: replaced).
+   * A beat it cannot deliver otherwise goes to the registry directly.
+   * Default: none, every beat goes to the registry.
+   */
+  via?: HeartbeatRelay;
+}
+
+/** One beat as sent to an aggregating parent (`POST /v1/heartbeats`). */
+export interface RelayedBeat {
+  id: string;
+  incarnation: number;
+  instance?: string;
+  sentAt: number;
+  intervalMs: number;
+}
+
+/** Delivers a beat to an aggregating parent within `timeoutMs`. */
+export type HeartbeatRelay = (beat: RelayedBeat, timeoutMs: number) => Promise<void>;
+
+/** A {@linkcode HeartbeatRelay} to `parent` over a signed `client`. */
+export function parentRelay(client: FabricClient, parent: Target): HeartbeatRelay {
+  return async (beat, timeoutMs) => {
+    await client.call(parent, { method: "POST", path: "/v1/heartbeats", body: beat }, {
+      timeoutMs,
+    });
+  };
 }
 
 /** A running heartbeat loop; `stop()` is idempotent. */
@@ -41,13 +69,36 @@ export function startHeartbeats(
   let failing = false;
   let lastOk = Date.now();
   const fenceMs = options.fenceMs ?? options.intervalMs * 20;
+  const timeoutMs = Math.max(1000, options.intervalMs);
+  let direct = false;
+  const send = async (sentAt: number): Promise<void> => {
+    const instance = service.instance ? { instance: service.instance } : {};
+    if (options.via) {
+      try {
+        const { id, incarnation } = service;
+        await options.via(
+          { id, incarnation, sentAt, intervalMs: options.intervalMs, ...instance },
+          timeoutMs,
+        );
+        if (direct) logger.info("Heartbeats go through the parent again");
+        direct = false;
+        return;
+      } catch (error) {
+        if (error instanceof FabricRequestError && error.status === 409) throw error;
+        // The parent is down or restarting: this beat goes to the registry itself.
+        if (!direct) {
+          logger.info("Parent did not take a heartbeat ({error}): beating to the registry", {
+            error: String(error),
+          });
+        }
+        direct = true;
+      }
+    }
+    await registry.heartbeat(service.id, service.incarnation, { timeoutMs, sentAt, ...instance });
+  };
   const beat = async (): Promise<void> => {
     try {
-      await registry.heartbeat(service.id, service.incarnation, {
-        timeoutMs: Math.max(1000, options.intervalMs),
-        sentAt: Date.now(),
-        ...(service.instance ? { instance: service.instance } : {}),
-      });
+      await send(Date.now());
       if (failing) logger.info("Heartbeats reach the registry again");
       failing = false;
       lastOk = Date.now();

@@ -7,7 +7,9 @@
 import type { RegistryClient } from "../client/registry_client.ts";
 import { log } from "../config/logging.ts";
 import type { Role, ServiceRecord, ServiceState } from "../types/mod.ts";
-import { type Heartbeats, startHeartbeats } from "./heartbeat.ts";
+import type { FabricClient, Target } from "../client/fabric_client.ts";
+import { AGGREGATING_ROLES } from "./aggregator.ts";
+import { type HeartbeatRelay, type Heartbeats, parentRelay, startHeartbeats } from "./heartbeat.ts";
 import { beginRootIncarnation } from "./root_restart.ts";
 
 /** What a service's record is made of. */
@@ -38,16 +40,27 @@ export interface Registered {
   records: ServiceRecord[];
 }
 
+/** Options of {@linkcode Registration}. */
+export interface RegistrationOptions {
+  /** The parent as this service reaches it; null or absent for a root. */
+  parent?: Target | null;
+  /** The signed client beats to an aggregating parent go over. Default: none (no relay). */
+  client?: FabricClient;
+}
+
 /** One service's registration; see the module doc. */
 export class Registration {
   #registry: RegistryClient;
+  #options: RegistrationOptions;
   #logger = log("service");
   #heartbeats: Heartbeats | null = null;
   #record: ServiceRecord | null = null;
+  #via: HeartbeatRelay | undefined;
 
   /** The registration of a service through `registry`. */
-  constructor(registry: RegistryClient) {
+  constructor(registry: RegistryClient, options: RegistrationOptions = {}) {
     this.#registry = registry;
+    this.#options = options;
   }
 
   /** The incarnation registered, or 0 before {@linkcode register}. */
@@ -69,6 +82,7 @@ export class Registration {
     const record = aliveRecord({ ...facts, incarnation }, old);
     const registered = await this.#registry.put(record, reason);
     this.#record = registered;
+    this.#via = await this.#relayOf(facts.parent);
     return { record: registered, records: old ? await this.#registry.list() : [] };
   }
 
@@ -85,8 +99,28 @@ export class Registration {
     this.#heartbeats = startHeartbeats(
       this.#registry,
       { id: facts.id, incarnation, instance: facts.instance ?? "" },
-      { intervalMs, onReplaced },
+      { intervalMs, onReplaced, ...(this.#via ? { via: this.#via } : {}) },
     );
+  }
+
+  /**
+   * Where beats go: to the parent when its role aggregates heartbeats (a
+   * bridge, a pilot manager), else (or when that cannot be told) to the registry.
+   */
+  async #relayOf(parentId: string): Promise<HeartbeatRelay | undefined> {
+    const { parent, client } = this.#options;
+    if (!parent || !client || parent.id !== parentId) return undefined;
+    try {
+      const role = (await this.#registry.get(parentId))?.record.role;
+      if (!role || !AGGREGATING_ROLES.includes(role)) return undefined;
+      this.#logger.info("Heartbeats go through {parent} ({role})", { parent: parentId, role });
+      return parentRelay(client, parent);
+    } catch (error) {
+      this.#logger.debug("Parent role unknown, beating to the registry: {error}", {
+        error: String(error),
+      });
+      return undefined;
+    }
   }
 
   /** Stops heartbeating; idempotent. */

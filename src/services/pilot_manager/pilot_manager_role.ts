@@ -8,6 +8,7 @@
  * @module
  */
 import { relayFront } from "../../api/relay_front.ts";
+import { aggregatorRoutes, HeartbeatAggregator } from "../../health/aggregator.ts";
 import { FabricClient } from "../../client/fabric_client.ts";
 import { batchJobs } from "../../launchers/batch_jobs.ts";
 import { launcherFor } from "../../launchers/mod.ts";
@@ -79,11 +80,13 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
     on: settings.on,
     policy: settings.policy,
   });
-  // A pilot manager relays for its pilots' agents, like a bridge.
+  // A pilot manager relays for its pilots' agents, and takes their heartbeats, like a bridge.
   const relay = relayFront(ctx);
+  const aggregator = new HeartbeatAggregator(ctx.registry, { via: ctx.serviceId });
+  const routes = pilotRoutes(() => live).route("/", aggregatorRoutes(aggregator));
   let stopped = false;
   return await Promise.resolve({
-    routes: pilotRoutes(() => live),
+    routes,
     front: relay.front,
     stop: async () => {
       if (stopped) return;
@@ -92,6 +95,7 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
       unmeasure?.();
       live = null;
       await manager.stop();
+      await aggregator.stop();
     },
   });
 }
