@@ -18,6 +18,7 @@ import {
   median,
   round,
   say,
+  sleep,
   summarize,
   type Summary,
   waitExited,
@@ -25,7 +26,12 @@ import {
 
 const NAME = "local-spawn";
 
-/** The `local-spawn` benchmark; `BENCH_RUNS` overrides the 15 runs. */
+/**
+ * The `local-spawn` benchmark; `BENCH_RUNS` overrides the 15 runs,
+ * `BENCH_SETTLE_MS` the 1000 ms of quiet after each spawn (the spawner refills
+ * its warm pool then, which must not slow the next bare run or spawn), and
+ * `FABRIC_WARM_POOL=0` measures cold spawns.
+ */
 export const localSpawn: Benchmark = {
   name: NAME,
   description: "signed POST /v1/spawn on local:// until ALIVE vs a bare `deno run` (ratio <= 3)",
@@ -62,7 +68,7 @@ async function run(): Promise<BenchResult> {
     await Deno.writeTextFile(script, "export {};\n");
     const fabricPath = join(dir, "fabric.yaml");
     const fabric = await initFabric(fabricPath);
-    say(NAME, `fabric in ${dir}; starting registry and root spawner`);
+    say(NAME, `fabric in ${dir}; starting registry and root spawner (warm pool ${warmPool()})`);
     local = await startLocalFabric(fabricPath, fabric, { dir, port: 0, heartbeatMs: 2000 });
     for (const record of await local.registry.list()) pids.add(record.pid);
 
@@ -72,6 +78,7 @@ async function run(): Promise<BenchResult> {
     const spawnRun: SpawnRun = { local, dir, pids, failures };
     await spawnAndStop(spawnRun);
 
+    const settleMs = envNumber("BENCH_SETTLE_MS", 1000);
     const bare: number[] = [];
     const spawns: SpawnSample[] = [];
     // Interleaved, so drift of the machine's load hits both series alike.
@@ -80,8 +87,10 @@ async function run(): Promise<BenchResult> {
     while (spawns.length < runs && attempts < maxAttempts) {
       attempts++;
       if (bare.length < runs) bare.push(await bareRun(script));
+      await sleep(settleMs);
       const sample = await spawnAndStop(spawnRun);
       if (sample) spawns.push(sample);
+      await sleep(settleMs);
       say(
         NAME,
         `run ${attempts}: bare ${round(bare.at(-1) ?? 0, 1)} ms, spawn ${
@@ -131,12 +140,51 @@ async function run(): Promise<BenchResult> {
       bare_p90_ms: round(base.p90),
       bare_min_ms: round(base.min),
       failed_spawns: failures.length,
+      warm_pool: warmPool(),
       ...(failures.length > 0 ? { first_failure: failures[0] } : {}),
     };
   } finally {
     await shutDown(local, pids);
+    await killWarmLeftovers(dir);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** Warm processes per role the spawner keeps (FABRIC_WARM_POOL, default 1). */
+function warmPool(): string {
+  return Deno.env.get("FABRIC_WARM_POOL") || "1";
+}
+
+/**
+ * Warm processes of this fabric still running once it stopped (there must be
+ * none: the spawner ends its pool when it stops); reported and killed.
+ */
+async function killWarmLeftovers(dir: string): Promise<void> {
+  const left = await waitExited(warmProcesses(dir), 5000);
+  for (const pid of left) {
+    say(NAME, `warm process ${pid} still running after the spawner stopped: killing it`);
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // Gone in the meantime.
+    }
+  }
+  if (left.length === 0) say(NAME, "no warm process left behind");
+}
+
+/** PIDs of `fabricd --warm` processes whose command line names `dir`. */
+function warmProcesses(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const args = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      if (args.includes("--warm") && args.includes(dir)) pids.push(Number(entry.name));
+    } catch {
+      // Ended while we looked.
+    }
+  }
+  return pids;
 }
 
 /** Wall time of `deno run --quiet SCRIPT` with this very Deno, ms. */

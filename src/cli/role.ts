@@ -14,8 +14,9 @@ export const ROLE_HELP = `fabricd --role ROLE [flags]: run one service
 
 Roles: ${ROLES.join(", ")} (built: ${BUILT_ROLES.join(", ")})
 
-Services are normally started by "fabricd up" and "fabricd spawn", which pass
-the one-time password in the environment (FABRIC_OTP, FABRIC_PARENT, FABRIC_PIN).
+Services are normally started by "fabricd up" and "fabricd spawn": the parent
+and pin come in the environment (FABRIC_PARENT, FABRIC_PIN), the one-time
+password on standard input.
 
 Flags:
   --id ID              service ID (a new one by default; a restart passes the old one)
@@ -27,6 +28,11 @@ Flags:
                        etcd://host:port,host:port,... (replicas share the cluster)
   --heartbeat-ms N     heartbeat interval (default 2000)
   --ttl-ms N           registry only: silence after which a service is DEAD (default 3 x heartbeat)
+  --warm               load the code, then wait on standard input for one line of JSON
+                       {id, role, password, parent, pin} from the spawner that started it
+                       (its warm pool); no --id, --key or --registry
+  --warm-pool N        warm processes kept per role this service spawns on local://
+                       (0-16, default FABRIC_WARM_POOL, else 1; 0 turns the pool off)
 `;
 
 /** Runs `fabricd --role ...`; resolves with the exit code. */
@@ -41,6 +47,8 @@ export async function roleCommand(args: string[]): Promise<number> {
     store: { type: "string" },
     "heartbeat-ms": { type: "string" },
     "ttl-ms": { type: "string" },
+    warm: { type: "boolean" },
+    "warm-pool": { type: "string" },
   });
   if (parsed.flags.help) {
     console.log(ROLE_HELP);
@@ -72,10 +80,20 @@ export async function roleCommand(args: string[]): Promise<number> {
   if (ttl) options.ttlMs = String(intFlag(parsed, "ttl-ms", 0));
   const id = stringFlag(parsed, "id");
   const key = stringFlag(parsed, "key");
+  const warm = parsed.flags.warm === true;
+  if (warm && (id || key || listFlag(parsed, "registry").length > 0)) {
+    throw usage("--warm takes no --id, --key or --registry: the spawner hands the ID over");
+  }
+  const warmPool = stringFlag(parsed, "warm-pool");
+  if (warmPool !== undefined && !(/^\d{1,2}$/.test(warmPool) && Number(warmPool) <= 16)) {
+    throw usage(`Invalid --warm-pool "${warmPool}": use a whole number from 0 to 16`);
+  }
   return await runService({
     role: role as Role,
     ...(id ? { id } : {}),
     ...(key ? { keyFile: key } : {}),
+    ...(warm ? { warm } : {}),
+    ...(warmPool !== undefined ? { warmPool: Number(warmPool) } : {}),
     hostname,
     port,
     dir: stringFlag(parsed, "dir") ?? join(homeDir(), ".fabric"),

@@ -7,6 +7,12 @@
  * go to a per-service log file. The one-time password goes on its standard
  * input, a pipe only the child reads: never in its environment, which
  * /proc/PID/environ shows for the process's whole life.
+ *
+ * A process may also be started ahead of its spawn, warm (`startWarm`): it
+ * loads the code and waits on its stdin pipe for its ID, role and password
+ * (docs/protocol.md 4.11). Until it is handed over it belongs to this launcher,
+ * which ends it on `close()`; it also ends by itself when the pipe closes, so a
+ * spawner that dies leaves none behind.
  * @module
  */
 import { join } from "node:path";
@@ -20,10 +26,36 @@ export interface LocalLauncherOptions {
   dir: string;
 }
 
+/**
+ * A fabricd process started with `--warm`, waiting on its stdin for the
+ * service it will become. Not a service yet: it listens on nothing and is in
+ * no registry.
+ */
+export interface WarmProcess {
+  /** The role whose code it has loaded. */
+  readonly role: string;
+  readonly pid: number;
+  /** Resolves with its exit code when it ends, handed over or not. */
+  readonly exited: Promise<number>;
+  /**
+   * Makes it the service `spec` describes (`--role ROLE --id ID`, the
+   * password and parent in `spec.env`): its log becomes `logs/ID.log` and the
+   * hand-over line goes down its stdin pipe, which is then closed.
+   * @throws {RangeError} when `spec` is for another role, or lacks the password, parent or pin.
+   * @throws {Error} when it was handed over or stopped already.
+   */
+  handOver(spec: LaunchSpec): Promise<LaunchedProcess>;
+  /** Ends it unless it was handed over: its pipe is closed, then SIGTERM; idempotent. */
+  stop(): Promise<void>;
+}
+
 /** Starts fabricd processes on this host. */
 export class LocalLauncher implements Launcher {
   readonly url = "local://";
   #dir: string;
+  /** Warm processes not handed over yet: ended by `close()`. */
+  #warm = new Set<WarmProcess>();
+  #closed = false;
 
   /** A launcher for children sharing the state directory `options.dir`. */
   constructor(options: LocalLauncherOptions) {
@@ -41,53 +73,184 @@ export class LocalLauncher implements Launcher {
    * @throws {Error} when the log directory cannot be created or the process cannot start.
    */
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
+    const logFile = join(await this.#logDir(), `${spec.id}.log`);
+    const { FABRIC_OTP: password = "", ...env } = spec.env;
+    const child = this.#start([
+      ...spec.args,
+      ...(spec.args.includes("--dir") ? [] : ["--dir", this.#dir]),
+    ], { ...env, FABRIC_LOG_FILE: logFile });
+    const writer = child.stdin.getWriter();
+    // A child that died at once closed its stdin; its exit is reported below.
+    await writer.write(new TextEncoder().encode(`${password}\n`)).catch(() => {});
+    await writer.close().catch(() => {});
+    return launched(child, exitCodeOf(child), logFile);
+  }
+
+  /**
+   * Starts `fabricd --role ROLE --warm` detached, its log in
+   * `logs/warm-ROLE-RANDOM.log`, its stdin a pipe this launcher keeps open
+   * until the hand-over.
+   * @throws {Error} when the launcher is closed, or the process cannot start.
+   */
+  async startWarm(role: string): Promise<WarmProcess> {
+    if (!/^[a-z][a-z-]{0,31}$/.test(role)) throw new RangeError(`Invalid role "${role}"`);
+    const logDir = await this.#logDir();
+    if (this.#closed) throw new Error("The local launcher is closed: no warm process started");
+    const suffix = crypto.getRandomValues(new Uint8Array(6)).reduce(
+      (text, byte) => text + byte.toString(16).padStart(2, "0"),
+      "",
+    );
+    const warmLog = join(logDir, `warm-${role}-${suffix}.log`);
+    const child = this.#start(["--role", role, "--warm", "--dir", this.#dir], {
+      FABRIC_LOG_FILE: warmLog,
+    });
+    const warm = new LocalWarmProcess(role, child, warmLog, logDir, () => this.#warm.delete(warm));
+    this.#warm.add(warm);
+    return warm;
+  }
+
+  /** Ends the warm processes not handed over; the services it started keep running. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const waiting = [...this.#warm];
+    this.#warm.clear();
+    await Promise.all(waiting.map((warm) => warm.stop()));
+  }
+
+  async #logDir(): Promise<string> {
     const logDir = join(this.#dir, "logs");
     await Deno.mkdir(logDir, { recursive: true, mode: 0o700 });
-    const logFile = join(logDir, `${spec.id}.log`);
+    return logDir;
+  }
+
+  #start(args: string[], env: Record<string, string>): Deno.ChildProcess {
     const self = selfCommand();
     // sh redirects output to the log file so the child keeps no pipe to us
     // and survives our death without SIGPIPE; its stdin is a pipe that we
     // close once the password is written.
-    const { FABRIC_OTP: password = "", ...env } = spec.env;
-    const child = new Deno.Command("/bin/sh", {
+    return new Deno.Command("/bin/sh", {
       args: [
         "-c",
         'exec "$0" "$@" >>"$FABRIC_LOG_FILE" 2>&1',
         self.executable,
         ...self.prefix,
-        ...spec.args,
-        ...(spec.args.includes("--dir") ? [] : ["--dir", this.#dir]),
+        ...args,
       ],
-      env: { ...env, FABRIC_LOG_FILE: logFile },
+      env,
       stdin: "piped",
       stdout: "null",
       stderr: "null",
       detached: true,
     }).spawn();
-    const writer = child.stdin.getWriter();
-    // A child that died at once closed its stdin; its exit is reported below.
-    await writer.write(new TextEncoder().encode(`${password}\n`)).catch(() => {});
-    await writer.close().catch(() => {});
-    let done = false;
-    const exited = child.status.then((status) => {
-      done = true;
-      return status.signal ? 128 + signalNumber(status.signal) : status.code;
-    });
-    return {
-      pid: child.pid,
-      host: Deno.hostname(),
-      logFile,
-      exited,
-      reach: (endpoint) => Promise.resolve(endpoint),
-      kill(signal: Deno.Signal = "SIGTERM") {
-        if (done) return;
-        try {
-          child.kill(signal);
-        } catch {
-          // Already gone: nothing to stop.
-        }
-      },
-    };
+  }
+}
+
+/** A warm process of {@linkcode LocalLauncher}. */
+class LocalWarmProcess implements WarmProcess {
+  readonly role: string;
+  readonly pid: number;
+  readonly exited: Promise<number>;
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #log: string;
+  #logDir: string;
+  #release: () => void;
+  #used = false;
+
+  constructor(
+    role: string,
+    child: Deno.ChildProcess,
+    log: string,
+    logDir: string,
+    release: () => void,
+  ) {
+    this.role = role;
+    this.pid = child.pid;
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#log = log;
+    this.#logDir = logDir;
+    this.#release = release;
+    this.exited = exitCodeOf(child);
+    // A warm process that ends by itself (EOF, a crash) is no longer ours to stop.
+    void this.exited.then(release);
+  }
+
+  async handOver(spec: LaunchSpec): Promise<LaunchedProcess> {
+    if (this.#used) throw new Error(`Warm process ${this.pid} was already handed over or stopped`);
+    const line = handOverLine(this.role, spec);
+    this.#used = true;
+    this.#release();
+    // The open descriptor follows the file: what the service logs from now on lands in ID.log.
+    const target = join(this.#logDir, `${spec.id}.log`);
+    const logFile = await Deno.rename(this.#log, target).then(() => target, () => this.#log);
+    // A process that died meanwhile closed the pipe; its exit is reported below.
+    await this.#writer.write(new TextEncoder().encode(`${line}\n`)).catch(() => {});
+    await this.#writer.close().catch(() => {});
+    return launched(this.#child, this.exited, logFile);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#used) return;
+    this.#used = true;
+    this.#release();
+    // End of input is the warm process's signal to exit 0; SIGTERM if it does not.
+    await this.#writer.close().catch(() => {});
+    const timer = setTimeout(() => kill(this.#child, "SIGTERM"), 2000);
+    const late = setTimeout(() => kill(this.#child, "SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(timer);
+    clearTimeout(late);
+    await Deno.remove(this.#log).catch(() => {});
+  }
+}
+
+/** The one JSON line a warm process reads: everything it needs to bootstrap. */
+function handOverLine(role: string, spec: LaunchSpec): string {
+  const [roleFlag, specRole, idFlag, id, ...rest] = spec.args;
+  if (roleFlag !== "--role" || idFlag !== "--id" || rest.length > 0 || id !== spec.id) {
+    throw new RangeError(`A warm process takes "--role ROLE --id ID" only, not "${spec.args}"`);
+  }
+  if (specRole !== role) {
+    throw new RangeError(`A warm ${role} process cannot become a ${specRole}`);
+  }
+  const { FABRIC_OTP: password, FABRIC_PARENT: parent, FABRIC_PIN: pin } = spec.env;
+  if (!password || !parent || !pin) {
+    throw new RangeError("A warm process needs FABRIC_OTP, FABRIC_PARENT and FABRIC_PIN");
+  }
+  return JSON.stringify({ id, role, password, parent, pin });
+}
+
+function launched(
+  child: Deno.ChildProcess,
+  exited: Promise<number>,
+  logFile: string,
+): LaunchedProcess {
+  let done = false;
+  void exited.then(() => (done = true));
+  return {
+    pid: child.pid,
+    host: Deno.hostname(),
+    logFile,
+    exited,
+    reach: (endpoint) => Promise.resolve(endpoint),
+    kill(signal: Deno.Signal = "SIGTERM") {
+      if (!done) kill(child, signal);
+    },
+  };
+}
+
+function exitCodeOf(child: Deno.ChildProcess): Promise<number> {
+  return child.status.then((status) =>
+    status.signal ? 128 + signalNumber(status.signal) : status.code
+  );
+}
+
+function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch {
+    // Already gone: nothing to stop.
   }
 }
 

@@ -1,0 +1,206 @@
+/**
+ * `idle-memory`: resident memory (VmRSS) of one service of each role, idle
+ * after its start (plus a wait), and again after `BENCH_REQUESTS` requests of
+ * `GET /v1/health`, against a bare `Deno.serve` hello-world measured the same
+ * way in the same run. One `RESULT` line per role; the goal of issue 16 is
+ * every role within 1.5x the bare server and growth within 10 %.
+ *
+ * `BENCH_V8_FLAGS` (e.g. `--max-semi-space-size=1`) is given, as
+ * `DENO_V8_FLAGS`, to every process the benchmark starts, the bare server
+ * included, to measure a flag's effect (docs/performance.md "Flags").
+ * @module
+ */
+import { join } from "node:path";
+import { initFabric } from "../../src/cli/init.ts";
+import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
+import { spawnMany } from "../../src/cli/spawn.ts";
+import type { Role } from "../../src/types/mod.ts";
+import {
+  type Benchmark,
+  type BenchResult,
+  envNumber,
+  printResult,
+  round,
+  say,
+  sleep,
+  waitExited,
+} from "./_harness.ts";
+
+const NAME = "idle-memory";
+
+/**
+ * The `idle-memory` benchmark; `BENCH_IDLE_SECONDS` overrides the 30 s of idle
+ * wait, `BENCH_REQUESTS` the 10,000 requests per service.
+ */
+export const idleMemory: Benchmark = {
+  name: NAME,
+  description: "VmRSS of each role idle and after 10k requests vs a bare Deno.serve (ratio <= 1.5)",
+  run,
+};
+
+/** A process to measure: a role's service or the bare server. */
+interface Subject {
+  name: string;
+  pid: number;
+  url: string;
+  idleKb?: number;
+  afterKb?: number;
+}
+
+const BARE_SERVER = `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) =>
+  console.log(port) }, () => new Response("hello"));\n`;
+
+async function run(): Promise<BenchResult> {
+  const idleSeconds = envNumber("BENCH_IDLE_SECONDS", 30);
+  const requests = Math.round(envNumber("BENCH_REQUESTS", 10_000));
+  const v8Flags = Deno.env.get("BENCH_V8_FLAGS") ?? "";
+  if (v8Flags) Deno.env.set("DENO_V8_FLAGS", v8Flags);
+  const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-memory-" });
+  let local: LocalFabric | null = null;
+  let bare: Deno.ChildProcess | null = null;
+  const pids: number[] = [];
+  try {
+    const fabricPath = join(dir, "fabric.yaml");
+    local = await startLocalFabric(fabricPath, await initFabric(fabricPath), {
+      dir,
+      port: 0,
+      heartbeatMs: 2000,
+    });
+    const script = join(dir, "hello.ts");
+    await Deno.writeTextFile(script, BARE_SERVER);
+    const started = await startBare(script);
+    bare = started.child;
+    const subjects = [started.subject, ...await startRoles(local)];
+    pids.push(...subjects.map((s) => s.pid));
+    say(NAME, `${subjects.length - 1} roles and the bare server up; idle ${idleSeconds} s`);
+    await sleep(idleSeconds * 1000);
+    for (const subject of subjects) subject.idleKb = rssKb(subject.pid);
+    say(NAME, `${requests} requests of GET /v1/health to each`);
+    for (const subject of subjects) await hammer(subject.url, requests);
+    await sleep(2000);
+    for (const subject of subjects) subject.afterKb = rssKb(subject.pid);
+    return report(subjects, { idleSeconds, requests, v8Flags });
+  } finally {
+    if (local) {
+      for (const record of await local.registry.list().catch(() => [])) pids.push(record.pid);
+      await local.stopAll("benchmark finished").catch(() => 0);
+    }
+    bare?.kill("SIGTERM");
+    await bare?.status;
+    for (const pid of await waitExited(pids, 15_000)) {
+      say(NAME, `process ${pid} still running after stop: killing it`);
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // Gone in the meantime.
+      }
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Prints a RESULT line per role but the last, which it returns. */
+function report(
+  subjects: Subject[],
+  settings: { idleSeconds: number; requests: number; v8Flags: string },
+): BenchResult {
+  const [bareSubject, ...roles] = subjects;
+  const mb = (kb: number | undefined): number => round((kb ?? 0) / 1024, 1);
+  const bareIdle = bareSubject!.idleKb ?? 1;
+  say(NAME, `bare Deno.serve: ${mb(bareIdle)} MB idle, ${mb(bareSubject!.afterKb)} MB after`);
+  let last: BenchResult | null = null;
+  for (const role of roles) {
+    if (last) printResult(last);
+    const ratio = (role.idleKb ?? 0) / bareIdle;
+    const growth = ((role.afterKb ?? 0) / (role.idleKb ?? 1) - 1) * 100;
+    say(
+      NAME,
+      `${role.name}: ${mb(role.idleKb)} MB idle (ratio ${round(ratio, 2)}), ` +
+        `${mb(role.afterKb)} MB after requests (${round(growth, 1)} %)`,
+    );
+    last = {
+      name: `${NAME}-${role.name}`,
+      value: mb(role.idleKb),
+      baseline: mb(bareIdle),
+      ratio: round(ratio, 3),
+      unit: "MB",
+      goal: "ratio <= 1.5, growth <= 10 %",
+      goal_met: ratio <= 1.5 && growth <= 10,
+      after_requests_mb: mb(role.afterKb),
+      growth_pct: round(growth, 1),
+      bare_after_requests_mb: mb(bareSubject!.afterKb),
+      idle_seconds: settings.idleSeconds,
+      requests: settings.requests,
+      v8_flags: settings.v8Flags,
+    };
+  }
+  if (!last) throw new Error("No role was measured");
+  return last;
+}
+
+/** Starts the bare hello-world server; its port comes on its stdout. */
+async function startBare(script: string): Promise<{ child: Deno.ChildProcess; subject: Subject }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-net", script],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const { value = "" } = await reader.read();
+  reader.releaseLock();
+  void child.stdout.cancel().catch(() => {});
+  const port = Number(value.trim());
+  if (!(port > 0)) throw new Error(`The bare server printed no port: "${value}"`);
+  return { child, subject: { name: "bare", pid: child.pid, url: `http://127.0.0.1:${port}` } };
+}
+
+/** The root registry and spawner, and one spawned service of every other role. */
+async function startRoles(local: LocalFabric): Promise<Subject[]> {
+  const spawnOne = async (role: Role, options: Record<string, string> = {}) => {
+    const { started, failed } = await spawnMany(local.client, local.spawner, {
+      body: { role, on: "local://", sessions: [], options },
+      count: 1,
+    });
+    if (!started[0]) throw new Error(`Cannot spawn a ${role}: ${failed[0]?.message}`);
+    return started[0];
+  };
+  const subjects: Subject[] = [];
+  const add = async (role: string, id: string): Promise<void> => {
+    const record = (await local.registry.get(id))?.record;
+    if (!record) throw new Error(`No record of ${role} "${id}"`);
+    subjects.push({ name: role, pid: record.pid, url: record.endpoint });
+  };
+  await add("registry", local.registryTarget.id);
+  await add("spawner-root", local.spawner.id);
+  for (const role of ["spawner", "bridge", "pilot-manager"] as const) {
+    await add(role, (await spawnOne(role)).id);
+  }
+  const queue = await spawnOne("queue");
+  const pubsub = await spawnOne("pubsub");
+  await add("queue", queue.id);
+  await add("pubsub", pubsub.id);
+  await add("agent", (await spawnOne("agent", { queue: queue.id, pubsub: pubsub.id })).id);
+  return subjects;
+}
+
+/** VmRSS of `pid` from /proc, KiB. */
+function rssKb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
+  if (!(kb > 0)) throw new Error(`No VmRSS for process ${pid}`);
+  return kb;
+}
+
+/** `count` requests of GET /v1/health (GET / for the bare server), 8 at a time. */
+async function hammer(url: string, count: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++;
+      const answer = await fetch(`${url}/v1/health`);
+      await answer.body?.cancel();
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+}
