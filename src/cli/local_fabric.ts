@@ -5,14 +5,15 @@
  */
 import { join } from "node:path";
 import { type FabricFile, keyPathOf, saveFabricFile } from "../config/fabric_file.ts";
-import { FabricClient, type Target } from "../client/fabric_client.ts";
+import { FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { RegistryClient } from "../client/registry_client.ts";
 import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
 import { LocalLauncher } from "../launchers/local.ts";
 import type { LaunchedProcess } from "../launchers/launcher.ts";
 import { newServiceId } from "../children/service_id.ts";
-import { EXIT, type ServiceRecord } from "../types/mod.ts";
+import { EXIT, type ServiceRecord, type ServiceStatus } from "../types/mod.ts";
 import { log } from "../config/logging.ts";
+import { readLogTail } from "../config/log_file.ts";
 import { sleep } from "../config/retry.ts";
 import { CliError } from "./cli_error.ts";
 import { stopServices, type StopServicesOptions } from "./stop_services.ts";
@@ -43,8 +44,14 @@ export interface LocalFabric {
   registryTargets: Target[];
   spawner: Target;
   /**
+   * The roots that were running already (left by an earlier `fabricd up`) and
+   * were adopted rather than started: every root when the fabric was up.
+   */
+  adopted: string[];
+  /**
    * Stops every live service of the fabric in dependency order (see
-   * {@linkcode stopServices}), the registry last.
+   * {@linkcode stopServices}), the registry last; 0 when the fabric was
+   * stopped meanwhile by something else and its registry is gone.
    */
   stopAll(
     reason: string,
@@ -55,7 +62,9 @@ export interface LocalFabric {
 /**
  * Starts the root registry and the root spawner of the fabric at `fabricPath`,
  * waits until both are ALIVE, and writes their endpoints into the fabric file.
- * @throws {CliError} when either does not come up (the log file is named).
+ * A root that already runs at its endpoint (an earlier `fabricd up` was
+ * killed, or still runs) is adopted instead: kept running and watched.
+ * @throws {CliError} when either does not come up (the reason and the log file are named).
  */
 export async function startLocalFabric(
   fabricPath: string,
@@ -87,9 +96,10 @@ export async function startLocalFabric(
     "--heartbeat-ms",
     String(options.heartbeatMs),
   ];
-  const roots = [
+  const roots: Root[] = [
     ...registryTargets.map((target) => ({
       id: target.id,
+      url: target.url,
       args: [
         "--role",
         "registry",
@@ -104,6 +114,7 @@ export async function startLocalFabric(
     })),
     {
       id: spawnerId,
+      url: `http://127.0.0.1:${spawnerPort}`,
       args: [
         "--role",
         "spawner",
@@ -117,8 +128,12 @@ export async function startLocalFabric(
     },
   ];
   for (const root of roots) await createPrivateLog(options.dir, root.id);
-  const keeper = new RootKeeper(launcher, registry);
-  for (const root of roots) await keeper.start(root);
+  const keeper = new RootKeeper(launcher, registry, client);
+  const adopted: string[] = [];
+  for (const root of roots) {
+    if (await keeper.adopt(root)) adopted.push(root.id);
+    else await keeper.start(root);
+  }
   const spawner = { id: spawnerId, url: `http://127.0.0.1:${spawnerPort}` };
   const updated: FabricFile = {
     ...fabric,
@@ -135,53 +150,118 @@ export async function startLocalFabric(
     registryTarget: registryTargets[0]!,
     registryTargets,
     spawner,
-    stopAll: (reason, options = {}) => {
-      keeper.stop();
-      return stopServices(client, registry, { ...options, reason });
+    adopted,
+    stopAll: async (reason, options = {}) => {
+      const stoppedElsewhere = keeper.stop();
+      try {
+        return await stopServices(client, registry, { ...options, reason });
+      } catch (error) {
+        // "fabricd stop --all" or another "up" stopped the fabric, registry included.
+        if (stoppedElsewhere && error instanceof FabricRequestError && error.status === 0) return 0;
+        throw error;
+      }
     },
   };
 }
 
+/** A root service of `fabricd up`: its ID, endpoint and command line. */
+interface Root {
+  id: string;
+  url: string;
+  args: string[];
+}
+
+/** Misses of the health probe, a second apart, after which an adopted root is started again. */
+const ADOPTED_MISSES = 3;
+
 /**
  * Keeps the root services of `fabricd up` running: one that dies (a non-zero
  * exit) while the fabric is up is started again with the same ID, port and store (its record
- * gets the next incarnation; the registry reopens its store).
+ * gets the next incarnation; the registry reopens its store). A root adopted
+ * from an earlier `up` is not this process's child: it is probed every second
+ * and started again when it stops answering, unless it had stopped cleanly.
  */
 class RootKeeper {
   #launcher: LocalLauncher;
   #registry: RegistryClient;
+  #client: FabricClient;
   #stopped = false;
+  /**
+   * A root was seen to stop cleanly (exit 0, or STOPPED on record): the
+   * fabric is being stopped ("fabricd stop --all", another "up"), so roots
+   * that go silent now are not brought back.
+   */
+  #cleanStop = false;
   #logger = log("up");
 
-  constructor(launcher: LocalLauncher, registry: RegistryClient) {
+  constructor(launcher: LocalLauncher, registry: RegistryClient, client: FabricClient) {
     this.#launcher = launcher;
     this.#registry = registry;
+    this.#client = client;
   }
 
-  async start(root: { id: string; args: string[] }): Promise<void> {
+  async start(root: Root): Promise<void> {
     const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
     await waitAlive(this.#registry, root.id, child);
-    void child.exited.then(async (code) => {
+    void child.exited.then((code) => {
       // Exit 0 is a clean stop ("fabricd stop"): nothing to bring back.
-      if (this.#stopped || code === 0) return;
-      this.#logger.warn("Root service {id} exited with code {code}; starting it again", {
-        id: root.id,
-        code,
-      });
-      await sleep(200);
-      if (!this.#stopped) {
-        await this.start(root).catch((error) =>
-          this.#logger.warn("Cannot start root service {id} again: {error}", {
-            id: root.id,
-            error: String(error),
-          })
-        );
-      }
+      if (code === 0) this.#cleanStop = true;
+      else void this.#again(root, `exited with code ${code}`);
     });
   }
 
-  stop(): void {
+  /**
+   * Adopts `root` when it runs already: it answers a signed status request as
+   * ALIVE. Resolves false (nothing adopted) otherwise.
+   */
+  async adopt(root: Root): Promise<boolean> {
+    const status = await this.#client.call<ServiceStatus>(
+      { id: root.id, url: root.url },
+      { method: "GET", path: "/v1/status" },
+      { timeoutMs: 2000 },
+    ).catch(() => undefined);
+    if (status?.state !== "ALIVE") return false;
+    void this.#watch(root);
+    return true;
+  }
+
+  /** Stops keeping the roots; answers whether a root was seen to stop cleanly meanwhile. */
+  stop(): boolean {
     this.#stopped = true;
+    return this.#cleanStop;
+  }
+
+  async #watch(root: Root): Promise<void> {
+    let misses = 0;
+    while (!this.#stopped) {
+      await sleep(1000);
+      const healthy = await answersHealth(root.url);
+      if (healthy) {
+        misses = 0;
+        const found = await this.#registry.get(root.id).catch(() => undefined);
+        if (found?.record.state === "STOPPED") this.#cleanStop = true;
+        continue;
+      }
+      if (++misses < ADOPTED_MISSES) continue;
+      // Stopped by "fabricd stop" or another "fabricd up": nothing to bring back.
+      if (!this.#cleanStop) void this.#again(root, "does not answer");
+      return;
+    }
+  }
+
+  async #again(root: Root, why: string): Promise<void> {
+    if (this.#stopped) return;
+    this.#logger.warn("Root service {id} {why}; starting it again", { id: root.id, why });
+    await sleep(200);
+    if (this.#stopped) return;
+    await this.start(root).catch((error) => {
+      this.#logger.warn("Cannot start root service {id} again: {error}", {
+        id: root.id,
+        error: String(error),
+      });
+      // Something else may hold its port (a root another "up" started): watch it.
+      void this.#watch(root);
+    });
   }
 }
 
@@ -214,8 +294,11 @@ async function waitAlive(
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (exitCode !== null) {
+      const why = await lastError(child.logFile);
       throw new CliError(
-        `Service "${id}" exited with code ${exitCode} while starting: see ${child.logFile}`,
+        `Service "${id}" exited with code ${exitCode} while starting${
+          why ? `: ${why}` : ""
+        }: see ${child.logFile}`,
         EXIT.FAILURE,
       );
     }
@@ -231,6 +314,32 @@ async function waitAlive(
     `Service "${id}" did not come up within 20 s: see ${child.logFile}`,
     EXIT.FAILURE,
   );
+}
+
+/** Whether the service at `url` answers its unsigned health probe within a second. */
+async function answersHealth(url: string): Promise<boolean> {
+  try {
+    const answer = await fetch(new URL("/v1/health", url), { signal: AbortSignal.timeout(1000) });
+    await answer.body?.cancel();
+    return answer.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** The last error a service logged before it exited (its reason), if any. */
+async function lastError(logFile: string): Promise<string | undefined> {
+  const tail = await readLogTail(logFile, { maxBytes: 16 * 1024 }).catch(() => undefined);
+  for (const line of (tail?.lines ?? []).reverse()) {
+    try {
+      const entry = JSON.parse(line) as { level?: string; message?: string };
+      if (!["ERROR", "FATAL"].includes(entry.level ?? "") || !entry.message) continue;
+      if (!entry.message.startsWith("Exiting with code")) return entry.message;
+    } catch {
+      // Not a JSON line of fabricd's logger.
+    }
+  }
+  return undefined;
 }
 
 function freePort(): number {

@@ -21,8 +21,20 @@ Starts a local fabric: a registry (SQLite in DIR/registry.db) and a spawner,
 creating the fabric keys first if there are none. Runs until Ctrl-C (or
 SIGTERM), then stops every service of the fabric in dependency order: agents
 and pilot managers, queues and pub/subs, spawners and bridges, the registry
-last. Services outlive a crash of this command; run
-"fabricd up" again to take them back, or "fabricd stop --all".
+last. While it runs it restarts a root service (registry, spawner) that dies.
+
+"up" is idempotent. Services outlive a crash of this command (kill -9): run
+"fabricd up" again and it adopts the registry and spawner still running (same
+IDs, same services) and starts again, on their ports, those that are not. On a
+fabric that is fully running (another "up" runs it), it attaches: prints
+"Fabric ... is already running in DIR: attached as its supervisor" and the
+tree, and stays in the foreground as a supervisor; Ctrl-C stops the fabric as
+above. "fabricd stop --all" stops it without Ctrl-C.
+
+Exit codes: 0 the fabric was stopped by Ctrl-C or SIGTERM (fresh or attached);
+1 a root service could not start (the message gives its reason and log file,
+e.g. "Cannot listen on ...: Address already in use"); 64 usage; 65 malformed
+fabric or key file; 78 unusable configuration (key file readable by others).
 
   --dir DIR          state directory (default ~/.fabric); the fabric file is DIR/fabric.yaml
   --fabric FILE      fabric file (default: FABRIC_FILE, then DIR/fabric.yaml)
@@ -70,9 +82,19 @@ export async function upCommand(args: string[]): Promise<number> {
     ...(store ? { store } : {}),
     replicas,
   });
-  console.log(`Fabric ${fabric.fingerprint} is up`);
-  for (const r of local.registryTargets) console.log(`  registry: ${r.id} at ${r.url}`);
-  console.log(`  spawner:  ${local.spawner.id} at ${local.spawner.url}`);
+  const roots = [...local.registryTargets, local.spawner];
+  const attached = roots.every((root) => local.adopted.includes(root.id));
+  const note = (id: string): string =>
+    !attached && local.adopted.includes(id) ? " (was running: adopted)" : "";
+  console.log(
+    attached
+      ? `Fabric ${fabric.fingerprint} is already running in ${dir}: attached as its supervisor`
+      : `Fabric ${fabric.fingerprint} is up`,
+  );
+  for (const r of local.registryTargets) {
+    console.log(`  registry: ${r.id} at ${r.url}${note(r.id)}`);
+  }
+  console.log(`  spawner:  ${local.spawner.id} at ${local.spawner.url}${note(local.spawner.id)}`);
   console.log(`  fabric file: ${fabricPath}   logs: ${join(dir, "logs")}\n`);
   console.log(renderTree(await local.registry.list(), Date.now()));
   console.log(`\nTry: fabricd spawn --role spawner --fabric ${fabricPath}`);

@@ -7,6 +7,7 @@
  */
 import {
   configure,
+  drain,
   getLogger,
   getStreamSink,
   getTextFormatter,
@@ -48,6 +49,17 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
 }
 
 let configured = false;
+
+/**
+ * Writes out every log line still buffered. Call it before the process exits:
+ * `Deno.exit` drops what the sink has not written, which would lose a
+ * service's last words (why it cannot listen, why it gives up).
+ */
+export async function flushLogs(): Promise<void> {
+  if (!configured) return;
+  // A sink that cannot write has nowhere to say so: nothing more to do.
+  await drain().catch(() => {});
+}
 
 /** The logger of one part of fabricd, e.g. `log("registry")`. */
 export function log(part: string): Logger {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renderTree } from "../../src/cli/status.ts";
+import { renderTree, shortFailure } from "../../src/cli/status.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
@@ -26,10 +26,40 @@ Deno.test("renderTree() draws children under their parent with state and heartbe
     rec("spw-4", "spw-1", { lastHeartbeat: 0 }),
   ], 3500);
   const lines = text.split("\n");
-  assert.match(lines[0]!, /^SERVICE\s+ROLE\s+HOST\s+PID\s+STATE\s+INC\s+HEARTBEAT$/);
+  assert.match(
+    lines[0]!,
+    /^SERVICE\s+ROLE\s+HOST\s+PID\s+STATE\s+INC\s+UPTIME\s+RESTARTS\s+HEARTBEAT\s+LAST FAILURE$/,
+  );
   assert.match(lines[3]!, /^├─ spw-2 /);
-  assert.match(lines[4]!, /^│ {2}└─ spw-3 .* SUSPECT .* 2\.5s ago$/);
-  assert.match(lines[5]!, /^└─ spw-4 .* -$/);
+  assert.match(lines[4]!, /^│ {2}└─ spw-3 .* SUSPECT .* 2\.5s ago +-$/);
+  assert.match(lines[5]!, /^└─ spw-4 .* - +-$/);
+});
+
+Deno.test("renderTree() shows uptime of running services, restarts and the last failure shortened", () => {
+  const failure = "process exited with code 137 (killed by SIGKILL) while the fabric was busy";
+  const text = renderTree([
+    rec("spw-1", "", { started: 1000, restarts: 2, lastFailure: failure, state: "ALIVE" }),
+    rec("spw-2", "spw-1", { started: 1000, state: "STOPPED", lastFailure: "" }),
+  ], 1000 + 185_000);
+  const [header, first, second] = text.split("\n");
+  const column = (name: string): number => header!.indexOf(name);
+  assert.equal(first!.slice(column("UPTIME")).split(/\s+/)[0], "3m");
+  assert.equal(first!.slice(column("RESTARTS")).split(/\s+/)[0], "2");
+  assert.equal(first!.slice(column("LAST FAILURE")), shortFailure(failure));
+  assert.equal(
+    second!.slice(column("UPTIME")).split(/\s+/)[0],
+    "-",
+    "a stopped service has no uptime",
+  );
+  assert.equal(second!.slice(column("LAST FAILURE")), "-");
+});
+
+Deno.test("shortFailure() keeps one line of at most 40 characters", () => {
+  assert.equal(shortFailure(""), "-");
+  assert.equal(shortFailure("exit 1\n  at main"), "exit 1 at main");
+  const long = shortFailure("x".repeat(100));
+  assert.equal([...long].length, 40);
+  assert.ok(long.endsWith("…"));
 });
 
 Deno.test("renderTree() says so when there is nothing to show", () => {
