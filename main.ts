@@ -21,6 +21,8 @@ Usage:
   fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
   fabricd events [-f]              state transitions of the fabric, oldest first; -f follows
+  fabricd logs ID [-f]             a service's log, from any host; -f follows
+  fabricd forget ID...             remove ended services (STOPPED, FAILED, LOST) from the registry
   fabricd ui                       a live web view and a Prometheus /metrics gateway
   fabricd report [--out FILE]      one static HTML page of a run: states over time, tasks done
   fabricd demo                     a scripted tour in a temporary directory
@@ -47,6 +49,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import("./src/cli/demo.ts")).demoCommand,
   image: async () => (await import("./src/cli/image.ts")).imageCommand,
   events: async () => (await import("./src/cli/events.ts")).eventsCommand,
+  logs: async () => (await import("./src/cli/logs.ts")).logsCommand,
+  forget: async () => (await import("./src/cli/forget.ts")).forgetCommand,
   ui: async () => (await import("./src/cli/ui.ts")).uiCommand,
   report: async () => (await import("./src/cli/report.ts")).reportCommand,
 };

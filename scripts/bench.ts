@@ -17,17 +17,23 @@ import { pubsubVsNats } from "./bench/pubsub_vs_nats.ts";
 import { reconnect } from "./bench/reconnect.ts";
 import { registryFailover } from "./bench/registry_failover.ts";
 import { registryHeartbeats } from "./bench/registry_heartbeats.ts";
+import { scale } from "./bench/scale.ts";
 import { signedRequests } from "./bench/signed_requests.ts";
 import { slowClients } from "./bench/slow_clients.ts";
+import { spawnFanout } from "./bench/spawn_fanout.ts";
 import { sshHopWarm } from "./bench/ssh_hop_warm.ts";
+import { idleMemory } from "./bench/idle_memory.ts";
 import { taskThroughput } from "./bench/task_throughput.ts";
 import { uiOverhead } from "./bench/ui_overhead.ts";
 
 const BENCHMARKS: readonly Benchmark[] = [
   localSpawn,
+  spawnFanout,
+  idleMemory,
   signedRequests,
   slowClients,
   registryHeartbeats,
+  scale,
   registryFailover,
   sshHopWarm,
   imageCopyCold,
@@ -51,8 +57,11 @@ function usage(): string {
     "",
     "Environment: BENCH_RUNS (local-spawn, ssh-hop-warm, image-copy-cold, grow-chain rounds, " +
     "cli-latency pairs), " +
-    "BENCH_SECONDS (signed-requests, registry-heartbeats), " +
-    "BENCH_MESSAGES, BENCH_WINDOW and BENCH_RUNS (pubsub-vs-nats).",
+    "BENCH_SECONDS (signed-requests, registry-heartbeats, scale), BENCH_STORES and BENCH_SCALE_NS (scale), " +
+    "BENCH_MESSAGES, BENCH_WINDOW and BENCH_RUNS (pubsub-vs-nats), " +
+    "BENCH_SETTLE_MS (local-spawn), BENCH_FANOUT and BENCH_PARALLEL (spawn-fanout), " +
+    "BENCH_IDLE_SECONDS, BENCH_REQUESTS and BENCH_V8_FLAGS (idle-memory); " +
+    "FABRIC_WARM_POOL=0 turns the spawners' warm pools off.",
   ].join("\n");
 }
 

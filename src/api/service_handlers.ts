@@ -50,6 +50,11 @@ export interface ServiceHandlers {
   /** `POST /v1/connect`. */
   connect(request: ConnectRequest): Promise<ConnectAnswer>;
   /**
+   * `GET /v1/logs`: the path of this service's own log file, which the route
+   * reads bounded (docs/protocol.md 5.2). Absent: the service has no log (404).
+   */
+  logs?(): string;
+  /**
    * `POST /v1/stop`: answers first, then stops the service; `graceMs` bounds
    * the time its work gets to end (an agent's tasks: SIGTERM to SIGKILL).
    */

@@ -1,10 +1,12 @@
 /**
  * Routes every service has: health, bootstrap, configure, spawn, status,
- * sessions, connect and stop.
+ * sessions, connect, logs and stop.
  * @module
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { streamSSE } from "hono/streaming";
+import { followLog, readLogTail } from "../config/log_file.ts";
 import { checkRoleOptions, RoleOptionsError } from "../types/role_options.ts";
 import {
   bootstrapRequestSchema,
@@ -53,12 +55,57 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
   app.post("/connect", jsonBody(connectRequestSchema), async (c) => {
     return c.json(await handlers.connect(c.req.valid("json")));
   });
+  addLogsRoute(app, handlers);
   app.post("/stop", jsonBody(stopRequestSchema), async (c) => {
     const body = c.req.valid("json");
     await handlers.stop(body.reason, body.graceMs);
     return c.json({ state: "STOPPED" });
   });
   return app;
+}
+
+/**
+ * `GET /v1/logs?since=MS&follow=0|1`: the tail of the service's own log (at
+ * most 256 KiB), as JSON, or followed as server-sent events until the client
+ * goes (docs/protocol.md 5.2).
+ */
+function addLogsRoute(app: Hono, handlers: ServiceHandlers): void {
+  app.get("/logs", async (c) => {
+    const since = c.req.query("since");
+    const follow = c.req.query("follow") ?? "0";
+    if (since !== undefined && !/^\d{1,15}$/.test(since)) {
+      throw new HTTPException(400, {
+        message: 'Invalid query "since": give a time in ms since the epoch',
+      });
+    }
+    if (!["0", "1"].includes(follow)) {
+      throw new HTTPException(400, { message: 'Invalid query "follow": give 0 or 1' });
+    }
+    const noLog = new HTTPException(404, {
+      message: "This service has no log file: it was not started by a launcher",
+    });
+    const path = handlers.logs?.();
+    if (path === undefined) throw noLog;
+    const tail = await readLogTail(path, { since: since === undefined ? undefined : Number(since) })
+      .catch((error) => {
+        throw error instanceof Deno.errors.NotFound ? noLog : error;
+      });
+    if (follow === "0") return c.json({ lines: tail.lines, truncated: tail.truncated });
+    return streamSSE(c, async (stream) => {
+      const gone = new AbortController();
+      stream.onAbort(() => gone.abort());
+      const send = async (lines: string[]): Promise<void> => {
+        for (const line of lines) await stream.writeSSE({ event: "log", data: line });
+      };
+      const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), 15_000);
+      try {
+        await send(tail.lines);
+        await followLog(path, tail.end, send, { signal: gone.signal });
+      } finally {
+        clearInterval(keepAlive);
+      }
+    });
+  });
 }
 
 /** The peer's address from the server's connection info (`Deno.serve`'s second argument). */

@@ -84,11 +84,11 @@ export async function takeBootstrapEnv(
       EXIT.CONFIG,
     );
   }
-  const password = await readPasswordLine(
-    options.input ?? Deno.stdin.readable,
-    options.timeoutMs ?? 10_000,
-  );
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(password)) {
+  const password = await readLine(options.input ?? Deno.stdin.readable, {
+    maxBytes: 256,
+    timeoutMs: options.timeoutMs ?? 10_000,
+  });
+  if (!PASSWORD.test(password)) {
     throw new BootstrapError(
       'No one-time password on standard input: start services with "fabricd spawn"',
       EXIT.CONFIG,
@@ -97,19 +97,88 @@ export async function takeBootstrapEnv(
   return { password, parent: { id: parent.slice(0, at), url: parent.slice(at + 1) }, pin };
 }
 
-/** The first line of `input` (at most 256 bytes), or "" at its end or after `timeoutMs`. */
-async function readPasswordLine(
+const PASSWORD = /^[A-Za-z0-9_-]{1,128}$/;
+const SERVICE_ID = /^[a-z][a-z0-9-]{1,62}$/;
+
+/** What a warm process learns from its spawner: who it becomes and how it bootstraps. */
+export interface WarmHandOver {
+  id: string;
+  role: string;
+  env: BootstrapEnv;
+}
+
+/** Options of {@linkcode takeWarmHandOver}. */
+export interface TakeWarmHandOverOptions {
+  /** Where the hand-over line comes from. Default `Deno.stdin.readable`. */
+  input?: ReadableStream<Uint8Array>;
+}
+
+/**
+ * A warm process (`fabricd --role R --warm`) waits, for as long as it takes,
+ * for one line of JSON `{id, role, password, parent, pin}` (at most 1 KiB) on
+ * its standard input, the pipe its spawner holds: it has no other channel
+ * (it listens on nothing yet, and bootstrap variables in its environment are
+ * refused). `parent` is `ID@URL`, as in `FABRIC_PARENT`. Returns null at the
+ * end of input: the spawner stopped its pool, or died.
+ *
+ * @throws {BootstrapError} (78) when the bootstrap variables are in the
+ * environment or the line is not a valid hand-over.
+ */
+export async function takeWarmHandOver(
+  options: TakeWarmHandOverOptions = {},
+): Promise<WarmHandOver | null> {
+  const inEnv = ["FABRIC_OTP", "FABRIC_PARENT", "FABRIC_PIN"].filter((name) =>
+    Deno.env.get(name) !== undefined
+  );
+  for (const name of inEnv) Deno.env.delete(name);
+  if (inEnv.length > 0) {
+    throw new BootstrapError(
+      `A warm process takes its hand-over on standard input only, not ${inEnv.join(", ")}`,
+      EXIT.CONFIG,
+    );
+  }
+  const line = await readLine(options.input ?? Deno.stdin.readable, { maxBytes: 1024 });
+  if (line === "") return null;
+  const bad = "The warm hand-over line is not {id, role, password, parent, pin}";
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(line);
+  } catch (cause) {
+    throw new BootstrapError(bad, EXIT.CONFIG, { cause });
+  }
+  const { id, role, password, parent, pin, ...rest } = value ?? {};
+  const at = typeof parent === "string" ? parent.indexOf("@") : -1;
+  if (
+    Object.keys(rest).length > 0 || typeof id !== "string" || !SERVICE_ID.test(id) ||
+    typeof role !== "string" || typeof password !== "string" || !PASSWORD.test(password) ||
+    typeof pin !== "string" || !pin || typeof parent !== "string" || at < 1 ||
+    !/^https?:\/\/[^\s]+$/.test(parent.slice(at + 1))
+  ) {
+    throw new BootstrapError(bad, EXIT.CONFIG);
+  }
+  return {
+    id,
+    role,
+    env: { password, parent: { id: parent.slice(0, at), url: parent.slice(at + 1) }, pin },
+  };
+}
+
+/**
+ * The first line of `input` (at most `maxBytes`), or "" at its end, when it is
+ * longer, or after `timeoutMs` (default: no limit).
+ */
+async function readLine(
   input: ReadableStream<Uint8Array>,
-  timeoutMs: number,
+  limits: { maxBytes: number; timeoutMs?: number },
 ): Promise<string> {
   const reader = input.getReader();
   const bytes: number[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<null>((
-    resolve,
-  ) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+  const timeout = new Promise<null>((resolve) => {
+    if (limits.timeoutMs !== undefined) timer = setTimeout(() => resolve(null), limits.timeoutMs);
+  });
   try {
-    while (bytes.length <= 256) {
+    while (bytes.length <= limits.maxBytes) {
       const chunk = await Promise.race([reader.read(), timeout]);
       if (chunk === null || chunk.done) break;
       const end = chunk.value.indexOf(0x0a);
@@ -121,7 +190,9 @@ async function readPasswordLine(
     // Nothing more is read; a stream already closed is fine.
     reader.cancel().catch(() => {});
   }
-  return bytes.length > 256 ? "" : new TextDecoder().decode(Uint8Array.from(bytes)).trim();
+  return bytes.length > limits.maxBytes
+    ? ""
+    : new TextDecoder().decode(Uint8Array.from(bytes)).trim();
 }
 
 /** Options of {@linkcode bootstrapFromParent}. */

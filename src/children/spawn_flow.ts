@@ -21,6 +21,7 @@ import {
 } from "../types/mod.ts";
 import type { BootstrapArrival, KeyHandover } from "../bootstrap/handover.ts";
 import { newServiceId } from "./service_id.ts";
+import { warmPoolOf } from "./warm_pool.ts";
 import { retry } from "../config/retry.ts";
 
 /** What a spawn needs from the service that runs it. */
@@ -132,16 +133,26 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     FABRIC_PIN: deps.keys.fingerprint,
   };
 
+  // A new service on local:// becomes a warm process of the pool when one is
+  // there; restarts and launchers given by the caller always start cold.
+  const pool = plan.restart || deps.launcher ? undefined : warmPoolOf(launcher);
   let child: LaunchedProcess;
   try {
-    child = await launcher.launch(spec);
+    child = pool ? await pool.launch(record.role, spec) : await launcher.launch(spec);
   } catch (error) {
+    pool?.refill(record.role);
     return await fail(`launch failed: ${messageOf(error)}`, null);
   }
   deps.onLaunched?.(child, { id, incarnation: record.incarnation });
 
-  const arrival = await awaitArrival(child, expected.arrived, timeoutMs, fail);
-  return await configureChild(record, arrival, child, deps, fail);
+  try {
+    const arrival = await awaitArrival(child, expected.arrived, timeoutMs, fail);
+    return await configureChild(record, arrival, child, deps, fail);
+  } finally {
+    // Refilled once this spawn is done, so the new warm process's start does
+    // not compete with this one for the CPU.
+    pool?.refill(record.role);
+  }
 }
 
 /** DEAD -> RESTARTING on record: a suspect service is declared dead first. */

@@ -302,7 +302,12 @@ export class Supervisor {
     this.#running.add(id);
     try {
       await this.#deps.restart(id, record.role, record.launcher);
-      this.#logger.info("Restarted {id} under its old ID", { id });
+      this.#logger.info("Restarted {id} under its old ID; exit code {code} ({lastFailure})", {
+        id,
+        // A death by TTL has no exit code: its parent never saw the process end.
+        code: /exited with code (-?\d+)/.exec(record.lastFailure)?.[1] ?? "unknown",
+        lastFailure: record.lastFailure || record.state,
+      });
     } catch (error) {
       if (error instanceof SpawnFailedError && error.childExitCode === EXIT.STATE_LOST) {
         const lost = (await this.#deps.registry().get(id).catch((error) => {

@@ -21,14 +21,16 @@ import {
   BootstrapError,
   bootstrapFromParent,
   takeBootstrapEnv,
+  takeWarmHandOver,
 } from "../bootstrap/child.ts";
-import { log, setupLogging } from "../config/logging.ts";
+import { flushLogs, log, setupLogging } from "../config/logging.ts";
 import { ROLE_MODULES } from "../services/roles.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import { StateLostError } from "../types/errors.ts";
 import { FabricService } from "../runtime/service.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { ServiceMetrics } from "../metrics/service_metrics.ts";
+import { rehearseSpawn } from "./warm_rehearsal.ts";
 
 /** Settings of one service process, from its command line. */
 export interface RunServiceOptions {
@@ -50,10 +52,36 @@ export interface RunServiceOptions {
   configureTimeoutMs?: number;
   /** Deadlines and connection limits of the HTTP server; production defaults when absent. */
   http?: HttpFrontLimits;
+  /**
+   * Start warm: load the code, then wait on stdin for the ID and password a
+   * spawner's pool hands over (docs/protocol.md 4.11). Default false.
+   */
+  warm?: boolean;
+  /** Warm processes this service keeps per role it spawns on local:// (FABRIC_WARM_POOL). */
+  warmPool?: number;
+}
+
+/**
+ * Runs the service; resolves with the process exit code once every log line
+ * is written. A non-zero exit always leaves its reason, then the code, in the
+ * log (the service's standard error, which launchers send to its log file).
+ */
+export async function runService(options: RunServiceOptions): Promise<number> {
+  let code: number;
+  try {
+    code = await serve(options);
+  } catch (error) {
+    log("runtime").fatal("Service failed: {error}", { error: String(error) });
+    await flushLogs();
+    throw error;
+  }
+  if (code !== EXIT.OK) log("runtime").error("Exiting with code {code}", { code });
+  await flushLogs();
+  return code;
 }
 
 /** Runs the service; resolves with the process exit code. */
-export async function runService(options: RunServiceOptions): Promise<number> {
+async function serve(options: RunServiceOptions): Promise<number> {
   // Files a service makes (its store, WAL, nonce journal, its children's logs)
   // are its owner's alone: other users of a login node must not read them.
   Deno.umask(0o077);
@@ -64,9 +92,11 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     logger.error("Role {role} is not built in this version", { role: options.role });
     return EXIT.USAGE;
   }
-  const bootstrapEnv = await readBootstrapEnv(options);
-  if (typeof bootstrapEnv === "number") return bootstrapEnv;
-  const id = options.id ?? newServiceId(options.role);
+  if (options.warmPool !== undefined) Deno.env.set("FABRIC_WARM_POOL", String(options.warmPool));
+  const who = options.warm ? await readWarmHandOver(options.role) : await readBootstrapEnv(options);
+  if (typeof who === "number") return who;
+  const { bootstrapEnv } = who;
+  const id = who.id ?? options.id ?? newServiceId(options.role);
   const startedSeconds = Math.floor(Date.now() / 1000);
   const { replayCache, journal } = await openReplayCache(options.dir, id);
   let service: FabricService | null = null;
@@ -132,8 +162,14 @@ export async function runService(options: RunServiceOptions): Promise<number> {
   }
 }
 
+/** Who this process becomes: its bootstrap environment (null for a root) and, warm, its ID. */
+interface Becoming {
+  bootstrapEnv: BootstrapEnv | null;
+  id?: string;
+}
+
 /** The bootstrap environment, null for a root service, or the exit code when neither is usable. */
-async function readBootstrapEnv(options: RunServiceOptions): Promise<BootstrapEnv | null | number> {
+async function readBootstrapEnv(options: RunServiceOptions): Promise<Becoming | number> {
   const logger = log("runtime");
   let bootstrapEnv;
   try {
@@ -148,7 +184,34 @@ async function readBootstrapEnv(options: RunServiceOptions): Promise<BootstrapEn
     );
     return EXIT.CONFIG;
   }
-  return bootstrapEnv;
+  return { bootstrapEnv };
+}
+
+/**
+ * A warm process (`--warm`, started ahead by a spawner's pool): waits on
+ * stdin for its ID and password; exit 0 when the pipe closes first (the pool
+ * stopped), 78 on a bad line or a hand-over for another role.
+ */
+async function readWarmHandOver(role: Role): Promise<Becoming | number> {
+  const logger = log("runtime");
+  await rehearseSpawn();
+  let handOver;
+  try {
+    handOver = await takeWarmHandOver();
+  } catch (error) {
+    logger.error("{message}", { message: (error as Error).message });
+    return (error as BootstrapError).exitCode ?? EXIT.CONFIG;
+  }
+  if (handOver === null) {
+    logger.debug("Warm process: the pool closed its pipe, exiting");
+    return EXIT.OK;
+  }
+  if (handOver.role !== role) {
+    logger.error("Warm {role} process handed a {other}: exiting", { role, other: handOver.role });
+    return EXIT.CONFIG;
+  }
+  logger.info("Warm process handed over as {id}", { id: handOver.id });
+  return { bootstrapEnv: handOver.env, id: handOver.id };
 }
 
 /** The management API's handlers over the service (made once the server listens). */
@@ -161,6 +224,7 @@ function handlersOf(service: () => FabricService): ServiceHandlers {
     openSession: (s) => service().openSession(s),
     closeSession: (s) => service().closeSession(s),
     connect: (r) => service().connect(r),
+    logs: () => service().logs(),
     stop: (reason, graceMs) => service().stop(reason, graceMs),
   };
 }

@@ -138,7 +138,7 @@ export class FabricClient {
       {
         method: "GET",
         url,
-        headers: new Headers({ accept: "text/event-stream" }),
+        headers: routeHeaders(target, "text/event-stream"),
         body: new Uint8Array(),
       },
       this.#keys,

@@ -11,6 +11,7 @@ import type {
   Transition,
 } from "../types/mod.ts";
 import { type CallOptions, type FabricClient, FabricRequestError } from "./fabric_client.ts";
+import type { BeatVerdict, HeartbeatBatch } from "../types/wire.ts";
 
 /** Options of {@linkcode RegistryClient.heartbeat}. */
 export interface HeartbeatCallOptions extends CallOptions {
@@ -18,6 +19,14 @@ export interface HeartbeatCallOptions extends CallOptions {
   instance?: string;
   /** Send time, ms since the epoch. Default: none (late beats are not told apart). */
   sentAt?: number;
+}
+
+/** What {@linkcode RegistryClient.list} keeps; an absent field keeps everything. */
+export interface ListFilter {
+  roles?: readonly string[];
+  states?: readonly string[];
+  /** This service and every service below it. */
+  under?: string;
 }
 
 /** Registry operations over signed requests. */
@@ -45,10 +54,18 @@ export class RegistryClient {
     return [...this.#endpoints.slice(this.#current), ...this.#endpoints.slice(0, this.#current)];
   }
 
-  /** Every record. */
-  async list(options?: CallOptions): Promise<ServiceRecord[]> {
+  /**
+   * Every record, or those `filter` keeps (roles, states, a subtree), chosen
+   * by the registry (`GET /v1/registry/services?role=&state=&under=`).
+   */
+  async list(options?: CallOptions, filter: ListFilter = {}): Promise<ServiceRecord[]> {
+    const query = new URLSearchParams();
+    if (filter.roles?.length) query.set("role", filter.roles.join(","));
+    if (filter.states?.length) query.set("state", filter.states.join(","));
+    if (filter.under) query.set("under", filter.under);
+    const search = query.size > 0 ? `?${query}` : "";
     const answer = await this.#call<{ services: ServiceRecord[] }>(
-      { method: "GET", path: "/v1/registry/services" },
+      { method: "GET", path: `/v1/registry/services${search}` },
       options,
     );
     return answer.services;
@@ -111,12 +128,43 @@ export class RegistryClient {
     }, call);
   }
 
+  /**
+   * Sends an aggregator's batch of its subtree's heartbeats (`via`: the
+   * aggregator's ID); answers one verdict per beat, in order.
+   * @throws {FabricRequestError} when the batch as a whole fails.
+   */
+  async heartbeatMany(
+    via: string,
+    beats: HeartbeatBatch["beats"],
+    options?: CallOptions,
+  ): Promise<BeatVerdict[]> {
+    const answer = await this.#call<{ results: BeatVerdict[] }>({
+      method: "POST",
+      path: "/v1/registry/heartbeats",
+      body: { via, beats },
+    }, options);
+    return answer.results;
+  }
+
   /** Reports that `id` could not be reached; answers the record as the registry holds it. */
   async report(id: string, incarnation: number, reason: string): Promise<ServiceRecord> {
     const answer = await this.#call<{ record: ServiceRecord }>({
       method: "POST",
       path: `/v1/registry/services/${id}/reports`,
       body: { incarnation, reason },
+    });
+    return answer.record;
+  }
+
+  /**
+   * Removes an ended record (STOPPED, FAILED or LOST) from the registry;
+   * answers it as it was.
+   * @throws {FabricRequestError} 404 when unknown, 409 when the service has not ended.
+   */
+  async forget(id: string): Promise<ServiceRecord> {
+    const answer = await this.#call<{ record: ServiceRecord }>({
+      method: "DELETE",
+      path: `/v1/registry/services/${id}`,
     });
     return answer.record;
   }

@@ -47,7 +47,7 @@ export class WatchCompactedError extends EtcdError {
 /** A transaction operation (request_put, request_delete_range, request_range). */
 export type EtcdOp =
   | { put: { key: string; value: string; lease?: string } }
-  | { delete: { key: string } };
+  | { delete: { key: string; prefix?: boolean } };
 
 /** A transaction comparison. */
 export type EtcdCompare =
@@ -229,7 +229,12 @@ export class EtcdClient {
                 ...(op.put.lease ? { lease: op.put.lease } : {}),
               },
             }
-            : { request_delete_range: { key: b64(op.delete.key) } }
+            : {
+              request_delete_range: {
+                key: b64(op.delete.key),
+                ...(op.delete.prefix ? { range_end: prefixEnd(op.delete.key) } : {}),
+              },
+            }
         ),
       },
     );

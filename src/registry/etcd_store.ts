@@ -17,6 +17,7 @@
  */
 import type { ServiceRecord, Transition } from "../types/mod.ts";
 import {
+  decideForget,
   decidePut,
   decideTransition,
   type Decision,
@@ -133,6 +134,26 @@ export class EtcdStore implements RegistryStore {
     this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
     this.#freshBeats.set(id, at);
     return this.#withBeat(held);
+  }
+
+  async delete(id: string): Promise<ServiceRecord> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const { record: old, modRevision } = await this.#read(id);
+      const removed = decideForget(old, id);
+      const result = await this.#etcd.txn(
+        [{ key: `${this.#prefix}svc/${id}`, target: "MOD", modRevision }],
+        [
+          { delete: { key: `${this.#prefix}svc/${id}` } },
+          { delete: { key: `${this.#prefix}live/${id}` } },
+          { delete: { key: `${this.#prefix}tr/${id}/`, prefix: true } },
+        ],
+      );
+      if (result.succeeded) {
+        this.#records.delete(id);
+        return removed;
+      }
+    }
+    throw new Error(`Registry removal of "${id}" kept losing races in etcd: retry`);
   }
 
   async setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
@@ -313,6 +334,15 @@ export class EtcdStore implements RegistryStore {
         const held = this.#records.get(record.id);
         if (!held || held.modRevision <= event.kv.modRevision) {
           this.#records.set(record.id, { record, modRevision: event.kv.modRevision });
+        }
+      } else if (key.startsWith(svc)) {
+        // A record forgotten by any replica: watchers drop it (prev_kv is its last state).
+        this.#records.delete(key.slice(svc.length));
+        const record = event.prev ? recordOf(event.prev.value) : undefined;
+        if (record) {
+          for (const listener of this.#listeners) {
+            listener({ record, transition: null, removed: true });
+          }
         }
       } else if (key.startsWith(`${this.#prefix}beats/`) && event.type === "PUT") {
         for (

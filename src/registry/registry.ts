@@ -4,7 +4,15 @@
  * @module
  */
 import type { RegistryEvent, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
-import { NotLiveError, type RegistryStore, type StoreChange } from "./store.ts";
+import type { BeatVerdict } from "../types/wire.ts";
+import { FabricError } from "../types/errors.ts";
+import {
+  heartbeatEach,
+  NotLiveError,
+  type RegistryStore,
+  type StoreChange,
+  UnknownServiceError,
+} from "./store.ts";
 
 /** States from which a heartbeat must not bring a service back. */
 const ENDED: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST", "RESTARTING"];
@@ -21,6 +29,12 @@ export interface HeartbeatFacts {
   instance?: string;
   /** When it was sent, ms since the epoch by the sender's clock. */
   sentAt?: number;
+}
+
+/** One beat of an aggregator's batch. */
+export interface BatchBeat extends HeartbeatFacts {
+  id: string;
+  incarnation: number;
 }
 
 /** A change-stream listener; it must not throw. */
@@ -95,28 +109,83 @@ export class Registry {
     incarnation: number,
     facts: HeartbeatFacts = {},
   ): Promise<ServiceRecord> {
+    const early = await this.#fence(id, incarnation, facts);
+    if (early) return early;
+    return await this.#resume(await this.#store.heartbeat(id, incarnation, this.#now()));
+  }
+
+  /**
+   * Records an aggregator's batch of heartbeats (docs/failures.md
+   * "Aggregated heartbeats"): the rules of {@linkcode heartbeat} for each
+   * beat, the beats that pass written at once (SQLite: one transaction). Never
+   * throws for one beat: each gets its verdict, in the batch's order.
+   * @throws {Error} only when the store itself fails.
+   */
+  async heartbeatMany(beats: readonly BatchBeat[]): Promise<BeatVerdict[]> {
+    const verdicts: BeatVerdict[] = [];
+    const passed: { index: number; id: string; incarnation: number }[] = [];
+    for (const [index, beat] of beats.entries()) {
+      try {
+        const early = await this.#fence(beat.id, beat.incarnation, beat);
+        if (early) verdicts[index] = okVerdict(early);
+        else passed.push({ index, id: beat.id, incarnation: beat.incarnation });
+      } catch (error) {
+        verdicts[index] = refusal(beat.id, error);
+      }
+    }
+    const at = this.#now();
+    const outcomes = this.#store.heartbeatMany
+      ? await this.#store.heartbeatMany(passed, at)
+      : await heartbeatEach(this.#store, passed, { at, concurrency: 64 });
+    for (const [i, outcome] of outcomes.entries()) {
+      const { index, id } = passed[i]!;
+      try {
+        if (outcome instanceof Error) throw outcome;
+        verdicts[index] = okVerdict(await this.#resume(outcome));
+      } catch (error) {
+        verdicts[index] = refusal(id, error);
+      }
+    }
+    return verdicts;
+  }
+
+  /**
+   * The instance rules of a heartbeat: throws when the sender must stop,
+   * answers the record as held when the beat changes nothing (sent before a
+   * death by TTL), else null (record it).
+   */
+  async #fence(
+    id: string,
+    incarnation: number,
+    facts: HeartbeatFacts,
+  ): Promise<ServiceRecord | null> {
     const held = await this.#store.get(id);
-    if (held && held.incarnation === incarnation) {
-      if (ENDED.includes(held.state)) throw new NotLiveError(id, held.state);
-      if (facts.instance && held.instance && facts.instance !== held.instance) {
-        throw new NotLiveError(
-          id,
-          held.state,
-          `incarnation ${incarnation} belongs to instance ${held.instance}, not ${facts.instance}`,
-        );
-      }
-      if (held.state === "DEAD" && held.exited) {
-        throw new NotLiveError(id, held.state, "its parent saw this instance's process end");
-      }
-      if (held.state === "DEAD" && facts.sentAt !== undefined && facts.sentAt <= held.updated) {
-        return held;
-      }
+    if (!held || held.incarnation !== incarnation) return null;
+    if (ENDED.includes(held.state)) throw new NotLiveError(id, held.state);
+    if (facts.instance && held.instance && facts.instance !== held.instance) {
+      throw new NotLiveError(
+        id,
+        held.state,
+        `incarnation ${incarnation} belongs to instance ${held.instance}, not ${facts.instance}`,
+      );
     }
-    const record = await this.#store.heartbeat(id, incarnation, this.#now());
-    if (record.state === "SUSPECT" || record.state === "DEAD") {
-      return await this.transition(id, { incarnation, to: "ALIVE", reason: "heartbeat resumed" });
+    if (held.state === "DEAD" && held.exited) {
+      throw new NotLiveError(id, held.state, "its parent saw this instance's process end");
     }
-    return record;
+    if (held.state === "DEAD" && facts.sentAt !== undefined && facts.sentAt <= held.updated) {
+      return held;
+    }
+    return null;
+  }
+
+  /** A beaten record: SUSPECT or DEAD (by TTL) is taken back to ALIVE. */
+  async #resume(record: ServiceRecord): Promise<ServiceRecord> {
+    if (record.state !== "SUSPECT" && record.state !== "DEAD") return record;
+    return await this.transition(record.id, {
+      incarnation: record.incarnation,
+      to: "ALIVE",
+      reason: "heartbeat resumed",
+    });
   }
 
   /**
@@ -136,6 +205,16 @@ export class Registry {
       to: "SUSPECT",
       reason: `contact failed: ${reason}`,
     });
+  }
+
+  /**
+   * Removes an ended record (STOPPED, FAILED or LOST) and its transitions
+   * (`fabricd forget`); watchers get a `removed` event.
+   * @throws {UnknownServiceError} when there is no such record.
+   * @throws {NotEndedError} when the service has not ended.
+   */
+  async forget(id: string): Promise<ServiceRecord> {
+    return this.#publish({ record: await this.#store.delete(id), transition: null, removed: true });
   }
 
   /** Adds or removes a session of a service and tells watchers. */
@@ -198,6 +277,10 @@ export class Registry {
   }
 
   #emitChange(change: StoreChange): void {
+    if (change.removed) {
+      this.#emit({ seq: this.#lastSeq, kind: "removed", record: change.record });
+      return;
+    }
     if (!change.transition) return;
     this.#lastSeq = Math.max(this.#lastSeq, change.transition.seq);
     this.#emit({
@@ -211,4 +294,19 @@ export class Registry {
   #emit(event: RegistryEvent): void {
     for (const listener of this.#listeners) listener(event);
   }
+}
+
+function okVerdict(record: ServiceRecord): BeatVerdict {
+  return { id: record.id, result: "ok", state: record.state, incarnation: record.incarnation };
+}
+
+/** What a lone heartbeat's 404 or 409 becomes in a batch; anything else is the store failing. */
+function refusal(id: string, error: unknown): BeatVerdict {
+  if (error instanceof UnknownServiceError) {
+    return { id, result: "unknown", message: error.message };
+  }
+  if (error instanceof FabricError && error.httpStatus === 409) {
+    return { id, result: "replaced", message: error.message };
+  }
+  throw error;
 }

@@ -7,11 +7,12 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
-import { serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
+import { heartbeatBatchSchema, serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
 import { jsonBody, validParam } from "../api/validate.ts";
-import { SERVICE_STATES } from "../types/mod.ts";
+import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import { serviceRecordSchema } from "../types/service_record.ts";
 import type { Registry } from "./registry.ts";
+import { filterRecords, type RecordFilter } from "./record_filter.ts";
 
 const putSchema = z.strictObject({
   record: serviceRecordSchema,
@@ -50,7 +51,11 @@ export function registryRoutes(current: () => Registry | null): Hono {
 
 /** Reading and writing records: list, get (with its history), put, transition. */
 function addRecordRoutes(app: Hono, registry: () => Registry): void {
-  app.get("/registry/services", async (c) => c.json({ services: await registry().list() }));
+  app.get("/registry/services", async (c) => {
+    const filter = listFilter(c.req.query("role"), c.req.query("state"), c.req.query("under"));
+    const services = await registry().list();
+    return c.json({ services: filter ? filterRecords(services, filter) : services });
+  });
   app.get("/registry/services/:id", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const record = await registry().get(id);
@@ -69,6 +74,10 @@ function addRecordRoutes(app: Hono, registry: () => Registry): void {
     }
     return c.json({ record: await registry().put(record, reason) });
   });
+  app.delete("/registry/services/:id", async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    return c.json({ record: await registry().forget(id) });
+  });
   app.post("/registry/services/:id/transitions", jsonBody(transitionSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     return c.json({ record: await registry().transition(id, c.req.valid("json")) });
@@ -86,6 +95,15 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
     });
     return c.json({ state: record.state, incarnation: record.incarnation });
   });
+  app.post("/registry/heartbeats", jsonBody(heartbeatBatchSchema), async (c) => {
+    const beats = c.req.valid("json").beats.map(({ id, incarnation, instance, sentAt }) => ({
+      id,
+      incarnation,
+      ...(instance === undefined ? {} : { instance }),
+      ...(sentAt === undefined ? {} : { sentAt }),
+    }));
+    return c.json({ results: await registry().heartbeatMany(beats) });
+  });
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, reason } = c.req.valid("json");
@@ -93,6 +111,37 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
     if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
     return c.json({ record });
   });
+}
+
+/**
+ * The filter of a listing from its query: `role` and `state` are
+ * comma-separated lists, `under` one service ID; null when none is given.
+ * @throws {HTTPException} 400 when a value is not a role, state or ID.
+ */
+function listFilter(
+  role: string | undefined,
+  state: string | undefined,
+  under: string | undefined,
+): RecordFilter | null {
+  if (role === undefined && state === undefined && under === undefined) return null;
+  const list = (text: string | undefined, known: readonly string[], name: string) => {
+    const items = text?.split(",").filter(Boolean);
+    const bad = items?.find((item) => !known.includes(item));
+    if (bad !== undefined) {
+      throw new HTTPException(400, {
+        message: `Invalid query "${name}": "${bad}" is not one of ${known.join(", ")}`,
+      });
+    }
+    return items;
+  };
+  if (under !== undefined && !serviceIdSchema.safeParse(under).success) {
+    throw new HTTPException(400, { message: 'Invalid query "under": give a service ID' });
+  }
+  return {
+    roles: list(role, ROLES, "role"),
+    states: list(state, SERVICE_STATES, "state"),
+    under,
+  };
 }
 
 /** The sessions a service serves. */

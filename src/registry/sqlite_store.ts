@@ -11,11 +11,14 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import {
   type DecidedTransition,
+  decideForget,
   decidePut,
   decideTransition,
   LIVE_STATES,
 } from "./state_machine.ts";
 import {
+  type BeatOutcome,
+  type BeatRequest,
   type LiveEntry,
   type RegistryStore,
   StaleIncarnationError,
@@ -148,6 +151,44 @@ export class SqliteStore implements RegistryStore {
     record.lastHeartbeat = Math.max(record.lastHeartbeat, at);
     this.#pendingBeats.set(id, record.lastHeartbeat);
     return structuredClone(record);
+  }
+
+  delete(id: string): Promise<ServiceRecord> {
+    return attempt(() => {
+      const removed = decideForget(this.#records.get(id), id);
+      if (this.#closed) throw new Error("The registry store is closed");
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#db.prepare("DELETE FROM services WHERE id = ?").run(id);
+        this.#db.prepare("DELETE FROM transitions WHERE id = ?").run(id);
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        this.#db.exec("ROLLBACK");
+        throw error;
+      }
+      this.#records.delete(id);
+      this.#pendingBeats.delete(id);
+      return structuredClone(removed);
+    });
+  }
+
+  heartbeatMany(beats: readonly BeatRequest[], at: number): Promise<BeatOutcome[]> {
+    return attempt(() => {
+      if (this.#closed) throw new Error("The registry store is closed");
+      const outcomes = beats.map((b): BeatOutcome => {
+        try {
+          return this.#heartbeat(b.id, b.incarnation, at);
+        } catch (error) {
+          if (error instanceof UnknownServiceError || error instanceof StaleIncarnationError) {
+            return error;
+          }
+          throw error;
+        }
+      });
+      // The whole batch in one transaction, now: its answer means committed.
+      this.#flushBeats();
+      return outcomes;
+    });
   }
 
   setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {

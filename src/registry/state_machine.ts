@@ -11,6 +11,7 @@
 import type { ServiceRecord, ServiceState } from "../types/mod.ts";
 import {
   InvalidTransitionError,
+  NotEndedError,
   StaleIncarnationError,
   type StoreTransition,
   UnknownServiceError,
@@ -73,6 +74,12 @@ export const LIVE_STATES: readonly ServiceState[] = ["ALIVE", "SUSPECT"];
 
 /** States after which the incarnation never runs again. */
 export const FINAL_STATES: readonly ServiceState[] = ["STOPPED", "LOST"];
+
+/**
+ * States of a record that may be forgotten (`fabricd forget`): the
+ * incarnation has ended and nobody restarts it on its own.
+ */
+export const ENDED_STATES: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST"];
 
 /** States of a spawn or restart under way: the record waits for its spawner. */
 export const PENDING_STATES: readonly ServiceState[] = [
@@ -179,6 +186,19 @@ export function decideTransition(
     },
     transition: { from: old.state, reason },
   };
+}
+
+/**
+ * Decides whether a store may remove `old`, the record it holds for `id`
+ * (`fabricd forget`, `status --prune`): only an ended one.
+ * @returns The record to remove, as it is.
+ * @throws {UnknownServiceError} when there is no `old`.
+ * @throws {NotEndedError} when `old` is not STOPPED, FAILED or LOST.
+ */
+export function decideForget(old: ServiceRecord | undefined, id: string): ServiceRecord {
+  if (!old) throw new UnknownServiceError(id);
+  if (!ENDED_STATES.includes(old.state)) throw new NotEndedError(id, old.state);
+  return old;
 }
 
 /** `record` without the death report of an earlier incarnation. */

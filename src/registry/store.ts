@@ -17,6 +17,8 @@ export type LiveEntry = Pick<
 export interface StoreChange {
   record: ServiceRecord;
   transition: Transition | null;
+  /** The record was removed (`record` is its last state); no transition then. */
+  removed?: boolean;
 }
 
 /** A state change as a store takes it. */
@@ -71,6 +73,18 @@ export class NotLiveError extends FabricError {
   }
 }
 
+/** Thrown when a record that is not ended (STOPPED, FAILED or LOST) is to be forgotten. */
+export class NotEndedError extends FabricError {
+  /** Builds the error. */
+  constructor(id: string, state: ServiceState) {
+    super(
+      `Service "${id}" is ${state}, not ended: only STOPPED, FAILED or LOST records can be ` +
+        `forgotten; stop it first with "fabricd stop ${id}"`,
+      { status: 409 },
+    );
+  }
+}
+
 /** Thrown when a record does not exist. */
 export class UnknownServiceError extends FabricError {
   /** Builds the error. */
@@ -79,6 +93,44 @@ export class UnknownServiceError extends FabricError {
       status: 404,
     });
   }
+}
+
+/** One beat of a batch, as a store takes it. */
+export interface BeatRequest {
+  id: string;
+  incarnation: number;
+}
+
+/** One beat's outcome in {@linkcode RegistryStore.heartbeatMany}. */
+export type BeatOutcome = ServiceRecord | UnknownServiceError | StaleIncarnationError;
+
+/**
+ * A batch of heartbeats as lone heartbeats of `store`, `concurrency` at a
+ * time, each with its own outcome (what a store without `heartbeatMany` does).
+ * @throws {Error} the first failure that is not a beat's own refusal (the store is down).
+ */
+export async function heartbeatEach(
+  store: Pick<RegistryStore, "heartbeat">,
+  beats: readonly BeatRequest[],
+  options: { at: number; concurrency: number },
+): Promise<BeatOutcome[]> {
+  const outcomes: BeatOutcome[] = [];
+  for (let i = 0; i < beats.length; i += options.concurrency) {
+    const chunk = beats.slice(i, i + options.concurrency);
+    outcomes.push(
+      ...await Promise.all(
+        chunk.map((b) =>
+          store.heartbeat(b.id, b.incarnation, options.at).catch((error: unknown) => {
+            if (error instanceof UnknownServiceError || error instanceof StaleIncarnationError) {
+              return error;
+            }
+            throw error;
+          })
+        ),
+      ),
+    );
+  }
+  return outcomes;
 }
 
 /** What every registry store does; every write is durable when its promise resolves. */
@@ -106,6 +158,19 @@ export interface RegistryStore {
   transition(id: string, change: StoreTransition): Promise<StoreChange>;
   /** Records heartbeats (durable within the store's flush interval). */
   heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord>;
+  /**
+   * Records a batch of heartbeats at once (an aggregator's), in one write.
+   * Each beat gets its own outcome, in order: the record, or the error a lone
+   * {@linkcode heartbeat} would have thrown. A store without it (etcd, whose
+   * lease renewals cannot share a request) gets {@linkcode heartbeatEach}.
+   */
+  heartbeatMany?(beats: readonly BeatRequest[], at: number): Promise<BeatOutcome[]>;
+  /**
+   * Removes an ended record (STOPPED, FAILED, LOST) and its transitions, as
+   * decided by `decideForget`; answers the record as it was.
+   * @throws {UnknownServiceError | NotEndedError}
+   */
+  delete(id: string): Promise<ServiceRecord>;
   /** Adds or removes a session of a service. */
   setSession(id: string, session: string, present: boolean): Promise<ServiceRecord>;
   /** Transitions after `seq`, oldest first, at most `limit`. */

@@ -12,6 +12,7 @@ import { RoleSlot } from "../api/role_slot.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { log } from "../config/logging.ts";
+import { serviceLogPath } from "../config/log_file.ts";
 import { Children, type SpawnHooks } from "../children/children.ts";
 import { Registration } from "../health/registration.ts";
 import { closeLaunchers } from "../launchers/mod.ts";
@@ -189,7 +190,10 @@ export class FabricService implements ServiceHandlers {
       upstream: (target) => credentials.upstream(target),
     });
     this.#slot.mount({ routes: this.#role.routes, front: this.#role.front });
-    const registration = new Registration(credentials.registry);
+    const registration = new Registration(credentials.registry, {
+      parent: credentials.parent,
+      client: credentials.client,
+    });
     this.#registration = registration;
     const { record, records } = await registration.register({
       ...this.identity,
@@ -261,6 +265,11 @@ export class FabricService implements ServiceHandlers {
       pendingPasswords: this.#credentials?.handover.pending ?? 0,
       uptimeMs: Date.now() - this.#started,
     };
+  }
+
+  /** `GET /v1/logs`: this service's own log, where every launcher writes it. */
+  logs(): string {
+    return serviceLogPath(this.identity.dir, this.identity.id);
   }
 
   bootstrap(request: BootstrapRequest, source: string): Promise<SealedBundle> {

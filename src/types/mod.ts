@@ -102,7 +102,8 @@ export interface Transition {
 /** An event on the registry's change stream. */
 export interface RegistryEvent {
   seq: number;
-  kind: "transition" | "sessions";
+  /** `removed`: the record was forgotten (`record` is its last state). */
+  kind: "transition" | "sessions" | "removed";
   record: ServiceRecord;
   transition?: Transition;
 }

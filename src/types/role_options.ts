@@ -90,6 +90,16 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       default: "1000",
       help: "gets that may wait at once",
     }),
+    historyDays: option(whole(0, 3650), {
+      type: "integer days",
+      default: "7",
+      help: "days a finished task stays in the task history",
+    }),
+    historyMax: option(whole(0, 1e8), {
+      type: "integer",
+      default: "10000",
+      help: "finished tasks the task history keeps at most",
+    }),
   }),
   pubsub: z.strictObject({
     buffer: option(whole(1, 1e12), {
@@ -148,6 +158,16 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       type: "direct|parent",
       default: "direct",
       help: "parent: reach the queue and pub/sub through the parent (pilots)",
+    }),
+    outputBytes: option(whole(1, 999_999_999), {
+      type: "integer bytes",
+      default: "10485760",
+      help: "stdout and stderr one task keeps in its directory",
+    }),
+    keepTasks: option(whole(1, 100_000), {
+      type: "integer",
+      default: "100",
+      help: "task directories the agent keeps",
     }),
     walltime: option(WALLTIME, {
       type: "walltime",

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { ROLES } from "./mod.ts";
+import { ROLES, type ServiceState } from "./mod.ts";
 
 const serviceId = z.string().regex(
   /^[a-z][a-z0-9-]{1,62}$/,
@@ -133,3 +133,46 @@ export const stopRequestSchema = z.strictObject({
 });
 /** Body of `POST /v1/stop`. */
 export type StopRequest = z.infer<typeof stopRequestSchema>;
+
+const beatFields = {
+  id: serviceId,
+  incarnation: z.int().min(1),
+  /** The sending process's instance ID. */
+  instance: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /** Send time by the sender's clock, ms since the epoch. */
+  sentAt: z.int().min(0).optional(),
+};
+
+/**
+ * `POST /v1/heartbeats` on an aggregating parent (a bridge, a pilot manager):
+ * one child's heartbeat, passed up in the parent's next batch. `intervalMs`
+ * (the child's heartbeat interval) bounds how long the parent holds it.
+ */
+export const localBeatSchema = z.strictObject({
+  ...beatFields,
+  intervalMs: z.int().min(50).max(600_000).optional(),
+});
+/** Body of `POST /v1/heartbeats` (to an aggregating parent). */
+export type LocalBeat = z.infer<typeof localBeatSchema>;
+
+/** The most beats one `POST /v1/registry/heartbeats` may carry. */
+export const MAX_BATCH_BEATS = 5000;
+
+/** `POST /v1/registry/heartbeats`: an aggregator's batch of its subtree's heartbeats. */
+export const heartbeatBatchSchema = z.strictObject({
+  /** The aggregating service that collected them. */
+  via: serviceId,
+  beats: z.array(z.strictObject(beatFields)).min(1).max(MAX_BATCH_BEATS),
+});
+/** Body of `POST /v1/registry/heartbeats`. */
+export type HeartbeatBatch = z.infer<typeof heartbeatBatchSchema>;
+
+/**
+ * The registry's verdict on one beat of a batch, in the batch's order: `ok`
+ * (with the state and incarnation held, as a lone heartbeat answers), or the
+ * refusal a lone heartbeat would get: `replaced` (409: the instance must
+ * stop) or `unknown` (404).
+ */
+export type BeatVerdict =
+  | { id: string; result: "ok"; state: ServiceState; incarnation: number }
+  | { id: string; result: "replaced" | "unknown"; message: string };

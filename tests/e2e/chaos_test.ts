@@ -90,8 +90,6 @@ interface Fault {
 Deno.test({
   name: "the fabric holds its invariants under random faults during a workload (FABRIC_SOAK=1)",
   ignore: !soak,
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     const seed = Number(Deno.env.get("FABRIC_CHAOS_SEED") ?? Math.floor(Math.random() * 2 ** 31));
     console.log(`chaos seed=${seed} (replay: FABRIC_CHAOS_SEED=${seed} FABRIC_SOAK=1)`);

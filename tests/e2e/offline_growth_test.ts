@@ -66,8 +66,6 @@ async function trappedPackets(): Promise<string[]> {
 Deno.test({
   name: "an image run with empty caches grows to compute1 and runs a task there, fetching nothing",
   ignore: skip,
-  sanitizeResources: false,
-  sanitizeOps: false,
 }, async () => {
   assertReady();
   const imageDir = await checkoutImageDir();

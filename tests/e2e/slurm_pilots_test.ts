@@ -39,8 +39,6 @@ function ok(out: CommandResult, what: string): string {
 Deno.test({
   name: "pilots on a real Slurm: sbatch, bootstrap through the head node, tasks, scancel",
   ignore: skip,
-  sanitizeResources: false,
-  sanitizeOps: false,
 }, async (t) => {
   assertReady();
   await withTestnet(async () => {

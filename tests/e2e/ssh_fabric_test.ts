@@ -35,8 +35,6 @@ async function eventuallyState(
 Deno.test({
   name: "fabricd grows desktop -> gateway -> head -> compute nodes over SSH and keeps it reachable",
   ignore: skip,
-  sanitizeResources: false,
-  sanitizeOps: false,
 }, async (t) => {
   assertReady();
   await withTestnet(async () => {

@@ -52,8 +52,6 @@ Deno.test({
   name:
     "fabricd ui shows every service, a SIGKILLed one DEAD then ALIVE incarnation 2 without a reload, the queue's depth on the task chart, and only the login page without a token",
   ignore: policy.skip,
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async () => {
     policy.assertReady();
     await withLocalFabric(async (local, dir) => {

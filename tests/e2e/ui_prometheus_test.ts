@@ -48,8 +48,6 @@ function freePort(): Promise<number> {
 Deno.test({
   name:
     "fabricd ui's /metrics has series of every role with service, role and host labels, refuses an unauthenticated scrape, and a real Prometheus scrapes it",
-  sanitizeOps: false,
-  sanitizeResources: false,
   fn: async (t) => {
     await withLocalFabric(async (local, dir) => {
       await everyRole(local);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   InvalidTransitionError,
+  NotEndedError,
   type RegistryStore,
   StaleIncarnationError,
   UnknownServiceError,
@@ -158,6 +159,23 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
         assert.equal((await store.get("spw-c3"))?.instance, "i-one");
       },
     );
+
+    await t.step("delete() removes only an ended record, with its transitions", async () => {
+      await assert.rejects(() => store.delete("spw-c1"), NotEndedError);
+      await assert.rejects(() => store.delete("spw-nobody"), UnknownServiceError);
+      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+      await store.transition("spw-c4", { incarnation: 1, to: "STOPPED", reason: "stop", at: 23 });
+      const removed = await store.delete("spw-c4");
+      assert.equal(removed.state, "STOPPED");
+      assert.equal(await store.get("spw-c4"), undefined);
+      assert.deepEqual(await store.history("spw-c4"), []);
+      assert.ok((await store.transitionsSince(0, 1000)).every((tr) => tr.id !== "spw-c4"));
+      await assert.rejects(() => store.delete("spw-c4"), UnknownServiceError);
+      await store.close();
+      store = await factory.reopen();
+      assert.ok(!(await store.list()).some((r) => r.id === "spw-c4"));
+      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+    });
   } finally {
     await store.close();
   }
