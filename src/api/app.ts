@@ -3,6 +3,7 @@
  * and answers, validated bodies, one error handler.
  * @module
  */
+import { authorization, type Rule, signerName } from "./authorization.ts";
 import { Hono } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
 import { bodyLimit } from "hono/body-limit";
@@ -46,6 +47,8 @@ export interface AppDeps {
   notBeforeSeconds?: number;
   /** This service's metrics: counted here and served at `GET /v1/metrics`. Default: none. */
   metrics?: ServiceMetrics;
+  /** Who may do what here, after the signature is verified (docs/protocol.md 2.12). Default: any member. */
+  rule?: Rule;
 }
 
 /**
@@ -85,6 +88,21 @@ export function createApp(deps: AppDeps): Hono {
       }
       : {}),
   }));
+  if (deps.rule) {
+    const log = logger;
+    app.use(authorization({
+      rule: deps.rule,
+      unsigned: ["/v1/health", "/v1/bootstrap"],
+      onRefused: (signer, request, why) => {
+        metrics?.authorizationRefusals.inc();
+        log.warn("Refused {method} {path} of {signer}: {why}", {
+          ...request,
+          signer: signerName(signer),
+          why,
+        });
+      },
+    }));
+  }
   app.route("/v1", serviceRoutes(deps.handlers));
   if (metrics) app.route("/v1", metricsRoutes(metrics));
   deps.role?.bind((routes) => app.route("/v1", routes));

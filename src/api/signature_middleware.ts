@@ -4,6 +4,8 @@
  * signs the answer, binding it to the request's nonce.
  * @module
  */
+import { trustOf } from "../crypto/trust.ts";
+import type { Signer } from "../crypto/certificate.ts";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { sleep } from "../config/retry.ts";
@@ -40,6 +42,8 @@ export interface SignatureOptions {
 export interface SignatureVariables {
   /** The verified request's nonce. */
   nonce: string;
+  /** Who signed the verified request: the operator or a service (docs/protocol.md 2.11). */
+  signer: Signer;
 }
 
 /**
@@ -63,8 +67,7 @@ export function signatures(
     const verdict = await verifyRequest(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
       {
-        publicKey: keys.publicKey,
-        fingerprint: keys.fingerprint,
+        trust: trustOf(keys),
         serviceId: options.serviceId,
         replayCache: options.replayCache,
         ...(options.notBeforeSeconds === undefined
@@ -77,6 +80,7 @@ export function signatures(
       throw new HTTPException(401, { message: verdict.reason });
     }
     c.set("nonce", verdict.nonce);
+    c.set("signer", verdict.signer);
     await next();
     const answer = c.res;
     // A WebSocket upgrade (101) must reach Deno untouched; the handshake request

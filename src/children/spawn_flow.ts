@@ -124,12 +124,18 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   const expected = deps.handover.expect(id, {
     view,
     ...(launcher.bootstrapWindowMs ? { ttlMs: timeoutMs } : {}),
+    claims: {
+      role: record.role,
+      incarnation: record.incarnation,
+      route: record.route,
+      peers: peersOf(record.options),
+    },
   });
   discard = expected.discard;
   spec.env = {
     FABRIC_OTP: expected.password,
     FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
-    FABRIC_PIN: deps.keys.fingerprint,
+    FABRIC_PIN: (deps.keys.root ?? deps.keys).fingerprint,
   };
 
   let child: LaunchedProcess;
@@ -366,4 +372,14 @@ async function configureChild(
     child.kill("SIGTERM");
     return await fail(`configure failed: ${messageOf(error)}`, code);
   }
+}
+
+/** Role options that name data-plane services the new service may use (an agent's queue and pub/sub). */
+const PEER_OPTIONS = ["queue", "pubsub"];
+
+/** The services a new service's certificate lets it use, from its role options. */
+export function peersOf(options: Record<string, string> | undefined): string[] {
+  return PEER_OPTIONS.map((name) => options?.[name]).filter((id): id is string =>
+    typeof id === "string" && /^[a-z][a-z0-9-]{1,62}$/.test(id)
+  );
 }

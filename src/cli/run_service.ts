@@ -6,6 +6,7 @@
  * password it reads on standard input. Exit codes follow the README's table.
  * @module
  */
+import { serviceRule } from "../runtime/authority.ts";
 import { join } from "node:path";
 import { readKeyFile } from "../crypto/keys.ts";
 import { NonceJournal } from "../crypto/nonce_journal.ts";
@@ -79,6 +80,11 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     replayCache,
     notBeforeSeconds: startedSeconds - CLOCK_SKEW_SECONDS,
     handlers: handlersOf(() => service!),
+    rule: serviceRule({
+      id,
+      route: () => service?.route() ?? null,
+      parent: () => service?.parentId() ?? null,
+    }),
     role: slot,
   });
   // Behind a front that drops slow clients and bounds connections per peer

@@ -4,6 +4,7 @@
  * answers signed by the fabric for that very request.
  * @module
  */
+import { trustOf } from "../crypto/trust.ts";
 import { FabricError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
@@ -100,8 +101,7 @@ export class FabricClient {
     const verdict = await verifyResponse(
       { status: answer.status, headers: answer.headers, body: bytes },
       {
-        publicKey: this.#keys.publicKey,
-        fingerprint: this.#keys.fingerprint,
+        trust: trustOf(this.#keys),
         requestNonce: signed.nonce,
       },
     );
@@ -149,8 +149,7 @@ export class FabricClient {
       timeoutMs: 0,
     });
     const verdict = await verifyStreamResponse({ status: answer.status, headers: answer.headers }, {
-      publicKey: this.#keys.publicKey,
-      fingerprint: this.#keys.fingerprint,
+      trust: trustOf(this.#keys),
       requestNonce: signed.nonce,
     });
     if (!answer.ok || !verdict.ok || !answer.body) {

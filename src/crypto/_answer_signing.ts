@@ -6,6 +6,8 @@
  * @module
  */
 
+import { IDENTITY_HEADER } from "./certificate.ts";
+import type { TrustStore } from "./trust.ts";
 import { assertBytes } from "./_bytes.ts";
 import {
   ANSWER,
@@ -51,10 +53,12 @@ export interface SignResponseOptions {
 
 /** Options of {@linkcode verifyResponse} and {@linkcode verifyStreamResponse}. */
 export interface VerifyResponseOptions {
-  /** The fabric's public key. */
-  publicKey: CryptoKey;
-  /** The fabric's fingerprint; `keyid` must equal it. */
-  fingerprint: string;
+  /** Who may sign answers: the fabric root and the services chained to it. */
+  trust?: TrustStore;
+  /** The one trusted public key, when there is no `trust`. */
+  publicKey?: CryptoKey;
+  /** The one trusted key's fingerprint; `keyid` must equal it. */
+  fingerprint?: string;
   /** The nonce of the request sent; the answer must carry it. */
   requestNonce: string;
 }
@@ -173,6 +177,7 @@ async function signAnswer(
     nonce: requestNonce,
     keyid: keys.fingerprint,
   });
+  if (keys.identity) headers.set(IDENTITY_HEADER, keys.identity);
   const base = signatureBase(profile, {
     values: answerValues(profile, status, headers),
     paramsValue,
@@ -189,11 +194,11 @@ async function verifyAnswer(
   steps: { options: VerifyResponseOptions; check: () => Promise<string | undefined> },
 ): Promise<VerifyResult> {
   const { options } = steps;
-  assertVerifier(options.publicKey, options.fingerprint);
+  if (!options.trust) assertVerifier(options.publicKey, options.fingerprint);
   assertNonce(options.requestNonce, "requestNonce");
   const parsed = parseSignature(parts.headers, profile);
   if ("ok" in parsed) return parsed;
-  const params = checkProfile(parsed, profile, options.fingerprint);
+  const params = checkProfile(parsed, profile, options.trust ? undefined : options.fingerprint);
   if ("ok" in params) return params;
   if (params.nonce !== options.requestNonce) {
     return fail("Answer is for another request: its nonce differs from the request's");
@@ -204,10 +209,14 @@ async function verifyAnswer(
     values: answerValues(profile, parts.status, parts.headers),
     paramsValue: parsed.paramsValue,
   });
-  if (!await verifyBase(options.publicKey, { base, signature: parsed.signature })) {
+  const key = options.trust
+    ? await options.trust.resolve(params.keyid, parts.headers.get(IDENTITY_HEADER))
+    : { ok: true as const, publicKey: options.publicKey!, signer: { kind: "operator" as const } };
+  if (!key.ok) return key;
+  if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
     return fail("Signature does not verify");
   }
-  return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY };
+  return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
 }
 
 function answerValues(profile: Profile, status: number, headers: Headers): string[] {

@@ -202,7 +202,7 @@ export function parseSignature(headers: Headers, profile: Profile): ParsedSignat
 export function checkProfile(
   parsed: ParsedSignature,
   profile: Profile,
-  fingerprint: string,
+  fingerprint: string | undefined,
 ): SignatureParams | Failure {
   const { params } = parsed;
   const allowed = [
@@ -231,7 +231,12 @@ export function checkProfile(
     );
   }
   const keyid = params.get("keyid");
-  if (keyid !== fingerprint) {
+  // With one trusted key the keyid must be it; with a trust store it must look
+  // like a fingerprint here and is resolved (to the root or a chain) later.
+  if (
+    typeof keyid !== "string" ||
+    (fingerprint !== undefined ? keyid !== fingerprint : !isFingerprint(keyid))
+  ) {
     return fail(`Unknown key ${quoteItem(keyid)}: not this fabric's key`);
   }
   const expected = profile.components;
@@ -256,6 +261,10 @@ export function checkProfile(
   return typeof expires === "number"
     ? { created, expires, nonce, keyid }
     : { created, nonce, keyid };
+}
+
+function isFingerprint(keyid: BareItem | undefined): keyid is string {
+  return typeof keyid === "string" && /^sha256:[0-9a-f]{64}$/.test(keyid);
 }
 
 /** Checks the caller's key options; wrong ones are bugs, not bad input. */

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { IDENTITY_HEADER, type Signer } from "./certificate.ts";
+import type { Resolved, TrustStore } from "./trust.ts";
 import { assertBytes, quote, toBase64Url } from "./_bytes.ts";
 import {
   assertNonce,
@@ -79,14 +81,20 @@ export interface SignedRequest {
  * The outcome of a verification. `expires` is the signature's `expires` in
  * seconds since the epoch; answers carry none and give `Infinity`.
  */
-export type VerifyResult = { ok: true; nonce: string; expires: number } | Failure;
+export type VerifyResult = { ok: true; nonce: string; expires: number; signer: Signer } | Failure;
 
 /** Options of {@linkcode verifyRequest}. */
 export interface VerifyRequestOptions {
-  /** The fabric's public key. */
-  publicKey: CryptoKey;
-  /** The fabric's fingerprint; `keyid` must equal it. */
-  fingerprint: string;
+  /**
+   * Who may sign: the fabric root and every service whose `Fabric-Identity`
+   * chains to it (docs/protocol.md 2.11). Give this, or one trusted key
+   * (`publicKey` and `fingerprint`, whose signer is the operator).
+   */
+  trust?: TrustStore;
+  /** The one trusted public key, when there is no `trust`. */
+  publicKey?: CryptoKey;
+  /** The one trusted key's fingerprint; `keyid` must equal it. */
+  fingerprint?: string;
   /** The verifying service's ID; `Fabric-Target` must equal it. */
   serviceId: string;
   /** Remembers the nonces of accepted requests. */
@@ -166,6 +174,7 @@ export async function signRequest(
   }
   headers.set("content-digest", await contentDigest(parts.body));
   headers.set("fabric-target", target);
+  if (keys.identity) headers.set(IDENTITY_HEADER, keys.identity);
   const profile = headers.has("content-type") ? REQUEST_TYPED : REQUEST;
   const created = Math.floor(now / 1000);
   const paramsValue = serializeParams(profile, {
@@ -240,7 +249,7 @@ async function verify(
   const profile = typed ? REQUEST_TYPED : REQUEST;
   const parsed = parseSignature(parts.headers, profile);
   if ("ok" in parsed) return parsed;
-  const params = checkProfile(parsed, profile, options.fingerprint);
+  const params = checkProfile(parsed, profile, options.trust ? undefined : options.fingerprint);
   if ("ok" in params) return params;
   const { created, nonce } = params;
   const expires = params.expires ?? created;
@@ -283,10 +292,13 @@ async function verify(
       return fail("A request with a body must send and sign its Content-Type");
     }
   }
+  const resolved = await resolveKey(options, params.keyid, parts.headers);
+  if (!resolved.ok) return resolved;
   return await checkSignature(parts, {
     parsed,
     profile,
     options,
+    key: resolved,
     nonce,
     expires,
     created,
@@ -295,12 +307,23 @@ async function verify(
   });
 }
 
+/** The key a signature must verify with, and its signer. */
+export async function resolveKey(
+  options: { trust?: TrustStore | undefined; publicKey?: CryptoKey | undefined },
+  keyid: string,
+  headers: Headers,
+): Promise<Resolved> {
+  if (options.trust) return await options.trust.resolve(keyid, headers.get(IDENTITY_HEADER));
+  return { ok: true, publicKey: options.publicKey!, signer: { kind: "operator" } };
+}
+
 async function checkSignature(
   parts: RequestHead,
   checked: {
     parsed: ParsedSignature;
     profile: Profile;
     options: VerifyRequestOptions;
+    key: { publicKey: CryptoKey; signer: Signer };
     nonce: string;
     expires: number;
     created: number;
@@ -308,7 +331,7 @@ async function checkSignature(
     now: number;
   },
 ): Promise<VerifyResult> {
-  const { parsed, profile, options, nonce, expires, created, skew, now } = checked;
+  const { parsed, profile, options, key, nonce, expires, created, skew, now } = checked;
   const url = absoluteUrl(parts.url);
   if (url === undefined || typeof parts.method !== "string") {
     return fail("Request method or URL is malformed");
@@ -317,14 +340,14 @@ async function checkSignature(
     values: requestValues(parts.method, { url, headers: parts.headers }),
     paramsValue: parsed.paramsValue,
   });
-  if (!await verifyBase(options.publicKey, { base, signature: parsed.signature })) {
+  if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
     return fail("Signature does not verify");
   }
   const window = { created: created * 1000, expiresAt: (expires + skew) * 1000 };
   if (!options.replayCache.remember(nonce, window, now)) {
     return fail("Nonce already used (replay)");
   }
-  return { ok: true, nonce, expires };
+  return { ok: true, nonce, expires, signer: key.signer };
 }
 
 function requestValues(method: string, parts: { url: URL; headers: Headers }): string[] {
@@ -354,7 +377,7 @@ function absoluteUrl(url: unknown): URL | undefined {
 function checkVerifyOptions(
   options: VerifyRequestOptions,
 ): { now: number; skew: number; maxLifetime: number; notBefore: number } {
-  assertVerifier(options.publicKey, options.fingerprint);
+  if (!options.trust) assertVerifier(options.publicKey, options.fingerprint);
   if (typeof options.serviceId !== "string" || options.serviceId === "") {
     throw new TypeError("serviceId must be the verifying service's ID");
   }

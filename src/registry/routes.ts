@@ -3,6 +3,9 @@
  * Every one is signed like all management requests.
  * @module
  */
+import type { Context } from "hono";
+import type { Signer } from "../crypto/certificate.ts";
+import { refuseChange, refusePut, refuseReport } from "./authority.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
@@ -67,11 +70,14 @@ function addRecordRoutes(app: Hono, registry: () => Registry): void {
         message: `Invalid field "record.id": "${record.id}" does not match the path "${id}"`,
       });
     }
+    deny(refusePut(signerOf(c), await registry().get(id), record));
     return c.json({ record: await registry().put(record, reason) });
   });
   app.post("/registry/services/:id/transitions", jsonBody(transitionSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
-    return c.json({ record: await registry().transition(id, c.req.valid("json")) });
+    const change = c.req.valid("json");
+    deny(refuseChange(signerOf(c), await registry().get(id), change.incarnation));
+    return c.json({ record: await registry().transition(id, change) });
   });
 }
 
@@ -80,6 +86,7 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
   app.post("/registry/services/:id/heartbeat", jsonBody(heartbeatSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, instance, sentAt } = c.req.valid("json");
+    deny(refuseChange(signerOf(c), await registry().get(id), incarnation));
     const record = await registry().heartbeat(id, incarnation, {
       ...(instance === undefined ? {} : { instance }),
       ...(sentAt === undefined ? {} : { sentAt }),
@@ -89,6 +96,7 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, reason } = c.req.valid("json");
+    deny(refuseReport(signerOf(c), await registry().get(id)));
     const record = await registry().report(id, incarnation, reason);
     if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
     return c.json({ record });
@@ -100,11 +108,13 @@ function addSessionRoutes(app: Hono, registry: () => Registry): void {
   app.put("/registry/services/:id/sessions/:session", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const session = validParam(c, "session", sessionIdSchema);
+    deny(refuseChange(signerOf(c), await registry().get(id)));
     return c.json({ record: await registry().setSession(id, session, true) });
   });
   app.delete("/registry/services/:id/sessions/:session", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const session = validParam(c, "session", sessionIdSchema);
+    deny(refuseChange(signerOf(c), await registry().get(id)));
     return c.json({ record: await registry().setSession(id, session, false) });
   });
 }
@@ -136,4 +146,17 @@ function addWatchRoute(app: Hono, registry: () => Registry): void {
       unfollow();
     });
   });
+}
+
+/**
+ * Who signed the request (set by the signature middleware). Routes mounted
+ * without it (unit tests of the routes alone) act for the operator.
+ */
+function signerOf(c: Context): Signer {
+  return (c.get("signer" as never) as Signer | undefined) ?? { kind: "operator" };
+}
+
+/** Throws the 403 of a refusal. */
+function deny(why: string | null): void {
+  if (why !== null) throw new HTTPException(403, { message: why });
 }

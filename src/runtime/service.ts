@@ -126,6 +126,17 @@ export class FabricService implements ServiceHandlers {
     return this.#credentials?.keys ?? null;
   }
 
+  /** The route from the root down to this service, once configured. */
+  route(): readonly string[] | null {
+    return this.#placement?.route ?? null;
+  }
+
+  /** The parent's ID once bootstrapped ("" for a root service), else null. */
+  parentId(): string | null {
+    if (!this.#credentials) return null;
+    return this.#credentials.parent?.id ?? "";
+  }
+
   /** The service's state as it sees it. */
   get state(): ServiceState {
     return this.#state;
