@@ -3,6 +3,7 @@
  * sessions, connect and stop.
  * @module
  */
+import type { SignatureVariables } from "./signature_middleware.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { checkRoleOptions, RoleOptionsError } from "../types/role_options.ts";
@@ -18,8 +19,8 @@ import type { ServiceHandlers } from "./service_handlers.ts";
 import { jsonBody, validParam } from "./validate.ts";
 
 /** The common routes, to mount under `/v1`. */
-export function serviceRoutes(handlers: ServiceHandlers): Hono {
-  const app = new Hono();
+export function serviceRoutes(handlers: ServiceHandlers): Hono<{ Variables: SignatureVariables }> {
+  const app = new Hono<{ Variables: SignatureVariables }>();
   app.get("/health", (c) => c.json({ ok: true }));
   app.post("/bootstrap", jsonBody(bootstrapRequestSchema), async (c) => {
     return c.json(await handlers.bootstrap(c.req.valid("json"), sourceOf(c.env)));
@@ -53,6 +54,7 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
   app.post("/connect", jsonBody(connectRequestSchema), async (c) => {
     return c.json(await handlers.connect(c.req.valid("json")));
   });
+  app.post("/renew", async (c) => c.json(await handlers.renew(c.get("signer"))));
   app.post("/stop", jsonBody(stopRequestSchema), async (c) => {
     const body = c.req.valid("json");
     await handlers.stop(body.reason, body.graceMs);

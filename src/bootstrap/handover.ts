@@ -9,7 +9,15 @@
 import { RateLimiter } from "../api/rate_limiter.ts";
 import type { BootstrapRequest } from "../types/wire.ts";
 import { bundleInfo, type KeyBundle } from "./bundle.ts";
-import { CERT_SECONDS, issueCertificate, rawPublicKey } from "../crypto/certificate.ts";
+import {
+  CERT_SECONDS,
+  issueCertificate,
+  rawPublicKey,
+  type Signer,
+} from "../crypto/certificate.ts";
+
+/** A service that signed (not the operator). */
+type ServiceSigner = Extract<Signer, { kind: "service" }>;
 import { BootstrapRefusedError, RateLimitedError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import {
@@ -74,7 +82,7 @@ export class KeyHandover {
 
   /** A hand-over for the children of `options.self`. */
   constructor(options: KeyHandoverOptions) {
-    this.#options = { certSeconds: CERT_SECONDS, ...options };
+    this.#options = { certSeconds: certSecondsFromEnv(), ...options };
     this.#passwords = options.passwords ?? new OneTimePasswords();
     this.#limiter = options.limiter ?? new RateLimiter();
   }
@@ -214,6 +222,33 @@ export class KeyHandover {
     };
   }
 
+  /**
+   * A new certificate for a child that already holds one (`signer`, verified
+   * and checked to be a current child of this service by the caller): same
+   * keys and claims, a new lifetime.
+   */
+  async renew(signer: ServiceSigner): Promise<{ identity: string; expires: number }> {
+    const { keys, self } = this.#options;
+    const now = Math.floor(Date.now() / 1000);
+    const expires = Math.min(
+      now + this.#options.certSeconds,
+      keys.expires ?? Number.MAX_SAFE_INTEGER,
+    );
+    const certificate = await issueCertificate(keys.privateKey, {
+      sub: signer.id,
+      role: signer.role,
+      inc: signer.incarnation,
+      route: signer.route,
+      key: signer.key,
+      x25519: signer.x25519,
+      peers: signer.peers,
+      iss: keys.identity ? self.id : "root",
+      iat: now,
+      exp: expires,
+    });
+    return { identity: keys.identity ? `${keys.identity},${certificate}` : certificate, expires };
+  }
+
   #defaultClaims(serviceId: string): ChildClaims {
     return {
       role: "spawner",
@@ -222,4 +257,16 @@ export class KeyHandover {
       peers: [],
     };
   }
+}
+
+/**
+ * The lifetime of issued certificates: `FABRIC_CERT_SECONDS` (60 to 86,400;
+ * tests shorten it to see renewals), else {@linkcode CERT_SECONDS}.
+ */
+function certSecondsFromEnv(): number {
+  const raw = Deno.env.get("FABRIC_CERT_SECONDS");
+  const value = Number(raw);
+  return raw && Number.isSafeInteger(value) && value >= 10 && value <= 86_400
+    ? value
+    : CERT_SECONDS;
 }

@@ -6,6 +6,7 @@
  * password it reads on standard input. Exit codes follow the README's table.
  * @module
  */
+import type { Rule } from "../api/authorization.ts";
 import { serviceRule } from "../runtime/authority.ts";
 import { join } from "node:path";
 import { readKeyFile } from "../crypto/keys.ts";
@@ -80,11 +81,7 @@ export async function runService(options: RunServiceOptions): Promise<number> {
     replayCache,
     notBeforeSeconds: startedSeconds - CLOCK_SKEW_SECONDS,
     handlers: handlersOf(() => service!),
-    rule: serviceRule({
-      id,
-      route: () => service?.route() ?? null,
-      parent: () => service?.parentId() ?? null,
-    }),
+    rule: ruleOf(id, () => service),
     role: slot,
   });
   // Behind a front that drops slow clients and bounds connections per peer
@@ -157,6 +154,15 @@ async function readBootstrapEnv(options: RunServiceOptions): Promise<BootstrapEn
   return bootstrapEnv;
 }
 
+/** Who may do what on service `id` (docs/protocol.md 2.12), as it learns its place. */
+function ruleOf(id: string, service: () => FabricService | null): Rule {
+  return serviceRule({
+    id,
+    route: () => service()?.route() ?? null,
+    parent: () => service()?.parentId() ?? null,
+  });
+}
+
 /** The management API's handlers over the service (made once the server listens). */
 function handlersOf(service: () => FabricService): ServiceHandlers {
   return {
@@ -168,6 +174,7 @@ function handlersOf(service: () => FabricService): ServiceHandlers {
     closeSession: (s) => service().closeSession(s),
     connect: (r) => service().connect(r),
     stop: (reason, graceMs) => service().stop(reason, graceMs),
+    renew: (signer) => service().renew(signer),
   };
 }
 

@@ -26,8 +26,10 @@ export type Signer =
     route: string[];
     /** Data-plane services it may use (an agent's queue and pub/sub). */
     peers: string[];
-    /** Its X25519 public key, base64url: the key of its MAC sessions. */
+    /** Its X25519 public key, base64url. */
     x25519: string;
+    /** Its Ed25519 public key, base64url (what a renewed certificate names again). */
+    key: string;
     /** When the chain stops being valid, seconds since the epoch. */
     expires: number;
   };
@@ -220,6 +222,7 @@ export async function verifyChain(
       route: issuer.route,
       peers: issuer.peers,
       x25519: issuer.x25519,
+      key: issuer.key,
       expires,
     },
     publicKey: leafKey,

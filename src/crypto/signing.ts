@@ -14,7 +14,7 @@
  */
 
 import { IDENTITY_HEADER, type Signer } from "./certificate.ts";
-import type { Resolved, TrustStore } from "./trust.ts";
+import { resolveKey, type TrustStore } from "./trust.ts";
 import { assertBytes, quote, toBase64Url } from "./_bytes.ts";
 import {
   assertNonce,
@@ -305,16 +305,6 @@ async function verify(
     skew,
     now,
   });
-}
-
-/** The key a signature must verify with, and its signer. */
-export async function resolveKey(
-  options: { trust?: TrustStore | undefined; publicKey?: CryptoKey | undefined },
-  keyid: string,
-  headers: Headers,
-): Promise<Resolved> {
-  if (options.trust) return await options.trust.resolve(keyid, headers.get(IDENTITY_HEADER));
-  return { ok: true, publicKey: options.publicKey!, signer: { kind: "operator" } };
 }
 
 async function checkSignature(

@@ -5,7 +5,7 @@
  * (bounded) until they expire; revoked incarnations are refused.
  * @module
  */
-import { type Signer, type TrustRoot, verifyChain } from "./certificate.ts";
+import { IDENTITY_HEADER, type Signer, type TrustRoot, verifyChain } from "./certificate.ts";
 import type { FabricKeys } from "./keys.ts";
 
 /** A resolved signer and the key its signature must verify with. */
@@ -119,4 +119,14 @@ export function trustOf(keys: FabricKeys): TrustStore {
     stores.set(keys, store);
   }
   return store;
+}
+
+/** The key a signature must verify with, and its signer. */
+export async function resolveKey(
+  options: { trust?: TrustStore | undefined; publicKey?: CryptoKey | undefined },
+  keyid: string,
+  headers: Headers,
+): Promise<Resolved> {
+  if (options.trust) return await options.trust.resolve(keyid, headers.get(IDENTITY_HEADER));
+  return { ok: true, publicKey: options.publicKey!, signer: { kind: "operator" } };
 }

@@ -18,6 +18,8 @@ export interface HeartbeatOptions {
   onReplaced: (reason: string) => void;
   /** Silence after which the service fences itself off, ms. Default 20 x intervalMs. */
   fenceMs?: number;
+  /** Called with each accepted heartbeat's answer (its `revocations` mark). Default: nothing. */
+  onAnswer?: (answer: { revocations?: number }) => void;
 }
 
 /** A running heartbeat loop; `stop()` is idempotent. */
@@ -43,11 +45,12 @@ export function startHeartbeats(
   const fenceMs = options.fenceMs ?? options.intervalMs * 20;
   const beat = async (): Promise<void> => {
     try {
-      await registry.heartbeat(service.id, service.incarnation, {
+      const answer = await registry.heartbeat(service.id, service.incarnation, {
         timeoutMs: Math.max(1000, options.intervalMs),
         sentAt: Date.now(),
         ...(service.instance ? { instance: service.instance } : {}),
       });
+      options.onAnswer?.(answer);
       if (failing) logger.info("Heartbeats reach the registry again");
       failing = false;
       lastOk = Date.now();

@@ -80,12 +80,13 @@ export class Registration {
     facts: { id: string; instance?: string | undefined },
     intervalMs: number,
     onReplaced: (reason: string) => void,
+    onAnswer?: (answer: { revocations?: number }) => void,
   ): void {
     const incarnation = this.incarnation;
     this.#heartbeats = startHeartbeats(
       this.#registry,
       { id: facts.id, incarnation, instance: facts.instance ?? "" },
-      { intervalMs, onReplaced },
+      { intervalMs, onReplaced, ...(onAnswer ? { onAnswer } : {}) },
     );
   }
 

@@ -31,6 +31,9 @@ const heartbeatSchema = z.strictObject({
   instance: serviceRecordSchema.shape.instance,
   sentAt: z.int().min(0).optional(),
 });
+const revokeSchema = z.strictObject({
+  reason: z.string().min(1).max(500).default("revoked by the operator"),
+});
 const reportSchema = z.strictObject({
   incarnation: z.int().min(1),
   reason: z.string().min(1).max(2000),
@@ -47,6 +50,7 @@ export function registryRoutes(current: () => Registry | null): Hono {
   addRecordRoutes(app, registry);
   addLivenessRoutes(app, registry);
   addSessionRoutes(app, registry);
+  addRevocationRoutes(app, registry);
   addWatchRoute(app, registry);
   return app;
 }
@@ -91,7 +95,13 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
       ...(instance === undefined ? {} : { instance }),
       ...(sentAt === undefined ? {} : { sentAt }),
     });
-    return c.json({ state: record.state, incarnation: record.incarnation });
+    // `revocations`: the newest change seen; a service whose revocation list is
+    // older fetches what it missed (docs/protocol.md 2.11).
+    return c.json({
+      state: record.state,
+      incarnation: record.incarnation,
+      revocations: registry().lastSeq,
+    });
   });
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
@@ -100,6 +110,30 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
     const record = await registry().report(id, incarnation, reason);
     if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
     return c.json({ record });
+  });
+}
+
+/** The revocation list, and `fabricd revoke`. */
+function addRevocationRoutes(app: Hono, registry: () => Registry): void {
+  app.get("/registry/revocations", async (c) => {
+    const raw = c.req.query("since");
+    if (raw !== undefined && !/^\d{1,15}$/.test(raw)) {
+      throw new HTTPException(400, {
+        message: 'Invalid query "since": give a change sequence number, 0 or more',
+      });
+    }
+    return c.json(await registry().revocations(raw === undefined ? undefined : Number(raw)));
+  });
+  app.post("/registry/services/:id/revoke", jsonBody(revokeSchema), async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const signer = signerOf(c);
+    if (signer.kind !== "operator") {
+      deny(
+        refuseChange(signer, await registry().get(id)) ??
+          (signer.id === id ? `Refused by rule "revoke": a service cannot revoke itself` : null),
+      );
+    }
+    return c.json({ record: await registry().revoke(id, c.req.valid("json").reason) });
   });
 }
 

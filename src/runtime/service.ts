@@ -7,6 +7,7 @@
  * {@linkcode RoleSlot}. Parts stop in reverse order (STYLE.md rule 7).
  * @module
  */
+import type { Signer } from "../crypto/certificate.ts";
 import type { ConfigureAnswer, ConnectAnswer, ServiceHandlers } from "../api/service_handlers.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
@@ -225,6 +226,7 @@ export class FabricService implements ServiceHandlers {
       this.#logger.warn("Cannot resume the children's restarts: {error}", { error: String(error) })
     );
     this.#state = "ALIVE";
+    credentials.keepRenewed(this.identity);
     registration.beat(this.identity, placement.heartbeatMs, (reason) => {
       this.#logger.error("Stopping: this incarnation was replaced or cut off ({reason})", {
         reason,
@@ -232,7 +234,7 @@ export class FabricService implements ServiceHandlers {
       this.exitCode = EXIT.FAILURE;
       this.#replaced = true;
       this.#stopRequested(`replaced or cut off: ${reason}`);
-    });
+    }, (answer) => credentials.syncRevocations(answer.revocations));
     this.#logger.info("Service {id} is ALIVE as {role} (incarnation {incarnation})", {
       id: this.identity.id,
       role: this.identity.role,
@@ -314,14 +316,14 @@ export class FabricService implements ServiceHandlers {
     };
   }
 
+  renew(signer: Signer): Promise<{ identity: string; expires: number }> {
+    const placement = this.#requirePlacement();
+    return this.#requireCredentials().renewChild(signer, placement.route);
+  }
+
   spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
     this.#requirePlacement();
     return this.#children!.spawn(request, hooks);
-  }
-
-  /** A child's endpoint as this service reaches it, or undefined. */
-  childEndpoint(id: string): Promise<string | undefined> {
-    return this.#children?.endpoint(id) ?? Promise.resolve(undefined);
   }
 
   openSession(session: string): Promise<string[]> {
@@ -367,6 +369,7 @@ export class FabricService implements ServiceHandlers {
   async #shutdown(reason: string, finalState: ServiceState): Promise<void> {
     this.#children?.stopSupervising();
     this.#registration?.stopBeating();
+    this.#credentials?.stopRenewing();
     // A replaced instance's record is its successor's: it writes nothing, and
     // stops at once (its registry may not even be reachable).
     if (this.#placement && this.#state === "ALIVE" && !this.#replaced) {
