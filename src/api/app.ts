@@ -3,6 +3,8 @@
  * and answers, validated bodies, one error handler.
  * @module
  */
+import { MacSessions } from "../crypto/mac_sessions.ts";
+import { sessionRoute } from "./session_route.ts";
 import { authorization, type Rule, signerName } from "./authorization.ts";
 import { Hono } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
@@ -49,6 +51,8 @@ export interface AppDeps {
   metrics?: ServiceMetrics;
   /** Who may do what here, after the signature is verified (docs/protocol.md 2.12). Default: any member. */
   rule?: Rule;
+  /** The MAC sessions served (docs/protocol.md 2.13). Default: a table of this app's own. */
+  sessions?: MacSessions;
 }
 
 /**
@@ -74,7 +78,9 @@ export function createApp(deps: AppDeps): Hono {
       });
     },
   }));
+  const sessions = deps.sessions ?? new MacSessions();
   app.use(signatures({
+    sessions,
     serviceId: deps.serviceId,
     keys: deps.keys,
     replayCache: deps.replayCache,
@@ -104,6 +110,7 @@ export function createApp(deps: AppDeps): Hono {
     }));
   }
   app.route("/v1", serviceRoutes(deps.handlers));
+  app.route("/v1", sessionRoute(sessions, deps.serviceId));
   if (metrics) app.route("/v1", metricsRoutes(metrics));
   deps.role?.bind((routes) => app.route("/v1", routes));
   app.notFound((c) =>

@@ -4,6 +4,7 @@
  * signs the answer, binding it to the request's nonce.
  * @module
  */
+import type { MacSession, MacSessions } from "../crypto/mac_sessions.ts";
 import { trustOf } from "../crypto/trust.ts";
 import type { Signer } from "../crypto/certificate.ts";
 import type { MiddlewareHandler } from "hono";
@@ -36,6 +37,8 @@ export interface SignatureOptions {
   notBeforeSeconds?: number;
   /** Called with the reason of every refused request (metrics). Default: nothing. */
   onRefused?: (reason: string) => void;
+  /** The MAC sessions this service serves (docs/protocol.md 2.13). Default: none. */
+  sessions?: MacSessions;
 }
 
 /** Context variables set by {@linkcode signatures}. */
@@ -44,6 +47,8 @@ export interface SignatureVariables {
   nonce: string;
   /** Who signed the verified request: the operator or a service (docs/protocol.md 2.11). */
   signer: Signer;
+  /** The MAC session the request came in, if any. */
+  session: MacSession | undefined;
 }
 
 /**
@@ -68,6 +73,7 @@ export function signatures(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
       {
         trust: trustOf(keys),
+        ...(options.sessions ? { sessions: options.sessions } : {}),
         serviceId: options.serviceId,
         replayCache: options.replayCache,
         ...(options.notBeforeSeconds === undefined
@@ -81,6 +87,7 @@ export function signatures(
     }
     c.set("nonce", verdict.nonce);
     c.set("signer", verdict.signer);
+    c.set("session", verdict.session);
     await next();
     const answer = c.res;
     // A WebSocket upgrade (101) must reach Deno untouched; the handshake request
@@ -90,9 +97,7 @@ export function signatures(
       const headers = await signStreamResponse(
         { status: answer.status, headers: answer.headers },
         keys,
-        {
-          requestNonce: verdict.nonce,
-        },
+        { requestNonce: verdict.nonce, session: verdict.session },
       );
       c.res = new Response(answer.body, { status: answer.status, headers });
       return;
@@ -101,7 +106,7 @@ export function signatures(
     const headers = await signResponse(
       { status: answer.status, headers: answer.headers, body: bytes },
       keys,
-      { requestNonce: verdict.nonce },
+      { requestNonce: verdict.nonce, session: verdict.session },
     );
     c.res = new Response(answer.status === 204 ? null : bytes, { status: answer.status, headers });
   };

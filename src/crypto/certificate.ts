@@ -257,3 +257,14 @@ export async function importPublicKey(
   const publicKey = await crypto.subtle.importKey("raw", raw, "Ed25519", true, ["verify"]);
   return { publicKey, fingerprint: await fingerprintOf(raw) };
 }
+
+/**
+ * The label of the holder of `keys` in a MAC session's key derivation:
+ * `operator` for the root key, else `ID#INCARNATION` of its certificate.
+ */
+export function signerLabelOf(keys: { identity?: string | undefined }): Promise<string> {
+  if (!keys.identity) return Promise.resolve("operator");
+  const leaf = parseCertificate(keys.identity.split(",").at(-1)!.trim());
+  if (typeof leaf === "string") return Promise.reject(new TypeError(`Own certificate: ${leaf}`));
+  return Promise.resolve(`${leaf.claims.sub}#${leaf.claims.inc}`);
+}

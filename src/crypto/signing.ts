@@ -13,6 +13,7 @@
  * @module
  */
 
+import type { MacSession, MacSessions } from "./mac_sessions.ts";
 import { IDENTITY_HEADER, type Signer } from "./certificate.ts";
 import { resolveKey, type TrustStore } from "./trust.ts";
 import { assertBytes, quote, toBase64Url } from "./_bytes.ts";
@@ -22,6 +23,7 @@ import {
   checkProfile,
   fail,
   type Failure,
+  MAC_ALG,
   type ParsedSignature,
   parseSignature,
   type Profile,
@@ -67,6 +69,8 @@ export interface SignRequestOptions {
   now?: number;
   /** The nonce to use, 16 to 128 base64url characters. Default: 128 random bits. */
   nonce?: string;
+  /** Sign with this MAC session instead of the key (docs/protocol.md 2.13). Default: the key. */
+  session?: MacSession | undefined;
 }
 
 /** The result of {@linkcode signRequest}. */
@@ -81,7 +85,9 @@ export interface SignedRequest {
  * The outcome of a verification. `expires` is the signature's `expires` in
  * seconds since the epoch; answers carry none and give `Infinity`.
  */
-export type VerifyResult = { ok: true; nonce: string; expires: number; signer: Signer } | Failure;
+export type VerifyResult =
+  | { ok: true; nonce: string; expires: number; signer: Signer; session?: MacSession }
+  | Failure;
 
 /** Options of {@linkcode verifyRequest}. */
 export interface VerifyRequestOptions {
@@ -91,6 +97,8 @@ export interface VerifyRequestOptions {
    * (`publicKey` and `fingerprint`, whose signer is the operator).
    */
   trust?: TrustStore;
+  /** The MAC sessions this service serves; a session's requests are refused without. */
+  sessions?: MacSessions;
   /** The one trusted public key, when there is no `trust`. */
   publicKey?: CryptoKey;
   /** The one trusted key's fingerprint; `keyid` must equal it. */
@@ -174,20 +182,22 @@ export async function signRequest(
   }
   headers.set("content-digest", await contentDigest(parts.body));
   headers.set("fabric-target", target);
-  if (keys.identity) headers.set(IDENTITY_HEADER, keys.identity);
+  const session = options.session;
+  if (keys.identity && !session) headers.set(IDENTITY_HEADER, keys.identity);
   const profile = headers.has("content-type") ? REQUEST_TYPED : REQUEST;
   const created = Math.floor(now / 1000);
   const paramsValue = serializeParams(profile, {
     created,
     expires: created + expiresInSeconds,
     nonce,
-    keyid: keys.fingerprint,
+    keyid: session?.keyid ?? keys.fingerprint,
+    ...(session ? { alg: MAC_ALG } : {}),
   });
   const base = signatureBase(profile, {
     values: requestValues(parts.method, { url, headers }),
     paramsValue,
   });
-  const signed = await signBase(keys.privateKey, { base, paramsValue });
+  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
   headers.set("signature-input", signed.input);
   headers.set("signature", signed.signature);
   return { headers, nonce };
@@ -292,7 +302,9 @@ async function verify(
       return fail("A request with a body must send and sign its Content-Type");
     }
   }
-  const resolved = await resolveKey(options, params.keyid, parts.headers);
+  const resolved = params.alg === MAC_ALG
+    ? sessionKey(options, params.keyid)
+    : await resolveKey(options, params.keyid, parts.headers);
   if (!resolved.ok) return resolved;
   return await checkSignature(parts, {
     parsed,
@@ -313,7 +325,7 @@ async function checkSignature(
     parsed: ParsedSignature;
     profile: Profile;
     options: VerifyRequestOptions;
-    key: { publicKey: CryptoKey; signer: Signer };
+    key: { publicKey: CryptoKey | Uint8Array; signer: Signer; session?: MacSession };
     nonce: string;
     expires: number;
     created: number;
@@ -337,7 +349,23 @@ async function checkSignature(
   if (!options.replayCache.remember(nonce, window, now)) {
     return fail("Nonce already used (replay)");
   }
-  return { ok: true, nonce, expires, signer: key.signer };
+  return key.session
+    ? { ok: true, nonce, expires, signer: key.signer, session: key.session }
+    : { ok: true, nonce, expires, signer: key.signer };
+}
+
+/** The key of a request signed in MAC session `keyid`, unless it is unknown, expired or revoked. */
+function sessionKey(
+  options: VerifyRequestOptions,
+  keyid: string,
+): { ok: true; publicKey: Uint8Array; signer: Signer; session: MacSession } | Failure {
+  const session = options.sessions?.get(keyid);
+  if (!session) return fail("Unknown or expired session: open a new one (POST /v1/session)");
+  const peer = session.peer;
+  if (peer.kind === "service" && options.trust?.isRevoked(peer.id, peer.incarnation)) {
+    return fail(`Identity of "${peer.id}" incarnation ${peer.incarnation} is revoked`);
+  }
+  return { ok: true, publicKey: session.secret, signer: peer, session };
 }
 
 function requestValues(method: string, parts: { url: URL; headers: Headers }): string[] {

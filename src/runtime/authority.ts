@@ -9,7 +9,7 @@ import { type Rule, signerName } from "../api/authorization.ts";
 import { governs } from "../crypto/certificate.ts";
 
 /** Paths any fabric member may use: reading, and the registry (which decides per record). */
-const OPEN = [/^\/v1\/status$/, /^\/v1\/metrics$/, /^\/v1\/registry\//];
+const OPEN = [/^\/v1\/status$/, /^\/v1\/metrics$/, /^\/v1\/session$/, /^\/v1\/registry\//];
 /** The common management routes; every other route is the role's own. */
 const COMMON = [/^\/v1\/spawn$/, /^\/v1\/stop$/, /^\/v1\/sessions\//, /^\/v1\/connect$/];
 

@@ -47,7 +47,9 @@ export class ServiceCredentials {
     this.keys = keys;
     this.registries = registries;
     this.parent = parent;
-    this.client = new FabricClient(keys);
+    // Direct calls (the registry, children, peers) go in MAC sessions after one
+    // handshake each (docs/protocol.md 2.13); relayed ones stay Ed25519-signed.
+    this.client = new FabricClient(keys, { sessions: true });
     this.registry = new RegistryClient(this.client, registries);
     this.handover = new KeyHandover({ keys, registries: () => registries, self });
   }
