@@ -17,6 +17,7 @@ Usage:
   fabricd session open|close|list  manage application sessions
   fabricd stop ID... | --all       stop services
   fabricd restart ID               restart a dead service under its old ID
+  fabricd revoke ID                cut a service off at once: its identity is refused
   fabricd connect [--session S]    attach to the fabric: connect to a session's services
   fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
@@ -43,6 +44,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   session: async () => (await import("./src/cli/session.ts")).sessionCommand,
   stop: async () => (await import("./src/cli/stop.ts")).stopCommand,
   restart: async () => (await import("./src/cli/restart.ts")).restartCommand,
+  revoke: async () => (await import("./src/cli/revoke.ts")).revokeCommand,
   connect: async () => (await import("./src/cli/connect.ts")).connectCommand,
   task: async () => (await import("./src/cli/task.ts")).taskCommand,
   pilot: async () => (await import("./src/cli/pilot.ts")).pilotCommand,

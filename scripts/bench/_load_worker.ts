@@ -10,7 +10,8 @@ import { closedLoop, type ClosedLoopOptions, type ClosedLoopReport } from "./_ha
 
 /** One load run: `GET path` on `url`, signed for `target` or plain. */
 export interface LoadJob extends ClosedLoopOptions {
-  mode: "signed" | "unsigned";
+  /** `mac`: signed in a MAC session after one Ed25519 handshake (docs/protocol.md 2.13). */
+  mode: "signed" | "unsigned" | "mac";
   url: string;
   path: string;
   /** Service ID the signed requests are meant for. */
@@ -29,7 +30,7 @@ interface WorkerScope {
 
 async function runJob(job: LoadJob): Promise<ClosedLoopReport> {
   const keys = await importFabricKeys(job.jwk);
-  const client = new FabricClient(keys, { timeoutMs: 10_000 });
+  const client = new FabricClient(keys, { timeoutMs: 10_000, sessions: job.mode === "mac" });
   const target = { id: job.target, url: job.url };
   const url = new URL(job.path, job.url);
   const signed = async (): Promise<void> => {
@@ -40,7 +41,7 @@ async function runJob(job: LoadJob): Promise<ClosedLoopReport> {
     const body: unknown = await answer.json();
     if (!answer.ok || typeof body !== "object") throw new Error(`HTTP ${answer.status}`);
   };
-  return await closedLoop(job, job.mode === "signed" ? signed : plain);
+  return await closedLoop(job, job.mode === "unsigned" ? plain : signed);
 }
 
 const scope = self as unknown as WorkerScope;

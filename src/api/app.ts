@@ -3,7 +3,10 @@
  * and answers, validated bodies, one error handler.
  * @module
  */
-import { Hono } from "hono";
+import { MacSessions } from "../crypto/mac_sessions.ts";
+import { sessionRoute } from "./session_route.ts";
+import { authorization, type Rule, signerName } from "./authorization.ts";
+import { Hono, type MiddlewareHandler } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -46,6 +49,10 @@ export interface AppDeps {
   notBeforeSeconds?: number;
   /** This service's metrics: counted here and served at `GET /v1/metrics`. Default: none. */
   metrics?: ServiceMetrics;
+  /** Who may do what here, after the signature is verified (docs/protocol.md 2.12). Default: any member. */
+  rule?: Rule;
+  /** The MAC sessions served (docs/protocol.md 2.13). Default: a table of this app's own. */
+  sessions?: MacSessions;
 }
 
 /**
@@ -71,7 +78,9 @@ export function createApp(deps: AppDeps): Hono {
       });
     },
   }));
+  const sessions = deps.sessions ?? new MacSessions();
   app.use(signatures({
+    sessions,
     serviceId: deps.serviceId,
     keys: deps.keys,
     replayCache: deps.replayCache,
@@ -85,7 +94,9 @@ export function createApp(deps: AppDeps): Hono {
       }
       : {}),
   }));
+  if (deps.rule) app.use(audited(deps.rule, metrics));
   app.route("/v1", serviceRoutes(deps.handlers));
+  app.route("/v1", sessionRoute(sessions, deps.serviceId));
   if (metrics) app.route("/v1", metricsRoutes(metrics));
   deps.role?.bind((routes) => app.route("/v1", routes));
   app.notFound((c) =>
@@ -110,6 +121,33 @@ export function createApp(deps: AppDeps): Hono {
     return c.json(body, status);
   });
   return app;
+}
+
+/**
+ * The authorization middleware of `rule`, with its audit trail: refusals
+ * (counted and logged) and every allowed change, with its signer, in the
+ * `audit` log category (docs/security.md).
+ */
+function audited(rule: Rule, metrics: ServiceMetrics | undefined): MiddlewareHandler {
+  const audit = log("audit");
+  return authorization({
+    rule,
+    unsigned: ["/v1/health", "/v1/bootstrap"],
+    onRefused: (signer, request, why) => {
+      metrics?.authorizationRefusals.inc();
+      audit.warn("Refused {method} {path} of {signer}: {why}", {
+        ...request,
+        signer: signerName(signer),
+        why,
+      });
+    },
+    onChanged: (signer, request, status) =>
+      audit.info("{method} {path} by {signer}: {status}", {
+        ...request,
+        signer: signerName(signer),
+        status,
+      }),
+  }) as MiddlewareHandler;
 }
 
 function statusOf(error: Error): ContentfulStatusCode {

@@ -11,6 +11,7 @@
  * the launcher's own forwards.
  * @module
  */
+import { trustOf } from "../crypto/trust.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -120,8 +121,7 @@ export function relay(options: RelayOptions): MiddlewareHandler {
     const verdict = await verifyRequestHead(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers },
       {
-        publicKey: keys.publicKey,
-        fingerprint: keys.fingerprint,
+        trust: trustOf(keys),
         serviceId: target,
         replayCache: options.replayCache,
       },

@@ -3,6 +3,7 @@
  * plain functions; routers only validate and translate (STYLE.md rule 8).
  * @module
  */
+import type { Signer } from "../crypto/certificate.ts";
 import type { ServiceState, ServiceStatus, SpawnResult } from "../types/mod.ts";
 import type {
   BootstrapRequest,
@@ -59,4 +60,9 @@ export interface ServiceHandlers {
    * the time its work gets to end (an agent's tasks: SIGTERM to SIGKILL).
    */
   stop(reason: string, graceMs?: number): Promise<void>;
+  /**
+   * `POST /v1/renew`: a new certificate for `signer`, a current child of this
+   * service (docs/protocol.md 2.11); throws {@linkcode ConflictError} otherwise.
+   */
+  renew(signer: Signer): Promise<{ identity: string; expires: number }>;
 }

@@ -3,6 +3,7 @@
  * sessions, connect, logs and stop.
  * @module
  */
+import type { SignatureVariables } from "./signature_middleware.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
@@ -20,8 +21,8 @@ import type { ServiceHandlers } from "./service_handlers.ts";
 import { jsonBody, validParam } from "./validate.ts";
 
 /** The common routes, to mount under `/v1`. */
-export function serviceRoutes(handlers: ServiceHandlers): Hono {
-  const app = new Hono();
+export function serviceRoutes(handlers: ServiceHandlers): Hono<{ Variables: SignatureVariables }> {
+  const app = new Hono<{ Variables: SignatureVariables }>();
   app.get("/health", (c) => c.json({ ok: true }));
   app.post("/bootstrap", jsonBody(bootstrapRequestSchema), async (c) => {
     return c.json(await handlers.bootstrap(c.req.valid("json"), sourceOf(c.env)));
@@ -56,6 +57,7 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
     return c.json(await handlers.connect(c.req.valid("json")));
   });
   addLogsRoute(app, handlers);
+  app.post("/renew", async (c) => c.json(await handlers.renew(c.get("signer"))));
   app.post("/stop", jsonBody(stopRequestSchema), async (c) => {
     const body = c.req.valid("json");
     await handlers.stop(body.reason, body.graceMs);
@@ -69,7 +71,10 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono {
  * most 256 KiB), as JSON, or followed as server-sent events until the client
  * goes (docs/protocol.md 5.2).
  */
-function addLogsRoute(app: Hono, handlers: ServiceHandlers): void {
+function addLogsRoute(
+  app: Hono<{ Variables: SignatureVariables }>,
+  handlers: ServiceHandlers,
+): void {
   app.get("/logs", async (c) => {
     const since = c.req.query("since");
     const follow = c.req.query("follow") ?? "0";

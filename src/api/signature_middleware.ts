@@ -4,6 +4,9 @@
  * signs the answer, binding it to the request's nonce.
  * @module
  */
+import type { MacSession, MacSessions } from "../crypto/mac_sessions.ts";
+import { trustOf } from "../crypto/trust.ts";
+import type { Signer } from "../crypto/certificate.ts";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { sleep } from "../config/retry.ts";
@@ -34,12 +37,18 @@ export interface SignatureOptions {
   notBeforeSeconds?: number;
   /** Called with the reason of every refused request (metrics). Default: nothing. */
   onRefused?: (reason: string) => void;
+  /** The MAC sessions this service serves (docs/protocol.md 2.13). Default: none. */
+  sessions?: MacSessions;
 }
 
 /** Context variables set by {@linkcode signatures}. */
 export interface SignatureVariables {
   /** The verified request's nonce. */
   nonce: string;
+  /** Who signed the verified request: the operator or a service (docs/protocol.md 2.11). */
+  signer: Signer;
+  /** The MAC session the request came in, if any. */
+  session: MacSession | undefined;
 }
 
 /**
@@ -63,8 +72,8 @@ export function signatures(
     const verdict = await verifyRequest(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
       {
-        publicKey: keys.publicKey,
-        fingerprint: keys.fingerprint,
+        trust: trustOf(keys),
+        ...(options.sessions ? { sessions: options.sessions } : {}),
         serviceId: options.serviceId,
         replayCache: options.replayCache,
         ...(options.notBeforeSeconds === undefined
@@ -77,6 +86,8 @@ export function signatures(
       throw new HTTPException(401, { message: verdict.reason });
     }
     c.set("nonce", verdict.nonce);
+    c.set("signer", verdict.signer);
+    c.set("session", verdict.session);
     await next();
     const answer = c.res;
     // A WebSocket upgrade (101) must reach Deno untouched; the handshake request
@@ -86,9 +97,7 @@ export function signatures(
       const headers = await signStreamResponse(
         { status: answer.status, headers: answer.headers },
         keys,
-        {
-          requestNonce: verdict.nonce,
-        },
+        { requestNonce: verdict.nonce, session: verdict.session },
       );
       c.res = new Response(answer.body, { status: answer.status, headers });
       return;
@@ -97,7 +106,7 @@ export function signatures(
     const headers = await signResponse(
       { status: answer.status, headers: answer.headers, body: bytes },
       keys,
-      { requestNonce: verdict.nonce },
+      { requestNonce: verdict.nonce, session: verdict.session },
     );
     c.res = new Response(answer.status === 204 ? null : bytes, { status: answer.status, headers });
   };

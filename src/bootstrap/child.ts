@@ -6,16 +6,22 @@
  * the fabric fingerprint against the pin.
  * @module
  */
-import { type KeyBundle, keyBundleSchema } from "../types/wire.ts";
-import { type FabricKeys, importFabricKeys } from "../crypto/keys.ts";
+import { type KeyBundle, keyBundleSchema } from "./bundle.ts";
+import { type FabricKeys, generateFabricKeys } from "../crypto/keys.ts";
 import {
   bootstrapTranscript,
   derivePasswordKey,
   passwordHandle,
   proveBootstrap,
 } from "../crypto/one_time_password.ts";
-import { generateEphemeralKey, openBundle, type SealedBundle } from "../crypto/seal.ts";
-import { bundleInfo } from "./handover.ts";
+import {
+  type EphemeralKey,
+  generateEphemeralKey,
+  openBundle,
+  type SealedBundle,
+} from "../crypto/seal.ts";
+import { bundleInfo } from "./bundle.ts";
+import { importPublicKey, rawPublicKey, verifyChain } from "../crypto/certificate.ts";
 import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
 import { sleep } from "../config/retry.ts";
 
@@ -40,9 +46,12 @@ export interface BootstrapEnv {
 
 /** What a successful bootstrap yields. */
 export interface BootstrapOutcome {
+  /** The service's own keys, with its certificate chain and the fabric root. */
   keys: FabricKeys;
   registries: RegistryEndpoint[];
   parent: RegistryEndpoint;
+  /** The X25519 key its certificate names (for MAC sessions). */
+  x25519: EphemeralKey;
 }
 
 /** Options of {@linkcode takeBootstrapEnv}. */
@@ -214,16 +223,21 @@ export async function bootstrapFromParent(
   options: BootstrapOptions,
 ): Promise<BootstrapOutcome> {
   const ephemeral = await generateEphemeralKey();
+  // The service's own signing key: its private half never leaves this process.
+  const own = await generateFabricKeys();
+  const signingKey = await rawPublicKey(own.publicKey);
   const passwordKey = derivePasswordKey(env.password);
   const transcript = bootstrapTranscript({
     serviceId: options.serviceId,
     publicKey: ephemeral.publicKey,
     endpoint: options.endpoint,
+    signingKey,
   });
   const body = JSON.stringify({
     id: options.serviceId,
     handle: passwordHandle(env.password),
     publicKey: ephemeral.publicKey,
+    signingKey,
     endpoint: options.endpoint,
     proof: proveBootstrap(passwordKey, transcript),
     host: options.host,
@@ -238,7 +252,6 @@ export async function bootstrapFromParent(
     throw new BootstrapError(`Parent "${env.parent.id}" answered ${answer.status}: ${said}`, code);
   }
   let bundle: KeyBundle;
-  let keys: FabricKeys;
   try {
     const sealed = JSON.parse(text) as SealedBundle;
     const plain = await openBundle(sealed, {
@@ -247,7 +260,6 @@ export async function bootstrapFromParent(
       info: bundleInfo(options.serviceId),
     });
     bundle = keyBundleSchema.parse(JSON.parse(new TextDecoder().decode(plain)));
-    keys = await importFabricKeys(bundle.fabricKey as JsonWebKey);
   } catch (cause) {
     throw new BootstrapError(
       `Cannot open the key bundle from "${env.parent.id}": ${
@@ -257,13 +269,36 @@ export async function bootstrapFromParent(
       { cause },
     );
   }
-  if (keys.fingerprint !== env.pin || bundle.fingerprint !== env.pin) {
+  const keys = await keysFrom(bundle, { own, serviceId: options.serviceId, pin: env.pin });
+  return { keys, registries: bundle.registries, parent: bundle.parent, x25519: ephemeral };
+}
+
+/**
+ * The service's keys: its own pair, and the chain the bundle certifies it
+ * with, checked against the pinned root before anything is signed with it.
+ * @throws {BootstrapError} 78 when the root is not the pin or the chain does not certify this service.
+ */
+async function keysFrom(
+  bundle: KeyBundle,
+  expected: { own: FabricKeys; serviceId: string; pin: string },
+): Promise<FabricKeys> {
+  const root = await importPublicKey(bundle.root);
+  const fingerprint = root.fingerprint;
+  if (fingerprint !== expected.pin || bundle.fingerprint !== expected.pin) {
     throw new BootstrapError(
-      `Fabric key fingerprint ${keys.fingerprint} does not match the pin ${env.pin}: refusing to join`,
+      `Fabric key fingerprint ${fingerprint} does not match the pin ${expected.pin}: refusing to join`,
       EXIT.CONFIG,
     );
   }
-  return { keys, registries: bundle.registries, parent: bundle.parent };
+  const chain = await verifyChain(root, bundle.identity, Date.now() / 1000);
+  if (
+    typeof chain === "string" || chain.signer.id !== expected.serviceId ||
+    chain.fingerprint !== expected.own.fingerprint
+  ) {
+    const why = typeof chain === "string" ? chain : "it certifies another service or key";
+    throw new BootstrapError(`The parent's certificate chain is unusable: ${why}`, EXIT.CONFIG);
+  }
+  return { ...expected.own, identity: bundle.identity, root, expires: chain.signer.expires };
 }
 
 async function postWithRetry(url: URL, body: string, options: BootstrapOptions): Promise<Response> {

@@ -7,7 +7,17 @@
  * @module
  */
 import { RateLimiter } from "../api/rate_limiter.ts";
-import type { BootstrapRequest, KeyBundle } from "../types/wire.ts";
+import type { BootstrapRequest } from "../types/wire.ts";
+import { bundleInfo, type KeyBundle } from "./bundle.ts";
+import {
+  CERT_SECONDS,
+  issueCertificate,
+  rawPublicKey,
+  type Signer,
+} from "../crypto/certificate.ts";
+
+/** A service that signed (not the operator). */
+type ServiceSigner = Extract<Signer, { kind: "service" }>;
 import { BootstrapRefusedError, RateLimitedError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import {
@@ -45,24 +55,34 @@ export interface KeyHandoverOptions {
   passwords?: OneTimePasswords;
   /** Refused attempts per source address. Default: a burst of 10, then 2 a second. */
   limiter?: RateLimiter;
+  /** Lifetime of the certificates issued, seconds. Default {@linkcode CERT_SECONDS}. */
+  certSeconds?: number;
 }
 
-/** The info string binding a sealed bundle to one service. */
-export function bundleInfo(serviceId: string): string {
-  return `fabricd-bundle-v1\n${serviceId}`;
+export { bundleInfo };
+
+/** What a child's certificate will say besides its keys. */
+export interface ChildClaims {
+  role: string;
+  incarnation: number;
+  /** The spawn tree from the root down to the child. */
+  route: string[];
+  /** Data-plane services the child may use. */
+  peers: string[];
 }
 
 /** Hands the fabric keys to children that prove their one-time password. */
 export class KeyHandover {
-  #options: KeyHandoverOptions;
+  #options: KeyHandoverOptions & { certSeconds: number };
   #passwords: OneTimePasswords;
   #limiter: RateLimiter;
   #waiting = new Map<string, (arrival: BootstrapArrival) => void>();
   #views = new Map<string, { parentUrl: string; registries: RegistryEndpoint[] }>();
+  #claims = new Map<string, ChildClaims>();
 
   /** A hand-over for the children of `options.self`. */
   constructor(options: KeyHandoverOptions) {
-    this.#options = options;
+    this.#options = { certSeconds: certSecondsFromEnv(), ...options };
     this.#passwords = options.passwords ?? new OneTimePasswords();
     this.#limiter = options.limiter ?? new RateLimiter();
   }
@@ -84,13 +104,19 @@ export class KeyHandover {
    */
   expect(
     serviceId: string,
-    options: { ttlMs?: number; view?: { parentUrl: string; registries: RegistryEndpoint[] } } = {},
+    options: {
+      ttlMs?: number;
+      view?: { parentUrl: string; registries: RegistryEndpoint[] };
+      /** What the child's certificate says. Default: a spawner, incarnation 1, below this service. */
+      claims?: ChildClaims;
+    } = {},
   ): ExpectedChild {
     const password = this.#passwords.issue(
       serviceId,
       options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs },
     );
     if (options.view) this.#views.set(serviceId, options.view);
+    this.#claims.set(serviceId, options.claims ?? this.#defaultClaims(serviceId));
     const arrived = new Promise<BootstrapArrival>((resolve) => {
       this.#waiting.set(serviceId, resolve);
     });
@@ -101,6 +127,7 @@ export class KeyHandover {
         this.#passwords.discard(serviceId);
         this.#waiting.delete(serviceId);
         this.#views.delete(serviceId);
+        this.#claims.delete(serviceId);
       },
     };
   }
@@ -129,6 +156,7 @@ export class KeyHandover {
       serviceId: request.id,
       publicKey: request.publicKey,
       endpoint: request.endpoint,
+      signingKey: request.signingKey,
     });
     // Check the key first: a password must not be spent on a bundle that cannot be sealed.
     const problem = await peerKeyProblem(request.publicKey);
@@ -145,12 +173,7 @@ export class KeyHandover {
     }
     const view = this.#views.get(request.id);
     this.#views.delete(request.id);
-    const bundle: KeyBundle = {
-      fabricKey: this.#options.keys.jwk as Record<string, unknown>,
-      fingerprint: this.#options.keys.fingerprint,
-      registries: view?.registries ?? this.#options.registries(),
-      parent: view ? { id: this.#options.self.id, url: view.parentUrl } : this.#options.self,
-    };
+    const bundle = await this.#bundleFor(request, view);
     const sealed = await sealBundle(new TextEncoder().encode(JSON.stringify(bundle)), {
       peerPublicKey: request.publicKey,
       passwordKey: outcome.passwordKey,
@@ -164,4 +187,86 @@ export class KeyHandover {
     this.#waiting.delete(request.id);
     return sealed;
   }
+
+  /**
+   * The bundle of a proven child: its chain (this service's, then the child's
+   * certificate, issued with this service's own key) and the fabric root.
+   */
+  async #bundleFor(
+    request: BootstrapRequest,
+    view: { parentUrl: string; registries: RegistryEndpoint[] } | undefined,
+  ): Promise<KeyBundle> {
+    const { keys, self } = this.#options;
+    const claims = this.#claims.get(request.id) ?? this.#defaultClaims(request.id);
+    this.#claims.delete(request.id);
+    const now = Math.floor(Date.now() / 1000);
+    const root = keys.root ?? { publicKey: keys.publicKey, fingerprint: keys.fingerprint };
+    const certificate = await issueCertificate(keys.privateKey, {
+      sub: request.id,
+      role: claims.role,
+      inc: claims.incarnation,
+      route: claims.route,
+      key: request.signingKey,
+      x25519: request.publicKey,
+      peers: claims.peers,
+      iss: keys.identity ? self.id : "root",
+      iat: now,
+      exp: Math.min(now + this.#options.certSeconds, keys.expires ?? Number.MAX_SAFE_INTEGER),
+    });
+    return {
+      identity: keys.identity ? `${keys.identity},${certificate}` : certificate,
+      root: await rawPublicKey(root.publicKey),
+      fingerprint: root.fingerprint,
+      registries: view?.registries ?? this.#options.registries(),
+      parent: view ? { id: self.id, url: view.parentUrl } : self,
+    };
+  }
+
+  /**
+   * A new certificate for a child that already holds one (`signer`, verified
+   * and checked to be a current child of this service by the caller): same
+   * keys and claims, a new lifetime.
+   */
+  async renew(signer: ServiceSigner): Promise<{ identity: string; expires: number }> {
+    const { keys, self } = this.#options;
+    const now = Math.floor(Date.now() / 1000);
+    const expires = Math.min(
+      now + this.#options.certSeconds,
+      keys.expires ?? Number.MAX_SAFE_INTEGER,
+    );
+    const certificate = await issueCertificate(keys.privateKey, {
+      sub: signer.id,
+      role: signer.role,
+      inc: signer.incarnation,
+      route: signer.route,
+      key: signer.key,
+      x25519: signer.x25519,
+      peers: signer.peers,
+      iss: keys.identity ? self.id : "root",
+      iat: now,
+      exp: expires,
+    });
+    return { identity: keys.identity ? `${keys.identity},${certificate}` : certificate, expires };
+  }
+
+  #defaultClaims(serviceId: string): ChildClaims {
+    return {
+      role: "spawner",
+      incarnation: 1,
+      route: [this.#options.self.id, serviceId],
+      peers: [],
+    };
+  }
+}
+
+/**
+ * The lifetime of issued certificates: `FABRIC_CERT_SECONDS` (10 to 86,400;
+ * tests shorten it to see renewals), else {@linkcode CERT_SECONDS}.
+ */
+function certSecondsFromEnv(): number {
+  const raw = Deno.env.get("FABRIC_CERT_SECONDS");
+  const value = Number(raw);
+  return raw && Number.isSafeInteger(value) && value >= 10 && value <= 86_400
+    ? value
+    : CERT_SECONDS;
 }

@@ -6,12 +6,12 @@
  */
 import type { SpawnRequest } from "../types/wire.ts";
 import type { ConfigureAnswer } from "../api/service_handlers.ts";
-import { ConflictError, SpawnFailedError } from "../types/errors.ts";
+import { SpawnFailedError } from "../types/errors.ts";
 import { type FabricClient, FabricRequestError } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { launcherFor } from "../launchers/mod.ts";
-import type { LaunchedProcess, Launcher, LaunchSpec } from "../launchers/launcher.ts";
+import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "../launchers/launcher.ts";
 import {
   EXIT,
   type RegistryEndpoint,
@@ -19,8 +19,8 @@ import {
   type ServiceState,
   type SpawnResult,
 } from "../types/mod.ts";
-import type { BootstrapArrival, KeyHandover } from "../bootstrap/handover.ts";
-import { newServiceId } from "./service_id.ts";
+import type { BootstrapArrival, ExpectedChild, KeyHandover } from "../bootstrap/handover.ts";
+import { newPlan, restartPlan, type SpawnPlan } from "./spawn_plan.ts";
 import { warmPoolOf } from "./warm_pool.ts";
 import { retry } from "../config/retry.ts";
 
@@ -55,16 +55,6 @@ const EXIT_REASONS: Record<number, string> = {
   [EXIT.USAGE]: "the new service refused its command line",
 };
 
-/** What one spawn (new or restart) will create. */
-interface SpawnPlan {
-  record: ServiceRecord;
-  /** Why the record is written: the reason of its first transition. */
-  reason: string;
-  restart: boolean;
-  /** The state the previous incarnation is in (restarts). */
-  from?: ServiceState;
-}
-
 /**
  * Grows the fabric by one service, or (with `request.restart`) restarts a dead
  * child under its old ID with the next incarnation, through its original
@@ -72,7 +62,7 @@ interface SpawnPlan {
  *
  * @throws {SpawnFailedError} with the reason (and the child's exit code) when
  * launch, bootstrap or configure fail; the password is discarded by then.
- * @throws {ConflictError} when a restart is asked of a service that is not this
+ * @throws {ConflictError} (`spawn_plan.ts`) when a restart is asked of a service that is not this
  * service's child or is not dead.
  */
 export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Promise<SpawnResult> {
@@ -120,18 +110,8 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     env: {},
     options: record.options,
   };
-  // A batch job may wait in its queue: its password lives as long as that wait.
-  const timeoutMs = launcher.bootstrapWindowMs?.(spec) ?? deps.bootstrapTimeoutMs ?? 30_000;
-  const expected = deps.handover.expect(id, {
-    view,
-    ...(launcher.bootstrapWindowMs ? { ttlMs: timeoutMs } : {}),
-  });
+  const { expected, timeoutMs } = handOut(record, { spec, launcher, view, deps });
   discard = expected.discard;
-  spec.env = {
-    FABRIC_OTP: expected.password,
-    FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
-    FABRIC_PIN: deps.keys.fingerprint,
-  };
 
   // A new service on local:// becomes a warm process of the pool when one is
   // there; restarts and launchers given by the caller always start cold.
@@ -153,6 +133,36 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     // not compete with this one for the CPU.
     pool?.refill(record.role);
   }
+}
+
+/**
+ * Hands out the new service's one-time password (with what its certificate
+ * will say) and puts it, the parent and the root's pin into the launch's
+ * environment. A batch job may wait in its queue: its password lives as long
+ * as that wait.
+ */
+function handOut(
+  record: ServiceRecord,
+  launch: { spec: LaunchSpec; launcher: Launcher; view: ChildView; deps: SpawnDeps },
+): { expected: ExpectedChild; timeoutMs: number } {
+  const { spec, launcher, view, deps } = launch;
+  const timeoutMs = launcher.bootstrapWindowMs?.(spec) ?? deps.bootstrapTimeoutMs ?? 30_000;
+  const expected = deps.handover.expect(record.id, {
+    view,
+    ...(launcher.bootstrapWindowMs ? { ttlMs: timeoutMs } : {}),
+    claims: {
+      role: record.role,
+      incarnation: record.incarnation,
+      route: record.route,
+      peers: peersOf(record.options),
+    },
+  });
+  spec.env = {
+    FABRIC_OTP: expected.password,
+    FABRIC_PARENT: `${deps.self.id}@${view.parentUrl}`,
+    FABRIC_PIN: (deps.keys.root ?? deps.keys).fingerprint,
+  };
+  return { expected, timeoutMs };
 }
 
 /** DEAD -> RESTARTING on record: a suspect service is declared dead first. */
@@ -203,81 +213,6 @@ async function awaitArrival(
     child.kill("SIGTERM");
     return await fail(`cannot reach the new service: ${messageOf(error)}`, null);
   }
-}
-
-function newPlan(request: SpawnRequest, deps: SpawnDeps): SpawnPlan {
-  const id = newServiceId(request.role);
-  const now = Date.now();
-  return {
-    restart: false,
-    reason: `spawn requested by ${deps.self.id}`,
-    record: {
-      id,
-      role: request.role,
-      state: "LAUNCHING",
-      incarnation: 1,
-      host: "",
-      pid: 0,
-      endpoint: "",
-      parent: deps.self.id,
-      route: [...deps.self.route, id],
-      launcher: deps.launcher?.url ?? request.on,
-      imageHash: "",
-      sessions: request.sessions,
-      started: now,
-      lastHeartbeat: 0,
-      restarts: 0,
-      lastFailure: "",
-      updated: now,
-      options: request.options,
-    },
-  };
-}
-
-/** States from which a service may be restarted under its old ID. */
-export const RESTARTABLE: readonly ServiceState[] = ["SUSPECT", "DEAD", "FAILED", "STOPPED"];
-
-async function restartPlan(id: string, deps: SpawnDeps): Promise<SpawnPlan> {
-  const found = await deps.registry.get(id);
-  if (!found) throw new ConflictError(`No service "${id}" in the registry: nothing to restart`);
-  const old = found.record;
-  // A child of a LOST child has no parent left to restart it: its
-  // grandparent adopts it (docs/failures.md).
-  const parent = old.parent && old.parent !== deps.self.id
-    ? (await deps.registry.get(old.parent))?.record
-    : undefined;
-  const adopted = parent?.parent === deps.self.id && parent.state === "LOST";
-  if (old.parent !== deps.self.id && !adopted) {
-    throw new ConflictError(
-      `Service "${id}" was spawned by "${
-        old.parent || "nobody"
-      }", not "${deps.self.id}": ask its parent`,
-    );
-  }
-  if (!RESTARTABLE.includes(old.state)) {
-    throw new ConflictError(
-      `Service "${id}" is ${old.state}: only ${RESTARTABLE.join(", ")} services are restarted`,
-    );
-  }
-  const now = Date.now();
-  return {
-    restart: true,
-    from: old.state,
-    reason: `restarting incarnation ${old.incarnation} (${old.state}${
-      old.lastFailure ? `: ${old.lastFailure}` : ""
-    }) as ${old.incarnation + 1}${adopted ? `, adopted from LOST spawner ${old.parent}` : ""}`,
-    record: {
-      ...old,
-      state: "RESTARTING",
-      incarnation: old.incarnation + 1,
-      pid: 0,
-      endpoint: "",
-      lastHeartbeat: 0,
-      restarts: old.restarts + 1,
-      updated: now,
-      ...(adopted ? { parent: deps.self.id, route: [...deps.self.route, id] } : {}),
-    },
-  };
 }
 
 /**
@@ -377,4 +312,14 @@ async function configureChild(
     child.kill("SIGTERM");
     return await fail(`configure failed: ${messageOf(error)}`, code);
   }
+}
+
+/** Role options that name data-plane services the new service may use (an agent's queue and pub/sub). */
+const PEER_OPTIONS = ["queue", "pubsub"];
+
+/** The services a new service's certificate lets it use, from its role options. */
+export function peersOf(options: Record<string, string> | undefined): string[] {
+  return PEER_OPTIONS.map((name) => options?.[name]).filter((id): id is string =>
+    typeof id === "string" && /^[a-z][a-z0-9-]{1,62}$/.test(id)
+  );
 }

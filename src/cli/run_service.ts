@@ -6,6 +6,8 @@
  * password it reads on standard input. Exit codes follow the README's table.
  * @module
  */
+import type { Rule } from "../api/authorization.ts";
+import { serviceRule } from "../runtime/authority.ts";
 import { join } from "node:path";
 import { readKeyFile } from "../crypto/keys.ts";
 import { NonceJournal } from "../crypto/nonce_journal.ts";
@@ -27,7 +29,7 @@ import { flushLogs, log, setupLogging } from "../config/logging.ts";
 import { ROLE_MODULES } from "../services/roles.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import { StateLostError } from "../types/errors.ts";
-import { FabricService } from "../runtime/service.ts";
+import { FabricService, type ServiceIdentity } from "../runtime/service.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { ServiceMetrics } from "../metrics/service_metrics.ts";
 import { rehearseSpawn } from "./warm_rehearsal.ts";
@@ -109,6 +111,7 @@ async function serve(options: RunServiceOptions): Promise<number> {
     replayCache,
     notBeforeSeconds: startedSeconds - CLOCK_SKEW_SECONDS,
     handlers: handlersOf(() => service!),
+    rule: ruleOf(id, () => service),
     role: slot,
   });
   // Behind a front that drops slow clients and bounds connections per peer
@@ -129,23 +132,12 @@ async function serve(options: RunServiceOptions): Promise<number> {
     return EXIT.CONFIG;
   }
   const endpoint = `http://${options.hostname}:${server.addr.port}`;
-  service = new FabricService(
-    {
-      id,
-      instance: crypto.randomUUID(),
-      role: options.role,
-      host: Deno.hostname(),
-      dir: options.dir,
-      endpoint,
-      options: options.options,
-    },
-    {
-      module,
-      slot,
-      metrics,
-      policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
-    },
-  );
+  service = new FabricService(identityOf(id, endpoint, options), {
+    module,
+    slot,
+    metrics,
+    policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
+  });
   const signals = (["SIGTERM", "SIGINT"] as const).map((signal) =>
     [signal, () => service!.stop(`${signal} received`)] as const
   );
@@ -160,6 +152,19 @@ async function serve(options: RunServiceOptions): Promise<number> {
     );
     journal?.close();
   }
+}
+
+/** The fixed facts of this service process. */
+function identityOf(id: string, endpoint: string, options: RunServiceOptions): ServiceIdentity {
+  return {
+    id,
+    instance: crypto.randomUUID(),
+    role: options.role,
+    host: Deno.hostname(),
+    dir: options.dir,
+    endpoint,
+    options: options.options,
+  };
 }
 
 /** Who this process becomes: its bootstrap environment (null for a root) and, warm, its ID. */
@@ -214,6 +219,15 @@ async function readWarmHandOver(role: Role): Promise<Becoming | number> {
   return { bootstrapEnv: handOver.env, id: handOver.id };
 }
 
+/** Who may do what on service `id` (docs/protocol.md 2.12), as it learns its place. */
+function ruleOf(id: string, service: () => FabricService | null): Rule {
+  return serviceRule({
+    id,
+    route: () => service()?.route() ?? null,
+    parent: () => service()?.parentId() ?? null,
+  });
+}
+
 /** The management API's handlers over the service (made once the server listens). */
 function handlersOf(service: () => FabricService): ServiceHandlers {
   return {
@@ -226,6 +240,7 @@ function handlersOf(service: () => FabricService): ServiceHandlers {
     connect: (r) => service().connect(r),
     logs: () => service().logs(),
     stop: (reason, graceMs) => service().stop(reason, graceMs),
+    renew: (signer) => service().renew(signer),
   };
 }
 

@@ -8,8 +8,9 @@
  */
 import { createApp } from "../api/app.ts";
 import type { ServiceHandlers } from "../api/service_handlers.ts";
-import { bundleInfo } from "../bootstrap/handover.ts";
-import { generateFabricKeys, importFabricKeys } from "../crypto/keys.ts";
+import { bundleInfo, keyBundleSchema } from "../bootstrap/bundle.ts";
+import { issueCertificate, rawPublicKey, verifyChain } from "../crypto/certificate.ts";
+import { generateFabricKeys } from "../crypto/keys.ts";
 import {
   bootstrapTranscript,
   derivePasswordKey,
@@ -20,7 +21,6 @@ import { ReplayCache } from "../crypto/replay_cache.ts";
 import { generateEphemeralKey, openBundle, sealBundle } from "../crypto/seal.ts";
 import { signRequest, verifyResponse } from "../crypto/signing.ts";
 import { log } from "../config/logging.ts";
-import { keyBundleSchema } from "../types/wire.ts";
 
 const REHEARSAL_ID = "wrm-rehearsal";
 
@@ -42,6 +42,8 @@ async function rehearse(): Promise<void> {
   const password = "warm-rehearsal-password-not-a-secret-000000";
   const passwordKey = derivePasswordKey(password);
   const child = await generateEphemeralKey();
+  const own = await generateFabricKeys();
+  const signingKey = await rawPublicKey(own.publicKey);
   passwordHandle(password);
   proveBootstrap(
     passwordKey,
@@ -49,13 +51,28 @@ async function rehearse(): Promise<void> {
       serviceId: REHEARSAL_ID,
       publicKey: child.publicKey,
       endpoint: "http://127.0.0.1:1",
+      signingKey,
     }),
   );
+  const now = Math.floor(Date.now() / 1000);
+  const identity = await issueCertificate(keys.privateKey, {
+    sub: REHEARSAL_ID,
+    role: "spawner",
+    inc: 1,
+    route: ["spn-rehearsal", REHEARSAL_ID],
+    key: signingKey,
+    x25519: child.publicKey,
+    peers: [],
+    iss: "root",
+    iat: now,
+    exp: now + 60,
+  });
   const bundle = JSON.stringify({
-    fabricKey: keys.jwk,
+    identity,
+    root: await rawPublicKey(keys.publicKey),
     fingerprint: keys.fingerprint,
     registries: [],
-    parent: { id: REHEARSAL_ID, url: "http://127.0.0.1:1" },
+    parent: { id: "spn-rehearsal", url: "http://127.0.0.1:1" },
   });
   const info = bundleInfo(REHEARSAL_ID);
   const sealed = await sealBundle(new TextEncoder().encode(bundle), {
@@ -65,7 +82,7 @@ async function rehearse(): Promise<void> {
   });
   const plain = await openBundle(sealed, { privateKey: child.privateKey, passwordKey, info });
   keyBundleSchema.safeParse(JSON.parse(new TextDecoder().decode(plain)));
-  await importFabricKeys(keys.jwk);
+  await verifyChain({ publicKey: keys.publicKey, fingerprint: keys.fingerprint }, identity, now);
   // A signed request through the management API, and its signed answer.
   const app = createApp({
     serviceId: REHEARSAL_ID,

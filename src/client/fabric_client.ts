@@ -4,6 +4,10 @@
  * answers signed by the fabric for that very request.
  * @module
  */
+import type { Signer } from "../crypto/certificate.ts";
+import type { MacSession } from "../crypto/mac_sessions.ts";
+import { ClientSessions } from "./sessions.ts";
+import { trustOf } from "../crypto/trust.ts";
 import { FabricError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
@@ -43,6 +47,11 @@ export class FabricRequestError extends FabricError {
 export interface FabricClientOptions {
   /** Time allowed for one request, ms. Default 15000. */
   timeoutMs?: number;
+  /**
+   * Sign calls to services reached directly in MAC sessions after one
+   * Ed25519 handshake each (docs/protocol.md 2.13). Default false.
+   */
+  sessions?: boolean;
 }
 
 /** Options of one call. */
@@ -57,11 +66,13 @@ export interface CallOptions {
 export class FabricClient {
   #keys: FabricKeys;
   #timeoutMs: number;
+  #sessions: ClientSessions | null;
 
   /** A client signing with `keys`. */
   constructor(keys: FabricKeys, options: FabricClientOptions = {}) {
     this.#keys = keys;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#sessions = options.sessions ? new ClientSessions(keys) : null;
   }
 
   /**
@@ -75,6 +86,40 @@ export class FabricClient {
     request: { method: string; path: string; body?: unknown },
     options: CallOptions = {},
   ): Promise<T> {
+    // Sessions only end to end: a bridge on the way could not verify a MAC.
+    const direct = !target.route || target.route.length === 0;
+    const session = this.#sessions && direct
+      ? await this.#sessions.for(target, (x25519) => this.#handshake(target, x25519))
+      : undefined;
+    try {
+      return (await this.#call<T>(target, request, options, session)).json;
+    } catch (error) {
+      const forgotten = error instanceof FabricRequestError && error.status === 401 &&
+        /session/i.test(error.message);
+      if (!session || !forgotten) throw error;
+      this.#sessions!.drop(target);
+      return (await this.#call<T>(target, request, options, undefined)).json;
+    }
+  }
+
+  #handshake(
+    target: Target,
+    x25519: string,
+  ): Promise<{ answer: { x25519: string; keyid: string; expires: number }; signer: Signer }> {
+    return this.#call<{ x25519: string; keyid: string; expires: number }>(
+      target,
+      { method: "POST", path: "/v1/session", body: { x25519 } },
+      {},
+      undefined,
+    ).then(({ json, signer }) => ({ answer: json, signer }));
+  }
+
+  async #call<T>(
+    target: Target,
+    request: { method: string; path: string; body?: unknown },
+    options: CallOptions,
+    session: MacSession | undefined,
+  ): Promise<{ json: T; signer: Signer }> {
     const url = new URL(request.path, target.url);
     const body = request.body === undefined
       ? new Uint8Array()
@@ -84,7 +129,7 @@ export class FabricClient {
     const signed = await signRequest(
       { method: request.method, url, headers, body },
       this.#keys,
-      { target: target.id },
+      { target: target.id, session },
     );
     const answer = await this.#fetch(
       url,
@@ -100,9 +145,9 @@ export class FabricClient {
     const verdict = await verifyResponse(
       { status: answer.status, headers: answer.headers, body: bytes },
       {
-        publicKey: this.#keys.publicKey,
-        fingerprint: this.#keys.fingerprint,
+        trust: trustOf(this.#keys),
         requestNonce: signed.nonce,
+        session,
       },
     );
     const json = parseJson(bytes);
@@ -118,7 +163,16 @@ export class FabricClient {
       const message = typeof json.error === "string" ? json.error : `HTTP ${answer.status}`;
       throw new FabricRequestError(message, answer.status, json);
     }
-    return json as T;
+    // Only the target answers a call (bridges on its route answer only errors).
+    const by = verdict.signer;
+    if (by.kind === "service" && by.id !== target.id) {
+      throw new FabricRequestError(
+        `Answer of "${target.id}" is signed by another service, "${by.id}": refused`,
+        502,
+        json,
+      );
+    }
+    return { json: json as T, signer: verdict.signer };
   }
 
   /**
@@ -149,8 +203,7 @@ export class FabricClient {
       timeoutMs: 0,
     });
     const verdict = await verifyStreamResponse({ status: answer.status, headers: answer.headers }, {
-      publicKey: this.#keys.publicKey,
-      fingerprint: this.#keys.fingerprint,
+      trust: trustOf(this.#keys),
       requestNonce: signed.nonce,
     });
     if (!answer.ok || !verdict.ok || !answer.body) {

@@ -115,7 +115,7 @@ export class RegistryClient {
     id: string,
     incarnation: number,
     options: HeartbeatCallOptions = {},
-  ): Promise<{ state: ServiceState; incarnation: number }> {
+  ): Promise<{ state: ServiceState; incarnation: number; revocations?: number }> {
     const { instance, sentAt, ...call } = options;
     return this.#call({
       method: "POST",
@@ -130,20 +130,43 @@ export class RegistryClient {
 
   /**
    * Sends an aggregator's batch of its subtree's heartbeats (`via`: the
-   * aggregator's ID); answers one verdict per beat, in order.
+   * aggregator's ID); answers one verdict per beat, in order, and the
+   * registry's revocation mark (docs/protocol.md 2.11).
    * @throws {FabricRequestError} when the batch as a whole fails.
    */
-  async heartbeatMany(
+  heartbeatMany(
     via: string,
     beats: HeartbeatBatch["beats"],
     options?: CallOptions,
-  ): Promise<BeatVerdict[]> {
-    const answer = await this.#call<{ results: BeatVerdict[] }>({
+  ): Promise<{ results: BeatVerdict[]; revocations?: number }> {
+    return this.#call<{ results: BeatVerdict[]; revocations?: number }>({
       method: "POST",
       path: "/v1/registry/heartbeats",
       body: { via, beats },
     }, options);
-    return answer.results;
+  }
+
+  /**
+   * The revocation list: whole (no `since`), or what changed after `since`
+   * (docs/protocol.md 2.11); `seq` is where to continue from.
+   */
+  revocations(
+    since?: number,
+  ): Promise<{ seq: number; revoked: { id: string; incarnation: number }[]; more: boolean }> {
+    return this.#call({
+      method: "GET",
+      path: `/v1/registry/revocations${since === undefined ? "" : `?since=${since}`}`,
+    });
+  }
+
+  /** Cuts `id` off at once: its record goes to LOST, which revokes its identity everywhere. */
+  async revoke(id: string, reason: string): Promise<ServiceRecord> {
+    const answer = await this.#call<{ record: ServiceRecord }>({
+      method: "POST",
+      path: `/v1/registry/services/${id}/revoke`,
+      body: { reason },
+    });
+    return answer.record;
   }
 
   /** Reports that `id` could not be reached; answers the record as the registry holds it. */

@@ -6,6 +6,9 @@
  * @module
  */
 
+import { IDENTITY_HEADER } from "./certificate.ts";
+import type { TrustStore } from "./trust.ts";
+import type { MacSession } from "./mac_sessions.ts";
 import { assertBytes } from "./_bytes.ts";
 import {
   ANSWER,
@@ -13,6 +16,7 @@ import {
   assertVerifier,
   checkProfile,
   fail,
+  MAC_ALG,
   parseSignature,
   type Profile,
   serializeParams,
@@ -45,18 +49,24 @@ export interface StreamResponseParts {
 export interface SignResponseOptions {
   /** The nonce of the request answered. */
   requestNonce: string;
+  /** The MAC session the request came in, which signs the answer too. Default: the key. */
+  session?: MacSession | undefined;
   /** The current time in milliseconds since the epoch. Default `Date.now()`. */
   now?: number;
 }
 
 /** Options of {@linkcode verifyResponse} and {@linkcode verifyStreamResponse}. */
 export interface VerifyResponseOptions {
-  /** The fabric's public key. */
-  publicKey: CryptoKey;
-  /** The fabric's fingerprint; `keyid` must equal it. */
-  fingerprint: string;
+  /** Who may sign answers: the fabric root and the services chained to it. */
+  trust?: TrustStore;
+  /** The one trusted public key, when there is no `trust`. */
+  publicKey?: CryptoKey;
+  /** The one trusted key's fingerprint; `keyid` must equal it. */
+  fingerprint?: string;
   /** The nonce of the request sent; the answer must carry it. */
   requestNonce: string;
+  /** The MAC session the request was sent in: its answer must be signed in it too. */
+  session?: MacSession | undefined;
 }
 
 /**
@@ -168,16 +178,19 @@ async function signAnswer(
   const { requestNonce, now = Date.now() } = options;
   assertNonce(requestNonce, "requestNonce");
   if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${String(now)}`);
+  const session = options.session;
   const paramsValue = serializeParams(profile, {
     created: Math.floor(now / 1000),
     nonce: requestNonce,
-    keyid: keys.fingerprint,
+    keyid: session?.keyid ?? keys.fingerprint,
+    ...(session ? { alg: MAC_ALG } : {}),
   });
+  if (keys.identity && !session) headers.set(IDENTITY_HEADER, keys.identity);
   const base = signatureBase(profile, {
     values: answerValues(profile, status, headers),
     paramsValue,
   });
-  const signed = await signBase(keys.privateKey, { base, paramsValue });
+  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
   headers.set("signature-input", signed.input);
   headers.set("signature", signed.signature);
   return headers;
@@ -189,11 +202,11 @@ async function verifyAnswer(
   steps: { options: VerifyResponseOptions; check: () => Promise<string | undefined> },
 ): Promise<VerifyResult> {
   const { options } = steps;
-  assertVerifier(options.publicKey, options.fingerprint);
+  if (!options.trust) assertVerifier(options.publicKey, options.fingerprint);
   assertNonce(options.requestNonce, "requestNonce");
   const parsed = parseSignature(parts.headers, profile);
   if ("ok" in parsed) return parsed;
-  const params = checkProfile(parsed, profile, options.fingerprint);
+  const params = checkProfile(parsed, profile, options.trust ? undefined : options.fingerprint);
   if ("ok" in params) return params;
   if (params.nonce !== options.requestNonce) {
     return fail("Answer is for another request: its nonce differs from the request's");
@@ -204,12 +217,29 @@ async function verifyAnswer(
     values: answerValues(profile, parts.status, parts.headers),
     paramsValue: parsed.paramsValue,
   });
-  if (!await verifyBase(options.publicKey, { base, signature: parsed.signature })) {
+  const key = params.alg === MAC_ALG
+    ? sessionAnswerKey(options.session, params.keyid)
+    : options.trust
+    ? await options.trust.resolve(params.keyid, parts.headers.get(IDENTITY_HEADER))
+    : { ok: true as const, publicKey: options.publicKey!, signer: { kind: "operator" as const } };
+  if (!key.ok) return key;
+  if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
     return fail("Signature does not verify");
   }
-  return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY };
+  return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
 }
 
 function answerValues(profile: Profile, status: number, headers: Headers): string[] {
   return [String(status), headers.get(profile.components[1] ?? "")?.trim() ?? ""];
+}
+
+/** The session key an answer signed in `keyid` must verify with: the session the request went in. */
+function sessionAnswerKey(
+  session: MacSession | undefined,
+  keyid: string,
+): { ok: true; publicKey: Uint8Array; signer: MacSession["peer"] } | { ok: false; reason: string } {
+  if (!session || session.keyid !== keyid) {
+    return fail("Answer is signed in a session the request was not sent in");
+  }
+  return { ok: true, publicKey: session.secret, signer: session.peer };
 }

@@ -14,13 +14,21 @@ import {
   serializeDictionary,
   serializeInnerList,
 } from "structured-headers";
-import { KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
+import {
+  createHmac,
+  KeyObject,
+  sign as nodeSign,
+  timingSafeEqual,
+  verify as nodeVerify,
+} from "node:crypto";
 import { copyBytes, describe, quote, utf8 } from "./_bytes.ts";
 
 /** The label of fabricd's signature in `Signature-Input` and `Signature`. */
 export const LABEL = "sig1";
-/** The only algorithm of the profile. */
+/** The algorithm of signatures by a key (the root's or a certified service's). */
 export const ALG = "ed25519";
+/** The algorithm of signatures in a MAC session (`mac_sessions.ts`). */
+export const MAC_ALG = "hmac-sha256";
 /** A nonce: 16 to 128 base64url characters (fabricd makes 22: 128 random bits). */
 export const NONCE = /^[A-Za-z0-9_-]{16,128}$/;
 
@@ -82,6 +90,8 @@ export interface SignatureParams {
   expires?: number;
   nonce: string;
   keyid: string;
+  /** Default {@linkcode ALG}; {@linkcode MAC_ALG} in a MAC session. */
+  alg?: string;
 }
 
 /** A parsed `sig1` signature. */
@@ -99,7 +109,7 @@ export function serializeParams(profile: Profile, params: SignatureParams): stri
   if (params.expires !== undefined) map.set("expires", params.expires);
   map.set("nonce", params.nonce);
   map.set("keyid", params.keyid);
-  map.set("alg", ALG);
+  map.set("alg", params.alg ?? ALG);
   map.set("tag", profile.tag);
   return serializeInnerList([profile.components.map((name) => [name, new Map()]), map]);
 }
@@ -130,11 +140,13 @@ function keyObject(key: CryptoKey): KeyObject {
 
 /** Signs a signature base and returns the two header values to set. */
 export function signBase(
-  privateKey: CryptoKey,
+  privateKey: CryptoKey | Uint8Array,
   parts: { base: string; paramsValue: string },
 ): Promise<{ input: string; signature: string }> {
   const { base, paramsValue } = parts;
-  const signature = copyBytes(nodeSign(null, utf8(base), keyObject(privateKey)));
+  const signature = privateKey instanceof Uint8Array
+    ? copyBytes(createHmac("sha256", privateKey).update(base).digest())
+    : copyBytes(nodeSign(null, utf8(base), keyObject(privateKey)));
   return Promise.resolve({
     input: `${LABEL}=${paramsValue}`,
     signature: serializeDictionary({ [LABEL]: signature.buffer }),
@@ -143,10 +155,16 @@ export function signBase(
 
 /** Verifies Ed25519 over a signature base; `false` on any failure. */
 export function verifyBase(
-  publicKey: CryptoKey,
+  publicKey: CryptoKey | Uint8Array,
   parts: { base: string; signature: Uint8Array<ArrayBuffer> },
 ): Promise<boolean> {
   const { base, signature } = parts;
+  if (publicKey instanceof Uint8Array) {
+    const expected = createHmac("sha256", publicKey).update(base).digest();
+    return Promise.resolve(
+      signature.length === expected.length && timingSafeEqual(expected, signature),
+    );
+  }
   try {
     return Promise.resolve(nodeVerify(null, utf8(base), keyObject(publicKey), signature));
   } catch {
@@ -181,8 +199,11 @@ export function parseSignature(headers: Headers, profile: Profile): ParsedSignat
     return fail(`Signature-Input has no inner list labelled "${LABEL}": sign with fabricd`);
   }
   const signature = signatures.get(LABEL)?.[0];
-  if (!(signature instanceof ArrayBuffer) || signature.byteLength !== 64) {
-    return fail(`Signature "${LABEL}" must be a 64-byte Ed25519 signature`);
+  if (
+    !(signature instanceof ArrayBuffer) ||
+    (signature.byteLength !== 64 && signature.byteLength !== 32)
+  ) {
+    return fail(`Signature "${LABEL}" must be a 64-byte Ed25519 or 32-byte HMAC signature`);
   }
   const components: string[] = [];
   for (const [name, params] of member[0]) {
@@ -202,7 +223,7 @@ export function parseSignature(headers: Headers, profile: Profile): ParsedSignat
 export function checkProfile(
   parsed: ParsedSignature,
   profile: Profile,
-  fingerprint: string,
+  fingerprint: string | undefined,
 ): SignatureParams | Failure {
   const { params } = parsed;
   const allowed = [
@@ -219,8 +240,15 @@ export function checkProfile(
     }
   }
   const alg = params.get("alg");
-  if (alg !== ALG) {
-    return fail(`Signature algorithm ${quoteItem(alg)} is not supported: sign with alg="${ALG}"`);
+  if (alg !== ALG && alg !== MAC_ALG) {
+    return fail(
+      `Signature algorithm ${
+        quoteItem(alg)
+      } is not supported: sign with alg="${ALG}" or "${MAC_ALG}"`,
+    );
+  }
+  if (parsed.signature.length !== (alg === ALG ? 64 : 32)) {
+    return fail(`Signature "${LABEL}" has the wrong length for alg="${alg}"`);
   }
   const tag = params.get("tag");
   if (tag !== profile.tag) {
@@ -231,7 +259,18 @@ export function checkProfile(
     );
   }
   const keyid = params.get("keyid");
-  if (keyid !== fingerprint) {
+  // With one trusted key the keyid must be it; with a trust store it must look
+  // like a fingerprint here and is resolved (to the root or a chain) later.
+  if (alg === MAC_ALG) {
+    if (typeof keyid !== "string" || !/^mac:[A-Za-z0-9_-]{22}$/.test(keyid)) {
+      return fail(
+        `Session ${quoteItem(keyid)} is malformed: a MAC session keyid is mac: + 22 characters`,
+      );
+    }
+  } else if (
+    typeof keyid !== "string" ||
+    (fingerprint !== undefined ? keyid !== fingerprint : !isFingerprint(keyid))
+  ) {
     return fail(`Unknown key ${quoteItem(keyid)}: not this fabric's key`);
   }
   const expected = profile.components;
@@ -254,8 +293,12 @@ export function checkProfile(
     return fail("Signature nonce must be a string of 16 to 128 base64url characters");
   }
   return typeof expires === "number"
-    ? { created, expires, nonce, keyid }
-    : { created, nonce, keyid };
+    ? { created, expires, nonce, keyid, alg }
+    : { created, nonce, keyid, alg };
+}
+
+function isFingerprint(keyid: BareItem | undefined): keyid is string {
+  return typeof keyid === "string" && /^sha256:[0-9a-f]{64}$/.test(keyid);
 }
 
 /** Checks the caller's key options; wrong ones are bugs, not bad input. */
@@ -302,4 +345,30 @@ function parseCanonical(field: string): Dictionary | undefined {
 
 function quoteItem(value: BareItem | undefined): string {
   return value === undefined ? "(none)" : quote(value);
+}
+
+/** The values of a request's covered components, in the order of the request profiles. */
+export function requestValues(method: string, parts: { url: URL; headers: Headers }): string[] {
+  const { url, headers } = parts;
+  const values = [
+    method.toUpperCase(),
+    url.pathname,
+    `?${url.search.slice(1)}`,
+    headers.get("content-digest")?.trim() ?? "",
+    headers.get("fabric-target")?.trim() ?? "",
+  ];
+  const type = headers.get("content-type");
+  if (type !== null) values.push(type.trim());
+  return values;
+}
+
+/** The request URL as a `URL`, or undefined when it is not absolute. */
+export function absoluteUrl(url: unknown): URL | undefined {
+  if (url instanceof URL) return url;
+  if (typeof url !== "string") return undefined;
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
 }

@@ -17,6 +17,18 @@ export interface FabricKeys {
   fingerprint: string;
   /** The private JWK: exactly `kty` ("OKP"), `crv` ("Ed25519"), `d` and `x`. */
   jwk: JsonWebKey;
+  /**
+   * A service's certificate chain from the fabric root (docs/protocol.md
+   * 2.11), sent as `Fabric-Identity` with what it signs. Absent for the
+   * operator, whose key is the root.
+   */
+  identity?: string;
+  /** The fabric root a service's chain starts from. Default: these keys (the operator). */
+  root?: { publicKey: CryptoKey; fingerprint: string };
+  /** When a service's chain expires, seconds since the epoch. Default: never (the operator). */
+  expires?: number;
+  /** The trust store shared by the holder's verifications. Default: one made from `root`. */
+  trust?: import("./trust.ts").TrustStore;
 }
 
 /** Options of {@linkcode writeKeyFile}. */

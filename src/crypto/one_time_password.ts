@@ -23,6 +23,8 @@ export interface BootstrapTranscriptInput {
   publicKey: string;
   /** The parent endpoint the request is sent to. */
   endpoint: string;
+  /** The new service's own Ed25519 public key, base64url of its raw 32 bytes. */
+  signingKey: string;
 }
 
 /** The outcome of {@linkcode OneTimePasswords.consume}. */
@@ -94,10 +96,10 @@ export function derivePasswordKey(password: string): Uint8Array {
 
 /**
  * Builds the text that a bootstrap proof covers:
- * `"fabricd-bootstrap-v1\n"` then service ID, public key and endpoint joined
- * by `"\n"`. Binding the public key stops a man in the middle from swapping
- * in his own; binding the endpoint stops a proof from being replayed to
- * another parent.
+ * `"fabricd-bootstrap-v2\n"` then service ID, public key, endpoint and
+ * signing key joined by `"\n"`. Binding both keys stops a man in the middle
+ * from swapping in his own (to open the bundle, or to be certified); binding
+ * the endpoint stops a proof from being replayed to another parent.
  *
  * @param input The service ID, its ephemeral public key and the parent endpoint.
  * @returns The transcript.
@@ -105,8 +107,8 @@ export function derivePasswordKey(password: string): Uint8Array {
  * would make the transcript ambiguous.
  */
 export function bootstrapTranscript(input: BootstrapTranscriptInput): string {
-  const fields = [input.serviceId, input.publicKey, input.endpoint];
-  for (const [index, name] of ["serviceId", "publicKey", "endpoint"].entries()) {
+  const fields = [input.serviceId, input.publicKey, input.endpoint, input.signingKey];
+  for (const [index, name] of ["serviceId", "publicKey", "endpoint", "signingKey"].entries()) {
     const value = fields[index];
     if (typeof value !== "string" || /[\r\n]/.test(value)) {
       throw new TypeError(
@@ -114,7 +116,7 @@ export function bootstrapTranscript(input: BootstrapTranscriptInput): string {
       );
     }
   }
-  return `fabricd-bootstrap-v1\n${fields.join("\n")}`;
+  return `fabricd-bootstrap-v2\n${fields.join("\n")}`;
 }
 
 /**

@@ -13,18 +13,24 @@
  * @module
  */
 
+import { type MacSession, type MacSessions, sessionKey } from "./mac_sessions.ts";
+import { IDENTITY_HEADER, type Signer } from "./certificate.ts";
+import { resolveKey, type TrustStore } from "./trust.ts";
 import { assertBytes, quote, toBase64Url } from "./_bytes.ts";
 import {
+  absoluteUrl,
   assertNonce,
   assertVerifier,
   checkProfile,
   fail,
   type Failure,
+  MAC_ALG,
   type ParsedSignature,
   parseSignature,
   type Profile,
   REQUEST,
   REQUEST_TYPED,
+  requestValues,
   serializeParams,
   signatureBase,
   signBase,
@@ -65,6 +71,8 @@ export interface SignRequestOptions {
   now?: number;
   /** The nonce to use, 16 to 128 base64url characters. Default: 128 random bits. */
   nonce?: string;
+  /** Sign with this MAC session instead of the key (docs/protocol.md 2.13). Default: the key. */
+  session?: MacSession | undefined;
 }
 
 /** The result of {@linkcode signRequest}. */
@@ -79,14 +87,24 @@ export interface SignedRequest {
  * The outcome of a verification. `expires` is the signature's `expires` in
  * seconds since the epoch; answers carry none and give `Infinity`.
  */
-export type VerifyResult = { ok: true; nonce: string; expires: number } | Failure;
+export type VerifyResult =
+  | { ok: true; nonce: string; expires: number; signer: Signer; session?: MacSession }
+  | Failure;
 
 /** Options of {@linkcode verifyRequest}. */
 export interface VerifyRequestOptions {
-  /** The fabric's public key. */
-  publicKey: CryptoKey;
-  /** The fabric's fingerprint; `keyid` must equal it. */
-  fingerprint: string;
+  /**
+   * Who may sign: the fabric root and every service whose `Fabric-Identity`
+   * chains to it (docs/protocol.md 2.11). Give this, or one trusted key
+   * (`publicKey` and `fingerprint`, whose signer is the operator).
+   */
+  trust?: TrustStore;
+  /** The MAC sessions this service serves; a session's requests are refused without. */
+  sessions?: MacSessions;
+  /** The one trusted public key, when there is no `trust`. */
+  publicKey?: CryptoKey;
+  /** The one trusted key's fingerprint; `keyid` must equal it. */
+  fingerprint?: string;
   /** The verifying service's ID; `Fabric-Target` must equal it. */
   serviceId: string;
   /** Remembers the nonces of accepted requests. */
@@ -166,19 +184,22 @@ export async function signRequest(
   }
   headers.set("content-digest", await contentDigest(parts.body));
   headers.set("fabric-target", target);
+  const session = options.session;
+  if (keys.identity && !session) headers.set(IDENTITY_HEADER, keys.identity);
   const profile = headers.has("content-type") ? REQUEST_TYPED : REQUEST;
   const created = Math.floor(now / 1000);
   const paramsValue = serializeParams(profile, {
     created,
     expires: created + expiresInSeconds,
     nonce,
-    keyid: keys.fingerprint,
+    keyid: session?.keyid ?? keys.fingerprint,
+    ...(session ? { alg: MAC_ALG } : {}),
   });
   const base = signatureBase(profile, {
     values: requestValues(parts.method, { url, headers }),
     paramsValue,
   });
-  const signed = await signBase(keys.privateKey, { base, paramsValue });
+  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
   headers.set("signature-input", signed.input);
   headers.set("signature", signed.signature);
   return { headers, nonce };
@@ -240,7 +261,7 @@ async function verify(
   const profile = typed ? REQUEST_TYPED : REQUEST;
   const parsed = parseSignature(parts.headers, profile);
   if ("ok" in parsed) return parsed;
-  const params = checkProfile(parsed, profile, options.fingerprint);
+  const params = checkProfile(parsed, profile, options.trust ? undefined : options.fingerprint);
   if ("ok" in params) return params;
   const { created, nonce } = params;
   const expires = params.expires ?? created;
@@ -283,10 +304,15 @@ async function verify(
       return fail("A request with a body must send and sign its Content-Type");
     }
   }
+  const resolved = params.alg === MAC_ALG
+    ? sessionKey(options.sessions, options.trust, params.keyid)
+    : await resolveKey(options, params.keyid, parts.headers);
+  if (!resolved.ok) return resolved;
   return await checkSignature(parts, {
     parsed,
     profile,
     options,
+    key: resolved,
     nonce,
     expires,
     created,
@@ -301,6 +327,7 @@ async function checkSignature(
     parsed: ParsedSignature;
     profile: Profile;
     options: VerifyRequestOptions;
+    key: { publicKey: CryptoKey | Uint8Array; signer: Signer; session?: MacSession };
     nonce: string;
     expires: number;
     created: number;
@@ -308,7 +335,7 @@ async function checkSignature(
     now: number;
   },
 ): Promise<VerifyResult> {
-  const { parsed, profile, options, nonce, expires, created, skew, now } = checked;
+  const { parsed, profile, options, key, nonce, expires, created, skew, now } = checked;
   const url = absoluteUrl(parts.url);
   if (url === undefined || typeof parts.method !== "string") {
     return fail("Request method or URL is malformed");
@@ -317,44 +344,22 @@ async function checkSignature(
     values: requestValues(parts.method, { url, headers: parts.headers }),
     paramsValue: parsed.paramsValue,
   });
-  if (!await verifyBase(options.publicKey, { base, signature: parsed.signature })) {
+  if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
     return fail("Signature does not verify");
   }
   const window = { created: created * 1000, expiresAt: (expires + skew) * 1000 };
   if (!options.replayCache.remember(nonce, window, now)) {
     return fail("Nonce already used (replay)");
   }
-  return { ok: true, nonce, expires };
-}
-
-function requestValues(method: string, parts: { url: URL; headers: Headers }): string[] {
-  const { url, headers } = parts;
-  const values = [
-    method.toUpperCase(),
-    url.pathname,
-    `?${url.search.slice(1)}`,
-    headers.get("content-digest")?.trim() ?? "",
-    headers.get("fabric-target")?.trim() ?? "",
-  ];
-  const type = headers.get("content-type");
-  if (type !== null) values.push(type.trim());
-  return values;
-}
-
-function absoluteUrl(url: unknown): URL | undefined {
-  if (url instanceof URL) return url;
-  if (typeof url !== "string") return undefined;
-  try {
-    return new URL(url);
-  } catch {
-    return undefined;
-  }
+  return key.session
+    ? { ok: true, nonce, expires, signer: key.signer, session: key.session }
+    : { ok: true, nonce, expires, signer: key.signer };
 }
 
 function checkVerifyOptions(
   options: VerifyRequestOptions,
 ): { now: number; skew: number; maxLifetime: number; notBefore: number } {
-  assertVerifier(options.publicKey, options.fingerprint);
+  if (!options.trust) assertVerifier(options.publicKey, options.fingerprint);
   if (typeof options.serviceId !== "string" || options.serviceId === "") {
     throw new TypeError("serviceId must be the verifying service's ID");
   }

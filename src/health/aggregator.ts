@@ -19,6 +19,7 @@
  *   intervals of silence and logs that.
  * @module
  */
+import type { SignatureVariables } from "../api/signature_middleware.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { jsonBody } from "../api/validate.ts";
@@ -60,6 +61,8 @@ interface Known {
 
 /** The aggregator of one service; see the module doc. `stop()` is idempotent. */
 export class HeartbeatAggregator {
+  /** The registry's revocation mark as of the last batch, passed on to the children. */
+  revocations: number | undefined;
   #registry: RegistryClient;
   #options: Required<Omit<AggregatorOptions, "onCommit">> & Pick<AggregatorOptions, "onCommit">;
   #pending = new Map<string, Queued>();
@@ -148,7 +151,11 @@ export class HeartbeatAggregator {
     const beats = batch.map(({ beat: { intervalMs: _i, ...up } }) => up);
     let verdicts: BeatVerdict[];
     try {
-      verdicts = await this.#registry.heartbeatMany(this.#options.via, beats, { timeoutMs: 5000 });
+      const answer = await this.#registry.heartbeatMany(this.#options.via, beats, {
+        timeoutMs: 5000,
+      });
+      verdicts = answer.results;
+      if (answer.revocations !== undefined) this.revocations = answer.revocations;
     } catch (error) {
       this.#logger.warn("A batch of {n} heartbeats did not reach the registry: {error}", {
         n: batch.length,
@@ -193,9 +200,22 @@ export class HeartbeatAggregator {
 export function aggregatorRoutes(aggregator: HeartbeatAggregator): Hono {
   const app = new Hono();
   app.post("/heartbeats", jsonBody(localBeatSchema), async (c) => {
-    const verdict = await aggregator.beat(c.req.valid("json"));
+    const beat = c.req.valid("json");
+    // A child beats for itself only (docs/protocol.md 2.12).
+    const signer = c.get("signer" as never) as SignatureVariables["signer"] | undefined;
+    if (signer && signer.kind === "service" && signer.id !== beat.id) {
+      throw new HTTPException(403, {
+        message:
+          `Refused by rule "beat-self": "${signer.id}" beats only for itself, not "${beat.id}"`,
+      });
+    }
+    const verdict = await aggregator.beat(beat);
     if (verdict.result === "ok") {
-      return c.json({ state: verdict.state, incarnation: verdict.incarnation });
+      return c.json({
+        state: verdict.state,
+        incarnation: verdict.incarnation,
+        ...(aggregator.revocations === undefined ? {} : { revocations: aggregator.revocations }),
+      });
     }
     throw new HTTPException(verdict.result === "replaced" ? 409 : 404, {
       message: verdict.message,

@@ -25,6 +25,8 @@ export interface HeartbeatOptions {
    * Default: none, every beat goes to the registry.
    */
   via?: HeartbeatRelay;
+  /** Called with each accepted heartbeat's answer (its `revocations` mark). Default: nothing. */
+  onAnswer?: (answer: { revocations?: number }) => void;
 }
 
 /** One beat as sent to an aggregating parent (`POST /v1/heartbeats`). */
@@ -37,15 +39,19 @@ export interface RelayedBeat {
 }
 
 /** Delivers a beat to an aggregating parent within `timeoutMs`. */
-export type HeartbeatRelay = (beat: RelayedBeat, timeoutMs: number) => Promise<void>;
+export type HeartbeatRelay = (
+  beat: RelayedBeat,
+  timeoutMs: number,
+) => Promise<{ revocations?: number }>;
 
 /** A {@linkcode HeartbeatRelay} to `parent` over a signed `client`. */
 export function parentRelay(client: FabricClient, parent: Target): HeartbeatRelay {
-  return async (beat, timeoutMs) => {
-    await client.call(parent, { method: "POST", path: "/v1/heartbeats", body: beat }, {
-      timeoutMs,
-    });
-  };
+  return async (beat, timeoutMs) =>
+    await client.call<{ revocations?: number }>(
+      parent,
+      { method: "POST", path: "/v1/heartbeats", body: beat },
+      { timeoutMs },
+    );
 }
 
 /** A running heartbeat loop; `stop()` is idempotent. */
@@ -71,18 +77,18 @@ export function startHeartbeats(
   const fenceMs = options.fenceMs ?? options.intervalMs * 20;
   const timeoutMs = Math.max(1000, options.intervalMs);
   let direct = false;
-  const send = async (sentAt: number): Promise<void> => {
+  const send = async (sentAt: number): Promise<{ revocations?: number }> => {
     const instance = service.instance ? { instance: service.instance } : {};
     if (options.via) {
       try {
         const { id, incarnation } = service;
-        await options.via(
+        const answer = await options.via(
           { id, incarnation, sentAt, intervalMs: options.intervalMs, ...instance },
           timeoutMs,
         );
         if (direct) logger.info("Heartbeats go through the parent again");
         direct = false;
-        return;
+        return answer;
       } catch (error) {
         if (error instanceof FabricRequestError && error.status === 409) throw error;
         // The parent is down or restarting: this beat goes to the registry itself.
@@ -94,16 +100,24 @@ export function startHeartbeats(
         direct = true;
       }
     }
-    await registry.heartbeat(service.id, service.incarnation, { timeoutMs, sentAt, ...instance });
+    return await registry.heartbeat(service.id, service.incarnation, {
+      timeoutMs,
+      sentAt,
+      ...instance,
+    });
   };
   const beat = async (): Promise<void> => {
     try {
-      await send(Date.now());
+      const answer = await send(Date.now());
+      options.onAnswer?.(answer);
       if (failing) logger.info("Heartbeats reach the registry again");
       failing = false;
       lastOk = Date.now();
     } catch (error) {
-      if (error instanceof FabricRequestError && error.status === 409) {
+      // 409: replaced or ended; 401 "revoked": this identity is cut off (fabricd revoke).
+      const revoked = error instanceof FabricRequestError && error.status === 401 &&
+        /revoked/.test(error.message);
+      if ((error instanceof FabricRequestError && error.status === 409) || revoked) {
         stopped = true;
         options.onReplaced(error.message);
         return;

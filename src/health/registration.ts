@@ -94,12 +94,18 @@ export class Registration {
     facts: { id: string; instance?: string | undefined },
     intervalMs: number,
     onReplaced: (reason: string) => void,
+    onAnswer?: (answer: { revocations?: number }) => void,
   ): void {
     const incarnation = this.incarnation;
     this.#heartbeats = startHeartbeats(
       this.#registry,
       { id: facts.id, incarnation, instance: facts.instance ?? "" },
-      { intervalMs, onReplaced, ...(this.#via ? { via: this.#via } : {}) },
+      {
+        intervalMs,
+        onReplaced,
+        ...(this.#via ? { via: this.#via } : {}),
+        ...(onAnswer ? { onAnswer } : {}),
+      },
     );
   }
 

@@ -66,6 +66,8 @@ export class ServiceMetrics {
   readonly signatureFailures: Counter<"reason">;
   /** `fabricd_bootstrap_refused_total`. */
   readonly bootstrapRefused: Counter;
+  /** `fabricd_authorization_refusals_total`: verified requests refused with 403 by a rule. */
+  readonly authorizationRefusals: Counter;
   /** `fabricd_spawns_total{launcher,outcome}`. */
   readonly spawns: Counter<"launcher" | "outcome">;
   /** `fabricd_spawn_duration_seconds{launcher}`. */
@@ -98,6 +100,11 @@ export class ServiceMetrics {
     this.bootstrapRefused = new Counter({
       name: `${METRIC_PREFIX}bootstrap_refused_total`,
       help: "Bootstrap proofs refused (wrong, used, expired or burnt password, or rate limited)",
+      registers,
+    });
+    this.authorizationRefusals = new Counter({
+      name: `${METRIC_PREFIX}authorization_refusals_total`,
+      help: "Verified requests refused with 403 by a rule (docs/protocol.md 2.12)",
       registers,
     });
     this.spawns = new Counter({

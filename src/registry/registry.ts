@@ -3,6 +3,7 @@
  * heartbeats, sessions and the change stream. Routes in `routes.ts` translate.
  * @module
  */
+import { type Revocation, revocationOf, revocationsOf } from "./revocations.ts";
 import type { RegistryEvent, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import type { BeatVerdict } from "../types/wire.ts";
 import { FabricError } from "../types/errors.ts";
@@ -13,6 +14,7 @@ import {
   type StoreChange,
   UnknownServiceError,
 } from "./store.ts";
+import { PENDING_STATES } from "./state_machine.ts";
 
 /** States from which a heartbeat must not bring a service back. */
 const ENDED: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST", "RESTARTING"];
@@ -263,6 +265,56 @@ export class Registry {
     }
     live = true;
     return () => this.#listeners.delete(hook);
+  }
+
+  /**
+   * Revocations (`revocations.ts`): from the records when `since` is
+   * undefined, else from the transitions after `since` (at most `limit`).
+   * `seq` is where the next call continues from.
+   */
+  async revocations(
+    since?: number,
+    limit = 5000,
+  ): Promise<{ seq: number; revoked: Revocation[]; more: boolean }> {
+    if (since === undefined) {
+      const seq = this.#lastSeq;
+      return { seq, revoked: revocationsOf(await this.#store.list()), more: false };
+    }
+    const page = await this.#store.transitionsSince(since, limit);
+    const revoked = page.map(revocationOf).filter((r): r is Revocation => r !== null);
+    return { seq: page.at(-1)?.seq ?? since, revoked, more: page.length === limit };
+  }
+
+  /**
+   * Cuts a service off at once (`fabricd revoke`): its record goes to LOST
+   * (through DEAD when it runs), which revokes its incarnation everywhere.
+   * @throws {UnknownServiceError} when there is no such record.
+   */
+  async revoke(id: string, reason: string): Promise<ServiceRecord> {
+    let record = await this.#store.get(id);
+    if (!record) throw new UnknownServiceError(id);
+    const why = `revoked: ${reason}`;
+    // A running incarnation dies first, one still starting fails first: both may then be LOST.
+    const first = ["ALIVE", "SUSPECT"].includes(record.state)
+      ? "DEAD"
+      : PENDING_STATES.includes(record.state)
+      ? "FAILED"
+      : null;
+    if (first) {
+      record = await this.transition(id, {
+        incarnation: record.incarnation,
+        to: first,
+        reason: why,
+      });
+    }
+    if (record.state !== "LOST" && record.state !== "STOPPED") {
+      record = await this.transition(id, {
+        incarnation: record.incarnation,
+        to: "LOST",
+        reason: why,
+      });
+    }
+    return record;
   }
 
   /** Closes the store; idempotent. */

@@ -3,6 +3,9 @@
  * Every one is signed like all management requests.
  * @module
  */
+import type { Context } from "hono";
+import type { Signer } from "../crypto/certificate.ts";
+import { refuseChange, refusePut, refuseReport } from "./authority.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
@@ -29,6 +32,9 @@ const heartbeatSchema = z.strictObject({
   instance: serviceRecordSchema.shape.instance,
   sentAt: z.int().min(0).optional(),
 });
+const revokeSchema = z.strictObject({
+  reason: z.string().min(1).max(500).default("revoked by the operator"),
+});
 const reportSchema = z.strictObject({
   incarnation: z.int().min(1),
   reason: z.string().min(1).max(2000),
@@ -45,6 +51,7 @@ export function registryRoutes(current: () => Registry | null): Hono {
   addRecordRoutes(app, registry);
   addLivenessRoutes(app, registry);
   addSessionRoutes(app, registry);
+  addRevocationRoutes(app, registry);
   addWatchRoute(app, registry);
   return app;
 }
@@ -72,15 +79,19 @@ function addRecordRoutes(app: Hono, registry: () => Registry): void {
         message: `Invalid field "record.id": "${record.id}" does not match the path "${id}"`,
       });
     }
+    deny(refusePut(signerOf(c), await registry().get(id), record));
     return c.json({ record: await registry().put(record, reason) });
   });
   app.delete("/registry/services/:id", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
+    deny(refuseChange(signerOf(c), await registry().get(id)));
     return c.json({ record: await registry().forget(id) });
   });
   app.post("/registry/services/:id/transitions", jsonBody(transitionSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
-    return c.json({ record: await registry().transition(id, c.req.valid("json")) });
+    const change = c.req.valid("json");
+    deny(refuseChange(signerOf(c), await registry().get(id), change.incarnation));
+    return c.json({ record: await registry().transition(id, change) });
   });
 }
 
@@ -89,11 +100,18 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
   app.post("/registry/services/:id/heartbeat", jsonBody(heartbeatSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, instance, sentAt } = c.req.valid("json");
+    deny(refuseChange(signerOf(c), await registry().get(id), incarnation));
     const record = await registry().heartbeat(id, incarnation, {
       ...(instance === undefined ? {} : { instance }),
       ...(sentAt === undefined ? {} : { sentAt }),
     });
-    return c.json({ state: record.state, incarnation: record.incarnation });
+    // `revocations`: the newest change seen; a service whose revocation list is
+    // older fetches what it missed (docs/protocol.md 2.11).
+    return c.json({
+      state: record.state,
+      incarnation: record.incarnation,
+      revocations: registry().lastSeq,
+    });
   });
   app.post("/registry/heartbeats", jsonBody(heartbeatBatchSchema), async (c) => {
     const beats = c.req.valid("json").beats.map(({ id, incarnation, instance, sentAt }) => ({
@@ -102,11 +120,30 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
       ...(instance === undefined ? {} : { instance }),
       ...(sentAt === undefined ? {} : { sentAt }),
     }));
-    return c.json({ results: await registry().heartbeatMany(beats) });
+    // Each beat is refused alone when its signer may not beat for it (an
+    // aggregator beats for its own subtree only: docs/protocol.md 2.12).
+    const signer = signerOf(c);
+    const refusals = new Map<number, string>();
+    if (signer.kind !== "operator") {
+      for (const [i, beat] of beats.entries()) {
+        const why = refuseChange(signer, await registry().get(beat.id));
+        if (why) refusals.set(i, why);
+      }
+    }
+    const allowed = beats.filter((_, i) => !refusals.has(i));
+    const verdicts = allowed.length > 0 ? await registry().heartbeatMany(allowed) : [];
+    let next = 0;
+    const results = beats.map((beat, i) =>
+      refusals.has(i)
+        ? { id: beat.id, result: "unknown" as const, message: refusals.get(i)! }
+        : verdicts[next++]!
+    );
+    return c.json({ results, revocations: registry().lastSeq });
   });
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, reason } = c.req.valid("json");
+    deny(refuseReport(signerOf(c), await registry().get(id)));
     const record = await registry().report(id, incarnation, reason);
     if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
     return c.json({ record });
@@ -144,16 +181,42 @@ function listFilter(
   };
 }
 
+/** The revocation list, and `fabricd revoke`. */
+function addRevocationRoutes(app: Hono, registry: () => Registry): void {
+  app.get("/registry/revocations", async (c) => {
+    const raw = c.req.query("since");
+    if (raw !== undefined && !/^\d{1,15}$/.test(raw)) {
+      throw new HTTPException(400, {
+        message: 'Invalid query "since": give a change sequence number, 0 or more',
+      });
+    }
+    return c.json(await registry().revocations(raw === undefined ? undefined : Number(raw)));
+  });
+  app.post("/registry/services/:id/revoke", jsonBody(revokeSchema), async (c) => {
+    const id = validParam(c, "id", serviceIdSchema);
+    const signer = signerOf(c);
+    if (signer.kind !== "operator") {
+      deny(
+        refuseChange(signer, await registry().get(id)) ??
+          (signer.id === id ? `Refused by rule "revoke": a service cannot revoke itself` : null),
+      );
+    }
+    return c.json({ record: await registry().revoke(id, c.req.valid("json").reason) });
+  });
+}
+
 /** The sessions a service serves. */
 function addSessionRoutes(app: Hono, registry: () => Registry): void {
   app.put("/registry/services/:id/sessions/:session", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const session = validParam(c, "session", sessionIdSchema);
+    deny(refuseChange(signerOf(c), await registry().get(id)));
     return c.json({ record: await registry().setSession(id, session, true) });
   });
   app.delete("/registry/services/:id/sessions/:session", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const session = validParam(c, "session", sessionIdSchema);
+    deny(refuseChange(signerOf(c), await registry().get(id)));
     return c.json({ record: await registry().setSession(id, session, false) });
   });
 }
@@ -185,4 +248,17 @@ function addWatchRoute(app: Hono, registry: () => Registry): void {
       unfollow();
     });
   });
+}
+
+/**
+ * Who signed the request (set by the signature middleware). Routes mounted
+ * without it (unit tests of the routes alone) act for the operator.
+ */
+function signerOf(c: Context): Signer {
+  return (c.get("signer" as never) as Signer | undefined) ?? { kind: "operator" };
+}
+
+/** Throws the 403 of a refusal. */
+function deny(why: string | null): void {
+  if (why !== null) throw new HTTPException(403, { message: why });
 }

@@ -5,6 +5,15 @@
  * a running service (`service.ts`).
  * @module
  */
+import type { RoleDeps } from "./role.ts";
+import { trustOf } from "../crypto/trust.ts";
+import { log } from "../config/logging.ts";
+import { type Signer, verifyChain } from "../crypto/certificate.ts";
+import { ConflictError } from "../types/errors.ts";
+import type { ServiceState } from "../types/mod.ts";
+
+/** States after which an incarnation is not renewed. */
+const ENDED: readonly ServiceState[] = ["STOPPED", "LOST", "FAILED", "DEAD"];
 import { FabricClient } from "../client/fabric_client.ts";
 import { RegistryClient } from "../client/registry_client.ts";
 import { KeyHandover } from "../bootstrap/handover.ts";
@@ -24,6 +33,10 @@ export class ServiceCredentials {
   readonly client: FabricClient;
   readonly registry: RegistryClient;
   readonly handover: KeyHandover;
+  #renewing: ReturnType<typeof setInterval> | undefined;
+  #revocationSeq: number | null = null;
+  #syncing = false;
+  #logger = log("service");
 
   /** The credentials of service `self`. */
   constructor(
@@ -35,9 +48,117 @@ export class ServiceCredentials {
     this.keys = keys;
     this.registries = registries;
     this.parent = parent;
-    this.client = new FabricClient(keys);
+    // Direct calls (the registry, children, peers) go in MAC sessions after one
+    // handshake each (docs/protocol.md 2.13); relayed ones stay Ed25519-signed.
+    this.client = new FabricClient(keys, { sessions: true });
     this.registry = new RegistryClient(this.client, registries);
     this.handover = new KeyHandover({ keys, registries: () => registries, self });
+  }
+
+  /**
+   * A new certificate for `signer`, which must be a current child of this
+   * service (at `route`): its route extends this one by itself, and the
+   * registry holds it at the incarnation it is certified for, not ended.
+   * @throws {ConflictError} when it is not.
+   */
+  async renewChild(
+    signer: Signer,
+    route: readonly string[],
+  ): Promise<{ identity: string; expires: number }> {
+    if (signer.kind !== "service") {
+      throw new ConflictError("The operator's key is the root: it has no certificate to renew");
+    }
+    const child = signer.route.length === route.length + 1 &&
+      route.every((id, i) => signer.route[i] === id);
+    const record = child ? (await this.registry.get(signer.id))?.record : undefined;
+    if (!record || record.incarnation !== signer.incarnation || ENDED.includes(record.state)) {
+      throw new ConflictError(
+        `"${signer.id}" incarnation ${signer.incarnation} is not a current child of this service: no renewal`,
+      );
+    }
+    return await this.handover.renew(signer);
+  }
+
+  /**
+   * Keeps this service's own chain fresh: asks the parent for a new
+   * certificate once less than half of its lifetime is left, checking every
+   * `checkMs`. Nothing to do for the operator's keys (no chain).
+   */
+  keepRenewed(self: { id: string }, checkMs = 30_000): void {
+    if (!this.keys.identity || !this.parent || this.#renewing) return;
+    const parent = this.parent;
+    const lifetime = (this.keys.expires ?? 0) - Date.now() / 1000;
+    const half = Math.max(5, lifetime / 2);
+    const renew = async (): Promise<void> => {
+      const left = (this.keys.expires ?? 0) - Date.now() / 1000;
+      if (left > half) return;
+      const answer = await this.client.call<{ identity: string }>(
+        { id: parent.id, url: parent.url },
+        { method: "POST", path: "/v1/renew", body: {} },
+      );
+      const chain = await verifyChain(this.keys.root!, answer.identity, Date.now() / 1000);
+      if (
+        typeof chain === "string" || chain.signer.id !== self.id ||
+        chain.fingerprint !== this.keys.fingerprint
+      ) {
+        throw new Error(
+          `the renewed chain is unusable: ${
+            typeof chain === "string" ? chain : "another service or key"
+          }`,
+        );
+      }
+      this.keys.identity = answer.identity;
+      this.keys.expires = chain.signer.expires;
+    };
+    this.#renewing = setInterval(() => {
+      renew().catch((error) =>
+        this.#logger.warn("Cannot renew this service's certificate: {error}", {
+          error: String(error),
+        })
+      );
+    }, Math.min(checkMs, Math.max(1000, half * 250)));
+  }
+
+  /**
+   * Brings the revocations this service refuses up to the registry's mark
+   * `seq` (from a heartbeat answer): the whole list the first time, then what
+   * changed since. One fetch at a time; a failed one is tried at the next mark.
+   */
+  syncRevocations(seq: number | undefined): void {
+    if (
+      seq === undefined || this.#syncing ||
+      (this.#revocationSeq !== null && seq <= this.#revocationSeq)
+    ) return;
+    this.#syncing = true;
+    const trust = trustOf(this.keys);
+    void (async () => {
+      let more = true;
+      while (more) {
+        const page = await this.registry.revocations(this.#revocationSeq ?? undefined);
+        for (const r of page.revoked) trust.revoke(r.id, r.incarnation);
+        this.#revocationSeq = page.seq;
+        more = page.more;
+      }
+    })().catch((error) =>
+      this.#logger.warn("Cannot fetch the revocation list: {error}", { error: String(error) })
+    ).finally(() => (this.#syncing = false));
+  }
+
+  /** Stops renewing. */
+  stopRenewing(): void {
+    clearInterval(this.#renewing);
+    this.#renewing = undefined;
+  }
+
+  /** What a role may use of these credentials (`role.ts`: keys, registry, parent, upstream). */
+  roleDeps(): Pick<RoleDeps, "keys" | "registry" | "parent" | "registries" | "upstream"> {
+    return {
+      keys: this.keys,
+      registry: this.registry,
+      parent: this.parent ? { id: this.parent.id, url: this.parent.url } : null,
+      registries: [...this.registries],
+      upstream: (target) => this.upstream(target),
+    };
   }
 
   /** Where a request for `target` goes when it is not below this service. */

@@ -7,6 +7,7 @@
  * {@linkcode RoleSlot}. Parts stop in reverse order (STYLE.md rule 7).
  * @module
  */
+import type { Signer } from "../crypto/certificate.ts";
 import type { ConfigureAnswer, ConnectAnswer, ServiceHandlers } from "../api/service_handlers.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
@@ -113,7 +114,7 @@ export class FabricService implements ServiceHandlers {
     this.identity = identity;
     this.#parts = parts;
     this.#slot = parts.slot ?? new RoleSlot();
-    this.#sessions = new Sessions(identity.id, () => this.registry());
+    this.#sessions = new Sessions(identity.id, () => this.#requireCredentials().registry);
     let resolve = (_reason: string): void => {};
     this.stopRequested = new Promise<string>((r) => (resolve = r));
     this.#stopRequested = resolve;
@@ -127,6 +128,17 @@ export class FabricService implements ServiceHandlers {
     return this.#credentials?.keys ?? null;
   }
 
+  /** The route from the root down to this service, once configured. */
+  route(): readonly string[] | null {
+    return this.#placement?.route ?? null;
+  }
+
+  /** The parent's ID once bootstrapped ("" for a root service), else null. */
+  parentId(): string | null {
+    if (!this.#credentials) return null;
+    return this.#credentials.parent?.id ?? "";
+  }
+
   /** The service's state as it sees it. */
   get state(): ServiceState {
     return this.#state;
@@ -136,11 +148,6 @@ export class FabricService implements ServiceHandlers {
   holdKeys(keys: FabricKeys, registries: RegistryEndpoint[], parent?: RegistryEndpoint): void {
     const self = { id: this.identity.id, url: this.identity.endpoint };
     this.#credentials = new ServiceCredentials(self, keys, registries, parent ?? null);
-  }
-
-  /** A registry client signed with the fabric keys. */
-  registry(): ServiceCredentials["registry"] {
-    return this.#requireCredentials().registry;
   }
 
   /**
@@ -178,16 +185,10 @@ export class FabricService implements ServiceHandlers {
       endpoint: this.identity.endpoint,
       options: { ...this.identity.options, ...placement.options },
       incarnation: placement.incarnation,
-      keys: placement.keys,
-      registry: credentials.registry,
+      ...credentials.roleDeps(),
       spawn: (request: SpawnRequest, hooks?: SpawnHooks) => this.spawn(request, hooks),
-      parent: credentials.parent
-        ? { id: credentials.parent.id, url: credentials.parent.url }
-        : null,
-      registries: [...credentials.registries],
       ...(this.#parts.metrics ? { metrics: this.#parts.metrics } : {}),
       children: { endpoint: (id) => children.endpoint(id) },
-      upstream: (target) => credentials.upstream(target),
     });
     this.#slot.mount({ routes: this.#role.routes, front: this.#role.front });
     const registration = new Registration(credentials.registry, {
@@ -218,6 +219,7 @@ export class FabricService implements ServiceHandlers {
       this.#logger.warn("Cannot resume the children's restarts: {error}", { error: String(error) })
     );
     this.#state = "ALIVE";
+    credentials.keepRenewed(this.identity);
     registration.beat(this.identity, placement.heartbeatMs, (reason) => {
       this.#logger.error("Stopping: this incarnation was replaced or cut off ({reason})", {
         reason,
@@ -225,7 +227,7 @@ export class FabricService implements ServiceHandlers {
       this.exitCode = EXIT.FAILURE;
       this.#replaced = true;
       this.#stopRequested(`replaced or cut off: ${reason}`);
-    });
+    }, (answer) => credentials.syncRevocations(answer.revocations));
     this.#logger.info("Service {id} is ALIVE as {role} (incarnation {incarnation})", {
       id: this.identity.id,
       role: this.identity.role,
@@ -312,14 +314,14 @@ export class FabricService implements ServiceHandlers {
     };
   }
 
+  renew(signer: Signer): Promise<{ identity: string; expires: number }> {
+    const placement = this.#requirePlacement();
+    return this.#requireCredentials().renewChild(signer, placement.route);
+  }
+
   spawn(request: SpawnRequest, hooks: SpawnHooks = {}): Promise<SpawnResult> {
     this.#requirePlacement();
     return this.#children!.spawn(request, hooks);
-  }
-
-  /** A child's endpoint as this service reaches it, or undefined. */
-  childEndpoint(id: string): Promise<string | undefined> {
-    return this.#children?.endpoint(id) ?? Promise.resolve(undefined);
   }
 
   openSession(session: string): Promise<string[]> {
@@ -365,6 +367,7 @@ export class FabricService implements ServiceHandlers {
   async #shutdown(reason: string, finalState: ServiceState): Promise<void> {
     this.#children?.stopSupervising();
     this.#registration?.stopBeating();
+    this.#credentials?.stopRenewing();
     // A replaced instance's record is its successor's: it writes nothing, and
     // stops at once (its registry may not even be reachable).
     if (this.#placement && this.#state === "ALIVE" && !this.#replaced) {

@@ -60,6 +60,8 @@ export const bootstrapRequestSchema = z.strictObject({
   handle: base64url.length(22, "must be the password's handle (22 base64url characters)"),
   publicKey: base64url.length(43, "must be a base64url X25519 public key (43 characters)"),
   endpoint: endpointSchema,
+  /** The child's own Ed25519 public key, raw: its certificate will name it. */
+  signingKey: base64url.length(43, "must be a base64url Ed25519 public key (43 characters)"),
   proof: base64url.length(43, "must be a base64url HMAC-SHA256 (43 characters)"),
   host: z.string().min(1).max(253),
   pid: z.int().positive(),
@@ -73,18 +75,6 @@ export const sealedBundleSchema = z.strictObject({
   iv: base64url,
   ciphertext: base64url,
 });
-
-const registryEndpoint = z.strictObject({ id: serviceId, url: z.url() });
-
-/** What the sealed bundle holds once opened. */
-export const keyBundleSchema = z.strictObject({
-  fabricKey: z.record(z.string(), z.unknown()),
-  fingerprint: z.string(),
-  registries: z.array(registryEndpoint),
-  parent: registryEndpoint,
-});
-/** The opened key bundle. */
-export type KeyBundle = z.infer<typeof keyBundleSchema>;
 
 /** `POST /v1/configure`: what the spawner tells a bootstrapped service to be. */
 export const configureRequestSchema = z.strictObject({

@@ -192,6 +192,10 @@ function follow() {
   };
   source.addEventListener("transition", apply);
   source.addEventListener("sessions", apply);
+  source.addEventListener("removed", (m) => {
+    records.delete(JSON.parse(m.data).record.id);
+    render();
+  });
 }
 
 load().then(follow, (e) => { $("#status").textContent = "error: " + e.message; });

@@ -62,6 +62,12 @@ export class RecordCache {
     if (this.#pending) this.#during.set(record.id, record);
   }
 
+  /** Drops a record the registry forgot (`fabricd forget`). */
+  remove(id: string): void {
+    this.#records.delete(id);
+    this.#during.delete(id);
+  }
+
   /** Forgets the listing time, so the next {@linkcode RecordCache.list} asks the registry. */
   invalidate(): void {
     this.#listedAt = -Infinity;

@@ -6,6 +6,7 @@
  * `host` labels.
  * @module
  */
+import { trustOf } from "../crypto/trust.ts";
 import type { Target } from "../client/fabric_client.ts";
 import { targetFor } from "../client/route.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
@@ -55,7 +56,7 @@ export async function fetchMetrics(
   const bytes = await readLimited(answer, options.maxBytes ?? 4 * 1024 * 1024);
   const verdict = await verifyResponse(
     { status: answer.status, headers: answer.headers, body: bytes },
-    { publicKey: keys.publicKey, fingerprint: keys.fingerprint, requestNonce: signed.nonce },
+    { trust: trustOf(keys), requestNonce: signed.nonce },
   );
   if (!verdict.ok) throw new Error(`answer not signed by this fabric (${verdict.reason})`);
   if (!answer.ok) throw new Error(`HTTP ${answer.status}`);

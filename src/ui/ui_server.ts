@@ -67,7 +67,8 @@ export function createUiServer(deps: UiServerDeps): UiServer {
   });
   sampler.start();
   void followRegistry(deps.registry, following.signal, (event) => {
-    cache.apply(event.record);
+    if (event.kind === "removed") cache.remove(event.record.id);
+    else cache.apply(event.record);
     fanout.publish(event);
   }, () => cache.invalidate());
 

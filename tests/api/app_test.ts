@@ -48,6 +48,7 @@ function fixture() {
     closeSession: record("closeSession") as (s: string) => Promise<string[]>,
     connect: record("connect"),
     stop: record("stop"),
+    renew: record("renew"),
   };
   const app = createApp({
     serviceId: SERVICE,

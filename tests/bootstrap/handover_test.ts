@@ -12,6 +12,7 @@ import {
   ReplayCache,
 } from "../../src/crypto/mod.ts";
 import { bundleInfo, KeyHandover } from "../../src/bootstrap/handover.ts";
+import { rawPublicKey } from "../../src/crypto/certificate.ts";
 
 const keys = await generateFabricKeys();
 
@@ -32,11 +33,12 @@ function parent() {
 
 async function proofBody(id: string, password: string, handle = passwordHandle(password)) {
   const ephemeral = await generateEphemeralKey();
+  const signingKey = await rawPublicKey((await generateFabricKeys()).publicKey);
   const endpoint = "http://127.0.0.1:3";
   const passwordKey = derivePasswordKey(password);
   const proof = proveBootstrap(
     passwordKey,
-    bootstrapTranscript({ serviceId: id, publicKey: ephemeral.publicKey, endpoint }),
+    bootstrapTranscript({ serviceId: id, publicKey: ephemeral.publicKey, endpoint, signingKey }),
   );
   return {
     ephemeral,
@@ -45,6 +47,7 @@ async function proofBody(id: string, password: string, handle = passwordHandle(p
       id,
       handle,
       publicKey: ephemeral.publicKey,
+      signingKey,
       endpoint,
       proof,
       host: "h",

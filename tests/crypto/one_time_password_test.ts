@@ -13,6 +13,7 @@ const input = {
   serviceId: "svc-1",
   publicKey: "Vq8bnl7yPZ1m7k0vYqJ0sQm1p3vKk2L8o5lA7Zq9y2c",
   endpoint: "http://127.0.0.1:7700",
+  signingKey: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
 };
 
 function proofFor(password: string, transcript = bootstrapTranscript(input)): string {
@@ -47,7 +48,7 @@ Deno.test("derivePasswordKey() hashes the domain label, a NUL and the password",
 Deno.test("bootstrapTranscript() joins the fields under a version line and refuses line breaks", () => {
   assert.equal(
     bootstrapTranscript(input),
-    `fabricd-bootstrap-v1\nsvc-1\n${input.publicKey}\nhttp://127.0.0.1:7700`,
+    `fabricd-bootstrap-v2\nsvc-1\n${input.publicKey}\nhttp://127.0.0.1:7700\n${input.signingKey}`,
   );
   assert.throws(() => bootstrapTranscript({ ...input, serviceId: "a\nb" }), TypeError);
   assert.throws(() => bootstrapTranscript({ ...input, endpoint: "http://x\r" }), TypeError);

@@ -44,7 +44,12 @@ Deno.test("verifyResponse() accepts a signed answer when it carries the request'
     requestNonce: nonce,
   };
   const result = await verifyResponse({ status: 201, headers, body }, verified);
-  assert.deepEqual(result, { ok: true, nonce, expires: Number.POSITIVE_INFINITY });
+  assert.deepEqual(result, {
+    ok: true,
+    nonce,
+    expires: Number.POSITIVE_INFINITY,
+    signer: { kind: "operator" },
+  });
 });
 
 Deno.test("verifyResponse() refuses the answer when status, body, nonce or key differ", async () => {

@@ -139,7 +139,12 @@ Deno.test("signRequest() throws when the URL, method, target, nonce or lifetime 
 Deno.test("verifyRequest() accepts a signed request when nothing was changed", async () => {
   const { parts, nonce } = await signed();
   const result = await verifyRequest(parts, options());
-  assert.deepEqual(result, { ok: true, nonce, expires: 1_700_000_030 });
+  assert.deepEqual(result, {
+    ok: true,
+    nonce,
+    expires: 1_700_000_030,
+    signer: { kind: "operator" },
+  });
 });
 
 Deno.test("verifyRequest() accepts an empty query when the URL ends in a bare question mark", async () => {

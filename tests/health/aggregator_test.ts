@@ -8,14 +8,17 @@ import type { BeatVerdict, HeartbeatBatch } from "../../src/types/wire.ts";
 function fakeRegistry(verdictOf: (id: string) => BeatVerdict["result"] = () => "ok") {
   const batches: HeartbeatBatch[] = [];
   const client = {
-    heartbeatMany(via: string, beats: HeartbeatBatch["beats"]): Promise<BeatVerdict[]> {
+    heartbeatMany(
+      via: string,
+      beats: HeartbeatBatch["beats"],
+    ): Promise<{ results: BeatVerdict[] }> {
       batches.push({ via, beats });
       return Promise.resolve(beats.map((b): BeatVerdict => {
         const result = verdictOf(b.id);
         return result === "ok"
           ? { id: b.id, result, state: "ALIVE", incarnation: b.incarnation }
           : { id: b.id, result, message: `${b.id} ${result}` };
-      }));
+      })).then((results) => ({ results }));
     },
   };
   return { batches, client: client as unknown as RegistryClient };

@@ -105,9 +105,14 @@ Deno.test("POST /registry/heartbeats answers results and refuses a batch too big
       });
     const ok = await post({ via: "brg-a", beats: [{ id: "agt-a", incarnation: 1, sentAt: 5 }] });
     assert.equal(ok.status, 200);
-    assert.deepEqual(await ok.json(), {
-      results: [{ id: "agt-a", result: "ok", state: "ALIVE", incarnation: 1 }],
-    });
+    const answer = await ok.json();
+    assert.deepEqual(answer.results, [{
+      id: "agt-a",
+      result: "ok",
+      state: "ALIVE",
+      incarnation: 1,
+    }]);
+    assert.equal(typeof answer.revocations, "number", "the registry's revocation mark");
     const beats = Array.from({ length: 5001 }, () => ({ id: "agt-a", incarnation: 1 }));
     assert.equal((await post({ via: "brg-a", beats })).status, 400);
   });

@@ -55,6 +55,7 @@ async function withRegistry(fn: (r: TestRegistry) => Promise<void>): Promise<voi
     closeSession: refuse,
     connect: refuse,
     stop: refuse,
+    renew: refuse,
   };
   const app = createApp({
     serviceId: REGISTRY_ID,

@@ -1,0 +1,55 @@
+/**
+ * The rule of one service's API (docs/protocol.md 2.12): what the operator,
+ * the service's ancestors, its data-plane peers and everyone else may do
+ * here. Registry writes are decided again by the registry, record by record
+ * (`registry/authority.ts`).
+ * @module
+ */
+import { type Rule, signerName } from "../api/authorization.ts";
+import { governs } from "../crypto/certificate.ts";
+
+/** Paths any fabric member may use: reading, and the registry (which decides per record). */
+const OPEN = [/^\/v1\/status$/, /^\/v1\/metrics$/, /^\/v1\/session$/, /^\/v1\/registry\//];
+/** The common management routes; every other route is the role's own. */
+const COMMON = [/^\/v1\/spawn$/, /^\/v1\/stop$/, /^\/v1\/sessions\//, /^\/v1\/connect$/];
+
+/** What the rule needs to know of the service. */
+export interface ServicePlace {
+  id: string;
+  /** The route from the root down to this service, once configured. */
+  route(): readonly string[] | null;
+  /** The parent's ID ("" for a root service), once bootstrapped. */
+  parent(): string | null;
+}
+
+/** The rule of service `self`. */
+export function serviceRule(self: ServicePlace): Rule {
+  return (signer, request) => {
+    if (signer.kind === "operator") return null;
+    const { method, path } = request;
+    if (OPEN.some((p) => p.test(path))) return null;
+    if (path === "/v1/logs" && method === "GET") return null;
+    // The handler checks that the signer is a current child of this service.
+    if (path === "/v1/renew" && method === "POST") return null;
+    const who = signerName(signer);
+    if (path === "/v1/configure") {
+      return signer.id === self.parent()
+        ? null
+        : `Refused by rule "configure": only the parent of "${self.id}" configures it, not ${who}`;
+    }
+    const route = self.route() ?? [self.id];
+    if (governs(signer, route)) return null;
+    // A child beats to its aggregating parent (the aggregator checks it beats for itself).
+    if (path === "/v1/heartbeats" && method === "POST" && childOf(signer.route, route)) return null;
+    if (COMMON.some((p) => p.test(path))) {
+      return `Refused by rule "subtree": ${who} is not an ancestor of "${self.id}"`;
+    }
+    if (signer.peers.includes(self.id)) return null;
+    return `Refused by rule "peers": ${who} is neither an ancestor of "${self.id}" nor certified to use it`;
+  };
+}
+
+/** Whether `child` is `parent` plus one more service. */
+function childOf(child: readonly string[], parent: readonly string[]): boolean {
+  return child.length === parent.length + 1 && parent.every((id, i) => child[i] === id);
+}
