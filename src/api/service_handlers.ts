@@ -12,6 +12,7 @@ import type {
   SpawnRequest,
 } from "../types/wire.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
+import type { SpawnProgressListener } from "../types/spawn_progress.ts";
 
 /** The answer of a configure call. */
 export interface ConfigureAnswer {
@@ -31,6 +32,12 @@ export interface ConnectAnswer {
   sessions: string[];
 }
 
+/** Options of {@linkcode ServiceHandlers.spawn}. */
+export interface SpawnCallOptions {
+  /** Told of each step; given when the client asked for a stream. Default: nobody. */
+  onProgress?: SpawnProgressListener;
+}
+
 /** Everything a service does through its management API. */
 export interface ServiceHandlers {
   /** `GET /v1/status`. */
@@ -42,8 +49,11 @@ export interface ServiceHandlers {
   bootstrap(request: BootstrapRequest, source: string): Promise<SealedBundle>;
   /** `POST /v1/configure`; throws {@linkcode ConflictError} when already configured. */
   configure(request: ConfigureRequest): Promise<ConfigureAnswer>;
-  /** `POST /v1/spawn`; throws {@linkcode SpawnFailedError}. */
-  spawn(request: SpawnRequest): Promise<SpawnResult>;
+  /**
+   * `POST /v1/spawn`, telling `options.onProgress` of its steps; throws
+   * {@linkcode SpawnFailedError}.
+   */
+  spawn(request: SpawnRequest, options?: SpawnCallOptions): Promise<SpawnResult>;
   /** `POST /v1/sessions/{id}`: the sessions served afterwards. */
   openSession(session: string): Promise<string[]>;
   /** `DELETE /v1/sessions/{id}`: the sessions served afterwards. */

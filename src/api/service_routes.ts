@@ -7,6 +7,9 @@ import type { SignatureVariables } from "./signature_middleware.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
+import type { Context } from "hono";
+import { FabricError, SpawnFailedError } from "../types/errors.ts";
+import type { SpawnRequest } from "../types/wire.ts";
 import { followLog, readLogTail } from "../config/log_file.ts";
 import { checkRoleOptions, RoleOptionsError } from "../types/role_options.ts";
 import {
@@ -41,6 +44,9 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono<{ Variables: Sign
         if (!(error instanceof RoleOptionsError)) throw error;
         throw new HTTPException(400, { message: error.message, cause: error });
       }
+    }
+    if (c.req.header("accept")?.includes("text/event-stream")) {
+      return spawnStream(c, request, handlers);
     }
     return c.json(await handlers.spawn(request), 201);
   });
@@ -111,6 +117,58 @@ function addLogsRoute(
       }
     });
   });
+}
+
+/**
+ * The streamed form of `POST /v1/spawn` (docs/protocol.md 5.2): one `progress`
+ * event per step, then `result` (the spawn answer) or `error` (the error
+ * answer's body with its `status`). A client that goes does not stop the spawn.
+ */
+function spawnStream(
+  c: Context,
+  request: SpawnRequest,
+  handlers: ServiceHandlers,
+): Response {
+  return streamSSE(c, async (stream) => {
+    // Events go out in order; one the client can no longer take is dropped.
+    let sent = Promise.resolve();
+    const send = (event: string, data: unknown): Promise<void> => {
+      sent = sent.then(() => stream.writeSSE({ event, data: JSON.stringify(data) }))
+        .catch(() => {});
+      return sent;
+    };
+    const keepAlive = setInterval(
+      () => void stream.write(": keep-alive\n\n").catch(() => {}),
+      15_000,
+    );
+    try {
+      const result = await handlers.spawn(request, {
+        onProgress: (progress) => void send("progress", progress),
+      });
+      await send("result", result);
+    } catch (error) {
+      await send("error", errorEvent(error));
+    } finally {
+      clearInterval(keepAlive);
+    }
+  });
+}
+
+/** A failed spawn as the body (and status) its unstreamed answer would have had. */
+function errorEvent(error: unknown): Record<string, unknown> {
+  const message = error instanceof Error ? error.message : String(error);
+  const status = error instanceof HTTPException
+    ? error.status
+    : error instanceof FabricError
+    ? error.httpStatus
+    : 500;
+  const body: Record<string, unknown> = { error: message };
+  if (error instanceof SpawnFailedError) {
+    body.id = error.serviceId;
+    body.exitCode = error.childExitCode;
+  }
+  body.status = status;
+  return body;
 }
 
 /** The peer's address from the server's connection info (`Deno.serve`'s second argument). */

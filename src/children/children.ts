@@ -19,6 +19,7 @@ import type {
   SpawnResult,
 } from "../types/mod.ts";
 import type { SpawnRequest } from "../types/wire.ts";
+import type { SpawnProgressListener } from "../types/spawn_progress.ts";
 import { spawnService } from "./spawn_flow.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -47,6 +48,8 @@ export interface ChildrenDeps {
 export interface SpawnHooks {
   /** Called once the new service is on record (LAUNCHING), before it is launched. */
   onRecorded?: (service: { id: string; incarnation: number }) => void;
+  /** Told of each step of the spawn (a streamed `POST /v1/spawn` shows them). */
+  onProgress?: SpawnProgressListener;
 }
 
 /** The children of one service; see the module doc. */
@@ -91,6 +94,7 @@ export class Children {
       dir: this.#deps.dir,
       registries: this.#deps.registries,
       heartbeatMs: this.#deps.heartbeatMs,
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
       onRecorded: (service) => {
         recorded = service.id;
         supervisor.began(service.id);

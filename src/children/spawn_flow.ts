@@ -23,6 +23,7 @@ import type { BootstrapArrival, ExpectedChild, KeyHandover } from "../bootstrap/
 import { newPlan, restartPlan, type SpawnPlan } from "./spawn_plan.ts";
 import { warmPoolOf } from "./warm_pool.ts";
 import { retry } from "../config/retry.ts";
+import type { SpawnProgress, SpawnProgressListener } from "../types/spawn_progress.ts";
 
 /** What a spawn needs from the service that runs it. */
 export interface SpawnDeps {
@@ -46,6 +47,11 @@ export interface SpawnDeps {
   onRecorded?: (service: { id: string; incarnation: number }) => void;
   /** Called with each launched child, so the spawner can watch it. */
   onLaunched?: (child: LaunchedProcess, service: { id: string; incarnation: number }) => void;
+  /**
+   * Told of each step as it begins: prepare, copy (an image to a host, with
+   * bytes), launch, bootstrap, configure. Default: nobody.
+   */
+  onProgress?: SpawnProgressListener;
 }
 
 const EXIT_REASONS: Record<number, string> = {
@@ -73,6 +79,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     dir: deps.dir,
     owner: deps.self.id,
   });
+  const report = reporterOf(deps);
   let discard = (): void => {};
   let written = false;
   const fail = async (reason: string, exitCode: number | null): Promise<never> => {
@@ -90,7 +97,8 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   }
   let view;
   try {
-    view = await launcher.prepare(deps.self.url, deps.registries);
+    report({ step: "prepare", detail: launcher.url });
+    view = await launcher.prepare(deps.self.url, deps.registries, { onProgress: report });
   } catch (error) {
     // No image to ship (offline, never built): as unreachable as a host that does not answer.
     const noImage = error instanceof Error && error.name === "ImageUnavailableError";
@@ -117,6 +125,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   // there; restarts and launchers given by the caller always start cold.
   const pool = plan.restart || deps.launcher ? undefined : warmPoolOf(launcher);
   let child: LaunchedProcess;
+  report({ step: "launch", detail: id });
   try {
     child = pool ? await pool.launch(record.role, spec) : await launcher.launch(spec);
   } catch (error) {
@@ -124,6 +133,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     return await fail(`launch failed: ${messageOf(error)}`, null);
   }
   deps.onLaunched?.(child, { id, incarnation: record.incarnation });
+  report({ step: "bootstrap", detail: id });
 
   try {
     const arrival = await awaitArrival(child, expected.arrived, timeoutMs, fail);
@@ -253,6 +263,17 @@ async function recordFailure(
   }
 }
 
+/** `deps.onProgress`, kept from breaking the spawn it watches. */
+function reporterOf(deps: SpawnDeps): SpawnProgressListener {
+  return (progress: SpawnProgress) => {
+    try {
+      deps.onProgress?.(progress);
+    } catch {
+      // A watcher's failure is its own: the spawn goes on.
+    }
+  };
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -265,6 +286,7 @@ async function configureChild(
   fail: (reason: string, exitCode: number | null) => Promise<never>,
 ): Promise<SpawnResult> {
   const { id, incarnation } = record;
+  reporterOf(deps)({ step: "configure", detail: arrival.endpoint });
   try {
     await deps.registry.put(
       {

@@ -50,7 +50,22 @@ export interface SupervisorOptions {
    * looks is ended (so within twice this). Default 5000.
    */
   reconcileMs?: number;
+  /** The clock of restart backoff and the restart window. Default: the real one. */
+  clock?: SupervisorClock;
 }
+
+/** What the supervisor's restart timing reads and sets (tests give a fake one). */
+export interface SupervisorClock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(id: unknown): void;
+}
+
+const REAL_CLOCK: SupervisorClock = {
+  now: () => Date.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (id) => clearTimeout(id as number),
+};
 
 /** Options of {@linkcode Supervisor.reconcile}. */
 export interface ReconcileOptions {
@@ -68,7 +83,7 @@ export class Supervisor {
   #deps: SupervisorDeps;
   #options: Required<SupervisorOptions>;
   #logger = log("supervisor");
-  #pending = new Map<string, ReturnType<typeof setTimeout>>();
+  #pending = new Map<string, unknown>();
   #running = new Set<string>();
   #history = new Map<string, number[]>();
   #watch: AbortController | null = null;
@@ -88,6 +103,7 @@ export class Supervisor {
       backoffMs: 200,
       reportRetryMs: 2000,
       reconcileMs: 5000,
+      clock: REAL_CLOCK,
       ...options,
     };
   }
@@ -247,7 +263,7 @@ export class Supervisor {
     this.#stopped = true;
     clearInterval(this.#tick);
     this.#watch?.abort();
-    for (const timer of this.#pending.values()) clearTimeout(timer);
+    for (const timer of this.#pending.values()) this.#options.clock.clearTimer(timer);
     this.#pending.clear();
   }
 
@@ -269,17 +285,18 @@ export class Supervisor {
 
   #forget(id: string): void {
     const timer = this.#pending.get(id);
-    if (timer) clearTimeout(timer);
+    if (timer !== undefined) this.#options.clock.clearTimer(timer);
     this.#pending.delete(id);
   }
 
   #schedule(id: string): void {
     if (this.#stopped || this.#pending.has(id) || this.#running.has(id)) return;
-    const now = Date.now();
+    const { clock } = this.#options;
+    const now = clock.now();
     const recent = (this.#history.get(id) ?? []).filter((t) => now - t < this.#options.windowMs);
     this.#history.set(id, recent);
     const delay = Math.min(10_000, this.#options.backoffMs * 2 ** recent.length);
-    this.#pending.set(id, setTimeout(() => void this.#attempt(id), delay));
+    this.#pending.set(id, clock.setTimer(() => void this.#attempt(id), delay));
   }
 
   async #attempt(id: string): Promise<void> {
@@ -298,7 +315,7 @@ export class Supervisor {
       );
       return;
     }
-    recent.push(Date.now());
+    recent.push(this.#options.clock.now());
     this.#running.add(id);
     try {
       await this.#deps.restart(id, record.role, record.launcher);

@@ -10,6 +10,7 @@ import { EXIT, type Role, ROLES, type SpawnResult } from "../types/mod.ts";
 import { intFlag, keyValueFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
+import { spawnWithProgress } from "./spawn_progress.ts";
 
 /** Help text of `fabricd spawn`. */
 export const SPAWN_HELP =
@@ -20,7 +21,9 @@ the root spawner) launches it, hands it the fabric keys with a one-time password
 configures it and answers once it is ALIVE.
 
   --role ROLE     one of ${ROLES.join(", ")}
-  --on URL        launcher: local:// (default)
+  --on URL        launcher: local:// (default), ssh://[user@]host[:port], slurm://...;
+                  on a terminal the steps show on stderr (connect, copy, launch,
+                  bootstrap, configure)
   --via ID        the service that spawns (default: the fabric's root spawner)
   --session S     a session the new service serves (repeatable)
   --option K=V    a role setting, e.g. --option queue=que-1a2b3c4d (repeatable);
@@ -60,6 +63,8 @@ export interface SpawnManyOptions {
   onFailure?: (failure: CliError) => void;
   /** Time allowed for one spawn, ms. Default 120000. */
   timeoutMs?: number;
+  /** Sends one spawn. Default: a signed `POST /v1/spawn` through `client.call`. */
+  send?: (body: SpawnBody, timeoutMs: number) => Promise<SpawnResult>;
 }
 
 /** What {@linkcode spawnMany} started and what failed. */
@@ -83,11 +88,14 @@ export async function spawnMany(
     while (next < options.count) {
       next++;
       try {
-        const result = await client.call<SpawnResult>(via, {
-          method: "POST",
-          path: "/v1/spawn",
-          body: options.body,
-        }, { timeoutMs: options.timeoutMs ?? 120_000 });
+        const timeoutMs = options.timeoutMs ?? 120_000;
+        const result = options.send
+          ? await options.send(options.body, timeoutMs)
+          : await client.call<SpawnResult>(via, {
+            method: "POST",
+            path: "/v1/spawn",
+            body: options.body,
+          }, { timeoutMs });
         outcome.started.push(result);
         options.onResult?.(result);
       } catch (error) {
@@ -168,10 +176,15 @@ export async function spawnCommand(args: string[]): Promise<number> {
     options,
   };
   const json = parsed.flags.json === true;
+  // One spawn watched on a terminal shows its steps on stderr as they come.
+  const watched = count === 1 && !json && Deno.stdout.isTerminal();
   const outcome = await spawnMany(context.client, via, {
     body,
     count,
     parallel,
+    ...(watched
+      ? { send: (b, timeoutMs) => spawnWithProgress(context.client, via, { body: b, timeoutMs }) }
+      : {}),
     onResult: (result) =>
       console.log(
         json

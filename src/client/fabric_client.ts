@@ -62,6 +62,14 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@linkcode FabricClient.stream}. */
+export interface StreamOptions {
+  /** `POST` sends `body` as JSON (`POST /v1/spawn`, docs/protocol.md 5.2). Default `GET`. */
+  method?: "GET" | "POST";
+  /** The request body, with `POST`. */
+  body?: unknown;
+}
+
 /** Signed requests to fabric services, verified answers. */
 export class FabricClient {
   #keys: FabricKeys;
@@ -177,7 +185,9 @@ export class FabricClient {
 
   /**
    * Opens a signed server-sent-event stream and calls `onEvent` for each event
-   * until `signal` aborts or the stream ends.
+   * until `signal` aborts or the stream ends. With `options.method` `POST`, a
+   * signed answer that is not a stream (an error before the stream began) is
+   * verified and thrown as {@linkcode call} would.
    *
    * @throws {FabricRequestError} when the stream cannot be opened or is not signed.
    */
@@ -186,22 +196,27 @@ export class FabricClient {
     path: string,
     onEvent: (event: { id: string; event: string; data: string }) => void,
     signal: AbortSignal,
+    options: StreamOptions = {},
   ): Promise<void> {
     const url = new URL(path, target.url);
-    const signed = await signRequest(
-      {
-        method: "GET",
-        url,
-        headers: routeHeaders(target, "text/event-stream"),
-        body: new Uint8Array(),
-      },
-      this.#keys,
-      { target: target.id },
-    );
-    const answer = await this.#fetch(url, { headers: signed.headers }, target, {
-      signal,
-      timeoutMs: 0,
+    const method = options.method ?? "GET";
+    const headers = routeHeaders(target, "text/event-stream");
+    const body = method === "POST"
+      ? new TextEncoder().encode(JSON.stringify(options.body ?? {}))
+      : new Uint8Array();
+    if (method === "POST") headers.set("content-type", "application/json");
+    const signed = await signRequest({ method, url, headers, body }, this.#keys, {
+      target: target.id,
     });
+    const answer = await this.#fetch(
+      url,
+      { method, headers: signed.headers, ...(body.length > 0 ? { body } : {}) },
+      target,
+      { signal, timeoutMs: 0 },
+    );
+    if (method === "POST" && !answer.headers.get("content-type")?.startsWith("text/event-stream")) {
+      await this.#refuseAnswer(answer, target, signed.nonce);
+    }
     const verdict = await verifyStreamResponse({ status: answer.status, headers: answer.headers }, {
       trust: trustOf(this.#keys),
       requestNonce: signed.nonce,
@@ -214,6 +229,30 @@ export class FabricClient {
       );
     }
     await readEvents(answer.body, onEvent);
+  }
+
+  /** Throws a signed answer that is not a stream as the error it says, verified as in `#call`. */
+  async #refuseAnswer(answer: Response, target: Target, nonce: string): Promise<never> {
+    const bytes = new Uint8Array(await answer.arrayBuffer());
+    const verdict = await verifyResponse(
+      { status: answer.status, headers: answer.headers, body: bytes },
+      { trust: trustOf(this.#keys), requestNonce: nonce },
+    );
+    const json = parseJson(bytes);
+    const said = typeof json.error === "string" ? json.error : `HTTP ${answer.status}`;
+    const status = answer.status >= 400 ? answer.status : 502;
+    if (!verdict.ok) {
+      throw new FabricRequestError(
+        `Answer of "${target.id}" (${answer.status}) is not signed by this fabric (${verdict.reason}): ${said}`,
+        status,
+        json,
+      );
+    }
+    throw new FabricRequestError(
+      answer.ok ? `Answer of "${target.id}" is not a stream` : said,
+      status,
+      json,
+    );
   }
 
   async #fetch(

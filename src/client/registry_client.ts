@@ -152,7 +152,9 @@ export class RegistryClient {
    */
   revocations(
     since?: number,
-  ): Promise<{ seq: number; revoked: { id: string; incarnation: number }[]; more: boolean }> {
+  ): Promise<
+    { seq: number; revoked: { id: string; incarnation: number; cascade?: true }[]; more: boolean }
+  > {
     return this.#call({
       method: "GET",
       path: `/v1/registry/revocations${since === undefined ? "" : `?since=${since}`}`,

@@ -37,6 +37,8 @@ export class TrustStore {
   >();
   /** Revoked: every incarnation of an ID up to the number kept here. */
   #revoked = new Map<string, number>();
+  /** Revoked with cascade (`fabricd revoke`): chains through them are refused too. */
+  #cascading = new Map<string, number>();
   #maxChains: number;
   #maxRevoked: number;
   #now: () => number;
@@ -87,8 +89,13 @@ export class TrustStore {
       };
     }
     const signer = known.signer;
-    // A revoked link revokes what it certified, not only its own requests.
-    const revoked = known.links.find((link) => this.isRevoked(link.id, link.incarnation));
+    // The signer's own incarnation, and any link revoked with cascade (fabricd
+    // revoke): what a revoked service certified dies with it.
+    const revoked = known.links.find((link, i) =>
+      i === known.links.length - 1
+        ? this.isRevoked(link.id, link.incarnation)
+        : link.incarnation <= (this.#cascading.get(link.id) ?? 0)
+    );
     if (revoked) {
       return {
         ok: false,
@@ -98,15 +105,17 @@ export class TrustStore {
     return { ok: true, publicKey: known.publicKey, signer };
   }
 
-  /** Revokes every incarnation of `id` up to `incarnation`. */
-  revoke(id: string, incarnation: number): void {
-    const had = this.#revoked.get(id) ?? 0;
-    if (incarnation <= had) return;
-    this.#revoked.delete(id);
-    if (this.#revoked.size >= this.#maxRevoked) {
-      this.#revoked.delete(this.#revoked.keys().next().value!);
+  /**
+   * Revokes every incarnation of `id` up to `incarnation`; with `cascade`,
+   * every chain through those incarnations too.
+   */
+  revoke(id: string, incarnation: number, cascade = false): void {
+    for (const table of cascade ? [this.#revoked, this.#cascading] : [this.#revoked]) {
+      if (incarnation <= (table.get(id) ?? 0)) continue;
+      table.delete(id);
+      if (table.size >= this.#maxRevoked) table.delete(table.keys().next().value!);
+      table.set(id, incarnation);
     }
-    this.#revoked.set(id, incarnation);
   }
 
   /** Whether incarnation `incarnation` of `id` is revoked. */

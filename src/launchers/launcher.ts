@@ -7,6 +7,7 @@
 import type { RegistryEndpoint } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
 import { FabricError } from "../types/errors.ts";
+import type { SpawnProgressListener } from "../types/spawn_progress.ts";
 
 /** What to start. Secrets travel in `env` only, never in `args`. */
 export interface LaunchSpec {
@@ -27,6 +28,15 @@ export interface LaunchSpec {
 export interface ChildView {
   parentUrl: string;
   registries: RegistryEndpoint[];
+}
+
+/** Options of {@linkcode Launcher.prepare}. */
+export interface PrepareOptions {
+  /**
+   * Told of the steps the launcher takes (an image copy and its bytes).
+   * Default: nobody; launchers with nothing to tell ignore it.
+   */
+  onProgress?: SpawnProgressListener;
 }
 
 /** A started process, as far as the launcher can see it. */
@@ -62,7 +72,11 @@ export interface Launcher {
    * forwards for ssh) and says how the child will reach them.
    * @throws {Error} with a reason a human can act on.
    */
-  prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView>;
+  prepare(
+    parentUrl: string,
+    registries: RegistryEndpoint[],
+    options?: PrepareOptions,
+  ): Promise<ChildView>;
   /**
    * Starts a process.
    * @throws {Error} with a reason a human can act on when it cannot start.

@@ -66,6 +66,12 @@ export interface ShipResult {
 export interface ShipOptions {
   /** Compare every arrived file with this hash instead (tests of refusal only). */
   expectHash?: string;
+  /**
+   * Told of the copy: `bytes` of the `total` the host lacked have arrived
+   * (0 when it starts, then as each large file or the small files' stream
+   * lands). Not called when the host already has the image. Default: nobody.
+   */
+  onCopy?: (bytes: number, total: number) => void;
 }
 
 interface Arrived {
@@ -135,14 +141,23 @@ export async function shipImage(
     hasher: said.includes("OPENSSL") ? "openssl dgst -sha256 -r" : "sha256sum",
     zstd: said.includes("ZSTD"),
   };
+  const total = missing.reduce((sum, f) => sum + f.size, 0);
+  let landed = 0;
+  const landing = <T>(files: ImageFile[], sending: Promise<T>): Promise<T> =>
+    sending.then((value) => {
+      landed += files.reduce((sum, f) => sum + f.size, 0);
+      if (files.length > 0) options.onCopy?.(landed, total);
+      return value;
+    });
+  options.onCopy?.(0, total);
   try {
     const big = missing.filter((f) => f.size >= OWN_CHANNEL_BYTES);
     const small = missing.filter((f) => f.size < OWN_CHANNEL_BYTES);
     const arrived = (await Promise.all([
-      ...big.map((file) => sendLarge(file, how)),
+      ...big.map((file) => landing([file], sendLarge(file, how))),
       // Alone (an upgrade), the small files are worth compressing; beside a
       // large file they would only take CPU from it.
-      sendSmall(small, how, big.length === 0),
+      landing(small, sendSmall(small, how, big.length === 0)),
     ])).flat();
     const got = new Map(arrived.map((a) => [a.name, a]));
     const wrong = missing.filter((f) => {
@@ -161,7 +176,7 @@ export async function shipImage(
     return {
       copied: true,
       bytes,
-      missingBytes: missing.reduce((sum, f) => sum + f.size, 0),
+      missingBytes: total,
       sent: arrived.reduce((sum, a) => sum + a.sent, 0),
       compression: arrived.some((a) => a.compressed) ? "zstd" : "none",
       ms: elapsed(),

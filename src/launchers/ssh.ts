@@ -10,7 +10,13 @@ import { imageCommand } from "../image/self_command.ts";
 import { selfImage } from "../image/self_image.ts";
 import { REMOTE_CACHE, shipImage } from "./ship_image.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
-import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
+import type {
+  ChildView,
+  LaunchedProcess,
+  Launcher,
+  LaunchSpec,
+  PrepareOptions,
+} from "./launcher.ts";
 import { parseSshUrl, SshConnection } from "./ssh_connection.ts";
 
 /** Options of {@linkcode SshLauncher}. */
@@ -52,12 +58,25 @@ export class SshLauncher implements Launcher {
     return this.#ssh;
   }
 
-  /** Connects, ships the image if the host lacks it, and forwards the ports. */
-  async prepare(parentUrl: string, registries: RegistryEndpoint[]): Promise<ChildView> {
+  /**
+   * Connects, ships the image if the host lacks it (telling `options.onProgress`
+   * of the copy's bytes), and forwards the ports.
+   */
+  async prepare(
+    parentUrl: string,
+    registries: RegistryEndpoint[],
+    options: PrepareOptions = {},
+  ): Promise<ChildView> {
     await this.#ssh.open();
     const image = await selfImage();
+    const { onProgress } = options;
+    const host = this.#ssh.target.host;
     // Also the one round trip that tells a restart the host answers again.
-    await shipImage(image, this.#ssh);
+    await shipImage(image, this.#ssh, {
+      ...(onProgress
+        ? { onCopy: (bytes, total) => onProgress({ step: "copy", detail: host, bytes, total }) }
+        : {}),
+    });
     this.#imageHash = image.hash;
     const forward = async (url: string): Promise<string> => {
       const origin = new URL(url);

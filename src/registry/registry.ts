@@ -3,7 +3,7 @@
  * heartbeats, sessions and the change stream. Routes in `routes.ts` translate.
  * @module
  */
-import { type Revocation, revocationOf, revocationsOf } from "./revocations.ts";
+import { type Revocation, revocationOf, revocationsOf, REVOKED_REASON } from "./revocations.ts";
 import type { RegistryEvent, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import type { BeatVerdict } from "../types/wire.ts";
 import { FabricError } from "../types/errors.ts";
@@ -293,7 +293,7 @@ export class Registry {
   async revoke(id: string, reason: string): Promise<ServiceRecord> {
     let record = await this.#store.get(id);
     if (!record) throw new UnknownServiceError(id);
-    const why = `revoked: ${reason}`;
+    const why = `${REVOKED_REASON}${reason}`;
     // A running incarnation dies first, one still starting fails first: both may then be LOST.
     const first = ["ALIVE", "SUSPECT"].includes(record.state)
       ? "DEAD"

@@ -9,11 +9,21 @@
  */
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 
-/** One revocation: every incarnation of `id` up to `incarnation`. */
+/**
+ * One revocation: every incarnation of `id` up to `incarnation`. `cascade`
+ * (set by `fabricd revoke`) revokes what those incarnations certified too:
+ * every chain through them. An incarnation that merely ended (stopped,
+ * failed, lost, restarted) leaves its children's certificates valid until
+ * they expire or are renewed by its successor.
+ */
 export interface Revocation {
   id: string;
   incarnation: number;
+  cascade?: true;
 }
+
+/** The reason prefix of the transitions `fabricd revoke` writes. */
+export const REVOKED_REASON = "revoked: ";
 
 /** States that end an incarnation's certificate. */
 const ENDING: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST"];
@@ -23,7 +33,8 @@ export function revocationsOf(records: readonly ServiceRecord[]): Revocation[] {
   const out: Revocation[] = [];
   for (const r of records) {
     const upTo = ENDING.includes(r.state) ? r.incarnation : r.incarnation - 1;
-    if (upTo >= 1) out.push({ id: r.id, incarnation: upTo });
+    const cascade = r.state === "LOST" && r.lastFailure.startsWith(REVOKED_REASON);
+    if (upTo >= 1) out.push({ id: r.id, incarnation: upTo, ...(cascade ? { cascade } : {}) });
   }
   return out;
 }
@@ -31,7 +42,12 @@ export function revocationsOf(records: readonly ServiceRecord[]): Revocation[] {
 /** The revocation one transition implies, or null. */
 export function revocationOf(transition: Transition): Revocation | null {
   if (ENDING.includes(transition.to)) {
-    return { id: transition.id, incarnation: transition.incarnation };
+    const cascade = transition.to === "LOST" && transition.reason.startsWith(REVOKED_REASON);
+    return {
+      id: transition.id,
+      incarnation: transition.incarnation,
+      ...(cascade ? { cascade } : {}),
+    };
   }
   // Any change of incarnation N means every incarnation below N has ended.
   if (transition.incarnation > 1) {

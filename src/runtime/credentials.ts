@@ -135,7 +135,7 @@ export class ServiceCredentials {
       let more = true;
       while (more) {
         const page = await this.registry.revocations(this.#revocationSeq ?? undefined);
-        for (const r of page.revoked) trust.revoke(r.id, r.incarnation);
+        for (const r of page.revoked) trust.revoke(r.id, r.incarnation, r.cascade === true);
         this.#revocationSeq = page.seq;
         more = page.more;
       }

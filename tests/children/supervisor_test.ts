@@ -189,3 +189,97 @@ Deno.test("Supervisor.reconcile() adopts the unfinished restarts of a LOST child
     supervisor.stop();
   }
 });
+
+/** A clock that moves only when told, with the timers it holds. */
+function fakeClock() {
+  let now = 1_700_000_000_000;
+  let next = 1;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  return {
+    clock: {
+      now: () => now,
+      setTimer: (fn: () => void, ms: number) => {
+        const id = next++;
+        timers.set(id, { at: now + ms, fn });
+        return id;
+      },
+      clearTimer: (id: unknown) => void timers.delete(id as number),
+    },
+    /** The delay of the one pending timer, ms. */
+    pending: () => [...timers.values()].map((t) => t.at - now),
+    /** Moves to the next timer and runs it. */
+    async fire(): Promise<void> {
+      const [id, timer] = [...timers.entries()].sort((a, b) => a[1].at - b[1].at)[0]!;
+      timers.delete(id);
+      now = timer.at;
+      timer.fn();
+      // Let the restart it started settle.
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      await new Promise((r) => setTimeout(r, 0));
+    },
+    advance: (ms: number) => (now += ms),
+  };
+}
+
+Deno.test("Supervisor doubles its restart backoff on a fake clock and gives a child up as LOST after maxRestarts in the window", async () => {
+  const child = serviceRecord("spw-child003", { parent: "spw-parent03", state: "DEAD" });
+  const { registry, transitions } = listingRegistry([child]);
+  const time = fakeClock();
+  let restarts = 0;
+  const supervisor = new Supervisor({
+    selfId: "spw-parent03",
+    registry: () => registry,
+    restart: () => {
+      restarts++;
+      return Promise.resolve();
+    },
+    replace: () => Promise.resolve({ id: "spw-new00001" }),
+    policyOf: () => "propagate",
+  }, { backoffMs: 100, maxRestarts: 3, windowMs: 60_000, clock: time.clock });
+  try {
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 1 });
+      delays.push(...time.pending());
+      await time.fire();
+    }
+    assert.deepEqual(
+      delays,
+      [100, 200, 400],
+      "the backoff doubles with each restart in the window",
+    );
+    assert.equal(restarts, 3);
+    await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 1 });
+    assert.deepEqual(time.pending(), [800]);
+    await time.fire();
+    assert.equal(restarts, 3, "no fourth restart within the window");
+    assert.ok(transitions.some((t) => t.id === child.id && t.to === "LOST"), "given up as LOST");
+  } finally {
+    supervisor.stop();
+  }
+});
+
+Deno.test("Supervisor forgets restarts older than its window on a fake clock: the backoff starts again", async () => {
+  const child = serviceRecord("spw-child004", { parent: "spw-parent04", state: "DEAD" });
+  const { registry } = listingRegistry([child]);
+  const time = fakeClock();
+  const supervisor = new Supervisor({
+    selfId: "spw-parent04",
+    registry: () => registry,
+    restart: () => Promise.resolve(),
+    replace: () => Promise.reject(new Error("not expected")),
+    policyOf: () => "fresh",
+  }, { backoffMs: 100, maxRestarts: 5, windowMs: 60_000, clock: time.clock });
+  try {
+    await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 1 });
+    await time.fire();
+    await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 1 });
+    assert.deepEqual(time.pending(), [200]);
+    await time.fire();
+    time.advance(61_000);
+    await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 1 });
+    assert.deepEqual(time.pending(), [100], "restarts outside the window no longer count");
+  } finally {
+    supervisor.stop();
+  }
+});

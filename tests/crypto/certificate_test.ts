@@ -114,11 +114,16 @@ Deno.test("TrustStore resolves the root to the operator, a chain to its service,
   assert.ok(!trust.isRevoked("spn-00000002", 2), "the next incarnation is not revoked");
 });
 
-Deno.test("TrustStore refuses a chain through a revoked link: what a revoked bridge certified dies with it", async () => {
+Deno.test("TrustStore refuses a chain through a link revoked with cascade (fabricd revoke), not through one that only ended", async () => {
   const trust = new TrustStore(root, { now: () => NOW * 1000 });
   const identity = await chain();
   assert.ok((await trust.resolve(node.fingerprint, identity)).ok);
   trust.revoke("brg-00000001", 1);
+  assert.ok(
+    (await trust.resolve(node.fingerprint, identity)).ok,
+    "a bridge that ended leaves its children valid",
+  );
+  trust.revoke("brg-00000001", 1, true);
   const refused = await trust.resolve(node.fingerprint, identity);
   assert.ok(!refused.ok && /"brg-00000001" incarnation 1 is revoked/.test(refused.reason));
 });
