@@ -4,6 +4,7 @@ import type { RegistryClient } from "../../src/client/registry_client.ts";
 import { Supervisor } from "../../src/children/supervisor.ts";
 import type { ServiceRecord, ServiceState } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
+import { eventually } from "../_eventually.ts";
 
 /** A registry that cannot be reached for its first `outage` calls. */
 function flakyRegistry(record: ServiceRecord, outage: number) {
@@ -56,10 +57,7 @@ Deno.test("Supervisor.childExited() retries the exit report until the registry h
   try {
     await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 137 });
     assert.deepEqual(transitions, [{ to: "DEAD", exited: true }]);
-    const deadline = Date.now() + 10_000;
-    while (restarted.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await eventually(() => restarted.length > 0, { what: "the restart" });
     assert.deepEqual(restarted, [child.id]);
   } finally {
     supervisor.stop();
@@ -109,11 +107,6 @@ function reconcilingSupervisor(registry: RegistryClient, restarted: string[]): S
   }, { backoffMs: 10 });
 }
 
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-}
-
 Deno.test("Supervisor.reconcile() resumes a restart its previous incarnation was killed in: DEAD, then restarted, never FAILED", async () => {
   const records = [
     serviceRecord("pub-child001", {
@@ -136,7 +129,7 @@ Deno.test("Supervisor.reconcile() resumes a restart its previous incarnation was
       ["spw-first001", "FAILED", false],
     ]);
     assert.match(transitions[0]!.reason, /restarted during the bootstrap.*resumed by spw-parent01/);
-    await until(() => restarted.length > 0);
+    await eventually(() => restarted.length > 0, { what: "a restart" });
     assert.deepEqual(restarted, ["pub-child001"]);
   } finally {
     supervisor.stop();
@@ -183,7 +176,7 @@ Deno.test("Supervisor.reconcile() adopts the unfinished restarts of a LOST child
     await supervisor.reconcile();
     assert.deepEqual(transitions.map((t) => [t.id, t.to]), [["age-orphan01", "DEAD"]]);
     assert.match(transitions[0]!.reason, /spw-lost0001 is LOST/);
-    await until(() => restarted.length >= 2);
+    await eventually(() => restarted.length >= 2, { what: "two restarts" });
     assert.deepEqual(restarted.sort(), ["age-dead0001", "age-orphan01"]);
   } finally {
     supervisor.stop();
