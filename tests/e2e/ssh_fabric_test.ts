@@ -152,6 +152,29 @@ Deno.test({
       );
 
       await t.step(
+        "a node's identity outside a subtree is refused at the final hop, through the bridges: no spawn, stop or rewrite on compute1, reading only",
+        async () => {
+          const out = await testnetExec("desktop", [
+            "env",
+            `DENO_DIR=${DENO_DIR}`,
+            Deno.execPath(),
+            "run",
+            "--quiet",
+            "--allow-all",
+            new URL("./_attacker.ts", import.meta.url).pathname,
+            `${dir}/fabric.yaml`,
+            c1,
+          ]);
+          assert.equal(out.code, 0, out.stderr);
+          const seen = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
+          assert.deepEqual(seen, { spawn: 403, stop: 403, rewrite: 403, read: 200 });
+          const record = (await records()).find((r) => r.id === c1)!;
+          assert.equal(record.state, "ALIVE", "compute1 was neither stopped nor rewritten");
+          assert.notEqual(record.endpoint, "http://127.0.0.1:9");
+        },
+      );
+
+      await t.step(
         "the firewall holds: the desktop cannot open a TCP connection to head",
         async () => {
           assert.equal(await testnetCanConnect("desktop", TESTNET_ADDR.head, 22, 3), false);
