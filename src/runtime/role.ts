@@ -30,11 +30,8 @@ export interface RoleConfig {
 export type { ReplacementPolicy } from "../types/mod.ts";
 import type { ReplacementPolicy } from "../types/mod.ts";
 
-/** What a role may learn of a spawn it asked for. */
-export interface SpawnHooks {
-  /** Called once the new service is on record (LAUNCHING), before it is launched. */
-  onRecorded?: (service: { id: string; incarnation: number }) => void;
-}
+export type { SpawnHooks } from "../children/children.ts";
+import type { SpawnHooks } from "../children/children.ts";
 
 /** What a role may use. */
 export interface RoleDeps {
