@@ -109,6 +109,8 @@ export class TaskSandbox {
   #maxBytes: number;
   #keep: number;
   #open = new Set<string>();
+  /** This agent's task directories, oldest first: listed from disk once, then kept here. */
+  #known: Map<string, number> | null = null;
 
   /**
    * Task directories under `root` (created when needed).
@@ -142,8 +144,10 @@ export class TaskSandbox {
     this.#open.add(id);
     try {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      this.#known?.delete(id);
       await this.#prune(this.#keep - 1);
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      this.#known?.set(id, Date.now());
       const create = (name: OutputStream): Promise<Deno.FsFile> =>
         Deno.open(join(dir, name), { write: true, create: true, truncate: true, mode: 0o600 });
       const files = { stdout: await create("stdout"), stderr: await create("stderr") };
@@ -198,8 +202,27 @@ export class TaskSandbox {
     }
   }
 
-  /** Removes the oldest task directories not in use, keeping at most `keep`. */
+  /**
+   * Removes the oldest task directories not in use, keeping at most `keep`.
+   * The directories are listed from disk once (a restarted agent finds its
+   * predecessor's); after that this agent's own list, oldest first, is kept
+   * in memory, so a task costs no directory scan.
+   */
   async #prune(keep: number): Promise<void> {
+    const known = this.#known ??= await this.#scan();
+    let excess = known.size - keep;
+    for (const name of [...known.keys()]) {
+      if (excess <= 0) break;
+      if (this.#open.has(name)) continue;
+      known.delete(name);
+      // Already gone (removed by hand) is as good as removed.
+      await Deno.remove(join(this.root, name), { recursive: true }).catch(() => {});
+      excess--;
+    }
+  }
+
+  /** The task directories on disk, oldest first. */
+  async #scan(): Promise<Map<string, number>> {
     const dirs: { name: string; at: number }[] = [];
     try {
       for await (const entry of Deno.readDir(this.root)) {
@@ -208,17 +231,10 @@ export class TaskSandbox {
         dirs.push({ name: entry.name, at: info?.mtime?.getTime() ?? 0 });
       }
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return;
-      throw error;
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
     dirs.sort((a, b) => a.at - b.at);
-    let excess = dirs.length - keep;
-    for (const dir of dirs) {
-      if (excess <= 0) break;
-      if (this.#open.has(dir.name)) continue;
-      await Deno.remove(join(this.root, dir.name), { recursive: true }).catch(() => {});
-      excess--;
-    }
+    return new Map(dirs.map((d) => [d.name, d.at]));
   }
 }
 
