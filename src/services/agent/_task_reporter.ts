@@ -4,8 +4,9 @@
  * 18) and a report to the queue's task history
  * (`POST /v1/queue/NAME/tasks/ID/state`, in order per task); then the ack or
  * nack of its message. A final report is waited for (a few attempts), so the
- * history holds the outcome before the message is acknowledged; QUEUED and
- * RUNNING reports never hold a task up.
+ * history holds the outcome before the message is acknowledged; a RUNNING
+ * report never holds a task up. QUEUED is only published: the queue records
+ * by itself when it hands a task out or takes it back.
  * @module
  */
 import { log } from "../../config/logging.ts";
@@ -63,7 +64,9 @@ export class TaskReporter {
     const at = Date.now();
     const { output, ...eventFields } = fields;
     this.#publish({ id, state, agent: this.#options.agentId, ...eventFields, at });
-    if (!this.#queue.report) return Promise.resolve();
+    // The queue records by itself when it hands a task out or takes it back
+    // (QUEUED): only what happens on the agent is reported to its history.
+    if (!this.#queue.report || state === "QUEUED") return Promise.resolve();
     const report: TaskReport = {
       state,
       agent: this.#options.agentId,
