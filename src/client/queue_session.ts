@@ -14,6 +14,7 @@ import {
   type QueueClientFrame,
   type QueueMessage,
   type QueueServerFrame,
+  type TaskReport,
 } from "../types/queue_wire.ts";
 import { openedWithin } from "./socket_open.ts";
 
@@ -162,6 +163,15 @@ export class QueueSession {
   /** Gives message `id` back: it is ready again now. */
   async nack(id: string): Promise<void> {
     await this.#call({ op: "nack", id }, this.#answerMs);
+  }
+
+  /**
+   * Reports task `task`'s state to the queue's task history, on this socket
+   * (a frame, not a signed call of its own).
+   * @throws {FabricRequestError} 404 when the history holds no such task.
+   */
+  async report(task: string, report: TaskReport): Promise<void> {
+    await this.#call({ op: "report", task, report }, this.#answerMs);
   }
 
   /** Closes the socket; unanswered calls reject with status 0. Idempotent. */

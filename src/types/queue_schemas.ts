@@ -75,6 +75,12 @@ export const clientFrameSchema = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("ack"), id: messageIdSchema, ref }),
   z.strictObject({ op: z.literal("acks"), ids: ackIds, ref }),
   z.strictObject({ op: z.literal("nack"), id: messageIdSchema, ref }),
+  z.strictObject({
+    op: z.literal("report"),
+    task: z.lazy(() => taskIdSchema),
+    report: z.lazy(() => taskReportSchema),
+    ref,
+  }),
 ]);
 
 /** A parsed client frame. */

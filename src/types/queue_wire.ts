@@ -65,7 +65,9 @@ export type QueueClientFrame =
   | { op: "get"; max?: number; visibility?: number; wait?: number; ref?: string | number }
   | { op: "ack"; id: string; ref?: string | number }
   | { op: "acks"; ids: string[]; ref?: string | number }
-  | { op: "nack"; id: string; ref?: string | number };
+  | { op: "nack"; id: string; ref?: string | number }
+  /** An agent's report of a task's state, to the task history (as `POST .../tasks/ID/state`). */
+  | { op: "report"; task: string; report: TaskReport; ref?: string | number };
 
 /** A frame the server sends on a queue WebSocket. */
 export type QueueServerFrame =
@@ -74,6 +76,7 @@ export type QueueServerFrame =
   | { op: "ack-ok"; id: string; ref?: string | number }
   | { op: "acks-ok"; acked: string[]; unknown: string[]; ref?: string | number }
   | { op: "nack-ok"; id: string; ref?: string | number }
+  | { op: "report-ok"; task: string; state: string; ref?: string | number }
   | {
     op: "error";
     message: string;

@@ -62,15 +62,9 @@ export class RemoteTaskQueue implements TaskQueue {
     );
   }
 
-  /** Reports task `id`'s state to the task history of queue `name` (a signed HTTP call). */
-  async report(name: string, id: string, report: TaskReport): Promise<void> {
-    if (this.#closed) throw new FabricRequestError("The agent's queue connection is closed", 0);
-    await this.#target.use(this.#life, (target) =>
-      this.#client.call(target, {
-        method: "POST",
-        path: `/v1/queue/${encodeURIComponent(name)}/tasks/${encodeURIComponent(id)}/state`,
-        body: report,
-      }));
+  /** Reports task `id`'s state to the task history of queue `name`, on the queue's socket. */
+  report(name: string, id: string, report: TaskReport): Promise<void> {
+    return this.#over(this.#life, name, (session) => session.report(id, report));
   }
 
   /** Closes the sockets; later calls fail. Idempotent. */

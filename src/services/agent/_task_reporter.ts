@@ -2,7 +2,7 @@
  * What the agent tells others of a task: each state change two ways, an
  * event on the pub/sub (`tasks.<id>`, at most once, never waited for: issue
  * 18) and a report to the queue's task history
- * (`POST /v1/queue/NAME/tasks/ID/state`, in order per task); then the ack or
+ * (a `report` frame on the queue socket, in order per task); then the ack or
  * nack of its message. A final report is waited for (a few attempts), so the
  * history holds the outcome before the message is acknowledged; a RUNNING
  * report never holds a task up. QUEUED is only published: the queue records

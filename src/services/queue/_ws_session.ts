@@ -6,7 +6,7 @@
 import { _invalidField, type ClientFrame, clientFrameSchema } from "../../types/queue_schemas.ts";
 import { type QueueService, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";
-import type { QueueServerFrame } from "../../types/queue_wire.ts";
+import type { QueueServerFrame, TaskReport } from "../../types/queue_wire.ts";
 
 /** WebSocket close code sent when the queue service stops ("going away"). */
 export const CLOSE_GOING_AWAY = 1001;
@@ -54,7 +54,7 @@ export class QueueSocket {
       value = JSON.parse(data);
     } catch {
       return this.#error(
-        'Frame is not JSON: send {"op": "put" | "get" | "ack" | "acks" | "nack", ...}',
+        'Frame is not JSON: send {"op": "put" | "get" | "ack" | "acks" | "nack" | "report", ...}',
       );
     }
     const parsed = clientFrameSchema.safeParse(value);
@@ -108,6 +108,19 @@ export class QueueSocket {
           return this.#send({ op: "nack-ok", id: frame.id, ...ref });
         case "get":
           return this.#get(frame.max, frame.visibility, frame.wait, frame.ref);
+        case "report": {
+          // Validated by the schema; the same cast as the HTTP route's.
+          const report = frame.report as TaskReport;
+          const task = this.#service.history.report(this.#name, frame.task, report);
+          if (!task) {
+            return this.#error(
+              `No task "${frame.task}" in the history of queue "${this.#name}"`,
+              frame.ref,
+              "unknown",
+            );
+          }
+          return this.#send({ op: "report-ok", task: frame.task, state: task.state, ...ref });
+        }
       }
     } catch (error) {
       const flag = error instanceof QueueFullError
