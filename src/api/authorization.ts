@@ -4,7 +4,7 @@
  * signer may do it here. A refusal is a signed 403 that names the rule.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Signer } from "../crypto/certificate.ts";
 import type { SignatureVariables } from "./signature_middleware.ts";
@@ -56,4 +56,12 @@ export function signerName(signer: Signer): string {
   return signer.kind === "operator"
     ? "the operator"
     : `${signer.role} "${signer.id}" (incarnation ${signer.incarnation})`;
+}
+
+/**
+ * Who signed the request a handler serves (set by the signature middleware).
+ * Routes mounted without it (unit tests of routes alone) act for the operator.
+ */
+export function signerOf(c: Context): Signer {
+  return (c.get("signer" as never) as Signer | undefined) ?? { kind: "operator" };
 }

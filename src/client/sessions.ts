@@ -8,12 +8,7 @@
  */
 import { type Signer, signerLabelOf } from "../crypto/certificate.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
-import {
-  clientSession,
-  freshX25519,
-  type MacSession,
-  signerLabel,
-} from "../crypto/mac_sessions.ts";
+import { clientSession, freshX25519, type MacSession } from "../crypto/mac_sessions.ts";
 
 /** Opens a session: sends the handshake and answers the verified reply and its signer. */
 export type Handshake = (
@@ -73,7 +68,7 @@ export class ClientSessions {
       // Only the service itself (or a root service, which signs as the operator) opens a session for it.
       if (signer.kind === "service" && signer.id !== serviceId) return undefined;
       const session = await clientSession(mine, answer, {
-        client: await signerLabelOf(this.#keys),
+        client: signerLabelOf(this.#keys),
         service: serviceId,
         peer: signer,
       });
@@ -89,5 +84,3 @@ export class ClientSessions {
     }
   }
 }
-
-export { signerLabel };

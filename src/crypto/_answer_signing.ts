@@ -7,7 +7,7 @@
  */
 
 import { IDENTITY_HEADER } from "./certificate.ts";
-import type { TrustStore } from "./trust.ts";
+import { resolveKey, type TrustStore } from "./trust.ts";
 import type { MacSession } from "./mac_sessions.ts";
 import { assertBytes } from "./_bytes.ts";
 import {
@@ -219,9 +219,7 @@ async function verifyAnswer(
   });
   const key = params.alg === MAC_ALG
     ? sessionAnswerKey(options.session, params.keyid)
-    : options.trust
-    ? await options.trust.resolve(params.keyid, parts.headers.get(IDENTITY_HEADER))
-    : { ok: true as const, publicKey: options.publicKey!, signer: { kind: "operator" as const } };
+    : await resolveKey(options, params.keyid, parts.headers);
   if (!key.ok) return key;
   if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
     return fail("Signature does not verify");

@@ -203,7 +203,7 @@ export async function verifyChain(
     if (issuer === null ? claims.iss !== "root" : claims.iss !== issuer.sub) {
       return `certificate of "${claims.sub}" names issuer "${claims.iss}" out of order`;
     }
-    if (issuer && !childRoute(issuer.route, claims.route)) {
+    if (issuer && !isChildRoute(issuer.route, claims.route)) {
       return `"${issuer.sub}" may certify only its own children, not "${claims.sub}"`;
     }
     if (claims.iat > nowSeconds + skewSeconds) {
@@ -243,8 +243,8 @@ export async function verifyChain(
   };
 }
 
-/** Whether `child` is `parent` plus one more service. */
-function childRoute(parent: string[], child: string[]): boolean {
+/** Whether route `child` is route `parent` plus one more service. */
+export function isChildRoute(parent: readonly string[], child: readonly string[]): boolean {
   return child.length === parent.length + 1 && parent.every((id, i) => child[i] === id);
 }
 
@@ -281,9 +281,9 @@ export async function importPublicKey(
  * The label of the holder of `keys` in a MAC session's key derivation:
  * `operator` for the root key, else `ID#INCARNATION` of its certificate.
  */
-export function signerLabelOf(keys: { identity?: string | undefined }): Promise<string> {
-  if (!keys.identity) return Promise.resolve("operator");
+export function signerLabelOf(keys: { identity?: string | undefined }): string {
+  if (!keys.identity) return "operator";
   const leaf = parseCertificate(keys.identity.split(",").at(-1)!.trim());
-  if (typeof leaf === "string") return Promise.reject(new TypeError(`Own certificate: ${leaf}`));
-  return Promise.resolve(`${leaf.claims.sub}#${leaf.claims.inc}`);
+  if (typeof leaf === "string") throw new TypeError(`Own certificate: ${leaf}`);
+  return `${leaf.claims.sub}#${leaf.claims.inc}`;
 }

@@ -19,7 +19,7 @@
  *   intervals of silence and logs that.
  * @module
  */
-import type { SignatureVariables } from "../api/signature_middleware.ts";
+import { signerOf } from "../api/authorization.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { jsonBody } from "../api/validate.ts";
@@ -202,8 +202,8 @@ export function aggregatorRoutes(aggregator: HeartbeatAggregator): Hono {
   app.post("/heartbeats", jsonBody(localBeatSchema), async (c) => {
     const beat = c.req.valid("json");
     // A child beats for itself only (docs/protocol.md 2.12).
-    const signer = c.get("signer" as never) as SignatureVariables["signer"] | undefined;
-    if (signer && signer.kind === "service" && signer.id !== beat.id) {
+    const signer = signerOf(c);
+    if (signer.kind === "service" && signer.id !== beat.id) {
       throw new HTTPException(403, {
         message:
           `Refused by rule "beat-self": "${signer.id}" beats only for itself, not "${beat.id}"`,

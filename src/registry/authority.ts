@@ -5,7 +5,7 @@
  * incarnation still applies on top (`state_machine.ts`).
  * @module
  */
-import { governs, type Signer } from "../crypto/certificate.ts";
+import { governs, isChildRoute, type Signer } from "../crypto/certificate.ts";
 import type { ServiceRecord } from "../types/mod.ts";
 
 function who(signer: Signer): string {
@@ -19,11 +19,11 @@ export function refusePut(
   record: ServiceRecord,
 ): string | null {
   if (signer.kind === "operator") return null;
+  // Under the signer: its child by route, named by the record's own ID.
+  const underSigner = record.parent === signer.id && record.route.at(-1) === record.id &&
+    isChildRoute(signer.route, record.route);
   if (!existing) {
-    const route = [...signer.route, record.id];
-    const ok = record.parent === signer.id && record.route.length === route.length &&
-      record.route.every((id, i) => id === route[i]);
-    return ok
+    return underSigner
       ? null
       : `Refused by rule "registry-new": ${who(signer)} records only its own children`;
   }
@@ -31,9 +31,7 @@ export function refusePut(
     record.route.join("/") !== existing.route.join("/");
   // A record moves only under its signer, who governed it before: an ancestor
   // adopting the child of a lost service (docs/failures.md).
-  const adopted = record.parent === signer.id &&
-    record.route.join("/") === [...signer.route, record.id].join("/") &&
-    governs(signer, existing.route);
+  const adopted = underSigner && governs(signer, existing.route);
   if (moved && !adopted) {
     return `Refused by rule "registry-place": a record's parent and route do not change`;
   }

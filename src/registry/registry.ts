@@ -111,7 +111,7 @@ export class Registry {
     incarnation: number,
     facts: HeartbeatFacts = {},
   ): Promise<ServiceRecord> {
-    const early = await this.#fence(id, incarnation, facts);
+    const early = this.#fence(await this.#store.get(id), incarnation, facts);
     if (early) return early;
     return await this.#resume(await this.#store.heartbeat(id, incarnation, this.#now()));
   }
@@ -123,12 +123,22 @@ export class Registry {
    * throws for one beat: each gets its verdict, in the batch's order.
    * @throws {Error} only when the store itself fails.
    */
-  async heartbeatMany(beats: readonly BatchBeat[]): Promise<BeatVerdict[]> {
+  async heartbeatMany(
+    beats: readonly BatchBeat[],
+    refuse: (held: ServiceRecord | undefined) => string | null = () => null,
+  ): Promise<BeatVerdict[]> {
     const verdicts: BeatVerdict[] = [];
     const passed: { index: number; id: string; incarnation: number }[] = [];
     for (const [index, beat] of beats.entries()) {
       try {
-        const early = await this.#fence(beat.id, beat.incarnation, beat);
+        const held = await this.#store.get(beat.id);
+        // A beat its sender may not give (docs/protocol.md 2.12) is not written.
+        const why = refuse(held);
+        if (why !== null) {
+          verdicts[index] = { id: beat.id, result: "unknown", message: why };
+          continue;
+        }
+        const early = this.#fence(held, beat.incarnation, beat);
         if (early) verdicts[index] = okVerdict(early);
         else passed.push({ index, id: beat.id, incarnation: beat.incarnation });
       } catch (error) {
@@ -156,13 +166,13 @@ export class Registry {
    * answers the record as held when the beat changes nothing (sent before a
    * death by TTL), else null (record it).
    */
-  async #fence(
-    id: string,
+  #fence(
+    held: ServiceRecord | undefined,
     incarnation: number,
     facts: HeartbeatFacts,
-  ): Promise<ServiceRecord | null> {
-    const held = await this.#store.get(id);
+  ): ServiceRecord | null {
     if (!held || held.incarnation !== incarnation) return null;
+    const id = held.id;
     if (ENDED.includes(held.state)) throw new NotLiveError(id, held.state);
     if (facts.instance && held.instance && facts.instance !== held.instance) {
       throw new NotLiveError(

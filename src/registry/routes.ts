@@ -3,8 +3,7 @@
  * Every one is signed like all management requests.
  * @module
  */
-import type { Context } from "hono";
-import type { Signer } from "../crypto/certificate.ts";
+import { signerOf } from "../api/authorization.ts";
 import { refuseChange, refusePut, refuseReport } from "./authority.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -123,21 +122,7 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
     // Each beat is refused alone when its signer may not beat for it (an
     // aggregator beats for its own subtree only: docs/protocol.md 2.12).
     const signer = signerOf(c);
-    const refusals = new Map<number, string>();
-    if (signer.kind !== "operator") {
-      for (const [i, beat] of beats.entries()) {
-        const why = refuseChange(signer, await registry().get(beat.id));
-        if (why) refusals.set(i, why);
-      }
-    }
-    const allowed = beats.filter((_, i) => !refusals.has(i));
-    const verdicts = allowed.length > 0 ? await registry().heartbeatMany(allowed) : [];
-    let next = 0;
-    const results = beats.map((beat, i) =>
-      refusals.has(i)
-        ? { id: beat.id, result: "unknown" as const, message: refusals.get(i)! }
-        : verdicts[next++]!
-    );
+    const results = await registry().heartbeatMany(beats, (held) => refuseChange(signer, held));
     return c.json({ results, revocations: registry().lastSeq });
   });
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
@@ -248,14 +233,6 @@ function addWatchRoute(app: Hono, registry: () => Registry): void {
       unfollow();
     });
   });
-}
-
-/**
- * Who signed the request (set by the signature middleware). Routes mounted
- * without it (unit tests of the routes alone) act for the operator.
- */
-function signerOf(c: Context): Signer {
-  return (c.get("signer" as never) as Signer | undefined) ?? { kind: "operator" };
 }
 
 /** Throws the 403 of a refusal. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Rule, signerName } from "../api/authorization.ts";
-import { governs } from "../crypto/certificate.ts";
+import { governs, isChildRoute } from "../crypto/certificate.ts";
 
 /** Paths any fabric member may use: reading, and the registry (which decides per record). */
 const OPEN = [/^\/v1\/status$/, /^\/v1\/metrics$/, /^\/v1\/session$/, /^\/v1\/registry\//];
@@ -40,16 +40,13 @@ export function serviceRule(self: ServicePlace): Rule {
     const route = self.route() ?? [self.id];
     if (governs(signer, route)) return null;
     // A child beats to its aggregating parent (the aggregator checks it beats for itself).
-    if (path === "/v1/heartbeats" && method === "POST" && childOf(signer.route, route)) return null;
+    if (path === "/v1/heartbeats" && method === "POST" && isChildRoute(route, signer.route)) {
+      return null;
+    }
     if (COMMON.some((p) => p.test(path))) {
       return `Refused by rule "subtree": ${who} is not an ancestor of "${self.id}"`;
     }
     if (signer.peers.includes(self.id)) return null;
     return `Refused by rule "peers": ${who} is neither an ancestor of "${self.id}" nor certified to use it`;
   };
-}
-
-/** Whether `child` is `parent` plus one more service. */
-function childOf(child: readonly string[], parent: readonly string[]): boolean {
-  return child.length === parent.length + 1 && parent.every((id, i) => child[i] === id);
 }

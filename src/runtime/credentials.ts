@@ -8,7 +8,7 @@
 import type { RoleDeps } from "./role.ts";
 import { trustOf } from "../crypto/trust.ts";
 import { log } from "../config/logging.ts";
-import { type Signer, verifyChain } from "../crypto/certificate.ts";
+import { isChildRoute, type Signer, verifyChain } from "../crypto/certificate.ts";
 import { ConflictError } from "../types/errors.ts";
 import type { ServiceState } from "../types/mod.ts";
 
@@ -68,9 +68,9 @@ export class ServiceCredentials {
     if (signer.kind !== "service") {
       throw new ConflictError("The operator's key is the root: it has no certificate to renew");
     }
-    const child = signer.route.length === route.length + 1 &&
-      route.every((id, i) => signer.route[i] === id);
-    const record = child ? (await this.registry.get(signer.id))?.record : undefined;
+    const record = isChildRoute(route, signer.route)
+      ? (await this.registry.get(signer.id))?.record
+      : undefined;
     if (!record || record.incarnation !== signer.incarnation || ENDED.includes(record.state)) {
       throw new ConflictError(
         `"${signer.id}" incarnation ${signer.incarnation} is not a current child of this service: no renewal`,
