@@ -9,47 +9,13 @@
 import { loadContext } from "../../src/cli/context.ts";
 import { FabricClient, FabricRequestError } from "../../src/client/fabric_client.ts";
 import { targetFor } from "../../src/client/route.ts";
-import { issueCertificate, rawPublicKey } from "../../src/crypto/certificate.ts";
-import { generateFabricKeys } from "../../src/crypto/keys.ts";
-import { generateEphemeralKey } from "../../src/crypto/seal.ts";
+import { mintNodeIdentity } from "./_identities.ts";
 
 const [fabricPath, targetId] = Deno.args;
 const context = await loadContext(fabricPath);
 const records = await context.registry.list();
 const root = records.find((r) => r.parent === "" && r.role === "spawner")!;
-const now = Math.floor(Date.now() / 1000);
-const bridge = await generateFabricKeys();
-const node = await generateFabricKeys();
-const x25519 = (await generateEphemeralKey()).publicKey;
-const first = await issueCertificate(context.keys.privateKey, {
-  sub: "brg-0000beef",
-  role: "bridge",
-  inc: 1,
-  route: [root.id, "brg-0000beef"],
-  key: await rawPublicKey(bridge.publicKey),
-  x25519,
-  peers: [],
-  iss: "root",
-  iat: now,
-  exp: now + 600,
-});
-const second = await issueCertificate(bridge.privateKey, {
-  sub: "spn-0000cafe",
-  role: "spawner",
-  inc: 1,
-  route: [root.id, "brg-0000beef", "spn-0000cafe"],
-  key: await rawPublicKey(node.publicKey),
-  x25519,
-  peers: [],
-  iss: "brg-0000beef",
-  iat: now,
-  exp: now + 600,
-});
-const attacker = new FabricClient({
-  ...node,
-  identity: `${first},${second}`,
-  root: { publicKey: context.keys.publicKey, fingerprint: context.keys.fingerprint },
-});
+const attacker = new FabricClient(await mintNodeIdentity(context.keys, root.id));
 const target = records.find((r) => r.id === targetId)!;
 const via = targetFor(target, records);
 const registry = records.find((r) => r.role === "registry")!;

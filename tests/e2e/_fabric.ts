@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import { initFabric } from "../../src/cli/init.ts";
 import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
+import type { Target } from "../../src/client/fabric_client.ts";
+import type { SpawnResult } from "../../src/types/mod.ts";
 
 /** The command that runs this checkout's fabricd from source. */
 export const FABRICD = [
@@ -71,4 +73,18 @@ export async function runFabricd(
   }).output();
   const decoder = new TextDecoder();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Spawns a service of `role` on `local://` through `via` (default: the root spawner). */
+export function spawnLocal(
+  local: LocalFabric,
+  role: string,
+  options: Record<string, string> = {},
+  via: Target = local.spawner,
+): Promise<SpawnResult> {
+  return local.client.call<SpawnResult>(via, {
+    method: "POST",
+    path: "/v1/spawn",
+    body: { role, on: "local://", options },
+  }, { timeoutMs: 60_000 });
 }

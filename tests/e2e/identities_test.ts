@@ -6,12 +6,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FabricClient, FabricRequestError, type Target } from "../../src/client/fabric_client.ts";
-import { issueCertificate, rawPublicKey } from "../../src/crypto/certificate.ts";
-import { type FabricKeys, generateFabricKeys } from "../../src/crypto/keys.ts";
-import { generateEphemeralKey } from "../../src/crypto/seal.ts";
+import type { FabricKeys } from "../../src/crypto/keys.ts";
 import type { LocalFabric } from "../../src/cli/local_fabric.ts";
 import type { ServiceRecord, SpawnResult } from "../../src/types/mod.ts";
 import { runFabricd, withLocalFabric } from "./_fabric.ts";
+import { mintNodeIdentity } from "./_identities.ts";
 import { eventually } from "../_eventually.ts";
 
 async function spawnVia(local: LocalFabric, via: Target, role: string): Promise<SpawnResult> {
@@ -22,46 +21,9 @@ async function spawnVia(local: LocalFabric, via: Target, role: string): Promise<
   });
 }
 
-/**
- * An identity two levels below the root spawner, as a compromised compute
- * node holds one: its own key and a valid chain, issued here with the
- * operator's key for a made-up bridge and then by that bridge.
- */
-async function computeNodeIdentity(local: LocalFabric): Promise<FabricKeys> {
-  const now = Math.floor(Date.now() / 1000);
-  const bridge = await generateFabricKeys();
-  const node = await generateFabricKeys();
-  const x25519 = (await generateEphemeralKey()).publicKey;
-  const root = local.spawner.id;
-  const first = await issueCertificate(local.keys.privateKey, {
-    sub: "brg-0000beef",
-    role: "bridge",
-    inc: 1,
-    route: [root, "brg-0000beef"],
-    key: await rawPublicKey(bridge.publicKey),
-    x25519,
-    peers: [],
-    iss: "root",
-    iat: now,
-    exp: now + 600,
-  });
-  const second = await issueCertificate(bridge.privateKey, {
-    sub: "spn-0000cafe",
-    role: "spawner",
-    inc: 1,
-    route: [root, "brg-0000beef", "spn-0000cafe"],
-    key: await rawPublicKey(node.publicKey),
-    x25519,
-    peers: [],
-    iss: "brg-0000beef",
-    iat: now,
-    exp: now + 600,
-  });
-  return {
-    ...node,
-    identity: `${first},${second}`,
-    root: { publicKey: local.keys.publicKey, fingerprint: local.keys.fingerprint },
-  };
+/** An identity two levels below the root spawner, as a compromised compute node holds one. */
+function computeNodeIdentity(local: LocalFabric): Promise<FabricKeys> {
+  return mintNodeIdentity(local.keys, local.spawner.id);
 }
 
 async function statusOf(error: Promise<unknown>): Promise<number> {

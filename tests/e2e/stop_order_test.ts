@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadContext } from "../../src/cli/context.ts";
 import type { SpawnResult } from "../../src/types/mod.ts";
-import { FABRICD, killQuietly, runFabricd, withLocalFabric, withTempDir } from "./_fabric.ts";
+import {
+  FABRICD,
+  killQuietly,
+  runFabricd,
+  spawnLocal,
+  withLocalFabric,
+  withTempDir,
+} from "./_fabric.ts";
 import { eventually } from "../_eventually.ts";
 
 /** PIDs of live (not zombie) processes whose command line contains `needle`. */
@@ -218,11 +225,7 @@ Deno.test("fabricd stop ID stops what is below it deepest first; --only warns ab
 Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignores SIGTERM and exits within grace + 2 s", async () => {
   await withLocalFabric(async (local) => {
     const spawn = (role: string, options: Record<string, string> = {}) =>
-      local.client.call<SpawnResult>(local.spawner, {
-        method: "POST",
-        path: "/v1/spawn",
-        body: { role, on: "local://", options },
-      }, { timeoutMs: 60_000 });
+      spawnLocal(local, role, options);
     const queue = await spawn("queue");
     const pubsub = await spawn("pubsub");
     const agent = await spawn("agent", { queue: queue.id, pubsub: pubsub.id, cores: "1" });

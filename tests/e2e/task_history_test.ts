@@ -5,18 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { SpawnResult } from "../../src/types/mod.ts";
-import { runFabricd, withLocalFabric } from "./_fabric.ts";
+import { runFabricd, spawnLocal, withLocalFabric } from "./_fabric.ts";
 
 Deno.test("fabricd task list, show, logs and cancel work on the queue's history and the agent's task directories", async () => {
   await withLocalFabric(async (local, dir) => {
     const fabric = join(dir, "fabric.yaml");
     const spawn = (role: string, options: Record<string, string> = {}) =>
-      local.client.call<SpawnResult>(local.spawner, {
-        method: "POST",
-        path: "/v1/spawn",
-        body: { role, on: "local://", options },
-      }, { timeoutMs: 60_000 });
+      spawnLocal(local, role, options);
     const task = (...args: string[]) => runFabricd(["task", "--fabric", fabric, ...args]);
     const queue = await spawn("queue");
     const pubsub = await spawn("pubsub");

@@ -5,18 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { SpawnResult } from "../../src/types/mod.ts";
-import { runFabricd, withLocalFabric } from "./_fabric.ts";
+import { runFabricd, spawnLocal, withLocalFabric } from "./_fabric.ts";
 
 Deno.test("fabricd task submit --wait --timeout prints the ID, says no agent takes tasks, and exits 1 leaving the task queued", async () => {
   await withLocalFabric(async (local, dir) => {
     const fabric = join(dir, "fabric.yaml");
     const spawn = (role: string, options: Record<string, string> = {}) =>
-      local.client.call<SpawnResult>(local.spawner, {
-        method: "POST",
-        path: "/v1/spawn",
-        body: { role, on: "local://", options },
-      }, { timeoutMs: 60_000 });
+      spawnLocal(local, role, options);
     const queue = await spawn("queue");
     const pubsub = await spawn("pubsub");
 
