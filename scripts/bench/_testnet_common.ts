@@ -46,6 +46,8 @@ export interface HopWarmOutput {
   warmup: SpawnSample;
   spawns: SpawnSample[];
   sshTrueMs: number[];
+  /** `ssh -S MASTER HOST true` over a ControlMaster the driver holds open. */
+  sshTrueMasterMs: number[];
   failures: string[];
   records: LiteRecord[];
 }

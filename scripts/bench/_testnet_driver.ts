@@ -159,6 +159,24 @@ function sshTrue(host: string): Promise<number> {
   ]);
 }
 
+/** A ControlMaster of the driver's own to `host`, for `ssh true` over an open connection. */
+async function openMaster(host: string): Promise<{ socket: string; close(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-cm-" });
+  const socket = join(dir, "master");
+  const ssh = (args: string[]) =>
+    new Deno.Command("ssh", { args: ["-S", socket, ...args], stdin: "null", stdout: "null" })
+      .output();
+  const open = await ssh(["-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-fN", host]);
+  if (!open.success) throw new BenchStepError(`cannot open a ControlMaster to ${host}`);
+  return {
+    socket,
+    close: async () => {
+      await ssh(["-O", "exit", host]).catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
 async function hopWarmCommand(fabric: string, host: string, runs: number): Promise<HopWarmOutput> {
   const context = await loadContext(fabric);
   const root = context.fabric.spawner!;
@@ -167,11 +185,16 @@ async function hopWarmCommand(fabric: string, host: string, runs: number): Promi
   const warmup = await timedSpawn(context, root, "bridge", on);
   progress(`warm-up bridge ${warmup.id} ALIVE in ${round(warmup.ms, 0)} ms (kept running)`);
   await sshTrue(host); // known_hosts, page cache
+  const master = await openMaster(host);
   const spawns: SpawnSample[] = [];
   const sshTrueMs: number[] = [];
+  const sshTrueMasterMs: number[] = [];
   const failures: string[] = [];
   for (let attempt = 1; spawns.length < runs && attempt <= runs + 3; attempt++) {
     sshTrueMs.push(await sshTrue(host));
+    sshTrueMasterMs.push(
+      await timedCommand(`ssh -S MASTER ${host} true`, ["ssh", "-S", master.socket, host, "true"]),
+    );
     try {
       const sample = await timedSpawn(context, root, "spawner", on);
       spawns.push(sample);
@@ -189,7 +212,15 @@ async function hopWarmCommand(fabric: string, host: string, runs: number): Promi
       if (failures.length >= 3) break;
     }
   }
-  return { warmup, spawns, sshTrueMs, failures, records: await allRecords(context) };
+  await master.close();
+  return {
+    warmup,
+    spawns,
+    sshTrueMs,
+    sshTrueMasterMs,
+    failures,
+    records: await allRecords(context),
+  };
 }
 
 /** The `deno` of the newest complete image in `cache`, else this process's. */

@@ -15,6 +15,7 @@ import {
   DENO_DIR,
   fabricdArgv,
   killQuietly,
+  type LinkProfile,
   prepareTestnet,
   type ProcRef,
   readProc,
@@ -60,8 +61,8 @@ export class TestnetFabric {
    * Pair with {@linkcode shutDown} and `releaseTestnet()`.
    * @throws {BenchStepError} when the testnet or the fabric cannot start.
    */
-  static async onTestnet(name: string): Promise<TestnetFabric> {
-    const imageDir = await prepareTestnet(name);
+  static async onTestnet(name: string, profile: LinkProfile = "lan"): Promise<TestnetFabric> {
+    const imageDir = await prepareTestnet(name, profile);
     try {
       return await TestnetFabric.start(name, imageDir);
     } catch (error) {

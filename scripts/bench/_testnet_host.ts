@@ -21,7 +21,7 @@ import {
   type TestnetHost,
   testnetUp,
 } from "../../tests/e2e/_testnet.ts";
-import { isRunning, say } from "./_harness.ts";
+import { type BenchResult, isRunning, printResult, say } from "./_harness.ts";
 import { BenchStepError, EMPTY_CACHE_SH } from "./_testnet_common.ts";
 
 /** The driver program, run inside the hosts by {@linkcode runDriver}. */
@@ -45,13 +45,67 @@ export function fabricdArgv(imageDir: string, args: readonly string[]): string[]
  * @returns the image directory, for {@linkcode fabricdArgv}.
  * @throws {BenchStepError} when the testnet cannot run (not root, no namespaces).
  */
-export async function prepareTestnet(name: string): Promise<string> {
+export async function prepareTestnet(name: string, profile: LinkProfile = "lan"): Promise<string> {
   const prereq = await checkTestnet();
   if (!prereq.ok) throw new BenchStepError(`the test network cannot run here: ${prereq.reason}`);
   const image = await selfImage();
-  await testnetUp();
-  say(name, `testnet is up (scripts/testnet up); image ${image.hash.slice(0, 12)}`);
+  await testnetUp({ wan: profile === "wan" });
+  say(
+    name,
+    `testnet is up (scripts/testnet up${profile === "wan" ? " --wan" : ""}); ` +
+      `profile ${profile.toUpperCase()}; image ${image.hash.slice(0, 12)}`,
+  );
   return dirname(image.files.find((f) => f.name === LAUNCHER)!.path);
+}
+
+/**
+ * How the desktop-gateway link is shaped: "lan" as built (memory-speed veth),
+ * "wan" 100 Mbit/s with 20 ms added each way (`scripts/testnet up --wan`).
+ */
+export type LinkProfile = "lan" | "wan";
+
+/** The profiles to run, from `BENCH_PROFILES` ("lan,wan" by default). */
+export function benchProfiles(): LinkProfile[] {
+  const text = Deno.env.get("BENCH_PROFILES") ?? "lan,wan";
+  const profiles = text.split(",").map((p) => p.trim().toLowerCase()).filter((p) => p !== "");
+  const bad = profiles.filter((p) => p !== "lan" && p !== "wan");
+  if (bad.length > 0 || profiles.length === 0) {
+    throw new BenchStepError(`BENCH_PROFILES must list lan and/or wan, got "${text}"`);
+  }
+  return [...new Set(profiles)] as LinkProfile[];
+}
+
+/**
+ * Runs `one` per profile of {@linkcode benchProfiles}, LAN first. The LAN
+ * result keeps the benchmark's name; the WAN result is named `NAME-wan`. Every
+ * result but the last is printed here; the last is returned for the harness.
+ */
+export async function perProfile(
+  name: string,
+  one: (profile: LinkProfile) => Promise<BenchResult>,
+): Promise<BenchResult> {
+  const results: BenchResult[] = [];
+  const failures: unknown[] = [];
+  for (const profile of benchProfiles()) {
+    let result: BenchResult;
+    try {
+      result = await one(profile);
+    } catch (error) {
+      // The other profile still runs; the benchmark fails only when none did.
+      say(name, `profile ${profile.toUpperCase()} could not run: ${error}`);
+      failures.push(error);
+      continue;
+    }
+    results.push({
+      ...result,
+      name: profile === "lan" ? name : `${name}-wan`,
+      profile,
+      ...(profile === "wan" ? { link: "desktop-gateway 100 Mbit/s, +20 ms each way" } : {}),
+    });
+  }
+  if (results.length === 0) throw failures[0];
+  for (const result of results.slice(0, -1)) printResult(result);
+  return results.at(-1)!;
 }
 
 /** Takes the testnet down after a benchmark; never throws. */

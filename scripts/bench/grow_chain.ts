@@ -11,14 +11,15 @@
  * - warm: caches kept, the three services stopped and grown again.
  *
  * value = median cold total, baseline = median warm total, ratio = cold / warm.
- * No goal: the anchor is RADICAL-Pilot's 62-97 s per pilot.
+ * No goal: the anchor is RADICAL-Pilot's 62-97 s per pilot. Runs once per
+ * link profile (`BENCH_PROFILES`, "lan,wan" by default), a RESULT line each.
  * @module
  */
 import type { TestnetHost } from "../../tests/e2e/_testnet.ts";
 import { type Benchmark, type BenchResult, envNumber, median, round, say } from "./_harness.ts";
 import type { GrowOutput, SpawnSample } from "./_testnet_common.ts";
 import { TestnetFabric } from "./_testnet_fabric.ts";
-import { emptyImageCache, releaseTestnet } from "./_testnet_host.ts";
+import { emptyImageCache, type LinkProfile, perProfile, releaseTestnet } from "./_testnet_host.ts";
 
 const NAME = "grow-chain";
 /** The RADICAL-Pilot anchor the fabric replaces: a pilot's virtualenv bootstrap. */
@@ -29,8 +30,8 @@ const CHAIN_HOSTS: readonly TestnetHost[] = ["gateway", "head", "compute1"];
 export const growChain: Benchmark = {
   name: NAME,
   description:
-    "testnet: grow desktop->gateway->head->compute1, cold (empty image caches) vs warm (no goal)",
-  run,
+    "testnet, LAN and WAN: grow desktop->gateway->head->compute1, cold (empty image caches) vs warm (no goal)",
+  run: () => perProfile(NAME, runProfile),
 };
 
 const total = (grow: GrowOutput): number => grow.hops.reduce((sum, h) => sum + h.ms, 0);
@@ -40,10 +41,10 @@ function describe(what: string, grow: GrowOutput): string {
   return `${what}: ${round(total(grow) / 1000, 2)} s (${hops} s)`;
 }
 
-async function run(): Promise<BenchResult> {
+async function runProfile(profile: LinkProfile): Promise<BenchResult> {
   const rounds = Math.round(envNumber("BENCH_RUNS", 2));
   const began = performance.now();
-  const fabric = await TestnetFabric.onTestnet(NAME);
+  const fabric = await TestnetFabric.onTestnet(NAME, profile);
   const orphans: string[] = [];
   let ids: string[] = [];
   const grow = async (what: string): Promise<GrowOutput> => {

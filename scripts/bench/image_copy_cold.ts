@@ -16,6 +16,9 @@
  *   'cat >FILE'`, over the same ControlMaster; `cat >/dev/null` is reported
  *   beside it. The ratio is the median of the per-run ratios (runs alternate
  *   which side goes first, so drift of the machine's load hits both alike).
+ *
+ * Runs once per link profile (`BENCH_PROFILES`, "lan,wan" by default; the WAN
+ * profile is `scripts/testnet up --wan`), a RESULT line each.
  * @module
  */
 import { testnetExec } from "../../tests/e2e/_testnet.ts";
@@ -24,6 +27,8 @@ import type { ShipOutput } from "./_testnet_common.ts";
 import {
   emptyImageCache,
   killProcessesMentioning,
+  type LinkProfile,
+  perProfile,
   prepareTestnet,
   releaseTestnet,
   runDriver,
@@ -36,14 +41,14 @@ const GOAL = 1.1;
 export const imageCopyCold: Benchmark = {
   name: NAME,
   description:
-    "testnet: shipImage into gateway's empty cache vs `cat FILES | ssh gateway 'cat >FILE'` (ratio <= 1.1)",
-  run,
+    "testnet, LAN and WAN: shipImage into gateway's empty cache vs `cat FILES | ssh gateway 'cat >FILE'` (ratio <= 1.1)",
+  run: () => perProfile(NAME, runProfile),
 };
 
-async function run(): Promise<BenchResult> {
+async function runProfile(profile: LinkProfile): Promise<BenchResult> {
   const runs = Math.round(envNumber("BENCH_RUNS", 5));
   const began = performance.now();
-  const imageDir = await prepareTestnet(NAME);
+  const imageDir = await prepareTestnet(NAME, profile);
   const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-ship-" });
   try {
     await emptyImageCache("gateway");

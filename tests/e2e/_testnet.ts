@@ -41,9 +41,14 @@ export interface CommandResult {
 }
 
 /** Runs a program on this machine (not in the testnet) and collects its output. */
-export async function run(cmd: string, args: readonly string[]): Promise<CommandResult> {
+export async function run(
+  cmd: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<CommandResult> {
   const out = await new Deno.Command(cmd, {
     args: [...args],
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -94,7 +99,8 @@ export function testnet(args: readonly string[]): Promise<CommandResult> {
 }
 
 async function testnetOrThrow(args: readonly string[]): Promise<CommandResult> {
-  const r = await testnet(args);
+  // The WAN profile's relay runs on this Deno, found on PATH or not.
+  const r = await run(TESTNET_SCRIPT, args, { DENO: Deno.execPath() });
   if (r.code !== 0) {
     throw new Error(
       `scripts/testnet ${args.join(" ")} exited ${r.code}\n${r.stdout}${r.stderr}`,
@@ -103,9 +109,13 @@ async function testnetOrThrow(args: readonly string[]): Promise<CommandResult> {
   return r;
 }
 
-/** Brings the testnet up (idempotent); throws with the script's output when that fails. */
-export async function testnetUp(): Promise<void> {
-  await testnetOrThrow(["up"]);
+/**
+ * Brings the testnet up (idempotent); throws with the script's output when that fails.
+ * `wan` shapes the desktop-gateway link (100 Mbit/s, +20 ms each way; docs/testnet.md);
+ * without it the link is set back to LAN.
+ */
+export async function testnetUp(options: { wan?: boolean } = {}): Promise<void> {
+  await testnetOrThrow(options.wan ? ["up", "--wan"] : ["up"]);
 }
 
 /** Takes the testnet down (idempotent); throws with the script's output when that fails. */
