@@ -98,7 +98,10 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   let view;
   try {
     report({ step: "prepare", detail: launcher.url });
-    view = await launcher.prepare(deps.self.url, deps.registries, { onProgress: report });
+    view = await launcher.prepare(deps.self.url, deps.registries, {
+      onProgress: report,
+      recheck: plan.restart,
+    });
   } catch (error) {
     // No image to ship (offline, never built): as unreachable as a host that does not answer.
     const noImage = error instanceof Error && error.name === "ImageUnavailableError";

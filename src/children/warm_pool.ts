@@ -1,22 +1,24 @@
 /**
  * A spawner's pool of warm processes (issue 16): fabricd processes started
  * ahead of their spawn that have loaded the code and wait on their stdin pipe
- * for an ID, a role and a one-time password. A spawn on `local://` takes one
- * instead of starting a process, so it costs a bootstrap, not a Deno start.
+ * for an ID, a role and a one-time password. A spawn on `local://` or on an
+ * `ssh://` host takes one instead of starting a process, so it costs a
+ * bootstrap, not a Deno start. Over SSH the "pipe" is the standard input of
+ * the warm process's own channel on the spawner's connection to that host.
  *
  * The pool keeps `perRole` processes (FABRIC_WARM_POOL, default 1) for each
  * role it has been asked to spawn, at most `maxTotal` in all, and refills
  * after each spawn. Warm processes are not services: they listen on nothing,
  * have no ID and are in no registry until one is handed over. The launcher
  * that started them ends them when it closes (the spawner stops), and they
- * end by themselves when their pipe closes (the spawner died).
+ * end by themselves when their pipe closes (the spawner died, or its SSH
+ * connection to the host).
  * @module
  */
 import { log } from "../config/logging.ts";
-import type { LaunchedProcess, Launcher, LaunchSpec } from "../launchers/launcher.ts";
-import type { WarmProcess } from "../launchers/local.ts";
+import type { LaunchedProcess, Launcher, LaunchSpec, WarmProcess } from "../launchers/launcher.ts";
 
-/** What starts warm processes: the `local://` launcher. */
+/** What starts warm processes: the `local://` and `ssh://` launchers. */
 export interface WarmStarter {
   /** Starts a process that has loaded `role`'s code and waits for its hand-over. */
   startWarm(role: string): Promise<WarmProcess>;
@@ -166,7 +168,7 @@ const pools = new WeakMap<Launcher, WarmPool>();
 
 /**
  * The warm pool of `launcher`, made on first use: only a launcher that can
- * start warm processes (`local://`) has one, and none when `FABRIC_WARM_POOL`
+ * start warm processes (`local://`, `ssh://`) has one, and none when `FABRIC_WARM_POOL`
  * is 0 or invalid (which is logged).
  */
 export function warmPoolOf(launcher: Launcher): WarmPool | undefined {
@@ -202,6 +204,5 @@ export function warmPoolSize(): number {
 }
 
 function isWarmStarter(launcher: Launcher): launcher is Launcher & WarmStarter {
-  return launcher.url === "local://" &&
-    typeof (launcher as Partial<WarmStarter>).startWarm === "function";
+  return typeof (launcher as Partial<WarmStarter>).startWarm === "function";
 }

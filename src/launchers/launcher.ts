@@ -37,6 +37,12 @@ export interface PrepareOptions {
    * Default: nobody; launchers with nothing to tell ignore it.
    */
   onProgress?: SpawnProgressListener;
+  /**
+   * Check the host now, even when this connection already found it ready (a
+   * restart: the check is also what tells that the host answers again).
+   * Default: false; launchers that check nothing ignore it.
+   */
+  recheck?: boolean;
 }
 
 /** A started process, as far as the launcher can see it. */
@@ -104,4 +110,46 @@ export class LauncherUrlError extends FabricError {
   constructor(message: string) {
     super(message, { status: 400, exitCode: EXIT.USAGE });
   }
+}
+
+/**
+ * A fabricd process started with `--warm` (docs/protocol.md 4.11), waiting on
+ * its stdin for the service it will become. Not a service yet: it listens on
+ * nothing and is in no registry.
+ */
+export interface WarmProcess {
+  /** The role whose code it has loaded. */
+  readonly role: string;
+  readonly pid: number;
+  /** Resolves with its exit code when it ends, handed over or not. */
+  readonly exited: Promise<number>;
+  /**
+   * Makes it the service `spec` describes (`--role ROLE --id ID`, the
+   * password and parent in `spec.env`): its log becomes `logs/ID.log` and the
+   * hand-over line goes down its stdin, which is then closed.
+   * @throws {RangeError} when `spec` is for another role, or lacks the password, parent or pin.
+   * @throws {Error} when it was handed over or stopped already.
+   */
+  handOver(spec: LaunchSpec): Promise<LaunchedProcess>;
+  /** Ends it unless it was handed over: its stdin is closed, then SIGTERM; idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The one JSON line a warm process reads: everything it needs to bootstrap.
+ * @throws {RangeError} when `spec` is not `--role ROLE --id ID` of `role`, or lacks a secret.
+ */
+export function warmHandOverLine(role: string, spec: LaunchSpec): string {
+  const [roleFlag, specRole, idFlag, id, ...rest] = spec.args;
+  if (roleFlag !== "--role" || idFlag !== "--id" || rest.length > 0 || id !== spec.id) {
+    throw new RangeError(`A warm process takes "--role ROLE --id ID" only, not "${spec.args}"`);
+  }
+  if (specRole !== role) {
+    throw new RangeError(`A warm ${role} process cannot become a ${specRole}`);
+  }
+  const { FABRIC_OTP: password, FABRIC_PARENT: parent, FABRIC_PIN: pin } = spec.env;
+  if (!password || !parent || !pin) {
+    throw new RangeError("A warm process needs FABRIC_OTP, FABRIC_PARENT and FABRIC_PIN");
+  }
+  return JSON.stringify({ id, role, password, parent, pin });
 }

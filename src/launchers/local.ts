@@ -18,35 +18,19 @@
 import { join } from "node:path";
 import { selfCommand } from "../image/self_command.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
-import type { ChildView, LaunchedProcess, Launcher, LaunchSpec } from "./launcher.ts";
+import {
+  type ChildView,
+  type LaunchedProcess,
+  type Launcher,
+  type LaunchSpec,
+  warmHandOverLine,
+  type WarmProcess,
+} from "./launcher.ts";
 
 /** Options of {@linkcode LocalLauncher}. */
 export interface LocalLauncherOptions {
   /** State directory the children share; logs go to `<dir>/logs/<id>.log`. */
   dir: string;
-}
-
-/**
- * A fabricd process started with `--warm`, waiting on its stdin for the
- * service it will become. Not a service yet: it listens on nothing and is in
- * no registry.
- */
-export interface WarmProcess {
-  /** The role whose code it has loaded. */
-  readonly role: string;
-  readonly pid: number;
-  /** Resolves with its exit code when it ends, handed over or not. */
-  readonly exited: Promise<number>;
-  /**
-   * Makes it the service `spec` describes (`--role ROLE --id ID`, the
-   * password and parent in `spec.env`): its log becomes `logs/ID.log` and the
-   * hand-over line goes down its stdin pipe, which is then closed.
-   * @throws {RangeError} when `spec` is for another role, or lacks the password, parent or pin.
-   * @throws {Error} when it was handed over or stopped already.
-   */
-  handOver(spec: LaunchSpec): Promise<LaunchedProcess>;
-  /** Ends it unless it was handed over: its pipe is closed, then SIGTERM; idempotent. */
-  stop(): Promise<void>;
 }
 
 /** Starts fabricd processes on this host. */
@@ -178,7 +162,7 @@ class LocalWarmProcess implements WarmProcess {
 
   async handOver(spec: LaunchSpec): Promise<LaunchedProcess> {
     if (this.#used) throw new Error(`Warm process ${this.pid} was already handed over or stopped`);
-    const line = handOverLine(this.role, spec);
+    const line = warmHandOverLine(this.role, spec);
     this.#used = true;
     this.#release();
     // The open descriptor follows the file: what the service logs from now on lands in ID.log.
@@ -203,22 +187,6 @@ class LocalWarmProcess implements WarmProcess {
     clearTimeout(late);
     await Deno.remove(this.#log).catch(() => {});
   }
-}
-
-/** The one JSON line a warm process reads: everything it needs to bootstrap. */
-function handOverLine(role: string, spec: LaunchSpec): string {
-  const [roleFlag, specRole, idFlag, id, ...rest] = spec.args;
-  if (roleFlag !== "--role" || idFlag !== "--id" || rest.length > 0 || id !== spec.id) {
-    throw new RangeError(`A warm process takes "--role ROLE --id ID" only, not "${spec.args}"`);
-  }
-  if (specRole !== role) {
-    throw new RangeError(`A warm ${role} process cannot become a ${specRole}`);
-  }
-  const { FABRIC_OTP: password, FABRIC_PARENT: parent, FABRIC_PIN: pin } = spec.env;
-  if (!password || !parent || !pin) {
-    throw new RangeError("A warm process needs FABRIC_OTP, FABRIC_PARENT and FABRIC_PIN");
-  }
-  return JSON.stringify({ id, role, password, parent, pin });
 }
 
 function launched(

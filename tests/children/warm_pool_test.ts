@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { WarmPool, type WarmStarter } from "../../src/children/warm_pool.ts";
-import type { WarmProcess } from "../../src/launchers/local.ts";
+import type { WarmProcess } from "../../src/launchers/launcher.ts";
 import type { LaunchedProcess, LaunchSpec } from "../../src/launchers/launcher.ts";
 
 /** A starter of fake warm processes that records what happened to them. */

@@ -101,7 +101,7 @@ Deno.test({
       );
 
       await t.step(
-        "spawns and stops over one connection leave no listening port behind on the host",
+        "spawns over one connection take warm processes and leave no listening port behind",
         async () => {
           const listening = async (): Promise<number> => {
             const out = await testnetExec("gateway", ["ss", "-ltnH"]);
@@ -112,11 +112,20 @@ Deno.test({
           const first = await spawn(["--role", "spawner", "--on", "ssh://gateway"]);
           assert.equal((await fabricd(["stop", first])).code, 0);
           const before = await listening();
+          let warm = 0;
           for (let i = 0; i < 10; i++) {
             const id = await spawn(["--role", "spawner", "--on", "ssh://gateway"]);
+            // The spawner's warm pool on the host: a process that waited there took it.
+            const log = await testnetExec("gateway", [
+              "sh",
+              "-c",
+              `grep -c 'Warm process handed over' ~/.cache/fabricd/logs/${id}.log || true`,
+            ]);
+            if (log.stdout.trim() === "1") warm++;
             const stopped = await fabricd(["stop", id]);
             assert.equal(stopped.code, 0, stopped.stderr);
           }
+          assert.ok(warm >= 8, `only ${warm} of 10 spawns on gateway took a warm process`);
           await eventually(async () => {
             const now = await listening();
             if (now !== before) {
@@ -225,10 +234,12 @@ Deno.test({
         const block = "cd ~/.cache && mv fabricd fabricd.aside && touch fabricd";
         assert.equal((await testnetExec("compute2", ["sh", "-c", block])).code, 0);
         try {
+          // A bridge: head keeps a warm spawner on compute2 (loaded, it needs no cache),
+          // but no warm bridge, so this one must start from the image.
           const out = await fabricd([
             "spawn",
             "--role",
-            "spawner",
+            "bridge",
             "--on",
             "ssh://compute2",
             "--via",
