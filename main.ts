@@ -18,6 +18,7 @@ Usage:
   fabricd stop ID... | --all       stop services
   fabricd restart ID               restart a dead service under its old ID
   fabricd revoke ID                cut a service off at once: its identity is refused
+  fabricd rotate [--grace S]       replace the root key; the tree is re-certified top-down
   fabricd connect [--session S]    attach to the fabric: connect to a session's services
   fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
@@ -45,6 +46,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   stop: async () => (await import("./src/cli/stop.ts")).stopCommand,
   restart: async () => (await import("./src/cli/restart.ts")).restartCommand,
   revoke: async () => (await import("./src/cli/revoke.ts")).revokeCommand,
+  rotate: async () => (await import("./src/cli/rotate.ts")).rotateCommand,
   connect: async () => (await import("./src/cli/connect.ts")).connectCommand,
   task: async () => (await import("./src/cli/task.ts")).taskCommand,
   pilot: async () => (await import("./src/cli/pilot.ts")).pilotCommand,

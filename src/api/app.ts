@@ -79,6 +79,7 @@ export function createApp(deps: AppDeps): Hono {
     },
   }));
   const sessions = deps.sessions ?? new MacSessions();
+  app.use(auditedRefusals());
   app.use(signatures({
     sessions,
     serviceId: deps.serviceId,
@@ -148,6 +149,50 @@ function audited(rule: Rule, metrics: ServiceMetrics | undefined): MiddlewareHan
         status,
       }),
   }) as MiddlewareHandler;
+}
+
+/** Refused requests (401) logged at most: a burst of this many, then {@linkcode REFUSALS_PER_SECOND}. */
+export const REFUSALS_BURST = 20;
+/** Refused requests (401) logged per second once the burst is spent. */
+export const REFUSALS_PER_SECOND = 1;
+
+/**
+ * Logs every request refused for its signature (401) in the `audit`
+ * category, with what it claims to be (its `keyid`) and where it came from,
+ * each field cut to 200 characters; rate-limited so that a flood of forged
+ * requests cannot fill a disk: a burst of 20 lines, then one a second, and
+ * the next line logged says how many were left out (docs/security.md).
+ */
+function auditedRefusals(): MiddlewareHandler {
+  const audit = log("audit");
+  let tokens = REFUSALS_BURST;
+  let last = Date.now();
+  let skipped = 0;
+  const cut = (text: string | undefined): string => (text ?? "").slice(0, 200);
+  return async (c, next) => {
+    await next();
+    if (c.res.status !== 401) return;
+    const now = Date.now();
+    tokens = Math.min(REFUSALS_BURST, tokens + ((now - last) / 1000) * REFUSALS_PER_SECOND);
+    last = now;
+    if (tokens < 1) {
+      skipped++;
+      return;
+    }
+    tokens--;
+    const input = c.req.header("signature-input") ?? "";
+    const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
+    audit.warn("Refused {method} {path} from {peer} signed as {keyid}: {why}", {
+      method: cut(c.req.method),
+      path: cut(c.req.path),
+      peer: cut(c.req.header("fabric-peer")),
+      keyid: cut(/keyid="([^"]*)"/.exec(input)?.[1]),
+      why: cut(typeof body.error === "string" ? body.error : ""),
+      status: 401,
+      ...(skipped > 0 ? { unlogged: skipped } : {}),
+    });
+    skipped = 0;
+  };
 }
 
 function statusOf(error: Error): ContentfulStatusCode {

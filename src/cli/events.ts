@@ -9,10 +9,12 @@ import type { RegistryEvent, ServiceRecord, Transition } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { usage } from "./cli_error.ts";
-import { loadContext } from "./context.ts";
+import { type FabricContext, loadContext } from "./context.ts";
+import { MAX_AUDIT_LINES } from "../registry/rotation_routes.ts";
 
 /** Help text of `fabricd events`. */
 export const EVENTS_HELP = `fabricd events [-f] [--since D] [--service ID] [--json] [--fabric FILE]
+fabricd events --audit [--since D] [--json] [--fabric FILE]
 
 Prints every state transition of the fabric, oldest first: time, service,
 role, from, to, incarnation and reason.
@@ -20,7 +22,11 @@ role, from, to, incarnation and reason.
   -f, --follow     keep printing new transitions as they happen (Ctrl-C ends)
   --since D        only transitions of the last D (e.g. 90s, 10m, 2h, 1d)
   --service ID     only the transitions of service ID
+  --audit          the registry's audit lines instead, oldest first (at most
+                   the last ${MAX_AUDIT_LINES}): every refused request (401, 403) and every
+                   change allowed, with its signer (docs/security.md)
   --json           one JSON object per line: {seq, at, id, role, from, to, incarnation, reason}
+                   (with --audit: {at, level, message, properties})
 `;
 
 /** Most services whose histories are fetched at once. */
@@ -52,6 +58,7 @@ export async function eventsCommand(args: string[]): Promise<number> {
     follow: { type: "boolean", short: "f" },
     since: { type: "string" },
     service: { type: "string" },
+    audit: { type: "boolean" },
     json: { type: "boolean" },
     fabric: { type: "string" },
   });
@@ -66,7 +73,14 @@ export async function eventsCommand(args: string[]): Promise<number> {
   const notBefore = sinceText === undefined ? 0 : Date.now() - parseDuration(sinceText);
   const only = stringFlag(parsed, "service");
   const json = parsed.flags.json === true;
+  if (parsed.flags.audit && (parsed.flags.follow || only)) {
+    throw usage('--audit takes no -f or --service: see "fabricd events --help"');
+  }
   const context = await loadContext(stringFlag(parsed, "fabric"));
+  if (parsed.flags.audit) {
+    await printAudit(context, sinceText === undefined ? undefined : notBefore, json);
+    return EXIT.OK;
+  }
   const print = (t: Transition, role: string): void => {
     if (t.at < notBefore || (only && t.id !== only)) return;
     console.log(
@@ -129,4 +143,33 @@ async function histories(
   };
   await Promise.all(Array.from({ length: HISTORY_CONCURRENCY }, worker));
   return out;
+}
+
+/** One line of the registry's audit trail (`GET /v1/registry/audit`). */
+interface AuditLine {
+  at: number;
+  level: string;
+  message: string;
+  properties?: Record<string, unknown>;
+}
+
+/** Prints the registry's audit lines since `since` (ms since the epoch). */
+async function printAudit(
+  context: FabricContext,
+  since: number | undefined,
+  json: boolean,
+): Promise<void> {
+  const registry = context.registry.endpoints[0]!;
+  const query = `limit=${MAX_AUDIT_LINES}${since === undefined ? "" : `&since=${since}`}`;
+  const answer = await context.client.call<{ lines: AuditLine[]; truncated: boolean }>(registry, {
+    method: "GET",
+    path: `/v1/registry/audit?${query}`,
+  });
+  for (const line of answer.lines) {
+    if (json) console.log(JSON.stringify(line));
+    else {
+      const time = new Date(line.at).toISOString().replace("T", " ").replace("Z", "");
+      console.log(`${time}  ${line.level.padEnd(5)} ${line.message}`);
+    }
+  }
 }

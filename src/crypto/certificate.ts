@@ -168,23 +168,28 @@ export interface VerifiedChain {
   fingerprint: string;
   /** Every certified service of the chain, root side first: each must not be revoked. */
   links: { id: string; incarnation: number }[];
+  /** The fingerprint of the root the chain starts from (one of those trusted). */
+  root: string;
 }
 
 /**
- * Verifies a chain against the root at time `nowSeconds` (with `skewSeconds`
- * of clock difference): every link is signed by the one above it (the first
- * by the root), names the one above it as issuer, extends its route by one
- * child, and is within its lifetime.
+ * Verifies a chain against the root (or any of `roots`, during a root
+ * rotation) at time `nowSeconds` (with `skewSeconds` of clock difference):
+ * every link is signed by the one above it (the first by a root), names the
+ * one above it as issuer, extends its route by one child, and is within its
+ * lifetime.
  * @returns The chain's signer, or a reason.
  */
 export async function verifyChain(
-  root: TrustRoot,
+  roots: TrustRoot | readonly TrustRoot[],
   chain: string,
   nowSeconds: number,
   skewSeconds = 5,
 ): Promise<VerifiedChain | string> {
   const tokens = chain.split(",");
   if (tokens.length > MAX_CHAIN) return `a chain has at most ${MAX_CHAIN} certificates`;
+  const candidates = Array.isArray(roots) ? roots : [roots as TrustRoot];
+  let root = candidates[0]!;
   let issuerKey = root.publicKey;
   let issuer: CertificateClaims | null = null;
   let expires = Number.POSITIVE_INFINITY;
@@ -195,6 +200,10 @@ export async function verifyChain(
     const parsed = parseCertificate(token.trim());
     if (typeof parsed === "string") return `malformed certificate: ${parsed}`;
     const { claims } = parsed;
+    if (issuer === null) {
+      root = await signingRoot(candidates, parsed) ?? root;
+      issuerKey = root.publicKey;
+    }
     if (!await crypto.subtle.verify("Ed25519", issuerKey, parsed.signature, parsed.signed)) {
       return `certificate of "${claims.sub}" is not signed by ${
         issuer ? `"${issuer.sub}"` : "the fabric root"
@@ -240,7 +249,40 @@ export async function verifyChain(
     publicKey: leafKey,
     fingerprint: await fingerprintOf(leafRaw),
     links,
+    root: root.fingerprint,
   };
+}
+
+/** The root among `roots` that signed the first certificate of a chain, or null. */
+async function signingRoot(
+  roots: readonly TrustRoot[],
+  first: ParsedCertificate,
+): Promise<TrustRoot | null> {
+  if (roots.length === 1) return roots[0]!;
+  for (const root of roots) {
+    if (await crypto.subtle.verify("Ed25519", root.publicKey, first.signature, first.signed)) {
+      return root;
+    }
+  }
+  return null;
+}
+
+/**
+ * The root among `roots` whose key signed the first certificate of `chain`,
+ * or null (a malformed chain, or another root). Tells a chain of a retired
+ * root apart from a forged one.
+ */
+export async function chainRootOf(
+  roots: readonly TrustRoot[],
+  chain: string,
+): Promise<TrustRoot | null> {
+  const first = parseCertificate((chain.split(",")[0] ?? "").trim());
+  if (typeof first === "string" || roots.length === 0) return null;
+  const root = await signingRoot(roots, first);
+  if (!root || roots.length > 1) return root;
+  return await crypto.subtle.verify("Ed25519", root.publicKey, first.signature, first.signed)
+    ? root
+    : null;
 }
 
 /** Whether route `child` is route `parent` plus one more service. */

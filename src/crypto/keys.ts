@@ -6,6 +6,7 @@
  */
 
 import { copyBytes, describe, fromBase64Url, quote, toBase64Url } from "./_bytes.ts";
+import { type Rotation, verifyRotation } from "./rotation.ts";
 
 /** A fabric's Ed25519 key pair with its fingerprint and private JWK. */
 export interface FabricKeys {
@@ -29,6 +30,14 @@ export interface FabricKeys {
   expires?: number;
   /** The trust store shared by the holder's verifications. Default: one made from `root`. */
   trust?: import("./trust.ts").TrustStore;
+  /** The key file these keys were read from (root services re-read it when the root rotates). */
+  file?: string;
+  /**
+   * The rotation that made these keys the root, from the key file's
+   * `.rotation` companion (docs/security.md "Key rotation"): the old root is
+   * trusted beside them until its grace ends. Default: none.
+   */
+  rotation?: Rotation;
 }
 
 /** Options of {@linkcode writeKeyFile}. */
@@ -203,6 +212,69 @@ export async function writeKeyFile(
  * @throws {KeyFileError} If the file is missing, unreadable or not a fabric key; `path` names it.
  */
 export async function readKeyFile(path: string): Promise<FabricKeys> {
+  const keys = await readJwkFile(path);
+  const rotation = await readRotationFile(path);
+  // A statement for another key is a rotation that never completed: ignored.
+  return {
+    ...keys,
+    file: path,
+    ...(rotation?.new.fingerprint === keys.fingerprint ? { rotation } : {}),
+  };
+}
+
+/** The companion of key file `path` that holds the statement of its last rotation. */
+export function rotationPathOf(path: string): string {
+  return `${path}.rotation`;
+}
+
+/**
+ * The rotation statement beside key file `path`, or null when there is none.
+ * @throws {KeyFileError} when it is there but unreadable or not a valid statement.
+ */
+export async function readRotationFile(path: string): Promise<Rotation | null> {
+  const where = rotationPathOf(path);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(where);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) return null;
+    throw new KeyFileError(`Cannot read rotation file ${JSON.stringify(where)}: ${cause}`, {
+      path: where,
+      cause,
+    });
+  }
+  const rotation = await verifyRotation(text.trim());
+  if (typeof rotation === "string") {
+    throw new KeyFileError(
+      `Rotation file ${JSON.stringify(where)} is not a rotation statement (${rotation}): ` +
+        "restore it, or remove it once the grace of the last rotation is over",
+      { path: where },
+    );
+  }
+  return rotation;
+}
+
+/**
+ * Reads `keys.file` again and, when it now holds another key (the root was
+ * rotated), takes that key in place: every holder of `keys` signs with it
+ * from then on.
+ * @returns Whether the key changed.
+ * @throws {KeyFileError} as {@linkcode readKeyFile}, or when `keys` came from no file.
+ */
+export async function reloadKeyFile(keys: FabricKeys): Promise<boolean> {
+  if (!keys.file) throw new KeyFileError("These keys were not read from a key file", { path: "" });
+  const fresh = await readKeyFile(keys.file);
+  if (fresh.fingerprint === keys.fingerprint) return false;
+  keys.privateKey = fresh.privateKey;
+  keys.publicKey = fresh.publicKey;
+  keys.fingerprint = fresh.fingerprint;
+  keys.jwk = fresh.jwk;
+  if (fresh.rotation) keys.rotation = fresh.rotation;
+  else delete keys.rotation;
+  return true;
+}
+
+async function readJwkFile(path: string): Promise<FabricKeys> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);

@@ -5,8 +5,15 @@
  * (bounded) until they expire; revoked incarnations are refused.
  * @module
  */
-import { IDENTITY_HEADER, type Signer, type TrustRoot, verifyChain } from "./certificate.ts";
+import {
+  chainRootOf,
+  IDENTITY_HEADER,
+  type Signer,
+  type TrustRoot,
+  verifyChain,
+} from "./certificate.ts";
 import type { FabricKeys } from "./keys.ts";
+import { type Rotation, verifyRotation } from "./rotation.ts";
 
 /** A resolved signer and the key its signature must verify with. */
 export type Resolved =
@@ -23,9 +30,28 @@ export interface TrustOptions {
   now?: () => number;
 }
 
-/** The fabric root, a cache of verified chains, and the revoked incarnations. */
+/**
+ * Where a trust store asks for the fabric's newest rotation statement when a
+ * key or chain of an unknown root comes in (docs/security.md "Key rotation"):
+ * the registry for a service, the key file's companion for the operator.
+ */
+export type RotationSource = () => Promise<string | null>;
+
+/** Least time between two asks of a {@linkcode RotationSource}, ms. */
+const LEARN_EVERY_MS = 2000;
+/** Retired roots remembered, to say why their chains are refused. */
+const MAX_RETIRED = 4;
+
+/**
+ * The fabric root (two roots during a rotation's grace), a cache of verified
+ * chains, and the revoked incarnations.
+ */
 export class TrustStore {
-  readonly root: TrustRoot;
+  #primary: TrustRoot;
+  /** The root rotated out, trusted until `until` (seconds since the epoch). */
+  #retiring: { root: TrustRoot; until: number } | null = null;
+  #retired: TrustRoot[] = [];
+  #rotation: Rotation | null = null;
   #chains = new Map<
     string,
     {
@@ -33,6 +59,7 @@ export class TrustStore {
       fingerprint: string;
       signer: Signer;
       links: { id: string; incarnation: number }[];
+      root: string;
     }
   >();
   /** Revoked: every incarnation of an ID up to the number kept here. */
@@ -42,22 +69,113 @@ export class TrustStore {
   #maxChains: number;
   #maxRevoked: number;
   #now: () => number;
+  #source: RotationSource | undefined;
+  #learning: Promise<void> | null = null;
+  #learntAt = -Infinity;
+  #listeners: ((rotation: Rotation) => void)[] = [];
 
   /** Trusts `root` and what chains to it. */
   constructor(root: TrustRoot, options: TrustOptions = {}) {
-    this.root = root;
+    this.#primary = root;
     this.#maxChains = options.maxChains ?? 1024;
     this.#maxRevoked = options.maxRevoked ?? 65_536;
     this.#now = options.now ?? Date.now;
   }
 
+  /** The current root: the newest one this store knows. */
+  get root(): TrustRoot {
+    return this.#primary;
+  }
+
+  /** The newest rotation adopted, or null. */
+  get rotation(): Rotation | null {
+    return this.#rotation;
+  }
+
+  /** The roots trusted now: the current one, and the old one until its grace ends. */
+  roots(): TrustRoot[] {
+    const retiring = this.#retiring;
+    if (retiring && this.#now() / 1000 > retiring.until) this.#retire();
+    return this.#retiring ? [this.#primary, this.#retiring.root] : [this.#primary];
+  }
+
+  /** Where to ask for the newest rotation statement when an unknown root comes in. */
+  set source(source: RotationSource | undefined) {
+    this.#source = source;
+  }
+
+  /** Calls `listener` with every rotation adopted from now on. */
+  onRotation(listener: (rotation: Rotation) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Adopts a verified rotation: from one of its roots, trusts the other too
+   * until the grace ends, and the new root is current from now on.
+   * @returns null when adopted (or known already), else why it cannot be.
+   */
+  adopt(rotation: Rotation): string | null {
+    const current = this.#primary.fingerprint;
+    if (this.#rotation?.token === rotation.token) return null;
+    if (rotation.new.fingerprint === current) {
+      // Told of the rotation that made the current root: the old one is trusted for the grace.
+      this.#retiring = { root: rotation.old, until: rotation.until };
+    } else if (rotation.old.fingerprint === current) {
+      if (this.#retiring) this.#retire();
+      this.#retiring = { root: this.#primary, until: rotation.until };
+      this.#primary = rotation.new;
+    } else {
+      return `the fabric's root was rotated from ${rotation.old.fingerprint} to ${rotation.new.fingerprint}, ` +
+        `and this holder trusts ${current}: it missed an earlier rotation and must be restarted`;
+    }
+    this.#rotation = rotation;
+    this.roots();
+    for (const listener of this.#listeners) listener(rotation);
+    return null;
+  }
+
+  /**
+   * Asks the rotation source for the newest statement and adopts it (at most
+   * every 2 s; callers meanwhile share the one ask).
+   * @returns Whether a new rotation was adopted.
+   */
+  refresh(): Promise<boolean> {
+    return this.#source ? this.#learn() : Promise.resolve(false);
+  }
+
+  /**
+   * Verifies a rotation statement and adopts it ({@linkcode adopt}).
+   * @returns null when adopted, else why not.
+   */
+  async adoptStatement(token: string): Promise<string | null> {
+    const rotation = await verifyRotation(token);
+    return typeof rotation === "string" ? rotation : this.adopt(rotation);
+  }
+
   /**
    * Resolves the signer of a message whose signature names `keyid` and
-   * carries the chain `identity` (null when absent).
+   * carries the chain `identity` (null when absent). A key or chain of a root
+   * this store does not know makes it ask its rotation source once (at most
+   * every 2 s) and try again.
    */
   async resolve(keyid: string, identity: string | null): Promise<Resolved> {
-    if (keyid === this.root.fingerprint) {
-      return { ok: true, publicKey: this.root.publicKey, signer: { kind: "operator" } };
+    const first = await this.#resolve(keyid, identity);
+    if (first.ok || !this.#source || !/fabric root|not this fabric's key/.test(first.reason)) {
+      return first;
+    }
+    if (!await this.#learn()) return first;
+    return await this.#resolve(keyid, identity);
+  }
+
+  async #resolve(keyid: string, identity: string | null): Promise<Resolved> {
+    const roots = this.roots();
+    const root = roots.find((r) => r.fingerprint === keyid);
+    if (root) return { ok: true, publicKey: root.publicKey, signer: { kind: "operator" } };
+    if (this.#retired.some((r) => r.fingerprint === keyid)) {
+      return {
+        ok: false,
+        reason: `Key "${keyid}" is a retired fabric root: sign with the current key file`,
+      };
     }
     if (!identity) {
       return {
@@ -67,14 +185,17 @@ export class TrustStore {
     }
     const nowSeconds = this.#now() / 1000;
     let known = this.#chains.get(identity);
-    if (known && known.signer.kind === "service" && known.signer.expires + 5 < nowSeconds) {
+    if (
+      known && known.signer.kind === "service" &&
+      (known.signer.expires + 5 < nowSeconds || !roots.some((r) => r.fingerprint === known!.root))
+    ) {
       this.#chains.delete(identity);
       known = undefined;
     }
     if (!known) {
-      const verified = await verifyChain(this.root, identity, nowSeconds);
+      const verified = await verifyChain(roots, identity, nowSeconds);
       if (typeof verified === "string") {
-        return { ok: false, reason: `Identity refused: ${verified}` };
+        return { ok: false, reason: `Identity refused: ${await this.#why(verified, identity)}` };
       }
       known = verified;
       if (this.#chains.size >= this.#maxChains) {
@@ -122,19 +243,55 @@ export class TrustStore {
   isRevoked(id: string, incarnation: number): boolean {
     return incarnation <= (this.#revoked.get(id) ?? 0);
   }
+
+  /** A chain's refusal, told more precisely when its root was retired. */
+  async #why(reason: string, identity: string): Promise<string> {
+    if (!reason.endsWith("is not signed by the fabric root")) return reason;
+    const retired = await chainRootOf(this.#retired, identity);
+    if (!retired) return reason;
+    const sub = /^certificate of "([^"]+)"/.exec(reason)?.[1] ?? "?";
+    return `certificate of "${sub}" is signed by a retired fabric root (${retired.fingerprint}): restart the service`;
+  }
+
+  #retire(): void {
+    if (!this.#retiring) return;
+    this.#retired.push(this.#retiring.root);
+    if (this.#retired.length > MAX_RETIRED) this.#retired.shift();
+    this.#retiring = null;
+  }
+
+  /** Asks the rotation source once; true when it taught this store a new root. */
+  #learn(): Promise<boolean> {
+    const before = this.#rotation?.token;
+    if (!this.#learning) {
+      if (this.#now() - this.#learntAt < LEARN_EVERY_MS) return Promise.resolve(false);
+      this.#learntAt = this.#now();
+      this.#learning = (async () => {
+        const token = await this.#source!().catch(() => null);
+        if (token) await this.adoptStatement(token);
+      })().finally(() => (this.#learning = null));
+    }
+    return this.#learning.then(() => this.#rotation?.token !== before);
+  }
 }
 
 const stores = new WeakMap<FabricKeys, TrustStore>();
 
 /**
  * The trust store of a holder of `keys`: rooted at `keys.root` (a service),
- * or at the keys themselves (the operator). One per keys object.
+ * or at the keys themselves (the operator), with the old root of the
+ * rotation that made them (`keys.rotation`) during its grace. Keys read from
+ * a key file learn a later rotation from its `.rotation` companion. One per
+ * keys object.
  */
 export function trustOf(keys: FabricKeys): TrustStore {
   let store = stores.get(keys);
   if (!store) {
     store = keys.trust ??
       new TrustStore(keys.root ?? { publicKey: keys.publicKey, fingerprint: keys.fingerprint });
+    if (keys.rotation) store.adopt(keys.rotation);
+    const file = keys.file;
+    if (file) store.source = () => readStatement(file);
     stores.set(keys, store);
   }
   return store;
@@ -148,4 +305,10 @@ export async function resolveKey(
 ): Promise<Resolved> {
   if (options.trust) return await options.trust.resolve(keyid, headers.get(IDENTITY_HEADER));
   return { ok: true, publicKey: options.publicKey!, signer: { kind: "operator" } };
+}
+
+/** The statement in the `.rotation` companion of key file `file`, or null. */
+async function readStatement(file: string): Promise<string | null> {
+  const text = await Deno.readTextFile(`${file}.rotation`).catch(() => null);
+  return text?.trim() || null;
 }

@@ -63,6 +63,8 @@ interface Known {
 export class HeartbeatAggregator {
   /** The registry's revocation mark as of the last batch, passed on to the children. */
   revocations: number | undefined;
+  /** The fabric's current root as of the last batch, passed on to the children. */
+  root: string | undefined;
   #registry: RegistryClient;
   #options: Required<Omit<AggregatorOptions, "onCommit">> & Pick<AggregatorOptions, "onCommit">;
   #pending = new Map<string, Queued>();
@@ -156,6 +158,8 @@ export class HeartbeatAggregator {
       });
       verdicts = answer.results;
       if (answer.revocations !== undefined) this.revocations = answer.revocations;
+      const root = (answer as { root?: unknown }).root;
+      if (typeof root === "string") this.root = root;
     } catch (error) {
       this.#logger.warn("A batch of {n} heartbeats did not reach the registry: {error}", {
         n: batch.length,
@@ -215,6 +219,7 @@ export function aggregatorRoutes(aggregator: HeartbeatAggregator): Hono {
         state: verdict.state,
         incarnation: verdict.incarnation,
         ...(aggregator.revocations === undefined ? {} : { revocations: aggregator.revocations }),
+        ...(aggregator.root === undefined ? {} : { root: aggregator.root }),
       });
     }
     throw new HTTPException(verdict.result === "replaced" ? 409 : 404, {

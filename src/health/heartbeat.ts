@@ -25,8 +25,19 @@ export interface HeartbeatOptions {
    * Default: none, every beat goes to the registry.
    */
   via?: HeartbeatRelay;
-  /** Called with each accepted heartbeat's answer (its `revocations` mark). Default: nothing. */
-  onAnswer?: (answer: { revocations?: number }) => void;
+  /**
+   * Called with each accepted heartbeat's answer: its `revocations` mark and
+   * the fabric's current `root` (docs/protocol.md 2.14). Default: nothing.
+   */
+  onAnswer?: (answer: BeatAnswer) => void;
+}
+
+/** What a heartbeat answer tells a service besides its state. */
+export interface BeatAnswer {
+  /** The registry's revocation mark. */
+  revocations?: number;
+  /** The fingerprint of the fabric's current root key. */
+  root?: string;
 }
 
 /** One beat as sent to an aggregating parent (`POST /v1/heartbeats`). */
@@ -42,12 +53,12 @@ export interface RelayedBeat {
 export type HeartbeatRelay = (
   beat: RelayedBeat,
   timeoutMs: number,
-) => Promise<{ revocations?: number }>;
+) => Promise<BeatAnswer>;
 
 /** A {@linkcode HeartbeatRelay} to `parent` over a signed `client`. */
 export function parentRelay(client: FabricClient, parent: Target): HeartbeatRelay {
   return async (beat, timeoutMs) =>
-    await client.call<{ revocations?: number }>(
+    await client.call<BeatAnswer>(
       parent,
       { method: "POST", path: "/v1/heartbeats", body: beat },
       { timeoutMs },
@@ -77,7 +88,7 @@ export function startHeartbeats(
   const fenceMs = options.fenceMs ?? options.intervalMs * 20;
   const timeoutMs = Math.max(1000, options.intervalMs);
   let direct = false;
-  const send = async (sentAt: number): Promise<{ revocations?: number }> => {
+  const send = async (sentAt: number): Promise<BeatAnswer> => {
     const instance = service.instance ? { instance: service.instance } : {};
     if (options.via) {
       try {
@@ -114,9 +125,10 @@ export function startHeartbeats(
       failing = false;
       lastOk = Date.now();
     } catch (error) {
-      // 409: replaced or ended; 401 "revoked": this identity is cut off (fabricd revoke).
+      // 409: replaced or ended; 401 "revoked": this identity is cut off (fabricd
+      // revoke); 401 "retired": its chain starts at a root rotated out.
       const revoked = error instanceof FabricRequestError && error.status === 401 &&
-        /revoked/.test(error.message);
+        /revoked|retired fabric root/.test(error.message);
       if ((error instanceof FabricRequestError && error.status === 409) || revoked) {
         stopped = true;
         options.onReplaced(error.message);

@@ -9,7 +9,13 @@ import { log } from "../config/logging.ts";
 import type { Role, ServiceRecord, ServiceState } from "../types/mod.ts";
 import type { FabricClient, Target } from "../client/fabric_client.ts";
 import { AGGREGATING_ROLES } from "./aggregator.ts";
-import { type HeartbeatRelay, type Heartbeats, parentRelay, startHeartbeats } from "./heartbeat.ts";
+import {
+  type BeatAnswer,
+  type HeartbeatRelay,
+  type Heartbeats,
+  parentRelay,
+  startHeartbeats,
+} from "./heartbeat.ts";
 import { beginRootIncarnation } from "./root_restart.ts";
 
 /** What a service's record is made of. */
@@ -56,6 +62,11 @@ export class Registration {
   #heartbeats: Heartbeats | null = null;
   #record: ServiceRecord | null = null;
   #via: HeartbeatRelay | undefined;
+  #ahead: {
+    id: string;
+    parent: string;
+    reads: Promise<[{ record: ServiceRecord } | undefined, HeartbeatRelay | undefined]>;
+  } | null = null;
 
   /** The registration of a service through `registry`. */
   constructor(registry: RegistryClient, options: RegistrationOptions = {}) {
@@ -75,15 +86,39 @@ export class Registration {
    * @throws {FabricRequestError} when the registry refuses or cannot be reached.
    */
   async register(facts: RecordFacts, reason: string): Promise<Registered> {
-    const found = (await this.#registry.get(facts.id))?.record;
+    const ahead = this.#ahead;
+    this.#ahead = null;
+    const [lookup, via] = ahead && ahead.id === facts.id && ahead.parent === facts.parent
+      ? await ahead.reads.catch(() => this.#read(facts.id, facts.parent))
+      : await this.#read(facts.id, facts.parent);
+    const found = lookup?.record;
     const root = facts.parent === "";
     const old = found && root ? await beginRootIncarnation(this.#registry, found) : found;
     const incarnation = old && root ? old.incarnation : facts.incarnation;
     const record = aliveRecord({ ...facts, incarnation }, old);
     const registered = await this.#registry.put(record, reason);
     this.#record = registered;
-    this.#via = await this.#relayOf(facts.parent);
-    return { record: registered, records: old ? await this.#registry.list() : [] };
+    this.#via = via;
+    // Only a later incarnation can have children to take over.
+    const takesOver = old !== undefined && (root || facts.incarnation > 1);
+    return { record: registered, records: takesOver ? await this.#registry.list() : [] };
+  }
+
+  /**
+   * Starts the reads {@linkcode register} needs (this service's record and its
+   * parent's role) now, while the parent is still on its way to configure it:
+   * over an SSH hop each is a round trip that then no longer waits on the
+   * configure call. A failed read is read again by register().
+   */
+  prefetch(id: string, parent: string): this {
+    const reads = this.#read(id, parent);
+    reads.catch(() => {});
+    this.#ahead = { id, parent, reads };
+    return this;
+  }
+
+  #read(id: string, parent: string) {
+    return Promise.all([this.#registry.get(id), this.#relayOf(parent)]);
   }
 
   /**
@@ -94,7 +129,7 @@ export class Registration {
     facts: { id: string; instance?: string | undefined },
     intervalMs: number,
     onReplaced: (reason: string) => void,
-    onAnswer?: (answer: { revocations?: number }) => void,
+    onAnswer?: (answer: BeatAnswer) => void,
   ): void {
     const incarnation = this.incarnation;
     this.#heartbeats = startHeartbeats(

@@ -20,7 +20,7 @@ import type {
   WarmProcess,
 } from "./launcher.ts";
 import { parseSshUrl, shellQuote, SshConnection } from "./ssh_connection.ts";
-import { type Started, SshWarmProcess } from "./ssh_warm.ts";
+import { SshWarmProcess, type Started } from "./ssh_warm.ts";
 
 /** Options of {@linkcode SshLauncher}. */
 export interface SshLauncherOptions {

@@ -15,6 +15,8 @@ import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import { serviceRecordSchema } from "../types/service_record.ts";
 import type { Registry } from "./registry.ts";
 import { filterRecords, type RecordFilter } from "./record_filter.ts";
+import { type RotationRouteOptions, rotationRoutes } from "./rotation_routes.ts";
+import { trustOf } from "../crypto/trust.ts";
 
 const putSchema = z.strictObject({
   record: serviceRecordSchema,
@@ -39,16 +41,26 @@ const reportSchema = z.strictObject({
   reason: z.string().min(1).max(2000),
 });
 
-/** Registry routes over `registry`; `current` is null until the role has started. */
-export function registryRoutes(current: () => Registry | null): Hono {
+/**
+ * Registry routes over `registry`; `current` is null until the role has
+ * started. With `options.keys`, the rotation routes too, and heartbeat
+ * answers name the fabric's current root (docs/protocol.md 2.14).
+ */
+export function registryRoutes(
+  current: () => Registry | null,
+  options: Partial<RotationRouteOptions> = {},
+): Hono {
   const app = new Hono();
   const registry = (): Registry => {
     const r = current();
     if (!r) throw new HTTPException(503, { message: "Registry is starting: retry in a moment" });
     return r;
   };
+  const keys = options.keys;
+  const root = keys ? () => ({ root: trustOf(keys).root.fingerprint }) : () => ({});
   addRecordRoutes(app, registry);
-  addLivenessRoutes(app, registry);
+  addLivenessRoutes(app, registry, root);
+  if (keys) app.route("/", rotationRoutes({ ...options, keys }));
   addSessionRoutes(app, registry);
   addRevocationRoutes(app, registry);
   addWatchRoute(app, registry);
@@ -95,7 +107,11 @@ function addRecordRoutes(app: Hono, registry: () => Registry): void {
 }
 
 /** Liveness news: a service's heartbeat, and a caller's report that it cannot reach one. */
-function addLivenessRoutes(app: Hono, registry: () => Registry): void {
+function addLivenessRoutes(
+  app: Hono,
+  registry: () => Registry,
+  root: () => { root?: string },
+): void {
   app.post("/registry/services/:id/heartbeat", jsonBody(heartbeatSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const { incarnation, instance, sentAt } = c.req.valid("json");
@@ -105,11 +121,13 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
       ...(sentAt === undefined ? {} : { sentAt }),
     });
     // `revocations`: the newest change seen; a service whose revocation list is
-    // older fetches what it missed (docs/protocol.md 2.11).
+    // older fetches what it missed (docs/protocol.md 2.11). `root`: the current
+    // root; a service that does not know it learns the rotation (2.14).
     return c.json({
       state: record.state,
       incarnation: record.incarnation,
       revocations: registry().lastSeq,
+      ...root(),
     });
   });
   app.post("/registry/heartbeats", jsonBody(heartbeatBatchSchema), async (c) => {
@@ -123,7 +141,7 @@ function addLivenessRoutes(app: Hono, registry: () => Registry): void {
     // aggregator beats for its own subtree only: docs/protocol.md 2.12).
     const signer = signerOf(c);
     const results = await registry().heartbeatMany(beats, (held) => refuseChange(signer, held));
-    return c.json({ results, revocations: registry().lastSeq });
+    return c.json({ results, revocations: registry().lastSeq, ...root() });
   });
   app.post("/registry/services/:id/reports", jsonBody(reportSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);

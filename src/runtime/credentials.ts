@@ -9,6 +9,8 @@ import type { RoleDeps } from "./role.ts";
 import { trustOf } from "../crypto/trust.ts";
 import { log } from "../config/logging.ts";
 import { isChildRoute, type Signer, verifyChain } from "../crypto/certificate.ts";
+import { reloadKeyFile } from "../crypto/keys.ts";
+import { fetchRotation } from "../registry/rotation_fetch.ts";
 import { ConflictError } from "../types/errors.ts";
 import type { ServiceState } from "../types/mod.ts";
 
@@ -36,6 +38,8 @@ export class ServiceCredentials {
   #renewing: ReturnType<typeof setInterval> | undefined;
   #revocationSeq: number | null = null;
   #syncing = false;
+  #catchingUp = false;
+  #self: { id: string; url: string };
   #logger = log("service");
 
   /** The credentials of service `self`. */
@@ -48,6 +52,11 @@ export class ServiceCredentials {
     this.keys = keys;
     this.registries = registries;
     this.parent = parent;
+    this.#self = self;
+    const trust = trustOf(keys);
+    // Root services learn a rotation from their key file's companion (trust.ts); the others ask the registry.
+    if (!keys.file) trust.source = () => fetchRotation(keys, registries);
+    trust.onRotation(() => this.#catchUp());
     // Direct calls (the registry, children, peers) go in MAC sessions after one
     // handshake each (docs/protocol.md 2.13); relayed ones stay Ed25519-signed.
     this.client = new FabricClient(keys, { sessions: true });
@@ -84,39 +93,95 @@ export class ServiceCredentials {
    * certificate once less than half of its lifetime is left, checking every
    * `checkMs`. Nothing to do for the operator's keys (no chain).
    */
-  keepRenewed(self: { id: string }, checkMs = 30_000): void {
+  keepRenewed(_self: { id: string }, checkMs = 30_000): void {
     if (!this.keys.identity || !this.parent || this.#renewing) return;
-    const parent = this.parent;
     const lifetime = (this.keys.expires ?? 0) - Date.now() / 1000;
     const half = Math.max(5, lifetime / 2);
-    const renew = async (): Promise<void> => {
+    this.#renewing = setInterval(() => {
       const left = (this.keys.expires ?? 0) - Date.now() / 1000;
       if (left > half) return;
-      const answer = await this.client.call<{ identity: string }>(
-        { id: parent.id, url: parent.url },
-        { method: "POST", path: "/v1/renew", body: {} },
-      );
-      const chain = await verifyChain(this.keys.root!, answer.identity, Date.now() / 1000);
-      if (
-        typeof chain === "string" || chain.signer.id !== self.id ||
-        chain.fingerprint !== this.keys.fingerprint
-      ) {
-        throw new Error(
-          `the renewed chain is unusable: ${
-            typeof chain === "string" ? chain : "another service or key"
-          }`,
-        );
-      }
-      this.keys.identity = answer.identity;
-      this.keys.expires = chain.signer.expires;
-    };
-    this.#renewing = setInterval(() => {
-      renew().catch((error) =>
+      this.#renew().catch((error) =>
         this.#logger.warn("Cannot renew this service's certificate: {error}", {
           error: String(error),
         })
       );
     }, Math.min(checkMs, Math.max(1000, half * 250)));
+  }
+
+  /**
+   * What a heartbeat answer says: the revocation mark, and the newest root
+   * the registry knows (`root`, during and after a rotation). A root this
+   * service does not trust yet is learnt; then the service catches up.
+   */
+  heard(answer: { revocations?: number; root?: string }): void {
+    this.syncRevocations(answer.revocations);
+    const trust = trustOf(this.keys);
+    if (answer.root && !trust.roots().some((r) => r.fingerprint === answer.root)) {
+      void trust.refresh().then(() => this.#catchUp());
+      return;
+    }
+    this.#catchUp();
+  }
+
+  /**
+   * After a rotation: a root service takes the new key from its key file; any
+   * other service whose chain still starts at the old root renews from its
+   * parent, at every heartbeat, until its parent hands it a chain from the
+   * new root (docs/security.md "Key rotation"). One attempt at a time.
+   */
+  #catchUp(): void {
+    const current = trustOf(this.keys).root.fingerprint;
+    const behind = this.keys.identity
+      ? this.keys.root?.fingerprint !== current && this.parent !== null
+      : this.keys.fingerprint !== current && this.keys.file !== undefined;
+    if (!behind || this.#catchingUp) return;
+    this.#catchingUp = true;
+    const step = this.keys.identity ? this.#renew() : this.#takeNewKey(current);
+    step.catch((error) =>
+      this.#logger.warn("Cannot move to the new fabric root yet: {error}", {
+        error: String(error),
+      })
+    ).finally(() => (this.#catchingUp = false));
+  }
+
+  /** A root service: takes the new root key from the key file once it holds it. */
+  async #takeNewKey(fingerprint: string): Promise<void> {
+    await reloadKeyFile(this.keys);
+    if (this.keys.fingerprint !== fingerprint) {
+      throw new Error(`the key file does not hold the new root ${fingerprint} yet`);
+    }
+    this.#logger.info("Signing with the new fabric root {fingerprint}", { fingerprint });
+  }
+
+  /** Asks the parent for a new certificate; keeps it when it certifies this service's key. */
+  async #renew(): Promise<void> {
+    const parent = this.parent!;
+    const answer = await this.client.call<{ identity: string }>(
+      { id: parent.id, url: parent.url },
+      { method: "POST", path: "/v1/renew", body: {} },
+    );
+    const trust = trustOf(this.keys);
+    const chain = await verifyChain(trust.roots(), answer.identity, Date.now() / 1000);
+    if (
+      typeof chain === "string" || chain.signer.id !== this.#self.id ||
+      chain.fingerprint !== this.keys.fingerprint
+    ) {
+      throw new Error(
+        `the renewed chain is unusable: ${
+          typeof chain === "string" ? chain : "another service or key"
+        }`,
+      );
+    }
+    const root = trust.roots().find((r) => r.fingerprint === chain.root)!;
+    const moved = root.fingerprint !== this.keys.root?.fingerprint;
+    this.keys.identity = answer.identity;
+    this.keys.expires = chain.signer.expires;
+    this.keys.root = root;
+    if (moved) {
+      this.#logger.info("Re-certified from the fabric root {fingerprint}", {
+        fingerprint: root.fingerprint,
+      });
+    }
   }
 
   /**

@@ -147,7 +147,12 @@ export class FabricService implements ServiceHandlers {
   /** Gives the service its keys (after bootstrap, or from the key file for a root). */
   holdKeys(keys: FabricKeys, registries: RegistryEndpoint[], parent?: RegistryEndpoint): void {
     const self = { id: this.identity.id, url: this.identity.endpoint };
-    this.#credentials = new ServiceCredentials(self, keys, registries, parent ?? null);
+    const credentials = new ServiceCredentials(self, keys, registries, parent ?? null);
+    this.#credentials = credentials;
+    // A child reads what its registration needs while its parent configures it.
+    this.#registration = parent
+      ? new Registration(credentials.registry, credentials).prefetch(self.id, parent.id)
+      : null;
   }
 
   /**
@@ -191,10 +196,7 @@ export class FabricService implements ServiceHandlers {
       children: { endpoint: (id) => children.endpoint(id) },
     });
     this.#slot.mount({ routes: this.#role.routes, front: this.#role.front });
-    const registration = new Registration(credentials.registry, {
-      parent: credentials.parent,
-      client: credentials.client,
-    });
+    const registration = this.#registration ?? new Registration(credentials.registry, credentials);
     this.#registration = registration;
     const { record, records } = await registration.register({
       ...this.identity,
@@ -227,7 +229,7 @@ export class FabricService implements ServiceHandlers {
       this.exitCode = EXIT.FAILURE;
       this.#replaced = true;
       this.#stopRequested(`replaced or cut off: ${reason}`);
-    }, (answer) => credentials.syncRevocations(answer.revocations));
+    }, (answer) => credentials.heard(answer));
     this.#logger.info("Service {id} is ALIVE as {role} (incarnation {incarnation})", {
       id: this.identity.id,
       role: this.identity.role,

@@ -16,6 +16,7 @@ import { registryRoutes } from "../../registry/routes.ts";
 import { SqliteStore } from "../../registry/sqlite_store.ts";
 import { EtcdStore } from "../../registry/etcd_store.ts";
 import { registryMetrics } from "../../registry/_registry_metrics.ts";
+import { serviceLogPath } from "../../config/log_file.ts";
 
 /** A store URL the registry cannot open. */
 export class StoreUrlError extends Error {
@@ -78,7 +79,10 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   let live: Registry | null = registry;
   let stopped = false;
   return await Promise.resolve({
-    routes: registryRoutes(() => live),
+    routes: registryRoutes(() => live, {
+      keys: ctx.keys,
+      auditLog: serviceLogPath(ctx.dir, ctx.serviceId),
+    }),
     stop: async () => {
       if (stopped) return;
       stopped = true;
@@ -104,7 +108,10 @@ async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
   let live: Registry | null = registry;
   let stopped = false;
   return {
-    routes: registryRoutes(() => live),
+    routes: registryRoutes(() => live, {
+      keys: ctx.keys,
+      auditLog: serviceLogPath(ctx.dir, ctx.serviceId),
+    }),
     stop: async () => {
       if (stopped) return;
       stopped = true;
