@@ -184,6 +184,94 @@ Deno.test({
       );
 
       await t.step(
+        "compute1's own identity, taken by an attacker who owns the node, is refused above and beside it: no spawn or stop of its parent, its sibling or the registry, no registry rewrite; reading only",
+        async () => {
+          // The attacker replaces the image's entry point on compute1 (its account owns
+          // the cache), so the next service launched there is the attacker's program.
+          const work = await Deno.makeTempDir({ prefix: "fabricd-attacker-" });
+          const bundle = `${work}/attacker.js`;
+          const built = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "bundle",
+              "--quiet",
+              "--platform",
+              "deno",
+              "-o",
+              bundle,
+              new URL("./_compromised_node.ts", import.meta.url).pathname,
+            ],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          assert.ok(built.success, new TextDecoder().decode(built.stderr));
+          const swap = "set -e; cd ~/.cache/fabricd; rm -f ~/attack.json; " +
+            `for f in */js/main.js; do mv "$f" "$f.orig"; cp ${bundle} "$f"; done`;
+          assert.equal((await testnetExec("compute1", ["sh", "-c", swap])).code, 0);
+          const before = await records();
+          let seen: Record<string, unknown>;
+          try {
+            // A role head keeps no warm process of on compute1: this one starts from the image.
+            const spawning = fabricd([
+              "spawn",
+              "--role",
+              "queue",
+              "--on",
+              "ssh://compute1",
+              "--via",
+              head,
+            ]);
+            try {
+              seen = await eventually(async () => {
+                const text =
+                  (await testnetExec("compute1", ["sh", "-c", "cat ~/attack.json"])).stdout;
+                return text.trim() !== "" && JSON.parse(text) as Record<string, unknown>;
+              }, { timeoutMs: 30_000, intervalMs: 200, what: "the attacker's report" });
+            } catch (error) {
+              const spawned = await spawning;
+              const log = await testnetExec("compute1", [
+                "sh",
+                "-c",
+                "cd ~/.cache/fabricd/logs && tail -n 20 $(ls -t | head -1)",
+              ]);
+              throw new Error(`${error}\nspawn: ${spawned.stderr}\ncompute1 log: ${log.stdout}`);
+            }
+            await spawning;
+          } finally {
+            await testnetExec("compute1", [
+              "sh",
+              "-c",
+              'cd ~/.cache/fabricd && for f in */js/main.js.orig; do mv -f "$f" "${f%.orig}"; done',
+            ]);
+            await Deno.remove(work, { recursive: true });
+          }
+          assert.equal(seen.error, undefined, `the attacker did not get to attack: ${seen.error}`);
+          // A genuine compute-node identity: its own key, a chain of three links from the root.
+          assert.equal(seen.chainLinks, 3);
+          assert.deepEqual(seen.route, [root.id, gateway, head, seen.id]);
+          assert.equal(seen.sibling, c1);
+          assert.deepEqual({ ...seen, id: 0, chainLinks: 0, route: 0, sibling: 0 }, {
+            id: 0,
+            chainLinks: 0,
+            route: 0,
+            sibling: 0,
+            spawnOnParent: 403,
+            stopParent: 403,
+            stopSibling: 403,
+            rewriteRootSpawner: 403,
+            rewriteSibling: 403,
+            stopRegistry: 403,
+            readRegistry: 200,
+          });
+          const after = new Map((await records()).map((r) => [r.id, r]));
+          for (const was of before.filter((r) => [root.id, head, c1].includes(r.id))) {
+            const now = after.get(was.id)!;
+            assert.equal(now.state, "ALIVE", `${was.id} is ${now.state}`);
+            assert.equal(now.endpoint, was.endpoint, `${was.id}'s record was rewritten`);
+          }
+        },
+      );
+
+      await t.step(
         "the firewall holds: the desktop cannot open a TCP connection to head",
         async () => {
           assert.equal(await testnetCanConnect("desktop", TESTNET_ADDR.head, 22, 3), false);
