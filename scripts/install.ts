@@ -2,10 +2,11 @@
  * `deno task install [--prefix DIR]`: installs the `fabricd` command.
  *
  * The image of this checkout (built once per source hash) is copied to
- * `PREFIX/lib/fabricd/<hash>/`, and `PREFIX/bin/fabricd` becomes a two-line
- * wrapper that execs that image's launcher: no npx, no checkout, no network in
- * the loop. PREFIX defaults to `~/.local`. Images installed before stay, so
- * services started from them keep working; remove old ones by hand.
+ * `PREFIX/lib/fabricd/<hash>/`, and `PREFIX/bin/fabricd` becomes that image's
+ * launcher with the image directory written in (one `sh` start, then the
+ * image's deno): no npx, no checkout, no network in the loop. PREFIX defaults
+ * to `~/.local`. Images installed before stay, so services started from them
+ * keep working; remove old ones by hand.
  *
  * Exit codes: 0 installed; 64 usage; 69 the image cannot be built here; 1 the
  * prefix cannot be written.
@@ -16,6 +17,7 @@ import { parseArgs } from "node:util";
 import { homeDir } from "../src/config/home.ts";
 import { exportImage, ImageUnavailableError } from "../src/image/build_image.ts";
 import { shellQuote } from "../src/launchers/ssh_connection.ts";
+import { launcherScript } from "../src/image/self_command.ts";
 import { selfImage } from "../src/image/self_image.ts";
 
 let prefix: string;
@@ -43,12 +45,11 @@ try {
   await Deno.mkdir(bin, { recursive: true });
   const command = join(bin, "fabricd");
   const tmp = `${command}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(
-    tmp,
-    `#!/bin/sh\n# fabricd ${image.hash}, installed by "deno task install".\n` +
-      `exec ${shellQuote(join(dir, "fabricd"))} "$@"\n`,
-    { mode: 0o755 },
+  const script = launcherScript(shellQuote(dir)).replace(
+    "\n",
+    `\n# fabricd ${image.hash}, installed by "deno task install".\n`,
   );
+  await Deno.writeTextFile(tmp, script, { mode: 0o755 });
   await Deno.chmod(tmp, 0o755);
   await Deno.rename(tmp, command);
   console.log(`Installed ${command} (image ${image.hash.slice(0, 12)} in ${dir})`);

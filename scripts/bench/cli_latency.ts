@@ -3,7 +3,9 @@
  * install --prefix TMP`, a wrapper that execs the image's launcher) against a
  * bare `deno run` of an empty script with the same deno, on a local fabric.
  * The two run in turn, N times each; the ratio is the median of the per-pair
- * ratios. The npx alias the README used before is timed too, for reference.
+ * ratios. `fabricd --version` (the installed command's fixed cost: the
+ * launcher, deno and the entry chunk) and `deno run main.ts status` from
+ * source are timed too, for reference.
  * @module
  */
 import { join } from "node:path";
@@ -74,14 +76,20 @@ async function run(): Promise<BenchResult> {
       ];
       const source: number[] = [];
       for (let i = 0; i < Math.min(runs, 5); i++) source.push(await timed(fromSource));
+      const version: number[] = [];
+      for (let i = 0; i < Math.min(runs, 10); i++) {
+        version.push(await timed([fabricd, "--version"]));
+      }
       ratios.sort((x, y) => x - y);
       const ratio = ratios[Math.floor(ratios.length / 2)]!;
       const c = summarize(cli);
       const b = summarize(base);
       const s = summarize(source);
+      const v = summarize(version);
       say(NAME, `installed fabricd status: median ${round(c.p50, 1)} ms (min ${round(c.min, 1)})`);
       say(NAME, `deno run empty.js: median ${round(b.p50, 1)} ms (min ${round(b.min, 1)})`);
       say(NAME, `deno run main.ts status (from source): median ${round(s.p50, 1)} ms`);
+      say(NAME, `installed fabricd --version: median ${round(v.p50, 1)} ms`);
       say(NAME, `ratio ${round(ratio, 2)} (goal <= ${GOAL})`);
       return {
         name: NAME,
@@ -93,6 +101,7 @@ async function run(): Promise<BenchResult> {
         goal_met: ratio <= GOAL,
         runs,
         from_source_p50_ms: round(s.p50),
+        version_p50_ms: round(v.p50),
         value_is: "PREFIX/bin/fabricd status --fabric FILE (installed by deno task install), " +
           "against a running local fabric",
         baseline_is: "deno run --quiet --no-config empty.js with the same deno; " +

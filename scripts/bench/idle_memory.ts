@@ -3,23 +3,31 @@
  * after its start (plus a wait), and again after `BENCH_REQUESTS` requests of
  * `GET /v1/health`, against a bare `Deno.serve` hello-world measured the same
  * way in the same run. One `RESULT` line per role; the goal of issue 16 is
- * every role within 1.5x the bare server and growth within 10 %.
+ * every role within 1.5x the bare server and growth within 10 %. Each line
+ * also has the service's CPU time per 1,000 of those requests (from
+ * /proc/PID/stat, so other load on the machine does not move it much): what
+ * a flag that saves memory costs in request handling.
  *
- * `BENCH_V8_FLAGS` (e.g. `--max-semi-space-size=1`) is given, as
- * `DENO_V8_FLAGS`, to every process the benchmark starts, the bare server
- * included, to measure a flag's effect (docs/performance.md "Flags").
+ * Services run with fabricd's own V8 flags (`SERVICE_V8_FLAGS`);
+ * `BENCH_V8_FLAGS` (comma-separated, e.g. `--max-semi-space-size=2`; empty for
+ * V8's defaults) replaces them, as `FABRIC_V8_FLAGS`, to measure a flag's
+ * effect (docs/performance.md "Flags"). The bare server always runs with V8's
+ * defaults.
  * @module
  */
 import { join } from "node:path";
 import { initFabric } from "../../src/cli/init.ts";
 import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
 import { spawnMany } from "../../src/cli/spawn.ts";
+import { SERVICE_V8_FLAGS, V8_FLAGS_ENV } from "../../src/image/self_command.ts";
 import type { Role } from "../../src/types/mod.ts";
 import {
   type Benchmark,
   type BenchResult,
+  clockTicksPerSecond,
   envNumber,
   printResult,
+  processCpuSeconds,
   round,
   say,
   sleep,
@@ -45,6 +53,8 @@ interface Subject {
   url: string;
   idleKb?: number;
   afterKb?: number;
+  /** CPU seconds the process spent on the requests. */
+  requestCpuS?: number;
 }
 
 const BARE_SERVER = `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) =>
@@ -53,8 +63,9 @@ const BARE_SERVER = `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ p
 async function run(): Promise<BenchResult> {
   const idleSeconds = envNumber("BENCH_IDLE_SECONDS", 30);
   const requests = Math.round(envNumber("BENCH_REQUESTS", 10_000));
-  const v8Flags = Deno.env.get("BENCH_V8_FLAGS") ?? "";
-  if (v8Flags) Deno.env.set("DENO_V8_FLAGS", v8Flags);
+  const chosen = Deno.env.get("BENCH_V8_FLAGS");
+  if (chosen !== undefined) Deno.env.set(V8_FLAGS_ENV, chosen);
+  const v8Flags = Deno.env.get(V8_FLAGS_ENV) ?? SERVICE_V8_FLAGS.join(",");
   const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-memory-" });
   let local: LocalFabric | null = null;
   let bare: Deno.ChildProcess | null = null;
@@ -76,7 +87,12 @@ async function run(): Promise<BenchResult> {
     await sleep(idleSeconds * 1000);
     for (const subject of subjects) subject.idleKb = rssKb(subject.pid);
     say(NAME, `${requests} requests of GET /v1/health to each`);
-    for (const subject of subjects) await hammer(subject.url, requests);
+    const ticks = await clockTicksPerSecond();
+    for (const subject of subjects) {
+      const before = processCpuSeconds(subject.pid, ticks);
+      await hammer(subject.url, requests);
+      subject.requestCpuS = processCpuSeconds(subject.pid, ticks) - before;
+    }
     await sleep(2000);
     for (const subject of subjects) subject.afterKb = rssKb(subject.pid);
     return report(subjects, { idleSeconds, requests, v8Flags });
@@ -107,7 +123,13 @@ function report(
   const [bareSubject, ...roles] = subjects;
   const mb = (kb: number | undefined): number => round((kb ?? 0) / 1024, 1);
   const bareIdle = bareSubject!.idleKb ?? 1;
-  say(NAME, `bare Deno.serve: ${mb(bareIdle)} MB idle, ${mb(bareSubject!.afterKb)} MB after`);
+  const perK = (subject: Subject): number =>
+    round(((subject.requestCpuS ?? 0) * 1000) / (settings.requests / 1000), 1);
+  say(
+    NAME,
+    `bare Deno.serve: ${mb(bareIdle)} MB idle, ${mb(bareSubject!.afterKb)} MB after; ` +
+      `${perK(bareSubject!)} ms CPU per 1,000 requests`,
+  );
   let last: BenchResult | null = null;
   for (const role of roles) {
     if (last) printResult(last);
@@ -116,7 +138,8 @@ function report(
     say(
       NAME,
       `${role.name}: ${mb(role.idleKb)} MB idle (ratio ${round(ratio, 2)}), ` +
-        `${mb(role.afterKb)} MB after requests (${round(growth, 1)} %)`,
+        `${mb(role.afterKb)} MB after requests (${round(growth, 1)} %); ` +
+        `${perK(role)} ms CPU per 1,000 requests`,
     );
     last = {
       name: `${NAME}-${role.name}`,
@@ -129,6 +152,8 @@ function report(
       after_requests_mb: mb(role.afterKb),
       growth_pct: round(growth, 1),
       bare_after_requests_mb: mb(bareSubject!.afterKb),
+      cpu_ms_per_1k_requests: perK(role),
+      bare_cpu_ms_per_1k_requests: perK(bareSubject!),
       idle_seconds: settings.idleSeconds,
       requests: settings.requests,
       v8_flags: settings.v8Flags,

@@ -1,9 +1,11 @@
 /**
- * A small typed layer over `node:util` `parseArgs`: unknown flags and missing
- * values become usage errors (exit 64) that name the flag and the help command.
+ * Command-line flags for every command: unknown flags and missing values become
+ * usage errors (exit 64) that name the flag and the help command. Hand-written
+ * rather than `node:util` `parseArgs`, so that a command whose own code needs no
+ * Node module starts without Deno's Node compatibility layer (docs/performance.md,
+ * cli-latency).
  * @module
  */
-import { parseArgs } from "node:util";
 import { usage } from "./cli_error.ts";
 
 /** One flag: a string value or a boolean switch. */
@@ -19,42 +21,70 @@ export interface ParsedArgs {
 }
 
 /**
- * Parses `args` for `command`.
- * @throws {CliError} (64) on an unknown flag or a flag without its value.
+ * Parses `args` for `command`: `--name VALUE`, `--name=VALUE`, `-x VALUE`,
+ * switches (`--name`, `-x`, grouped `-xy`), `--help`/`-h` always, and `--`
+ * before positional arguments that start with a dash. A repeated flag keeps
+ * its last value unless it is `multiple`.
+ * @throws {CliError} (64) on an unknown flag, a flag without its value or a
+ * switch given a value.
  */
 export function parseFlags(
   command: string,
   args: string[],
   spec: Record<string, FlagSpec>,
 ): ParsedArgs {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: { ...spec, help: { type: "boolean", short: "h" } },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { flags: values as ParsedArgs["flags"], positionals };
-  } catch (error) {
-    throw usage(`${flagProblem(error)}: see "fabricd ${command} --help"`);
+  const options: Record<string, FlagSpec> = { ...spec, help: { type: "boolean", short: "h" } };
+  const shorts = new Map(
+    Object.entries(options).flatMap(([name, o]) => o.short ? [[o.short, name] as const] : []),
+  );
+  const flags: ParsedArgs["flags"] = {};
+  const positionals: string[] = [];
+  const fail = (problem: string): never => {
+    throw usage(`${problem}: see "fabricd ${command} --help"`);
+  };
+  const set = (name: string, given: string, inline: string | undefined, next: () => string) => {
+    const option = Object.hasOwn(options, name) ? options[name] : undefined;
+    if (!option) return fail(`Unknown flag "${given}"`);
+    if (option.type === "boolean") {
+      if (inline !== undefined) fail(`Flag "${given}" takes no value`);
+      flags[name] = true;
+      return;
+    }
+    const value = inline ?? next();
+    if (!option.multiple) flags[name] = value;
+    else flags[name] = [...(flags[name] as string[] | undefined ?? []), value];
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = (): string => {
+      const value = args[i + 1];
+      if (value === undefined || (value.startsWith("-") && value !== "-")) {
+        return fail(`Flag "${arg}" needs a value`);
+      }
+      i++;
+      return value;
+    };
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const given = eq < 0 ? arg : arg.slice(0, eq);
+      set(given.slice(2), given, eq < 0 ? undefined : arg.slice(eq + 1), next);
+    } else if (arg.startsWith("-") && arg !== "-") {
+      const letters = [...arg.slice(1)];
+      if (
+        letters.length > 1 && letters.some((l) => options[shorts.get(l) ?? ""]?.type !== "boolean")
+      ) {
+        fail(`Unknown flag "${arg}"`);
+      }
+      for (const letter of letters) set(shorts.get(letter) ?? "", `-${letter}`, undefined, next);
+    } else {
+      positionals.push(arg);
+    }
   }
-}
-
-/**
- * `parseArgs`' complaint in the house style: its own messages are long and
- * advise `-- "--flag"`, which is rarely what was meant.
- */
-function flagProblem(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown }).code;
-  const flag = /'(-[^']*)'/.exec(message)?.[1] ?? /"(-[^"]*)"/.exec(message)?.[1];
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag) return `Unknown flag "${flag}"`;
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag) {
-    return /argument missing/.test(message)
-      ? `Flag "${flag.split(" ")[0]}" needs a value`
-      : `Flag "${flag.split(" ")[0]}" takes no value`;
-  }
-  return message.split("\n")[0] ?? message;
+  return { flags, positionals };
 }
 
 /** A string flag's value, or undefined. */

@@ -21,6 +21,7 @@ import {
   type SelfImage,
   sha256File,
 } from "./image_dir.ts";
+import { deferInjectedRequire } from "./lazy_require.ts";
 import { entryScript, launcherScript } from "./self_command.ts";
 
 /** The image could not be built here: no esbuild in Deno's cache and no network, most often. */
@@ -186,6 +187,7 @@ async function bundleInto(outdir: string, timeoutMs: number): Promise<void> {
   } catch (error) {
     throw new ImageUnavailableError(`"deno bundle" wrote no ${ENTRY}`, { cause: error });
   }
+  await deferInjectedRequire(outdir);
 }
 
 /** Files at least this large get a compressed form, made once here and shipped as it is. */

@@ -36,6 +36,25 @@ export const OFFLINE_RUN_FLAGS: readonly string[] = [
   "--cached-only",
 ];
 
+/**
+ * V8 flags of a service process (`fabricd --role ...`), not of commands. Each
+ * is measured in docs/performance.md "Flags": `--max-semi-space-size=1` (MB)
+ * keeps V8's young generation from growing to its 16 MB default under request
+ * load, which was most of a service's growth after 10,000 requests, at no
+ * CPU cost per request that the benchmark could see. `FABRIC_V8_FLAGS`
+ * (comma-separated; empty for V8's own defaults) replaces them.
+ */
+export const SERVICE_V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
+
+/** The environment variable that replaces {@linkcode SERVICE_V8_FLAGS}. */
+export const V8_FLAGS_ENV = "FABRIC_V8_FLAGS";
+
+/** The `deno run` argument that gives a service its V8 flags, if any. */
+function serviceV8Args(): string[] {
+  const flags = Deno.env.get(V8_FLAGS_ENV) ?? SERVICE_V8_FLAGS.join(",");
+  return flags ? [`--v8-flags=${flags}`] : [];
+}
+
 /** How this process runs. */
 export type ImageKind = "binary" | "bundle" | "source";
 
@@ -65,13 +84,21 @@ export function imageDirOfSelf(): string | null {
   return dirname(dirname(fileURLToPath(Deno.mainModule)));
 }
 
-/** The command that runs this same fabricd on this host. */
+/**
+ * The command that runs this same fabricd on this host as a service (its
+ * arguments start with `--role`): with {@linkcode SERVICE_V8_FLAGS}, which the
+ * bundle's launcher adds itself.
+ */
 export function selfCommand(): SelfCommand {
   const kind = imageKind();
   const exec = Deno.execPath();
   if (kind === "binary") return { executable: exec, prefix: [], kind };
   if (kind === "bundle") return { executable: `${imageDirOfSelf()}/${LAUNCHER}`, prefix: [], kind };
-  return { executable: exec, prefix: ["run", "--quiet", ...PERMISSION_FLAGS, entryScript()], kind };
+  return {
+    executable: exec,
+    prefix: ["run", "--quiet", ...serviceV8Args(), ...PERMISSION_FLAGS, entryScript()],
+    kind,
+  };
 }
 
 /** The command line that runs the image unpacked in `dir` (on any host). */
@@ -81,17 +108,26 @@ export function imageCommand(dir: string): string[] {
 
 /**
  * The `fabricd` launcher of a bundle image: a POSIX shell script that runs the
- * bundle with the image's own deno, its permission flags and nothing fetched.
- * Its directory comes from `$0`, so call it by a path (the installed command
- * is a wrapper that does), not through a symbolic link.
+ * bundle with the image's own deno, its permission flags, nothing fetched, and
+ * {@linkcode SERVICE_V8_FLAGS} when its first argument is `--role` (a service).
+ * Its directory comes from `$0`, so call it by a path, not through a symbolic
+ * link. Given `dir` (already quoted for `sh`), the script runs the image in
+ * `dir` from anywhere: the installed command (`deno task install`) is such a
+ * script, one `sh` start fewer than a wrapper that execs the launcher.
  */
-export function launcherScript(): string {
+export function launcherScript(dir?: string): string {
   return [
     "#!/bin/sh",
     "# fabricd image launcher: runs this image's bundle with its own deno, offline.",
-    "case $0 in */*) d=${0%/*} ;; *) d=. ;; esac",
+    dir === undefined ? "case $0 in */*) d=${0%/*} ;; *) d=. ;; esac" : `d=${dir}`,
+    `case $1 in --role|--role=*) v=\${${V8_FLAGS_ENV}-${
+      SERVICE_V8_FLAGS.join(",")
+    }} ;; *) v= ;; esac`,
     "DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1 exec " +
-    `"$d/deno" run ${[...OFFLINE_RUN_FLAGS, ...PERMISSION_FLAGS].join(" ")} "$d/${ENTRY}" "$@"`,
+    `"$d/deno" run ${
+      [...OFFLINE_RUN_FLAGS, '${v:+"--v8-flags=$v"}', ...PERMISSION_FLAGS].join(" ")
+    } ` +
+    `"$d/${ENTRY}" "$@"`,
     "",
   ].join("\n");
 }

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { type FlagSpec, parseFlags } from "../../src/cli/args.ts";
+import { CliError } from "../../src/cli/cli_error.ts";
+
+const SPEC: Record<string, FlagSpec> = {
+  fabric: { type: "string" },
+  role: { type: "string", multiple: true },
+  json: { type: "boolean" },
+  follow: { type: "boolean", short: "f" },
+};
+
+function refusal(args: string[]): string {
+  try {
+    parseFlags("status", args, SPEC);
+  } catch (error) {
+    assert.ok(error instanceof CliError, String(error));
+    assert.equal(error.exitCode, 64);
+    return error.message;
+  }
+  throw new Error(`parseFlags accepted ${JSON.stringify(args)}`);
+}
+
+Deno.test("parseFlags() reads values, switches, repeated flags and positionals", () => {
+  const parsed = parseFlags(
+    "status",
+    ["id-1", "--fabric", "a.yaml", "--role=agent", "--role", "queue", "--json", "-fh", "id-2"],
+    SPEC,
+  );
+  assert.deepEqual(parsed.flags, {
+    fabric: "a.yaml",
+    role: ["agent", "queue"],
+    json: true,
+    follow: true,
+    help: true,
+  });
+  assert.deepEqual(parsed.positionals, ["id-1", "id-2"]);
+});
+
+Deno.test("parseFlags() takes everything after -- and a lone - as positionals", () => {
+  const parsed = parseFlags("status", ["--json", "-", "--", "--fabric", "-x"], SPEC);
+  assert.deepEqual(parsed.flags, { json: true });
+  assert.deepEqual(parsed.positionals, ["-", "--fabric", "-x"]);
+});
+
+Deno.test("parseFlags() keeps an empty value and the last of a repeated single flag", () => {
+  const parsed = parseFlags("status", ["--fabric=", "--fabric=b.yaml"], SPEC);
+  assert.equal(parsed.flags.fabric, "b.yaml");
+  assert.equal(parseFlags("status", ["--fabric="], SPEC).flags.fabric, "");
+});
+
+Deno.test("parseFlags() names the flag and the help command in each usage error", () => {
+  assert.equal(refusal(["--bogus"]), 'Unknown flag "--bogus": see "fabricd status --help"');
+  assert.equal(refusal(["--toString"]), 'Unknown flag "--toString": see "fabricd status --help"');
+  assert.equal(refusal(["-x"]), 'Unknown flag "-x": see "fabricd status --help"');
+  assert.equal(refusal(["-fx"]), 'Unknown flag "-fx": see "fabricd status --help"');
+  assert.equal(refusal(["--fabric"]), 'Flag "--fabric" needs a value: see "fabricd status --help"');
+  assert.equal(
+    refusal(["--fabric", "--json"]),
+    'Flag "--fabric" needs a value: see "fabricd status --help"',
+  );
+  assert.equal(refusal(["--json=1"]), 'Flag "--json" takes no value: see "fabricd status --help"');
+});
