@@ -74,6 +74,11 @@ async function main(args: string[]): Promise<number> {
     console.log(`fabricd ${VERSION}`);
     return EXIT.OK;
   }
+  if (command === "status") {
+    // On the fabric's own host its registry answers on a local socket: no keys, YAML or signing.
+    const local = await (await import("./src/cli/status_local.ts")).localStatus(rest);
+    if (local !== null) return local;
+  }
   const load = COMMANDS[command];
   if (!load) {
     console.error(`fabricd: unknown command "${command}": see "fabricd --help"`);

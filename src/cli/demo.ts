@@ -12,7 +12,7 @@ import { parseFlags, stringFlag } from "./args.ts";
 import { CliError } from "./cli_error.ts";
 import { initFabric } from "./init.ts";
 import { startLocalFabric } from "./local_fabric.ts";
-import { renderTree } from "./status.ts";
+import { renderTree } from "./status_tree.ts";
 import { runDemoTasks } from "./_demo_tasks.ts";
 
 /** Help text of `fabricd demo`. */

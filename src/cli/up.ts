@@ -11,7 +11,7 @@ import { intFlag, parseFlags, stringFlag } from "./args.ts";
 import { initFabric } from "./init.ts";
 import { startLocalFabric } from "./local_fabric.ts";
 import { usage } from "./cli_error.ts";
-import { renderTree } from "./status.ts";
+import { renderTree } from "./status_tree.ts";
 
 /** Help text of `fabricd up`. */
 export const UP_HELP = `fabricd up [--dir DIR] [--fabric FILE] [--port N] [--heartbeat-ms N]

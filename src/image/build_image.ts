@@ -21,6 +21,7 @@ import {
   type SelfImage,
   sha256File,
 } from "./image_dir.ts";
+import { deferDynamicChunks } from "./lazy_chunks.ts";
 import { deferInjectedRequire } from "./lazy_require.ts";
 import { entryScript, launcherScript } from "./self_command.ts";
 
@@ -188,6 +189,7 @@ async function bundleInto(outdir: string, timeoutMs: number): Promise<void> {
     throw new ImageUnavailableError(`"deno bundle" wrote no ${ENTRY}`, { cause: error });
   }
   await deferInjectedRequire(outdir);
+  await deferDynamicChunks(outdir);
 }
 
 /** Files at least this large get a compressed form, made once here and shipped as it is. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renderTree, shortFailure } from "../../src/cli/status.ts";
+import { renderTree, shortFailure } from "../../src/cli/status_tree.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
 

@@ -17,6 +17,7 @@ import { SqliteStore } from "../../registry/sqlite_store.ts";
 import { EtcdStore } from "../../registry/etcd_store.ts";
 import { registryMetrics } from "../../registry/_registry_metrics.ts";
 import { serviceLogPath } from "../../config/log_file.ts";
+import { LOCAL_SOCKET, type LocalSocket, serveLocalReads } from "../../registry/local_socket.ts";
 
 /** A store URL the registry cannot open. */
 export class StoreUrlError extends Error {
@@ -78,7 +79,8 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   });
   let live: Registry | null = registry;
   let stopped = false;
-  return await Promise.resolve({
+  const socket = await localReads(ctx, () => live);
+  return {
     routes: registryRoutes(() => live, {
       keys: ctx.keys,
       auditLog: serviceLogPath(ctx.dir, ctx.serviceId),
@@ -86,11 +88,21 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      await socket?.stop();
       sweeper.stop();
       measures?.stop();
       live = null;
       await registry.close();
     },
+  };
+}
+
+/** The local read socket in the state directory, for `fabricd status` on this host. */
+function localReads(ctx: RoleContext, live: () => Registry | null): Promise<LocalSocket | null> {
+  return serveLocalReads(join(ctx.dir, LOCAL_SOCKET), {
+    id: ctx.serviceId,
+    fingerprint: () => ctx.keys.root?.fingerprint ?? ctx.keys.fingerprint,
+    list: () => live()?.list() ?? null,
   });
 }
 
@@ -107,6 +119,7 @@ async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
   const measures = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
   let live: Registry | null = registry;
   let stopped = false;
+  const socket = await localReads(ctx, () => live);
   return {
     routes: registryRoutes(() => live, {
       keys: ctx.keys,
@@ -115,6 +128,7 @@ async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      await socket?.stop();
       measures?.stop();
       live = null;
       await registry.close();
