@@ -115,6 +115,7 @@ export const taskReportSchema = z.strictObject({
   exitCode: z.int().min(-1).max(255).optional(),
   reason: z.string().max(4096).optional(),
   output: z.string().min(1).max(4096).optional(),
+  startedAt: z.int().min(0).optional(),
 });
 
 /** Query of `GET /agent/tasks/:id/logs`. */

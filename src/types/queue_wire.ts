@@ -164,6 +164,12 @@ export interface TaskReport {
   reason?: string;
   /** The task's directory on the agent's host. */
   output?: string;
+  /**
+   * When the task started, ms since the epoch: with a final state only, sent
+   * by an agent instead of a RUNNING report of its own for a task that ended
+   * quickly; the history records RUNNING at that time, then the final state.
+   */
+  startedAt?: number;
 }
 
 /** What `GET /agent/tasks/ID/logs` answers: a piece of one output file. */

@@ -5,15 +5,16 @@
  * (a `report` frame on the queue socket, in order per task); then the ack or
  * nack of its message. A final report is waited for (a few attempts), so the
  * history holds the outcome before the message is acknowledged; a RUNNING
- * report never holds a task up. QUEUED is only published: the queue records
- * by itself when it hands a task out or takes it back.
+ * report never holds a task up, and is held back briefly so that a short
+ * task's final report stands for both. QUEUED is only published: the queue
+ * records by itself when it hands a task out or takes it back.
  * @module
  */
 import { log } from "../../config/logging.ts";
 import { retry } from "../../config/retry.ts";
 import type { QueueMessage, TaskReport } from "../../types/queue_wire.ts";
 import type { TaskEventSink, TaskQueue } from "./agent.ts";
-import { FINAL_STATES, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
+import { type TaskEvent, type TaskState, taskTopic } from "./task.ts";
 
 /** Options of {@linkcode TaskReporter}. */
 export interface TaskReporterOptions {
@@ -35,8 +36,21 @@ export type StateFields = Pick<TaskEvent, "exitCode" | "tail" | "reason"> & {
   output?: string;
 };
 
+/** How a task ended on an agent: its last state, and what becomes of its message. */
+export interface Ending {
+  state: TaskState;
+  fields: StateFields;
+  how: "ack" | "nack";
+}
+
 /** Attempts of one report, ack or nack; then an ack or nack is left to the visibility timeout. */
 const ATTEMPTS = 3;
+
+/**
+ * How long a RUNNING report waits for the task's final state, ms: a task
+ * that ends sooner costs the queue one report (and one transaction), not two.
+ */
+export const RUNNING_HOLD_MS = 50;
 
 /** Publishes task events and reports them to the queue's task history. */
 export class TaskReporter {
@@ -46,6 +60,8 @@ export class TaskReporter {
   #queue: TaskQueue;
   #options: TaskReporterOptions;
   #chains = new Map<string, Promise<void>>();
+  /** RUNNING reports held back, by task ID. */
+  #held = new Map<string, { report: TaskReport; timer: ReturnType<typeof setTimeout> }>();
   #logger = log("agent");
 
   /** Events go to `events`, reports to `queue` (when it takes them). */
@@ -59,14 +75,25 @@ export class TaskReporter {
    * Tells that task `id` is now in `state`. Resolves at once, except for a
    * final state: then once the queue took the report or the attempts ran out
    * (logged; the acknowledgement then marks the task ENDED in the history).
+   * A RUNNING report is held back for {@linkcode RUNNING_HOLD_MS}: when the
+   * task ends by then, one final report with `startedAt` stands for both.
    */
   state(id: string, state: TaskState, fields: StateFields = {}): Promise<void> {
     const at = Date.now();
     const { output, ...eventFields } = fields;
     this.#publish({ id, state, agent: this.#options.agentId, ...eventFields, at });
+    if (!this.#queue.report) return Promise.resolve();
+    const held = this.#held.get(id);
+    if (held) {
+      clearTimeout(held.timer);
+      this.#held.delete(id);
+    }
     // The queue records by itself when it hands a task out or takes it back
     // (QUEUED): only what happens on the agent is reported to its history.
-    if (!this.#queue.report || state === "QUEUED") return Promise.resolve();
+    if (state === "QUEUED") {
+      if (held) void this.#enqueue(id, held.report);
+      return Promise.resolve();
+    }
     const report: TaskReport = {
       state,
       agent: this.#options.agentId,
@@ -76,12 +103,30 @@ export class TaskReporter {
       ...(fields.reason === undefined ? {} : { reason: fields.reason }),
       ...(output === undefined ? {} : { output }),
     };
-    const sent = (this.#chains.get(id) ?? Promise.resolve()).then(() => this.#send(id, report));
-    this.#chains.set(id, sent);
-    void sent.then(() => {
-      if (this.#chains.get(id) === sent) this.#chains.delete(id);
+    if (state === "RUNNING") {
+      const timer = setTimeout(() => {
+        this.#held.delete(id);
+        void this.#enqueue(id, report);
+      }, RUNNING_HOLD_MS);
+      this.#held.set(id, { report, timer });
+      return Promise.resolve();
+    }
+    if (!held) return this.#enqueue(id, report);
+    const dir = output ?? held.report.output;
+    return this.#enqueue(id, {
+      ...report,
+      ...(dir === undefined ? {} : { output: dir }),
+      startedAt: held.report.at,
     });
-    return FINAL_STATES.includes(state) ? sent : Promise.resolve();
+  }
+
+  /**
+   * Tells how task `id` ended (the final report waited for, so the history
+   * has it first), then acknowledges or gives back its `message`; never rejects.
+   */
+  async end(id: string, message: QueueMessage, ending: Ending): Promise<void> {
+    await this.state(id, ending.state, ending.fields);
+    await this.settle(message, ending.how);
   }
 
   /** Acknowledges (the task ended) or gives back (nack) `message`, a few times at most; never rejects. */
@@ -123,6 +168,16 @@ export class TaskReporter {
     } catch (error) {
       failed(error);
     }
+  }
+
+  /** Sends `report` after the reports of task `id` sent before it; never rejects. */
+  #enqueue(id: string, report: TaskReport): Promise<void> {
+    const sent = (this.#chains.get(id) ?? Promise.resolve()).then(() => this.#send(id, report));
+    this.#chains.set(id, sent);
+    void sent.then(() => {
+      if (this.#chains.get(id) === sent) this.#chains.delete(id);
+    });
+    return sent;
   }
 
   /** Sends one report, a few times at most; never rejects. */

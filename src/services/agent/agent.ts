@@ -2,9 +2,11 @@
  * The agent's loop: takes tasks from a queue while it has free cores or room
  * in its prefetch window, runs each in its core slots (in its own directory
  * when it has a {@linkcode TaskSandbox}), publishes every state change on
- * `tasks.<id>` and reports it to the queue's task history
- * (`_task_reporter.ts`), and acknowledges a task's message only once the task reached a final state, so
- * a task on an agent that dies is delivered again (at least once).
+ * `tasks.<id>` and reports it to the queue's task history (`_task_reporter.ts`),
+ * and acknowledges a task's message only once the task reached a final state,
+ * so a task on an agent that dies is delivered again (at least once). A
+ * task's cores are free again once its process is gone, before its final
+ * report and ack are answered.
  * @module
  */
 import { log } from "../../config/logging.ts";
@@ -12,7 +14,7 @@ import { sleep } from "../../config/retry.ts";
 import { QUEUE_LIMITS, type QueueMessage, type TaskReport } from "../../types/queue_wire.ts";
 import { agentEnv, runTask, type TaskRun } from "./runner.ts";
 import type { TaskOutput, TaskSandbox } from "./sandbox.ts";
-import { TaskReporter } from "./_task_reporter.ts";
+import { type Ending, TaskReporter } from "./_task_reporter.ts";
 import { CoreSlots } from "./slots.ts";
 import { parseTask, type Task } from "./task.ts";
 
@@ -95,6 +97,8 @@ interface Entry {
   run: TaskRun | null;
   /** Set by stop(): the task goes back to the queue instead of ending. */
   requeue: boolean;
+  /** Its process is gone and its cores given back; its final report and ack are under way. */
+  ending: boolean;
 }
 
 /** Runs tasks from one queue in core slots. */
@@ -169,7 +173,9 @@ export class Agent {
   status(): AgentStatus {
     const running: string[] = [];
     const queued: string[] = [];
-    for (const [id, entry] of this.#entries) (entry.run ? running : queued).push(id);
+    for (const [id, entry] of this.#entries) {
+      if (!entry.ending) (entry.run ? running : queued).push(id);
+    }
     return { slots: this.#slots.total, free: this.#slots.free, running, queued };
   }
 
@@ -180,7 +186,8 @@ export class Agent {
    */
   cancel(id: string): boolean {
     const entry = this.#entries.get(id);
-    if (!entry || this.#stopping.signal.aborted) return false;
+    // A task whose process is gone has ended: only its report and ack are left.
+    if (!entry || entry.ending || this.#stopping.signal.aborted) return false;
     entry.abort.abort();
     entry.run?.cancel();
     return true;
@@ -278,9 +285,11 @@ export class Agent {
     const parsed = parseTask(message.payload, message.id);
     if (!parsed.ok) {
       this.#logger.warn("Task {id} is invalid: {reason}", { id: parsed.id, reason: parsed.reason });
-      await this.#reporter.state(parsed.id, "FAILED", { reason: parsed.reason });
-      await this.#reporter.settle(message, "ack");
-      return;
+      return await this.#reporter.end(parsed.id, message, {
+        state: "FAILED",
+        fields: { reason: parsed.reason },
+        how: "ack",
+      });
     }
     const task = parsed.task;
     if (this.#entries.has(task.id)) {
@@ -292,90 +301,98 @@ export class Agent {
       return;
     }
     const takenAt = performance.now();
-    const entry: Entry = { task, message, abort: new AbortController(), run: null, requeue: false };
+    const entry: Entry = {
+      task,
+      message,
+      abort: new AbortController(),
+      run: null,
+      requeue: false,
+      ending: false,
+    };
     this.#entries.set(task.id, entry);
     try {
-      // Acquire before the first await, so the loop sees the cores taken.
-      const acquiring = this.#slots.acquire(task.cores, { signal: entry.abort.signal });
-      // Its rejection is handled where it is awaited below; this only keeps it
-      // from counting as unhandled while the QUEUED event is published.
-      acquiring.catch(() => {});
-      await this.#reporter.state(task.id, "QUEUED");
-      let release: () => void;
-      try {
-        release = await acquiring;
-      } catch (error) {
-        if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
-        await this.#reporter.state(task.id, "FAILED", { reason: (error as Error).message });
-        return await this.#reporter.settle(message, "ack");
-      }
-      try {
-        if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
-        this.#onTaskStart?.((performance.now() - takenAt) / 1000);
-        await this.#execute(entry);
-      } finally {
-        release();
-      }
+      // The cores are given back as soon as the process is gone: its final
+      // report and ack travel while the next task already runs in them.
+      const ending = await this.#occupy(entry, takenAt);
+      entry.ending = true;
+      await this.#reporter.end(task.id, message, ending);
     } finally {
       this.#entries.delete(task.id);
     }
   }
 
-  /** Runs the task of `entry`, which holds its cores, in its directory, and ends it. */
-  async #execute(entry: Entry): Promise<void> {
-    const { task, message } = entry;
+  /** Waits for the cores of `entry`, runs its task in them and answers how it ended. */
+  async #occupy(entry: Entry, takenAt: number): Promise<Ending> {
+    // Acquire before the first await, so the loop sees the cores taken.
+    const acquiring = this.#slots.acquire(entry.task.cores, { signal: entry.abort.signal });
+    // Its rejection is handled where it is awaited below; this only keeps it
+    // from counting as unhandled while the QUEUED event is published.
+    acquiring.catch(() => {});
+    await this.#reporter.state(entry.task.id, "QUEUED");
+    let release: () => void;
+    try {
+      release = await acquiring;
+    } catch (error) {
+      if (entry.abort.signal.aborted) return this.#aborted(entry, "");
+      return { state: "FAILED", fields: { reason: (error as Error).message }, how: "ack" };
+    }
+    try {
+      if (entry.abort.signal.aborted) return this.#aborted(entry, "");
+      this.#onTaskStart?.((performance.now() - takenAt) / 1000);
+      return await this.#execute(entry);
+    } finally {
+      release();
+    }
+  }
+
+  /** Runs the task of `entry`, which holds its cores, in its directory, until its process is gone. */
+  async #execute(entry: Entry): Promise<Ending> {
+    const { task } = entry;
     let output: TaskOutput | undefined;
     try {
       output = await this.#sandbox?.open(task.id);
     } catch (error) {
       const reason = `Cannot make the task's directory: ${(error as Error).message}`;
-      await this.#reporter.state(task.id, "FAILED", { reason });
-      return await this.#reporter.settle(message, "ack");
+      return { state: "FAILED", fields: { reason }, how: "ack" };
     }
     try {
       await this.#reporter.state(task.id, "RUNNING", output ? { output: output.dir } : {});
-      if (entry.abort.signal.aborted) return await this.#aborted(entry, "");
+      if (entry.abort.signal.aborted) return this.#aborted(entry, "");
       entry.run = runTask(task, {
         graceMs: this.#graceMs,
         baseEnv: this.#baseEnv,
         ...(output ? { output } : {}),
       });
       const result = await entry.run.done;
-      if (entry.requeue) return await this.#aborted(entry, result.tail);
+      if (entry.requeue) return this.#aborted(entry, result.tail);
       const ran = result.exitCode === null ? {} : { exitCode: result.exitCode };
       const fields = { ...ran, tail: result.tail };
       if (result.canceled) {
-        await this.#reporter.state(task.id, "CANCELED", {
-          ...fields,
-          reason: "Canceled on request",
-        });
+        return {
+          state: "CANCELED",
+          fields: { ...fields, reason: "Canceled on request" },
+          how: "ack",
+        };
       } else if (result.error !== undefined) {
-        await this.#reporter.state(task.id, "FAILED", { ...fields, reason: result.error });
+        return { state: "FAILED", fields: { ...fields, reason: result.error }, how: "ack" };
       } else if (result.timedOut) {
         const reason = `Timed out after ${task.timeoutMs} ms`;
-        await this.#reporter.state(task.id, "FAILED", { ...fields, reason });
-      } else {
-        await this.#reporter.state(task.id, result.exitCode === 0 ? "DONE" : "FAILED", fields);
+        return { state: "FAILED", fields: { ...fields, reason }, how: "ack" };
       }
-      await this.#reporter.settle(message, "ack");
+      return { state: result.exitCode === 0 ? "DONE" : "FAILED", fields, how: "ack" };
     } finally {
       output?.close();
     }
   }
 
-  /** Ends a task that was canceled, or given back because the agent stops. */
-  async #aborted(entry: Entry, tail: string): Promise<void> {
+  /** How a task that was canceled, or is given back because the agent stops, ends. */
+  #aborted(entry: Entry, tail: string): Ending {
     const withTail = tail ? { tail } : {};
     if (entry.requeue) {
-      await this.#reporter.state(entry.task.id, "QUEUED", {
-        ...withTail,
-        reason: `Agent "${this.#id}" is stopping: the task goes back to the queue`,
-      });
-      await this.#reporter.settle(entry.message, "nack");
-      return;
+      const reason = `Agent "${this.#id}" is stopping: the task goes back to the queue`;
+      return { state: "QUEUED", fields: { ...withTail, reason }, how: "nack" };
     }
     const reason = "Canceled on request";
-    await this.#reporter.state(entry.task.id, "CANCELED", { ...withTail, reason });
-    await this.#reporter.settle(entry.message, "ack");
+    return { state: "CANCELED", fields: { ...withTail, reason }, how: "ack" };
   }
 }

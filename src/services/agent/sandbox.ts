@@ -42,23 +42,23 @@ export const DEFAULT_KEPT_TASKS = 100;
 
 const TRUNCATED = "truncated";
 
-/** The output files of one task while it runs. */
+/**
+ * The output files of one task while it runs. Each file is made when its
+ * first byte comes: a task that writes nothing costs no file (two creates
+ * and two deletes fewer per task).
+ */
 export class TaskOutput {
   /** The task's directory. */
   readonly dir: string;
-  #files: Record<OutputStream, Deno.FsFile>;
+  #files: Partial<Record<OutputStream, Deno.FsFile>> = {};
   #left: number;
   #truncated = false;
+  #closed = false;
   #onClose: () => void;
 
-  /** Output into `files` in `dir`, at most `maxBytes`; `onClose` runs once on close. */
-  constructor(
-    dir: string,
-    files: Record<OutputStream, Deno.FsFile>,
-    limits: { maxBytes: number; onClose: () => void },
-  ) {
+  /** Output into files in `dir`, at most `maxBytes`; `onClose` runs once on close. */
+  constructor(dir: string, limits: { maxBytes: number; onClose: () => void }) {
     this.dir = dir;
-    this.#files = files;
     this.#left = limits.maxBytes;
     this.#onClose = limits.onClose;
   }
@@ -78,7 +78,10 @@ export class TaskOutput {
     this.#left -= kept.byteLength;
     try {
       let at = 0;
-      while (at < kept.byteLength) at += await this.#files[stream].write(kept.subarray(at));
+      if (at < kept.byteLength) {
+        const file = this.#fileOf(stream);
+        while (at < kept.byteLength) at += await file.write(kept.subarray(at));
+      }
     } catch {
       this.#left = 0;
     }
@@ -88,8 +91,20 @@ export class TaskOutput {
     }
   }
 
+  /** The file of `stream`, made on first use. @throws {Error} when it cannot be made. */
+  #fileOf(stream: OutputStream): Deno.FsFile {
+    if (this.#closed) throw new Error("The task's output is closed");
+    return this.#files[stream] ??= Deno.openSync(join(this.dir, stream), {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: 0o600,
+    });
+  }
+
   /** Closes the files; idempotent. */
   close(): void {
+    this.#closed = true;
     for (const file of Object.values(this.#files)) {
       try {
         file.close();
@@ -111,6 +126,8 @@ export class TaskSandbox {
   #open = new Set<string>();
   /** This agent's task directories, oldest first: listed from disk once, then kept here. */
   #known: Map<string, number> | null = null;
+  /** Directories being pruned, by task ID. */
+  #removing = new Map<string, Promise<void>>();
 
   /**
    * Task directories under `root` (created when needed).
@@ -136,28 +153,47 @@ export class TaskSandbox {
 
   /**
    * Makes task `id`'s directory afresh (a task run again starts with empty
-   * files), after removing the oldest directories beyond `keep`.
-   * @throws {Error} when the directory or its files cannot be made.
+   * files) and starts removing the oldest directories beyond `keep`. The
+   * removals are not waited for: on a busy disk one takes a millisecond or
+   * more, which no task should wait for ({@linkcode TaskSandbox.pruned}).
+   * @throws {Error} when the directory cannot be made.
    */
   async open(id: string): Promise<TaskOutput> {
     const dir = this.dirOf(id);
     this.#open.add(id);
     try {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-      this.#known?.delete(id);
-      await this.#prune(this.#keep - 1);
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-      this.#known?.set(id, Date.now());
-      const create = (name: OutputStream): Promise<Deno.FsFile> =>
-        Deno.open(join(dir, name), { write: true, create: true, truncate: true, mode: 0o600 });
-      const files = { stdout: await create("stdout"), stderr: await create("stderr") };
-      return new TaskOutput(dir, files, {
+      const known = this.#known ??= this.#scan();
+      // An earlier run's directory, being pruned or still there, goes first.
+      await this.#removing.get(id);
+      if (known.delete(id)) await removeDir(dir);
+      this.#prune(this.#keep - 1);
+      await this.#makeDir(dir);
+      known.set(id, Date.now());
+      return new TaskOutput(dir, {
         maxBytes: this.#maxBytes,
         onClose: () => this.#open.delete(id),
       });
     } catch (error) {
       this.#open.delete(id);
       throw error;
+    }
+  }
+
+  /** Resolves once the directories being pruned are gone (or could not be removed). */
+  async pruned(): Promise<void> {
+    while (this.#removing.size > 0) await Promise.all(this.#removing.values());
+  }
+
+  /** Makes `dir` empty: anew, or again when something else made it since the listing. */
+  async #makeDir(dir: string): Promise<void> {
+    try {
+      await Deno.mkdir(dir, { mode: 0o700 });
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) await removeDir(dir);
+      else if (error instanceof Deno.errors.NotFound) {
+        await Deno.mkdir(this.root, { recursive: true, mode: 0o700 });
+      } else throw error;
+      await Deno.mkdir(dir, { mode: 0o700 });
     }
   }
 
@@ -175,12 +211,16 @@ export class TaskSandbox {
     try {
       file = await Deno.open(join(dir, piece.stream), { read: true });
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return null;
-      throw error;
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      // A file is made with its first byte: a directory without it holds no output yet.
+      const made = await Deno.stat(dir).then((info) => info.isDirectory, () => false);
+      return made
+        ? { data: "", next: 0, size: 0, truncated: await isFile(join(dir, TRUNCATED)) }
+        : null;
     }
     try {
       const size = (await file.stat()).size;
-      const truncated = await Deno.stat(join(dir, TRUNCATED)).then(() => true, () => false);
+      const truncated = await isFile(join(dir, TRUNCATED));
       const offset = Math.min(piece.offset, size);
       const buffer = new Uint8Array(Math.min(piece.max, size - offset));
       await file.seek(offset, Deno.SeekMode.Start);
@@ -208,33 +248,50 @@ export class TaskSandbox {
    * predecessor's); after that this agent's own list, oldest first, is kept
    * in memory, so a task costs no directory scan.
    */
-  async #prune(keep: number): Promise<void> {
-    const known = this.#known ??= await this.#scan();
+  #prune(keep: number): void {
+    const known = this.#known ??= this.#scan();
     let excess = known.size - keep;
     for (const name of [...known.keys()]) {
       if (excess <= 0) break;
       if (this.#open.has(name)) continue;
       known.delete(name);
-      // Already gone (removed by hand) is as good as removed.
-      await Deno.remove(join(this.root, name), { recursive: true }).catch(() => {});
+      const removed = removeDir(join(this.root, name)).finally(() => {
+        if (this.#removing.get(name) === removed) this.#removing.delete(name);
+      });
+      this.#removing.set(name, removed);
       excess--;
     }
   }
 
-  /** The task directories on disk, oldest first. */
-  async #scan(): Promise<Map<string, number>> {
+  /** The task directories on disk, oldest first; makes the root when it is missing. */
+  #scan(): Map<string, number> {
     const dirs: { name: string; at: number }[] = [];
-    try {
-      for await (const entry of Deno.readDir(this.root)) {
-        if (!entry.isDirectory || !TASK_ID.test(entry.name)) continue;
-        const info = await Deno.stat(join(this.root, entry.name)).catch(() => null);
-        dirs.push({ name: entry.name, at: info?.mtime?.getTime() ?? 0 });
+    Deno.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    for (const entry of Deno.readDirSync(this.root)) {
+      if (!entry.isDirectory || !TASK_ID.test(entry.name)) continue;
+      let at = 0;
+      try {
+        at = Deno.statSync(join(this.root, entry.name)).mtime?.getTime() ?? 0;
+      } catch {
+        // Gone meanwhile: oldest.
       }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      dirs.push({ name: entry.name, at });
     }
     dirs.sort((a, b) => a.at - b.at);
     return new Map(dirs.map((d) => [d.name, d.at]));
+  }
+}
+
+function isFile(path: string): Promise<boolean> {
+  return Deno.stat(path).then(() => true, () => false);
+}
+
+/** Removes `dir` and what it holds; never rejects (gone already is as good as removed). */
+async function removeDir(dir: string): Promise<void> {
+  try {
+    await Deno.remove(dir, { recursive: true });
+  } catch {
+    // Gone, or cannot be removed: making it afresh says so.
   }
 }
 

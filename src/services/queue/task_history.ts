@@ -113,6 +113,7 @@ export class TaskHistory {
   #days: number;
   #max: number;
   #finishes = 0;
+  #synchronous: number; // The file's own level, restored after each report.
   #byKey: StatementSync;
   #byMessage: StatementSync;
   #update: StatementSync;
@@ -134,8 +135,11 @@ export class TaskHistory {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     db.exec(HISTORY_SCHEMA);
+    this.#synchronous = Number(db.prepare("PRAGMA synchronous").get()?.synchronous);
     this.#byKey = db.prepare("SELECT * FROM tasks WHERE queue = ? AND id = ?");
-    this.#byMessage = db.prepare("SELECT * FROM tasks WHERE message_id = ? AND queue = ?");
+    this.#byMessage = db.prepare( // Else SQLite reads every task of the queue (tasks_submitted).
+      "SELECT * FROM tasks INDEXED BY tasks_message WHERE message_id = ? AND queue = ?",
+    );
     this.#update = db.prepare(
       `UPDATE tasks SET state = :state, taken_at = :taken_at, started_at = :started_at,
          ended_at = :ended_at, deliveries = :deliveries, agent = :agent, host = :host,
@@ -212,19 +216,24 @@ export class TaskHistory {
    * Applies an agent's report on task `id`. Times are always filled in; the
    * state moves unless the task is finished already (the first final state
    * wins, as the first ack does; only `ENDED` gives way to a real one).
+   * Outside a transaction it is one that is not synced by itself
+   * (`synchronous=NORMAL`): it survives a crash of the process at once and
+   * one of the host with the next synced transaction, such as the ack after
+   * a final report (docs/failures.md "Work across failures").
    * @returns The task as it is now, or null when the history has no such task.
    */
   report(queue: string, id: string, report: TaskReport): TaskRecord | null {
-    // The row and its event in one transaction: one fsync per report, not two.
     if (this.#db.isTransaction) return this.#report(queue, id, report);
-    this.#db.exec("BEGIN IMMEDIATE");
     try {
+      this.#db.exec("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE");
       const task = this.#report(queue, id, report);
       this.#db.exec("COMMIT");
       return task;
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
+    } finally {
+      this.#db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
     }
   }
 
@@ -233,11 +242,14 @@ export class TaskHistory {
     if (!row) return null;
     const at = Math.min(report.at, this.#now());
     const final = FINISHED_STATES.includes(report.state);
+    // A final report may stand for the RUNNING report of a short task too.
+    const started = final && report.startedAt !== undefined ? Math.min(report.startedAt, at) : null;
+    const startedAt = report.state === "RUNNING" ? at : started;
     const locked = isFinished(row.state) && !(row.state === "ENDED" && final);
     // A late report of a finished task only fills in a time it lacks.
     const next: TaskRow = {
       ...row,
-      started_at: report.state === "RUNNING" && !(locked && row.started_at) ? at : row.started_at,
+      started_at: startedAt !== null && !(locked && row.started_at) ? startedAt : row.started_at,
       ended_at: final && !(locked && row.ended_at) ? at : row.ended_at,
     };
     if (!locked) {
@@ -250,6 +262,9 @@ export class TaskHistory {
     }
     this.#write(next);
     if (!locked) {
+      if (final && startedAt !== null) {
+        this.#event(queue, id, "RUNNING", startedAt, report.agent, null);
+      }
       const code = report.exitCode === undefined ? null : `exit ${report.exitCode}`;
       const note = [code, report.reason].filter((s) => s).join(": ") || null;
       this.#event(queue, id, report.state, at, report.agent, note);

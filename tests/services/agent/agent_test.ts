@@ -256,3 +256,41 @@ Deno.test("Agent runs and acknowledges tasks while its event sink never answers"
     queues.close();
   }
 });
+
+Deno.test("Agent gives a task's cores back when its process is gone, before its final report and ack are answered", async () => {
+  const queues = new QueueService(QueueStore.open(":memory:"));
+  let open: () => void = () => {};
+  const gate = new Promise<void>((resolve) => open = resolve);
+  const reported: string[] = [];
+  const queue: TaskQueue = {
+    get: (name, options) => queues.get(name, options),
+    ack: (name, id) => Promise.resolve(queues.ack(name, id)),
+    nack: (name, id) => Promise.resolve(queues.nack(name, id)),
+    // The queue takes no final report until the gate opens.
+    report: async (_name, id, report) => {
+      reported.push(`${id} ${report.state}`);
+      if (report.state !== "RUNNING") await gate;
+    },
+  };
+  const agent = new Agent(queue, { publish: () => Promise.resolve() }, {
+    agentId: "agt-00000001",
+    cores: 1,
+    pollWaitMs: 200,
+  });
+  agent.start();
+  try {
+    queues.put("tasks", { id: "tsk-1", executable: "/bin/true" });
+    queues.put("tasks", { id: "tsk-2", executable: "/bin/true" });
+    await eventually(() => reported.includes("tsk-2 DONE"), { what: "tsk-2 run on the one core" });
+    assert.ok(reported.includes("tsk-1 DONE"));
+    assert.deepEqual(agent.status(), { slots: 1, free: 1, running: [], queued: [] });
+    assert.equal(agent.cancel("tsk-1"), false, "a task whose process is gone cannot be canceled");
+    assert.equal(queues.stats("tasks").inflight, 2, "neither is acknowledged before its report");
+    open();
+    await eventually(() => queues.stats("tasks").inflight === 0, { what: "both acknowledged" });
+  } finally {
+    open();
+    await agent.stop();
+    queues.close();
+  }
+});

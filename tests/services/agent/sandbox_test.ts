@@ -22,7 +22,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
-Deno.test("TaskSandbox.open() makes the task's directory with its two files, emptied on a rerun", async () => {
+Deno.test("TaskSandbox.open() makes the task's directory afresh on a rerun, each file with its first byte", async () => {
   await withDir(async (root) => {
     const sandbox = new TaskSandbox(root);
     const first = await sandbox.open("tsk-a");
@@ -33,8 +33,17 @@ Deno.test("TaskSandbox.open() makes the task's directory with its two files, emp
     assert.equal(await Deno.readTextFile(join(root, "tsk-a", "stdout")), "out\n");
     assert.equal(await Deno.readTextFile(join(root, "tsk-a", "stderr")), "err\n");
     const again = await sandbox.open("tsk-a");
+    await again.write("stderr", bytes("e2"));
     again.close();
-    assert.equal(await Deno.readTextFile(join(root, "tsk-a", "stdout")), "");
+    assert.equal((await Deno.stat(join(root, "tsk-a"))).isDirectory, true);
+    await assert.rejects(Deno.stat(join(root, "tsk-a", "stdout")), Deno.errors.NotFound);
+    assert.equal(await Deno.readTextFile(join(root, "tsk-a", "stderr")), "e2");
+    assert.deepEqual(await sandbox.read("tsk-a", { stream: "stdout", offset: 0, max: 10 }), {
+      data: "",
+      next: 0,
+      size: 0,
+      truncated: false,
+    });
     assert.throws(() => sandbox.dirOf("../etc"), TypeError);
   });
 });
@@ -80,10 +89,28 @@ Deno.test("TaskSandbox keeps at most `keep` task directories, dropping the oldes
       await new Promise((resolve) => setTimeout(resolve, 20));
       (await sandbox.open(id)).close();
     }
+    await sandbox.pruned();
     const names: string[] = [];
     for await (const entry of Deno.readDir(root)) names.push(entry.name);
     assert.deepEqual(names.sort(), ["tsk-1", "tsk-4"], "the open one stays, whatever its age");
     running.close();
+  });
+});
+
+Deno.test("TaskSandbox.open() of a task whose directory is being pruned waits for the removal", async () => {
+  await withDir(async (root) => {
+    const sandbox = new TaskSandbox(root, { keep: 1 });
+    const first = await sandbox.open("tsk-1");
+    await first.write("stdout", bytes("old"));
+    first.close();
+    // Prunes tsk-1 (not waited for), then makes it again at once.
+    (await sandbox.open("tsk-2")).close();
+    const again = await sandbox.open("tsk-1");
+    again.close();
+    await sandbox.pruned();
+    assert.equal((await Deno.stat(join(root, "tsk-1"))).isDirectory, true, "the new one stays");
+    await assert.rejects(Deno.stat(join(root, "tsk-1", "stdout")), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(join(root, "tsk-2")), Deno.errors.NotFound);
   });
 });
 

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
+import { TaskHistory } from "../../../src/services/queue/task_history.ts";
 import { queueApp } from "./_app.ts";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -239,5 +241,68 @@ Deno.test("task routes list, show, take reports, cancel, and answer 404 for an u
     assert.equal(badReport.status, 400);
   } finally {
     q.close();
+  }
+});
+
+Deno.test("TaskHistory.report() with startedAt records RUNNING at that time, then the final state", () => {
+  const { store, clock } = storeAt();
+  try {
+    store.putOnce("tasks", task("tsk-s"), "tsk-s");
+    store.putOnce("tasks", task("tsk-t"), "tsk-t");
+    store.get("tasks", 2, 30_000);
+    const done = store.history.report("tasks", "tsk-s", {
+      state: "DONE",
+      agent: "agt-1",
+      host: "node1",
+      at: clock.now - 10,
+      startedAt: clock.now - 30,
+      exitCode: 0,
+      output: "/d/tsk-s",
+    });
+    assert.equal(done?.state, "DONE");
+    const shown = store.history.get("tasks", "tsk-s")!;
+    assert.equal(shown.task.startedAt, clock.now - 30);
+    assert.equal(shown.task.endedAt, clock.now - 10);
+    assert.equal(shown.task.output, "/d/tsk-s");
+    assert.deepEqual(
+      shown.events.map((e) => [e.state, e.at, e.agent]),
+      [
+        ["QUEUED", clock.now, null],
+        ["RUNNING", clock.now - 30, "agt-1"],
+        ["DONE", clock.now - 10, "agt-1"],
+      ],
+    );
+    // A start after the end (clocks apart) is taken as the end.
+    store.history.report("tasks", "tsk-t", {
+      state: "FAILED",
+      agent: "agt-1",
+      at: clock.now,
+      startedAt: clock.now + 500,
+      exitCode: 1,
+    });
+    assert.equal(store.history.find("tasks", "tsk-t")?.startedAt, clock.now);
+  } finally {
+    store.close();
+  }
+});
+
+Deno.test("TaskHistory.report() commits without a sync of its own and leaves the file's level as it was", () => {
+  const db = new DatabaseSync(":memory:");
+  try {
+    db.exec("PRAGMA synchronous = FULL");
+    const history = new TaskHistory(db);
+    db.exec(`INSERT INTO tasks (queue, id, message_id, state, submitted_at)
+             VALUES ('tasks', 'tsk-f', 1, 'QUEUED', 0)`);
+    const level = (): number =>
+      (db.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous;
+    let during = -1;
+    db.function("sync_level_now", () => during = level());
+    db.exec("CREATE TRIGGER watch AFTER UPDATE ON tasks BEGIN SELECT sync_level_now(); END");
+    history.report("tasks", "tsk-f", { state: "RUNNING", agent: "a", at: 1 });
+    assert.equal(during, 1, "NORMAL while the report is written");
+    assert.equal(level(), 2, "FULL again after it, for puts, gets and acks");
+    assert.equal(history.find("tasks", "tsk-f")?.state, "RUNNING");
+  } finally {
+    db.close();
   }
 });
