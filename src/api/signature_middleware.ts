@@ -12,7 +12,13 @@ import { HTTPException } from "hono/http-exception";
 import { sleep } from "../config/retry.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ReplayCache } from "../crypto/replay_cache.ts";
-import { signResponse, signStreamResponse, verifyRequest } from "../crypto/signing.ts";
+import {
+  signResponse,
+  signResponseInPlace,
+  type SignResponseOptions,
+  signStreamResponse,
+  verifyRequest,
+} from "../crypto/signing.ts";
 
 /** Options of {@linkcode signatures}. */
 export interface SignatureOptions {
@@ -68,7 +74,8 @@ export function signatures(
         message: "Service is not bootstrapped yet: retry in a moment",
       });
     }
-    const body = new Uint8Array(await c.req.arrayBuffer());
+    // A request without a body (every GET) has nothing to read.
+    const body = c.req.raw.body === null ? EMPTY : new Uint8Array(await c.req.arrayBuffer());
     const verdict = await verifyRequest(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
       {
@@ -99,17 +106,44 @@ export function signatures(
         keys,
         { requestNonce: verdict.nonce, session: verdict.session },
       );
-      c.res = new Response(answer.body, { status: answer.status, headers });
+      replaceAnswer(c, new Response(answer.body, { status: answer.status, headers }));
       return;
     }
-    const bytes = new Uint8Array(await answer.arrayBuffer());
-    const headers = await signResponse(
-      { status: answer.status, headers: answer.headers, body: bytes },
-      keys,
-      { requestNonce: verdict.nonce, session: verdict.session },
-    );
-    c.res = new Response(answer.status === 204 ? null : bytes, { status: answer.status, headers });
+    const signing = { requestNonce: verdict.nonce, session: verdict.session };
+    replaceAnswer(c, await signedAnswer(answer, keys, signing));
   };
+}
+
+/** The answer with its body read once and signed. */
+async function signedAnswer(
+  answer: Response,
+  keys: FabricKeys,
+  options: SignResponseOptions,
+): Promise<Response> {
+  const { status } = answer;
+  const body = new Uint8Array(await answer.arrayBuffer());
+  let headers: Headers;
+  try {
+    // The handler's answer is not sent: its own headers are signed, not a copy.
+    headers = await signResponseInPlace({ status, headers: answer.headers, body }, keys, options);
+  } catch (error) {
+    // Headers of a fetched answer are immutable: sign a copy.
+    if (!(error instanceof TypeError)) throw error;
+    headers = await signResponse({ status, headers: answer.headers, body }, keys, options);
+  }
+  return new Response(status === 204 ? null : body, { status, headers });
+}
+
+const EMPTY = new Uint8Array();
+
+/**
+ * Puts the signed answer in place of the handler's. Hono wraps a response
+ * set over another once more and copies the old one's headers onto it; the
+ * signed one holds them all already, so the old one is cleared first.
+ */
+function replaceAnswer(c: { res: Response | undefined }, answer: Response): void {
+  c.res = undefined;
+  c.res = answer;
 }
 
 async function keysWithin(

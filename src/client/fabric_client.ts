@@ -131,25 +131,26 @@ export class FabricClient {
     const url = new URL(request.path, target.url);
     const body = request.body === undefined
       ? new Uint8Array()
-      : new TextEncoder().encode(JSON.stringify(request.body));
+      : encoder.encode(JSON.stringify(request.body));
     const headers = routeHeaders(target, "application/json");
-    if (request.body !== undefined) headers.set("content-type", "application/json");
+    if (request.body !== undefined) headers.push(["content-type", "application/json"]);
     const signed = await signRequest(
       { method: request.method, url, headers, body },
       this.#keys,
       { target: target.id, session },
     );
-    const answer = await this.#fetch(
+    // The input pairs plus the signed fields: cheaper for fetch to take in
+    // than the Headers object signRequest built.
+    const { answer, bytes } = await this.#exchange(
       url,
       {
         method: request.method,
-        headers: signed.headers,
+        headers: [...headers, ...signed.fields],
         ...(body.length > 0 ? { body } : {}),
       },
       target,
       options,
     );
-    const bytes = new Uint8Array(await answer.arrayBuffer());
     const verdict = await verifyResponse(
       { status: answer.status, headers: answer.headers, body: bytes },
       {
@@ -202,17 +203,17 @@ export class FabricClient {
     const method = options.method ?? "GET";
     const headers = routeHeaders(target, "text/event-stream");
     const body = method === "POST"
-      ? new TextEncoder().encode(JSON.stringify(options.body ?? {}))
+      ? encoder.encode(JSON.stringify(options.body ?? {}))
       : new Uint8Array();
-    if (method === "POST") headers.set("content-type", "application/json");
+    if (method === "POST") headers.push(["content-type", "application/json"]);
     const signed = await signRequest({ method, url, headers, body }, this.#keys, {
       target: target.id,
     });
     const answer = await this.#fetch(
       url,
-      { method, headers: signed.headers, ...(body.length > 0 ? { body } : {}) },
+      { method, headers: [...headers, ...signed.fields], ...(body.length > 0 ? { body } : {}) },
       target,
-      { signal, timeoutMs: 0 },
+      { signals: [signal], timeoutMs: 0 },
     );
     if (method === "POST" && !answer.headers.get("content-type")?.startsWith("text/event-stream")) {
       await this.#refuseAnswer(answer, target, signed.nonce);
@@ -255,20 +256,50 @@ export class FabricClient {
     );
   }
 
-  async #fetch(
+  /**
+   * Sends a request and reads its whole answer within the call's time limit.
+   * The deadline covers the body too and is cleared once the body is in, so
+   * no timer or signal outlives the call (a busy client would otherwise hold
+   * a timeout's worth of them).
+   */
+  async #exchange(
     url: URL,
     init: RequestInit,
     target: Target,
     options: CallOptions,
-  ): Promise<Response> {
+  ): Promise<{ answer: Response; bytes: Uint8Array }> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    const signals = [options.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined]
-      .filter((s): s is AbortSignal => s !== undefined);
+    const deadline = timeoutMs > 0 ? new AbortController() : undefined;
+    const timer = deadline
+      ? setTimeout(
+        () => deadline.abort(new DOMException("Signal timed out.", "TimeoutError")),
+        timeoutMs,
+      )
+      : undefined;
     try {
-      return await fetch(url, { ...init, signal: AbortSignal.any(signals) });
+      const answer = await this.#fetch(url, init, target, {
+        signals: [options.signal, deadline?.signal],
+        timeoutMs,
+      });
+      return { answer, bytes: new Uint8Array(await answer.arrayBuffer()) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #fetch(
+    url: URL,
+    init: RequestInit,
+    target: Target,
+    limits: { signals: (AbortSignal | undefined)[]; timeoutMs: number },
+  ): Promise<Response> {
+    const signals = limits.signals.filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    try {
+      return await fetch(url, signal ? { ...init, signal } : init);
     } catch (cause) {
       const why = cause instanceof DOMException && cause.name === "TimeoutError"
-        ? `no answer within ${timeoutMs} ms`
+        ? `no answer within ${limits.timeoutMs} ms`
         : cause instanceof Error
         ? cause.message
         : String(cause);
@@ -282,16 +313,21 @@ export class FabricClient {
   }
 }
 
-function routeHeaders(target: Target, accept: string): Headers {
-  const headers = new Headers({ accept });
-  if (target.route && target.route.length > 0) headers.set("fabric-route", target.route.join(","));
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function routeHeaders(target: Target, accept: string): [string, string][] {
+  const headers: [string, string][] = [["accept", accept]];
+  if (target.route && target.route.length > 0) {
+    headers.push(["fabric-route", target.route.join(",")]);
+  }
   return headers;
 }
 
 function parseJson(bytes: Uint8Array): Record<string, unknown> {
   if (bytes.length === 0) return {};
   try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    const value: unknown = JSON.parse(decoder.decode(bytes));
     return typeof value === "object" && value !== null ? value as Record<string, unknown> : {};
   } catch {
     return {};

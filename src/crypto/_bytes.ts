@@ -14,6 +14,46 @@ export function toBase64Url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
 }
 
+/** Encodes bytes as standard padded base64, the alphabet of RFC 8941 byte sequences. */
+export function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+}
+
+const BASE64_VALUES = new Int8Array(128).fill(-1);
+for (
+  const [value, char] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"]
+    .entries()
+) {
+  BASE64_VALUES[char.charCodeAt(0)] = value;
+}
+
+/**
+ * Decodes standard padded base64 strictly (RFC 4648 section 4): a multiple
+ * of four characters, `=` only as padding, no non-zero trailing bits, so that
+ * one byte string has exactly one encoding. Returns `undefined` when `text`
+ * is not such an encoding.
+ */
+export function fromBase64(text: string): Uint8Array<ArrayBuffer> | undefined {
+  if (text.length % 4 !== 0) return undefined;
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  const bytes = new Uint8Array((text.length / 4) * 3 - padding);
+  let pending = 0;
+  let bits = 0;
+  let at = 0;
+  for (let i = 0; i < text.length - padding; i++) {
+    const code = text.charCodeAt(i);
+    const value = code < 128 ? BASE64_VALUES[code]! : -1;
+    if (value < 0) return undefined;
+    pending = ((pending << 6) | value) & 0x3fff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes[at++] = pending >> bits;
+    }
+  }
+  return (pending & ((1 << bits) - 1)) === 0 ? bytes : undefined;
+}
+
 /**
  * Decodes unpadded base64url strictly: only the URL alphabet, no padding and
  * no non-zero trailing bits, so that one byte string has exactly one encoding.
@@ -25,6 +65,17 @@ export function fromBase64Url(text: unknown): Uint8Array<ArrayBuffer> | undefine
   }
   const bytes = copyBytes(Buffer.from(text, "base64url"));
   return toBase64Url(bytes) === text ? bytes : undefined;
+}
+
+/**
+ * Whether two strings are equal, in time that depends on their lengths only
+ * (not on where they differ), for values compared like MACs and digests.
+ */
+export function sameText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
 }
 
 /** Copies bytes into a fresh `ArrayBuffer`, the shape Web Crypto wants. */

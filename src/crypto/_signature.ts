@@ -1,27 +1,16 @@
 /**
  * The parts of fabricd's RFC 9421 profile that requests, answers and stream
- * answers share: profiles, the signature base, parsing and checking the
- * `Signature-Input` and `Signature` fields, Ed25519 over the base.
+ * answers share: profiles, the signature base, checking the parsed
+ * `Signature-Input` and `Signature` fields (`_signature_fields.ts` writes and
+ * parses them), Ed25519 and HMAC over the base.
  *
  * @module
  */
 
-import {
-  type BareItem,
-  type Dictionary,
-  type InnerList,
-  parseDictionary,
-  serializeDictionary,
-  serializeInnerList,
-} from "structured-headers";
-import {
-  createHmac,
-  KeyObject,
-  sign as nodeSign,
-  timingSafeEqual,
-  verify as nodeVerify,
-} from "node:crypto";
-import { copyBytes, describe, quote, utf8 } from "./_bytes.ts";
+import type { BareItem } from "structured-headers";
+import { KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
+import { hmacSha256Base64 } from "./_hmac.ts";
+import { describe, quote, sameText, toBase64, utf8 } from "./_bytes.ts";
 
 /** The label of fabricd's signature in `Signature-Input` and `Signature`. */
 export const LABEL = "sig1";
@@ -103,17 +92,6 @@ export interface ParsedSignature {
   signature: Uint8Array<ArrayBuffer>;
 }
 
-/** Serializes the `@signature-params` value, parameters in the profile's order. */
-export function serializeParams(profile: Profile, params: SignatureParams): string {
-  const map = new Map<string, BareItem>([["created", params.created]]);
-  if (params.expires !== undefined) map.set("expires", params.expires);
-  map.set("nonce", params.nonce);
-  map.set("keyid", params.keyid);
-  map.set("alg", params.alg ?? ALG);
-  map.set("tag", profile.tag);
-  return serializeInnerList([profile.components.map((name) => [name, new Map()]), map]);
-}
-
 /** Builds the signature base of RFC 9421 §2.5 from component values in order. */
 export function signatureBase(
   profile: Profile,
@@ -145,11 +123,11 @@ export function signBase(
 ): Promise<{ input: string; signature: string }> {
   const { base, paramsValue } = parts;
   const signature = privateKey instanceof Uint8Array
-    ? copyBytes(createHmac("sha256", privateKey).update(base).digest())
-    : copyBytes(nodeSign(null, utf8(base), keyObject(privateKey)));
+    ? hmacSha256Base64(privateKey, base)
+    : toBase64(nodeSign(null, utf8(base), keyObject(privateKey)));
   return Promise.resolve({
     input: `${LABEL}=${paramsValue}`,
-    signature: serializeDictionary({ [LABEL]: signature.buffer }),
+    signature: `${LABEL}=:${signature}:`,
   });
 }
 
@@ -160,63 +138,14 @@ export function verifyBase(
 ): Promise<boolean> {
   const { base, signature } = parts;
   if (publicKey instanceof Uint8Array) {
-    const expected = createHmac("sha256", publicKey).update(base).digest();
-    return Promise.resolve(
-      signature.length === expected.length && timingSafeEqual(expected, signature),
-    );
+    // Base64 spells each byte string one way: equal texts are equal MACs.
+    return Promise.resolve(sameText(hmacSha256Base64(publicKey, base), toBase64(signature)));
   }
   try {
     return Promise.resolve(nodeVerify(null, utf8(base), keyObject(publicKey), signature));
   } catch {
     return Promise.resolve(false);
   }
-}
-
-/**
- * Parses `Signature-Input` and `Signature` and picks the `sig1` signature.
- * Both fields must be in canonical structured-field form, as fabricd writes
- * them, so that one signature has exactly one spelling.
- */
-export function parseSignature(headers: Headers, profile: Profile): ParsedSignature | Failure {
-  const input = headers.get("signature-input");
-  if (input === null) {
-    return fail(`Missing Signature-Input header: sign the ${profile.noun} with the fabric key`);
-  }
-  const field = headers.get("signature");
-  if (field === null) {
-    return fail(`Missing Signature header: sign the ${profile.noun} with the fabric key`);
-  }
-  const inputs = parseCanonical(input);
-  if (inputs === undefined) {
-    return fail("Malformed Signature-Input header: it must be a canonical RFC 9421 field");
-  }
-  const signatures = parseCanonical(field);
-  if (signatures === undefined) {
-    return fail("Malformed Signature header: it must be a canonical RFC 9421 field");
-  }
-  const member = inputs.get(LABEL);
-  if (member === undefined || !Array.isArray(member[0])) {
-    return fail(`Signature-Input has no inner list labelled "${LABEL}": sign with fabricd`);
-  }
-  const signature = signatures.get(LABEL)?.[0];
-  if (
-    !(signature instanceof ArrayBuffer) ||
-    (signature.byteLength !== 64 && signature.byteLength !== 32)
-  ) {
-    return fail(`Signature "${LABEL}" must be a 64-byte Ed25519 or 32-byte HMAC signature`);
-  }
-  const components: string[] = [];
-  for (const [name, params] of member[0]) {
-    if (typeof name !== "string" || params.size > 0) return fail(componentsMessage(profile));
-    components.push(name);
-  }
-  let paramsValue: string;
-  try {
-    paramsValue = serializeInnerList(member as InnerList);
-  } catch {
-    return fail("Malformed Signature-Input header: it must be a canonical RFC 9421 field");
-  }
-  return { components, params: member[1], paramsValue, signature: new Uint8Array(signature) };
 }
 
 /** Checks a parsed signature against the profile, in the documented order. */
@@ -328,19 +257,11 @@ export function fail(reason: string): Failure {
   return { ok: false, reason };
 }
 
-function componentsMessage(profile: Profile): string {
+/** The refusal of covered components other than the profile's. */
+export function componentsMessage(profile: Profile): string {
   return `Covered components must be (${
     profile.components.map((name) => `"${name}"`).join(" ")
   }) for a fabricd ${profile.noun}`;
-}
-
-function parseCanonical(field: string): Dictionary | undefined {
-  try {
-    const dictionary = parseDictionary(field);
-    return serializeDictionary(dictionary) === field ? dictionary : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function quoteItem(value: BareItem | undefined): string {

@@ -26,16 +26,15 @@ import {
   type Failure,
   MAC_ALG,
   type ParsedSignature,
-  parseSignature,
   type Profile,
   REQUEST,
   REQUEST_TYPED,
   requestValues,
-  serializeParams,
   signatureBase,
   signBase,
   verifyBase,
 } from "./_signature.ts";
+import { parseSignature, serializeParams } from "./_signature_fields.ts";
 import { contentDigest, verifyContentDigest } from "./content_digest.ts";
 import type { FabricKeys } from "./keys.ts";
 import { ReplayCache } from "./replay_cache.ts";
@@ -43,6 +42,7 @@ import { ReplayCache } from "./replay_cache.ts";
 export {
   type ResponseParts,
   signResponse,
+  signResponseInPlace,
   type SignResponseOptions,
   signStreamResponse,
   type StreamResponseParts,
@@ -77,8 +77,10 @@ export interface SignRequestOptions {
 
 /** The result of {@linkcode signRequest}. */
 export interface SignedRequest {
-  /** The input headers plus `Content-Digest`, `Fabric-Target`, `Signature-Input`, `Signature`. */
-  headers: Headers;
+  /** The input headers plus `fields` (completed when first read). */
+  readonly headers: Headers;
+  /** The fields signing set, as pairs to send after the input headers (holding none of them). */
+  fields: [string, string][];
   /** The nonce signed, which the answer's signature must carry. */
   nonce: string;
 }
@@ -151,7 +153,7 @@ const TARGET = /^[\x21-\x7e]+$/;
  * @throws {RangeError} If `expiresInSeconds` is not a positive integer or `now` is not finite.
  */
 export async function signRequest(
-  parts: Omit<RequestParts, "headers"> & { headers?: Headers },
+  parts: Omit<RequestParts, "headers"> & { headers?: HeadersInit },
   keys: FabricKeys,
   options: SignRequestOptions,
 ): Promise<SignedRequest> {
@@ -182,10 +184,11 @@ export async function signRequest(
   if (parts.body.length > 0 && !headers.has("content-type")) {
     throw new TypeError("A request with a body must have a Content-Type: set it before signing");
   }
-  headers.set("content-digest", await contentDigest(parts.body));
-  headers.set("fabric-target", target);
   const session = options.session;
-  if (keys.identity && !session) headers.set(IDENTITY_HEADER, keys.identity);
+  const fields: [string, string][] = [["content-digest", await contentDigest(parts.body)]];
+  fields.push(["fabric-target", target]);
+  if (keys.identity && !session) fields.push([IDENTITY_HEADER, keys.identity]);
+  for (const [name, value] of fields) headers.set(name, value);
   const profile = headers.has("content-type") ? REQUEST_TYPED : REQUEST;
   const created = Math.floor(now / 1000);
   const paramsValue = serializeParams(profile, {
@@ -200,9 +203,19 @@ export async function signRequest(
     paramsValue,
   });
   const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
-  headers.set("signature-input", signed.input);
-  headers.set("signature", signed.signature);
-  return { headers, nonce };
+  // Setting a header checks its value character by character: the two long fields
+  // are set once a caller reads `headers` (the first read empties `late`), never for `fields`.
+  const late: [string, string][] = [["signature-input", signed.input]];
+  late.push(["signature", signed.signature]);
+  fields.push(...late);
+  return {
+    get headers(): Headers {
+      for (const [name, value] of late.splice(0)) headers.set(name, value);
+      return headers;
+    },
+    fields,
+    nonce,
+  };
 }
 
 /**

@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHmac } from "node:crypto";
+import fc from "fast-check";
+import { serializeInnerList } from "structured-headers";
+import { fromBase64, sameText, toBase64 } from "../../src/crypto/_bytes.ts";
+import { hmacSha256Base64 } from "../../src/crypto/_hmac.ts";
+import { ANSWER, type Profile, REQUEST, REQUEST_TYPED } from "../../src/crypto/_signature.ts";
+import {
+  parseGeneral,
+  parseSignature,
+  serializeParams,
+} from "../../src/crypto/_signature_fields.ts";
+import { generateFabricKeys } from "../../src/crypto/keys.ts";
+import { signRequest } from "../../src/crypto/signing.ts";
+
+const RUNS = { numRuns: 300 };
+const PROFILES: readonly Profile[] = [REQUEST, REQUEST_TYPED, ANSWER];
+const BASE64URL = /^[A-Za-z0-9_-]{16,40}$/;
+
+const paramsArbitrary = fc.record({
+  profile: fc.constantFrom(...PROFILES),
+  created: fc.integer({ min: -1e15 + 1, max: 1e15 - 101 }),
+  lifetime: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+  nonce: fc.stringMatching(BASE64URL),
+  keyid: fc.oneof(fc.stringMatching(/^mac:[A-Za-z0-9_-]{22}$/), fc.string({ maxLength: 30 })),
+  alg: fc.constantFrom("ed25519", "hmac-sha256", 'we"ird', "back\\slash"),
+});
+
+type Params = typeof paramsArbitrary extends fc.Arbitrary<infer T> ? T : never;
+
+/** The fields fabricd writes for these parameters, and a signature of `size` bytes. */
+function fields(
+  params: Params,
+  signature: Uint8Array,
+): Headers {
+  const { profile, created, lifetime, nonce, keyid, alg } = params;
+  const paramsValue = serializeParams(profile, {
+    created,
+    ...(lifetime === undefined ? {} : { expires: created + lifetime }),
+    nonce,
+    keyid,
+    alg,
+  });
+  return new Headers({
+    "signature-input": `sig1=${paramsValue}`,
+    signature: `sig1=:${toBase64(signature)}:`,
+  });
+}
+
+function generalOf(headers: Headers, profile: Profile): ReturnType<typeof parseGeneral> {
+  return parseGeneral(headers.get("signature-input")!, headers.get("signature")!, profile);
+}
+
+Deno.test("serializeParams() writes what the general RFC 8941 serializer writes", () => {
+  fc.assert(
+    fc.property(paramsArbitrary, (params) => {
+      const { profile, created, lifetime, nonce, keyid, alg } = params;
+      const expected = new Map<string, string | number>([["created", created]]);
+      if (lifetime !== undefined) expected.set("expires", created + lifetime);
+      expected.set("nonce", nonce).set("keyid", keyid).set("alg", alg).set("tag", profile.tag);
+      const general = (() => {
+        try {
+          return serializeInnerList([
+            profile.components.map((name) => [name, new Map()]),
+            expected,
+          ]);
+        } catch (error) {
+          return error instanceof Error ? error.message : String(error);
+        }
+      })();
+      const mine = (() => {
+        try {
+          return serializeParams(profile, {
+            created,
+            ...(lifetime === undefined ? {} : { expires: created + lifetime }),
+            nonce,
+            keyid,
+            alg,
+          });
+        } catch (error) {
+          return error instanceof Error ? error.message : String(error);
+        }
+      })();
+      assert.equal(mine, general);
+    }),
+    RUNS,
+  );
+});
+
+Deno.test("parseSignature() agrees with the general parser when the fields are fabricd's own", () => {
+  fc.assert(
+    fc.property(
+      paramsArbitrary,
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.boolean(),
+      (params, bytes, long) => {
+        const signature = long ? Uint8Array.from([...bytes, ...bytes]) : bytes;
+        const headers = fields(params, signature);
+        const parsed = parseSignature(headers, params.profile);
+        assert.deepEqual(parsed, generalOf(headers, params.profile));
+        assert.ok(!("ok" in parsed), "fabricd's own fields parse");
+        assert.deepEqual(parsed.signature, signature);
+      },
+    ),
+    RUNS,
+  );
+});
+
+Deno.test("parseSignature() agrees with the general parser when a field is altered", () => {
+  const alphabet = fc.constantFrom(
+    ..." !\"#$%&'()*+,-./0123456789:;<=>?@AZaz[\\]^_`{|}~\u00e9".split(""),
+  );
+  fc.assert(
+    fc.property(
+      paramsArbitrary,
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.constantFrom("signature-input", "signature"),
+      fc.nat(),
+      fc.constantFrom("replace", "insert", "delete"),
+      alphabet,
+      (params, bytes, name, index, edit, char) => {
+        const headers = fields(params, bytes);
+        const value = headers.get(name)!;
+        const at = index % value.length;
+        const altered = edit === "delete"
+          ? value.slice(0, at) + value.slice(at + 1)
+          : value.slice(0, at) + char + value.slice(edit === "insert" ? at : at + 1);
+        headers.set(name, altered);
+        assert.deepEqual(
+          parseSignature(headers, params.profile),
+          generalOf(headers, params.profile),
+        );
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+Deno.test("parseSignature() refuses a byte sequence with stray bits as the general parser does", () => {
+  const headers = new Headers({
+    "signature-input":
+      'sig1=("@status" "content-digest");created=1;nonce="AAAAAAAAAAAAAAAAAAAAAA";keyid="mac:AAAAAAAAAAAAAAAAAAAAAA";alg="hmac-sha256";tag="fabricd-answer"',
+    // 32 bytes whose last character carries a non-zero unused bit.
+    signature: `sig1=:${"A".repeat(42)}B=:`,
+  });
+  const parsed = parseSignature(headers, ANSWER);
+  assert.deepEqual(parsed, {
+    ok: false,
+    reason: "Malformed Signature header: it must be a canonical RFC 9421 field",
+  });
+});
+
+Deno.test("hmacSha256Base64() equals node:crypto's HMAC-SHA256 for any key and text", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 130 }), fc.string({ maxLength: 300 }), (key, text) => {
+      const expected = createHmac("sha256", key).update(text).digest("base64");
+      assert.equal(hmacSha256Base64(key, text), expected);
+      // The second MAC with the same key object comes from the kept states.
+      assert.equal(hmacSha256Base64(key, text), expected);
+    }),
+    RUNS,
+  );
+});
+
+Deno.test("hmacSha256Base64() gives the RFC 4231 test case 2 MAC", () => {
+  const key = new TextEncoder().encode("Jefe");
+  assert.equal(
+    Buffer.from(hmacSha256Base64(key, "what do ya want for nothing?"), "base64").toString("hex"),
+    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+  );
+});
+
+Deno.test("fromBase64() decodes every padded encoding and refuses all other spellings", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
+      assert.deepEqual(fromBase64(toBase64(bytes)), bytes);
+    }),
+    RUNS,
+  );
+  for (const text of ["A", "AB", "ABC", "A===", "AB=A", "AAB=", "AB==", "AAAA=", "A-_A", "ab c"]) {
+    assert.equal(fromBase64(text), undefined, text);
+  }
+  assert.deepEqual(fromBase64("AQ=="), Uint8Array.of(1));
+});
+
+Deno.test("sameText() is true only for equal strings", () => {
+  assert.equal(sameText("abc", "abc"), true);
+  assert.equal(sameText("abc", "abd"), false);
+  assert.equal(sameText("abc", "ab"), false);
+  assert.equal(sameText("", ""), true);
+});
+
+Deno.test("signRequest() lists as fields exactly the headers it added", async () => {
+  const keys = await generateFabricKeys();
+  const input: [string, string][] = [["accept", "application/json"], [
+    "content-type",
+    "text/plain",
+  ]];
+  const signed = await signRequest(
+    { method: "POST", url: "http://127.0.0.1:1/v1/x", headers: input, body: Uint8Array.of(1) },
+    keys,
+    { target: "svc-1" },
+  );
+  assert.deepEqual(
+    signed.fields.map(([name]) => name),
+    ["content-digest", "fabric-target", "signature-input", "signature"],
+  );
+  assert.deepEqual([...new Headers([...input, ...signed.fields])], [...signed.headers]);
+});
