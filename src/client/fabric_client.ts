@@ -96,8 +96,9 @@ export class FabricClient {
   ): Promise<T> {
     // Sessions only end to end: a bridge on the way could not verify a MAC.
     const direct = !target.route || target.route.length === 0;
+    // The first call to a service is signed with the key while its session opens.
     const session = this.#sessions && direct
-      ? await this.#sessions.for(target, (x25519) => this.#handshake(target, x25519))
+      ? this.#sessions.ready(target, (x25519) => this.#handshake(target, x25519))
       : undefined;
     try {
       return (await this.#call<T>(target, request, options, session)).json;

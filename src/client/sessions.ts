@@ -52,6 +52,25 @@ export class ClientSessions {
     return await opening;
   }
 
+  /**
+   * The live session to call `target` in, or undefined: then the call is
+   * signed with the key, and a session is opened meanwhile (unless one is
+   * opening or the service refused one lately), so that the first call to a
+   * service does not wait for the handshake's round trip.
+   */
+  ready(target: { id: string; url: string }, handshake: Handshake): MacSession | undefined {
+    const name = `${target.id} ${target.url}`;
+    const known = this.#sessions.get(name);
+    if (known && known.expires - MARGIN_SECONDS > Date.now() / 1000) return known;
+    if (known) this.#sessions.delete(name);
+    if ((this.#refused.get(name) ?? 0) > Date.now() || this.#opening.has(name)) return undefined;
+    const opening = this.#open(name, target.id, handshake).finally(() =>
+      this.#opening.delete(name)
+    );
+    this.#opening.set(name, opening);
+    return undefined;
+  }
+
   /** Forgets the session with `target` (the service did not know it). */
   drop(target: { id: string; url: string }): void {
     this.#sessions.delete(`${target.id} ${target.url}`);

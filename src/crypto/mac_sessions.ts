@@ -28,7 +28,10 @@ export interface MacSession {
 }
 
 /** A session as the service holds it. */
-export type ServedSession = MacSession;
+export interface ServedSession extends MacSession {
+  /** When it was opened, seconds since the epoch. */
+  opened: number;
+}
 
 /** The name of a signer in the key derivation: `operator`, or `ID#INCARNATION`. */
 export function signerLabel(signer: Signer): string {
@@ -132,7 +135,7 @@ export class MacSessions {
     if (this.#sessions.size >= this.#max) {
       this.#sessions.delete(this.#sessions.keys().next().value!);
     }
-    this.#sessions.set(keyid, { keyid, secret, expires, peer: signer });
+    this.#sessions.set(keyid, { keyid, secret, expires, peer: signer, opened: nowSeconds });
     return { x25519: mine.publicKey, keyid, expires };
   }
 
@@ -152,20 +155,33 @@ export class MacSessions {
   }
 }
 
+/** What {@linkcode sessionKey} asks of the service's trust store. */
+export interface SessionTrust {
+  isRevoked(id: string, incarnation: number): boolean;
+  /** The newest root rotation it adopted: its grace ends at `until` (seconds). */
+  readonly rotation?: { until: number } | null;
+}
+
 /**
  * The key of a request signed in MAC session `keyid` and who signed it,
- * unless the session is unknown or expired, or its client is revoked.
+ * unless the session is unknown or expired, its client is revoked, or it was
+ * opened before a root rotation's grace ended and is used after (its opener
+ * may have proved itself with the retired root: it must open a new one).
  */
 export function sessionKey(
   sessions: MacSessions | undefined,
-  trust: { isRevoked(id: string, incarnation: number): boolean } | undefined,
+  trust: SessionTrust | undefined,
   keyid: string,
+  nowMs: number = Date.now(),
 ): { ok: true; publicKey: Uint8Array; signer: Signer; session: MacSession } | {
   ok: false;
   reason: string;
 } {
   const session = sessions?.get(keyid);
-  if (!session) {
+  const until = trust?.rotation?.until;
+  const outlived = session && until !== undefined && session.opened <= until &&
+    nowMs / 1000 > until;
+  if (!session || outlived) {
     return { ok: false, reason: "Unknown or expired session: open a new one (POST /v1/session)" };
   }
   const peer = session.peer;

@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
+import { eventually } from "../_eventually.ts";
 import { createApp } from "../../src/api/app.ts";
 import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import { FabricClient } from "../../src/client/fabric_client.ts";
 import { generateFabricKeys } from "../../src/crypto/keys.ts";
-import { clientSession, freshX25519, MacSessions } from "../../src/crypto/mac_sessions.ts";
+import {
+  clientSession,
+  freshX25519,
+  MacSessions,
+  sessionKey,
+} from "../../src/crypto/mac_sessions.ts";
 import { ReplayCache } from "../../src/crypto/replay_cache.ts";
 import { signRequest } from "../../src/crypto/signing.ts";
 
@@ -59,13 +65,18 @@ Deno.test("a client with sessions signs its calls with hmac-sha256 after one Ed2
   try {
     const target = { id: "spw-00000001", url: `http://127.0.0.1:${server.addr.port}` };
     const client = new FabricClient(keys, { sessions: true });
-    for (let i = 0; i < 3; i++) {
-      assert.deepEqual(await client.call(target, { method: "GET", path: "/v1/status" }), {
-        id: "spw-00000001",
-      });
-    }
-    assert.deepEqual(seen, ["ed25519", "hmac-sha256", "hmac-sha256", "hmac-sha256"]);
-    assert.equal(sessions.size, 1);
+    const call = () => client.call(target, { method: "GET", path: "/v1/status" });
+    // The first call is signed with the key while the session opens beside it
+    // (one handshake); once it is open, calls go in it.
+    assert.deepEqual(await call(), { id: "spw-00000001" });
+    assert.equal(seen[0], "ed25519");
+    await eventually(async () => {
+      assert.deepEqual(await call(), { id: "spw-00000001" });
+      return seen.at(-1) === "hmac-sha256";
+    }, { timeoutMs: 5000, what: "a call in the session" });
+    for (let i = 0; i < 2; i++) assert.deepEqual(await call(), { id: "spw-00000001" });
+    assert.deepEqual(seen.slice(-3), ["hmac-sha256", "hmac-sha256", "hmac-sha256"]);
+    assert.equal(sessions.size, 1, "one handshake only");
   } finally {
     await server.shutdown();
   }
@@ -118,4 +129,23 @@ Deno.test("a request in an unknown session gets 401, and a handshake inside a se
     body,
   });
   assert.equal(again.status, 409);
+});
+
+Deno.test("sessionKey() refuses a session opened before a rotation's grace ended once it has ended, and keeps later ones", async () => {
+  let now = 1_000_000_000;
+  const sessions = new MacSessions({ now: () => now });
+  const client = await freshX25519();
+  const early = await sessions.open({ kind: "operator" }, client.publicKey, "spw-00000001");
+  const trust = { isRevoked: () => false, rotation: { until: now / 1000 + 60 } };
+  assert.equal(sessionKey(sessions, trust, early.keyid, now).ok, true, "within the grace");
+  now += 61_000;
+  const late = await sessions.open({ kind: "operator" }, client.publicKey, "spw-00000001");
+  const refused = sessionKey(sessions, trust, early.keyid, now);
+  assert.equal(refused.ok, false);
+  assert.match(
+    (refused as { reason: string }).reason,
+    /Unknown or expired session: open a new one/,
+  );
+  assert.equal(sessionKey(sessions, trust, late.keyid, now).ok, true, "opened after the grace");
+  assert.equal(sessionKey(sessions, { isRevoked: () => false }, early.keyid, now).ok, true);
 });
