@@ -151,6 +151,9 @@ function audited(rule: Rule, metrics: ServiceMetrics | undefined): MiddlewareHan
   }) as MiddlewareHandler;
 }
 
+/** How a 401 for a session the service does not hold begins (docs/protocol.md 2.13). */
+const SESSION_GONE = "Unknown or expired session";
+
 /** Refused requests (401) logged at most: a burst of this many, then {@linkcode REFUSALS_PER_SECOND}. */
 export const REFUSALS_BURST = 20;
 /** Refused requests (401) logged per second once the burst is spent. */
@@ -172,6 +175,10 @@ function auditedRefusals(): MiddlewareHandler {
   return async (c, next) => {
     await next();
     if (c.res.status !== 401) return;
+    const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
+    const why = typeof body.error === "string" ? body.error : "";
+    // A session the service no longer holds is churn, not a refusal: the client opens another.
+    if (why.startsWith(SESSION_GONE)) return;
     const now = Date.now();
     tokens = Math.min(REFUSALS_BURST, tokens + ((now - last) / 1000) * REFUSALS_PER_SECOND);
     last = now;
@@ -181,13 +188,12 @@ function auditedRefusals(): MiddlewareHandler {
     }
     tokens--;
     const input = c.req.header("signature-input") ?? "";
-    const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
     audit.warn("Refused {method} {path} from {peer} signed as {keyid}: {why}", {
       method: cut(c.req.method),
       path: cut(c.req.path),
       peer: cut(c.req.header("fabric-peer")),
       keyid: cut(/keyid="([^"]*)"/.exec(input)?.[1]),
-      why: cut(typeof body.error === "string" ? body.error : ""),
+      why: cut(why),
       status: 401,
       ...(skipped > 0 ? { unlogged: skipped } : {}),
     });

@@ -123,14 +123,14 @@ Deno.test("fabricd rotate re-certifies a fabric of 20 services with no request r
         ),
         401,
       );
-      // The registry's audit trail shows the refused request (fabricd events --audit).
-      const audit = await runFabricd(["events", "--audit", "--json", "--fabric", fabricPath]);
-      assert.equal(audit.code, 0, audit.stderr);
-      const lines = audit.stdout.trim().split("\n").map((l) => JSON.parse(l));
-      assert.ok(
-        lines.some((l) => l.properties?.status === 401 && /retired/.test(l.properties?.why)),
-        "the 401 of the old key is in the registry's audit lines",
-      );
+      // The registry's audit trail shows the refused request (fabricd events --audit),
+      // once its log line is written out.
+      await eventually(async () => {
+        const audit = await runFabricd(["events", "--audit", "--json", "--fabric", fabricPath]);
+        assert.equal(audit.code, 0, audit.stderr);
+        const lines = audit.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+        return lines.some((l) => l.properties?.status === 401 && /retired/.test(l.properties?.why));
+      }, { timeoutMs: 10_000, intervalMs: 500, what: "the old key's 401 in the audit lines" });
       // Every service answers with a chain from the new root only.
       const after = new FabricClient(await readKeyFile(join(dir, "fabric.key")));
       for (const target of targets) {

@@ -250,6 +250,36 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "testnet shapes the desktop-gateway link when up --wan runs, through its relay, and plain up sets it back",
+        async () => {
+          const qdisc = async (host: "desktop" | "gateway", dev: string): Promise<string> =>
+            (await run("ip", ["netns", "exec", `fab-${host}`, "tc", "qdisc", "show", "dev", dev]))
+              .stdout;
+          const before = await sshdPids();
+          await testnetUp({ wan: true });
+          try {
+            assert.match(await qdisc("desktop", "to-gateway"), /tbf .*rate 100Mbit/);
+            assert.match(await qdisc("gateway", "to-desktop"), /tbf .*rate 100Mbit/);
+            const relay = Number(await Deno.readTextFile(`${STATE_DIR}/gateway/relay.pid`));
+            assert.ok(relay > 0 && (await run("kill", ["-0", String(relay)])).code === 0);
+            // ssh (and what jumps through the gateway) goes through the relay unchanged.
+            for (const host of ["gateway", "head"] as const) {
+              const r = await testnetSsh(host, ["hostname"]);
+              assert.equal(r.stdout.trim(), host, r.stderr);
+            }
+            assert.deepEqual(await sshdPids(), before, "the sshds were kept");
+          } finally {
+            await testnetUp();
+          }
+          assert.doesNotMatch(await qdisc("desktop", "to-gateway"), /tbf/);
+          assert.doesNotMatch(await qdisc("gateway", "to-desktop"), /tbf/);
+          assert.equal(await Deno.stat(`${STATE_DIR}/gateway/relay.pid`).catch(() => null), null);
+          const r = await testnetSsh("gateway", ["hostname"]);
+          assert.equal(r.stdout.trim(), "gateway", r.stderr);
+        },
+      );
+
       await t.step("testnet keeps homes apart when a file is written into ~ on head", async () => {
         const write = await testnetSsh("head", ["sh", "-c", "'echo on-head > ~/only-on-head'"]);
         assert.equal(write.code, 0, write.stderr);
