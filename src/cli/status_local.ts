@@ -90,7 +90,10 @@ async function fabricFacts(
 /** `GET /v1/registry/services` on the socket, or null unless it answers 200 in time. */
 async function readSocket(path: string): Promise<LocalAnswer | null> {
   const conn = await Deno.connect({ transport: "unix", path });
-  const timer = setTimeout(() => conn.close(), TIMEOUT_MS);
+  // Not setTimeout: its first use costs a fresh Deno 5-9 ms, AbortSignal.timeout well under 1.
+  const deadline = AbortSignal.timeout(TIMEOUT_MS);
+  const close = () => closeQuietly(conn);
+  deadline.addEventListener("abort", close, { once: true });
   try {
     await conn.write(
       new TextEncoder().encode(
@@ -122,12 +125,16 @@ async function readSocket(path: string): Promise<LocalAnswer | null> {
     if (status !== "HTTP/1.1 200 ") return null;
     return JSON.parse(new TextDecoder().decode(bytes.subarray(body, body + length))) as LocalAnswer;
   } finally {
-    clearTimeout(timer);
-    try {
-      conn.close();
-    } catch {
-      // Closed by the timer already.
-    }
+    deadline.removeEventListener("abort", close);
+    closeQuietly(conn);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed already (by the deadline).
   }
 }
 
