@@ -257,9 +257,15 @@ async function homeOf(host: TestnetHost): Promise<string> {
 export async function emptyImageCache(host: TestnetHost): Promise<void> {
   const home = await homeOf(host);
   const cache = `${home}/.cache/fabricd/`;
-  const running = allProcs().filter((p) =>
-    p.cmdline.includes(cache) && p.cmdline.includes("--role")
-  );
+  const ours = allProcs().filter((p) => p.cmdline.includes(cache) && p.cmdline.includes("--role"));
+  // Warm processes (a spawner's pool on the host) are no services: they go, and the pool
+  // starts the next spawn there cold.
+  const warm = ours.filter((p) => p.cmdline.includes("--warm"));
+  for (const p of warm) killQuietly(p.pid, "SIGTERM");
+  for (let i = 0; i < 50 && warm.some((p) => stillThere(p)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const running = ours.filter((p) => !p.cmdline.includes("--warm") || stillThere(p));
   if (running.length > 0) {
     throw new BenchStepError(
       `fabricd services run from ${host}'s image cache (pid ${

@@ -151,7 +151,9 @@ export class WarmPool {
     const at = list.indexOf(warm);
     if (at < 0) return;
     list.splice(at, 1);
-    if (code === 0 || this.#stopped) return;
+    // Killed by a signal (128 + N): someone on the host ended it on purpose. It is not
+    // replaced until the role's next spawn, which starts cold and refills.
+    if (code === 0 || code >= 128 || this.#stopped) return;
     const failures = (this.#failures.get(role) ?? 0) + 1;
     this.#failures.set(role, failures);
     this.#logger.warn("Warm {role} process {pid} exited {code} before use ({failures} in a row)", {

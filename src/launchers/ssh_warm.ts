@@ -40,6 +40,7 @@ export class SshWarmProcess implements WarmProcess {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #hooks: WarmHooks;
   #used = false;
+  #ended = false;
 
   /** A warm process of `role` that `started` reported. */
   constructor(role: string, started: Started, hooks: WarmHooks) {
@@ -49,11 +50,16 @@ export class SshWarmProcess implements WarmProcess {
     this.#writer = started.child.stdin.getWriter();
     this.#hooks = hooks;
     // A warm process that ends by itself is no longer the launcher's to stop.
-    void this.exited.then(() => hooks.release());
+    void this.exited.then(() => {
+      this.#ended = true;
+      hooks.release();
+    });
   }
 
   async handOver(spec: LaunchSpec): Promise<LaunchedProcess> {
     if (this.#used) throw new Error(`Warm process ${this.pid} was already handed over or stopped`);
+    // Gone already (killed, or its channel ended): the pool starts the service cold instead.
+    if (this.#ended) throw new Error(`Warm process ${this.pid} has ended`);
     const line = warmHandOverLine(this.role, spec);
     this.#used = true;
     this.#hooks.release();

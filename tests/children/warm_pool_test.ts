@@ -86,3 +86,21 @@ Deno.test("WarmPool.refill() gives up on a role whose warm processes keep dying 
   assert.equal(pool.size("spawner"), 0);
   await pool.stop();
 });
+
+Deno.test("WarmPool does not replace a warm process killed by a signal until the role's next spawn", async () => {
+  const { starter, started, cold } = fakeStarter();
+  const pool = new WarmPool(starter, { perRole: 1 });
+  pool.refill("spawner");
+  await settle();
+  started[0]!.end(143); // SIGTERM from someone on the host
+  await settle();
+  await settle();
+  assert.equal(started.length, 1, "not replaced at once");
+  assert.equal(pool.size("spawner"), 0);
+  await pool.launch("spawner", spec("spw-00000001"));
+  assert.deepEqual(cold, ["spw-00000001"], "the next spawn starts cold");
+  pool.refill("spawner");
+  await settle();
+  assert.equal(started.length, 2, "and refills after it");
+  await pool.stop();
+});
