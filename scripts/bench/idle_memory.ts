@@ -210,7 +210,7 @@ async function startRoles(local: LocalFabric): Promise<Subject[]> {
 }
 
 /** VmRSS of `pid` from /proc, KiB. */
-function rssKb(pid: number): number {
+export function rssKb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]);
   if (!(kb > 0)) throw new Error(`No VmRSS for process ${pid}`);

@@ -27,9 +27,10 @@ import {
   summarize,
   type Summary,
 } from "./_harness.ts";
-import type { BareRunOutput, HopWarmOutput } from "./_testnet_common.ts";
+import type { BareRunOutput, HopWarmOutput, LiteRecord } from "./_testnet_common.ts";
 import { TestnetFabric } from "./_testnet_fabric.ts";
-import { type LinkProfile, perProfile, releaseTestnet } from "./_testnet_host.ts";
+import { allProcs, type LinkProfile, perProfile, releaseTestnet } from "./_testnet_host.ts";
+import { rssKb } from "./idle_memory.ts";
 
 const NAME = "ssh-hop-warm";
 const GOAL = 1.5;
@@ -58,6 +59,7 @@ async function runProfile(profile: LinkProfile): Promise<BenchResult> {
     }
     say(NAME, `bare process start on the gateway: ${runs} x deno run --quiet empty.js`);
     const bare = await fabric.driver<BareRunOutput>("gateway", ["bare-run", String(runs)], 60_000);
+    const remote = remoteMemory(hop.warmup.id, hop.records);
 
     const spawn = summarize(hop.spawns.map((s) => s.ms));
     const sshTrue = summarize(hop.sshTrueMs);
@@ -73,6 +75,12 @@ async function runProfile(profile: LinkProfile): Promise<BenchResult> {
         round(s.min, 1)
       } ms (${s.n} runs)`;
     say(NAME, `warm-up bridge on ssh://gateway: ${round(hop.warmup.ms, 0)} ms (not counted)`);
+    say(
+      NAME,
+      `on the gateway, VmRSS: the bridge (a service, after the runs) ${
+        remote.bridgeMb ?? "?"
+      } MB; a warm process waiting for its hand-over ${remote.warmMb ?? "?"} MB`,
+    );
     say(NAME, line("warm spawn on ssh://gateway to ALIVE", spawn));
     say(
       NAME,
@@ -114,6 +122,8 @@ async function runProfile(profile: LinkProfile): Promise<BenchResult> {
       ratio_vs_new_connection: round(ratioNewConnection, 3),
       bare_run_p50_ms: round(bareRun.p50),
       warmup_bridge_ms: round(hop.warmup.ms),
+      remote_bridge_rss_mb: remote.bridgeMb,
+      remote_warm_rss_mb: remote.warmMb,
       failed_spawns: hop.failures.length,
       ...(hop.failures.length > 0 ? { first_failure: hop.failures[0] } : {}),
       baseline_is: "median(ssh -S MASTER gateway true, over an open connection, from desktop) + " +
@@ -127,4 +137,28 @@ async function runProfile(profile: LinkProfile): Promise<BenchResult> {
     await fabric.shutDown();
     await releaseTestnet(NAME);
   }
+}
+
+/**
+ * Resident memory on the gateway (issue #17 item 7), read from /proc: the
+ * testnet shares this machine's PID namespace. The warm-up bridge has served
+ * the runs; a warm process of the root spawner's pool there waits idle.
+ */
+function remoteMemory(
+  bridgeId: string,
+  records: LiteRecord[],
+): { bridgeMb: number | null; warmMb: number | null } {
+  const mb = (pid: number | undefined): number | null => {
+    try {
+      return pid ? round(rssKb(pid) / 1024, 1) : null;
+    } catch {
+      return null;
+    }
+  };
+  const bridge = records.find((r) => r.id === bridgeId)?.pid;
+  const warm = allProcs().find((p) =>
+    p.cmdline.includes("/fabricd-testnet/gateway/") && p.cmdline.includes("--warm") &&
+    p.cmdline.includes("js/main.js")
+  )?.pid;
+  return { bridgeMb: mb(bridge), warmMb: mb(warm) };
 }
