@@ -7,9 +7,9 @@
  * through the bridges on its route) and on the registry.
  */
 import { loadContext } from "../../src/cli/context.ts";
-import { FabricClient, FabricRequestError } from "../../src/client/fabric_client.ts";
+import { FabricClient } from "../../src/client/fabric_client.ts";
 import { targetFor } from "../../src/client/route.ts";
-import { mintNodeIdentity } from "./_identities.ts";
+import { mintNodeIdentity, statusOf } from "./_identities.ts";
 
 const [fabricPath, targetId] = Deno.args;
 const context = await loadContext(fabricPath);
@@ -19,15 +19,6 @@ const attacker = new FabricClient(await mintNodeIdentity(context.keys, root.id))
 const target = records.find((r) => r.id === targetId)!;
 const via = targetFor(target, records);
 const registry = records.find((r) => r.role === "registry")!;
-
-async function statusOf(call: Promise<unknown>): Promise<number> {
-  try {
-    await call;
-    return 200;
-  } catch (error) {
-    return error instanceof FabricRequestError ? error.status : -1;
-  }
-}
 
 console.log(JSON.stringify({
   spawn: await statusOf(

@@ -12,22 +12,15 @@
  * @module
  */
 import { bootstrapFromParent, takeBootstrapEnv } from "../../src/bootstrap/child.ts";
-import { FabricClient, FabricRequestError, type Target } from "../../src/client/fabric_client.ts";
+import { FabricClient, type Target } from "../../src/client/fabric_client.ts";
+import { statusOf } from "./_identities.ts";
 import type { ServiceRecord } from "../../src/types/mod.ts";
-
-async function statusOf(call: Promise<unknown>): Promise<number> {
-  try {
-    await call;
-    return 200;
-  } catch (error) {
-    return error instanceof FabricRequestError ? error.status : -1;
-  }
-}
 
 async function attack(): Promise<Record<string, unknown>> {
   const id = Deno.args[Deno.args.indexOf("--id") + 1] ?? "";
   const env = await takeBootstrapEnv();
-  if (!env) return { error: "not launched by a spawner" };
+  // A warm process (the bridge's pool refills after the spawn) has no password: not ours.
+  if (!env) Deno.exit(0);
   // The parent's configure call comes here and gets no answer.
   const hold = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];

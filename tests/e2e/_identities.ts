@@ -6,6 +6,7 @@
 import { issueCertificate, rawPublicKey } from "../../src/crypto/certificate.ts";
 import { type FabricKeys, generateFabricKeys } from "../../src/crypto/keys.ts";
 import { generateEphemeralKey } from "../../src/crypto/seal.ts";
+import { FabricRequestError } from "../../src/client/fabric_client.ts";
 
 /** The IDs of the made-up bridge and node. */
 export const MINTED = { bridge: "brg-0000beef", node: "spn-0000cafe" } as const;
@@ -38,4 +39,14 @@ export async function mintNodeIdentity(root: FabricKeys, rootSpawner: string): P
     identity: `${first},${second}`,
     root: { publicKey: root.publicKey, fingerprint: root.fingerprint },
   };
+}
+
+/** The HTTP status a call ends with: 200, the refusal's status, or -1 for anything else. */
+export async function statusOf(call: Promise<unknown>): Promise<number> {
+  try {
+    await call;
+    return 200;
+  } catch (error) {
+    return error instanceof FabricRequestError ? error.status : -1;
+  }
 }
