@@ -12,7 +12,7 @@
  * `deno run` in CPU, docs/performance.md).
  * @module
  */
-import { join } from "node:path";
+import { rewriteChunks } from "./lazy_require.ts";
 
 /** esbuild's dynamic import of a sibling chunk, minified or not. */
 const DYNAMIC_IMPORT = /\bimport\(\s*"(\.\/[A-Za-z0-9_.-]+\.js)"\s*\)/g;
@@ -21,16 +21,9 @@ const DYNAMIC_IMPORT = /\bimport\(\s*"(\.\/[A-Za-z0-9_.-]+\.js)"\s*\)/g;
  * Rewrites the dynamic imports of sibling chunks in the bundle in `dir`.
  * Returns the names of the files rewritten.
  */
-export async function deferDynamicChunks(dir: string): Promise<string[]> {
-  const rewritten: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (!entry.isFile || !entry.name.endsWith(".js")) continue;
-    const path = join(dir, entry.name);
-    const text = await Deno.readTextFile(path);
-    const changed = text.replace(DYNAMIC_IMPORT, (_, name) => `import(String("${name}"))`);
-    if (changed === text) continue;
-    await Deno.writeTextFile(path, changed);
-    rewritten.push(entry.name);
-  }
-  return rewritten.sort();
+export function deferDynamicChunks(dir: string): Promise<string[]> {
+  return rewriteChunks(
+    dir,
+    (text) => text.replace(DYNAMIC_IMPORT, (_, name) => `import(String("${name}"))`),
+  );
 }

@@ -37,15 +37,29 @@ function lazyRequire(name: string): string {
  * bundle` writes the injection differently: the bundle then stays as it was,
  * correct, only slower to start).
  */
-export async function deferInjectedRequire(dir: string): Promise<string[]> {
+export function deferInjectedRequire(dir: string): Promise<string[]> {
+  return rewriteChunks(dir, (text) => {
+    const match = INJECTED.exec(text);
+    return match ? text.replace(INJECTED, lazyRequire(match[1]!)) : text;
+  });
+}
+
+/**
+ * Applies `rewrite` to every `.js` file in `dir` and writes back the ones it
+ * changed. Returns their names, sorted.
+ */
+export async function rewriteChunks(
+  dir: string,
+  rewrite: (text: string) => string,
+): Promise<string[]> {
   const rewritten: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
     if (!entry.isFile || !entry.name.endsWith(".js")) continue;
     const path = join(dir, entry.name);
     const text = await Deno.readTextFile(path);
-    const match = INJECTED.exec(text);
-    if (!match) continue;
-    await Deno.writeTextFile(path, text.replace(INJECTED, lazyRequire(match[1]!)));
+    const changed = rewrite(text);
+    if (changed === text) continue;
+    await Deno.writeTextFile(path, changed);
     rewritten.push(entry.name);
   }
   return rewritten.sort();

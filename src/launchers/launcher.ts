@@ -135,6 +135,13 @@ export interface WarmProcess {
   stop(): Promise<void>;
 }
 
+/** Ends every warm process in `warm` not handed over yet, and empties the set. */
+export async function stopWarmProcesses(warm: Set<WarmProcess>): Promise<void> {
+  const waiting = [...warm];
+  warm.clear();
+  await Promise.all(waiting.map((process) => process.stop()));
+}
+
 /**
  * The one JSON line a warm process reads: everything it needs to bootstrap.
  * @throws {RangeError} when `spec` is not `--role ROLE --id ID` of `role`, or lacks a secret.

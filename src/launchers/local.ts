@@ -23,6 +23,7 @@ import {
   type LaunchedProcess,
   type Launcher,
   type LaunchSpec,
+  stopWarmProcesses,
   warmHandOverLine,
   type WarmProcess,
 } from "./launcher.ts";
@@ -96,9 +97,7 @@ export class LocalLauncher implements Launcher {
   /** Ends the warm processes not handed over; the services it started keep running. */
   async close(): Promise<void> {
     this.#closed = true;
-    const waiting = [...this.#warm];
-    this.#warm.clear();
-    await Promise.all(waiting.map((warm) => warm.stop()));
+    await stopWarmProcesses(this.#warm);
   }
 
   async #logDir(): Promise<string> {

@@ -11,13 +11,14 @@ import { selfImage } from "../image/self_image.ts";
 import { COMPLETE, type SelfImage } from "../image/image_dir.ts";
 import { REMOTE_CACHE, shipImage } from "./ship_image.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
-import type {
-  ChildView,
-  LaunchedProcess,
-  Launcher,
-  LaunchSpec,
-  PrepareOptions,
-  WarmProcess,
+import {
+  type ChildView,
+  type LaunchedProcess,
+  type Launcher,
+  type LaunchSpec,
+  type PrepareOptions,
+  stopWarmProcesses,
+  type WarmProcess,
 } from "./launcher.ts";
 import { parseSshUrl, shellQuote, SshConnection } from "./ssh_connection.ts";
 import { SshWarmProcess, type Started } from "./ssh_warm.ts";
@@ -281,9 +282,7 @@ export class SshLauncher implements Launcher {
   /** Ends the warm processes not handed over, then closes the SSH connection and its forwards. */
   async close(): Promise<void> {
     this.#closed = true;
-    const waiting = [...this.#warm];
-    this.#warm.clear();
-    await Promise.all(waiting.map((warm) => warm.stop()));
+    await stopWarmProcesses(this.#warm);
     // The logs of warm processes never handed over (at most a few per role).
     const logs = [...this.#warmLogs];
     this.#warmLogs.clear();
