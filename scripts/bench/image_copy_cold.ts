@@ -6,11 +6,12 @@
  * gateway's `~/.cache/fabricd` and times `shipImage` over that connection.
  *
  * What each side includes:
- * - value: `shipImage` as the SSH launcher runs it: the probe command; the
- *   large file (deno) as its compressed form made at build time, fed by `cat`
- *   into `ssh HOST 'tee packed | zstd -d | tee FILE | sha256'` (raw when the
- *   image has no packed form); the small files as one gzip'ed tar stream; the
- *   links into the per-file store, the manifest, chmod and the atomic rename;
+ * - value: `shipImage` as the SSH launcher runs it: the probe command, then
+ *   one channel fed by `cat`: the small files as one tar stream (packed while
+ *   the probe runs), then the large file (deno) as its compressed form made at
+ *   build time (raw when the image has no packed form), kept, decompressed and
+ *   hashed on the host while it arrives; the same remote script compares the
+ *   hashes, links the per-file store, writes the manifest, chmods and renames;
  * - baseline (the issue's "ssh host cat > file for the same bytes"): every
  *   image file's bytes in one stream, `cat FILES | ssh -S MASTER gateway
  *   'cat >FILE'`, over the same ControlMaster; `cat >/dev/null` is reported
@@ -120,9 +121,9 @@ async function runProfile(profile: LinkProfile): Promise<BenchResult> {
       exec_roundtrip_ms: round(out.parts.execMs),
       image_made_ms: round(out.imageMs),
       master_open_ms: round(out.openMs),
-      value_is: "shipImage over one SshConnection: probe, large files as their build-time " +
-        "zstd form, decompressed and hashed while written, small files as one tar.gz, " +
-        "manifest, chmod, rename (cache emptied before each run)",
+      value_is: "shipImage over one SshConnection: probe, then one channel: small files as " +
+        "one tar, deno as its build-time zstd form, decompressed and hashed while written, " +
+        "checked and installed by the same script (cache emptied before each run)",
       baseline_is: "`cat FILES | ssh -S <same master> gateway 'cat >FILE'`, uncompressed; " +
         "ratio = median of per-run ratios",
       testnet: "taken down after",

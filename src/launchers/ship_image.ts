@@ -9,16 +9,19 @@
  * host that holds this `deno` gets only the files it lacks (an upgrade: the
  * bundle's chunks, well under a megabyte).
  *
- * Bulk data never passes through this process: a local program feeds the SSH
- * channel. A large file travels as its compressed form made once at build
- * time (`packed/NAME.zst`), when the host has zstd. The host hashes that
- * stream while it keeps it (`tee packed | sha256`) and decompresses it into
- * the file at the same time; the SHA-256 of the compressed form (listed in
- * `packed/manifest`) fixes the content, and zstd checks its own checksum of
- * the content. So nothing is read twice, and a bridge there passes the same
- * compressed bytes on down the chain. Without zstd (or a packed form) the file
- * goes raw, hashed while written. Small files go as one tar stream, gzip'ed
- * when they travel alone (an upgrade).
+ * One `exec` asks what the host has; one more carries the copy. Bulk data
+ * never passes through this process: a local `cat` feeds the SSH channel with
+ * the small files as one tar stream (gzip'ed when they travel alone: an
+ * upgrade), then each large file, as its compressed form made once at build
+ * time (`packed/NAME.zst`) when the host has zstd. The host reads the tar by
+ * its length (`head -c`), hashes the compressed stream while it keeps it
+ * (`tee packed | sha256`) and decompresses it into the file at the same time;
+ * the SHA-256 of the compressed form (listed in `packed/manifest`) fixes the
+ * content, and zstd checks its own checksum of the content. So nothing is
+ * read twice, and a bridge there passes the same compressed bytes on down the
+ * chain. Without zstd (or a packed form) a large file goes raw, hashed while
+ * written. The same script then compares every hash with what this side
+ * expects and installs the image, or removes the copy.
  * @module
  */
 import type { SshConnection } from "./ssh_connection.ts";
@@ -35,7 +38,7 @@ import {
 /** Cache directory on every host, as a shell expression. */
 export const REMOTE_CACHE = '"$HOME/.cache/fabricd"';
 
-/** Files at least this large travel on their own channel; smaller ones share one tar stream. */
+/** Files at least this large travel on their own (compressed, if they have a packed form); smaller ones as one tar stream. */
 const OWN_CHANNEL_BYTES = 4 << 20;
 
 /** An image that could not be put on a host. */
@@ -94,6 +97,13 @@ export async function shipImage(
   const started = performance.now();
   const host = ssh.target.host;
   const hashes = [...new Set(image.files.map((f) => f.sha256))];
+  const allSmall = image.files.filter((f) => f.size < OWN_CHANNEL_BYTES);
+  // Packed while the host answers (once per image in this process): a cold
+  // copy sends every small file beside a large one, uncompressed. Another mix
+  // (an upgrade) packs its own below.
+  const coldTar = image.files.length > allSmall.length && allSmall.length > 0
+    ? coldTarOf(image, allSmall)
+    : null;
   const probe = await ssh.exec(
     `c=${REMOTE_CACHE}; if [ -f "$c/${image.hash}/${COMPLETE}" ]; then echo HAVE; exit 0; fi; ` +
       `mkdir -p "$c/files" 2>&1 && chmod 700 "$c" 2>&1 && [ -w "$c" ] || ` +
@@ -133,84 +143,236 @@ export async function shipImage(
   );
   // A forged expectation (tests) must see every file arrive.
   const missing = image.files.filter((f) => options.expectHash || !held.has(f.sha256));
+  const total = missing.reduce((sum, f) => sum + f.size, 0);
   const tmp = `.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  const how: Transfer = {
-    ssh,
-    dir: `"$c/${tmp}"`,
+  const stream = await planStream(missing, {
     // OpenSSL uses the CPU's SHA instructions: several times faster than sha256sum.
     hasher: said.includes("OPENSSL") ? "openssl dgst -sha256 -r" : "sha256sum",
     zstd: said.includes("ZSTD"),
-  };
-  const total = missing.reduce((sum, f) => sum + f.size, 0);
-  let landed = 0;
-  const landing = <T>(files: ImageFile[], sending: Promise<T>): Promise<T> =>
-    sending.then((value) => {
-      landed += files.reduce((sum, f) => sum + f.size, 0);
-      if (files.length > 0) options.onCopy?.(landed, total);
-      return value;
-    });
+    expectHash: options.expectHash,
+  });
   options.onCopy?.(0, total);
+  const fitsCold = coldTar !== null && !stream.gzip && stream.small.length === allSmall.length;
+  const tar = fitsCold
+    ? await coldTar
+    : stream.small.length > 0
+    ? await packSmall(stream.small, stream.gzip)
+    : null;
   try {
-    const big = missing.filter((f) => f.size >= OWN_CHANNEL_BYTES);
-    const small = missing.filter((f) => f.size < OWN_CHANNEL_BYTES);
-    const arrived = (await Promise.all([
-      ...big.map((file) => landing([file], sendLarge(file, how))),
-      // Alone (an upgrade), the small files are worth compressing; beside a
-      // large file they would only take CPU from it.
-      landing(small, sendSmall(small, how, big.length === 0)),
-    ])).flat();
-    const got = new Map(arrived.map((a) => [a.name, a]));
-    const wrong = missing.filter((f) => {
-      const a = got.get(f.name);
-      const expected = options.expectHash ?? (a?.compressed ? f.packedSha256 : f.sha256);
-      return a?.sha256 !== expected;
-    });
-    if (wrong.length > 0) {
+    const script = [
+      `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; mkdir -p "$t"; cd "$t"`,
+      ...receiveLines(stream, tar?.size ?? 0),
+      ...installLines(image, missing),
+    ].join("\n");
+    const out = await ssh.feed(["cat", ...(tar ? [tar.path] : []), ...stream.sources], script);
+    if (out.code === WRONG_HASH && out.fed) {
+      const wrong = stream.expected.filter((want) => !out.stdout.includes(`GOT ${want}\n`));
       throw new ImageShipError(
         `Image copied to ${host} does not match its SHA-256 (${
-          wrong.map((f) => f.name).join(", ")
+          wrong.map((line) => line.slice(65)).join(", ")
         }): it was removed and will not run; retry, and check the disk and the connection`,
       );
     }
-    await install(image, missing, tmp, how);
+    if (out.code !== 0 || !out.fed) {
+      // stderr holds both ends: a local file that could not be read, or the host's complaint.
+      throw new ImageShipError(
+        `Copy to ${host} failed: ${out.stderr.trim() || `exit ${out.code}`}`,
+      );
+    }
+    options.onCopy?.(total, total);
     return {
       copied: true,
       bytes,
       missingBytes: total,
-      sent: arrived.reduce((sum, a) => sum + a.sent, 0),
-      compression: arrived.some((a) => a.compressed) ? "zstd" : "none",
+      sent: (tar?.size ?? 0) + stream.sentBig,
+      compression: stream.packed ? "zstd" : "none",
       ms: elapsed(),
     };
   } catch (error) {
     // Best effort: the error that matters is thrown below.
     await ssh.exec(`rm -rf ${REMOTE_CACHE}/${tmp}`).catch(() => {});
     throw error;
+  } finally {
+    if (tar && !fitsCold) await Deno.remove(tar.path).catch(() => {});
   }
 }
 
-interface Transfer {
-  ssh: SshConnection;
-  /** The temporary image directory on the host, a shell word using `$c`. */
-  dir: string;
+/** The host's exit status when a file arrived with the wrong SHA-256 (the copy is removed). */
+const WRONG_HASH = 3;
+
+/** What travels on the one channel of a copy, in order. */
+interface Stream {
+  /** The small files, as one tar stream first. */
+  small: ImageFile[];
+  /** The tar stream is gzip'ed: only when no large file follows (an upgrade). */
+  gzip: boolean;
+  /** The large files after it, each as its compressed form when `packed` says so; `size`: bytes sent. */
+  big: { file: ImageFile; packed: boolean; size: number }[];
+  /** Local paths of the large files' bytes, in order. */
+  sources: string[];
+  sentBig: number;
+  packed: boolean;
   hasher: string;
-  /** zstd on the host. */
-  zstd: boolean;
+  /** `"<sha256> <name>"` per arrived file, in the order the host lists them. */
+  expected: string[];
+}
+
+async function planStream(
+  missing: ImageFile[],
+  how: { hasher: string; zstd: boolean; expectHash: string | undefined },
+): Promise<Stream> {
+  const small = missing.filter((f) => f.size < OWN_CHANNEL_BYTES);
+  const big = missing.filter((f) => f.size >= OWN_CHANNEL_BYTES).map((file) => {
+    const packed = how.zstd && file.packed !== undefined && file.packedSha256 !== undefined;
+    return { file, packed, size: file.size };
+  });
+  const sources: string[] = [];
+  const expected: string[] = [];
+  for (const entry of big) {
+    sources.push(entry.packed ? entry.file.packed! : entry.file.path);
+    if (entry.packed) entry.size = (await Deno.stat(entry.file.packed!)).size;
+    const sha = entry.packed ? entry.file.packedSha256! : entry.file.sha256;
+    expected.push(`${how.expectHash ?? sha} ${entry.file.name}`);
+  }
+  for (const f of small) expected.push(`${how.expectHash ?? f.sha256} ${f.name}`);
+  return {
+    small,
+    gzip: big.length === 0,
+    big,
+    sources,
+    sentBig: big.reduce((sum, b) => sum + b.size, 0),
+    packed: big.some((b) => b.packed),
+    hasher: how.hasher,
+    expected,
+  };
+}
+
+/** Per image hash: the tar of all its small files, made once and removed when this process ends. */
+const coldTars = new Map<string, Promise<{ path: string; size: number }>>();
+const coldTarPaths = new Set<string>();
+
+function coldTarOf(
+  image: SelfImage,
+  small: ImageFile[],
+): Promise<{ path: string; size: number }> {
+  let tar = coldTars.get(image.hash);
+  if (!tar) {
+    if (coldTars.size === 0) globalThis.addEventListener("unload", removeColdTars);
+    tar = packSmall(small, false);
+    tar.then(
+      (made) => coldTarPaths.add(made.path),
+      // Thrown where the tar is used; the next copy tries again.
+      () => coldTars.delete(image.hash),
+    );
+    coldTars.set(image.hash, tar);
+  }
+  return tar;
+}
+
+function removeColdTars(): void {
+  for (const path of coldTarPaths) {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Gone already: a temporary file.
+    }
+  }
 }
 
 /**
- * Completes the image on the host: the files it already held are linked in
- * from `files/`, then the manifest, `.complete` and the atomic rename. The
+ * The small files as one tar file here (gzip'ed when `gzip`), so that its
+ * length is known before it is sent: the host reads exactly that many bytes
+ * of the stream with `head -c`.
+ */
+async function packSmall(
+  files: ImageFile[],
+  gzip: boolean,
+): Promise<{ path: string; size: number }> {
+  const root = files[0]!.path.slice(0, -files[0]!.name.length);
+  const path = await Deno.makeTempFile({ prefix: "fabricd-ship-", suffix: ".tar" });
+  const out = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `o=$1; r=$2; shift 2; tar -C "$r" -cf - -- "$@" | ${gzip ? "gzip -6 -n" : "cat"} >"$o"`,
+      "sh",
+      path,
+      root,
+      ...files.map((f) => f.name),
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    await Deno.remove(path).catch(() => {});
+    throw new ImageShipError(
+      `Cannot pack the image's files: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+  return { path, size: (await Deno.stat(path)).size };
+}
+
+/**
+ * The host's side of the stream: the tar of small files (exactly `tarSize`
+ * bytes, read with `head -c`; or all of the stream when nothing follows),
+ * then each large file, hashed while written (a compressed one is kept as
+ * `packed/NAME.zst` and decompressed through a FIFO at the same time), then
+ * the small files hashed. Every hash is compared on the host with what this
+ * side expects: a mismatch lists what arrived (`GOT <sha256> <name>`),
+ * removes the copy and exits with {@linkcode WRONG_HASH}.
+ */
+function receiveLines(stream: Stream, tarSize: number): string[] {
+  const q = shellQuote;
+  const lines = [": >.got"];
+  if (stream.small.length > 0) {
+    lines.push(
+      stream.big.length > 0
+        ? `head -c ${tarSize} | tar -xf -`
+        : `${stream.gzip ? "gzip -dc | " : ""}tar -xf -`,
+    );
+  }
+  stream.big.forEach((entry, i) => {
+    const name = q(entry.file.name);
+    // All but the last large file are cut from the stream by their length.
+    const from = i < stream.big.length - 1 ? `head -c ${entry.size} | ` : "";
+    const at = entry.file.name.lastIndexOf("/");
+    if (at > 0) lines.push(`mkdir -p ${q(entry.file.name.slice(0, at))}`);
+    if (entry.packed) {
+      lines.push(
+        `mkdir -p ${q(`${PACKED}/${entry.file.name.slice(0, Math.max(at, 0))}`)}`,
+        `rm -f .fifo; mkfifo .fifo; zstd -dcq <.fifo >${name} & z=$!`,
+        `${from}tee .fifo ${q(`${PACKED}/${entry.file.name}.zst`)} | ${stream.hasher} >.h`,
+        `wait "$z"; rm -f .fifo`,
+      );
+    } else {
+      lines.push(`${from}tee ${name} | ${stream.hasher} >.h`);
+    }
+    lines.push(`read -r h _ <.h; echo "$h "${name} >>.got`);
+  });
+  if (stream.small.length > 0) {
+    lines.push(
+      `${stream.hasher} ${stream.small.map((f) => q(f.name)).join(" ")} | ` +
+        `while read -r h n; do echo "$h \${n#\\*}"; done >>.got`,
+    );
+  }
+  lines.push(
+    `if [ "$(cat .got)" != ${q(stream.expected.join("\n"))} ]; then ` +
+      `sed 's/^/GOT /' .got; cd /; rm -rf "$t"; exit ${WRONG_HASH}; fi`,
+    "rm -f .got .h",
+  );
+  return lines;
+}
+
+/**
+ * Completes the image on the host, in the same script once every arrived
+ * file matched: the files it already held are linked in from `files/`, then
+ * the manifest, `.complete` and the atomic rename. The
  * new files are linked into `files/` for the next image afterwards, in the
  * background: the image does not wait for that. Compressed forms are kept in
  * the store by their own hash, so the host passes them on down the chain
  * whichever image they came with. Few processes: a fork costs a millisecond.
  */
-async function install(
-  image: SelfImage,
-  sent: ImageFile[],
-  tmp: string,
-  how: Transfer,
-): Promise<void> {
+function installLines(image: SelfImage, sent: ImageFile[]): string[] {
   const arrived = new Set(sent.map((f) => f.name));
   const held = image.files.filter((f) => !arrived.has(f.name));
   const q = shellQuote;
@@ -248,84 +410,20 @@ async function install(
   }
   const executables = image.files.filter((f) => f.name === LAUNCHER || f.name === "deno");
   const final = `"$c/${image.hash}"`;
-  const finish = await how.ssh.exec(
-    [
-      `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; mkdir -p "$t"; cd "$t"`,
-      ...before,
-      ...packedLines,
-      `chmod 0755 ${executables.map((f) => q(f.name)).join(" ")}`,
-      `cat >${MANIFEST}; : >${COMPLETE}; cd /`,
-      `if mv -T "$t" ${final} 2>/dev/null; then ` +
-      `(set +e; cd ${final} && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 & ` +
-      `else rm -rf "$t"; fi`,
-    ].join("\n"),
-    image.manifest,
-  );
-  if (finish.code !== 0) {
-    throw new ImageShipError(
-      `Cannot install the image on ${how.ssh.target.host}: ${finish.stderr.trim()}`,
-    );
-  }
+  return [
+    ...before,
+    ...packedLines,
+    `chmod 0755 ${executables.map((f) => q(f.name)).join(" ")}`,
+    // The manifest is text the build wrote: lines of a hash and a file name.
+    `cat >${MANIFEST} <<'${MANIFEST_END}'\n${image.manifest}${
+      image.manifest.endsWith("\n") ? "" : "\n"
+    }${MANIFEST_END}`,
+    `: >${COMPLETE}; cd /`,
+    `if mv -T "$t" ${final} 2>/dev/null; then ` +
+    `(set +e; cd ${final} && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 & ` +
+    `else rm -rf "$t"; fi`,
+  ];
 }
 
-/** One large file on its own channel, hashed on the host as it is written. */
-async function sendLarge(file: ImageFile, how: Transfer): Promise<Arrived> {
-  const { ssh, dir, hasher } = how;
-  const name = shellQuote(file.name);
-  const prefix = `set -e; c=${REMOTE_CACHE}; mkdir -p ${dir}; cd ${dir}; `;
-  const packed = how.zstd && file.packed && file.packedSha256 ? file.packed : null;
-  // Compressed: tee keeps the stream and feeds zstd through a FIFO while the
-  // hasher reads the same bytes; zstd's status is checked after.
-  const out = packed
-    ? await ssh.feed(
-      ["cat", packed],
-      `${prefix}mkdir -p "$(dirname ${PACKED}/${name})"; f=.fifo-$$; rm -f "$f"; mkfifo "$f"; ` +
-        `zstd -dcq <"$f" >${name} & z=$!; ` +
-        `tee "$f" ${PACKED}/${name}.zst | ${hasher}; wait "$z"; rm -f "$f"`,
-    )
-    : await ssh.feed(["cat", file.path], `${prefix}tee ${name} | ${hasher}`);
-  if (!out.fed) {
-    throw new ImageShipError(`Cannot read ${packed ?? file.path}: ${out.stderr.trim()}`);
-  }
-  if (out.code !== 0) throw copyFailed(ssh, out.stderr, out.code);
-  const sent = packed ? (await Deno.stat(packed)).size : file.size;
-  const sha256 = out.stdout.trim().split(/\s+/)[0] ?? "";
-  return { name: file.name, sha256, sent, compressed: packed !== null };
-}
-
-/** The small files, as one tar stream (gzip'ed with `gzip`); hashed on the host after unpacking (they are tiny). */
-async function sendSmall(files: ImageFile[], how: Transfer, gzip: boolean): Promise<Arrived[]> {
-  if (files.length === 0) return [];
-  const { ssh, dir, hasher } = how;
-  const root = files[0]!.path.slice(0, -files[0]!.name.length);
-  const names = files.map((f) => f.name);
-  const out = await ssh.feed(
-    gzip
-      ? ["sh", "-c", 'r=$1; shift; tar -C "$r" -cf - -- "$@" | gzip -6 -n', "sh", root, ...names]
-      : ["tar", "-C", root, "-cf", "-", "--", ...names],
-    `set -e; c=${REMOTE_CACHE}; mkdir -p ${dir}; cd ${dir}; ${
-      gzip ? "gzip -dc | " : ""
-    }tar -xf -; ` +
-      `${hasher} ${names.map(shellQuote).join(" ")}`,
-  );
-  if (!out.fed) throw new ImageShipError(`Cannot pack the image's files: ${out.stderr.trim()}`);
-  if (out.code !== 0) throw copyFailed(ssh, out.stderr, out.code);
-  const hashes = new Map<string, string>();
-  for (const line of out.stdout.split("\n")) {
-    const match = /^([0-9a-f]{64}) [ *]?\*?(.+)$/.exec(line.trim());
-    if (match) hashes.set(match[2]!, match[1]!);
-  }
-  const sent = files.reduce((sum, f) => sum + f.size, 0);
-  return files.map((f, i) => ({
-    name: f.name,
-    sha256: hashes.get(f.name) ?? "",
-    sent: i === 0 ? sent : 0,
-    compressed: false,
-  }));
-}
-
-function copyFailed(ssh: SshConnection, stderr: string, code: number): ImageShipError {
-  return new ImageShipError(
-    `Copy to ${ssh.target.host} failed: ${stderr.trim() || `exit ${code}`}`,
-  );
-}
+/** Ends the manifest's here-document; no manifest line can be this. */
+const MANIFEST_END = "FABRICD_MANIFEST_END";
