@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { imageCommand } from "../image/self_command.ts";
 import { selfImage } from "../image/self_image.ts";
 import { COMPLETE, type SelfImage } from "../image/image_dir.ts";
-import { REMOTE_CACHE, shipImage } from "./ship_image.ts";
+import { prepareShip, REMOTE_CACHE, shipImage } from "./ship_image.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import {
   type ChildView,
@@ -78,8 +78,15 @@ export class SshLauncher implements Launcher {
     registries: RegistryEndpoint[],
     options: PrepareOptions = {},
   ): Promise<ChildView> {
+    // The image (and what a cold copy of it needs here) gets ready while the
+    // connection opens; a host that cannot be reached fails the spawn at once.
+    const ready = selfImage().then((image) => {
+      prepareShip(image);
+      return image;
+    });
+    ready.catch(() => {}); // awaited below, after the connection
     await this.#ssh.open();
-    const image = await selfImage();
+    const image = await ready;
     // A warm spawn over a connection that already found the image skips the
     // check: the launch command checks it again on the host (see launch()).
     // A restart checks now: it is also what tells that the host answers again.

@@ -185,41 +185,10 @@ export class SshConnection {
     }).spawn();
   }
 
-  /**
-   * Runs `command` on the host with its standard input fed straight from a
-   * local program (`producer`: argv, no shell), so bulk data never passes
-   * through this process. `fed` says whether the producer succeeded.
-   */
-  async feed(producer: readonly string[], command: string): Promise<SshResult & { fed: boolean }> {
+  /** The arguments of `ssh` that run `command` on the host over the master connection. */
+  async commandArgs(command: string): Promise<string[]> {
     await this.open();
-    const status = await Deno.makeTempFile({ prefix: "fabricd-feed-" });
-    try {
-      const out = await new Deno.Command("sh", {
-        args: [
-          "-c",
-          `{ ${producer.map(shellQuote).join(" ")}; echo $? >${
-            shellQuote(status)
-          }; } | exec ssh "$@"`,
-          "feed",
-          ...this.#baseArgs(),
-          this.destination,
-          command,
-        ],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const fed = (await Deno.readTextFile(status)).trim() === "0";
-      return {
-        code: out.code,
-        fed,
-        stdout: new TextDecoder().decode(out.stdout),
-        stderr: new TextDecoder().decode(out.stderr),
-      };
-    } finally {
-      // A temporary file; one already gone is fine.
-      await Deno.remove(status).catch(() => {});
-    }
+    return [...this.#baseArgs(), this.destination, command];
   }
 
   /**

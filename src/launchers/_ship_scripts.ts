@@ -1,0 +1,213 @@
+/**
+ * What runs on the host when an image is shipped there (`ship_image.ts`): the
+ * probe that says what the host has, the receiving end of the one stream of a
+ * copy, the check of every hash, and the install. Shell text for a POSIX
+ * `sh`; names are quoted with {@linkcode shellQuote}.
+ * @module
+ */
+import { shellQuote } from "./ssh_connection.ts";
+import {
+  COMPLETE,
+  type ImageFile,
+  LAUNCHER,
+  MANIFEST,
+  PACKED,
+  type SelfImage,
+} from "../image/image_dir.ts";
+
+/** Cache directory on every host, as a shell expression. */
+export const REMOTE_CACHE = '"$HOME/.cache/fabricd"';
+
+/** Files at least this large travel on their own (compressed, if they have a packed form); smaller ones as one tar stream. */
+export const OWN_CHANNEL_BYTES = 4 << 20;
+
+/**
+ * The probe: its first line is `HAVE` (the image is complete there), `NOWRITE
+ * <dir> <why>`, `OK` followed by `FILE <sha256>` for each file of the image
+ * the host keeps and `ZSTD`/`OPENSSL` when it has them, or, with `cold`, `COLD
+ * ZSTD` or `COLD RAW` when it holds none of the files: then the script goes on
+ * with `cold` (which reads the stream and may use `$Z` and `$H`, the hasher).
+ */
+export function probeScript(image: SelfImage, cold: string | null): string {
+  const hashes = [...new Set(image.files.map((f) => f.sha256))];
+  return [
+    `c=${REMOTE_CACHE}; if [ -f "$c/${image.hash}/${COMPLETE}" ]; then echo HAVE; exit 0; fi`,
+    `if ! e=$(mkdir -p "$c/files" 2>&1 && chmod 700 "$c" 2>&1) || [ ! -w "$c" ]; then ` +
+    `echo "NOWRITE $c"; echo "$e"; exit 0; fi`,
+    `h=; for s in ${hashes.join(" ")}; do [ -f "$c/files/$s" ] && h="$h $s"; done`,
+    "Z=RAW; command -v zstd >/dev/null 2>&1 && Z=ZSTD",
+    // OpenSSL uses the CPU's SHA instructions: several times faster than sha256sum.
+    'H=sha256sum; command -v openssl >/dev/null 2>&1 && H="openssl dgst -sha256 -r"',
+    `if [ -n "$h" ]${
+      cold === null ? " || :" : ""
+    }; then echo OK; for s in $h; do echo "FILE $s"; done; ` +
+    `[ "$Z" = ZSTD ] && echo ZSTD; [ "$H" = sha256sum ] || echo OPENSSL; exit 0; fi`,
+    ...(cold === null ? [] : ['echo "COLD $Z"', cold]),
+  ].join("\n");
+}
+
+/** The host's exit status when a file arrived with the wrong SHA-256 (the copy is removed). */
+export const WRONG_HASH = 3;
+
+/** What travels on the one channel of a copy, in order. */
+export interface Stream {
+  /** The small files, as one tar stream first. */
+  small: ImageFile[];
+  /** The tar stream is gzip'ed: only when no large file follows (an upgrade). */
+  gzip: boolean;
+  /** The large files after it, each as its compressed form when `packed` says so; `size`: bytes sent. */
+  big: { file: ImageFile; packed: boolean; size: number }[];
+  /** Local paths of the large files' bytes, in order. */
+  sources: string[];
+  sentBig: number;
+  packed: boolean;
+  hasher: string;
+  /** `"<sha256> <name>"` per arrived file, in the order the host lists them. */
+  expected: string[];
+}
+
+export async function planStream(
+  missing: ImageFile[],
+  how: { hasher: string; zstd: boolean; expectHash: string | undefined },
+): Promise<Stream> {
+  const small = missing.filter((f) => f.size < OWN_CHANNEL_BYTES);
+  const big = missing.filter((f) => f.size >= OWN_CHANNEL_BYTES).map((file) => {
+    const packed = how.zstd && file.packed !== undefined && file.packedSha256 !== undefined;
+    return { file, packed, size: file.size };
+  });
+  const sources: string[] = [];
+  const expected: string[] = [];
+  for (const entry of big) {
+    sources.push(entry.packed ? entry.file.packed! : entry.file.path);
+    if (entry.packed) entry.size = (await Deno.stat(entry.file.packed!)).size;
+    const sha = entry.packed ? entry.file.packedSha256! : entry.file.sha256;
+    expected.push(`${how.expectHash ?? sha} ${entry.file.name}`);
+  }
+  for (const f of small) expected.push(`${how.expectHash ?? f.sha256} ${f.name}`);
+  return {
+    small,
+    gzip: big.length === 0,
+    big,
+    sources,
+    sentBig: big.reduce((sum, b) => sum + b.size, 0),
+    packed: big.some((b) => b.packed),
+    hasher: how.hasher,
+    expected,
+  };
+}
+
+/**
+ * The host's side of the stream: the tar of small files (exactly `tarSize`
+ * bytes, read with `head -c`; or all of the stream when nothing follows),
+ * then each large file, hashed while written (a compressed one is kept as
+ * `packed/NAME.zst` and decompressed through a FIFO at the same time), then
+ * the small files hashed. Every hash is compared on the host with what this
+ * side expects: a mismatch lists what arrived (`GOT <sha256> <name>`),
+ * removes the copy and exits with {@linkcode WRONG_HASH}.
+ */
+export function receiveLines(stream: Stream, tarSize: number): string[] {
+  const q = shellQuote;
+  const lines = [": >.got"];
+  if (stream.small.length > 0) {
+    lines.push(
+      stream.big.length > 0
+        ? `head -c ${tarSize} | tar -xf -`
+        : `${stream.gzip ? "gzip -dc | " : ""}tar -xf -`,
+    );
+  }
+  stream.big.forEach((entry, i) => {
+    const name = q(entry.file.name);
+    // All but the last large file are cut from the stream by their length.
+    const from = i < stream.big.length - 1 ? `head -c ${entry.size} | ` : "";
+    const at = entry.file.name.lastIndexOf("/");
+    if (at > 0) lines.push(`mkdir -p ${q(entry.file.name.slice(0, at))}`);
+    if (entry.packed) {
+      lines.push(
+        `mkdir -p ${q(`${PACKED}/${entry.file.name.slice(0, Math.max(at, 0))}`)}`,
+        `rm -f .fifo; mkfifo .fifo; zstd -dcq <.fifo >${name} & z=$!`,
+        `${from}tee .fifo ${q(`${PACKED}/${entry.file.name}.zst`)} | ${stream.hasher} >.h`,
+        `wait "$z"; rm -f .fifo`,
+      );
+    } else {
+      lines.push(`${from}tee ${name} | ${stream.hasher} >.h`);
+    }
+    lines.push(`read -r h _ <.h; echo "$h "${name} >>.got`);
+  });
+  if (stream.small.length > 0) {
+    lines.push(
+      `${stream.hasher} ${stream.small.map((f) => q(f.name)).join(" ")} | ` +
+        `while read -r h n; do echo "$h \${n#\\*}"; done >>.got`,
+    );
+  }
+  lines.push(
+    `if [ "$(cat .got)" != ${q(stream.expected.join("\n"))} ]; then ` +
+      `sed 's/^/GOT /' .got; cd /; rm -rf "$t"; exit ${WRONG_HASH}; fi`,
+    "rm -f .got .h",
+  );
+  return lines;
+}
+
+/**
+ * Completes the image on the host, in the same script once every arrived
+ * file matched: the files it already held are linked in from `files/`, then
+ * the manifest, `.complete` and the atomic rename. The
+ * new files are linked into `files/` for the next image afterwards, in the
+ * background: the image does not wait for that. Compressed forms are kept in
+ * the store by their own hash, so the host passes them on down the chain
+ * whichever image they came with. Few processes: a fork costs a millisecond.
+ */
+export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
+  const arrived = new Set(sent.map((f) => f.name));
+  const held = image.files.filter((f) => !arrived.has(f.name));
+  const q = shellQuote;
+  const packedOf = (f: ImageFile): string => `${PACKED}/${f.name}.zst`;
+  const dirs = new Set<string>();
+  for (const f of held) {
+    for (const name of [f.name, ...(f.packedSha256 ? [packedOf(f)] : [])]) {
+      const at = name.lastIndexOf("/");
+      if (at > 0) dirs.add(name.slice(0, at));
+    }
+  }
+  const before: string[] = [];
+  if (dirs.size > 0) before.push(`mkdir -p ${[...dirs].map(q).join(" ")}`);
+  const after: string[] = [];
+  const packedLines: string[] = [];
+  for (const f of image.files) {
+    const store = `"$c/files/${f.sha256}"`;
+    if (arrived.has(f.name)) after.push(`ln -f ${q(f.name)} ${store}`);
+    else before.push(`{ ln ${store} ${q(f.name)} 2>/dev/null || cp ${store} ${q(f.name)}; }`);
+    if (!f.packedSha256) continue;
+    const packed = q(packedOf(f));
+    const storePacked = `"$c/files/${f.packedSha256}"`;
+    const line = `echo ${q(`${f.packedSha256}  ${f.name}.zst`)} >>${PACKED}/${MANIFEST}`;
+    if (arrived.has(f.name)) {
+      // Sent packed when the host has zstd; then it is there.
+      packedLines.push(`if [ -f ${packed} ]; then ${line}; fi`);
+      after.push(`if [ -f ${packed} ]; then ln -f ${packed} ${storePacked}; fi`);
+    } else {
+      before.push(
+        `if [ -f ${storePacked} ]; then ln ${storePacked} ${packed} 2>/dev/null || ` +
+          `cp ${storePacked} ${packed}; fi`,
+      );
+      packedLines.push(`if [ -f ${packed} ]; then ${line}; fi`);
+    }
+  }
+  const executables = image.files.filter((f) => f.name === LAUNCHER || f.name === "deno");
+  const final = `"$c/${image.hash}"`;
+  return [
+    ...before,
+    ...packedLines,
+    `chmod 0755 ${executables.map((f) => q(f.name)).join(" ")}`,
+    // The manifest is text the build wrote: lines of a hash and a file name.
+    `cat >${MANIFEST} <<'${MANIFEST_END}'\n${image.manifest}${
+      image.manifest.endsWith("\n") ? "" : "\n"
+    }${MANIFEST_END}`,
+    `: >${COMPLETE}; cd /`,
+    `if mv -T "$t" ${final} 2>/dev/null; then ` +
+    `(set +e; cd ${final} && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 & ` +
+    `else rm -rf "$t"; fi`,
+  ];
+}
+
+/** Ends the manifest's here-document; no manifest line can be this. */
+const MANIFEST_END = "FABRICD_MANIFEST_END";
