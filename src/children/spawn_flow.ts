@@ -94,6 +94,9 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   if (!plan.restart) {
     await deps.registry.put(record, plan.reason);
     written = true;
+    // Under way from now on: a cold copy of the image can take long, and the
+    // supervisor must not end a LAUNCHING record that is still being prepared.
+    deps.onRecorded?.({ id, incarnation: record.incarnation });
   }
   let view;
   try {
@@ -113,8 +116,8 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   if (plan.restart) {
     await recordRestart(plan, deps.registry);
     written = true;
+    deps.onRecorded?.({ id, incarnation: record.incarnation });
   }
-  deps.onRecorded?.({ id, incarnation: record.incarnation });
   const spec: LaunchSpec = {
     id,
     args: ["--role", record.role, "--id", id],

@@ -141,7 +141,11 @@ export async function stopServices(
     const target = targetOrNull(record, all);
     if (!target) continue;
     options.onStop?.(record);
-    if (await askToStop(client, target, options.reason, options.graceMs)) stopped.add(record.id);
+    if (await askToStop(client, target, options.reason, options.graceMs)) {
+      stopped.add(record.id);
+      // The command ends when the fabric is down: the registry's process too.
+      await waitSilent(client, target, Date.now() + timeoutMs);
+    }
   }
   return stopped.size;
 }
@@ -233,6 +237,11 @@ async function waitGone(
     if (!found || !["ALIVE", "SUSPECT"].includes(found.record.state)) break;
     await sleep(50);
   }
+  await waitSilent(client, target, deadline);
+}
+
+/** Waits until `target` no longer answers, until `deadline` (ms since the epoch). */
+async function waitSilent(client: FabricClient, target: Target, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
     const answers = await client.call(target, { method: "GET", path: "/v1/status" }, {
       timeoutMs: 1000,
