@@ -26,7 +26,7 @@ import {
   takeWarmHandOver,
 } from "../bootstrap/child.ts";
 import { flushLogs, log, setupLogging } from "../config/logging.ts";
-import { ROLE_MODULES } from "../services/roles.ts";
+import { loadRole, replacementOf } from "../services/roles.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import { StateLostError } from "../types/errors.ts";
 import { FabricService, type ServiceIdentity } from "../runtime/service.ts";
@@ -89,7 +89,8 @@ async function serve(options: RunServiceOptions): Promise<number> {
   Deno.umask(0o077);
   await setupLogging({ format: "json" });
   const logger = log("runtime");
-  const module = ROLE_MODULES[options.role];
+  // Only this service's role is loaded (a warm process loads it before it waits).
+  const module = await loadRole(options.role);
   if (!module) {
     logger.error("Role {role} is not built in this version", { role: options.role });
     return EXIT.USAGE;
@@ -136,7 +137,7 @@ async function serve(options: RunServiceOptions): Promise<number> {
     module,
     slot,
     metrics,
-    policyOf: (role) => ROLE_MODULES[role]?.replacement ?? "propagate",
+    policyOf: replacementOf,
   });
   const signals = (["SIGTERM", "SIGINT"] as const).map((signal) =>
     [signal, () => service!.stop(`${signal} received`)] as const

@@ -1,13 +1,22 @@
 /**
- * The Prometheus metrics of one service process (issue 13): one prom-client
- * registry per service instance, made by the runtime and handed to the API
- * and the role. Counters that only the code path knows are incremented by
- * small hooks; everything a role already holds (queue depth, slots, pilots,
- * records) is read by collectors at scrape time.
+ * The Prometheus metrics of one service process (issue 13): one registry per
+ * service instance, made by the runtime and handed to the API and the role.
+ * Counters that only the code path knows are incremented by small hooks;
+ * everything a role already holds (queue depth, slots, pilots, records) is
+ * read by collectors at scrape time.
  * @module
  */
 import process from "node:process";
-import { Counter, Gauge, Histogram, type Metric, Registry } from "prom-client";
+import {
+  Counter,
+  EXPOSITION_CONTENT_TYPE,
+  Gauge,
+  Histogram,
+  type Metric,
+  MetricRegistry,
+} from "./metric_registry.ts";
+
+export { Counter, Gauge, Histogram, type Metric } from "./metric_registry.ts";
 
 /** Prefix of every fabricd metric name. */
 export const METRIC_PREFIX = "fabricd_";
@@ -56,8 +65,8 @@ export interface CollectedGauge {
 
 /** The metrics of one service process. */
 export class ServiceMetrics {
-  /** The prom-client registry: this service's alone. */
-  readonly registry: Registry = new Registry();
+  /** The registry: this service's alone. */
+  readonly registry: MetricRegistry = new MetricRegistry();
   /** `fabricd_requests_total{route,method,status}`. */
   readonly requests: Counter<"route" | "method" | "status">;
   /** `fabricd_request_duration_seconds{route,method}`. */
@@ -77,60 +86,56 @@ export class ServiceMetrics {
 
   /** A fresh registry with the metrics every service has. */
   constructor() {
-    const registers = [this.registry];
-    this.requests = new Counter({
-      name: `${METRIC_PREFIX}requests_total`,
-      help: "Management API requests by route, method and status",
-      labelNames: ["route", "method", "status"],
-      registers,
-    });
-    this.requestSeconds = new Histogram({
-      name: `${METRIC_PREFIX}request_duration_seconds`,
-      help: "Management API request latency, until the answer's head",
-      labelNames: ["route", "method"],
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-      registers,
-    });
-    this.signatureFailures = new Counter({
-      name: `${METRIC_PREFIX}signature_failures_total`,
-      help: "Requests refused with 401 by reason",
-      labelNames: ["reason"],
-      registers,
-    });
-    this.bootstrapRefused = new Counter({
-      name: `${METRIC_PREFIX}bootstrap_refused_total`,
-      help: "Bootstrap proofs refused (wrong, used, expired or burnt password, or rate limited)",
-      registers,
-    });
-    this.authorizationRefusals = new Counter({
-      name: `${METRIC_PREFIX}authorization_refusals_total`,
-      help: "Verified requests refused with 403 by a rule (docs/protocol.md 2.12)",
-      registers,
-    });
-    this.spawns = new Counter({
-      name: `${METRIC_PREFIX}spawns_total`,
-      help: "Spawns made by this service by launcher scheme and outcome",
-      labelNames: ["launcher", "outcome"],
-      registers,
-    });
-    this.spawnSeconds = new Histogram({
-      name: `${METRIC_PREFIX}spawn_duration_seconds`,
-      help: "Time from a spawn request to the child ALIVE (or failed), by launcher scheme",
-      labelNames: ["launcher"],
-      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
-      registers,
-    });
-    this.restarts = new Counter({
-      name: `${METRIC_PREFIX}restarts_total`,
-      help: "Restarts of dead children made by this service",
-      registers,
-    });
+    this.requests = this.counter(
+      "requests_total",
+      "Management API requests by route, method and status",
+      ["route", "method", "status"],
+    );
+    this.requestSeconds = this.histogram(
+      "request_duration_seconds",
+      "Management API request latency, until the answer's head",
+      {
+        labelNames: ["route", "method"],
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      },
+    );
+    this.signatureFailures = this.counter(
+      "signature_failures_total",
+      "Requests refused with 401 by reason",
+      ["reason"],
+    );
+    this.bootstrapRefused = this.counter(
+      "bootstrap_refused_total",
+      "Bootstrap proofs refused (wrong, used, expired or burnt password, or rate limited)",
+    );
+    this.authorizationRefusals = this.counter(
+      "authorization_refusals_total",
+      "Verified requests refused with 403 by a rule (docs/protocol.md 2.12)",
+    );
+    this.spawns = this.counter(
+      "spawns_total",
+      "Spawns made by this service by launcher scheme and outcome",
+      ["launcher", "outcome"],
+    );
+    this.spawnSeconds = this.histogram(
+      "spawn_duration_seconds",
+      "Time from a spawn request to the child ALIVE (or failed), by launcher scheme",
+      { labelNames: ["launcher"], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300] },
+    );
+    this.restarts = this.counter(
+      "restarts_total",
+      "Restarts of dead children made by this service",
+    );
     this.gauge({
       name: "process_resident_memory_bytes",
       help: "Resident set size of the service process",
       collect: (set) => set({}, Deno.memoryUsage().rss),
     });
-    this.#processCpu();
+    this.counterFrom({
+      name: "process_cpu_seconds_total",
+      help: "User and system CPU time of the service process",
+      collect: (set) => set({}, processCpuSeconds()),
+    });
   }
 
   /**
@@ -138,18 +143,16 @@ export class ServiceMetrics {
    * @returns A function that removes it (for a role's `stop()`).
    */
   gauge(spec: CollectedGauge): () => void {
-    const name = `${METRIC_PREFIX}${spec.name}`;
-    const gauge: Gauge<string> = new Gauge({
-      name,
-      help: spec.help,
-      labelNames: [...(spec.labelNames ?? [])],
-      registers: [this.registry],
-      async collect() {
-        gauge.reset();
-        await spec.collect((labels, value) => gauge.set(labels, value));
-      },
-    });
-    return () => this.registry.removeSingleMetric(name);
+    const gauge: Gauge = this.registry.register(
+      new Gauge({
+        ...this.#options(spec),
+        async collect() {
+          gauge.reset();
+          await spec.collect((labels, value) => gauge.set(labels, value));
+        },
+      }),
+    );
+    return () => this.registry.removeSingleMetric(gauge.name);
   }
 
   /**
@@ -158,61 +161,53 @@ export class ServiceMetrics {
    * @returns A function that removes it.
    */
   counterFrom(spec: CollectedGauge): () => void {
-    const name = `${METRIC_PREFIX}${spec.name}`;
-    const counter: Counter<string> = new Counter({
-      name,
-      help: spec.help,
-      labelNames: [...(spec.labelNames ?? [])],
-      registers: [this.registry],
-      async collect() {
-        counter.reset();
-        await spec.collect((labels, value) => {
-          if (value > 0) counter.inc(labels, value);
-          else counter.inc(labels, 0);
-        });
-      },
-    });
-    return () => this.registry.removeSingleMetric(name);
+    const counter: Counter = this.registry.register(
+      new Counter({
+        ...this.#options(spec),
+        async collect() {
+          counter.reset();
+          await spec.collect((labels, value) => counter.inc(labels, Math.max(0, value)));
+        },
+      }),
+    );
+    return () => this.registry.removeSingleMetric(counter.name);
   }
 
   /**
    * Adds a counter for a role's hook.
    * @returns The counter; remove it with {@linkcode ServiceMetrics.remove}.
+   * @throws {TypeError} when a metric of that name is already registered.
    */
   counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
-    return new Counter<L>({
-      name: `${METRIC_PREFIX}${name}`,
-      help,
-      labelNames: [...labelNames],
-      registers: [this.registry],
-    });
+    return this.registry.register(
+      new Counter<L>({ name: `${METRIC_PREFIX}${name}`, help, labelNames }),
+    );
   }
 
   /**
    * Adds a histogram for a role's hook; `collect`, when given, runs at each
    * scrape (a histogram of the state as it is now).
+   * @throws {TypeError} when a metric of that name is already registered.
    */
   histogram<L extends string>(
     name: string,
     help: string,
     options: { buckets: number[]; labelNames?: readonly L[]; collect?: () => Promise<void> },
   ): Histogram<L> {
-    const collect = options.collect;
-    return new Histogram<L>({
-      name: `${METRIC_PREFIX}${name}`,
-      help,
-      buckets: options.buckets,
-      labelNames: [...(options.labelNames ?? [])],
-      registers: [this.registry],
-      ...(collect ? { collect: () => collect() } : {}),
-    });
+    return this.registry.register(
+      new Histogram<L>({
+        name: `${METRIC_PREFIX}${name}`,
+        help,
+        buckets: options.buckets,
+        labelNames: options.labelNames ?? [],
+        ...(options.collect ? { collect: options.collect } : {}),
+      }),
+    );
   }
 
   /** Removes metrics a role added, when it stops. */
   remove(...metrics: Metric[]): void {
-    for (const metric of metrics) {
-      this.registry.removeSingleMetric((metric as unknown as { name: string }).name);
-    }
+    for (const metric of metrics) this.registry.removeSingleMetric(metric.name);
   }
 
   /** The exposition text (Prometheus text format 0.0.4). */
@@ -222,19 +217,20 @@ export class ServiceMetrics {
 
   /** The exposition's Content-Type. */
   get contentType(): string {
-    return this.registry.contentType;
+    return EXPOSITION_CONTENT_TYPE;
   }
 
-  #processCpu(): void {
-    new Counter({
-      name: `${METRIC_PREFIX}process_cpu_seconds_total`,
-      help: "User and system CPU time of the service process",
-      registers: [this.registry],
-      collect(this: Counter) {
-        const usage = process.cpuUsage();
-        this.reset();
-        this.inc((usage.user + usage.system) / 1e6);
-      },
-    });
+  #options(spec: CollectedGauge): { name: string; help: string; labelNames: readonly string[] } {
+    return {
+      name: `${METRIC_PREFIX}${spec.name}`,
+      help: spec.help,
+      labelNames: spec.labelNames ?? [],
+    };
   }
+}
+
+/** User and system CPU time of this process, seconds. */
+function processCpuSeconds(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
 }
