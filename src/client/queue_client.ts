@@ -198,6 +198,15 @@ function tasksPath(name: string): string {
   return `/v1/queue/${encodeURIComponent(name)}/tasks`;
 }
 
+/** Options of {@linkcode openQueueSocket}. */
+export interface OpenQueueSocketOptions {
+  /**
+   * Ask for batches (`?batch=1`): a queue service that has them greets the
+   * socket with a `hello` frame naming its features. Default false.
+   */
+  batch?: boolean;
+}
+
 /**
  * Opens a WebSocket on queue `name` of `target`, with a signed handshake:
  * Deno's `WebSocket` sends the signature headers given in `headers`. The
@@ -209,8 +218,10 @@ export async function openQueueSocket(
   keys: FabricKeys,
   target: Target,
   name: string,
+  options: OpenQueueSocketOptions = {},
 ): Promise<WebSocket> {
   const url = new URL(`/v1/queue/${encodeURIComponent(name)}/ws`, target.url);
+  if (options.batch) url.searchParams.set("batch", "1");
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`Queue URL "${target.url}" must be http or https`);
   }

@@ -14,6 +14,7 @@ import {
   type QueueClientFrame,
   type QueueMessage,
   type QueueServerFrame,
+  type QueueSingleFrame,
   type TaskReport,
 } from "../types/queue_wire.ts";
 import { openedWithin } from "./socket_open.ts";
@@ -25,6 +26,12 @@ export interface QueueSessionOptions {
   /** Time allowed for an answer beyond a get's own wait, ms. Default 15000. */
   answerMs?: number;
 }
+
+/**
+ * Characters of one batch frame at most: with at most 3 bytes per character
+ * in UTF-8, well within the service's frame limit (1 MiB).
+ */
+const BATCH_CHARS = 256 * 1024;
 
 interface Call {
   resolve(frame: QueueServerFrame): void;
@@ -47,6 +54,11 @@ interface PendingAck {
  * the current one arrives. So a lone ack waits for nothing, and under load
  * the acks of many tasks share a frame and an fsync.
  *
+ * Frames go out in batches once the service said it takes them (its `hello`
+ * frame): the frames of one turn of the event loop (a get, a task's final
+ * report with its ack, acks) leave as one `batch` frame, which the queue
+ * handles in one transaction (one fsync) and answers in one frame.
+ *
  * Every method rejects with {@linkcode FabricRequestError}: status 0 when the
  * socket is closed or an answer did not come in time (the socket is then
  * closed: open a new session), 404 for an ack or nack of a message the queue
@@ -64,6 +76,11 @@ export class QueueSession {
   #acksInFlight = false;
   #flushScheduled = false;
   #closedError: FabricRequestError | null = null;
+  /** What the service said it can do (its `hello` frame); none until then. */
+  #features = new Set<string>();
+  /** Frames (JSON text) waiting for the end of this turn, when batching. */
+  #outbox: string[] = [];
+  #outboxTimer: ReturnType<typeof setTimeout> | undefined;
   /** Resolves with the close code and reason once the socket is closed. */
   readonly closed: Promise<{ code: number; reason: string }>;
 
@@ -93,7 +110,7 @@ export class QueueSession {
     options: QueueSessionOptions = {},
   ): Promise<QueueSession> {
     const label = `queue socket to "${target.id}" (${target.url}, queue "${name}")`;
-    const socket = await openQueueSocket(keys, target, name);
+    const socket = await openQueueSocket(keys, target, name, { batch: true });
     const opened = await openedWithin(socket, options.timeoutMs ?? 15_000);
     if (opened !== true) {
       throw new FabricRequestError(
@@ -174,6 +191,27 @@ export class QueueSession {
     await this.#call({ op: "report", task, report }, this.#answerMs);
   }
 
+  /**
+   * Reports task `task`'s final state and then acknowledges its message
+   * `messageId`: one `report` frame with `ack` where the service takes it
+   * (the report and the ack in one transaction), else the report and, once
+   * it is answered, the ack.
+   * @returns false when the queue does not hold the message (already acknowledged).
+   * @throws {FabricRequestError} 404 when the history holds no such task
+   * (then nothing was acknowledged).
+   */
+  async finish(task: string, report: TaskReport, messageId: string): Promise<boolean> {
+    if (!this.#features.has("report-ack")) {
+      await this.report(task, report);
+      return await this.ack(messageId).then(() => true, (error: FabricRequestError) => {
+        if (error.status === 404) return false;
+        throw error;
+      });
+    }
+    const frame = await this.#call({ op: "report", task, report, ack: messageId }, this.#answerMs);
+    return (frame as { acked?: boolean }).acked === true;
+  }
+
   /** Closes the socket; unanswered calls reject with status 0. Idempotent. */
   async close(): Promise<void> {
     if (this.#socket.readyState < WebSocket.CLOSING) this.#socket.close(1000, "done");
@@ -220,7 +258,7 @@ export class QueueSession {
     });
   }
 
-  #call(frame: QueueClientFrame, answerMs: number): Promise<QueueServerFrame> {
+  #call(frame: QueueSingleFrame, answerMs: number): Promise<QueueServerFrame> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     const ref = this.#nextRef++;
     return new Promise((resolve, reject) => {
@@ -229,12 +267,38 @@ export class QueueSession {
         this.#socket.close(1000, "no answer");
       }, answerMs);
       this.#calls.set(ref, { resolve, reject, timer });
-      try {
-        this.#socket.send(JSON.stringify({ ...frame, ref }));
-      } catch (error) {
-        this.#fail(`cannot send (${(error as Error).message})`);
-      }
+      const text = JSON.stringify({ ...frame, ref });
+      if (!this.#features.has("batch")) return this.#transmit(text);
+      this.#outbox.push(text);
+      this.#outboxTimer ??= setTimeout(() => this.#flushOutbox(), 0);
     });
+  }
+
+  /** Sends what this turn left in the outbox, in batches of at most 100 frames and 256 Ki characters. */
+  #flushOutbox(): void {
+    this.#outboxTimer = undefined;
+    const frames = this.#outbox.splice(0);
+    while (frames.length > 0 && !this.#closedError) {
+      let count = 0;
+      let chars = 0;
+      while (count < frames.length && count < QUEUE_LIMITS.maxBatch) {
+        chars += frames[count]!.length;
+        if (count > 0 && chars > BATCH_CHARS) break;
+        count++;
+      }
+      const batch = frames.splice(0, count);
+      this.#transmit(
+        batch.length === 1 ? batch[0]! : `{"op":"batch","frames":[${batch.join(",")}]}`,
+      );
+    }
+  }
+
+  #transmit(text: string): void {
+    try {
+      this.#socket.send(text);
+    } catch (error) {
+      this.#fail(`cannot send (${(error as Error).message})`);
+    }
   }
 
   #receive(data: unknown): void {
@@ -245,6 +309,16 @@ export class QueueSession {
     } catch {
       return;
     }
+    if (frame.op === "batch") {
+      for (const answer of frame.frames) this.#answer(answer);
+    } else if (frame.op === "hello") {
+      this.#features = new Set(frame.features);
+    } else this.#answer(frame);
+  }
+
+  /** Settles the call that `frame` answers. */
+  #answer(frame: QueueServerFrame): void {
+    if (frame.op === "batch" || frame.op === "hello") return; // Not an answer (never nested).
     const ref = typeof frame.ref === "number" ? frame.ref : -1;
     const call = this.#calls.get(ref);
     if (!call) return;
@@ -274,6 +348,9 @@ export class QueueSession {
       this.#calls.delete(ref);
     }
     this.#abandoned.clear();
+    this.#outbox = [];
+    clearTimeout(this.#outboxTimer);
+    this.#outboxTimer = undefined;
     if (!this.#acksInFlight) {
       for (const ack of this.#acks.splice(0)) ack.reject(this.#closedError);
     }

@@ -79,12 +79,22 @@ export const clientFrameSchema = z.discriminatedUnion("op", [
     op: z.literal("report"),
     task: z.lazy(() => taskIdSchema),
     report: z.lazy(() => taskReportSchema),
+    ack: messageIdSchema.optional(),
     ref,
   }),
 ]);
 
-/** A parsed client frame. */
+/** A parsed client frame, not a batch. */
 export type ClientFrame = z.output<typeof clientFrameSchema>;
+
+/**
+ * A `batch` frame: 1-100 frames, each checked on its own by
+ * {@linkcode clientFrameSchema} (so one invalid frame is answered alone).
+ */
+export const batchFrameSchema = z.strictObject({
+  op: z.literal("batch"),
+  frames: z.array(z.unknown()).min(1, "must hold at least one frame").max(QUEUE_LIMITS.maxBatch),
+});
 
 /** "Invalid field "x": why" for the first issue of a failed parse. */
 export function _invalidField(error: z.ZodError, kind: string): string {

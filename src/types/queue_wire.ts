@@ -59,15 +59,32 @@ export interface AckManyResult {
   unknown: string[];
 }
 
-/** A frame a WebSocket client sends; `ref` is echoed in the answer. */
-export type QueueClientFrame =
+/**
+ * What a queue socket opened with `?batch=1` can do besides the frames of
+ * every socket, as its `hello` frame lists them: `batch` frames, and `report`
+ * frames that carry the `ack` of the task's message.
+ */
+export const QUEUE_SOCKET_FEATURES = ["batch", "report-ack"] as const;
+
+/** One frame of {@linkcode QueueClientFrame}, not a batch. */
+export type QueueSingleFrame =
   | { op: "put"; payload: unknown; key?: string; ref?: string | number }
   | { op: "get"; max?: number; visibility?: number; wait?: number; ref?: string | number }
   | { op: "ack"; id: string; ref?: string | number }
   | { op: "acks"; ids: string[]; ref?: string | number }
   | { op: "nack"; id: string; ref?: string | number }
-  /** An agent's report of a task's state, to the task history (as `POST .../tasks/ID/state`). */
-  | { op: "report"; task: string; report: TaskReport; ref?: string | number };
+  /**
+   * An agent's report of a task's state, to the task history (as `POST
+   * .../tasks/ID/state`); with `ack` (feature `report-ack`) the message is
+   * acknowledged in the report's transaction once the report is applied.
+   */
+  | { op: "report"; task: string; report: TaskReport; ack?: string; ref?: string | number };
+
+/**
+ * A frame a WebSocket client sends; `ref` is echoed in the answer. A `batch`
+ * (feature `batch`) is 1-100 frames handled in order in one transaction.
+ */
+export type QueueClientFrame = QueueSingleFrame | { op: "batch"; frames: QueueSingleFrame[] };
 
 /** A frame the server sends on a queue WebSocket. */
 export type QueueServerFrame =
@@ -76,7 +93,18 @@ export type QueueServerFrame =
   | { op: "ack-ok"; id: string; ref?: string | number }
   | { op: "acks-ok"; acked: string[]; unknown: string[]; ref?: string | number }
   | { op: "nack-ok"; id: string; ref?: string | number }
-  | { op: "report-ok"; task: string; state: string; ref?: string | number }
+  | {
+    op: "report-ok";
+    task: string;
+    state: string;
+    /** With the report's `ack`: whether the message was acknowledged now (false: not held). */
+    acked?: boolean;
+    ref?: string | number;
+  }
+  /** The first frame of a socket opened with `?batch=1`. */
+  | { op: "hello"; features: string[] }
+  /** The answers to one `batch` frame that were ready at once, in order. */
+  | { op: "batch"; frames: QueueServerFrame[] }
   | {
     op: "error";
     message: string;

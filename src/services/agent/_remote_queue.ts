@@ -67,6 +67,11 @@ export class RemoteTaskQueue implements TaskQueue {
     return this.#over(this.#life, name, (session) => session.report(id, report));
   }
 
+  /** Reports task `id`'s final state, then acknowledges `messageId` (see {@linkcode TaskQueue.finish}). */
+  finish(name: string, id: string, report: TaskReport, messageId: string): Promise<boolean> {
+    return this.#over(this.#life, name, (session) => session.finish(id, report, messageId));
+  }
+
   /** Closes the sockets; later calls fail. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;

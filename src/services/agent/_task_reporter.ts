@@ -4,7 +4,9 @@
  * 18) and a report to the queue's task history
  * (a `report` frame on the queue socket, in order per task); then the ack or
  * nack of its message. A final report is waited for (a few attempts), so the
- * history holds the outcome before the message is acknowledged; a RUNNING
+ * history holds the outcome before the message is acknowledged: where the
+ * queue can, the final report carries the ack (one frame, one transaction,
+ * the report first); a RUNNING
  * report never holds a task up, and is held back briefly so that a short
  * task's final report stands for both. QUEUED is only published: the queue
  * records by itself when it hands a task out or takes it back.
@@ -79,10 +81,16 @@ export class TaskReporter {
    * task ends by then, one final report with `startedAt` stands for both.
    */
   state(id: string, state: TaskState, fields: StateFields = {}): Promise<void> {
+    const report = this.#record(id, state, fields);
+    return report ? this.#enqueue(id, report) : Promise.resolve();
+  }
+
+  /** Publishes the event and answers the report to send now, if any (see `state`). */
+  #record(id: string, state: TaskState, fields: StateFields): TaskReport | null {
     const at = Date.now();
     const { output, ...eventFields } = fields;
     this.#publish({ id, state, agent: this.#options.agentId, ...eventFields, at });
-    if (!this.#queue.report) return Promise.resolve();
+    if (!this.#queue.report) return null;
     const held = this.#held.get(id);
     if (held) {
       clearTimeout(held.timer);
@@ -92,7 +100,7 @@ export class TaskReporter {
     // (QUEUED): only what happens on the agent is reported to its history.
     if (state === "QUEUED") {
       if (held) void this.#enqueue(id, held.report);
-      return Promise.resolve();
+      return null;
     }
     const report: TaskReport = {
       state,
@@ -109,15 +117,11 @@ export class TaskReporter {
         void this.#enqueue(id, report);
       }, RUNNING_HOLD_MS);
       this.#held.set(id, { report, timer });
-      return Promise.resolve();
+      return null;
     }
-    if (!held) return this.#enqueue(id, report);
+    if (!held) return report;
     const dir = output ?? held.report.output;
-    return this.#enqueue(id, {
-      ...report,
-      ...(dir === undefined ? {} : { output: dir }),
-      startedAt: held.report.at,
-    });
+    return { ...report, ...(dir === undefined ? {} : { output: dir }), startedAt: held.report.at };
   }
 
   /**
@@ -125,6 +129,10 @@ export class TaskReporter {
    * has it first), then acknowledges or gives back its `message`; never rejects.
    */
   async end(id: string, message: QueueMessage, ending: Ending): Promise<void> {
+    if (ending.how === "ack" && this.#queue.finish) {
+      const report = this.#record(id, ending.state, ending.fields);
+      if (report) return await this.#enqueue(id, report, message);
+    }
     await this.state(id, ending.state, ending.fields);
     await this.settle(message, ending.how);
   }
@@ -170,14 +178,45 @@ export class TaskReporter {
     }
   }
 
-  /** Sends `report` after the reports of task `id` sent before it; never rejects. */
-  #enqueue(id: string, report: TaskReport): Promise<void> {
-    const sent = (this.#chains.get(id) ?? Promise.resolve()).then(() => this.#send(id, report));
+  /**
+   * Sends `report` after the reports of task `id` sent before it, with the
+   * ack of `message` when given; never rejects.
+   */
+  #enqueue(id: string, report: TaskReport, message?: QueueMessage): Promise<void> {
+    const sent = (this.#chains.get(id) ?? Promise.resolve()).then(() =>
+      message ? this.#finish(id, report, message) : this.#send(id, report)
+    );
     this.#chains.set(id, sent);
     void sent.then(() => {
       if (this.#chains.get(id) === sent) this.#chains.delete(id);
     });
     return sent;
+  }
+
+  /**
+   * Sends a final report that carries the ack of `message`, a few times at
+   * most; when it is not taken (no such task, or the queue is away), the
+   * message is acknowledged alone. Never rejects.
+   */
+  async #finish(id: string, report: TaskReport, message: QueueMessage): Promise<void> {
+    const { queueName, retryMs, stopping } = this.#options;
+    try {
+      const acked = await retry(() => this.#queue.finish!(queueName, id, report, message.id), {
+        attempts: ATTEMPTS,
+        firstDelayMs: retryMs,
+        factor: 1,
+        retryIf: (error) => !stopping.aborted && statusOf(error) !== 404,
+      });
+      if (!acked) {
+        this.#logger.warn("Cannot ack message {id}: the queue does not hold it", {
+          id: message.id,
+        });
+      }
+      return;
+    } catch (error) {
+      this.#cannotReport(id, report, error);
+    }
+    await this.settle(message, "ack");
   }
 
   /** Sends one report, a few times at most; never rejects. */
@@ -191,15 +230,19 @@ export class TaskReporter {
         retryIf: (error) => !stopping.aborted && statusOf(error) !== 404,
       });
     } catch (error) {
-      // 404: the queue keeps no history of this task (not a task put by
-      // `fabricd task`, or pruned). Otherwise the queue is away.
-      const level = statusOf(error) === 404 ? "debug" : "warn";
-      this.#logger[level]("Cannot report {state} of task {id} to the queue: {error}", {
-        state: report.state,
-        id,
-        error: String(error),
-      });
+      this.#cannotReport(id, report, error);
     }
+  }
+
+  #cannotReport(id: string, report: TaskReport, error: unknown): void {
+    // 404: the queue keeps no history of this task (not a task put by
+    // `fabricd task`, or pruned). Otherwise the queue is away.
+    const level = statusOf(error) === 404 ? "debug" : "warn";
+    this.#logger[level]("Cannot report {state} of task {id} to the queue: {error}", {
+      state: report.state,
+      id,
+      error: String(error),
+    });
   }
 }
 

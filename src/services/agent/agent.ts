@@ -28,6 +28,8 @@ export interface TaskQueue {
   nack(name: string, id: string): Promise<void>;
   /** Reports a task's state to the queue's task history. Default: no reports. */
   report?(name: string, id: string, report: TaskReport): Promise<void>;
+  /** A final report, then the ack of `messageId`, as `QueueSession.finish()`. Default: one by one. */
+  finish?(name: string, id: string, report: TaskReport, messageId: string): Promise<boolean>;
 }
 
 /**
@@ -196,10 +198,10 @@ export class Agent {
   /**
    * Stops taking tasks, cancels every task on the agent (SIGTERM to each
    * task's process group, then SIGKILL after `options.graceMs`, default the
-   * agent's grace period),
-   * waits until their processes are gone and gives their messages back to
-   * the queue (one attempt each: a message not given back returns after its
-   * visibility timeout). Calling it again only shortens the grace.
+   * agent's grace period), waits until their processes are gone and gives
+   * their messages back to the queue (one attempt each: a message not given
+   * back returns after its visibility timeout). Calling it again only
+   * shortens the grace.
    */
   stop(options: AgentStopOptions = {}): Promise<void> {
     this.#stopping.abort();

@@ -3,10 +3,19 @@
  * {@linkcode QueueService}; no socket here, so it is tested without a server.
  * @module
  */
-import { _invalidField, type ClientFrame, clientFrameSchema } from "../../types/queue_schemas.ts";
+import {
+  _invalidField,
+  batchFrameSchema,
+  type ClientFrame,
+  clientFrameSchema,
+} from "../../types/queue_schemas.ts";
 import { type QueueService, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";
-import type { QueueServerFrame, TaskReport } from "../../types/queue_wire.ts";
+import {
+  QUEUE_SOCKET_FEATURES,
+  type QueueServerFrame,
+  type TaskReport,
+} from "../../types/queue_wire.ts";
 
 /** WebSocket close code sent when the queue service stops ("going away"). */
 export const CLOSE_GOING_AWAY = 1001;
@@ -15,6 +24,15 @@ export const CLOSE_GOING_AWAY = 1001;
 export interface SocketSink {
   send(frame: QueueServerFrame): void;
   close(code: number, reason: string): void;
+}
+
+/** Options of {@linkcode QueueSocket}. */
+export interface QueueSocketOptions {
+  /**
+   * The client asked for batches (`?batch=1`): the socket greets it with a
+   * `hello` frame listing {@linkcode QUEUE_SOCKET_FEATURES}. Default false.
+   */
+  batch?: boolean;
 }
 
 /** The frames of one WebSocket on queue `name`; at most one get waits at a time. */
@@ -26,9 +44,17 @@ export class QueueSocket {
   #pending: AbortController | null = null;
   #unsubscribe: () => void;
   #closed = false;
+  /** While a batch is handled: its answers, sent together once it is committed. */
+  #answers: QueueServerFrame[] | null = null;
 
   /** A session on queue `name` that answers through `sink`. */
-  constructor(service: QueueService, name: string, sink: SocketSink, maxFrameBytes: number) {
+  constructor(
+    service: QueueService,
+    name: string,
+    sink: SocketSink,
+    maxFrameBytes: number,
+    options: QueueSocketOptions = {},
+  ) {
     this.#service = service;
     this.#name = name;
     this.#sink = sink;
@@ -37,6 +63,7 @@ export class QueueSocket {
       this.close();
       sink.close(CLOSE_GOING_AWAY, "Queue service is stopping: reconnect when it is back");
     });
+    if (options.batch) sink.send({ op: "hello", features: [...QUEUE_SOCKET_FEATURES] });
   }
 
   /** Handles one frame as received from the socket. */
@@ -54,15 +81,15 @@ export class QueueSocket {
       value = JSON.parse(data);
     } catch {
       return this.#error(
-        'Frame is not JSON: send {"op": "put" | "get" | "ack" | "acks" | "nack" | "report", ...}',
+        'Frame is not JSON: send {"op": "put" | "get" | "ack" | "acks" | "nack" | "report" | "batch", ...}',
       );
     }
-    const parsed = clientFrameSchema.safeParse(value);
-    if (!parsed.success) {
-      const ref = refOf(value);
-      return this.#error(_invalidField(parsed.error, "frame field"), ref);
+    if ((value as { op?: unknown } | null)?.op === "batch") {
+      const batch = batchFrameSchema.safeParse(value);
+      if (!batch.success) return this.#error(_invalidField(batch.error, "frame field"));
+      return this.#batch(batch.data.frames);
     }
-    this.#handle(parsed.data);
+    this.#handleParsed(value, clientFrameSchema.safeParse(value));
   }
 
   /** Stops a waiting get; called when the socket closes. Idempotent. */
@@ -72,6 +99,38 @@ export class QueueSocket {
     this.#pending?.abort();
     this.#pending = null;
     this.#unsubscribe();
+  }
+
+  /** Handles frame `value` as parsed, or answers why it is invalid. */
+  #handleParsed(value: unknown, parsed: ReturnType<typeof clientFrameSchema.safeParse>): void {
+    if (parsed.success) this.#handle(parsed.data);
+    else this.#error(_invalidField(parsed.error, "frame field"), refOf(value));
+  }
+
+  /**
+   * Handles `frames` in order in one transaction (synced unless they are
+   * only reports) and sends their answers that are ready as one `batch`
+   * frame; when the commit fails, each frame is answered with its error.
+   */
+  #batch(frames: readonly unknown[]): void {
+    const answers: QueueServerFrame[] = [];
+    this.#answers = answers;
+    try {
+      const parsed = frames.map((value) => clientFrameSchema.safeParse(value));
+      const durable = parsed.some((p) => p.success && !isPlainReport(p.data));
+      this.#service.batch(() => {
+        frames.forEach((value, i) => this.#handleParsed(value, parsed[i]!));
+      }, { durable });
+    } catch (error) {
+      answers.length = 0;
+      for (const value of frames) {
+        this.#error(`Batch not stored: ${(error as Error).message}`, refOf(value));
+      }
+    } finally {
+      this.#answers = null;
+    }
+    if (answers.length === 1) this.#send(answers[0]!);
+    else if (answers.length > 1) this.#send({ op: "batch", frames: answers });
   }
 
   #handle(frame: ClientFrame): void {
@@ -111,15 +170,24 @@ export class QueueSocket {
         case "report": {
           // Validated by the schema; the same cast as the HTTP route's.
           const report = frame.report as TaskReport;
-          const task = this.#service.history.report(this.#name, frame.task, report);
-          if (!task) {
+          const done = frame.ack === undefined
+            ? { task: this.#service.history.report(this.#name, frame.task, report) }
+            : this.#service.finish(this.#name, frame.task, report, frame.ack);
+          if (!done?.task) {
             return this.#error(
               `No task "${frame.task}" in the history of queue "${this.#name}"`,
               frame.ref,
               "unknown",
             );
           }
-          return this.#send({ op: "report-ok", task: frame.task, state: task.state, ...ref });
+          const acked = "acked" in done ? { acked: done.acked } : {};
+          return this.#send({
+            op: "report-ok",
+            task: frame.task,
+            state: done.task.state,
+            ...acked,
+            ...ref,
+          });
         }
       }
     } catch (error) {
@@ -138,9 +206,15 @@ export class QueueSocket {
     if (this.#pending) {
       return this.#error("A get is already waiting on this socket: wait for its messages", ref);
     }
+    const waitMs = wait ?? Infinity;
+    const reply = ref === undefined ? {} : { ref };
+    // Ready messages are answered in this turn (in a batch: in its answer, after its commit).
+    const ready = this.#service.take(this.#name, { max, visibilityMs });
+    if (ready.length > 0 || waitMs === 0) {
+      return this.#send({ op: "messages", messages: ready, ...reply });
+    }
     const pending = new AbortController();
     this.#pending = pending;
-    const waitMs = wait ?? Infinity;
     this.#service.get(this.#name, { max, visibilityMs, waitMs, signal: pending.signal }).then(
       (messages) => {
         if (this.#pending === pending) this.#pending = null;
@@ -158,7 +232,8 @@ export class QueueSocket {
   }
 
   #send(frame: QueueServerFrame): void {
-    if (!this.#closed) this.#sink.send(frame);
+    if (this.#answers) this.#answers.push(frame);
+    else if (!this.#closed) this.#sink.send(frame);
   }
 
   #error(
@@ -173,6 +248,11 @@ export class QueueSocket {
       ...(ref === undefined ? {} : { ref }),
     });
   }
+}
+
+/** A report without an ack: its transaction need not be synced by itself. */
+function isPlainReport(frame: ClientFrame): boolean {
+  return frame.op === "report" && frame.ack === undefined;
 }
 
 function refOf(value: unknown): string | number | undefined {

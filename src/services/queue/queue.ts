@@ -11,9 +11,12 @@ import {
   QUEUE_NAME,
   type QueueMessage,
   type QueueStats,
+  type TaskRecord,
+  type TaskReport,
 } from "../../types/queue_wire.ts";
 import type { KeyedPut, QueueStore } from "./queue_store.ts";
 import type { CancelOutcome, TaskHistory } from "./task_history.ts";
+import type { RunOptions } from "./_sqlite_tx.ts";
 
 /** A get refused because as many consumers as allowed are already waiting. */
 export class TooManyWaitersError extends Error {
@@ -67,6 +70,9 @@ export class QueueService {
   #timers = new Map<string, ReturnType<typeof setTimeout>>();
   #closed = false;
   #closeListeners = new Set<() => void>();
+  /** Inside {@linkcode QueueService.batch}: wakes wait for the commit. */
+  #batching = false;
+  #deferred = new Set<string>();
 
   /**
    * The queues of `store`; the service owns the store and closes it.
@@ -137,15 +143,12 @@ export class QueueService {
    * @throws {RangeError} when `max`, `visibilityMs` or `waitMs` is out of range.
    */
   async get(name: string, options: GetOptions = {}): Promise<QueueMessage[]> {
-    checkName(name);
+    const waitMs = options.waitMs ?? 0;
+    if (!(waitMs >= 0)) throw new RangeError(`Invalid waitMs ${waitMs}: give 0 or more`);
+    const ready = this.take(name, options);
+    if (ready.length > 0 || waitMs === 0 || options.signal?.aborted || this.#closed) return ready;
     const max = options.max ?? 1;
     const visibilityMs = options.visibilityMs ?? QUEUE_LIMITS.defaultVisibilityMs;
-    const waitMs = options.waitMs ?? 0;
-    checkRange("max", max, 1, QUEUE_LIMITS.maxBatch);
-    checkRange("visibilityMs", visibilityMs, 0, QUEUE_LIMITS.maxVisibilityMs);
-    if (!(waitMs >= 0)) throw new RangeError(`Invalid waitMs ${waitMs}: give 0 or more`);
-    const ready = this.#store.get(name, max, visibilityMs);
-    if (ready.length > 0 || waitMs === 0 || options.signal?.aborted || this.#closed) return ready;
     if (this.#waiting >= this.#maxWaiters) throw new TooManyWaitersError(this.#maxWaiters);
     return await new Promise<QueueMessage[]>((resolve, reject) => {
       const list = this.#waiters.get(name) ?? [];
@@ -179,6 +182,58 @@ export class QueueService {
       options.signal?.addEventListener("abort", onAbort, { once: true });
       this.#schedule(name);
     });
+  }
+
+  /**
+   * Takes up to `max` ready messages of queue `name` now, without waiting
+   * (a get with `waitMs` 0, answered in the same turn).
+   * @throws {TypeError} when the name is invalid.
+   * @throws {RangeError} when `max` or `visibilityMs` is out of range.
+   */
+  take(name: string, options: Pick<GetOptions, "max" | "visibilityMs"> = {}): QueueMessage[] {
+    checkName(name);
+    const max = options.max ?? 1;
+    const visibilityMs = options.visibilityMs ?? QUEUE_LIMITS.defaultVisibilityMs;
+    checkRange("max", max, 1, QUEUE_LIMITS.maxBatch);
+    checkRange("visibilityMs", visibilityMs, 0, QUEUE_LIMITS.maxVisibilityMs);
+    return this.#store.get(name, max, visibilityMs);
+  }
+
+  /**
+   * Runs `work`, whose calls on this service then share one store
+   * transaction (one commit; see {@linkcode QueueStore.batch}); waiting gets
+   * are served once it is committed. Not nested.
+   * @throws whatever `work` throws, or the commit's error.
+   */
+  batch<T>(work: () => T, options: RunOptions = {}): T {
+    if (this.#batching) return work();
+    this.#batching = true;
+    try {
+      return this.#store.batch(work, options);
+    } finally {
+      this.#batching = false;
+      const names = [...this.#deferred];
+      this.#deferred.clear();
+      if (!this.#closed) { for (const name of names) this.#dispatch(name); }
+    }
+  }
+
+  /**
+   * Applies a final report of task `taskId` of queue `name` and then
+   * acknowledges its message `messageId`, in one transaction
+   * ({@linkcode QueueStore.finish}).
+   * @returns The task and whether the message was acknowledged now; null
+   * when the history holds no such task (nothing was acknowledged).
+   * @throws {TypeError} when the name is invalid.
+   */
+  finish(
+    name: string,
+    taskId: string,
+    report: TaskReport,
+    messageId: string,
+  ): { task: TaskRecord; acked: boolean } | null {
+    checkName(name);
+    return this.#store.finish(name, taskId, report, messageId);
   }
 
   /**
@@ -262,6 +317,10 @@ export class QueueService {
 
   /** Hands ready messages to the waiting gets of `name`, oldest waiter first. */
   #dispatch(name: string): void {
+    if (this.#batching) {
+      this.#deferred.add(name);
+      return;
+    }
     const list = this.#waiters.get(name);
     while (list && list.length > 0) {
       const waiter = list[0]!;

@@ -8,11 +8,20 @@
  * transactions.
  * @module
  */
-import { createHash } from "node:crypto";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StateLostError } from "../../types/errors.ts";
-import { MESSAGE_ID, QUEUE_LIMITS, type QueueMessage } from "../../types/queue_wire.ts";
+import {
+  MESSAGE_ID,
+  QUEUE_LIMITS,
+  type QueueMessage,
+  type TaskRecord,
+  type TaskReport,
+} from "../../types/queue_wire.ts";
 import { type CancelOutcome, TaskHistory, type TaskHistoryOptions } from "./task_history.ts";
+import { type KeyedPut, PutKeys } from "./put_keys.ts";
+import { type RunOptions, SqliteTransactions } from "./_sqlite_tx.ts";
+
+export { KeyConflictError, type KeyedPut, PUT_KEY_RETENTION_MS } from "./put_keys.ts";
 
 /** A put refused because the queue holds `capacity` unacknowledged messages. */
 export class QueueFullError extends Error {
@@ -61,38 +70,7 @@ CREATE TABLE IF NOT EXISTS messages (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_fifo ON messages (queue, id);
 CREATE INDEX IF NOT EXISTS messages_visibility ON messages (queue, invisible_until);
-CREATE TABLE IF NOT EXISTS put_keys (
-  queue TEXT NOT NULL,
-  key TEXT NOT NULL,
-  message_id INTEGER NOT NULL,
-  digest TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  PRIMARY KEY (queue, key)
-) STRICT;
-CREATE INDEX IF NOT EXISTS put_keys_age ON put_keys (at);
 `;
-
-/** How long an idempotency key is remembered after its put, ms (24 h). */
-export const PUT_KEY_RETENTION_MS = 24 * 60 * 60 * 1000;
-
-/** A put refused because its idempotency key was used for a different payload. */
-export class KeyConflictError extends Error {
-  /** Builds the error. */
-  constructor(queue: string, key: string, id: string) {
-    super(
-      `Idempotency key "${key}" of queue "${queue}" was used for a different payload (message ${id}): choose a new key`,
-    );
-    this.name = "KeyConflictError";
-  }
-}
-
-/** What a put with an idempotency key answers. */
-export interface KeyedPut {
-  /** The message's ID: the new one, or the one stored by the first put with the key. */
-  id: string;
-  /** Whether the key was known: nothing was stored this time. */
-  duplicate: boolean;
-}
 
 interface MessageRow {
   id: number;
@@ -118,15 +96,21 @@ export class QueueStore {
   #release: StatementSync;
   #ready: StatementSync;
   #nextVisible: StatementSync;
-  #findKey: StatementSync;
-  #insertKey: StatementSync;
-  #pruneKeys: StatementSync;
+  #keys: PutKeys;
+  #tx: SqliteTransactions;
+  /**
+   * Unacknowledged messages by queue, counted once and then kept up to date,
+   * so a put does not count the whole queue; forgotten on any rollback.
+   */
+  #totals = new Map<string, number>();
 
   private constructor(db: DatabaseSync, parts: Pick<QueueStore, "capacity" | "history" | "now">) {
     this.#db = db;
     this.history = parts.history;
     this.capacity = parts.capacity;
     this.#now = parts.now;
+    this.#keys = new PutKeys(db);
+    this.#tx = new SqliteTransactions(db, () => this.#totals.clear());
     this.#count = db.prepare("SELECT count(*) AS n FROM messages WHERE queue = ?");
     this.#insert = db.prepare(
       "INSERT INTO messages (queue, payload, enqueued_at) VALUES (?, ?, ?)",
@@ -149,13 +133,6 @@ export class QueueStore {
     this.#nextVisible = db.prepare(
       "SELECT min(invisible_until) AS at FROM messages WHERE queue = ? AND invisible_until > ?",
     );
-    this.#findKey = db.prepare(
-      "SELECT message_id, digest FROM put_keys WHERE queue = ? AND key = ? AND at > ?",
-    );
-    this.#insertKey = db.prepare(
-      "INSERT OR REPLACE INTO put_keys (queue, key, message_id, digest, at) VALUES (?, ?, ?, ?, ?)",
-    );
-    this.#pruneKeys = db.prepare("DELETE FROM put_keys WHERE at <= ?");
   }
 
   /**
@@ -207,13 +184,7 @@ export class QueueStore {
     this.#open();
     const text = JSON.stringify(payload);
     if (text === undefined) throw new TypeError("Payload must be a JSON value");
-    return this.#transaction(() => {
-      const { n } = this.#count.get(queue) as { n: number };
-      if (n >= this.capacity) throw new QueueFullError(queue, this.capacity);
-      const id = Number(this.#insert.run(queue, text, this.#now()).lastInsertRowid);
-      this.history.submitted(queue, id, payload);
-      return String(id);
-    });
+    return this.#tx.run(() => String(this.#insertMessage(queue, text, payload, this.#now())));
   }
 
   /**
@@ -229,32 +200,25 @@ export class QueueStore {
     this.#open();
     const text = JSON.stringify(payload);
     if (text === undefined) throw new TypeError("Payload must be a JSON value");
-    const digest = createHash("sha256").update(text).digest("hex");
+    const digest = this.#keys.digest(text);
     const now = this.#now();
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const known = this.#findKey.get(queue, key, now - PUT_KEY_RETENTION_MS) as
-        | { message_id: number; digest: string }
-        | undefined;
-      if (known) {
-        this.#db.exec("COMMIT");
-        if (known.digest !== digest) {
-          throw new KeyConflictError(queue, key, String(known.message_id));
-        }
-        return { id: String(known.message_id), duplicate: true };
-      }
-      const { n } = this.#count.get(queue) as { n: number };
-      if (n >= this.capacity) throw new QueueFullError(queue, this.capacity);
-      const id = Number(this.#insert.run(queue, text, now).lastInsertRowid);
-      this.#pruneKeys.run(now - PUT_KEY_RETENTION_MS);
-      this.#insertKey.run(queue, key, id, digest, now);
-      this.history.submitted(queue, id, payload);
-      this.#db.exec("COMMIT");
+    return this.#tx.run((): KeyedPut => {
+      const known = this.#keys.known(queue, key, digest, now);
+      if (known) return known;
+      const id = this.#insertMessage(queue, text, payload, now);
+      this.#keys.remember(queue, key, id, digest, now);
       return { id: String(id), duplicate: false };
-    } catch (error) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw error;
-    }
+    });
+  }
+
+  /** Inserts a message in the open transaction, within capacity, with its history row. */
+  #insertMessage(queue: string, text: string, payload: unknown, now: number): number {
+    const total = this.#total(queue);
+    if (total >= this.capacity) throw new QueueFullError(queue, this.capacity);
+    const id = Number(this.#insert.run(queue, text, now).lastInsertRowid);
+    this.history.submitted(queue, id, payload);
+    this.#totals.set(queue, total + 1);
+    return id;
   }
 
   /**
@@ -265,7 +229,7 @@ export class QueueStore {
   get(queue: string, max: number, visibilityMs: number): QueueMessage[] {
     this.#open();
     const now = this.#now();
-    const rows = this.#transaction(() => {
+    const rows = this.#tx.run(() => {
       const taken = this.#take.all({ queue, now, max, until: now + visibilityMs });
       this.history.taken(queue, taken as unknown as MessageRow[]);
       return taken as unknown as MessageRow[];
@@ -282,7 +246,6 @@ export class QueueStore {
 
   /** Deletes message `id` of `queue`; false when there is no such message (already acked). */
   ack(queue: string, id: string): boolean {
-    this.#open();
     return this.ackMany(queue, [id]).length > 0;
   }
 
@@ -294,13 +257,14 @@ export class QueueStore {
   ackMany(queue: string, ids: readonly string[]): string[] {
     this.#open();
     const acked: string[] = [];
-    this.#transaction(() => {
+    this.#tx.run(() => {
       for (const id of ids) {
         if (MESSAGE_ID.test(id) && Number(this.#delete.run(Number(id), queue).changes) > 0) {
           acked.push(id);
           this.history.acked(queue, Number(id));
         }
       }
+      this.#forgetSome(queue, acked.length);
     });
     this.tally.acked += acked.length;
     return acked;
@@ -310,7 +274,7 @@ export class QueueStore {
   nack(queue: string, id: string): boolean {
     this.#open();
     if (!MESSAGE_ID.test(id)) return false;
-    return this.#transaction(() => {
+    return this.#tx.run(() => {
       const released = Number(this.#release.run(Number(id), queue).changes) > 0;
       if (released) this.history.released(queue, Number(id));
       return released;
@@ -324,7 +288,7 @@ export class QueueStore {
    */
   cancelTask(queue: string, taskId: string): CancelOutcome {
     this.#open();
-    return this.#transaction((): CancelOutcome => {
+    return this.#tx.run((): CancelOutcome => {
       const task = this.history.find(queue, taskId);
       if (!task) return { outcome: "unknown" };
       if (task.state !== "QUEUED" && task.state !== "RUNNING") return { outcome: "finished", task };
@@ -332,6 +296,7 @@ export class QueueStore {
         "DELETE FROM messages WHERE id = ? AND queue = ? AND invisible_until <= ?",
       ).run(Number(task.messageId), queue, this.#now()).changes;
       if (Number(removed) === 0) return { outcome: "taken", task };
+      this.#forgetSome(queue, 1);
       this.history.canceled(queue, taskId);
       return { outcome: "canceled", task: this.history.find(queue, taskId)! };
     });
@@ -349,7 +314,7 @@ export class QueueStore {
   /** Ready and in-flight messages of `queue` (0 and 0 for a queue never used). */
   counts(queue: string): QueueCounts {
     this.#open();
-    const { n: total } = this.#count.get(queue) as { n: number };
+    const total = this.#total(queue);
     const { n: ready } = this.#ready.get(queue, this.#now()) as { n: number };
     return { ready, inflight: total - ready };
   }
@@ -373,17 +338,52 @@ export class QueueStore {
     this.#db.close();
   }
 
-  /** Runs `work` in one immediate transaction (one fsync), rolled back when it throws. */
-  #transaction<T>(work: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const result = work();
-      this.#db.exec("COMMIT");
-      return result;
-    } catch (error) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw error;
+  /**
+   * Runs `work`, whose store calls then share one transaction (one commit,
+   * synced unless `durable` is false); a call that throws in it is rolled
+   * back alone (a savepoint), the others stay.
+   * @throws whatever `work` throws, or the commit's error (nothing is kept).
+   */
+  batch<T>(work: () => T, options: RunOptions = {}): T {
+    this.#open();
+    return this.#tx.run(work, options);
+  }
+
+  /**
+   * Applies a final `report` of task `taskId` of `queue`, then acknowledges
+   * its message `messageId`, in one transaction: the history has the outcome
+   * before the message is gone. Nothing is acknowledged when the history
+   * does not hold the task.
+   * @returns The task as it is now and whether the message was acknowledged
+   * now, or null when the history has no such task.
+   */
+  finish(
+    queue: string,
+    taskId: string,
+    report: TaskReport,
+    messageId: string,
+  ): { task: TaskRecord; acked: boolean } | null {
+    this.#open();
+    return this.#tx.run(() => {
+      const task = this.history.report(queue, taskId, report);
+      return task && { task, acked: this.ackMany(queue, [messageId]).length > 0 };
+    });
+  }
+
+  /** Unacknowledged messages of `queue`, counted once. */
+  #total(queue: string): number {
+    let total = this.#totals.get(queue);
+    if (total === undefined) {
+      total = (this.#count.get(queue) as { n: number }).n;
+      this.#totals.set(queue, total);
     }
+    return total;
+  }
+
+  /** Takes `n` deleted messages off the total of `queue`. */
+  #forgetSome(queue: string, n: number): void {
+    const total = this.#totals.get(queue);
+    if (total !== undefined && n > 0) this.#totals.set(queue, total - n);
   }
 
   #open(): void {

@@ -127,13 +127,21 @@ function addSocketRoute(app: Hono, queues: () => QueueService): void {
     upgradeWebSocket((c) => {
       const queue = name(c);
       const service = queues();
+      // A client that sends batches asks for them; older clients get no hello frame.
+      const batch = c.req.query("batch") === "1";
       let socket: QueueSocket | null = null;
       return {
         onOpen: (_event, ws) => {
-          socket = new QueueSocket(service, queue, {
-            send: (frame) => ws.send(JSON.stringify(frame)),
-            close: (code, reason) => ws.close(code, reason),
-          }, MAX_BODY_BYTES);
+          socket = new QueueSocket(
+            service,
+            queue,
+            {
+              send: (frame) => ws.send(JSON.stringify(frame)),
+              close: (code, reason) => ws.close(code, reason),
+            },
+            MAX_BODY_BYTES,
+            { batch },
+          );
         },
         onMessage: (event) => socket?.receive(event.data),
         onClose: () => socket?.close(),

@@ -18,6 +18,7 @@ import {
   type TaskRecord,
   type TaskReport,
 } from "../../types/queue_wire.ts";
+import { SqliteTransactions } from "./_sqlite_tx.ts";
 
 /** Options of {@linkcode TaskHistory}. */
 export interface TaskHistoryOptions {
@@ -113,7 +114,7 @@ export class TaskHistory {
   #days: number;
   #max: number;
   #finishes = 0;
-  #synchronous: number; // The file's own level, restored after each report.
+  #tx: SqliteTransactions;
   #byKey: StatementSync;
   #byMessage: StatementSync;
   #update: StatementSync;
@@ -135,7 +136,7 @@ export class TaskHistory {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     db.exec(HISTORY_SCHEMA);
-    this.#synchronous = Number(db.prepare("PRAGMA synchronous").get()?.synchronous);
+    this.#tx = new SqliteTransactions(db);
     this.#byKey = db.prepare("SELECT * FROM tasks WHERE queue = ? AND id = ?");
     this.#byMessage = db.prepare( // Else SQLite reads every task of the queue (tasks_submitted).
       "SELECT * FROM tasks INDEXED BY tasks_message WHERE message_id = ? AND queue = ?",
@@ -219,22 +220,12 @@ export class TaskHistory {
    * Outside a transaction it is one that is not synced by itself
    * (`synchronous=NORMAL`): it survives a crash of the process at once and
    * one of the host with the next synced transaction, such as the ack after
-   * a final report (docs/failures.md "Work across failures").
+   * a final report (docs/failures.md "Work across failures"). Inside one it
+   * is a savepoint of it.
    * @returns The task as it is now, or null when the history has no such task.
    */
   report(queue: string, id: string, report: TaskReport): TaskRecord | null {
-    if (this.#db.isTransaction) return this.#report(queue, id, report);
-    try {
-      this.#db.exec("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE");
-      const task = this.#report(queue, id, report);
-      this.#db.exec("COMMIT");
-      return task;
-    } catch (error) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw error;
-    } finally {
-      this.#db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
-    }
+    return this.#tx.run(() => this.#report(queue, id, report), { durable: false });
   }
 
   #report(queue: string, id: string, report: TaskReport): TaskRecord | null {

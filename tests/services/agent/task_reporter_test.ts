@@ -59,3 +59,56 @@ Deno.test("TaskReporter.state() sends RUNNING on its own once it was held long e
   ]);
   assert.equal(of("tsk-l")[0]!.output, "/d/tsk-l");
 });
+
+/** A reporter over a queue with `finish`, logging every call; `finish` answers as `answer` says. */
+function finishing(answer: (id: string) => Promise<boolean>) {
+  const calls: string[] = [];
+  const queue: TaskQueue = {
+    get: () => Promise.resolve([]),
+    ack: (_name, id) => (calls.push(`ack ${id}`), Promise.resolve()),
+    nack: (_name, id) => (calls.push(`nack ${id}`), Promise.resolve()),
+    report: (_name, id, report) => (calls.push(`report ${id} ${report.state}`), Promise.resolve()),
+    finish: (_name, id, report, messageId) => {
+      calls.push(`finish ${id} ${report.state} ${messageId} ${report.startedAt !== undefined}`);
+      return answer(id);
+    },
+  };
+  const tell = new TaskReporter({ publish: () => Promise.resolve() }, queue, {
+    agentId: "agt-1",
+    host: "node1",
+    queueName: "tasks",
+    retryMs: 5,
+    stopping: new AbortController().signal,
+  });
+  return { tell, calls };
+}
+
+const message = (id: string) => ({ id, payload: {}, deliveries: 1 });
+
+Deno.test("TaskReporter.end() sends a final report that carries the ack, and gives back without it", async () => {
+  const { tell, calls } = finishing(() => Promise.resolve(true));
+  await tell.state("tsk-a", "RUNNING");
+  await tell.end("tsk-a", message("1"), { state: "DONE", fields: { exitCode: 0 }, how: "ack" });
+  await tell.end("tsk-b", message("2"), {
+    state: "QUEUED",
+    fields: { reason: "Agent is stopping" },
+    how: "nack",
+  });
+  assert.deepEqual(calls, ["finish tsk-a DONE 1 true", "nack 2"]);
+});
+
+Deno.test("TaskReporter.end() acknowledges alone when the history has no such task or the queue stays away", async () => {
+  const notFound = Object.assign(new Error("No task"), { status: 404 });
+  const away = Object.assign(new Error("closed"), { status: 0 });
+  const { tell, calls } = finishing((id) => Promise.reject(id === "tsk-u" ? notFound : away));
+  await tell.end("tsk-u", message("3"), { state: "DONE", fields: {}, how: "ack" });
+  assert.deepEqual(calls, ["finish tsk-u DONE 3 false", "ack 3"], "404 is not tried again");
+  calls.length = 0;
+  await tell.end("tsk-w", message("4"), { state: "FAILED", fields: {}, how: "ack" });
+  assert.deepEqual(calls, [
+    "finish tsk-w FAILED 4 false",
+    "finish tsk-w FAILED 4 false",
+    "finish tsk-w FAILED 4 false",
+    "ack 4",
+  ]);
+});

@@ -202,3 +202,100 @@ Deno.test("QueueSession closes the socket when an answer does not come in time",
     await fake.close();
   }
 });
+
+const FINAL = { state: "DONE", agent: "agt-1", at: 1_000, exitCode: 0 } as const;
+
+Deno.test("QueueSession sends the frames of one turn as one batch once the queue said hello", async () => {
+  await withFake(async (fake, session) => {
+    const plain = session.put(1);
+    assert.equal((await fake.next()).op, "put", "no hello yet: frames go one by one");
+    fake.answer({ op: "put-ok", id: "1", ref: 1 });
+    await plain;
+    fake.answer({ op: "hello", features: ["batch", "report-ack"] });
+    await turn();
+    const calls = [session.put(2), session.get({ waitMs: 0 }), session.ack("1")];
+    const batch = await fake.next();
+    assert.equal(batch.op, "batch");
+    const frames = batch.op === "batch" ? batch.frames : [];
+    assert.deepEqual(frames.map((f) => f.op), ["put", "get", "acks"]);
+    const refs = frames.map((f) => f.ref);
+    fake.answer({
+      op: "batch",
+      frames: [
+        { op: "put-ok", id: "2", ref: refs[0] },
+        { op: "messages", messages: [], ref: refs[1] },
+        { op: "acks-ok", acked: ["1"], unknown: [], ref: refs[2] },
+      ],
+    });
+    assert.deepEqual(await Promise.all(calls), ["2", [], undefined]);
+  });
+});
+
+Deno.test("QueueSession.finish() sends one report with its ack where the queue takes it, else the report then the ack", async () => {
+  await withFake(async (fake, session) => {
+    const oneByOne = session.finish("t1", FINAL, "7");
+    const report = await fake.next();
+    assert.deepEqual({ ...report, ref: 0 }, { op: "report", task: "t1", report: FINAL, ref: 0 });
+    await turn();
+    assert.equal(fake.unread, 0, "the ack waits for the report's answer");
+    fake.answer({ op: "report-ok", task: "t1", state: "DONE", ref: report.ref });
+    const ack = await fake.next();
+    assert.deepEqual(ack.op === "acks" && ack.ids, ["7"]);
+    fake.answer({ op: "acks-ok", acked: [], unknown: ["7"], ref: ack.ref });
+    assert.equal(await oneByOne, false, "the queue did not hold the message");
+    fake.answer({ op: "hello", features: ["batch", "report-ack"] });
+    await turn();
+    const together = session.finish("t2", FINAL, "8");
+    const frame = await fake.next();
+    assert.deepEqual({ ...frame, ref: 0 }, {
+      op: "report",
+      task: "t2",
+      report: FINAL,
+      ack: "8",
+      ref: 0,
+    });
+    fake.answer({ op: "report-ok", task: "t2", state: "DONE", acked: true, ref: frame.ref });
+    assert.equal(await together, true);
+  });
+});
+
+Deno.test("QueueSession.finish() over a real queue records the outcome and acknowledges in one batch", async () => {
+  await withQueueServer(async ({ keys, queues }, url) => {
+    const session = await QueueSession.open(keys, { id: QUEUE_ID, url }, "jobs");
+    let batches = 0;
+    const batch = queues.batch.bind(queues);
+    queues.batch = (work, options) => {
+      batches++;
+      return batch(work, options);
+    };
+    try {
+      const ids = await Promise.all([
+        session.put({ id: "t1", executable: "/bin/true" }),
+        session.put({ id: "t2", executable: "/bin/true" }),
+      ]);
+      assert.ok(batches <= 1, "both puts in at most one batch (none before the hello)");
+      const got = await session.get({ max: 2, waitMs: 1000 });
+      assert.equal(got.length, 2);
+      const before = batches;
+      const [acked, next] = await Promise.all([
+        session.finish("t1", FINAL, ids[0]!),
+        session.get({ max: 1, waitMs: 0 }),
+      ]);
+      assert.equal(acked, true);
+      assert.deepEqual(next, []);
+      assert.equal(batches, before + 1, "the report, its ack and the get were one batch");
+      assert.equal(queues.history.find("jobs", "t1")?.state, "DONE");
+      assert.deepEqual(queues.stats("jobs"), {
+        name: "jobs",
+        ready: 0,
+        inflight: 1,
+        capacity: 10_000,
+      });
+      const unknown = await session.finish("t9", FINAL, ids[1]!).catch((e) => e);
+      assert.equal(unknown.status, 404);
+      assert.equal(queues.stats("jobs").inflight, 1, "no such task: nothing acknowledged");
+    } finally {
+      await session.close();
+    }
+  });
+});
