@@ -7,6 +7,7 @@
 import type { Signer } from "../crypto/certificate.ts";
 import type { MacSession } from "../crypto/mac_sessions.ts";
 import { ClientSessions } from "./sessions.ts";
+import { Deadlines } from "./deadlines.ts";
 import { trustOf } from "../crypto/trust.ts";
 import { FabricError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
@@ -75,6 +76,7 @@ export class FabricClient {
   #keys: FabricKeys;
   #timeoutMs: number;
   #sessions: ClientSessions | null;
+  #deadlines = new Deadlines();
 
   /** A client signing with `keys`. */
   constructor(keys: FabricKeys, options: FabricClientOptions = {}) {
@@ -259,9 +261,9 @@ export class FabricClient {
 
   /**
    * Sends a request and reads its whole answer within the call's time limit.
-   * The deadline covers the body too and is cleared once the body is in, so
-   * no timer or signal outlives the call (a busy client would otherwise hold
-   * a timeout's worth of them).
+   * The deadline covers the body too and is released once the body is in,
+   * so no timer or signal outlives the call (a busy client would otherwise
+   * hold a timeout's worth of them); the client's calls share one timer.
    */
   async #exchange(
     url: URL,
@@ -270,21 +272,17 @@ export class FabricClient {
     options: CallOptions,
   ): Promise<{ answer: Response; bytes: Uint8Array }> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    const deadline = timeoutMs > 0 ? new AbortController() : undefined;
-    const timer = deadline
-      ? setTimeout(
-        () => deadline.abort(new DOMException("Signal timed out.", "TimeoutError")),
-        timeoutMs,
-      )
+    const deadline = timeoutMs > 0 && Number.isFinite(timeoutMs)
+      ? this.#deadlines.start(timeoutMs)
       : undefined;
     try {
       const answer = await this.#fetch(url, init, target, {
         signals: [options.signal, deadline?.signal],
         timeoutMs,
       });
-      return { answer, bytes: new Uint8Array(await answer.arrayBuffer()) };
+      return { answer, bytes: await answer.bytes() };
     } finally {
-      clearTimeout(timer);
+      if (deadline) this.#deadlines.release(deadline);
     }
   }
 

@@ -7,7 +7,7 @@
  */
 
 import { IDENTITY_HEADER } from "./certificate.ts";
-import { resolveKey, type TrustStore } from "./trust.ts";
+import { type Resolved, resolveKey, type TrustStore } from "./trust.ts";
 import type { MacSession } from "./mac_sessions.ts";
 import { assertBytes } from "./_bytes.ts";
 import {
@@ -16,15 +16,17 @@ import {
   assertVerifier,
   checkProfile,
   fail,
+  type Failure,
   MAC_ALG,
   type Profile,
+  settle,
   signatureBase,
   signBase,
   STREAM,
   verifyBase,
 } from "./_signature.ts";
 import { parseSignature, serializeParams } from "./_signature_fields.ts";
-import { contentDigest, verifyContentDigest } from "./content_digest.ts";
+import { digestField, digestMatches } from "./content_digest.ts";
 import type { FabricKeys } from "./keys.ts";
 import type { VerifyResult } from "./signing.ts";
 
@@ -72,7 +74,7 @@ export interface VerifyResponseOptions {
  * Signs an answer: covers `("@status" "content-digest")` with `created`,
  * `nonce` (the request's), `keyid`, `alg="ed25519"`, `tag="fabricd-answer"`.
  *
- * @param parts Status, body and optional headers to start from.
+ * @param parts Status, body (bytes, or a string signed as its UTF-8 bytes) and optional headers to start from.
  * @param keys The fabric keys.
  * @param options The request's nonce and, for tests, the time.
  * @returns New headers: the input ones plus `Content-Digest`, `Signature-Input`, `Signature`.
@@ -80,7 +82,7 @@ export interface VerifyResponseOptions {
  * @throws {RangeError} If the status is not an integer from 100 to 599 or `now` is not finite.
  */
 export async function signResponse(
-  parts: { status: number; headers?: Headers; body: Uint8Array },
+  parts: { status: number; headers?: Headers; body: Uint8Array | string },
   keys: FabricKeys,
   options: SignResponseOptions,
 ): Promise<Headers> {
@@ -94,21 +96,25 @@ export async function signResponse(
 /**
  * Signs an answer as {@linkcode signResponse} does, setting the fields on
  * `parts.headers` itself instead of a copy: for a server that builds the
- * answer from these headers next (a copy fewer per answer).
+ * answer from these headers next (a copy fewer per answer). The body may be
+ * a string, signed as its UTF-8 bytes (what a `Response` made from it sends),
+ * so that a server can answer with the text it read, never making the bytes.
  *
  * @returns `parts.headers`, now with `Content-Digest`, `Signature-Input` and `Signature`.
  * @throws {TypeError} If the body or nonce is malformed, or the headers are immutable.
  * @throws {RangeError} As {@linkcode signResponse}.
  */
-export async function signResponseInPlace(
-  parts: ResponseParts,
+export function signResponseInPlace(
+  parts: Omit<ResponseParts, "body"> & { body: Uint8Array | string },
   keys: FabricKeys,
   options: SignResponseOptions,
 ): Promise<Headers> {
-  assertBytes(parts.body, "Answer body");
-  const headers = parts.headers;
-  headers.set("content-digest", await contentDigest(parts.body));
-  return await signAnswer(ANSWER, { status: parts.status, headers, keys, options });
+  return settle(() => {
+    if (typeof parts.body !== "string") assertBytes(parts.body, "Answer body");
+    const headers = parts.headers;
+    headers.set("content-digest", digestField(parts.body));
+    return signAnswer(ANSWER, { status: parts.status, headers, keys, options });
+  });
 }
 
 /**
@@ -128,10 +134,10 @@ export async function verifyResponse(
   assertBytes(parts.body, "Answer body");
   return await verifyAnswer(ANSWER, parts, {
     options,
-    check: async () => {
+    check: () => {
       const digest = parts.headers.get("content-digest");
       if (digest === null) return "Missing Content-Digest header: send the digest of the body";
-      return await verifyContentDigest(digest, parts.body)
+      return digestMatches(digest, parts.body)
         ? undefined
         : "Content-Digest does not match the body";
     },
@@ -150,16 +156,18 @@ export async function verifyResponse(
  * @throws {TypeError} If `Content-Type` is missing or the nonce is malformed.
  * @throws {RangeError} If the status is not an integer from 100 to 599 or `now` is not finite.
  */
-export async function signStreamResponse(
+export function signStreamResponse(
   parts: StreamResponseParts,
   keys: FabricKeys,
   options: SignResponseOptions,
 ): Promise<Headers> {
-  const headers = new Headers(parts.headers);
-  if (!headers.has("content-type")) {
-    throw new TypeError("Set Content-Type before signing a stream answer");
-  }
-  return await signAnswer(STREAM, { status: parts.status, headers, keys, options });
+  return settle(() => {
+    const headers = new Headers(parts.headers);
+    if (!headers.has("content-type")) {
+      throw new TypeError("Set Content-Type before signing a stream answer");
+    }
+    return signAnswer(STREAM, { status: parts.status, headers, keys, options });
+  });
 }
 
 /**
@@ -179,18 +187,16 @@ export async function verifyStreamResponse(
   return await verifyAnswer(STREAM, parts, {
     options,
     check: () =>
-      Promise.resolve(
-        parts.headers.has("content-type")
-          ? undefined
-          : "Missing Content-Type header: the stream answer must declare it",
-      ),
+      parts.headers.has("content-type")
+        ? undefined
+        : "Missing Content-Type header: the stream answer must declare it",
   });
 }
 
-async function signAnswer(
+function signAnswer(
   profile: Profile,
   input: { status: number; headers: Headers; keys: FabricKeys; options: SignResponseOptions },
-): Promise<Headers> {
+): Headers {
   const { status, headers, keys, options } = input;
   if (!Number.isInteger(status) || status < 100 || status > 599) {
     throw new RangeError(`Status must be an integer from 100 to 599, got ${String(status)}`);
@@ -210,17 +216,18 @@ async function signAnswer(
     values: answerValues(profile, status, headers),
     paramsValue,
   });
-  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
+  const signed = signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
   headers.set("signature-input", signed.input);
   headers.set("signature", signed.signature);
   return headers;
 }
 
-async function verifyAnswer(
+/** The checks of an answer, synchronous up to resolving an Ed25519 signer (a session's is at hand). */
+function verifyAnswer(
   profile: Profile,
   parts: { status: number; headers: Headers },
-  steps: { options: VerifyResponseOptions; check: () => Promise<string | undefined> },
-): Promise<VerifyResult> {
+  steps: { options: VerifyResponseOptions; check: () => string | undefined },
+): VerifyResult | Promise<VerifyResult> {
   const { options } = steps;
   if (!options.trust) assertVerifier(options.publicKey, options.fingerprint);
   assertNonce(options.requestNonce, "requestNonce");
@@ -231,20 +238,28 @@ async function verifyAnswer(
   if (params.nonce !== options.requestNonce) {
     return fail("Answer is for another request: its nonce differs from the request's");
   }
-  const problem = await steps.check();
+  const problem = steps.check();
   if (problem !== undefined) return fail(problem);
   const base = signatureBase(profile, {
     values: answerValues(profile, parts.status, parts.headers),
     paramsValue: parsed.paramsValue,
   });
-  const key = params.alg === MAC_ALG
-    ? sessionAnswerKey(options.session, params.keyid)
-    : await resolveKey(options, params.keyid, parts.headers);
-  if (!key.ok) return key;
-  if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
-    return fail("Signature does not verify");
-  }
-  return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
+  const verdict = (key: Resolved | ReturnType<typeof sessionAnswerKey>): VerifyResult => {
+    if (!key.ok) return key;
+    if (
+      !verifyBase(key.publicKey, {
+        base,
+        paramsValue: parsed.paramsValue,
+        signature: parsed.signature,
+      })
+    ) {
+      return fail("Signature does not verify");
+    }
+    return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
+  };
+  return params.alg === MAC_ALG
+    ? verdict(sessionAnswerKey(options.session, params.keyid))
+    : resolveKey(options, params.keyid, parts.headers).then(verdict);
 }
 
 function answerValues(profile: Profile, status: number, headers: Headers): string[] {
@@ -255,7 +270,7 @@ function answerValues(profile: Profile, status: number, headers: Headers): strin
 function sessionAnswerKey(
   session: MacSession | undefined,
   keyid: string,
-): { ok: true; publicKey: Uint8Array; signer: MacSession["peer"] } | { ok: false; reason: string } {
+): { ok: true; publicKey: Uint8Array; signer: MacSession["peer"] } | Failure {
   if (!session || session.keyid !== keyid) {
     return fail("Answer is signed in a session the request was not sent in");
   }

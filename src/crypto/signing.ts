@@ -22,6 +22,8 @@ import {
   assertNonce,
   assertVerifier,
   checkProfile,
+  checkTimes,
+  contentTypeOf,
   fail,
   type Failure,
   MAC_ALG,
@@ -30,12 +32,13 @@ import {
   REQUEST,
   REQUEST_TYPED,
   requestValues,
+  settle,
   signatureBase,
   signBase,
   verifyBase,
 } from "./_signature.ts";
 import { parseSignature, serializeParams } from "./_signature_fields.ts";
-import { contentDigest, verifyContentDigest } from "./content_digest.ts";
+import { digestField, digestMatches } from "./content_digest.ts";
 import type { FabricKeys } from "./keys.ts";
 import { ReplayCache } from "./replay_cache.ts";
 
@@ -152,11 +155,19 @@ const TARGET = /^[\x21-\x7e]+$/;
  * @throws {TypeError} If the method, URL, body, target or nonce is malformed.
  * @throws {RangeError} If `expiresInSeconds` is not a positive integer or `now` is not finite.
  */
-export async function signRequest(
+export function signRequest(
   parts: Omit<RequestParts, "headers"> & { headers?: HeadersInit },
   keys: FabricKeys,
   options: SignRequestOptions,
 ): Promise<SignedRequest> {
+  return settle(() => signNow(parts, keys, options));
+}
+
+function signNow(
+  parts: Omit<RequestParts, "headers"> & { headers?: HeadersInit },
+  keys: FabricKeys,
+  options: SignRequestOptions,
+): SignedRequest {
   if (typeof parts.method !== "string" || !TOKEN.test(parts.method)) {
     throw new TypeError(`Request method must be an HTTP token, got ${quote(parts.method)}`);
   }
@@ -180,16 +191,15 @@ export async function signRequest(
   const nonce = options.nonce ?? toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
   assertNonce(nonce, "Nonce");
 
-  const headers = new Headers(parts.headers);
-  if (parts.body.length > 0 && !headers.has("content-type")) {
+  const type = contentTypeOf(parts.headers);
+  if (parts.body.length > 0 && type === null) {
     throw new TypeError("A request with a body must have a Content-Type: set it before signing");
   }
   const session = options.session;
-  const fields: [string, string][] = [["content-digest", await contentDigest(parts.body)]];
-  fields.push(["fabric-target", target]);
+  const digest = digestField(parts.body);
+  const fields: [string, string][] = [["content-digest", digest], ["fabric-target", target]];
   if (keys.identity && !session) fields.push([IDENTITY_HEADER, keys.identity]);
-  for (const [name, value] of fields) headers.set(name, value);
-  const profile = headers.has("content-type") ? REQUEST_TYPED : REQUEST;
+  const profile = type === null ? REQUEST : REQUEST_TYPED;
   const created = Math.floor(now / 1000);
   const paramsValue = serializeParams(profile, {
     created,
@@ -198,19 +208,19 @@ export async function signRequest(
     keyid: session?.keyid ?? keys.fingerprint,
     ...(session ? { alg: MAC_ALG } : {}),
   });
-  const base = signatureBase(profile, {
-    values: requestValues(parts.method, { url, headers }),
-    paramsValue,
-  });
-  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
-  // Setting a header checks its value character by character: the two long fields
-  // are set once a caller reads `headers` (the first read empties `late`), never for `fields`.
-  const late: [string, string][] = [["signature-input", signed.input]];
-  late.push(["signature", signed.signature]);
-  fields.push(...late);
+  const values = requestValues(parts.method, { url, digest, target, type });
+  const base = signatureBase(profile, { values, paramsValue });
+  const signed = signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
+  fields.push(["signature-input", signed.input], ["signature", signed.signature]);
+  // A Headers object checks each value set character by character: it is
+  // made once a caller reads `headers`, never for `fields`.
+  let headers: Headers | undefined;
   return {
     get headers(): Headers {
-      for (const [name, value] of late.splice(0)) headers.set(name, value);
+      if (headers === undefined) {
+        headers = new Headers(parts.headers);
+        for (const [name, value] of fields) headers.set(name, value);
+      }
       return headers;
     },
     fields,
@@ -265,10 +275,11 @@ export async function verifyRequestHead(
   return await verify({ ...head, body: null }, options);
 }
 
-async function verify(
+/** The checks of a request, synchronous up to resolving an Ed25519 signer (a session's is at hand). */
+function verify(
   parts: RequestHead & { body: Uint8Array | null },
   options: VerifyRequestOptions,
-): Promise<VerifyResult> {
+): VerifyResult | Promise<VerifyResult> {
   const { now, skew, maxLifetime, notBefore } = checkVerifyOptions(options);
   const typed = parts.headers.has("content-type");
   const profile = typed ? REQUEST_TYPED : REQUEST;
@@ -279,26 +290,8 @@ async function verify(
   const { created, nonce } = params;
   const expires = params.expires ?? created;
 
-  const nowSeconds = now / 1000;
-  if (created > nowSeconds + skew) {
-    return fail(
-      `Signature created ${Math.ceil(created - nowSeconds)} s in the future: check the clocks`,
-    );
-  }
-  if (expires <= created) return fail("Signature expires before it was created");
-  if (expires - created > maxLifetime) {
-    return fail(
-      `Signature lifetime ${
-        expires - created
-      } s exceeds ${maxLifetime} s: sign with a shorter expiry`,
-    );
-  }
-  if (nowSeconds > expires + skew) return fail("Signature expired");
-  if (created < notBefore) {
-    return fail(
-      "Signature created before this service started: sign the request again (replays across a restart are refused)",
-    );
-  }
+  const untimely = checkTimes({ created, expires }, { now, skew, maxLifetime, notBefore });
+  if (untimely) return untimely;
 
   const target = parts.headers.get("fabric-target")?.trim();
   if (target === undefined) {
@@ -310,31 +303,24 @@ async function verify(
   const digest = parts.headers.get("content-digest");
   if (digest === null) return fail("Missing Content-Digest header: send the digest of the body");
   if (parts.body !== null) {
-    if (!await verifyContentDigest(digest, parts.body)) {
+    if (!digestMatches(digest, parts.body)) {
       return fail("Content-Digest does not match the body");
     }
     if (parts.body.length > 0 && !typed) {
       return fail("A request with a body must send and sign its Content-Type");
     }
   }
-  const resolved = params.alg === MAC_ALG
-    ? sessionKey(options.sessions, options.trust, params.keyid)
-    : await resolveKey(options, params.keyid, parts.headers);
-  if (!resolved.ok) return resolved;
-  return await checkSignature(parts, {
-    parsed,
-    profile,
-    options,
-    key: resolved,
-    nonce,
-    expires,
-    created,
-    skew,
-    now,
-  });
+  const checked = { parsed, profile, options, nonce, expires, created, skew, now };
+  if (params.alg === MAC_ALG) {
+    const resolved = sessionKey(options.sessions, options.trust, params.keyid);
+    return resolved.ok ? checkSignature(parts, { ...checked, key: resolved }) : resolved;
+  }
+  return resolveKey(options, params.keyid, parts.headers).then((resolved) =>
+    resolved.ok ? checkSignature(parts, { ...checked, key: resolved }) : resolved
+  );
 }
 
-async function checkSignature(
+function checkSignature(
   parts: RequestHead,
   checked: {
     parsed: ParsedSignature;
@@ -347,17 +333,28 @@ async function checkSignature(
     skew: number;
     now: number;
   },
-): Promise<VerifyResult> {
+): VerifyResult {
   const { parsed, profile, options, key, nonce, expires, created, skew, now } = checked;
   const url = absoluteUrl(parts.url);
   if (url === undefined || typeof parts.method !== "string") {
     return fail("Request method or URL is malformed");
   }
   const base = signatureBase(profile, {
-    values: requestValues(parts.method, { url, headers: parts.headers }),
+    values: requestValues(parts.method, {
+      url,
+      digest: parts.headers.get("content-digest"),
+      target: parts.headers.get("fabric-target"),
+      type: parts.headers.get("content-type"),
+    }),
     paramsValue: parsed.paramsValue,
   });
-  if (!await verifyBase(key.publicKey, { base, signature: parsed.signature })) {
+  if (
+    !verifyBase(key.publicKey, {
+      base,
+      paramsValue: parsed.paramsValue,
+      signature: parsed.signature,
+    })
+  ) {
     return fail("Signature does not verify");
   }
   const window = { created: created * 1000, expiresAt: (expires + skew) * 1000 };

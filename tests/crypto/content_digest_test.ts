@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { contentDigest, verifyContentDigest } from "../../src/crypto/content_digest.ts";
+import { createHash } from "node:crypto";
+import {
+  contentDigest,
+  digestField,
+  digestMatches,
+  verifyContentDigest,
+} from "../../src/crypto/content_digest.ts";
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 
@@ -57,4 +63,21 @@ Deno.test("verifyContentDigest() returns false when the header is missing, garba
   ) {
     assert.equal(await verifyContentDigest(header, body), false, String(header));
   }
+});
+
+Deno.test("digestField() of a string equals the field of its UTF-8 bytes, small or large", async () => {
+  const texts = ["", "a", '{"ok":true}', "é€😀", "x".repeat(511), "x".repeat(512), "y".repeat(513)];
+  texts.push(`${"z".repeat(300)}é`, "w".repeat(5000));
+  for (const value of texts) {
+    const expected = await contentDigest(text(value));
+    assert.equal(digestField(value), expected, JSON.stringify(value.slice(0, 20)));
+    assert.equal(digestField(text(value)), expected);
+    assert.equal(digestMatches(expected, text(value)), true);
+  }
+  // The JavaScript and node:crypto paths meet at 512 bytes: both give RFC 9530's answer.
+  const big = text("hello world ".repeat(100));
+  assert.equal(
+    digestField(big),
+    `sha-256=:${createHash("sha256").update(big).digest("base64")}:`,
+  );
 });

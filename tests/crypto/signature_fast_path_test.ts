@@ -1,11 +1,18 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import fc from "fast-check";
 import { serializeInnerList } from "structured-headers";
-import { fromBase64, sameText, toBase64 } from "../../src/crypto/_bytes.ts";
-import { hmacSha256Base64 } from "../../src/crypto/_hmac.ts";
-import { ANSWER, type Profile, REQUEST, REQUEST_TYPED } from "../../src/crypto/_signature.ts";
+import { base64Of, fromBase64, sameText, toBase64, utf8Scratch } from "../../src/crypto/_bytes.ts";
+import { hmacSha256Base64, hmacSha256Matches } from "../../src/crypto/_hmac.ts";
+import { absorb, finishFrom, sha256 } from "../../src/crypto/_sha256.ts";
+import {
+  ANSWER,
+  contentTypeOf,
+  type Profile,
+  REQUEST,
+  REQUEST_TYPED,
+} from "../../src/crypto/_signature.ts";
 import {
   parseGeneral,
   parseSignature,
@@ -155,18 +162,81 @@ Deno.test("hmacSha256Base64() equals node:crypto's HMAC-SHA256 for any key and t
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 130 }), fc.string({ maxLength: 300 }), (key, text) => {
       const expected = createHmac("sha256", key).update(text).digest("base64");
-      assert.equal(hmacSha256Base64(key, text), expected);
+      assert.equal(hmacSha256Base64(key, { message: text }), expected);
       // The second MAC with the same key object comes from the kept states.
-      assert.equal(hmacSha256Base64(key, text), expected);
+      assert.equal(hmacSha256Base64(key, { message: text, stable: text.length }), expected);
     }),
     RUNS,
   );
 });
 
+Deno.test("hmacSha256Base64() equals node:crypto's HMAC-SHA256 when messages share kept beginnings", () => {
+  const beginnings = ["", "a".repeat(64), `${"b".repeat(130)}é`, "c".repeat(200), "d".repeat(63)];
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 70 }),
+      fc.array(
+        fc.record({
+          beginning: fc.constantFrom(...beginnings),
+          rest: fc.string({ maxLength: 150 }),
+          stable: fc.integer({ min: -1, max: 500 }),
+        }),
+        { maxLength: 12 },
+      ),
+      (key, messages) => {
+        // More beginnings than a key keeps: some come back after being dropped.
+        for (const { beginning, rest, stable } of messages) {
+          const message = beginning + rest;
+          const expected = createHmac("sha256", key).update(message).digest("base64");
+          assert.equal(hmacSha256Base64(key, { message, stable }), expected);
+          const mac = Buffer.from(expected, "base64");
+          assert.equal(hmacSha256Matches(key, { message, stable, mac }), true);
+          mac[31]! ^= 1;
+          assert.equal(hmacSha256Matches(key, { message, stable, mac }), false);
+        }
+      },
+    ),
+    RUNS,
+  );
+});
+
+Deno.test("sha256() and base64Of() equal node:crypto's digest and Buffer's base64", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      const expected = createHash("sha256").update(bytes).digest("base64");
+      assert.equal(base64Of(sha256(bytes)), expected);
+      assert.equal(base64Of(bytes), toBase64(bytes));
+    }),
+    RUNS,
+  );
+});
+
+Deno.test("absorb() refuses a part block, and finishFrom() goes on where it stopped", () => {
+  assert.throws(() => absorb(new Uint8Array(65)), RangeError);
+  const bytes = Uint8Array.from({ length: 200 }, (_, i) => i);
+  const out = new Uint8Array(32);
+  finishFrom(absorb(bytes.subarray(0, 128)), bytes.subarray(128), out);
+  assert.equal(base64Of(out), createHash("sha256").update(bytes).digest("base64"));
+});
+
+Deno.test("utf8Scratch() spells any text as TextEncoder does", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: "binary", maxLength: 300 })),
+      (text) => {
+        assert.deepEqual([...utf8Scratch(text)], [...new TextEncoder().encode(text)]);
+      },
+    ),
+    RUNS,
+  );
+  assert.equal(utf8Scratch("x".repeat(5000)).length, 5000);
+});
+
 Deno.test("hmacSha256Base64() gives the RFC 4231 test case 2 MAC", () => {
   const key = new TextEncoder().encode("Jefe");
   assert.equal(
-    Buffer.from(hmacSha256Base64(key, "what do ya want for nothing?"), "base64").toString("hex"),
+    Buffer.from(hmacSha256Base64(key, { message: "what do ya want for nothing?" }), "base64")
+      .toString("hex"),
     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
   );
 });
@@ -207,4 +277,45 @@ Deno.test("signRequest() lists as fields exactly the headers it added", async ()
     ["content-digest", "fabric-target", "signature-input", "signature"],
   );
   assert.deepEqual([...new Headers([...input, ...signed.fields])], [...signed.headers]);
+});
+
+Deno.test("contentTypeOf() reads pairs as new Headers(pairs).get() does, or throws as it does", () => {
+  const names = fc.constantFrom(
+    "content-type",
+    "Content-Type",
+    "CONTENT-TYPE",
+    "accept",
+    "x y",
+    "",
+  );
+  const values = fc.oneof(
+    fc.constantFrom("application/json", " text/plain ", "\ta\t", "", "é", "a\nb", "a\0b"),
+    fc.string({ maxLength: 20 }),
+  );
+  const headersOf = (init: HeadersInit | undefined): string | null | TypeError => {
+    try {
+      return new Headers(init).get("content-type")?.trim() ?? null;
+    } catch (error) {
+      return error as TypeError;
+    }
+  };
+  const mine = (init: HeadersInit | undefined): string | null | TypeError => {
+    try {
+      return contentTypeOf(init);
+    } catch (error) {
+      return error as TypeError;
+    }
+  };
+  fc.assert(
+    fc.property(fc.array(fc.tuple(names, values), { maxLength: 5 }), (pairs) => {
+      const expected = headersOf(pairs);
+      const actual = mine(pairs);
+      if (expected instanceof TypeError) assert.ok(actual instanceof TypeError, String(actual));
+      else assert.equal(actual, expected);
+      assert.deepEqual(mine(Object.fromEntries(pairs)), headersOf(Object.fromEntries(pairs)));
+    }),
+    RUNS,
+  );
+  assert.equal(contentTypeOf(undefined), null);
+  assert.equal(contentTypeOf(new Headers({ "content-type": " a/b " })), "a/b");
 });

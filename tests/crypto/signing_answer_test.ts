@@ -140,3 +140,22 @@ Deno.test("verifyStreamResponse() accepts a signed stream answer and refuses cha
     TypeError,
   );
 });
+
+Deno.test("signResponse() signs a string body exactly as its UTF-8 bytes", async () => {
+  const nonce = freshNonce();
+  const body = '{"name":"é","n":1}';
+  const fromText = await signResponse({ status: 200, body }, keys, {
+    requestNonce: nonce,
+    now: NOW,
+  });
+  const fromBytes = await signResponse({ status: 200, body: text(body) }, keys, {
+    requestNonce: nonce,
+    now: NOW,
+  });
+  assert.deepEqual([...fromText], [...fromBytes], "the same fields, the same signature");
+  const verdict = await verifyResponse(
+    { status: 200, headers: fromText, body: text(body) },
+    { publicKey: keys.publicKey, fingerprint: keys.fingerprint, requestNonce: nonce },
+  );
+  assert.equal(reasonOf(verdict), "ok");
+});
