@@ -250,6 +250,7 @@ async function measureStep(n: number, seconds: number, ctx: StepContext): Promis
   const lags = await probeWatchLag(ctx.registry, ctx.watcher, 5);
   const status = await timeStatus(ctx.fabricPath);
   const declared = ctx.watcher.declared.slice(declaredBefore);
+  const generatorLag = parts.flatMap((p) => p.lagMs);
   const report: StepReport = {
     services: n,
     beats_per_s: round(beats / wall, 1),
@@ -266,9 +267,10 @@ async function measureStep(n: number, seconds: number, ctx: StepContext): Promis
       : {}),
     status_json_ms: status.ms,
     status_json_services: status.services,
-    watch_lag_p50_ms: round(percentile(lags, 50)),
-    watch_lag_max_ms: round(Math.max(...lags)),
-    generator_lag_p99_ms: round(percentile(parts.flatMap((p) => p.lagMs), 99)),
+    // -1: no sample (no probe event seen within 10 s, or no beat answered in the window).
+    watch_lag_p50_ms: lags.length ? round(percentile(lags, 50)) : -1,
+    watch_lag_max_ms: lags.length ? round(Math.max(...lags)) : -1,
+    generator_lag_p99_ms: generatorLag.length ? round(percentile(generatorLag, 99)) : -1,
     batches_per_s: round(parts.reduce((s, p) => s + p.batches, 0) / wall, 1),
   };
   say(

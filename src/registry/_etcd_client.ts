@@ -54,6 +54,14 @@ export type EtcdCompare =
   | { key: string; target: "MOD"; modRevision: number }
   | { key: string; target: "VERSION"; version: number };
 
+/** Per-call choices of {@linkcode EtcdClient.call} and {@linkcode EtcdClient.post}. */
+export interface EtcdCallOptions {
+  /** Time allowed for one HTTP request to one member, ms. Default: the client's `requestMs`. */
+  requestMs?: number;
+  /** The member to try first (one of the client's endpoints); the others follow on failure. */
+  endpoint?: string | undefined;
+}
+
 /** A watch stream silent this long is resumed elsewhere, ms. */
 const IDLE_MS = 5000;
 
@@ -82,7 +90,8 @@ export function prefixEnd(prefix: string): string {
   return btoa(binary);
 }
 
-interface RawKv {
+/** One key-value pair as etcd's JSON API answers it (base64). */
+export interface RawKv {
   key?: string;
   value?: string;
   mod_revision?: string;
@@ -90,7 +99,8 @@ interface RawKv {
   lease?: string;
 }
 
-function kvOf(raw: RawKv): EtcdKv {
+/** A raw key-value pair decoded. */
+export function kvOf(raw: RawKv): EtcdKv {
   return {
     key: unb64(raw.key),
     value: unb64(raw.value),
@@ -104,7 +114,11 @@ function kvOf(raw: RawKv): EtcdKv {
 export interface EtcdClientOptions {
   /** How long one call keeps trying the members, ms. Default 10000. */
   retryMs?: number;
-  /** Time allowed for one HTTP request to one member, ms. Default 1000 (an election's length). */
+  /**
+   * Time allowed for one HTTP request to one member, ms, doubled for each
+   * round over all members (up to 8x, within `retryMs`). Default 1000 (an
+   * election's length).
+   */
   requestMs?: number;
 }
 
@@ -142,26 +156,56 @@ export class EtcdClient {
     return this.#endpoints[this.#current]!;
   }
 
+  /** Every member's client URL, as given. */
+  get endpoints(): readonly string[] {
+    return this.#endpoints;
+  }
+
   /**
    * POSTs a JSON API call, moving to the next member on a network error, a
    * timeout or an answer that says the member cannot serve (no leader).
    * @throws {EtcdError} when no member serves within the retry time, or etcd
    * refuses the request itself.
    */
-  async call<T>(path: string, body: unknown): Promise<T> {
+  async call<T>(path: string, body: unknown, options: EtcdCallOptions = {}): Promise<T> {
+    const text = await this.post(path, JSON.stringify(body), options);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /**
+   * POSTs a raw body (one JSON object, or several for a stream such as
+   * `/v3/lease/keepalive`) and answers the raw text, with the failover of
+   * {@linkcode call}.
+   * @throws {EtcdError} when no member serves within the retry time, or etcd
+   * refuses the request itself.
+   */
+  async post(path: string, body: string, options: EtcdCallOptions = {}): Promise<string> {
     const deadline = Date.now() + this.#retryMs;
     let last = "";
+    let preferred = options.endpoint && this.#endpoints.includes(options.endpoint)
+      ? options.endpoint
+      : undefined;
     for (let attempt = 0;; attempt++) {
-      const endpoint = this.#endpoints[this.#current]!;
+      const endpoint = preferred ?? this.#endpoints[this.#current]!;
       try {
         const answer = await fetch(`${endpoint}${path}`, {
           method: "POST",
           headers: { "content-type": "application/json" },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(this.#requestMs),
+          body,
+          // Each round over all members doubles the time allowed (up to 8x, never
+          // past the retry time): a member that does not answer is left after
+          // the first, but a loaded cluster is not abandoned at the same limit.
+          signal: AbortSignal.timeout(Math.max(
+            options.requestMs ?? this.#requestMs,
+            Math.min(
+              (options.requestMs ?? this.#requestMs) *
+                2 ** Math.min(3, Math.floor(attempt / this.#endpoints.length)),
+              deadline - Date.now(),
+            ),
+          )),
         });
         const text = await answer.text();
-        if (answer.ok) return (text ? JSON.parse(text) : {}) as T;
+        if (answer.ok) return text;
         last = `${endpoint}: HTTP ${answer.status} ${text.slice(0, 200)}`;
         if (answer.status < 500 && !/leader|timed out|unavailable/i.test(text)) {
           throw new EtcdError(`etcd refused ${path}: ${last}`);
@@ -170,7 +214,8 @@ export class EtcdClient {
         if (error instanceof EtcdError) throw error;
         last = `${endpoint}: ${error instanceof Error ? error.message : error}`;
       }
-      this.#moveOn(endpoint);
+      if (preferred) preferred = undefined;
+      else this.#moveOn(endpoint);
       if (Date.now() > deadline) {
         throw new EtcdError(
           `No etcd member answered ${path} within ${this.#retryMs} ms (last: ${last})`,

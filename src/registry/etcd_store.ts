@@ -3,16 +3,23 @@
  * stateless registry replicas can share one etcd cluster.
  *
  * - Records live under `<prefix>svc/<id>`; every write is a transaction that
- *   compares the record's `mod_revision` with the one just read, so a stale
- *   incarnation or a concurrent replica can never overwrite a newer record
- *   (fencing by revision, never locks).
+ *   compares the record's `mod_revision` with the one it was decided on (the
+ *   replica's mirror first, kept by the watch; etcd's, read again, when the
+ *   compare fails), so a stale incarnation or a concurrent replica can never
+ *   overwrite a newer record (fencing by revision, never locks).
  * - Transitions live under `<prefix>tr/<id>/<n>`, written in the same
  *   transaction; their etcd revision is their sequence number in the change
  *   stream, so every replica numbers changes the same way.
  * - Liveness is etcd's: an ALIVE service holds one lease (TTL from the
  *   heartbeat settings) on `<prefix>live/<id>`; each heartbeat keeps it alive.
  *   When the lease expires, etcd deletes the key, every replica sees it on its
- *   watch, and the record becomes DEAD (one transaction wins).
+ *   watch, and the record becomes DEAD (one transaction wins). A batch of
+ *   heartbeats renews its leases in a few requests to the leader
+ *   (`_etcd_leases.ts`).
+ * - Reads are the mirror's: records, leases and the newest transitions are
+ *   read once, in pages at one revision, and then follow the watch; only a
+ *   write, a heartbeat of an unknown incarnation and a change-stream reader
+ *   older than the window of transitions (`_etcd_transitions.ts`) ask etcd.
  * @module
  */
 import type { ServiceRecord, Transition } from "../types/mod.ts";
@@ -25,6 +32,9 @@ import {
   type Unchanged,
 } from "./state_machine.ts";
 import {
+  type BeatOutcome,
+  type BeatRequest,
+  heartbeatEach,
   type LiveEntry,
   type RegistryStore,
   StaleIncarnationError,
@@ -32,7 +42,10 @@ import {
   type StoreTransition,
   UnknownServiceError,
 } from "./store.ts";
-import { EtcdClient, type EtcdEvent, type EtcdOp } from "./_etcd_client.ts";
+import { EtcdClient, EtcdError, type EtcdOp } from "./_etcd_client.ts";
+import { LeaseEnds, LeaseRenewer } from "./_etcd_leases.ts";
+import { EtcdMirror, recordOf } from "./_etcd_mirror.ts";
+import { scanTransitions } from "./_etcd_transitions.ts";
 import { log } from "../config/logging.ts";
 
 /** Options of {@linkcode EtcdStore.open}. */
@@ -43,28 +56,25 @@ export interface EtcdStoreOptions {
   ttlMs: number;
 }
 
-/** How often a replica shares the heartbeat times it saw (display only), ms. */
-const BEATS_FLUSH_MS = 5000;
+/** How long a change-stream read waits for the watch to deliver this replica's own writes, ms. */
+const CAUGHT_UP_MS = 2000;
 
 /** {@linkcode RegistryStore} on an etcd cluster. */
 export class EtcdStore implements RegistryStore {
   #etcd: EtcdClient;
   #prefix: string;
   #ttlSeconds: number;
-  #records = new Map<string, { record: ServiceRecord; modRevision: number }>();
-  #leases = new Map<string, string>();
-  #beats = new Map<string, number>();
+  #renewer: LeaseRenewer;
+  #mirror!: EtcdMirror;
+  /** The newest revision this replica wrote: the window is read once the watch has it. */
+  #written = 0;
   #listeners = new Set<(change: StoreChange) => void>();
-  #watch = new AbortController();
+  #leaseEnds = new LeaseEnds((id, incarnation) => this.#leaseEnded(id, incarnation));
   #logger = log("etcd");
-  /** Heartbeats this replica took since its last flush, shared through etcd every 5 s. */
-  #freshBeats = new Map<string, number>();
-  #replica = crypto.randomUUID().slice(0, 8);
-  #flushTimer: ReturnType<typeof setInterval> | undefined;
-  #beatsLease = "";
 
   private constructor(etcd: EtcdClient, options: Required<EtcdStoreOptions>) {
     this.#etcd = etcd;
+    this.#renewer = new LeaseRenewer(etcd);
     this.#prefix = options.prefix;
     this.#ttlSeconds = Math.max(2, Math.ceil(options.ttlMs / 1000));
   }
@@ -78,7 +88,12 @@ export class EtcdStore implements RegistryStore {
       prefix: "/fabricd/registry/",
       ...options,
     });
-    await store.#load();
+    store.#mirror = await EtcdMirror.open(store.#etcd, store.#prefix, {
+      transition: (record, transition) =>
+        store.#emit({ record: store.#withBeat(record), transition }),
+      removed: (record) => store.#emit({ record, transition: null, removed: true }),
+      leaseEnded: (id, incarnation) => store.#leaseEnds.add(id, incarnation),
+    });
     return store;
   }
 
@@ -89,22 +104,22 @@ export class EtcdStore implements RegistryStore {
   }
 
   get(id: string): Promise<ServiceRecord | undefined> {
-    const held = this.#records.get(id);
+    const held = this.#mirror.records.get(id);
     return Promise.resolve(held ? this.#withBeat(held.record) : undefined);
   }
 
   list(): Promise<ServiceRecord[]> {
-    const all = [...this.#records.values()].map((h) => this.#withBeat(h.record));
+    const all = [...this.#mirror.records.values()].map((h) => this.#withBeat(h.record));
     all.sort((a, b) => a.started - b.started || a.id.localeCompare(b.id));
     return Promise.resolve(all);
   }
 
   live(): Promise<LiveEntry[]> {
     const entries: LiveEntry[] = [];
-    for (const { record } of this.#records.values()) {
+    for (const { record } of this.#mirror.records.values()) {
       if (!LIVE_STATES.includes(record.state)) continue;
       const { id, incarnation, state, updated } = record;
-      entries.push({ id, incarnation, state, updated, lastHeartbeat: this.#beats.get(id) ?? 0 });
+      entries.push({ id, incarnation, state, updated, lastHeartbeat: this.#mirror.beats.of(id) });
     }
     return Promise.resolve(entries);
   }
@@ -118,22 +133,54 @@ export class EtcdStore implements RegistryStore {
   }
 
   async heartbeat(id: string, incarnation: number, at: number): Promise<ServiceRecord> {
-    let held = this.#records.get(id)?.record;
+    let held = this.#mirror.records.get(id)?.record;
     if (!held || held.incarnation !== incarnation) held = (await this.#read(id)).record;
     if (!held) throw new UnknownServiceError(id);
     if (held.incarnation !== incarnation) {
       throw new StaleIncarnationError(id, incarnation, held.incarnation);
     }
-    const lease = this.#leases.get(id);
-    const ttl = lease ? await this.#etcd.leaseKeepAlive(lease) : 0;
+    const lease = this.#mirror.leases.get(id);
+    const ttl = lease ? (await this.#renewer.renew([lease])).get(lease) ?? 0 : 0;
     if (ttl <= 0 && LIVE_STATES.includes(held.state)) {
       // The lease was lost (expired just now, or never seen by this replica):
       // a live service gets a new one with its heartbeat.
       await this.#putLive(id, incarnation);
     }
-    this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
-    this.#freshBeats.set(id, at);
+    this.#mirror.beats.note(id, at);
     return this.#withBeat(held);
+  }
+
+  /**
+   * A batch of heartbeats: the beats of incarnations this replica holds renew
+   * their leases together (`_etcd_leases.ts`), the others are lone heartbeats.
+   * @throws {EtcdError} when etcd fails (the batch fails whole).
+   */
+  async heartbeatMany(beats: readonly BeatRequest[], at: number): Promise<BeatOutcome[]> {
+    const outcomes: BeatOutcome[] = [];
+    const held: { index: number; record: ServiceRecord; lease: string | undefined }[] = [];
+    const others: number[] = [];
+    for (const [index, beat] of beats.entries()) {
+      const record = this.#mirror.records.get(beat.id)?.record;
+      if (record?.incarnation === beat.incarnation) {
+        held.push({ index, record, lease: this.#mirror.leases.get(beat.id) });
+      } else others.push(index);
+    }
+    const ttls = await this.#renewer.renew(held.flatMap((h) => h.lease ? [h.lease] : []));
+    const lost = held.filter((h) =>
+      (h.lease ? ttls.get(h.lease) ?? 0 : 0) <= 0 && LIVE_STATES.includes(h.record.state)
+    );
+    for (let i = 0; i < lost.length; i += 16) {
+      await Promise.all(
+        lost.slice(i, i + 16).map((h) => this.#putLive(h.record.id, h.record.incarnation)),
+      );
+    }
+    for (const { index, record } of held) {
+      this.#mirror.beats.note(record.id, at);
+      outcomes[index] = this.#withBeat(record);
+    }
+    const lone = await heartbeatEach(this, others.map((i) => beats[i]!), { at, concurrency: 64 });
+    for (const [i, outcome] of lone.entries()) outcomes[others[i]!] = outcome;
+    return outcomes;
   }
 
   async delete(id: string): Promise<ServiceRecord> {
@@ -149,7 +196,9 @@ export class EtcdStore implements RegistryStore {
         ],
       );
       if (result.succeeded) {
-        this.#records.delete(id);
+        this.#mirror.records.delete(id);
+        this.#mirror.transitions.forget(id);
+        this.#written = Math.max(this.#written, result.revision);
         return removed;
       }
     }
@@ -167,16 +216,17 @@ export class EtcdStore implements RegistryStore {
     return change.record;
   }
 
+  /**
+   * From the window of recent transitions, once the watch has delivered this
+   * replica's own writes (waiting at most 2 s: a lagging watch answers what it
+   * has, and the caller continues from there); only a reader older than the
+   * window gets a paged scan of etcd.
+   */
   async transitionsSince(seq: number, limit: number): Promise<Transition[]> {
-    const { kvs } = await this.#etcd.range(`${this.#prefix}tr/`, {
-      prefix: true,
-      minModRevision: seq + 1,
-      limit,
-    });
-    return kvs.map((kv) => ({
-      ...(JSON.parse(kv.value) as Omit<Transition, "seq">),
-      seq: kv.modRevision,
-    }));
+    await this.#mirror.transitions.caughtUp(this.#written, CAUGHT_UP_MS);
+    const held = this.#mirror.transitions.since(seq, limit);
+    if (held) return held;
+    return await scanTransitions(this.#etcd, `${this.#prefix}tr/`, { seq, limit });
   }
 
   async history(id: string): Promise<Transition[]> {
@@ -188,15 +238,23 @@ export class EtcdStore implements RegistryStore {
   }
 
   close(): Promise<void> {
-    clearInterval(this.#flushTimer);
-    this.#watch.abort();
+    this.#mirror.close();
     this.#listeners.clear();
     return Promise.resolve();
   }
 
+  #emit(change: StoreChange): void {
+    for (const listener of this.#listeners) listener(change);
+  }
+
   #withBeat(record: ServiceRecord): ServiceRecord {
-    const beat = this.#beats.get(record.id) ?? 0;
+    const beat = this.#mirror.beats.of(record.id);
     return { ...record, lastHeartbeat: Math.max(record.lastHeartbeat, beat) };
+  }
+
+  #mirrored(id: string): { record: ServiceRecord | undefined; modRevision: number } {
+    const held = this.#mirror.records.get(id);
+    return held ?? { record: undefined, modRevision: 0 };
   }
 
   async #read(id: string): Promise<{ record: ServiceRecord | undefined; modRevision: number }> {
@@ -209,18 +267,30 @@ export class EtcdStore implements RegistryStore {
   }
 
   /**
-   * Read, decide, write under a revision compare; on a lost race, read again.
-   * Nothing is written when the decision leaves the record unchanged.
-   * Lease keys follow the state: a live record holds `live/<id>`, others not.
+   * Decide, then write under a revision compare: first on the mirror's record
+   * (no read), then, when the compare fails or the mirror's answer was not a
+   * write (it may be stale), on the record read from etcd, again after each
+   * lost race. Nothing is written when the decision leaves the record
+   * unchanged. Lease keys follow the state: a live record holds `live/<id>`.
    */
   async #write(
     id: string,
     decide: (old: ServiceRecord | undefined) => Decision | Unchanged,
   ): Promise<StoreChange> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const { record: old, modRevision } = await this.#read(id);
-      const decision = decide(old);
-      if ("unchanged" in decision) return { record: decision.unchanged, transition: null };
+      const mirrored = attempt === 0;
+      const { record: old, modRevision } = mirrored ? this.#mirrored(id) : await this.#read(id);
+      let decision: Decision | Unchanged;
+      try {
+        decision = decide(old);
+      } catch (error) {
+        if (mirrored) continue;
+        throw error;
+      }
+      if ("unchanged" in decision) {
+        if (mirrored) continue;
+        return { record: decision.unchanged, transition: null };
+      }
       const { next } = decision;
       const ops: EtcdOp[] = [{
         put: { key: `${this.#prefix}svc/${id}`, value: JSON.stringify(next) },
@@ -253,10 +323,17 @@ export class EtcdStore implements RegistryStore {
       const compare = modRevision
         ? [{ key: `${this.#prefix}svc/${id}`, target: "MOD" as const, modRevision }]
         : [{ key: `${this.#prefix}svc/${id}`, target: "VERSION" as const, version: 0 }];
-      const result = await this.#etcd.txn(compare, ops);
+      const result = await this.#etcd.txn(compare, ops).catch((error: unknown) => {
+        // The new lease expired before the write reached etcd (a starved
+        // cluster): nothing was written; try again with a new one.
+        if (lease && leaseGone(error)) return null;
+        throw error;
+      });
+      if (!result) continue;
       if (result.succeeded) {
-        if (lease) this.#leases.set(id, lease);
-        this.#records.set(id, { record: next, modRevision: result.revision });
+        if (lease) this.#mirror.leases.set(id, lease);
+        this.#mirror.records.set(id, { record: next, modRevision: result.revision });
+        this.#written = Math.max(this.#written, result.revision);
         return {
           record: next,
           transition: transition ? { ...transition, seq: result.revision } : null,
@@ -268,112 +345,23 @@ export class EtcdStore implements RegistryStore {
   }
 
   async #putLive(id: string, incarnation: number): Promise<void> {
-    const lease = await this.#etcd.leaseGrant(this.#ttlSeconds);
-    await this.#etcd.txn([], [{
-      put: { key: `${this.#prefix}live/${id}`, value: String(incarnation), lease },
-    }]);
-    this.#leases.set(id, lease);
-  }
-
-  async #load(): Promise<void> {
-    const services = await this.#etcd.range(`${this.#prefix}svc/`, { prefix: true });
-    for (const kv of services.kvs) {
-      const record = recordOf(kv.value);
-      this.#records.set(record.id, { record, modRevision: kv.modRevision });
-    }
-    const live = await this.#etcd.range(`${this.#prefix}live/`, { prefix: true });
-    for (const kv of live.kvs) {
-      this.#leases.set(kv.key.slice(`${this.#prefix}live/`.length), kv.lease);
-    }
-    const from = Math.max(services.revision, live.revision) + 1;
-    this.#etcd.watch(this.#prefix, from, (events) => this.#apply(events), this.#watch.signal)
-      .catch((error) => {
-        // History compacted past our position: read everything again and go on.
-        this.#logger.warn("Registry watch restarts: {error}", { error: String(error) });
-        if (!this.#watch.signal.aborted) {
-          void this.#load().catch((error) =>
-            this.#logger.debug("Cannot read the registry again: {error}", { error: String(error) })
-          );
-        }
-      });
-    this.#flushTimer ??= setInterval(() => void this.#flushBeats(), BEATS_FLUSH_MS);
-    this.#flushTimer.unref();
-  }
-
-  /**
-   * Shares the heartbeat times this replica saw, so `lastHeartbeat` is right on
-   * every replica (display only: liveness itself is the leases'). One key per
-   * replica, on a lease, so a replica that dies leaves nothing behind.
-   */
-  async #flushBeats(): Promise<void> {
-    if (this.#freshBeats.size === 0) return;
-    const beats = Object.fromEntries(this.#freshBeats);
-    this.#freshBeats.clear();
-    try {
-      // One lease for this replica's key, renewed with each flush: no lease churn.
-      if (!this.#beatsLease || await this.#etcd.leaseKeepAlive(this.#beatsLease) <= 0) {
-        this.#beatsLease = await this.#etcd.leaseGrant(Math.ceil((BEATS_FLUSH_MS * 3) / 1000));
-      }
-      const lease = this.#beatsLease;
-      await this.#etcd.txn([], [{
-        put: { key: `${this.#prefix}beats/${this.#replica}`, value: JSON.stringify(beats), lease },
-      }]);
-    } catch (error) {
-      this.#logger.debug("Heartbeat times not shared: {error}", { error: String(error) });
-    }
-  }
-
-  #apply(events: EtcdEvent[]): void {
-    const svc = `${this.#prefix}svc/`;
-    const live = `${this.#prefix}live/`;
-    const tr = `${this.#prefix}tr/`;
-    for (const event of events) {
-      const key = event.kv.key;
-      if (key.startsWith(svc) && event.type === "PUT") {
-        const record = recordOf(event.kv.value);
-        const held = this.#records.get(record.id);
-        if (!held || held.modRevision <= event.kv.modRevision) {
-          this.#records.set(record.id, { record, modRevision: event.kv.modRevision });
-        }
-      } else if (key.startsWith(svc)) {
-        // A record forgotten by any replica: watchers drop it (prev_kv is its last state).
-        this.#records.delete(key.slice(svc.length));
-        const record = event.prev ? recordOf(event.prev.value) : undefined;
-        if (record) {
-          for (const listener of this.#listeners) {
-            listener({ record, transition: null, removed: true });
-          }
-        }
-      } else if (key.startsWith(`${this.#prefix}beats/`) && event.type === "PUT") {
-        for (
-          const [id, at] of Object.entries(JSON.parse(event.kv.value) as Record<string, number>)
-        ) {
-          this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
-        }
-      } else if (key.startsWith(live)) {
-        const id = key.slice(live.length);
-        if (event.type === "PUT") this.#leases.set(id, event.kv.lease);
-        else void this.#leaseEnded(id, Number(event.prev?.value ?? 0));
-      }
-    }
-    for (const event of events) {
-      if (!event.kv.key.startsWith(tr) || event.type !== "PUT") continue;
-      const transition = {
-        ...(JSON.parse(event.kv.value) as Omit<Transition, "seq">),
-        seq: event.kv.modRevision,
-      };
-      const record = this.#records.get(transition.id)?.record;
-      if (!record) continue;
-      for (const listener of this.#listeners) {
-        listener({ record: this.#withBeat(record), transition });
+    for (let attempt = 0;; attempt++) {
+      const lease = await this.#etcd.leaseGrant(this.#ttlSeconds);
+      try {
+        await this.#etcd.txn([], [{
+          put: { key: `${this.#prefix}live/${id}`, value: String(incarnation), lease },
+        }]);
+        this.#mirror.leases.set(id, lease);
+        return;
+      } catch (error) {
+        if (attempt >= 2 || !leaseGone(error)) throw error;
       }
     }
   }
 
   /** A live key went: its lease expired (no heartbeat for the TTL), so the service is DEAD. */
   async #leaseEnded(id: string, incarnation: number): Promise<void> {
-    this.#leases.delete(id);
-    const record = this.#records.get(id)?.record;
+    const record = this.#mirror.records.get(id)?.record;
     if (!record || record.incarnation !== incarnation || !LIVE_STATES.includes(record.state)) {
       return;
     }
@@ -392,9 +380,7 @@ export class EtcdStore implements RegistryStore {
   }
 }
 
-/** A stored record; records written before role options get none. */
-function recordOf(json: string): ServiceRecord {
-  const record = JSON.parse(json) as ServiceRecord;
-  record.options ??= {};
-  return record;
+/** etcd refused a write because its lease no longer exists. */
+function leaseGone(error: unknown): boolean {
+  return error instanceof EtcdError && /requested lease not found/.test(error.message);
 }

@@ -161,8 +161,8 @@ export interface RegistryStore {
   /**
    * Records a batch of heartbeats at once (an aggregator's), in one write.
    * Each beat gets its own outcome, in order: the record, or the error a lone
-   * {@linkcode heartbeat} would have thrown. A store without it (etcd, whose
-   * lease renewals cannot share a request) gets {@linkcode heartbeatEach}.
+   * {@linkcode heartbeat} would have thrown. A store without it gets
+   * {@linkcode heartbeatEach}.
    */
   heartbeatMany?(beats: readonly BeatRequest[], at: number): Promise<BeatOutcome[]>;
   /**
