@@ -16,14 +16,15 @@
  * the small files as one tar stream (gzip'ed when they travel alone: an
  * upgrade), then each large file, as its compressed form made once at build
  * time (`packed/NAME.zst`) when the host has zstd. The host reads the tar by
- * its length (`head -c`), hashes the compressed stream while it keeps it
- * (`tee packed | sha256`) and decompresses it into the file at the same time;
- * the SHA-256 of the compressed form (listed in `packed/manifest`) fixes the
- * content, and zstd checks its own checksum of the content. So nothing is
- * read twice, and a bridge there passes the same compressed bytes on down the
- * chain. Without zstd (or a packed form) a large file goes raw, hashed while
- * written. The same script then compares every hash with what this side
- * expects and installs the image, or removes the copy.
+ * its length (`head -c`), keeps the compressed form as it arrives, then
+ * decompresses it in the background while it hashes it from the page cache
+ * (faster than a pipeline on few cores: docs/ssh.md); the SHA-256 of the
+ * compressed form (listed in `packed/manifest`) fixes the content, and zstd
+ * checks its own checksum of the content. A bridge there passes the same
+ * compressed bytes on down the chain. Without zstd (or a packed form) a large
+ * file goes raw, hashed once written. The same script then compares every
+ * hash with what this side expects and installs the image, or removes the
+ * copy.
  * @module
  */
 import type { SshConnection } from "./ssh_connection.ts";
