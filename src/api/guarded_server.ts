@@ -5,7 +5,7 @@
  * if `Deno.serve` listened on the port itself.
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { log } from "../config/logging.ts";
 import { HttpFront, type HttpFrontLimits, PEER_HEADER } from "./http_front.ts";
 
@@ -42,8 +42,15 @@ export async function serveGuarded(
   handler: Deno.ServeHandler<Deno.NetAddr>,
   options: GuardedServerOptions,
 ): Promise<GuardedServer> {
-  const dir = await Deno.makeTempDir({ prefix: "fabricd-http-" });
+  const dir = await Deno.makeTempDir({ prefix: SOCKET_DIR_PREFIX });
   await Deno.chmod(dir, 0o700);
+  if (!swept) {
+    swept = true;
+    // In the background: a start does not wait for the leftovers of killed services.
+    sweepDeadSocketDirs(dirname(dir)).catch((error) =>
+      log("api").debug("Cannot sweep old socket directories: {error}", { error: String(error) })
+    );
+  }
   const path = join(dir, "http.sock");
   const abort = new AbortController();
   const backend = Deno.serve(
@@ -89,6 +96,60 @@ export async function serveGuarded(
     front,
     shutdown: () => stopping ??= stop(),
   };
+}
+
+const SOCKET_DIR_PREFIX = "fabricd-http-";
+/** A socket directory younger than this is never swept: its server may be starting. */
+const SWEEP_MIN_AGE_MS = 60_000;
+/** At most this many directory entries are looked at per sweep. */
+const SWEEP_MAX_ENTRIES = 10_000;
+let swept = false;
+
+/**
+ * Removes the socket directories that services of this user left in `parent`
+ * when they were killed before their shutdown (SIGKILL, the OOM killer): a
+ * directory older than `minAgeMs` whose socket refuses a connection (nobody
+ * listens) or is gone. A live server's directory, another user's, and a young
+ * one are left alone. Done once per process, at its first server.
+ * @returns How many directories were removed.
+ */
+export async function sweepDeadSocketDirs(
+  parent: string,
+  minAgeMs = SWEEP_MIN_AGE_MS,
+): Promise<number> {
+  const uid = Deno.uid();
+  let seen = 0;
+  let removed = 0;
+  for await (const entry of Deno.readDir(parent)) {
+    if (++seen > SWEEP_MAX_ENTRIES) break;
+    if (!entry.isDirectory || !entry.name.startsWith(SOCKET_DIR_PREFIX)) continue;
+    const dir = join(parent, entry.name);
+    try {
+      const info = await Deno.lstat(dir);
+      if (info.uid !== uid || Date.now() - (info.mtime?.getTime() ?? Date.now()) < minAgeMs) {
+        continue;
+      }
+      if (await listening(join(dir, "http.sock"))) continue;
+      await Deno.remove(dir, { recursive: true });
+      removed++;
+    } catch {
+      // Gone meanwhile, or not ours to read: leave it.
+    }
+  }
+  return removed;
+}
+
+/** Whether a server accepts connections on the Unix socket at `path`. */
+async function listening(path: string): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    conn.close();
+    return true;
+  } catch (error) {
+    // Only a refusal or a missing socket proves that nobody listens.
+    return !(error instanceof Deno.errors.ConnectionRefused ||
+      error instanceof Deno.errors.NotFound);
+  }
 }
 
 /** The client's address as the front wrote it (`HOST:PORT`; IPv6 hosts unbracketed). */
