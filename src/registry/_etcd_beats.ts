@@ -46,7 +46,7 @@ export class SharedBeats {
 
   /** A heartbeat this replica took. */
   note(id: string, at: number): void {
-    this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
+    this.#raise(id, at);
     this.#fresh.set(id, at);
   }
 
@@ -60,12 +60,16 @@ export class SharedBeats {
     if (!key.startsWith(this.#prefix)) return false;
     try {
       for (const [id, at] of Object.entries(JSON.parse(value) as Record<string, number>)) {
-        this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
+        this.#raise(id, at);
       }
     } catch {
       // A malformed value (not a replica of this version): display only, skip it.
     }
     return true;
+  }
+
+  #raise(id: string, at: number): void {
+    this.#beats.set(id, Math.max(this.#beats.get(id) ?? 0, at));
   }
 
   async #flush(): Promise<void> {

@@ -156,6 +156,18 @@ export class EtcdClient {
     return this.#endpoints[this.#current]!;
   }
 
+  /**
+   * Time allowed for request `attempt`: each round over all members doubles
+   * it (up to 8x, never past `deadline` unless that is below the base), so a
+   * member that does not answer is left after the first, but a loaded cluster
+   * is not abandoned at the same limit.
+   */
+  #allowed(requestMs: number | undefined, attempt: number, deadline: number): number {
+    const base = requestMs ?? this.#requestMs;
+    const round = Math.floor(attempt / this.#endpoints.length);
+    return Math.max(base, Math.min(base * 2 ** Math.min(3, round), deadline - Date.now()));
+  }
+
   /** Every member's client URL, as given. */
   get endpoints(): readonly string[] {
     return this.#endpoints;
@@ -192,17 +204,7 @@ export class EtcdClient {
           method: "POST",
           headers: { "content-type": "application/json" },
           body,
-          // Each round over all members doubles the time allowed (up to 8x, never
-          // past the retry time): a member that does not answer is left after
-          // the first, but a loaded cluster is not abandoned at the same limit.
-          signal: AbortSignal.timeout(Math.max(
-            options.requestMs ?? this.#requestMs,
-            Math.min(
-              (options.requestMs ?? this.#requestMs) *
-                2 ** Math.min(3, Math.floor(attempt / this.#endpoints.length)),
-              deadline - Date.now(),
-            ),
-          )),
+          signal: AbortSignal.timeout(this.#allowed(options.requestMs, attempt, deadline)),
         });
         const text = await answer.text();
         if (answer.ok) return text;

@@ -77,15 +77,10 @@ export class LeaseRenewer {
   }
 
   /**
-   * One request of renewals, its answers taken as they come. etcd answers
-   * the renewal of a lease that has expired but is not revoked yet only once
-   * the revocation is through (which a mass expiry queues for seconds), and
-   * renews a stream's leases one after the other: a request that times out
-   * after some answers counts its first unanswered lease as expired (TTL 0),
-   * so the others are not held up behind it again.
-   * @throws {Error} when the member does not answer at all.
+   * One request of renewals; its answers go into `ttls` (a renewal left
+   * unanswered is sent again in the next round of {@linkcode renew}).
+   * @throws {EtcdError} when no member answers.
    */
-  /** One request of renewals; its answers go into `ttls`. */
   async #renewChunk(endpoint: string, chunk: string[], ttls: Map<string, number>): Promise<void> {
     const body = chunk.map((id) => JSON.stringify({ ID: id })).join("\n");
     const text = await this.#etcd.post("/v3/lease/keepalive", body, {

@@ -9,7 +9,7 @@ import type { ServiceRecord, Transition } from "../types/mod.ts";
 import type { EtcdClient, EtcdEvent } from "./_etcd_client.ts";
 import { SharedBeats } from "./_etcd_beats.ts";
 import { rangePages } from "./_etcd_pages.ts";
-import { TransitionWindow } from "./_etcd_transitions.ts";
+import { transitionOf, TransitionWindow } from "./_etcd_transitions.ts";
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
 
@@ -159,10 +159,7 @@ export class EtcdMirror {
     }
     for (const event of events) {
       if (!event.kv.key.startsWith(tr) || event.type !== "PUT") continue;
-      const transition = {
-        ...(JSON.parse(event.kv.value) as Omit<Transition, "seq">),
-        seq: event.kv.modRevision,
-      };
+      const transition = transitionOf(event.kv.value, event.kv.modRevision);
       this.transitions.add(transition);
       const record = this.records.get(transition.id)?.record;
       if (record) this.#events.transition(record, transition);

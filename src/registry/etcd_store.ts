@@ -45,7 +45,7 @@ import {
 import { EtcdClient, EtcdError, type EtcdOp } from "./_etcd_client.ts";
 import { LeaseEnds, LeaseRenewer } from "./_etcd_leases.ts";
 import { EtcdMirror, recordOf } from "./_etcd_mirror.ts";
-import { scanTransitions } from "./_etcd_transitions.ts";
+import { scanTransitions, transitionOf } from "./_etcd_transitions.ts";
 import { log } from "../config/logging.ts";
 
 /** Options of {@linkcode EtcdStore.open}. */
@@ -231,10 +231,7 @@ export class EtcdStore implements RegistryStore {
 
   async history(id: string): Promise<Transition[]> {
     const { kvs } = await this.#etcd.range(`${this.#prefix}tr/${id}/`, { prefix: true });
-    return kvs.map((kv) => ({
-      ...(JSON.parse(kv.value) as Omit<Transition, "seq">),
-      seq: kv.modRevision,
-    }));
+    return kvs.map((kv) => transitionOf(kv.value, kv.modRevision));
   }
 
   close(): Promise<void> {
