@@ -99,15 +99,17 @@ export async function planStream(
 /**
  * The host's side of the stream: the tar of small files (exactly `tarSize`
  * bytes, read with `head -c`; or all of the stream when nothing follows),
- * then each large file, written and then hashed (a compressed one is kept as
- * `packed/NAME.zst`, hashed in that form and decompressed in the background
- * meanwhile), then the small files hashed. Every hash is compared on the host with what this
- * side expects: a mismatch lists what arrived (`GOT <sha256> <name>`),
- * removes the copy and exits with {@linkcode WRONG_HASH}.
+ * then each large file, written as it arrives (a compressed one kept as
+ * `packed/NAME.zst` and decompressed in the background), while one run of
+ * the hasher hashes every arrived file from the page cache, a compressed one
+ * in that form. The hashes are compared on the host with what this side
+ * expects, in the shell itself: a mismatch lists what arrived (`GOT <sha256>
+ * <name>`), removes the copy and exits with {@linkcode WRONG_HASH}. Few
+ * processes: on a small host each start costs milliseconds (docs/ssh.md).
  */
 export function receiveLines(stream: Stream, tarSize: number): string[] {
   const q = shellQuote;
-  const lines = [": >.got; z="];
+  const lines = ["z="];
   if (stream.small.length > 0) {
     lines.push(
       stream.big.length > 0
@@ -115,6 +117,7 @@ export function receiveLines(stream: Stream, tarSize: number): string[] {
         : `${stream.gzip ? "gzip -dc | " : ""}tar -xf -`,
     );
   }
+  const names: string[] = [];
   stream.big.forEach((entry, i) => {
     const name = q(entry.file.name);
     // All but the last large file are cut from the stream by their length.
@@ -122,34 +125,33 @@ export function receiveLines(stream: Stream, tarSize: number): string[] {
     const at = entry.file.name.lastIndexOf("/");
     if (at > 0) lines.push(`mkdir -p ${q(entry.file.name.slice(0, at))}`);
     // Received whole first, then decompressed in the background while the
-    // rest is hashed, all from the page cache: on two shared cores this beats
-    // a pipeline (tee into zstd and the hasher at once) by about a third, as
-    // every stage of a pipe wakes per 64 kB (docs/ssh.md, "Cold copy").
+    // files are hashed, all from the page cache: on two shared cores this
+    // beats a pipeline (tee into zstd and the hasher at once) by about a
+    // third, as every stage of a pipe wakes per 64 kB (docs/ssh.md).
     if (entry.packed) {
-      const packed = q(`${PACKED}/${entry.file.name}.zst`);
+      const packed = `${PACKED}/${entry.file.name}.zst`;
       lines.push(
         `mkdir -p ${q(`${PACKED}/${entry.file.name.slice(0, Math.max(at, 0))}`)}`,
-        `${take} >${packed}`,
-        `zstd -dcq ${packed} >${name} & z="$z $!"`,
-        `${stream.hasher} ${packed} >.h`,
+        `${take} >${q(packed)}`,
+        `zstd -dq ${q(packed)} -o ${name} & z="$z $!"`,
       );
+      names.push(packed);
     } else {
-      lines.push(`${take} >${name}`, `${stream.hasher} ${name} >.h`);
+      lines.push(`${take} >${name}`);
+      names.push(entry.file.name);
     }
-    lines.push(`read -r h _ <.h; echo "$h "${name} >>.got`);
   });
-  if (stream.small.length > 0) {
-    lines.push(
-      `${stream.hasher} ${stream.small.map((f) => q(f.name)).join(" ")} | ` +
-        `while read -r h n; do echo "$h \${n#\\*}"; done >>.got`,
-    );
-  }
+  names.push(...stream.small.map((f) => f.name));
+  if (names.length === 0) return lines;
+  // Two words per file, as either hasher prints them: the hash, then the name.
+  lines.push(`set -- $(${stream.hasher} ${names.map(q).join(" ")})`);
+  const checks = stream.expected.map((line, i) => `[ "\${${2 * i + 1}}" = ${line.slice(0, 64)} ]`);
+  const got = stream.expected.map((line, i) => `"\${${2 * i + 1}}" ${q(line.slice(65))}`);
   lines.push(
-    `if [ "$(cat .got)" != ${q(stream.expected.join("\n"))} ]; then ` +
-      `sed 's/^/GOT /' .got; kill $z 2>/dev/null || :; cd /; rm -rf "$t"; exit ${WRONG_HASH}; fi`,
+    `if ! { ${checks.join(" && ")}; }; then printf 'GOT %s %s\\n' ${got.join(" ")}; ` +
+      `kill $z 2>/dev/null || :; cd /; rm -rf "$t"; exit ${WRONG_HASH}; fi`,
     // A decompression that failed (zstd checks its own checksum) ends the script here.
     'for p in $z; do wait "$p"; done',
-    "rm -f .got .h",
   );
   return lines;
 }
@@ -205,10 +207,9 @@ export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
     ...before,
     ...packedLines,
     `chmod 0755 ${executables.map((f) => q(f.name)).join(" ")}`,
-    // The manifest is text the build wrote: lines of a hash and a file name.
-    `cat >${MANIFEST} <<'${MANIFEST_END}'\n${image.manifest}${
-      image.manifest.endsWith("\n") ? "" : "\n"
-    }${MANIFEST_END}`,
+    // The manifest is text the build wrote: lines of a hash and a file name
+    // (printf is built into the shell; a here-document would need a cat).
+    `printf '%s\\n' ${manifestLines(image.manifest).map(q).join(" ")} >${MANIFEST}`,
     `: >${COMPLETE}; cd /`,
     `if mv -T "$t" ${final} 2>/dev/null; then ` +
     `(set +e; cd ${final} && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 & ` +
@@ -216,5 +217,7 @@ export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
   ];
 }
 
-/** Ends the manifest's here-document; no manifest line can be this. */
-const MANIFEST_END = "FABRICD_MANIFEST_END";
+/** The manifest's lines, without the newline that ends the last one. */
+function manifestLines(manifest: string): string[] {
+  return manifest.replace(/\n$/, "").split("\n");
+}
