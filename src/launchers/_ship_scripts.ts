@@ -6,6 +6,7 @@
  * @module
  */
 import { shellQuote } from "./ssh_connection.ts";
+import { tarArchive } from "./_tar.ts";
 import {
   COMPLETE,
   type ImageFile,
@@ -97,8 +98,10 @@ export async function planStream(
 }
 
 /**
- * The host's side of the stream: the tar of small files (exactly `tarSize`
- * bytes, read with `head -c`; or all of the stream when nothing follows),
+ * The host's side of the stream: the tar of hard links to the files it holds
+ * (`links`, an upgrade only: {@linkcode linkArchive}), the tar of small files
+ * (exactly `tarSize` bytes, read with `head -c`; or all of the stream when
+ * nothing follows),
  * then each large file, written as it arrives (a compressed one kept as
  * `packed/NAME.zst` and decompressed in the background), while one run of
  * the hasher hashes every arrived file from the page cache, a compressed one
@@ -107,9 +110,17 @@ export async function planStream(
  * <name>`), removes the copy and exits with {@linkcode WRONG_HASH}. Few
  * processes: on a small host each start costs milliseconds (docs/ssh.md).
  */
-export function receiveLines(stream: Stream, tarSize: number): string[] {
+export function receiveLines(
+  stream: Stream,
+  tarSize: number,
+  links: { size: number } | null = null,
+): string[] {
   const q = shellQuote;
   const lines = ["z="];
+  // First, when the host holds some of the files: one tar of hard links to
+  // them in its store, unpacked from the cache directory. A host whose file
+  // system has no hard links gets copies in the install step instead.
+  if (links) lines.push(`head -c ${links.size} | tar -C .. -xf - 2>/dev/null || :`);
   if (stream.small.length > 0) {
     lines.push(
       stream.big.length > 0
@@ -178,13 +189,23 @@ export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
     }
   }
   const before: string[] = [];
-  if (dirs.size > 0) before.push(`mkdir -p ${[...dirs].map(q).join(" ")}`);
+  // The link archive made them (linkArchive); the commands run only where it could not.
+  if (dirs.size > 0) {
+    const list = [...dirs].map(q);
+    before.push(`${list.map((d) => `[ -d ${d} ]`).join(" && ")} || mkdir -p ${list.join(" ")}`);
+  }
   const after: string[] = [];
   const packedLines: string[] = [];
   for (const f of image.files) {
     const store = `"$c/files/${f.sha256}"`;
     if (arrived.has(f.name)) after.push(`ln -f ${q(f.name)} ${store}`);
-    else before.push(`{ ln ${store} ${q(f.name)} 2>/dev/null || cp ${store} ${q(f.name)}; }`);
+    else {
+      before.push(
+        `[ -e ${q(f.name)} ] || { ln ${store} ${q(f.name)} 2>/dev/null || cp ${store} ${
+          q(f.name)
+        }; }`,
+      );
+    }
     if (!f.packedSha256) continue;
     const packed = q(packedOf(f));
     const storePacked = `"$c/files/${f.packedSha256}"`;
@@ -220,4 +241,17 @@ export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
 /** The manifest's lines, without the newline that ends the last one. */
 function manifestLines(manifest: string): string[] {
   return manifest.replace(/\n$/, "").split("\n");
+}
+
+/**
+ * The tar of hard links that gives the copy in `tmp` (a directory of the
+ * cache) the files of `held`, which the host keeps in its store
+ * (`files/<sha256>`): one `tar` there instead of an `ln` per file. Names are
+ * from the cache directory, where it is unpacked.
+ */
+export function linkArchive(held: readonly ImageFile[], tmp: string): Uint8Array<ArrayBuffer> {
+  return tarArchive(
+    held.map((f) => ({ name: `${tmp}/${f.name}`, linkTo: `files/${f.sha256}` })),
+    Math.floor(Date.now() / 1000),
+  );
 }

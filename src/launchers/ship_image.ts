@@ -31,6 +31,7 @@ import type { SshConnection } from "./ssh_connection.ts";
 import { type FedResult, feed, feedOnAnswer } from "./ssh_feed.ts";
 import {
   installLines,
+  linkArchive,
   OWN_CHANNEL_BYTES,
   planStream,
   probeScript,
@@ -167,27 +168,36 @@ export async function shipImage(
   options.onCopy?.(0, total);
   const tar = stream.small.length > 0 ? await packSmall(stream.small, stream.gzip) : null;
   const tmp = tmpName();
+  const present = image.files.filter((f) => !missing.includes(f));
+  const links = present.length > 0 ? await writeTemp(linkArchive(present, tmp)) : null;
   try {
     const copied = await feed(
       ssh,
-      ["cat", ...(tar ? [tar.path] : []), ...stream.sources],
+      ["cat", ...(links ? [links.path] : []), ...(tar ? [tar.path] : []), ...stream.sources],
       [
         `set -e; c=${REMOTE_CACHE}; t="$c/${tmp}"; mkdir -p "$t"; cd "$t"`,
-        ...receiveLines(stream, tar?.size ?? 0),
+        ...receiveLines(stream, tar?.size ?? 0, links),
         ...installLines(image, missing),
       ].join("\n"),
     );
     await landed(copied, stream, host, tmp, ssh);
   } finally {
-    if (tar) await Deno.remove(tar.path).catch(() => {});
+    for (const made of [tar, links]) if (made) await Deno.remove(made.path).catch(() => {});
   }
   options.onCopy?.(total, total);
   return result({
     copied: true,
     missingBytes: total,
-    sent: (tar?.size ?? 0) + stream.sentBig,
+    sent: (links?.size ?? 0) + (tar?.size ?? 0) + stream.sentBig,
     compression: stream.packed ? "zstd" : "none",
   });
+}
+
+/** `bytes` in a new temporary file here. */
+async function writeTemp(bytes: Uint8Array): Promise<{ path: string; size: number }> {
+  const path = await Deno.makeTempFile({ prefix: "fabricd-ship-", suffix: ".tar" });
+  await Deno.writeFile(path, bytes);
+  return { path, size: bytes.length };
 }
 
 function tmpName(): string {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { imageOf, type SelfImage, sha256File } from "../../src/image/image_dir.ts";
 import {
   installLines,
+  linkArchive,
   OWN_CHANNEL_BYTES,
   planStream,
   receiveLines,
@@ -139,3 +140,84 @@ for (const hasher of HASHERS) {
     }
   });
 }
+
+for (const how of ["link archive", "no link archive", "a broken link archive"] as const) {
+  Deno.test(`an upgrade links the files the host holds (${how})`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const image = await fakeImage(dir, true);
+      const cache = join(dir, "cache");
+      // The host holds deno and the launcher in its store; the bundle travels.
+      await Deno.mkdir(join(cache, "files"), { recursive: true });
+      const held = image.files.filter((f) => f.name === "deno" || f.name === "fabricd");
+      for (const f of held) await Deno.copyFile(f.path, join(cache, "files", f.sha256));
+      const missing = image.files.filter((f) => !held.includes(f));
+      const stream = await planStream(missing, {
+        hasher: "sha256sum",
+        zstd: true,
+        expectHash: undefined,
+      });
+      const tar = join(dir, "small.tar");
+      const root = image.files[0]!.path.slice(0, -image.files[0]!.name.length);
+      const packed = await new Deno.Command("sh", {
+        args: ["-c", 'r=$1; o=$2; shift 2; tar -C "$r" -cf - -- "$@" | gzip >"$o"', "sh", root, tar]
+          .concat(stream.small.map((f) => f.name)),
+      }).output();
+      assert.ok(packed.success);
+      const archive = how === "link archive"
+        ? linkArchive(held, ".tmp-test")
+        : how === "a broken link archive"
+        ? new Uint8Array(2048).fill(7)
+        : null;
+      const links = join(dir, "links.tar");
+      if (archive) await Deno.writeFile(links, archive);
+      const script = [
+        `set -e; c=${JSON.stringify(cache)}; t="$c/.tmp-test"; mkdir -p "$t"; cd "$t"`,
+        ...receiveLines(
+          stream,
+          (await Deno.stat(tar)).size,
+          archive ? { size: archive.length } : null,
+        ),
+        ...installLines(image, missing),
+      ].join("\n");
+      const out = await new Deno.Command("sh", {
+        args: ["-c", `cat "$@" | sh -c '${script.replaceAll("'", `'"'"'`)}'`, "feed"]
+          .concat(archive ? [links] : [], [tar]),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const installed = join(cache, image.hash);
+      for (const f of image.files) {
+        assert.equal(await sha256File(join(installed, f.name)), f.sha256, f.name);
+      }
+      const deno = await Deno.stat(join(installed, "deno"));
+      const stored = await Deno.stat(join(cache, "files", held[0]!.sha256));
+      assert.equal(deno.ino, stored.ino, "deno is a hard link to the store, not a copy");
+      assert.equal(deno.mode! & 0o100, 0o100, "deno is executable");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("the link archive alone makes hard links to the store, with the tar of this host", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const sha = "a".repeat(64);
+    await Deno.mkdir(join(dir, "files"));
+    await Deno.writeTextFile(join(dir, "files", sha), "held\n");
+    const file = { name: "js/held.js", path: "", sha256: sha, size: 5 };
+    await Deno.writeFile(join(dir, "links.tar"), linkArchive([file], ".tmp-x"));
+    const out = await new Deno.Command("tar", {
+      args: ["-C", dir, "-xf", join(dir, "links.tar")],
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const linked = await Deno.stat(join(dir, ".tmp-x", "js", "held.js"));
+    assert.equal(linked.ino, (await Deno.stat(join(dir, "files", sha))).ino);
+    assert.equal(linked.nlink, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
