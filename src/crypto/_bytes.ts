@@ -20,6 +20,37 @@ export function toBase64(bytes: Uint8Array): string {
 }
 
 const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** Random bytes drawn ahead, 256 nonces' worth: one call into the system's generator per 256. */
+const randomPool = new Uint8Array(4096);
+let randomAt = randomPool.length;
+
+/**
+ * A fresh nonce: 16 random bytes (128 bits) from `crypto.getRandomValues`,
+ * as 22 characters of unpadded base64url. The bytes are drawn 4096 at a time
+ * and each is used once: a call into the generator and a `Buffer` per
+ * request cost more than the rest of signing it in a MAC session.
+ */
+export function freshNonce(): string {
+  if (randomAt + 16 > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomAt = 0;
+  }
+  const b = randomPool;
+  const at = randomAt;
+  randomAt += 16;
+  let text = "";
+  for (let i = at; i < at + 15; i += 3) {
+    const n = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    text += BASE64URL_ALPHABET[n >>> 18]! + BASE64URL_ALPHABET[(n >>> 12) & 63]! +
+      BASE64URL_ALPHABET[(n >>> 6) & 63]! + BASE64URL_ALPHABET[n & 63]!;
+  }
+  const last = b[at + 15]!;
+  // Zero the used bytes: a nonce is public once sent, but the pool need not keep it.
+  b.fill(0, at, at + 16);
+  return text + BASE64URL_ALPHABET[last >>> 2]! + BASE64URL_ALPHABET[(last & 3) << 4]!;
+}
 
 /**
  * Encodes bytes as standard padded base64 in JavaScript: the same text as

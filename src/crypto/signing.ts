@@ -16,7 +16,7 @@
 import { type MacSession, type MacSessions, sessionKey } from "./mac_sessions.ts";
 import { IDENTITY_HEADER, type Signer } from "./certificate.ts";
 import { resolveKey, type TrustStore } from "./trust.ts";
-import { assertBytes, quote, toBase64Url } from "./_bytes.ts";
+import { assertBytes, freshNonce, quote } from "./_bytes.ts";
 import {
   absoluteUrl,
   assertNonce,
@@ -188,7 +188,7 @@ function signNow(
     );
   }
   if (!Number.isFinite(now)) throw new RangeError(`now must be finite, got ${String(now)}`);
-  const nonce = options.nonce ?? toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+  const nonce = options.nonce ?? freshNonce();
   assertNonce(nonce, "Nonce");
 
   const type = contentTypeOf(parts.headers);

@@ -3,7 +3,15 @@ import { Buffer } from "node:buffer";
 import { createHash, createHmac } from "node:crypto";
 import fc from "fast-check";
 import { serializeInnerList } from "structured-headers";
-import { base64Of, fromBase64, sameText, toBase64, utf8Scratch } from "../../src/crypto/_bytes.ts";
+import {
+  base64Of,
+  freshNonce,
+  fromBase64,
+  sameText,
+  toBase64,
+  toBase64Url,
+  utf8Scratch,
+} from "../../src/crypto/_bytes.ts";
 import { hmacSha256Base64, hmacSha256Matches } from "../../src/crypto/_hmac.ts";
 import { absorb, finishFrom, sha256 } from "../../src/crypto/_sha256.ts";
 import {
@@ -318,4 +326,20 @@ Deno.test("contentTypeOf() reads pairs as new Headers(pairs).get() does, or thro
   );
   assert.equal(contentTypeOf(undefined), null);
   assert.equal(contentTypeOf(new Headers({ "content-type": " a/b " })), "a/b");
+});
+
+Deno.test("freshNonce() gives 16 random bytes in canonical base64url, never twice", () => {
+  const seen = new Set<string>();
+  // More than one pool of random bytes (256 nonces), so that a refill is crossed.
+  for (let i = 0; i < 1000; i++) {
+    const nonce = freshNonce();
+    assert.match(nonce, /^[A-Za-z0-9_-]{22}$/);
+    const bytes = Buffer.from(nonce, "base64url");
+    assert.equal(bytes.length, 16);
+    assert.equal(toBase64Url(bytes), nonce, "one spelling per value");
+    assert.ok(!seen.has(nonce), "a nonce repeated");
+    seen.add(nonce);
+  }
+  // Not all zero: the pool is drawn before it is used.
+  assert.ok([...seen].some((n) => n !== "AAAAAAAAAAAAAAAAAAAAAA"));
 });
