@@ -57,7 +57,7 @@ function usage(): string {
     "",
     "Environment: BENCH_RUNS (local-spawn, ssh-hop-warm, image-copy-cold, grow-chain rounds, " +
     "cli-latency pairs), " +
-    "BENCH_SECONDS (signed-requests, registry-heartbeats, scale), BENCH_STORES and BENCH_SCALE_NS (scale), " +
+    "BENCH_SECONDS (signed-requests, registry-heartbeats, scale), BENCH_ROUNDS (signed-requests), BENCH_STORES and BENCH_SCALE_NS (scale), " +
     "BENCH_MESSAGES, BENCH_WINDOW and BENCH_RUNS (pubsub-vs-nats), " +
     "BENCH_SETTLE_MS (local-spawn), BENCH_FANOUT and BENCH_PARALLEL (spawn-fanout), " +
     "BENCH_IDLE_SECONDS, BENCH_REQUESTS and BENCH_V8_FLAGS (idle-memory); " +

@@ -5,7 +5,11 @@
  *
  * Both servers run on this process's main thread; the load comes from a
  * worker thread, so client and server each get an event loop, but they share
- * the machine's cores.
+ * the machine's cores. The three sides (unsigned, Ed25519, MAC session) run
+ * in rounds, their order turning each round, and each ratio is the median of
+ * its per-round ratios: on a machine whose speed drifts by tens of percent
+ * within a minute, sides run one after the other compared different
+ * machines.
  * @module
  */
 import { Hono } from "hono";
@@ -34,7 +38,10 @@ const NAME = "signed-requests";
 const SERVICE_ID = "spw-bench0001";
 const CONCURRENCY = 16;
 
-/** The `signed-requests` benchmark; `BENCH_SECONDS` overrides the 5 s per side. */
+/**
+ * The `signed-requests` benchmark; `BENCH_SECONDS` overrides the 5 s per side,
+ * `BENCH_ROUNDS` the 5 rounds they are split into.
+ */
 export const signedRequests: Benchmark = {
   name: NAME,
   description: "signed vs unsigned GET /v1/status throughput, 16 concurrent (ratio >= 0.5)",
@@ -92,34 +99,60 @@ async function run(): Promise<BenchResult> {
     Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   const servers = [serve(signedApp), serve(plainApp)] as const;
   const worker = new Worker(new URL("./_load_worker.ts", import.meta.url), { type: "module" });
+  const rounds = Math.max(1, Math.round(envNumber("BENCH_ROUNDS", 5)));
   try {
-    const job = (mode: LoadJob["mode"], server: Deno.HttpServer<Deno.NetAddr>): LoadJob => ({
+    const job = (
+      mode: Mode,
+      round: number,
+    ): LoadJob => ({
       mode,
-      url: `http://127.0.0.1:${server.addr.port}`,
+      url: `http://127.0.0.1:${servers[mode === "unsigned" ? 1 : 0].addr.port}`,
       path: "/v1/status",
       target: SERVICE_ID,
       jwk: keys.jwk,
       workers: CONCURRENCY,
-      warmupMs: 1000,
-      durationMs: seconds * 1000,
+      // A new client per job: its MAC session opens during the warm-up.
+      warmupMs: round === 0 ? 1000 : 250,
+      durationMs: (seconds / rounds) * 1000,
     });
     say(
       NAME,
       `servers on 127.0.0.1:${servers[0].addr.port} (signed) and :${
         servers[1].addr.port
-      } (unsigned); ${CONCURRENCY} concurrent clients in a worker thread, 1 s warm-up + ${seconds} s each`,
+      } (unsigned); ${CONCURRENCY} concurrent clients in a worker thread; ${rounds} rounds of ${
+        round(seconds / rounds, 2)
+      } s per side, the order of the sides turning each round`,
     );
     say(
       NAME,
       `note: client and server share this machine's ${navigator.hardwareConcurrency} cores`,
     );
     const ticks = await clockTicksPerSecond();
-    const plain = await load(worker, job("unsigned", servers[1]), ticks);
-    const signed = await load(worker, job("signed", servers[0]), ticks);
-    const mac = await load(worker, job("mac", servers[0]), ticks);
-    const plainRps = plain.completed / plain.seconds;
-    const signedRps = signed.completed / signed.seconds;
-    const ratio = signedRps / plainRps;
+    const runs: Record<Mode, LoadOutcome[]> = { unsigned: [], signed: [], mac: [] };
+    for (let r = 0; r < rounds; r++) {
+      // Each side goes first, second and last in turn, so that a drift of
+      // the machine's speed hits all three alike.
+      const order = MODES.map((_, i) => MODES[(i + r) % MODES.length]!);
+      for (const mode of order) runs[mode].push(await load(worker, job(mode, r), ticks));
+      const rate = (mode: Mode): number => rateOf(runs[mode][r]!);
+      say(
+        NAME,
+        `round ${r + 1}: unsigned ${round(rate("unsigned"), 0)}, Ed25519 ${
+          round(rate("signed"), 0)
+        }, MAC ${round(rate("mac"), 0)} req/s; ratios ${
+          round(rate("signed") / rate("unsigned"), 3)
+        } and ${round(rate("mac") / rate("unsigned"), 3)}`,
+      );
+    }
+    // The ratio of each side is the median of its per-round ratios.
+    const ratioOf = (mode: Mode): number =>
+      median(runs[mode].map((run, r) => rateOf(run) / rateOf(runs.unsigned[r]!)));
+    const plain = merged(runs.unsigned);
+    const signed = merged(runs.signed);
+    const mac = merged(runs.mac);
+    const plainRps = rateOf(plain);
+    const signedRps = rateOf(signed);
+    const ratio = ratioOf("signed");
     const plainLatency = summarize(plain.latenciesMs);
     const signedLatency = summarize(signed.latenciesMs);
     say(
@@ -135,8 +168,8 @@ async function run(): Promise<BenchResult> {
       } ms`,
     );
     say(NAME, `ratio signed/unsigned: ${round(ratio, 3)} (Ed25519 on every request)`);
-    const macRps = mac.completed / mac.seconds;
-    const macRatio = macRps / plainRps;
+    const macRps = rateOf(mac);
+    const macRatio = ratioOf("mac");
     const macLatency = summarize(mac.latenciesMs);
     say(
       NAME,
@@ -144,6 +177,8 @@ async function run(): Promise<BenchResult> {
         round(macLatency.p99)
       } ms; ratio mac/unsigned: ${round(macRatio, 3)} (goal >= 0.5)`,
     );
+    const roundRatios = (mode: Mode): number[] =>
+      runs[mode].map((run, r) => round(rateOf(run) / rateOf(runs.unsigned[r]!), 3));
     // The Ed25519 line first, then the MAC line (the benchmark's own result).
     printResult({
       name: NAME,
@@ -154,6 +189,9 @@ async function run(): Promise<BenchResult> {
       goal: "reported beside the MAC path (signed-requests-mac)",
       concurrency: CONCURRENCY,
       seconds,
+      rounds,
+      round_ratios: roundRatios("signed"),
+      ratio_is: "median of the per-round ratios; value and baseline: mean rates over all rounds",
       signed_p50_ms: round(signedLatency.p50, 3),
       signed_p99_ms: round(signedLatency.p99, 3),
       unsigned_p50_ms: round(plainLatency.p50, 3),
@@ -176,6 +214,9 @@ async function run(): Promise<BenchResult> {
       ed25519_ratio: round(ratio, 3),
       concurrency: CONCURRENCY,
       seconds,
+      rounds,
+      round_ratios: roundRatios("mac"),
+      ratio_is: "median of the per-round ratios; value and baseline: mean rates over all rounds",
       mac_p50_ms: round(macLatency.p50, 3),
       mac_p99_ms: round(macLatency.p99, 3),
       mac_errors: mac.errors,
@@ -188,15 +229,40 @@ async function run(): Promise<BenchResult> {
   }
 }
 
+type Mode = LoadJob["mode"];
+const MODES: readonly Mode[] = ["unsigned", "signed", "mac"];
+
+function rateOf(run: ClosedLoopReport): number {
+  return run.completed / run.seconds;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The runs of one side as one: counts and latencies summed, CPU averaged over time. */
+function merged(runs: LoadOutcome[]): LoadOutcome {
+  const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
+  return {
+    completed: runs.reduce((sum, r) => sum + r.completed, 0),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    seconds,
+    latenciesMs: runs.flatMap((r) => r.latenciesMs),
+    firstError: runs.find((r) => r.firstError)?.firstError ?? "",
+    cpuCores: runs.reduce((sum, r) => sum + r.cpuCores * r.seconds, 0) / seconds,
+  };
+}
+
 /** A load run's report and the CPU this process (client and servers) used, in cores. */
 type LoadOutcome = ClosedLoopReport & { cpuCores: number };
 
 /**
- * Runs one load job in the worker and prints its outcome.
+ * Runs one load job in the worker and answers its outcome.
  * @throws {Error} when the worker fails or no request succeeded.
  */
 async function load(worker: Worker, job: LoadJob, ticks: number): Promise<LoadOutcome> {
-  say(NAME, `${job.mode}: running`);
   const cpu0 = processCpuSeconds(Deno.pid, ticks);
   const wall0 = performance.now();
   const answer = await new Promise<LoadAnswer>((resolve, reject) => {
@@ -214,13 +280,5 @@ async function load(worker: Worker, job: LoadJob, ticks: number): Promise<LoadOu
   if (report.completed === 0) {
     throw new Error(`No ${job.mode} request succeeded: ${report.firstError || "no answer"}`);
   }
-  say(
-    NAME,
-    `${job.mode}: ${report.completed} requests in ${report.seconds} s = ${
-      round(report.completed / report.seconds, 0)
-    } req/s, ${report.errors} errors${
-      report.firstError ? ` (${report.firstError})` : ""
-    }; client + server used ${round(cpuCores)} cores`,
-  );
   return { ...report, cpuCores };
 }
