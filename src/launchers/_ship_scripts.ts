@@ -154,8 +154,9 @@ export function receiveLines(
   });
   names.push(...stream.small.map((f) => f.name));
   if (names.length === 0) return lines;
-  // Two words per file, as either hasher prints them: the hash, then the name.
-  lines.push(`set -- $(${stream.hasher} ${names.map(q).join(" ")})`);
+  // Two words per file, as either hasher prints them: the hash, then the name
+  // (openssl's starts with `*`: no pathname expansion while they are split).
+  lines.push(`set -f; set -- $(${stream.hasher} ${names.map(q).join(" ")}); set +f`);
   const checks = stream.expected.map((line, i) => `[ "\${${2 * i + 1}}" = ${line.slice(0, 64)} ]`);
   const got = stream.expected.map((line, i) => `"\${${2 * i + 1}}" ${q(line.slice(65))}`);
   lines.push(
