@@ -100,10 +100,15 @@ Deno.test({
           (globalThis as unknown as { marker?: number }).marker
         );
         assert.equal(marker, 42, "the page was not reloaded");
-        await page.click(`tr[data-id="${spawned.id}"]`);
+        // The table is rendered anew on every change the page hears of, so a
+        // row found by one call can be gone by the next (puppeteer's click
+        // failed with "Node is detached from document"): the page finds and
+        // clicks the row in one step, again until the detail shows.
+        const shown =
+          '(document.querySelector("#detail")?.textContent ?? "").includes("RESTARTING")';
         await page.waitForFunction(
-          '(document.querySelector("#detail")?.textContent ?? "").includes("RESTARTING")',
-          { timeout: 30_000 },
+          `${shown} || (document.querySelector('tr[data-id="${spawned.id}"]')?.click(), ${shown})`,
+          { timeout: 30_000, polling: 500 },
         );
         await checkTaskChart(page, local);
         if (Deno.env.get("FABRIC_UI_SCREENSHOT") === "1") {
