@@ -37,19 +37,12 @@ export function freshNonce(): string {
     crypto.getRandomValues(randomPool);
     randomAt = 0;
   }
-  const b = randomPool;
-  const at = randomAt;
+  const bytes = randomPool.subarray(randomAt, randomAt + 16);
   randomAt += 16;
-  let text = "";
-  for (let i = at; i < at + 15; i += 3) {
-    const n = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
-    text += BASE64URL_ALPHABET[n >>> 18]! + BASE64URL_ALPHABET[(n >>> 12) & 63]! +
-      BASE64URL_ALPHABET[(n >>> 6) & 63]! + BASE64URL_ALPHABET[n & 63]!;
-  }
-  const last = b[at + 15]!;
-  // Zero the used bytes: a nonce is public once sent, but the pool need not keep it.
-  b.fill(0, at, at + 16);
-  return text + BASE64URL_ALPHABET[last >>> 2]! + BASE64URL_ALPHABET[(last & 3) << 4]!;
+  const nonce = encode64(bytes, BASE64URL_ALPHABET, false);
+  // A nonce is public once sent, but the pool need not keep it.
+  bytes.fill(0);
+  return nonce;
 }
 
 /**
@@ -58,23 +51,24 @@ export function freshNonce(): string {
  * a `Buffer` and calling an op.
  */
 export function base64Of(bytes: Uint8Array): string {
+  return encode64(bytes, BASE64_ALPHABET, true);
+}
+
+/** Base64 of `bytes` in `alphabet` (64 characters), with `=` padding when `pad`. */
+function encode64(bytes: Uint8Array, alphabet: string, pad: boolean): string {
   let text = "";
   const whole = bytes.length - (bytes.length % 3);
   for (let i = 0; i < whole; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    text += BASE64_ALPHABET[n >>> 18]! + BASE64_ALPHABET[(n >>> 12) & 63]! +
-      BASE64_ALPHABET[(n >>> 6) & 63]! + BASE64_ALPHABET[n & 63]!;
+    text += alphabet[n >>> 18]! + alphabet[(n >>> 12) & 63]! + alphabet[(n >>> 6) & 63]! +
+      alphabet[n & 63]!;
   }
-  if (bytes.length - whole === 1) {
-    const n = bytes[whole]! << 16;
-    text += `${BASE64_ALPHABET[n >>> 18]!}${BASE64_ALPHABET[(n >>> 12) & 63]!}==`;
-  } else if (bytes.length - whole === 2) {
-    const n = (bytes[whole]! << 16) | (bytes[whole + 1]! << 8);
-    text += `${BASE64_ALPHABET[n >>> 18]!}${BASE64_ALPHABET[(n >>> 12) & 63]!}${BASE64_ALPHABET[
-      (n >>> 6) & 63
-    ]!}=`;
-  }
-  return text;
+  const rest = bytes.length - whole;
+  if (rest === 0) return text;
+  const n = (bytes[whole]! << 16) | (rest === 2 ? bytes[whole + 1]! << 8 : 0);
+  text += alphabet[n >>> 18]! + alphabet[(n >>> 12) & 63]!;
+  if (rest === 2) text += alphabet[(n >>> 6) & 63]!;
+  return pad ? text + (rest === 1 ? "==" : "=") : text;
 }
 
 const BASE64_VALUES = new Int8Array(128).fill(-1);

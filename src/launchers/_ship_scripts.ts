@@ -101,11 +101,10 @@ export async function planStream(
  * The host's side of the stream: the tar of hard links to the files it holds
  * (`links`, an upgrade only: {@linkcode linkArchive}), the tar of small files
  * (exactly `tarSize` bytes, read with `head -c`; or all of the stream when
- * nothing follows),
- * then each large file, written as it arrives (a compressed one kept as
- * `packed/NAME.zst` and decompressed in the background), while one run of
- * the hasher hashes every arrived file from the page cache, a compressed one
- * in that form. The hashes are compared on the host with what this side
+ * nothing follows), then each large file, written as it arrives (a
+ * compressed one kept as `packed/NAME.zst` and decompressed in the
+ * background); then one run of the hasher hashes every arrived file from the
+ * page cache, a compressed one in that form. The hashes are compared on the host with what this side
  * expects, in the shell itself: a mismatch lists what arrived (`GOT <sha256>
  * <name>`), removes the copy and exits with {@linkcode WRONG_HASH}. Few
  * processes: on a small host each start costs milliseconds (docs/ssh.md).

@@ -168,7 +168,7 @@ export async function shipImage(
   options.onCopy?.(0, total);
   const tar = stream.small.length > 0 ? await packSmall(stream.small, stream.gzip) : null;
   const tmp = tmpName();
-  const present = image.files.filter((f) => !missing.includes(f));
+  const present = image.files.filter((f) => !options.expectHash && held.has(f.sha256));
   const links = present.length > 0 ? await writeTemp(linkArchive(present, tmp)) : null;
   try {
     const copied = await feed(

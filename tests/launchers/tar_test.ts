@@ -6,15 +6,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { tarArchive } from "../../src/launchers/_tar.ts";
 
-Deno.test("tar reads back the files and links written, with their modes", async () => {
+Deno.test("tar reads back the links written, with their time", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const bytes = new TextEncoder().encode("x".repeat(700));
-    const archive = tarArchive([
-      { name: "a/run", bytes, mode: 0o755 },
-      { name: "a/empty", bytes: new Uint8Array(), mode: 0o644 },
-      { name: "b/run", linkTo: "a/run" },
-    ], 1_700_000_000);
+    await Deno.mkdir(join(dir, "a"));
+    await Deno.writeTextFile(join(dir, "a", "run"), "x".repeat(700));
+    const archive = tarArchive([{ name: "b/run", linkTo: "a/run" }], 1_700_000_000);
     assert.equal(archive.length % 512, 0);
     await Deno.writeFile(join(dir, "x.tar"), archive);
     const out = await new Deno.Command("tar", {
@@ -22,25 +19,27 @@ Deno.test("tar reads back the files and links written, with their modes", async 
       stderr: "piped",
     }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    assert.deepEqual(await Deno.readFile(join(dir, "a", "run")), bytes);
-    assert.equal((await Deno.stat(join(dir, "a", "run"))).mode! & 0o777, 0o755);
-    assert.equal((await Deno.stat(join(dir, "a", "empty"))).size, 0);
-    assert.equal(
-      (await Deno.stat(join(dir, "b", "run"))).ino,
-      (await Deno.stat(join(dir, "a", "run"))).ino,
+    const linked = await Deno.stat(join(dir, "b", "run"));
+    assert.equal(linked.ino, (await Deno.stat(join(dir, "a", "run"))).ino);
+    assert.equal(linked.nlink, 2);
+    const listing = await new Deno.Command("tar", {
+      args: ["-tvf", join(dir, "x.tar")],
+      stdout: "piped",
+      env: { TZ: "UTC" },
+    }).output();
+    assert.match(
+      new TextDecoder().decode(listing.stdout),
+      /2023-11-14 22:13 b\/run link to a\/run/,
     );
-    assert.equal((await Deno.stat(join(dir, "a", "run"))).mtime!.getTime(), 1_700_000_000_000);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("names too long for a header, bad modes and times are refused", () => {
-  const bytes = new Uint8Array();
-  assert.throws(() => tarArchive([{ name: "n".repeat(101), bytes, mode: 0o644 }], 0), RangeError);
-  assert.throws(() => tarArchive([{ name: "", bytes, mode: 0o644 }], 0), RangeError);
+Deno.test("names too long for a header and bad times are refused", () => {
+  assert.throws(() => tarArchive([{ name: "n".repeat(101), linkTo: "t" }], 0), RangeError);
+  assert.throws(() => tarArchive([{ name: "", linkTo: "t" }], 0), RangeError);
   assert.throws(() => tarArchive([{ name: "l", linkTo: "t".repeat(101) }], 0), RangeError);
-  assert.throws(() => tarArchive([{ name: "m", bytes, mode: 0o10000 }], 0), RangeError);
-  assert.throws(() => tarArchive([{ name: "t", bytes, mode: 0o644 }], -1), RangeError);
-  assert.equal(tarArchive([{ name: "n".repeat(100), bytes, mode: 0o644 }], 0).length, 1536);
+  assert.throws(() => tarArchive([{ name: "t", linkTo: "t" }], -1), RangeError);
+  assert.equal(tarArchive([{ name: "n".repeat(100), linkTo: "t" }], 0).length, 1536);
 });
