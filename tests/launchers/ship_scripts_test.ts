@@ -115,7 +115,7 @@ for (const hasher of HASHERS) {
           "the compressed form is kept and listed only when it travelled",
         );
       } finally {
-        await Deno.remove(dir, { recursive: true });
+        await removeTree(dir);
       }
     });
   }
@@ -138,7 +138,7 @@ for (const hasher of HASHERS) {
       const left = [...Deno.readDirSync(cache)].map((e) => e.name);
       assert.deepEqual(left, ["files"], "nothing but the store is left");
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await removeTree(dir);
     }
   });
 }
@@ -198,7 +198,7 @@ for (const how of ["link archive", "no link archive", "a broken link archive"] a
       assert.equal(deno.ino, stored.ino, "deno is a hard link to the store, not a copy");
       assert.equal(deno.mode! & 0o100, 0o100, "deno is executable");
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await removeTree(dir);
     }
   });
 }
@@ -220,6 +220,22 @@ Deno.test("the link archive alone makes hard links to the store, with the tar of
     assert.equal(linked.ino, (await Deno.stat(join(dir, "files", sha))).ino);
     assert.equal(linked.nlink, 2);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await removeTree(dir);
   }
 });
+
+/**
+ * Removes `dir`, again for a while if that fails: the host script links the
+ * arrived files into the store in the background after it ends, and a
+ * removal while those links land fails with "Directory not empty".
+ */
+async function removeTree(dir: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await Deno.remove(dir, { recursive: true });
+    } catch (error) {
+      if (attempt >= 40) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
