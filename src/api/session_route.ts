@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { z } from "zod";
+import * as z from "zod";
 import type { MacSessions } from "../crypto/mac_sessions.ts";
 import type { SignatureVariables } from "./signature_middleware.ts";
 import { jsonBody } from "./validate.ts";

@@ -6,7 +6,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { zValidator } from "@hono/zod-validator";
-import type { z } from "zod";
+import type * as z from "zod";
 
 /**
  * Middleware validating the JSON body against `schema`; the handler reads it

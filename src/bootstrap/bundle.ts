@@ -5,7 +5,7 @@
  * fabric root's public key, never a private key: the child made its own.
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { serviceIdSchema } from "../types/wire.ts";
 
 const registryEndpoint = z.strictObject({ id: serviceIdSchema, url: z.url() });

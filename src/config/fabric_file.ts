@@ -6,7 +6,7 @@
  */
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { homeDir } from "./home.ts";
 
 export { homeDir };

@@ -7,7 +7,7 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { z } from "zod";
+import * as z from "zod";
 import { signerOf } from "../api/authorization.ts";
 import { jsonBody } from "../api/validate.ts";
 import type { FabricKeys } from "../crypto/keys.ts";

@@ -8,7 +8,7 @@ import { refuseChange, refusePut, refuseReport } from "./authority.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
-import { z } from "zod";
+import * as z from "zod";
 import { heartbeatBatchSchema, serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
 import { jsonBody, validParam } from "../api/validate.ts";
 import { ROLES, SERVICE_STATES } from "../types/mod.ts";

@@ -4,7 +4,7 @@
  * batches (`?batch=1`) may also get several server frames in one batch frame.
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** A frame the server sends. */
 export type ServerFrame =

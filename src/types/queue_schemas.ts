@@ -3,7 +3,7 @@
  * "## queue"), and the 400 message that names the invalid field.
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import {
   HISTORY_STATES,
   MESSAGE_ID,

@@ -6,7 +6,7 @@
  * `fabricd spawn --role R --help` prints it (issue 12, item 4).
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Role } from "./mod.ts";
 
 /** What the help shows of one option. */

@@ -5,7 +5,7 @@
  * cannot drift apart.
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ROLES, SERVICE_STATES } from "./mod.ts";
 import { endpointSchema, roleOptionsSchema, serviceIdSchema, sessionIdSchema } from "./wire.ts";
 

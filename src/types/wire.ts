@@ -4,7 +4,7 @@
  * format and the code cannot drift apart.
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ROLES, type ServiceState } from "./mod.ts";
 
 const serviceId = z.string().regex(

@@ -3,7 +3,7 @@
  * events the agent publishes on topic `tasks.<id>` (docs/services.md "## agent").
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { TASK_ID } from "../../types/queue_wire.ts";
 
 export { TASK_ID };

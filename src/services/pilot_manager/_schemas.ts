@@ -2,7 +2,7 @@
  * Bodies of the pilot manager's API, validated at the HTTP edge.
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { serviceIdSchema, sessionIdSchema } from "../../types/wire.ts";
 
 /** Most pilots one request may ask for. */

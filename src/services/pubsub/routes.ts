@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import { upgradeWebSocket } from "hono/deno";
 import { HTTPException } from "hono/http-exception";
-import { z } from "zod";
+import * as z from "zod";
 import { jsonBody } from "../../api/validate.ts";
 import { handleClientFrame } from "./frames.ts";
 import { type Broker, MessageTooLargeError, type Subscriber } from "./broker.ts";
