@@ -8,6 +8,11 @@
  * /proc/PID/stat, so other load on the machine does not move it much): what
  * a flag that saves memory costs in request handling.
  *
+ * `BENCH_FROM=image` runs the fabric from this checkout's image (the bundle,
+ * as an installed `fabricd` and every remote host run it: `fabricd up`, then
+ * `fabricd spawn` per role, RESULT names ending `-image`) instead of from
+ * source (the default, as `deno task up` runs it).
+ *
  * Services run with fabricd's own V8 flags (`SERVICE_V8_FLAGS`);
  * `BENCH_V8_FLAGS` (comma-separated, e.g. `--max-semi-space-size=2`; empty for
  * V8's defaults) replaces them, as `FABRIC_V8_FLAGS`, to measure a flag's
@@ -20,7 +25,9 @@ import { initFabric } from "../../src/cli/init.ts";
 import { type LocalFabric, startLocalFabric } from "../../src/cli/local_fabric.ts";
 import { spawnMany } from "../../src/cli/spawn.ts";
 import { SERVICE_V8_FLAGS, V8_FLAGS_ENV } from "../../src/image/self_command.ts";
-import type { Role } from "../../src/types/mod.ts";
+import { selfImage } from "../../src/image/self_image.ts";
+import { LAUNCHER } from "../../src/image/image_dir.ts";
+import type { Role, ServiceRecord } from "../../src/types/mod.ts";
 import {
   type Benchmark,
   type BenchResult,
@@ -63,27 +70,26 @@ const BARE_SERVER = `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ p
 async function run(): Promise<BenchResult> {
   const idleSeconds = envNumber("BENCH_IDLE_SECONDS", 30);
   const requests = Math.round(envNumber("BENCH_REQUESTS", 10_000));
+  const from = Deno.env.get("BENCH_FROM") === "image" ? "image" : "source";
   const chosen = Deno.env.get("BENCH_V8_FLAGS");
   if (chosen !== undefined) Deno.env.set(V8_FLAGS_ENV, chosen);
   const v8Flags = Deno.env.get(V8_FLAGS_ENV) ?? SERVICE_V8_FLAGS.join(",");
   const dir = await Deno.makeTempDir({ prefix: "fabricd-bench-memory-" });
-  let local: LocalFabric | null = null;
+  let fabric: RunningFabric | null = null;
   let bare: Deno.ChildProcess | null = null;
   const pids: number[] = [];
   try {
-    const fabricPath = join(dir, "fabric.yaml");
-    local = await startLocalFabric(fabricPath, await initFabric(fabricPath), {
-      dir,
-      port: 0,
-      heartbeatMs: 2000,
-    });
+    fabric = from === "image" ? await startFromImage(dir) : await startFromSource(dir);
     const script = join(dir, "hello.ts");
     await Deno.writeTextFile(script, BARE_SERVER);
     const started = await startBare(script);
     bare = started.child;
-    const subjects = [started.subject, ...await startRoles(local)];
+    const subjects = [started.subject, ...fabric.subjects];
     pids.push(...subjects.map((s) => s.pid));
-    say(NAME, `${subjects.length - 1} roles and the bare server up; idle ${idleSeconds} s`);
+    say(
+      NAME,
+      `${subjects.length - 1} roles (from ${from}) and the bare server up; idle ${idleSeconds} s`,
+    );
     await sleep(idleSeconds * 1000);
     for (const subject of subjects) subject.idleKb = rssKb(subject.pid);
     say(NAME, `${requests} requests of GET /v1/health to each`);
@@ -95,12 +101,9 @@ async function run(): Promise<BenchResult> {
     }
     await sleep(2000);
     for (const subject of subjects) subject.afterKb = rssKb(subject.pid);
-    return report(subjects, { idleSeconds, requests, v8Flags });
+    return report(subjects, { idleSeconds, requests, v8Flags, from });
   } finally {
-    if (local) {
-      for (const record of await local.registry.list().catch(() => [])) pids.push(record.pid);
-      await local.stopAll("benchmark finished").catch(() => 0);
-    }
+    if (fabric) pids.push(...await fabric.stop());
     bare?.kill("SIGTERM");
     await bare?.status;
     for (const pid of await waitExited(pids, 15_000)) {
@@ -115,10 +118,104 @@ async function run(): Promise<BenchResult> {
   }
 }
 
+/** The services measured, and how to stop them (it returns the PIDs it knew of). */
+interface RunningFabric {
+  subjects: Subject[];
+  stop(): Promise<number[]>;
+}
+
+/** A local fabric run by this process from source, as `deno task up` runs one. */
+async function startFromSource(dir: string): Promise<RunningFabric> {
+  const fabricPath = join(dir, "fabric.yaml");
+  const local: LocalFabric = await startLocalFabric(fabricPath, await initFabric(fabricPath), {
+    dir,
+    port: 0,
+    heartbeatMs: 2000,
+  });
+  const stop = async (): Promise<number[]> => {
+    const pids = (await local.registry.list().catch(() => [])).map((record) => record.pid);
+    await local.stopAll("benchmark finished").catch(() => 0);
+    return pids;
+  };
+  try {
+    return { subjects: await startRoles(local), stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * A local fabric run from this checkout's image (built once per source hash),
+ * as an installed `fabricd` runs one: `fabricd up` in a child process, each
+ * role through `fabricd spawn`, PIDs and endpoints from `fabricd status --json`.
+ */
+async function startFromImage(dir: string): Promise<RunningFabric> {
+  const image = await selfImage();
+  const launcher = image.files.find((f) => f.name === LAUNCHER)!.path;
+  const env = { HOME: dir, FABRIC_FILE: join(dir, "fabric.yaml") };
+  const fabricd = async (args: string[]): Promise<string> => {
+    const out = await new Deno.Command(launcher, { args, env, stdin: "null" }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    if (!out.success) {
+      throw new Error(
+        `fabricd ${args.join(" ")}: exit ${out.code}: ${
+          new TextDecoder().decode(out.stderr).trim() || text.trim()
+        }`,
+      );
+    }
+    return text;
+  };
+  await fabricd(["init"]);
+  const up = new Deno.Command(launcher, {
+    args: ["up", "--dir", dir, "--heartbeat-ms", "2000"],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const records = async (): Promise<ServiceRecord[]> =>
+    (JSON.parse(await fabricd(["status", "--json"])) as { services: ServiceRecord[] }).services;
+  const stop = async (): Promise<number[]> => {
+    const pids = (await records().catch(() => [])).map((record) => record.pid);
+    up.kill("SIGTERM");
+    await up.status;
+    return pids;
+  };
+  try {
+    const deadline = Date.now() + 30_000;
+    while ((await records().catch(() => [])).filter((r) => r.state === "ALIVE").length < 2) {
+      if (Date.now() > deadline) throw new Error("fabricd up did not start within 30 s");
+      await sleep(200);
+    }
+    const spawn = async (role: Role, options: string[] = []): Promise<string> =>
+      (JSON.parse(await fabricd(["spawn", "--role", role, "--json", ...options])) as {
+        id: string;
+      }).id;
+    for (const role of ["spawner", "bridge", "pilot-manager"] as const) await spawn(role);
+    const queue = await spawn("queue");
+    const pubsub = await spawn("pubsub");
+    await spawn("agent", ["--option", `queue=${queue}`, "--option", `pubsub=${pubsub}`]);
+    const all = await records();
+    const order = ["registry", "spawner-root", "spawner", "bridge", "pilot-manager", "queue"];
+    order.push("pubsub", "agent");
+    const subjects = all.filter((r) => r.state === "ALIVE").map((r) => ({
+      name: r.parent === "" && r.role === "spawner" ? "spawner-root" : r.role,
+      pid: r.pid,
+      url: r.endpoint,
+    }));
+    subjects.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+    return { subjects, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 /** Prints a RESULT line per role but the last, which it returns. */
 function report(
   subjects: Subject[],
-  settings: { idleSeconds: number; requests: number; v8Flags: string },
+  settings: { idleSeconds: number; requests: number; v8Flags: string; from: string },
 ): BenchResult {
   const [bareSubject, ...roles] = subjects;
   const mb = (kb: number | undefined): number => round((kb ?? 0) / 1024, 1);
@@ -142,7 +239,7 @@ function report(
         `${perK(role)} ms CPU per 1,000 requests`,
     );
     last = {
-      name: `${NAME}-${role.name}`,
+      name: `${NAME}-${role.name}${settings.from === "image" ? "-image" : ""}`,
       value: mb(role.idleKb),
       baseline: mb(bareIdle),
       ratio: round(ratio, 3),
@@ -157,6 +254,7 @@ function report(
       idle_seconds: settings.idleSeconds,
       requests: settings.requests,
       v8_flags: settings.v8Flags,
+      from: settings.from,
     };
   }
   if (!last) throw new Error("No role was measured");
