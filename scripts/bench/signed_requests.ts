@@ -79,6 +79,7 @@ const HANDLERS: ServiceHandlers = {
   connect: notUsed,
   stop: notUsed,
   renew: notUsed,
+  ready: notUsed,
 };
 
 async function run(): Promise<BenchResult> {

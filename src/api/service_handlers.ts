@@ -4,11 +4,12 @@
  * @module
  */
 import type { Signer } from "../crypto/certificate.ts";
-import type { ServiceState, ServiceStatus, SpawnResult } from "../types/mod.ts";
+import type { ServiceRecord, ServiceState, ServiceStatus, SpawnResult } from "../types/mod.ts";
 import type {
   BootstrapRequest,
   ConfigureRequest,
   ConnectRequest,
+  ReadyRequest,
   SpawnRequest,
 } from "../types/wire.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
@@ -49,6 +50,12 @@ export interface ServiceHandlers {
   bootstrap(request: BootstrapRequest, source: string): Promise<SealedBundle>;
   /** `POST /v1/configure`; throws {@linkcode ConflictError} when already configured. */
   configure(request: ConfigureRequest): Promise<ConfigureAnswer>;
+  /**
+   * `POST /v1/ready` from a child this service spawned, signed by `signer`:
+   * the child's ALIVE record once written; throws {@linkcode ConflictError}
+   * when no spawn of the signer waits for the report.
+   */
+  ready(signer: Signer, report: ReadyRequest): Promise<ServiceRecord>;
   /**
    * `POST /v1/spawn`, telling `options.onProgress` of its steps; throws
    * {@linkcode SpawnFailedError}.

@@ -1,5 +1,5 @@
 /**
- * Routes every service has: health, bootstrap, configure, spawn, status,
+ * Routes every service has: health, bootstrap, configure, ready, spawn, status,
  * sessions, connect, logs and stop.
  * @module
  */
@@ -16,6 +16,7 @@ import {
   bootstrapRequestSchema,
   configureRequestSchema,
   connectRequestSchema,
+  readyRequestSchema,
   sessionIdSchema,
   spawnRequestSchema,
   stopRequestSchema,
@@ -32,6 +33,9 @@ export function serviceRoutes(handlers: ServiceHandlers): Hono<{ Variables: Sign
   });
   app.post("/configure", jsonBody(configureRequestSchema), async (c) => {
     return c.json(await handlers.configure(c.req.valid("json")));
+  });
+  app.post("/ready", jsonBody(readyRequestSchema), async (c) => {
+    return c.json(await handlers.ready(c.get("signer"), c.req.valid("json")));
   });
   app.post("/spawn", jsonBody(spawnRequestSchema), async (c) => {
     const request = c.req.valid("json");

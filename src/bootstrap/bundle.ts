@@ -6,7 +6,7 @@
  * @module
  */
 import * as z from "zod";
-import { serviceIdSchema } from "../types/wire.ts";
+import { configureRequestSchema, serviceIdSchema } from "../types/wire.ts";
 
 const registryEndpoint = z.strictObject({ id: serviceIdSchema, url: z.url() });
 
@@ -20,6 +20,11 @@ export const keyBundleSchema = z.strictObject({
   fingerprint: z.string(),
   registries: z.array(registryEndpoint).max(16),
   parent: registryEndpoint,
+  /**
+   * What the child is to be (the body of `POST /v1/configure`): it starts its
+   * role and reports ready (`POST /v1/ready`) instead of waiting for the call.
+   */
+  configure: configureRequestSchema.optional(),
 });
 /** The opened key bundle. */
 export type KeyBundle = z.infer<typeof keyBundleSchema>;

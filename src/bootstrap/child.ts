@@ -24,6 +24,7 @@ import { bundleInfo } from "./bundle.ts";
 import { importPublicKey, rawPublicKey, verifyChain } from "../crypto/certificate.ts";
 import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
 import { sleep } from "../config/retry.ts";
+import type { ConfigureRequest } from "../types/wire.ts";
 
 /** A bootstrap that failed; `exitCode` is what the process must exit with. */
 export class BootstrapError extends Error {
@@ -52,6 +53,8 @@ export interface BootstrapOutcome {
   parent: RegistryEndpoint;
   /** The X25519 key its certificate names (for MAC sessions). */
   x25519: EphemeralKey;
+  /** What it is to be, when the answer says it (else it waits for `POST /v1/configure`). */
+  configure?: ConfigureRequest;
 }
 
 /** Options of {@linkcode takeBootstrapEnv}. */
@@ -270,7 +273,13 @@ export async function bootstrapFromParent(
     );
   }
   const keys = await keysFrom(bundle, { own, serviceId: options.serviceId, pin: env.pin });
-  return { keys, registries: bundle.registries, parent: bundle.parent, x25519: ephemeral };
+  return {
+    keys,
+    registries: bundle.registries,
+    parent: bundle.parent,
+    x25519: ephemeral,
+    ...(bundle.configure ? { configure: bundle.configure } : {}),
+  };
 }
 
 /**
@@ -301,6 +310,9 @@ async function keysFrom(
   return { ...expected.own, identity: bundle.identity, root, expires: chain.signer.expires };
 }
 
+/** How much longer than the reach deadline an answer may take (the parent records the child first), ms. */
+const ANSWER_GRACE_MS = 20_000;
+
 async function postWithRetry(url: URL, body: string, options: BootstrapOptions): Promise<Response> {
   const deadline = Date.now() + (options.reachTimeoutMs ?? 10_000);
   let delay = 100;
@@ -310,7 +322,8 @@ async function postWithRetry(url: URL, body: string, options: BootstrapOptions):
         method: "POST",
         headers: { "content-type": "application/json" },
         body,
-        signal: AbortSignal.timeout(Math.max(500, deadline - Date.now())),
+        // The parent records this service before it answers: the answer may take longer.
+        signal: AbortSignal.timeout(Math.max(500, deadline - Date.now()) + ANSWER_GRACE_MS),
       });
       // 429: the parent limits refused attempts from this address (others may
       // share it); wait as told while time remains.

@@ -7,7 +7,7 @@
  * @module
  */
 import { RateLimiter } from "../api/rate_limiter.ts";
-import type { BootstrapRequest } from "../types/wire.ts";
+import type { BootstrapRequest, ConfigureRequest, ReadyRequest } from "../types/wire.ts";
 import { bundleInfo, type KeyBundle } from "./bundle.ts";
 import {
   CERT_SECONDS,
@@ -18,7 +18,7 @@ import {
 
 /** A service that signed (not the operator). */
 type ServiceSigner = Extract<Signer, { kind: "service" }>;
-import { BootstrapRefusedError, RateLimitedError } from "../types/errors.ts";
+import { BootstrapRefusedError, ConflictError, RateLimitedError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import {
   bootstrapTranscript,
@@ -26,7 +26,7 @@ import {
   REFUSED_MESSAGE,
 } from "../crypto/one_time_password.ts";
 import { peerKeyProblem, sealBundle, type SealedBundle } from "../crypto/seal.ts";
-import type { RegistryEndpoint } from "../types/mod.ts";
+import type { RegistryEndpoint, ServiceRecord } from "../types/mod.ts";
 
 /** What a child told its parent when it bootstrapped. */
 export interface BootstrapArrival {
@@ -39,10 +39,51 @@ export interface BootstrapArrival {
 export interface ExpectedChild {
   /** The one-time password, to pass on a channel only the child reads (its stdin). */
   password: string;
-  /** Resolves when the child has bootstrapped. */
+  /**
+   * Resolves when the child has proven its password; its bootstrap answer
+   * then waits for {@linkcode ExpectedChild.configure}.
+   */
   arrived: Promise<BootstrapArrival>;
-  /** Discards the password; the child can no longer bootstrap. */
+  /** What the child is to be: sealed into its bootstrap answer, which goes out now. */
+  configure(body: ConfigureRequest): void;
+  /**
+   * Resolves with the child's ready report (`POST /v1/ready`, signed by the
+   * child): its role runs. Answer it with {@linkcode ExpectedChild.settle}.
+   */
+  ready: Promise<ReadyRequest>;
+  /** Answers the ready report: the child's ALIVE record, or why the spawn failed. */
+  settle(outcome: ServiceRecord | Error): void;
+  /**
+   * Discards the password; the child can no longer bootstrap, and a
+   * bootstrap or ready report still waiting is refused.
+   */
   discard(): void;
+}
+
+/** A promise with its settling functions. */
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve = (_value: T): void => {};
+  let reject = (_error: Error): void => {};
+  const promise = new Promise<T>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  promise.catch(() => {}); // Refused where it is awaited, if anyone still does.
+  return { promise, resolve, reject };
+}
+
+/** What a spawn in progress has to say to its child, after its password. */
+interface Pending {
+  configure: Deferred<ConfigureRequest>;
+  ready: Deferred<ReadyRequest>;
+  settled: Deferred<ServiceRecord>;
+  incarnation: number;
 }
 
 /** What {@linkcode KeyHandover} needs. */
@@ -79,6 +120,7 @@ export class KeyHandover {
   #waiting = new Map<string, (arrival: BootstrapArrival) => void>();
   #views = new Map<string, { parentUrl: string; registries: RegistryEndpoint[] }>();
   #claims = new Map<string, ChildClaims>();
+  #pending = new Map<string, Pending>();
 
   /** A hand-over for the children of `options.self`. */
   constructor(options: KeyHandoverOptions) {
@@ -120,14 +162,31 @@ export class KeyHandover {
     const arrived = new Promise<BootstrapArrival>((resolve) => {
       this.#waiting.set(serviceId, resolve);
     });
+    const pending: Pending = {
+      configure: deferred(),
+      ready: deferred(),
+      settled: deferred(),
+      incarnation: options.claims?.incarnation ?? 1,
+    };
+    this.#pending.set(serviceId, pending);
     return {
       password,
       arrived,
+      configure: (body) => pending.configure.resolve(body),
+      ready: pending.ready.promise,
+      settle: (outcome) => {
+        if (outcome instanceof Error) pending.settled.reject(outcome);
+        else pending.settled.resolve(outcome);
+        if (this.#pending.get(serviceId) === pending) this.#pending.delete(serviceId);
+      },
       discard: () => {
         this.#passwords.discard(serviceId);
         this.#waiting.delete(serviceId);
         this.#views.delete(serviceId);
         this.#claims.delete(serviceId);
+        const gone = new Error(`The spawn of "${serviceId}" ended before it was ready`);
+        for (const step of [pending.configure, pending.ready, pending.settled]) step.reject(gone);
+        if (this.#pending.get(serviceId) === pending) this.#pending.delete(serviceId);
       },
     };
   }
@@ -174,18 +233,48 @@ export class KeyHandover {
     const view = this.#views.get(request.id);
     this.#views.delete(request.id);
     const bundle = await this.#bundleFor(request, view);
-    const sealed = await sealBundle(new TextEncoder().encode(JSON.stringify(bundle)), {
-      peerPublicKey: request.publicKey,
-      passwordKey: outcome.passwordKey,
-      info: bundleInfo(request.id),
-    });
+    // The spawn learns the child's endpoint now and answers with what it is to be.
     this.#waiting.get(request.id)?.({
       endpoint: request.endpoint,
       host: request.host,
       pid: request.pid,
     });
     this.#waiting.delete(request.id);
-    return sealed;
+    const configure = this.#pending.get(request.id)?.configure.promise;
+    if (configure) bundle.configure = await configure;
+    return await sealBundle(new TextEncoder().encode(JSON.stringify(bundle)), {
+      peerPublicKey: request.publicKey,
+      passwordKey: outcome.passwordKey,
+      info: bundleInfo(request.id),
+    });
+  }
+
+  /**
+   * Answers a child's `POST /v1/ready`, signed by `signer`: hands the report
+   * to the spawn waiting for it and returns the ALIVE record that spawn wrote.
+   * @throws {ConflictError} when no spawn of the signer waits for its report
+   * (none, another incarnation, or the report came already), or the spawn
+   * failed meanwhile.
+   */
+  async ready(signer: Signer, report: ReadyRequest): Promise<ServiceRecord> {
+    const pending = this.#pending.get(report.id);
+    if (
+      !pending || signer.kind !== "service" || signer.id !== report.id ||
+      signer.incarnation !== report.incarnation || pending.incarnation !== report.incarnation
+    ) {
+      throw new ConflictError(
+        `No spawn of "${report.id}" (incarnation ${report.incarnation}) waits for it to be ready here`,
+      );
+    }
+    this.#pending.delete(report.id);
+    pending.ready.resolve(report);
+    try {
+      return await pending.settled.promise;
+    } catch (error) {
+      throw new ConflictError(
+        `Spawn of "${report.id}" failed: ${error instanceof Error ? error.message : error}`,
+      );
+    }
   }
 
   /**

@@ -1,11 +1,11 @@
 /**
  * The spawner's side of a spawn (DESIGN.md "Bootstrap" steps 1-7): record the
  * new service, hand out a one-time password, launch, wait for the key
- * hand-over, configure with a signed call, and report the result.
+ * hand-over, configure the child in its bootstrap answer, record it ALIVE on
+ * its signed ready report, and report the result (docs/protocol.md 4.9).
  * @module
  */
-import type { SpawnRequest } from "../types/wire.ts";
-import type { ConfigureAnswer } from "../api/service_handlers.ts";
+import type { ReadyRequest, SpawnRequest } from "../types/wire.ts";
 import { SpawnFailedError } from "../types/errors.ts";
 import { type FabricClient, FabricRequestError } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
@@ -143,7 +143,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
 
   try {
     const arrival = await awaitArrival(child, expected.arrived, timeoutMs, fail);
-    return await configureChild(record, arrival, child, deps, fail);
+    return await configureChild(record, { arrival, child, expected }, deps, fail);
   } finally {
     // Refilled once this spawn is done, so the new warm process's start does
     // not compete with this one for the CPU.
@@ -284,24 +284,27 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** How long a configured child has to report that its role runs, ms (as long as it waits for a configure call). */
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Records the proven child BOOTSTRAPPING and CONFIGURING, configures it in its
+ * bootstrap answer (which waits for this), waits for its ready report and
+ * records it ALIVE: the report's answer and the spawn's result.
+ */
 async function configureChild(
   record: ServiceRecord,
-  arrival: BootstrapArrival,
-  child: LaunchedProcess,
+  spawned: { arrival: BootstrapArrival; child: LaunchedProcess; expected: ExpectedChild },
   deps: SpawnDeps,
   fail: (reason: string, exitCode: number | null) => Promise<never>,
 ): Promise<SpawnResult> {
+  const { arrival, child, expected } = spawned;
   const { id, incarnation } = record;
+  const placed = { host: arrival.host, pid: arrival.pid, endpoint: arrival.endpoint };
   reporterOf(deps)({ step: "configure", detail: arrival.endpoint });
   try {
     await deps.registry.put(
-      {
-        ...record,
-        state: "BOOTSTRAPPING",
-        host: arrival.host,
-        pid: arrival.pid,
-        endpoint: arrival.endpoint,
-      },
+      { ...record, state: "BOOTSTRAPPING", ...placed },
       "one-time password accepted, keys handed over",
     );
     await deps.registry.transition(id, {
@@ -309,37 +312,81 @@ async function configureChild(
       to: "CONFIGURING",
       reason: `configuring as ${record.role}`,
     });
-    const answer = await deps.client.call<ConfigureAnswer>(
-      { id, url: arrival.endpoint },
-      {
-        method: "POST",
-        path: "/v1/configure",
-        body: {
-          role: record.role,
-          incarnation,
-          parent: deps.self.id,
-          route: record.route,
-          launcher: record.launcher,
-          endpoint: arrival.endpoint,
-          heartbeatMs: deps.heartbeatMs,
-          sessions: record.sessions,
-          options: record.options,
-        },
-      },
-    );
-    return { id, endpoint: arrival.endpoint, state: answer.state };
   } catch (error) {
-    // A restarted service that cannot pick up its old state answers and exits 79.
-    const code = await Promise.race([
-      child.exited,
-      new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
-    ]);
-    if (code === EXIT.STATE_LOST) {
-      return await fail(`the service could not pick up its old state (exit ${code})`, code);
-    }
     child.kill("SIGTERM");
-    return await fail(`configure failed: ${messageOf(error)}`, code);
+    return await fail(`configure failed: ${messageOf(error)}`, null);
   }
+  expected.configure({
+    role: record.role,
+    incarnation,
+    parent: deps.self.id,
+    route: record.route,
+    launcher: record.launcher,
+    endpoint: arrival.endpoint,
+    heartbeatMs: deps.heartbeatMs,
+    sessions: record.sessions,
+    options: record.options,
+  });
+  const ready = await awaitReady(child, expected.ready, fail);
+  try {
+    const now = Date.now();
+    const alive = await deps.registry.put({
+      ...record,
+      ...placed,
+      state: "ALIVE",
+      started: ready.started,
+      lastHeartbeat: now,
+      updated: now,
+      instance: ready.instance,
+    }, `${record.role} configured and running`);
+    expected.settle(alive);
+    return { id, endpoint: arrival.endpoint, state: alive.state };
+  } catch (error) {
+    expected.settle(error instanceof Error ? error : new Error(String(error)));
+    child.kill("SIGTERM");
+    return await fail(`configure failed: ${messageOf(error)}`, null);
+  }
+}
+
+/**
+ * Waits for the configured child's ready report; `fail` ends the spawn when
+ * it exits first (79: a restarted service that cannot pick up its old state)
+ * or does not report in time.
+ */
+async function awaitReady(
+  child: LaunchedProcess,
+  ready: Promise<ReadyRequest>,
+  fail: (reason: string, exitCode: number | null) => Promise<never>,
+): Promise<ReadyRequest> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    ready.then((report) => ({ kind: "ready" as const, report }), () => ({ kind: "gone" as const })),
+    child.exited.then((code) => ({ kind: "exited" as const, code })),
+    new Promise<{ kind: "timeout" }>((resolve) => {
+      timer = setTimeout(() => resolve({ kind: "timeout" }), READY_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (outcome.kind === "ready") return outcome.report;
+  if (outcome.kind === "exited") {
+    if (outcome.code === EXIT.STATE_LOST) {
+      return await fail(
+        `the service could not pick up its old state (exit ${outcome.code})`,
+        outcome.code,
+      );
+    }
+    const why = EXIT_REASONS[outcome.code] ?? "the new service exited before it was ready";
+    return await fail(
+      `configure failed: ${why} (exit ${outcome.code}, log ${child.logFile})`,
+      outcome.code,
+    );
+  }
+  child.kill("SIGTERM");
+  if (outcome.kind === "gone") return await fail("configure failed: the spawn was abandoned", null);
+  return await fail(
+    `configure failed: no ready report within ${READY_TIMEOUT_MS} ms (log ${child.logFile})`,
+    null,
+  );
 }
 
 /** Role options that name data-plane services the new service may use (an agent's queue and pub/sub). */

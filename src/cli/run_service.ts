@@ -29,7 +29,10 @@ import { flushLogs, log, setupLogging } from "../config/logging.ts";
 import { loadRole, replacementOf } from "../services/roles.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import { StateLostError } from "../types/errors.ts";
-import { FabricService, type ServiceIdentity } from "../runtime/service.ts";
+import type { ConfigureRequest } from "../types/wire.ts";
+import { FabricRequestError } from "../client/fabric_client.ts";
+import { FabricService } from "../runtime/service.ts";
+import type { ServiceIdentity } from "../runtime/service_spec.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { ServiceMetrics } from "../metrics/service_metrics.ts";
 import { rehearseSpawn } from "./warm_rehearsal.ts";
@@ -235,6 +238,7 @@ function handlersOf(service: () => FabricService): ServiceHandlers {
     status: () => service().status(),
     bootstrap: (r, source) => service().bootstrap(r, source),
     configure: (r) => service().configure(r),
+    ready: (signer, r) => service().ready(signer, r),
     spawn: (r, options) => service().spawn(r, options),
     openSession: (s) => service().openSession(s),
     closeSession: (s) => service().closeSession(s),
@@ -297,6 +301,13 @@ async function become(
       host: service.identity.host,
     });
     service.holdKeys(outcome.keys, outcome.registries, outcome.parent);
+    if (outcome.configure) {
+      logger.info("Bootstrapped from {parent}, configured by its answer", {
+        parent: outcome.parent.id,
+      });
+      await configureByAnswer(service, outcome.configure);
+      return true;
+    }
     logger.info("Bootstrapped from {parent}; waiting to be configured", {
       parent: outcome.parent.id,
     });
@@ -326,6 +337,25 @@ async function become(
     });
   }
   return true;
+}
+
+/**
+ * Configures `service` as its bootstrap answer says and reports ready to the
+ * parent (docs/protocol.md 4.8).
+ * @throws {StateLostError} (exit 79) when a restarted role cannot pick up its
+ * old state; {@linkcode BootstrapError} 78 when the answer names another role,
+ * 77 when the parent refuses the report, 69 when it cannot be reached.
+ */
+async function configureByAnswer(service: FabricService, request: ConfigureRequest) {
+  try {
+    await service.configure(request, true);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (service.exitCode === EXIT.STATE_LOST) throw new StateLostError(message);
+    if (!(error instanceof FabricRequestError)) throw new BootstrapError(message, EXIT.CONFIG);
+    const code = error.status > 0 && error.status < 500 ? EXIT.REFUSED : EXIT.UNREACHABLE;
+    throw new BootstrapError(`Parent refused the ready report: ${message}`, code);
+  }
 }
 
 /**

@@ -82,10 +82,14 @@ export class Registration {
   /**
    * Writes the service's ALIVE record. A root service (no parent) that finds
    * its old record begins its next incarnation through DEAD -> RESTARTING
-   * first; a child keeps the incarnation its spawner recorded.
-   * @throws {FabricRequestError} when the registry refuses or cannot be reached.
+   * first; a child keeps the incarnation its spawner recorded. With
+   * `throughParent` (a child its bootstrap answer configured) the parent
+   * writes it: {@linkcode reportReady}.
+   * @throws {FabricRequestError} when the registry (or the parent) refuses or
+   * cannot be reached.
    */
-  async register(facts: RecordFacts, reason: string): Promise<Registered> {
+  async register(facts: RecordFacts, reason: string, throughParent = false): Promise<Registered> {
+    if (throughParent) return await this.reportReady(facts);
     const ahead = this.#ahead;
     this.#ahead = null;
     const [lookup, via] = ahead && ahead.id === facts.id && ahead.parent === facts.parent
@@ -102,6 +106,35 @@ export class Registration {
     // Only a later incarnation can have children to take over.
     const takesOver = old !== undefined && (root || facts.incarnation > 1);
     return { record: registered, records: takesOver ? await this.#registry.list() : [] };
+  }
+
+  /**
+   * Registers through the parent, for a service its bootstrap answer
+   * configured (docs/protocol.md 4.8): reports ready with a signed `POST
+   * /v1/ready` and takes the ALIVE record the parent wrote and answers with.
+   */
+  async reportReady(facts: RecordFacts): Promise<Registered> {
+    const { parent, client } = this.#options;
+    if (!parent || !client) throw new Error("Only a child reports ready to its parent");
+    const record = await client.call<ServiceRecord>(parent, {
+      method: "POST",
+      path: "/v1/ready",
+      body: {
+        id: facts.id,
+        incarnation: facts.incarnation,
+        instance: facts.instance ?? crypto.randomUUID(),
+        started: facts.started,
+      },
+    });
+    this.#record = record;
+    const ahead = this.#ahead;
+    this.#ahead = null;
+    const [, via] = ahead && ahead.id === facts.id && ahead.parent === facts.parent
+      ? await ahead.reads.catch(() => [undefined, undefined] as const)
+      : [undefined, await this.#relayOf(facts.parent)];
+    this.#via = via;
+    // A restarted service takes its children's records over (register() reads them too).
+    return { record, records: facts.incarnation > 1 ? await this.#registry.list() : [] };
   }
 
   /**

@@ -43,6 +43,12 @@ export function serviceRule(self: ServicePlace): Rule {
     if (path === "/v1/heartbeats" && method === "POST" && isChildRoute(route, signer.route)) {
       return null;
     }
+    // A child configured by its bootstrap answer reports ready (the handover checks the spawn).
+    if (path === "/v1/ready") {
+      return isChildRoute(route, signer.route)
+        ? null
+        : `Refused by rule "ready": only a child of "${self.id}" reports ready to it, not ${who}`;
+    }
     if (COMMON.some((p) => p.test(path))) {
       return `Refused by rule "subtree": ${who} is not an ancestor of "${self.id}"`;
     }

@@ -17,13 +17,10 @@ import { serviceLogPath } from "../config/log_file.ts";
 import { Children, type SpawnHooks } from "../children/children.ts";
 import { Registration } from "../health/registration.ts";
 import { closeLaunchers } from "../launchers/mod.ts";
-import type { ServiceMetrics } from "../metrics/service_metrics.ts";
 import { ConflictError, StateLostError } from "../types/errors.ts";
 import {
   EXIT,
   type RegistryEndpoint,
-  type ReplacementPolicy,
-  type Role,
   type ServiceRecord,
   type ServiceState,
   type ServiceStatus,
@@ -33,52 +30,13 @@ import type {
   BootstrapRequest,
   ConfigureRequest,
   ConnectRequest,
+  ReadyRequest,
   SpawnRequest,
 } from "../types/wire.ts";
 import { ServiceCredentials } from "./credentials.ts";
-import type { RoleHandle, RoleModule } from "./role.ts";
+import type { RoleHandle } from "./role.ts";
 import { Sessions } from "./sessions.ts";
-
-/** Fixed facts of a service process. */
-export interface ServiceIdentity {
-  id: string;
-  /** Random ID of this process, made at its start; heartbeats carry it. Default: none. */
-  instance?: string;
-  role: Role;
-  host: string;
-  dir: string;
-  endpoint: string;
-  /** Role options from the command line. */
-  options: Record<string, string>;
-}
-
-/** How a service is set up once it holds the keys. */
-export interface ServicePlacement {
-  keys: FabricKeys;
-  registries: RegistryEndpoint[];
-  incarnation: number;
-  parent: string;
-  route: string[];
-  launcher: string;
-  /** The endpoint registered: as the parent reaches this service. */
-  endpoint: string;
-  heartbeatMs: number;
-  sessions: string[];
-  /** Role settings from the spawn request (merged over the command line's). */
-  options: Record<string, string>;
-}
-
-/** What a service is built from besides its identity. */
-export interface ServiceParts {
-  /** The role it runs. */
-  module: RoleModule;
-  /** Where the role plugs into the API. Default: a slot of its own (no app). */
-  slot?: RoleSlot;
-  /** What happens when a child of a role is lost. Default: `propagate`. */
-  policyOf?: (role: Role) => ReplacementPolicy;
-  /** This service's metrics, handed to its role and its spawns. Default: none. */
-  metrics?: ServiceMetrics;
-}
+import type { ServiceIdentity, ServiceParts, ServicePlacement } from "./service_spec.ts";
 
 /** A service process's state and handlers; see the module doc. */
 export class FabricService implements ServiceHandlers {
@@ -198,17 +156,23 @@ export class FabricService implements ServiceHandlers {
     this.#slot.mount({ routes: this.#role.routes, front: this.#role.front });
     const registration = this.#registration ?? new Registration(credentials.registry, credentials);
     this.#registration = registration;
-    const { record, records } = await registration.register({
-      ...this.identity,
-      endpoint: placement.endpoint,
-      parent: placement.parent,
-      route: placement.route,
-      launcher: placement.launcher,
-      incarnation: placement.incarnation,
-      options: placement.options,
-      sessions: this.#sessions.list(),
-      started: this.#started,
-    }, `${this.identity.role} configured and running`);
+    // Placed before its ready report: the parent's caller may use it once the parent answers.
+    if (placement.reportReady) this.#placement = placement;
+    const { record, records } = await registration.register(
+      {
+        ...this.identity,
+        endpoint: placement.endpoint,
+        parent: placement.parent,
+        route: placement.route,
+        launcher: placement.launcher,
+        incarnation: placement.incarnation,
+        options: placement.options,
+        sessions: this.#sessions.list(),
+        started: this.#started,
+      },
+      `${this.identity.role} configured and running`,
+      placement.reportReady,
+    );
     if (this.#stopping) {
       // Stopped while registering: the record written is ended here, not left ALIVE.
       await registration.end("STOPPED", "stopped while it was being configured");
@@ -281,7 +245,8 @@ export class FabricService implements ServiceHandlers {
     return this.#credentials.handover.answer(request, source);
   }
 
-  async configure(request: ConfigureRequest): Promise<ConfigureAnswer> {
+  /** `reportReady`: configured by the bootstrap answer (docs/protocol.md 4.8), not by a call. */
+  async configure(request: ConfigureRequest, reportReady = false): Promise<ConfigureAnswer> {
     if (this.#placement || this.#placing) {
       throw new ConflictError(`Service "${this.identity.id}" is already configured`);
     }
@@ -300,6 +265,7 @@ export class FabricService implements ServiceHandlers {
         ...request,
         keys: credentials.keys,
         registries: credentials.registries,
+        reportReady,
       });
     } catch (error) {
       this.#state = "FAILED";
@@ -314,6 +280,10 @@ export class FabricService implements ServiceHandlers {
       state: record.state,
       incarnation: record.incarnation,
     };
+  }
+
+  ready(signer: Signer, report: ReadyRequest): Promise<ServiceRecord> {
+    return this.#requireCredentials().handover.ready(signer, report);
   }
 
   renew(signer: Signer): Promise<{ identity: string; expires: number }> {

@@ -7,18 +7,18 @@
  */
 import * as z from "zod";
 import { ROLES, SERVICE_STATES } from "./mod.ts";
-import { endpointSchema, roleOptionsSchema, serviceIdSchema, sessionIdSchema } from "./wire.ts";
+import {
+  endpointSchema,
+  instanceSchema,
+  roleOptionsSchema,
+  serviceIdSchema,
+  sessionIdSchema,
+} from "./wire.ts";
 
 /** A record's endpoint: "" until known, else only `http(s)://HOST:PORT`. */
 const recordEndpointSchema = z.string().refine(
   (endpoint) => endpoint === "" || endpointSchema.safeParse(endpoint).success,
   'must be "" or http(s)://HOST:PORT, without user info, path, spaces or line breaks',
-);
-
-/** The instance ID a service process makes at its start. */
-const instanceSchema = z.string().regex(
-  /^[A-Za-z0-9_-]{1,64}$/,
-  "must be 1-64 letters, digits, '_' or '-'",
 );
 
 /** One registry record per service, as stored and as sent over the wire. */

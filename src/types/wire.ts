@@ -92,6 +92,28 @@ export const configureRequestSchema = z.strictObject({
 /** Body of `POST /v1/configure`. */
 export type ConfigureRequest = z.infer<typeof configureRequestSchema>;
 
+/** The instance ID a service process makes at its start. */
+export const instanceSchema = z.string().regex(
+  /^[A-Za-z0-9_-]{1,64}$/,
+  "must be 1-64 letters, digits, '_' or '-'",
+);
+
+/**
+ * `POST /v1/ready`: a child configured by its bootstrap answer tells its
+ * parent that its role runs (docs/protocol.md 4.8); the parent then records
+ * it ALIVE.
+ */
+export const readyRequestSchema = z.strictObject({
+  id: serviceId,
+  incarnation: z.int().min(1),
+  /** The random ID the child's process made at its start; its heartbeats carry it. */
+  instance: instanceSchema,
+  /** When the child's process started, ms since the epoch. */
+  started: z.int().min(0),
+});
+/** Body of `POST /v1/ready`. */
+export type ReadyRequest = z.infer<typeof readyRequestSchema>;
+
 /** `POST /v1/spawn`: grow the fabric by one service. */
 export const spawnRequestSchema = z.strictObject({
   role: z.enum(ROLES),

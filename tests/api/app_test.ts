@@ -49,6 +49,7 @@ function fixture() {
     connect: record("connect"),
     stop: record("stop"),
     renew: record("renew"),
+    ready: record("ready"),
   };
   const app = createApp({
     serviceId: SERVICE,

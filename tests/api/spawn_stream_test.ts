@@ -29,6 +29,7 @@ function appWith(spawn: SpawnFake) {
     connect: unused,
     stop: unused,
     renew: unused,
+    ready: unused,
   };
   return createApp({
     serviceId: SERVICE,

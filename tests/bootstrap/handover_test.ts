@@ -12,7 +12,10 @@ import {
   ReplayCache,
 } from "../../src/crypto/mod.ts";
 import { bundleInfo, KeyHandover } from "../../src/bootstrap/handover.ts";
-import { rawPublicKey } from "../../src/crypto/certificate.ts";
+import { rawPublicKey, type Signer } from "../../src/crypto/certificate.ts";
+import { ConflictError } from "../../src/types/errors.ts";
+import type { ServiceRecord } from "../../src/types/mod.ts";
+import type { ConfigureRequest } from "../../src/types/wire.ts";
 
 const keys = await generateFabricKeys();
 
@@ -56,9 +59,29 @@ async function proofBody(id: string, password: string, handle = passwordHandle(p
   };
 }
 
+/** What the spawn configures a child with, once it has proven its password. */
+const CONFIGURE: ConfigureRequest = {
+  role: "spawner",
+  incarnation: 1,
+  parent: "spw-00000001",
+  route: ["spw-00000001", "spw-00000002"],
+  launcher: "local://",
+  endpoint: "http://127.0.0.1:3",
+  heartbeatMs: 2000,
+  sessions: [],
+  options: {},
+};
+
+/** A child as the spawn expects it: configured as soon as it arrives. */
+function expectConfigured(handover: KeyHandover, id: string) {
+  const child = handover.expect(id);
+  child.arrived.then(() => child.configure({ ...CONFIGURE, route: ["spw-00000001", id] }));
+  return child;
+}
+
 Deno.test("POST /v1/bootstrap hands the keys to exactly one of 20 concurrent right proofs", async () => {
   const { handover, app } = parent();
-  const child = handover.expect("spw-00000002");
+  const child = expectConfigured(handover, "spw-00000002");
   const attempts = await Promise.all(
     Array.from({ length: 20 }, () => proofBody("spw-00000002", child.password)),
   );
@@ -84,6 +107,7 @@ Deno.test("POST /v1/bootstrap hands the keys to exactly one of 20 concurrent rig
   ));
   assert.equal(bundle.fingerprint, keys.fingerprint);
   assert.equal(bundle.parent.id, "spw-00000001");
+  assert.deepEqual(bundle.configure, CONFIGURE, "the answer carries what the child is to be");
 });
 
 Deno.test("POST /v1/bootstrap refuses a wrong password with 403 and keeps no keys in the answer", async () => {
@@ -141,7 +165,7 @@ Deno.test("POST /v1/bootstrap answers an unknown handle exactly like a wrong pro
 
 Deno.test("POST /v1/bootstrap: 1000 wrong proofs for the child's ID leave its password usable, from any source", async () => {
   const { handover, app } = parent();
-  const child = handover.expect("spw-00000006");
+  const child = expectConfigured(handover, "spw-00000006");
   const statuses = new Set<number>();
   for (let index = 0; index < 1000; index++) {
     const answer = await post(app, (await proofBody("spw-00000006", `guess-${index}`)).body);
@@ -175,4 +199,83 @@ Deno.test("POST /v1/bootstrap limits refused attempts per source with 429 and Re
   const other = await post(app, (await proofBody("spw-00000007", "g")).body, "192.0.2.10");
   assert.equal(other.status, 403);
   await other.body?.cancel();
+});
+
+/** The signer of a child's ready report, as the signature middleware hands it over. */
+function childSigner(id: string, incarnation = 1): Extract<Signer, { kind: "service" }> {
+  return {
+    kind: "service",
+    id,
+    role: "spawner",
+    incarnation,
+    route: ["spw-00000001", id],
+    peers: [],
+    x25519: "x",
+    key: "k",
+    expires: 0,
+  };
+}
+
+const REPORT = { incarnation: 1, instance: "i-1", started: 1700000000000 };
+
+Deno.test("KeyHandover.ready() hands the child's report to its spawn and answers with the record the spawn settles", async () => {
+  const { handover } = parent();
+  const child = handover.expect("spw-00000011");
+  const record = { id: "spw-00000011", state: "ALIVE", incarnation: 1 } as ServiceRecord;
+  child.ready.then(() => child.settle(record));
+  const answer = await handover.ready(childSigner("spw-00000011"), {
+    id: "spw-00000011",
+    ...REPORT,
+  });
+  assert.equal(answer, record);
+  assert.deepEqual(await child.ready, { id: "spw-00000011", ...REPORT });
+  // Once only: a second report finds nothing waiting.
+  await assert.rejects(
+    handover.ready(childSigner("spw-00000011"), { id: "spw-00000011", ...REPORT }),
+    ConflictError,
+  );
+});
+
+Deno.test("KeyHandover.ready() refuses a report for another service or incarnation, and one after the spawn ended", async () => {
+  const { handover } = parent();
+  const child = handover.expect("spw-00000012");
+  let reported = false;
+  child.ready.then(() => (reported = true), () => {});
+  for (
+    const [signer, id, incarnation] of [
+      [childSigner("spw-00000013"), "spw-00000012", 1],
+      [childSigner("spw-00000012"), "spw-00000013", 1],
+      [childSigner("spw-00000012", 2), "spw-00000012", 2],
+    ] as const
+  ) {
+    await assert.rejects(
+      handover.ready(signer, { id, ...REPORT, incarnation }),
+      (error) => error instanceof ConflictError && /waits for it to be ready/.test(error.message),
+    );
+  }
+  assert.equal(reported, false);
+  child.discard();
+  await assert.rejects(
+    handover.ready(childSigner("spw-00000012"), { id: "spw-00000012", ...REPORT }),
+    ConflictError,
+  );
+});
+
+Deno.test("KeyHandover.ready() tells the child when its spawn failed after the report", async () => {
+  const { handover } = parent();
+  const child = handover.expect("spw-00000014");
+  child.ready.then(() => child.settle(new Error("registry unreachable")));
+  await assert.rejects(
+    handover.ready(childSigner("spw-00000014"), { id: "spw-00000014", ...REPORT }),
+    (error) => error instanceof ConflictError && /registry unreachable/.test(error.message),
+  );
+});
+
+Deno.test("POST /v1/bootstrap is refused, nothing sealed, when the spawn ends before it configured the child", async () => {
+  const { handover, app } = parent();
+  const child = handover.expect("spw-00000015");
+  child.arrived.then(() => child.discard());
+  const answer = await post(app, (await proofBody("spw-00000015", child.password)).body);
+  assert.equal(answer.status, 500);
+  assert.doesNotMatch(await answer.text(), /ciphertext/);
 });

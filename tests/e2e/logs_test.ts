@@ -18,7 +18,7 @@ Deno.test("fabricd logs ID shows the service's startup line; -f prints a line lo
     });
     const shown = await runFabricd(["logs", spawned.id, "--fabric", fabric]);
     assert.equal(shown.code, 0, shown.stderr);
-    assert.match(shown.stdout, /Bootstrapped from .*waiting to be configured/);
+    assert.match(shown.stdout, /Bootstrapped from .*, configured by its answer/);
     const recent = await runFabricd(["logs", spawned.id, "--since", "1h", "--fabric", fabric]);
     assert.equal(recent.stdout, shown.stdout, "every line is younger than an hour");
 

@@ -49,6 +49,21 @@ Deno.test("serviceRule() lets only the parent configure, any member read, and di
   assert.match(rule(stranger, post("/v1/heartbeats"))!, /rule "peers"/);
 });
 
+Deno.test("serviceRule() takes a ready report from a direct child only", () => {
+  assert.equal(rule(service("spn-4", ["spn-1", "brg-2", "spn-4"]), post("/v1/ready")), null);
+  for (
+    const signer of [
+      service("spn-3", ["spn-1", "spn-3"]), // a sibling
+      service("spn-5", ["spn-1", "brg-2", "spn-4", "spn-5"]), // a grandchild
+    ]
+  ) {
+    assert.match(
+      rule(signer, post("/v1/ready"))!,
+      /^Refused by rule "ready": only a child of "brg-2" reports ready to it, not spawner "spn-\d" \(incarnation 1\)$/,
+    );
+  }
+});
+
 Deno.test("serviceRule() lets certified peers use a role's routes, not its management routes", () => {
   const queue = serviceRule({
     id: "que-5",

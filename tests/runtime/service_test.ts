@@ -20,10 +20,11 @@ import type {
   RoleModule,
   RoleStopOptions,
 } from "../../src/runtime/role.ts";
-import { FabricService, type ServicePlacement } from "../../src/runtime/service.ts";
+import { FabricService } from "../../src/runtime/service.ts";
+import type { ServicePlacement } from "../../src/runtime/service_spec.ts";
 import { ConflictError, StateLostError } from "../../src/types/errors.ts";
 import { EXIT } from "../../src/types/mod.ts";
-import type { ConfigureRequest } from "../../src/types/wire.ts";
+import type { ConfigureRequest, ReadyRequest } from "../../src/types/wire.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
 const keys = await generateFabricKeys();
@@ -40,11 +41,10 @@ interface TestRegistry {
   seen: string[];
 }
 
-async function withRegistry(fn: (r: TestRegistry) => Promise<void>): Promise<void> {
-  const registry = new Registry(SqliteStore.open(":memory:"));
-  const slot = new RoleSlot();
+/** Handlers that refuse everything: what a test does not use. */
+function refusingHandlers(): ServiceHandlers {
   const refuse = (): Promise<never> => Promise.reject(new ConflictError("Not in this test"));
-  const handlers: ServiceHandlers = {
+  return {
     status: () => {
       throw new ConflictError("Not in this test");
     },
@@ -56,12 +56,18 @@ async function withRegistry(fn: (r: TestRegistry) => Promise<void>): Promise<voi
     connect: refuse,
     stop: refuse,
     renew: refuse,
+    ready: refuse,
   };
+}
+
+async function withRegistry(fn: (r: TestRegistry) => Promise<void>): Promise<void> {
+  const registry = new Registry(SqliteStore.open(":memory:"));
+  const slot = new RoleSlot();
   const app = createApp({
     serviceId: REGISTRY_ID,
     keys: () => keys,
     replayCache: new ReplayCache(),
-    handlers,
+    handlers: refusingHandlers(),
     role: slot,
   });
   slot.mount({ routes: registryRoutes(() => registry) });
@@ -288,6 +294,61 @@ Deno.test("FabricService.configure() registers the incarnation its spawner recor
       assert.equal(stored?.endpoint, ENDPOINT);
     } finally {
       await service.shutdown("test over");
+    }
+  });
+});
+
+Deno.test("FabricService.configure() by the bootstrap answer reports ready to the parent and takes the record it answers, writing none itself", async () => {
+  await withRegistry(async ({ url, seen }) => {
+    const reports: ReadyRequest[] = [];
+    const alive = serviceRecord(ID, {
+      role: "queue",
+      state: "ALIVE",
+      incarnation: 1,
+      parent: PARENT,
+      route: [PARENT, ID],
+    });
+    const parentApp = createApp({
+      serviceId: PARENT,
+      keys: () => keys,
+      replayCache: new ReplayCache(),
+      handlers: {
+        ...refusingHandlers(),
+        ready: (_signer, report) => {
+          reports.push(report);
+          return Promise.resolve(alive);
+        },
+      },
+    });
+    const parent = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (r) => parentApp.fetch(r),
+    );
+    const role = fakeRole();
+    const { service } = queueService(role.module);
+    service.holdKeys(keys, [{ id: REGISTRY_ID, url }], {
+      id: PARENT,
+      url: `http://127.0.0.1:${parent.addr.port}`,
+    });
+    try {
+      const answer = await service.configure(configureRequest(), true);
+      assert.deepEqual(answer, { id: ID, role: "queue", state: "ALIVE", incarnation: 1 });
+      assert.equal(reports.length, 1);
+      assert.deepEqual({ ...reports[0], started: 0 }, {
+        id: ID,
+        incarnation: 1,
+        instance: "inst-1",
+        started: 0,
+      });
+      assert.ok(reports[0]!.started > 0);
+      assert.equal(service.state, "ALIVE");
+      assert.ok(
+        !seen.includes(`PUT /v1/registry/services/${ID}`),
+        "the parent writes the ALIVE record, not the child",
+      );
+    } finally {
+      await service.shutdown("test over");
+      await parent.shutdown();
     }
   });
 });
