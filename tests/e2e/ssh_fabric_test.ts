@@ -439,15 +439,24 @@ Deno.test({
         }
         // Said in full when it fails: which service, and what its log says.
         const id = /--id (\S+)/.exec(left)?.[1];
+        // A service on a host logs in its home's cache, one on the desktop in the fabric's dir.
         const log = id
           ? (await testnetExec("head", [
             "sh",
             "-c",
-            `tail -n 40 /var/lib/fabricd-testnet/*/home/.cache/fabricd/logs/${id}.log`,
+            `tail -n 40 /var/lib/fabricd-testnet/*/home/.cache/fabricd/logs/${id}.log ` +
+            `${dir}/logs/${id}.log 2>/dev/null`,
           ])).stdout
           : "";
-        if (left !== "") await Deno.writeTextFile("/tmp/ssh_fabric_left.log", `${left}\n${log}`);
-        assert.equal(left, "", `fabricd services still running after stop --all:\n${left}\n${log}`);
+        const said = `stop --all said:\n${out.stdout}${out.stderr}`;
+        if (left !== "") {
+          await Deno.writeTextFile("/tmp/ssh_fabric_left.log", `${left}\n${log}\n${said}`);
+        }
+        assert.equal(
+          left,
+          "",
+          `fabricd services still running after stop --all:\n${left}\n${log}\n${said}`,
+        );
       });
     });
   });
