@@ -218,22 +218,21 @@ function childSigner(id: string, incarnation = 1): Extract<Signer, { kind: "serv
 
 const REPORT = { incarnation: 1, instance: "i-1", started: 1700000000000 };
 
+/** Child `id`'s ready report, signed by that child. */
+function reportReady(handover: KeyHandover, id: string) {
+  return handover.ready(childSigner(id), { id, ...REPORT });
+}
+
 Deno.test("KeyHandover.ready() hands the child's report to its spawn and answers with the record the spawn settles", async () => {
   const { handover } = parent();
   const child = handover.expect("spw-00000011");
   const record = { id: "spw-00000011", state: "ALIVE", incarnation: 1 } as ServiceRecord;
   child.ready.then(() => child.settle(record));
-  const answer = await handover.ready(childSigner("spw-00000011"), {
-    id: "spw-00000011",
-    ...REPORT,
-  });
+  const answer = await reportReady(handover, "spw-00000011");
   assert.equal(answer, record);
   assert.deepEqual(await child.ready, { id: "spw-00000011", ...REPORT });
   // Once only: a second report finds nothing waiting.
-  await assert.rejects(
-    handover.ready(childSigner("spw-00000011"), { id: "spw-00000011", ...REPORT }),
-    ConflictError,
-  );
+  await assert.rejects(reportReady(handover, "spw-00000011"), ConflictError);
 });
 
 Deno.test("KeyHandover.ready() refuses a report for another service or incarnation, and one after the spawn ended", async () => {
@@ -255,10 +254,7 @@ Deno.test("KeyHandover.ready() refuses a report for another service or incarnati
   }
   assert.equal(reported, false);
   child.discard();
-  await assert.rejects(
-    handover.ready(childSigner("spw-00000012"), { id: "spw-00000012", ...REPORT }),
-    ConflictError,
-  );
+  await assert.rejects(reportReady(handover, "spw-00000012"), ConflictError);
 });
 
 Deno.test("KeyHandover.ready() tells the child when its spawn failed after the report", async () => {
@@ -266,7 +262,7 @@ Deno.test("KeyHandover.ready() tells the child when its spawn failed after the r
   const child = handover.expect("spw-00000014");
   child.ready.then(() => child.settle(new Error("registry unreachable")));
   await assert.rejects(
-    handover.ready(childSigner("spw-00000014"), { id: "spw-00000014", ...REPORT }),
+    reportReady(handover, "spw-00000014"),
     (error) => error instanceof ConflictError && /registry unreachable/.test(error.message),
   );
 });
