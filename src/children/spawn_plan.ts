@@ -2,8 +2,8 @@
  * The record a spawn creates: a new service's first record (LAUNCHING), or
  * the next incarnation of a dead child restarted under its old ID
  * (RESTARTING), checked against what the registry holds. The spawner owns
- * this record's life; the child registers it ALIVE at the incarnation
- * planned here.
+ * this record's life: it records the child ALIVE at the incarnation planned
+ * here once the child reports ready (docs/protocol.md 4.8).
  * @module
  */
 import type { RegistryClient } from "../client/registry_client.ts";
