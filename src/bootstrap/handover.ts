@@ -60,29 +60,19 @@ export interface ExpectedChild {
   discard(): void;
 }
 
-/** A promise with its settling functions. */
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: Error): void;
+/** A step of a spawn that may be refused: refused where it is awaited, if anyone still does. */
+function refusable<T>(): PromiseWithResolvers<T> {
+  const step = Promise.withResolvers<T>();
+  step.promise.catch(() => {});
+  return step;
 }
 
-function deferred<T>(): Deferred<T> {
-  let resolve = (_value: T): void => {};
-  let reject = (_error: Error): void => {};
-  const promise = new Promise<T>((yes, no) => {
-    resolve = yes;
-    reject = no;
-  });
-  promise.catch(() => {}); // Refused where it is awaited, if anyone still does.
-  return { promise, resolve, reject };
-}
-
-/** What a spawn in progress has to say to its child, after its password. */
+/** A spawn in progress: what it and its child say to each other, from the password on. */
 interface Pending {
-  configure: Deferred<ConfigureRequest>;
-  ready: Deferred<ReadyRequest>;
-  settled: Deferred<ServiceRecord>;
+  arrived: PromiseWithResolvers<BootstrapArrival>;
+  configure: PromiseWithResolvers<ConfigureRequest>;
+  ready: PromiseWithResolvers<ReadyRequest>;
+  settled: PromiseWithResolvers<ServiceRecord>;
   incarnation: number;
 }
 
@@ -117,7 +107,6 @@ export class KeyHandover {
   #options: KeyHandoverOptions & { certSeconds: number };
   #passwords: OneTimePasswords;
   #limiter: RateLimiter;
-  #waiting = new Map<string, (arrival: BootstrapArrival) => void>();
   #views = new Map<string, { parentUrl: string; registries: RegistryEndpoint[] }>();
   #claims = new Map<string, ChildClaims>();
   #pending = new Map<string, Pending>();
@@ -159,19 +148,17 @@ export class KeyHandover {
     );
     if (options.view) this.#views.set(serviceId, options.view);
     this.#claims.set(serviceId, options.claims ?? this.#defaultClaims(serviceId));
-    const arrived = new Promise<BootstrapArrival>((resolve) => {
-      this.#waiting.set(serviceId, resolve);
-    });
     const pending: Pending = {
-      configure: deferred(),
-      ready: deferred(),
-      settled: deferred(),
+      arrived: Promise.withResolvers(),
+      configure: refusable(),
+      ready: refusable(),
+      settled: refusable(),
       incarnation: options.claims?.incarnation ?? 1,
     };
     this.#pending.set(serviceId, pending);
     return {
       password,
-      arrived,
+      arrived: pending.arrived.promise,
       configure: (body) => pending.configure.resolve(body),
       ready: pending.ready.promise,
       settle: (outcome) => {
@@ -181,7 +168,6 @@ export class KeyHandover {
       },
       discard: () => {
         this.#passwords.discard(serviceId);
-        this.#waiting.delete(serviceId);
         this.#views.delete(serviceId);
         this.#claims.delete(serviceId);
         const gone = new Error(`The spawn of "${serviceId}" ended before it was ready`);
@@ -234,14 +220,11 @@ export class KeyHandover {
     this.#views.delete(request.id);
     const bundle = await this.#bundleFor(request, view);
     // The spawn learns the child's endpoint now and answers with what it is to be.
-    this.#waiting.get(request.id)?.({
-      endpoint: request.endpoint,
-      host: request.host,
-      pid: request.pid,
-    });
-    this.#waiting.delete(request.id);
-    const configure = this.#pending.get(request.id)?.configure.promise;
-    if (configure) bundle.configure = await configure;
+    const pending = this.#pending.get(request.id);
+    if (pending) {
+      pending.arrived.resolve({ endpoint: request.endpoint, host: request.host, pid: request.pid });
+      bundle.configure = await pending.configure.promise;
+    }
     return await sealBundle(new TextEncoder().encode(JSON.stringify(bundle)), {
       peerPublicKey: request.publicKey,
       passwordKey: outcome.passwordKey,

@@ -90,10 +90,9 @@ export class Registration {
    */
   async register(facts: RecordFacts, reason: string, throughParent = false): Promise<Registered> {
     if (throughParent) return await this.reportReady(facts);
-    const ahead = this.#ahead;
-    this.#ahead = null;
-    const [lookup, via] = ahead && ahead.id === facts.id && ahead.parent === facts.parent
-      ? await ahead.reads.catch(() => this.#read(facts.id, facts.parent))
+    const ahead = this.#takeAhead(facts);
+    const [lookup, via] = ahead
+      ? await ahead.catch(() => this.#read(facts.id, facts.parent))
       : await this.#read(facts.id, facts.parent);
     const found = lookup?.record;
     const root = facts.parent === "";
@@ -127,12 +126,10 @@ export class Registration {
       },
     });
     this.#record = record;
-    const ahead = this.#ahead;
-    this.#ahead = null;
-    const [, via] = ahead && ahead.id === facts.id && ahead.parent === facts.parent
-      ? await ahead.reads.catch(() => [undefined, undefined] as const)
-      : [undefined, await this.#relayOf(facts.parent)];
-    this.#via = via;
+    const ahead = this.#takeAhead(facts);
+    this.#via = ahead
+      ? (await ahead.catch(() => [undefined, undefined] as const))[1]
+      : await this.#relayOf(facts.parent);
     // A restarted service takes its children's records over (register() reads them too).
     return { record, records: facts.incarnation > 1 ? await this.#registry.list() : [] };
   }
@@ -148,6 +145,13 @@ export class Registration {
     reads.catch(() => {});
     this.#ahead = { id, parent, reads };
     return this;
+  }
+
+  /** The reads {@linkcode prefetch} started for this service and parent, once; else null. */
+  #takeAhead(facts: RecordFacts) {
+    const ahead = this.#ahead;
+    this.#ahead = null;
+    return ahead && ahead.id === facts.id && ahead.parent === facts.parent ? ahead.reads : null;
   }
 
   #read(id: string, parent: string) {
