@@ -125,6 +125,10 @@ export function startHeartbeats(
       failing = false;
       lastOk = Date.now();
     } catch (error) {
+      // A beat still in flight when stop() was called says nothing: the
+      // service's own stop may have ended its record meanwhile (a 409 then),
+      // and an ended loop must not report it replaced (exit 1, restarted).
+      if (stopped) return;
       // 409: replaced or ended; 401 "revoked": this identity is cut off (fabricd
       // revoke); 401 "retired": its chain starts at a root rotated out.
       const revoked = error instanceof FabricRequestError && error.status === 401 &&
