@@ -14,7 +14,7 @@ import { join, relative } from "node:path";
 
 /** Folders of `src/`, lowest first; a folder may import only from lower layers. */
 export const LAYERS: readonly (readonly string[])[] = [
-  ["types"],
+  ["types", "base"],
   ["config", "crypto", "metrics"],
   ["client", "api"],
   ["image"],

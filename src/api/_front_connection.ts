@@ -13,6 +13,7 @@ import {
   parseResponseHead,
   type RequestHead,
 } from "./_http1.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** The header that carries the peer's address (`HOST:PORT`) to the server behind the front. */
 export const PEER_HEADER = "fabric-peer";

@@ -5,9 +5,10 @@
  * if `Deno.serve` listened on the port itself.
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../base/paths.ts";
 import { log } from "../config/logging.ts";
 import { HttpFront, type HttpFrontLimits, PEER_HEADER } from "./http_front.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode serveGuarded}. */
 export interface GuardedServerOptions extends HttpFrontLimits {

@@ -12,13 +12,13 @@
  * @module
  */
 import { trustOf } from "../crypto/trust.ts";
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { parseDictionary } from "structured-headers";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ReplayCache } from "../crypto/replay_cache.ts";
 import { signResponse, verifyRequestHead } from "../crypto/signing.ts";
+import { StreamedDigest } from "../crypto/content_digest.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Where a bridge can send things. */
 export interface RelayTable {
@@ -241,8 +241,7 @@ function limitedBody(
       message: `Request body is larger than ${maxBytes} bytes: send less`,
     });
   }
-  const expected = signedDigest(request.headers.get("content-digest") ?? "");
-  const hash = createHash("sha256");
+  const digest = new StreamedDigest(request.headers.get("content-digest"));
   let size = 0;
   let refusal: HTTPException | undefined;
   const check = new TransformStream<Uint8Array, Uint8Array>({
@@ -255,27 +254,17 @@ function limitedBody(
         controller.error(refusal);
         return;
       }
-      hash.update(chunk);
+      digest.update(chunk);
       controller.enqueue(chunk);
     },
     flush(controller) {
-      const actual = hash.digest();
-      if (!expected || expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+      if (!digest.matches()) {
         refusal = new HTTPException(401, { message: "Content-Digest does not match the body" });
         controller.error(refusal);
       }
     },
   });
   return { stream: request.body!.pipeThrough(check), refusal: () => refusal };
-}
-
-function signedDigest(field: string): Uint8Array | undefined {
-  try {
-    const member = parseDictionary(field).get("sha-256")?.[0];
-    return member instanceof ArrayBuffer ? new Uint8Array(member) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The bridge's own error answer to a verified request, signed with its nonce. */

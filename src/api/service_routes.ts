@@ -23,6 +23,7 @@ import {
 } from "../types/wire.ts";
 import type { ServiceHandlers } from "./service_handlers.ts";
 import { jsonBody, validParam } from "./validate.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** The common routes, to mount under `/v1`. */
 export function serviceRoutes(handlers: ServiceHandlers): Hono<{ Variables: SignatureVariables }> {

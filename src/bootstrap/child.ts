@@ -25,6 +25,7 @@ import { importPublicKey, rawPublicKey, verifyChain } from "../crypto/certificat
 import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
 import { sleep } from "../config/retry.ts";
 import type { ConfigureRequest } from "../types/wire.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** A bootstrap that failed; `exitCode` is what the process must exit with. */
 export class BootstrapError extends Error {

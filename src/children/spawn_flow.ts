@@ -24,6 +24,7 @@ import { newPlan, restartPlan, type SpawnPlan } from "./spawn_plan.ts";
 import { warmPoolOf } from "./warm_pool.ts";
 import { retry } from "../config/retry.ts";
 import type { SpawnProgress, SpawnProgressListener } from "../types/spawn_progress.ts";
+import { after } from "../base/timers.ts";
 
 /** What a spawn needs from the service that runs it. */
 export interface SpawnDeps {
@@ -205,15 +206,13 @@ async function awaitArrival(
   timeoutMs: number,
   fail: (reason: string, exitCode: number | null) => Promise<never>,
 ): Promise<BootstrapArrival> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = after(timeoutMs, { kind: "timeout" as const });
   const outcome = await Promise.race([
     arrived.then((arrival) => ({ kind: "arrived" as const, arrival })),
     child.exited.then((code) => ({ kind: "exited" as const, code })),
-    new Promise<{ kind: "timeout" }>((resolve) => {
-      timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
-    }),
+    timeout.promise,
   ]);
-  clearTimeout(timer);
+  timeout.cancel();
   if (outcome.kind === "exited") {
     const why = EXIT_REASONS[outcome.code] ?? child.endReason?.() ??
       "the new service exited before bootstrap";
@@ -358,15 +357,13 @@ async function awaitReady(
   ready: Promise<ReadyRequest>,
   fail: (reason: string, exitCode: number | null) => Promise<never>,
 ): Promise<ReadyRequest> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = after(READY_TIMEOUT_MS, { kind: "timeout" as const });
   const outcome = await Promise.race([
     ready.then((report) => ({ kind: "ready" as const, report }), () => ({ kind: "gone" as const })),
     child.exited.then((code) => ({ kind: "exited" as const, code })),
-    new Promise<{ kind: "timeout" }>((resolve) => {
-      timer = setTimeout(() => resolve({ kind: "timeout" }), READY_TIMEOUT_MS);
-    }),
+    timeout.promise,
   ]);
-  clearTimeout(timer);
+  timeout.cancel();
   if (outcome.kind === "ready") return outcome.report;
   if (outcome.kind === "exited") {
     if (outcome.code === EXIT.STATE_LOST) {

@@ -22,6 +22,13 @@ import { sleep } from "../config/retry.ts";
 import { PENDING_STATES } from "../registry/state_machine.ts";
 import { EXIT, type RegistryEvent, type Role, type ServiceRecord } from "../types/mod.ts";
 import { _killOrphanProcess } from "./_orphan_process.ts";
+import {
+  clearInterval,
+  clearTimeout,
+  setInterval,
+  setTimeout,
+  type Timer,
+} from "../base/timers.ts";
 
 /** What the supervisor needs from its service. */
 export interface SupervisorDeps {
@@ -64,7 +71,7 @@ export interface SupervisorClock {
 const REAL_CLOCK: SupervisorClock = {
   now: () => Date.now(),
   setTimer: (fn, ms) => setTimeout(fn, ms),
-  clearTimer: (id) => clearTimeout(id as number),
+  clearTimer: (id) => clearTimeout(id as Timer),
 };
 
 /** Options of {@linkcode Supervisor.reconcile}. */

@@ -10,6 +10,7 @@ import type { Pilot } from "../services/pilot_manager/pilots.ts";
 import { PubsubClient } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
 import { sleep } from "../config/retry.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Counts of a task run. */
 export interface TaskRun {

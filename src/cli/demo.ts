@@ -4,7 +4,7 @@
  * leaving no process behind.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
 import { EXIT, type SpawnResult } from "../types/mod.ts";

@@ -4,7 +4,7 @@
  * image this fabricd is and where its files are.
  * @module
  */
-import { resolve } from "node:path";
+import { resolve } from "../base/paths.ts";
 import { exportImage, ImageUnavailableError } from "../image/build_image.ts";
 import { selfImage } from "../image/self_image.ts";
 import { writeSelfExtracting } from "../image/self_extracting.ts";

@@ -2,7 +2,7 @@
  * `fabricd init`: creates the fabric key pair and the fabric file.
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../base/paths.ts";
 import { type FabricFile, resolveFabricPath, saveFabricFile } from "../config/fabric_file.ts";
 import { generateFabricKeys, writeKeyFile } from "../crypto/keys.ts";
 import { EXIT } from "../types/mod.ts";

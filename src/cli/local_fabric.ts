@@ -3,7 +3,7 @@
  * `fabricd up` and `fabricd demo` run them (stopping is `stop_services.ts`).
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { type FabricFile, keyPathOf, saveFabricFile } from "../config/fabric_file.ts";
 import { FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { RegistryClient } from "../client/registry_client.ts";

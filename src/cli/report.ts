@@ -5,7 +5,7 @@
  * the tasks finished per interval (issue 13).
  * @module
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "../base/paths.ts";
 import { EXIT } from "../types/mod.ts";
 import { collectReport } from "../ui/report_data.ts";
 import { reportHtml } from "../ui/report_html.ts";

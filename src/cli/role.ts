@@ -7,7 +7,7 @@ import { runService } from "./run_service.ts";
 import { homeDir } from "../config/home.ts";
 import { intFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 
 /** Help text of `fabricd --role`. */
 export const ROLE_HELP = `fabricd --role ROLE [flags]: run one service

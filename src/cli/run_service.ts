@@ -8,7 +8,7 @@
  */
 import type { Rule } from "../api/authorization.ts";
 import { serviceRule } from "../runtime/authority.ts";
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { readKeyFile } from "../crypto/keys.ts";
 import { NonceJournal } from "../crypto/nonce_journal.ts";
 import { ReplayCache } from "../crypto/replay_cache.ts";
@@ -36,6 +36,7 @@ import type { ServiceIdentity } from "../runtime/service_spec.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { ServiceMetrics } from "../metrics/service_metrics.ts";
 import { rehearseSpawn } from "./warm_rehearsal.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Settings of one service process, from its command line. */
 export interface RunServiceOptions {

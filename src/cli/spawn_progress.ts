@@ -7,6 +7,7 @@
 import { type FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import type { SpawnResult } from "../types/mod.ts";
 import type { SpawnProgress } from "../types/spawn_progress.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode spawnWithProgress}. */
 export interface SpawnWithProgressOptions {

@@ -18,6 +18,7 @@ import { type FabricContext, loadContext } from "./context.ts";
 import { serviceOf } from "./_service_of.ts";
 import { cancelTask, listTasks, showTask, type TaskAction } from "./_task_history.ts";
 import { taskLogs } from "./_task_logs.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Help text of `fabricd task`. */
 export const TASK_HELP =

@@ -5,7 +5,7 @@
  * `DIR/ui.token` (mode 0600, made on first use).
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../base/paths.ts";
 import { EXIT } from "../types/mod.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";

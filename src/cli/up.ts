@@ -4,7 +4,7 @@
  * which stops everything the fabric runs.
  * @module
  */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../base/paths.ts";
 import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import { intFlag, parseFlags, stringFlag } from "./args.ts";

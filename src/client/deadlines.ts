@@ -6,6 +6,7 @@
  * a set. No timer outlives the last call in flight.
  * @module
  */
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** One call's time limit: its signal, until the call ends and releases it. */
 export interface Deadline {

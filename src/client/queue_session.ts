@@ -18,6 +18,7 @@ import {
   type TaskReport,
 } from "../types/queue_wire.ts";
 import { openedWithin } from "./socket_open.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode QueueSession.open}. */
 export interface QueueSessionOptions {

@@ -3,6 +3,7 @@
  * that speak WebSocket (queue sessions, pub/sub subscriptions).
  * @module
  */
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /**
  * True once `socket` is open, or why it did not open within `timeoutMs` (the

@@ -4,7 +4,7 @@
  * endpoints, the root spawner and the application's sessions.
  * @module
  */
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "../base/paths.ts";
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from "yaml";
 import * as z from "zod";
 import { homeDir } from "./home.ts";

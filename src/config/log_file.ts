@@ -4,7 +4,8 @@
  * output to `DIR/logs/ID.log` of the `--dir` it gives the service.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Most bytes of the log that one answer carries: the tail of what matches. */
 export const LOG_ANSWER_BYTES = 256 * 1024;

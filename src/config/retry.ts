@@ -3,8 +3,7 @@
  * polls or retries bounds its waits the same way and stops when told to.
  * @module
  */
-import { setTimeout as wait } from "node:timers/promises";
-
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 /**
  * Resolves after `ms` milliseconds, or at once when `signal` aborts.
  *
@@ -12,13 +11,17 @@ import { setTimeout as wait } from "node:timers/promises";
  * after the wait, which keeps every polling loop free of try/catch around
  * its pauses.
  */
-export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return;
-  try {
-    await wait(Math.max(0, ms), undefined, signal ? { signal } : {});
-  } catch (error) {
-    if (!signal?.aborted) throw error;
-  }
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** What {@linkcode RetryOptions.retryIf} is told about a failed attempt. */

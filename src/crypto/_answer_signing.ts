@@ -7,7 +7,7 @@
  */
 
 import { IDENTITY_HEADER } from "./certificate.ts";
-import { type Resolved, resolveKey, type TrustStore } from "./trust.ts";
+import { resolveKey, type TrustStore } from "./trust.ts";
 import type { MacSession } from "./mac_sessions.ts";
 import { assertBytes } from "./_bytes.ts";
 import {
@@ -109,11 +109,11 @@ export function signResponseInPlace(
   keys: FabricKeys,
   options: SignResponseOptions,
 ): Promise<Headers> {
-  return settle(() => {
+  return settle(async () => {
     if (typeof parts.body !== "string") assertBytes(parts.body, "Answer body");
     const headers = parts.headers;
-    headers.set("content-digest", digestField(parts.body));
-    return signAnswer(ANSWER, { status: parts.status, headers, keys, options });
+    headers.set("content-digest", await digestField(parts.body));
+    return await signAnswer(ANSWER, { status: parts.status, headers, keys, options });
   });
 }
 
@@ -134,10 +134,10 @@ export async function verifyResponse(
   assertBytes(parts.body, "Answer body");
   return await verifyAnswer(ANSWER, parts, {
     options,
-    check: () => {
+    check: async () => {
       const digest = parts.headers.get("content-digest");
       if (digest === null) return "Missing Content-Digest header: send the digest of the body";
-      return digestMatches(digest, parts.body)
+      return (await digestMatches(digest, parts.body))
         ? undefined
         : "Content-Digest does not match the body";
     },
@@ -193,10 +193,10 @@ export async function verifyStreamResponse(
   });
 }
 
-function signAnswer(
+async function signAnswer(
   profile: Profile,
   input: { status: number; headers: Headers; keys: FabricKeys; options: SignResponseOptions },
-): Headers {
+): Promise<Headers> {
   const { status, headers, keys, options } = input;
   if (!Number.isInteger(status) || status < 100 || status > 599) {
     throw new RangeError(`Status must be an integer from 100 to 599, got ${String(status)}`);
@@ -216,18 +216,21 @@ function signAnswer(
     values: answerValues(profile, status, headers),
     paramsValue,
   });
-  const signed = signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
+  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
   headers.set("signature-input", signed.input);
   headers.set("signature", signed.signature);
   return headers;
 }
 
-/** The checks of an answer, synchronous up to resolving an Ed25519 signer (a session's is at hand). */
-function verifyAnswer(
+/** The checks of an answer, in the documented order. */
+async function verifyAnswer(
   profile: Profile,
   parts: { status: number; headers: Headers },
-  steps: { options: VerifyResponseOptions; check: () => string | undefined },
-): VerifyResult | Promise<VerifyResult> {
+  steps: {
+    options: VerifyResponseOptions;
+    check: () => string | undefined | Promise<string | undefined>;
+  },
+): Promise<VerifyResult> {
   const { options } = steps;
   if (!options.trust) assertVerifier(options.publicKey, options.fingerprint);
   assertNonce(options.requestNonce, "requestNonce");
@@ -238,28 +241,26 @@ function verifyAnswer(
   if (params.nonce !== options.requestNonce) {
     return fail("Answer is for another request: its nonce differs from the request's");
   }
-  const problem = steps.check();
+  const problem = await steps.check();
   if (problem !== undefined) return fail(problem);
   const base = signatureBase(profile, {
     values: answerValues(profile, parts.status, parts.headers),
     paramsValue: parsed.paramsValue,
   });
-  const verdict = (key: Resolved | ReturnType<typeof sessionAnswerKey>): VerifyResult => {
-    if (!key.ok) return key;
-    if (
-      !verifyBase(key.publicKey, {
-        base,
-        paramsValue: parsed.paramsValue,
-        signature: parsed.signature,
-      })
-    ) {
-      return fail("Signature does not verify");
-    }
-    return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
-  };
-  return params.alg === MAC_ALG
-    ? verdict(sessionAnswerKey(options.session, params.keyid))
-    : resolveKey(options, params.keyid, parts.headers).then(verdict);
+  const key = params.alg === MAC_ALG
+    ? sessionAnswerKey(options.session, params.keyid)
+    : await resolveKey(options, params.keyid, parts.headers);
+  if (!key.ok) return key;
+  if (
+    !(await verifyBase(key.publicKey, {
+      base,
+      paramsValue: parsed.paramsValue,
+      signature: parsed.signature,
+    }))
+  ) {
+    return fail("Signature does not verify");
+  }
+  return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
 }
 
 function answerValues(profile: Profile, status: number, headers: Headers): string[] {

@@ -5,22 +5,23 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+// The crypto modules use no `node:` module (no `Buffer` either): a service
+// that imports none starts without Deno's Node layer, 8-10 MB of resident
+// memory fewer (docs/performance.md "idle-memory").
 
 /** Encodes bytes as unpadded base64url. */
 export function toBase64Url(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 /** Encodes bytes as standard padded base64, the alphabet of RFC 8941 byte sequences. */
 export function toBase64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  return bytes.toBase64();
 }
 
 const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /** Random bytes drawn ahead, 256 nonces' worth: one call into the system's generator per 256. */
 const randomPool = new Uint8Array(4096);
@@ -29,8 +30,8 @@ let randomAt = randomPool.length;
 /**
  * A fresh nonce: 16 random bytes (128 bits) from `crypto.getRandomValues`,
  * as 22 characters of unpadded base64url. The bytes are drawn 4096 at a time
- * and each is used once: a call into the generator and a `Buffer` per
- * request cost more than the rest of signing it in a MAC session.
+ * and each is used once: a call into the generator per request cost more
+ * than the rest of signing it in a MAC session.
  */
 export function freshNonce(): string {
   if (randomAt + 16 > randomPool.length) {
@@ -39,36 +40,10 @@ export function freshNonce(): string {
   }
   const bytes = randomPool.subarray(randomAt, randomAt + 16);
   randomAt += 16;
-  const nonce = encode64(bytes, BASE64URL_ALPHABET, false);
+  const nonce = toBase64Url(bytes);
   // A nonce is public once sent, but the pool need not keep it.
   bytes.fill(0);
   return nonce;
-}
-
-/**
- * Encodes bytes as standard padded base64 in JavaScript: the same text as
- * {@linkcode toBase64}, cheaper for a digest's or MAC's few bytes than making
- * a `Buffer` and calling an op.
- */
-export function base64Of(bytes: Uint8Array): string {
-  return encode64(bytes, BASE64_ALPHABET, true);
-}
-
-/** Base64 of `bytes` in `alphabet` (64 characters), with `=` padding when `pad`. */
-function encode64(bytes: Uint8Array, alphabet: string, pad: boolean): string {
-  let text = "";
-  const whole = bytes.length - (bytes.length % 3);
-  for (let i = 0; i < whole; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    text += alphabet[n >>> 18]! + alphabet[(n >>> 12) & 63]! + alphabet[(n >>> 6) & 63]! +
-      alphabet[n & 63]!;
-  }
-  const rest = bytes.length - whole;
-  if (rest === 0) return text;
-  const n = (bytes[whole]! << 16) | (rest === 2 ? bytes[whole + 1]! << 8 : 0);
-  text += alphabet[n >>> 18]! + alphabet[(n >>> 12) & 63]!;
-  if (rest === 2) text += alphabet[(n >>> 6) & 63]!;
-  return pad ? text + (rest === 1 ? "==" : "=") : text;
 }
 
 const BASE64_VALUES = new Int8Array(128).fill(-1);
@@ -114,7 +89,12 @@ export function fromBase64Url(text: unknown): Uint8Array<ArrayBuffer> | undefine
   if (typeof text !== "string" || !BASE64URL.test(text) || text.length % 4 === 1) {
     return undefined;
   }
-  const bytes = copyBytes(Buffer.from(text, "base64url"));
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = Uint8Array.fromBase64(text, { alphabet: "base64url", lastChunkHandling: "loose" });
+  } catch {
+    return undefined;
+  }
   return toBase64Url(bytes) === text ? bytes : undefined;
 }
 
@@ -126,6 +106,17 @@ export function sameText(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let difference = 0;
   for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
+/**
+ * Whether two byte strings are equal, in time that depends on their lengths
+ * only (not on where they differ), for MACs and digests.
+ */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
   return difference === 0;
 }
 

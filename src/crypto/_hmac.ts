@@ -4,7 +4,7 @@
  * @module
  */
 import { absorb, finishFrom, type Midstate, sha256 } from "./_sha256.ts";
-import { base64Of, utf8Scratch } from "./_bytes.ts";
+import { toBase64, utf8Scratch } from "./_bytes.ts";
 
 const BLOCK = 64;
 /** Leading parts of messages remembered per key. */
@@ -100,7 +100,16 @@ export interface MacInput {
  */
 export function hmacSha256Base64(key: Uint8Array, input: MacInput): string {
   hmacInto(key, input.message, input.stable ?? 0);
-  return base64Of(MAC);
+  return toBase64(MAC);
+}
+
+/**
+ * HMAC-SHA256 (RFC 2104) of the UTF-8 bytes of `message` under `key`, as 32
+ * new bytes.
+ */
+export function hmacSha256(key: Uint8Array, message: string): Uint8Array<ArrayBuffer> {
+  hmacInto(key, message, 0);
+  return MAC.slice();
 }
 
 /**

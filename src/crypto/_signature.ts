@@ -8,7 +8,6 @@
  */
 
 import type { BareItem } from "structured-headers";
-import { KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
 import { hmacSha256Base64, hmacSha256Matches } from "./_hmac.ts";
 import { describe, quote, toBase64, utf8 } from "./_bytes.ts";
 
@@ -106,32 +105,21 @@ export function signatureBase(
   return `${base}"@signature-params": ${paramsValue}`;
 }
 
-// Ed25519 through node:crypto is about three times cheaper than Web Crypto
-// here; the KeyObject of each CryptoKey is made once.
-const keyObjects = new WeakMap<CryptoKey, KeyObject>();
-
-function keyObject(key: CryptoKey): KeyObject {
-  let object = keyObjects.get(key);
-  if (!object) {
-    object = KeyObject.from(key);
-    keyObjects.set(key, object);
-  }
-  return object;
-}
-
 /**
  * Signs a signature base (Ed25519 with a key, HMAC-SHA256 with a session's
- * secret) and returns the two header values to set. Synchronous: both run
- * without a hop through the event loop.
+ * secret) and returns the two header values to set. An HMAC is computed on
+ * the spot (`_hmac.ts`); Ed25519 goes through Web Crypto, not node:crypto,
+ * whose Node layer would cost every service 8-10 MB of memory
+ * (docs/performance.md "idle-memory").
  */
-export function signBase(
+export async function signBase(
   privateKey: CryptoKey | Uint8Array,
   parts: { base: string; paramsValue: string },
-): { input: string; signature: string } {
+): Promise<{ input: string; signature: string }> {
   const { base, paramsValue } = parts;
   const signature = privateKey instanceof Uint8Array
     ? hmacSha256Base64(privateKey, { message: base, stable: stableLength(base, paramsValue) })
-    : toBase64(nodeSign(null, utf8(base), keyObject(privateKey)));
+    : toBase64(new Uint8Array(await crypto.subtle.sign("Ed25519", privateKey, utf8(base))));
   return { input: `${LABEL}=${paramsValue}`, signature: `${LABEL}=:${signature}:` };
 }
 
@@ -145,17 +133,17 @@ function stableLength(base: string, paramsValue: string): number {
 }
 
 /** Verifies a signature over a signature base (Ed25519 or HMAC-SHA256); `false` on any failure. */
-export function verifyBase(
+export async function verifyBase(
   publicKey: CryptoKey | Uint8Array,
   parts: { base: string; paramsValue: string; signature: Uint8Array<ArrayBuffer> },
-): boolean {
+): Promise<boolean> {
   const { base, paramsValue, signature } = parts;
   if (publicKey instanceof Uint8Array) {
     const stable = stableLength(base, paramsValue);
     return hmacSha256Matches(publicKey, { message: base, stable, mac: signature });
   }
   try {
-    return nodeVerify(null, utf8(base), keyObject(publicKey), signature);
+    return await crypto.subtle.verify("Ed25519", publicKey, signature, utf8(base));
   } catch {
     return false;
   }
@@ -300,7 +288,7 @@ export function assertNonce(nonce: unknown, name: string): asserts nonce is stri
  * The result of `work` as a promise, a throw as a rejection: what an `async`
  * function gives, for the public functions whose work needs no `await`.
  */
-export function settle<T>(work: () => T): Promise<T> {
+export function settle<T>(work: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(work());
   } catch (error) {

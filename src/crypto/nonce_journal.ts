@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import type { NonceSink, NonceWindow } from "./replay_cache.ts";
 
 /** Options of {@linkcode NonceJournal.open}. */

@@ -12,8 +12,9 @@
  * @module
  */
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { fromBase64Url, quote, toBase64Url } from "./_bytes.ts";
+import { fromBase64Url, quote, sameBytes, toBase64Url, utf8 } from "./_bytes.ts";
+import { hmacSha256 } from "./_hmac.ts";
+import { sha256 } from "./_sha256.ts";
 
 /** The inputs of a bootstrap transcript. */
 export interface BootstrapTranscriptInput {
@@ -71,8 +72,7 @@ export function passwordHandle(password: string): string {
   if (typeof password !== "string" || password === "") {
     throw new TypeError("Password must be a non-empty string: pass the password as given");
   }
-  const digest = createHash("sha256").update("fabricd-otp-handle-v1\0", "utf8")
-    .update(password, "utf8").digest();
+  const digest = sha256(utf8(`fabricd-otp-handle-v1\0${password}`));
   return toBase64Url(digest.subarray(0, HANDLE_BYTES));
 }
 
@@ -89,9 +89,7 @@ export function derivePasswordKey(password: string): Uint8Array {
   if (typeof password !== "string" || password === "") {
     throw new TypeError("Password must be a non-empty string: pass FABRIC_OTP as given");
   }
-  return new Uint8Array(
-    createHash("sha256").update("fabricd-otp-v1\0", "utf8").update(password, "utf8").digest(),
-  );
+  return sha256(utf8(`fabricd-otp-v1\0${password}`));
 }
 
 /**
@@ -135,7 +133,7 @@ export function proveBootstrap(passwordKey: Uint8Array, transcript: string): str
       "Bootstrap transcript must be a string: build it with bootstrapTranscript()",
     );
   }
-  return toBase64Url(createHmac("sha256", passwordKey).update(transcript, "utf8").digest());
+  return toBase64Url(hmacSha256(passwordKey, transcript));
 }
 
 interface Entry {
@@ -201,7 +199,7 @@ export class OneTimePasswords {
       this.#sweep();
       this.#sweepAt = Math.max(64, 2 * this.#entries.size);
     }
-    const password = randomBytes(KEY_LENGTH).toString("base64url");
+    const password = toBase64Url(crypto.getRandomValues(new Uint8Array(KEY_LENGTH)));
     this.discard(serviceId);
     const handle = passwordHandle(password);
     this.#handles.set(serviceId, handle);
@@ -251,9 +249,9 @@ export class OneTimePasswords {
     if (this.#now() >= entry.expiresAt) {
       return refuse("expired", "One-time password expired: spawn the service again");
     }
-    const expected = createHmac("sha256", entry.passwordKey).update(transcript, "utf8").digest();
+    const expected = hmacSha256(entry.passwordKey, transcript);
     const given = fromBase64Url(proof);
-    const right = given?.length === expected.length && timingSafeEqual(given, expected);
+    const right = given !== undefined && sameBytes(given, expected);
     if (!right || serviceId !== entry.serviceId) {
       entry.badProofs++;
       if (entry.badProofs >= this.#maxBadProofs) {

@@ -32,7 +32,6 @@ import {
   REQUEST,
   REQUEST_TYPED,
   requestValues,
-  settle,
   signatureBase,
   signBase,
   verifyBase,
@@ -160,14 +159,14 @@ export function signRequest(
   keys: FabricKeys,
   options: SignRequestOptions,
 ): Promise<SignedRequest> {
-  return settle(() => signNow(parts, keys, options));
+  return signNow(parts, keys, options);
 }
 
-function signNow(
+async function signNow(
   parts: Omit<RequestParts, "headers"> & { headers?: HeadersInit },
   keys: FabricKeys,
   options: SignRequestOptions,
-): SignedRequest {
+): Promise<SignedRequest> {
   if (typeof parts.method !== "string" || !TOKEN.test(parts.method)) {
     throw new TypeError(`Request method must be an HTTP token, got ${quote(parts.method)}`);
   }
@@ -196,7 +195,7 @@ function signNow(
     throw new TypeError("A request with a body must have a Content-Type: set it before signing");
   }
   const session = options.session;
-  const digest = digestField(parts.body);
+  const digest = await digestField(parts.body);
   const fields: [string, string][] = [["content-digest", digest], ["fabric-target", target]];
   if (keys.identity && !session) fields.push([IDENTITY_HEADER, keys.identity]);
   const profile = type === null ? REQUEST : REQUEST_TYPED;
@@ -210,7 +209,7 @@ function signNow(
   });
   const values = requestValues(parts.method, { url, digest, target, type });
   const base = signatureBase(profile, { values, paramsValue });
-  const signed = signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
+  const signed = await signBase(session?.secret ?? keys.privateKey, { base, paramsValue });
   fields.push(["signature-input", signed.input], ["signature", signed.signature]);
   // A Headers object checks each value set character by character: it is
   // made once a caller reads `headers`, never for `fields`.
@@ -275,11 +274,11 @@ export async function verifyRequestHead(
   return await verify({ ...head, body: null }, options);
 }
 
-/** The checks of a request, synchronous up to resolving an Ed25519 signer (a session's is at hand). */
-function verify(
+/** The checks of a request, in the documented order. */
+async function verify(
   parts: RequestHead & { body: Uint8Array | null },
   options: VerifyRequestOptions,
-): VerifyResult | Promise<VerifyResult> {
+): Promise<VerifyResult> {
   const { now, skew, maxLifetime, notBefore } = checkVerifyOptions(options);
   const typed = parts.headers.has("content-type");
   const profile = typed ? REQUEST_TYPED : REQUEST;
@@ -303,7 +302,7 @@ function verify(
   const digest = parts.headers.get("content-digest");
   if (digest === null) return fail("Missing Content-Digest header: send the digest of the body");
   if (parts.body !== null) {
-    if (!digestMatches(digest, parts.body)) {
+    if (!(await digestMatches(digest, parts.body))) {
       return fail("Content-Digest does not match the body");
     }
     if (parts.body.length > 0 && !typed) {
@@ -311,16 +310,13 @@ function verify(
     }
   }
   const checked = { parsed, profile, options, nonce, expires, created, skew, now };
-  if (params.alg === MAC_ALG) {
-    const resolved = sessionKey(options.sessions, options.trust, params.keyid);
-    return resolved.ok ? checkSignature(parts, { ...checked, key: resolved }) : resolved;
-  }
-  return resolveKey(options, params.keyid, parts.headers).then((resolved) =>
-    resolved.ok ? checkSignature(parts, { ...checked, key: resolved }) : resolved
-  );
+  const resolved = params.alg === MAC_ALG
+    ? sessionKey(options.sessions, options.trust, params.keyid)
+    : await resolveKey(options, params.keyid, parts.headers);
+  return resolved.ok ? await checkSignature(parts, { ...checked, key: resolved }) : resolved;
 }
 
-function checkSignature(
+async function checkSignature(
   parts: RequestHead,
   checked: {
     parsed: ParsedSignature;
@@ -333,7 +329,7 @@ function checkSignature(
     skew: number;
     now: number;
   },
-): VerifyResult {
+): Promise<VerifyResult> {
   const { parsed, profile, options, key, nonce, expires, created, skew, now } = checked;
   const url = absoluteUrl(parts.url);
   if (url === undefined || typeof parts.method !== "string") {
@@ -349,11 +345,11 @@ function checkSignature(
     paramsValue: parsed.paramsValue,
   });
   if (
-    !verifyBase(key.publicKey, {
+    !(await verifyBase(key.publicKey, {
       base,
       paramsValue: parsed.paramsValue,
       signature: parsed.signature,
-    })
+    }))
   ) {
     return fail("Signature does not verify");
   }

@@ -27,6 +27,7 @@ import type { RegistryClient } from "../client/registry_client.ts";
 import { log } from "../config/logging.ts";
 import type { Role } from "../types/mod.ts";
 import { type BeatVerdict, type LocalBeat, localBeatSchema } from "../types/wire.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Roles whose children beat to them, not to the registry. */
 export const AGGREGATING_ROLES: readonly Role[] = ["bridge", "pilot-manager"];

@@ -6,6 +6,7 @@
 import type { RegistryClient } from "../client/registry_client.ts";
 import { type FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { log } from "../config/logging.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode startHeartbeats}. */
 export interface HeartbeatOptions {

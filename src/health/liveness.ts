@@ -5,6 +5,7 @@
  */
 import type { Registry } from "../registry/registry.ts";
 import { log } from "../config/logging.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** Heartbeat timing, shared by the services and the registry. */
 export interface LivenessSettings {

@@ -7,7 +7,7 @@
  * never run at spawn time when an image exists.
  * @module
  */
-import { join, relative } from "node:path";
+import { join, relative } from "../base/paths.ts";
 import { homeDir } from "../config/home.ts";
 import {
   COMPLETE,
@@ -19,11 +19,12 @@ import {
   PACKED,
   readImageDir,
   type SelfImage,
-  sha256File,
 } from "./image_dir.ts";
+import { sha256FileHex } from "../crypto/hash.ts";
 import { deferDynamicChunks } from "./lazy_chunks.ts";
-import { deferInjectedRequire } from "./lazy_require.ts";
+import { deferInjectedRequire, deferNodeDefaultImports } from "./lazy_require.ts";
 import { entryScript, launcherScript } from "./self_command.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** The image could not be built here: no esbuild in Deno's cache and no network, most often. */
 export class ImageUnavailableError extends Error {
@@ -189,6 +190,7 @@ async function bundleInto(outdir: string, timeoutMs: number): Promise<void> {
     throw new ImageUnavailableError(`"deno bundle" wrote no ${ENTRY}`, { cause: error });
   }
   await deferInjectedRequire(outdir);
+  await deferNodeDefaultImports(outdir);
   await deferDynamicChunks(outdir);
 }
 
@@ -215,7 +217,7 @@ async function packLargeFiles(dir: string, names: string[]): Promise<void> {
     }).output().catch(() => null);
     // zstd may have failed before writing anything: the file is optional.
     if (!packed?.success) await Deno.remove(out).catch(() => {});
-    else packedHashes.push({ name: `${name}.zst`, sha256: await sha256File(out) });
+    else packedHashes.push({ name: `${name}.zst`, sha256: await sha256FileHex(out) });
   }
   if (packedHashes.length > 0) {
     await Deno.writeTextFile(join(dir, PACKED, MANIFEST), manifestText(packedHashes));

@@ -24,9 +24,8 @@
  * SHA-256 over the manifest, so the same files give the same hash anywhere.
  * @module
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { join } from "node:path";
+import { sha256FileHex, sha256Hex } from "../crypto/hash.ts";
+import { join } from "../base/paths.ts";
 
 /** File listing the image's files with their SHA-256. */
 export const MANIFEST = "manifest";
@@ -85,7 +84,7 @@ export function manifestText(files: readonly { name: string; sha256: string }[])
 
 /** The image hash of a manifest's text. */
 export function imageHash(manifest: string): string {
-  return createHash("sha256").update(`fabricd-image-v2\n${manifest}`).digest("hex");
+  return sha256Hex(`fabricd-image-v2\n${manifest}`);
 }
 
 /**
@@ -158,15 +157,8 @@ export async function imageOf(
   const hashed: ImageFile[] = [];
   for (const file of files) {
     const size = (await Deno.stat(file.path)).size;
-    hashed.push({ ...file, size, sha256: await sha256File(file.path) });
+    hashed.push({ ...file, size, sha256: await sha256FileHex(file.path) });
   }
   const manifest = manifestText(hashed);
   return { kind, hash: imageHash(manifest), manifest, files: hashed };
-}
-
-/** SHA-256 of a file, hex. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Uint8Array);
-  return hash.digest("hex");
 }

@@ -1,6 +1,7 @@
 /**
- * Makes the `require` that `deno bundle` injects into a bundle load Deno's
- * Node compatibility layer only when a CommonJS module first calls it.
+ * Makes the `require` that `deno bundle` injects into a bundle, and the
+ * default imports of Node built-ins that bundled npm packages write, load
+ * Deno's Node compatibility layer only when first used.
  *
  * `deno bundle` gives esbuild's shared runtime chunk (the helpers that every
  * other chunk imports, ESM ones too) a top-level `createRequire` from
@@ -10,7 +11,7 @@
  * CommonJS package and no `node:` module starts without it.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 
 /**
  * Deno's injected line (as `deno bundle` 2.9 writes it, minified or not): the
@@ -42,6 +43,33 @@ export function deferInjectedRequire(dir: string): Promise<string[]> {
     const match = INJECTED.exec(text);
     return match ? text.replace(INJECTED, lazyRequire(match[1]!)) : text;
   });
+}
+
+/**
+ * A default import of a Node built-in in a chunk (`import X from"node:util"`):
+ * what npm packages bundled for Node write. @logtape/logtape's `#util`
+ * resolves to its Node build in the bundle (its `node` condition comes before
+ * `deno`), which imports `node:util` for `inspect`: in the chunk every
+ * service loads.
+ */
+const DEFAULT_NODE_IMPORT = /import\s*([\w$]+)\s*from\s*"(node:[a-z_/]+)";?/g;
+
+/**
+ * Rewrites the bundle's chunks in `dir` so that a default import of a Node
+ * built-in (see `DEFAULT_NODE_IMPORT`) becomes an object that loads the
+ * module on the first use of one of its members (or of itself, for a module
+ * that is a function), through `process.getBuiltinModule`. Returns the names of the chunks rewritten.
+ */
+export function deferNodeDefaultImports(dir: string): Promise<string[]> {
+  return rewriteChunks(dir, (text) =>
+    text.replace(
+      DEFAULT_NODE_IMPORT,
+      (_, name: string, module: string) => {
+        const load = `process.getBuiltinModule(${JSON.stringify(module)})`;
+        return `var ${name}=new Proxy(function(){},{get:(_,k)=>${load}[k],` +
+          `apply:(_,t,a)=>${load}(...a)});`;
+      },
+    ));
 }
 
 /**

@@ -9,8 +9,7 @@
  *   once per source hash (`build_image.ts`).
  * @module
  */
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, fromFileUrl } from "../base/paths.ts";
 import { ENTRY, LAUNCHER } from "./image_dir.ts";
 
 /** The permission flags fabricd runs with, from source and compiled alike. */
@@ -81,7 +80,7 @@ export function imageKind(): ImageKind {
  */
 export function imageDirOfSelf(): string | null {
   if (imageKind() !== "bundle") return null;
-  return dirname(dirname(fileURLToPath(Deno.mainModule)));
+  return dirname(dirname(fromFileUrl(Deno.mainModule)));
 }
 
 /**
@@ -135,5 +134,5 @@ export function launcherScript(dir?: string): string {
 /** `main.ts` of the checkout this process runs from (source only). */
 export function entryScript(): string {
   // Not Deno.mainModule: under `deno test` that is the test file.
-  return fileURLToPath(new URL("../../main.ts", import.meta.url));
+  return fromFileUrl(new URL("../../main.ts", import.meta.url));
 }

@@ -3,7 +3,7 @@
  * the compiled binary, or (from source) the image built once per source hash.
  * @module
  */
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../base/paths.ts";
 import { buildImage, imageCacheDir } from "./build_image.ts";
 import { imageOf, LAUNCHER, readImageDir, type SelfImage } from "./image_dir.ts";
 import { imageDirOfSelf, imageKind } from "./self_command.ts";

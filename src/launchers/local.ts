@@ -15,7 +15,7 @@
  * spawner that dies leaves none behind.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { selfCommand } from "../image/self_command.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import {
@@ -27,6 +27,7 @@ import {
   warmHandOverLine,
   type WarmProcess,
 } from "./launcher.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode LocalLauncher}. */
 export interface LocalLauncherOptions {

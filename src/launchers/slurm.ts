@@ -18,7 +18,7 @@
  *   job ends before it bootstrapped.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { log } from "../config/logging.ts";
 import { selfCommand } from "../image/self_command.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
@@ -37,6 +37,7 @@ import {
   walltimeMinutes,
 } from "./_slurm_cli.ts";
 import { startTcpRelay, type TcpRelay } from "./_tcp_relay.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode SlurmLauncher}. */
 export interface SlurmLauncherOptions {

@@ -5,7 +5,7 @@
  * SSH session. The one-time password travels on the channel's standard input.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { imageCommand } from "../image/self_command.ts";
 import { selfImage } from "../image/self_image.ts";
 import { COMPLETE, type SelfImage } from "../image/image_dir.ts";

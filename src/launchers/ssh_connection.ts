@@ -4,7 +4,7 @@
  * `~/.ssh/config`, ProxyJump, agents and a site's MFA keep working.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../base/paths.ts";
 import { sleep } from "../config/retry.ts";
 
 /** Where and how to connect: `ssh://[user@]host[:port]`. */

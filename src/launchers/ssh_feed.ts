@@ -5,6 +5,7 @@
  * @module
  */
 import { shellQuote, type SshConnection, SshError, type SshResult } from "./ssh_connection.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** What a fed command did; `fed` is false only when a feeding program that ran failed. */
 export type FedResult = SshResult & { fed: boolean };

@@ -9,6 +9,7 @@
  */
 import { type LaunchedProcess, type LaunchSpec, warmHandOverLine } from "./launcher.ts";
 import type { WarmProcess } from "./launcher.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** A process the SSH start script reported: its channel, PID and exit. */
 export interface Started {

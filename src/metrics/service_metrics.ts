@@ -6,7 +6,6 @@
  * read by collectors at scrape time.
  * @module
  */
-import process from "node:process";
 import {
   Counter,
   EXPOSITION_CONTENT_TYPE,
@@ -229,8 +228,29 @@ export class ServiceMetrics {
   }
 }
 
-/** User and system CPU time of this process, seconds. */
-function processCpuSeconds(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
+/** What a host without `/proc` offers: Node's `process`, which Deno gives as a global. */
+interface NodeProcess {
+  cpuUsage(): { user: number; system: number };
 }
+
+/**
+ * User and system CPU time of this process, seconds. On Linux from
+ * `/proc/self/stat` (fields 14 and 15, in the kernel's fixed 100 ticks per
+ * second), not `node:process`, whose Node layer would cost every service
+ * 8-10 MB of memory (docs/performance.md "idle-memory"); elsewhere from
+ * Node's `process.cpuUsage()`.
+ */
+function processCpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    const usage = (globalThis as { process?: NodeProcess }).process?.cpuUsage();
+    return usage ? (usage.user + usage.system) / 1e6 : 0;
+  }
+}
+
+/** Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, the same on every Linux). */
+const USER_HZ = 100;

@@ -6,6 +6,7 @@
  */
 import { log } from "../config/logging.ts";
 import type { EtcdClient } from "./_etcd_client.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** How often a replica shares the heartbeat times it saw, ms. */
 const BEATS_FLUSH_MS = 5000;

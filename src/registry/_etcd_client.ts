@@ -9,6 +9,7 @@
  * @module
  */
 import { sleep } from "../config/retry.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** One key-value pair as etcd answers it (keys and values decoded). */
 export interface EtcdKv {

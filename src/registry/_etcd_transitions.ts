@@ -15,6 +15,7 @@
 import type { Transition } from "../types/mod.ts";
 import type { EtcdClient } from "./_etcd_client.ts";
 import { rangePages } from "./_etcd_pages.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Keys per page of {@linkcode scanTransitions}. */
 const SCAN_PAGE = 500;

@@ -17,6 +17,7 @@ import type { Registry } from "./registry.ts";
 import { filterRecords, type RecordFilter } from "./record_filter.ts";
 import { type RotationRouteOptions, rotationRoutes } from "./rotation_routes.ts";
 import { trustOf } from "../crypto/trust.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 const putSchema = z.strictObject({
   record: serviceRecordSchema,

@@ -27,6 +27,7 @@ import {
   UnknownServiceError,
 } from "./store.ts";
 import { _ADDED_COLUMNS, _rowToRecord, _SCHEMA, type ServiceRow } from "./_sqlite_schema.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** Options of {@linkcode SqliteStore.open}. */
 export interface SqliteStoreOptions {

@@ -21,6 +21,7 @@ import { RegistryClient } from "../client/registry_client.ts";
 import { KeyHandover } from "../bootstrap/handover.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** The keys and the ways out of one service; see the module doc. */
 export class ServiceCredentials {

@@ -37,6 +37,7 @@ import { ServiceCredentials } from "./credentials.ts";
 import type { RoleHandle } from "./role.ts";
 import { Sessions } from "./sessions.ts";
 import type { ServiceIdentity, ServiceParts, ServicePlacement } from "./service_spec.ts";
+import { setTimeout } from "../base/timers.ts";
 
 /** A service process's state and handlers; see the module doc. */
 export class FabricService implements ServiceHandlers {

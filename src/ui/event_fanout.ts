@@ -6,6 +6,7 @@
  */
 import { HTTPException } from "hono/http-exception";
 import type { RegistryEvent } from "../types/mod.ts";
+import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** Options of {@linkcode EventFanout}. */
 export interface EventFanoutOptions {

@@ -8,6 +8,7 @@
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ServiceRecord } from "../types/mod.ts";
 import { scrapeFabric, type ScrapeResult } from "./scrape.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Counts read from one or more expositions. */
 export interface TaskCounts {

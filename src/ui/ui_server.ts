@@ -10,8 +10,8 @@
 import { type Context, Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
-import { timingSafeEqual } from "node:crypto";
-import { join } from "node:path";
+import { sameSecret } from "../crypto/hash.ts";
+import { join } from "../base/paths.ts";
 import type { FabricClient } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
@@ -23,6 +23,7 @@ import { RecordCache } from "./record_cache.ts";
 import { mergeExpositions, scrapeFabric } from "./scrape.ts";
 import { TaskSampler } from "./task_samples.ts";
 import { APP_JS, LOGIN_HTML, PAGE_HTML } from "./_page.ts";
+import { setTimeout } from "../base/timers.ts";
 
 /** What the UI server needs. */
 export interface UiServerDeps {
@@ -139,8 +140,8 @@ function useLogin(app: Hono, deps: UiServerDeps): void {
   let loginToken: string | null = deps.loginToken;
   app.get("/login", (c) => {
     const token = c.req.query("token") ?? "";
-    const once = loginToken !== null && same(token, loginToken);
-    if (!once && !same(token, deps.bearer)) return c.html(LOGIN_HTML, 401);
+    const once = loginToken !== null && sameSecret(token, loginToken);
+    if (!once && !sameSecret(token, deps.bearer)) return c.html(LOGIN_HTML, 401);
     if (once) loginToken = null;
     const session = randomToken();
     sessions.add(session);
@@ -203,13 +204,7 @@ function authorized(c: Context, sessions: Set<string>, bearer: string): boolean 
   const session = getCookie(c, COOKIE);
   if (session && sessions.has(session)) return true;
   const header = c.req.header("authorization") ?? "";
-  return header.startsWith("Bearer ") && same(header.slice(7).trim(), bearer);
-}
-
-function same(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+  return header.startsWith("Bearer ") && sameSecret(header.slice(7).trim(), bearer);
 }
 
 function serviceId(c: Context): string {

@@ -67,17 +67,24 @@ Deno.test("verifyContentDigest() returns false when the header is missing, garba
 
 Deno.test("digestField() of a string equals the field of its UTF-8 bytes, small or large", async () => {
   const texts = ["", "a", '{"ok":true}', "é€😀", "x".repeat(511), "x".repeat(512), "y".repeat(513)];
-  texts.push(`${"z".repeat(300)}é`, "w".repeat(5000));
+  texts.push(`${"z".repeat(300)}é`, "w".repeat(5000), "v".repeat(16_384), "v".repeat(16_385));
+  texts.push(`${"u".repeat(16_383)}é`, "t".repeat(100_000));
   for (const value of texts) {
     const expected = await contentDigest(text(value));
-    assert.equal(digestField(value), expected, JSON.stringify(value.slice(0, 20)));
-    assert.equal(digestField(text(value)), expected);
-    assert.equal(digestMatches(expected, text(value)), true);
+    assert.equal(await digestField(value), expected, JSON.stringify(value.slice(0, 20)));
+    assert.equal(await digestField(text(value)), expected);
+    assert.equal(await digestMatches(expected, text(value)), true);
+    // The same digest spelt another way (another member first) is parsed and checked too.
+    assert.equal(await digestMatches(`sha-512=:AAAA:, ${expected}`, text(value)), true);
+    assert.equal(await digestMatches(`sha-512=:AAAA:, ${expected}`, text(`${value}.`)), false);
   }
-  // The JavaScript and node:crypto paths meet at 512 bytes: both give RFC 9530's answer.
-  const big = text("hello world ".repeat(100));
-  assert.equal(
-    digestField(big),
-    `sha-256=:${createHash("sha256").update(big).digest("base64")}:`,
-  );
+  // The JavaScript and Web Crypto paths meet at 16 KiB: both give RFC 9530's answer.
+  for (const size of [1200, 16_384, 16_385, 70_000]) {
+    const big = new Uint8Array(size).map((_, i) => i * 7);
+    assert.equal(
+      await digestField(big),
+      `sha-256=:${createHash("sha256").update(big).digest("base64")}:`,
+      String(size),
+    );
+  }
 });

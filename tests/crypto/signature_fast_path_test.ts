@@ -4,7 +4,6 @@ import { createHash, createHmac } from "node:crypto";
 import fc from "fast-check";
 import { serializeInnerList } from "structured-headers";
 import {
-  base64Of,
   freshNonce,
   fromBase64,
   sameText,
@@ -208,12 +207,12 @@ Deno.test("hmacSha256Base64() equals node:crypto's HMAC-SHA256 when messages sha
   );
 });
 
-Deno.test("sha256() and base64Of() equal node:crypto's digest and Buffer's base64", () => {
+Deno.test("sha256() and toBase64() equal node:crypto's digest and Buffer's base64", () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
       const expected = createHash("sha256").update(bytes).digest("base64");
-      assert.equal(base64Of(sha256(bytes)), expected);
-      assert.equal(base64Of(bytes), toBase64(bytes));
+      assert.equal(toBase64(sha256(bytes)), expected);
+      assert.equal(toBase64(bytes), Buffer.from(bytes).toString("base64"));
     }),
     RUNS,
   );
@@ -224,7 +223,7 @@ Deno.test("absorb() refuses a part block, and finishFrom() goes on where it stop
   const bytes = Uint8Array.from({ length: 200 }, (_, i) => i);
   const out = new Uint8Array(32);
   finishFrom(absorb(bytes.subarray(0, 128)), bytes.subarray(128), out);
-  assert.equal(base64Of(out), createHash("sha256").update(bytes).digest("base64"));
+  assert.equal(toBase64(out), createHash("sha256").update(bytes).digest("base64"));
 });
 
 Deno.test("utf8Scratch() spells any text as TextEncoder does", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { deferInjectedRequire } from "../../src/image/lazy_require.ts";
+import { deferInjectedRequire, deferNodeDefaultImports } from "../../src/image/lazy_require.ts";
 import { withTempDir } from "../e2e/_fabric.ts";
 
 /** What `deno bundle` 2.9 writes at the top of its shared runtime chunk. */
@@ -36,5 +36,24 @@ Deno.test("deferInjectedRequire() leaves a bundle without the injected require a
     await Deno.writeTextFile(join(dir, "chunk-B.js"), text);
     assert.deepEqual(await deferInjectedRequire(dir), []);
     assert.equal(await Deno.readTextFile(join(dir, "chunk-B.js")), text);
+  });
+});
+
+Deno.test("deferNodeDefaultImports() defers a bundled package's default import of a Node built-in", async () => {
+  await withTempDir(async (dir) => {
+    // As @logtape/logtape's Node build is bundled: `inspect` from node:util.
+    const chunk = 'var a=1;import lr from"node:util";function ne(t){return lr.inspect(t)}' +
+      'import ok from "node:assert";export{ne as i,ok as o};\n';
+    await Deno.writeTextFile(join(dir, "chunk-C.js"), chunk);
+    const plain = 'import{join as j}from"node:path";export{j};\n';
+    await Deno.writeTextFile(join(dir, "chunk-D.js"), plain);
+    assert.deepEqual(await deferNodeDefaultImports(dir), ["chunk-C.js"]);
+    const text = await Deno.readTextFile(join(dir, "chunk-C.js"));
+    assert.doesNotMatch(text, /from\s*"node:/);
+    assert.equal(await Deno.readTextFile(join(dir, "chunk-D.js")), plain, "named imports stay");
+    const module = await import(pathToFileURL(join(dir, "chunk-C.js")).href);
+    assert.equal(module.i({ a: 1 }), "{ a: 1 }");
+    module.o(true);
+    assert.throws(() => module.o(false));
   });
 });

@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { imageOf, type SelfImage, sha256File } from "../../src/image/image_dir.ts";
+import { imageOf, type SelfImage } from "../../src/image/image_dir.ts";
+import { sha256FileHex } from "../../src/crypto/hash.ts";
 import {
   installLines,
   linkArchive,
@@ -46,7 +47,7 @@ async function fakeImage(dir: string, packed: boolean): Promise<SelfImage> {
     args: ["-q", "-1", "-f", "-o", zst, join(src, "deno")],
   }).output();
   assert(zstd.success, "zstd must be installed for this test");
-  const packedSha256 = await sha256File(zst);
+  const packedSha256 = await sha256FileHex(zst);
   return {
     ...image,
     files: image.files.map((f) => f.name === "deno" ? { ...f, packed: zst, packedSha256 } : f),
@@ -105,7 +106,7 @@ for (const hasher of HASHERS) {
         await Deno.stat(join(installed, ".complete"));
         assert.equal(await Deno.readTextFile(join(installed, "manifest")), image.manifest);
         for (const f of image.files) {
-          assert.equal(await sha256File(join(installed, f.name)), f.sha256, f.name);
+          assert.equal(await sha256FileHex(join(installed, f.name)), f.sha256, f.name);
         }
         const mode = (await Deno.stat(join(installed, "deno"))).mode! & 0o777;
         assert.equal(mode & 0o100, 0o100, "deno is executable");
@@ -191,7 +192,7 @@ for (const how of ["link archive", "no link archive", "a broken link archive"] a
       assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
       const installed = join(cache, image.hash);
       for (const f of image.files) {
-        assert.equal(await sha256File(join(installed, f.name)), f.sha256, f.name);
+        assert.equal(await sha256FileHex(join(installed, f.name)), f.sha256, f.name);
       }
       const deno = await Deno.stat(join(installed, "deno"));
       const stored = await Deno.stat(join(cache, "files", held[0]!.sha256));

@@ -13,7 +13,7 @@
  * also its process group and session ID.
  * @module
  */
-import { isAbsolute, join } from "node:path";
+import { isAbsolute, join } from "../../base/paths.ts";
 
 /** The command that starts a task in its own session. */
 export interface SessionCommand {

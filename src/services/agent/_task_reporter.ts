@@ -17,6 +17,7 @@ import { retry } from "../../config/retry.ts";
 import type { QueueMessage, TaskReport } from "../../types/queue_wire.ts";
 import type { TaskEventSink, TaskQueue } from "./agent.ts";
 import { type TaskEvent, type TaskState, taskTopic } from "./task.ts";
+import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** Options of {@linkcode TaskReporter}. */
 export interface TaskReporterOptions {

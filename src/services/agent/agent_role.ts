@@ -16,7 +16,8 @@ import { ServiceTarget } from "./_service_target.ts";
 import { Agent } from "./agent.ts";
 import { agentRoutes } from "./routes.ts";
 import { DEFAULT_KEPT_TASKS, DEFAULT_OUTPUT_BYTES, TaskSandbox } from "./sandbox.ts";
-import { join } from "node:path";
+import { join } from "../../base/paths.ts";
+import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** Settings of an agent service, from its role options. */
 export interface AgentSettings {

@@ -8,6 +8,7 @@ import { cannotStart, sessionCommand } from "./_session_command.ts";
 import { Tail } from "./_tail.ts";
 import type { OutputStream } from "./sandbox.ts";
 import { TAIL_BYTES, type Task } from "./task.ts";
+import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** Options of {@linkcode runTask}. */
 export interface RunOptions {

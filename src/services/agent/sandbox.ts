@@ -8,7 +8,7 @@
  * `GET /v1/agent/tasks/ID/logs` (docs/services.md "### Task directories").
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../base/paths.ts";
 import { TASK_ID } from "../../types/queue_wire.ts";
 
 /** Options of {@linkcode TaskSandbox}. */

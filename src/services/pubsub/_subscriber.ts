@@ -10,8 +10,8 @@
  * message.
  * @module
  */
-import { clearImmediate, setImmediate } from "node:timers";
 import { type Frame, Outbox } from "./_outbox.ts";
+import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** A batch stops growing once it holds this many bytes of frames. */
 export const BATCH_BYTES = 64 * 1024;
@@ -175,6 +175,8 @@ export class Subscriber {
     ) {
       this.#drain();
     } else {
+      // Deno's global setImmediate, not node:timers: the Node layer behind it
+      // loads on the first batch, not when the service starts (8-10 MB idle).
       this.#immediate ??= setImmediate(() => {
         this.#immediate = undefined;
         if (this.#timer === undefined) this.#drain();

@@ -5,7 +5,7 @@
  * @module
  */
 import { Hono } from "hono";
-import { upgradeWebSocket } from "hono/deno";
+import { upgradeWebSocket } from "../../api/websocket.ts";
 import { HTTPException } from "hono/http-exception";
 import * as z from "zod";
 import { jsonBody } from "../../api/validate.ts";

@@ -5,7 +5,7 @@
  * {@linkcode PUT_KEY_RETENTION_MS}, written in the put's own transaction.
  * @module
  */
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../../crypto/hash.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 /** How long an idempotency key is remembered after its put, ms (24 h). */
@@ -63,7 +63,7 @@ export class PutKeys {
 
   /** The digest by which a key recognises its payload. */
   digest(text: string): string {
-    return createHash("sha256").update(text).digest("hex");
+    return sha256Hex(text);
   }
 
   /**

@@ -17,6 +17,7 @@ import {
 import type { KeyedPut, QueueStore } from "./queue_store.ts";
 import type { CancelOutcome, TaskHistory } from "./task_history.ts";
 import type { RunOptions } from "./_sqlite_tx.ts";
+import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** A get refused because as many consumers as allowed are already waiting. */
 export class TooManyWaitersError extends Error {

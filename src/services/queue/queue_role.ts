@@ -5,7 +5,7 @@
  * "state lost" (79) and the loss is propagated to the applications.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../base/paths.ts";
 import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
 import { log } from "../../config/logging.ts";
 import { QueueService } from "./queue.ts";
@@ -13,6 +13,7 @@ import { QueueStore } from "./queue_store.ts";
 import { QUEUE_LIMITS, TASK_HISTORY_LIMITS } from "../../types/queue_wire.ts";
 import { queueRoutes } from "./routes.ts";
 import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
+import { clearInterval, setInterval } from "../../base/timers.ts";
 
 /** Settings of a queue service, from its role options. */
 export interface QueueSettings {

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import { upgradeWebSocket } from "hono/deno";
+import { upgradeWebSocket } from "../../api/websocket.ts";
 import { HTTPException } from "hono/http-exception";
 import { MAX_BODY_BYTES } from "../../api/app.ts";
 import { jsonBody, validParam } from "../../api/validate.ts";

@@ -3,7 +3,7 @@
  * silent services and keeps its own record alive.
  * @module
  */
-import { join } from "node:path";
+import { join } from "../../base/paths.ts";
 import {
   type LivenessSettings,
   livenessSettings,
