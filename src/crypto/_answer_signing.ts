@@ -251,15 +251,7 @@ async function verifyAnswer(
     ? sessionAnswerKey(options.session, params.keyid)
     : await resolveKey(options, params.keyid, parts.headers);
   if (!key.ok) return key;
-  if (
-    !(await verifyBase(key.publicKey, {
-      base,
-      paramsValue: parsed.paramsValue,
-      signature: parsed.signature,
-    }))
-  ) {
-    return fail("Signature does not verify");
-  }
+  if (!(await verifyBase(key.publicKey, base, parsed))) return fail("Signature does not verify");
   return { ok: true, nonce: params.nonce, expires: Number.POSITIVE_INFINITY, signer: key.signer };
 }
 

@@ -135,9 +135,10 @@ function stableLength(base: string, paramsValue: string): number {
 /** Verifies a signature over a signature base (Ed25519 or HMAC-SHA256); `false` on any failure. */
 export async function verifyBase(
   publicKey: CryptoKey | Uint8Array,
-  parts: { base: string; paramsValue: string; signature: Uint8Array<ArrayBuffer> },
+  base: string,
+  parsed: { paramsValue: string; signature: Uint8Array<ArrayBuffer> },
 ): Promise<boolean> {
-  const { base, paramsValue, signature } = parts;
+  const { paramsValue, signature } = parsed;
   if (publicKey instanceof Uint8Array) {
     const stable = stableLength(base, paramsValue);
     return hmacSha256Matches(publicKey, { message: base, stable, mac: signature });

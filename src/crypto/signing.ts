@@ -344,15 +344,7 @@ async function checkSignature(
     }),
     paramsValue: parsed.paramsValue,
   });
-  if (
-    !(await verifyBase(key.publicKey, {
-      base,
-      paramsValue: parsed.paramsValue,
-      signature: parsed.signature,
-    }))
-  ) {
-    return fail("Signature does not verify");
-  }
+  if (!(await verifyBase(key.publicKey, base, parsed))) return fail("Signature does not verify");
   const window = { created: created * 1000, expiresAt: (expires + skew) * 1000 };
   if (!options.replayCache.remember(nonce, window, now)) {
     return fail("Nonce already used (replay)");
