@@ -4,6 +4,7 @@
  * @module
  */
 import { clearTimeout, setTimeout } from "../base/timers.ts";
+
 /**
  * Resolves after `ms` milliseconds, or at once when `signal` aborts.
  *

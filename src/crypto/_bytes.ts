@@ -8,7 +8,7 @@
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 // The crypto modules use no `node:` module (no `Buffer` either): a service
-// that imports none starts without Deno's Node layer, 8-10 MB of resident
+// that imports none starts without Deno's Node layer, 4-7 MB of resident
 // memory fewer (docs/performance.md "idle-memory").
 
 /** Encodes bytes as unpadded base64url. */

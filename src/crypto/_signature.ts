@@ -109,7 +109,7 @@ export function signatureBase(
  * Signs a signature base (Ed25519 with a key, HMAC-SHA256 with a session's
  * secret) and returns the two header values to set. An HMAC is computed on
  * the spot (`_hmac.ts`); Ed25519 goes through Web Crypto, not node:crypto,
- * whose Node layer would cost every service 8-10 MB of memory
+ * whose Node layer would cost every service 4-7 MB of memory
  * (docs/performance.md "idle-memory").
  */
 export async function signBase(

@@ -1,7 +1,7 @@
 /**
  * SHA-256 and constant-time comparison for the modules outside `crypto/`,
  * without `node:crypto`: a service that loads no `node:` module starts
- * without Deno's Node layer (8-10 MB of resident memory; docs/performance.md
+ * without Deno's Node layer (4-7 MB of resident memory; docs/performance.md
  * "idle-memory").
  * @module
  */

@@ -237,7 +237,7 @@ interface NodeProcess {
  * User and system CPU time of this process, seconds. On Linux from
  * `/proc/self/stat` (fields 14 and 15, in the kernel's fixed 100 ticks per
  * second), not `node:process`, whose Node layer would cost every service
- * 8-10 MB of memory (docs/performance.md "idle-memory"); elsewhere from
+ * 4-7 MB of memory (docs/performance.md "idle-memory"); elsewhere from
  * Node's `process.cpuUsage()`.
  */
 function processCpuSeconds(): number {

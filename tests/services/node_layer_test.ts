@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fromFileUrl } from "../../src/base/paths.ts";
 
 // A service that imports a `node:` module pays for Deno's Node layer at start:
-// 8-10 MB of resident memory and about 25 ms of CPU (docs/performance.md
+// 4-7 MB of resident memory idle and about 25 ms of CPU (docs/performance.md
 // "idle-memory"). So what a service loads before it serves (main.ts, the
 // service command, its role's module, statically) imports none, except
 // `node:sqlite` for the roles that keep a SQLite store (about 1 MB: it does not

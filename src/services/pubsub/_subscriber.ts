@@ -176,7 +176,7 @@ export class Subscriber {
       this.#drain();
     } else {
       // Deno's global setImmediate, not node:timers: the Node layer behind it
-      // loads on the first batch, not when the service starts (8-10 MB idle).
+      // loads on the first batch, not when the service starts (4-7 MB idle).
       this.#immediate ??= setImmediate(() => {
         this.#immediate = undefined;
         if (this.#timer === undefined) this.#drain();
