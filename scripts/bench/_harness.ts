@@ -208,19 +208,8 @@ export async function closedLoop(
 /**
  * CPU time (user + system, all threads) used so far by process `pid`, in
  * seconds, from `/proc/PID/stat`; `ticksPerSecond` is `getconf CLK_TCK`.
- * @throws {Error} when the process does not exist or `/proc` is unreadable.
  */
-export function processCpuSeconds(pid: number, ticksPerSecond: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // Fields after the command name, which may itself hold spaces and parentheses.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) {
-    throw new Error(`Cannot read CPU times from /proc/${pid}/stat`);
-  }
-  return (utime + stime) / ticksPerSecond;
-}
+export { procCpuSeconds as processCpuSeconds } from "../../src/metrics/service_metrics.ts";
 
 /**
  * CPU time the whole machine has spent busy (all CPUs, neither idle nor

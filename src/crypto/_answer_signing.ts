@@ -19,7 +19,6 @@ import {
   type Failure,
   MAC_ALG,
   type Profile,
-  settle,
   signatureBase,
   signBase,
   STREAM,
@@ -104,17 +103,15 @@ export async function signResponse(
  * @throws {TypeError} If the body or nonce is malformed, or the headers are immutable.
  * @throws {RangeError} As {@linkcode signResponse}.
  */
-export function signResponseInPlace(
+export async function signResponseInPlace(
   parts: Omit<ResponseParts, "body"> & { body: Uint8Array | string },
   keys: FabricKeys,
   options: SignResponseOptions,
 ): Promise<Headers> {
-  return settle(async () => {
-    if (typeof parts.body !== "string") assertBytes(parts.body, "Answer body");
-    const headers = parts.headers;
-    headers.set("content-digest", await digestField(parts.body));
-    return await signAnswer(ANSWER, { status: parts.status, headers, keys, options });
-  });
+  if (typeof parts.body !== "string") assertBytes(parts.body, "Answer body");
+  const headers = parts.headers;
+  headers.set("content-digest", await digestField(parts.body));
+  return await signAnswer(ANSWER, { status: parts.status, headers, keys, options });
 }
 
 /**
@@ -156,18 +153,16 @@ export async function verifyResponse(
  * @throws {TypeError} If `Content-Type` is missing or the nonce is malformed.
  * @throws {RangeError} If the status is not an integer from 100 to 599 or `now` is not finite.
  */
-export function signStreamResponse(
+export async function signStreamResponse(
   parts: StreamResponseParts,
   keys: FabricKeys,
   options: SignResponseOptions,
 ): Promise<Headers> {
-  return settle(() => {
-    const headers = new Headers(parts.headers);
-    if (!headers.has("content-type")) {
-      throw new TypeError("Set Content-Type before signing a stream answer");
-    }
-    return signAnswer(STREAM, { status: parts.status, headers, keys, options });
-  });
+  const headers = new Headers(parts.headers);
+  if (!headers.has("content-type")) {
+    throw new TypeError("Set Content-Type before signing a stream answer");
+  }
+  return await signAnswer(STREAM, { status: parts.status, headers, keys, options });
 }
 
 /**

@@ -285,18 +285,6 @@ export function assertNonce(nonce: unknown, name: string): asserts nonce is stri
   }
 }
 
-/**
- * The result of `work` as a promise, a throw as a rejection: what an `async`
- * function gives, for the public functions whose work needs no `await`.
- */
-export function settle<T>(work: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(work());
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
 /** A refusal. */
 export function fail(reason: string): Failure {
   return { ok: false, reason };

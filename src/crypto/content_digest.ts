@@ -77,10 +77,10 @@ export async function digestMatches(header: string | null, body: Uint8Array): Pr
   // The field as fabricd writes it equals the body's own field (compared in
   // constant time, as the digests would be); any other spelling (more
   // members, another order) is parsed.
-  const own = await digestField(body);
-  if (sameText(header, own)) return true;
+  const digest = await sha256Of(body);
+  if (sameText(header, `sha-256=:${toBase64(digest)}:`)) return true;
   const claimed = claimedSha256(header);
-  return claimed !== undefined && sameBytes(claimed, await sha256Of(body));
+  return claimed !== undefined && sameBytes(claimed, digest);
 }
 
 /** The `sha-256` member of a `Content-Digest` field; `undefined` when it has none or cannot be parsed. */

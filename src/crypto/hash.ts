@@ -5,7 +5,7 @@
  * "idle-memory").
  * @module
  */
-import { sameBytes, utf8 } from "./_bytes.ts";
+import { sameText, utf8 } from "./_bytes.ts";
 import { sha256 } from "./_sha256.ts";
 
 /** SHA-256 of `data` (a string as its UTF-8 bytes) in lowercase hex, in JavaScript: for short inputs. */
@@ -31,7 +31,5 @@ export async function sha256FileHex(path: string): Promise<string> {
  * that depends on their lengths only, not on where they differ.
  */
 export function sameSecret(a: string, b: string): boolean {
-  const x = utf8(a);
-  const y = utf8(b);
-  return x.length > 0 && sameBytes(x, y);
+  return a.length > 0 && sameText(a, b);
 }

@@ -235,21 +235,34 @@ interface NodeProcess {
 
 /**
  * User and system CPU time of this process, seconds. On Linux from
- * `/proc/self/stat` (fields 14 and 15, in the kernel's fixed 100 ticks per
- * second), not `node:process`, whose Node layer would cost every service
- * 4-7 MB of memory (docs/performance.md "idle-memory"); elsewhere from
- * Node's `process.cpuUsage()`.
+ * `/proc/self/stat`, not `node:process`, whose Node layer would cost every
+ * service 4-7 MB of memory (docs/performance.md "idle-memory"); elsewhere
+ * from Node's `process.cpuUsage()`.
  */
 function processCpuSeconds(): number {
   try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+    return procCpuSeconds("self", USER_HZ);
   } catch {
     const usage = (globalThis as { process?: NodeProcess }).process?.cpuUsage();
     return usage ? (usage.user + usage.system) / 1e6 : 0;
   }
+}
+
+/**
+ * User and system CPU time of process `pid`, seconds, from `/proc/PID/stat`
+ * (fields 14 and 15, in `ticksPerSecond`).
+ * @throws {Error} When there is no such file, or it holds no CPU times.
+ */
+export function procCpuSeconds(pid: number | "self", ticksPerSecond: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces and parentheses: count from its end.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) {
+    throw new Error(`Cannot read CPU times from /proc/${pid}/stat`);
+  }
+  return (utime + stime) / ticksPerSecond;
 }
 
 /** Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, the same on every Linux). */
