@@ -8,7 +8,7 @@
 import { dirname, join } from "../base/paths.ts";
 import { log } from "../config/logging.ts";
 import { HttpFront, type HttpFrontLimits, PEER_HEADER } from "./http_front.ts";
-import { clearTimeout, setTimeout } from "../base/timers.ts";
+import { after } from "../base/timers.ts";
 
 /** Options of {@linkcode serveGuarded}. */
 export interface GuardedServerOptions extends HttpFrontLimits {
@@ -71,14 +71,12 @@ export async function serveGuarded(
   let stopping: Promise<void> | null = null;
   const stop = async (): Promise<void> => {
     front.stopAccepting();
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = after(options.graceMs ?? 2000, false);
     const drained = await Promise.race([
       backend.shutdown().then(() => true, () => true),
-      new Promise<false>((resolve) =>
-        timer = setTimeout(() => resolve(false), options.graceMs ?? 2000)
-      ),
+      grace.promise,
     ]);
-    clearTimeout(timer);
+    grace.cancel();
     // Streams never end on their own: cut what is left after the grace.
     if (!drained) abort.abort();
     // What the server said last (a WebSocket's close frame, an answer's tail)

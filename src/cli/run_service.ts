@@ -36,7 +36,7 @@ import type { ServiceIdentity } from "../runtime/service_spec.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { ServiceMetrics } from "../metrics/service_metrics.ts";
 import { rehearseSpawn } from "./warm_rehearsal.ts";
-import { clearTimeout, setTimeout } from "../base/timers.ts";
+import { after } from "../base/timers.ts";
 
 /** Settings of one service process, from its command line. */
 export interface RunServiceOptions {
@@ -383,12 +383,12 @@ async function openReplayCache(
 }
 
 async function waitForConfigure(service: FabricService, timeoutMs: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = after(timeoutMs, false);
   const configured = await Promise.race([
     service.placed.then(() => true),
     service.stopRequested.then(() => true),
-    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    timeout.promise,
   ]);
-  clearTimeout(timer);
+  timeout.cancel();
   return configured;
 }
