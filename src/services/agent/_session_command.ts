@@ -4,16 +4,17 @@
  *
  * Deno's `detached: true` calls `setsid()` between fork and exec, which rules
  * out `posix_spawn`: every task then costs a `fork()` of the whole agent
- * (its V8 heap's page tables), about 1 ms of the agent's CPU, and two tasks
- * started at once wait for each other (measured: 2.1 ms per `/bin/true` with
- * two at a time, against 0.9 ms through `setsid(1)`). So where `setsid(1)`
- * exists the agent starts `setsid -- EXECUTABLE ARGS...` with `posix_spawn`:
- * `setsid` is not a group leader there, so it calls `setsid()` and execs the
- * task in place, and the task keeps the PID that the agent knows, which is
- * also its process group and session ID.
+ * (its V8 heap's page tables), and two tasks started at once wait for each
+ * other (measured again with Deno 2.9.6: 10.6 ms per `/bin/true` against
+ * 3.4 ms without it, docs/services.md). So the agent starts, with
+ * `posix_spawn`, a program that calls `setsid()` and execs the task in
+ * place: it is not a group leader there, and the task keeps the PID that the
+ * agent knows, which is also its process group and session ID. That program
+ * is the agent's own session helper where it runs (`_session_helper.ts`),
+ * else util-linux `setsid(1)`; Deno's `detached` is the last resort.
  * @module
  */
-import { isAbsolute, join } from "../../base/paths.ts";
+import { resolve } from "../../base/paths.ts";
 
 /** The command that starts a task in its own session. */
 export interface SessionCommand {
@@ -21,7 +22,7 @@ export interface SessionCommand {
   command: string;
   /** Its arguments. */
   args: string[];
-  /** Whether Deno must make the session itself (no `setsid(1)` here). */
+  /** Whether Deno must make the session itself (no helper, no `setsid(1)` here). */
   detached: boolean;
 }
 
@@ -36,35 +37,56 @@ function setsid(): string | null {
 }
 
 /**
- * The command that runs `executable` with `args` in a new session: through
- * `setsid(1)` when the host has it, else with Deno's `detached`.
+ * The command that runs `task.executable` with `task.args` in a new session,
+ * in `task.cwd` with `pathVariable` as its `PATH`: through `helper` (a
+ * session helper's path) when given, else `setsid(1)` when the host has it,
+ * else with Deno's `detached`.
+ * @throws {Error} when the executable cannot be found (not checked for a
+ * `detached` start, where Deno itself fails to start it).
  */
-export function sessionCommand(executable: string, args: readonly string[]): SessionCommand {
-  const path = setsid();
-  if (path === null) return { command: executable, args: [...args], detached: true };
-  return { command: path, args: ["--", executable, ...args], detached: false };
+export function sessionCommand(
+  task: { executable: string; args: readonly string[]; cwd?: string | undefined },
+  pathVariable: string | undefined,
+  helper?: string,
+): SessionCommand {
+  const { executable, args } = task;
+  const starter = helper ?? setsid();
+  if (starter === null) return { command: executable, args: [...args], detached: true };
+  const found = findExecutable(executable, pathVariable, task.cwd);
+  if ("error" in found) throw new Error(found.error);
+  // The helper does not search PATH: it is given the path, then the task's argv.
+  const before = helper === undefined ? ["--"] : [found.path];
+  return { command: starter, args: [...before, executable, ...args], detached: false };
 }
 
 /**
- * Why `executable` cannot be started, or null when it can: a path (with a
- * `/`) must name an executable file, relative to `cwd`; a bare name must be
- * one in a directory of `pathVariable` (the task's `PATH`), as `execvp` would
- * find it. Through `setsid(1)` a missing executable would otherwise only show
- * as exit code 127, so the agent checks first and reports that the task could
- * not start.
+ * The path `execvp` would run for `executable` in `cwd`, or why it cannot be
+ * started: a path (with a `/`) must name an executable file, relative to
+ * `cwd`; a bare name must be one in a directory of `pathVariable` (the
+ * task's `PATH`), the first one, named as `execvp` names it (`DIR/NAME`,
+ * relative when `DIR` is). Through a session helper or `setsid(1)` a missing
+ * executable would otherwise only show as exit code 127, so the agent checks
+ * first and reports that the task could not start.
  */
-export function cannotStart(
+function findExecutable(
   executable: string,
   pathVariable: string | undefined,
   cwd: string | undefined,
-): string | null {
+): { path: string } | { error: string } {
+  // The task starts in `cwd`: relative paths are relative to it, as for execvp there.
+  const taskDir = cwd ?? ".";
   if (executable.includes("/")) {
-    const path = isAbsolute(executable) ? executable : join(cwd ?? Deno.cwd(), executable);
-    return isExecutableFile(path) ? null : `"${path}" is not an executable file`;
+    const path = resolve(taskDir, executable);
+    return isExecutableFile(path)
+      ? { path: executable }
+      : { error: `"${path}" is not an executable file` };
   }
-  const dirs = (pathVariable ?? "/bin:/usr/bin").split(":");
-  const found = dirs.some((dir) => isExecutableFile(join(dir || cwd || Deno.cwd(), executable)));
-  return found ? null : `no executable "${executable}" in PATH "${pathVariable ?? ""}"`;
+  for (const dir of (pathVariable ?? "/bin:/usr/bin").split(":")) {
+    // As execvp names it: what a script sees as its $0.
+    const path = dir === "" ? executable : `${dir.replace(/\/+$/, "")}/${executable}`;
+    if (isExecutableFile(resolve(taskDir, path))) return { path };
+  }
+  return { error: `no executable "${executable}" in PATH "${pathVariable ?? ""}"` };
 }
 
 function isExecutableFile(path: string): boolean {

@@ -72,6 +72,8 @@ export interface AgentOptions {
   sandbox?: TaskSandbox;
   /** The host name reported to the queue's history. Default `Deno.hostname()`. */
   host?: string;
+  /** The session helper that starts tasks (`runner.ts`). Default: `setsid(1)`. */
+  sessionHelper?: string;
 }
 
 /** Options of {@linkcode Agent.stop}. */
@@ -117,6 +119,7 @@ export class Agent {
   #graceMs: number;
   #retryMs: number;
   #baseEnv: Record<string, string>;
+  #sessionHelper: string | undefined;
   #entries = new Map<string, Entry>();
   #handling = new Set<Promise<void>>();
   #stopping = new AbortController();
@@ -157,6 +160,7 @@ export class Agent {
     // Read once: the agent's own environment does not change while it runs.
     this.#baseEnv = options.baseEnv ?? agentEnv();
     this.#onTaskStart = options.onTaskStart;
+    this.#sessionHelper = options.sessionHelper;
     this.#reporter = new TaskReporter(events, queue, {
       agentId: this.#id,
       host: options.host ?? Deno.hostname(),
@@ -364,6 +368,7 @@ export class Agent {
         graceMs: this.#graceMs,
         baseEnv: this.#baseEnv,
         ...(output ? { output } : {}),
+        ...(this.#sessionHelper === undefined ? {} : { sessionHelper: this.#sessionHelper }),
       });
       const result = await entry.run.done;
       if (entry.requeue) return this.#aborted(entry, result.tail);

@@ -16,6 +16,7 @@ import { ServiceTarget } from "./_service_target.ts";
 import { Agent } from "./agent.ts";
 import { agentRoutes } from "./routes.ts";
 import { DEFAULT_KEPT_TASKS, DEFAULT_OUTPUT_BYTES, TaskSandbox } from "./sandbox.ts";
+import { installSessionHelper } from "./_session_helper.ts";
 import { join } from "../../base/paths.ts";
 import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
@@ -115,7 +116,7 @@ const URGENT_GRACE_MS = 500;
  */
 const SETTLE_AFTER_GRACE_MS = 1000;
 
-function start(ctx: RoleContext): Promise<RoleHandle> {
+async function start(ctx: RoleContext): Promise<RoleHandle> {
   const settings = agentSettings(ctx.options);
   const client = new FabricClient(ctx.keys);
   // Aborted once the agent has stopped, after its last nack.
@@ -137,8 +138,11 @@ function start(ctx: RoleContext): Promise<RoleHandle> {
     maxBytes: settings.outputBytes,
     keep: settings.keepTasks,
   });
+  // A failed install leaves the tasks to setsid(1) (docs/services.md, agent).
+  const sessionHelper = await installSessionHelper(sandbox.root);
   const agent = new Agent(queue, events, {
     sandbox,
+    ...(sessionHelper === null ? {} : { sessionHelper }),
     ...(startWait ? { onTaskStart: (seconds: number) => startWait.observe(seconds) } : {}),
     agentId: ctx.serviceId,
     cores: settings.cores,
@@ -154,7 +158,7 @@ function start(ctx: RoleContext): Promise<RoleHandle> {
   logger.info("Agent takes tasks from {queue}/{queueName} on {cores} cores", { ...settings });
   let stopping: Promise<void> | null = null;
   let hurry: ReturnType<typeof setTimeout> | undefined;
-  return Promise.resolve({
+  return {
     routes: agentRoutes(() => live, sandbox),
     stop: (options: RoleStopOptions = {}) => {
       // Replaced: another instance may run these tasks now. They get a short
@@ -182,7 +186,7 @@ function start(ctx: RoleContext): Promise<RoleHandle> {
       })();
       return stopping;
     },
-  });
+  };
 }
 
 /** The agent role module. */

@@ -1,10 +1,11 @@
 /**
  * Runs one task as a child process: no shell, its own session and process
- * group (through `setsid(1)`, see `_session_command.ts`), so a cancel, a
- * timeout or the end of the task reaches every process it started.
+ * group (through the agent's session helper or `setsid(1)`, see
+ * `_session_command.ts`), so a cancel, a timeout or the end of the task
+ * reaches every process it started.
  * @module
  */
-import { cannotStart, sessionCommand } from "./_session_command.ts";
+import { sessionCommand } from "./_session_command.ts";
 import { Tail } from "./_tail.ts";
 import type { OutputStream } from "./sandbox.ts";
 import { TAIL_BYTES, type Task } from "./task.ts";
@@ -28,6 +29,11 @@ export interface RunOptions {
    * agent's working directory.
    */
   output?: TaskOutputSink;
+  /**
+   * The path of a session helper that works on this host (installed by the
+   * agent, `_session_helper.ts`). Default: `setsid(1)`.
+   */
+  sessionHelper?: string;
 }
 
 /** Takes a task's output as it arrives; {@linkcode TaskOutput} is one. */
@@ -84,7 +90,7 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
   let child: Deno.ChildProcess;
   try {
     const cwd = task.cwd ?? options.output?.dir;
-    child = spawnTask(cwd === undefined ? task : { ...task, cwd }, env);
+    child = spawnTask(cwd === undefined ? task : { ...task, cwd }, env, options.sessionHelper);
   } catch (error) {
     const result: RunResult = {
       exitCode: null,
@@ -104,13 +110,12 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
 }
 
 /**
- * Spawns `task` in a session of its own with exactly `env`, its output piped.
+ * Spawns `task` in a session of its own with exactly `env`, its output piped,
+ * through `helper` when given.
  * @throws {Error} when the executable cannot be found or started.
  */
-function spawnTask(task: Task, env: Record<string, string>): Deno.ChildProcess {
-  const session = sessionCommand(task.executable, task.args);
-  const why = session.detached ? null : cannotStart(task.executable, env.PATH, task.cwd);
-  if (why !== null) throw new Error(why);
+function spawnTask(task: Task, env: Record<string, string>, helper?: string): Deno.ChildProcess {
+  const session = sessionCommand(task, env.PATH, helper);
   return new Deno.Command(session.command, {
     args: session.args,
     env,
