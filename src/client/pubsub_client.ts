@@ -12,7 +12,13 @@ import {
 } from "./fabric_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest } from "../crypto/signing.ts";
-import type { BatchFrame, ClientFrame, ServerFrame } from "../types/pubsub_frames.ts";
+import {
+  type BatchFrame,
+  type ClientFrame,
+  type HelloFrame,
+  MAX_BATCH_FRAMES,
+  type ServerFrame,
+} from "../types/pubsub_frames.ts";
 import type { BrokerStats, PublishResult } from "../types/pubsub_frames.ts";
 import { compilePattern } from "../types/pubsub_topics.ts";
 import { openedWithin } from "./socket_open.ts";
@@ -25,6 +31,13 @@ export interface PubsubClientOptions {
   /** The signed HTTP client to publish with. Default: a new one with `keys`. */
   client?: FabricClient;
 }
+
+/**
+ * The most characters of one `batch` frame {@linkcode PubsubSubscription.publishAll}
+ * sends, well under a service's 65 KiB frame limit; a larger publish goes
+ * alone as its own frame.
+ */
+export const BATCH_FRAME_BYTES = 16 * 1024;
 
 /** Options of {@linkcode PubsubClient.subscribe}. */
 export interface SubscribeOptions {
@@ -102,6 +115,8 @@ export class PubsubClient {
     if (patterns.length > 0) url.searchParams.set("topics", patterns.join(","));
     // Batches are unpacked below; a service that predates them ignores this.
     url.searchParams.set("batch", "1");
+    // A service that takes client batches says so in a first `hello` frame.
+    url.searchParams.set("hello", "1");
     const headers = new Headers();
     if (this.#target.route?.length) headers.set("fabric-route", this.#target.route.join(","));
     const signed = await signRequest(
@@ -149,6 +164,8 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
   #unreported = 0;
   #wake: (() => void) | null = null;
   #done = false;
+  /** Whether the service greeted this socket with `hello` and takes `batch` frames. */
+  #batches = false;
   /** Resolves with the close code and reason once the socket is closed. */
   readonly closed: Promise<{ code: number; reason: string }>;
 
@@ -165,6 +182,11 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
         resolve({ code: event.code, reason: event.reason });
       });
     });
+  }
+
+  /** Whether the service said (its `hello`) that it takes `batch` frames. */
+  get takesBatches(): boolean {
+    return this.#batches;
   }
 
   /**
@@ -190,6 +212,39 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
    */
   publish(topic: string, message: unknown): void {
     this.#send({ op: "publish", topic, message });
+  }
+
+  /**
+   * Publishes `messages` in order like {@linkcode publish}, in as few frames
+   * as the service takes: `batch` frames of at most {@linkcode MAX_BATCH_FRAMES}
+   * publishes and {@linkcode BATCH_FRAME_BYTES} bytes once the service said
+   * it takes them (its `hello`), one frame each before that or otherwise.
+   * A refused publish comes back as an error event.
+   * @throws {Error} when the subscription is closed (nothing of the call was
+   * sent when it threw at the first frame).
+   */
+  publishAll(messages: readonly { topic: string; message: unknown }[]): void {
+    if (!this.#batches) {
+      for (const { topic, message } of messages) this.publish(topic, message);
+      return;
+    }
+    let frames: string[] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (frames.length === 1) this.#sendText(frames[0]!);
+      else if (frames.length > 1) this.#sendText(`{"op":"batch","frames":[${frames.join(",")}]}`);
+      frames = [];
+      bytes = 0;
+    };
+    for (const { topic, message } of messages) {
+      const frame = JSON.stringify({ op: "publish", topic, message });
+      if (frames.length === MAX_BATCH_FRAMES || bytes + frame.length + 1 > BATCH_FRAME_BYTES) {
+        flush();
+      }
+      frames.push(frame);
+      bytes += frame.length + 1;
+    }
+    flush();
   }
 
   /** Closes the socket; resolves once it is closed. Calling it again does nothing. */
@@ -227,13 +282,15 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
 
   #receive(data: unknown): void {
     if (typeof data !== "string") return;
-    let frame: ServerFrame | BatchFrame;
+    let frame: ServerFrame | BatchFrame | HelloFrame;
     try {
-      frame = JSON.parse(data) as ServerFrame | BatchFrame;
+      frame = JSON.parse(data) as ServerFrame | BatchFrame | HelloFrame;
     } catch {
       return;
     }
-    if (frame.op !== "batch") this.#deliver(frame);
+    if (frame.op === "hello") {
+      this.#batches = Array.isArray(frame.features) && frame.features.includes("batch");
+    } else if (frame.op !== "batch") this.#deliver(frame);
     else if (Array.isArray(frame.frames)) {
       for (const event of frame.frames) {
         this.#deliver(event);
@@ -261,9 +318,13 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
   }
 
   #send(frame: { op: ClientFrame["op"]; [field: string]: unknown }): void {
+    this.#sendText(JSON.stringify(frame));
+  }
+
+  #sendText(text: string): void {
     if (this.#socket.readyState !== WebSocket.OPEN) {
       throw new Error("Pub/sub subscription is closed: subscribe again");
     }
-    this.#socket.send(JSON.stringify(frame));
+    this.#socket.send(text);
   }
 }

@@ -31,6 +31,25 @@ export const clientFrameSchema = z.discriminatedUnion("op", [
   z.strictObject({ op: z.literal("unsubscribe"), pattern: z.string() }),
 ]);
 
+/** Frames one client `batch` frame may hold. */
+export const MAX_BATCH_FRAMES = 100;
+
+/**
+ * Several client frames in one, acted on in order as if sent one by one; a
+ * service accepts it from a client it greeted with `hello` (`?hello=1`).
+ * The frames are checked one by one against {@linkcode clientFrameSchema}.
+ */
+export const clientBatchSchema = z.strictObject({
+  op: z.literal("batch"),
+  frames: z.array(z.unknown()).min(1).max(MAX_BATCH_FRAMES),
+});
+
+/** What a service that accepts client batches sends first to a client that asked (`?hello=1`). */
+export interface HelloFrame {
+  op: "hello";
+  features: string[];
+}
+
 /** The answer to a publish. */
 export interface PublishResult {
   /** Subscribers whose outbox took the message. */

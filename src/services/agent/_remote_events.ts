@@ -26,7 +26,19 @@ export interface RemoteEventSinkOptions {
   retryMs?: number;
   /** How long `close()` still tries to send what is buffered, ms. Default 2000. */
   flushMs?: number;
+  /**
+   * How long an event waits for others to share its frame, ms (0: sent at
+   * the end of the current turn). Default {@linkcode EVENT_LINGER_MS}.
+   */
+  lingerMs?: number;
 }
+
+/**
+ * The default wait of an event for others: an agent's events then go out in
+ * one frame per few milliseconds instead of one each, which the pub/sub and
+ * every subscriber take in one turn of their event loops.
+ */
+export const EVENT_LINGER_MS = 5;
 
 interface PendingEvent {
   topic: string;
@@ -45,6 +57,7 @@ export class RemoteEventSink implements TaskEventSink {
   #limit: number;
   #retryMs: number;
   #flushMs: number;
+  #lingerMs: number;
   #pump: Promise<void> | null = null;
   #dropped = 0;
   #droppedTotal = 0;
@@ -73,6 +86,7 @@ export class RemoteEventSink implements TaskEventSink {
     }
     this.#retryMs = options.retryMs ?? 250;
     this.#flushMs = options.flushMs ?? 2000;
+    this.#lingerMs = options.lingerMs ?? EVENT_LINGER_MS;
   }
 
   /** Events dropped so far because the buffer was full. */
@@ -134,6 +148,7 @@ export class RemoteEventSink implements TaskEventSink {
 
   /** Sends the buffer until it is empty or the sink is halted. */
   async #drain(): Promise<void> {
+    if (this.#lingerMs > 0) await sleep(this.#lingerMs, this.#signal);
     let delay = this.#retryMs;
     while (this.#buffer.length > 0 && !this.#signal.aborted) {
       let socket: PubsubSubscription;
@@ -150,17 +165,14 @@ export class RemoteEventSink implements TaskEventSink {
       }
       delay = this.#retryMs;
       this.#report();
-      while (this.#buffer.length > 0) {
-        const next = this.#buffer[0]!;
-        try {
-          socket.publish(next.topic, next.message);
-        } catch {
-          // The socket broke: the event stays first in line for the next one.
-          this.#socket = null;
-          this.#target.forget();
-          break;
-        }
-        this.#buffer.shift();
+      try {
+        // In as few frames as the pub/sub takes (batches when it says so).
+        socket.publishAll(this.#buffer);
+        this.#buffer = [];
+      } catch {
+        // The socket broke before the first frame: the events stay in line for the next one.
+        this.#socket = null;
+        this.#target.forget();
       }
     }
   }

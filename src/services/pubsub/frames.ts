@@ -3,7 +3,12 @@
  * themselves are in `types/pubsub_frames.ts`).
  * @module
  */
-import { clientFrameSchema, type ServerFrame } from "../../types/pubsub_frames.ts";
+import {
+  clientBatchSchema,
+  clientFrameSchema,
+  MAX_BATCH_FRAMES,
+  type ServerFrame,
+} from "../../types/pubsub_frames.ts";
 import type { Broker, Subscriber } from "./broker.ts";
 
 /** Room for the frame around the largest message, in bytes. */
@@ -16,27 +21,44 @@ export function errorFrame(message: string): string {
 
 /**
  * Acts on one frame from a subscriber's socket: publish, subscribe or
- * unsubscribe. Anything wrong is answered with an error frame to that
- * subscriber only; the connection stays open.
+ * unsubscribe, or a `batch` of those, each acted on in order. Anything wrong
+ * is answered with an error frame to that subscriber only (one per refused
+ * frame of a batch); the connection stays open.
  */
 export function handleClientFrame(broker: Broker, subscriber: Subscriber, data: unknown): void {
-  const problem = apply(broker, subscriber, data);
-  if (problem) subscriber.notice(errorFrame(problem));
+  const parsed = parse(broker, data);
+  if (typeof parsed === "string") return subscriber.notice(errorFrame(parsed));
+  const batch = clientBatchSchema.safeParse(parsed);
+  if (!batch.success) {
+    const problem = apply(broker, subscriber, parsed);
+    if (problem) subscriber.notice(errorFrame(problem));
+    return;
+  }
+  batch.data.frames.forEach((frame, i) => {
+    const problem = apply(broker, subscriber, frame);
+    if (problem) subscriber.notice(errorFrame(`Batch frame ${i}: ${problem}`));
+  });
 }
 
-function apply(broker: Broker, subscriber: Subscriber, data: unknown): string | null {
+/** The JSON value of a text frame, or why it is refused. */
+function parse(broker: Broker, data: unknown): unknown {
   if (typeof data !== "string") return "Send text frames of JSON, not binary frames";
   if (data.length > broker.maxMessageBytes + FRAME_OVERHEAD) {
     return `Frame is too large: messages may be at most ${broker.maxMessageBytes} bytes serialized`;
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(data);
+    return JSON.parse(data);
   } catch {
-    return 'Frame is not JSON: send {"op":"publish"|"subscribe"|"unsubscribe", ...}';
+    return 'Frame is not JSON: send {"op":"publish"|"subscribe"|"unsubscribe"|"batch", ...}';
   }
+}
+
+function apply(broker: Broker, subscriber: Subscriber, parsed: unknown): string | null {
   const result = clientFrameSchema.safeParse(parsed);
   if (!result.success) {
+    if (isBatch(parsed)) {
+      return `Invalid batch: give "frames", 1 to ${MAX_BATCH_FRAMES} frames, no batch inside`;
+    }
     const issue = result.error.issues[0];
     const field = issue?.path.map(String).join(".") || "(frame)";
     return `Invalid field "${field}": ${issue?.message ?? "invalid value"}`;
@@ -54,4 +76,8 @@ function apply(broker: Broker, subscriber: Subscriber, data: unknown): string | 
     return error instanceof Error ? error.message : String(error);
   }
   return null;
+}
+
+function isBatch(value: unknown): boolean {
+  return typeof value === "object" && value !== null && (value as { op?: unknown }).op === "batch";
 }

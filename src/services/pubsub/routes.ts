@@ -12,6 +12,7 @@ import { jsonBody } from "../../api/validate.ts";
 import { handleClientFrame } from "./frames.ts";
 import { type Broker, MessageTooLargeError, type Subscriber } from "./broker.ts";
 import { compilePattern, isValidTopic, MAX_TOPIC_LENGTH } from "../../types/pubsub_topics.ts";
+import type { HelloFrame } from "../../types/pubsub_frames.ts";
 
 const publishSchema = z.strictObject({
   topic: z.string().refine(
@@ -50,12 +51,15 @@ export function pubsubRoutes(current: () => Broker | null): Hono {
     upgradeWebSocket((c) => {
       const b = broker();
       const patterns = patternsOf(c.req.queries("topics") ?? [], b.maxPatterns);
-      const batch = batchOf(c.req.query("batch"));
+      const batch = flagOf("batch", c.req.query("batch"));
+      const hello = flagOf("hello", c.req.query("hello"));
       let subscriber: Subscriber | null = null;
       return {
         onOpen: (_event, ws) => {
           try {
             subscriber = b.subscribe(ws.raw!, patterns, { batch });
+            // Asked for: a client that sees no hello (an older service) sends no batch.
+            if (hello) subscriber.notice(JSON.stringify(HELLO));
           } catch (error) {
             ws.close(1013, `${error instanceof Error ? error.message : error}`.slice(0, 120));
           }
@@ -76,14 +80,17 @@ export function pubsubRoutes(current: () => Broker | null): Hono {
   return app;
 }
 
+/** The greeting of `?hello=1`: this service takes client `batch` frames. */
+const HELLO: HelloFrame = { op: "hello", features: ["batch"] };
+
 /**
- * Whether `?batch=1` asks for batch frames; `0` or no parameter does not.
+ * Whether `?NAME=1` (`batch`, `hello`) is set; `0` or no parameter is not.
  * @throws {HTTPException} 400 for any other value.
  */
-function batchOf(value: string | undefined): boolean {
+function flagOf(name: string, value: string | undefined): boolean {
   if (value === undefined || value === "0") return false;
   if (value === "1") return true;
-  throw new HTTPException(400, { message: `Invalid query "batch": give 1 or 0, got "${value}"` });
+  throw new HTTPException(400, { message: `Invalid query "${name}": give 1 or 0, got "${value}"` });
 }
 
 /**

@@ -64,3 +64,41 @@ Deno.test("handleClientFrame() answers a bad frame with an error frame and keeps
     broker.close();
   }
 });
+
+Deno.test("handleClientFrame() acts on the frames of a batch in order, refusing each bad one alone", () => {
+  const { broker, sink, subscriber, send } = fixture();
+  try {
+    send({
+      op: "batch",
+      frames: [
+        { op: "subscribe", pattern: "t.>" },
+        { op: "publish", topic: "t.a", message: 1 },
+        { op: "publish", topic: "t.*", message: 2 },
+        { op: "batch", frames: [{ op: "publish", topic: "t.b", message: 3 }] },
+        { op: "publish", topic: "t.b", message: 4 },
+      ],
+    });
+    assert.deepEqual(subscriber.patterns, ["t.>"]);
+    assert.deepEqual(sink.frames.map((f) => f.op === "message" ? f.message : f.op), [
+      1,
+      "error",
+      "error",
+      4,
+    ]);
+    const errors = sink.frames.filter((f) => f.op === "error").map((f) =>
+      f.op === "error" ? f.message : ""
+    );
+    assert.match(errors[0]!, /^Batch frame 2: Invalid topic "t\.\*"/);
+    assert.match(errors[1]!, /^Batch frame 3: Invalid batch: .*no batch inside/);
+    assert.equal(broker.stats().published, 2);
+    for (const bad of [{ op: "batch", frames: [] }, { op: "batch", frames: Array(101).fill(1) }]) {
+      sink.texts = [];
+      send(bad);
+      assert.equal(sink.frames.length, 1);
+      assert.match(sink.frames[0]!.op === "error" ? sink.frames[0]!.message : "", /Invalid batch/);
+    }
+    assert.equal(broker.stats().published, 2);
+  } finally {
+    broker.close();
+  }
+});

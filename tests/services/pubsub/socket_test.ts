@@ -134,6 +134,39 @@ Deno.test("pub/sub over real sockets: HTTP and WebSocket publishes reach wildcar
   });
 });
 
+Deno.test("pub/sub over real sockets: ?hello=1 is greeted first, and a batch of publishes arrives in order", async () => {
+  await withServer({}, async (s) => {
+    const all = await s.follow([">"]);
+    const greeted = await RawWebSocket.open(
+      s.port,
+      "/v1/pubsub/ws?topics=x&hello=1",
+      keys,
+      SERVICE,
+    );
+    const plain = await RawWebSocket.open(s.port, "/v1/pubsub/ws?topics=x", keys, SERVICE);
+    try {
+      assert.deepEqual(JSON.parse((await greeted.next())!), { op: "hello", features: ["batch"] });
+      const publisher = await s.client().subscribe([]);
+      await eventually(() => s.broker.stats().subscribers === 4 && publisher.takesBatches);
+      publisher.publishAll(
+        Array.from({ length: 150 }, (_, i) => ({ topic: `x.${i % 3}`, message: i })),
+      );
+      await eventually(() => all.events.length === 150, { what: "150 messages at the subscriber" });
+      assert.deepEqual(
+        all.events.map((e) => e.op === "message" ? e.message : e.op),
+        Array.from({ length: 150 }, (_, i) => i),
+      );
+      // The socket without ?hello=1 gets no hello: its first frame is not one.
+      await s.client().publish("x", "first");
+      assert.equal(JSON.parse((await plain.next())!).op, "message");
+      await publisher.close();
+    } finally {
+      greeted.close();
+      plain.close();
+    }
+  });
+});
+
 Deno.test("pub/sub over real sockets: the WebSocket handshake must be signed by the fabric", async () => {
   await withServer({}, async (s) => {
     const strangers = await generateFabricKeys();
