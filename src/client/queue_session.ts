@@ -26,6 +26,11 @@ export interface QueueSessionOptions {
   timeoutMs?: number;
   /** Time allowed for an answer beyond a get's own wait, ms. Default 15000. */
   answerMs?: number;
+  /**
+   * How long a frame waits for others to share its batch, once the service
+   * takes batches, ms; 0 sends at the end of the current turn. Default 0.
+   */
+  lingerMs?: number;
 }
 
 /**
@@ -69,6 +74,7 @@ export class QueueSession {
   #socket: WebSocket;
   #label: string;
   #answerMs: number;
+  #lingerMs: number;
   #nextRef = 1;
   #calls = new Map<number, Call>();
   /** Refs of gets given up by their caller: messages still coming for them go back. */
@@ -85,10 +91,11 @@ export class QueueSession {
   /** Resolves with the close code and reason once the socket is closed. */
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  private constructor(socket: WebSocket, label: string, answerMs: number) {
+  private constructor(socket: WebSocket, label: string, answerMs: number, lingerMs: number) {
     this.#socket = socket;
     this.#label = label;
     this.#answerMs = answerMs;
+    this.#lingerMs = lingerMs;
     socket.onmessage = (event) => this.#receive(event.data);
     this.closed = new Promise((resolve) => {
       socket.addEventListener("close", (event) => {
@@ -119,7 +126,7 @@ export class QueueSession {
         0,
       );
     }
-    return new QueueSession(socket, label, options.answerMs ?? 15_000);
+    return new QueueSession(socket, label, options.answerMs ?? 15_000, options.lingerMs ?? 0);
   }
 
   /** Whether the socket is open; a closed session stays closed. */
@@ -271,7 +278,7 @@ export class QueueSession {
       const text = JSON.stringify({ ...frame, ref });
       if (!this.#features.has("batch")) return this.#transmit(text);
       this.#outbox.push(text);
-      this.#outboxTimer ??= setTimeout(() => this.#flushOutbox(), 0);
+      this.#outboxTimer ??= setTimeout(() => this.#flushOutbox(), this.#lingerMs);
     });
   }
 

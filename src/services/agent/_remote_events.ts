@@ -28,17 +28,19 @@ export interface RemoteEventSinkOptions {
   flushMs?: number;
   /**
    * How long an event waits for others to share its frame, ms (0: sent at
-   * the end of the current turn). Default {@linkcode EVENT_LINGER_MS}.
+   * the end of the current turn). Default {@linkcode FRAME_LINGER_MS}.
    */
   lingerMs?: number;
 }
 
 /**
- * The default wait of an event for others: an agent's events then go out in
- * one frame per few milliseconds instead of one each, which the pub/sub and
- * every subscriber take in one turn of their event loops.
+ * How long an agent's frame waits for others to share it, ms: its events
+ * then go out in one frame per few milliseconds instead of one each, which
+ * the pub/sub and every subscriber take in one turn of their event loops;
+ * its queue frames (a get, the reports and acks of the tasks that ended) in
+ * one batch, which the queue commits in one transaction.
  */
-export const EVENT_LINGER_MS = 5;
+export const FRAME_LINGER_MS = 5;
 
 interface PendingEvent {
   topic: string;
@@ -86,7 +88,7 @@ export class RemoteEventSink implements TaskEventSink {
     }
     this.#retryMs = options.retryMs ?? 250;
     this.#flushMs = options.flushMs ?? 2000;
-    this.#lingerMs = options.lingerMs ?? EVENT_LINGER_MS;
+    this.#lingerMs = options.lingerMs ?? FRAME_LINGER_MS;
   }
 
   /** Events dropped so far because the buffer was full. */

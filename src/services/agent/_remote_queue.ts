@@ -10,6 +10,7 @@ import { FabricClient, FabricRequestError, type Target } from "../../client/fabr
 import type { FabricKeys } from "../../crypto/keys.ts";
 import { log } from "../../config/logging.ts";
 import { QueueSession } from "../../client/queue_session.ts";
+import { FRAME_LINGER_MS } from "./_remote_events.ts";
 import type { QueueMessage, TaskReport } from "../../types/queue_wire.ts";
 import type { ServiceTarget } from "./_service_target.ts";
 import type { TaskQueue } from "./agent.ts";
@@ -105,7 +106,7 @@ export class RemoteTaskQueue implements TaskQueue {
     }
     let session = this.#sessions.get(name);
     if (!session) {
-      session = QueueSession.open(this.#keys, target, name);
+      session = QueueSession.open(this.#keys, target, name, { lingerMs: FRAME_LINGER_MS });
       this.#sessions.set(name, session);
       const opened = session;
       opened.then((s) => {

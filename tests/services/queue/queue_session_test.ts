@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { FabricRequestError } from "../../../src/client/fabric_client.ts";
 import { generateFabricKeys } from "../../../src/crypto/mod.ts";
-import { QueueSession } from "../../../src/client/queue_session.ts";
+import { QueueSession, type QueueSessionOptions } from "../../../src/client/queue_session.ts";
 import type { QueueClientFrame } from "../../../src/types/queue_wire.ts";
 import { QUEUE_ID, withQueueServer } from "./_app.ts";
 
@@ -56,10 +56,13 @@ class FakeQueue {
   }
 }
 
-async function withFake(fn: (fake: FakeQueue, session: QueueSession) => Promise<void>) {
+async function withFake(
+  fn: (fake: FakeQueue, session: QueueSession) => Promise<void>,
+  options: QueueSessionOptions = {},
+) {
   const fake = new FakeQueue();
   const keys = await generateFabricKeys();
-  const session = await QueueSession.open(keys, { id: QUEUE_ID, url: fake.url }, "jobs");
+  const session = await QueueSession.open(keys, { id: QUEUE_ID, url: fake.url }, "jobs", options);
   try {
     await fn(fake, session);
   } finally {
@@ -229,6 +232,25 @@ Deno.test("QueueSession sends the frames of one turn as one batch once the queue
     });
     assert.deepEqual(await Promise.all(calls), ["2", [], undefined]);
   });
+});
+
+Deno.test("QueueSession with lingerMs sends frames of turns within that time as one batch", async () => {
+  await withFake(async (fake, session) => {
+    fake.answer({ op: "hello", features: ["batch", "report-ack"] });
+    await turn();
+    const first = session.put(1);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(fake.unread, 0, "the first frame still waits for others");
+    const second = session.put(2);
+    const batch = await fake.next();
+    const frames = batch.op === "batch" ? batch.frames : [];
+    assert.deepEqual(frames.map((f) => f.op), ["put", "put"]);
+    fake.answer({
+      op: "batch",
+      frames: frames.map((f, i) => ({ op: "put-ok", id: String(i + 1), ref: f.ref })),
+    });
+    assert.deepEqual(await Promise.all([first, second]), ["1", "2"]);
+  }, { lingerMs: 200 });
 });
 
 Deno.test("QueueSession.finish() sends one report with its ack where the queue takes it, else the report then the ack", async () => {
