@@ -83,7 +83,7 @@ export class Subscriber {
   /** Pending while the sink is blocked: the next look at it. */
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Pending while a batch waits for the end of the turn. */
-  #immediate: ReturnType<typeof setImmediate> | undefined;
+  #immediate: ReturnType<typeof setTimeout> | undefined;
   #backoffMs = 0;
   #closed = false;
 
@@ -175,12 +175,12 @@ export class Subscriber {
     ) {
       this.#drain();
     } else {
-      // Deno's global setImmediate, not node:timers: the Node layer behind it
-      // loads on the first batch, not when the service starts (4-7 MB idle).
-      this.#immediate ??= setImmediate(() => {
+      // A timer of 0 ms, from base/timers.ts: Deno's global setImmediate is
+      // the Node layer's, which loaded on the first batch (4-7 MB).
+      this.#immediate ??= setTimeout(() => {
         this.#immediate = undefined;
         if (this.#timer === undefined) this.#drain();
-      });
+      }, 0);
     }
   }
 
@@ -198,7 +198,7 @@ export class Subscriber {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
-    if (this.#immediate) clearImmediate(this.#immediate);
+    clearTimeout(this.#immediate);
     this.#outbox.clear();
     for (const pattern of this.#patterns) this.#hooks.remove(this, pattern);
     this.#patterns.clear();
