@@ -1,71 +1,10 @@
 import assert from "node:assert/strict";
-import { createApp } from "../../../src/api/app.ts";
-import { RoleSlot } from "../../../src/api/role_slot.ts";
-import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
 import { FabricRequestError } from "../../../src/client/fabric_client.ts";
-import {
-  type FabricKeys,
-  generateFabricKeys,
-  ReplayCache,
-  signRequest,
-} from "../../../src/crypto/mod.ts";
-import {
-  type BatchFrame,
-  Broker,
-  type BrokerOptions,
-  PubsubClient,
-  type PubsubEvent,
-  pubsubRoutes,
-  type PubsubSubscription,
-} from "../../../src/services/pubsub/mod.ts";
+import { generateFabricKeys, signRequest } from "../../../src/crypto/mod.ts";
+import type { BatchFrame, PubsubEvent } from "../../../src/services/pubsub/mod.ts";
+import { keys, SERVICE, withServer } from "./_served.ts";
 import { eventually } from "../../_eventually.ts";
 import { RawWebSocket } from "./_raw_ws.ts";
-
-const keys = await generateFabricKeys();
-const SERVICE = "pubsub-0000001";
-
-interface Served {
-  port: number;
-  broker: Broker;
-  client(withKeys?: FabricKeys): PubsubClient;
-  /** Subscribes and records every event. */
-  follow(patterns: string[]): Promise<{ sub: PubsubSubscription; events: PubsubEvent[] }>;
-}
-
-/** A real HTTP server with the pub/sub routes on 127.0.0.1, closed after `fn`. */
-async function withServer(options: BrokerOptions, fn: (s: Served) => Promise<void>) {
-  const broker = new Broker(options);
-  const slot = new RoleSlot();
-  const app = createApp({
-    serviceId: SERVICE,
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    handlers: {} as ServiceHandlers,
-    role: slot,
-  });
-  slot.mount({ routes: pubsubRoutes(() => broker) });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
-  const subs: PubsubSubscription[] = [];
-  const target = { id: SERVICE, url: `http://127.0.0.1:${server.addr.port}` };
-  const served: Served = {
-    port: server.addr.port,
-    broker,
-    client: (withKeys = keys) => new PubsubClient(withKeys, target),
-    follow: async (patterns) => {
-      const events: PubsubEvent[] = [];
-      const sub = await served.client().subscribe(patterns, { onEvent: (e) => events.push(e) });
-      subs.push(sub);
-      return { sub, events };
-    },
-  };
-  try {
-    await fn(served);
-  } finally {
-    await Promise.all(subs.map((s) => s.close()));
-    broker.close();
-    await server.shutdown();
-  }
-}
 
 function summary(events: PubsubEvent[]): string[] {
   return events.map((e) =>
