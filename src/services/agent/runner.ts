@@ -213,30 +213,19 @@ export function agentEnv(): Record<string, string> {
 
 /** Signals process group `pid`; false when there is no such group (gone, or not made yet). */
 function signalGroup(pid: number, signal: Deno.Signal): boolean {
-  return withoutStackTraces(() => Deno.kill(-pid, signal));
-}
-
-function signalProcess(pid: number, signal: Deno.Signal): void {
-  // False when it is already gone.
-  withoutStackTraces(() => Deno.kill(pid, signal));
-}
-
-/**
- * Runs `action`: true when it returned, false when it threw. What it throws
- * is built without a stack trace: killing the group of a task that ended
- * fails in the usual case (nothing was left running), and V8's capture of
- * the stack for that error was a visible share of the agent's CPU per task.
- */
-function withoutStackTraces(action: () => void): boolean {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
   try {
-    action();
+    Deno.kill(-pid, signal);
     return true;
   } catch {
     return false;
-  } finally {
-    Error.stackTraceLimit = limit;
+  }
+}
+
+function signalProcess(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(pid, signal);
+  } catch {
+    // Already gone.
   }
 }
 
