@@ -27,10 +27,10 @@ export function errorFrame(message: string): string {
  */
 export function handleClientFrame(broker: Broker, subscriber: Subscriber, data: unknown): void {
   const parsed = parse(broker, data);
-  if (typeof parsed === "string") return subscriber.notice(errorFrame(parsed));
-  const batch = clientBatchSchema.safeParse(parsed);
+  if (!parsed.ok) return subscriber.notice(errorFrame(parsed.problem));
+  const batch = clientBatchSchema.safeParse(parsed.value);
   if (!batch.success) {
-    const problem = apply(broker, subscriber, parsed);
+    const problem = apply(broker, subscriber, parsed.value);
     if (problem) subscriber.notice(errorFrame(problem));
     return;
   }
@@ -41,15 +41,25 @@ export function handleClientFrame(broker: Broker, subscriber: Subscriber, data: 
 }
 
 /** The JSON value of a text frame, or why it is refused. */
-function parse(broker: Broker, data: unknown): unknown {
-  if (typeof data !== "string") return "Send text frames of JSON, not binary frames";
+function parse(
+  broker: Broker,
+  data: unknown,
+): { ok: true; value: unknown } | { ok: false; problem: string } {
+  if (typeof data !== "string") {
+    return { ok: false, problem: "Send text frames of JSON, not binary frames" };
+  }
   if (data.length > broker.maxMessageBytes + FRAME_OVERHEAD) {
-    return `Frame is too large: messages may be at most ${broker.maxMessageBytes} bytes serialized`;
+    const max = broker.maxMessageBytes;
+    return {
+      ok: false,
+      problem: `Frame is too large: messages may be at most ${max} bytes serialized`,
+    };
   }
   try {
-    return JSON.parse(data);
+    return { ok: true, value: JSON.parse(data) };
   } catch {
-    return 'Frame is not JSON: send {"op":"publish"|"subscribe"|"unsubscribe"|"batch", ...}';
+    const ops = '"publish"|"subscribe"|"unsubscribe"|"batch"';
+    return { ok: false, problem: `Frame is not JSON: send {"op":${ops}, ...}` };
   }
 }
 

@@ -39,6 +39,7 @@ Deno.test("handleClientFrame() answers a bad frame with an error frame and keeps
     const cases: [unknown, RegExp][] = [
       ["{not json", /not JSON/],
       [{ op: "shout" }, /Invalid field "op"/],
+      ['"just a string"', /Invalid field "\(frame\)"/],
       [{ op: "publish", topic: "a" }, /Invalid field "message"/],
       [{ op: "publish", topic: "a.*", message: 1 }, /Invalid topic "a\.\*"/],
       [{ op: "subscribe", pattern: "a.>.b" }, /Invalid pattern "a\.>\.b"/],
