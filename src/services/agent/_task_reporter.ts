@@ -16,7 +16,8 @@ import { log } from "../../config/logging.ts";
 import { retry } from "../../config/retry.ts";
 import type { QueueMessage, TaskReport } from "../../types/queue_wire.ts";
 import type { TaskEventSink, TaskQueue } from "./agent.ts";
-import { type TaskEvent, type TaskState, taskTopic } from "./task.ts";
+import type { RunResult } from "./runner.ts";
+import { type Task, type TaskEvent, type TaskState, taskTopic } from "./task.ts";
 import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** Options of {@linkcode TaskReporter}. */
@@ -44,6 +45,25 @@ export interface Ending {
   state: TaskState;
   fields: StateFields;
   how: "ack" | "nack";
+}
+
+/**
+ * How a task whose process is gone ends: CANCELED on request, FAILED when it
+ * could not start, timed out or exited non-zero, else DONE; its message is
+ * acknowledged in each case.
+ */
+export function endingOf(result: RunResult, task: Task): Ending {
+  const ran = result.exitCode === null ? {} : { exitCode: result.exitCode };
+  const fields = { ...ran, tail: result.tail };
+  if (result.canceled) {
+    return { state: "CANCELED", fields: { ...fields, reason: "Canceled on request" }, how: "ack" };
+  } else if (result.error !== undefined) {
+    return { state: "FAILED", fields: { ...fields, reason: result.error }, how: "ack" };
+  } else if (result.timedOut) {
+    const reason = `Timed out after ${task.timeoutMs} ms`;
+    return { state: "FAILED", fields: { ...fields, reason }, how: "ack" };
+  }
+  return { state: result.exitCode === 0 ? "DONE" : "FAILED", fields, how: "ack" };
 }
 
 /** Attempts of one report, ack or nack; then an ack or nack is left to the visibility timeout. */

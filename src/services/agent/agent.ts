@@ -12,9 +12,9 @@
 import { log } from "../../config/logging.ts";
 import { sleep } from "../../config/retry.ts";
 import { QUEUE_LIMITS, type QueueMessage, type TaskReport } from "../../types/queue_wire.ts";
-import { agentEnv, runTask, type TaskRun } from "./runner.ts";
+import { agentEnv, type RunOptions, runTask, type TaskRun } from "./runner.ts";
 import type { TaskOutput, TaskSandbox } from "./sandbox.ts";
-import { type Ending, TaskReporter } from "./_task_reporter.ts";
+import { type Ending, endingOf, TaskReporter } from "./_task_reporter.ts";
 import { CoreSlots } from "./slots.ts";
 import { parseTask, type Task } from "./task.ts";
 
@@ -116,10 +116,9 @@ export class Agent {
   #visibilityMs: number;
   #prefetch: number;
   #pollWaitMs: number;
-  #graceMs: number;
   #retryMs: number;
-  #baseEnv: Record<string, string>;
-  #sessionHelper: string | undefined;
+  /** What every task's run gets: its grace, the environment under its own, the session helper. */
+  #runOptions: RunOptions;
   #entries = new Map<string, Entry>();
   #handling = new Set<Promise<void>>();
   #stopping = new AbortController();
@@ -155,12 +154,14 @@ export class Agent {
       );
     }
     this.#pollWaitMs = options.pollWaitMs ?? 20_000;
-    this.#graceMs = options.graceMs ?? 5000;
     this.#retryMs = options.retryMs ?? 1000;
-    // Read once: the agent's own environment does not change while it runs.
-    this.#baseEnv = options.baseEnv ?? agentEnv();
+    this.#runOptions = {
+      graceMs: options.graceMs ?? 5000,
+      // Read once: the agent's own environment does not change while it runs.
+      baseEnv: options.baseEnv ?? agentEnv(),
+      ...(options.sessionHelper === undefined ? {} : { sessionHelper: options.sessionHelper }),
+    };
     this.#onTaskStart = options.onTaskStart;
-    this.#sessionHelper = options.sessionHelper;
     this.#reporter = new TaskReporter(events, queue, {
       agentId: this.#id,
       host: options.host ?? Deno.hostname(),
@@ -364,29 +365,10 @@ export class Agent {
     try {
       await this.#reporter.state(task.id, "RUNNING", output ? { output: output.dir } : {});
       if (entry.abort.signal.aborted) return this.#aborted(entry, "");
-      entry.run = runTask(task, {
-        graceMs: this.#graceMs,
-        baseEnv: this.#baseEnv,
-        ...(output ? { output } : {}),
-        ...(this.#sessionHelper === undefined ? {} : { sessionHelper: this.#sessionHelper }),
-      });
+      entry.run = runTask(task, { ...this.#runOptions, ...(output ? { output } : {}) });
       const result = await entry.run.done;
       if (entry.requeue) return this.#aborted(entry, result.tail);
-      const ran = result.exitCode === null ? {} : { exitCode: result.exitCode };
-      const fields = { ...ran, tail: result.tail };
-      if (result.canceled) {
-        return {
-          state: "CANCELED",
-          fields: { ...fields, reason: "Canceled on request" },
-          how: "ack",
-        };
-      } else if (result.error !== undefined) {
-        return { state: "FAILED", fields: { ...fields, reason: result.error }, how: "ack" };
-      } else if (result.timedOut) {
-        const reason = `Timed out after ${task.timeoutMs} ms`;
-        return { state: "FAILED", fields: { ...fields, reason }, how: "ack" };
-      }
-      return { state: result.exitCode === 0 ? "DONE" : "FAILED", fields, how: "ack" };
+      return endingOf(result, task);
     } finally {
       output?.close();
     }
