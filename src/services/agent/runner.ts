@@ -5,7 +5,7 @@
  * reaches every process it started.
  * @module
  */
-import { sessionCommand } from "./_session_command.ts";
+import { type SessionCommand, sessionCommand } from "./_session_command.ts";
 import { Tail } from "./_tail.ts";
 import type { OutputStream } from "./sandbox.ts";
 import { TAIL_BYTES, type Task } from "./task.ts";
@@ -111,11 +111,26 @@ export function runTask(task: Task, options: RunOptions = {}): TaskRun {
 
 /**
  * Spawns `task` in a session of its own with exactly `env`, its output piped,
- * through `helper` when given.
+ * through `helper` when given. A helper that is gone or cannot be run any
+ * more (its directory removed or remounted) leaves the start to `setsid(1)`.
  * @throws {Error} when the executable cannot be found or started.
  */
 function spawnTask(task: Task, env: Record<string, string>, helper?: string): Deno.ChildProcess {
-  const session = sessionCommand(task, env.PATH, helper);
+  try {
+    return spawnSession(task, env, sessionCommand(task, env.PATH, helper));
+  } catch (error) {
+    const helperFailed = error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.PermissionDenied;
+    if (helper === undefined || !helperFailed) throw error;
+    return spawnSession(task, env, sessionCommand(task, env.PATH));
+  }
+}
+
+function spawnSession(
+  task: Task,
+  env: Record<string, string>,
+  session: SessionCommand,
+): Deno.ChildProcess {
   return new Deno.Command(session.command, {
     args: session.args,
     env,

@@ -148,6 +148,22 @@ Deno.test("runTask() through the helper: a cancel ends the task's whole group", 
   assert.equal(await live(), 0);
 });
 
+Deno.test("runTask() starts the task through setsid(1) when the helper is gone", async () => {
+  const spare = await Deno.makeTempDir();
+  try {
+    const gone = await installSessionHelper(spare);
+    assert.ok(gone);
+    await Deno.remove(gone);
+    const result = await runTask(task({ executable: "/bin/echo", args: ["still"] }), {
+      sessionHelper: gone,
+    }).done;
+    assert.equal(result.exitCode, 0, result.error);
+    assert.equal(result.tail, "still\n");
+  } finally {
+    await Deno.remove(spare, { recursive: true });
+  }
+});
+
 Deno.test("the helper exits 127 when the program cannot be executed", async () => {
   assert.ok(helper);
   const output = await new Deno.Command(helper, { args: ["/nonexistent/tool", "tool"] }).output();
