@@ -193,6 +193,16 @@ export class Subscriber {
     this.#send(text);
   }
 
+  /**
+   * Sends what waits in the outbox now, as far as the sink has room, instead
+   * of at the end of this turn: before the service closes the sink.
+   */
+  flush(): void {
+    clearTimeout(this.#immediate);
+    this.#immediate = undefined;
+    if (this.#timer === undefined) this.#drain();
+  }
+
   /** Stops delivery and leaves the broker; the sink itself is left open. */
   close(): void {
     if (this.#closed) return;

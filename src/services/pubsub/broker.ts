@@ -175,13 +175,16 @@ export class Broker {
   }
 
   /**
-   * Closes every subscriber and its sink (WebSocket code 1001, going away) and
+   * Closes every subscriber and its sink (WebSocket code 1001, going away),
+   * after sending what its outbox holds as far as the sink has room, and
    * refuses further use. Calling it again does nothing.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const subscriber of [...this.#subscribers]) {
+      // What waits for the end of this turn goes out ahead of the close frame.
+      subscriber.flush();
       subscriber.close();
       subscriber.closeSink(1001, "Pub/sub service is stopping: reconnect");
     }

@@ -236,6 +236,23 @@ Deno.test("Subscriber.close() cancels a batch that is waiting for the end of the
   });
 });
 
+Deno.test("Broker.close() sends a waiting batch ahead of the close, where the sink has room", () => {
+  const broker = new Broker();
+  const ready = new FakeSink();
+  const blocked = new FakeSink();
+  blocked.bufferedAmount = Number.POSITIVE_INFINITY;
+  broker.subscribe(ready, ["t"], { batch: true });
+  broker.subscribe(blocked, ["t"], { batch: true });
+  broker.publish("t", 1);
+  broker.publish("t", 2);
+  assert.equal(ready.texts.length, 0, "the batch waits for the end of the turn");
+  broker.close();
+  assert.deepEqual(ready.messages, [1, 2]);
+  assert.deepEqual(ready.closedWith?.code, 1001);
+  assert.deepEqual(blocked.texts, [], "a backed-up sink is not written to");
+  assert.deepEqual(blocked.closedWith?.code, 1001);
+});
+
 Deno.test("Subscriber.unsubscribe() stops new deliveries but keeps what is queued", async () => {
   await withBroker({}, async (broker) => {
     const sink = new FakeSink();
