@@ -27,9 +27,8 @@ export interface Served {
   follow(patterns: string[]): Promise<{ sub: PubsubSubscription; events: PubsubEvent[] }>;
 }
 
-/** A real HTTP server with the pub/sub routes on 127.0.0.1, closed after `fn`. */
-export async function withServer(options: BrokerOptions, fn: (s: Served) => Promise<void>) {
-  const broker = new Broker(options);
+/** The service app of {@linkcode SERVICE} with the pub/sub routes on `current()`'s broker. */
+export function pubsubApp(current: () => Broker | null): ReturnType<typeof createApp> {
   const slot = new RoleSlot();
   const app = createApp({
     serviceId: SERVICE,
@@ -38,7 +37,14 @@ export async function withServer(options: BrokerOptions, fn: (s: Served) => Prom
     handlers: {} as ServiceHandlers,
     role: slot,
   });
-  slot.mount({ routes: pubsubRoutes(() => broker) });
+  slot.mount({ routes: pubsubRoutes(current) });
+  return app;
+}
+
+/** A real HTTP server with the pub/sub routes on 127.0.0.1, closed after `fn`. */
+export async function withServer(options: BrokerOptions, fn: (s: Served) => Promise<void>) {
+  const broker = new Broker(options);
+  const app = pubsubApp(() => broker);
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   const subs: PubsubSubscription[] = [];
   const target = { id: SERVICE, url: `http://127.0.0.1:${server.addr.port}` };

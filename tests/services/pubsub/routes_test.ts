@@ -1,26 +1,12 @@
 import assert from "node:assert/strict";
-import { createApp } from "../../../src/api/app.ts";
-import { RoleSlot } from "../../../src/api/role_slot.ts";
-import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
-import { generateFabricKeys, ReplayCache } from "../../../src/crypto/mod.ts";
-import { Broker, pubsubRoutes } from "../../../src/services/pubsub/mod.ts";
+import { Broker } from "../../../src/services/pubsub/mod.ts";
 import { signedRequest } from "../../api/_signed.ts";
 import { FakeSink } from "./_fake_sink.ts";
-
-const keys = await generateFabricKeys();
-const SERVICE = "pubsub-0000001";
+import { keys, pubsubApp, SERVICE } from "./_served.ts";
 
 function fixture(running = true) {
   const broker = new Broker();
-  const slot = new RoleSlot();
-  const app = createApp({
-    serviceId: SERVICE,
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    handlers: {} as ServiceHandlers,
-    role: slot,
-  });
-  slot.mount({ routes: pubsubRoutes(() => running ? broker : null) });
+  const app = pubsubApp(() => running ? broker : null);
   const send = (method: string, path: string, body?: unknown) =>
     signedRequest(app, keys, {
       method,
