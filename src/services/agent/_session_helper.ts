@@ -1,5 +1,5 @@
 /**
- * A session helper: a static Linux executable of a few dozen instructions
+ * A session helper: a static Linux executable of about a dozen instructions
  * that calls `setsid()` and execs its first argument with the rest as the
  * new program's `argv`, keeping its environment:
  * `HELPER PATH ARGV0 ARGS...`.
