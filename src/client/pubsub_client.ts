@@ -22,6 +22,7 @@ import {
 import type { BrokerStats, PublishResult } from "../types/pubsub_frames.ts";
 import { compilePattern } from "../types/pubsub_topics.ts";
 import { openedWithin } from "./socket_open.ts";
+import { batchFrames } from "./batch_frames.ts";
 
 /** An event of a subscription: a message, a drop notice, or an error notice. */
 export type PubsubEvent = ServerFrame;
@@ -33,9 +34,9 @@ export interface PubsubClientOptions {
 }
 
 /**
- * The most characters of one `batch` frame {@linkcode PubsubSubscription.publishAll}
- * sends, well under a service's 65 KiB frame limit; a larger publish goes
- * alone as its own frame.
+ * The most characters of the frames one `batch` frame of
+ * {@linkcode PubsubSubscription.publishAll} holds, well under a service's
+ * 65 KiB frame limit; a larger publish goes alone as its own frame.
  */
 export const BATCH_FRAME_BYTES = 16 * 1024;
 
@@ -228,23 +229,11 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
       for (const { topic, message } of messages) this.publish(topic, message);
       return;
     }
-    let frames: string[] = [];
-    let bytes = 0;
-    const flush = () => {
-      if (frames.length === 1) this.#sendText(frames[0]!);
-      else if (frames.length > 1) this.#sendText(`{"op":"batch","frames":[${frames.join(",")}]}`);
-      frames = [];
-      bytes = 0;
-    };
-    for (const { topic, message } of messages) {
-      const frame = JSON.stringify({ op: "publish", topic, message });
-      if (frames.length === MAX_BATCH_FRAMES || bytes + frame.length + 1 > BATCH_FRAME_BYTES) {
-        flush();
-      }
-      frames.push(frame);
-      bytes += frame.length + 1;
-    }
-    flush();
+    const frames = messages.map(({ topic, message }) =>
+      JSON.stringify({ op: "publish", topic, message })
+    );
+    const limits = { maxFrames: MAX_BATCH_FRAMES, maxChars: BATCH_FRAME_BYTES };
+    for (const text of batchFrames(frames, limits)) this.#sendText(text);
   }
 
   /** Closes the socket; resolves once it is closed. Calling it again does nothing. */

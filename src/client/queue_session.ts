@@ -19,6 +19,7 @@ import {
 } from "../types/queue_wire.ts";
 import { openedWithin } from "./socket_open.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
+import { batchFrames } from "./batch_frames.ts";
 
 /** Options of {@linkcode QueueSession.open}. */
 export interface QueueSessionOptions {
@@ -286,18 +287,11 @@ export class QueueSession {
   #flushOutbox(): void {
     this.#outboxTimer = undefined;
     const frames = this.#outbox.splice(0);
-    while (frames.length > 0 && !this.#closedError) {
-      let count = 0;
-      let chars = 0;
-      while (count < frames.length && count < QUEUE_LIMITS.maxBatch) {
-        chars += frames[count]!.length;
-        if (count > 0 && chars > BATCH_CHARS) break;
-        count++;
-      }
-      const batch = frames.splice(0, count);
-      this.#transmit(
-        batch.length === 1 ? batch[0]! : `{"op":"batch","frames":[${batch.join(",")}]}`,
-      );
+    for (
+      const text of batchFrames(frames, { maxFrames: QUEUE_LIMITS.maxBatch, maxChars: BATCH_CHARS })
+    ) {
+      if (this.#closedError) break;
+      this.#transmit(text);
     }
   }
 
