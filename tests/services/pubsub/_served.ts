@@ -3,10 +3,8 @@
  * need real sockets.
  * @module
  */
-import { createApp } from "../../../src/api/app.ts";
-import { RoleSlot } from "../../../src/api/role_slot.ts";
-import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
-import { type FabricKeys, generateFabricKeys, ReplayCache } from "../../../src/crypto/mod.ts";
+import { type FabricKeys, generateFabricKeys } from "../../../src/crypto/mod.ts";
+import { roleApp } from "../../api/_role_app.ts";
 import {
   Broker,
   type BrokerOptions,
@@ -28,17 +26,8 @@ export interface Served {
 }
 
 /** The service app of {@linkcode SERVICE} with the pub/sub routes on `current()`'s broker. */
-export function pubsubApp(current: () => Broker | null): ReturnType<typeof createApp> {
-  const slot = new RoleSlot();
-  const app = createApp({
-    serviceId: SERVICE,
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    handlers: {} as ServiceHandlers,
-    role: slot,
-  });
-  slot.mount({ routes: pubsubRoutes(current) });
-  return app;
+export function pubsubApp(current: () => Broker | null): ReturnType<typeof roleApp> {
+  return roleApp(SERVICE, keys, pubsubRoutes(current));
 }
 
 /** A real HTTP server with the pub/sub routes on 127.0.0.1, closed after `fn`. */

@@ -1,17 +1,14 @@
 import type { Hono } from "hono";
-import { createApp } from "../../../src/api/app.ts";
-import { RoleSlot } from "../../../src/api/role_slot.ts";
-import type { ServiceHandlers } from "../../../src/api/service_handlers.ts";
 import {
   type FabricKeys,
   generateFabricKeys,
-  ReplayCache,
   signRequest,
   verifyResponse,
 } from "../../../src/crypto/mod.ts";
 import { QueueService } from "../../../src/services/queue/queue.ts";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
 import { queueRoutes } from "../../../src/services/queue/routes.ts";
+import { roleApp } from "../../api/_role_app.ts";
 
 /** The queue service's ID in these tests. */
 export const QUEUE_ID = "que-00000001";
@@ -44,15 +41,7 @@ export async function queueApp(
     options.maxWaiters ? { maxWaiters: options.maxWaiters } : {},
   );
   const running = options.running ?? true;
-  const slot = new RoleSlot();
-  const app = createApp({
-    serviceId: QUEUE_ID,
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    handlers: {} as ServiceHandlers,
-    role: slot,
-  });
-  slot.mount({ routes: queueRoutes(() => running ? queues : null) });
+  const app = roleApp(QUEUE_ID, keys, queueRoutes(() => running ? queues : null));
   const request = async (method: string, path: string, body?: unknown): Promise<Answer> => {
     const url = new URL(path, "http://fabric.test");
     const bytes = body === undefined
