@@ -66,7 +66,7 @@ const AARCH64: HelperCode = {
 };
 
 /** The helper's code for Deno's name of a CPU, if there is one. */
-const CODE: Record<string, HelperCode> = { x86_64: X86_64, aarch64: AARCH64 };
+const CODE = new Map<string, HelperCode>([["x86_64", X86_64], ["aarch64", AARCH64]]);
 
 /** Where the image is loaded; the usual base of a static executable. */
 const LOAD_ADDRESS = 0x400000;
@@ -78,7 +78,7 @@ const PROGRAM_HEADER_BYTES = 56;
  * null for a CPU it has no code for.
  */
 export function sessionHelperImage(arch: string): Uint8Array | null {
-  const helper = CODE[arch];
+  const helper = CODE.get(arch);
   if (!helper) return null;
   const codeAt = ELF_HEADER_BYTES + PROGRAM_HEADER_BYTES;
   const size = codeAt + helper.code.length;
