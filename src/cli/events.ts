@@ -11,6 +11,7 @@ import { parseFlags, stringFlag } from "./args.ts";
 import { usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { MAX_AUDIT_LINES } from "../registry/rotation_routes.ts";
+import { sleep } from "../config/retry.ts";
 
 /** Help text of `fabricd events`. */
 export const EVENTS_HELP = `fabricd events [-f] [--since D] [--service ID] [--json] [--fabric FILE]
@@ -31,6 +32,9 @@ role, from, to, incarnation and reason.
 
 /** Most services whose histories are fetched at once. */
 const HISTORY_CONCURRENCY = 8;
+
+/** Pause before `--follow` resumes a stream the registry ended. */
+const RESUME_MS = 500;
 
 /**
  * A duration such as `90s`, `10m`, `2h` or `1d`, in ms.
@@ -105,11 +109,18 @@ export async function eventsCommand(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
     try {
-      await context.registry.watch(0, (event: RegistryEvent) => {
-        if (event.kind === "transition" && event.transition) {
-          print(event.transition, event.record.role);
-        }
-      }, stop.signal);
+      // A stream the registry ends (a watcher that fell behind is cut off,
+      // docs/protocol.md 5.3) resumes after the last transition printed.
+      let since = 0;
+      while (!stop.signal.aborted) {
+        await context.registry.watch(since, (event: RegistryEvent) => {
+          if (event.kind === "transition" && event.transition) {
+            since = event.seq;
+            print(event.transition, event.record.role);
+          }
+        }, stop.signal);
+        if (!stop.signal.aborted) await sleep(RESUME_MS, stop.signal);
+      }
     } finally {
       Deno.removeSignalListener("SIGINT", onSignal);
       Deno.removeSignalListener("SIGTERM", onSignal);

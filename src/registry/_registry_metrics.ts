@@ -34,11 +34,11 @@ export interface RegistryMeasures {
  * Adds the registry's metrics to `metrics`.
  * @returns The sweep hook, and the function that removes the metrics.
  */
-export async function registryMetrics(
+export function registryMetrics(
   registry: Registry,
   metrics: ServiceMetrics,
   options: RegistryMetricsOptions = {},
-): Promise<RegistryMeasures> {
+): RegistryMeasures {
   const removers: (() => void)[] = [];
   removers.push(metrics.gauge({
     name: "registry_services",
@@ -91,7 +91,7 @@ export async function registryMetrics(
     ["from", "to"],
   );
   // Live changes only: the stored history is not replayed into the counter.
-  const unfollow = await registry.follow(Number.MAX_SAFE_INTEGER, (event) => {
+  const unfollow = registry.onChange((event) => {
     if (event.kind !== "transition" || !event.transition) return;
     transitions.inc({ from: event.transition.from || "NONE", to: event.transition.to });
   });

@@ -15,6 +15,7 @@ import {
   UnknownServiceError,
 } from "./store.ts";
 import { PENDING_STATES } from "./state_machine.ts";
+import { ChangeFeed } from "./change_feed.ts";
 
 /** States from which a heartbeat must not bring a service back. */
 const ENDED: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST", "RESTARTING"];
@@ -251,30 +252,39 @@ export class Registry {
     return this.#store.history(id);
   }
 
+  /** Calls `listener` with each live change (no replay) until the returned function is called. */
+  onChange(listener: RegistryListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /**
-   * Replays the changes after `since`, then follows new ones until the returned
-   * function is called. Nothing is missed between replay and follow.
+   * The change stream after `since` for one consumer that may be slow (a
+   * watcher's socket): stored transitions are read as it asks for them, and at
+   * most `maxQueuedBytes` of live changes wait for it before it is cut off
+   * (`change_feed.ts`), and `onCut` is called.
    */
-  async follow(since: number, listener: RegistryListener): Promise<() => void> {
-    const buffered: RegistryEvent[] = [];
-    let live = false;
-    const hook: RegistryListener = (event) => live ? listener(event) : buffered.push(event);
-    this.#listeners.add(hook);
-    let last = since;
-    for (;;) {
-      const page = await this.#store.transitionsSince(last, 500);
-      for (const transition of page) {
-        const record = await this.#store.get(transition.id);
-        if (record) listener({ seq: transition.seq, kind: "transition", record, transition });
-        last = transition.seq;
-      }
-      if (page.length < 500) break;
-    }
-    for (const event of buffered) {
-      if (event.kind !== "transition" || event.seq > last) listener(event);
-    }
-    live = true;
-    return () => this.#listeners.delete(hook);
+  feed(since: number, maxQueuedBytes: number, onCut?: () => void): ChangeFeed {
+    return new ChangeFeed(
+      {
+        page: async (seq, limit) => {
+          const transitions = await this.#store.transitionsSince(seq, limit);
+          const events: RegistryEvent[] = [];
+          for (const transition of transitions) {
+            const record = await this.#store.get(transition.id);
+            if (record) {
+              events.push({ seq: transition.seq, kind: "transition", record, transition });
+            }
+          }
+          const last = transitions.at(-1)?.seq ?? seq;
+          return { events, last, more: transitions.length === limit };
+        },
+        subscribe: (listener) => this.onChange(listener),
+      },
+      since,
+      maxQueuedBytes,
+      onCut,
+    );
   }
 
   /**

@@ -225,6 +225,14 @@ function addSessionRoutes(app: Hono, registry: () => Registry): void {
   });
 }
 
+/**
+ * Live changes that may wait for one watcher, as JSON bytes, before its
+ * stream is cut off (docs/protocol.md 5.3 "Watch"): with the connection limit
+ * (2.10) this bounds what watchers that do not read can make the registry
+ * hold.
+ */
+export const WATCH_QUEUE_BYTES = 256 * 1024;
+
 /** The change stream from a sequence number on, as server-sent events. */
 function addWatchRoute(app: Hono, registry: () => Registry): void {
   app.get("/registry/watch", (c) => {
@@ -237,19 +245,29 @@ function addWatchRoute(app: Hono, registry: () => Registry): void {
     }
     const r = registry();
     return streamSSE(c, async (stream) => {
-      let unfollow = (): void => {};
-      const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
-      unfollow = await r.follow(since, (event) => {
-        void stream.writeSSE({
-          id: String(event.seq),
-          event: event.kind,
-          data: JSON.stringify(event),
-        });
-      });
+      // A watcher that stops reading holds one write in its socket's way; the
+      // live changes behind it wait in the feed, and past the feed's bound the
+      // stream is cut (the pending write given up): the watcher resumes.
+      const feed = r.feed(since, WATCH_QUEUE_BYTES, () => stream.abort());
+      stream.onAbort(() => feed.close());
       const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), 15_000);
-      await closed;
-      clearInterval(keepAlive);
-      unfollow();
+      try {
+        for (let next = await feed.next(); next && !stream.aborted; next = await feed.next()) {
+          await stream.writeSSE({
+            id: String(next.event.seq),
+            event: next.event.kind,
+            data: next.json,
+          });
+        }
+        if (feed.cut && !stream.aborted) {
+          await stream.write(
+            `: cut off: the watcher fell behind; resume with since=${feed.last}\n\n`,
+          );
+        }
+      } finally {
+        clearInterval(keepAlive);
+        feed.close();
+      }
     });
   });
 }

@@ -147,15 +147,17 @@ Deno.test("Registry.heartbeat() takes a suspect service back to ALIVE", async ()
   });
 });
 
-Deno.test("Registry.follow() replays past changes and then follows new ones without gaps", async () => {
+Deno.test("Registry.feed() replays past changes and then follows new ones without gaps", async () => {
   await withRegistry(async (registry) => {
     await registry.put(alive("spw-a", 1), "first");
-    const seen: RegistryEvent[] = [];
-    const unfollow = await registry.follow(0, (event) => seen.push(event));
+    const feed = registry.feed(0, 1 << 20);
     await registry.put(alive("spw-b", 2), "second");
     await registry.setSession("spw-b", "s1", true);
-    unfollow();
-    await registry.put(alive("spw-c", 3), "after unfollow");
+    const seen: RegistryEvent[] = [];
+    for (let i = 0; i < 3; i++) seen.push((await feed.next())!.event);
+    feed.close();
+    await registry.put(alive("spw-c", 3), "after close");
+    assert.equal(await feed.next(), null, "a closed feed hands out nothing");
     assert.deepEqual(seen.map((e) => [e.kind, e.record.id]), [
       ["transition", "spw-a"],
       ["transition", "spw-b"],

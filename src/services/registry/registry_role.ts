@@ -72,7 +72,7 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   const store = SqliteStore.open(path);
   const registry = new Registry(store);
   const measures = ctx.metrics
-    ? await registryMetrics(registry, ctx.metrics, { sweeps: true })
+    ? registryMetrics(registry, ctx.metrics, { sweeps: true })
     : undefined;
   const sweeper = startLivenessSweeper(registry, registryLiveness(ctx.options), {
     onSweep: (durationMs) => measures?.onSweep(durationMs),
@@ -116,7 +116,7 @@ async function startOnEtcd(ctx: RoleContext): Promise<RoleHandle> {
     ttlMs: liveness.ttlMs,
   });
   const registry = new Registry(store);
-  const measures = ctx.metrics ? await registryMetrics(registry, ctx.metrics) : undefined;
+  const measures = ctx.metrics ? registryMetrics(registry, ctx.metrics) : undefined;
   let live: Registry | null = registry;
   let stopped = false;
   const socket = await localReads(ctx, () => live);
