@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS transitions (
   at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS transitions_by_id ON transitions (id, seq);
+CREATE TABLE IF NOT EXISTS kept_revocations (
+  id TEXT PRIMARY KEY,
+  incarnation INTEGER NOT NULL,
+  cascade INTEGER NOT NULL,
+  until INTEGER NOT NULL
+) STRICT;
 `;
 
 /** A `services` row as SQLite returns it. */

@@ -47,6 +47,7 @@ import { LeaseEnds, LeaseRenewer } from "./_etcd_leases.ts";
 import { EtcdMirror, recordOf } from "./_etcd_mirror.ts";
 import { scanTransitions, transitionOf } from "./_etcd_transitions.ts";
 import { log } from "../config/logging.ts";
+import { type Revocation, revocationsOf } from "./revocations.ts";
 
 /** Options of {@linkcode EtcdStore.open}. */
 export interface EtcdStoreOptions {
@@ -183,16 +184,18 @@ export class EtcdStore implements RegistryStore {
     return outcomes;
   }
 
-  async delete(id: string): Promise<ServiceRecord> {
+  async delete(id: string, keepUntil: number): Promise<ServiceRecord> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const { record: old, modRevision } = await this.#read(id);
       const removed = decideForget(old, id);
+      const kept = JSON.stringify({ ...revocationsOf([removed])[0]!, until: keepUntil });
       const result = await this.#etcd.txn(
         [{ key: `${this.#prefix}svc/${id}`, target: "MOD", modRevision }],
         [
           { delete: { key: `${this.#prefix}svc/${id}` } },
           { delete: { key: `${this.#prefix}live/${id}` } },
           { delete: { key: `${this.#prefix}tr/${id}/`, prefix: true } },
+          { put: { key: `${this.#prefix}kept/${id}`, value: kept } },
         ],
       );
       if (result.succeeded) {
@@ -227,6 +230,23 @@ export class EtcdStore implements RegistryStore {
     const held = this.#mirror.transitions.since(seq, limit);
     if (held) return held;
     return await scanTransitions(this.#etcd, `${this.#prefix}tr/`, { seq, limit });
+  }
+
+  async keptRevocations(now: number): Promise<Revocation[]> {
+    const { kvs } = await this.#etcd.range(`${this.#prefix}kept/`, { prefix: true });
+    const kept: Revocation[] = [];
+    const expired: string[] = [];
+    for (const kv of kvs) {
+      const { until, ...revocation } = JSON.parse(kv.value) as Revocation & { until: number };
+      if (until > now) kept.push(revocation);
+      else expired.push(kv.key);
+    }
+    if (expired.length > 0) {
+      // Best effort: a replica that loses this race leaves them to the next read.
+      const ops = expired.slice(0, 100).map((key) => ({ delete: { key } }));
+      await this.#etcd.txn([], ops).catch(() => {});
+    }
+    return kept.sort((a, b) => a.id.localeCompare(b.id));
   }
 
   async history(id: string): Promise<Transition[]> {

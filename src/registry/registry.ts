@@ -16,6 +16,7 @@ import {
 } from "./store.ts";
 import { PENDING_STATES } from "./state_machine.ts";
 import { ChangeFeed } from "./change_feed.ts";
+import { MAX_CERT_SECONDS } from "../crypto/certificate.ts";
 
 /** States from which a heartbeat must not bring a service back. */
 const ENDED: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST", "RESTARTING"];
@@ -222,12 +223,17 @@ export class Registry {
 
   /**
    * Removes an ended record (STOPPED, FAILED or LOST) and its transitions
-   * (`fabricd forget`); watchers get a `removed` event.
+   * (`fabricd forget`); watchers get a `removed` event. Its revocation stays
+   * in the full list for the longest life of a certificate
+   * (`MAX_CERT_SECONDS`): a service that starts after the forget must still
+   * refuse what the forgotten one may hold.
    * @throws {UnknownServiceError} when there is no such record.
    * @throws {NotEndedError} when the service has not ended.
    */
   async forget(id: string): Promise<ServiceRecord> {
-    return this.#publish({ record: await this.#store.delete(id), transition: null, removed: true });
+    const keepUntil = this.#now() + MAX_CERT_SECONDS * 1000;
+    const record = await this.#store.delete(id, keepUntil);
+    return this.#publish({ record, transition: null, removed: true });
   }
 
   /** Adds or removes a session of a service and tells watchers. */
@@ -298,7 +304,11 @@ export class Registry {
   ): Promise<{ seq: number; revoked: Revocation[]; more: boolean }> {
     if (since === undefined) {
       const seq = this.#lastSeq;
-      return { seq, revoked: revocationsOf(await this.#store.list()), more: false };
+      const revoked = [
+        ...revocationsOf(await this.#store.list()),
+        ...await this.#store.keptRevocations(this.#now()),
+      ];
+      return { seq, revoked, more: false };
     }
     const page = await this.#store.transitionsSince(since, limit);
     const revoked = page.map(revocationOf).filter((r): r is Revocation => r !== null);

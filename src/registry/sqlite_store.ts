@@ -28,6 +28,7 @@ import {
 } from "./store.ts";
 import { _ADDED_COLUMNS, _rowToRecord, _SCHEMA, type ServiceRow } from "./_sqlite_schema.ts";
 import { clearInterval, setInterval } from "../base/timers.ts";
+import { type Revocation, revocationsOf } from "./revocations.ts";
 
 /** Options of {@linkcode SqliteStore.open}. */
 export interface SqliteStoreOptions {
@@ -154,14 +155,18 @@ export class SqliteStore implements RegistryStore {
     return structuredClone(record);
   }
 
-  delete(id: string): Promise<ServiceRecord> {
+  delete(id: string, keepUntil: number): Promise<ServiceRecord> {
     return attempt(() => {
       const removed = decideForget(this.#records.get(id), id);
       if (this.#closed) throw new Error("The registry store is closed");
+      const kept = revocationsOf([removed])[0]!;
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         this.#db.prepare("DELETE FROM services WHERE id = ?").run(id);
         this.#db.prepare("DELETE FROM transitions WHERE id = ?").run(id);
+        this.#db.prepare(
+          "INSERT OR REPLACE INTO kept_revocations (id, incarnation, cascade, until) VALUES (?, ?, ?, ?)",
+        ).run(id, kept.incarnation, kept.cascade ? 1 : 0, keepUntil);
         this.#db.exec("COMMIT");
       } catch (error) {
         this.#db.exec("ROLLBACK");
@@ -170,6 +175,21 @@ export class SqliteStore implements RegistryStore {
       this.#records.delete(id);
       this.#pendingBeats.delete(id);
       return structuredClone(removed);
+    });
+  }
+
+  keptRevocations(now: number): Promise<Revocation[]> {
+    return attempt(() => {
+      if (this.#closed) throw new Error("The registry store is closed");
+      this.#db.prepare("DELETE FROM kept_revocations WHERE until <= ?").run(now);
+      const rows = this.#db.prepare(
+        "SELECT id, incarnation, cascade FROM kept_revocations ORDER BY id",
+      ).all() as { id: string; incarnation: number; cascade: number }[];
+      return rows.map((r) => ({
+        id: r.id,
+        incarnation: r.incarnation,
+        ...(r.cascade ? { cascade: true as const } : {}),
+      }));
     });
   }
 

@@ -6,6 +6,7 @@
  */
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import { FabricError } from "../types/errors.ts";
+import type { Revocation } from "./revocations.ts";
 
 /** What the failure detector needs of a live service. */
 export type LiveEntry = Pick<
@@ -167,10 +168,18 @@ export interface RegistryStore {
   heartbeatMany?(beats: readonly BeatRequest[], at: number): Promise<BeatOutcome[]>;
   /**
    * Removes an ended record (STOPPED, FAILED, LOST) and its transitions, as
-   * decided by `decideForget`; answers the record as it was.
+   * decided by `decideForget`; answers the record as it was. The revocation
+   * the record implied is kept, in the same write, until `keepUntil` (ms
+   * since the epoch): a certificate of the forgotten service may be valid
+   * until then (see {@linkcode keptRevocations}).
    * @throws {UnknownServiceError | NotEndedError}
    */
-  delete(id: string): Promise<ServiceRecord>;
+  delete(id: string, keepUntil: number): Promise<ServiceRecord>;
+  /**
+   * The revocations of forgotten records kept past `now` (ms since the
+   * epoch); the store may drop the expired ones meanwhile.
+   */
+  keptRevocations(now: number): Promise<Revocation[]>;
   /** Adds or removes a session of a service. */
   setSession(id: string, session: string, present: boolean): Promise<ServiceRecord>;
   /** Transitions after `seq`, oldest first, at most `limit`. */

@@ -160,22 +160,33 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
       },
     );
 
-    await t.step("delete() removes only an ended record, with its transitions", async () => {
-      await assert.rejects(() => store.delete("spw-c1"), NotEndedError);
-      await assert.rejects(() => store.delete("spw-nobody"), UnknownServiceError);
-      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
-      await store.transition("spw-c4", { incarnation: 1, to: "STOPPED", reason: "stop", at: 23 });
-      const removed = await store.delete("spw-c4");
-      assert.equal(removed.state, "STOPPED");
-      assert.equal(await store.get("spw-c4"), undefined);
-      assert.deepEqual(await store.history("spw-c4"), []);
-      assert.ok((await store.transitionsSince(0, 1000)).every((tr) => tr.id !== "spw-c4"));
-      await assert.rejects(() => store.delete("spw-c4"), UnknownServiceError);
-      await store.close();
-      store = await factory.reopen();
-      assert.ok(!(await store.list()).some((r) => r.id === "spw-c4"));
-      assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
-    });
+    await t.step(
+      "delete() removes only an ended record, with its transitions, and keeps its revocation",
+      async () => {
+        await assert.rejects(() => store.delete("spw-c1", 1000), NotEndedError);
+        await assert.rejects(() => store.delete("spw-nobody", 1000), UnknownServiceError);
+        assert.deepEqual(await store.keptRevocations(0), [], "a refused delete keeps nothing");
+        assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+        await store.transition("spw-c4", { incarnation: 1, to: "STOPPED", reason: "stop", at: 23 });
+        const removed = await store.delete("spw-c4", 1000);
+        assert.equal(removed.state, "STOPPED");
+        assert.equal(await store.get("spw-c4"), undefined);
+        assert.deepEqual(await store.history("spw-c4"), []);
+        assert.ok((await store.transitionsSince(0, 1000)).every((tr) => tr.id !== "spw-c4"));
+        await assert.rejects(() => store.delete("spw-c4", 1000), UnknownServiceError);
+        assert.deepEqual(await store.keptRevocations(999), [{ id: "spw-c4", incarnation: 1 }]);
+        await store.close();
+        store = await factory.reopen();
+        assert.ok(!(await store.list()).some((r) => r.id === "spw-c4"));
+        assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
+        assert.deepEqual(
+          await store.keptRevocations(999),
+          [{ id: "spw-c4", incarnation: 1 }],
+          "kept across a restart",
+        );
+        assert.deepEqual(await store.keptRevocations(1000), [], "dropped once expired");
+      },
+    );
   } finally {
     await store.close();
   }

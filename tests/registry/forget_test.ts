@@ -13,6 +13,7 @@ import { SqliteStore } from "../../src/registry/sqlite_store.ts";
 import { NotEndedError, UnknownServiceError } from "../../src/registry/store.ts";
 import { FabricError } from "../../src/types/errors.ts";
 import { type RegistryEvent, SERVICE_STATES } from "../../src/types/mod.ts";
+import { MAX_CERT_SECONDS } from "../../src/crypto/certificate.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
 async function withRegistry(fn: (registry: Registry) => Promise<void>): Promise<void> {
@@ -95,4 +96,32 @@ Deno.test("registryRoutes() DELETE /registry/services/{id} answers 200, 409 or 4
     assert.equal((await del("spw-a"))[0], 404);
     assert.equal((await del("Bad_ID"))[0], 400);
   });
+});
+
+Deno.test("Registry.forget() keeps a revocation in the full list for the longest certificate life", async () => {
+  const dir = await Deno.makeTempDir();
+  let now = 1_000_000;
+  const registry = new Registry(SqliteStore.open(join(dir, "r.db")), { now: () => now });
+  try {
+    await registry.put(serviceRecord("spw-a"), "up");
+    await registry.put(serviceRecord("spw-b"), "up");
+    await registry.transition("spw-b", { incarnation: 1, to: "STOPPED", reason: "stop" });
+    await registry.revoke("spw-a", "stolen key");
+    const before = (await registry.revocations()).revoked;
+    assert.deepEqual(before, [
+      { id: "spw-a", incarnation: 1, cascade: true },
+      { id: "spw-b", incarnation: 1 },
+    ]);
+    await registry.forget("spw-a");
+    await registry.forget("spw-b");
+    // A service starting now fetches the full list: the forgotten ones are still refused.
+    assert.deepEqual((await registry.revocations()).revoked, before);
+    now += MAX_CERT_SECONDS * 1000 - 1;
+    assert.equal((await registry.revocations()).revoked.length, 2);
+    now += 1;
+    assert.deepEqual((await registry.revocations()).revoked, [], "every certificate has expired");
+  } finally {
+    await registry.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
