@@ -229,7 +229,7 @@ function ruleOf(id: string, service: () => FabricService | null): Rule {
   return serviceRule({
     id,
     route: () => service()?.route() ?? null,
-    parent: () => service()?.parentId() ?? null,
+    parentRoute: () => service()?.parentRoute() ?? null,
   });
 }
 

@@ -18,8 +18,12 @@ export interface ServicePlace {
   id: string;
   /** The route from the root down to this service, once configured. */
   route(): readonly string[] | null;
-  /** The parent's ID ("" for a root service), once bootstrapped. */
-  parent(): string | null;
+  /**
+   * The parent's route, as this service's own certificate states it (the
+   * certificate's route less this service): `[]` for a root service, null
+   * before it is bootstrapped.
+   */
+  parentRoute(): readonly string[] | null;
 }
 
 /** The rule of service `self`. */
@@ -33,7 +37,12 @@ export function serviceRule(self: ServicePlace): Rule {
     if (path === "/v1/renew" && method === "POST") return null;
     const who = signerName(signer);
     if (path === "/v1/configure") {
-      return signer.id === self.parent()
+      // By route, as "governs": a certificate that borrows the parent's ID
+      // elsewhere in the tree is not the parent.
+      const parentRoute = self.parentRoute();
+      return parentRoute !== null && parentRoute.length > 0 &&
+          parentRoute.length === signer.route.length &&
+          parentRoute.every((id, i) => signer.route[i] === id)
         ? null
         : `Refused by rule "configure": only the parent of "${self.id}" configures it, not ${who}`;
     }

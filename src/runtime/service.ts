@@ -7,7 +7,7 @@
  * {@linkcode RoleSlot}. Parts stop in reverse order (STYLE.md rule 7).
  * @module
  */
-import type { Signer } from "../crypto/certificate.ts";
+import { parseCertificate, type Signer } from "../crypto/certificate.ts";
 import type { ConfigureAnswer, ConnectAnswer, ServiceHandlers } from "../api/service_handlers.ts";
 import { RoleSlot } from "../api/role_slot.ts";
 import type { SealedBundle } from "../crypto/seal.ts";
@@ -92,10 +92,17 @@ export class FabricService implements ServiceHandlers {
     return this.#placement?.route ?? null;
   }
 
-  /** The parent's ID once bootstrapped ("" for a root service), else null. */
-  parentId(): string | null {
+  /**
+   * The parent's route once bootstrapped, as this service's own certificate
+   * states it (its route less this service); `[]` for a root service (no
+   * certificate: the operator's key), else null.
+   */
+  parentRoute(): readonly string[] | null {
     if (!this.#credentials) return null;
-    return this.#credentials.parent?.id ?? "";
+    const identity = this.#credentials.keys.identity;
+    if (!identity) return [];
+    const own = parseCertificate(identity.split(",").at(-1)!.trim());
+    return typeof own === "string" ? null : own.claims.route.slice(0, -1);
   }
 
   /** The service's state as it sees it. */

@@ -17,7 +17,11 @@ function service(id: string, route: string[], peers: string[] = []): Signer {
 }
 
 // The service under test: brg-2 below the root spawner spn-1.
-const rule = serviceRule({ id: "brg-2", route: () => ["spn-1", "brg-2"], parent: () => "spn-1" });
+const rule = serviceRule({
+  id: "brg-2",
+  route: () => ["spn-1", "brg-2"],
+  parentRoute: () => ["spn-1"],
+});
 const post = (path: string) => ({ method: "POST", path });
 
 Deno.test("serviceRule() lets the operator and ancestors manage a service, and nobody else", () => {
@@ -68,7 +72,7 @@ Deno.test("serviceRule() lets certified peers use a role's routes, not its manag
   const queue = serviceRule({
     id: "que-5",
     route: () => ["spn-1", "que-5"],
-    parent: () => "spn-1",
+    parentRoute: () => ["spn-1"],
   });
   const agent = service("agt-6", ["spn-1", "brg-2", "agt-6"], ["que-5"]);
   assert.equal(queue(agent, post("/v1/queue/tasks/messages")), null);
@@ -82,7 +86,17 @@ Deno.test("serviceRule() lets certified peers use a role's routes, not its manag
 Deno.test("serviceRule() does not let a certificate that borrows an ancestor's ID govern anything", () => {
   // A compromised spawner below brg-2 certified a child named "spn-1", the root's ID.
   const borrowed = service("spn-1", ["spn-0", "brg-2", "spn-7", "spn-1"]);
-  const root = serviceRule({ id: "spn-1", route: () => ["spn-1"], parent: () => "" });
+  const root = serviceRule({ id: "spn-1", route: () => ["spn-1"], parentRoute: () => [] });
   assert.match(root(borrowed, post("/v1/spawn"))!, /rule "subtree"/);
   assert.match(rule(borrowed, post("/v1/stop"))!, /rule "subtree"/);
+  // The parent's ID, certified elsewhere in the tree, does not configure either.
+  const parentName = service("spn-1", ["spn-0", "spn-3", "spn-1"]);
+  assert.match(rule(parentName, post("/v1/configure"))!, /rule "configure"/);
+  assert.match(
+    root(parentName, post("/v1/configure"))!,
+    /rule "configure"/,
+    "a root has no parent",
+  );
+  const unplaced = serviceRule({ id: "brg-2", route: () => null, parentRoute: () => null });
+  assert.match(unplaced(service("spn-1", ["spn-1"]), post("/v1/configure"))!, /rule "configure"/);
 });
