@@ -93,6 +93,12 @@ export class Supervisor {
   #pending = new Map<string, unknown>();
   #running = new Set<string>();
   #history = new Map<string, number[]>();
+  /**
+   * Per child: restart attempts in a row that started nothing (the host did
+   * not answer, the bootstrap failed). They lengthen the backoff but are not
+   * restarts: a host that stays away does not use up `maxRestarts`.
+   */
+  #misses = new Map<string, number>();
   #watch: AbortController | null = null;
   #stopped = false;
   /** Children whose spawn or restart this service has under way. */
@@ -278,7 +284,10 @@ export class Supervisor {
     const record = event.record;
     if (record.parent !== this.#deps.selfId || event.kind !== "transition") return;
     if (event.transition?.to === "DEAD" && record.state === "DEAD") this.#schedule(record.id);
-    if (record.state === "ALIVE") this.#forget(record.id);
+    if (record.state === "ALIVE") {
+      this.#forget(record.id);
+      this.#misses.delete(record.id);
+    }
     // A LOST child has no next incarnation to resume its children's restarts.
     if (event.transition?.to === "LOST" && record.state === "LOST") {
       this.reconcile().catch((error) =>
@@ -302,7 +311,8 @@ export class Supervisor {
     const now = clock.now();
     const recent = (this.#history.get(id) ?? []).filter((t) => now - t < this.#options.windowMs);
     this.#history.set(id, recent);
-    const delay = Math.min(10_000, this.#options.backoffMs * 2 ** recent.length);
+    const tries = recent.length + (this.#misses.get(id) ?? 0);
+    const delay = Math.min(10_000, this.#options.backoffMs * 2 ** Math.min(tries, 16));
     this.#pending.set(id, clock.setTimer(() => void this.#attempt(id), delay));
   }
 
@@ -322,10 +332,12 @@ export class Supervisor {
       );
       return;
     }
-    recent.push(this.#options.clock.now());
+    const stamp = this.#options.clock.now();
+    recent.push(stamp);
     this.#running.add(id);
     try {
       await this.#deps.restart(id, record.role, record.launcher);
+      this.#misses.delete(id);
       this.#logger.info("Restarted {id} under its old ID; exit code {code} ({lastFailure})", {
         id,
         // A death by TTL has no exit code: its parent never saw the process end.
@@ -345,6 +357,9 @@ export class Supervisor {
         return;
       }
       this.#logger.warn("Restart of {id} failed: {error}", { id, error: String(error) });
+      // Nothing started: a miss, not a restart (docs/failures.md "Restart under the old ID").
+      recent.splice(recent.lastIndexOf(stamp), 1);
+      this.#misses.set(id, (this.#misses.get(id) ?? 0) + 1);
       this.#running.delete(id);
       this.#schedule(id);
       return;

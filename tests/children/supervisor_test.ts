@@ -276,3 +276,53 @@ Deno.test("Supervisor forgets restarts older than its window on a fake clock: th
     supervisor.stop();
   }
 });
+
+Deno.test("Supervisor keeps trying a child whose host does not answer, backing off to 10 s, and never gives it up", async () => {
+  const child = serviceRecord("spw-child005", { parent: "spw-parent05", state: "DEAD" });
+  const { registry, transitions } = listingRegistry([child]);
+  const time = fakeClock();
+  let tries = 0;
+  let hostAway = true;
+  const supervisor = new Supervisor({
+    selfId: "spw-parent05",
+    registry: () => registry,
+    restart: () => {
+      tries++;
+      return hostAway
+        ? Promise.reject(new Error("cannot prepare ssh://h: Connection timed out"))
+        : Promise.resolve();
+    },
+    replace: () => Promise.reject(new Error("not expected")),
+    policyOf: () => "fresh",
+  }, { backoffMs: 200, maxRestarts: 5, windowMs: 600_000, clock: time.clock });
+  try {
+    await supervisor.childExited({ id: child.id, incarnation: 1 }, { code: 1 });
+    const delays: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      delays.push(...time.pending());
+      await time.fire();
+    }
+    assert.deepEqual(delays, [
+      200,
+      400,
+      800,
+      1600,
+      3200,
+      6400,
+      10_000,
+      10_000,
+      10_000,
+      10_000,
+      10_000,
+      10_000,
+    ]);
+    assert.equal(tries, 12);
+    assert.ok(!transitions.some((t) => t.to === "FAILED" || t.to === "LOST"), "not given up");
+    hostAway = false;
+    await time.fire();
+    assert.equal(tries, 13, "the host answers: the restart goes through");
+    assert.deepEqual(time.pending(), [], "nothing more to do");
+  } finally {
+    supervisor.stop();
+  }
+});
