@@ -97,10 +97,11 @@ export async function takeBootstrapEnv(
       EXIT.CONFIG,
     );
   }
-  const password = await readLine(options.input ?? Deno.stdin.readable, {
+  const read = await readLine(options.input ?? Deno.stdin.readable, {
     maxBytes: 256,
     timeoutMs: options.timeoutMs ?? 10_000,
   });
+  const password = read.kind === "line" ? read.text : "";
   if (!PASSWORD.test(password)) {
     throw new BootstrapError(
       'No one-time password on standard input: start services with "fabricd spawn"',
@@ -132,10 +133,12 @@ export interface TakeWarmHandOverOptions {
  * its standard input, the pipe its spawner holds: it has no other channel
  * (it listens on nothing yet, and bootstrap variables in its environment are
  * refused). `parent` is `ID@URL`, as in `FABRIC_PARENT`. Returns null at the
- * end of input: the spawner stopped its pool, or died.
+ * end of input before any byte of a line: the spawner stopped its pool, or
+ * died.
  *
  * @throws {BootstrapError} (78) when the bootstrap variables are in the
- * environment or the line is not a valid hand-over.
+ * environment, or the line is empty, longer than 1 KiB or not a valid
+ * hand-over.
  */
 export async function takeWarmHandOver(
   options: TakeWarmHandOverOptions = {},
@@ -150,12 +153,21 @@ export async function takeWarmHandOver(
       EXIT.CONFIG,
     );
   }
-  const line = await readLine(options.input ?? Deno.stdin.readable, { maxBytes: 1024 });
-  if (line === "") return null;
+  const read = await readLine(options.input ?? Deno.stdin.readable, {
+    maxBytes: MAX_HAND_OVER_BYTES,
+  });
+  if (read.kind === "end") return null;
+  if (read.kind === "too long") {
+    throw new BootstrapError(
+      `The warm hand-over line is longer than ${MAX_HAND_OVER_BYTES} bytes`,
+      EXIT.CONFIG,
+    );
+  }
   const bad = "The warm hand-over line is not {id, role, password, parent, pin}";
   let value: Record<string, unknown>;
   try {
-    value = JSON.parse(line);
+    // An empty line is no JSON either: refused like any other bad line.
+    value = JSON.parse(read.text);
   } catch (cause) {
     throw new BootstrapError(bad, EXIT.CONFIG, { cause });
   }
@@ -176,26 +188,42 @@ export async function takeWarmHandOver(
   };
 }
 
+/** Longest warm hand-over line, bytes (its newline not counted). */
+const MAX_HAND_OVER_BYTES = 1024;
+
 /**
- * The first line of `input` (at most `maxBytes`), or "" at its end, when it is
- * longer, or after `timeoutMs` (default: no limit).
+ * What {@linkcode readLine} found: a line (its newline dropped, trimmed), the
+ * end of input (or of the wait) before any byte, or a line over the limit.
+ */
+type LineRead = { kind: "line"; text: string } | { kind: "end" } | { kind: "too long" };
+
+/**
+ * The first line of `input`, at most `maxBytes` before its newline; bytes
+ * without a newline count as the line when the input ends or `timeoutMs`
+ * (default: no limit) passes. Stops reading as soon as the line is too long.
  */
 async function readLine(
   input: ReadableStream<Uint8Array>,
   limits: { maxBytes: number; timeoutMs?: number },
-): Promise<string> {
+): Promise<LineRead> {
   const reader = input.getReader();
-  const bytes: number[] = [];
+  const kept = new Uint8Array(limits.maxBytes);
+  let size = 0;
+  let any = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<null>((resolve) => {
     if (limits.timeoutMs !== undefined) timer = setTimeout(() => resolve(null), limits.timeoutMs);
   });
   try {
-    while (bytes.length <= limits.maxBytes) {
+    while (true) {
       const chunk = await Promise.race([reader.read(), timeout]);
       if (chunk === null || chunk.done) break;
+      any ||= chunk.value.length > 0;
       const end = chunk.value.indexOf(0x0a);
-      bytes.push(...(end >= 0 ? chunk.value.subarray(0, end) : chunk.value));
+      const part = end >= 0 ? chunk.value.subarray(0, end) : chunk.value;
+      if (size + part.length > limits.maxBytes) return { kind: "too long" };
+      kept.set(part, size);
+      size += part.length;
       if (end >= 0) break;
     }
   } finally {
@@ -203,9 +231,8 @@ async function readLine(
     // Nothing more is read; a stream already closed is fine.
     reader.cancel().catch(() => {});
   }
-  return bytes.length > limits.maxBytes
-    ? ""
-    : new TextDecoder().decode(Uint8Array.from(bytes)).trim();
+  if (!any) return { kind: "end" };
+  return { kind: "line", text: new TextDecoder().decode(kept.subarray(0, size)).trim() };
 }
 
 /** Options of {@linkcode bootstrapFromParent}. */
