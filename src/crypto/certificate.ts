@@ -139,7 +139,10 @@ function claimsProblem(claims: unknown): string | null {
     return "x25519 must be 43 base64url characters";
   }
   const peers = c.peers;
-  if (!Array.isArray(peers) || peers.length > 16 || peers.some((p) => !ID.test(String(p)))) {
+  if (
+    !Array.isArray(peers) || peers.length > 16 ||
+    peers.some((p) => typeof p !== "string" || !ID.test(p))
+  ) {
     return "peers must be at most 16 service IDs";
   }
   if (typeof c.iss !== "string" || (c.iss !== "root" && !ID.test(c.iss))) {
