@@ -85,12 +85,14 @@ function addAuditRoute(app: Hono, path: string): void {
         message: 'Invalid query "since": give a time in ms since the epoch',
       });
     }
-    if (limit !== undefined && !/^\d{1,4}$/.test(limit)) {
+    const most = Number(limit ?? "200");
+    if (
+      limit !== undefined && (!/^\d{1,4}$/.test(limit) || most < 1 || most > MAX_AUDIT_LINES)
+    ) {
       throw new HTTPException(400, {
         message: `Invalid query "limit": give 1 to ${MAX_AUDIT_LINES}`,
       });
     }
-    const most = Math.min(MAX_AUDIT_LINES, Math.max(1, Number(limit ?? "200")));
     const tail = await readLogTail(path, {
       maxBytes: AUDIT_SCAN_BYTES,
       ...(since === undefined ? {} : { since: Number(since) }),

@@ -111,6 +111,27 @@ Deno.test("rotationRoutes() GET /registry/audit answers only the log's audit lin
     const later = await (await app.request(`/v1/registry/audit?since=${since}`)).json();
     assert.equal(later.lines.length, 2);
     assert.equal((await app.request("/v1/registry/audit?limit=x")).status, 400);
+    const most = await (await app.request("/v1/registry/audit?limit=1000")).json();
+    assert.equal(most.lines.length, 3);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rotationRoutes() GET /registry/audit refuses a limit outside 1 to 1000 with 400, not clamped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "reg.log");
+    await Deno.writeTextFile(path, "");
+    const { app } = await appOf({ value: { kind: "operator" } }, path);
+    for (const limit of ["0", "1001", "9999", "00", "-1", "1.5", "10000", ""]) {
+      const answer = await app.request(`/v1/registry/audit?limit=${limit}`);
+      assert.equal(answer.status, 400, `limit=${limit}`);
+      assert.deepEqual(await answer.json(), { error: 'Invalid query "limit": give 1 to 1000' });
+    }
+    for (const limit of ["1", "1000"]) {
+      assert.equal((await app.request(`/v1/registry/audit?limit=${limit}`)).status, 200, limit);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
