@@ -97,6 +97,9 @@ function errorAnswer(status: number, message: string): Uint8Array {
   );
 }
 
+/** How long the 408 of a missed deadline may take to reach the client, ms. */
+const FAREWELL_MS = 1000;
+
 /** Why a connection closed, for the front's counters. */
 export type CloseReason = "timeout" | "idle" | "other";
 
@@ -116,6 +119,12 @@ export class FrontConnection {
    * connection is not: its first request's deadlines run from the accept. */
   #between = false;
   #clientEnded = false;
+  /** The request passed on last is still sending its body. */
+  #bodyPending = false;
+  /** Bytes of the oldest outstanding answer came from the server (or are being sent on). */
+  #answerStarted = false;
+  /** The 408 of a missed deadline is being sent: nothing else is read, relayed or closed. */
+  #farewell: Promise<void> | null = null;
   #tunnel = false;
   #upgradeDecided: ((tunnel: boolean) => void) | null = null;
   #pump: Promise<void> | null = null;
@@ -160,7 +169,8 @@ export class FrontConnection {
     } catch {
       // A refused head was answered; socket errors just end the connection.
     } finally {
-      if (!this.#clientEnded || this.#outstanding.length === 0 || this.#tunnel) {
+      if (this.#farewell) await this.#farewell;
+      else if (!this.#clientEnded || this.#outstanding.length === 0 || this.#tunnel) {
         this.close();
       }
     }
@@ -189,14 +199,33 @@ export class FrontConnection {
   }
 
   #expire(what: "deadline" | "idle"): void {
-    if (what === "idle" || this.#outstanding.length > 0) {
-      this.close(what === "idle" ? "idle" : "timeout");
+    if (what === "idle") {
+      this.close("idle");
       return;
     }
-    // Nothing is being answered on this connection: say why it closes.
+    // A 408 is the next thing the client reads only when every earlier answer
+    // was sent whole and the server sent nothing for the late request (else
+    // the 408 would cut into an answer, or follow one as a second answer).
+    const late = this.#bodyPending ? 1 : 0;
+    if (this.#outstanding.length !== late || this.#answerStarted) {
+      this.close("timeout");
+      return;
+    }
+    this.#farewell = this.#sayTimedOut();
+  }
+
+  /**
+   * Cuts the server off from the late request (it gets no more of it, and
+   * whatever it answers goes nowhere), tells the client why, and closes.
+   */
+  async #sayTimedOut(): Promise<void> {
+    if (this.#backend) closeQuietly(this.#backend);
+    // A client that does not read cannot hold the connection open.
+    this.#timer = setTimeout(() => this.close("timeout"), FAREWELL_MS);
     const answer = errorAnswer(408, "Request was not received in time: send it faster");
     // A client that is gone cannot be told; the connection closes either way.
-    this.#client.write(answer).catch(() => {}).finally(() => this.close("timeout"));
+    await writeAll(this.#client, answer).catch(() => {});
+    this.close("timeout");
   }
 
   async #refuse(error: HeadError): Promise<never> {
@@ -210,15 +239,18 @@ export class FrontConnection {
   }
 
   async #toBackend(bytes: Uint8Array): Promise<void> {
+    if (this.#farewell) throw new Deno.errors.BadResource("Request timed out");
     if (!this.#backend) {
       this.#backend = await Deno.connect({ transport: "unix", path: this.#backendPath });
-      if (this.#closed) {
+      if (this.#closed || this.#farewell) {
         closeQuietly(this.#backend);
         throw new Deno.errors.BadResource("Connection closed");
       }
       this.#pump = this.#readBackend(this.#backend);
     }
     await writeAll(this.#backend, bytes);
+    // A deadline passed meanwhile: the rest of what the client sent is not framed or passed on.
+    if (this.#farewell) throw new Deno.errors.BadResource("Request timed out");
   }
 
   async #readClient(): Promise<void> {
@@ -230,6 +262,8 @@ export class FrontConnection {
     this.#arm(headersTimeoutMs, "deadline");
     while (true) {
       const n = await this.#client.read(chunk);
+      // A 408 is on its way: what the client sends now is not passed on.
+      if (this.#farewell) return;
       if (n === null) {
         this.#clientEnded = true;
         return;
@@ -281,6 +315,7 @@ export class FrontConnection {
         if (request.framing.kind === "chunked") body = new ChunkedReader();
         else if (request.framing.kind === "length") body = { left: request.framing.bytes };
         if (body) {
+          this.#bodyPending = true;
           this.#arm(requestTimeoutMs - (performance.now() - requestStart), "deadline");
           continue;
         }
@@ -298,6 +333,7 @@ export class FrontConnection {
   /** A request's last byte went to the server: no deadline until its answer ends. */
   #requestDone(): void {
     this.#between = true;
+    this.#bodyPending = false;
     this.#disarm();
   }
 
@@ -316,17 +352,21 @@ export class FrontConnection {
     try {
       while (true) {
         const n = await backend.read(chunk);
-        if (n === null) break;
+        // After a 408, what the server sends goes nowhere.
+        if (n === null || this.#farewell) break;
         const data = chunk.subarray(0, n);
+        this.#answerStarted = true;
         let answers = 0;
         if (!this.#tunnel) ({ head, body, answers } = this.#followAnswers(data, head, body));
         await writeAll(this.#client, data);
+        // Only an answer not yet whole (not a whole 1xx either) leaves one started.
+        this.#answerStarted = head.length > 0 || body !== null;
         for (let i = 0; i < answers; i++) this.#answerDone();
       }
     } catch {
       // Either side went away.
     } finally {
-      this.close();
+      if (!this.#farewell) this.close();
     }
   }
 

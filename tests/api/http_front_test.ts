@@ -232,14 +232,21 @@ Deno.test("serveGuarded() with its default limits answers a client while one pee
   });
 });
 
-Deno.test("HttpFront closes a connection whose request body is slower than the request deadline", async () => {
+/** The front's 408 for a request not received in time (docs/protocol.md 2.10), byte for byte. */
+const TIMED_OUT_ANSWER = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n" +
+  "content-type: application/json\r\ncontent-length: 60\r\n\r\n" +
+  '{"error":"Request was not received in time: send it faster"}';
+
+Deno.test("HttpFront answers 408 and closes when a request body is slower than the request deadline", async () => {
   let handlerSawBody = false;
+  let handlerFailed = false;
   const handler: Deno.ServeHandler<Deno.NetAddr> = async (request) => {
     try {
       await request.text();
       handlerSawBody = true;
     } catch {
       // The front cut the connection: the body never completes.
+      handlerFailed = true;
     }
     return new Response("late");
   };
@@ -249,11 +256,123 @@ Deno.test("HttpFront closes a connection whose request body is slower than the r
       await conn.write(
         encoder.encode("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"),
       );
-      assert.notEqual(await readUntilClosed(conn, 10_000), "(open)");
+      assert.equal(await readUntilClosed(conn, 10_000), TIMED_OUT_ANSWER);
       assert.equal(handlerSawBody, false);
+      await eventually(() => handlerFailed, { what: "the server's read of the body to fail" });
       assert.equal(server.front.stats().timedOut, 1);
     } finally {
       closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("HttpFront answers 408 to a slow chunked body after an earlier answer on the connection was sent whole", async () => {
+  const handler: Deno.ServeHandler<Deno.NetAddr> = async (request) => {
+    const path = new URL(request.url).pathname;
+    // The second body never completes: the front cuts the server off.
+    const body = await request.text().catch(() => "(cut)");
+    return Response.json({ path, body });
+  };
+  await withServer(handler, { headersTimeoutMs: 300, requestTimeoutMs: 800 }, async (server) => {
+    const conn = await connect(server);
+    try {
+      await conn.write(encoder.encode(
+        "GET /first HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "POST /second HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+      ));
+      const answer = await readUntilClosed(conn, 10_000);
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*"path":"\/first"/);
+      assert.ok(answer.endsWith(`}${TIMED_OUT_ANSWER}`), answer);
+      assert.doesNotMatch(answer, /\/second/);
+      assert.equal(server.front.stats().timedOut, 1);
+    } finally {
+      closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("HttpFront just closes at the request deadline while an earlier answer on the connection is still being sent", async () => {
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) => {
+    if (new URL(request.url).pathname !== "/stream") return new Response("other");
+    let sent = false;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent) {
+            await released;
+            controller.close();
+            return;
+          }
+          sent = true;
+          controller.enqueue(encoder.encode("part one;"));
+        },
+      }),
+    );
+  };
+  await withServer(handler, { headersTimeoutMs: 300, requestTimeoutMs: 800 }, async (server) => {
+    const conn = await connect(server);
+    try {
+      await conn.write(encoder.encode(
+        "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n" +
+          "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345",
+      ));
+      const answer = await readUntilClosed(conn, 10_000);
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*part one;/);
+      assert.doesNotMatch(answer, /408/, "no 408 inside the unfinished answer");
+      assert.equal(server.front.stats().timedOut, 1);
+    } finally {
+      release();
+      closeQuietly(conn);
+    }
+  });
+});
+
+Deno.test("HttpFront just closes at the request deadline when the server already answered the slow request", async () => {
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => release = resolve);
+  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) => {
+    // Answers before the body is in: whole (/whole), or started and unfinished (/started).
+    if (new URL(request.url).pathname === "/whole") return new Response("early");
+    let sent = false;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent) {
+            await released;
+            controller.close();
+            return;
+          }
+          sent = true;
+          controller.enqueue(encoder.encode("begun;"));
+        },
+      }),
+    );
+  };
+  await withServer(handler, { headersTimeoutMs: 300, requestTimeoutMs: 800 }, async (server) => {
+    const [whole, started] = await Promise.all([connect(server), connect(server)]);
+    try {
+      for (const [conn, path] of [[whole, "/whole"], [started, "/started"]] as const) {
+        await conn.write(encoder.encode(
+          `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345`,
+        ));
+      }
+      const [first, second] = await Promise.all([
+        readUntilClosed(whole, 10_000),
+        readUntilClosed(started, 10_000),
+      ]);
+      assert.match(
+        first,
+        /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nearly$/,
+        "one answer, no 408 after it",
+      );
+      assert.match(second, /^HTTP\/1\.1 200 OK\r\n[\s\S]*begun;/);
+      assert.doesNotMatch(second, /408/, "no 408 inside the unfinished answer");
+    } finally {
+      release();
+      closeQuietly(whole);
+      closeQuietly(started);
     }
   });
 });
