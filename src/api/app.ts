@@ -26,6 +26,7 @@ import { signatures } from "./signature_middleware.ts";
 import type { RoleSlot } from "./role_slot.ts";
 import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
 import { metricsRoutes, requestMetrics } from "./request_metrics.ts";
+import { isRelayedAnswer } from "./relay.ts";
 
 /** Largest request body accepted, in bytes (HTTP 413 above it). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -67,6 +68,9 @@ export function createApp(deps: AppDeps): Hono {
   const maxSize = deps.maxBodyBytes ?? MAX_BODY_BYTES;
   const metrics = deps.metrics;
   if (metrics) app.use(requestMetrics(metrics, { serviceId: deps.serviceId }));
+  // Before the role's front: the relay's own 401s are refusals of this
+  // service, logged with the same rate limit as the signature check's.
+  app.use(auditedRefusals());
   // A role's front (the bridge's relay) verifies, limits and streams bodies
   // itself, before anything buffers them.
   if (deps.role) app.use(deps.role.front);
@@ -79,7 +83,6 @@ export function createApp(deps: AppDeps): Hono {
     },
   }));
   const sessions = deps.sessions ?? new MacSessions();
-  app.use(auditedRefusals());
   app.use(signatures({
     sessions,
     serviceId: deps.serviceId,
@@ -161,7 +164,8 @@ export const REFUSALS_PER_SECOND = 1;
 
 /**
  * Logs every request refused for its signature (401) in the `audit`
- * category, with what it claims to be (its `keyid`) and where it came from,
+ * category, by the signature check or by the role's relay (not a next hop's
+ * 401 relayed back), with what it claims to be (its `keyid`) and where it came from,
  * each field cut to 200 characters; rate-limited so that a flood of forged
  * requests cannot fill a disk: a burst of 20 lines, then one a second, and
  * the next line logged says how many were left out (docs/security.md).
@@ -174,7 +178,8 @@ function auditedRefusals(): MiddlewareHandler {
   const cut = (text: string | undefined): string => (text ?? "").slice(0, 200);
   return async (c, next) => {
     await next();
-    if (c.res.status !== 401) return;
+    // A target's 401 relayed back unchanged is logged by the target.
+    if (c.res.status !== 401 || isRelayedAnswer(c)) return;
     const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
     const why = typeof body.error === "string" ? body.error : "";
     // A session the service no longer holds is churn, not a refusal: the client opens another.

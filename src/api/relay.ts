@@ -58,6 +58,18 @@ export interface RelayMetrics {
   socket(delta: 1 | -1): void;
 }
 
+/**
+ * The context variable {@linkcode relay} sets when the answer is the next
+ * hop's, passed on unchanged: its status (a target's 401 included) is the
+ * target's to log, not this service's ({@linkcode isRelayedAnswer}).
+ */
+const RELAYED_ANSWER = "fabricRelayedAnswer";
+
+/** Whether the answer in `c` came from the next hop through {@linkcode relay}. */
+export function isRelayedAnswer(c: Context): boolean {
+  return c.get(RELAYED_ANSWER) === true;
+}
+
 /** Most bridges a request may cross (a guard against routing loops). */
 export const MAX_HOPS = 16;
 
@@ -128,7 +140,9 @@ export function relay(options: RelayOptions): MiddlewareHandler {
     );
     if (!verdict.ok) throw new HTTPException(401, { message: verdict.reason });
     try {
-      return await forward(c, { ...options, target });
+      const answer = await forward(c, { ...options, target });
+      c.set(RELAYED_ANSWER, true);
+      return answer;
     } catch (error) {
       const status = error instanceof HTTPException ? error.status : 502;
       const message = error instanceof Error ? error.message : String(error);
@@ -283,8 +297,26 @@ async function signedError(
   return new Response(body, { status, headers });
 }
 
-/** Frames from the next hop kept while the client's socket opens; more are dropped. */
+/** Frames from the next hop kept while the client's socket opens; more close both sockets. */
 const MAX_EARLY_FRAMES = 1024;
+
+/**
+ * Most bytes a relayed WebSocket leaves waiting for a side that does not
+ * read: the socket written to (its `bufferedAmount`), or the frames kept
+ * while the client's socket opens. Past it, frames are not passed on: both
+ * sockets close with {@linkcode SLOW_PEER_CLOSE_CODE}. Deno's WebSocket
+ * cannot stop reading, so closing is the only bounded way (the pub/sub's own
+ * slow-consumer limit is the same 1 MiB, docs/services.md).
+ */
+export const MAX_RELAY_BUFFERED_BYTES = 1024 * 1024;
+
+/** Close code of a relayed WebSocket whose reader fell {@linkcode MAX_RELAY_BUFFERED_BYTES} behind. */
+export const SLOW_PEER_CLOSE_CODE = 4008;
+
+/** Bytes a frame takes (a string counted by its length). */
+function frameBytes(data: string | ArrayBuffer): number {
+  return typeof data === "string" ? data.length : data.byteLength;
+}
 
 /** Headers of one WebSocket handshake that the next hop's own handshake makes anew. */
 const HANDSHAKE_HEADERS = [
@@ -337,10 +369,28 @@ async function relayWebSocket(
   const { socket: inbound, response } = Deno.upgradeWebSocket(request);
   inbound.binaryType = "arraybuffer";
   const early: (string | ArrayBuffer)[] = [];
+  let earlyBytes = 0;
   let ended: { code: number; reason: string } | null = null;
+  const tooSlow = (side: string) =>
+    closeBoth(
+      SLOW_PEER_CLOSE_CODE,
+      `${who}: ${side} read too slowly (over ${MAX_RELAY_BUFFERED_BYTES} bytes waiting): reconnect`,
+    );
+  /** Sends `data` on `to` unless more than the bound waits there already. */
+  const pass = (to: WebSocket, data: string | ArrayBuffer, side: string) => {
+    if (to.readyState !== WebSocket.OPEN) return;
+    if (to.bufferedAmount > MAX_RELAY_BUFFERED_BYTES) tooSlow(side);
+    else to.send(data);
+  };
   outbound.onmessage = (event) => {
-    if (inbound.readyState === WebSocket.OPEN) inbound.send(event.data);
-    else if (early.length < MAX_EARLY_FRAMES) early.push(event.data);
+    if (inbound.readyState === WebSocket.OPEN) return pass(inbound, event.data, "client");
+    if (ended) return;
+    earlyBytes += frameBytes(event.data);
+    if (early.length >= MAX_EARLY_FRAMES || earlyBytes > MAX_RELAY_BUFFERED_BYTES) {
+      early.length = 0;
+      return tooSlow("client");
+    }
+    early.push(event.data);
   };
   // A client that left during the handshake never opens its socket, which
   // then fires nothing: the socket to the next hop must not outlive it.
@@ -356,9 +406,7 @@ async function relayWebSocket(
     // The next hop may have closed before the client's socket was open.
     if (ended) inbound.close(ended.code, ended.reason);
   };
-  inbound.onmessage = (event) => {
-    if (outbound.readyState === WebSocket.OPEN) outbound.send(event.data);
-  };
+  inbound.onmessage = (event) => pass(outbound, event.data, "next hop");
   const closeBoth = (code: number, reason: string) => {
     const safe = code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
     ended ??= { code: safe, reason: reason.slice(0, 120) };
