@@ -175,6 +175,9 @@ export class Registration {
       {
         intervalMs,
         onReplaced,
+        // A root service has no parent that could start another in its place:
+        // fencing it off would only end the fabric while its registry is away.
+        ...(this.#options.parent ? {} : { fenceMs: Number.POSITIVE_INFINITY }),
         ...(this.#via ? { via: this.#via } : {}),
         ...(onAnswer ? { onAnswer } : {}),
       },

@@ -232,3 +232,32 @@ Deno.test("aliveRecord() leaves out the instance when the service has none", () 
   assert.equal("instance" in record, false);
   assert.equal(record.lastFailure, "");
 });
+
+Deno.test("Registration.beat() fences a child off after 20 intervals without a beat through, and never a root", async () => {
+  const unreachable = () => {
+    throw new FabricRequestError("connection refused", 0);
+  };
+  const child = fakeRegistry();
+  const parent = { id: "spw-parent01", url: "http://127.0.0.1:9" };
+  const childRegistration = new Registration(child.client, { parent });
+  await childRegistration.register(childFacts(), "r");
+  child.onHeartbeat = unreachable;
+  const root = fakeRegistry();
+  const rootRegistration = new Registration(root.client);
+  await rootRegistration.register(rootFacts(), "r");
+  root.onHeartbeat = unreachable;
+  let rootFenced = false;
+  try {
+    const fenced = new Promise<string>((resolve) =>
+      childRegistration.beat({ id: CHILD, instance: "inst-new" }, 10, resolve)
+    );
+    rootRegistration.beat({ id: ROOT, instance: "inst-new" }, 10, () => rootFenced = true);
+    assert.match(await fenced, /no heartbeat reached the registry/);
+    // The root keeps trying well past its own 20 intervals.
+    await eventually(() => root.callsOf("heartbeat").length >= 40, { timeoutMs: 5000 });
+    assert.equal(rootFenced, false, "a root service has nobody to replace it: it never fences");
+  } finally {
+    childRegistration.stopBeating();
+    rootRegistration.stopBeating();
+  }
+});
