@@ -16,6 +16,8 @@
  *   watch, and the record becomes DEAD (one transaction wins). A batch of
  *   heartbeats renews its leases in a few requests to the leader
  *   (`_etcd_leases.ts`).
+ * - A forgotten record's revocation is kept under `<prefix>kept/<id>`
+ *   (`_etcd_kept.ts`).
  * - Reads are the mirror's: records, leases and the newest transitions are
  *   read once, in pages at one revision, and then follow the watch; only a
  *   write, a heartbeat of an unknown incarnation and a change-stream reader
@@ -26,6 +28,7 @@ import type { ServiceRecord, Transition } from "../types/mod.ts";
 import {
   decideForget,
   decidePut,
+  decideSession,
   decideTransition,
   type Decision,
   LIVE_STATES,
@@ -47,7 +50,8 @@ import { LeaseEnds, LeaseRenewer } from "./_etcd_leases.ts";
 import { EtcdMirror, recordOf } from "./_etcd_mirror.ts";
 import { scanTransitions, transitionOf } from "./_etcd_transitions.ts";
 import { log } from "../config/logging.ts";
-import { type Revocation, revocationsOf } from "./revocations.ts";
+import type { Revocation } from "./revocations.ts";
+import { keepOp, readKept } from "./_etcd_kept.ts";
 
 /** Options of {@linkcode EtcdStore.open}. */
 export interface EtcdStoreOptions {
@@ -188,14 +192,13 @@ export class EtcdStore implements RegistryStore {
     for (let attempt = 0; attempt < 20; attempt++) {
       const { record: old, modRevision } = await this.#read(id);
       const removed = decideForget(old, id);
-      const kept = JSON.stringify({ ...revocationsOf([removed])[0]!, until: keepUntil });
       const result = await this.#etcd.txn(
         [{ key: `${this.#prefix}svc/${id}`, target: "MOD", modRevision }],
         [
           { delete: { key: `${this.#prefix}svc/${id}` } },
           { delete: { key: `${this.#prefix}live/${id}` } },
           { delete: { key: `${this.#prefix}tr/${id}/`, prefix: true } },
-          { put: { key: `${this.#prefix}kept/${id}`, value: kept } },
+          keepOp(this.#prefix, removed, keepUntil),
         ],
       );
       if (result.succeeded) {
@@ -209,13 +212,10 @@ export class EtcdStore implements RegistryStore {
   }
 
   async setSession(id: string, session: string, present: boolean): Promise<ServiceRecord> {
-    const change = await this.#write(id, (old) => {
-      if (!old) throw new UnknownServiceError(id);
-      const sessions = new Set(old.sessions);
-      if (present) sessions.add(session);
-      else sessions.delete(session);
-      return { next: { ...old, sessions: [...sessions].sort() }, transition: null };
-    });
+    const change = await this.#write(id, (old) => ({
+      next: decideSession(old, id, session, present),
+      transition: null,
+    }));
     return change.record;
   }
 
@@ -232,21 +232,8 @@ export class EtcdStore implements RegistryStore {
     return await scanTransitions(this.#etcd, `${this.#prefix}tr/`, { seq, limit });
   }
 
-  async keptRevocations(now: number): Promise<Revocation[]> {
-    const { kvs } = await this.#etcd.range(`${this.#prefix}kept/`, { prefix: true });
-    const kept: Revocation[] = [];
-    const expired: string[] = [];
-    for (const kv of kvs) {
-      const { until, ...revocation } = JSON.parse(kv.value) as Revocation & { until: number };
-      if (until > now) kept.push(revocation);
-      else expired.push(kv.key);
-    }
-    if (expired.length > 0) {
-      // Best effort: a replica that loses this race leaves them to the next read.
-      const ops = expired.slice(0, 100).map((key) => ({ delete: { key } }));
-      await this.#etcd.txn([], ops).catch(() => {});
-    }
-    return kept.sort((a, b) => a.id.localeCompare(b.id));
+  keptRevocations(now: number): Promise<Revocation[]> {
+    return readKept(this.#etcd, this.#prefix, now);
   }
 
   async history(id: string): Promise<Transition[]> {

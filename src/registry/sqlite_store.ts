@@ -13,6 +13,7 @@ import {
   type DecidedTransition,
   decideForget,
   decidePut,
+  decideSession,
   decideTransition,
   LIVE_STATES,
 } from "./state_machine.ts";
@@ -217,12 +218,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   #setSession(id: string, session: string, present: boolean): ServiceRecord {
-    const old = this.#records.get(id);
-    if (!old) throw new UnknownServiceError(id);
-    const sessions = new Set(old.sessions);
-    if (present) sessions.add(session);
-    else sessions.delete(session);
-    const next = { ...old, sessions: [...sessions].sort() };
+    const next = decideSession(this.#records.get(id), id, session, present);
     return this.#write(next, null).record;
   }
 

@@ -9,11 +9,13 @@
  * @module
  */
 import type { ServiceRecord, ServiceState } from "../types/mod.ts";
+import { MAX_SESSIONS } from "../types/service_record.ts";
 import {
   InvalidTransitionError,
   NotEndedError,
   StaleIncarnationError,
   type StoreTransition,
+  TooManySessionsError,
   UnknownServiceError,
 } from "./store.ts";
 
@@ -186,6 +188,27 @@ export function decideTransition(
     },
     transition: { from: old.state, reason },
   };
+}
+
+/**
+ * Decides a session change of `old`, the record a store holds for `id`:
+ * `session` added (`present`) or removed, the set kept sorted.
+ * @returns The record to write.
+ * @throws {UnknownServiceError} when there is no `old`.
+ * @throws {TooManySessionsError} when the record would serve more than `MAX_SESSIONS`.
+ */
+export function decideSession(
+  old: ServiceRecord | undefined,
+  id: string,
+  session: string,
+  present: boolean,
+): ServiceRecord {
+  if (!old) throw new UnknownServiceError(id);
+  const sessions = new Set(old.sessions);
+  if (present) sessions.add(session);
+  else sessions.delete(session);
+  if (sessions.size > MAX_SESSIONS) throw new TooManySessionsError(id);
+  return { ...old, sessions: [...sessions].sort() };
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+import { MAX_SESSIONS } from "../types/service_record.ts";
 import { FabricError } from "../types/errors.ts";
 import type { Revocation } from "./revocations.ts";
 
@@ -81,6 +82,17 @@ export class NotEndedError extends FabricError {
     super(
       `Service "${id}" is ${state}, not ended: only STOPPED, FAILED or LOST records can be ` +
         `forgotten; stop it first with "fabricd stop ${id}"`,
+      { status: 409 },
+    );
+  }
+}
+
+/** Thrown when a session would take a record past {@linkcode MAX_SESSIONS}. */
+export class TooManySessionsError extends FabricError {
+  /** Builds the error. */
+  constructor(id: string) {
+    super(
+      `Service "${id}" already serves ${MAX_SESSIONS} sessions: close one before opening another`,
       { status: 409 },
     );
   }

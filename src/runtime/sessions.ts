@@ -5,6 +5,8 @@
  * @module
  */
 import type { RegistryClient } from "../client/registry_client.ts";
+import { TooManySessionsError } from "../registry/store.ts";
+import { MAX_SESSIONS } from "../types/service_record.ts";
 
 /** The sessions of one service. */
 export class Sessions {
@@ -33,8 +35,14 @@ export class Sessions {
     for (const s of sessions) this.#ids.add(s);
   }
 
-  /** Serves `session` from now on; the sessions served afterwards. */
+  /**
+   * Serves `session` from now on; the sessions served afterwards.
+   * @throws {TooManySessionsError} (409) when it serves `MAX_SESSIONS` already.
+   */
   async open(session: string): Promise<string[]> {
+    if (!this.#ids.has(session) && this.#ids.size >= MAX_SESSIONS) {
+      throw new TooManySessionsError(this.#serviceId);
+    }
     await this.#registry().setSession(this.#serviceId, session, true);
     this.#ids.add(session);
     return this.list();

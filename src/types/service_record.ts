@@ -21,6 +21,9 @@ const recordEndpointSchema = z.string().refine(
   'must be "" or http(s)://HOST:PORT, without user info, path, spaces or line breaks',
 );
 
+/** Most sessions one service serves (its record's `sessions`). */
+export const MAX_SESSIONS = 1000;
+
 /** One registry record per service, as stored and as sent over the wire. */
 export const serviceRecordSchema = z.strictObject({
   id: serviceIdSchema,
@@ -36,7 +39,7 @@ export const serviceRecordSchema = z.strictObject({
   route: z.array(serviceIdSchema).max(64),
   launcher: z.string().max(2048),
   imageHash: z.string().max(128),
-  sessions: z.array(sessionIdSchema).max(1000),
+  sessions: z.array(sessionIdSchema).max(MAX_SESSIONS),
   /** Milliseconds since the epoch. */
   started: z.int().min(0),
   /** Milliseconds since the epoch; 0 before the first heartbeat. */

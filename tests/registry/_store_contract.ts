@@ -8,8 +8,10 @@ import {
   NotEndedError,
   type RegistryStore,
   StaleIncarnationError,
+  TooManySessionsError,
   UnknownServiceError,
 } from "../../src/registry/store.ts";
+import { MAX_SESSIONS } from "../../src/types/service_record.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
 /** Opens a store; `reopen` opens the same data again after `close()`. */
@@ -92,6 +94,29 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
       assert.deepEqual((await store.get("spw-c2"))?.sessions, ["s2"]);
       assert.equal((await store.history("spw-c2")).length, before);
     });
+
+    await t.step(
+      "setSession() refuses a session past MAX_SESSIONS with 409 and changes nothing",
+      async () => {
+        const many = Array.from(
+          { length: MAX_SESSIONS },
+          (_, i) => `m${String(i).padStart(4, "0")}`,
+        );
+        const full = { ...(await store.get("spw-c2"))!, sessions: many };
+        await store.put(full, "full");
+        const error = await store.setSession("spw-c2", "one-more", true).then(
+          () => assert.fail("a session past the limit was taken"),
+          (e) => e,
+        );
+        assert.ok(error instanceof TooManySessionsError);
+        assert.equal(error.httpStatus, 409);
+        assert.equal((await store.get("spw-c2"))?.sessions.length, MAX_SESSIONS);
+        await store.setSession("spw-c2", many[0]!, true); // one it serves already
+        await store.setSession("spw-c2", many[0]!, false);
+        assert.equal((await store.get("spw-c2"))?.sessions.length, MAX_SESSIONS - 1);
+        await store.put({ ...full, sessions: ["s2"] }, "back");
+      },
+    );
 
     await t.step("live() lists only ALIVE and SUSPECT services", async () => {
       const live = (await store.live()).map((l) => l.id).sort();

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { FabricRequestError } from "../../src/client/fabric_client.ts";
 import type { RegistryClient } from "../../src/client/registry_client.ts";
 import { Sessions } from "../../src/runtime/sessions.ts";
+import { TooManySessionsError } from "../../src/registry/store.ts";
+import { MAX_SESSIONS } from "../../src/types/service_record.ts";
 import { fakeRegistry } from "../_fake_registry.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
@@ -64,4 +66,16 @@ Deno.test("Sessions.adopt() serves sessions without asking the registry, which i
   assert.equal(fake.calls.length, 0);
   await sessions.open("beta");
   assert.equal(asked, 1);
+});
+
+Deno.test("Sessions.open() refuses a session past MAX_SESSIONS with 409 before asking the registry", async () => {
+  const many = Array.from({ length: MAX_SESSIONS }, (_, i) => `s${i}`);
+  const { fake, sessions } = sessionsWith(many);
+  sessions.adopt(many);
+  await assert.rejects(
+    sessions.open("one-more"),
+    (e) => e instanceof TooManySessionsError && e.httpStatus === 409,
+  );
+  assert.deepEqual(fake.callsOf("setSession"), [], "the registry is not asked");
+  assert.deepEqual(await sessions.open("s1"), sessions.list(), "one it serves already is fine");
 });
