@@ -11,17 +11,21 @@
  * back, or lost track of it while the registry was away) is reconciled: a
  * restart becomes DEAD and is resumed, a first spawn becomes FAILED. The
  * children of a LOST child (it has no next incarnation) are adopted.
+ *
+ * This finds the dead (exit reports, the registry's change stream, a
+ * periodic look at the records); when and how often a child is restarted,
+ * and when it is given up, is `_restarts.ts`.
  * @module
  */
 import type { RegistryClient } from "../client/registry_client.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { SpawnFailedError } from "../types/errors.ts";
 import type { ReplacementPolicy } from "../types/mod.ts";
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
 import { PENDING_STATES } from "../registry/state_machine.ts";
-import { EXIT, type RegistryEvent, type Role, type ServiceRecord } from "../types/mod.ts";
+import type { RegistryEvent, Role, ServiceRecord } from "../types/mod.ts";
 import { _killOrphanProcess } from "./_orphan_process.ts";
+import { Restarts } from "./_restarts.ts";
 import {
   clearInterval,
   clearTimeout,
@@ -90,15 +94,7 @@ export class Supervisor {
   #deps: SupervisorDeps;
   #options: Required<SupervisorOptions>;
   #logger = log("supervisor");
-  #pending = new Map<string, unknown>();
-  #running = new Set<string>();
-  #history = new Map<string, number[]>();
-  /**
-   * Per child: restart attempts in a row that started nothing (the host did
-   * not answer, the bootstrap failed). They lengthen the backoff but are not
-   * restarts: a host that stays away does not use up `maxRestarts`.
-   */
-  #misses = new Map<string, number>();
+  #restarts: Restarts;
   #watch: AbortController | null = null;
   #stopped = false;
   /** Children whose spawn or restart this service has under way. */
@@ -119,6 +115,7 @@ export class Supervisor {
       clock: REAL_CLOCK,
       ...options,
     };
+    this.#restarts = new Restarts(deps, this.#options);
   }
 
   /** A spawn of `id` is under way in this service (recorded, not yet answered). */
@@ -150,7 +147,7 @@ export class Supervisor {
     for (const record of records) {
       const adopted = lost.has(record.parent);
       if (record.parent !== self && !adopted) continue;
-      if (record.state === "DEAD") this.#schedule(record.id);
+      if (record.state === "DEAD") this.#restarts.schedule(record.id);
       if (!PENDING_STATES.includes(record.state) || this.#inflight.has(record.id)) continue;
       looked.add(record.id);
       const key = `${record.state}/${record.incarnation}/${record.updated}`;
@@ -194,7 +191,7 @@ export class Supervisor {
       });
       return;
     }
-    if (restart) this.#schedule(record.id);
+    if (restart) this.#restarts.schedule(record.id);
   }
 
   /** Follows the registry's change stream for DEAD children (started once). */
@@ -268,7 +265,7 @@ export class Supervisor {
         delay = Math.min(this.#options.reportRetryMs, delay * 2);
       }
     }
-    this.#schedule(id);
+    this.#restarts.schedule(id);
   }
 
   /** Stops following and cancels pending restarts. */
@@ -276,18 +273,16 @@ export class Supervisor {
     this.#stopped = true;
     clearInterval(this.#tick);
     this.#watch?.abort();
-    for (const timer of this.#pending.values()) this.#options.clock.clearTimer(timer);
-    this.#pending.clear();
+    this.#restarts.stop();
   }
 
   #onEvent(event: RegistryEvent): void {
     const record = event.record;
     if (record.parent !== this.#deps.selfId || event.kind !== "transition") return;
-    if (event.transition?.to === "DEAD" && record.state === "DEAD") this.#schedule(record.id);
-    if (record.state === "ALIVE") {
-      this.#forget(record.id);
-      this.#misses.delete(record.id);
+    if (event.transition?.to === "DEAD" && record.state === "DEAD") {
+      this.#restarts.schedule(record.id);
     }
+    if (record.state === "ALIVE") this.#restarts.cancel(record.id);
     // A LOST child has no next incarnation to resume its children's restarts.
     if (event.transition?.to === "LOST" && record.state === "LOST") {
       this.reconcile().catch((error) =>
@@ -296,119 +291,6 @@ export class Supervisor {
           error: String(error),
         })
       );
-    }
-  }
-
-  #forget(id: string): void {
-    const timer = this.#pending.get(id);
-    if (timer !== undefined) this.#options.clock.clearTimer(timer);
-    this.#pending.delete(id);
-  }
-
-  #schedule(id: string): void {
-    if (this.#stopped || this.#pending.has(id) || this.#running.has(id)) return;
-    const { clock } = this.#options;
-    const now = clock.now();
-    const recent = (this.#history.get(id) ?? []).filter((t) => now - t < this.#options.windowMs);
-    this.#history.set(id, recent);
-    const tries = recent.length + (this.#misses.get(id) ?? 0);
-    const delay = Math.min(10_000, this.#options.backoffMs * 2 ** Math.min(tries, 16));
-    this.#pending.set(id, clock.setTimer(() => void this.#attempt(id), delay));
-  }
-
-  async #attempt(id: string): Promise<void> {
-    this.#pending.delete(id);
-    if (this.#stopped) return;
-    const record = (await this.#deps.registry().get(id).catch((error) => {
-      this.#logger.debug("Cannot read {id}; no restart now: {error}", { id, error: String(error) });
-      return undefined;
-    }))?.record;
-    if (!record || !["DEAD", "FAILED", "SUSPECT"].includes(record.state)) return;
-    const recent = this.#history.get(id) ?? [];
-    if (recent.length >= this.#options.maxRestarts) {
-      await this.#giveUp(
-        record,
-        `gave up after ${recent.length} restarts in ${this.#options.windowMs / 1000} s`,
-      );
-      return;
-    }
-    const stamp = this.#options.clock.now();
-    recent.push(stamp);
-    this.#running.add(id);
-    try {
-      await this.#deps.restart(id, record.role, record.launcher);
-      this.#misses.delete(id);
-      this.#logger.info("Restarted {id} under its old ID; exit code {code} ({lastFailure})", {
-        id,
-        // A death by TTL has no exit code: its parent never saw the process end.
-        code: /exited with code (-?\d+)/.exec(record.lastFailure)?.[1] ?? "unknown",
-        lastFailure: record.lastFailure || record.state,
-      });
-    } catch (error) {
-      if (error instanceof SpawnFailedError && error.childExitCode === EXIT.STATE_LOST) {
-        const lost = (await this.#deps.registry().get(id).catch((error) => {
-          this.#logger.debug("Cannot read {id} to replace it: {error}", {
-            id,
-            error: String(error),
-          });
-          return undefined;
-        }))?.record;
-        if (lost) await this.#replace(lost);
-        return;
-      }
-      this.#logger.warn("Restart of {id} failed: {error}", { id, error: String(error) });
-      // Nothing started: a miss, not a restart (docs/failures.md "Restart under the old ID").
-      recent.splice(recent.lastIndexOf(stamp), 1);
-      this.#misses.set(id, (this.#misses.get(id) ?? 0) + 1);
-      this.#running.delete(id);
-      this.#schedule(id);
-      return;
-    } finally {
-      this.#running.delete(id);
-    }
-  }
-
-  async #giveUp(record: ServiceRecord, reason: string): Promise<void> {
-    const registry = this.#deps.registry();
-    if (record.state !== "FAILED") {
-      await registry.transition(record.id, {
-        incarnation: record.incarnation,
-        to: "FAILED",
-        reason,
-      })
-        .catch((error) =>
-          this.#logger.debug("Cannot record {id} FAILED: {error}", {
-            id: record.id,
-            error: String(error),
-          })
-        );
-    }
-    const lost = await registry.transition(record.id, {
-      incarnation: record.incarnation,
-      to: "LOST",
-      reason,
-    }).catch((error) => {
-      this.#logger.debug("Cannot record {id} LOST: {error}", {
-        id: record.id,
-        error: String(error),
-      });
-      return undefined;
-    });
-    if (lost) await this.#replace(lost);
-  }
-
-  async #replace(lost: ServiceRecord): Promise<void> {
-    if (this.#deps.policyOf(lost.role) !== "fresh") {
-      this.#logger.warn("{id} is LOST; its sessions are told through the registry", {
-        id: lost.id,
-      });
-      return;
-    }
-    try {
-      const fresh = await this.#deps.replace(lost);
-      this.#logger.info("{id} is LOST; {fresh} replaces it", { id: lost.id, fresh: fresh.id });
-    } catch (error) {
-      this.#logger.error("Could not replace {id}: {error}", { id: lost.id, error: String(error) });
     }
   }
 }
