@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
-import { MAX_RELAY_BUFFERED_BYTES, relay, SLOW_PEER_CLOSE_CODE } from "../../src/api/relay.ts";
+import { relay } from "../../src/api/relay.ts";
+import { MAX_RELAY_BUFFERED_BYTES, SLOW_PEER_CLOSE_CODE } from "../../src/api/_relay_websocket.ts";
 
 const keys = await generateFabricKeys();
 const FRAME = new Uint8Array(64 * 1024);
