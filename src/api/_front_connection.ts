@@ -7,30 +7,22 @@
 import type { HttpFrontLimits } from "./http_front.ts";
 import {
   ChunkedReader,
+  concat,
+  errorAnswer,
   headEnd,
   HeadError,
   parseRequestHead,
   parseResponseHead,
+  PEER_HEADER,
   type RequestHead,
+  rewriteHead,
+  takeBody,
 } from "./_http1.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
 
-/** The header that carries the peer's address (`HOST:PORT`) to the server behind the front. */
-export const PEER_HEADER = "fabric-peer";
+export { PEER_HEADER };
 
-/** How much of `data` belongs to a body being framed, and whether that ends it. */
-function takeBody(
-  body: { left: number } | ChunkedReader,
-  data: Uint8Array,
-): { end: number; done: boolean } {
-  if (body instanceof ChunkedReader) {
-    const end = body.feed(data, 0);
-    return end < 0 ? { end: data.length, done: false } : { end, done: true };
-  }
-  const end = Math.min(body.left, data.length);
-  body.left -= end;
-  return { end, done: body.left === 0 };
-}
+const ENCODER = new TextEncoder();
 
 /** Closes a connection that may be closed already. */
 export function closeQuietly(conn: Deno.Conn): void {
@@ -44,57 +36,6 @@ export function closeQuietly(conn: Deno.Conn): void {
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-const ENCODER = new TextEncoder();
-const PEER_PREFIX = ENCODER.encode(`${PEER_HEADER}:`);
-
-function isPeerLine(line: Uint8Array): boolean {
-  if (line.length < PEER_PREFIX.length) return false;
-  for (let i = 0; i < PEER_PREFIX.length; i++) {
-    // ASCII letters only in the name: OR 0x20 lower-cases them and leaves "-" and ":".
-    if ((line[i]! | 0x20) !== (PEER_PREFIX[i]! | 0x20)) return false;
-  }
-  return true;
-}
-
-/** The head as sent, less any `Fabric-Peer` line, plus the front's own. */
-function rewriteHead(head: RequestHead, peer: Uint8Array): Uint8Array {
-  const kept = head.lines.filter((line, i) => i === 0 || !isPeerLine(line));
-  let size = peer.length + 4;
-  for (const line of kept) size += line.length + 2;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const line of [...kept, peer]) {
-    out.set(line, at);
-    out[at + line.length] = 13;
-    out[at + line.length + 1] = 10;
-    at += line.length + 2;
-  }
-  out[at] = 13;
-  out[at + 1] = 10;
-  return out;
-}
-
-function errorAnswer(status: number, message: string): Uint8Array {
-  const reasons: Record<number, string> = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-  };
-  const body = JSON.stringify({ error: message });
-  return ENCODER.encode(
-    `HTTP/1.1 ${status} ${reasons[status] ?? "Error"}\r\nconnection: close\r\n` +
-      `content-type: application/json\r\ncontent-length: ${ENCODER.encode(body).length}\r\n\r\n` +
-      body,
-  );
 }
 
 /** How long the 408 of a missed deadline may take to reach the client, ms. */

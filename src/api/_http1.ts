@@ -1,6 +1,8 @@
 /**
  * Just enough HTTP/1.1 for the connection front (`http_front.ts`): where a
- * message head ends, how its body is framed, and a chunked-body reader. The
+ * message head ends, how its body is framed, a chunked-body reader, and the
+ * bytes the front writes itself (a head with its `Fabric-Peer` line, its own
+ * error answers). The
  * front must frame requests exactly as the server behind it does, so anything
  * ambiguous (bare LF, folded lines, `Transfer-Encoding` with `Content-Length`,
  * codings other than `chunked`) is refused rather than guessed.
@@ -228,4 +230,74 @@ export class ChunkedReader {
     }
     return -1;
   }
+}
+
+/** The header that carries the peer's address (`HOST:PORT`) to the server behind the front. */
+export const PEER_HEADER = "fabric-peer";
+
+/** How much of `data` belongs to a body being framed, and whether that ends it. */
+export function takeBody(
+  body: { left: number } | ChunkedReader,
+  data: Uint8Array,
+): { end: number; done: boolean } {
+  if (body instanceof ChunkedReader) {
+    const end = body.feed(data, 0);
+    return end < 0 ? { end: data.length, done: false } : { end, done: true };
+  }
+  const end = Math.min(body.left, data.length);
+  body.left -= end;
+  return { end, done: body.left === 0 };
+}
+
+/** `a` then `b`, in a new array. */
+export function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+const ENCODER = new TextEncoder();
+const PEER_PREFIX = ENCODER.encode(`${PEER_HEADER}:`);
+
+function isPeerLine(line: Uint8Array): boolean {
+  if (line.length < PEER_PREFIX.length) return false;
+  for (let i = 0; i < PEER_PREFIX.length; i++) {
+    // ASCII letters only in the name: OR 0x20 lower-cases them and leaves "-" and ":".
+    if ((line[i]! | 0x20) !== (PEER_PREFIX[i]! | 0x20)) return false;
+  }
+  return true;
+}
+
+/** The head as sent, less any `Fabric-Peer` line, plus the front's own. */
+export function rewriteHead(head: RequestHead, peer: Uint8Array): Uint8Array {
+  const kept = head.lines.filter((line, i) => i === 0 || !isPeerLine(line));
+  let size = peer.length + 4;
+  for (const line of kept) size += line.length + 2;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const line of [...kept, peer]) {
+    out.set(line, at);
+    out[at + line.length] = 13;
+    out[at + line.length + 1] = 10;
+    at += line.length + 2;
+  }
+  out[at] = 13;
+  out[at + 1] = 10;
+  return out;
+}
+
+/** A whole answer of the front's own: `status`, `Connection: close`, `{"error": message}`. */
+export function errorAnswer(status: number, message: string): Uint8Array {
+  const reasons: Record<number, string> = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+  };
+  const body = JSON.stringify({ error: message });
+  return ENCODER.encode(
+    `HTTP/1.1 ${status} ${reasons[status] ?? "Error"}\r\nconnection: close\r\n` +
+      `content-type: application/json\r\ncontent-length: ${ENCODER.encode(body).length}\r\n\r\n` +
+      body,
+  );
 }
