@@ -97,9 +97,13 @@ export async function startLocalFabric(
     String(options.heartbeatMs),
   ];
   const roots: Root[] = [
-    ...registryTargets.map((target) => ({
+    ...registryTargets.map((target, i) => ({
       id: target.id,
       url: target.url,
+      // A registry this fabric ran before must find its records again.
+      ...(store.startsWith("sqlite:")
+        ? { store: store.slice("sqlite:".length), reopen: fabric.registries[i] !== undefined }
+        : {}),
       args: [
         "--role",
         "registry",
@@ -169,6 +173,10 @@ interface Root {
   id: string;
   url: string;
   args: string[];
+  /** A registry's SQLite file. */
+  store?: string;
+  /** The registry ran before: its `store` must be there (it holds the fabric's records). */
+  reopen?: boolean;
 }
 
 /** Misses of the health probe, a second apart, after which an adopted root is started again. */
@@ -200,9 +208,23 @@ class RootKeeper {
     this.#client = client;
   }
 
+  /**
+   * Starts `root` and waits until it is ALIVE.
+   * @throws {CliError} (79) when a registry that ran before finds its store
+   * gone: starting it empty would forget every service of the fabric.
+   */
   async start(root: Root): Promise<void> {
+    if (root.store && root.reopen && !(await Deno.stat(root.store).then(() => true, () => false))) {
+      throw new CliError(
+        `Registry store "${root.store}" is gone: the records of this fabric cannot be picked ` +
+          "up again. Restore the file, or start a new fabric elsewhere " +
+          '("fabricd init" with another --fabric file)',
+        EXIT.STATE_LOST,
+      );
+    }
     const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
     await waitAlive(this.#registry, root.id, child);
+    root.reopen = true;
     void child.exited.then((code) => {
       // Exit 0 is a clean stop ("fabricd stop"): nothing to bring back.
       if (code === 0) this.#cleanStop = true;

@@ -188,3 +188,27 @@ Deno.test("fabricd exits as the README's table says against a running fabric", a
     assert.equal((await local.registry.list()).length, before, "nothing was spawned");
   });
 });
+
+Deno.test("fabricd up refuses with 79 when the registry store of a fabric that ran before is gone, and starts nothing", async () => {
+  await withTempDir(async (dir) => {
+    const fabric = join(dir, "fabric.yaml");
+    await initFabric(fabric);
+    // The fabric ran before: its file names its registry, whose store has since been deleted.
+    const file = await loadFabricFile(fabric);
+    await saveFabricFile(fabric, {
+      ...file,
+      registries: [{ id: "reg-0000aaaa", url: "http://127.0.0.1:1" }],
+      dir,
+    });
+    await check({
+      name: "up without the registry's store",
+      args: (f) => ["up", "--dir", dir, "--fabric", f],
+      code: 79,
+      stderr: /Registry store ".*registry\.db" is gone: .*Restore the file/,
+    }, fabric);
+    assert.ok(
+      ![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("registry")),
+      "no empty store was made",
+    );
+  });
+});
