@@ -133,7 +133,8 @@ export interface TransitionRequest extends StoreTransition {
  * earlier one; the same incarnation updates it; a new incarnation or a moved
  * state is a transition from `old`'s state (`""` when there is none).
  * @throws {StaleIncarnationError} when `request` is of an older incarnation than `old`.
- * @throws {InvalidTransitionError} when the same incarnation moves where the state machine forbids.
+ * @throws {InvalidTransitionError} when the same incarnation moves where the state machine
+ * forbids, or a new incarnation begins in a state it may not (`canBeginIncarnation`).
  */
 export function decidePut(old: ServiceRecord | undefined, request: PutRequest): Decision {
   const { record, reason } = request;
@@ -145,6 +146,9 @@ export function decidePut(old: ServiceRecord | undefined, request: PutRequest): 
     throw new InvalidTransitionError(record.id, old.state, record.state);
   }
   const from: ServiceState | "" = old?.state ?? "";
+  if (!sameIncarnation && !canBeginIncarnation(from, record.state)) {
+    throw new InvalidTransitionError(record.id, from, record.state, record.incarnation);
+  }
   const moved = !sameIncarnation || from !== record.state;
   return {
     // A death reported for one incarnation is not the next one's.

@@ -57,8 +57,20 @@ export class StaleIncarnationError extends FabricError {
 /** Thrown when a state change is not allowed by the state machine. */
 export class InvalidTransitionError extends FabricError {
   /** Builds the error. */
-  constructor(id: string, from: ServiceState, to: ServiceState) {
-    super(`Service "${id}" cannot move from ${from} to ${to}`, { status: 409 });
+  /**
+   * `incarnation`: a new incarnation that may not begin in `to` after `from`
+   * (`""`: no record before it).
+   */
+  constructor(id: string, from: ServiceState | "", to: ServiceState, incarnation?: number) {
+    super(
+      incarnation === undefined
+        ? `Service "${id}" cannot move from ${from} to ${to}`
+        : `Service "${id}" cannot begin incarnation ${incarnation} in ${to} ` +
+          `${from === "" ? "as its first record" : `after ${from}`}: ` +
+          "a new incarnation begins LAUNCHING, RESTARTING (after DEAD, FAILED or STOPPED) or, " +
+          "for a root service, ALIVE (first, or after STOPPED or LOST)",
+      { status: 409 },
+    );
   }
 }
 

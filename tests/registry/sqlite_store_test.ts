@@ -54,7 +54,8 @@ Deno.test("SqliteStore.put() refuses a stale incarnation and keeps the newer rec
 
 Deno.test("SqliteStore.transition() refuses moves the state machine forbids", async () => {
   await withStore(async (store) => {
-    await store.put(record("spw-a", { state: "STOPPED" }), "stopped");
+    await store.put(record("spw-a", { state: "ALIVE" }), "up");
+    await store.transition("spw-a", { incarnation: 1, to: "STOPPED", reason: "stopped", at: 1 });
     await assert.rejects(
       () => store.transition("spw-a", { incarnation: 1, to: "ALIVE", reason: "x", at: 2 }),
       InvalidTransitionError,

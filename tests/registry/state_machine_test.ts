@@ -12,7 +12,7 @@ import {
   StaleIncarnationError,
   UnknownServiceError,
 } from "../../src/registry/store.ts";
-import { SERVICE_STATES } from "../../src/types/mod.ts";
+import { SERVICE_STATES, type ServiceState } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
 Deno.test("canTransition() lets an interrupted restart die (resumed later) but not a first spawn", () => {
@@ -84,12 +84,38 @@ Deno.test("decidePut() begins a new incarnation as a transition and drops the ol
   assert.equal(next.incarnation, 2);
   assert.deepEqual(transition, { from: "DEAD", reason: "restarting" });
   assert.equal(record.exited, true, "the offered record is left as it was");
-  // A new incarnation in the state its predecessor held is still a change.
-  const again = decidePut(serviceRecord("spw-b"), {
+  // A root started again after a clean stop begins its new incarnation ALIVE.
+  const again = decidePut(serviceRecord("spw-b", { state: "STOPPED" }), {
     record: serviceRecord("spw-b", { incarnation: 2 }),
-    reason: "root restarted",
+    reason: "root started again",
   });
-  assert.deepEqual(again.transition, { from: "ALIVE", reason: "root restarted" });
+  assert.deepEqual(again.transition, { from: "STOPPED", reason: "root started again" });
+});
+
+Deno.test("decidePut() refuses a new incarnation that begins where canBeginIncarnation forbids", () => {
+  const refused: [ServiceState | "", ServiceState][] = [
+    ["ALIVE", "ALIVE"], // never ALIVE -> ALIVE
+    ["SUSPECT", "RESTARTING"], // a SUSPECT service is recorded DEAD first
+    ["LOST", "RESTARTING"], // LOST is final
+    ["", "RESTARTING"], // a restart of nothing
+    ["", "STOPPED"],
+    ["DEAD", "ALIVE"], // a restart goes through RESTARTING
+  ];
+  for (const [from, to] of refused) {
+    const old = from === "" ? undefined : serviceRecord("spw-a", { state: from });
+    const record = serviceRecord("spw-a", { incarnation: 2, state: to });
+    assert.throws(
+      () => decidePut(old, { record, reason: "x" }),
+      (e) => e instanceof InvalidTransitionError && e.httpStatus === 409,
+      `${from || "no record"} -> ${to}`,
+    );
+  }
+  for (
+    const [from, to] of [["", "LAUNCHING"], ["DEAD", "RESTARTING"], ["LOST", "ALIVE"]] as const
+  ) {
+    const old = from === "" ? undefined : serviceRecord("spw-a", { state: from });
+    decidePut(old, { record: serviceRecord("spw-a", { incarnation: 2, state: to }), reason: "x" });
+  }
 });
 
 Deno.test("decideTransition() refuses an unknown service and another incarnation", () => {
