@@ -10,19 +10,19 @@ import { ROLES, SERVICE_STATES } from "./mod.ts";
 import {
   endpointSchema,
   instanceSchema,
+  MAX_SESSIONS,
   roleOptionsSchema,
   serviceIdSchema,
   sessionIdSchema,
 } from "./wire.ts";
+
+export { MAX_SESSIONS };
 
 /** A record's endpoint: "" until known, else only `http(s)://HOST:PORT`. */
 const recordEndpointSchema = z.string().refine(
   (endpoint) => endpoint === "" || endpointSchema.safeParse(endpoint).success,
   'must be "" or http(s)://HOST:PORT, without user info, path, spaces or line breaks',
 );
-
-/** Most sessions one service serves (its record's `sessions`). */
-export const MAX_SESSIONS = 1000;
 
 /** One registry record per service, as stored and as sent over the wire. */
 export const serviceRecordSchema = z.strictObject({

@@ -22,6 +22,9 @@ export const serviceIdSchema = serviceId;
 /** A session ID as the API accepts it. */
 export const sessionIdSchema = sessionId;
 
+/** Most sessions one service serves (its record's `sessions`). */
+export const MAX_SESSIONS = 1000;
+
 /** Option names that would reach an object's prototype when used as keys. */
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 
@@ -81,12 +84,14 @@ export const configureRequestSchema = z.strictObject({
   role: z.enum(ROLES),
   incarnation: z.int().min(1),
   parent: serviceId,
-  route: z.array(serviceId).min(1),
-  launcher: z.string().min(1),
+  // The record's own limits (service_record.ts), so a configure the record
+  // could not hold is refused here, naming the field, not when it is written.
+  route: z.array(serviceId).min(1).max(64),
+  launcher: z.string().min(1).max(2048),
   /** The service's endpoint as its parent reaches it (through port forwards over SSH). */
   endpoint: endpointSchema,
   heartbeatMs: z.int().min(50).max(600_000),
-  sessions: z.array(sessionId).max(1000).default([]),
+  sessions: z.array(sessionId).max(MAX_SESSIONS).default([]),
   options: roleOptionsSchema.default({}),
 });
 /** Body of `POST /v1/configure`. */
@@ -118,7 +123,7 @@ export type ReadyRequest = z.infer<typeof readyRequestSchema>;
 export const spawnRequestSchema = z.strictObject({
   role: z.enum(ROLES),
   on: z.string().min(1).max(2048).default("local://"),
-  sessions: z.array(sessionId).max(1000).default([]),
+  sessions: z.array(sessionId).max(MAX_SESSIONS).default([]),
   /** Role settings for the new service, e.g. `{ queue: "que-1a2b3c4d" }` for an agent. */
   options: roleOptionsSchema.default({}),
   /** Restart this dead child under its old ID (role, launcher and sessions come from its record). */

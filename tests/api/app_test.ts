@@ -306,3 +306,21 @@ Deno.test("createApp() answers POST /v1/spawn with unknown or bad role options 4
   });
   assert.equal(restart.status, 201, "a restart keeps the options on record");
 });
+
+Deno.test("configureRequestSchema refuses what the service's record could not hold, naming the field", () => {
+  const configure = {
+    role: "spawner",
+    incarnation: 1,
+    parent: "spw-00000000",
+    route: ["spw-00000000", SERVICE],
+    launcher: "local://",
+    endpoint: "http://127.0.0.1:4000",
+    heartbeatMs: 500,
+  };
+  assert.ok(configureRequestSchema.safeParse(configure).success);
+  const tooLong = configureRequestSchema.safeParse({ ...configure, launcher: "x".repeat(2049) });
+  assert.deepEqual(tooLong.error?.issues.map((i) => i.path.join(".")), ["launcher"]);
+  const route = Array.from({ length: 65 }, (_, i) => `spw-${String(i).padStart(8, "0")}`);
+  const deep = configureRequestSchema.safeParse({ ...configure, route });
+  assert.deepEqual(deep.error?.issues.map((i) => i.path.join(".")), ["route"]);
+});
