@@ -80,7 +80,8 @@ export async function serveLocalReads(
 
 async function answer(request: Request, source: LocalReadSource): Promise<Response> {
   const url = new URL(request.url);
-  if (url.pathname !== "/v1/registry/services" || url.search !== "") {
+  // `?` alone is a query too (an empty one), which URL does not show.
+  if (url.pathname !== "/v1/registry/services" || request.url.includes("?")) {
     return json(404, { error: "This socket serves GET /v1/registry/services only" });
   }
   if (request.method !== "GET") {
@@ -88,11 +89,16 @@ async function answer(request: Request, source: LocalReadSource): Promise<Respon
   }
   const listing = source.list();
   if (!listing) return json(503, { error: "The registry is stopping: retry in a moment" });
-  return json(200, {
-    registry: source.id,
-    fingerprint: source.fingerprint(),
-    services: await listing,
-  });
+  try {
+    const services = await listing;
+    return json(200, { registry: source.id, fingerprint: source.fingerprint(), services });
+  } catch (error) {
+    return json(500, {
+      error: `The registry cannot list its records: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    });
+  }
 }
 
 function json(status: number, body: unknown): Response {
