@@ -142,14 +142,34 @@ function hasToken(headers: [string, string][], name: string, token: string): boo
 }
 
 /**
+ * Whether a request target is a path in the form both the signature (the
+ * URL's normalized path) and the router (the path as sent) read alike:
+ * origin-form, no dot segments, no empty segment, no backslash, and no
+ * percent-encoded dot, slash or backslash. The query is not looked at.
+ */
+function isNormalTarget(target: string): boolean {
+  const path = target.split("?", 1)[0]!;
+  if (!path.startsWith("/") || path.includes("//") || path.includes("\\")) return false;
+  if (/%(2e|2f|5c)/i.test(path)) return false;
+  return !path.split("/").some((segment) => segment === "." || segment === "..");
+}
+
+/**
  * Parses a complete request head (through its blank line).
  * @throws {HeadError} when the head is malformed or its framing is ambiguous.
  */
 export function parseRequestHead(head: Uint8Array): RequestHead {
   const lines = splitLines(head);
   const requestLine = ascii(lines[0] ?? new Uint8Array());
-  const match = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) [^ ]+ HTTP\/1\.([01])$/.exec(requestLine);
+  const match = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ ]+) HTTP\/1\.([01])$/.exec(requestLine);
   if (!match) throw new HeadError(400, "Malformed request line");
+  if (!isNormalTarget(match[2]!)) {
+    throw new HeadError(
+      400,
+      'Request path must be in normal form: starting with "/", without "." or ".." segments, ' +
+        '"//", "\\" or encoded dots, slashes and backslashes',
+    );
+  }
   const headers = fields(lines);
   const upgrade = headers.some(([n]) => n === "upgrade") &&
     hasToken(headers, "connection", "upgrade");
@@ -158,7 +178,7 @@ export function parseRequestHead(head: Uint8Array): RequestHead {
     framing: framingOf(headers, { kind: "none" }),
     upgrade,
     close: hasToken(headers, "connection", "close") ||
-      (match[2] === "0" && !hasToken(headers, "connection", "keep-alive")),
+      (match[3] === "0" && !hasToken(headers, "connection", "keep-alive")),
     lines,
   };
 }

@@ -45,7 +45,8 @@ export function authorization(
       throw new HTTPException(403, { message: why });
     }
     await next();
-    if (request.method !== "GET" && AUDITED.some((p) => p.test(request.path))) {
+    const reads = request.method === "GET" || request.method === "HEAD";
+    if (!reads && AUDITED.some((p) => p.test(request.path))) {
       options.onChanged?.(signer, request, c.res.status);
     }
   };

@@ -459,6 +459,17 @@ Deno.test("HttpFront refuses ambiguous or oversized request heads with 400 or 43
       ["GET / HTTP/1.1\nHost: x\r\n\r\n", "400"],
       ["GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "400"],
       [`GET / HTTP/1.1\r\nHost: x\r\nX-Long: ${"a".repeat(2000)}\r\n\r\n`, "431"],
+      // Paths the signature (normalized) and the router (as sent) would read apart.
+      ...[
+        "/v1/stop/../status",
+        "/v1/./status",
+        "/v1//status",
+        "/v1/%2e%2e/status",
+        "/v1%2fstatus",
+        "/v1\\status",
+        "*",
+        "http://x/v1/status",
+      ].map((path): [string, string] => [`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, "400"]),
     ];
     for (const [head, status] of cases) {
       const conn = await connect(server);
@@ -471,6 +482,19 @@ Deno.test("HttpFront refuses ambiguous or oversized request heads with 400 or 43
       }
     }
     assert.equal(calls, 0);
+    // A query may hold anything; a normal path with one is passed on.
+    const conn = await connect(server);
+    try {
+      await conn.write(
+        encoder.encode(
+          "GET /v1/status?x=../..//%2e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+      );
+      assert.ok((await readUntilClosed(conn, 5000)).startsWith("HTTP/1.1 200 "));
+    } finally {
+      closeQuietly(conn);
+    }
+    assert.equal(calls, 1);
   });
 });
 
