@@ -282,14 +282,16 @@ async function submitOnce(
         (error.status === 0 || error.status === 502 || error.status === 503)) ||
         (error instanceof CliError && error.exitCode === EXIT.FAILURE &&
           !(error.cause instanceof FabricRequestError));
-      if (!retryable || Date.now() + delay > deadline) {
-        if (error instanceof CliError && retryable) {
-          throw new CliError(
-            `${error.message} (tried for ${SUBMIT_PATIENCE_MS / 1000} s)`,
-            EXIT.UNREACHABLE,
-          );
-        }
-        throw error;
+      if (!retryable) throw error;
+      if (Date.now() + delay > deadline) {
+        // Out of reach, refusing with 502/503 or not ALIVE: the same to the caller.
+        throw new CliError(
+          `${error instanceof Error ? error.message : String(error)} (tried for ${
+            SUBMIT_PATIENCE_MS / 1000
+          } s)`,
+          EXIT.UNREACHABLE,
+          { cause: error },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(4000, delay * 2);
