@@ -75,7 +75,11 @@ export function signatures(
       });
     }
     // A request without a body (every GET) has nothing to read.
-    const body = c.req.raw.body === null ? EMPTY : new Uint8Array(await c.req.arrayBuffer());
+    // Read only once the signature verified (docs/protocol.md 2.7): a client
+    // with no key cannot make the service hold its body.
+    const body = c.req.raw.body === null
+      ? EMPTY
+      : async () => new Uint8Array(await c.req.arrayBuffer());
     const verdict = await verifyRequest(
       { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
       {

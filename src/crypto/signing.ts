@@ -228,14 +228,24 @@ async function signNow(
 }
 
 /**
+ * A request as a service receives it: its body given whole, or as a
+ * function that reads it, which {@linkcode verifyRequest} calls only once
+ * the signature verified (a request nobody signed is refused unread).
+ */
+export interface ReceivedRequest extends RequestHead {
+  body: Uint8Array | (() => Promise<Uint8Array>);
+}
+
+/**
  * Verifies a signed request. Checks run in this order: the signature fields
  * parse; the profile (parameters, alg, tag, keyid, covered components); the
  * time (created not in the future, lifetime, not expired, not before
- * `notBeforeSeconds`); the target; the content digest and the content type;
- * the signature; and last the nonce, so that only a fully valid request
- * consumes it and a forged one cannot burn nonces.
+ * `notBeforeSeconds`); the target; `Content-Digest` present; the key and the
+ * signature (which covers the digest); then the body against the digest and
+ * the content type, the body read only now; and last the nonce, so that only
+ * a fully valid request consumes it and a forged one cannot burn nonces.
  *
- * @param parts The request as received.
+ * @param parts The request as received; its body, or how to read it.
  * @param options The fabric key, this service's ID, the replay cache and clock settings.
  * @returns `{ ok: true, nonce, expires }`, or `{ ok: false, reason }`; malformed
  * input never throws.
@@ -244,10 +254,10 @@ async function signNow(
  * @throws {RangeError} If a time option is not a finite number in range.
  */
 export async function verifyRequest(
-  parts: RequestParts,
+  parts: ReceivedRequest,
   options: VerifyRequestOptions,
 ): Promise<VerifyResult> {
-  assertBytes(parts.body, "Request body");
+  if (typeof parts.body !== "function") assertBytes(parts.body, "Request body");
   return await verify(parts, options);
 }
 
@@ -276,7 +286,7 @@ export async function verifyRequestHead(
 
 /** The checks of a request, in the documented order. */
 async function verify(
-  parts: RequestHead & { body: Uint8Array | null },
+  parts: RequestHead & { body: Uint8Array | (() => Promise<Uint8Array>) | null },
   options: VerifyRequestOptions,
 ): Promise<VerifyResult> {
   const { now, skew, maxLifetime, notBefore } = checkVerifyOptions(options);
@@ -301,15 +311,19 @@ async function verify(
   }
   const digest = parts.headers.get("content-digest");
   if (digest === null) return fail("Missing Content-Digest header: send the digest of the body");
-  if (parts.body !== null) {
-    if (!(await digestMatches(digest, parts.body))) {
+  const body = parts.body;
+  // After the signature, before the nonce: a body is read only for a signed request.
+  const bodyCheck = body === null ? null : async (): Promise<VerifyResult | null> => {
+    const bytes = typeof body === "function" ? await body() : body;
+    if (!(await digestMatches(digest, bytes))) {
       return fail("Content-Digest does not match the body");
     }
-    if (parts.body.length > 0 && !typed) {
+    if (bytes.length > 0 && !typed) {
       return fail("A request with a body must send and sign its Content-Type");
     }
-  }
-  const checked = { parsed, profile, options, nonce, expires, created, skew, now };
+    return null;
+  };
+  const checked = { parsed, profile, options, nonce, expires, created, skew, now, bodyCheck };
   const resolved = params.alg === MAC_ALG
     ? sessionKey(options.sessions, options.trust, params.keyid)
     : await resolveKey(options, params.keyid, parts.headers);
@@ -328,6 +342,7 @@ async function checkSignature(
     created: number;
     skew: number;
     now: number;
+    bodyCheck: (() => Promise<VerifyResult | null>) | null;
   },
 ): Promise<VerifyResult> {
   const { parsed, profile, options, key, nonce, expires, created, skew, now } = checked;
@@ -345,6 +360,8 @@ async function checkSignature(
     paramsValue: parsed.paramsValue,
   });
   if (!(await verifyBase(key.publicKey, base, parsed))) return fail("Signature does not verify");
+  const bodyRefused = await checked.bodyCheck?.();
+  if (bodyRefused) return bodyRefused;
   const window = { created: created * 1000, expiresAt: (expires + skew) * 1000 };
   if (!options.replayCache.remember(nonce, window, now)) {
     return fail("Nonce already used (replay)");

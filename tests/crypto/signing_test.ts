@@ -411,3 +411,42 @@ Deno.test("verifyRequestHead() checks the signature without the body and records
     "Signature does not verify",
   );
 });
+
+Deno.test("verifyRequest() reads a body only once the signature verified, and a wrong body burns no nonce", async () => {
+  const { parts } = await signed();
+  let reads = 0;
+  const reader = (bytes: Uint8Array) => () => {
+    reads++;
+    return Promise.resolve(bytes);
+  };
+  // Signed by someone without the key: refused before the body is read.
+  const forged = await signRequest(
+    {
+      method: "post",
+      url: URL_,
+      body: parts.body,
+      headers: new Headers({ "content-type": "application/json" }),
+    },
+    otherKeys,
+    { target: "svc-a", now: NOW },
+  );
+  const unsigned = await verifyRequest(
+    { ...parts, headers: forged.headers, body: reader(parts.body) },
+    options(),
+  );
+  assert.notEqual(reasonOf(unsigned), "ok");
+  assert.equal(reads, 0, "the body of a request nobody signed is never read");
+  // Signed, with another body: refused for the body, and the nonce is still good.
+  const cache = new ReplayCache();
+  const tampered = await verifyRequest(
+    { ...parts, body: reader(text('{"role":"queue"}')) },
+    options({ replayCache: cache }),
+  );
+  assert.equal(reasonOf(tampered), "Content-Digest does not match the body");
+  assert.equal(reads, 1);
+  const good = await verifyRequest(
+    { ...parts, body: reader(parts.body) },
+    options({ replayCache: cache }),
+  );
+  assert.equal(reasonOf(good), "ok");
+});
