@@ -43,7 +43,7 @@ export class ClientSessions {
     const known = this.#sessions.get(name);
     if (known && known.expires - MARGIN_SECONDS > Date.now() / 1000) return known;
     if (known) this.#sessions.delete(name);
-    if ((this.#refused.get(name) ?? 0) > Date.now()) return undefined;
+    if (this.#backingOff(name)) return undefined;
     let opening = this.#opening.get(name);
     if (!opening) {
       opening = this.#open(name, target.id, handshake).finally(() => this.#opening.delete(name));
@@ -63,7 +63,7 @@ export class ClientSessions {
     const known = this.#sessions.get(name);
     if (known && known.expires - MARGIN_SECONDS > Date.now() / 1000) return known;
     if (known) this.#sessions.delete(name);
-    if ((this.#refused.get(name) ?? 0) > Date.now() || this.#opening.has(name)) return undefined;
+    if (this.#backingOff(name) || this.#opening.has(name)) return undefined;
     const opening = this.#open(name, target.id, handshake).finally(() =>
       this.#opening.delete(name)
     );
@@ -101,5 +101,14 @@ export class ClientSessions {
       this.#refused.set(name, Date.now() + BACKOFF_MS);
       return undefined;
     }
+  }
+
+  /** Whether a handshake with `name` failed less than the backoff ago; forgets an older failure. */
+  #backingOff(name: string): boolean {
+    const until = this.#refused.get(name);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#refused.delete(name);
+    return false;
   }
 }
