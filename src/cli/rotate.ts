@@ -170,7 +170,9 @@ export async function rotate(
     );
   }
   const fresh = await generateFabricKeys();
-  const statement = await issueRotation(old, fresh, { graceSeconds: grace });
+  // The grace the statement states is the one printed: both from this one clock reading.
+  const issuedAt = Date.now();
+  const statement = await issueRotation(old, fresh, { graceSeconds: grace, now: issuedAt });
   await writeKeyFile(pending, fresh, { force: true });
   const registries = context.registry.endpoints;
   try {
@@ -189,7 +191,7 @@ export async function rotate(
   return {
     previous: old.fingerprint,
     root: fresh.fingerprint,
-    until: (Math.floor(Date.now() / 1000) + grace) * 1000,
+    until: (Math.floor(issuedAt / 1000) + grace) * 1000,
   };
 }
 
