@@ -86,14 +86,20 @@ export async function issueRotation(
   return `${PREFIX}${payload}.${signatures.join(".")}`;
 }
 
+/** Longest rotation statement, characters. */
+export const MAX_STATEMENT_CHARS = 1024;
+
 /**
  * Checks a statement's form and both signatures (not whether either key is
  * trusted: that is the {@linkcode TrustStore}'s decision).
  * @returns The rotation, or the reason it is refused.
  */
 export async function verifyRotation(token: string): Promise<Rotation | string> {
-  if (typeof token !== "string" || !token.startsWith(PREFIX) || token.length > 1024) {
+  if (typeof token !== "string" || !token.startsWith(PREFIX)) {
     return `a rotation statement starts with "${PREFIX}"`;
+  }
+  if (token.length > MAX_STATEMENT_CHARS) {
+    return `a rotation statement is at most ${MAX_STATEMENT_CHARS} characters`;
   }
   const [payload, oldSig, newSig, ...rest] = token.slice(PREFIX.length).split(".");
   const sigs = [oldSig, newSig].map((s) => fromBase64Url(s));

@@ -28,7 +28,8 @@ export const AUDIT_SCAN_BYTES = 4 * 1024 * 1024;
 /** Most audit lines one answer carries. */
 export const MAX_AUDIT_LINES = 1000;
 
-const postSchema = z.strictObject({ statement: z.string().min(1).max(1024) });
+// The statement's own limits are verifyRotation's, so its refusals name them (docs/protocol.md 2.14).
+const postSchema = z.strictObject({ statement: z.string().min(1).max(64 * 1024) });
 
 /** `GET`/`POST /registry/rotation` and `GET /registry/audit`, under `/v1`. */
 export function rotationRoutes(options: RotationRouteOptions): Hono {

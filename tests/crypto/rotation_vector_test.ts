@@ -49,3 +49,11 @@ Deno.test("verifyRotation() accepts the vector and refuses it with one byte chan
     "the rotation statement is not signed by its new key",
   );
 });
+
+Deno.test("verifyRotation() names the length limit for a statement over 1024 characters", async () => {
+  assert.equal(
+    await verifyRotation(`fr1.${"a".repeat(1100)}`),
+    "a rotation statement is at most 1024 characters",
+  );
+  assert.equal(await verifyRotation("xx1.abc"), 'a rotation statement starts with "fr1."');
+});
