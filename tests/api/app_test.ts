@@ -237,17 +237,20 @@ Deno.test("createApp() lets no malformed body reach a handler (property)", async
   );
 });
 
+/** A valid configure request. */
+const CONFIGURE = {
+  role: "spawner",
+  incarnation: 1,
+  parent: "spw-00000000",
+  route: ["spw-00000000", SERVICE],
+  launcher: "local://",
+  endpoint: "http://127.0.0.1:4000",
+  heartbeatMs: 500,
+};
+
 Deno.test("createApp() refuses prototype option names and endpoints that are not http(s)://HOST:PORT with 400", async () => {
   const { app, calls } = fixture();
-  const configure = {
-    role: "spawner",
-    incarnation: 1,
-    parent: "spw-00000000",
-    route: ["spw-00000000", SERVICE],
-    launcher: "local://",
-    endpoint: "http://127.0.0.1:4000",
-    heartbeatMs: 500,
-  };
+  const configure = CONFIGURE;
   const bodies = [
     '{"__proto__":{"x":"1"}}',
     '{"constructor":"x"}',
@@ -308,15 +311,7 @@ Deno.test("createApp() answers POST /v1/spawn with unknown or bad role options 4
 });
 
 Deno.test("configureRequestSchema refuses what the service's record could not hold, naming the field", () => {
-  const configure = {
-    role: "spawner",
-    incarnation: 1,
-    parent: "spw-00000000",
-    route: ["spw-00000000", SERVICE],
-    launcher: "local://",
-    endpoint: "http://127.0.0.1:4000",
-    heartbeatMs: 500,
-  };
+  const configure = CONFIGURE;
   assert.ok(configureRequestSchema.safeParse(configure).success);
   const tooLong = configureRequestSchema.safeParse({ ...configure, launcher: "x".repeat(2049) });
   assert.deepEqual(tooLong.error?.issues.map((i) => i.path.join(".")), ["launcher"]);

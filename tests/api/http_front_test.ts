@@ -291,26 +291,31 @@ Deno.test("HttpFront answers 408 to a slow chunked body after an earlier answer 
   });
 });
 
+/** An answer that sends `first`, then nothing more until `released`. */
+function unfinishedAnswer(first: string, released: Promise<void>): Response {
+  let sent = false;
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent) {
+          await released;
+          controller.close();
+          return;
+        }
+        sent = true;
+        controller.enqueue(encoder.encode(first));
+      },
+    }),
+  );
+}
+
 Deno.test("HttpFront just closes at the request deadline while an earlier answer on the connection is still being sent", async () => {
   let release = (): void => {};
   const released = new Promise<void>((resolve) => release = resolve);
-  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) => {
-    if (new URL(request.url).pathname !== "/stream") return new Response("other");
-    let sent = false;
-    return new Response(
-      new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (sent) {
-            await released;
-            controller.close();
-            return;
-          }
-          sent = true;
-          controller.enqueue(encoder.encode("part one;"));
-        },
-      }),
-    );
-  };
+  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) =>
+    new URL(request.url).pathname === "/stream"
+      ? unfinishedAnswer("part one;", released)
+      : new Response("other");
   await withServer(handler, { headersTimeoutMs: 300, requestTimeoutMs: 800 }, async (server) => {
     const conn = await connect(server);
     try {
@@ -332,24 +337,11 @@ Deno.test("HttpFront just closes at the request deadline while an earlier answer
 Deno.test("HttpFront just closes at the request deadline when the server already answered the slow request", async () => {
   let release = (): void => {};
   const released = new Promise<void>((resolve) => release = resolve);
-  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) => {
-    // Answers before the body is in: whole (/whole), or started and unfinished (/started).
-    if (new URL(request.url).pathname === "/whole") return new Response("early");
-    let sent = false;
-    return new Response(
-      new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (sent) {
-            await released;
-            controller.close();
-            return;
-          }
-          sent = true;
-          controller.enqueue(encoder.encode("begun;"));
-        },
-      }),
-    );
-  };
+  // Answers before the body is in: whole (/whole), or started and unfinished (/started).
+  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) =>
+    new URL(request.url).pathname === "/whole"
+      ? new Response("early")
+      : unfinishedAnswer("begun;", released);
   await withServer(handler, { headersTimeoutMs: 300, requestTimeoutMs: 800 }, async (server) => {
     const [whole, started] = await Promise.all([connect(server), connect(server)]);
     try {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { createApp, REFUSALS_BURST } from "../../src/api/app.ts";
-import { relay } from "../../src/api/relay.ts";
+import { bridgeRelay } from "./_bridge.ts";
 import { RoleSlot } from "../../src/api/role_slot.ts";
 import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
@@ -34,16 +34,7 @@ async function bridgeApp(hopUrl: string) {
     role: slot,
   });
   slot.mount({
-    front: relay({
-      table: {
-        selfId: "brg-11111111",
-        child: (id) => Promise.resolve(id === "svc-11111111" ? hopUrl : undefined),
-        upstream: () => undefined,
-      },
-      keys: () => keys,
-      replayCache: new ReplayCache(),
-      maxBodyBytes: 1024,
-    }),
+    front: bridgeRelay(keys, hopUrl),
   });
   return { app, lines };
 }

@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
-import { relay } from "../../src/api/relay.ts";
+import { generateFabricKeys, signRequest } from "../../src/crypto/mod.ts";
+import { bridgeRelay } from "./_bridge.ts";
 import { MAX_RELAY_BUFFERED_BYTES, SLOW_PEER_CLOSE_CODE } from "../../src/api/_relay_websocket.ts";
 
 const keys = await generateFabricKeys();
@@ -17,16 +17,7 @@ const MAX_SENT = 48 * 1024 * 1024;
 
 function startBridge(hopUrl: string): Deno.HttpServer<Deno.NetAddr> {
   const app = new Hono();
-  app.use(relay({
-    table: {
-      selfId: "brg-11111111",
-      child: (id) => Promise.resolve(id === "svc-11111111" ? hopUrl : undefined),
-      upstream: () => undefined,
-    },
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    maxBodyBytes: 1024,
-  }));
+  app.use(bridgeRelay(keys, hopUrl));
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
 }
 

@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import {
-  generateFabricKeys,
-  ReplayCache,
-  signRequest,
-  verifyResponse,
-} from "../../src/crypto/mod.ts";
-import { nextHopUrl, relay } from "../../src/api/relay.ts";
+import { generateFabricKeys, signRequest, verifyResponse } from "../../src/crypto/mod.ts";
+import { nextHopUrl } from "../../src/api/relay.ts";
+import { bridgeRelay } from "./_bridge.ts";
 
 const keys = await generateFabricKeys();
 
@@ -32,16 +28,7 @@ function startEchoService(): {
 
 function startBridge(childUrl: string, maxBodyBytes = 1024): Deno.HttpServer<Deno.NetAddr> {
   const app = new Hono();
-  app.use(relay({
-    table: {
-      selfId: "brg-11111111",
-      child: (id) => Promise.resolve(id === "svc-11111111" ? childUrl : undefined),
-      upstream: () => undefined,
-    },
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    maxBodyBytes,
-  }));
+  app.use(bridgeRelay(keys, childUrl, maxBodyBytes));
   app.onError((error, c) => c.json({ error: error.message }, (error as { status?: 401 }).status));
   app.all("*", (c) => c.text("not relayed", 418));
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
