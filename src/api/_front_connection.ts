@@ -59,7 +59,6 @@ export class FrontConnection {
   /** The client is between requests: no head or body bytes pending. A new
    * connection is not: its first request's deadlines run from the accept. */
   #between = false;
-  #clientEnded = false;
   /** The request passed on last is still sending its body. */
   #bodyPending = false;
   /** Bytes of the oldest outstanding answer came from the server (or are being sent on). */
@@ -110,10 +109,11 @@ export class FrontConnection {
     } catch {
       // A refused head was answered; socket errors just end the connection.
     } finally {
+      // A client that ended its side hung up: what it has not been answered
+      // is abandoned, and the server behind sees its requests go (a long poll
+      // stops waiting), as a server without the front would.
       if (this.#farewell) await this.#farewell;
-      else if (!this.#clientEnded || this.#outstanding.length === 0 || this.#tunnel) {
-        this.close();
-      }
+      else this.close();
     }
     await this.#pump;
   }
@@ -205,10 +205,7 @@ export class FrontConnection {
       const n = await this.#client.read(chunk);
       // A 408 is on its way: what the client sends now is not passed on.
       if (this.#farewell) return;
-      if (n === null) {
-        this.#clientEnded = true;
-        return;
-      }
+      if (n === null) return;
       let data: Uint8Array = chunk.subarray(0, n);
       while (data.length > 0) {
         if (this.#tunnel) {
@@ -282,8 +279,7 @@ export class FrontConnection {
   #answerDone(): void {
     this.#outstanding.shift();
     if (this.#outstanding.length > 0) return;
-    if (this.#clientEnded) this.close();
-    else if (this.#between && !this.#tunnel) this.#arm(this.#limits.idleTimeoutMs, "idle");
+    if (this.#between && !this.#tunnel) this.#arm(this.#limits.idleTimeoutMs, "idle");
   }
 
   async #readBackend(backend: Deno.Conn): Promise<void> {

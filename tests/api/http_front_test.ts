@@ -497,3 +497,37 @@ Deno.test("HttpFront.listen() throws RangeError for a limit that is not a positi
     RangeError,
   );
 });
+
+Deno.test("serveGuarded() tells the server a client hung up: a long poll's request signal aborts", async () => {
+  let waiting = 0;
+  let abandoned: () => void = () => {};
+  const gone = new Promise<void>((resolve) => abandoned = resolve);
+  const handler: Deno.ServeHandler<Deno.NetAddr> = (request) => {
+    waiting++;
+    // A long poll: answers when its client leaves, or after 10 s.
+    return new Promise<Response>((resolve) => {
+      const timer = setTimeout(() => resolve(new Response("late")), 10_000);
+      request.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        waiting--;
+        abandoned();
+        resolve(new Response("gone"));
+      });
+    });
+  };
+  await withServer(handler, {}, async (server) => {
+    const conn = await connect(server);
+    await conn.write(encoder.encode("GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const deadline = Date.now() + 5000;
+    while (waiting === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(waiting, 1, "the poll reached the server");
+    closeQuietly(conn);
+    const left = await Promise.race([gone.then(() => "aborted"), delay(3000, "still waiting")]);
+    assert.equal(left, "aborted");
+    assert.equal(waiting, 0);
+  });
+});
+
+function delay<T>(ms: number, value: T): Promise<T> {
+  return new Promise((resolve) => setTimeout(() => resolve(value), ms));
+}
