@@ -18,7 +18,7 @@ export interface AuthorizationOptions {
   rule: Rule;
   /** Paths that are not signed, so have no signer (bootstrap, health). */
   unsigned: readonly string[];
-  /** Called with every refusal (metrics, audit). Default: nothing. */
+  /** Called with every refusal, the rule's or a handler's 403 (metrics, audit). Default: nothing. */
   onRefused?: (signer: Signer, request: { method: string; path: string }, why: string) => void;
   /** Called with every allowed request that changes the fabric (audit), once answered. */
   onChanged?: (signer: Signer, request: { method: string; path: string }, status: number) => void;
@@ -45,6 +45,13 @@ export function authorization(
       throw new HTTPException(403, { message: why });
     }
     await next();
+    // A handler that decides further rights itself (the registry per record,
+    // 2.12) refuses with 403 too: that is a refusal, counted and logged as one.
+    if (c.res.status === 403 && options.onRefused) {
+      const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
+      options.onRefused(signer, request, typeof body.error === "string" ? body.error : "");
+      return;
+    }
     const reads = request.method === "GET" || request.method === "HEAD";
     if (!reads && AUDITED.some((p) => p.test(request.path))) {
       options.onChanged?.(signer, request, c.res.status);

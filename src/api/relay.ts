@@ -56,6 +56,8 @@ export interface RelayMetrics {
   bytes(direction: "up" | "down", count: number): void;
   /** A relayed WebSocket opened (+1) or closed (-1). */
   socket(delta: 1 | -1): void;
+  /** The relay refused a request for its signature (401), for `reason` (docs/protocol.md 2.7). */
+  refused(reason: string): void;
 }
 
 /**
@@ -138,7 +140,10 @@ export function relay(options: RelayOptions): MiddlewareHandler {
         replayCache: options.replayCache,
       },
     );
-    if (!verdict.ok) throw new HTTPException(401, { message: verdict.reason });
+    if (!verdict.ok) {
+      options.metrics?.refused(verdict.reason);
+      throw new HTTPException(401, { message: verdict.reason });
+    }
     try {
       const answer = await forward(c, { ...options, target });
       c.set(RELAYED_ANSWER, true);
@@ -146,6 +151,8 @@ export function relay(options: RelayOptions): MiddlewareHandler {
     } catch (error) {
       const status = error instanceof HTTPException ? error.status : 502;
       const message = error instanceof Error ? error.message : String(error);
+      // A body that does not match its digest is refused for its signature too.
+      if (status === 401) options.metrics?.refused(message);
       return await signedError(status, message, keys, verdict.nonce);
     }
   };

@@ -5,7 +5,7 @@
  */
 import { ReplayCache } from "../crypto/replay_cache.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
-import type { ServiceMetrics } from "../metrics/service_metrics.ts";
+import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
 import type { MiddlewareHandler } from "hono";
 import { MAX_BODY_BYTES } from "./app.ts";
 import { relay, type RelayMetrics } from "./relay.ts";
@@ -59,6 +59,9 @@ function relayMetrics(metrics: ServiceMetrics): { metrics: RelayMetrics; remove:
       relayed: (kind) => requests.inc({ kind }),
       bytes: (direction, count) => bytes.inc({ direction }, count),
       socket: (delta) => (open += delta),
+      // Counted where the signature check counts its own (docs/security.md).
+      refused: (reason) =>
+        metrics.signatureFailures.inc({ reason: signatureFailureReason(reason) }),
     },
     remove: () => {
       removeGauge();

@@ -1,16 +1,13 @@
 /**
  * The registry's metrics (issue 13): services by role and state and the
- * heartbeat ages, read from the records at scrape time; heartbeats received,
- * read from the request counter; transitions by from/to, counted from the
+ * heartbeat ages, read from the records at scrape time; heartbeats accepted,
+ * lone or in batches, as the registry counts them; transitions by from/to, counted from the
  * change stream; liveness sweeps and their durations, counted by the role's
  * sweeper hook.
  * @module
  */
 import type { ServiceMetrics } from "../metrics/service_metrics.ts";
 import type { Registry } from "./registry.ts";
-
-/** Route pattern of the heartbeat, as the request counter labels it. */
-const HEARTBEAT_ROUTE = "/v1/registry/services/:id/heartbeat";
 
 /** Options of {@linkcode registryMetrics}. */
 export interface RegistryMetricsOptions {
@@ -73,16 +70,8 @@ export function registryMetrics(
   );
   const heartbeats = metrics.gauge({
     name: "registry_heartbeats_received",
-    help: "Heartbeats this registry process accepted (2xx) since it started",
-    collect: async (set) => {
-      const values = (await metrics.requests.get()).values;
-      const n = values
-        .filter((v) =>
-          v.labels.route === HEARTBEAT_ROUTE && String(v.labels.status).startsWith("2")
-        )
-        .reduce((sum, v) => sum + v.value, 0);
-      set({}, n);
-    },
+    help: "Heartbeats this registry process accepted since it started, lone or in batches",
+    collect: (set) => set({}, registry.beatsAccepted),
   });
   removers.push(heartbeats);
   const transitions = metrics.counter(

@@ -49,6 +49,7 @@ export class Registry {
   #store: RegistryStore;
   #now: () => number;
   #listeners = new Set<RegistryListener>();
+  #beatsAccepted = 0;
   #lastSeq = 0;
 
   /** Wraps `store`; the registry owns it from now on. */
@@ -114,8 +115,15 @@ export class Registry {
     facts: HeartbeatFacts = {},
   ): Promise<ServiceRecord> {
     const early = this.#fence(await this.#store.get(id), incarnation, facts);
-    if (early) return early;
-    return await this.#resume(await this.#store.heartbeat(id, incarnation, this.#now()));
+    const record = early ??
+      await this.#resume(await this.#store.heartbeat(id, incarnation, this.#now()));
+    this.#beatsAccepted++;
+    return record;
+  }
+
+  /** Heartbeats accepted since this registry started, lone or in batches (a metric). */
+  get beatsAccepted(): number {
+    return this.#beatsAccepted;
   }
 
   /**
@@ -141,8 +149,10 @@ export class Registry {
           continue;
         }
         const early = this.#fence(held, beat.incarnation, beat);
-        if (early) verdicts[index] = okVerdict(early);
-        else passed.push({ index, id: beat.id, incarnation: beat.incarnation });
+        if (early) {
+          verdicts[index] = okVerdict(early);
+          this.#beatsAccepted++;
+        } else passed.push({ index, id: beat.id, incarnation: beat.incarnation });
       } catch (error) {
         verdicts[index] = refusal(beat.id, error);
       }
@@ -156,6 +166,7 @@ export class Registry {
       try {
         if (outcome instanceof Error) throw outcome;
         verdicts[index] = okVerdict(await this.#resume(outcome));
+        this.#beatsAccepted++;
       } catch (error) {
         verdicts[index] = refusal(id, error);
       }

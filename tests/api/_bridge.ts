@@ -3,7 +3,7 @@
  * `svc-11111111`, is at `childUrl`.
  */
 import type { MiddlewareHandler } from "hono";
-import { relay } from "../../src/api/relay.ts";
+import { relay, type RelayMetrics } from "../../src/api/relay.ts";
 import type { FabricKeys } from "../../src/crypto/keys.ts";
 import { ReplayCache } from "../../src/crypto/replay_cache.ts";
 
@@ -16,8 +16,10 @@ export function bridgeRelay(
   keys: FabricKeys,
   childUrl: string,
   maxBodyBytes = 1024,
+  metrics?: RelayMetrics,
 ): MiddlewareHandler {
   return relay({
+    ...(metrics ? { metrics } : {}),
     table: {
       selfId: BRIDGE,
       child: (id) => Promise.resolve(id === CHILD ? childUrl : undefined),

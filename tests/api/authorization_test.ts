@@ -38,3 +38,37 @@ Deno.test("authorization() tells onChanged of allowed changes only, never of a G
     "DELETE /v1/registry/services/spw-00000001 200",
   ]);
 });
+
+Deno.test("authorization() counts a handler's own 403 as a refusal, not as a change", async () => {
+  const refused: string[] = [];
+  const changed: string[] = [];
+  const app = new Hono<{ Variables: SignatureVariables }>();
+  app.use((c, next) => {
+    c.set("signer", { kind: "operator" });
+    return next();
+  });
+  app.use(authorization({
+    rule: (_signer, request) =>
+      request.path === "/v1/stop" ? 'Refused by rule "subtree": no' : null,
+    unsigned: [],
+    onRefused: (_signer, request, why) => refused.push(`${request.path}: ${why}`),
+    onChanged: (_signer, request, status) => changed.push(`${request.path} ${status}`),
+  }));
+  app.onError((error, c) =>
+    c.json({ error: error.message }, (error as { status?: 403 }).status ?? 500)
+  );
+  app.put(
+    "/v1/registry/services/:id",
+    (c) => c.json({ error: 'Refused by rule "registry-subtree": not yours' }, 403),
+  );
+  for (
+    const [method, path] of [["POST", "/v1/stop"], ["PUT", "/v1/registry/services/spw-1"]] as const
+  ) {
+    assert.equal((await app.request(path, { method })).status, 403);
+  }
+  assert.deepEqual(refused, [
+    '/v1/stop: Refused by rule "subtree": no',
+    '/v1/registry/services/spw-1: Refused by rule "registry-subtree": not yours',
+  ]);
+  assert.deepEqual(changed, [], "a refused write is not logged as a change");
+});

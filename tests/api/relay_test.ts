@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { generateFabricKeys, signRequest, verifyResponse } from "../../src/crypto/mod.ts";
-import { nextHopUrl } from "../../src/api/relay.ts";
+import { nextHopUrl, type RelayMetrics } from "../../src/api/relay.ts";
 import { bridgeRelay } from "./_bridge.ts";
 
 const keys = await generateFabricKeys();
@@ -26,9 +26,13 @@ function startEchoService(): {
   return { url: `http://127.0.0.1:${server.addr.port}`, closed, server };
 }
 
-function startBridge(childUrl: string, maxBodyBytes = 1024): Deno.HttpServer<Deno.NetAddr> {
+function startBridge(
+  childUrl: string,
+  maxBodyBytes = 1024,
+  metrics?: RelayMetrics,
+): Deno.HttpServer<Deno.NetAddr> {
   const app = new Hono();
-  app.use(bridgeRelay(keys, childUrl, maxBodyBytes));
+  app.use(bridgeRelay(keys, childUrl, maxBodyBytes, metrics));
   app.onError((error, c) => c.json({ error: error.message }, (error as { status?: 401 }).status));
   app.all("*", (c) => c.text("not relayed", 418));
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
@@ -154,7 +158,14 @@ Deno.test("nextHopUrl() keeps the hop's host whatever the request path looks lik
 Deno.test("relay() refuses an unsigned request with 401 and sends nothing anywhere, whatever its request target", async () => {
   const child = startRecorder();
   const victim = startRecorder();
-  const bridge = startBridge(child.url);
+  const refusals: string[] = [];
+  const metrics: RelayMetrics = {
+    relayed: () => {},
+    bytes: () => {},
+    socket: () => {},
+    refused: (reason) => refusals.push(reason),
+  };
+  const bridge = startBridge(child.url, 1024, metrics);
   try {
     const victimHost = new URL(victim.url).host;
     for (const target of [`//${victimHost}/x`, `/\\${victimHost}/x`, "/v1/status"]) {
@@ -170,6 +181,7 @@ Deno.test("relay() refuses an unsigned request with 401 and sends nothing anywhe
     }
     assert.equal(victim.hits.length, 0);
     assert.equal(child.hits.length, 0);
+    assert.equal(refusals.length, 3, "each refusal counted with the signature failures");
   } finally {
     await bridge.shutdown();
     await child.server.shutdown();

@@ -53,6 +53,9 @@ Deno.test("Registry.heartbeatMany() answers ok, replaced and unknown per beat, i
     ]);
     assert.equal((await registry.get("agt-ok"))?.lastHeartbeat, clock.now);
     assert.equal((await registry.get("agt-other"))?.lastHeartbeat, clock.now - 1000);
+    assert.equal(registry.beatsAccepted, 1, "only the beat that was taken counts");
+    await registry.heartbeat("agt-ok", 1, { instance: "i1" });
+    assert.equal(registry.beatsAccepted, 2, "lone and batched beats count alike");
   });
 });
 
