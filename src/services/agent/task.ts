@@ -11,6 +11,15 @@ export { TASK_ID };
 /** Bytes of combined stdout and stderr that a final event carries at most. */
 export const TAIL_BYTES = 4096;
 
+/**
+ * The longest `timeoutMs` a task may give, ms: 2^31 - 1, about 24.8 days. A
+ * timer set for longer fires at once, which would kill the task as it starts.
+ */
+export const MAX_TASK_TIMEOUT_MS = 2_147_483_647;
+
+const TIMEOUT_RANGE =
+  `must be a whole number of ms from 1 to ${MAX_TASK_TIMEOUT_MS} (about 24.8 days)`;
+
 /** Every state a task goes through on an agent. */
 export const TASK_STATES = ["QUEUED", "RUNNING", "DONE", "FAILED", "CANCELED"] as const;
 
@@ -28,7 +37,8 @@ export const taskSchema = z.strictObject({
   env: z.record(z.string(), z.string()).default({}),
   cwd: z.string().min(1).optional(),
   cores: z.int().min(1).default(1),
-  timeoutMs: z.int().min(1).optional(),
+  timeoutMs: z.int(TIMEOUT_RANGE).min(1, TIMEOUT_RANGE).max(MAX_TASK_TIMEOUT_MS, TIMEOUT_RANGE)
+    .optional(),
 });
 
 /** A validated task. */
