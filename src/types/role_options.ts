@@ -8,6 +8,7 @@
  */
 import * as z from "zod";
 import type { Role } from "./mod.ts";
+import { QUEUE_LIMITS, QUEUE_NAME as QUEUE_NAME_PATTERN } from "./queue_wire.ts";
 
 /** What the help shows of one option. */
 export interface RoleOptionInfo {
@@ -28,11 +29,36 @@ interface OptionMeta {
 /** A role's options: values are strings on the wire, checked by their pattern. */
 type OptionsSchema = z.ZodObject<Record<string, z.ZodType<string | undefined>>>;
 
-function whole(min: number, max: number): z.ZodType<string> {
-  return z.string().refine((v) => /^\d{1,12}$/.test(v) && Number(v) >= min && Number(v) <= max, {
+/**
+ * A whole number from `min` to `max` written in at most `digits` digits: the
+ * same test the role makes when it starts (agent and queue read 9 digits,
+ * pub/sub 12, pilot-manager 3), so a value passing here does not fail there.
+ */
+function whole(min: number, max: number, digits = 9): z.ZodType<string> {
+  const pattern = new RegExp(`^\\d{1,${digits}}$`);
+  return z.string().refine((v) => pattern.test(v) && Number(v) >= min && Number(v) <= max, {
     message: `must be a whole number from ${min} to ${max}`,
   });
 }
+
+/**
+ * Most messages one pub/sub subscriber's outbox may hold: its ring is
+ * allocated whole when the subscriber comes (8 bytes a slot, 8 MB and some
+ * 30 ms at this size), and an array cannot be longer than 2^32 - 1.
+ */
+const MAX_PUBSUB_BUFFER = 1_000_000;
+
+/**
+ * Fewest bytes a pub/sub outbox may hold: one message of the largest size
+ * (64 KiB) and its frame (1 KiB), as the broker requires when it starts.
+ */
+const MIN_PUBSUB_BUFFER_BYTES = 65 * 1024;
+
+/** Largest number the pub/sub role reads from an option (12 digits). */
+const MAX_PUBSUB_NUMBER = 999_999_999_999;
+
+/** Largest number the agent and queue roles read from an option (9 digits). */
+const MAX_NINE_DIGITS = 999_999_999;
 
 function option(
   schema: z.ZodType<string>,
@@ -47,7 +73,7 @@ const SERVICE_ID = z.string().regex(
   "must be a service ID (e.g. que-1a2b3c4d)",
 );
 const QUEUE_NAME = z.string().regex(
-  /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/,
+  QUEUE_NAME_PATTERN,
   "must be 1-64 letters, digits, '.', '_' or '-'",
 );
 const WALLTIME = z.string().regex(
@@ -66,12 +92,12 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
         help: "where the records live: sqlite:PATH or etcd://host:port,host:port",
       },
     ),
-    heartbeatMs: option(whole(50, 600_000), {
+    heartbeatMs: option(whole(50, 600_000, 12), {
       type: "integer ms",
       default: "2000",
       help: "heartbeat interval the registry expects",
     }),
-    ttlMs: option(whole(100, 3_600_000), {
+    ttlMs: option(whole(100, 3_600_000, 12), {
       type: "integer ms",
       default: "3 heartbeats",
       help: "silence after which a service is DEAD",
@@ -80,13 +106,13 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
   spawner: z.strictObject({}),
   bridge: z.strictObject({}),
   queue: z.strictObject({
-    capacity: option(whole(1, 1e9), {
-      type: "integer",
+    capacity: option(whole(1, MAX_NINE_DIGITS), {
+      type: "integer 1-999999999",
       default: "10000",
       help: "unacknowledged messages per queue",
     }),
-    maxWaiters: option(whole(1, 1e9), {
-      type: "integer",
+    maxWaiters: option(whole(1, MAX_NINE_DIGITS), {
+      type: "integer 1-999999999",
       default: "1000",
       help: "gets that may wait at once",
     }),
@@ -102,17 +128,17 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
     }),
   }),
   pubsub: z.strictObject({
-    buffer: option(whole(1, 1e12), {
-      type: "integer",
+    buffer: option(whole(1, MAX_PUBSUB_BUFFER, 12), {
+      type: "integer 1-1000000",
       default: "1024",
       help: "messages held per subscriber",
     }),
-    bufferBytes: option(whole(1, 1e12), {
+    bufferBytes: option(whole(MIN_PUBSUB_BUFFER_BYTES, MAX_PUBSUB_NUMBER, 12), {
       type: "integer bytes",
       default: "16777216",
-      help: "bytes held per subscriber",
+      help: "bytes held per subscriber (at least 66560: 65 KiB)",
     }),
-    highWaterBytes: option(whole(1, 1e12), {
+    highWaterBytes: option(whole(1, MAX_PUBSUB_NUMBER, 12), {
       type: "integer bytes",
       default: "1048576",
       help: "socket bytes in flight before a subscriber counts as slow",
@@ -139,12 +165,12 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       default: "tasks",
       help: "the queue to take tasks from",
     }),
-    visibilityMs: option(whole(1000, 43_200_000), {
+    visibilityMs: option(whole(1000, QUEUE_LIMITS.maxVisibilityMs), {
       type: "integer ms",
       default: "60000",
       help: "visibility timeout of a taken task",
     }),
-    prefetch: option(whole(0, 100), {
+    prefetch: option(whole(0, QUEUE_LIMITS.maxBatch), {
       type: "integer 0-100",
       default: "cores",
       help: "tasks taken beyond the free cores",
@@ -159,7 +185,7 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       default: "direct",
       help: "parent: reach the queue and pub/sub through the parent (pilots)",
     }),
-    outputBytes: option(whole(1, 999_999_999), {
+    outputBytes: option(whole(1, MAX_NINE_DIGITS), {
       type: "integer bytes",
       default: "10485760",
       help: "stdout and stderr one task keeps in its directory",
@@ -186,7 +212,7 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       default: "resubmit",
       help: "what happens when a pilot's job ends early",
     }),
-    maxResubmits: option(whole(0, 100), {
+    maxResubmits: option(whole(0, 100, 3), {
       type: "integer 0-100",
       default: "2",
       help: "resubmissions of one pilot before it is reported",

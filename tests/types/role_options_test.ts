@@ -8,6 +8,7 @@ import {
 import { agentSettings } from "../../src/services/agent/agent_role.ts";
 import { queueSettings } from "../../src/services/queue/queue_role.ts";
 import { brokerOptionsOf } from "../../src/services/pubsub/pubsub_role.ts";
+import { Broker } from "../../src/services/pubsub/broker.ts";
 import { pilotManagerSettings } from "../../src/services/pilot_manager/pilot_manager_role.ts";
 import { ROLES } from "../../src/types/mod.ts";
 
@@ -59,8 +60,8 @@ Deno.test("checkRoleOptions() accepts what the roles themselves accept", () => {
     ],
     [
       "pubsub",
-      { buffer: "8", bufferBytes: "1024", highWaterBytes: "512" },
-      () => brokerOptionsOf({ buffer: "8" }),
+      { buffer: "8", bufferBytes: "66560", highWaterBytes: "512" },
+      () => new Broker(brokerOptionsOf({ buffer: "8", bufferBytes: "66560" })).close(),
     ],
     [
       "pilot-manager",
