@@ -48,11 +48,13 @@ function parse(
   if (typeof data !== "string") {
     return { ok: false, problem: "Send text frames of JSON, not binary frames" };
   }
-  if (data.length > broker.maxMessageBytes + FRAME_OVERHEAD) {
+  const limit = broker.maxMessageBytes + FRAME_OVERHEAD;
+  if (utf8Exceeds(data, limit)) {
     const max = broker.maxMessageBytes;
     return {
       ok: false,
-      problem: `Frame is too large: messages may be at most ${max} bytes serialized`,
+      problem: `Frame is too large: a frame may be at most ${limit} bytes (UTF-8), ` +
+        `a message at most ${max} bytes serialized`,
     };
   }
   try {
@@ -61,6 +63,33 @@ function parse(
     const ops = '"publish"|"subscribe"|"unsubscribe"|"batch"';
     return { ok: false, problem: `Frame is not JSON: send {"op":${ops}, ...}` };
   }
+}
+
+/**
+ * Whether `text` takes more than `limit` bytes in UTF-8, the size the client
+ * sent. A UTF-16 unit takes 1 to 3 bytes (a surrogate pair 4 for its two), so
+ * only a text between `limit / 3` and `limit` units long is counted, without
+ * encoding it, and only until it is over.
+ */
+function utf8Exceeds(text: string, limit: number): boolean {
+  if (text.length > limit) return true;
+  if (text.length * 3 <= limit) return false;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+    if (bytes > limit) return true;
+  }
+  return false;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
 }
 
 function apply(broker: Broker, subscriber: Subscriber, parsed: unknown): string | null {
