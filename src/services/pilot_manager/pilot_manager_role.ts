@@ -68,11 +68,10 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
     name: "pilots",
     help: "Pilots of this manager by state",
     labelNames: ["state"],
-    collect: async (set) => {
+    // The manager's own states: a scrape reads nothing from the registry.
+    collect: (set) => {
       const counts = new Map<string, number>();
-      for (const pilot of await manager.list()) {
-        counts.set(pilot.state, (counts.get(pilot.state) ?? 0) + 1);
-      }
+      for (const state of manager.states()) counts.set(state, (counts.get(state) ?? 0) + 1);
       for (const [state, n] of counts) set({ state }, n);
     },
   });

@@ -28,8 +28,18 @@ export {
   type PilotState,
 };
 
+/** Ended pilots (`ENDED`, `FAILED`, `CANCELED`) a manager keeps at most, the newest. */
+export const MAX_ENDED_PILOTS = 1000;
+/** How long a manager keeps an ended pilot, ms: 24 h. */
+export const ENDED_PILOT_TTL_MS = 24 * 60 * 60 * 1000;
+/** Registry reads at once when pilots are listed. */
+export const PILOT_READS_AT_ONCE = 8;
+const ENDED_STATES = new Set<PilotState>(["ENDED", "FAILED", "CANCELED"]);
+
 interface Entry {
   pilot: Pilot;
+  /** When it last went into an end state, ms since the epoch. */
+  endedAt?: number;
   request: PilotRequest;
   /** Resolves the submission once the job is with the batch system (or the agent is up). */
   announce: (() => void) | undefined;
@@ -38,7 +48,10 @@ interface Entry {
   cancelRequested: boolean;
 }
 
-/** Submits pilots and keeps track of them. */
+/**
+ * Submits pilots and keeps track of them: each until it ends, then the newest
+ * {@linkcode MAX_ENDED_PILOTS} ended ones for {@linkcode ENDED_PILOT_TTL_MS}.
+ */
 export class PilotManager {
   #deps: PilotDeps;
   #entries = new Map<string, Entry>();
@@ -70,15 +83,28 @@ export class PilotManager {
     return pilots.map((p) => ({ ...p }));
   }
 
-  /** Every pilot, with its agent's registry state. */
+  /** Every pilot, with its agent's registry state, read for a few pilots at a time. */
   async list(): Promise<Pilot[]> {
+    const entries = this.#kept();
     const pilots: Pilot[] = [];
-    for (const entry of this.#entries.values()) pilots.push(await this.#view(entry));
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      for (let i = next++; i < entries.length; i = next++) {
+        pilots[i] = await this.#view(entries[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: PILOT_READS_AT_ONCE }, reader));
     return pilots;
   }
 
-  /** One pilot, or undefined. */
+  /** The state of every pilot, read from nothing but the manager (metrics). */
+  states(): PilotState[] {
+    return this.#kept().map((entry) => entry.pilot.state);
+  }
+
+  /** One pilot, or undefined (also once it ended and was forgotten). */
   async get(id: string): Promise<Pilot | undefined> {
+    this.#kept();
     const entry = this.#entries.get(id);
     return entry ? await this.#view(entry) : undefined;
   }
@@ -91,35 +117,26 @@ export class PilotManager {
   adopt(record: ServiceRecord, policy: PilotPolicy): void {
     if (this.#entries.has(record.id)) return;
     const options = record.options ?? {};
-    this.#entries.set(record.id, {
-      pilot: {
-        id: record.id,
-        on: record.launcher,
-        cores: Number(options.cores ?? "1"),
-        walltime: options.walltime ?? "",
-        policy,
-        state: "RUNNING",
-        service: record.state,
-        batch: null,
-        resubmits: 0,
-        reason: "taken over after the pilot manager restarted",
-        submitted: record.started,
-      },
-      request: {
-        on: record.launcher,
-        count: 1,
-        cores: Number(options.cores ?? "1"),
-        walltime: options.walltime ?? "",
-        queue: options.queue ?? "",
-        pubsub: options.pubsub ?? "",
-        queueName: options.queueName ?? "",
-        policy,
-        sessions: record.sessions,
-      },
-      announce: undefined,
-      inflight: false,
-      cancelRequested: false,
+    const request: PilotRequest = {
+      on: record.launcher,
+      count: 1,
+      cores: Number(options.cores ?? "1"),
+      walltime: options.walltime ?? "",
+      queue: options.queue ?? "",
+      pubsub: options.pubsub ?? "",
+      queueName: options.queueName ?? "",
+      policy,
+      sessions: record.sessions,
+    };
+    const reason = "taken over after the pilot manager restarted";
+    const entry = newEntry(request, {
+      id: record.id,
+      state: "RUNNING",
+      reason,
+      submitted: record.started,
     });
+    entry.pilot.service = record.state;
+    this.#entries.set(record.id, entry);
   }
 
   /**
@@ -193,25 +210,12 @@ export class PilotManager {
     const spawned = this.#deps.spawn(spawnRequest, {
       onRecorded: ({ id }) => {
         if (!entry) {
-          entry = {
-            pilot: {
-              id,
-              on: request.on,
-              cores: request.cores,
-              walltime: request.walltime,
-              policy: request.policy,
-              state: "SUBMITTING",
-              service: "",
-              batch: null,
-              resubmits: 0,
-              reason: "submitting",
-              submitted: Date.now(),
-            },
-            request,
-            announce: undefined,
-            inflight: true,
-            cancelRequested: false,
-          };
+          entry = newEntry(request, {
+            id,
+            state: "SUBMITTING",
+            reason: "submitting",
+            submitted: Date.now(),
+          });
           this.#entries.set(id, entry);
         }
         entry.inflight = true;
@@ -304,13 +308,7 @@ export class PilotManager {
   /** The registry state once the service no longer runs (it records its own end). */
   async #settledState(id: string): Promise<ServiceState | undefined> {
     for (let i = 0; i < 20; i++) {
-      const state = (await this.#deps.record(id).catch((error) => {
-        log("pilot-manager").debug("Cannot read the record of pilot {id}: {error}", {
-          id,
-          error: String(error),
-        });
-        return undefined;
-      }))?.state;
+      const state = (await this.#record(id))?.state;
       if (state && !["ALIVE", "SUSPECT", "CONFIGURING", "BOOTSTRAPPING"].includes(state)) {
         return state;
       }
@@ -320,8 +318,10 @@ export class PilotManager {
   }
 
   #settle(entry: Entry, state: PilotState, reason: string): void {
+    if (!ENDED_STATES.has(entry.pilot.state)) entry.endedAt = Date.now();
     entry.pilot.state = state;
     entry.pilot.reason = reason;
+    this.#kept();
     const level = state === "FAILED" ? "warn" : "info";
     log("pilot-manager")[level]("Pilot {id} {state}: {reason}", {
       id: entry.pilot.id,
@@ -330,20 +330,53 @@ export class PilotManager {
     });
   }
 
-  async #view(entry: Entry): Promise<Pilot> {
-    const record = await this.#deps.record(entry.pilot.id).catch((error) => {
+  /** The pilots kept, once those ended beyond the newest 1,000 or over 24 h ago are forgotten. */
+  #kept(): Entry[] {
+    const ended = [...this.#entries.values()].filter((e) => ENDED_STATES.has(e.pilot.state))
+      .sort((a, b) => a.endedAt! - b.endedAt!);
+    const oldest = Date.now() - ENDED_PILOT_TTL_MS;
+    ended.forEach((entry, i) => {
+      if (ended.length - i > MAX_ENDED_PILOTS || entry.endedAt! < oldest) {
+        this.#entries.delete(entry.pilot.id);
+      }
+    });
+    return [...this.#entries.values()];
+  }
+
+  /** A pilot's registry record, or undefined when it cannot be read (logged). */
+  #record(id: string): Promise<ServiceRecord | undefined> {
+    return this.#deps.record(id).catch((error) => {
       log("pilot-manager").debug("Cannot read the record of pilot {id}: {error}", {
-        id: entry.pilot.id,
+        id,
         error: String(error),
       });
       return undefined;
     });
+  }
+
+  async #view(entry: Entry): Promise<Pilot> {
+    const record = await this.#record(entry.pilot.id);
     return {
       ...entry.pilot,
       service: record?.state ?? "",
       batch: this.#deps.batch.get(entry.pilot.id) ?? null,
     };
   }
+}
+
+/** A new pilot of `request`, not ended, not resubmitted, its service and job not known yet. */
+function newEntry(
+  request: PilotRequest,
+  fields: Pick<Pilot, "id" | "state" | "reason" | "submitted">,
+): Entry {
+  const { on, cores, walltime, policy } = request;
+  return {
+    pilot: { ...fields, on, cores, walltime, policy, service: "", batch: null, resubmits: 0 },
+    request,
+    announce: undefined,
+    inflight: false,
+    cancelRequested: false,
+  };
 }
 
 /** The agent options of a pilot. */
