@@ -3,7 +3,6 @@
  * heartbeats, sessions and the change stream. Routes in `routes.ts` translate.
  * @module
  */
-import { type Revocation, revocationOf, revocationsOf, REVOKED_REASON } from "./revocations.ts";
 import type { RegistryEvent, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import type { BeatVerdict } from "../types/wire.ts";
 import { FabricError } from "../types/errors.ts";
@@ -14,7 +13,6 @@ import {
   type StoreChange,
   UnknownServiceError,
 } from "./store.ts";
-import { PENDING_STATES } from "./state_machine.ts";
 import { ChangeFeed } from "./change_feed.ts";
 import { MAX_CERT_SECONDS } from "../crypto/certificate.ts";
 
@@ -302,60 +300,6 @@ export class Registry {
       maxQueuedBytes,
       onCut,
     );
-  }
-
-  /**
-   * Revocations (`revocations.ts`): from the records when `since` is
-   * undefined, else from the transitions after `since` (at most `limit`).
-   * `seq` is where the next call continues from.
-   */
-  async revocations(
-    since?: number,
-    limit = 5000,
-  ): Promise<{ seq: number; revoked: Revocation[]; more: boolean }> {
-    if (since === undefined) {
-      const seq = this.#lastSeq;
-      const revoked = [
-        ...revocationsOf(await this.#store.list()),
-        ...await this.#store.keptRevocations(this.#now()),
-      ];
-      return { seq, revoked, more: false };
-    }
-    const page = await this.#store.transitionsSince(since, limit);
-    const revoked = page.map(revocationOf).filter((r): r is Revocation => r !== null);
-    return { seq: page.at(-1)?.seq ?? since, revoked, more: page.length === limit };
-  }
-
-  /**
-   * Cuts a service off at once (`fabricd revoke`): its record goes to LOST
-   * (through DEAD when it runs), which revokes its incarnation everywhere.
-   * @throws {UnknownServiceError} when there is no such record.
-   */
-  async revoke(id: string, reason: string): Promise<ServiceRecord> {
-    let record = await this.#store.get(id);
-    if (!record) throw new UnknownServiceError(id);
-    const why = `${REVOKED_REASON}${reason}`;
-    // A running incarnation dies first, one still starting fails first: both may then be LOST.
-    const first = ["ALIVE", "SUSPECT"].includes(record.state)
-      ? "DEAD"
-      : PENDING_STATES.includes(record.state)
-      ? "FAILED"
-      : null;
-    if (first) {
-      record = await this.transition(id, {
-        incarnation: record.incarnation,
-        to: first,
-        reason: why,
-      });
-    }
-    if (record.state !== "LOST" && record.state !== "STOPPED") {
-      record = await this.transition(id, {
-        incarnation: record.incarnation,
-        to: "LOST",
-        reason: why,
-      });
-    }
-    return record;
   }
 
   /** Closes the store; idempotent. */

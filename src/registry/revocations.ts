@@ -4,10 +4,14 @@
  * or LOST, and every older incarnation once a newer one begins (RESTARTING,
  * or a new record put over it). Services learn the list from the registry:
  * whole at first, then the changes since the sequence number they have seen,
- * which every heartbeat answer carries.
+ * which every heartbeat answer carries ({@linkcode revocationPage}).
+ * `fabricd revoke` makes a record LOST on purpose ({@linkcode revokeService}).
  * @module
  */
 import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+import type { Registry } from "./registry.ts";
+import { PENDING_STATES } from "./state_machine.ts";
+import { UnknownServiceError } from "./store.ts";
 
 /**
  * One revocation: every incarnation of `id` up to `incarnation`. `cascade`
@@ -54,4 +58,66 @@ export function revocationOf(transition: Transition): Revocation | null {
     return { id: transition.id, incarnation: transition.incarnation - 1 };
   }
   return null;
+}
+
+/**
+ * The revocations of `registry`: from the records, and the kept ones of
+ * forgotten records, when `since` is undefined; else from the transitions
+ * after `since` (at most `limit`). `seq` is where the next call continues
+ * from.
+ */
+export async function revocationPage(
+  registry: Registry,
+  since?: number,
+  limit = 5000,
+): Promise<{ seq: number; revoked: Revocation[]; more: boolean }> {
+  const store = registry.store;
+  if (since === undefined) {
+    const seq = registry.lastSeq;
+    const revoked = [
+      ...revocationsOf(await store.list()),
+      ...await store.keptRevocations(registry.now()),
+    ];
+    return { seq, revoked, more: false };
+  }
+  const page = await store.transitionsSince(since, limit);
+  const revoked = page.map(revocationOf).filter((r): r is Revocation => r !== null);
+  return { seq: page.at(-1)?.seq ?? since, revoked, more: page.length === limit };
+}
+
+/**
+ * Cuts service `id` off at once (`fabricd revoke`): its record goes to LOST
+ * (through DEAD when it runs, through FAILED while it starts), which revokes
+ * its incarnation everywhere, with what it certified (`cascade`).
+ * @throws {UnknownServiceError} when there is no such record.
+ */
+export async function revokeService(
+  registry: Registry,
+  id: string,
+  reason: string,
+): Promise<ServiceRecord> {
+  let record = await registry.get(id);
+  if (!record) throw new UnknownServiceError(id);
+  const why = `${REVOKED_REASON}${reason}`;
+  // A running incarnation dies first, one still starting fails first: both may then be LOST.
+  const first = ["ALIVE", "SUSPECT"].includes(record.state)
+    ? "DEAD"
+    : PENDING_STATES.includes(record.state)
+    ? "FAILED"
+    : null;
+  if (first) {
+    record = await registry.transition(id, {
+      incarnation: record.incarnation,
+      to: first,
+      reason: why,
+    });
+  }
+  if (record.state !== "LOST" && record.state !== "STOPPED") {
+    record = await registry.transition(id, {
+      incarnation: record.incarnation,
+      to: "LOST",
+      reason: why,
+    });
+  }
+  return record;
 }

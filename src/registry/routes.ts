@@ -5,6 +5,7 @@
  */
 import { signerOf } from "../api/authorization.ts";
 import { refuseChange, refusePut, refuseReport } from "./authority.ts";
+import { revocationPage, revokeService } from "./revocations.ts";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
@@ -194,7 +195,7 @@ function addRevocationRoutes(app: Hono, registry: () => Registry): void {
         message: 'Invalid query "since": give a change sequence number, 0 or more',
       });
     }
-    return c.json(await registry().revocations(raw === undefined ? undefined : Number(raw)));
+    return c.json(await revocationPage(registry(), raw === undefined ? undefined : Number(raw)));
   });
   app.post("/registry/services/:id/revoke", jsonBody(revokeSchema), async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
@@ -205,7 +206,7 @@ function addRevocationRoutes(app: Hono, registry: () => Registry): void {
           (signer.id === id ? `Refused by rule "revoke": a service cannot revoke itself` : null),
       );
     }
-    return c.json({ record: await registry().revoke(id, c.req.valid("json").reason) });
+    return c.json({ record: await revokeService(registry(), id, c.req.valid("json").reason) });
   });
 }
 
