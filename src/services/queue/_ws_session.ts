@@ -11,8 +11,10 @@ import {
 } from "../../types/queue_schemas.ts";
 import { type QueueService, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";
+import { type AnswerBudget, MAX_ANSWER_CHARS } from "./answer_budget.ts";
 import {
   QUEUE_SOCKET_FEATURES,
+  type QueueMessage,
   type QueueServerFrame,
   type TaskReport,
 } from "../../types/queue_wire.ts";
@@ -20,10 +22,28 @@ import {
 /** WebSocket close code sent when the queue service stops ("going away"). */
 export const CLOSE_GOING_AWAY = 1001;
 
+/**
+ * WebSocket close code sent to a client that does not read its answers
+ * (more than {@linkcode MAX_SOCKET_BUFFERED_BYTES} wait in its socket); the
+ * code a bridge's relay closes a slow reader with.
+ */
+export const CLOSE_TOO_SLOW = 4008;
+
+/**
+ * Bytes that may wait in a socket for its client (its `bufferedAmount`)
+ * before the socket is closed with {@linkcode CLOSE_TOO_SLOW}: checked
+ * before each frame is handled, so a frame of a client that does not read
+ * (a get above all) takes nothing and is not answered. At most one answer
+ * more than this waits (one get's, {@linkcode MAX_ANSWER_CHARS} of payload).
+ */
+export const MAX_SOCKET_BUFFERED_BYTES = 8 * 1024 * 1024;
+
 /** Where a {@linkcode QueueSocket} sends to. */
 export interface SocketSink {
   send(frame: QueueServerFrame): void;
   close(code: number, reason: string): void;
+  /** Bytes sent and not yet written to the network (WebSocket `bufferedAmount`). */
+  readonly bufferedAmount: number;
 }
 
 /** Options of {@linkcode QueueSocket}. */
@@ -46,6 +66,8 @@ export class QueueSocket {
   #closed = false;
   /** While a batch is handled: its answers, sent together once it is committed. */
   #answers: QueueServerFrame[] | null = null;
+  /** While a batch is handled: what its answer may still hold, shared by its gets. */
+  #budget: AnswerBudget | null = null;
 
   /** A session on queue `name` that answers through `sink`. */
   constructor(
@@ -69,6 +91,7 @@ export class QueueSocket {
   /** Handles one frame as received from the socket. */
   receive(data: unknown): void {
     if (this.#closed) return;
+    if (this.#sink.bufferedAmount > MAX_SOCKET_BUFFERED_BYTES) return this.#tooSlow();
     if (typeof data !== "string") return this.#error("Send JSON text frames, not binary ones");
     // UTF-8 takes at most 3 bytes per UTF-16 unit: encode only frames that may be too large.
     const large = data.length * 3 > this.#maxFrameBytes &&
@@ -115,6 +138,8 @@ export class QueueSocket {
   #batch(frames: readonly unknown[]): void {
     const answers: QueueServerFrame[] = [];
     this.#answers = answers;
+    this.#budget = { chars: MAX_ANSWER_CHARS };
+    const waiting = this.#pending;
     try {
       const parsed = frames.map((value) => clientFrameSchema.safeParse(value));
       const durable = parsed.some((p) => p.success && !isPlainReport(p.data));
@@ -123,11 +148,18 @@ export class QueueSocket {
       }, { durable });
     } catch (error) {
       answers.length = 0;
+      // A get of the batch that went on to wait is answered with the error
+      // below: it must not wait on and be answered a second time.
+      if (this.#pending !== waiting) {
+        this.#pending?.abort();
+        this.#pending = null;
+      }
       for (const value of frames) {
         this.#error(`Batch not stored: ${(error as Error).message}`, refOf(value));
       }
     } finally {
       this.#answers = null;
+      this.#budget = null;
     }
     if (answers.length === 1) this.#send(answers[0]!);
     else if (answers.length > 1) this.#send({ op: "batch", frames: answers });
@@ -208,8 +240,17 @@ export class QueueSocket {
     }
     const waitMs = wait ?? Infinity;
     const reply = ref === undefined ? {} : { ref };
+    const budget = this.#budget;
+    if (budget && budget.chars <= 0) {
+      return this.#error(
+        `The batch's answer is full (${MAX_ANSWER_CHARS} characters of messages): ` +
+          "send this get again in a later frame",
+        ref,
+      );
+    }
     // Ready messages are answered in this turn (in a batch: in its answer, after its commit).
-    const ready = this.#service.take(this.#name, { max, visibilityMs });
+    const take = budget ? { max, visibilityMs, budget } : { max, visibilityMs };
+    const ready = this.#service.take(this.#name, take);
     if (ready.length > 0 || waitMs === 0) {
       return this.#send({ op: "messages", messages: ready, ...reply });
     }
@@ -218,9 +259,10 @@ export class QueueSocket {
     this.#service.get(this.#name, { max, visibilityMs, waitMs, signal: pending.signal }).then(
       (messages) => {
         if (this.#pending === pending) this.#pending = null;
-        if (this.#closed || pending.signal.aborted) {
-          // Too late to deliver: the visibility timeout hands them out again.
-          return;
+        if (this.#closed || pending.signal.aborted) return this.#giveBack(messages);
+        if (this.#sink.bufferedAmount > MAX_SOCKET_BUFFERED_BYTES) {
+          this.#giveBack(messages);
+          return this.#tooSlow();
         }
         this.#send({ op: "messages", messages, ...(ref === undefined ? {} : { ref }) });
       },
@@ -228,6 +270,37 @@ export class QueueSocket {
         if (this.#pending === pending) this.#pending = null;
         this.#error(error.message, ref);
       },
+    );
+  }
+
+  /**
+   * Makes `messages`, taken for a get that is not answered, ready again now
+   * (their `deliveries` stay counted); if that fails their visibility
+   * timeout hands them out again.
+   */
+  #giveBack(messages: readonly QueueMessage[]): void {
+    if (messages.length === 0 || this.#service.closed) return;
+    try {
+      this.#service.batch(() => {
+        for (const { id } of messages) {
+          try {
+            this.#service.nack(this.#name, id);
+          } catch (error) {
+            if (!(error instanceof UnknownMessageError)) throw error;
+          }
+        }
+      }, { durable: false });
+    } catch {
+      // Not given back at once: the visibility timeout does it.
+    }
+  }
+
+  /** Closes the socket of a client that does not read its answers, rather than writing more. */
+  #tooSlow(): void {
+    this.close();
+    this.#sink.close(
+      CLOSE_TOO_SLOW,
+      `Client reads too slowly (over ${MAX_SOCKET_BUFFERED_BYTES} bytes unread): read, then reconnect`,
     );
   }
 

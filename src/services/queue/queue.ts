@@ -17,6 +17,7 @@ import {
 import type { KeyedPut, QueueStore } from "./queue_store.ts";
 import type { CancelOutcome, TaskHistory } from "./task_history.ts";
 import type { RunOptions } from "./_sqlite_tx.ts";
+import type { AnswerBudget } from "./answer_budget.ts";
 import { clearTimeout, setTimeout } from "../../base/timers.ts";
 
 /** A get refused because as many consumers as allowed are already waiting. */
@@ -53,6 +54,16 @@ export interface GetOptions {
   waitMs?: number;
   /** Ends the wait early, answering no messages. */
   signal?: AbortSignal;
+}
+
+/** Options of {@linkcode QueueService.take}. */
+export interface TakeOptions extends Pick<GetOptions, "max" | "visibilityMs"> {
+  /**
+   * What the answer may still hold, charged for the messages taken; gets
+   * that share one answer share it. Default: a budget of its own,
+   * `MAX_ANSWER_CHARS` (`answer_budget.ts`).
+   */
+  budget?: AnswerBudget;
 }
 
 interface Waiter {
@@ -187,17 +198,18 @@ export class QueueService {
 
   /**
    * Takes up to `max` ready messages of queue `name` now, without waiting
-   * (a get with `waitMs` 0, answered in the same turn).
+   * (a get with `waitMs` 0, answered in the same turn); past the answer's
+   * budget the rest stay ready (the first message is always taken).
    * @throws {TypeError} when the name is invalid.
    * @throws {RangeError} when `max` or `visibilityMs` is out of range.
    */
-  take(name: string, options: Pick<GetOptions, "max" | "visibilityMs"> = {}): QueueMessage[] {
+  take(name: string, options: TakeOptions = {}): QueueMessage[] {
     checkName(name);
     const max = options.max ?? 1;
     const visibilityMs = options.visibilityMs ?? QUEUE_LIMITS.defaultVisibilityMs;
     checkRange("max", max, 1, QUEUE_LIMITS.maxBatch);
     checkRange("visibilityMs", visibilityMs, 0, QUEUE_LIMITS.maxVisibilityMs);
-    return this.#store.get(name, max, visibilityMs);
+    return this.#store.get(name, max, visibilityMs, options.budget);
   }
 
   /**

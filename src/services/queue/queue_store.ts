@@ -20,6 +20,8 @@ import {
 import { type CancelOutcome, TaskHistory, type TaskHistoryOptions } from "./task_history.ts";
 import { type KeyedPut, PutKeys } from "./put_keys.ts";
 import { type RunOptions, SqliteTransactions } from "./_sqlite_tx.ts";
+import { QueueTotals } from "./_queue_totals.ts";
+import { type AnswerBudget, fitAnswer, MAX_ANSWER_CHARS } from "./answer_budget.ts";
 
 export { KeyConflictError, type KeyedPut, PUT_KEY_RETENTION_MS } from "./put_keys.ts";
 
@@ -89,20 +91,20 @@ export class QueueStore {
   readonly capacity: number;
   /** The task history, in the same file. */
   readonly history: TaskHistory;
-  #count: StatementSync;
   #insert: StatementSync;
   #take: StatementSync;
   #delete: StatementSync;
   #release: StatementSync;
+  #untake: StatementSync;
   #ready: StatementSync;
   #nextVisible: StatementSync;
   #keys: PutKeys;
   #tx: SqliteTransactions;
   /**
-   * Unacknowledged messages by queue, counted once and then kept up to date,
-   * so a put does not count the whole queue; forgotten on any rollback.
+   * Unacknowledged messages of the queues that hold any, counted once and then
+   * kept up to date, so a put does not count the whole queue; forgotten on any rollback.
    */
-  #totals = new Map<string, number>();
+  #totals: QueueTotals;
 
   private constructor(db: DatabaseSync, parts: Pick<QueueStore, "capacity" | "history" | "now">) {
     this.#db = db;
@@ -110,8 +112,10 @@ export class QueueStore {
     this.capacity = parts.capacity;
     this.#now = parts.now;
     this.#keys = new PutKeys(db);
+    this.#totals = new QueueTotals(
+      db.prepare("SELECT count(*) AS n FROM messages WHERE queue = ?"),
+    );
     this.#tx = new SqliteTransactions(db, () => this.#totals.clear());
-    this.#count = db.prepare("SELECT count(*) AS n FROM messages WHERE queue = ?");
     this.#insert = db.prepare(
       "INSERT INTO messages (queue, payload, enqueued_at) VALUES (?, ?, ?)",
     );
@@ -126,6 +130,10 @@ export class QueueStore {
     this.#delete = db.prepare("DELETE FROM messages WHERE id = ? AND queue = ?");
     this.#release = db.prepare(
       "UPDATE messages SET invisible_until = 0 WHERE id = ? AND queue = ?",
+    );
+    // A ready message taken past an answer's budget, as it was before (ready is ready).
+    this.#untake = db.prepare(
+      "UPDATE messages SET deliveries = deliveries - 1, invisible_until = 0 WHERE id = ?",
     );
     this.#ready = db.prepare(
       "SELECT count(*) AS n FROM messages WHERE queue = ? AND invisible_until <= ?",
@@ -213,7 +221,7 @@ export class QueueStore {
 
   /** Inserts a message in the open transaction, within capacity, with its history row. */
   #insertMessage(queue: string, text: string, payload: unknown, now: number): number {
-    const total = this.#total(queue);
+    const total = this.#totals.get(queue);
     if (total >= this.capacity) throw new QueueFullError(queue, this.capacity);
     const id = Number(this.#insert.run(queue, text, now).lastInsertRowid);
     this.history.submitted(queue, id, payload);
@@ -224,17 +232,20 @@ export class QueueStore {
   /**
    * Hands out up to `max` ready messages of `queue`, oldest ID first, and
    * makes them invisible for `visibilityMs`; unless acknowledged they are
-   * ready again after that.
+   * ready again after that. The answer holds the first message and the next
+   * ones while their payloads fit in `budget` (default
+   * {@linkcode MAX_ANSWER_CHARS}), which is charged for them.
    */
-  get(queue: string, max: number, visibilityMs: number): QueueMessage[] {
+  get(queue: string, max: number, visibilityMs: number, budget?: AnswerBudget): QueueMessage[] {
     this.#open();
     const now = this.#now();
+    const room = budget ?? { chars: MAX_ANSWER_CHARS };
     const rows = this.#tx.run(() => {
-      const taken = this.#take.all({ queue, now, max, until: now + visibilityMs });
-      this.history.taken(queue, taken as unknown as MessageRow[]);
-      return taken as unknown as MessageRow[];
+      const taken = this.#take.all({ queue, now, max, until: now + visibilityMs }) as unknown[];
+      const kept = fitAnswer(taken as MessageRow[], room, (id) => this.#untake.run(id));
+      this.history.taken(queue, kept);
+      return kept;
     });
-    rows.sort((a, b) => a.id - b.id);
     this.tally.taken += rows.length;
     for (const r of rows) if (r.deliveries > 1) this.tally.redelivered++;
     return rows.map((r) => ({
@@ -242,6 +253,11 @@ export class QueueStore {
       payload: JSON.parse(r.payload),
       deliveries: r.deliveries,
     }));
+  }
+
+  /** Queues whose count of unacknowledged messages is kept in memory: those that hold messages. */
+  get countedQueues(): number {
+    return this.#totals.size;
   }
 
   /** Deletes message `id` of `queue`; false when there is no such message (already acked). */
@@ -264,7 +280,7 @@ export class QueueStore {
           this.history.acked(queue, Number(id));
         }
       }
-      this.#forgetSome(queue, acked.length);
+      this.#totals.remove(queue, acked.length);
     });
     this.tally.acked += acked.length;
     return acked;
@@ -296,7 +312,7 @@ export class QueueStore {
         "DELETE FROM messages WHERE id = ? AND queue = ? AND invisible_until <= ?",
       ).run(Number(task.messageId), queue, this.#now()).changes;
       if (Number(removed) === 0) return { outcome: "taken", task };
-      this.#forgetSome(queue, 1);
+      this.#totals.remove(queue, 1);
       this.history.canceled(queue, taskId);
       return { outcome: "canceled", task: this.history.find(queue, taskId)! };
     });
@@ -314,7 +330,7 @@ export class QueueStore {
   /** Ready and in-flight messages of `queue` (0 and 0 for a queue never used). */
   counts(queue: string): QueueCounts {
     this.#open();
-    const total = this.#total(queue);
+    const total = this.#totals.get(queue);
     const { n: ready } = this.#ready.get(queue, this.#now()) as { n: number };
     return { ready, inflight: total - ready };
   }
@@ -368,22 +384,6 @@ export class QueueStore {
       const task = this.history.report(queue, taskId, report);
       return task && { task, acked: this.ackMany(queue, [messageId]).length > 0 };
     });
-  }
-
-  /** Unacknowledged messages of `queue`, counted once. */
-  #total(queue: string): number {
-    let total = this.#totals.get(queue);
-    if (total === undefined) {
-      total = (this.#count.get(queue) as { n: number }).n;
-      this.#totals.set(queue, total);
-    }
-    return total;
-  }
-
-  /** Takes `n` deleted messages off the total of `queue`. */
-  #forgetSome(queue: string, n: number): void {
-    const total = this.#totals.get(queue);
-    if (total !== undefined && n > 0) this.#totals.set(queue, total - n);
   }
 
   #open(): void {

@@ -138,6 +138,9 @@ function addSocketRoute(app: Hono, queues: () => QueueService): void {
             {
               send: (frame) => ws.send(JSON.stringify(frame)),
               close: (code, reason) => ws.close(code, reason),
+              get bufferedAmount() {
+                return ws.raw?.bufferedAmount ?? 0;
+              },
             },
             MAX_BODY_BYTES,
             { batch },

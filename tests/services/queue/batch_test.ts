@@ -21,6 +21,7 @@ function batchSocket(capacity = 100) {
     {
       send: (frame) => sent.push(frame),
       close: () => {},
+      bufferedAmount: 0,
     },
     1024 * 1024,
     { batch: true },
@@ -32,7 +33,11 @@ Deno.test("QueueSocket greets a socket that asked for batches with its features,
   const { queues, sent } = batchSocket();
   assert.deepEqual(sent, [{ op: "hello", features: ["batch", "report-ack"] }]);
   const plain: QueueServerFrame[] = [];
-  new QueueSocket(queues, "jobs", { send: (f) => plain.push(f), close: () => {} }, 1024);
+  new QueueSocket(queues, "jobs", {
+    send: (f) => plain.push(f),
+    close: () => {},
+    bufferedAmount: 0,
+  }, 1024);
   assert.deepEqual(plain, []);
   queues.close();
 });

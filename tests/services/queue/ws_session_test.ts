@@ -12,6 +12,7 @@ function session(maxFrameBytes = 1024) {
   const socket = new QueueSocket(queues, "jobs", {
     send: (frame) => sent.push(frame),
     close: (code) => closes.push(code),
+    bufferedAmount: 0,
   }, maxFrameBytes);
   return { queues, socket, sent, closes };
 }
