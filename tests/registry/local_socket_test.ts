@@ -56,7 +56,11 @@ Deno.test("the local read socket answers GET /v1/registry/services only, 0600, a
       assert.equal((await ask(path, "POST")).status, 405);
       assert.equal((await ask(path, "GET", "/v1/registry/services/reg-00000001")).status, 404);
       assert.equal((await ask(path, "GET", "/v1/registry/services?role=agent")).status, 404);
-      assert.equal((await ask(path, "GET", "/v1/registry/services?")).status, 404, "an empty query");
+      assert.equal(
+        (await ask(path, "GET", "/v1/registry/services?")).status,
+        404,
+        "an empty query",
+      );
       // A second registry on the same path serves nothing.
       const second = await serveLocalReads(path, {
         id: "reg-00000002",
