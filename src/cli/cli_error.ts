@@ -31,7 +31,9 @@ export function toCliError(error: unknown): CliError {
   // By name, not instanceof: importing the fabric-file module would load the
   // YAML parser into every service process.
   if (isFabricFileError(error)) {
-    return new CliError(error.message, error.missing ? EXIT.CONFIG : EXIT.DATA, { cause: error });
+    // No path at all: an empty --fabric, which is the command line's fault.
+    const code = error.path === "" ? EXIT.USAGE : error.missing ? EXIT.CONFIG : EXIT.DATA;
+    return new CliError(error.message, code, { cause: error });
   }
   if (error instanceof KeyFileError) {
     const missing = error.cause instanceof Deno.errors.NotFound;

@@ -5,10 +5,15 @@
  * @module
  */
 import { attach, type AttachedService } from "../client/attach.ts";
-import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
+import {
+  EMPTY_FABRIC_FLAG,
+  keyPathOf,
+  loadFabricFile,
+  resolveFabricPath,
+} from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import { listFlag, parseFlags, stringFlag } from "./args.ts";
-import { CliError } from "./cli_error.ts";
+import { CliError, usage } from "./cli_error.ts";
 import { checkKeyFileMode } from "./context.ts";
 
 /** Help text of `fabricd connect`. */
@@ -39,12 +44,18 @@ export async function connectCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   const sessions = listFlag(parsed, "session");
-  const fabricPath = resolveFabricPath(stringFlag(parsed, "fabric"));
-  await checkKeyFileMode(keyPathOf(fabricPath, await loadFabricFile(fabricPath)));
-  const session = await attach(
-    stringFlag(parsed, "fabric"),
-    sessions.length > 0 ? { sessions } : {},
-  );
+  const fabricFlag = stringFlag(parsed, "fabric");
+  if (fabricFlag === "") throw usage(EMPTY_FABRIC_FLAG);
+  const fabricPath = resolveFabricPath(fabricFlag);
+  const fabric = await loadFabricFile(fabricPath);
+  await checkKeyFileMode(keyPathOf(fabricPath, fabric));
+  if (fabric.registries.length === 0) {
+    throw new CliError(
+      `Fabric file "${fabricPath}" names no registry: start the fabric with "fabricd up"`,
+      EXIT.CONFIG,
+    );
+  }
+  const session = await attach(fabricPath, sessions.length > 0 ? { sessions } : {});
   const services = session.services;
   if (sessions.length > 0 && services.length === 0) {
     session.close();

@@ -9,21 +9,21 @@ import { FabricClient, FabricRequestError, type Target } from "../client/fabric_
 import { RegistryClient } from "../client/registry_client.ts";
 import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
 import { LocalLauncher } from "../launchers/local.ts";
-import type { LaunchedProcess } from "../launchers/launcher.ts";
 import { newServiceId } from "../children/service_id.ts";
-import { EXIT, type ServiceRecord, type ServiceStatus } from "../types/mod.ts";
-import { log } from "../config/logging.ts";
-import { readLogTail } from "../config/log_file.ts";
-import { sleep } from "../config/retry.ts";
+import { EXIT } from "../types/mod.ts";
 import { CliError } from "./cli_error.ts";
 import { stopServices, type StopServicesOptions } from "./stop_services.ts";
+import { type Root, RootKeeper, runsAt } from "./_root_keeper.ts";
 import { checkKeyFileMode } from "./context.ts";
 
 /** Options of {@linkcode startLocalFabric}. */
 export interface LocalFabricOptions {
   /** State directory: registry.db, logs. */
   dir: string;
-  /** Registry port; 0 keeps the fabric file's port or picks a free one. */
+  /**
+   * Registry port; 0 keeps the fabric file's port or picks a free one. A port
+   * other than the fabric file's is refused while the registry runs there.
+   */
   port: number;
   heartbeatMs: number;
   /** Registry store: `sqlite:PATH` (default `DIR/registry.db`) or `etcd://host:port,...`. */
@@ -49,6 +49,12 @@ export interface LocalFabric {
    */
   adopted: string[];
   /**
+   * Resolves once every root service has stopped cleanly (exit 0, or
+   * `STOPPED` on record and then silent): something else, such as
+   * "fabricd stop --all", stopped the fabric. Never resolves after `stopAll`.
+   */
+  stopped: Promise<void>;
+  /**
    * Stops every live service of the fabric in dependency order (see
    * {@linkcode stopServices}), the registry last; 0 when the fabric was
    * stopped meanwhile by something else and its registry is gone.
@@ -64,7 +70,8 @@ export interface LocalFabric {
  * waits until both are ALIVE, and writes their endpoints into the fabric file.
  * A root that already runs at its endpoint (an earlier `fabricd up` was
  * killed, or still runs) is adopted instead: kept running and watched.
- * @throws {CliError} when either does not come up (the reason and the log file are named).
+ * @throws {CliError} when either does not come up (the reason and the log file are named);
+ * (78) when `options.port` would move a registry that runs at the fabric file's port.
  */
 export async function startLocalFabric(
   fabricPath: string,
@@ -76,6 +83,7 @@ export async function startLocalFabric(
   const keys = await readKeyFile(keyFile);
   const launcher = new LocalLauncher({ dir: options.dir });
   const client = new FabricClient(keys, { timeoutMs: 5000 });
+  await refuseMove(client, fabricPath, fabric, options.port);
   // Every root keeps its ID and port across runs and restarts, so services and
   // the fabric file keep finding them. Replicas only make sense on etcd.
   const store = options.store ?? `sqlite:${join(options.dir, "registry.db")}`;
@@ -132,7 +140,12 @@ export async function startLocalFabric(
     },
   ];
   for (const root of roots) await createPrivateLog(options.dir, root.id);
-  const keeper = new RootKeeper(launcher, registry, client);
+  const keeper = new RootKeeper(launcher, {
+    registry,
+    client,
+    roots: roots.map((root) => root.id),
+    logDir: join(options.dir, "logs"),
+  });
   const adopted: string[] = [];
   for (const root of roots) {
     if (await keeper.adopt(root)) adopted.push(root.id);
@@ -155,6 +168,7 @@ export async function startLocalFabric(
     registryTargets,
     spawner,
     adopted,
+    stopped: keeper.allStopped,
     stopAll: async (reason, options = {}) => {
       const stoppedElsewhere = keeper.stop();
       try {
@@ -168,123 +182,28 @@ export async function startLocalFabric(
   };
 }
 
-/** A root service of `fabricd up`: its ID, endpoint and command line. */
-interface Root {
-  id: string;
-  url: string;
-  args: string[];
-  /** A registry's SQLite file. */
-  store?: string;
-  /** The registry ran before: its `store` must be there (it holds the fabric's records). */
-  reopen?: boolean;
-}
-
-/** Misses of the health probe, a second apart, after which an adopted root is started again. */
-const ADOPTED_MISSES = 3;
-
 /**
- * Keeps the root services of `fabricd up` running: one that dies (a non-zero
- * exit) while the fabric is up is started again with the same ID, port and store (its record
- * gets the next incarnation; the registry reopens its store). A root adopted
- * from an earlier `up` is not this process's child: it is probed every second
- * and started again when it stops answering, unless it had stopped cleanly.
+ * Refuses `port` when it would move the registry the fabric file names while
+ * that registry runs at its recorded port: a second registry with the same ID
+ * on the same store would be started, and the fabric file would then point at
+ * it rather than at the one the services report to.
+ * @throws {CliError} (78) saying to stop the fabric first.
  */
-class RootKeeper {
-  #launcher: LocalLauncher;
-  #registry: RegistryClient;
-  #client: FabricClient;
-  #stopped = false;
-  /**
-   * A root was seen to stop cleanly (exit 0, or STOPPED on record): the
-   * fabric is being stopped ("fabricd stop --all", another "up"), so roots
-   * that go silent now are not brought back.
-   */
-  #cleanStop = false;
-  #logger = log("up");
-
-  constructor(launcher: LocalLauncher, registry: RegistryClient, client: FabricClient) {
-    this.#launcher = launcher;
-    this.#registry = registry;
-    this.#client = client;
-  }
-
-  /**
-   * Starts `root` and waits until it is ALIVE.
-   * @throws {CliError} (79) when a registry that ran before finds its store
-   * gone: starting it empty would forget every service of the fabric.
-   */
-  async start(root: Root): Promise<void> {
-    if (root.store && root.reopen && !(await Deno.stat(root.store).then(() => true, () => false))) {
-      throw new CliError(
-        `Registry store "${root.store}" is gone: the records of this fabric cannot be picked ` +
-          "up again. Restore the file, or start a new fabric elsewhere " +
-          '("fabricd init" with another --fabric file)',
-        EXIT.STATE_LOST,
-      );
-    }
-    const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
-    await waitAlive(this.#registry, root.id, child);
-    root.reopen = true;
-    void child.exited.then((code) => {
-      // Exit 0 is a clean stop ("fabricd stop"): nothing to bring back.
-      if (code === 0) this.#cleanStop = true;
-      else void this.#again(root, `exited with code ${code}`);
-    });
-  }
-
-  /**
-   * Adopts `root` when it runs already: it answers a signed status request as
-   * ALIVE. Resolves false (nothing adopted) otherwise.
-   */
-  async adopt(root: Root): Promise<boolean> {
-    const status = await this.#client.call<ServiceStatus>(
-      { id: root.id, url: root.url },
-      { method: "GET", path: "/v1/status" },
-      { timeoutMs: 2000 },
-    ).catch(() => undefined);
-    if (status?.state !== "ALIVE") return false;
-    void this.#watch(root);
-    return true;
-  }
-
-  /** Stops keeping the roots; answers whether a root was seen to stop cleanly meanwhile. */
-  stop(): boolean {
-    this.#stopped = true;
-    return this.#cleanStop;
-  }
-
-  async #watch(root: Root): Promise<void> {
-    let misses = 0;
-    while (!this.#stopped) {
-      await sleep(1000);
-      const healthy = await answersHealth(root.url);
-      if (healthy) {
-        misses = 0;
-        const found = await this.#registry.get(root.id).catch(() => undefined);
-        if (found?.record.state === "STOPPED") this.#cleanStop = true;
-        continue;
-      }
-      if (++misses < ADOPTED_MISSES) continue;
-      // Stopped by "fabricd stop" or another "fabricd up": nothing to bring back.
-      if (!this.#cleanStop) void this.#again(root, "does not answer");
-      return;
-    }
-  }
-
-  async #again(root: Root, why: string): Promise<void> {
-    if (this.#stopped) return;
-    this.#logger.warn("Root service {id} {why}; starting it again", { id: root.id, why });
-    await sleep(200);
-    if (this.#stopped) return;
-    await this.start(root).catch((error) => {
-      this.#logger.warn("Cannot start root service {id} again: {error}", {
-        id: root.id,
-        error: String(error),
-      });
-      // Something else may hold its port (a root another "up" started): watch it.
-      void this.#watch(root);
-    });
-  }
+async function refuseMove(
+  client: FabricClient,
+  fabricPath: string,
+  fabric: FabricFile,
+  port: number,
+): Promise<void> {
+  const recorded = fabric.registries[0];
+  if (!port || !recorded || portOf(recorded.url) === port) return;
+  if (!(await runsAt(client, recorded))) return;
+  throw new CliError(
+    `Registry ${recorded.id} of "${fabricPath}" runs at ${recorded.url}: --port ${port} ` +
+      "cannot move it while it runs. Leave --port out to adopt it there, or stop the fabric " +
+      `first ("fabricd stop --all --fabric ${fabricPath}") and run this again`,
+    EXIT.CONFIG,
+  );
 }
 
 /**
@@ -304,64 +223,6 @@ async function createPrivateLog(dir: string, id: string): Promise<void> {
 
 function portOf(url: string | undefined): number {
   return url ? Number(new URL(url).port) : 0;
-}
-
-async function waitAlive(
-  registry: RegistryClient,
-  id: string,
-  child: LaunchedProcess,
-): Promise<ServiceRecord> {
-  let exitCode: number | null = null;
-  child.exited.then((code) => (exitCode = code));
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (exitCode !== null) {
-      const why = await lastError(child.logFile);
-      throw new CliError(
-        `Service "${id}" exited with code ${exitCode} while starting${
-          why ? `: ${why}` : ""
-        }: see ${child.logFile}`,
-        EXIT.FAILURE,
-      );
-    }
-    const found = await registry.get(id).catch((error) => {
-      log("up").debug("Cannot read {id} yet: {error}", { id, error: String(error) });
-      return undefined;
-    });
-    if (found?.record.state === "ALIVE" && found.record.pid === child.pid) return found.record;
-    await sleep(50);
-  }
-  child.kill("SIGKILL");
-  throw new CliError(
-    `Service "${id}" did not come up within 20 s: see ${child.logFile}`,
-    EXIT.FAILURE,
-  );
-}
-
-/** Whether the service at `url` answers its unsigned health probe within a second. */
-async function answersHealth(url: string): Promise<boolean> {
-  try {
-    const answer = await fetch(new URL("/v1/health", url), { signal: AbortSignal.timeout(1000) });
-    await answer.body?.cancel();
-    return answer.ok;
-  } catch {
-    return false;
-  }
-}
-
-/** The last error a service logged before it exited (its reason), if any. */
-async function lastError(logFile: string): Promise<string | undefined> {
-  const tail = await readLogTail(logFile, { maxBytes: 16 * 1024 }).catch(() => undefined);
-  for (const line of (tail?.lines ?? []).reverse()) {
-    try {
-      const entry = JSON.parse(line) as { level?: string; message?: string };
-      if (!["ERROR", "FATAL"].includes(entry.level ?? "") || !entry.message) continue;
-      if (!entry.message.startsWith("Exiting with code")) return entry.message;
-    } catch {
-      // Not a JSON line of fabricd's logger.
-    }
-  }
-  return undefined;
 }
 
 function freePort(): number {

@@ -10,6 +10,7 @@ import { EXIT } from "../types/mod.ts";
 import { parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
+import { EMPTY_FABRIC_FLAG } from "../config/fabric_file.ts";
 import { createUiServer, randomToken } from "../ui/ui_server.ts";
 
 /** Help text of `fabricd ui`. */
@@ -45,6 +46,52 @@ export async function uiToken(path: string): Promise<string> {
   return token;
 }
 
+/**
+ * `--listen`'s host and port.
+ * @throws {CliError} (64) when it is not HOST:PORT with a port up to 65535 and,
+ * for a dotted IPv4 address, every part up to 255.
+ */
+function parseListen(listen: string): { hostname: string; port: number } {
+  const match = /^([0-9A-Za-z.\-]{1,253}|\[[0-9a-fA-F:]{2,39}\]):(\d{1,5})$/.exec(listen);
+  const hostname = match?.[1]?.replace(/^\[|\]$/g, "") ?? "";
+  const parts = /^[\d.]+$/.test(hostname) ? hostname.split(".") : [];
+  const badIpv4 = parts.length > 0 &&
+    (parts.length !== 4 || parts.some((part) => !/^\d{1,3}$/.test(part) || Number(part) > 255));
+  if (!match || Number(match[2]) > 65535 || badIpv4) {
+    throw usage(`Invalid --listen "${listen}": use HOST:PORT, e.g. 127.0.0.1:8080`);
+  }
+  return { hostname, port: Number(match[2]) };
+}
+
+/**
+ * Serves `handler` on `hostname:port`.
+ * @throws {CliError} 78 when the address cannot be listened on (in use, not
+ * this host's), 64 when the host name does not resolve.
+ */
+function serveOn(
+  hostname: string,
+  port: number,
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return Deno.serve({ hostname, port, onListen: () => {} }, handler);
+  } catch (error) {
+    const at = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+    const reason = error instanceof Error ? error.message : String(error);
+    if (
+      error instanceof Deno.errors.AddrInUse || error instanceof Deno.errors.AddrNotAvailable ||
+      error instanceof Deno.errors.PermissionDenied
+    ) {
+      throw new CliError(
+        `Cannot listen on ${at}: ${reason}: give another --listen (port 0 picks a free one)`,
+        EXIT.CONFIG,
+        { cause: error },
+      );
+    }
+    throw usage(`Invalid --listen "${at}": ${reason}: use HOST:PORT, e.g. 127.0.0.1:8080`);
+  }
+}
+
 /** Runs `fabricd ui` until SIGINT or SIGTERM. */
 export async function uiCommand(args: string[]): Promise<number> {
   const parsed = parseFlags("ui", args, { listen: { type: "string" }, fabric: { type: "string" } });
@@ -52,14 +99,22 @@ export async function uiCommand(args: string[]): Promise<number> {
     console.log(UI_HELP);
     return EXIT.OK;
   }
-  const listen = stringFlag(parsed, "listen") ?? "127.0.0.1:0";
-  const match = /^([0-9A-Za-z.\-]{1,253}|\[[0-9a-fA-F:]{2,39}\]):(\d{1,5})$/.exec(listen);
-  if (!match || Number(match[2]) > 65535) {
-    throw usage(`Invalid --listen "${listen}": use HOST:PORT, e.g. 127.0.0.1:8080`);
-  }
-  const context = await loadContext(stringFlag(parsed, "fabric"));
+  const { hostname, port } = parseListen(stringFlag(parsed, "listen") ?? "127.0.0.1:0");
+  const fabricFlag = stringFlag(parsed, "fabric");
+  if (fabricFlag === "") throw usage(EMPTY_FABRIC_FLAG);
+  const context = await loadContext(fabricFlag);
   const dir = dirname(context.fabricPath);
-  const bearer = await uiToken(join(dir, "ui.token"));
+  // Listen before the token file is made: a busy address changes nothing.
+  const serving: { app?: Deno.ServeHandler<Deno.NetAddr> } = {};
+  const server = serveOn(
+    hostname,
+    port,
+    (request, info) => serving.app?.(request, info) ?? new Response("Starting", { status: 503 }),
+  );
+  const bearer = await uiToken(join(dir, "ui.token")).catch(async (error) => {
+    await server.shutdown();
+    throw error;
+  });
   const loginToken = randomToken();
   const ui = createUiServer({
     keys: context.keys,
@@ -69,8 +124,7 @@ export async function uiCommand(args: string[]): Promise<number> {
     bearer,
     loginToken,
   });
-  const hostname = match[1]!.replace(/^\[|\]$/g, "");
-  const server = Deno.serve({ hostname, port: Number(match[2]), onListen: () => {} }, ui.app.fetch);
+  serving.app = ui.app.fetch;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const base = `http://${host}:${server.addr.port}`;
   console.log(`fabricd ui: open ${base}/login?token=${loginToken}`);

@@ -5,11 +5,16 @@
  * @module
  */
 import { join, resolve } from "../base/paths.ts";
-import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
+import {
+  EMPTY_FABRIC_FLAG,
+  homeDir,
+  loadFabricFile,
+  resolveFabricPath,
+} from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
-import { intFlag, parseFlags, stringFlag } from "./args.ts";
+import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { initFabric } from "./init.ts";
-import { startLocalFabric } from "./local_fabric.ts";
+import { type LocalFabric, startLocalFabric } from "./local_fabric.ts";
 import { usage } from "./cli_error.ts";
 import { renderTree } from "./status_tree.ts";
 
@@ -29,21 +34,100 @@ IDs, same services) and starts again, on their ports, those that are not. On a
 fabric that is fully running (another "up" runs it), it attaches: prints
 "Fabric ... is already running in DIR: attached as its supervisor" and the
 tree, and stays in the foreground as a supervisor; Ctrl-C stops the fabric as
-above. "fabricd stop --all" stops it without Ctrl-C.
+above. "fabricd stop --all" stops it without Ctrl-C; "up" then says so and
+exits. Every flag is checked before anything is created or started. To move
+a running registry to another --port, stop the fabric first.
 
-Exit codes: 0 the fabric was stopped by Ctrl-C or SIGTERM (fresh or attached);
-1 a root service could not start (the message gives its reason and log file,
-e.g. "Cannot listen on ...: Address already in use"); 64 usage; 65 malformed
-fabric or key file; 78 unusable configuration (key file readable by others).
+Exit codes: 0 the fabric was stopped by Ctrl-C, SIGTERM or "fabricd stop
+--all" (fresh or attached); 1 a root service could not start (the message
+gives its reason and log file, e.g. "Cannot listen on ...: Address already in
+use"); 64 usage (a bad or empty flag value); 65 malformed fabric or key file;
+73 the fabric file or key cannot be created; 78 unusable configuration (key
+file readable by others; --port other than the running registry's).
 
   --dir DIR          state directory (default ~/.fabric); the fabric file is DIR/fabric.yaml
   --fabric FILE      fabric file (default: FABRIC_FILE, then DIR/fabric.yaml)
-  --port N           registry port (default: the one used last time, else any free port)
-  --heartbeat-ms N   heartbeat interval of every service (default 2000)
+  --port N           registry port, 1-65535 (default: the one used last time, else any
+                     free port)
+  --heartbeat-ms N   heartbeat interval of every service, 50-600000 (default 2000)
   --store STORE      registry store: sqlite:PATH (default DIR/registry.db) or an etcd
                      cluster, etcd://host:port,host:port,... (see docs/registry.md)
-  --replicas N       registry replicas sharing the etcd store (default 1)
+  --replicas N       registry replicas sharing the etcd store, 1-64 (default 1)
 `;
+
+/** What `fabricd up` was asked for, every flag checked. */
+interface UpFlags {
+  dir: string;
+  fabricPath: string;
+  /** 0: the port used last time, else any free port. */
+  port: number;
+  heartbeatMs: number;
+  store?: string;
+  replicas: number;
+}
+
+/**
+ * Heartbeat bounds: those of the registry's role option `heartbeatMs`, which
+ * every root service is started with.
+ */
+const HEARTBEAT_MS = { min: 50, max: 600_000 };
+
+/**
+ * Checks every flag of `fabricd up` before anything is written or started.
+ * @throws {CliError} (64) naming the flag and what to give instead.
+ */
+function checkUpFlags(parsed: ParsedArgs): UpFlags {
+  const given = (name: string): string | undefined => {
+    const value = stringFlag(parsed, name);
+    if (value !== "") return value;
+    throw usage(
+      name === "fabric" ? EMPTY_FABRIC_FLAG : `Empty --${name}: give a directory, or leave it out`,
+    );
+  };
+  const dirFlag = given("dir");
+  const dir = resolve(dirFlag ?? join(homeDir(), ".fabric"));
+  const fabricPath = resolveFabricPath(
+    given("fabric") ?? (dirFlag ? join(dir, "fabric.yaml") : undefined),
+  );
+  const store = stringFlag(parsed, "store");
+  if (store !== undefined && !/^(sqlite:.+|etcd:\/\/.+)$/.test(store)) {
+    throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
+  }
+  const replicas = rangeFlag(parsed, "replicas", { min: 1, max: 64 }) ?? 1;
+  if (replicas > 1 && !store?.startsWith("etcd://")) {
+    throw usage("--replicas needs a shared store: add --store etcd://host:port,...");
+  }
+  return {
+    dir,
+    fabricPath,
+    port: rangeFlag(parsed, "port", { min: 1, max: 65535 }, "leave it out to keep the last one") ??
+      0,
+    heartbeatMs: rangeFlag(parsed, "heartbeat-ms", HEARTBEAT_MS) ?? 2000,
+    ...(store ? { store } : {}),
+    replicas,
+  };
+}
+
+/**
+ * A whole-number flag within `range`, or undefined when not given.
+ * @throws {CliError} (64) naming the flag, its value and the range.
+ */
+function rangeFlag(
+  parsed: ParsedArgs,
+  name: string,
+  range: { min: number; max: number },
+  hint = "",
+): number | undefined {
+  const value = stringFlag(parsed, name);
+  if (value === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (n >= range.min && n <= range.max) return n;
+  throw usage(
+    `Invalid --${name} "${value}": give a whole number from ${range.min} to ${range.max}${
+      hint ? `, or ${hint}` : ""
+    }`,
+  );
+}
 
 /** Runs `fabricd up`. */
 export async function upCommand(args: string[]): Promise<number> {
@@ -59,29 +143,11 @@ export async function upCommand(args: string[]): Promise<number> {
     console.log(UP_HELP);
     return EXIT.OK;
   }
-  const dirFlag = stringFlag(parsed, "dir");
-  const dir = resolve(dirFlag ?? join(homeDir(), ".fabric"));
-  const fabricFlag = stringFlag(parsed, "fabric") ??
-    (dirFlag ? join(dir, "fabric.yaml") : undefined);
-  const fabricPath = resolveFabricPath(fabricFlag);
+  const { dir, fabricPath, ...options } = checkUpFlags(parsed);
   const exists = await Deno.stat(fabricPath).then(() => true, () => false);
   const fabric = exists ? await loadFabricFile(fabricPath) : await initFabric(fabricPath);
   if (!exists) console.log(`Created fabric ${fabric.fingerprint} in ${fabricPath}`);
-  const store = stringFlag(parsed, "store");
-  if (store !== undefined && !/^(sqlite:.+|etcd:\/\/.+)$/.test(store)) {
-    throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
-  }
-  const replicas = intFlag(parsed, "replicas", 1);
-  if (replicas > 1 && !store?.startsWith("etcd://")) {
-    throw usage("--replicas needs a shared store: add --store etcd://host:port,...");
-  }
-  const local = await startLocalFabric(fabricPath, fabric, {
-    dir,
-    port: intFlag(parsed, "port", 0),
-    heartbeatMs: intFlag(parsed, "heartbeat-ms", 2000),
-    ...(store ? { store } : {}),
-    replicas,
-  });
+  const local = await startLocalFabric(fabricPath, fabric, { dir, ...options });
   const roots = [...local.registryTargets, local.spawner];
   const attached = roots.every((root) => local.adopted.includes(root.id));
   const note = (id: string): string =>
@@ -98,16 +164,28 @@ export async function upCommand(args: string[]): Promise<number> {
   console.log(`  fabric file: ${fabricPath}   logs: ${join(dir, "logs")}\n`);
   console.log(renderTree(await local.registry.list(), Date.now()));
   console.log(`\nTry: fabricd spawn --role spawner --fabric ${fabricPath}`);
-  console.log("Press Ctrl-C to stop the fabric.");
-  const signal = await new Promise<string>((resolveSignal) => {
-    const on = (name: Deno.Signal) => () => resolveSignal(name);
-    Deno.addSignalListener("SIGINT", on("SIGINT"));
-    Deno.addSignalListener("SIGTERM", on("SIGTERM"));
-  });
+  console.log('Press Ctrl-C (or run "fabricd stop --all") to stop the fabric.');
+  const signal = await untilStopped(local);
+  if (signal === undefined) {
+    console.log("\nThe fabric was stopped (fabricd stop --all): every root service stopped.");
+    return EXIT.OK;
+  }
   console.log(`\n${signal}: stopping the fabric...`);
   const stopped = await local.stopAll(`fabricd up stopped by ${signal}`, {
     onStop: (record) => console.log(`stopping ${record.id} (${record.role})`),
   });
   console.log(`Stopped ${stopped} services.`);
   return EXIT.OK;
+}
+
+/**
+ * Waits for SIGINT or SIGTERM (resolves with its name), or until every root
+ * of `local` has stopped cleanly (undefined): "fabricd stop --all" stopped it.
+ */
+function untilStopped(local: LocalFabric): Promise<Deno.Signal | undefined> {
+  const signal = Promise.withResolvers<Deno.Signal>();
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(name, () => signal.resolve(name));
+  }
+  return Promise.race([signal.promise, local.stopped.then(() => undefined)]);
 }

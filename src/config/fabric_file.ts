@@ -62,15 +62,26 @@ export interface ResolveFabricPathOptions {
 }
 
 /**
+ * What an empty `--fabric` gets told. Commands that check their flags
+ * themselves refuse it as a usage error with this message.
+ */
+export const EMPTY_FABRIC_FLAG =
+  "Empty --fabric: give the fabric file's path, or leave --fabric out to use FABRIC_FILE, then ~/.fabric/fabric.yaml";
+
+/**
  * Finds the fabric file: `--fabric FILE`, then `FABRIC_FILE`, then
- * `~/.fabric/fabric.yaml`.
+ * `~/.fabric/fabric.yaml`. An empty `flag` (`--fabric=`, `--fabric "$UNSET"`)
+ * is refused rather than taken for "not given": acting on the default fabric
+ * instead of the one meant could stop the wrong fabric.
+ * @throws {FabricFileError} (`missing`) when `flag` is empty.
  */
 export function resolveFabricPath(
   flag: string | undefined,
   options: ResolveFabricPathOptions = {},
 ): string {
   const env = options.env ?? Deno.env;
-  if (flag) return resolve(flag);
+  if (flag === "") throw new FabricFileError(EMPTY_FABRIC_FLAG, { path: "", missing: true });
+  if (flag !== undefined) return resolve(flag);
   const fromEnv = env.get("FABRIC_FILE");
   if (fromEnv) return resolve(fromEnv);
   return join(homeDir(env), ".fabric", "fabric.yaml");

@@ -1,0 +1,258 @@
+/**
+ * Keeping the root services of `fabricd up` (registry, root spawner) running:
+ * starting them, adopting those that run already, starting again one that
+ * dies, and telling when all of them were stopped cleanly.
+ * @module
+ */
+import type { FabricClient, Target } from "../client/fabric_client.ts";
+import type { RegistryClient } from "../client/registry_client.ts";
+import type { LocalLauncher } from "../launchers/local.ts";
+import type { LaunchedProcess } from "../launchers/launcher.ts";
+import { join } from "../base/paths.ts";
+import { EXIT, type ServiceRecord, type ServiceStatus } from "../types/mod.ts";
+import { log } from "../config/logging.ts";
+import { readLogTail } from "../config/log_file.ts";
+import { sleep } from "../config/retry.ts";
+import { CliError } from "./cli_error.ts";
+
+/** Options of {@linkcode RootKeeper}. */
+export interface RootKeeperOptions {
+  /** Where the roots' records are read. */
+  registry: RegistryClient;
+  /** Signs the status probes of roots to adopt. */
+  client: FabricClient;
+  /** IDs of every root kept: all of them stopping cleanly ends the fabric. */
+  roots: readonly string[];
+  /** Directory of the roots' logs, `ID.log` each (the launcher's). */
+  logDir: string;
+}
+
+/** A root service of `fabricd up`: its ID, endpoint and command line. */
+export interface Root {
+  id: string;
+  url: string;
+  args: string[];
+  /** A registry's SQLite file. */
+  store?: string;
+  /** The registry ran before: its `store` must be there (it holds the fabric's records). */
+  reopen?: boolean;
+}
+
+/** Whether `target` answers a signed status request as ALIVE (within 2 s). */
+export async function runsAt(client: FabricClient, target: Target): Promise<boolean> {
+  const status = await client.call<ServiceStatus>(
+    target,
+    { method: "GET", path: "/v1/status" },
+    { timeoutMs: 2000 },
+  ).catch(() => undefined);
+  return status?.state === "ALIVE";
+}
+
+/** Misses of the health probe, a second apart, after which an adopted root is started again. */
+const ADOPTED_MISSES = 3;
+
+/**
+ * Keeps the root services of `fabricd up` running: one that dies (a non-zero
+ * exit) while the fabric is up is started again with the same ID, port and store (its record
+ * gets the next incarnation; the registry reopens its store). A root adopted
+ * from an earlier `up` is not this process's child: it is probed every second
+ * and started again when it stops answering, unless it had stopped cleanly.
+ */
+export class RootKeeper {
+  #launcher: LocalLauncher;
+  #registry: RegistryClient;
+  #client: FabricClient;
+  #stopped = false;
+  /**
+   * A root was seen to stop cleanly (exit 0, or STOPPED on record): the
+   * fabric is being stopped ("fabricd stop --all", another "up"), so roots
+   * that go silent now are not brought back.
+   */
+  #cleanStop = false;
+  /** IDs of every root kept, and of those that have stopped cleanly. */
+  #roots: readonly string[];
+  #logDir: string;
+  #down = new Set<string>();
+  #allDown = Promise.withResolvers<void>();
+  #logger = log("up");
+
+  /** Keeps the roots `options.roots` names, started through `launcher`. */
+  constructor(launcher: LocalLauncher, options: RootKeeperOptions) {
+    this.#launcher = launcher;
+    this.#registry = options.registry;
+    this.#client = options.client;
+    this.#roots = options.roots;
+    this.#logDir = options.logDir;
+  }
+
+  /** Resolves once every root has stopped cleanly while kept (not after {@linkcode stop}). */
+  get allStopped(): Promise<void> {
+    return this.#allDown.promise;
+  }
+
+  /**
+   * Starts `root` and waits until it is ALIVE.
+   * @throws {CliError} (79) when a registry that ran before finds its store
+   * gone: starting it empty would forget every service of the fabric.
+   */
+  async start(root: Root): Promise<void> {
+    if (root.store && root.reopen && !(await Deno.stat(root.store).then(() => true, () => false))) {
+      throw new CliError(
+        `Registry store "${root.store}" is gone: the records of this fabric cannot be picked ` +
+          "up again. Restore the file, or start a new fabric elsewhere " +
+          '("fabricd init" with another --fabric file)',
+        EXIT.STATE_LOST,
+      );
+    }
+    const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
+    await waitAlive(this.#registry, root.id, child);
+    root.reopen = true;
+    void child.exited.then((code) => {
+      // Exit 0 is a clean stop ("fabricd stop"): nothing to bring back.
+      if (code === 0) this.#stoppedCleanly(root.id);
+      else void this.#again(root, `exited with code ${code}`);
+    });
+  }
+
+  /**
+   * Adopts `root` when it runs already: it answers a signed status request as
+   * ALIVE. Resolves false (nothing adopted) otherwise.
+   */
+  async adopt(root: Root): Promise<boolean> {
+    if (!(await runsAt(this.#client, root))) return false;
+    void this.#watch(root);
+    return true;
+  }
+
+  /** Stops keeping the roots; answers whether a root was seen to stop cleanly meanwhile. */
+  stop(): boolean {
+    this.#stopped = true;
+    return this.#cleanStop;
+  }
+
+  async #watch(root: Root): Promise<void> {
+    let misses = 0;
+    while (!this.#stopped) {
+      await sleep(1000);
+      const healthy = await answersHealth(root.url);
+      if (healthy) {
+        misses = 0;
+        const found = await this.#registry.get(root.id).catch(() => undefined);
+        if (found?.record.state === "STOPPED") this.#cleanStop = true;
+        continue;
+      }
+      if (++misses < ADOPTED_MISSES) continue;
+      // Stopped by "fabricd stop" or another "fabricd up": nothing to bring back.
+      // Its record may not have been read between its STOPPED and its exit:
+      // its log's last word tells a clean stop from a crash as well.
+      const clean = this.#cleanStop || await loggedCleanStop(join(this.#logDir, `${root.id}.log`));
+      if (clean) this.#stoppedCleanly(root.id);
+      else void this.#again(root, "does not answer");
+      return;
+    }
+  }
+
+  #stoppedCleanly(id: string): void {
+    this.#cleanStop = true;
+    this.#down.add(id);
+    if (this.#stopped || !this.#roots.every((root) => this.#down.has(root))) return;
+    this.#stopped = true;
+    this.#allDown.resolve();
+  }
+
+  async #again(root: Root, why: string): Promise<void> {
+    if (this.#stopped) return;
+    this.#logger.warn("Root service {id} {why}; starting it again", { id: root.id, why });
+    await sleep(200);
+    if (this.#stopped) return;
+    await this.start(root).catch((error) => {
+      this.#logger.warn("Cannot start root service {id} again: {error}", {
+        id: root.id,
+        error: String(error),
+      });
+      // Something else may hold its port (a root another "up" started): watch it.
+      void this.#watch(root);
+    });
+  }
+}
+
+async function waitAlive(
+  registry: RegistryClient,
+  id: string,
+  child: LaunchedProcess,
+): Promise<ServiceRecord> {
+  let exitCode: number | null = null;
+  child.exited.then((code) => (exitCode = code));
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (exitCode !== null) {
+      const why = await lastError(child.logFile);
+      throw new CliError(
+        `Service "${id}" exited with code ${exitCode} while starting${
+          why ? `: ${why}` : ""
+        }: see ${child.logFile}`,
+        EXIT.FAILURE,
+      );
+    }
+    const found = await registry.get(id).catch((error) => {
+      log("up").debug("Cannot read {id} yet: {error}", { id, error: String(error) });
+      return undefined;
+    });
+    if (found?.record.state === "ALIVE" && found.record.pid === child.pid) return found.record;
+    await sleep(50);
+  }
+  child.kill("SIGKILL");
+  throw new CliError(
+    `Service "${id}" did not come up within 20 s: see ${child.logFile}`,
+    EXIT.FAILURE,
+  );
+}
+
+/** Whether the service at `url` answers its unsigned health probe within a second. */
+async function answersHealth(url: string): Promise<boolean> {
+  try {
+    const answer = await fetch(new URL("/v1/health", url), { signal: AbortSignal.timeout(1000) });
+    await answer.body?.cancel();
+    return answer.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the log of a service says its latest run ended in a clean stop: its
+ * runtime's "Stopped: ..." comes after its last "is ALIVE" and is not
+ * followed by "Exiting with code N" (a non-zero exit).
+ */
+async function loggedCleanStop(logFile: string): Promise<boolean> {
+  const tail = await readLogTail(logFile, { maxBytes: 64 * 1024 }).catch(() => undefined);
+  for (const line of (tail?.lines ?? []).reverse()) {
+    try {
+      const entry = JSON.parse(line) as { logger?: string; message?: string };
+      const message = entry.message ?? "";
+      if (entry.logger === "fabricd.runtime" && message.startsWith("Exiting with code")) {
+        return false;
+      }
+      if (entry.logger === "fabricd.runtime" && message.startsWith("Stopped: ")) return true;
+      if (entry.logger === "fabricd.service" && message.includes(" is ALIVE as ")) return false;
+    } catch {
+      // Not a JSON line of fabricd's logger.
+    }
+  }
+  return false;
+}
+
+/** The last error a service logged before it exited (its reason), if any. */
+async function lastError(logFile: string): Promise<string | undefined> {
+  const tail = await readLogTail(logFile, { maxBytes: 16 * 1024 }).catch(() => undefined);
+  for (const line of (tail?.lines ?? []).reverse()) {
+    try {
+      const entry = JSON.parse(line) as { level?: string; message?: string };
+      if (!["ERROR", "FATAL"].includes(entry.level ?? "") || !entry.message) continue;
+      if (!entry.message.startsWith("Exiting with code")) return entry.message;
+    } catch {
+      // Not a JSON line of fabricd's logger.
+    }
+  }
+  return undefined;
+}
