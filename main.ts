@@ -20,7 +20,8 @@ Usage:
   fabricd revoke ID                cut a service off at once: its identity is refused
   fabricd rotate [--grace S]       replace the root key; the tree is re-certified top-down
   fabricd connect [--session S]    attach to the fabric: connect to a session's services
-  fabricd task submit|list|cancel  run work on the agents (queue + pub/sub)
+  fabricd task submit|list|show|logs|cancel
+                                   run work on the agents (queue + pub/sub)
   fabricd pilot submit|list|cancel submit agents through a pilot manager (Slurm)
   fabricd events [-f]              state transitions of the fabric, oldest first; -f follows
   fabricd logs ID [-f]             a service's log, from any host; -f follows

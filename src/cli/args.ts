@@ -6,6 +6,8 @@
  * cli-latency).
  * @module
  */
+import { queueNameSchema } from "../types/queue_schemas.ts";
+import { serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
 import { usage } from "./cli_error.ts";
 
 /** One flag: a string value or a boolean switch. */
@@ -128,17 +130,98 @@ export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, s
 }
 
 /**
- * A duration flag (`500ms`, `10s`, `2m`, `1h`; a bare number is seconds) in
- * ms, or `fallback`.
+ * A duration (`500ms`, `90s`, `10m`, `2h`, `1d`; a bare number is seconds) in
+ * ms: the one parser of every duration flag (`--since`, `--grace`, `--timeout`).
+ * @throws {CliError} (64) naming `--flag` when `text` is not such a duration.
+ */
+export function parseDuration(text: string, flag = "since"): number {
+  const match = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) {
+    throw usage(`Invalid --${flag} "${text}": give a duration such as 500ms, 90s, 10m, 2h or 1d`);
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? "s"] ?? 1000;
+  return Math.round(Number(match[1]) * unit);
+}
+
+/**
+ * A duration flag (see {@linkcode parseDuration}) in ms, or `fallback`.
  * @throws {CliError} (64) when the value is not such a duration.
  */
 export function durationFlag(parsed: ParsedArgs, name: string, fallback: number): number {
   const value = stringFlag(parsed, name);
-  if (value === undefined) return fallback;
-  const match = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m|h)?$/.exec(value);
-  if (!match) {
-    throw usage(`Invalid --${name} "${value}": give a duration such as 500ms, 10s, 2m or 1h`);
-  }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] ?? 1000;
-  return Math.round(Number(match[1]) * unit);
+  return value === undefined ? fallback : parseDuration(value, name);
+}
+
+/** What {@linkcode checkId} checks: the API's own patterns, so no request is sent with one it refuses. */
+const ID_KINDS = {
+  service: { what: "service ID", schema: serviceIdSchema, example: "spw-1a2b3c4d" },
+  session: { what: "session ID", schema: sessionIdSchema, example: "my-run" },
+  queue: { what: "queue name", schema: queueNameSchema, example: "tasks" },
+} as const;
+
+/** A kind of name a command line gives: a service ID, a session ID or a queue name. */
+export type IdKind = keyof typeof ID_KINDS;
+
+/** Where an ID checked by {@linkcode checkId} came from, for its error message. */
+export interface CheckIdOptions {
+  /** The flag that gave it (e.g. `--queue`). Default: a positional argument. */
+  flag?: string;
+  /** A valid one to show. Default: one of the flag's role (`--queue`: `que-1a2b3c4d`), or of `kind`. */
+  example?: string;
+}
+
+/** Examples of the service IDs that flags name, by flag. */
+const FLAG_EXAMPLES: Record<string, string> = {
+  "--queue": "que-1a2b3c4d",
+  "--pubsub": "pub-1a2b3c4d",
+  "--manager": "plm-1a2b3c4d",
+};
+
+/**
+ * `value` when it is a valid `kind` (service IDs as `serviceIdSchema`, session
+ * IDs as `sessionIdSchema`, queue names as `queueNameSchema`). Every ID a
+ * command line gives goes through here before anything is sent: an ID goes
+ * into request paths, where `a/../b` or a space would name something else.
+ * @throws {CliError} (64) `Invalid service ID "X": ...` saying the form, and
+ * naming the flag when the value came from one.
+ */
+export function checkId(kind: IdKind, value: string, options: CheckIdOptions = {}): string {
+  const { what, schema } = ID_KINDS[kind];
+  const checked = schema.safeParse(value);
+  if (checked.success) return value;
+  const { flag } = options;
+  const example = options.example ??
+    (kind === "service" && flag ? FLAG_EXAMPLES[flag] : undefined) ??
+    ID_KINDS[kind].example;
+  const form = (checked.error.issues[0]?.message ?? "").replace(/^must be /, "");
+  throw usage(
+    `Invalid ${what} "${value}": ${flag ? `${flag} takes` : "give"} ${form} (e.g. ${example})`,
+  );
+}
+
+/**
+ * The values of string flag `name` (repeated or not), each checked as a
+ * `kind` with {@linkcode checkId}; an empty list when the flag is not given.
+ * @throws {CliError} (64) for the first invalid value.
+ */
+export function idFlags(parsed: ParsedArgs, name: string, kind: IdKind): string[] {
+  return listFlag(parsed, name).map((value) => checkId(kind, value, { flag: `--${name}` }));
+}
+
+/**
+ * The value of string flag `name` checked as a `kind` with {@linkcode checkId},
+ * or undefined when it is not given.
+ * @throws {CliError} (64) when it is invalid (an empty value too).
+ */
+export function idFlag(parsed: ParsedArgs, name: string, kind: IdKind): string | undefined {
+  const value = stringFlag(parsed, name);
+  return value === undefined ? undefined : checkId(kind, value, { flag: `--${name}` });
+}
+
+/**
+ * Refuses positional arguments a command does not take.
+ * @throws {CliError} (64) naming the first of `extra` and the help command.
+ */
+export function noMoreArgs(command: string, extra: string[]): void {
+  if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd ${command} --help"`);
 }

@@ -7,8 +7,8 @@
  */
 import type { RegistryEvent, ServiceRecord, Transition } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
-import { usage } from "./cli_error.ts";
+import { idFlag, parseDuration, parseFlags, stringFlag } from "./args.ts";
+import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { MAX_AUDIT_LINES } from "../registry/rotation_routes.ts";
 import { sleep } from "../config/retry.ts";
@@ -22,7 +22,8 @@ role, from, to, incarnation and reason.
 
   -f, --follow     keep printing new transitions as they happen (Ctrl-C ends)
   --since D        only transitions of the last D (e.g. 90s, 10m, 2h, 1d)
-  --service ID     only the transitions of service ID
+  --service ID     only the transitions of service ID (exit 1 when the
+                   registry has no such service)
   --audit          the registry's audit lines instead, oldest first (at most
                    the last ${MAX_AUDIT_LINES}): every refused request (401, 403) and every
                    change allowed, with its signer (docs/security.md)
@@ -36,16 +37,8 @@ const HISTORY_CONCURRENCY = 8;
 /** Pause before `--follow` resumes a stream the registry ended. */
 const RESUME_MS = 500;
 
-/**
- * A duration such as `90s`, `10m`, `2h` or `1d`, in ms.
- * @throws {CliError} (64) when it is not one.
- */
-export function parseDuration(text: string): number {
-  const match = /^(\d{1,9})(ms|s|m|h|d)$/.exec(text.trim());
-  if (!match) throw usage(`Invalid --since "${text}": give a duration such as 90s, 10m, 2h or 1d`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2]!]!;
-  return Number(match[1]) * unit;
-}
+// The one duration parser of every command (args.ts), kept importable from here.
+export { parseDuration };
 
 /** One transition as a line of `fabricd events`. */
 export function formatTransition(t: Transition, role: string): string {
@@ -75,12 +68,18 @@ export async function eventsCommand(args: string[]): Promise<number> {
   }
   const sinceText = stringFlag(parsed, "since");
   const notBefore = sinceText === undefined ? 0 : Date.now() - parseDuration(sinceText);
-  const only = stringFlag(parsed, "service");
+  const only = idFlag(parsed, "service", "service");
   const json = parsed.flags.json === true;
   if (parsed.flags.audit && (parsed.flags.follow || only)) {
     throw usage('--audit takes no -f or --service: see "fabricd events --help"');
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
+  if (only && !(await context.registry.get(only))) {
+    throw new CliError(
+      `No service "${only}" in the registry: see "fabricd status --all"`,
+      EXIT.FAILURE,
+    );
+  }
   if (parsed.flags.audit) {
     await printAudit(context, sinceText === undefined ? undefined : notBefore, json);
     return EXIT.OK;
@@ -103,39 +102,44 @@ export async function eventsCommand(args: string[]): Promise<number> {
     );
   };
   if (parsed.flags.follow) {
-    // The change stream replays every stored transition, then follows.
-    const stop = new AbortController();
-    const onSignal = (): void => stop.abort();
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
-    try {
-      // A stream the registry ends (a watcher that fell behind is cut off,
-      // docs/protocol.md 5.3) resumes after the last transition printed.
-      let since = 0;
-      while (!stop.signal.aborted) {
-        await context.registry.watch(since, (event: RegistryEvent) => {
-          if (event.kind === "transition" && event.transition) {
-            since = event.seq;
-            print(event.transition, event.record.role);
-          }
-        }, stop.signal);
-        if (!stop.signal.aborted) await sleep(RESUME_MS, stop.signal);
-      }
-    } finally {
-      Deno.removeSignalListener("SIGINT", onSignal);
-      Deno.removeSignalListener("SIGTERM", onSignal);
-    }
+    await followEvents(context, print);
     return EXIT.OK;
   }
   const records = await context.registry.list();
   const wanted = only ? records.filter((r) => r.id === only) : records;
-  if (only && wanted.length === 0) {
-    throw usage(`No service "${only}" in the registry: see "fabricd status --all"`);
-  }
   const all = await histories(context.registry, wanted);
   all.sort((a, b) => a.transition.seq - b.transition.seq);
   for (const { transition, role } of all) print(transition, role);
   return EXIT.OK;
+}
+
+/** Prints every stored transition, then new ones as they come, until SIGINT or SIGTERM. */
+async function followEvents(
+  context: FabricContext,
+  print: (t: Transition, role: string) => void,
+): Promise<void> {
+  // The change stream replays every stored transition, then follows.
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    // A stream the registry ends (a watcher that fell behind is cut off,
+    // docs/protocol.md 5.3) resumes after the last transition printed.
+    let since = 0;
+    while (!stop.signal.aborted) {
+      await context.registry.watch(since, (event: RegistryEvent) => {
+        if (event.kind === "transition" && event.transition) {
+          since = event.seq;
+          print(event.transition, event.record.role);
+        }
+      }, stop.signal);
+      if (!stop.signal.aborted) await sleep(RESUME_MS, stop.signal);
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
 }
 
 async function histories(

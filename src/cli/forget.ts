@@ -6,7 +6,7 @@
  */
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { EXIT, type ServiceRecord, type ServiceState } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { checkId, parseFlags, stringFlag } from "./args.ts";
 import { usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 
@@ -22,7 +22,8 @@ ended record at once.
 
 Exit codes: 0 when every named record was forgotten; 1 when any was refused
 or unknown (the others are still forgotten; each refusal says why); 64 without
-an ID; 69 when the registry does not answer.
+an ID or with a malformed one (nothing is forgotten); 69 when the registry
+does not answer.
 `;
 
 /** States of records the registry lets `forget` remove (its state machine's ended states). */
@@ -80,7 +81,7 @@ export async function forgetCommand(args: string[]): Promise<number> {
   if (parsed.positionals.length === 0) {
     throw usage('Give the IDs of ended services: e.g. "fabricd forget spw-1a2b3c4d"');
   }
+  const ids = [...new Set(parsed.positionals.map((id) => checkId("service", id)))];
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  const ids = [...new Set(parsed.positionals)];
   return reportForgotten(await forgetRecords(context.registry, ids));
 }

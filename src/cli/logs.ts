@@ -1,15 +1,18 @@
 /**
  * `fabricd logs ID [-f] [--since D]`: a service's log, asked of the service
  * itself with a signed `GET /v1/logs` (through the bridges on its route), so
- * it works for a service on any host.
+ * it works for a service on any host; a service that is not running is read
+ * from its log file when it ran on this host.
  * @module
  */
-import { FabricRequestError } from "../client/fabric_client.ts";
-import type { FabricContext } from "./context.ts";
-import { EXIT } from "../types/mod.ts";
-import { durationFlag, parseFlags, stringFlag } from "./args.ts";
-import { usage } from "./cli_error.ts";
-import { loadContext, targetOf } from "./context.ts";
+import { FabricRequestError, type Target } from "../client/fabric_client.ts";
+import { dirname } from "../base/paths.ts";
+import { readLogTail, serviceLogPath } from "../config/log_file.ts";
+import { EXIT, type ServiceRecord, type ServiceState } from "../types/mod.ts";
+import { checkId, durationFlag, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
+import { CliError, usage } from "./cli_error.ts";
+import { type FabricContext, loadContext } from "./context.ts";
+import { routeTo } from "./_service_of.ts";
 
 /** Help text of `fabricd logs`. */
 export const LOGS_HELP = `fabricd logs ID [-f] [--since D] [--fabric FILE]
@@ -22,12 +25,19 @@ older lines were left out.
 
   -f, --follow   keep printing lines as the service writes them, until Ctrl-C
                  or until the service stops
-  --since D      only lines written in the last D (e.g. 30s, 10m, 2h)
+  --since D      only lines written in the last D (e.g. 30s, 10m, 2h, 1d)
 
-The service must be running to answer; a stopped one's log stays in
-DIR/logs/ID.log on its host. Exit codes: 0 done; 1 no such service in the
-registry; 64 usage; 69 the service does not answer.
+A service that is not running (STOPPED, FAILED, LOST, DEAD) or does not answer
+left its log in DIR/logs/ID.log on its host. When that host is this one and
+the file is in the fabric's directory, it is read from there (a note on
+stderr says so; -f does not follow it). Exit codes: 0 done; 1 no such service
+in the registry, or a service that is not running whose log is on another
+host or unreadable (the message says where it is); 64 usage; 69 a running
+service that does not answer and whose log cannot be read here.
 `;
+
+/** States in which a service's process is gone: its log is read from its file. */
+const NOT_RUNNING: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST", "DEAD"];
 
 /** Runs `fabricd logs`. */
 export async function logsCommand(args: string[]): Promise<number> {
@@ -42,28 +52,80 @@ export async function logsCommand(args: string[]): Promise<number> {
   }
   const [id, ...extra] = parsed.positionals;
   if (!id) throw usage('Give the ID of a service: e.g. "fabricd logs spw-1a2b3c4d"');
-  if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd logs --help"`);
+  noMoreArgs("logs", extra);
+  checkId("service", id);
   const since = parsed.flags.since === undefined
     ? undefined
     : Date.now() - durationFlag(parsed, "since", 0);
   const context = await loadContext(stringFlag(parsed, "fabric"));
+  const records = await context.registry.list();
+  const record = records.find((r) => r.id === id);
+  if (!record) {
+    throw new CliError(
+      `No service "${id}" in the registry: see "fabricd status --all"`,
+      EXIT.FAILURE,
+    );
+  }
+  if (NOT_RUNNING.includes(record.state)) return await fromFile(context, record, since);
   const query = since === undefined ? "" : `since=${since}`;
-  if (parsed.flags.follow) return await follow(context, id, query);
-  const target = await targetOf(context, id);
-  const answer = await context.client.call<{ lines: string[]; truncated: boolean }>(target, {
-    method: "GET",
-    path: `/v1/logs${query ? `?${query}` : ""}`,
-  });
-  if (answer.truncated) {
+  const target = routeTo(record, records);
+  try {
+    if (parsed.flags.follow) return await follow(context, target, query);
+    const answer = await context.client.call<{ lines: string[]; truncated: boolean }>(target, {
+      method: "GET",
+      path: `/v1/logs${query ? `?${query}` : ""}`,
+    });
+    print(id, answer);
+    return EXIT.OK;
+  } catch (error) {
+    if (!(error instanceof FabricRequestError && error.status === 0)) throw error;
+    return await fromFile(context, record, since, error);
+  }
+}
+
+function print(id: string, tail: { lines: string[]; truncated: boolean }): void {
+  if (tail.truncated) {
     console.error(`(older lines of ${id} left out: only the last 256 KiB are answered)`);
   }
-  for (const line of answer.lines) console.log(line);
-  return EXIT.OK;
+  for (const line of tail.lines) console.log(line);
+}
+
+/**
+ * The log of `record`, a service that is not running (or, with `unreachable`,
+ * does not answer), read from DIR/logs/ID.log when it ran on this host in the
+ * fabric's directory.
+ * @throws {CliError} saying where the log is when it cannot be read here:
+ * exit 69 for a service that does not answer, 1 for one that is not running.
+ */
+async function fromFile(
+  context: FabricContext,
+  record: ServiceRecord,
+  since: number | undefined,
+  unreachable?: FabricRequestError,
+): Promise<number> {
+  const path = serviceLogPath(context.fabric.dir ?? dirname(context.fabricPath), record.id);
+  const why = unreachable ? "does not answer" : `is ${record.state}`;
+  const here = record.host === Deno.hostname();
+  const tail = here ? await readLogTail(path, { since }).catch(() => null) : null;
+  if (tail) {
+    console.error(`(${record.id} ${why}: its log as it left it, from ${path})`);
+    print(record.id, tail);
+    return EXIT.OK;
+  }
+  const where = here
+    ? `${path} cannot be read here`
+    : `it is in DIR/logs/${record.id}.log on host ${record.host} (DIR: the state directory its spawner gave it)`;
+  throw new CliError(
+    `${unreachable ? `${unreachable.message}: ` : ""}service "${record.id}" ${why}, ` +
+      `so its log cannot be asked of it: ${where}`,
+    unreachable ? EXIT.UNREACHABLE : EXIT.FAILURE,
+    { ...(unreachable ? { cause: unreachable } : {}) },
+  );
 }
 
 /** Prints the log's tail, then each new line, until Ctrl-C or the end of the stream. */
-async function follow(context: FabricContext, id: string, query: string): Promise<number> {
-  const target = await targetOf(context, id);
+async function follow(context: FabricContext, target: Target, query: string): Promise<number> {
+  const id = target.id;
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);

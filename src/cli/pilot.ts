@@ -6,7 +6,9 @@
  */
 import type { Pilot } from "../services/pilot_manager/pilots.ts";
 import { EXIT } from "../types/mod.ts";
-import { intFlag, parseFlags, stringFlag } from "./args.ts";
+// The pilot manager's own request schema: a flag is refused here as the manager would.
+import { MAX_PILOTS_PER_REQUEST, pilotRequestSchema } from "../types/pilot_schemas.ts";
+import { checkId, idFlag, noMoreArgs, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { serviceOf } from "./_service_of.ts";
@@ -14,13 +16,16 @@ import { serviceOf } from "./_service_of.ts";
 /** Help text of `fabricd pilot`. */
 export const PILOT_HELP = `fabricd pilot submit [--on URL] [--count N] [--cores N] [--walltime T]
                      [--policy resubmit|report] [--queue ID] [--pubsub ID]
-fabricd pilot list
-fabricd pilot cancel PILOT_ID
+                     [--queue-name NAME] [--manager ID] [--json] [--fabric FILE]
+fabricd pilot list [--manager ID] [--json] [--fabric FILE]
+fabricd pilot cancel PILOT_ID [--manager ID] [--json] [--fabric FILE]
 
-  submit   asks the pilot manager to submit N agents (default 1) through a launcher
-           (default the manager's own, e.g. slurm://compute) with N cores each and a
-           walltime (30, 90s, 2h or HH:MM:SS); they take tasks from the queue service
-           and report on the pub/sub service (the fabric's only ones, or --queue/--pubsub)
+  submit   asks the pilot manager to submit N agents (default 1, at most
+           ${MAX_PILOTS_PER_REQUEST}) through a launcher (default the manager's own, e.g.
+           slurm://compute; else local://, ssh://HOST or slurm://PARTITION) with N
+           cores each (1-4096) and a walltime (30, 90s, 2h or HH:MM:SS); they take
+           tasks from the queue service and report on the pub/sub service (the
+           fabric's only ones, or --queue/--pubsub)
   list     every pilot: its state, batch job, node, agent state and reason
   cancel   cancels a pilot's batch job (scancel); it is not resubmitted
 
@@ -28,7 +33,64 @@ fabricd pilot cancel PILOT_ID
   --policy P         when a job ends early: resubmit (under its ID) or report
   --queue-name NAME  queue name the agents read (default tasks)
   --json             machine-readable output
+  --fabric FILE      fabric file (default: FABRIC_FILE, then ~/.fabric/fabric.yaml)
+
+Every argument is checked before anything is sent (exit 64); an unknown
+--manager, --queue or --pubsub ID exits 1.
 `;
+
+/** What `pilot submit` asks for, checked, without the queue and pub/sub services. */
+type PilotAsk = Record<string, string | number>;
+
+/**
+ * `pilot submit`'s flags as the pilot manager's request fields, checked with
+ * the manager's own schema (`pilotRequestSchema`) so that a value it would
+ * refuse is a usage error naming the flag.
+ * @throws {CliError} (64) naming the flag and its valid values.
+ */
+function pilotAskOf(parsed: ParsedArgs): PilotAsk {
+  const fields = pilotRequestSchema.shape;
+  const ask: PilotAsk = {};
+  // Each flag is named after its field; a number flag's text is sent as its number.
+  const check = (field: "count" | "cores" | "walltime" | "policy", valid: string): void => {
+    const given = stringFlag(parsed, field);
+    if (given === undefined) return;
+    const value = field === "count" || field === "cores"
+      ? /^\d{1,9}$/.test(given) ? Number(given) : NaN
+      : given;
+    if (!fields[field].safeParse(value).success) {
+      throw usage(`Invalid --${field} "${given}": ${valid}`);
+    }
+    ask[field] = value;
+  };
+  check("count", `give a whole number from 1 to ${MAX_PILOTS_PER_REQUEST}`);
+  check("cores", "give a whole number from 1 to 4096");
+  check("walltime", "give minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS, more than zero");
+  check("policy", "use resubmit or report");
+  const on = stringFlag(parsed, "on");
+  if (on !== undefined) ask.on = checkLauncher(on);
+  const queueName = idFlag(parsed, "queue-name", "queue");
+  if (queueName !== undefined) ask.queueName = queueName;
+  return ask;
+}
+
+/**
+ * A launcher URL the pilot manager can use: `local://`, `ssh://...` or
+ * `slurm://...` (the manager's launchers; their hosts and parameters are
+ * checked where the pilots start).
+ * @throws {CliError} (64) for any other.
+ */
+function checkLauncher(url: string): string {
+  const scheme = /^([a-z][a-z0-9+]*):\/\//.exec(url)?.[1];
+  const known = url.length <= 2048 &&
+    (url === "local://" || (scheme !== undefined && ["ssh", "slurm"].includes(scheme)));
+  if (!known) {
+    throw usage(
+      `Invalid --on "${url}": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
+    );
+  }
+  return url;
+}
 
 /** Runs `fabricd pilot`. */
 export async function pilotCommand(args: string[]): Promise<number> {
@@ -50,11 +112,24 @@ export async function pilotCommand(args: string[]): Promise<number> {
     console.log(PILOT_HELP);
     return parsed.flags.help ? EXIT.OK : EXIT.USAGE;
   }
+  // Every argument is checked before the fabric is loaded: a usage error is 64 on any fabric.
   if (!["submit", "list", "cancel"].includes(action)) {
     throw usage(`Unknown action "${action}": use submit, list or cancel`);
   }
+  const managerId = idFlag(parsed, "manager", "service");
+  const queueId = idFlag(parsed, "queue", "service");
+  const pubsubId = idFlag(parsed, "pubsub", "service");
+  const ask = action === "submit" ? pilotAskOf(parsed) : undefined;
+  if (action !== "cancel") noMoreArgs("pilot", rest);
+  const [id, ...extra] = rest;
+  if (action === "cancel" && (!id || extra.length > 0)) {
+    throw usage('Give one pilot ID: "fabricd pilot cancel agt-1a2b3c4d"');
+  }
+  const pilotId = id === undefined
+    ? undefined
+    : checkId("service", id, { example: "agt-1a2b3c4d" });
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  const manager = await serviceOf(context, "pilot-manager", stringFlag(parsed, "manager"));
+  const manager = await serviceOf(context, "pilot-manager", managerId);
   const call = <T>(method: string, path: string, body?: unknown) =>
     context.client.call<T>(manager, { method, path, ...(body ? { body } : {}) }, {
       timeoutMs: 60_000,
@@ -64,20 +139,10 @@ export async function pilotCommand(args: string[]): Promise<number> {
     else if (pilots.length === 0) console.log("no pilots");
     else for (const pilot of pilots) console.log(describe(pilot));
   };
-  if (action === "submit") {
-    if (rest.length > 0) throw usage(`Unexpected "${rest[0]}": submit takes flags only`);
-    const queue = await serviceOf(context, "queue", stringFlag(parsed, "queue"));
-    const pubsub = await serviceOf(context, "pubsub", stringFlag(parsed, "pubsub"));
-    const body = {
-      count: intFlag(parsed, "count", 1),
-      cores: intFlag(parsed, "cores", 1),
-      queue: queue.id,
-      pubsub: pubsub.id,
-      ...optional("on", stringFlag(parsed, "on")),
-      ...optional("walltime", stringFlag(parsed, "walltime")),
-      ...optional("policy", stringFlag(parsed, "policy")),
-      ...optional("queueName", stringFlag(parsed, "queue-name")),
-    };
+  if (ask) {
+    const queue = await serviceOf(context, "queue", queueId);
+    const pubsub = await serviceOf(context, "pubsub", pubsubId);
+    const body = { ...ask, queue: queue.id, pubsub: pubsub.id };
     print((await call<{ pilots: Pilot[] }>("POST", "/v1/pilots", body)).pilots);
     return EXIT.OK;
   }
@@ -85,24 +150,16 @@ export async function pilotCommand(args: string[]): Promise<number> {
     print((await call<{ pilots: Pilot[] }>("GET", "/v1/pilots")).pilots);
     return EXIT.OK;
   }
-  const [id, ...extra] = rest;
-  if (!id || extra.length > 0) {
-    throw usage('Give one pilot ID: "fabricd pilot cancel agt-1a2b3c4d"');
-  }
-  const pilot = await call<Pilot>("DELETE", `/v1/pilots/${encodeURIComponent(id)}`).catch(
+  const pilot = await call<Pilot>("DELETE", `/v1/pilots/${pilotId}`).catch(
     (error: Error & { status?: number }) => {
       if (error.status === 404) {
-        throw new CliError(`No pilot "${id}": see "fabricd pilot list"`, EXIT.FAILURE);
+        throw new CliError(`No pilot "${pilotId}": see "fabricd pilot list"`, EXIT.FAILURE);
       }
       throw error;
     },
   );
   print([pilot]);
   return EXIT.OK;
-}
-
-function optional(key: string, value: string | undefined): Record<string, string> {
-  return value === undefined ? {} : { [key]: value };
 }
 
 function describe(pilot: Pilot): string {

@@ -6,7 +6,7 @@
  */
 import { targetFor } from "../client/route.ts";
 import { EXIT, type SpawnResult } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { checkId, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 
@@ -31,6 +31,7 @@ export async function restartCommand(args: string[]): Promise<number> {
   }
   const [id, ...extra] = parsed.positionals;
   if (!id || extra.length > 0) throw usage('Give one service ID: "fabricd restart spw-1a2b3c4d"');
+  checkId("service", id);
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const records = await context.registry.list();
   const record = records.find((r) => r.id === id);

@@ -6,7 +6,7 @@
  */
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { EXIT } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { checkId, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 
@@ -16,9 +16,17 @@ export const REVOKE_HELP = `fabricd revoke ID [--reason TEXT] [--json] [--fabric
 Cuts service ID off at once, as when its host is compromised: its record
 becomes LOST and its certificate is refused everywhere from the next
 heartbeat on (about 2 s). Its parent does not renew it, and the role's
-replacement policy applies as for any lost service. Exit codes: 0 revoked,
-1 no such service, 64 usage, 69 the fabric is not running, 78 no fabric file.
+replacement policy applies as for any lost service.
+
+  --reason TEXT   why, 1-500 characters, kept in its transition (default
+                  "revoked by the operator")
+
+Exit codes: 0 revoked, 1 no such service, 64 usage (a malformed ID or
+reason: nothing is sent), 69 the fabric is not running, 78 no fabric file.
 `;
+
+/** Most characters of a revocation's reason (the registry's limit). */
+const MAX_REASON = 500;
 
 /** Runs `fabricd revoke`. */
 export async function revokeCommand(args: string[]): Promise<number> {
@@ -33,8 +41,15 @@ export async function revokeCommand(args: string[]): Promise<number> {
   }
   const [id, ...extra] = parsed.positionals;
   if (!id || extra.length > 0) throw usage('Give one service ID: "fabricd revoke spw-1a2b3c4d"');
-  const context = await loadContext(stringFlag(parsed, "fabric"));
+  checkId("service", id);
   const reason = stringFlag(parsed, "reason") ?? "revoked by the operator";
+  if (reason.trim() === "" || reason.length > MAX_REASON) {
+    throw usage(
+      `Invalid --reason "${reason}": say why in 1-${MAX_REASON} characters, ` +
+        `e.g. --reason "host compromised"`,
+    );
+  }
+  const context = await loadContext(stringFlag(parsed, "fabric"));
   try {
     const record = await context.registry.revoke(id, reason);
     if (parsed.flags.json) console.log(JSON.stringify({ record }));

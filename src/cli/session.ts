@@ -4,22 +4,30 @@
  * @module
  */
 import { saveFabricFile } from "../config/fabric_file.ts";
-import { sessionIdSchema } from "../types/wire.ts";
-import { EXIT, type ServiceRecord } from "../types/mod.ts";
-import { listFlag, parseFlags, stringFlag } from "./args.ts";
+import { EXIT, type ServiceRecord, type ServiceState } from "../types/mod.ts";
+import { checkId, idFlags, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
-import { type FabricContext, loadContext, targetOf } from "./context.ts";
+import { type FabricContext, loadContext } from "./context.ts";
+import { routeTo } from "./_service_of.ts";
 import { targetFor } from "../client/route.ts";
 
 /** Help text of `fabricd session`. */
 export const SESSION_HELP =
-  `fabricd session open [S] --service ID... | close S | list [--fabric FILE]
+  `fabricd session open [S] --service ID... | close S | list [--json] [--fabric FILE]
 
   open [S]   records session S (a new ID if omitted) in the fabric file and
-             registers it with each --service ID (at least one; exit 64 without)
+             registers it with each --service ID (at least one; exit 64 without).
+             Every named service is checked first: an unknown one, or one that
+             ended, exits 1 before S is registered anywhere
   close S    deregisters S from every service serving it and forgets it; exit 1
              when neither the fabric file nor any service knows S
   list       sessions of the fabric file and the services serving each
+
+  --json          (list) one JSON object: {sessions: [{session, services}]}
+  --fabric FILE   fabric file (default: FABRIC_FILE, then ~/.fabric/fabric.yaml)
+
+S is 1-128 letters, digits, '.', '_' or '-'; service IDs look like spw-1a2b3c4d.
+Arguments are checked before anything is sent (exit 64).
 `;
 
 /** Runs `fabricd session`. */
@@ -34,11 +42,15 @@ export async function sessionCommand(args: string[]): Promise<number> {
     console.log(SESSION_HELP);
     return parsed.flags.help ? EXIT.OK : EXIT.USAGE;
   }
-  if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd session --help"`);
-  if (name !== undefined && !sessionIdSchema.safeParse(name).success) {
-    throw usage(`Invalid session "${name}": use 1-128 letters, digits, '.', '_' or '-'`);
+  // Every argument is checked before the fabric is loaded: a usage error is 64 on any fabric.
+  if (!["open", "close", "list"].includes(action)) {
+    throw usage(`Unknown action "${action}": use open, close or list`);
   }
-  if (action === "open" && listFlag(parsed, "service").length === 0) {
+  noMoreArgs("session", action === "list" ? parsed.positionals.slice(1) : extra);
+  if (name !== undefined) checkId("session", name);
+  if (action === "close" && !name) throw usage('Missing session: "fabricd session close S"');
+  const services = idFlags(parsed, "service", "service");
+  if (action === "open" && services.length === 0) {
     throw usage(
       `Name the services that serve the session: "fabricd session open ${
         name ?? "S"
@@ -48,9 +60,8 @@ export async function sessionCommand(args: string[]): Promise<number> {
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const records = await context.registry.list();
   if (action === "list") return listSessions(context, records, parsed.flags.json === true);
-  if (action === "open") return await openSession(context, name, listFlag(parsed, "service"));
-  if (action === "close") return await closeSession(context, records, name);
-  throw usage(`Unknown action "${action}": use open, close or list`);
+  if (action === "open") return await openSession(context, records, { name, services });
+  return await closeSession(context, records, name!);
 }
 
 /** `session list`: the sessions of the fabric file and of `records`, with who serves each. */
@@ -72,15 +83,31 @@ function listSessions(context: FabricContext, records: ServiceRecord[], json: bo
   return EXIT.OK;
 }
 
-/** `session open`: registers session `name` (or a new one) with `services`, then records it. */
+/**
+ * `session open`: checks every named service first (known, not ended, with a
+ * route), then registers session `name` (or a new one) with each and records it.
+ * @throws {CliError} exit 1, before anything is registered, for an unknown or ended service.
+ */
 async function openSession(
   context: FabricContext,
-  name: string | undefined,
-  services: string[],
+  records: ServiceRecord[],
+  { name, services }: { name: string | undefined; services: string[] },
 ): Promise<number> {
+  const targets = [...new Set(services)].map((id) => {
+    const record = records.find((r) => r.id === id);
+    if (!record) {
+      throw new CliError(`No service "${id}" in the registry: see "fabricd status"`, EXIT.FAILURE);
+    }
+    if (ENDED_STATES.includes(record.state)) {
+      throw new CliError(
+        `Service "${id}" is ${record.state}: it cannot serve a session (see "fabricd status --all")`,
+        EXIT.FAILURE,
+      );
+    }
+    return routeTo(record, records);
+  });
   const session = name ?? `ses-${crypto.randomUUID().slice(0, 8)}`;
-  for (const id of services) {
-    const target = await targetOf(context, id);
+  for (const target of targets) {
     await context.client.call(target, { method: "POST", path: `/v1/sessions/${session}` });
   }
   if (!context.fabric.sessions.includes(session)) {
@@ -93,17 +120,19 @@ async function openSession(
   return EXIT.OK;
 }
 
+/** States of a service that has ended: it answers nothing, so it serves no session. */
+const ENDED_STATES: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST"];
+
 /**
  * `session close`: deregisters session `name` from every service of `records`
  * serving it (or clears it on record when one cannot be reached) and forgets it.
- * @throws {CliError} exit 64 without `name`, 1 when nobody knows it.
+ * @throws {CliError} exit 1 when nobody knows it.
  */
 async function closeSession(
   context: FabricContext,
   records: ServiceRecord[],
-  name: string | undefined,
+  name: string,
 ): Promise<number> {
-  if (!name) throw usage('Missing session: "fabricd session close S"');
   if (
     !context.fabric.sessions.includes(name) && !records.some((r) => r.sessions.includes(name))
   ) {

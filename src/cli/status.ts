@@ -7,8 +7,8 @@
 import type { ServiceStatus } from "../types/mod.ts";
 import { EXIT, ROLES, SERVICE_STATES } from "../types/mod.ts";
 import type { ListFilter } from "../client/registry_client.ts";
-import { listFlag, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
-import { usage } from "./cli_error.ts";
+import { checkId, idFlag, listFlag, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
+import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
 import { forgetRecords, FORGETTABLE_STATES, reportForgotten } from "./forget.ts";
 import { renderTree, shownRecords, withReachability, writeServicesJson } from "./status_tree.ts";
@@ -26,7 +26,8 @@ refused.
 
 Filters, applied by the registry (repeat a flag or give a comma-separated list):
 --role ROLE keeps services of these roles, --state STATE those in these states,
---under ID that service and everything below it.
+--under ID that service and everything below it (exit 1 when the registry has
+no service ID).
 
 With ID: asks that service itself (a signed GET /v1/status, through the bridges
 on its route) and prints its answer and the round-trip time.
@@ -47,10 +48,12 @@ export async function statusCommand(args: string[]): Promise<number> {
     console.log(STATUS_HELP);
     return EXIT.OK;
   }
-  const context = await loadContext(stringFlag(parsed, "fabric"));
   const [id, ...extra] = parsed.positionals;
   if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd status --help"`);
   if (id && parsed.flags.prune) throw usage("--prune works on the whole fabric: give no ID");
+  if (id) checkId("service", id);
+  const filter = listFilterOf(parsed);
+  const context = await loadContext(stringFlag(parsed, "fabric"));
   if (id) {
     const target = await targetOf(context, id);
     const started = performance.now();
@@ -83,7 +86,13 @@ export async function statusCommand(args: string[]): Promise<number> {
     code = reportForgotten(await forgetRecords(context.registry, ended.map((r) => r.id)));
     if (ended.length === 0) console.log("No ended records to forget.");
   }
-  const records = await context.registry.list(undefined, listFilterOf(parsed));
+  if (filter.under && !(await context.registry.get(filter.under))) {
+    throw new CliError(
+      `No service "${filter.under}" in the registry: see "fabricd status --all"`,
+      EXIT.FAILURE,
+    );
+  }
+  const records = await context.registry.list(undefined, filter);
   if (parsed.flags.json) {
     await writeServicesJson(withReachability(records));
     return code;
@@ -104,7 +113,7 @@ function listFilterOf(parsed: ParsedArgs): ListFilter {
   if (badState !== undefined) {
     throw usage(`Unknown state "${badState}": use one of ${SERVICE_STATES.join(", ")}`);
   }
-  const under = stringFlag(parsed, "under");
+  const under = idFlag(parsed, "under", "service");
   return {
     ...(roles.length ? { roles } : {}),
     ...(states.length ? { states } : {}),

@@ -4,7 +4,7 @@
  * @module
  */
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
-import { durationFlag, parseFlags, stringFlag } from "./args.ts";
+import { checkId, durationFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { RUNNING_STATES, stopServices, subtreeOf } from "./stop_services.ts";
@@ -44,6 +44,7 @@ export async function stopCommand(args: string[]): Promise<number> {
     );
   }
   if (all && only) throw usage("--only names services: give IDs instead of --all");
+  for (const id of parsed.positionals) checkId("service", id);
   const graceMs = parsed.flags.grace === undefined ? undefined : durationFlag(parsed, "grace", 0);
   const context = await loadContext(stringFlag(parsed, "fabric"));
   let ids: string[] | undefined;

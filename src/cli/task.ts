@@ -12,11 +12,21 @@ import { FabricRequestError } from "../client/fabric_client.ts";
 import { PubsubClient, type PubsubSubscription } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
 import { EXIT } from "../types/mod.ts";
-import { durationFlag, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
+import { HISTORY_STATES, TASK_HISTORY_LIMITS } from "../types/queue_wire.ts";
+import {
+  durationFlag,
+  idFlag,
+  intFlag,
+  keyValueFlag,
+  noMoreArgs,
+  type ParsedArgs,
+  parseFlags,
+  stringFlag,
+} from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
-import { serviceOf } from "./_service_of.ts";
-import { cancelTask, listTasks, showTask, type TaskAction } from "./_task_history.ts";
+import { FINAL_STATES, NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
+import { cancelTask, listTasks, oneTaskId, showTask, type TaskAction } from "./_task_history.ts";
 import { taskLogs } from "./_task_logs.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
 
@@ -27,6 +37,7 @@ fabricd task list [--state S] [--limit N]
 fabricd task show TASK_ID
 fabricd task logs TASK_ID [-f] [--stderr]
 fabricd task cancel TASK_ID
+  (each also takes [--queue ID] [--pubsub ID] [--queue-name NAME] [--json] [--fabric FILE])
 
   submit   puts a task on the queue (the fabric's queue service, or --queue ID) and
            prints its ID at once; --wait follows its states (QUEUED, RUNNING, DONE,
@@ -50,11 +61,19 @@ fabricd task cancel TASK_ID
 
   An unknown task ID (never submitted, or pruned from the history) exits 1, as
   does "show", "logs" or "cancel" of a task that cannot be shown or canceled.
+  A --queue or --pubsub ID the registry does not have exits 1 at once; submit
+  waits (up to 60 s, then exit 69) only for a queue that restarts or does not
+  answer. Arguments are checked before anything is sent (exit 64).
 
   --queue ID / --pubsub ID   which services, when the fabric has more than one
   --queue-name NAME          queue name the agents read (default tasks)
   --json                     machine-readable output
+  --fabric FILE              fabric file (default: FABRIC_FILE, then
+                             ~/.fabric/fabric.yaml)
 `;
+
+/** The actions of `fabricd task`. */
+const ACTIONS = ["submit", "list", "show", "logs", "cancel"];
 
 /** Runs `fabricd task`. */
 export async function taskCommand(args: string[]): Promise<number> {
@@ -81,44 +100,102 @@ export async function taskCommand(args: string[]): Promise<number> {
     console.log(TASK_HELP);
     return parsed.flags.help ? EXIT.OK : EXIT.USAGE;
   }
+  // Every argument is checked before the fabric is loaded: a usage error is 64 on any fabric.
+  if (!ACTIONS.includes(action)) {
+    throw usage(`Unknown action "${action}": use ${ACTIONS.join(", ")}`);
+  }
+  idFlag(parsed, "queue", "service");
+  idFlag(parsed, "pubsub", "service");
+  const queueName = idFlag(parsed, "queue-name", "queue") ?? "tasks";
+  const submission = action === "submit"
+    ? submissionOf(parsed, dash >= 0 ? args.slice(dash + 1) : rest)
+    : undefined;
+  if (action === "list") checkListFlags(parsed, rest);
+  if (["show", "logs", "cancel"].includes(action)) checkTaskId(oneTaskId(rest, action));
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  const run: TaskAction = {
-    context,
-    parsed,
-    queueName: stringFlag(parsed, "queue-name") ?? "tasks",
-  };
-  if (action === "submit") return await submitTask(run, dash >= 0 ? args.slice(dash + 1) : rest);
+  const run: TaskAction = { context, parsed, queueName };
+  if (submission) return await submitTask(run, submission);
   if (action === "list") return await listTasks(run);
   if (action === "show") return await showTask(run, rest);
   if (action === "logs") return await taskLogs(run, rest);
-  if (action === "cancel") return await cancelTask(run, rest);
-  throw usage(`Unknown action "${action}": use submit, list, show, logs or cancel`);
+  return await cancelTask(run, rest);
+}
+
+/** A task ID as the queue takes it. @throws {CliError} (64) otherwise. */
+function checkTaskId(id: string): string {
+  if (!TASK_ID.test(id)) {
+    throw usage(`Invalid task ID "${id}": give 1-64 letters, digits, '_' or '-' (e.g. tsk-1a2b)`);
+  }
+  return id;
 }
 
 /**
- * `task submit`: puts `command` on the queue as a task and prints its ID;
- * with `--wait`, follows the task until it ends.
- * @throws {CliError} exit 64 without a command, with a bad `--id`, or `--timeout` without `--wait`.
+ * `task list`'s arguments: no positional, a known `--state`, `--limit` in range
+ * (the checks `listTasks` makes, made before the fabric is loaded).
+ * @throws {CliError} (64) otherwise.
  */
-async function submitTask(
-  { context, parsed, queueName }: TaskAction,
-  command: string[],
-): Promise<number> {
+function checkListFlags(parsed: ParsedArgs, rest: string[]): void {
+  noMoreArgs("task", rest);
+  const state = stringFlag(parsed, "state")?.toUpperCase();
+  if (state !== undefined && !(HISTORY_STATES as readonly string[]).includes(state)) {
+    throw usage(`Invalid --state "${state}": use one of ${HISTORY_STATES.join(", ")}`);
+  }
+  const limit = intFlag(parsed, "limit", TASK_HISTORY_LIMITS.defaultListLimit);
+  if (limit < 1 || limit > TASK_HISTORY_LIMITS.maxListLimit) {
+    throw usage(`Invalid --limit ${limit}: give 1 to ${TASK_HISTORY_LIMITS.maxListLimit}`);
+  }
+}
+
+/** What `task submit` puts on the queue, and how long `--wait` waits. */
+interface Submission {
+  task: {
+    id: string;
+    executable: string;
+    args: string[];
+    env: Record<string, string>;
+    cores: number;
+    cwd?: string;
+  };
+  timeoutMs: number | undefined;
+}
+
+/**
+ * `task submit`'s task from its flags and `command`.
+ * @throws {CliError} exit 64 without a command, with a bad `--id`, `--cores`,
+ * `--env` or `--timeout`, or `--timeout` without `--wait`.
+ */
+function submissionOf(parsed: ParsedArgs, command: string[]): Submission {
   if (command.length === 0) {
     throw usage('Give the command after "--": fabricd task submit -- /bin/echo hi');
   }
-  const id = stringFlag(parsed, "id") ?? `tsk-${crypto.randomUUID().slice(0, 8)}`;
-  if (!TASK_ID.test(id)) {
-    throw usage(`Invalid --id "${id}": give 1-64 letters, digits, '_' or '-' (e.g. tsk-1a2b)`);
-  }
-  const task = {
-    id,
-    executable: command[0]!,
-    args: command.slice(1),
-    env: keyValueFlag(parsed, "env"),
-    cores: intFlag(parsed, "cores", 1) || 1,
-    ...(stringFlag(parsed, "cwd") ? { cwd: stringFlag(parsed, "cwd") } : {}),
+  const id = checkTaskId(stringFlag(parsed, "id") ?? `tsk-${crypto.randomUUID().slice(0, 8)}`);
+  const timeoutMs = parsed.flags.timeout === undefined
+    ? undefined
+    : durationFlag(parsed, "timeout", 0);
+  if (timeoutMs !== undefined && !parsed.flags.wait) throw usage("--timeout goes with --wait");
+  const cwd = stringFlag(parsed, "cwd");
+  return {
+    task: {
+      id,
+      executable: command[0]!,
+      args: command.slice(1),
+      env: keyValueFlag(parsed, "env"),
+      cores: intFlag(parsed, "cores", 1) || 1,
+      ...(cwd ? { cwd } : {}),
+    },
+    timeoutMs,
   };
+}
+
+/**
+ * `task submit`: puts the task on the queue and prints its ID; with `--wait`,
+ * follows the task until it ends.
+ */
+async function submitTask(
+  { context, parsed, queueName }: TaskAction,
+  { task, timeoutMs }: Submission,
+): Promise<number> {
+  const id = task.id;
   const queueId = await queueIdOf(context, stringFlag(parsed, "queue"));
   let events: PubsubSubscription | null = null;
   if (parsed.flags.wait) {
@@ -128,10 +205,6 @@ async function submitTask(
     );
     events = await pubsub.subscribe([taskTopic(id)]);
   }
-  const timeoutMs = parsed.flags.timeout === undefined
-    ? undefined
-    : durationFlag(parsed, "timeout", 0);
-  if (timeoutMs !== undefined && !events) throw usage("--timeout goes with --wait");
   const put = await submitOnce(context, queueId, { queueName, task });
   const answer = put.duplicate ? { id, duplicate: true } : { id };
   // The ID at once, before any wait: it is what every later command takes.
@@ -239,14 +312,14 @@ async function agentTakes(
 /**
  * The queue service to submit to: `--queue`, or the fabric's only queue
  * service that is not ended, even while it restarts (then the put waits).
- * @throws {CliError} as {@linkcode serviceOf} when there is none or several.
+ * @throws {CliError} exit 1 for a `--queue` the registry does not have as a
+ * queue service, or as {@linkcode serviceOf} when there is none or several.
  */
 async function queueIdOf(context: FabricContext, given: string | undefined): Promise<string> {
-  if (given) return given;
+  const records = await context.registry.list();
+  if (given) return recordOf(records, "queue", given).id;
   const ended = ["STOPPED", "FAILED", "LOST"];
-  const queues = (await context.registry.list()).filter((r) =>
-    r.role === "queue" && !ended.includes(r.state)
-  );
+  const queues = records.filter((r) => r.role === "queue" && !ended.includes(r.state));
   if (queues.length === 1) return queues[0]!.id;
   return (await serviceOf(context, "queue", undefined)).id;
 }
@@ -255,11 +328,22 @@ async function queueIdOf(context: FabricContext, given: string | undefined): Pro
 const SUBMIT_PATIENCE_MS = 60_000;
 
 /**
+ * Whether a put may succeed when sent again: the queue could not be reached,
+ * answered 502/503, or exists but is not ALIVE in a state it leaves by itself
+ * (restarting). An unknown queue, or one STOPPED or LOST, fails at once.
+ */
+function retryable(error: unknown): boolean {
+  if (error instanceof FabricRequestError) return [0, 502, 503].includes(error.status);
+  return error instanceof NotAliveError && !FINAL_STATES.includes(error.state);
+}
+
+/**
  * Puts `task` on queue service `queueId` with the task ID as idempotency
  * key, sending it again with backoff (250 ms doubling to 4 s, for at most
- * {@linkcode SUBMIT_PATIENCE_MS}) while the service cannot be reached or is
- * not ALIVE: the queue stores it once however often it arrives.
- * @throws {CliError} exit 69 when the queue stayed out of reach, 1 when it refused.
+ * {@linkcode SUBMIT_PATIENCE_MS}) while it is {@linkcode retryable}: the
+ * queue stores it once however often it arrives.
+ * @throws {CliError} exit 69 when the queue stayed out of reach, 1 when it
+ * refused or does not exist (at once).
  */
 async function submitOnce(
   context: FabricContext,
@@ -278,11 +362,7 @@ async function submitOnce(
       });
       return put;
     } catch (error) {
-      const retryable = (error instanceof FabricRequestError &&
-        (error.status === 0 || error.status === 502 || error.status === 503)) ||
-        (error instanceof CliError && error.exitCode === EXIT.FAILURE &&
-          !(error.cause instanceof FabricRequestError));
-      if (!retryable) throw error;
+      if (!retryable(error)) throw error;
       if (Date.now() + delay > deadline) {
         // Out of reach, refusing with 502/503 or not ALIVE: the same to the caller.
         throw new CliError(

@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { serviceIdSchema } from "../../types/wire.ts";
 import { jsonBody, validParam } from "../../api/validate.ts";
-import { pilotRequestSchema } from "./_schemas.ts";
+import { pilotRequestSchema } from "../../types/pilot_schemas.ts";
 import { type PilotManager, type PilotPolicy, PilotRequestError } from "./pilots.ts";
 
 /** Defaults for what a pilot request leaves out (the manager's role options). */

@@ -1,9 +1,10 @@
 /**
- * Bodies of the pilot manager's API, validated at the HTTP edge.
+ * Bodies of the pilot manager's API, validated at the HTTP edge and by
+ * `fabricd pilot submit` before it sends anything.
  * @module
  */
 import * as z from "zod";
-import { serviceIdSchema, sessionIdSchema } from "../../types/wire.ts";
+import { serviceIdSchema, sessionIdSchema } from "./wire.ts";
 
 /** Most pilots one request may ask for. */
 export const MAX_PILOTS_PER_REQUEST = 256;
