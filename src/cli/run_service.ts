@@ -9,7 +9,7 @@
 import type { Rule } from "../api/authorization.ts";
 import { serviceRule } from "../runtime/authority.ts";
 import { join } from "../base/paths.ts";
-import { readKeyFile } from "../crypto/keys.ts";
+import { KeyFileError, readKeyFile } from "../crypto/keys.ts";
 import { NonceJournal } from "../crypto/nonce_journal.ts";
 import { ReplayCache } from "../crypto/replay_cache.ts";
 import { CLOCK_SKEW_SECONDS } from "../crypto/signing.ts";
@@ -272,6 +272,11 @@ async function runUntilStopped(
     if (error instanceof BootstrapError) {
       logger.error("Bootstrap failed: {message}", { message: error.message });
       return error.exitCode;
+    }
+    if (error instanceof KeyFileError) {
+      // As for every command: a missing key file is configuration (78), an unreadable one data (65).
+      logger.error("{message}", { message: error.message });
+      return error.cause instanceof Deno.errors.NotFound ? EXIT.CONFIG : EXIT.DATA;
     }
     logger.error("Service failed: {error}", {
       error: error instanceof Error ? error.message : String(error),

@@ -7,7 +7,7 @@
  */
 import { dirname, join } from "../base/paths.ts";
 import { EXIT } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { EMPTY_FABRIC_FLAG } from "../config/fabric_file.ts";
@@ -95,6 +95,7 @@ function serveOn(
 /** Runs `fabricd ui` until SIGINT or SIGTERM. */
 export async function uiCommand(args: string[]): Promise<number> {
   const parsed = parseFlags("ui", args, { listen: { type: "string" }, fabric: { type: "string" } });
+  noMoreArgs("ui", parsed.positionals);
   if (parsed.flags.help) {
     console.log(UI_HELP);
     return EXIT.OK;
