@@ -6,7 +6,7 @@
 import type { Target } from "../client/fabric_client.ts";
 import { targetFor } from "../client/route.ts";
 import { EXIT, type Role, type ServiceRecord, type ServiceState } from "../types/mod.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { CliError, unknownService, usage } from "./cli_error.ts";
 import type { FabricContext } from "./context.ts";
 
 /** The flag that names a service of each role, where it is not `--ROLE`. */
@@ -37,7 +37,7 @@ export class NotAliveError extends CliError {
 export function recordOf(records: ServiceRecord[], role: Role, id: string): ServiceRecord {
   const record = records.find((r) => r.id === id);
   if (!record) {
-    throw new CliError(`No service "${id}" in the registry: see "fabricd status"`, EXIT.FAILURE);
+    throw unknownService(id);
   }
   if (record.role !== role) {
     throw new CliError(

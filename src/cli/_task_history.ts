@@ -65,12 +65,11 @@ export function oneTaskId(rest: string[], action: string): string {
 }
 
 /**
- * `task list`: the queue's counts, then its tasks, newest first: ID, state,
- * agent, age, exit code.
- * @throws {CliError} exit 64 for a bad `--state` or `--limit`.
+ * `task list`'s `--state` (a history state, upper-cased) and `--limit` (1 to
+ * the queue's most), checked.
+ * @throws {CliError} (64) for a bad one.
  */
-export async function listTasks(action: TaskAction): Promise<number> {
-  const { parsed, queueName } = action;
+export function listFlags(parsed: ParsedArgs): { state: string | undefined; limit: number } {
   const state = stringFlag(parsed, "state")?.toUpperCase();
   if (state !== undefined && !(HISTORY_STATES as readonly string[]).includes(state)) {
     throw usage(`Invalid --state "${state}": use one of ${HISTORY_STATES.join(", ")}`);
@@ -79,6 +78,17 @@ export async function listTasks(action: TaskAction): Promise<number> {
   if (limit < 1 || limit > TASK_HISTORY_LIMITS.maxListLimit) {
     throw usage(`Invalid --limit ${limit}: give 1 to ${TASK_HISTORY_LIMITS.maxListLimit}`);
   }
+  return { state, limit };
+}
+
+/**
+ * `task list`: the queue's counts, then its tasks, newest first: ID, state,
+ * agent, age, exit code.
+ * @throws {CliError} exit 64 for a bad `--state` or `--limit`.
+ */
+export async function listTasks(action: TaskAction): Promise<number> {
+  const { parsed, queueName } = action;
+  const { state, limit } = listFlags(parsed);
   const { queue } = await queueOf(action);
   const stats = await queue.stats(queueName);
   const tasks = await queue.tasks(queueName, {

@@ -64,3 +64,11 @@ export function toCliError(error: unknown): CliError {
 function isFabricFileError(error: unknown): error is FabricFileError {
   return error instanceof Error && error.name === "FabricFileError";
 }
+
+/** The error of a well-formed service ID the registry does not have (exit 1). */
+export function unknownService(id: string): CliError {
+  return new CliError(
+    `No service "${id}" in the registry: see "fabricd status --all"`,
+    EXIT.FAILURE,
+  );
+}

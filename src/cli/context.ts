@@ -14,7 +14,7 @@ import { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
 import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
 import { EXIT } from "../types/mod.ts";
-import { CliError } from "./cli_error.ts";
+import { CliError, unknownService } from "./cli_error.ts";
 
 /** A loaded fabric. */
 export interface FabricContext {
@@ -91,7 +91,7 @@ export async function targetOf(context: FabricContext, id: string | undefined): 
   const records = await context.registry.list();
   const record = records.find((r) => r.id === id);
   if (!record) {
-    throw new CliError(`No service "${id}" in the registry: see "fabricd status"`, EXIT.FAILURE);
+    throw unknownService(id);
   }
   try {
     return targetFor(record, records);

@@ -8,7 +8,7 @@
 import type { RegistryEvent, ServiceRecord, Transition } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
 import { idFlag, parseDuration, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { unknownService, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { MAX_AUDIT_LINES } from "../registry/rotation_routes.ts";
 import { sleep } from "../config/retry.ts";
@@ -75,10 +75,7 @@ export async function eventsCommand(args: string[]): Promise<number> {
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
   if (only && !(await context.registry.get(only))) {
-    throw new CliError(
-      `No service "${only}" in the registry: see "fabricd status --all"`,
-      EXIT.FAILURE,
-    );
+    throw unknownService(only);
   }
   if (parsed.flags.audit) {
     await printAudit(context, sinceText === undefined ? undefined : notBefore, json);

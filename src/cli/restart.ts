@@ -7,7 +7,7 @@
 import { targetFor } from "../client/route.ts";
 import { EXIT, type SpawnResult } from "../types/mod.ts";
 import { checkId, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { CliError, unknownService, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 
 /** Help text of `fabricd restart`. */
@@ -36,10 +36,7 @@ export async function restartCommand(args: string[]): Promise<number> {
   const records = await context.registry.list();
   const record = records.find((r) => r.id === id);
   if (!record) {
-    throw new CliError(
-      `No service "${id}" in the registry: see "fabricd status --all"`,
-      EXIT.FAILURE,
-    );
+    throw unknownService(id);
   }
   const parent = records.find((r) => r.id === record.parent);
   if (!parent) {

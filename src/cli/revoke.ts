@@ -7,7 +7,7 @@
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { EXIT } from "../types/mod.ts";
 import { checkId, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { unknownService, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 
 /** Help text of `fabricd revoke`. */
@@ -57,10 +57,7 @@ export async function revokeCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   } catch (error) {
     if (error instanceof FabricRequestError && error.status === 404) {
-      throw new CliError(
-        `No service "${id}" in the registry: see "fabricd status --all"`,
-        EXIT.FAILURE,
-      );
+      throw unknownService(id);
     }
     throw error;
   }

@@ -6,7 +6,7 @@
 import { saveFabricFile } from "../config/fabric_file.ts";
 import { EXIT, type ServiceRecord, type ServiceState } from "../types/mod.ts";
 import { checkId, idFlags, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { CliError, unknownService, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { routeTo } from "./_service_of.ts";
 import { targetFor } from "../client/route.ts";
@@ -96,7 +96,7 @@ async function openSession(
   const targets = [...new Set(services)].map((id) => {
     const record = records.find((r) => r.id === id);
     if (!record) {
-      throw new CliError(`No service "${id}" in the registry: see "fabricd status"`, EXIT.FAILURE);
+      throw unknownService(id);
     }
     if (ENDED_STATES.includes(record.state)) {
       throw new CliError(

@@ -8,7 +8,7 @@ import type { ServiceStatus } from "../types/mod.ts";
 import { EXIT, ROLES, SERVICE_STATES } from "../types/mod.ts";
 import type { ListFilter } from "../client/registry_client.ts";
 import { checkId, idFlag, listFlag, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { unknownService, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
 import { forgetRecords, FORGETTABLE_STATES, reportForgotten } from "./forget.ts";
 import { renderTree, shownRecords, withReachability, writeServicesJson } from "./status_tree.ts";
@@ -87,10 +87,7 @@ export async function statusCommand(args: string[]): Promise<number> {
     if (ended.length === 0) console.log("No ended records to forget.");
   }
   if (filter.under && !(await context.registry.get(filter.under))) {
-    throw new CliError(
-      `No service "${filter.under}" in the registry: see "fabricd status --all"`,
-      EXIT.FAILURE,
-    );
+    throw unknownService(filter.under);
   }
   const records = await context.registry.list(undefined, filter);
   if (parsed.flags.json) {

@@ -5,7 +5,7 @@
  */
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { checkId, durationFlag, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { unknownService, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { RUNNING_STATES, stopServices, subtreeOf } from "./stop_services.ts";
 
@@ -52,10 +52,7 @@ export async function stopCommand(args: string[]): Promise<number> {
     const records = await context.registry.list();
     for (const id of parsed.positionals) {
       if (!records.some((r) => r.id === id)) {
-        throw new CliError(
-          `No service "${id}" in the registry: see "fabricd status"`,
-          EXIT.FAILURE,
-        );
+        throw unknownService(id);
       }
     }
     const named = new Set(parsed.positionals);

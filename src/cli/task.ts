@@ -12,7 +12,6 @@ import { FabricRequestError } from "../client/fabric_client.ts";
 import { PubsubClient, type PubsubSubscription } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
 import { EXIT } from "../types/mod.ts";
-import { HISTORY_STATES, TASK_HISTORY_LIMITS } from "../types/queue_wire.ts";
 import {
   durationFlag,
   idFlag,
@@ -26,7 +25,14 @@ import {
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { FINAL_STATES, NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
-import { cancelTask, listTasks, oneTaskId, showTask, type TaskAction } from "./_task_history.ts";
+import {
+  cancelTask,
+  listFlags,
+  listTasks,
+  oneTaskId,
+  showTask,
+  type TaskAction,
+} from "./_task_history.ts";
 import { taskLogs } from "./_task_logs.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
 
@@ -136,14 +142,7 @@ function checkTaskId(id: string): string {
  */
 function checkListFlags(parsed: ParsedArgs, rest: string[]): void {
   noMoreArgs("task", rest);
-  const state = stringFlag(parsed, "state")?.toUpperCase();
-  if (state !== undefined && !(HISTORY_STATES as readonly string[]).includes(state)) {
-    throw usage(`Invalid --state "${state}": use one of ${HISTORY_STATES.join(", ")}`);
-  }
-  const limit = intFlag(parsed, "limit", TASK_HISTORY_LIMITS.defaultListLimit);
-  if (limit < 1 || limit > TASK_HISTORY_LIMITS.maxListLimit) {
-    throw usage(`Invalid --limit ${limit}: give 1 to ${TASK_HISTORY_LIMITS.maxListLimit}`);
-  }
+  listFlags(parsed);
 }
 
 /** What `task submit` puts on the queue, and how long `--wait` waits. */

@@ -8,13 +8,19 @@ import { Hono } from "hono";
 import { authorization } from "../../src/api/authorization.ts";
 import type { SignatureVariables } from "../../src/api/signature_middleware.ts";
 
-Deno.test("authorization() tells onChanged of allowed changes only, never of a GET or HEAD", async () => {
-  const changed: string[] = [];
+/** An app whose every request comes signed by the operator (as the signature check would set it). */
+function operatorApp(): Hono<{ Variables: SignatureVariables }> {
   const app = new Hono<{ Variables: SignatureVariables }>();
   app.use((c, next) => {
     c.set("signer", { kind: "operator" });
     return next();
   });
+  return app;
+}
+
+Deno.test("authorization() tells onChanged of allowed changes only, never of a GET or HEAD", async () => {
+  const changed: string[] = [];
+  const app = operatorApp();
   app.use(authorization({
     rule: () => null,
     unsigned: [],
@@ -42,11 +48,7 @@ Deno.test("authorization() tells onChanged of allowed changes only, never of a G
 Deno.test("authorization() counts a handler's own 403 as a refusal, not as a change", async () => {
   const refused: string[] = [];
   const changed: string[] = [];
-  const app = new Hono<{ Variables: SignatureVariables }>();
-  app.use((c, next) => {
-    c.set("signer", { kind: "operator" });
-    return next();
-  });
+  const app = operatorApp();
   app.use(authorization({
     rule: (_signer, request) =>
       request.path === "/v1/stop" ? 'Refused by rule "subtree": no' : null,

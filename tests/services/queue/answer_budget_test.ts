@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { QueueSocket } from "../../../src/services/queue/_ws_session.ts";
+import { recordingSocket } from "./_recording_socket.ts";
 import { MAX_ANSWER_CHARS } from "../../../src/services/queue/answer_budget.ts";
 import { QueueService } from "../../../src/services/queue/queue.ts";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
@@ -64,12 +64,7 @@ Deno.test("GET /v1/queue/NAME/messages answers at most MAX_ANSWER_CHARS of paylo
 
 Deno.test("QueueSocket.receive() bounds a get's answer, and the gets of one batch share the bound", () => {
   const queues = new QueueService(QueueStore.open(":memory:"));
-  const sent: QueueServerFrame[] = [];
-  const socket = new QueueSocket(queues, "jobs", {
-    send: (frame) => sent.push(frame),
-    close: () => {},
-    bufferedAmount: 0,
-  }, 1024 * 1024);
+  const { socket, sent } = recordingSocket(queues);
   try {
     for (let i = 0; i < 6; i++) queues.put("jobs", payloadOf(MAX_ANSWER_CHARS / 2));
     socket.receive(JSON.stringify({ op: "get", max: 100, visibility: 0, ref: "one" }));

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { QueueSocket } from "../../../src/services/queue/_ws_session.ts";
+import { recordingSocket } from "./_recording_socket.ts";
 import { QueueService } from "../../../src/services/queue/queue.ts";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
 import type { RunOptions } from "../../../src/services/queue/_sqlite_tx.ts";
-import type { QueueServerFrame } from "../../../src/types/queue_wire.ts";
 
 /** A queue service whose next batch fails to commit: its work runs, then everything is rolled back. */
 class FailingCommit extends QueueService {
@@ -20,12 +19,7 @@ class FailingCommit extends QueueService {
 
 Deno.test("QueueSocket.receive() leaves no waiting get behind when a batch's commit fails", async () => {
   const queues = new FailingCommit(QueueStore.open(":memory:"));
-  const sent: QueueServerFrame[] = [];
-  const socket = new QueueSocket(queues, "jobs", {
-    send: (frame) => sent.push(frame),
-    close: () => {},
-    bufferedAmount: 0,
-  }, 1024 * 1024);
+  const { socket, sent } = recordingSocket(queues);
   try {
     queues.fail = true;
     socket.receive(JSON.stringify({
