@@ -149,10 +149,17 @@ Deno.test("fabricd stop --all stops two busy agents, their tasks and the fabric 
       assert.ok(inDependencyOrder(roles), `stop order: ${roles.join(", ")}`);
       const ms = await allGone(dir, sleep, began, up.pid);
       assert.ok(ms < 15_000, `processes left for ${ms} ms after stop --all`);
+      // up itself sees its roots stop cleanly, says so and exits 0.
+      assert.match(await readUntil(reader, "The fabric was stopped"), /fabricd stop --all/);
+      assert.equal((await up.status).code, 0);
     } finally {
       for (const pid of await processesWith(`sleep ${sleep}`)) killQuietly(pid);
       for (const pid of await processesWith(`--dir ${dir}`)) killQuietly(pid);
-      up.kill("SIGKILL");
+      try {
+        up.kill("SIGKILL");
+      } catch {
+        // Exited.
+      }
       await up.status;
       await reader.cancel().catch(() => {});
     }
