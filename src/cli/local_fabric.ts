@@ -88,13 +88,18 @@ export async function startLocalFabric(
   // the fabric file keep finding them. Replicas only make sense on etcd.
   const store = options.store ?? `sqlite:${join(options.dir, "registry.db")}`;
   const replicas = store.startsWith("etcd://") ? Math.max(1, options.replicas ?? 1) : 1;
+  // Roots whose port is picked now (not kept from an earlier run or given).
+  const fresh = new Set<string>();
   const registryTargets = Array.from({ length: replicas }, (_, i) => {
     const old = fabric.registries[i];
-    const port = (i === 0 && options.port) || portOf(old?.url) || freePort();
-    return { id: old?.id ?? newServiceId("registry"), url: `http://127.0.0.1:${port}` };
+    const id = old?.id ?? newServiceId("registry");
+    const kept = (i === 0 && options.port) || portOf(old?.url);
+    if (!kept) fresh.add(id);
+    return { id, url: `http://127.0.0.1:${kept || freePort()}` };
   });
   const registry = new RegistryClient(client, registryTargets);
   const spawnerId = fabric.spawner?.id ?? newServiceId("spawner");
+  if (!portOf(fabric.spawner?.url)) fresh.add(spawnerId);
   const spawnerPort = portOf(fabric.spawner?.url) || freePort();
   const common = [
     "--dir",
@@ -149,9 +154,13 @@ export async function startLocalFabric(
   const adopted: string[] = [];
   for (const root of roots) {
     if (await keeper.adopt(root)) adopted.push(root.id);
-    else await keeper.start(root);
+    else {await _startOnSomePort(
+        keeper,
+        root,
+        fresh.has(root.id) ? { roots, registryTargets } : null,
+      );}
   }
-  const spawner = { id: spawnerId, url: `http://127.0.0.1:${spawnerPort}` };
+  const spawner = { id: spawnerId, url: roots.at(-1)!.url };
   const updated: FabricFile = {
     ...fabric,
     registries: registryTargets,
@@ -223,6 +232,37 @@ async function createPrivateLog(dir: string, id: string): Promise<void> {
 
 function portOf(url: string | undefined): number {
   return url ? Number(new URL(url).port) : 0;
+}
+
+/**
+ * Starts `root`. A port picked a moment ago (`moves`: the roots and registry
+ * targets that name it) may be taken before the root binds it, by any
+ * outgoing connection's ephemeral port: then the root is started again on
+ * another free port, at most twice, and everything that names it follows.
+ */
+export async function _startOnSomePort(
+  keeper: RootKeeper,
+  root: Root,
+  moves: { roots: Root[]; registryTargets: { id: string; url: string }[] } | null,
+): Promise<void> {
+  for (let tries = 0;; tries++) {
+    try {
+      return await keeper.start(root);
+    } catch (error) {
+      const taken = error instanceof Error && /Address already in use/.test(error.message);
+      if (!moves || !taken || tries >= 2) throw error;
+      const before = root.url;
+      root.url = `http://127.0.0.1:${freePort()}`;
+      const rename = (arg: string): string =>
+        arg === before.slice("http://".length)
+          ? root.url.slice("http://".length)
+          : arg === `${root.id}@${before}`
+          ? `${root.id}@${root.url}`
+          : arg;
+      for (const each of moves.roots) each.args = each.args.map(rename);
+      for (const target of moves.registryTargets) if (target.id === root.id) target.url = root.url;
+    }
+  }
 }
 
 function freePort(): number {
