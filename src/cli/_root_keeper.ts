@@ -59,6 +59,8 @@ const ADOPTED_MISSES = 3;
  * and started again when it stops answering, unless it had stopped cleanly.
  */
 export class RootKeeper {
+  /** The roots this keeper started (not adopted), in order. */
+  #started: LaunchedProcess[] = [];
   #launcher: LocalLauncher;
   #registry: RegistryClient;
   #client: FabricClient;
@@ -107,6 +109,7 @@ export class RootKeeper {
     const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
     await waitAlive(this.#registry, root.id, child);
     root.reopen = true;
+    this.#started.push(child);
     void child.exited.then((code) => {
       // Exit 0 is a clean stop ("fabricd stop"): nothing to bring back.
       if (code === 0) this.#stoppedCleanly(root.id);
@@ -122,6 +125,19 @@ export class RootKeeper {
     if (!(await runsAt(this.#client, root))) return false;
     void this.#watch(root);
     return true;
+  }
+
+  /**
+   * Stops keeping the roots and ends those this keeper started (SIGTERM: each
+   * records STOPPED on its way out), for an `up` whose later root could not
+   * start: it leaves nothing of its own running. Adopted roots are left alone.
+   * Resolves once they have exited.
+   */
+  async endStarted(): Promise<void> {
+    this.stop();
+    const started = this.#started.splice(0);
+    for (const child of started.toReversed()) child.kill("SIGTERM");
+    await Promise.all(started.map((child) => child.exited));
   }
 
   /** Stops keeping the roots; answers whether a root was seen to stop cleanly meanwhile. */

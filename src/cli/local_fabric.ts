@@ -152,13 +152,20 @@ export async function startLocalFabric(
     logDir: join(options.dir, "logs"),
   });
   const adopted: string[] = [];
-  for (const root of roots) {
-    if (await keeper.adopt(root)) adopted.push(root.id);
-    else {await _startOnSomePort(
-        keeper,
-        root,
-        fresh.has(root.id) ? { roots, registryTargets } : null,
-      );}
+  try {
+    for (const root of roots) {
+      if (await keeper.adopt(root)) {
+        adopted.push(root.id);
+        continue;
+      }
+      const moves = fresh.has(root.id) ? { roots, registryTargets } : null;
+      await _startOnSomePort(keeper, root, moves);
+    }
+  } catch (error) {
+    // A root that cannot start (its reason is in the error): what this call
+    // started is stopped again, so a failed up leaves nothing of its own running.
+    await keeper.endStarted();
+    throw error;
   }
   const spawner = { id: spawnerId, url: roots.at(-1)!.url };
   const updated: FabricFile = {

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadFabricFile } from "../../src/config/fabric_file.ts";
+import { loadFabricFile, saveFabricFile } from "../../src/config/fabric_file.ts";
+import { initFabric } from "../../src/cli/init.ts";
 import { FABRICD, killQuietly, runFabricd, withLocalFabric, withTempDir } from "../e2e/_fabric.ts";
 
 /** A running `fabricd up` whose output is collected. */
@@ -134,6 +135,32 @@ Deno.test("upCommand() exits 0 once fabricd stop --all stopped the roots it adop
       assert.doesNotMatch(second.output(), /starting it again/);
     } finally {
       await cleanUp(fabric, ups);
+    }
+  });
+});
+
+Deno.test("fabricd up whose spawner cannot start exits 1 and leaves none of what it started running", async () => {
+  await withTempDir(async (dir) => {
+    const fabric = join(dir, "fabric.yaml");
+    await initFabric(fabric);
+    // The fabric ran before: its spawner keeps its port, which something else now holds.
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const file = await loadFabricFile(fabric);
+      const port = (busy.addr as Deno.NetAddr).port;
+      await saveFabricFile(fabric, {
+        ...file,
+        spawner: { id: "spw-0000beef", url: `http://127.0.0.1:${port}` },
+        dir,
+      });
+      const out = await runFabricd(["up", "--dir", dir, "--fabric", fabric]);
+      assert.equal(out.code, 1, out.stdout + out.stderr);
+      assert.match(out.stderr, /spw-0000beef.*Address already in use/s);
+      const ps = await new Deno.Command("pgrep", { args: ["-f", "--", `--dir ${dir}`] }).output();
+      const left = new TextDecoder().decode(ps.stdout);
+      assert.equal(ps.code, 1, `the registry it started is gone, found: ${left}`);
+    } finally {
+      busy.close();
     }
   });
 });
