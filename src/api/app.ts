@@ -5,7 +5,7 @@
  */
 import { MacSessions } from "../crypto/mac_sessions.ts";
 import { sessionRoute } from "./session_route.ts";
-import { authorization, type Rule, signerName } from "./authorization.ts";
+import { authorization, errorOf, type Rule, signerName } from "./authorization.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
 import { bodyLimit } from "hono/body-limit";
@@ -180,8 +180,7 @@ function auditedRefusals(): MiddlewareHandler {
     await next();
     // A target's 401 relayed back unchanged is logged by the target.
     if (c.res.status !== 401 || isRelayedAnswer(c)) return;
-    const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
-    const why = typeof body.error === "string" ? body.error : "";
+    const why = await errorOf(c.res);
     // A session the service no longer holds is churn, not a refusal: the client opens another.
     if (why.startsWith(SESSION_GONE)) return;
     const now = Date.now();

@@ -48,8 +48,7 @@ export function authorization(
     // A handler that decides further rights itself (the registry per record,
     // 2.12) refuses with 403 too: that is a refusal, counted and logged as one.
     if (c.res.status === 403 && options.onRefused) {
-      const body = await c.res.clone().json().catch(() => ({})) as { error?: unknown };
-      options.onRefused(signer, request, typeof body.error === "string" ? body.error : "");
+      options.onRefused(signer, request, await errorOf(c.res));
       return;
     }
     const reads = request.method === "GET" || request.method === "HEAD";
@@ -72,4 +71,10 @@ export function signerName(signer: Signer): string {
  */
 export function signerOf(c: Context): Signer {
   return (c.get("signer" as never) as Signer | undefined) ?? { kind: "operator" };
+}
+
+/** The `error` of a JSON error answer, read from a copy ("" when there is none). */
+export async function errorOf(answer: Response): Promise<string> {
+  const body = await answer.clone().json().catch(() => ({})) as { error?: unknown };
+  return typeof body.error === "string" ? body.error : "";
 }

@@ -99,8 +99,9 @@ export async function startLocalFabric(
   });
   const registry = new RegistryClient(client, registryTargets);
   const spawnerId = fabric.spawner?.id ?? newServiceId("spawner");
-  if (!portOf(fabric.spawner?.url)) fresh.add(spawnerId);
-  const spawnerPort = portOf(fabric.spawner?.url) || freePort();
+  const keptSpawnerPort = portOf(fabric.spawner?.url);
+  if (!keptSpawnerPort) fresh.add(spawnerId);
+  const spawnerPort = keptSpawnerPort || freePort();
   const common = [
     "--dir",
     options.dir,
