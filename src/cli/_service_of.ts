@@ -12,12 +12,9 @@ import type { FabricContext } from "./context.ts";
 /** The flag that names a service of each role, where it is not `--ROLE`. */
 const FLAG_OF_ROLE: Partial<Record<Role, string>> = { "pilot-manager": "--manager" };
 
-/** States a service does not leave by itself: it will not become ALIVE unless restarted. */
-export const FINAL_STATES: readonly ServiceState[] = ["STOPPED", "LOST"];
-
 /**
  * A named service that exists with the right role but is not ALIVE (exit 1):
- * `state` tells whether waiting may help (see {@linkcode FINAL_STATES}).
+ * `state` tells whether waiting may help (not in `FINAL_STATES`, registry/state_machine.ts).
  */
 export class NotAliveError extends CliError {
   /** The service's state in the registry. */

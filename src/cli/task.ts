@@ -24,7 +24,8 @@ import {
 } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
-import { FINAL_STATES, NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
+import { NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
+import { FINAL_STATES } from "../registry/state_machine.ts";
 import {
   cancelTask,
   listFlags,
