@@ -128,7 +128,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
   const { expected, timeoutMs } = handOut(record, { spec, launcher, view, deps });
   discard = expected.discard;
 
-  // A new service on local:// becomes a warm process of the pool when one is
+  // A new service on local:// or an ssh:// host becomes a warm process of the pool when one is
   // there; restarts and launchers given by the caller always start cold.
   const pool = plan.restart || deps.launcher ? undefined : warmPoolOf(launcher);
   let child: LaunchedProcess;
