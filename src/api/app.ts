@@ -134,15 +134,21 @@ export function createApp(deps: AppDeps): Hono {
  */
 function audited(rule: Rule, metrics: ServiceMetrics | undefined): MiddlewareHandler {
   const audit = log("audit");
+  // A signer's own refusals (403) have a budget of their own: a flood of
+  // forged requests (401) does not hide them, nor they it.
+  const budget = new RefusalLogBudget();
   return authorization({
     rule,
     unsigned: ["/v1/health", "/v1/bootstrap"],
     onRefused: (signer, request, why) => {
       metrics?.authorizationRefusals.inc();
+      const unlogged = budget.take();
+      if (unlogged === null) return;
       audit.warn("Refused {method} {path} of {signer}: {why}", {
         ...request,
         signer: signerName(signer),
         why,
+        ...(unlogged > 0 ? { unlogged } : {}),
       });
     },
     onChanged: (signer, request, status) =>
@@ -157,10 +163,40 @@ function audited(rule: Rule, metrics: ServiceMetrics | undefined): MiddlewareHan
 /** How a 401 for a session the service does not hold begins (docs/protocol.md 2.13). */
 const SESSION_GONE = "Unknown or expired session";
 
-/** Refused requests (401) logged at most: a burst of this many, then {@linkcode REFUSALS_PER_SECOND}. */
+/** Refused requests logged at most, 401s and 403s each: a burst of this many, then {@linkcode REFUSALS_PER_SECOND}. */
 export const REFUSALS_BURST = 20;
-/** Refused requests (401) logged per second once the burst is spent. */
+/** Refused requests logged per second once the burst is spent (401s and 403s each). */
 export const REFUSALS_PER_SECOND = 1;
+
+/**
+ * How many refusal lines may be logged: a token bucket of
+ * {@linkcode REFUSALS_BURST}, refilled at {@linkcode REFUSALS_PER_SECOND},
+ * that counts the lines it left out, so that a flood of refused requests
+ * cannot fill a disk and the next line logged says how many were not.
+ */
+class RefusalLogBudget {
+  #tokens = REFUSALS_BURST;
+  #last = Date.now();
+  #skipped = 0;
+
+  /** The lines left out since the last one logged, or null when this one is left out too. */
+  take(): number | null {
+    const now = Date.now();
+    this.#tokens = Math.min(
+      REFUSALS_BURST,
+      this.#tokens + ((now - this.#last) / 1000) * REFUSALS_PER_SECOND,
+    );
+    this.#last = now;
+    if (this.#tokens < 1) {
+      this.#skipped++;
+      return null;
+    }
+    this.#tokens--;
+    const skipped = this.#skipped;
+    this.#skipped = 0;
+    return skipped;
+  }
+}
 
 /**
  * Logs every request refused for its signature (401) in the `audit`
@@ -172,9 +208,7 @@ export const REFUSALS_PER_SECOND = 1;
  */
 function auditedRefusals(): MiddlewareHandler {
   const audit = log("audit");
-  let tokens = REFUSALS_BURST;
-  let last = Date.now();
-  let skipped = 0;
+  const budget = new RefusalLogBudget();
   const cut = (text: string | undefined): string => (text ?? "").slice(0, 200);
   return async (c, next) => {
     await next();
@@ -183,14 +217,8 @@ function auditedRefusals(): MiddlewareHandler {
     const why = await errorOf(c.res);
     // A session the service no longer holds is churn, not a refusal: the client opens another.
     if (why.startsWith(SESSION_GONE)) return;
-    const now = Date.now();
-    tokens = Math.min(REFUSALS_BURST, tokens + ((now - last) / 1000) * REFUSALS_PER_SECOND);
-    last = now;
-    if (tokens < 1) {
-      skipped++;
-      return;
-    }
-    tokens--;
+    const unlogged = budget.take();
+    if (unlogged === null) return;
     const input = c.req.header("signature-input") ?? "";
     audit.warn("Refused {method} {path} from {peer} signed as {keyid}: {why}", {
       method: cut(c.req.method),
@@ -199,9 +227,8 @@ function auditedRefusals(): MiddlewareHandler {
       keyid: cut(/keyid="([^"]*)"/.exec(input)?.[1]),
       why: cut(why),
       status: 401,
-      ...(skipped > 0 ? { unlogged: skipped } : {}),
+      ...(unlogged > 0 ? { unlogged } : {}),
     });
-    skipped = 0;
   };
 }
 
