@@ -226,6 +226,28 @@ export function machineBusySeconds(ticksPerSecond: number): number {
   return (total - idle) / ticksPerSecond;
 }
 
+/**
+ * Waits until the machine is quiet: a 250 ms window in which all CPUs
+ * together were busy less than `share` of one core (default 0.25), or
+ * `maxMs` passed (default 10 s). A baseline measured right after services
+ * started would otherwise share the machine with their start-up (a spawner
+ * refilling its warm pool starts Deno processes in the background).
+ * @returns whether it got quiet within `maxMs`.
+ */
+export async function waitQuiet(
+  ticksPerSecond: number,
+  share = 0.25,
+  maxMs = 10_000,
+): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (Date.now() < deadline) {
+    const before = machineBusySeconds(ticksPerSecond);
+    await sleep(250);
+    if (machineBusySeconds(ticksPerSecond) - before < share * 0.25) return true;
+  }
+  return false;
+}
+
 /** Clock ticks per second of `/proc` times (`getconf CLK_TCK`), 100 when unknown. */
 export async function clockTicksPerSecond(): Promise<number> {
   try {

@@ -29,6 +29,8 @@ import {
   machineBusySeconds,
   round,
   say,
+  sleep,
+  waitQuiet,
 } from "./_harness.ts";
 
 const NAME = "task-throughput";
@@ -86,10 +88,13 @@ async function run(): Promise<BenchResult> {
     const services: Services = { local, spawn, queue, pubsub, ticks, count };
     // The bare rate moves with the machine's load from minute to minute: it is
     // measured just before and just after the one-agent run, and the mean is the baseline.
+    // The spawner refills its warm pool after those spawns: not beside the baseline.
+    if (!await waitQuiet(ticks)) say(NAME, "the machine did not get quiet within 10 s");
     const before = await bareRate(BARE_STARTS);
     const one = await runAgents(services, 1, "tasks");
     const after = await bareRate(BARE_STARTS);
     const floor = (before + after) / 2;
+    const beside = await bareRateBesideBusyCore(BARE_STARTS);
     const many = await runAgents(services, MANY, "tasks4");
     const bareMs = 1000 / floor;
     const perTaskMs = 1000 / one.rate;
@@ -98,6 +103,16 @@ async function run(): Promise<BenchResult> {
       `bare /bin/true from Deno, one after the other: ${round(floor)} /s (${
         round(before)
       } before, ${round(after)} after the one-agent run)`,
+    );
+    say(
+      NAME,
+      `the same while a pure user-space loop keeps the other core busy: ${
+        round(beside.rate)
+      } /s; a start's CPU in the child ${
+        round(beside.idleChildMs, 3)
+      } ms with the other core idle, ${
+        round(beside.busyChildMs, 3)
+      } ms with it busy (one agent's ratio to that: ${round(one.rate / beside.rate, 3)})`,
     );
     say(
       NAME,
@@ -126,6 +141,12 @@ async function run(): Promise<BenchResult> {
       goal_met: one.rate / floor >= 0.75,
       baseline_before: round(before),
       baseline_after: round(after),
+      bare_beside_busy_core: round(beside.rate),
+      ratio_to_bare_beside_busy_core: round(one.rate / beside.rate, 3),
+      bare_child_cpu_ms: {
+        other_core_idle: round(beside.idleChildMs, 3),
+        other_core_busy: round(beside.busyChildMs, 3),
+      },
       tasks: count,
       done: one.done,
       failed: one.failed,
@@ -253,6 +274,54 @@ async function bareRate(n: number): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < n; i++) await new Deno.Command("/bin/true").output();
   return n / ((performance.now() - start) / 1000);
+}
+
+/** What {@linkcode bareRateBesideBusyCore} measured. */
+interface BesideBusyCore {
+  /** Bare starts per second while the other core runs a user-space loop. */
+  rate: number;
+  /** CPU ms of one start in the child (`/bin/true`), the other core idle and busy. */
+  idleChildMs: number;
+  busyChildMs: number;
+}
+
+/**
+ * The bare rate once more, while another process keeps the other core busy
+ * with a loop that makes no system call, and the CPU one start costs in the
+ * child either way. On this machine a process start costs much more CPU while
+ * the other core runs anything (docs/performance.md, task-throughput): an
+ * agent's tasks always start beside the agent's, queue's and pub/sub's own
+ * work, and the idle baseline never does.
+ */
+async function bareRateBesideBusyCore(n: number): Promise<BesideBusyCore> {
+  const ticks = await clockTicksPerSecond();
+  const childCpuMs = async (): Promise<{ rate: number; childMs: number }> => {
+    const before = childrenCpuSeconds(ticks);
+    const rate = await bareRate(n);
+    return { rate, childMs: (childrenCpuSeconds(ticks) - before) * 1000 / n };
+  };
+  const idle = await childCpuMs();
+  const loop = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "for (;;) {}"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await sleep(500);
+    const busy = await childCpuMs();
+    return { rate: busy.rate, idleChildMs: idle.childMs, busyChildMs: busy.childMs };
+  } finally {
+    loop.kill("SIGKILL");
+    await loop.status;
+  }
+}
+
+/** CPU seconds of this process's reaped children (`cutime + cstime`). */
+function childrenCpuSeconds(ticks: number): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  return ((fields[13] ?? 0) + (fields[14] ?? 0)) / ticks;
 }
 
 /** The pids of the services named by ID, and this process as "bench". */
