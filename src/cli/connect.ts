@@ -12,7 +12,7 @@ import {
   resolveFabricPath,
 } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
-import { listFlag, parseFlags, stringFlag } from "./args.ts";
+import { idFlags, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { checkKeyFileMode } from "./context.ts";
 
@@ -43,7 +43,7 @@ export async function connectCommand(args: string[]): Promise<number> {
     console.log(CONNECT_HELP);
     return EXIT.OK;
   }
-  const sessions = listFlag(parsed, "session");
+  const sessions = idFlags(parsed, "session", "session");
   const fabricFlag = stringFlag(parsed, "fabric");
   if (fabricFlag === "") throw usage(EMPTY_FABRIC_FLAG);
   const fabricPath = resolveFabricPath(fabricFlag);

@@ -7,7 +7,7 @@
 import { type FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { checkRoleOptions, formatRoleOptions, RoleOptionsError } from "../types/role_options.ts";
 import { EXIT, type Role, ROLES, type SpawnResult } from "../types/mod.ts";
-import { intFlag, keyValueFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
+import { idFlag, idFlags, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
 import { spawnWithProgress } from "./spawn_progress.ts";
@@ -167,12 +167,14 @@ export async function spawnCommand(args: string[]): Promise<number> {
   const parallel = intFlag(parsed, "parallel", 8);
   if (count < 1 || count > 1000) throw usage(`Invalid --count "${count}": use 1 to 1000`);
   if (parallel < 1 || parallel > 64) throw usage(`Invalid --parallel "${parallel}": use 1 to 64`);
+  const viaId = idFlag(parsed, "via", "service");
+  const sessions = idFlags(parsed, "session", "session");
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  const via = await targetOf(context, stringFlag(parsed, "via"));
+  const via = await targetOf(context, viaId);
   const body = {
     role,
     on: stringFlag(parsed, "on") ?? "local://",
-    sessions: listFlag(parsed, "session"),
+    sessions,
     options,
   };
   const json = parsed.flags.json === true;

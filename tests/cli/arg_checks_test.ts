@@ -84,6 +84,15 @@ const USAGE_BEFORE_LOADING: Case[] = [
   { args: ["status", "BAD/ID"], stderr: /Invalid service ID "BAD\/ID"/ },
   { args: ["status", "--under", "a b"], stderr: /Invalid service ID "a b": --under takes/ },
   { args: ["events", "--service", "x/y"], stderr: /Invalid service ID "x\/y": --service/ },
+  {
+    args: ["spawn", "--role", "spawner", "--via", "a/../b"],
+    stderr: /Invalid service ID "a\/\.\.\/b": --via takes/,
+  },
+  {
+    args: ["spawn", "--role", "spawner", "--session", "bad id"],
+    stderr: /Invalid session ID "bad id": --session takes/,
+  },
+  { args: ["connect", "--session", "x/y"], stderr: /Invalid session ID "x\/y": --session takes/ },
   { args: ["events", "--since", "soon"], stderr: /Invalid --since "soon"/ },
   { args: ["session", "foo"], stderr: /Unknown action "foo": use open, close or list/ },
   { args: ["session", "close"], stderr: /Missing session: "fabricd session close S"/ },
