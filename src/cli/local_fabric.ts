@@ -153,11 +153,18 @@ export async function startLocalFabric(
     logDir: join(options.dir, "logs"),
   });
   const adopted: string[] = [];
+  let warmed = false;
   try {
     for (const root of roots) {
       if (await keeper.adopt(root)) {
         adopted.push(root.id);
         continue;
+      }
+      // The registry would otherwise be the process that parses the code for
+      // Deno's cache, and keep that memory: a throwaway process does it first.
+      if (!warmed) {
+        warmed = true;
+        await launcher.warmCaches("registry");
       }
       const moves = fresh.has(root.id) ? { roots, registryTargets } : null;
       await _startOnSomePort(keeper, root, moves);

@@ -95,6 +95,33 @@ export class LocalLauncher implements Launcher {
     return warm;
   }
 
+  /**
+   * Runs one throwaway warm process of `role` to its end (its standard input
+   * is empty, so it exits once it has loaded the code). The first process on
+   * a host that loads a version of fabricd makes Deno parse every module for
+   * its cache (`DENO_DIR`), and keeps the memory of that parse for its whole
+   * life: 8-12 MB of a registry (docs/performance.md "idle-memory"). Run
+   * before a long-lived first service, this one pays it and exits.
+   * @returns whether it ended cleanly within `timeoutMs`; a failure only
+   * leaves the next service to pay the parse.
+   */
+  async warmCaches(role: string, timeoutMs = 30_000): Promise<boolean> {
+    if (!/^[a-z][a-z-]{0,31}$/.test(role)) throw new RangeError(`Invalid role "${role}"`);
+    const self = selfCommand();
+    try {
+      const out = await new Deno.Command(self.executable, {
+        args: [...self.prefix, "--role", role, "--warm", "--dir", this.#dir],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+        signal: AbortSignal.timeout(timeoutMs),
+      }).output();
+      return out.success;
+    } catch {
+      return false;
+    }
+  }
+
   /** Ends the warm processes not handed over; the services it started keep running. */
   async close(): Promise<void> {
     this.#closed = true;

@@ -112,3 +112,22 @@ Deno.test("a spawner's warm pool serves the next spawn and leaves no warm proces
     if (dir) killAll(warmProcesses(dir));
   }
 });
+
+Deno.test("LocalLauncher.warmCaches() runs a warm process to its end, and refuses a bad role", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fabricd-warm-caches-" });
+  try {
+    const launcher = new LocalLauncher({ dir });
+    const started = performance.now();
+    assert.equal(await launcher.warmCaches("registry"), true, "it loaded the code and exited 0");
+    assert.ok(performance.now() - started < 30_000);
+    assert.equal(await launcher.warmCaches("registry", 1), false, "past its time it is stopped");
+    await assert.rejects(() => launcher.warmCaches("a/b"), RangeError);
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((entry) => entry.name),
+      [],
+      "nothing written in the state directory",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
