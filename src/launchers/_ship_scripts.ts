@@ -47,8 +47,20 @@ export function probeScript(image: SelfImage, cold: string | null): string {
   ].join("\n");
 }
 
-/** The host's exit status when a file arrived with the wrong SHA-256 (the copy is removed). */
+/**
+ * The host's exit status when a file arrived with the wrong SHA-256 (`GOT`
+ * lines say what arrived) or a compressed one did not decompress (`UNPACK
+ * <name>` lines): the copy is removed.
+ */
 export const WRONG_HASH = 3;
+
+/**
+ * The host's exit status when the checked copy could not be renamed into
+ * place: `NOINSTALL` is followed by mv's complaint, or by `STALE` when a
+ * directory of the image's name is there but is not a complete image. The
+ * copy is removed.
+ */
+export const NOT_INSTALLED = 4;
 
 /** What travels on the one channel of a copy, in order. */
 export interface Stream {
@@ -106,7 +118,8 @@ export async function planStream(
  * background); then one run of the hasher hashes every arrived file from the
  * page cache, a compressed one in that form. The hashes are compared on the host with what this side
  * expects, in the shell itself: a mismatch lists what arrived (`GOT <sha256>
- * <name>`), removes the copy and exits with {@linkcode WRONG_HASH}. Few
+ * <name>`), removes the copy and exits with {@linkcode WRONG_HASH}; so does
+ * a compressed file that does not decompress (`UNPACK <name>`). Few
  * processes: on a small host each start costs milliseconds (docs/ssh.md).
  */
 export function receiveLines(
@@ -161,8 +174,18 @@ export function receiveLines(
   lines.push(
     `if ! { ${checks.join(" && ")}; }; then printf 'GOT %s %s\\n' ${got.join(" ")}; ` +
       `kill $z 2>/dev/null || :; cd /; rm -rf "$t"; exit ${WRONG_HASH}; fi`,
-    // A decompression that failed (zstd checks its own checksum) ends the script here.
-    'for p in $z; do wait "$p"; done',
+  );
+  const packed = stream.big.filter((entry) => entry.packed).map((e) =>
+    `${PACKED}/${e.file.name}.zst`
+  );
+  if (packed.length === 0) return lines;
+  // zstd checks its own checksum of the content: a decompression that fails
+  // (a stream cut or spoilt before it was hashed, a disk error, a zstd that
+  // cannot read it) ends the copy like a wrong hash. Every one is waited for,
+  // in the order they started, so none writes into the copy as it is removed.
+  lines.push(
+    `set -- $z; u=; for n in ${packed.map(q).join(" ")}; do wait "$1" || u="$u $n"; shift; done`,
+    `if [ -n "$u" ]; then printf 'UNPACK %s\\n' $u; cd /; rm -rf "$t"; exit ${WRONG_HASH}; fi`,
   );
   return lines;
 }
@@ -223,7 +246,6 @@ export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
     }
   }
   const executables = image.files.filter((f) => f.name === LAUNCHER || f.name === "deno");
-  const final = `"$c/${image.hash}"`;
   return [
     ...before,
     ...packedLines,
@@ -232,9 +254,31 @@ export function installLines(image: SelfImage, sent: ImageFile[]): string[] {
     // (printf is built into the shell; a here-document would need a cat).
     `printf '%s\\n' ${manifestLines(image.manifest).map(q).join(" ")} >${MANIFEST}`,
     `: >${COMPLETE}; cd /`,
-    `if mv -T "$t" ${final} 2>/dev/null; then ` +
-    `(set +e; cd ${final} && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 & ` +
-    `else rm -rf "$t"; fi`,
+    ...renameLines(image.hash, after),
+  ];
+}
+
+/**
+ * The copy `$t`, complete, renamed to `$c/<hash>` with a plain `mv` (POSIX;
+ * `mv -T` is GNU's): rename(2), atomic, as the name is not there. Another
+ * process may install the same image at the same moment; then ours is
+ * redundant and removed, also when that image appeared between the test and
+ * the rename and `mv` moved ours into it. A leftover directory of the name
+ * that is empty gives way; one that is not a complete image, or a rename that
+ * fails, ends the script with {@linkcode NOT_INSTALLED}. `after` runs in the
+ * installed image, in the background.
+ */
+function renameLines(hash: string, after: string[]): string[] {
+  const ours = '"$d/${t##*/}"';
+  return [
+    `d="$c/${hash}"`,
+    `if [ -f "$d/${COMPLETE}" ]; then rm -rf "$t" || :`,
+    `else [ ! -d "$d" ] || rmdir "$d" 2>/dev/null || :`,
+    `if e=$(mv "$t" "$d" 2>&1) && [ ! -d ${ours} ]; then ` +
+    `(set +e; cd "$d" && { ${after.join("; ") || ":"}; }) </dev/null >/dev/null 2>&1 &`,
+    `elif [ -f "$d/${COMPLETE}" ]; then rm -rf "$t" ${ours} || :`,
+    `else [ ! -d "$d" ] || e=STALE; rm -rf "$t" ${ours} 2>/dev/null || :; ` +
+    `printf 'NOINSTALL %s\\n' "$e"; exit ${NOT_INSTALLED}; fi; fi`,
   ];
 }
 

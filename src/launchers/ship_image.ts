@@ -24,7 +24,9 @@
  * compressed bytes on down the chain. Without zstd (or a packed form) a large
  * file goes raw, hashed once written. The same script then compares every
  * hash with what this side expects and installs the image, or removes the
- * copy.
+ * copy; a decompression that fails counts as a wrong hash, and a copy that
+ * cannot be renamed into place (another process may have installed the same
+ * image meanwhile: then it is simply redundant) as a failure of its own.
  * @module
  */
 import type { SshConnection } from "./ssh_connection.ts";
@@ -32,6 +34,7 @@ import { type FedResult, feed, feedOnAnswer } from "./ssh_feed.ts";
 import {
   installLines,
   linkArchive,
+  NOT_INSTALLED,
   OWN_CHANNEL_BYTES,
   planStream,
   probeScript,
@@ -102,7 +105,9 @@ export function prepareShip(image: SelfImage): void {
 /**
  * Makes sure `image` is in the host's cache and returns what was done.
  * @throws {ImageShipError} when the cache directory is not writable, a copy
- * fails, or a file's hash does not match on arrival (nothing is kept then).
+ * fails, a file's hash does not match on arrival or a compressed one does not
+ * decompress, or the checked copy cannot be renamed into place (nothing of
+ * the copy is kept then).
  * @throws {SshError} when the host does not answer within 15 s.
  */
 export async function shipImage(
@@ -141,7 +146,7 @@ export async function shipImage(
   if (cold && (first === "COLD ZSTD" || first === "COLD RAW")) {
     const stream = first === "COLD ZSTD" ? cold.zstd : cold.raw;
     options.onCopy?.(0, cold.total);
-    await landed(out, stream, host, cold.tmp, ssh);
+    await landed(out, stream, { ssh, tmp: cold.tmp, hash: image.hash });
     options.onCopy?.(cold.total, cold.total);
     return result({
       copied: true,
@@ -180,7 +185,7 @@ export async function shipImage(
         ...installLines(image, missing),
       ].join("\n"),
     );
-    await landed(copied, stream, host, tmp, ssh);
+    await landed(copied, stream, { ssh, tmp, hash: image.hash });
   } finally {
     for (const made of [tar, links]) if (made) await Deno.remove(made.path).catch(() => {});
   }
@@ -204,25 +209,51 @@ function tmpName(): string {
   return `.tmp-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** Where a copy went: the connection, the copy's temporary directory and the image's hash. */
+interface Copy {
+  ssh: SshConnection;
+  tmp: string;
+  hash: string;
+}
+
 /**
  * Checks how a copy ended; on failure removes what it left on the host (best
- * effort) and throws.
+ * effort) and throws. Every status but 0 fails the copy: the script's own
+ * ({@linkcode WRONG_HASH}, {@linkcode NOT_INSTALLED}, told apart by what it
+ * printed) and that of a command it ran, or of ssh.
  */
-async function landed(
-  out: FedResult,
-  stream: Stream,
-  host: string,
-  tmp: string,
-  ssh: SshConnection,
-): Promise<void> {
+async function landed(out: FedResult, stream: Stream, copy: Copy): Promise<void> {
   if (out.code === 0 && out.fed) return;
-  await ssh.exec(`rm -rf ${REMOTE_CACHE}/${tmp}`).catch(() => {});
-  if (out.code === WRONG_HASH && out.fed) {
-    const wrong = stream.expected.filter((want) => !out.stdout.includes(`GOT ${want}\n`));
+  const host = copy.ssh.target.host;
+  await copy.ssh.exec(`rm -rf ${REMOTE_CACHE}/${copy.tmp}`).catch(() => {});
+  if (out.fed && out.code === WRONG_HASH) {
+    const unpacked = [...out.stdout.matchAll(/^UNPACK (.+)$/gm)].map((m) => m[1]);
+    if (unpacked.length > 0) {
+      throw new ImageShipError(
+        `Image copied to ${host} is corrupt or incomplete (${unpacked.join(", ")} does not ` +
+          `decompress: ${out.stderr.trim() || "zstd failed"}): it was removed and will not run; ` +
+          "retry, and check the disk, the connection and the host's zstd",
+      );
+    }
+    if (/^GOT /m.test(out.stdout)) {
+      const wrong = stream.expected.filter((want) => !out.stdout.includes(`GOT ${want}\n`));
+      throw new ImageShipError(
+        `Image copied to ${host} does not match its SHA-256 (${
+          wrong.map((line) => line.slice(65)).join(", ")
+        }): it was removed and will not run; retry, and check the disk and the connection`,
+      );
+    }
+  }
+  const mark = out.stdout.search(/^NOINSTALL /m);
+  if (out.fed && out.code === NOT_INSTALLED && mark >= 0) {
+    const at = `${host}:~/.cache/fabricd/${copy.hash}`;
+    const why = out.stdout.slice(mark + "NOINSTALL ".length).trim();
     throw new ImageShipError(
-      `Image copied to ${host} does not match its SHA-256 (${
-        wrong.map((line) => line.slice(65)).join(", ")
-      }): it was removed and will not run; retry, and check the disk and the connection`,
+      why === "STALE"
+        ? `Cannot install the image in ${at}: a directory of that name is there but is not a ` +
+          "complete image (no .complete); remove it there and retry"
+        : `Cannot install the image in ${at}: ${why || "mv failed"}; check ~/.cache/fabricd ` +
+          "there (its permissions, or a file of that name in the way) and retry",
     );
   }
   // stderr holds both ends: a local file that could not be read, or the host's complaint.

@@ -3,61 +3,35 @@
  * local `sh` in place of an SSH channel: the stream a local `cat` would send
  * goes to the script's standard input. It must install a copy whose every
  * hash matches, and refuse (exit 3, `GOT` lines, nothing left) one that does
- * not, with either hasher. (Image file names are `[A-Za-z0-9._/-]+`: `readImageDir`.)
+ * not, with either hasher, or whose compressed file does not decompress (exit
+ * 3, `UNPACK`); a copy it cannot rename into place fails too (exit 4,
+ * `NOINSTALL`), one that another process installed meanwhile is dropped.
+ * (Image file names are `[A-Za-z0-9._/-]+`: `readImageDir`.)
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { imageOf, type SelfImage } from "../../src/image/image_dir.ts";
+import type { SelfImage } from "../../src/image/image_dir.ts";
 import { sha256FileHex } from "../../src/crypto/hash.ts";
 import {
   installLines,
   linkArchive,
-  OWN_CHANNEL_BYTES,
+  NOT_INSTALLED,
   planStream,
   receiveLines,
   WRONG_HASH,
 } from "../../src/launchers/_ship_scripts.ts";
+import { fakeImage, removeTree } from "./_fake_image.ts";
 
 const HASHERS = ["sha256sum", "openssl dgst -sha256 -r"];
 
-/** A small image with a large `deno` (random bytes, so compression cannot shrink it away). */
-async function fakeImage(dir: string, packed: boolean): Promise<SelfImage> {
-  const src = join(dir, "src");
-  await Deno.mkdir(join(src, "js"), { recursive: true });
-  const deno = new Uint8Array(OWN_CHANNEL_BYTES + 1000);
-  for (let at = 0; at < deno.length; at += 65536) {
-    crypto.getRandomValues(deno.subarray(at, Math.min(at + 65536, deno.length)));
-  }
-  await Deno.writeFile(join(src, "deno"), deno);
-  await Deno.writeTextFile(join(src, "fabricd"), "#!/bin/sh\necho fake\n");
-  await Deno.writeTextFile(join(src, "js", "main.js"), "console.log(1);\n");
-  await Deno.writeTextFile(join(src, "js", "chunk-a.js"), "export {};\n");
-  // openssl prints "HASH *fabricd": as a pattern that names this file too.
-  await Deno.writeTextFile(join(src, "xfabricd"), "not the launcher\n");
-  const image = await imageOf(
-    "bundle",
-    ["deno", "fabricd", "js/main.js", "js/chunk-a.js", "xfabricd"].map((name) => ({
-      name,
-      path: join(src, name),
-    })),
-  );
-  if (!packed) return image;
-  const zst = join(src, "deno.zst");
-  const zstd = await new Deno.Command("zstd", {
-    args: ["-q", "-1", "-f", "-o", zst, join(src, "deno")],
-  }).output();
-  assert(zstd.success, "zstd must be installed for this test");
-  const packedSha256 = await sha256FileHex(zst);
-  return {
-    ...image,
-    files: image.files.map((f) => f.name === "deno" ? { ...f, packed: zst, packedSha256 } : f),
-  };
-}
-
-/** Runs the host's script on a stream made as the sender makes it; answers its exit code and output. */
+/**
+ * Runs the host's script on a stream made as the sender makes it; answers its
+ * exit code and output. `mv`: the body of a script that stands in for `mv`
+ * (with itself dropped from `PATH`, so that `mv` is the real one there).
+ */
 async function copy(
   image: SelfImage,
-  options: { hasher: string; zstd: boolean; cache: string; expectHash?: string },
+  options: { hasher: string; zstd: boolean; cache: string; expectHash?: string; mv?: string },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const stream = await planStream(image.files, {
     hasher: options.hasher,
@@ -78,6 +52,15 @@ async function copy(
     ...receiveLines(stream, tarSize),
     ...installLines(image, image.files),
   ].join("\n");
+  let path = Deno.env.get("PATH") ?? "";
+  if (options.mv !== undefined) {
+    const bin = join(options.cache, "..", "bin");
+    await Deno.mkdir(bin, { recursive: true });
+    await Deno.writeTextFile(join(bin, "mv"), `#!/bin/sh\nPATH=\${PATH#*:}\n${options.mv}\n`, {
+      mode: 0o755,
+    });
+    path = `${bin}:${path}`;
+  }
   const out = await new Deno.Command("sh", {
     args: [
       "-c",
@@ -86,6 +69,7 @@ async function copy(
       tar,
       ...stream.sources,
     ],
+    env: { PATH: path },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -143,6 +127,111 @@ for (const hasher of HASHERS) {
     }
   });
 }
+
+Deno.test("a copy is installed by an mv without -T (BusyBox's, BSD's)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const image = await fakeImage(dir, true);
+    const cache = join(dir, "cache");
+    const out = await copy(image, {
+      hasher: "sha256sum",
+      zstd: true,
+      cache,
+      mv: 'for a; do [ "$a" != -T ] || { echo "mv: illegal option -- T" >&2; exit 64; }; done\n' +
+        'exec mv "$@"',
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(await Deno.readTextFile(join(cache, image.hash, "manifest")), image.manifest);
+    await Deno.stat(join(cache, image.hash, ".complete"));
+    assert.deepEqual(await listing(cache), ["files", image.hash].sort());
+  } finally {
+    await removeTree(dir);
+  }
+});
+
+Deno.test("a copy that cannot be renamed into place fails with NOT_INSTALLED and is removed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const image = await fakeImage(dir, true);
+    const cache = join(dir, "cache");
+    // A file where the image's directory goes: rename(2) fails (ENOTDIR or EISDIR), even for root.
+    await Deno.mkdir(cache);
+    await Deno.writeTextFile(join(cache, image.hash), "in the way\n");
+    const out = await copy(image, { hasher: "sha256sum", zstd: true, cache });
+    assert.equal(out.code, NOT_INSTALLED, out.stderr);
+    assert.match(out.stdout, /^NOINSTALL mv: .+/m);
+    assert.equal(await Deno.readTextFile(join(cache, image.hash)), "in the way\n");
+    assert.deepEqual(await listing(cache), ["files", image.hash].sort(), "the copy is removed");
+  } finally {
+    await removeTree(dir);
+  }
+});
+
+Deno.test("a copy that meets a directory of its name that is not a complete image fails with NOT_INSTALLED", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const image = await fakeImage(dir, true);
+    const cache = join(dir, "cache");
+    await Deno.mkdir(join(cache, image.hash), { recursive: true });
+    await Deno.writeTextFile(join(cache, image.hash, "deno"), "half\n");
+    const out = await copy(image, { hasher: "sha256sum", zstd: true, cache });
+    assert.equal(out.code, NOT_INSTALLED, out.stderr);
+    assert.match(out.stdout, /^NOINSTALL STALE$/m);
+    assert.deepEqual(await listing(cache), ["files", image.hash].sort(), "the copy is removed");
+    assert.deepEqual(await listing(join(cache, image.hash)), ["deno"], "and not left inside it");
+  } finally {
+    await removeTree(dir);
+  }
+});
+
+for (const when of ["before", "between the test and the rename", "empty leftover"] as const) {
+  Deno.test(`a copy that another process installs meanwhile is dropped (${when})`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const image = await fakeImage(dir, true);
+      const cache = join(dir, "cache");
+      const final = join(cache, image.hash);
+      // The other copy: complete, told apart by a file of its own.
+      const other = 'mkdir -p "$1" && : >"$1/.complete" && echo other >"$1/other"';
+      if (when === "before") {
+        const made = await new Deno.Command("sh", { args: ["-c", other, "sh", final] }).output();
+        assert.ok(made.success);
+      }
+      if (when === "empty leftover") await Deno.mkdir(final, { recursive: true });
+      const out = await copy(image, {
+        hasher: "sha256sum",
+        zstd: true,
+        cache,
+        ...(when === "between the test and the rename"
+          ? { mv: `for d; do :; done; sh -c '${other}' sh "$d"\nexec mv "$@"` }
+          : {}),
+      });
+      assert.equal(out.code, 0, out.stderr);
+      assert.deepEqual(await listing(cache), ["files", image.hash].sort());
+      const installed = await listing(final);
+      if (when === "empty leftover") {
+        assert.equal(await Deno.readTextFile(join(final, "manifest")), image.manifest);
+      } else assert.deepEqual(installed, [".complete", "other"], "ours is not left inside it");
+    } finally {
+      await removeTree(dir);
+    }
+  });
+}
+
+Deno.test("a compressed file that does not decompress ends the copy like a wrong hash", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const image = await fakeImage(dir, true, { spoilPacked: true });
+    const cache = join(dir, "cache");
+    const out = await copy(image, { hasher: "sha256sum", zstd: true, cache });
+    assert.equal(out.code, WRONG_HASH, out.stderr);
+    assert.match(out.stdout, /^UNPACK packed\/deno\.zst$/m);
+    assert.doesNotMatch(out.stdout, /^GOT /m, "every hash matched");
+    assert.deepEqual(await listing(cache), ["files"], "nothing but the store is left");
+  } finally {
+    await removeTree(dir);
+  }
+});
 
 for (const how of ["link archive", "no link archive", "a broken link archive"] as const) {
   Deno.test(`an upgrade links the files the host holds (${how})`, async () => {
@@ -225,18 +314,7 @@ Deno.test("the link archive alone makes hard links to the store, with the tar of
   }
 });
 
-/**
- * Removes `dir`, again for a while if that fails: the host script links the
- * arrived files into the store in the background after it ends, and a
- * removal while those links land fails with "Directory not empty".
- */
-async function removeTree(dir: string): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await Deno.remove(dir, { recursive: true });
-    } catch (error) {
-      if (attempt >= 40) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+/** The names in `dir`, sorted. */
+async function listing(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
 }
