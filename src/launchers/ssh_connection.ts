@@ -62,8 +62,13 @@ export class SshConnection {
   #controlPath: string;
   #master: Deno.ChildProcess | null = null;
   #opening: Promise<void> | null = null;
-  /** The user's own ControlPath from ~/.ssh/config, if any: then we ride on their master. */
-  #userControl = false;
+  /**
+   * True while our commands ride on a master the user opened on their own
+   * ControlPath: it is theirs, so it is never stopped and its socket never removed.
+   */
+  #borrowed = false;
+  /** Forwards made on the user's master: cancelled on close, as ours end with our master. */
+  #borrowedForwards = new Map<string, string[]>();
   #generation = 0;
 
   /** A connection to `target`, opened on first use. */
@@ -103,14 +108,20 @@ export class SshConnection {
   async #open(): Promise<void> {
     this.#generation++;
     await Deno.mkdir(this.#options.controlDir, { recursive: true, mode: 0o700 });
-    // A ControlPath in the user's configuration wins: a master they opened
-    // (after a site's MFA prompt) carries our commands too.
-    this.#userControl = await userControlPath(this.destination, this.target.port);
-    if (this.#userControl && await this.#check()) return;
-    // A stale socket of an earlier master, if any; usually there is none.
-    if (!this.#userControl) await Deno.remove(this.#controlPath).catch(() => {});
+    // A master the user opened on the ControlPath of their configuration
+    // (after a site's MFA prompt) carries our commands too. When none answers
+    // there we open our own in our directory: a master of ours on their path
+    // would carry their sessions and end them on close, and a stale socket
+    // there is theirs to remove.
+    const userPath = await userControlPath(this.destination, this.target.port);
+    if (userPath !== null && (await this.#control(["-O", "check"], true)).code === 0) {
+      this.#borrowed = true;
+      return;
+    }
+    // A stale socket of an earlier master of ours, if any; usually there is none.
+    await Deno.remove(this.#controlPath).catch(() => {});
     const master = new Deno.Command("ssh", {
-      args: [...this.#baseArgs(), "-M", "-N", "-o", "ControlPersist=no", this.destination],
+      args: [...this.#baseArgs(true), "-N", "-o", "ControlPersist=no", this.destination],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -122,7 +133,9 @@ export class SshConnection {
     master.status.then((status) => (ended = status));
     while (Date.now() < deadline) {
       if (ended) {
-        throw new SshError(explainSshFailure(this.target.host, await errors));
+        throw new SshError(
+          this.#noUserMaster(userPath, explainSshFailure(this.target.host, await errors)),
+        );
       }
       if (await this.#check()) return;
       await sleep(50);
@@ -132,9 +145,17 @@ export class SshConnection {
     } catch {
       // Already gone.
     }
-    throw new SshError(
+    throw new SshError(this.#noUserMaster(
+      userPath,
       `Cannot connect to ${this.target.host}: no answer within ${this.#options.connectTimeoutS} s (ConnectTimeout)`,
-    );
+    ));
+  }
+
+  /** `message`, and when the user has a ControlPath, that no master answered on it. */
+  #noUserMaster(userPath: string | null, message: string): string {
+    if (userPath === null) return message;
+    const port = this.target.port ? `-p ${this.target.port} ` : "";
+    return `${message} (no master connection answers on your ControlPath "${userPath}": on a site that asks for MFA, open one first with "ssh ${port}${this.destination} true")`;
   }
 
   /**
@@ -198,13 +219,16 @@ export class SshConnection {
    */
   async forwardRemote(localPort: number): Promise<number> {
     await this.open();
-    const out = await this.#control(["-O", "forward", "-R", `0:127.0.0.1:${localPort}`]);
+    // Port 0 also names the allocated forward to `-O cancel`.
+    const forward = ["-R", `0:127.0.0.1:${localPort}`];
+    const out = await this.#control(["-O", "forward", ...forward]);
     const port = Number(out.stdout.trim().split("\n").pop());
     if (out.code !== 0 || !Number.isInteger(port) || port <= 0) {
       throw new SshError(
         `Cannot forward a port from ${this.target.host} back here: ${out.stderr.trim()}`,
       );
     }
+    if (this.#borrowed) this.#borrowedForwards.set(forward.join(" "), forward);
     return port;
   }
 
@@ -220,33 +244,42 @@ export class SshConnection {
       const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const local = (listener.addr as Deno.NetAddr).port;
       listener.close();
-      const out = await this.#control([
-        "-O",
-        "forward",
-        "-L",
-        `127.0.0.1:${local}:127.0.0.1:${remotePort}`,
-      ]);
-      if (out.code === 0) return local;
+      const forward = ["-L", `127.0.0.1:${local}:127.0.0.1:${remotePort}`];
+      const out = await this.#control(["-O", "forward", ...forward]);
+      if (out.code === 0) {
+        if (this.#borrowed) this.#borrowedForwards.set(forward.join(" "), forward);
+        return local;
+      }
     }
     throw new SshError(`Cannot forward a local port to ${this.target.host}:${remotePort}`);
   }
 
   /** Removes a forward made by {@linkcode forwardLocal}; a master already gone is not an error. */
   async cancelLocal(localPort: number, remotePort: number): Promise<void> {
-    if (!this.#master && !this.#userControl) return;
+    if (!this.#master && !this.#borrowed) return;
     // A master already gone took its forwards with it (see above).
-    await this.#control(["-O", "cancel", "-L", `127.0.0.1:${localPort}:127.0.0.1:${remotePort}`])
-      .catch(() => {});
+    const forward = ["-L", `127.0.0.1:${localPort}:127.0.0.1:${remotePort}`];
+    this.#borrowedForwards.delete(forward.join(" "));
+    await this.#control(["-O", "cancel", ...forward]).catch(() => {});
   }
 
-  /** Closes the master connection (and with it every forward); idempotent. */
+  /**
+   * Closes the master connection (and with it every forward); idempotent.
+   * A master the user opened stays open: only our forwards on it are cancelled.
+   */
   async close(): Promise<void> {
     const master = this.#master;
+    const borrowed = this.#borrowed ? [...this.#borrowedForwards.values()] : [];
     this.#master = null;
     this.#opening = null;
+    this.#borrowed = false;
+    this.#borrowedForwards.clear();
+    await Promise.all(
+      borrowed.map((forward) => this.#control(["-O", "cancel", ...forward], true).catch(() => {})),
+    );
     if (!master) return;
     // Polite first; the master is killed below whether or not it listened.
-    await this.#control(["-O", "exit"]).catch(() => {});
+    await this.#control(["-O", "exit"], false).catch(() => {});
     try {
       master.kill("SIGTERM");
     } catch {
@@ -260,9 +293,10 @@ export class SshConnection {
     return out.code === 0;
   }
 
-  async #control(args: string[]): Promise<SshResult> {
+  /** Sends a control request to the master: the user's when `borrowed`, else ours. */
+  async #control(args: string[], borrowed = this.#borrowed): Promise<SshResult> {
     const out = await new Deno.Command("ssh", {
-      args: [...this.#baseArgs(), ...args, this.destination],
+      args: [...this.#baseArgs(false, borrowed), ...args, this.destination],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -276,10 +310,16 @@ export class SshConnection {
     };
   }
 
-  #baseArgs(): string[] {
+  /**
+   * Our options, which beat the user's configuration. On a borrowed master
+   * their ControlPath stays in force. A command never becomes a master itself
+   * (as `ControlMaster auto` would make it): one nobody stops.
+   */
+  #baseArgs(master = false, borrowed = this.#borrowed): string[] {
     const args = [
+      ...(borrowed ? [] : ["-o", `ControlPath=${this.#controlPath}`]),
       "-o",
-      `ControlPath=${this.#controlPath}`,
+      `ControlMaster=${master ? "yes" : "no"}`,
       "-o",
       "BatchMode=yes",
       "-o",
@@ -304,8 +344,13 @@ export function shellQuote(word: string): string {
 /** Turns ssh's stderr into a message that says what to do. */
 export function explainSshFailure(host: string, stderr: string): string {
   const text = stderr.trim();
-  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/i.test(text)) {
+  if (/IDENTIFICATION HAS CHANGED|Host key for .* has changed|REVOKED HOST KEY/i.test(text)) {
     return `Host key of ${host} does not match known_hosts: if the host was reinstalled, check its new key and remove the old one with "ssh-keygen -R ${host}"`;
+  }
+  // Under BatchMode ssh says only this for a host it does not know (with
+  // "No ... host key is known" under StrictHostKeyChecking yes).
+  if (/Host key verification failed|host key is known for/i.test(text)) {
+    return `${host} is not in known_hosts: connect once with "ssh ${host}" to check and accept its key, or add it with ssh-keyscan`;
   }
   if (/Permission denied/i.test(text)) {
     return `${host} refused our ssh login: load a key into ssh-agent or set IdentityFile in ~/.ssh/config (BatchMode: no passwords)`;
@@ -319,19 +364,22 @@ export function explainSshFailure(host: string, stderr: string): string {
   return `Cannot connect to ${host}: ${text.split("\n").filter(Boolean).pop() ?? "ssh failed"}`;
 }
 
-async function userControlPath(destination: string, port: number | undefined): Promise<boolean> {
+/** The ControlPath the user's configuration gives `destination` (`ssh -G` expands it), or null. */
+async function userControlPath(destination: string, port?: number): Promise<string | null> {
   try {
     const out = await new Deno.Command("ssh", {
       args: ["-G", ...(port ? ["-p", String(port)] : []), destination],
+      stdin: "null",
       stdout: "piped",
       stderr: "null",
     }).output();
     const line = new TextDecoder().decode(out.stdout).split("\n").find((l) =>
       l.startsWith("controlpath ")
     );
-    return out.success && line !== undefined && line.trim() !== "controlpath none";
+    const path = line?.slice("controlpath ".length).trim() ?? "";
+    return out.success && path !== "" && path !== "none" ? path : null;
   } catch {
-    return false;
+    return null;
   }
 }
 

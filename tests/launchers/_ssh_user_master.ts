@@ -1,0 +1,86 @@
+/**
+ * Run by ssh_user_master_test.ts in the testnet's desktop namespace, in a
+ * mount namespace of its own where `~/.ssh` is `DIR/ssh` (whose config gives
+ * gateway a ControlPath), as `DIR MODE`; prints what happened as JSON:
+ *
+ * - `borrow`: the user opens a master (`ssh gateway true`), then new logins
+ *   become impossible (the key is moved away, as an MFA site refuses BatchMode);
+ *   an SshConnection must work over the user's master and leave it open;
+ * - `own`: no master answers on the user's ControlPath, where a stale file
+ *   lies; without the key the open fails and says so, with it fabricd opens
+ *   and stops a master of its own, and the user's path is left as it was.
+ */
+import { join } from "node:path";
+import { SshConnection } from "../../src/launchers/ssh_connection.ts";
+
+const [dir, mode] = Deno.args as [string, string];
+const key = join(dir, "ssh", "id_ed25519");
+const away = join(dir, "ssh", "id_away");
+
+/** Runs ssh as the user would, without their key agent; `output` pipes stdout. */
+async function ssh(args: string[], output = false): Promise<{ code: number; stdout: string }> {
+  const out = await new Deno.Command("ssh", {
+    args: ["-o", "BatchMode=yes", ...args],
+    stdin: "null",
+    // A master that ControlPersist puts in the background would hold a pipe open.
+    stdout: output ? "piped" : "null",
+    stderr: "null",
+  }).output();
+  return { code: out.code, stdout: output ? new TextDecoder().decode(out.stdout) : "" };
+}
+
+async function listing(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  return names.sort();
+}
+
+/** Whether something listens on the gateway's loopback at `port` (asked over the user's master). */
+async function listensOnGateway(port: number): Promise<boolean> {
+  const probe = `bash -c '</dev/tcp/127.0.0.1/${port}' && echo yes`;
+  return (await ssh(["gateway", probe], true)).stdout.includes("yes");
+}
+
+const controlDir = join(dir, "fabricd");
+const result: Record<string, unknown> = {};
+if (mode === "borrow") {
+  const opened = await ssh(["gateway", "true"]);
+  try {
+    result.userMaster = opened.code;
+    await Deno.rename(key, away);
+    result.freshLogin = (await ssh(["-S", "none", "gateway", "true"])).code;
+    const connection = new SshConnection({ host: "gateway" }, { controlDir });
+    try {
+      result.exec = (await connection.exec("echo ok")).stdout.trim();
+      const remote = await connection.forwardRemote(9);
+      result.forwardOpen = await listensOnGateway(remote);
+      result.ownSockets = await listing(controlDir);
+      await connection.close();
+      result.forwardAfterClose = await listensOnGateway(remote);
+    } finally {
+      await connection.close();
+    }
+    result.checkAfterClose = (await ssh(["-O", "check", "gateway"])).code;
+  } finally {
+    await Deno.rename(away, key).catch(() => {});
+    await ssh(["-O", "exit", "gateway"]);
+  }
+} else {
+  const userPath = (await ssh(["-G", "gateway"], true)).stdout.match(/^controlpath (.+)$/m)![1]!;
+  await Deno.writeTextFile(userPath, "stale");
+  await Deno.rename(key, away);
+  const refused = new SshConnection({ host: "gateway" }, { controlDir });
+  result.refused = await refused.open().then(() => "opened", (error: Error) => error.message);
+  await refused.close();
+  await Deno.rename(away, key);
+  const connection = new SshConnection({ host: "gateway" }, { controlDir });
+  try {
+    result.exec = (await connection.exec("echo ok")).stdout.trim();
+    result.ownSockets = await listing(controlDir);
+  } finally {
+    await connection.close();
+  }
+  result.ownSocketsAfterClose = await listing(controlDir);
+  result.userPathAfterClose = await Deno.readTextFile(userPath);
+}
+console.log(JSON.stringify(result));
