@@ -43,12 +43,15 @@ import {
   type Stream,
   WRONG_HASH,
 } from "./_ship_scripts.ts";
-import type { ImageFile, SelfImage } from "../image/image_dir.ts";
+import { type ImageFile, LAUNCHER, type SelfImage } from "../image/image_dir.ts";
 
 export { REMOTE_CACHE };
 
 /** How long the host may take to say what it has (a cut link must not hang a spawn). */
 const PROBE_TIMEOUT_MS = 15_000;
+
+/** How long the throwaway warm process after a copy may take on the host. */
+const WARM_UP_TIMEOUT_MS = 30_000;
 
 /** An image that could not be put on a host. */
 export class ImageShipError extends Error {
@@ -100,6 +103,27 @@ interface Arrived {
  */
 export function prepareShip(image: SelfImage): void {
   coldTarOf(image)?.catch(() => {}); // thrown where it is used
+}
+
+/**
+ * Runs one throwaway warm process of image `hash` on the host to its end (its
+ * input is empty: it loads the code and exits). The first process on a host
+ * to load a version makes Deno parse every module for its cache (`DENO_DIR`)
+ * and keeps the memory of that parse for its whole life (docs/performance.md
+ * "idle-memory"); run right after a copy, this one pays it instead of the
+ * first service there.
+ * @returns whether it ended cleanly within 30 s; a failure only leaves that
+ * cost to the first service.
+ */
+export async function warmImage(ssh: SshConnection, hash: string): Promise<boolean> {
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new RangeError(`Invalid image hash "${hash}"`);
+  const script = `c=${REMOTE_CACHE}; "$c/${hash}/${LAUNCHER}" --role bridge --warm ` +
+    `--dir "$c" </dev/null >/dev/null 2>&1`;
+  try {
+    return (await ssh.exec(script, undefined, { timeoutMs: WARM_UP_TIMEOUT_MS })).code === 0;
+  } catch {
+    return false;
+  }
 }
 
 /**

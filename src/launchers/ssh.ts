@@ -9,7 +9,7 @@ import { join } from "../base/paths.ts";
 import { imageCommand } from "../image/self_command.ts";
 import { selfImage } from "../image/self_image.ts";
 import { COMPLETE, type SelfImage } from "../image/image_dir.ts";
-import { prepareShip, REMOTE_CACHE, shipImage } from "./ship_image.ts";
+import { prepareShip, REMOTE_CACHE, shipImage, warmImage } from "./ship_image.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import {
   type ChildView,
@@ -120,11 +120,12 @@ export class SshLauncher implements Launcher {
     const { onProgress } = options;
     const host = this.#ssh.target.host;
     const generation = this.#ssh.generation;
-    await shipImage(image, this.#ssh, {
+    const shipped = await shipImage(image, this.#ssh, {
       ...(onProgress
         ? { onCopy: (bytes, total) => onProgress({ step: "copy", detail: host, bytes, total }) }
         : {}),
     });
+    if (shipped.copied) await warmImage(this.#ssh, image.hash);
     this.#imageHash = image.hash;
     this.#imageReadyOn = generation;
   }

@@ -6,12 +6,13 @@
  *   refused and leave nothing in the cache;
  * - `upgrade`: ships the image, then a next version of it whose bundle
  *   changed (made in DIR from the first); the second copy must send only
- *   the changed files and run.
+ *   the changed files and run; a throwaway warm process of it (`warmImage`)
+ *   must have left Deno's parse of its role chunk in the host's cache.
  */
 import { join } from "node:path";
 import { exportImage } from "../../src/image/build_image.ts";
 import { imageOf, readImageDir } from "../../src/image/image_dir.ts";
-import { shipImage } from "../../src/launchers/ship_image.ts";
+import { shipImage, warmImage } from "../../src/launchers/ship_image.ts";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
 
 const [host, dir, imageDir, mode] = Deno.args;
@@ -30,8 +31,20 @@ try {
     const upgraded = { ...(await imageOf("bundle", files)) };
     const first = await shipImage(image, ssh);
     const second = await shipImage(upgraded, ssh);
+    // Only a process that loaded this version's role chunk puts its path in
+    // Deno's dependency cache; nothing but the warm-up has run it.
+    const warmed = await warmImage(ssh, upgraded.hash);
+    const parsed = await ssh.exec(
+      `grep -l "${upgraded.hash}/js/role-" "$HOME"/.cache/deno/dep_analysis_cache_v2*`,
+    );
     const runs = await ssh.exec(`"$HOME/.cache/fabricd/${upgraded.hash}/fabricd" --version`);
-    console.log(JSON.stringify({ first, second, version: runs.stdout.trim() }));
+    console.log(JSON.stringify({
+      first,
+      second,
+      version: runs.stdout.trim(),
+      warmed,
+      parsed: parsed.code === 0,
+    }));
   } else {
     const forged = { ...image, hash: "f".repeat(64) };
     let error = "";

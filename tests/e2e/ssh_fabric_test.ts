@@ -376,7 +376,15 @@ Deno.test({
         const result = await shipCheck("upgrade") as {
           second: ShipResult;
           version: string;
+          warmed: boolean;
+          parsed: boolean;
         };
+        assert.equal(result.warmed, true, "the throwaway warm process did not end cleanly");
+        assert.equal(
+          result.parsed,
+          true,
+          "Deno's cache on the host has no parse of the new version",
+        );
         assert.equal(result.second.copied, true);
         assert.ok(result.second.sent < 500_000, `sent ${result.second.sent} bytes`);
         assert.ok(result.second.missingBytes < 500_000, `${result.second.missingBytes} missing`);
