@@ -5,7 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureAuditLines } from "./_audit_lines.ts";
 import { createApp, REFUSALS_BURST } from "../../src/api/app.ts";
 import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
@@ -15,15 +16,7 @@ const SERVICE = "spw-00000001";
 
 /** An app whose rule refuses every signed request, and the audit lines it logs. */
 async function refusingApp() {
-  const lines: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => lines.push(record) },
-    loggers: [
-      { category: ["fabricd", "audit"], lowestLevel: "debug", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "fatal", sinks: [] },
-    ],
-  });
+  const lines = await captureAuditLines();
   const app = createApp({
     serviceId: SERVICE,
     keys: () => keys,

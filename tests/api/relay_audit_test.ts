@@ -5,7 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureAuditLines } from "./_audit_lines.ts";
 import { createApp, REFUSALS_BURST } from "../../src/api/app.ts";
 import { bridgeRelay } from "./_bridge.ts";
 import { RoleSlot } from "../../src/api/role_slot.ts";
@@ -16,15 +17,7 @@ const keys = await generateFabricKeys();
 
 /** A bridge's app, its relay sending to `hopUrl`, and the audit lines it logs. */
 async function bridgeApp(hopUrl: string) {
-  const lines: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => lines.push(record) },
-    loggers: [
-      { category: ["fabricd", "audit"], lowestLevel: "debug", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "fatal", sinks: [] },
-    ],
-  });
+  const lines = await captureAuditLines();
   const slot = new RoleSlot();
   const app = createApp({
     serviceId: "brg-11111111",
