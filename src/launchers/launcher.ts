@@ -135,6 +135,15 @@ export interface WarmProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * Refuses a role name that could not be one (it goes into a command line):
+ * a lower-case word of up to 32 letters and dashes.
+ * @throws {RangeError} naming it.
+ */
+export function checkRoleName(role: string): void {
+  if (!/^[a-z][a-z-]{0,31}$/.test(role)) throw new RangeError(`Invalid role "${role}"`);
+}
+
 /** Ends every warm process in `warm` not handed over yet, and empties the set. */
 export async function stopWarmProcesses(warm: Set<WarmProcess>): Promise<void> {
   const waiting = [...warm];

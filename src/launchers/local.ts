@@ -19,6 +19,7 @@ import { join } from "../base/paths.ts";
 import { selfCommand } from "../image/self_command.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import {
+  checkRoleName,
   type ChildView,
   type LaunchedProcess,
   type Launcher,
@@ -79,7 +80,7 @@ export class LocalLauncher implements Launcher {
    * @throws {Error} when the launcher is closed, or the process cannot start.
    */
   async startWarm(role: string): Promise<WarmProcess> {
-    if (!/^[a-z][a-z-]{0,31}$/.test(role)) throw new RangeError(`Invalid role "${role}"`);
+    checkRoleName(role);
     const logDir = await this.#logDir();
     if (this.#closed) throw new Error("The local launcher is closed: no warm process started");
     const suffix = crypto.getRandomValues(new Uint8Array(6)).reduce(
@@ -106,7 +107,7 @@ export class LocalLauncher implements Launcher {
    * leaves the next service to pay the parse.
    */
   async warmCaches(role: string, timeoutMs = 30_000): Promise<boolean> {
-    if (!/^[a-z][a-z-]{0,31}$/.test(role)) throw new RangeError(`Invalid role "${role}"`);
+    checkRoleName(role);
     const self = selfCommand();
     try {
       const out = await new Deno.Command(self.executable, {

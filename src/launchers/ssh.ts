@@ -12,6 +12,7 @@ import { COMPLETE, type SelfImage } from "../image/image_dir.ts";
 import { prepareShip, REMOTE_CACHE, shipImage, warmImage } from "./ship_image.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
 import {
+  checkRoleName,
   type ChildView,
   type LaunchedProcess,
   type Launcher,
@@ -256,7 +257,7 @@ export class SshLauncher implements Launcher {
    * @throws {Error} when the launcher is closed, not prepared, or the start fails.
    */
   async startWarm(role: string): Promise<WarmProcess> {
-    if (!/^[a-z][a-z-]{0,31}$/.test(role)) throw new RangeError(`Invalid role "${role}"`);
+    checkRoleName(role);
     if (this.#closed) throw new Error("The ssh launcher is closed: no warm process started");
     if (!this.#imageHash) throw new Error("SshLauncher.prepare() must run before startWarm()");
     const logName = `warm-${role}-${crypto.randomUUID().slice(0, 12)}.log`;
