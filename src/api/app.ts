@@ -27,6 +27,7 @@ import type { RoleSlot } from "./role_slot.ts";
 import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
 import { metricsRoutes, requestMetrics } from "./request_metrics.ts";
 import { isRelayedAnswer } from "./relay.ts";
+import { RateLimiter } from "./rate_limiter.ts";
 
 /** Largest request body accepted, in bytes (HTTP 413 above it). */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -175,23 +176,19 @@ export const REFUSALS_PER_SECOND = 1;
  * cannot fill a disk and the next line logged says how many were not.
  */
 class RefusalLogBudget {
-  #tokens = REFUSALS_BURST;
-  #last = Date.now();
+  #limiter = new RateLimiter({
+    burst: REFUSALS_BURST,
+    perSecond: REFUSALS_PER_SECOND,
+    maxSources: 1,
+  });
   #skipped = 0;
 
   /** The lines left out since the last one logged, or null when this one is left out too. */
   take(): number | null {
-    const now = Date.now();
-    this.#tokens = Math.min(
-      REFUSALS_BURST,
-      this.#tokens + ((now - this.#last) / 1000) * REFUSALS_PER_SECOND,
-    );
-    this.#last = now;
-    if (this.#tokens < 1) {
+    if (this.#limiter.take("audit") > 0) {
       this.#skipped++;
       return null;
     }
-    this.#tokens--;
     const skipped = this.#skipped;
     this.#skipped = 0;
     return skipped;
