@@ -296,9 +296,9 @@ interface BesideBusyCore {
 async function bareRateBesideBusyCore(n: number): Promise<BesideBusyCore> {
   const ticks = await clockTicksPerSecond();
   const childCpuMs = async (): Promise<{ rate: number; childMs: number }> => {
-    const before = childrenCpuSeconds(ticks);
+    const before = cpuTimes(Deno.pid, ticks).children;
     const rate = await bareRate(n);
-    return { rate, childMs: (childrenCpuSeconds(ticks) - before) * 1000 / n };
+    return { rate, childMs: (cpuTimes(Deno.pid, ticks).children - before) * 1000 / n };
   };
   const idle = await childCpuMs();
   const loop = new Deno.Command(Deno.execPath(), {
@@ -317,13 +317,6 @@ async function bareRateBesideBusyCore(n: number): Promise<BesideBusyCore> {
   }
 }
 
-/** CPU seconds of this process's reaped children (`cutime + cstime`). */
-function childrenCpuSeconds(ticks: number): number {
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
-  return ((fields[13] ?? 0) + (fields[14] ?? 0)) / ticks;
-}
-
 /** The pids of the services named by ID, and this process as "bench". */
 async function pidsOf(
   registry: { list(): Promise<{ id: string; pid: number }[]> },
@@ -340,21 +333,32 @@ async function pidsOf(
 
 /**
  * CPU seconds used so far by each process, and by each agent's reaped
- * children (`cutime + cstime` of `/proc/PID/stat`) as "ROLE children".
+ * children as "ROLE children".
  */
 function cpuOf(pids: Record<string, number>, ticks: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [role, pid] of Object.entries(pids)) {
     try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
-      out[role] = ((fields[11] ?? 0) + (fields[12] ?? 0)) / ticks;
-      if (role.startsWith("agent")) {
-        out[`${role} children`] = ((fields[13] ?? 0) + (fields[14] ?? 0)) / ticks;
-      }
+      const times = cpuTimes(pid, ticks);
+      out[role] = times.own;
+      if (role.startsWith("agent")) out[`${role} children`] = times.children;
     } catch {
       // Gone: no number.
     }
   }
   return out;
+}
+
+/**
+ * CPU seconds of process `pid` (`utime + stime` of `/proc/PID/stat`) and of
+ * its reaped children (`cutime + cstime`).
+ * @throws {Deno.errors.NotFound} when the process is gone.
+ */
+function cpuTimes(pid: number, ticks: number): { own: number; children: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  return {
+    own: ((fields[11] ?? 0) + (fields[12] ?? 0)) / ticks,
+    children: ((fields[13] ?? 0) + (fields[14] ?? 0)) / ticks,
+  };
 }
