@@ -43,7 +43,8 @@ import {
   type Stream,
   WRONG_HASH,
 } from "./_ship_scripts.ts";
-import { type ImageFile, LAUNCHER, type SelfImage } from "../image/image_dir.ts";
+import type { ImageFile, SelfImage } from "../image/image_dir.ts";
+import { imageCommand } from "../image/self_command.ts";
 
 export { REMOTE_CACHE };
 
@@ -117,7 +118,8 @@ export function prepareShip(image: SelfImage): void {
  */
 export async function warmImage(ssh: SshConnection, hash: string): Promise<boolean> {
   if (!/^[0-9a-f]{64}$/.test(hash)) throw new RangeError(`Invalid image hash "${hash}"`);
-  const script = `c=${REMOTE_CACHE}; "$c/${hash}/${LAUNCHER}" --role bridge --warm ` +
+  const command = imageCommand(`$c/${hash}`).map((word) => `"${word}"`).join(" ");
+  const script = `c=${REMOTE_CACHE}; ${command} --role bridge --warm ` +
     `--dir "$c" </dev/null >/dev/null 2>&1`;
   try {
     return (await ssh.exec(script, undefined, { timeoutMs: WARM_UP_TIMEOUT_MS })).code === 0;
