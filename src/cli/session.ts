@@ -4,9 +4,10 @@
  * @module
  */
 import { saveFabricFile } from "../config/fabric_file.ts";
-import { EXIT, type ServiceRecord, type ServiceState } from "../types/mod.ts";
+import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { checkId, idFlags, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, unknownService, usage } from "./cli_error.ts";
+import { ENDED_STATES } from "../registry/state_machine.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { routeTo } from "./_service_of.ts";
 import { targetFor } from "../client/route.ts";
@@ -119,9 +120,6 @@ async function openSession(
   console.log(session);
   return EXIT.OK;
 }
-
-/** States of a service that has ended: it answers nothing, so it serves no session. */
-const ENDED_STATES: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST"];
 
 /**
  * `session close`: deregisters session `name` from every service of `records`

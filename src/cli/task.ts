@@ -25,7 +25,7 @@ import {
 import { CliError, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
-import { FINAL_STATES } from "../registry/state_machine.ts";
+import { ENDED_STATES, FINAL_STATES } from "../registry/state_machine.ts";
 import {
   cancelTask,
   listFlags,
@@ -318,8 +318,7 @@ async function agentTakes(
 async function queueIdOf(context: FabricContext, given: string | undefined): Promise<string> {
   const records = await context.registry.list();
   if (given) return recordOf(records, "queue", given).id;
-  const ended = ["STOPPED", "FAILED", "LOST"];
-  const queues = records.filter((r) => r.role === "queue" && !ended.includes(r.state));
+  const queues = records.filter((r) => r.role === "queue" && !ENDED_STATES.includes(r.state));
   if (queues.length === 1) return queues[0]!.id;
   return (await serviceOf(context, "queue", undefined)).id;
 }
