@@ -10,6 +10,7 @@ import type { Rule } from "../api/authorization.ts";
 import { serviceRule } from "../runtime/authority.ts";
 import { join } from "../base/paths.ts";
 import { KeyFileError, readKeyFile } from "../crypto/keys.ts";
+import { toCliError } from "./cli_error.ts";
 import { NonceJournal } from "../crypto/nonce_journal.ts";
 import { ReplayCache } from "../crypto/replay_cache.ts";
 import { CLOCK_SKEW_SECONDS } from "../crypto/signing.ts";
@@ -276,7 +277,7 @@ async function runUntilStopped(
     if (error instanceof KeyFileError) {
       // As for every command: a missing key file is configuration (78), an unreadable one data (65).
       logger.error("{message}", { message: error.message });
-      return error.cause instanceof Deno.errors.NotFound ? EXIT.CONFIG : EXIT.DATA;
+      return toCliError(error).exitCode;
     }
     logger.error("Service failed: {error}", {
       error: error instanceof Error ? error.message : String(error),
