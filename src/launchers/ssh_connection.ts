@@ -68,7 +68,7 @@ export class SshConnection {
    */
   #borrowed = false;
   /** Forwards made on the user's master: cancelled on close, as ours end with our master. */
-  #borrowedForwards = new Map<string, string[]>();
+  #borrowedForwards = new Set<string>();
   #generation = 0;
 
   /** A connection to `target`, opened on first use. */
@@ -228,7 +228,7 @@ export class SshConnection {
         `Cannot forward a port from ${this.target.host} back here: ${out.stderr.trim()}`,
       );
     }
-    if (this.#borrowed) this.#borrowedForwards.set(forward.join(" "), forward);
+    if (this.#borrowed) this.#borrowedForwards.add(forward.join(" "));
     return port;
   }
 
@@ -247,7 +247,7 @@ export class SshConnection {
       const forward = ["-L", `127.0.0.1:${local}:127.0.0.1:${remotePort}`];
       const out = await this.#control(["-O", "forward", ...forward]);
       if (out.code === 0) {
-        if (this.#borrowed) this.#borrowedForwards.set(forward.join(" "), forward);
+        if (this.#borrowed) this.#borrowedForwards.add(forward.join(" "));
         return local;
       }
     }
@@ -269,7 +269,7 @@ export class SshConnection {
    */
   async close(): Promise<void> {
     const master = this.#master;
-    const borrowed = this.#borrowed ? [...this.#borrowedForwards.values()] : [];
+    const borrowed = this.#borrowed ? [...this.#borrowedForwards].map((f) => f.split(" ")) : [];
     this.#master = null;
     this.#opening = null;
     this.#borrowed = false;
