@@ -94,7 +94,7 @@ async function run(): Promise<BenchResult> {
     const one = await runAgents(services, 1, "tasks");
     const after = await bareRate(BARE_STARTS);
     const floor = (before + after) / 2;
-    const beside = await bareRateBesideBusyCore(BARE_STARTS);
+    const beside = await bareRateBesideBusyCore(BARE_STARTS, ticks);
     const many = await runAgents(services, MANY, "tasks4");
     const bareMs = 1000 / floor;
     const perTaskMs = 1000 / one.rate;
@@ -293,8 +293,7 @@ interface BesideBusyCore {
  * agent's tasks always start beside the agent's, queue's and pub/sub's own
  * work, and the idle baseline never does.
  */
-async function bareRateBesideBusyCore(n: number): Promise<BesideBusyCore> {
-  const ticks = await clockTicksPerSecond();
+async function bareRateBesideBusyCore(n: number, ticks: number): Promise<BesideBusyCore> {
   const childCpuMs = async (): Promise<{ rate: number; childMs: number }> => {
     const before = cpuTimes(Deno.pid, ticks).children;
     const rate = await bareRate(n);
