@@ -5,15 +5,10 @@
  * @module
  */
 import { attach, type AttachedService } from "../client/attach.ts";
-import {
-  EMPTY_FABRIC_FLAG,
-  keyPathOf,
-  loadFabricFile,
-  resolveFabricPath,
-} from "../config/fabric_file.ts";
+import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import { idFlags, parseFlags, stringFlag } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { CliError } from "./cli_error.ts";
 import { checkKeyFileMode } from "./context.ts";
 
 /** Help text of `fabricd connect`. */
@@ -45,7 +40,6 @@ export async function connectCommand(args: string[]): Promise<number> {
   }
   const sessions = idFlags(parsed, "session", "session");
   const fabricFlag = stringFlag(parsed, "fabric");
-  if (fabricFlag === "") throw usage(EMPTY_FABRIC_FLAG);
   const fabricPath = resolveFabricPath(fabricFlag);
   const fabric = await loadFabricFile(fabricPath);
   await checkKeyFileMode(keyPathOf(fabricPath, fabric));

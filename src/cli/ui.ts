@@ -10,7 +10,6 @@ import { EXIT } from "../types/mod.ts";
 import { noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
-import { EMPTY_FABRIC_FLAG } from "../config/fabric_file.ts";
 import { createUiServer, randomToken } from "../ui/ui_server.ts";
 
 /** Help text of `fabricd ui`. */
@@ -102,7 +101,6 @@ export async function uiCommand(args: string[]): Promise<number> {
   }
   const { hostname, port } = parseListen(stringFlag(parsed, "listen") ?? "127.0.0.1:0");
   const fabricFlag = stringFlag(parsed, "fabric");
-  if (fabricFlag === "") throw usage(EMPTY_FABRIC_FLAG);
   const context = await loadContext(fabricFlag);
   const dir = dirname(context.fabricPath);
   // Listen before the token file is made: a busy address changes nothing.

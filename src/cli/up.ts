@@ -5,12 +5,7 @@
  * @module
  */
 import { join, resolve } from "../base/paths.ts";
-import {
-  EMPTY_FABRIC_FLAG,
-  homeDir,
-  loadFabricFile,
-  resolveFabricPath,
-} from "../config/fabric_file.ts";
+import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { initFabric } from "./init.ts";
@@ -77,17 +72,12 @@ const HEARTBEAT_MS = { min: 50, max: 600_000 };
  * @throws {CliError} (64) naming the flag and what to give instead.
  */
 function checkUpFlags(parsed: ParsedArgs): UpFlags {
-  const given = (name: string): string | undefined => {
-    const value = stringFlag(parsed, name);
-    if (value !== "") return value;
-    throw usage(
-      name === "fabric" ? EMPTY_FABRIC_FLAG : `Empty --${name}: give a directory, or leave it out`,
-    );
-  };
-  const dirFlag = given("dir");
+  const dirFlag = stringFlag(parsed, "dir");
+  if (dirFlag === "") throw usage("Empty --dir: give a directory, or leave it out");
   const dir = resolve(dirFlag ?? join(homeDir(), ".fabric"));
   const fabricPath = resolveFabricPath(
-    given("fabric") ?? (dirFlag ? join(dir, "fabric.yaml") : undefined),
+    // An empty --fabric is refused there (64), as by every command.
+    stringFlag(parsed, "fabric") ?? (dirFlag ? join(dir, "fabric.yaml") : undefined),
   );
   const store = stringFlag(parsed, "store");
   if (store !== undefined && !/^(sqlite:.+|etcd:\/\/.+)$/.test(store)) {
