@@ -7,6 +7,7 @@
  * ended pilots, so a manager that runs for months does not grow with them.
  * @module
  */
+import { EndedLedger, type EndedLedgerOptions } from "../base/ended_ledger.ts";
 
 /** Where a batch job is in its life, in the fabric's words. */
 export type BatchPhase = "queued" | "running" | "ended";
@@ -36,46 +37,30 @@ export interface BatchJob {
 /** Called with each job whose state changed. */
 export type BatchListener = (job: BatchJob) => void;
 
-/**
- * Ended jobs a table keeps at most, the most recently ended. Matches the
- * pilot manager's `MAX_ENDED_PILOTS` (services/pilot_manager/pilots.ts), so
- * an ended pilot it still lists still shows its job; defined here because
- * launchers do not import services.
- */
-export const MAX_ENDED_BATCH_JOBS = 1000;
-/**
- * How long a table keeps an ended job after its last update, ms: 24 h, the
- * pilot manager's `ENDED_PILOT_TTL_MS`.
- */
-export const ENDED_BATCH_JOB_TTL_MS = 24 * 60 * 60 * 1000;
-
-/** Options of {@linkcode BatchJobTable}. */
-export interface BatchJobTableOptions {
-  /** The clock, ms since the epoch, that ended jobs age by. Default `Date.now`. */
-  now?: () => number;
-}
+/** Options of {@linkcode BatchJobTable}: the clock its ended jobs age by. */
+export type BatchJobTableOptions = EndedLedgerOptions;
 
 /**
  * Batch jobs by service ID, bounded: a queued or running job is kept until it
- * ends; then the newest {@linkcode MAX_ENDED_BATCH_JOBS} ended jobs are kept
- * for {@linkcode ENDED_BATCH_JOB_TTL_MS} after their last update.
+ * ends; then ended jobs are kept as the pilot manager keeps ended pilots
+ * (base/ended_ledger.ts: the newest 1,000, for 24 h after their last update),
+ * so an ended pilot it still lists still shows its job.
  */
 export class BatchJobTable {
-  #now: () => number;
   #jobs = new Map<string, BatchJob>();
   #cancels = new Map<string, () => Promise<void>>();
-  /** Ended jobs' service IDs, the earliest ended first, with their `updated`. */
-  #ended = new Map<string, number>();
+  /** Ended jobs' service IDs, by their `updated`. */
+  #ended: EndedLedger<string>;
   #listeners = new Set<BatchListener>();
 
   /** An empty table. */
   constructor(options: BatchJobTableOptions = {}) {
-    this.#now = options.now ?? Date.now;
+    this.#ended = new EndedLedger((serviceId) => this.#jobs.delete(serviceId), options);
   }
 
   /** The job that runs `serviceId` (its latest submission), if any and not forgotten. */
   get(serviceId: string): BatchJob | undefined {
-    this.#forgetExpired();
+    this.#ended.dropDue();
     return this.#jobs.get(serviceId);
   }
 
@@ -90,15 +75,12 @@ export class BatchJobTable {
     const known = this.#jobs.get(job.serviceId);
     if (known && known.jobId !== job.jobId && known.submitted > job.submitted) return;
     this.#jobs.set(job.serviceId, { ...job });
-    // Deleted first so that the order stays the order in which jobs ended.
-    this.#ended.delete(job.serviceId);
     if (job.phase === "ended") {
       this.#cancels.delete(job.serviceId);
-      this.#ended.set(job.serviceId, job.updated);
-      this.#forgetExpired();
-      this.#forgetBeyondCount();
-    } else if (cancel) {
-      this.#cancels.set(job.serviceId, cancel);
+      this.#ended.ended(job.serviceId, job.updated);
+    } else {
+      this.#ended.delete(job.serviceId);
+      if (cancel) this.#cancels.set(job.serviceId, cancel);
     }
     for (const listener of this.#listeners) listener({ ...job });
   }
@@ -118,31 +100,6 @@ export class BatchJobTable {
   follow(listener: BatchListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
-  }
-
-  /**
-   * Forgets the ended jobs last updated over the TTL ago, from the earliest
-   * ended: each is removed once, so it costs nothing per call when none is due.
-   */
-  #forgetExpired(): void {
-    const oldest = this.#now() - ENDED_BATCH_JOB_TTL_MS;
-    for (const [serviceId, updated] of this.#ended) {
-      if (updated >= oldest) return;
-      this.#forget(serviceId);
-    }
-  }
-
-  #forgetBeyondCount(): void {
-    for (const serviceId of this.#ended.keys()) {
-      if (this.#ended.size <= MAX_ENDED_BATCH_JOBS) return;
-      this.#forget(serviceId);
-    }
-  }
-
-  /** Forgets an ended job (whose cancel went when it ended). */
-  #forget(serviceId: string): void {
-    this.#ended.delete(serviceId);
-    this.#jobs.delete(serviceId);
   }
 }
 

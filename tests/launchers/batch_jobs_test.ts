@@ -4,10 +4,8 @@ import {
   batchJobs,
   BatchJobTable,
   type BatchPhase,
-  ENDED_BATCH_JOB_TTL_MS,
-  MAX_ENDED_BATCH_JOBS,
 } from "../../src/launchers/batch_jobs.ts";
-import { ENDED_PILOT_TTL_MS, MAX_ENDED_PILOTS } from "../../src/services/pilot_manager/pilots.ts";
+import { ENDED_KEPT_MS, MAX_ENDED_KEPT } from "../../src/base/ended_ledger.ts";
 
 function job(jobId: string, state: string, submitted: number): BatchJob {
   return {
@@ -56,25 +54,20 @@ function table() {
   return { clock, jobs, cancelled, cancelFor };
 }
 
-Deno.test("BatchJobTable bounds ended jobs as the pilot manager bounds ended pilots", () => {
-  assert.equal(MAX_ENDED_BATCH_JOBS, MAX_ENDED_PILOTS);
-  assert.equal(ENDED_BATCH_JOB_TTL_MS, ENDED_PILOT_TTL_MS);
-});
-
-Deno.test("BatchJobTable.update() forgets the earliest ended job beyond MAX_ENDED_BATCH_JOBS", () => {
+Deno.test("BatchJobTable.update() forgets the earliest ended job beyond MAX_ENDED_KEPT", () => {
   const { clock, jobs } = table();
-  for (let i = 0; i <= MAX_ENDED_BATCH_JOBS; i++) {
+  for (let i = 0; i <= MAX_ENDED_KEPT; i++) {
     jobs.update(jobOf(`agt-${i}`, "ended", clock.now++));
   }
   assert.equal(jobs.get("agt-0"), undefined);
   assert.equal(jobs.get("agt-1")?.phase, "ended");
-  assert.equal(jobs.get(`agt-${MAX_ENDED_BATCH_JOBS}`)?.phase, "ended");
+  assert.equal(jobs.get(`agt-${MAX_ENDED_KEPT}`)?.phase, "ended");
 });
 
 Deno.test("BatchJobTable.update() orders ended jobs by when they ended, not submitted", () => {
   const { clock, jobs } = table();
   jobs.update(jobOf("agt-first", "running", clock.now));
-  for (let i = 1; i < MAX_ENDED_BATCH_JOBS; i++) {
+  for (let i = 1; i < MAX_ENDED_KEPT; i++) {
     jobs.update(jobOf(`agt-${i}`, "ended", clock.now));
   }
   jobs.update({ ...jobOf("agt-first", "ended", clock.now), updated: ++clock.now });
@@ -87,14 +80,14 @@ Deno.test("BatchJobTable.update() orders ended jobs by when they ended, not subm
 Deno.test("BatchJobTable forgets an ended job last updated more than 24 h ago", () => {
   const { clock, jobs } = table();
   jobs.update(jobOf("agt-old", "ended", clock.now));
-  clock.now += ENDED_BATCH_JOB_TTL_MS / 2;
+  clock.now += ENDED_KEPT_MS / 2;
   jobs.update(jobOf("agt-new", "ended", clock.now));
-  clock.now += ENDED_BATCH_JOB_TTL_MS / 2;
+  clock.now += ENDED_KEPT_MS / 2;
   assert.equal(jobs.get("agt-old")?.phase, "ended");
   clock.now += 1;
   assert.equal(jobs.get("agt-old"), undefined);
   assert.equal(jobs.get("agt-new")?.phase, "ended");
-  clock.now += ENDED_BATCH_JOB_TTL_MS;
+  clock.now += ENDED_KEPT_MS;
   jobs.update(jobOf("agt-other", "queued", clock.now));
   assert.equal(jobs.get("agt-new"), undefined);
 });
@@ -103,8 +96,8 @@ Deno.test("BatchJobTable keeps a queued or running job of any age, and its cance
   const { clock, jobs, cancelled, cancelFor } = table();
   jobs.update(jobOf("agt-queued", "queued", clock.now), cancelFor("agt-queued"));
   jobs.update(jobOf("agt-running", "running", clock.now), cancelFor("agt-running"));
-  clock.now += 2 * ENDED_BATCH_JOB_TTL_MS;
-  for (let i = 0; i <= MAX_ENDED_BATCH_JOBS; i++) {
+  clock.now += 2 * ENDED_KEPT_MS;
+  for (let i = 0; i <= MAX_ENDED_KEPT; i++) {
     jobs.update(jobOf(`agt-${i}`, "ended", clock.now));
   }
   assert.equal(jobs.get("agt-queued")?.phase, "queued");
@@ -118,7 +111,7 @@ Deno.test("BatchJobTable.cancel() returns false for an ended job and a forgotten
   jobs.update(jobOf("agt-ended", "running", clock.now), cancelFor("agt-ended"));
   jobs.update(jobOf("agt-ended", "ended", clock.now));
   assert.equal(await jobs.cancel("agt-ended"), false);
-  clock.now += ENDED_BATCH_JOB_TTL_MS + 1;
+  clock.now += ENDED_KEPT_MS + 1;
   assert.equal(jobs.get("agt-ended"), undefined);
   assert.equal(await jobs.cancel("agt-ended"), false);
   assert.deepEqual(cancelled, []);
@@ -128,8 +121,8 @@ Deno.test("BatchJobTable keeps a service submitted again after its job ended", a
   const { clock, jobs, cancelled, cancelFor } = table();
   jobs.update(jobOf("agt-again", "ended", clock.now));
   jobs.update(jobOf("agt-again", "queued", ++clock.now), cancelFor("agt-again"));
-  clock.now += 2 * ENDED_BATCH_JOB_TTL_MS;
-  for (let i = 0; i <= MAX_ENDED_BATCH_JOBS; i++) {
+  clock.now += 2 * ENDED_KEPT_MS;
+  for (let i = 0; i <= MAX_ENDED_KEPT; i++) {
     jobs.update(jobOf(`agt-${i}`, "ended", clock.now));
   }
   assert.equal(jobs.get("agt-again")?.phase, "queued");

@@ -9,6 +9,7 @@ import type { SpawnRequest } from "../../types/wire.ts";
 import type { BatchJob } from "../../launchers/batch_jobs.ts";
 import { log } from "../../config/logging.ts";
 import { sleep } from "../../config/retry.ts";
+import { EndedLedger } from "../../base/ended_ledger.ts";
 import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
 import {
   type Pilot,
@@ -28,18 +29,12 @@ export {
   type PilotState,
 };
 
-/** Ended pilots (`ENDED`, `FAILED`, `CANCELED`) a manager keeps at most, the newest. */
-export const MAX_ENDED_PILOTS = 1000;
-/** How long a manager keeps an ended pilot, ms: 24 h. */
-export const ENDED_PILOT_TTL_MS = 24 * 60 * 60 * 1000;
 /** Registry reads at once when pilots are listed. */
 export const PILOT_READS_AT_ONCE = 8;
 const ENDED_STATES = new Set<PilotState>(["ENDED", "FAILED", "CANCELED"]);
 
 interface Entry {
   pilot: Pilot;
-  /** When it last went into an end state, ms since the epoch. */
-  endedAt?: number;
   request: PilotRequest;
   /** Resolves the submission once the job is with the batch system (or the agent is up). */
   announce: (() => void) | undefined;
@@ -49,12 +44,18 @@ interface Entry {
 }
 
 /**
- * Submits pilots and keeps track of them: each until it ends, then the newest
- * {@linkcode MAX_ENDED_PILOTS} ended ones for {@linkcode ENDED_PILOT_TTL_MS}.
+ * Submits pilots and keeps track of them: each until it ends (`ENDED`,
+ * `FAILED`, `CANCELED`), then the newest 1,000 ended ones for 24 h
+ * (base/ended_ledger.ts).
  */
 export class PilotManager {
   #deps: PilotDeps;
   #entries = new Map<string, Entry>();
+  /** Ended pilots by when they ended; one still ended when dropped is forgotten. */
+  #ended = new EndedLedger<string>((id) => {
+    const entry = this.#entries.get(id);
+    if (entry && ENDED_STATES.has(entry.pilot.state)) this.#entries.delete(id);
+  });
   #unfollow: () => void;
   #stopped = false;
 
@@ -104,7 +105,7 @@ export class PilotManager {
 
   /** One pilot, or undefined (also once it ended and was forgotten). */
   async get(id: string): Promise<Pilot | undefined> {
-    this.#kept();
+    this.#ended.dropDue();
     const entry = this.#entries.get(id);
     return entry ? await this.#view(entry) : undefined;
   }
@@ -318,10 +319,9 @@ export class PilotManager {
   }
 
   #settle(entry: Entry, state: PilotState, reason: string): void {
-    if (!ENDED_STATES.has(entry.pilot.state)) entry.endedAt = Date.now();
+    if (!ENDED_STATES.has(entry.pilot.state)) this.#ended.ended(entry.pilot.id, Date.now());
     entry.pilot.state = state;
     entry.pilot.reason = reason;
-    this.#kept();
     const level = state === "FAILED" ? "warn" : "info";
     log("pilot-manager")[level]("Pilot {id} {state}: {reason}", {
       id: entry.pilot.id,
@@ -332,14 +332,7 @@ export class PilotManager {
 
   /** The pilots kept, once those ended beyond the newest 1,000 or over 24 h ago are forgotten. */
   #kept(): Entry[] {
-    const ended = [...this.#entries.values()].filter((e) => ENDED_STATES.has(e.pilot.state))
-      .sort((a, b) => a.endedAt! - b.endedAt!);
-    const oldest = Date.now() - ENDED_PILOT_TTL_MS;
-    ended.forEach((entry, i) => {
-      if (ended.length - i > MAX_ENDED_PILOTS || entry.endedAt! < oldest) {
-        this.#entries.delete(entry.pilot.id);
-      }
-    });
+    this.#ended.dropDue();
     return [...this.#entries.values()];
   }
 

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import type { SpawnRequest } from "../../../src/types/wire.ts";
 import type { SpawnHooks } from "../../../src/runtime/role.ts";
+import { ENDED_KEPT_MS, MAX_ENDED_KEPT } from "../../../src/base/ended_ledger.ts";
 import {
-  ENDED_PILOT_TTL_MS,
-  MAX_ENDED_PILOTS,
   PILOT_READS_AT_ONCE,
   PilotManager,
   type PilotRequest,
@@ -83,38 +82,38 @@ function count(states: string[]): Record<string, number> {
   return counts;
 }
 
-Deno.test("PilotManager keeps only the newest MAX_ENDED_PILOTS ended pilots, and every running one", async () => {
-  assert.equal(MAX_ENDED_PILOTS, 1000);
+Deno.test("PilotManager keeps only the newest MAX_ENDED_KEPT ended pilots, and every running one", async () => {
+  assert.equal(MAX_ENDED_KEPT, 1000);
   const { manager } = harness();
   try {
     const running = (await manager.submit({ ...REQUEST, count: 2 })).map((p) => p.id);
-    const ended = await endPilots(manager, MAX_ENDED_PILOTS + 5);
+    const ended = await endPilots(manager, MAX_ENDED_KEPT + 5);
     const listed = (await manager.list()).map((p) => p.id);
     assert.deepEqual(listed, [...running, ...ended.slice(5)]);
     assert.equal(await manager.get(ended[0]!), undefined);
     assert.equal(await manager.cancel(ended[4]!), undefined);
     assert.equal((await manager.get(ended[5]!))?.state, "CANCELED");
-    assert.deepEqual(count(manager.states()), { RUNNING: 2, CANCELED: MAX_ENDED_PILOTS });
+    assert.deepEqual(count(manager.states()), { RUNNING: 2, CANCELED: MAX_ENDED_KEPT });
   } finally {
     await manager.stop();
   }
 });
 
 Deno.test("PilotManager forgets an ended pilot once it ended more than 24 h ago", async () => {
-  assert.equal(ENDED_PILOT_TTL_MS, 24 * 60 * 60 * 1000);
+  assert.equal(ENDED_KEPT_MS, 24 * 60 * 60 * 1000);
   await withClock(async (clock) => {
     const { manager } = harness();
     try {
       const [running] = (await manager.submit(REQUEST)).map((p) => p.id);
       const [first] = await endPilots(manager, 1);
-      clock.now += ENDED_PILOT_TTL_MS / 2;
+      clock.now += ENDED_KEPT_MS / 2;
       const [second] = await endPilots(manager, 1);
-      clock.now += ENDED_PILOT_TTL_MS / 2;
+      clock.now += ENDED_KEPT_MS / 2;
       assert.deepEqual((await manager.list()).map((p) => p.id), [running, first, second]);
       clock.now += 1;
       assert.deepEqual((await manager.list()).map((p) => p.id), [running, second]);
       assert.equal(await manager.get(first!), undefined);
-      clock.now += ENDED_PILOT_TTL_MS;
+      clock.now += ENDED_KEPT_MS;
       assert.deepEqual(manager.states(), ["RUNNING"]);
       assert.deepEqual((await manager.list()).map((p) => p.id), [running]);
     } finally {
