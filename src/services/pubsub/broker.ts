@@ -243,20 +243,24 @@ function serialize(topic: string, message: unknown): string {
   return json;
 }
 
-/** UTF-8 size of `text` without encoding it. */
-function utf8Length(text: string): number {
+/**
+ * UTF-8 size of `text` without encoding it: a UTF-16 unit takes 1 to 3 bytes,
+ * a surrogate pair 4 for its two. Counting stops once it is over `stopAbove`.
+ */
+export function utf8Length(text: string, stopAbove = Infinity): number {
   let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = 0; i < text.length && bytes <= stopAbove; i++) {
     const code = text.charCodeAt(i);
     if (code < 0x80) bytes += 1;
     else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else bytes += 3;
+    else if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i++;
     } else bytes += 3;
   }
   return bytes;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
 }

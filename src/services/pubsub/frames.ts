@@ -9,7 +9,7 @@ import {
   MAX_BATCH_FRAMES,
   type ServerFrame,
 } from "../../types/pubsub_frames.ts";
-import type { Broker, Subscriber } from "./broker.ts";
+import { type Broker, type Subscriber, utf8Length } from "./broker.ts";
 
 /** Room for the frame around the largest message, in bytes. */
 const FRAME_OVERHEAD = 1024;
@@ -67,29 +67,13 @@ function parse(
 
 /**
  * Whether `text` takes more than `limit` bytes in UTF-8, the size the client
- * sent. A UTF-16 unit takes 1 to 3 bytes (a surrogate pair 4 for its two), so
- * only a text between `limit / 3` and `limit` units long is counted, without
- * encoding it, and only until it is over.
+ * sent: only a text between `limit / 3` and `limit` units long is counted,
+ * and only until it is over.
  */
 function utf8Exceeds(text: string, limit: number): boolean {
   if (text.length > limit) return true;
   if (text.length * 3 <= limit) return false;
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) bytes += 1;
-    else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-    if (bytes > limit) return true;
-  }
-  return false;
-}
-
-function isLowSurrogate(unit: number): boolean {
-  return unit >= 0xdc00 && unit <= 0xdfff;
+  return utf8Length(text, limit) > limit;
 }
 
 function apply(broker: Broker, subscriber: Subscriber, parsed: unknown): string | null {
