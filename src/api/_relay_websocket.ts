@@ -3,12 +3,13 @@
  * verified is joined to one opened to the next hop, frame by frame, with at
  * most {@linkcode MAX_RELAY_BUFFERED_BYTES} waiting for a side that does not
  * read. Deno's WebSocket cannot stop reading, so past that bound both sockets
- * close ({@linkcode SLOW_PEER_CLOSE_CODE}) rather than the bridge holding
+ * close ({@linkcode SLOW_READER_CLOSE_CODE}) rather than the bridge holding
  * what one side sends faster than the other takes it.
  * @module
  */
 import { HTTPException } from "hono/http-exception";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
+import { SLOW_READER_CLOSE_CODE } from "../types/wire.ts";
 import type { RelayMetrics } from "./relay.ts";
 
 /** Frames from the next hop kept while the client's socket opens; more close both sockets. */
@@ -18,14 +19,11 @@ const MAX_EARLY_FRAMES = 1024;
  * Most bytes a relayed WebSocket leaves waiting for a side that does not
  * read: the socket written to (its `bufferedAmount`), or the frames kept
  * while the client's socket opens. Past it, frames are not passed on: both
- * sockets close with {@linkcode SLOW_PEER_CLOSE_CODE}. Deno's WebSocket
+ * sockets close with {@linkcode SLOW_READER_CLOSE_CODE}. Deno's WebSocket
  * cannot stop reading, so closing is the only bounded way (the pub/sub's own
  * slow-consumer limit is the same 1 MiB, docs/services.md).
  */
 export const MAX_RELAY_BUFFERED_BYTES = 1024 * 1024;
-
-/** Close code of a relayed WebSocket whose reader fell {@linkcode MAX_RELAY_BUFFERED_BYTES} behind. */
-export const SLOW_PEER_CLOSE_CODE = 4008;
 
 /** Bytes a frame takes (a string counted by its length). */
 function frameBytes(data: string | ArrayBuffer): number {
@@ -87,7 +85,7 @@ export async function relayWebSocket(
   let ended: { code: number; reason: string } | null = null;
   const tooSlow = (side: string) =>
     closeBoth(
-      SLOW_PEER_CLOSE_CODE,
+      SLOW_READER_CLOSE_CODE,
       `${who}: ${side} read too slowly (over ${MAX_RELAY_BUFFERED_BYTES} bytes waiting): reconnect`,
     );
   /** Sends `data` on `to` unless more than the bound waits there already. */

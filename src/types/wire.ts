@@ -25,6 +25,12 @@ export const sessionIdSchema = sessionId;
 /** Most sessions one service serves (its record's `sessions`). */
 export const MAX_SESSIONS = 1000;
 
+/**
+ * WebSocket close code for a peer that does not read what is sent to it: a
+ * queue client over 8 MiB behind, a relayed socket over 1 MiB behind.
+ */
+export const SLOW_READER_CLOSE_CODE = 4008;
+
 /** Option names that would reach an object's prototype when used as keys. */
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 

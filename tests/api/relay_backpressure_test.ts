@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { generateFabricKeys, signRequest } from "../../src/crypto/mod.ts";
 import { bridgeRelay } from "./_bridge.ts";
-import { MAX_RELAY_BUFFERED_BYTES, SLOW_PEER_CLOSE_CODE } from "../../src/api/_relay_websocket.ts";
+import { MAX_RELAY_BUFFERED_BYTES } from "../../src/api/_relay_websocket.ts";
+import { SLOW_READER_CLOSE_CODE } from "../../src/types/wire.ts";
 
 const keys = await generateFabricKeys();
 const FRAME = new Uint8Array(64 * 1024);
@@ -100,7 +101,7 @@ Deno.test("relay() closes both sockets when the client stops reading and 1 MiB w
     // The client reads nothing more: the bridge must give up, not buffer.
     const closed = await hopClosed;
     assert.notEqual(closed, "timeout", "the bridge closed the next hop's socket");
-    assert.equal((closed as CloseEvent).code, SLOW_PEER_CLOSE_CODE);
+    assert.equal((closed as CloseEvent).code, SLOW_READER_CLOSE_CODE);
     assert.match((closed as CloseEvent).reason, /client read too slowly/);
     const sent = await floodDone;
     assert.ok(sent < MAX_SENT, `the next hop stopped at ${sent} bytes`);
@@ -154,7 +155,7 @@ Deno.test("relay() closes both sockets when the next hop stops reading and 1 MiB
     // A client still writing when the close frame comes may see the close as
     // abnormal (Deno's server drops it): what counts is that it ends, bounded.
     assert.ok(
-      [SLOW_PEER_CLOSE_CODE, 0, 1006].includes((event as CloseEvent).code),
+      [SLOW_READER_CLOSE_CODE, 0, 1006].includes((event as CloseEvent).code),
       `closed with ${(event as CloseEvent).code}`,
     );
     assert.ok(sent < MAX_SENT, `the client stopped at ${sent} bytes`);

@@ -9,6 +9,7 @@ import {
   type ClientFrame,
   clientFrameSchema,
 } from "../../types/queue_schemas.ts";
+import { SLOW_READER_CLOSE_CODE } from "../../types/wire.ts";
 import { type QueueService, UnknownMessageError } from "./queue.ts";
 import { KeyConflictError, QueueFullError } from "./queue_store.ts";
 import { type AnswerBudget, MAX_ANSWER_CHARS } from "./answer_budget.ts";
@@ -23,15 +24,8 @@ import {
 export const CLOSE_GOING_AWAY = 1001;
 
 /**
- * WebSocket close code sent to a client that does not read its answers
- * (more than {@linkcode MAX_SOCKET_BUFFERED_BYTES} wait in its socket); the
- * code a bridge's relay closes a slow reader with.
- */
-export const CLOSE_TOO_SLOW = 4008;
-
-/**
  * Bytes that may wait in a socket for its client (its `bufferedAmount`)
- * before the socket is closed with {@linkcode CLOSE_TOO_SLOW}: checked
+ * before the socket is closed with {@linkcode SLOW_READER_CLOSE_CODE}: checked
  * before each frame is handled, so a frame of a client that does not read
  * (a get above all) takes nothing and is not answered. At most one answer
  * more than this waits (one get's, {@linkcode MAX_ANSWER_CHARS} of payload).
@@ -299,7 +293,7 @@ export class QueueSocket {
   #tooSlow(): void {
     this.close();
     this.#sink.close(
-      CLOSE_TOO_SLOW,
+      SLOW_READER_CLOSE_CODE,
       `Client reads too slowly (over ${MAX_SOCKET_BUFFERED_BYTES} bytes unread): read, then reconnect`,
     );
   }

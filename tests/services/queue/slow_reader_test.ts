@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
 import { eventually } from "../../_eventually.ts";
 import { signRequest } from "../../../src/crypto/mod.ts";
-import {
-  CLOSE_TOO_SLOW,
-  MAX_SOCKET_BUFFERED_BYTES,
-  QueueSocket,
-} from "../../../src/services/queue/_ws_session.ts";
+import { MAX_SOCKET_BUFFERED_BYTES, QueueSocket } from "../../../src/services/queue/_ws_session.ts";
+import { SLOW_READER_CLOSE_CODE } from "../../../src/types/wire.ts";
 import { QueueService } from "../../../src/services/queue/queue.ts";
 import { QueueStore } from "../../../src/services/queue/queue_store.ts";
 import type { QueueServerFrame } from "../../../src/types/queue_wire.ts";
@@ -39,7 +36,7 @@ Deno.test("QueueSocket.receive() closes with 4008 and takes nothing when too muc
   socket.receive(JSON.stringify({ op: "put", payload: "late" }));
   assert.equal(sent.length, 1, "nothing more is written");
   assert.equal(closes.length, 1);
-  assert.equal(closes[0]?.code, CLOSE_TOO_SLOW);
+  assert.equal(closes[0]?.code, SLOW_READER_CLOSE_CODE);
   assert.match(closes[0]!.reason, /^Client reads too slowly \(over 8388608 bytes unread\)/);
   assert.ok(new TextEncoder().encode(closes[0]!.reason).length <= 123, "fits a close frame");
   // The refused get took nothing: the next hand-out is each message's second.
@@ -56,7 +53,7 @@ Deno.test("QueueSocket gives a waited get's messages back and closes with 4008 w
   sink.buffered = MAX_SOCKET_BUFFERED_BYTES + 1;
   queues.put("jobs", "a");
   await eventually(() => closes.length === 1);
-  assert.equal(closes[0]?.code, CLOSE_TOO_SLOW);
+  assert.equal(closes[0]?.code, SLOW_READER_CLOSE_CODE);
   assert.deepEqual(sent, []);
   assert.deepEqual(queues.stats("jobs"), { name: "jobs", ready: 1, inflight: 0, capacity: 10_000 });
   queues.close();
@@ -171,7 +168,7 @@ Deno.test("queue socket of a client that sends gets and never reads is closed be
       }
       assert.ok(last < gets * 100, `the server stopped taking (${last} of ${gets * 100})`);
       const { texts, code } = await readToEnd(conn, rest);
-      assert.ok(code === null || code === CLOSE_TOO_SLOW, `closed with ${code}`);
+      assert.ok(code === null || code === SLOW_READER_CLOSE_CODE, `closed with ${code}`);
       const delivered = texts.map((t) => JSON.parse(t) as { messages?: unknown[] })
         .reduce((n, frame) => n + (frame.messages?.length ?? 0), 0);
       assert.ok(delivered <= last, "nothing was sent twice");
