@@ -5,6 +5,7 @@
  * follows the registry's change stream, like `kubectl get events -w`.
  * @module
  */
+import { eachAtMost } from "../base/at_most.ts";
 import type { RegistryEvent, ServiceRecord, Transition } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
 import { idFlag, parseDuration, parseFlags, stringFlag } from "./args.ts";
@@ -144,16 +145,12 @@ async function histories(
   records: ServiceRecord[],
 ): Promise<{ transition: Transition; role: string }[]> {
   const out: { transition: Transition; role: string }[] = [];
-  const queue = [...records];
-  const worker = async (): Promise<void> => {
-    for (let record = queue.shift(); record; record = queue.shift()) {
-      const found = await registry.get(record.id);
-      for (const transition of found?.transitions ?? []) {
-        out.push({ transition, role: record.role });
-      }
+  await eachAtMost(records, HISTORY_CONCURRENCY, async (record) => {
+    const found = await registry.get(record.id);
+    for (const transition of found?.transitions ?? []) {
+      out.push({ transition, role: record.role });
     }
-  };
-  await Promise.all(Array.from({ length: HISTORY_CONCURRENCY }, worker));
+  });
   return out;
 }
 

@@ -7,6 +7,7 @@
  * `fabricd rotate --status` shows how far re-certification has come.
  * @module
  */
+import { eachAtMost } from "../base/at_most.ts";
 import { saveFabricFile } from "../config/fabric_file.ts";
 import { keyPathOf } from "../config/fabric_file.ts";
 import { FabricRequestError, type Target } from "../client/fabric_client.ts";
@@ -265,16 +266,12 @@ export async function progressOf(
   const roots = [await rootOf(status.root, status.statement, "new")];
   if (status.previous) roots.push(await rootOf(status.previous, status.statement, "old"));
   const out: RotationProgress = { live: live.length, current: 0, behind: [], unknown: [] };
-  const queue = [...live];
-  const worker = async (): Promise<void> => {
-    for (let record = queue.shift(); record; record = queue.shift()) {
-      const root = await answerRoot(context, targetFor(record, records), roots).catch(() => null);
-      if (root === status.root) out.current++;
-      else if (root) out.behind.push(record.id);
-      else out.unknown.push(record.id);
-    }
-  };
-  await Promise.all(Array.from({ length: PROBES }, worker));
+  await eachAtMost(live, PROBES, async (record) => {
+    const root = await answerRoot(context, targetFor(record, records), roots).catch(() => null);
+    if (root === status.root) out.current++;
+    else if (root) out.behind.push(record.id);
+    else out.unknown.push(record.id);
+  });
   return out;
 }
 

@@ -6,6 +6,7 @@
  * there are).
  * @module
  */
+import { eachAtMost } from "../base/at_most.ts";
 import type { FabricClient } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
@@ -99,15 +100,11 @@ async function transitionsOf(
   options: CollectReportOptions,
 ): Promise<Map<string, Transition[]>> {
   const out = new Map<string, Transition[]>();
-  const queue = [...records];
   const keep = options.maxTransitions ?? 1000;
-  const worker = async (): Promise<void> => {
-    for (let record = queue.shift(); record; record = queue.shift()) {
-      const found = await registry.get(record.id);
-      const sorted = (found?.transitions ?? []).sort((a, b) => a.seq - b.seq);
-      out.set(record.id, sorted.slice(-keep));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+  await eachAtMost(records, options.concurrency ?? 8, async (record) => {
+    const found = await registry.get(record.id);
+    const sorted = (found?.transitions ?? []).sort((a, b) => a.seq - b.seq);
+    out.set(record.id, sorted.slice(-keep));
+  });
   return out;
 }

@@ -6,6 +6,7 @@
  * `host` labels.
  * @module
  */
+import { eachAtMost } from "../base/at_most.ts";
 import { trustOf } from "../crypto/trust.ts";
 import type { Target } from "../client/fabric_client.ts";
 import { targetFor } from "../client/route.ts";
@@ -75,22 +76,18 @@ export async function scrapeFabric(
   const only = options.only ?? (() => true);
   const alive = records.filter((r) => r.state === "ALIVE" && r.endpoint && only(r));
   const results: ScrapeResult[] = [];
-  const queue = [...alive];
-  const worker = async (): Promise<void> => {
-    for (let record = queue.shift(); record; record = queue.shift()) {
-      try {
-        const text = await fetchMetrics(keys, targetFor(record, records), options);
-        results.push({ record, text, error: "" });
-      } catch (error) {
-        results.push({
-          record,
-          text: null,
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
+  await eachAtMost(alive, options.concurrency ?? 8, async (record) => {
+    try {
+      const text = await fetchMetrics(keys, targetFor(record, records), options);
+      results.push({ record, text, error: "" });
+    } catch (error) {
+      results.push({
+        record,
+        text: null,
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+  });
   results.sort((a, b) => a.record.id.localeCompare(b.record.id));
   return results;
 }

@@ -10,6 +10,7 @@ import type { BatchJob } from "../../launchers/batch_jobs.ts";
 import { log } from "../../config/logging.ts";
 import { sleep } from "../../config/retry.ts";
 import { EndedLedger } from "../../base/ended_ledger.ts";
+import { eachAtMost } from "../../base/at_most.ts";
 import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
 import {
   type Pilot,
@@ -88,13 +89,9 @@ export class PilotManager {
   async list(): Promise<Pilot[]> {
     const entries = this.#kept();
     const pilots: Pilot[] = [];
-    let next = 0;
-    const reader = async (): Promise<void> => {
-      for (let i = next++; i < entries.length; i = next++) {
-        pilots[i] = await this.#view(entries[i]!);
-      }
-    };
-    await Promise.all(Array.from({ length: PILOT_READS_AT_ONCE }, reader));
+    await eachAtMost(entries, PILOT_READS_AT_ONCE, async (entry, i) => {
+      pilots[i] = await this.#view(entry);
+    });
     return pilots;
   }
 
