@@ -6,7 +6,7 @@
 import type { Target } from "../client/fabric_client.ts";
 import { targetFor } from "../client/route.ts";
 import { EXIT, type Role, type ServiceRecord, type ServiceState } from "../types/mod.ts";
-import { CliError, unknownService, usage } from "./cli_error.ts";
+import { CliError, recordNamed, usage } from "./cli_error.ts";
 import type { FabricContext } from "./context.ts";
 
 /** The flag that names a service of each role, where it is not `--ROLE`. */
@@ -32,10 +32,7 @@ export class NotAliveError extends CliError {
  * @throws {CliError} exit 1 when the registry has no service `id` or it has another role.
  */
 export function recordOf(records: ServiceRecord[], role: Role, id: string): ServiceRecord {
-  const record = records.find((r) => r.id === id);
-  if (!record) {
-    throw unknownService(id);
-  }
+  const record = recordNamed(records, id);
   if (record.role !== role) {
     throw new CliError(
       `Service "${id}" is a ${record.role}, not a ${role}: see "fabricd status --role ${role}"`,

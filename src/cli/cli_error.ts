@@ -6,7 +6,7 @@
 import type { FabricFileError } from "../config/fabric_file.ts";
 import { KeyFileError } from "../crypto/keys.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
-import { EXIT } from "../types/mod.ts";
+import { EXIT, type ServiceRecord } from "../types/mod.ts";
 
 /** A command failure with its exit code. */
 export class CliError extends Error {
@@ -71,4 +71,14 @@ export function unknownService(id: string): CliError {
     `No service "${id}" in the registry: see "fabricd status --all"`,
     EXIT.FAILURE,
   );
+}
+
+/**
+ * The record of service `id` in `records`.
+ * @throws {CliError} {@linkcode unknownService} when there is none.
+ */
+export function recordNamed(records: ServiceRecord[], id: string): ServiceRecord {
+  const record = records.find((r) => r.id === id);
+  if (!record) throw unknownService(id);
+  return record;
 }

@@ -14,7 +14,7 @@ import { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
 import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
 import { EXIT } from "../types/mod.ts";
-import { CliError, unknownService } from "./cli_error.ts";
+import { CliError, recordNamed } from "./cli_error.ts";
 
 /** A loaded fabric. */
 export interface FabricContext {
@@ -89,10 +89,7 @@ export async function targetOf(context: FabricContext, id: string | undefined): 
     );
   }
   const records = await context.registry.list();
-  const record = records.find((r) => r.id === id);
-  if (!record) {
-    throw unknownService(id);
-  }
+  const record = recordNamed(records, id);
   try {
     return targetFor(record, records);
   } catch (error) {

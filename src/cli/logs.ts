@@ -10,7 +10,7 @@ import { dirname } from "../base/paths.ts";
 import { readLogTail, serviceLogPath } from "../config/log_file.ts";
 import { EXIT, type ServiceRecord, type ServiceState } from "../types/mod.ts";
 import { checkId, durationFlag, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
-import { CliError, unknownService, usage } from "./cli_error.ts";
+import { CliError, recordNamed, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { routeTo } from "./_service_of.ts";
 
@@ -59,10 +59,7 @@ export async function logsCommand(args: string[]): Promise<number> {
     : Date.now() - durationFlag(parsed, "since", 0);
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const records = await context.registry.list();
-  const record = records.find((r) => r.id === id);
-  if (!record) {
-    throw unknownService(id);
-  }
+  const record = recordNamed(records, id);
   if (NOT_RUNNING.includes(record.state)) return await fromFile(context, record, since);
   const query = since === undefined ? "" : `since=${since}`;
   const target = routeTo(record, records);

@@ -7,7 +7,7 @@
 import { targetFor } from "../client/route.ts";
 import { EXIT, type SpawnResult } from "../types/mod.ts";
 import { checkId, parseFlags, stringFlag } from "./args.ts";
-import { CliError, unknownService, usage } from "./cli_error.ts";
+import { CliError, recordNamed, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 
 /** Help text of `fabricd restart`. */
@@ -34,10 +34,7 @@ export async function restartCommand(args: string[]): Promise<number> {
   checkId("service", id);
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const records = await context.registry.list();
-  const record = records.find((r) => r.id === id);
-  if (!record) {
-    throw unknownService(id);
-  }
+  const record = recordNamed(records, id);
   const parent = records.find((r) => r.id === record.parent);
   if (!parent) {
     throw new CliError(

@@ -6,7 +6,7 @@
 import { saveFabricFile } from "../config/fabric_file.ts";
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { checkId, idFlags, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
-import { CliError, unknownService, usage } from "./cli_error.ts";
+import { CliError, recordNamed, usage } from "./cli_error.ts";
 import { ENDED_STATES } from "../registry/state_machine.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { routeTo } from "./_service_of.ts";
@@ -95,10 +95,7 @@ async function openSession(
   { name, services }: { name: string | undefined; services: string[] },
 ): Promise<number> {
   const targets = [...new Set(services)].map((id) => {
-    const record = records.find((r) => r.id === id);
-    if (!record) {
-      throw unknownService(id);
-    }
+    const record = recordNamed(records, id);
     if (ENDED_STATES.includes(record.state)) {
       throw new CliError(
         `Service "${id}" is ${record.state}: it cannot serve a session (see "fabricd status --all")`,

@@ -5,7 +5,7 @@
  */
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { checkId, durationFlag, parseFlags, stringFlag } from "./args.ts";
-import { unknownService, usage } from "./cli_error.ts";
+import { recordNamed, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { RUNNING_STATES, stopServices, subtreeOf } from "./stop_services.ts";
 
@@ -50,11 +50,7 @@ export async function stopCommand(args: string[]): Promise<number> {
   let ids: string[] | undefined;
   if (!all) {
     const records = await context.registry.list();
-    for (const id of parsed.positionals) {
-      if (!records.some((r) => r.id === id)) {
-        throw unknownService(id);
-      }
-    }
+    for (const id of parsed.positionals) recordNamed(records, id);
     const named = new Set(parsed.positionals);
     const below = parsed.positionals.flatMap((id) => subtreeOf(records, id))
       .filter((r) => !named.has(r.id) && RUNNING_STATES.includes(r.state));
