@@ -55,13 +55,10 @@ export async function taskOf(
   }
 }
 
-/** The one task ID of `rest`. @throws {CliError} exit 64 otherwise. */
-export function oneTaskId(rest: string[], action: string): string {
-  const [id, ...extra] = rest;
-  if (!id || extra.length > 0) {
-    throw usage(`Give one task ID: "fabricd task ${action} tsk-1a2b3c4d"`);
-  }
-  return id;
+/** `task list`'s `--state` and `--limit`. */
+export interface ListFlags {
+  state: string | undefined;
+  limit: number;
 }
 
 /**
@@ -69,7 +66,7 @@ export function oneTaskId(rest: string[], action: string): string {
  * the queue's most), checked.
  * @throws {CliError} (64) for a bad one.
  */
-export function listFlags(parsed: ParsedArgs): { state: string | undefined; limit: number } {
+export function listFlags(parsed: ParsedArgs): ListFlags {
   const state = stringFlag(parsed, "state")?.toUpperCase();
   if (state !== undefined && !(HISTORY_STATES as readonly string[]).includes(state)) {
     throw usage(`Invalid --state "${state}": use one of ${HISTORY_STATES.join(", ")}`);
@@ -84,11 +81,12 @@ export function listFlags(parsed: ParsedArgs): { state: string | undefined; limi
 /**
  * `task list`: the queue's counts, then its tasks, newest first: ID, state,
  * agent, age, exit code.
- * @throws {CliError} exit 64 for a bad `--state` or `--limit`.
  */
-export async function listTasks(action: TaskAction): Promise<number> {
+export async function listTasks(
+  action: TaskAction,
+  { state, limit }: ListFlags,
+): Promise<number> {
   const { parsed, queueName } = action;
-  const { state, limit } = listFlags(parsed);
   const { queue } = await queueOf(action);
   const stats = await queue.stats(queueName);
   const tasks = await queue.tasks(queueName, {
@@ -123,8 +121,8 @@ export async function listTasks(action: TaskAction): Promise<number> {
  * code and the paths of its output.
  * @throws {CliError} exit 1 for a task the history does not know.
  */
-export async function showTask(action: TaskAction, rest: string[]): Promise<number> {
-  const { task, events } = await taskOf(action, oneTaskId(rest, "show"));
+export async function showTask(action: TaskAction, id: string): Promise<number> {
+  const { task, events } = await taskOf(action, id);
   if (action.parsed.flags.json) {
     console.log(JSON.stringify({ task, events }));
     return EXIT.OK;
@@ -166,8 +164,7 @@ export async function showTask(action: TaskAction, rest: string[]): Promise<numb
  * name one, every ALIVE agent).
  * @throws {CliError} exit 1 when the task is unknown, has ended, or no agent holds it.
  */
-export async function cancelTask(action: TaskAction, rest: string[]): Promise<number> {
-  const id = oneTaskId(rest, "cancel");
+export async function cancelTask(action: TaskAction, id: string): Promise<number> {
   const { queue, queueId } = await queueOf(action);
   let holder: string | null = null;
   let known = true;

@@ -16,7 +16,7 @@ import {
 } from "../types/queue_wire.ts";
 import { EXIT } from "../types/mod.ts";
 import { CliError } from "./cli_error.ts";
-import { oneTaskId, type TaskAction, taskOf } from "./_task_history.ts";
+import { type TaskAction, taskOf } from "./_task_history.ts";
 
 /** How often `-f` asks for more output, and for the task's state while it waits, ms. */
 const FOLLOW_POLL_MS = 500;
@@ -27,8 +27,7 @@ const FOLLOW_POLL_MS = 500;
  * @throws {CliError} exit 1 when the task is unknown, has not started
  * (without `-f`), its agent is gone, or the agent has no output for it.
  */
-export async function taskLogs(action: TaskAction, rest: string[]): Promise<number> {
-  const id = oneTaskId(rest, "logs");
+export async function taskLogs(action: TaskAction, id: string): Promise<number> {
   const follow = action.parsed.flags.follow === true;
   const stream = action.parsed.flags.stderr === true ? "stderr" : "stdout";
   let { task } = await taskOf(action, id);

@@ -28,9 +28,9 @@ import { NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
 import { ENDED_STATES, FINAL_STATES } from "../registry/state_machine.ts";
 import {
   cancelTask,
+  type ListFlags,
   listFlags,
   listTasks,
-  oneTaskId,
   showTask,
   type TaskAction,
 } from "./_task_history.ts";
@@ -117,15 +117,26 @@ export async function taskCommand(args: string[]): Promise<number> {
   const submission = action === "submit"
     ? submissionOf(parsed, dash >= 0 ? args.slice(dash + 1) : rest)
     : undefined;
-  if (action === "list") checkListFlags(parsed, rest);
-  if (["show", "logs", "cancel"].includes(action)) checkTaskId(oneTaskId(rest, action));
+  const list = action === "list" ? checkListFlags(parsed, rest) : undefined;
+  const id = ["show", "logs", "cancel"].includes(action)
+    ? checkTaskId(oneTaskId(rest, action))
+    : undefined;
   const context = await loadContext(stringFlag(parsed, "fabric"));
   const run: TaskAction = { context, parsed, queueName };
   if (submission) return await submitTask(run, submission);
-  if (action === "list") return await listTasks(run);
-  if (action === "show") return await showTask(run, rest);
-  if (action === "logs") return await taskLogs(run, rest);
-  return await cancelTask(run, rest);
+  if (list) return await listTasks(run, list);
+  if (action === "show") return await showTask(run, id!);
+  if (action === "logs") return await taskLogs(run, id!);
+  return await cancelTask(run, id!);
+}
+
+/** The one task ID of `rest`. @throws {CliError} exit 64 otherwise. */
+function oneTaskId(rest: string[], action: string): string {
+  const [id, ...extra] = rest;
+  if (!id || extra.length > 0) {
+    throw usage(`Give one task ID: "fabricd task ${action} tsk-1a2b3c4d"`);
+  }
+  return id;
 }
 
 /** A task ID as the queue takes it. @throws {CliError} (64) otherwise. */
@@ -137,13 +148,12 @@ function checkTaskId(id: string): string {
 }
 
 /**
- * `task list`'s arguments: no positional, a known `--state`, `--limit` in range
- * (the checks `listTasks` makes, made before the fabric is loaded).
+ * `task list`'s arguments: no positional, a known `--state`, `--limit` in range.
  * @throws {CliError} (64) otherwise.
  */
-function checkListFlags(parsed: ParsedArgs, rest: string[]): void {
+function checkListFlags(parsed: ParsedArgs, rest: string[]): ListFlags {
   noMoreArgs("task", rest);
-  listFlags(parsed);
+  return listFlags(parsed);
 }
 
 /** What `task submit` puts on the queue, and how long `--wait` waits. */
