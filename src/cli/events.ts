@@ -75,9 +75,8 @@ export async function eventsCommand(args: string[]): Promise<number> {
     throw usage('--audit takes no -f or --service: see "fabricd events --help"');
   }
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  if (only && !(await context.registry.get(only))) {
-    throw unknownService(only);
-  }
+  const named = only ? await context.registry.get(only) : undefined;
+  if (only && !named) throw unknownService(only);
   if (parsed.flags.audit) {
     await printAudit(context, sinceText === undefined ? undefined : notBefore, json);
     return EXIT.OK;
@@ -103,9 +102,9 @@ export async function eventsCommand(args: string[]): Promise<number> {
     await followEvents(context, print);
     return EXIT.OK;
   }
-  const records = await context.registry.list();
-  const wanted = only ? records.filter((r) => r.id === only) : records;
-  const all = await histories(context.registry, wanted);
+  const all = named
+    ? named.transitions.map((transition) => ({ transition, role: named.record.role }))
+    : await histories(context.registry, await context.registry.list());
   all.sort((a, b) => a.transition.seq - b.transition.seq);
   for (const { transition, role } of all) print(transition, role);
   return EXIT.OK;
