@@ -8,6 +8,7 @@
  */
 import { queueNameSchema } from "../types/queue_schemas.ts";
 import { serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
+import { STORE_URL } from "../types/role_options.ts";
 import { usage } from "./cli_error.ts";
 
 /** One flag: a string value or a boolean switch. */
@@ -113,6 +114,39 @@ export function intFlag(parsed: ParsedArgs, name: string, fallback: number): num
     throw usage(`Invalid --${name} "${value}": give a whole number, 0 or more`);
   }
   return n;
+}
+
+/**
+ * A whole-number flag within `range`, or undefined when not given.
+ * @throws {CliError} (64) naming the flag, its value and the range.
+ */
+export function rangeFlag(
+  parsed: ParsedArgs,
+  name: string,
+  range: { min: number; max: number },
+  hint = "",
+): number | undefined {
+  const value = stringFlag(parsed, name);
+  if (value === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (n >= range.min && n <= range.max) return n;
+  throw usage(
+    `Invalid --${name} "${value}": give a whole number from ${range.min} to ${range.max}${
+      hint ? `, or ${hint}` : ""
+    }`,
+  );
+}
+
+/**
+ * `--store`: a registry store URL, or undefined.
+ * @throws {CliError} (64) for anything but `sqlite:PATH` or `etcd://host:port,...`.
+ */
+export function storeFlag(parsed: ParsedArgs): string | undefined {
+  const store = stringFlag(parsed, "store");
+  if (store !== undefined && !STORE_URL.test(store)) {
+    throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
+  }
+  return store;
 }
 
 /**

@@ -5,7 +5,8 @@
 import { BUILT_ROLES, EXIT, type RegistryEndpoint, type Role, ROLES } from "../types/mod.ts";
 import { runService } from "./run_service.ts";
 import { homeDir } from "../config/home.ts";
-import { intFlag, listFlag, parseFlags, stringFlag } from "./args.ts";
+import { listFlag, parseFlags, rangeFlag, storeFlag, stringFlag } from "./args.ts";
+import { HEARTBEAT_MS, TTL_MS } from "../types/role_options.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { join } from "../base/paths.ts";
 
@@ -26,8 +27,9 @@ Flags:
   --registry ID@URL    root services only: a registry to register with (repeatable: replicas)
   --store STORE        registry only: sqlite:PATH (default DIR/registry-ID.db) or
                        etcd://host:port,host:port,... (replicas share the cluster)
-  --heartbeat-ms N     heartbeat interval (default 2000)
-  --ttl-ms N           registry only: silence after which a service is DEAD (default 3 x heartbeat)
+  --heartbeat-ms N     heartbeat interval, 50-600000 (default 2000)
+  --ttl-ms N           registry only: silence after which a service is DEAD, 100-3600000
+                       (default 3 x heartbeat)
   --warm               load the code, then wait on standard input for one line of JSON
                        {id, role, password, parent, pin} from the spawner that started it
                        (its warm pool); no --id, --key or --registry
@@ -67,17 +69,12 @@ export async function roleCommand(args: string[]): Promise<number> {
     );
   }
   const [hostname, port] = parseListen(stringFlag(parsed, "listen") ?? "127.0.0.1:0");
-  const heartbeatMs = intFlag(parsed, "heartbeat-ms", 2000);
+  const heartbeatMs = rangeFlag(parsed, "heartbeat-ms", HEARTBEAT_MS) ?? 2000;
   const options: Record<string, string> = { heartbeatMs: String(heartbeatMs) };
-  const store = stringFlag(parsed, "store");
-  if (store) {
-    if (!/^(sqlite:.+|etcd:\/\/.+)$/.test(store)) {
-      throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
-    }
-    options.store = store;
-  }
-  const ttl = stringFlag(parsed, "ttl-ms");
-  if (ttl) options.ttlMs = String(intFlag(parsed, "ttl-ms", 0));
+  const store = storeFlag(parsed);
+  if (store) options.store = store;
+  const ttlMs = rangeFlag(parsed, "ttl-ms", TTL_MS);
+  if (ttlMs !== undefined) options.ttlMs = String(ttlMs);
   const id = stringFlag(parsed, "id");
   const key = stringFlag(parsed, "key");
   const warm = parsed.flags.warm === true;

@@ -7,7 +7,8 @@
 import { join, resolve } from "../base/paths.ts";
 import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
-import { type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
+import { type ParsedArgs, parseFlags, rangeFlag, storeFlag, stringFlag } from "./args.ts";
+import { HEARTBEAT_MS } from "../types/role_options.ts";
 import { initFabric } from "./init.ts";
 import { type LocalFabric, startLocalFabric } from "./local_fabric.ts";
 import { usage } from "./cli_error.ts";
@@ -62,12 +63,6 @@ interface UpFlags {
 }
 
 /**
- * Heartbeat bounds: those of the registry's role option `heartbeatMs`, which
- * every root service is started with.
- */
-const HEARTBEAT_MS = { min: 50, max: 600_000 };
-
-/**
  * Checks every flag of `fabricd up` before anything is written or started.
  * @throws {CliError} (64) naming the flag and what to give instead.
  */
@@ -79,10 +74,7 @@ function checkUpFlags(parsed: ParsedArgs): UpFlags {
     // An empty --fabric is refused there (64), as by every command.
     stringFlag(parsed, "fabric") ?? (dirFlag ? join(dir, "fabric.yaml") : undefined),
   );
-  const store = stringFlag(parsed, "store");
-  if (store !== undefined && !/^(sqlite:.+|etcd:\/\/.+)$/.test(store)) {
-    throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
-  }
+  const store = storeFlag(parsed);
   const replicas = rangeFlag(parsed, "replicas", { min: 1, max: 64 }) ?? 1;
   if (replicas > 1 && !store?.startsWith("etcd://")) {
     throw usage("--replicas needs a shared store: add --store etcd://host:port,...");
@@ -96,27 +88,6 @@ function checkUpFlags(parsed: ParsedArgs): UpFlags {
     ...(store ? { store } : {}),
     replicas,
   };
-}
-
-/**
- * A whole-number flag within `range`, or undefined when not given.
- * @throws {CliError} (64) naming the flag, its value and the range.
- */
-function rangeFlag(
-  parsed: ParsedArgs,
-  name: string,
-  range: { min: number; max: number },
-  hint = "",
-): number | undefined {
-  const value = stringFlag(parsed, name);
-  if (value === undefined) return undefined;
-  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
-  if (n >= range.min && n <= range.max) return n;
-  throw usage(
-    `Invalid --${name} "${value}": give a whole number from ${range.min} to ${range.max}${
-      hint ? `, or ${hint}` : ""
-    }`,
-  );
 }
 
 /** Runs `fabricd up`. */

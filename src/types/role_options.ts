@@ -57,6 +57,18 @@ const MIN_PUBSUB_BUFFER_BYTES = 65 * 1024;
 /** Largest number the pub/sub role reads from an option (12 digits). */
 const MAX_PUBSUB_NUMBER = 999_999_999_999;
 
+/**
+ * Heartbeat interval of a registry's services, ms: its option `heartbeatMs`,
+ * `--heartbeat-ms` of `fabricd up` and of `fabricd --role`.
+ */
+export const HEARTBEAT_MS = { min: 50, max: 600_000 } as const;
+
+/** Silence after which a registry declares a service DEAD, ms: `ttlMs`, `--ttl-ms`. */
+export const TTL_MS = { min: 100, max: 3_600_000 } as const;
+
+/** A registry's store: `sqlite:PATH` or `etcd://host:port[,host:port...]`. */
+export const STORE_URL = /^(sqlite:.+|etcd:\/\/.+)$/;
+
 /** Largest number the agent and queue roles read from an option (9 digits). */
 const MAX_NINE_DIGITS = 999_999_999;
 
@@ -85,19 +97,19 @@ const WALLTIME = z.string().regex(
 export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
   registry: z.strictObject({
     store: option(
-      z.string().regex(/^(sqlite:.+|etcd:\/\/.+)$/, "must be sqlite:PATH or etcd://host:port,..."),
+      z.string().regex(STORE_URL, "must be sqlite:PATH or etcd://host:port,..."),
       {
         type: "store URL",
         default: "sqlite:DIR/registry-ID.db",
         help: "where the records live: sqlite:PATH or etcd://host:port,host:port",
       },
     ),
-    heartbeatMs: option(whole(50, 600_000, 12), {
+    heartbeatMs: option(whole(HEARTBEAT_MS.min, HEARTBEAT_MS.max, 12), {
       type: "integer ms",
       default: "2000",
       help: "heartbeat interval the registry expects",
     }),
-    ttlMs: option(whole(100, 3_600_000, 12), {
+    ttlMs: option(whole(TTL_MS.min, TTL_MS.max, 12), {
       type: "integer ms",
       default: "3 heartbeats",
       help: "silence after which a service is DEAD",

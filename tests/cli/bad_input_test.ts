@@ -64,6 +64,28 @@ Deno.test("upCommand() checks every flag before it creates a fabric or starts an
   });
 });
 
+Deno.test("fabricd --role refuses a heartbeat, TTL or store out of range with 64, before it starts", async () => {
+  await withTempDir(async (dir) => {
+    for (
+      const [flags, stderr] of [
+        [
+          ["--heartbeat-ms", "0"],
+          /Invalid --heartbeat-ms "0": give a whole number from 50 to 600000/,
+        ],
+        [["--ttl-ms", "99"], /Invalid --ttl-ms "99": give a whole number from 100 to 3600000/],
+        [["--ttl-ms", ""], /Invalid --ttl-ms "": give a whole number/],
+        [["--store", "bogus"], /Invalid --store "bogus": use sqlite:PATH or etcd:/],
+      ] as const
+    ) {
+      const out = await runFabricd(["--role", "registry", "--dir", dir, ...flags]);
+      const what = `--role registry ${flags.join(" ")}: code ${out.code}\n${out.stderr}`;
+      assert.equal(out.code, 64, what);
+      assert.match(out.stderr, stderr, what);
+      assert.deepEqual([...Deno.readDirSync(dir)], [], `${what}\nit wrote to ${dir}`);
+    }
+  });
+});
+
 Deno.test("an empty --fabric is a usage error and never falls back to the default fabric", async () => {
   await withTempDir(async (home) => {
     // The default fabric, which "--fabric ''" must not be taken for.
