@@ -241,34 +241,47 @@ async function answersHealth(url: string): Promise<boolean> {
  * followed by "Exiting with code N" (a non-zero exit).
  */
 async function loggedCleanStop(logFile: string): Promise<boolean> {
-  const tail = await readLogTail(logFile, { maxBytes: 64 * 1024 }).catch(() => undefined);
-  for (const line of (tail?.lines ?? []).reverse()) {
-    try {
-      const entry = JSON.parse(line) as { logger?: string; message?: string };
-      const message = entry.message ?? "";
-      if (entry.logger === "fabricd.runtime" && message.startsWith("Exiting with code")) {
-        return false;
-      }
-      if (entry.logger === "fabricd.runtime" && message.startsWith("Stopped: ")) return true;
-      if (entry.logger === "fabricd.service" && message.includes(" is ALIVE as ")) return false;
-    } catch {
-      // Not a JSON line of fabricd's logger.
+  for (const entry of await logEntriesNewestFirst(logFile, 64 * 1024)) {
+    const message = entry.message ?? "";
+    if (entry.logger === "fabricd.runtime" && message.startsWith("Exiting with code")) {
+      return false;
     }
+    if (entry.logger === "fabricd.runtime" && message.startsWith("Stopped: ")) return true;
+    if (entry.logger === "fabricd.service" && message.includes(" is ALIVE as ")) return false;
   }
   return false;
 }
 
 /** The last error a service logged before it exited (its reason), if any. */
 async function lastError(logFile: string): Promise<string | undefined> {
-  const tail = await readLogTail(logFile, { maxBytes: 16 * 1024 }).catch(() => undefined);
+  for (const entry of await logEntriesNewestFirst(logFile, 16 * 1024)) {
+    if (!["ERROR", "FATAL"].includes(entry.level ?? "") || !entry.message) continue;
+    if (!entry.message.startsWith("Exiting with code")) return entry.message;
+  }
+  return undefined;
+}
+
+/** One JSON line of fabricd's logger, as far as these checks read it. */
+interface LogEntry {
+  logger?: string;
+  level?: string;
+  message?: string;
+}
+
+/**
+ * The JSON objects in the last `maxBytes` of a log, one a line, newest
+ * first; other lines are left out, and a log that cannot be read has none.
+ */
+async function logEntriesNewestFirst(logFile: string, maxBytes: number): Promise<LogEntry[]> {
+  const tail = await readLogTail(logFile, { maxBytes }).catch(() => undefined);
+  const entries: LogEntry[] = [];
   for (const line of (tail?.lines ?? []).reverse()) {
     try {
-      const entry = JSON.parse(line) as { level?: string; message?: string };
-      if (!["ERROR", "FATAL"].includes(entry.level ?? "") || !entry.message) continue;
-      if (!entry.message.startsWith("Exiting with code")) return entry.message;
+      const entry: unknown = JSON.parse(line);
+      if (entry && typeof entry === "object") entries.push(entry as LogEntry);
     } catch {
       // Not a JSON line of fabricd's logger.
     }
   }
-  return undefined;
+  return entries;
 }
