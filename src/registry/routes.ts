@@ -18,7 +18,13 @@ import type { Registry } from "./registry.ts";
 import { filterRecords, type RecordFilter } from "./record_filter.ts";
 import { type RotationRouteOptions, rotationRoutes } from "./rotation_routes.ts";
 import { trustOf } from "../crypto/trust.ts";
-import { clearInterval, setInterval } from "../base/timers.ts";
+import {
+  clearInterval,
+  clearTimeout,
+  setInterval,
+  setTimeout,
+  type Timer,
+} from "../base/timers.ts";
 
 const putSchema = z.strictObject({
   record: serviceRecordSchema,
@@ -234,6 +240,12 @@ function addSessionRoutes(app: Hono, registry: () => Registry): void {
  */
 export const WATCH_QUEUE_BYTES = 256 * 1024;
 
+/**
+ * How long a watcher that was cut off has to take the write in its socket's
+ * way and the comment that says it was cut, ms, before its stream is ended.
+ */
+export const WATCH_CUT_GRACE_MS = 1000;
+
 /** The change stream from a sequence number on, as server-sent events. */
 function addWatchRoute(app: Hono, registry: () => Registry): void {
   app.get("/registry/watch", (c) => {
@@ -248,8 +260,13 @@ function addWatchRoute(app: Hono, registry: () => Registry): void {
     return streamSSE(c, async (stream) => {
       // A watcher that stops reading holds one write in its socket's way; the
       // live changes behind it wait in the feed, and past the feed's bound the
-      // stream is cut (the pending write given up): the watcher resumes.
-      const feed = r.feed(since, WATCH_QUEUE_BYTES, () => stream.abort());
+      // stream is cut: the watcher resumes. A socket that still takes writes
+      // gets the comment that says so; one that does not is given up after
+      // WATCH_CUT_GRACE_MS (its pending write with it).
+      let giveUp: Timer | undefined;
+      const feed = r.feed(since, WATCH_QUEUE_BYTES, () => {
+        giveUp = setTimeout(() => stream.abort(), WATCH_CUT_GRACE_MS);
+      });
       stream.onAbort(() => feed.close());
       const keepAlive = setInterval(() => void stream.write(": keep-alive\n\n"), 15_000);
       try {
@@ -266,6 +283,7 @@ function addWatchRoute(app: Hono, registry: () => Registry): void {
           );
         }
       } finally {
+        clearTimeout(giveUp);
         clearInterval(keepAlive);
         feed.close();
       }

@@ -107,7 +107,7 @@ Deno.test("Registry.feed() reads the replay a page at a time and hands out a cha
   }
 });
 
-Deno.test("GET /v1/registry/watch cuts off a watcher that does not read, and ends its stream", async () => {
+Deno.test("GET /v1/registry/watch cuts off a watcher that does not read, and ends its stream with where to resume", async () => {
   const source = liveSource();
   const made: { feed?: ChangeFeed } = {};
   const registry = {
@@ -147,6 +147,8 @@ Deno.test("GET /v1/registry/watch cuts off a watcher that does not read, and end
     const got = text.split("\nevent: transition\n").length - 1;
     assert.ok(got < sent, `got ${got} of ${sent} events`);
     assert.ok(text.endsWith("\r\n0\r\n\r\n"), "the stream ended");
+    const resume = `: cut off: the watcher fell behind; resume with since=${made.feed!.last}\n\n`;
+    assert.ok(text.includes(resume), `the socket took writes again, so it was told: ${resume}`);
   } finally {
     conn.close();
     await server.shutdown();
