@@ -15,6 +15,7 @@ import { jsonBody, validParam } from "../api/validate.ts";
 import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import { serviceRecordSchema } from "../types/service_record.ts";
 import type { Registry } from "./registry.ts";
+import { UnknownServiceError } from "./store.ts";
 import { filterRecords, type RecordFilter } from "./record_filter.ts";
 import { type RotationRouteOptions, rotationRoutes } from "./rotation_routes.ts";
 import { trustOf } from "../crypto/trust.ts";
@@ -85,9 +86,7 @@ function addRecordRoutes(app: Hono, registry: () => Registry): void {
   app.get("/registry/services/:id", async (c) => {
     const id = validParam(c, "id", serviceIdSchema);
     const record = await registry().get(id);
-    if (!record) {
-      throw new HTTPException(404, { message: `No service "${id}" in the registry` });
-    }
+    if (!record) throw new UnknownServiceError(id);
     return c.json({ record, transitions: await registry().history(id) });
   });
   app.put("/registry/services/:id", jsonBody(putSchema), async (c) => {
@@ -156,7 +155,7 @@ function addLivenessRoutes(
     const { incarnation, reason } = c.req.valid("json");
     deny(refuseReport(signerOf(c), await registry().get(id)));
     const record = await registry().report(id, incarnation, reason);
-    if (!record) throw new HTTPException(404, { message: `No service "${id}" in the registry` });
+    if (!record) throw new UnknownServiceError(id);
     return c.json({ record });
   });
 }

@@ -113,3 +113,23 @@ Deno.test("registryRoutes() PUT refuses unknown fields and values over the recor
     assert.equal(await registry.get(id), undefined, "nothing stored");
   });
 });
+
+Deno.test("registryRoutes() answers an unknown service with the registry's one 404 message, on a read and a report", async () => {
+  await withRoutes(async (app) => {
+    const expected =
+      'No service "spw-0000dead" in the registry: check the ID with "fabricd status"';
+    for (
+      const [method, path, body] of [
+        ["GET", "/v1/registry/services/spw-0000dead", undefined],
+        ["POST", "/v1/registry/services/spw-0000dead/reports", { incarnation: 1, reason: "x" }],
+      ] as const
+    ) {
+      const answer = await app.request(path, {
+        method,
+        headers: { "content-type": "application/json" },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      assert.equal((await answer.json()).error, expected, `${method} ${path}`);
+    }
+  });
+});
