@@ -91,6 +91,8 @@ export async function restartPlan(id: string, deps: PlanDeps): Promise<SpawnPlan
     );
   }
   const now = Date.now();
+  // The death report of the old incarnation is not the new one's.
+  const { exited: _exited, ...kept } = old;
   return {
     restart: true,
     from: old.state,
@@ -98,7 +100,7 @@ export async function restartPlan(id: string, deps: PlanDeps): Promise<SpawnPlan
       old.lastFailure ? `: ${old.lastFailure}` : ""
     }) as ${old.incarnation + 1}${adopted ? `, adopted from LOST spawner ${old.parent}` : ""}`,
     record: {
-      ...old,
+      ...kept,
       state: "RESTARTING",
       incarnation: old.incarnation + 1,
       pid: 0,

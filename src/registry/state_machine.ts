@@ -130,7 +130,8 @@ export interface TransitionRequest extends StoreTransition {
  * Decides a whole-record write over `old`, the record the store holds: the
  * fencing rules every store keeps, so each store only reads and writes.
  * A higher incarnation replaces `old` and loses the `exited` mark of the
- * earlier one; the same incarnation updates it; a new incarnation or a moved
+ * earlier one; the same incarnation updates it and keeps the mark as `old`
+ * has it, whatever the request says; a new incarnation or a moved
  * state is a transition from `old`'s state (`""` when there is none).
  * @throws {StaleIncarnationError} when `request` is of an older incarnation than `old`.
  * @throws {InvalidTransitionError} when the same incarnation moves where the state machine
@@ -150,9 +151,12 @@ export function decidePut(old: ServiceRecord | undefined, request: PutRequest): 
     throw new InvalidTransitionError(record.id, from, record.state, record.incarnation);
   }
   const moved = !sameIncarnation || from !== record.state;
+  // Only a death report of an incarnation marks it `exited` (decideTransition);
+  // a write keeps the mark the store holds, and a death reported for one
+  // incarnation is not the next one's.
+  const next = withoutExited(record);
   return {
-    // A death reported for one incarnation is not the next one's.
-    next: sameIncarnation ? record : withoutExited(record),
+    next: sameIncarnation && old.exited ? { ...next, exited: true } : next,
     transition: moved ? { from, reason } : null,
   };
 }

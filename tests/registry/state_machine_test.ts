@@ -76,6 +76,17 @@ Deno.test("decidePut() updates the same incarnation in the same state without a 
   assert.equal(next.exited, true, "the same incarnation keeps its exit report");
 });
 
+Deno.test("decidePut() keeps the exit report the store holds, whatever a write of the same incarnation says", () => {
+  // A restart's later writes (BOOTSTRAPPING, ALIVE) carried the old incarnation's mark.
+  const restarting = serviceRecord("spw-a", { incarnation: 2, state: "RESTARTING" });
+  const offered = { ...restarting, state: "BOOTSTRAPPING" as const, exited: true };
+  const { next } = decidePut(restarting, { record: offered, reason: "keys handed over" });
+  assert.ok(!("exited" in next), "only a death report marks an incarnation exited");
+  const dead = serviceRecord("spw-a", { state: "DEAD", exited: true });
+  const cleared = { ...dead, host: "elsewhere", exited: undefined };
+  assert.equal(decidePut(dead, { record: cleared, reason: "moved" }).next.exited, true);
+});
+
 Deno.test("decidePut() begins a new incarnation as a transition and drops the old exit report", () => {
   const old = serviceRecord("spw-a", { state: "DEAD", exited: true });
   const record = { ...old, incarnation: 2, state: "RESTARTING" as const };
