@@ -8,7 +8,6 @@ import { sessionRoute } from "./session_route.ts";
 import { authorization, errorOf, type Rule, signerName } from "./authorization.ts";
 import { Hono, type MiddlewareHandler } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { FabricKeys } from "../crypto/keys.ts";
@@ -23,6 +22,7 @@ import {
   SpawnFailedError,
 } from "../types/errors.ts";
 import { signatures } from "./signature_middleware.ts";
+import { boundedBodies } from "./body_limit.ts";
 import type { RoleSlot } from "./role_slot.ts";
 import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
 import { metricsRoutes, requestMetrics } from "./request_metrics.ts";
@@ -75,14 +75,7 @@ export function createApp(deps: AppDeps): Hono {
   // A role's front (the bridge's relay) verifies, limits and streams bodies
   // itself, before anything buffers them.
   if (deps.role) app.use(deps.role.front);
-  app.use(bodyLimit({
-    maxSize,
-    onError: () => {
-      throw new HTTPException(413, {
-        message: `Request body is larger than ${maxSize} bytes: send less`,
-      });
-    },
-  }));
+  app.use(boundedBodies(maxSize));
   const sessions = deps.sessions ?? new MacSessions();
   app.use(signatures({
     sessions,

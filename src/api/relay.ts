@@ -19,6 +19,7 @@ import type { ReplayCache } from "../crypto/replay_cache.ts";
 import { signResponse, verifyRequestHead } from "../crypto/signing.ts";
 import { StreamedDigest } from "../crypto/content_digest.ts";
 import { relayWebSocket } from "./_relay_websocket.ts";
+import { bodyTooLarge } from "./body_limit.ts";
 
 /** Where a bridge can send things. */
 export interface RelayTable {
@@ -257,11 +258,7 @@ function limitedBody(
   maxBytes: number,
 ): { stream: ReadableStream<Uint8Array>; refusal(): HTTPException | undefined } {
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) {
-    throw new HTTPException(413, {
-      message: `Request body is larger than ${maxBytes} bytes: send less`,
-    });
-  }
+  if (declared !== null && Number(declared) > maxBytes) throw bodyTooLarge(maxBytes);
   const digest = new StreamedDigest(request.headers.get("content-digest"));
   let size = 0;
   let refusal: HTTPException | undefined;
@@ -269,9 +266,7 @@ function limitedBody(
     transform(chunk, controller) {
       size += chunk.length;
       if (size > maxBytes) {
-        refusal = new HTTPException(413, {
-          message: `Request body is larger than ${maxBytes} bytes: send less`,
-        });
+        refusal = bodyTooLarge(maxBytes);
         controller.error(refusal);
         return;
       }

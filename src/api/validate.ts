@@ -21,7 +21,7 @@ export function jsonBody<S extends z.ZodType>(
   string,
   { in: { json: z.input<S> }; out: { json: z.output<S> } }
 > {
-  return zValidator("json", schema, (result) => {
+  const validator = zValidator("json", schema, (result) => {
     if (!result.success) {
       const issue = result.error.issues[0];
       const field = issue?.path.map(String).join(".") || "(body)";
@@ -29,7 +29,17 @@ export function jsonBody<S extends z.ZodType>(
         message: `Invalid field "${field}": ${issue?.message ?? "invalid value"}`,
       });
     }
-  }) as unknown as MiddlewareHandler<
+  });
+  const read: MiddlewareHandler = async (c, next) => {
+    // Read first: a body over the bound fails its read with 413 (body_limit.ts),
+    // which the validator would report as malformed JSON. Any other failure
+    // to read is left to the validator's 400.
+    await c.req.arrayBuffer().catch((error: unknown) => {
+      if (error instanceof HTTPException) throw error;
+    });
+    return await validator(c, next);
+  };
+  return read as unknown as MiddlewareHandler<
     Record<string, never>,
     string,
     { in: { json: z.input<S> }; out: { json: z.output<S> } }

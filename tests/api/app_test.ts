@@ -319,3 +319,61 @@ Deno.test("configureRequestSchema refuses what the service's record could not ho
   const deep = configureRequestSchema.safeParse({ ...configure, route });
   assert.deepEqual(deep.error?.issues.map((i) => i.path.join(".")), ["route"]);
 });
+
+/** A chunked body of `chunks` pieces of 1 KiB (endless when Infinity) that counts its reads. */
+function chunkedBody(chunks: number): { stream: ReadableStream<Uint8Array>; pulled: () => number } {
+  let pulled = 0;
+  const piece = new TextEncoder().encode(JSON.stringify({ role: "spawner" }).padEnd(1024, " "));
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulled >= chunks) return controller.close();
+      pulled++;
+      controller.enqueue(pulled === 1 ? piece : new Uint8Array(1024).fill(32));
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulled: () => pulled };
+}
+
+Deno.test("createApp() refuses an unsigned chunked request with 401 without reading its body", async () => {
+  const { app, calls } = fixture();
+  const body = chunkedBody(Infinity);
+  const answer = await app.request("http://fabric.test/v1/spawn", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: body.stream,
+    duplex: "half",
+  } as RequestInit);
+  assert.equal(answer.status, 401);
+  await answer.body?.cancel();
+  assert.equal(body.pulled(), 0, "not one chunk of an unsigned body is read");
+  assert.equal(calls.length, 0);
+});
+
+Deno.test("createApp() answers 413 to a chunked body over the limit once it is read, on signed and unsigned paths", async () => {
+  const { app, calls } = fixture();
+  const url = new URL("http://fabric.test/v1/spawn");
+  const bytes = new Uint8Array(8 * 1024).fill(32);
+  const headers = new Headers({ "content-type": "application/json" });
+  const signed = await signRequest({ method: "POST", url, headers, body: bytes }, keys, {
+    target: SERVICE,
+  });
+  const body = chunkedBody(8);
+  const answer = await app.request(url, {
+    method: "POST",
+    headers: signed.headers,
+    body: body.stream,
+    duplex: "half",
+  } as RequestInit);
+  assert.equal(answer.status, 413);
+  assert.match((await answer.json()).error, /Request body is larger than 4096 bytes/);
+  assert.ok(body.pulled() <= 5, `read ${body.pulled()} KiB of a 4 KiB limit`);
+  const bootstrap = await app.request("http://fabric.test/v1/bootstrap", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: chunkedBody(8).stream,
+    duplex: "half",
+  } as RequestInit);
+  assert.equal(bootstrap.status, 413, "not 400: the JSON reader keeps the bound's answer");
+  await bootstrap.body?.cancel();
+  assert.equal(calls.length, 0);
+});
