@@ -72,7 +72,7 @@ export function startLivenessSweeper(
       graceUntil = Math.max(graceUntil, now + settings.ttlMs);
       logger.warn(
         "The registry was paused for {seconds} s: nobody is declared SUSPECT or DEAD for one TTL ({ttl} s)",
-        { seconds: (gap / 1000).toFixed(1), ttl: settings.ttlMs / 1000 },
+        { seconds: Math.round(gap / 100) / 10, ttl: settings.ttlMs / 1000 },
       );
     }
     if (now < graceUntil) return;
