@@ -37,8 +37,13 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Live (not stopped, not zombie) processes started as `--id ID`, by ID. */
-function processesById(ids: Set<string>): Map<string, number[]> {
+/**
+ * Live (not stopped, not zombie) processes of the services `ids`, by ID: those
+ * started as `--id ID`, and those that a warm pool started as `--warm` (no
+ * `--id`: their ID comes with their pid, from `warmPids`, which the records
+ * gave).
+ */
+function processesById(ids: Set<string>, warmPids: Map<number, string>): Map<string, number[]> {
   const found = new Map<string, number[]>();
   for (const entry of Deno.readDirSync("/proc")) {
     const pid = Number(entry.name);
@@ -46,7 +51,7 @@ function processesById(ids: Set<string>): Map<string, number[]> {
     try {
       const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
       const at = args.indexOf("--id");
-      const id = at >= 0 ? args[at + 1] : undefined;
+      const id = at >= 0 ? args[at + 1] : args.includes("--warm") ? warmPids.get(pid) : undefined;
       if (!id || !ids.has(id) || !args.includes("--role")) continue;
       const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
@@ -182,6 +187,14 @@ Deno.test({
           }
         })();
 
+        // The pid of every incarnation seen, by which a warm-started process is found.
+        const recordPids = new Map<number, string>();
+        const notePids = async (): Promise<void> => {
+          for (const record of await local.registry.list().catch(() => [])) {
+            if (record.pid > 0) recordPids.set(record.pid, record.id);
+          }
+        };
+
         // Watchers: two processes per ID, and stalls while tasks wait.
         const overlapSince = new Map<string, number>();
         let longestOverlap = { id: "", ms: 0 };
@@ -191,8 +204,9 @@ Deno.test({
         const watcher = (async () => {
           while (!done) {
             const now = Date.now();
+            await notePids();
             for (const id of ids) {
-              const count = processesById(ids).get(id)?.length ?? 0;
+              const count = processesById(ids, recordPids).get(id)?.length ?? 0;
               if (count >= 2) {
                 const since = overlapSince.get(id) ?? now;
                 overlapSince.set(id, since);
@@ -310,11 +324,12 @@ Deno.test({
           failures.push(`tasks waited ${longestStall} ms with none done (bound ${stallBound})`);
         }
         const allIds = new Set(records.map((r) => r.id));
+        await notePids();
         await local.stopAll("chaos test finished");
-        let left = processesById(allIds);
+        let left = processesById(allIds, recordPids);
         for (let i = 0; i < 40 && left.size > 0; i++) {
           await sleep(250);
-          left = processesById(allIds);
+          left = processesById(allIds, recordPids);
         }
         if (left.size > 0) failures.push(`left after stop --all: ${[...left.keys()]}`);
         summary = ` (faults=${faults.length} tasks=${acked.size} ran=${ran.size} ` +
