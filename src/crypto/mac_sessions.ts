@@ -157,14 +157,16 @@ export class MacSessions {
 
 /** What {@linkcode sessionKey} asks of the service's trust store. */
 export interface SessionTrust {
-  isRevoked(id: string, incarnation: number): boolean;
+  /** The revoked link of a signer's chain (its own incarnation, or a cascade above it). */
+  revokedLink(signer: Signer): { id: string; incarnation: number } | undefined;
   /** The newest root rotation it adopted: its grace ends at `until` (seconds). */
   readonly rotation?: { until: number } | null;
 }
 
 /**
  * The key of a request signed in MAC session `keyid` and who signed it,
- * unless the session is unknown or expired, its client is revoked, or it was
+ * unless the session is unknown or expired, its client is revoked (or a
+ * service above it, with cascade: the chain it opened the session with), or it was
  * opened before a root rotation's grace ended and is used after (its opener
  * may have proved itself with the retired root: it must open a new one).
  */
@@ -185,10 +187,11 @@ export function sessionKey(
     return { ok: false, reason: "Unknown or expired session: open a new one (POST /v1/session)" };
   }
   const peer = session.peer;
-  if (peer.kind === "service" && trust?.isRevoked(peer.id, peer.incarnation)) {
+  const revoked = trust?.revokedLink(peer);
+  if (revoked) {
     return {
       ok: false,
-      reason: `Identity of "${peer.id}" incarnation ${peer.incarnation} is revoked`,
+      reason: `Identity of "${revoked.id}" incarnation ${revoked.incarnation} is revoked`,
     };
   }
   return { ok: true, publicKey: session.secret, signer: peer, session };

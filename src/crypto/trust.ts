@@ -62,6 +62,11 @@ export class TrustStore {
       root: string;
     }
   >();
+  /**
+   * The links of the chain each verified signer came with, for as long as
+   * something holds the signer (a MAC session opened with it).
+   */
+  #linksOf = new WeakMap<Signer, { id: string; incarnation: number }[]>();
   /** Revoked: every incarnation of an ID up to the number kept here. */
   #revoked = new Map<string, number>();
   /** Revoked with cascade (`fabricd revoke`): chains through them are refused too. */
@@ -198,6 +203,7 @@ export class TrustStore {
         return { ok: false, reason: `Identity refused: ${await this.#why(verified, identity)}` };
       }
       known = verified;
+      this.#linksOf.set(verified.signer, verified.links);
       if (this.#chains.size >= this.#maxChains) {
         this.#chains.delete(this.#chains.keys().next().value!);
       }
@@ -210,13 +216,7 @@ export class TrustStore {
       };
     }
     const signer = known.signer;
-    // The signer's own incarnation, and any link revoked with cascade (fabricd
-    // revoke): what a revoked service certified dies with it.
-    const revoked = known.links.find((link, i) =>
-      i === known.links.length - 1
-        ? this.isRevoked(link.id, link.incarnation)
-        : link.incarnation <= (this.#cascading.get(link.id) ?? 0)
-    );
+    const revoked = this.revokedLink(signer);
     if (revoked) {
       return {
         ok: false,
@@ -237,6 +237,22 @@ export class TrustStore {
       if (table.size >= this.#maxRevoked) table.delete(table.keys().next().value!);
       table.set(id, incarnation);
     }
+  }
+
+  /**
+   * The link of `signer`'s chain that is revoked, if any: its own
+   * incarnation, or one above it revoked with cascade (fabricd revoke), since
+   * what a revoked service certified dies with it. A signer this trust did
+   * not verify is looked up by its own ID and incarnation only.
+   */
+  revokedLink(signer: Signer): { id: string; incarnation: number } | undefined {
+    if (signer.kind !== "service") return undefined;
+    const links = this.#linksOf.get(signer) ?? [signer];
+    return links.find((link, i) =>
+      i === links.length - 1
+        ? this.isRevoked(link.id, link.incarnation)
+        : link.incarnation <= (this.#cascading.get(link.id) ?? 0)
+    );
   }
 
   /** Whether incarnation `incarnation` of `id` is revoked. */

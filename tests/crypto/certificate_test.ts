@@ -7,6 +7,7 @@ import {
 } from "../../src/crypto/certificate.ts";
 import { type FabricKeys, generateFabricKeys } from "../../src/crypto/keys.ts";
 import { TrustStore } from "../../src/crypto/trust.ts";
+import { freshX25519, MacSessions, sessionKey } from "../../src/crypto/mac_sessions.ts";
 
 const NOW = 1_700_000_000;
 const root = await generateFabricKeys();
@@ -153,4 +154,22 @@ Deno.test("verifyChain() refuses a route that repeats an ID, and a key that is n
   ));
   assert.equal(payload.sub, "spn-00000002");
   assert.equal(typeof await verifyChain(root, "fc1.AAAA.BBBB", NOW), "string");
+});
+
+Deno.test("a MAC session opened through a chain dies with a link above it revoked with cascade (fabricd revoke)", async () => {
+  const trust = new TrustStore(root, { now: () => NOW * 1000 });
+  const resolved = await trust.resolve(node.fingerprint, await chain());
+  assert.ok(resolved.ok);
+  const sessions = new MacSessions({ now: () => NOW * 1000 });
+  const opened = await sessions.open(resolved.signer, (await freshX25519()).publicKey, "reg-1");
+  assert.equal(sessionKey(sessions, trust, opened.keyid, NOW * 1000).ok, true);
+  trust.revoke("brg-00000001", 1);
+  assert.equal(
+    sessionKey(sessions, trust, opened.keyid, NOW * 1000).ok,
+    true,
+    "a bridge that only ended leaves the session of its child valid",
+  );
+  trust.revoke("brg-00000001", 1, true);
+  const refused = sessionKey(sessions, trust, opened.keyid, NOW * 1000);
+  assert.ok(!refused.ok && /"brg-00000001" incarnation 1 is revoked/.test(refused.reason));
 });

@@ -136,7 +136,7 @@ Deno.test("sessionKey() refuses a session opened before a rotation's grace ended
   const sessions = new MacSessions({ now: () => now });
   const client = await freshX25519();
   const early = await sessions.open({ kind: "operator" }, client.publicKey, "spw-00000001");
-  const trust = { isRevoked: () => false, rotation: { until: now / 1000 + 60 } };
+  const trust = { revokedLink: () => undefined, rotation: { until: now / 1000 + 60 } };
   assert.equal(sessionKey(sessions, trust, early.keyid, now).ok, true, "within the grace");
   now += 61_000;
   const late = await sessions.open({ kind: "operator" }, client.publicKey, "spw-00000001");
@@ -147,5 +147,5 @@ Deno.test("sessionKey() refuses a session opened before a rotation's grace ended
     /Unknown or expired session: open a new one/,
   );
   assert.equal(sessionKey(sessions, trust, late.keyid, now).ok, true, "opened after the grace");
-  assert.equal(sessionKey(sessions, { isRevoked: () => false }, early.keyid, now).ok, true);
+  assert.equal(sessionKey(sessions, { revokedLink: () => undefined }, early.keyid, now).ok, true);
 });
