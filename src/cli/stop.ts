@@ -7,7 +7,8 @@ import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { checkId, durationFlag, parseFlags, stringFlag } from "./args.ts";
 import { recordNamed, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
-import { RUNNING_STATES, stopServices, subtreeOf } from "./stop_services.ts";
+import { RUNNING_STATES, stopServices } from "./stop_services.ts";
+import { subtreeIds } from "../registry/record_filter.ts";
 
 /** Help text of `fabricd stop`. */
 export const STOP_HELP = `fabricd stop ID... | --all [--only] [--grace D] [--fabric FILE]
@@ -47,16 +48,15 @@ export async function stopCommand(args: string[]): Promise<number> {
   for (const id of parsed.positionals) checkId("service", id);
   const graceMs = parsed.flags.grace === undefined ? undefined : durationFlag(parsed, "grace", 0);
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  let ids: string[] | undefined;
   if (!all) {
     const records = await context.registry.list();
     for (const id of parsed.positionals) recordNamed(records, id);
-    const named = new Set(parsed.positionals);
-    const below = parsed.positionals.flatMap((id) => subtreeOf(records, id))
-      .filter((r) => !named.has(r.id) && RUNNING_STATES.includes(r.state));
     if (only) {
-      ids = parsed.positionals;
-      const orphans = [...new Set(below.map((r) => r.id))];
+      const named = new Set(parsed.positionals);
+      const subtree = subtreeIds(records, parsed.positionals);
+      const orphans = records.filter((r) =>
+        subtree.has(r.id) && !named.has(r.id) && RUNNING_STATES.includes(r.state)
+      ).map((r) => r.id);
       if (orphans.length > 0) {
         console.error(
           `Warning: ${orphans.length} service${orphans.length === 1 ? "" : "s"} below ` +
@@ -64,13 +64,11 @@ export async function stopCommand(args: string[]): Promise<number> {
             `${orphans.join(", ")} (stop them with "fabricd stop ${orphans.join(" ")}")`,
         );
       }
-    } else {
-      ids = [...new Set([...parsed.positionals, ...below.map((r) => r.id)])];
     }
   }
   const stopped = await stopServices(context.client, context.registry, {
     reason: "stopped by fabricd stop",
-    ...(ids ? { ids } : {}),
+    ...(all ? {} : only ? { ids: parsed.positionals } : { under: parsed.positionals }),
     ...(graceMs === undefined ? {} : { graceMs }),
     onStop: (record: ServiceRecord) => console.log(`stopping ${record.id} (${record.role})`),
   });

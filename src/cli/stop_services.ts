@@ -11,12 +11,18 @@ import { sleep } from "../config/retry.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
 import type { ServiceRecord } from "../types/mod.ts";
+import { subtreeIds } from "../registry/record_filter.ts";
 
 /** Options of {@linkcode stopServices}. */
 export interface StopServicesOptions {
   reason: string;
   /** Only these IDs; default every live service. */
   ids?: string[];
+  /**
+   * Only these services and those below them, found again at each look, so
+   * a child restarted or spawned meanwhile is stopped too; not with `ids`.
+   */
+  under?: string[];
   /**
    * Time an agent's tasks get between SIGTERM and SIGKILL, ms, sent with each
    * stop request. Default: each agent's own (`graceMs`, 10 s).
@@ -96,8 +102,12 @@ export async function stopServices(
   options: StopServicesOptions,
 ): Promise<number> {
   const stopped = new Set<string>();
-  const wanted = (r: ServiceRecord): boolean =>
-    RUNNING_STATES.includes(r.state) && (!options.ids || options.ids.includes(r.id));
+  const { ids, under } = options;
+  /** The running services of `all` this stop is for. */
+  const wantedOf = (all: ServiceRecord[]): (r: ServiceRecord) => boolean => {
+    const scope = under ? subtreeIds(all, under) : ids ? new Set(ids) : undefined;
+    return (r) => RUNNING_STATES.includes(r.state) && (!scope || scope.has(r.id));
+  };
   const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
   const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
     await Promise.all(group.map(async (record) => {
@@ -117,12 +127,14 @@ export async function stopServices(
   let all: ServiceRecord[] = [];
   for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
     all = await registry.list();
+    const wanted = wantedOf(all);
     const records = all.filter((r) => wanted(r) && r.role !== "registry" && canComeUp(r, all));
     quiet = records.length === 0 ? quiet + 1 : 0;
     for (const group of stopOrder(records)) await stopGroup(group, all);
     if (quiet < 2) await sleep(500);
   }
-  for (const record of all.filter((r) => wanted(r) && !canComeUp(r, all))) {
+  const left = wantedOf(all);
+  for (const record of all.filter((r) => left(r) && !canComeUp(r, all))) {
     await registry.transition(record.id, {
       incarnation: record.incarnation,
       to: "STOPPED",
@@ -137,7 +149,8 @@ export async function stopServices(
   }
   // Registries last: the others record STOPPED in them on the way out.
   all = await registry.list();
-  for (const record of all.filter((r) => wanted(r) && r.role === "registry")) {
+  const registries = wantedOf(all);
+  for (const record of all.filter((r) => registries(r) && r.role === "registry")) {
     const target = targetOrNull(record, all);
     if (!target) continue;
     options.onStop?.(record);
@@ -148,24 +161,6 @@ export async function stopServices(
     }
   }
   return stopped.size;
-}
-
-/**
- * `id` and every service below it (by parent), from `records`; the deepest
- * come last in no particular order.
- */
-export function subtreeOf(records: ServiceRecord[], id: string): ServiceRecord[] {
-  const out: ServiceRecord[] = [];
-  const seen = new Set<string>();
-  const visit = (current: string): void => {
-    if (seen.has(current)) return;
-    seen.add(current);
-    const record = records.find((r) => r.id === current);
-    if (record) out.push(record);
-    for (const child of records.filter((r) => r.parent === current)) visit(child.id);
-  };
-  visit(id);
-  return out;
 }
 
 /** States of a spawn or restart under way, waiting for its spawner. */

@@ -21,7 +21,7 @@ export function filterRecords(
   records: readonly ServiceRecord[],
   filter: RecordFilter,
 ): ServiceRecord[] {
-  const subtree = filter.under === undefined ? undefined : subtreeOf(records, filter.under);
+  const subtree = filter.under === undefined ? undefined : subtreeIds(records, [filter.under]);
   const roles = filter.roles?.length ? new Set(filter.roles) : undefined;
   const states = filter.states?.length ? new Set(filter.states) : undefined;
   return records.filter((r) =>
@@ -30,8 +30,14 @@ export function filterRecords(
   );
 }
 
-/** `root` and the IDs of every record below it, following `parent` links. */
-function subtreeOf(records: readonly ServiceRecord[], root: string): Set<string> {
+/**
+ * The IDs of `roots` and of every record below them, following `parent`
+ * links (a root the records do not hold is kept as it is given).
+ */
+export function subtreeIds(
+  records: readonly ServiceRecord[],
+  roots: readonly string[],
+): Set<string> {
   const children = new Map<string, string[]>();
   for (const r of records) {
     if (!r.parent) continue;
@@ -39,8 +45,8 @@ function subtreeOf(records: readonly ServiceRecord[], root: string): Set<string>
     if (list) list.push(r.id);
     else children.set(r.parent, [r.id]);
   }
-  const seen = new Set<string>([root]);
-  const queue = [root];
+  const seen = new Set<string>(roots);
+  const queue = [...roots];
   while (queue.length > 0) {
     for (const kid of children.get(queue.pop()!) ?? []) {
       if (!seen.has(kid)) {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { stopOrder, subtreeOf } from "../../src/cli/stop_services.ts";
+import { stopOrder } from "../../src/cli/stop_services.ts";
+import { subtreeIds } from "../../src/registry/record_filter.ts";
 import type { Role, ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
 
@@ -52,8 +53,9 @@ Deno.test("stopOrder() never stops a relay before a service below it", () => {
   }
 });
 
-Deno.test("subtreeOf() finds a service and everything below it, and nothing else", () => {
-  assert.deepEqual(subtreeOf(FABRIC, "brg").map((r) => r.id).sort(), ["agt2", "brg", "spw2"]);
-  assert.deepEqual(subtreeOf(FABRIC, "agt").map((r) => r.id), ["agt"]);
-  assert.deepEqual(subtreeOf(FABRIC, "nope"), []);
+Deno.test("subtreeIds() finds services and everything below them, and nothing else", () => {
+  assert.deepEqual([...subtreeIds(FABRIC, ["brg"])].sort(), ["agt2", "brg", "spw2"]);
+  assert.deepEqual([...subtreeIds(FABRIC, ["agt"])], ["agt"]);
+  assert.deepEqual([...subtreeIds(FABRIC, ["agt", "brg"])].sort(), ["agt", "agt2", "brg", "spw2"]);
+  assert.deepEqual([...subtreeIds(FABRIC, ["nope"])], ["nope"]);
 });

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import type { FabricClient, Target } from "../../src/client/fabric_client.ts";
+import { stopServices } from "../../src/cli/stop_services.ts";
+import { serviceRecord } from "../_fixtures.ts";
+import { fakeRegistry } from "../_fake_registry.ts";
+
+/**
+ * A spawner with a DEAD child that it restarts the moment it is asked to
+ * stop: the child comes up after the stop chose what to stop.
+ */
+function restartingParent() {
+  const registry = fakeRegistry([
+    serviceRecord("spw-0000000a", { endpoint: "http://127.0.0.1:9" }),
+    serviceRecord("agt-0000000b", {
+      role: "agent",
+      state: "DEAD",
+      parent: "spw-0000000a",
+      route: ["spw-0000000a", "agt-0000000b"],
+      endpoint: "http://127.0.0.1:10",
+    }),
+  ]);
+  const stopAsked: string[] = [];
+  const client = {
+    call(target: Target, request: { method: string; path: string }): Promise<unknown> {
+      if (request.path !== "/v1/stop") return Promise.reject(new Error("gone"));
+      stopAsked.push(target.id);
+      const record = registry.records.get(target.id)!;
+      record.state = "STOPPED";
+      if (target.id === "spw-0000000a") {
+        const child = registry.records.get("agt-0000000b")!;
+        Object.assign(child, { state: "ALIVE", incarnation: 2 });
+      }
+      return Promise.resolve({});
+    },
+  } as unknown as FabricClient;
+  return { registry, client, stopAsked };
+}
+
+Deno.test("stopServices() with `under` stops a child restarted below a named service during the stop", async () => {
+  const { registry, client, stopAsked } = restartingParent();
+  await stopServices(client, registry.client, { reason: "test", under: ["spw-0000000a"] });
+  assert.deepEqual(stopAsked, ["spw-0000000a", "agt-0000000b"]);
+  assert.equal(registry.records.get("agt-0000000b")!.state, "STOPPED");
+});
+
+Deno.test("stopServices() with `ids` stops exactly those, whatever comes up below them", async () => {
+  const { registry, client, stopAsked } = restartingParent();
+  await stopServices(client, registry.client, { reason: "test", ids: ["spw-0000000a"] });
+  assert.deepEqual(stopAsked, ["spw-0000000a"]);
+  assert.equal(registry.records.get("agt-0000000b")!.state, "ALIVE");
+});
