@@ -61,6 +61,8 @@ export class FrontConnection {
   #between = false;
   /** The request passed on last is still sending its body. */
   #bodyPending = false;
+  /** When the request now in progress sent its first byte (`performance.now()`). */
+  #requestStart = performance.now();
   /** Bytes of the oldest outstanding answer came from the server (or are being sent on). */
   #answerStarted = false;
   /** The 408 of a missed deadline is being sent: nothing else is read, relayed or closed. */
@@ -100,6 +102,17 @@ export class FrontConnection {
    */
   get waiting(): boolean {
     return !this.#closed && this.#outstanding.length === 0 && !this.#tunnel;
+  }
+
+  /**
+   * When the request whose body is still arriving sent its first byte
+   * (`performance.now()`), or null when no body is arriving. Such a request
+   * is not served yet (its handler waits for the body), so the connection may
+   * be closed to make room too: a client that trickles a body in cannot lock
+   * out one that sends its request at once.
+   */
+  get receivingSince(): number | null {
+    return this.#bodyPending && !this.#closed ? this.#requestStart : null;
   }
 
   /** Serves the connection until either side ends it or a deadline passes. */
@@ -199,7 +212,7 @@ export class FrontConnection {
     const chunk = new Uint8Array(64 * 1024);
     let head = new Uint8Array(0);
     let body: { left: number } | ChunkedReader | null = null;
-    let requestStart = performance.now();
+    this.#requestStart = performance.now();
     this.#arm(headersTimeoutMs, "deadline");
     while (true) {
       const n = await this.#client.read(chunk);
@@ -223,7 +236,7 @@ export class FrontConnection {
         if (this.#between) {
           // First byte of a new request: its deadlines start now.
           this.#between = false;
-          requestStart = performance.now();
+          this.#requestStart = performance.now();
           this.#arm(headersTimeoutMs, "deadline");
         }
         const searched = Math.max(0, head.length - 3);
@@ -254,7 +267,7 @@ export class FrontConnection {
         else if (request.framing.kind === "length") body = { left: request.framing.bytes };
         if (body) {
           this.#bodyPending = true;
-          this.#arm(requestTimeoutMs - (performance.now() - requestStart), "deadline");
+          this.#arm(requestTimeoutMs - (performance.now() - this.#requestStart), "deadline");
           continue;
         }
         this.#requestDone();

@@ -22,7 +22,7 @@ import {
   SpawnFailedError,
 } from "../types/errors.ts";
 import { signatures } from "./signature_middleware.ts";
-import { boundedBodies } from "./body_limit.ts";
+import { BOOTSTRAP_BODY_BYTES, boundedBodies } from "./body_limit.ts";
 import type { RoleSlot } from "./role_slot.ts";
 import { type ServiceMetrics, signatureFailureReason } from "../metrics/service_metrics.ts";
 import { metricsRoutes, requestMetrics } from "./request_metrics.ts";
@@ -75,6 +75,9 @@ export function createApp(deps: AppDeps): Hono {
   // A role's front (the bridge's relay) verifies, limits and streams bodies
   // itself, before anything buffers them.
   if (deps.role) app.use(deps.role.front);
+  // The one unsigned route with a body is small (docs/protocol.md 4.4): a
+  // stranger's bootstrap requests cannot make the service hold 1 MiB each.
+  app.use("/v1/bootstrap", boundedBodies(BOOTSTRAP_BODY_BYTES));
   app.use(boundedBodies(maxSize));
   const sessions = deps.sessions ?? new MacSessions();
   app.use(signatures({

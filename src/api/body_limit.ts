@@ -8,6 +8,12 @@
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 
+/**
+ * Largest body of `POST /v1/bootstrap`, bytes: its fields take about 3 KiB
+ * at most (a 2,048-character endpoint, a 253-character host, four keys).
+ */
+export const BOOTSTRAP_BODY_BYTES = 16 * 1024;
+
 /** The 413 of a body over `maxBytes`. */
 export function bodyTooLarge(maxBytes: number): HTTPException {
   return new HTTPException(413, {

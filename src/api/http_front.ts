@@ -27,8 +27,9 @@ export interface HttpFrontLimits {
   idleTimeoutMs?: number;
   /**
    * Open connections from one peer address. At the limit, the peer's oldest
-   * connection that is only waiting (for a request head, or idle) makes room;
-   * with none waiting, the new one is closed at once. Default 256.
+   * connection that is only waiting (for a request head, or idle) makes room,
+   * else the one whose request body has been arriving the longest; with none
+   * of either, the new one is closed at once. Default 256.
    */
   maxConnectionsPerPeer?: number;
   /** Open connections in all, with the same rule. Default 1024, less when the file limit is low. */
@@ -53,7 +54,7 @@ export interface HttpFrontStats {
   open: number;
   /** Connections closed at once because a connection limit was reached and none was waiting. */
   refused: number;
-  /** Waiting connections closed to make room for a new one at a connection limit. */
+  /** Waiting connections, or ones still sending a body, closed to make room at a connection limit. */
   evicted: number;
   /** Connections closed because a request head or body was too slow. */
   timedOut: number;
@@ -156,11 +157,6 @@ export class HttpFront {
     await this.#acceptLoop;
   }
 
-  #oldestWaiting(peer: string | null): FrontConnection | null {
-    // A Set iterates in insertion order: the oldest connection comes first.
-    return oldestWaitingOf(this.#open, peer);
-  }
-
   async #accept(): Promise<void> {
     while (this.#accepting) {
       let conn: Deno.TcpConn;
@@ -184,15 +180,16 @@ export class HttpFront {
     if (overPeer || this.#open.size >= this.#limits.maxConnections) {
       // Half-open connections must not lock out a client that talks at once
       // (on a login node every local user shares the loopback peer): the
-      // oldest connection that is only waiting makes room.
-      const waiting = this.#oldestWaiting(overPeer ? peer : null);
-      if (!waiting) {
+      // oldest connection that is only waiting makes room, else the one whose
+      // request body has been arriving the longest.
+      const victim = evictableOf(this.#open, overPeer ? peer : null);
+      if (!victim) {
         this.#stats.refused++;
         closeQuietly(conn);
         return;
       }
       this.#stats.evicted++;
-      waiting.close();
+      victim.close();
     }
     this.#perPeer.set(peer, count + 1);
     const connection = new FrontConnection(conn, peer, this.#backendPath, this.#limits, (why) => {
@@ -209,15 +206,26 @@ export class HttpFront {
   }
 }
 
-/** The first of `connections` (oldest first) that is only waiting, from `peer` if given. */
-function oldestWaitingOf(
+/**
+ * The connection of `connections` (oldest first: a Set iterates in insertion
+ * order), from `peer` if given, that may be closed to make room: the first
+ * that is only waiting, else the one whose request body has been arriving
+ * the longest, else none (every one is being served).
+ */
+function evictableOf(
   connections: Iterable<FrontConnection>,
   peer: string | null,
 ): FrontConnection | null {
+  let receiving: FrontConnection | null = null;
   for (const connection of connections) {
-    if ((peer === null || connection.peer === peer) && connection.waiting) return connection;
+    if (peer !== null && connection.peer !== peer) continue;
+    if (connection.waiting) return connection;
+    const since = connection.receivingSince;
+    if (since !== null && (receiving === null || since < receiving.receivingSince!)) {
+      receiving = connection;
+    }
   }
-  return null;
+  return receiving;
 }
 
 function limitsOf(options: HttpFrontLimits): Required<HttpFrontLimits> {

@@ -377,3 +377,15 @@ Deno.test("createApp() answers 413 to a chunked body over the limit once it is r
   await bootstrap.body?.cancel();
   assert.equal(calls.length, 0);
 });
+
+Deno.test("createApp() answers 413 to a bootstrap body over 16 KiB, before reading it when its length is declared", async () => {
+  const { app, calls } = fixture();
+  const answer = await app.request("http://fabric.test/v1/bootstrap", {
+    method: "POST",
+    headers: { "content-type": "application/json", "content-length": String(17 * 1024) },
+    body: new Uint8Array(17 * 1024).fill(32),
+  });
+  assert.equal(answer.status, 413);
+  assert.match((await answer.json()).error, /larger than 16384 bytes/);
+  assert.equal(calls.length, 0);
+});

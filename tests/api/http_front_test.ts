@@ -179,6 +179,34 @@ Deno.test("HttpFront makes room at maxConnectionsPerPeer by closing the peer's o
   });
 });
 
+Deno.test("HttpFront makes room by closing the connection whose request body has been arriving the longest", async () => {
+  const reading: Deno.ServeHandler<Deno.NetAddr> = async (request) => {
+    await request.arrayBuffer();
+    return new Response("read");
+  };
+  await withServer(reading, { maxConnections: 4, requestTimeoutMs: 20_000 }, async (server) => {
+    const trickling = await Promise.all(Array.from({ length: 4 }, () => connect(server)));
+    for (const conn of trickling) {
+      await conn.write(
+        encoder.encode("POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await eventually(() => server.front.stats().open === 4);
+    const extra = await connect(server);
+    try {
+      await extra.write(encoder.encode("GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      assert.match(await readUntilClosed(extra, 5000), /^HTTP\/1\.1 200 OK/, "the fifth is served");
+      assert.equal(await readUntilClosed(trickling[0]!, 5000), "", "the earliest body was cut off");
+      assert.equal(server.front.stats().evicted, 1);
+      assert.equal(server.front.stats().refused, 0);
+    } finally {
+      trickling.forEach(closeQuietly);
+      closeQuietly(extra);
+    }
+  });
+});
+
 Deno.test("HttpFront closes a new connection at once when every connection at the limit is being served", async () => {
   let release = (): void => {};
   const released = new Promise<void>((resolve) => release = resolve);
