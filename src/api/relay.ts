@@ -183,7 +183,7 @@ async function forward(
   const metrics = options.metrics;
   if (c.req.header("upgrade")?.toLowerCase() === "websocket") {
     metrics?.relayed("websocket");
-    return await relayWebSocket(c.req.raw, url, headers, `Bridge "${table.selfId}"`, metrics);
+    return await relayWebSocket(c.req.raw, url, headers, `Service "${table.selfId}"`, metrics);
   }
   metrics?.relayed("http");
   const sent = Number(c.req.header("content-length") ?? "0");
@@ -204,7 +204,7 @@ async function forward(
     const refused = body?.refusal();
     if (refused) throw refused;
     throw new HTTPException(502, {
-      message: `Bridge "${table.selfId}" cannot reach the next hop for "${target}": ${
+      message: `Service "${table.selfId}" cannot reach the next hop for "${target}": ${
         error instanceof Error ? error.message : error
       }`,
     });
@@ -233,7 +233,7 @@ async function nextHop(table: RelayTable, routeHeader: string, target: string): 
     const hop = await table.child(childId);
     if (!hop) {
       throw new HTTPException(502, {
-        message: `Bridge "${table.selfId}" has no child "${childId}" on the route to "${target}"`,
+        message: `Service "${table.selfId}" has no child "${childId}" on the route to "${target}"`,
       });
     }
     return hop;
@@ -241,7 +241,7 @@ async function nextHop(table: RelayTable, routeHeader: string, target: string): 
   const hop = table.upstream(target);
   if (!hop) {
     throw new HTTPException(502, {
-      message: `Bridge "${table.selfId}" has no way to "${target}": give a Fabric-Route`,
+      message: `Service "${table.selfId}" has no way to "${target}": give a Fabric-Route`,
     });
   }
   return hop;

@@ -34,7 +34,9 @@ import type {
   SpawnRequest,
 } from "../types/wire.ts";
 import { ServiceCredentials } from "./credentials.ts";
-import type { RoleHandle } from "./role.ts";
+import type { RoleContext, RoleHandle } from "./role.ts";
+import { relayFront } from "../api/relay_front.ts";
+import type { MiddlewareHandler } from "hono";
 import { Sessions } from "./sessions.ts";
 import type { ServiceIdentity, ServiceParts, ServicePlacement } from "./service_spec.ts";
 import { setTimeout } from "../base/timers.ts";
@@ -49,6 +51,8 @@ export class FabricService implements ServiceHandlers {
   #placement: ServicePlacement | null = null;
   #placing = false;
   #role: RoleHandle | null = null;
+  /** The relay in front of this service, for the services below and above it. */
+  #relay: { front: MiddlewareHandler; stop: () => void } | null = null;
   #registration: Registration | null = null;
   #children: Children | null = null;
   #sessions: Sessions;
@@ -134,6 +138,7 @@ export class FabricService implements ServiceHandlers {
       return await this.#place(placement);
     } catch (error) {
       if (this.#role) this.#slot.unmount();
+      this.#relay?.stop();
       await this.#role?.stop().catch((stopError) =>
         this.#logger.debug("Role stop after a failed start: {error}", { error: String(stopError) })
       );
@@ -149,7 +154,7 @@ export class FabricService implements ServiceHandlers {
     const credentials = this.#requireCredentials();
     this.#sessions.adopt(placement.sessions);
     const children = this.#childrenOf(credentials, placement);
-    this.#role = await this.#parts.module.start({
+    const ctx: RoleContext = {
       serviceId: this.identity.id,
       role: this.identity.role,
       dir: this.identity.dir,
@@ -160,8 +165,12 @@ export class FabricService implements ServiceHandlers {
       spawn: (request: SpawnRequest, hooks?: SpawnHooks) => this.spawn(request, hooks),
       ...(this.#parts.metrics ? { metrics: this.#parts.metrics } : {}),
       children: { endpoint: (id) => children.endpoint(id) },
-    });
-    this.#slot.mount({ routes: this.#role.routes, front: this.#role.front });
+    };
+    this.#role = await this.#parts.module.start(ctx);
+    // Every service relays along the spawn tree (docs/protocol.md 5.5): any
+    // service may spawn, and a request for its child comes down through it.
+    this.#relay = relayFront(ctx);
+    this.#slot.mount({ routes: this.#role.routes, front: this.#role.front ?? this.#relay.front });
     const registration = this.#registration ?? new Registration(credentials.registry, credentials);
     this.#registration = registration;
     // Placed before its ready report: the parent's caller may use it once the parent answers.
@@ -355,6 +364,7 @@ export class FabricService implements ServiceHandlers {
     }
     this.#state = finalState;
     this.#slot.unmount();
+    this.#relay?.stop();
     const grace = this.#stopGraceMs === undefined ? {} : { graceMs: this.#stopGraceMs };
     await this.#role?.stop({ urgent: this.#replaced, ...grace });
     // Children still bootstrapping would outlive this service unseen.

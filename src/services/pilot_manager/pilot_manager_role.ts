@@ -7,7 +7,6 @@
  * through it.
  * @module
  */
-import { relayFront } from "../../api/relay_front.ts";
 import { aggregatorRoutes, HeartbeatAggregator } from "../../health/aggregator.ts";
 import { FabricClient } from "../../client/fabric_client.ts";
 import { batchJobs } from "../../launchers/batch_jobs.ts";
@@ -79,18 +78,15 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
     on: settings.on,
     policy: settings.policy,
   });
-  // A pilot manager relays for its pilots' agents, and takes their heartbeats, like a bridge.
-  const relay = relayFront(ctx);
+  // A pilot manager takes its pilots' agents' heartbeats, like a bridge.
   const aggregator = new HeartbeatAggregator(ctx.registry, { via: ctx.serviceId });
   const routes = pilotRoutes(() => live).route("/", aggregatorRoutes(aggregator));
   let stopped = false;
   return await Promise.resolve({
     routes,
-    front: relay.front,
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      relay.stop();
       unmeasure?.();
       live = null;
       await manager.stop();
