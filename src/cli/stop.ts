@@ -5,7 +5,7 @@
  */
 import { EXIT, type ServiceRecord } from "../types/mod.ts";
 import { checkId, durationFlag, parseFlags, stringFlag } from "./args.ts";
-import { recordNamed, usage } from "./cli_error.ts";
+import { CliError, recordNamed, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { RUNNING_STATES, stopServices } from "./stop_services.ts";
 import { subtreeIds } from "../registry/record_filter.ts";
@@ -21,9 +21,14 @@ Each is printed as it is asked to stop.
 
   --only      stop only the named services; the services below them keep
               running without their parent (a warning names them)
-  --grace D   time an agent's tasks get between SIGTERM and SIGKILL
-              (e.g. 500ms, 10s, 2m; default: each agent's own, 10 s)
+  --grace D   time an agent's tasks get between SIGTERM and SIGKILL, at most
+              10m (e.g. 500ms, 10s, 2m; default: each agent's own, 10 s)
+
+Exits 1, naming them, when services refused to stop (their answer says why).
 `;
+
+/** Longest --grace: what a service's stop request takes (docs/protocol.md 5.2). */
+const MAX_GRACE_MS = 600_000;
 
 /** Runs `fabricd stop`. */
 export async function stopCommand(args: string[]): Promise<number> {
@@ -47,6 +52,9 @@ export async function stopCommand(args: string[]): Promise<number> {
   if (all && only) throw usage("--only names services: give IDs instead of --all");
   for (const id of parsed.positionals) checkId("service", id);
   const graceMs = parsed.flags.grace === undefined ? undefined : durationFlag(parsed, "grace", 0);
+  if (graceMs !== undefined && graceMs > MAX_GRACE_MS) {
+    throw usage(`Invalid --grace "${stringFlag(parsed, "grace")}": give at most 10m`);
+  }
   const context = await loadContext(stringFlag(parsed, "fabric"));
   if (!all) {
     const records = await context.registry.list();
@@ -66,12 +74,22 @@ export async function stopCommand(args: string[]): Promise<number> {
       }
     }
   }
+  const refused: string[] = [];
   const stopped = await stopServices(context.client, context.registry, {
     reason: "stopped by fabricd stop",
     ...(all ? {} : only ? { ids: parsed.positionals } : { under: parsed.positionals }),
     ...(graceMs === undefined ? {} : { graceMs }),
     onStop: (record: ServiceRecord) => console.log(`stopping ${record.id} (${record.role})`),
+    onRefused: (record, message) => {
+      refused.push(record.id);
+      console.error(`${record.id} refused to stop: ${message}`);
+    },
   });
   console.log(`Stopped ${stopped} service${stopped === 1 ? "" : "s"}.`);
-  return EXIT.OK;
+  if (refused.length === 0) return EXIT.OK;
+  throw new CliError(
+    `${refused.length} service${refused.length === 1 ? "" : "s"} refused to stop: ` +
+      `${refused.join(", ")} (see above)`,
+    EXIT.FAILURE,
+  );
 }

@@ -5,7 +5,7 @@
  * for before the next. Used by `fabricd stop`, by Ctrl-C of `up` and `demo`.
  * @module
  */
-import type { FabricClient, Target } from "../client/fabric_client.ts";
+import { type FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
@@ -33,8 +33,13 @@ export interface StopServicesOptions {
    * answering), ms. Default: the grace (or 10 s) plus 5 s.
    */
   timeoutMs?: number;
-  /** Called for each service as it is asked to stop. */
+  /** Called for each service as it is first asked to stop. */
   onStop?: (record: ServiceRecord) => void;
+  /**
+   * Called for a service that refused its stop request (a 4xx answer: a bad
+   * grace, a signature it does not take); it is not asked again.
+   */
+  onRefused?: (record: ServiceRecord, message: string) => void;
 }
 
 /**
@@ -102,21 +107,29 @@ export async function stopServices(
   options: StopServicesOptions,
 ): Promise<number> {
   const stopped = new Set<string>();
+  const asked = new Set<string>();
+  const refused = new Set<string>();
   const { ids, under } = options;
   /** The running services of `all` this stop is for. */
   const wantedOf = (all: ServiceRecord[]): (r: ServiceRecord) => boolean => {
     const scope = under ? subtreeIds(all, under) : ids ? new Set(ids) : undefined;
-    return (r) => RUNNING_STATES.includes(r.state) && (!scope || scope.has(r.id));
+    return (r) =>
+      RUNNING_STATES.includes(r.state) && (!scope || scope.has(r.id)) && !refused.has(r.id);
   };
   const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
   const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
     await Promise.all(group.map(async (record) => {
       const target = targetOrNull(record, all);
       if (!target) return;
-      options.onStop?.(record);
-      if (await askToStop(client, target, options.reason, options.graceMs)) {
+      if (!asked.has(record.id)) options.onStop?.(record);
+      asked.add(record.id);
+      const answer = await askToStop(client, target, options.reason, options.graceMs);
+      if (answer === true) {
         stopped.add(record.id);
         await waitGone(client, registry, record.id, target, timeoutMs);
+      } else if (answer) {
+        refused.add(record.id);
+        options.onRefused?.(record, answer.refused);
       }
     }));
   };
@@ -154,7 +167,10 @@ export async function stopServices(
     const target = targetOrNull(record, all);
     if (!target) continue;
     options.onStop?.(record);
-    if (await askToStop(client, target, options.reason, options.graceMs)) {
+    const answer = await askToStop(client, target, options.reason, options.graceMs);
+    if (answer !== true) {
+      if (answer) options.onRefused?.(record, answer.refused);
+    } else {
       stopped.add(record.id);
       // The command ends when the fabric is down: the registry's process too.
       await waitSilent(client, target, Date.now() + timeoutMs);
@@ -192,12 +208,18 @@ function targetOrNull(record: ServiceRecord, all: ServiceRecord[]): Target | nul
   }
 }
 
+/**
+ * Asks one service to stop: true when it took the request; `{ refused }`
+ * with its message when it answered 4xx (asking again would not help);
+ * false when it could not be reached (already gone, declared DEAD in time,
+ * or no endpoint yet), so a later look tries again.
+ */
 async function askToStop(
   client: FabricClient,
   target: Target,
   reason: string,
   graceMs: number | undefined,
-): Promise<boolean> {
+): Promise<boolean | { refused: string }> {
   try {
     await client.call(target, {
       method: "POST",
@@ -205,8 +227,10 @@ async function askToStop(
       body: graceMs === undefined ? { reason } : { reason, graceMs },
     });
     return true;
-  } catch {
-    // Unreachable (already gone, or declared DEAD in time), or no endpoint yet.
+  } catch (error) {
+    if (error instanceof FabricRequestError && error.status >= 400 && error.status < 500) {
+      return { refused: error.message };
+    }
     return false;
   }
 }

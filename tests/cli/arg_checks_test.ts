@@ -85,6 +85,10 @@ const USAGE_BEFORE_LOADING: Case[] = [
   { args: ["status", "--under", "a b"], stderr: /Invalid service ID "a b": --under takes/ },
   { args: ["events", "--service", "x/y"], stderr: /Invalid service ID "x\/y": --service/ },
   {
+    args: ["stop", "spw-1a2b3c4d", "--grace", "11m"],
+    stderr: /Invalid --grace "11m": give at most 10m/,
+  },
+  {
     args: ["spawn", "--role", "spawner", "--via", "a/../b"],
     stderr: /Invalid service ID "a\/\.\.\/b": --via takes/,
   },

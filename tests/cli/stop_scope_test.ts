@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import type { FabricClient, Target } from "../../src/client/fabric_client.ts";
+import {
+  type FabricClient,
+  FabricRequestError,
+  type Target,
+} from "../../src/client/fabric_client.ts";
 import { stopServices } from "../../src/cli/stop_services.ts";
 import { serviceRecord } from "../_fixtures.ts";
 import { fakeRegistry } from "../_fake_registry.ts";
@@ -48,4 +52,25 @@ Deno.test("stopServices() with `ids` stops exactly those, whatever comes up belo
   await stopServices(client, registry.client, { reason: "test", ids: ["spw-0000000a"] });
   assert.deepEqual(stopAsked, ["spw-0000000a"]);
   assert.equal(registry.records.get("agt-0000000b")!.state, "ALIVE");
+});
+
+Deno.test("stopServices() reports a service that refuses its stop (4xx) once and does not ask it again", async () => {
+  const registry = fakeRegistry([serviceRecord("spw-0000000a")]);
+  let asks = 0;
+  const client = {
+    call(_target: Target, request: { path: string }): Promise<unknown> {
+      if (request.path !== "/v1/stop") return Promise.reject(new Error("gone"));
+      asks++;
+      return Promise.reject(new FabricRequestError('Invalid field "graceMs"', 400));
+    },
+  } as unknown as FabricClient;
+  const refused: string[] = [];
+  const stopped = await stopServices(client, registry.client, {
+    reason: "test",
+    ids: ["spw-0000000a"],
+    onRefused: (record, message) => refused.push(`${record.id}: ${message}`),
+  });
+  assert.equal(stopped, 0);
+  assert.equal(asks, 1, "a refusal is not asked again for 30 s");
+  assert.deepEqual(refused, ['spw-0000000a: Invalid field "graceMs"']);
 });
