@@ -11,6 +11,7 @@ import { HTTPException } from "hono/http-exception";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
 import { SLOW_READER_CLOSE_CODE } from "../types/wire.ts";
 import type { RelayMetrics } from "./relay.ts";
+import { handshakeRefusal, upgradeOrRefuse } from "./websocket.ts";
 
 /** Frames from the next hop kept while the client's socket opens; more close both sockets. */
 const MAX_EARLY_FRAMES = 1024;
@@ -45,8 +46,10 @@ const HANDSHAKE_HEADERS = [
  * Relays a WebSocket: opens one to the next hop with the same signed headers
  * (the signature covers method, path, query and target, not the handshake's
  * own headers), and only once that is open accepts the client's, then passes
- * frames both ways; either side closing closes the other.
- * @throws {HTTPException} 502 when the next hop refuses or cannot be reached.
+ * frames both ways; either side closing closes the other. A malformed
+ * handshake is refused before anything is opened.
+ * @throws {HTTPException} 400 (426 for a version other than 13) for a malformed
+ * handshake (`handshakeRefusal`); 502 when the next hop refuses or cannot be reached.
  */
 export async function relayWebSocket(
   request: Request,
@@ -55,6 +58,8 @@ export async function relayWebSocket(
   who: string,
   metrics?: RelayMetrics,
 ): Promise<Response> {
+  const refusal = handshakeRefusal(request.headers);
+  if (refusal) throw refusal;
   for (const name of HANDSHAKE_HEADERS) headers.delete(name);
   const wsUrl = new URL(url);
   wsUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
@@ -78,7 +83,14 @@ export async function relayWebSocket(
         "check the target's signature and path with a plain signed request",
     });
   }
-  const { socket: inbound, response } = Deno.upgradeWebSocket(request);
+  let upgrade: Deno.WebSocketUpgrade;
+  try {
+    upgrade = upgradeOrRefuse(request);
+  } catch (error) {
+    outbound.close();
+    throw error;
+  }
+  const { socket: inbound, response } = upgrade;
   inbound.binaryType = "arraybuffer";
   const early: (string | ArrayBuffer)[] = [];
   let earlyBytes = 0;

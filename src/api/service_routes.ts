@@ -23,6 +23,7 @@ import {
 } from "../types/wire.ts";
 import type { ServiceHandlers } from "./service_handlers.ts";
 import { jsonBody, validParam } from "./validate.ts";
+import { singleQuery } from "./query.ts";
 import { clearInterval, setInterval } from "../base/timers.ts";
 
 /** The common routes, to mount under `/v1`. */
@@ -87,8 +88,8 @@ function addLogsRoute(
   handlers: ServiceHandlers,
 ): void {
   app.get("/logs", async (c) => {
-    const since = c.req.query("since");
-    const follow = c.req.query("follow") ?? "0";
+    const since = singleQuery(c, "since");
+    const follow = singleQuery(c, "follow") ?? "0";
     if (since !== undefined && !/^\d{1,15}$/.test(since)) {
       throw new HTTPException(400, {
         message: 'Invalid query "since": give a time in ms since the epoch',

@@ -12,6 +12,7 @@ import { streamSSE } from "hono/streaming";
 import * as z from "zod";
 import { heartbeatBatchSchema, serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
 import { jsonBody, validParam } from "../api/validate.ts";
+import { queryList, singleQuery } from "../api/query.ts";
 import { ROLES, SERVICE_STATES } from "../types/mod.ts";
 import { serviceRecordSchema } from "../types/service_record.ts";
 import type { Registry } from "./registry.ts";
@@ -79,7 +80,11 @@ export function registryRoutes(
 /** Reading and writing records: list, get (with its history), put, transition. */
 function addRecordRoutes(app: Hono, registry: () => Registry): void {
   app.get("/registry/services", async (c) => {
-    const filter = listFilter(c.req.query("role"), c.req.query("state"), c.req.query("under"));
+    const filter = listFilter(
+      singleQuery(c, "role"),
+      singleQuery(c, "state"),
+      singleQuery(c, "under"),
+    );
     const services = await registry().list();
     return c.json({ services: filter ? filterRecords(services, filter) : services });
   });
@@ -172,7 +177,7 @@ function listFilter(
 ): RecordFilter | null {
   if (role === undefined && state === undefined && under === undefined) return null;
   const list = (text: string | undefined, known: readonly string[], name: string) => {
-    const items = text?.split(",").filter(Boolean);
+    const items = text === undefined ? undefined : queryList(name, text);
     const bad = items?.find((item) => !known.includes(item));
     if (bad !== undefined) {
       throw new HTTPException(400, {
@@ -194,7 +199,7 @@ function listFilter(
 /** The revocation list, and `fabricd revoke`. */
 function addRevocationRoutes(app: Hono, registry: () => Registry): void {
   app.get("/registry/revocations", async (c) => {
-    const raw = c.req.query("since");
+    const raw = singleQuery(c, "since");
     if (raw !== undefined && !/^\d{1,15}$/.test(raw)) {
       throw new HTTPException(400, {
         message: 'Invalid query "since": give a change sequence number, 0 or more',
@@ -248,7 +253,7 @@ export const WATCH_CUT_GRACE_MS = 1000;
 /** The change stream from a sequence number on, as server-sent events. */
 function addWatchRoute(app: Hono, registry: () => Registry): void {
   app.get("/registry/watch", (c) => {
-    const raw = c.req.query("since") ?? "0";
+    const raw = singleQuery(c, "since") ?? "0";
     const since = Number(raw);
     if (!/^\d{1,15}$/.test(raw)) {
       throw new HTTPException(400, {

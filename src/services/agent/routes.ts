@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { validParam } from "../../api/validate.ts";
+import { singleQueries } from "../../api/query.ts";
 import { _invalidField, taskIdSchema, taskLogQuerySchema } from "../../types/queue_schemas.ts";
 import type { TaskLogChunk } from "../../types/queue_wire.ts";
 import type { Agent } from "./agent.ts";
@@ -40,7 +41,7 @@ export function agentRoutes(current: () => Agent | null, sandbox?: TaskSandbox):
 
   app.get("/agent/tasks/:id/logs", async (c) => {
     const id = validParam(c, "id", taskIdSchema);
-    const query = taskLogQuerySchema.safeParse(c.req.query());
+    const query = taskLogQuerySchema.safeParse(singleQueries(c));
     if (!query.success) {
       throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
     }

@@ -9,6 +9,7 @@ import { upgradeWebSocket } from "../../api/websocket.ts";
 import { HTTPException } from "hono/http-exception";
 import * as z from "zod";
 import { jsonBody } from "../../api/validate.ts";
+import { queryList, singleQuery } from "../../api/query.ts";
 import { handleClientFrame } from "./frames.ts";
 import { type Broker, MessageTooLargeError, type Subscriber } from "./broker.ts";
 import { compilePattern, isValidTopic, MAX_TOPIC_LENGTH } from "../../types/pubsub_topics.ts";
@@ -51,8 +52,8 @@ export function pubsubRoutes(current: () => Broker | null): Hono {
     upgradeWebSocket((c) => {
       const b = broker();
       const patterns = patternsOf(c.req.queries("topics") ?? [], b.maxPatterns);
-      const batch = flagOf("batch", c.req.query("batch"));
-      const hello = flagOf("hello", c.req.query("hello"));
+      const batch = flagOf("batch", singleQuery(c, "batch"));
+      const hello = flagOf("hello", singleQuery(c, "hello"));
       let subscriber: Subscriber | null = null;
       return {
         onOpen: (_event, ws) => {
@@ -95,11 +96,12 @@ function flagOf(name: string, value: string | undefined): boolean {
 
 /**
  * The patterns of `?topics=a.*,b.>` (the parameter may repeat).
- * @throws {HTTPException} 400 naming the first invalid pattern.
+ * @throws {HTTPException} 400 for an empty item, or naming the first invalid pattern.
  */
 function patternsOf(values: string[], max: number): string[] {
-  const patterns = [...new Set(values.flatMap((v) => v.split(",")).map((p) => p.trim()))]
-    .filter((p) => p.length > 0);
+  const patterns = [
+    ...new Set(values.flatMap((v) => queryList("topics", v)).map((p) => p.trim())),
+  ];
   if (patterns.length > max) {
     throw new HTTPException(400, {
       message: `Invalid query "topics": at most ${max} patterns, got ${patterns.length}`,

@@ -10,6 +10,7 @@ import { upgradeWebSocket } from "../../api/websocket.ts";
 import { HTTPException } from "hono/http-exception";
 import { MAX_BODY_BYTES } from "../../api/app.ts";
 import { jsonBody, validParam } from "../../api/validate.ts";
+import { singleQueries, singleQuery } from "../../api/query.ts";
 import {
   _invalidField,
   acksBodySchema,
@@ -69,7 +70,7 @@ function addMessageRoutes(app: Hono, queues: () => QueueService): void {
 
   app.get("/queue/:name/messages", async (c) => {
     const queue = name(c);
-    const query = getQuerySchema.safeParse(c.req.query());
+    const query = getQuerySchema.safeParse(singleQueries(c));
     if (!query.success) {
       throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
     }
@@ -128,7 +129,7 @@ function addSocketRoute(app: Hono, queues: () => QueueService): void {
       const queue = name(c);
       const service = queues();
       // A client that sends batches asks for them; older clients get no hello frame.
-      const batch = c.req.query("batch") === "1";
+      const batch = singleQuery(c, "batch") === "1";
       let socket: QueueSocket | null = null;
       return {
         onOpen: (_event, ws) => {

@@ -8,6 +8,7 @@
 import type { Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { jsonBody, validParam } from "../../api/validate.ts";
+import { singleQueries } from "../../api/query.ts";
 import {
   _invalidField,
   queueNameSchema,
@@ -22,7 +23,7 @@ import type { QueueService } from "./queue.ts";
 export function addTaskRoutes(app: Hono, queues: () => QueueService): void {
   app.get("/queue/:name/tasks", (c) => {
     const queue = validParam(c, "name", queueNameSchema);
-    const query = taskListQuerySchema.safeParse(c.req.query());
+    const query = taskListQuerySchema.safeParse(singleQueries(c));
     if (!query.success) {
       throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
     }
