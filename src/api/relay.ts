@@ -20,6 +20,7 @@ import { signResponse, verifyRequestHead } from "../crypto/signing.ts";
 import { StreamedDigest } from "../crypto/content_digest.ts";
 import { relayWebSocket } from "./_relay_websocket.ts";
 import { bodyTooLarge } from "./body_limit.ts";
+import { WEBSOCKET_VERSION } from "./websocket.ts";
 
 /** Where a bridge can send things. */
 export interface RelayTable {
@@ -291,8 +292,11 @@ async function signedError(
   nonce: string,
 ): Promise<Response> {
   const body = new TextEncoder().encode(JSON.stringify({ error: message }));
+  const plain = new Headers({ "content-type": "application/json" });
+  // A 426 says which WebSocket version to use (RFC 6455).
+  if (status === 426) plain.set("sec-websocket-version", WEBSOCKET_VERSION);
   const headers = await signResponse(
-    { status, headers: new Headers({ "content-type": "application/json" }), body },
+    { status, headers: plain, body },
     keys,
     { requestNonce: nonce },
   );

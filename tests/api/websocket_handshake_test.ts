@@ -72,7 +72,7 @@ async function assertRefused(
       { publicKey: keys.publicKey, fingerprint: keys.fingerprint, requestNonce: answer.nonce },
     );
     assert.ok(verdict.ok, `${what}: the answer is signed`);
-    if (status === 426 && !extra["fabric-route"]) {
+    if (status === 426) {
       assert.equal(answer.headers.get("sec-websocket-version"), "13", what);
     }
   }
