@@ -27,7 +27,8 @@ export interface ParsedArgs {
  * Parses `args` for `command`: `--name VALUE`, `--name=VALUE`, `-x VALUE`,
  * switches (`--name`, `-x`, grouped `-xy`), `--help`/`-h` always, and `--`
  * before positional arguments that start with a dash. A repeated flag keeps
- * its last value unless it is `multiple`.
+ * its last value unless it is `multiple`. A negative number (`--count -1`) is
+ * a value, so that the flag's own check names its range.
  * @throws {CliError} (64) on an unknown flag, a flag without its value or a
  * switch given a value.
  */
@@ -61,7 +62,7 @@ export function parseFlags(
     const arg = args[i]!;
     const next = (): string => {
       const value = args[i + 1];
-      if (value === undefined || (value.startsWith("-") && value !== "-")) {
+      if (value === undefined || /^-(?!\d)./.test(value)) {
         return fail(`Flag "${arg}" needs a value`);
       }
       i++;
@@ -149,16 +150,33 @@ export function storeFlag(parsed: ParsedArgs): string | undefined {
   return store;
 }
 
+/** Options of {@linkcode keyValueFlag}. */
+export interface KeyValueFlagOptions {
+  /** Refuse a key given twice rather than keep its last value. Default `false`. */
+  unique?: boolean;
+}
+
 /**
  * A repeated `--name KEY=VALUE` flag as an object.
- * @throws {CliError} (64) when a value has no `=` or an empty key.
+ * @throws {CliError} (64) when a value has no `=` or an empty key, or with
+ * `unique` when a key is given twice.
  */
-export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, string> {
+export function keyValueFlag(
+  parsed: ParsedArgs,
+  name: string,
+  options: KeyValueFlagOptions = {},
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of listFlag(parsed, name)) {
     const eq = pair.indexOf("=");
     if (eq < 1) throw usage(`Invalid --${name} "${pair}": use KEY=VALUE`);
-    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+    const key = pair.slice(0, eq);
+    if (options.unique && Object.hasOwn(out, key)) {
+      throw usage(
+        `Repeated --${name} "${key}" ("${key}=${out[key]}", then "${pair}"): give each key once`,
+      );
+    }
+    out[key] = pair.slice(eq + 1);
   }
   return out;
 }

@@ -7,7 +7,7 @@
 import { attach, type AttachedService } from "../client/attach.ts";
 import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
-import { idFlags, parseFlags, stringFlag } from "./args.ts";
+import { idFlags, noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError } from "./cli_error.ts";
 import { checkKeyFileMode } from "./context.ts";
 
@@ -34,6 +34,7 @@ export async function connectCommand(args: string[]): Promise<number> {
     json: { type: "boolean" },
     fabric: { type: "string" },
   });
+  noMoreArgs("connect", parsed.positionals);
   if (parsed.flags.help) {
     console.log(CONNECT_HELP);
     return EXIT.OK;

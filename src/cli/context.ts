@@ -59,14 +59,14 @@ export async function loadContext(fabricFlag: string | undefined): Promise<Fabri
 
 /**
  * Refuses a key file that group or others may read, as OpenSSH refuses such
- * a private key: whoever reads it controls the fabric. A missing file is left
- * to the reader, which says what to run.
+ * a private key: whoever reads it controls the fabric. A missing file, a
+ * directory, a FIFO or a device is left to the reader, which says what it is.
  * @throws {CliError} 78 with the `chmod` that fixes it.
  */
 export async function checkKeyFileMode(path: string): Promise<void> {
   const info = await Deno.stat(path).catch(() => null);
   const mode = info?.mode;
-  if (mode === null || mode === undefined || (mode & 0o077) === 0) return;
+  if (!info?.isFile || mode === null || mode === undefined || (mode & 0o077) === 0) return;
   const octal = (mode & 0o777).toString(8).padStart(4, "0");
   throw new CliError(
     `Key file "${path}" is readable by group or others (mode ${octal}): ` +

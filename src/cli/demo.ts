@@ -8,7 +8,7 @@ import { join } from "../base/paths.ts";
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
 import { EXIT, type SpawnResult } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError } from "./cli_error.ts";
 import { initFabric } from "./init.ts";
 import { startLocalFabric } from "./local_fabric.ts";
@@ -35,6 +35,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     keep: { type: "boolean" },
     pilots: { type: "string" },
   });
+  noMoreArgs("demo", parsed.positionals);
   if (parsed.flags.help) {
     console.log(DEMO_HELP);
     return EXIT.OK;

@@ -11,7 +11,7 @@ import {
 } from "../config/fabric_file.ts";
 import { generateFabricKeys, writeKeyFile } from "../crypto/keys.ts";
 import { EXIT } from "../types/mod.ts";
-import { parseFlags, stringFlag } from "./args.ts";
+import { noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 
 /** Help text of `fabricd init`. */
@@ -100,6 +100,7 @@ export async function initCommand(args: string[]): Promise<number> {
     dir: { type: "string" },
     force: { type: "boolean" },
   });
+  noMoreArgs("init", parsed.positionals);
   if (parsed.flags.help) {
     console.log(INIT_HELP);
     return EXIT.OK;

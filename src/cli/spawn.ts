@@ -7,7 +7,15 @@
 import { type FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { checkRoleOptions, formatRoleOptions, RoleOptionsError } from "../types/role_options.ts";
 import { EXIT, type Role, ROLES, type SpawnResult } from "../types/mod.ts";
-import { idFlag, idFlags, intFlag, keyValueFlag, parseFlags, stringFlag } from "./args.ts";
+import {
+  idFlag,
+  idFlags,
+  keyValueFlag,
+  noMoreArgs,
+  parseFlags,
+  rangeFlag,
+  stringFlag,
+} from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext, targetOf } from "./context.ts";
 import { spawnWithProgress } from "./spawn_progress.ts";
@@ -26,7 +34,7 @@ configures it and answers once it is ALIVE.
                   bootstrap, configure)
   --via ID        the service that spawns (default: the fabric's root spawner)
   --session S     a session the new service serves (repeatable)
-  --option K=V    a role setting, e.g. --option queue=que-1a2b3c4d (repeatable);
+  --option K=V    a role setting, e.g. --option queue=que-1a2b3c4d (repeatable, each key once);
                   an unknown option or a bad value exits 64 before anything starts
   --count N       start N services of the role (1-1000, default 1), --parallel at a time;
                   each prints its line as it comes ALIVE, each failure a line on stderr
@@ -143,6 +151,7 @@ export async function spawnCommand(args: string[]): Promise<number> {
     fabric: { type: "string" },
     json: { type: "boolean" },
   });
+  noMoreArgs("spawn", parsed.positionals);
   const role = stringFlag(parsed, "role");
   if (role !== undefined && !(ROLES as readonly string[]).includes(role)) {
     throw usage(`Unknown role "${role}": use one of ${ROLES.join(", ")}`);
@@ -156,17 +165,15 @@ export async function spawnCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (!role) throw usage('Missing --role: e.g. "fabricd spawn --role spawner"');
-  const options = keyValueFlag(parsed, "option");
+  const options = keyValueFlag(parsed, "option", { unique: true });
   try {
     checkRoleOptions(role as Role, options);
   } catch (error) {
     if (error instanceof RoleOptionsError) throw usage(error.message);
     throw error;
   }
-  const count = intFlag(parsed, "count", 1);
-  const parallel = intFlag(parsed, "parallel", 8);
-  if (count < 1 || count > 1000) throw usage(`Invalid --count "${count}": use 1 to 1000`);
-  if (parallel < 1 || parallel > 64) throw usage(`Invalid --parallel "${parallel}": use 1 to 64`);
+  const count = rangeFlag(parsed, "count", { min: 1, max: 1000 }) ?? 1;
+  const parallel = rangeFlag(parsed, "parallel", { min: 1, max: 64 }) ?? 8;
   const viaId = idFlag(parsed, "via", "service");
   const sessions = idFlags(parsed, "session", "session");
   const context = await loadContext(stringFlag(parsed, "fabric"));

@@ -14,6 +14,10 @@
  * @module
  */
 import type { ServiceRecord } from "../types/mod.ts";
+import { readSmallFile } from "../base/small_file.ts";
+
+/** The bound of `loadFabricFile` (config/fabric_file.ts, not imported: it brings the YAML parser). */
+const MAX_FABRIC_FILE_BYTES = 1024 * 1024;
 import { renderTree, shownRecords, withReachability, writeServicesJson } from "./status_tree.ts";
 
 /** The answer of the socket: who serves it, and the records. */
@@ -71,7 +75,8 @@ async function fabricFacts(
   const file = given ?? Deno.env.get("FABRIC_FILE") ??
     (home ? `${home}/.fabric/fabric.yaml` : "");
   if (!file) return null;
-  const text = await Deno.readTextFile(file);
+  // Bounded, and only a regular file: a FIFO there must not block the command.
+  const text = await readSmallFile(file, MAX_FABRIC_FILE_BYTES);
   const dir = /^dir: (\/[^\s'"#]+)$/m.exec(text)?.[1];
   const fingerprint = /^fingerprint: (sha256:[0-9a-f]{64})$/m.exec(text)?.[1];
   const registry = /^registries:\n {2}- id: ([a-z][a-z0-9-]{1,62})$/m.exec(text)?.[1];

@@ -7,7 +7,14 @@
 import { join, resolve } from "../base/paths.ts";
 import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
-import { type ParsedArgs, parseFlags, rangeFlag, storeFlag, stringFlag } from "./args.ts";
+import {
+  noMoreArgs,
+  type ParsedArgs,
+  parseFlags,
+  rangeFlag,
+  storeFlag,
+  stringFlag,
+} from "./args.ts";
 import { HEARTBEAT_MS } from "../types/role_options.ts";
 import { initFabric } from "./init.ts";
 import { type LocalFabric, startLocalFabric } from "./local_fabric.ts";
@@ -100,6 +107,7 @@ export async function upCommand(args: string[]): Promise<number> {
     store: { type: "string" },
     replicas: { type: "string" },
   });
+  noMoreArgs("up", parsed.positionals);
   if (parsed.flags.help) {
     console.log(UP_HELP);
     return EXIT.OK;

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from "../base/paths.ts";
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from "yaml";
 import * as z from "zod";
 import { homeDir } from "./home.ts";
+import { readSmallFile, SmallFileError } from "../base/small_file.ts";
 
 export { homeDir };
 
@@ -87,17 +88,22 @@ export function resolveFabricPath(
   return join(homeDir(env), ".fabric", "fabric.yaml");
 }
 
+/** The most a fabric file may hold; it holds a few hundred bytes, a few KiB with many sessions. */
+const MAX_FABRIC_FILE_BYTES = 1024 * 1024;
+
 /**
  * Reads and validates a fabric file.
  *
- * @throws {FabricFileError} when the file is missing (`missing`), is not YAML or
- * lacks a field; `line` and `column` point at the problem.
+ * @throws {FabricFileError} when the file is missing (`missing`), is a
+ * directory, a FIFO or a device, is over 1 MiB, is not YAML or lacks a field;
+ * `line` and `column` point at the problem.
  */
 export async function loadFabricFile(path: string): Promise<FabricFile> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readFabricText(path);
   } catch (cause) {
+    if (cause instanceof FabricFileError) throw cause;
     if (cause instanceof Deno.errors.NotFound) {
       throw new FabricFileError(
         `No fabric file at "${path}": run "fabricd init" or "fabricd up" first, or pass --fabric FILE`,
@@ -113,9 +119,31 @@ export async function loadFabricFile(path: string): Promise<FabricFile> {
 }
 
 /**
+ * The text of fabric file `path`, read only when it is a regular file of at
+ * most {@linkcode MAX_FABRIC_FILE_BYTES} (base/small_file.ts).
+ * @throws {FabricFileError} for a directory, another non-regular file or a larger file;
+ * `Deno.errors` as `stat` and `open` report them.
+ */
+async function readFabricText(path: string): Promise<string> {
+  try {
+    return await readSmallFile(path, MAX_FABRIC_FILE_BYTES);
+  } catch (error) {
+    if (!(error instanceof SmallFileError)) throw error;
+    const fix = {
+      "directory": `: give the fabric file itself, e.g. --fabric "${join(path, "fabric.yaml")}"`,
+      "not-regular": ": give the fabric file itself with --fabric FILE",
+      "too-large": ", far more than a fabric file holds: give the right file with --fabric FILE, " +
+        "or restore it",
+    }[error.kind];
+    throw new FabricFileError(`Fabric file "${path}" ${error.problem}${fix}`, { path });
+  }
+}
+
+/**
  * Parses fabric-file text; `path` only names the file in errors.
  *
- * @throws {FabricFileError} on YAML syntax errors or invalid fields, with line and column.
+ * @throws {FabricFileError} on YAML syntax errors or invalid fields, with line
+ * and column, and on aliases that would expand past the YAML library's limit.
  */
 export function parseFabricFile(text: string, path: string): FabricFile {
   const lines = new LineCounter();
@@ -130,7 +158,20 @@ export function parseFabricFile(text: string, path: string): FabricFile {
       { path, line: at.line, column: at.col },
     );
   }
-  const parsed = fabricFileSchema.safeParse(doc.toJS() ?? {});
+  let data: unknown;
+  try {
+    // Throws on an alias bomb: aliases of aliases that would expand without end.
+    data = doc.toJS();
+  } catch (cause) {
+    throw new FabricFileError(
+      `${path}: cannot expand its YAML (${
+        firstLine(cause instanceof Error ? cause.message : String(cause))
+      }): a fabric file needs no anchors or aliases (&name, *name): write the values out, or restore the file`,
+      { path },
+      { cause },
+    );
+  }
+  const parsed = fabricFileSchema.safeParse(data ?? {});
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
   const keys = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));

@@ -7,6 +7,7 @@
 
 import { copyBytes, describe, fromBase64Url, quote, toBase64Url } from "./_bytes.ts";
 import { type Rotation, verifyRotation } from "./rotation.ts";
+import { readSmallFile, SmallFileError } from "../base/small_file.ts";
 
 /** A fabric's Ed25519 key pair with its fingerprint and private JWK. */
 export interface FabricKeys {
@@ -69,6 +70,8 @@ export class KeyFileError extends Error {
 
 const ED25519 = "Ed25519";
 const KEY_LENGTH = 32;
+/** The most a key file (or its `.rotation` companion) may hold; a key file holds about 150 bytes. */
+export const MAX_KEY_FILE_BYTES = 64 * 1024;
 
 /**
  * Generates fresh fabric keys, as `fabricd init` does once per fabric.
@@ -209,7 +212,8 @@ export async function writeKeyFile(
  *
  * @param path The key file.
  * @returns The keys it holds.
- * @throws {KeyFileError} If the file is missing, unreadable or not a fabric key; `path` names it.
+ * @throws {KeyFileError} If the file is missing, unreadable, a directory, a
+ * FIFO or device, over 64 KiB or not a fabric key; `path` names it.
  */
 export async function readKeyFile(path: string): Promise<FabricKeys> {
   const keys = await readJwkFile(path);
@@ -235,9 +239,13 @@ export async function readRotationFile(path: string): Promise<Rotation | null> {
   const where = rotationPathOf(path);
   let text: string;
   try {
-    text = await Deno.readTextFile(where);
+    text = await readKeyText(where, {
+      name: "Rotation file",
+      fix: "restore it, or remove it once the grace of the last rotation is over",
+    });
   } catch (cause) {
     if (cause instanceof Deno.errors.NotFound) return null;
+    if (cause instanceof KeyFileError) throw cause;
     throw new KeyFileError(`Cannot read rotation file ${JSON.stringify(where)}: ${cause}`, {
       path: where,
       cause,
@@ -277,8 +285,9 @@ export async function reloadKeyFile(keys: FabricKeys): Promise<boolean> {
 async function readJwkFile(path: string): Promise<FabricKeys> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readKeyText(path, { name: "Key file", fix: "give the right key path" });
   } catch (cause) {
+    if (cause instanceof KeyFileError) throw cause;
     const message = cause instanceof Deno.errors.NotFound
       ? `Key file ${
         JSON.stringify(path)
@@ -307,6 +316,28 @@ async function readJwkFile(path: string): Promise<FabricKeys> {
         cause instanceof Error ? cause.message : String(cause)
       }`,
       { path, cause },
+    );
+  }
+}
+
+/**
+ * The text of `path`, read only when it is a regular file of at most
+ * {@linkcode MAX_KEY_FILE_BYTES} (base/small_file.ts). `what` names it and
+ * says what to do in messages.
+ * @throws {KeyFileError} for a directory, another non-regular file or a larger
+ * file; `Deno.errors` as `stat` and `open` report them.
+ */
+async function readKeyText(path: string, what: { name: string; fix: string }): Promise<string> {
+  try {
+    return await readSmallFile(path, MAX_KEY_FILE_BYTES);
+  } catch (error) {
+    if (!(error instanceof SmallFileError)) throw error;
+    const holds = error.kind === "too-large"
+      ? `, far more than a ${what.name.toLowerCase()} holds`
+      : "";
+    throw new KeyFileError(
+      `${what.name} ${JSON.stringify(path)} ${error.problem}${holds}: ${what.fix}`,
+      { path },
     );
   }
 }

@@ -12,7 +12,8 @@ import {
   type TrustRoot,
   verifyChain,
 } from "./certificate.ts";
-import type { FabricKeys } from "./keys.ts";
+import { type FabricKeys, MAX_KEY_FILE_BYTES } from "./keys.ts";
+import { readSmallFile } from "../base/small_file.ts";
 import { type Rotation, verifyRotation } from "./rotation.ts";
 
 /** A resolved signer and the key its signature must verify with. */
@@ -325,6 +326,6 @@ export async function resolveKey(
 
 /** The statement in the `.rotation` companion of key file `file`, or null. */
 async function readStatement(file: string): Promise<string | null> {
-  const text = await Deno.readTextFile(`${file}.rotation`).catch(() => null);
+  const text = await readSmallFile(`${file}.rotation`, MAX_KEY_FILE_BYTES).catch(() => null);
   return text?.trim() || null;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type FlagSpec, parseFlags } from "../../src/cli/args.ts";
+import { type FlagSpec, keyValueFlag, parseFlags } from "../../src/cli/args.ts";
 import { CliError } from "../../src/cli/cli_error.ts";
 
 const SPEC: Record<string, FlagSpec> = {
@@ -59,4 +59,29 @@ Deno.test("parseFlags() names the flag and the help command in each usage error"
     'Flag "--fabric" needs a value: see "fabricd status --help"',
   );
   assert.equal(refusal(["--json=1"]), 'Flag "--json" takes no value: see "fabricd status --help"');
+});
+
+Deno.test("parseFlags() takes a negative number as a flag's value, for the flag's own check to refuse", () => {
+  const parsed = parseFlags("status", ["--fabric", "-1"], SPEC);
+  assert.equal(parsed.flags.fabric, "-1");
+  assert.equal(
+    refusal(["--fabric", "-x"]),
+    'Flag "--fabric" needs a value: see "fabricd status --help"',
+  );
+});
+
+Deno.test("keyValueFlag() keeps the last of a repeated key, or refuses it with unique", () => {
+  const parsed = parseFlags("spawn", ["--option", "a=1", "--option", "b=2", "--option", "a=3"], {
+    option: { type: "string", multiple: true },
+  });
+  assert.deepEqual(keyValueFlag(parsed, "option"), { a: "3", b: "2" });
+  assert.throws(
+    () => keyValueFlag(parsed, "option", { unique: true }),
+    (error: unknown) => {
+      assert.ok(error instanceof CliError);
+      assert.equal(error.exitCode, 64);
+      assert.equal(error.message, 'Repeated --option "a" ("a=1", then "a=3"): give each key once');
+      return true;
+    },
+  );
 });

@@ -78,3 +78,52 @@ Deno.test("saveFabricFile() writes a file that loads back, with mode 0600", asyn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseFabricFile() refuses a YAML alias bomb with a FabricFileError that says what to do", () => {
+  const lines = [`a0: &a0 [${Array(9).fill("x").join(", ")}]`];
+  for (let i = 1; i < 10; i++) {
+    lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(", ")}]`);
+  }
+  assert.throws(() => parseFabricFile(`${lines.join("\n")}\n`, "f.yaml"), (caught: unknown) => {
+    assert.ok(caught instanceof FabricFileError);
+    assert.ok(!caught.missing);
+    assert.match(caught.message, /^f\.yaml: cannot expand its YAML \(Excessive alias count/);
+    assert.match(
+      caught.message,
+      /needs no anchors or aliases .*: write the values out, or restore the file$/,
+    );
+    return true;
+  });
+});
+
+Deno.test("loadFabricFile() refuses a directory and a file over 1 MiB, and loads one of 1 MiB", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const refused = async (path: string, message: RegExp): Promise<void> => {
+      await assert.rejects(loadFabricFile(path), (caught: unknown) => {
+        assert.ok(caught instanceof FabricFileError);
+        assert.ok(!caught.missing);
+        assert.equal(caught.path, path);
+        assert.match(caught.message, message);
+        return true;
+      });
+    };
+    await refused(
+      dir,
+      /^Fabric file ".*" is a directory: give the fabric file itself, e\.g\. --fabric ".*fabric\.yaml"$/,
+    );
+    const fabric = `version: 1\nkey: fabric.key\nfingerprint: ${FINGERPRINT}\n`;
+    const full = join(dir, "full.yaml");
+    await Deno.writeTextFile(full, `${fabric}#${"x".repeat(1024 * 1024 - fabric.length - 2)}\n`);
+    assert.equal((await Deno.stat(full)).size, 1024 * 1024);
+    assert.equal((await loadFabricFile(full)).fingerprint, FINGERPRINT);
+    const over = join(dir, "over.yaml");
+    await Deno.writeTextFile(over, `${fabric}#${"x".repeat(1024 * 1024 - fabric.length - 1)}\n`);
+    await refused(
+      over,
+      /^Fabric file ".*over\.yaml" is larger than 1 MiB, .*: give the right file with --fabric FILE, or restore it$/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,6 +5,8 @@ import {
   importFabricKeys,
   KeyFileError,
   readKeyFile,
+  readRotationFile,
+  rotationPathOf,
   writeKeyFile,
 } from "../../src/crypto/keys.ts";
 
@@ -151,5 +153,46 @@ Deno.test("readKeyFile() throws KeyFileError naming the path when the file is mi
       assert.ok(error.cause instanceof TypeError);
       return true;
     });
+  });
+});
+
+Deno.test("readKeyFile() refuses a directory and a file over 64 KiB, and reads a key of 64 KiB", async () => {
+  await withTempDir(async (dir) => {
+    const refused = async (reading: Promise<unknown>, path: string, message: RegExp) => {
+      await assert.rejects(reading, (error: unknown) => {
+        assert.ok(error instanceof KeyFileError);
+        assert.equal(error.path, path);
+        assert.ok(!(error.cause instanceof Deno.errors.NotFound));
+        assert.match(error.message, message);
+        return true;
+      });
+    };
+    const folder = `${dir}/folder.key`;
+    await Deno.mkdir(folder);
+    await refused(
+      readKeyFile(folder),
+      folder,
+      /^Key file ".*folder\.key" is a directory: give the right key path$/,
+    );
+    const keys = await generateFabricKeys();
+    const full = `${dir}/full.key`;
+    await writeKeyFile(full, keys);
+    const text = await Deno.readTextFile(full);
+    await Deno.writeTextFile(full, text + " ".repeat(64 * 1024 - text.length));
+    assert.equal((await readKeyFile(full)).fingerprint, keys.fingerprint);
+    const over = `${dir}/over.key`;
+    await Deno.writeTextFile(over, text + " ".repeat(64 * 1024 + 1 - text.length), { mode: 0o600 });
+    await refused(
+      readKeyFile(over),
+      over,
+      /^Key file ".*over\.key" is larger than 64 KiB, far more than a key file holds: give the right key path$/,
+    );
+    const rotation = rotationPathOf(full);
+    await Deno.mkdir(rotation);
+    await refused(
+      readRotationFile(full),
+      rotation,
+      /^Rotation file ".*\.rotation" is a directory: restore it/,
+    );
   });
 });
