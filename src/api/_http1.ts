@@ -92,8 +92,21 @@ function ascii(bytes: Uint8Array): string {
   return text;
 }
 
-/** Header fields of a head, names lower-cased, values trimmed. */
-function fields(lines: Uint8Array[]): [string, string][] {
+/** Whether `value` holds a control character other than HTAB (0x00-0x08, 0x0A-0x1F, 0x7F). */
+function hasControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * Header fields of a head, names lower-cased, values trimmed. With `request`,
+ * a value holding a control character other than HTAB is refused, as the
+ * server behind the front would (with an empty 400 of its own).
+ */
+function fields(lines: Uint8Array[], request: boolean): [string, string][] {
   const out: [string, string][] = [];
   for (let i = 1; i < lines.length; i++) {
     const text = ascii(lines[i]!);
@@ -103,9 +116,34 @@ function fields(lines: Uint8Array[]): [string, string][] {
     const colon = text.indexOf(":");
     const name = colon > 0 ? text.slice(0, colon) : "";
     if (!TOKEN.test(name)) throw new HeadError(400, "Malformed header line");
-    out.push([name.toLowerCase(), text.slice(colon + 1).trim()]);
+    // The value as sent: trim() would drop a vertical tab or form feed at its ends.
+    const value = text.slice(colon + 1);
+    if (request && hasControl(value)) {
+      throw new HeadError(400, `Control character in header "${name}"`);
+    }
+    // Optional whitespace is spaces and tabs only (RFC 9110 5.6.3), as the server behind reads it.
+    out.push([name.toLowerCase(), value.replace(/^[ \t]+|[ \t]+$/g, "")]);
   }
   return out;
+}
+
+/**
+ * Most header lines in a request head. The server behind the front refuses
+ * more than 128 (with an empty 400 of its own), and the front adds its
+ * `Fabric-Peer` line: 100 leaves room.
+ */
+const MAX_HEADER_LINES = 100;
+
+/** A request head's header fields, refusing what the server behind would refuse. */
+function requestFields(lines: Uint8Array[]): [string, string][] {
+  if (lines.length - 1 > MAX_HEADER_LINES) {
+    throw new HeadError(400, `Too many header lines (over ${MAX_HEADER_LINES}): send fewer`);
+  }
+  const headers = fields(lines, true);
+  if (headers.filter(([n]) => n === "host").length > 1) {
+    throw new HeadError(400, "Duplicate Host header");
+  }
+  return headers;
 }
 
 function lengthOf(values: string[]): number | undefined {
@@ -162,7 +200,7 @@ export function parseRequestHead(head: Uint8Array): RequestHead {
   const lines = splitLines(head);
   const requestLine = ascii(lines[0] ?? new Uint8Array());
   const match = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ ]+) HTTP\/1\.([01])$/.exec(requestLine);
-  if (!match) throw new HeadError(400, "Malformed request line");
+  if (!match || hasControl(match[2]!)) throw new HeadError(400, "Malformed request line");
   if (!isNormalTarget(match[2]!)) {
     throw new HeadError(
       400,
@@ -170,7 +208,7 @@ export function parseRequestHead(head: Uint8Array): RequestHead {
         '"//", "\\" or encoded dots, slashes and backslashes',
     );
   }
-  const headers = fields(lines);
+  const headers = requestFields(lines);
   const upgrade = headers.some(([n]) => n === "upgrade") &&
     hasToken(headers, "connection", "upgrade");
   return {
@@ -196,7 +234,7 @@ export function parseResponseHead(head: Uint8Array, method: string): ResponseHea
   if (status < 200 || status === 204 || status === 304 || method === "HEAD") {
     return { status, framing: { kind: "none" } };
   }
-  return { status, framing: framingOf(fields(lines), { kind: "close" }) };
+  return { status, framing: framingOf(fields(lines, false), { kind: "close" }) };
 }
 
 /** Longest chunk-size or trailer line accepted, bytes. */

@@ -11,6 +11,8 @@ import { noMoreArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
 import { createUiServer, randomToken } from "../ui/ui_server.ts";
+import { type GuardedServer, serveGuarded } from "../api/guarded_server.ts";
+import type { HttpFrontLimits } from "../api/http_front.ts";
 
 /** Help text of `fabricd ui`. */
 export const UI_HELP = `fabricd ui [--listen HOST:PORT] [--fabric FILE]
@@ -63,17 +65,24 @@ function parseListen(listen: string): { hostname: string; port: number } {
 }
 
 /**
- * Serves `handler` on `hostname:port`.
+ * Serves `handler` on `hostname:port` behind the connection front the
+ * services use (docs/protocol.md 2.10): head and request deadlines, per-peer
+ * and total connection bounds, the front's own 400/408/431 answers. Loopback
+ * is not a trust boundary: every local user can reach the UI. Answers (the
+ * page's server-sent events) are never under a deadline. `limits` default
+ * to the services' production ones.
  * @throws {CliError} 78 when the address cannot be listened on (in use, not
- * this host's), 64 when the host name does not resolve.
+ * this host's) or the front's socket directory cannot be made, 64 when the
+ * host name does not resolve.
  */
-function serveOn(
+export async function serveUi(
   hostname: string,
   port: number,
   handler: Deno.ServeHandler<Deno.NetAddr>,
-): Deno.HttpServer<Deno.NetAddr> {
+  limits: HttpFrontLimits = {},
+): Promise<GuardedServer> {
   try {
-    return Deno.serve({ hostname, port, onListen: () => {} }, handler);
+    return await serveGuarded(handler, { ...limits, hostname, port });
   } catch (error) {
     const at = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
     const reason = error instanceof Error ? error.message : String(error);
@@ -86,6 +95,10 @@ function serveOn(
         EXIT.CONFIG,
         { cause: error },
       );
+    }
+    if (Object.values(Deno.errors).some((kind) => error instanceof kind)) {
+      // The front's private socket directory (under $TMPDIR), not the address.
+      throw new CliError(`Cannot start the UI's server: ${reason}`, EXIT.CONFIG, { cause: error });
     }
     throw usage(`Invalid --listen "${at}": ${reason}: use HOST:PORT, e.g. 127.0.0.1:8080`);
   }
@@ -105,7 +118,7 @@ export async function uiCommand(args: string[]): Promise<number> {
   const dir = dirname(context.fabricPath);
   // Listen before the token file is made: a busy address changes nothing.
   const serving: { app?: Deno.ServeHandler<Deno.NetAddr> } = {};
-  const server = serveOn(
+  const server = await serveUi(
     hostname,
     port,
     (request, info) => serving.app?.(request, info) ?? new Response("Starting", { status: 503 }),
