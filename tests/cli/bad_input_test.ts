@@ -6,30 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadFabricFile, saveFabricFile } from "../../src/config/fabric_file.ts";
+import { stoppedFabric } from "./_stopped_fabric.ts";
 import { initFabric } from "../../src/cli/init.ts";
 import { runFabricd, withTempDir } from "../e2e/_fabric.ts";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** A fabric file naming a registry nobody listens on: commands get past loading it. */
-async function stoppedFabric(dir: string): Promise<string> {
-  const fabric = join(dir, "fabric.yaml");
-  await initFabric(fabric);
-  await saveFabricFile(fabric, {
-    ...await loadFabricFile(fabric),
-    registries: [{ id: "reg-0000dead", url: `http://127.0.0.1:${freePort()}` }],
-  });
-  return fabric;
 }
 
 const BAD_UP_FLAGS: { flags: string[]; stderr: RegExp }[] = [

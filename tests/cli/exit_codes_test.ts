@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { stoppedFabric } from "./_stopped_fabric.ts";
 import { loadFabricFile, saveFabricFile } from "../../src/config/fabric_file.ts";
 import { initFabric } from "../../src/cli/init.ts";
 import { runFabricd, withLocalFabric, withTempDir } from "../e2e/_fabric.ts";
@@ -99,16 +100,7 @@ const WITHOUT_A_RUNNING_FABRIC: Case[] = [
 
 Deno.test("fabricd exits as the README's table says when the fabric is not running", async () => {
   await withTempDir(async (dir) => {
-    const fabric = join(dir, "fabric.yaml");
-    await initFabric(fabric);
-    // A registry nobody listens on: a port taken and released.
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
-    listener.close();
-    await saveFabricFile(fabric, {
-      ...await loadFabricFile(fabric),
-      registries: [{ id: "reg-0000dead", url: `http://127.0.0.1:${port}` }],
-    });
+    const fabric = await stoppedFabric(dir);
     for (const c of WITHOUT_A_RUNNING_FABRIC) await check(c, fabric);
   });
 });

@@ -6,11 +6,9 @@
  * under a deadline.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { stoppedFabric } from "./_stopped_fabric.ts";
 import { serveUi } from "../../src/cli/ui.ts";
-import { initFabric } from "../../src/cli/init.ts";
 import type { FabricClient } from "../../src/client/fabric_client.ts";
-import { loadFabricFile, saveFabricFile } from "../../src/config/fabric_file.ts";
 import { generateFabricKeys } from "../../src/crypto/mod.ts";
 import { createUiServer } from "../../src/ui/ui_server.ts";
 import { fakeRegistry } from "../_fake_registry.ts";
@@ -123,20 +121,6 @@ Deno.test("serveUi() cuts a slow partial head with the front's 408, serves the p
     await new Promise((resolve) => setTimeout(resolve, 1100));
   }
 });
-
-/** A fabric file naming a registry nobody listens on: `fabricd ui` starts and keeps retrying. */
-async function stoppedFabric(dir: string): Promise<string> {
-  const fabric = join(dir, "fabric.yaml");
-  await initFabric(fabric);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  await saveFabricFile(fabric, {
-    ...await loadFabricFile(fabric),
-    registries: [{ id: "reg-0000dead", url: `http://127.0.0.1:${port}` }],
-  });
-  return fabric;
-}
 
 Deno.test("fabricd ui answers through the connection front: its 400s, a bound on one peer's half-open connections, SIGINT still stops it", async () => {
   await withTempDir(async (dir) => {
