@@ -1,12 +1,12 @@
 /**
  * The contract of a role (DESIGN.md "One binary, many roles"): a component
- * whose `start(ctx)` returns what it adds to its service (routes, a front
- * middleware) and an idempotent `stop()`. A role keeps its state in what
+ * whose `start(ctx)` returns what it adds to its service (routes) and an
+ * idempotent `stop()`. A role keeps its state in what
  * `start` returns, never in its module. Roles never import each other; they
  * talk over the API.
  * @module
  */
-import type { Hono, MiddlewareHandler } from "hono";
+import type { Hono } from "hono";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { SpawnRequest } from "../types/wire.ts";
@@ -90,11 +90,6 @@ export interface RoleHandle {
    * (and once it stops) they answer 503. Default: none.
    */
   routes?: Hono;
-  /**
-   * Runs before the service's body limit and signature check, for every
-   * request (the bridge's relay, which verifies and streams itself). Default: none.
-   */
-  front?: MiddlewareHandler;
   /** Stops the role; calling it again does nothing (an urgent call may still hurry it). */
   stop(options?: RoleStopOptions): Promise<void>;
 }

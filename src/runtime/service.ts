@@ -170,7 +170,7 @@ export class FabricService implements ServiceHandlers {
     // Every service relays along the spawn tree (docs/protocol.md 5.5): any
     // service may spawn, and a request for its child comes down through it.
     this.#relay = relayFront(ctx);
-    this.#slot.mount({ routes: this.#role.routes, front: this.#role.front ?? this.#relay.front });
+    this.#slot.mount({ routes: this.#role.routes, front: this.#relay.front });
     const registration = this.#registration ?? new Registration(credentials.registry, credentials);
     this.#registration = registration;
     // Placed before its ready report: the parent's caller may use it once the parent answers.
