@@ -72,8 +72,8 @@ export function createApp(deps: AppDeps): Hono {
   // Before the role's front: the relay's own 401s are refusals of this
   // service, logged with the same rate limit as the signature check's.
   app.use(auditedRefusals());
-  // A role's front (the bridge's relay) verifies, limits and streams bodies
-  // itself, before anything buffers them.
+  // The relay (the role slot's front) verifies, limits and streams the
+  // bodies it passes on itself, before anything buffers them.
   if (deps.role) app.use(deps.role.front);
   // The one unsigned route with a body is small (docs/protocol.md 4.4): a
   // stranger's bootstrap requests cannot make the service hold 1 MiB each.
