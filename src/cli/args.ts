@@ -150,28 +150,18 @@ export function storeFlag(parsed: ParsedArgs): string | undefined {
   return store;
 }
 
-/** Options of {@linkcode keyValueFlag}. */
-export interface KeyValueFlagOptions {
-  /** Refuse a key given twice rather than keep its last value. Default `false`. */
-  unique?: boolean;
-}
-
 /**
  * A repeated `--name KEY=VALUE` flag as an object.
- * @throws {CliError} (64) when a value has no `=` or an empty key, or with
- * `unique` when a key is given twice.
+ * @throws {CliError} (64) when a value has no `=` or an empty key, or when a
+ * key is given twice (which value was meant is the user's to say).
  */
-export function keyValueFlag(
-  parsed: ParsedArgs,
-  name: string,
-  options: KeyValueFlagOptions = {},
-): Record<string, string> {
+export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of listFlag(parsed, name)) {
     const eq = pair.indexOf("=");
     if (eq < 1) throw usage(`Invalid --${name} "${pair}": use KEY=VALUE`);
     const key = pair.slice(0, eq);
-    if (options.unique && Object.hasOwn(out, key)) {
+    if (Object.hasOwn(out, key)) {
       throw usage(
         `Repeated --${name} "${key}" ("${key}=${out[key]}", then "${pair}"): give each key once`,
       );

@@ -165,7 +165,7 @@ export async function spawnCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (!role) throw usage('Missing --role: e.g. "fabricd spawn --role spawner"');
-  const options = keyValueFlag(parsed, "option", { unique: true });
+  const options = keyValueFlag(parsed, "option");
   try {
     checkRoleOptions(role as Role, options);
   } catch (error) {

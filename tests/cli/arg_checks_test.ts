@@ -121,6 +121,10 @@ const USAGE_BEFORE_LOADING: Case[] = [
     stderr: /Invalid service ID "zz\/\.\.\/que-1": --queue takes .*que-1a2b3c4d/,
   },
   { args: ["task", "submit", "--timeout", "5s", "--", "/bin/echo"], stderr: /--timeout goes/ },
+  {
+    args: ["task", "submit", "--env", "A=1", "--env", "A=2", "--", "/bin/echo"],
+    stderr: /Repeated --env "A" \("A=1", then "A=2"\): give each key once/,
+  },
   { args: ["pilot", "foo"], stderr: /Unknown action "foo"/ },
   { args: ["pilot", "list", "extra"], stderr: /Unexpected "extra"/ },
   { args: ["pilot", "submit", "--count", "abc"], stderr: /Invalid --count "abc": .*1 to 256/ },
