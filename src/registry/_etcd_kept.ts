@@ -19,13 +19,21 @@ export function keepOp(prefix: string, removed: ServiceRecord, until: number): E
   return { put: { key: `${prefix}kept/${removed.id}`, value } };
 }
 
-/** The kept revocations that last past `now`, by ID; removes some that do not (best effort). */
+/**
+ * The kept revocations that last past `now`, by ID, with `since` only those
+ * put after that revision (the key's revision is the forget's, after every
+ * transition it removed); removes some expired ones (best effort).
+ */
 export async function readKept(
   etcd: EtcdClient,
   prefix: string,
   now: number,
+  since = -1,
 ): Promise<Revocation[]> {
-  const { kvs } = await etcd.range(`${prefix}kept/`, { prefix: true });
+  const { kvs } = await etcd.range(`${prefix}kept/`, {
+    prefix: true,
+    ...(since >= 0 ? { minModRevision: since + 1 } : {}),
+  });
   const kept: Revocation[] = [];
   const expired: EtcdOp[] = [];
   for (const kv of kvs) {

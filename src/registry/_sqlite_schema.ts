@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS kept_revocations (
   id TEXT PRIMARY KEY,
   incarnation INTEGER NOT NULL,
   cascade INTEGER NOT NULL,
-  until INTEGER NOT NULL
+  until INTEGER NOT NULL,
+  seq INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 `;
 
@@ -93,10 +94,12 @@ export function _rowToRecord(row: ServiceRow): ServiceRecord {
 }
 
 /** Columns added after the first version, with their definitions; added to older stores on open. */
-export const _ADDED_COLUMNS: readonly [string, string][] = [
+export const _ADDED_COLUMNS: readonly [string, string, string][] = [
   // Stores from before role options: empty for old records.
-  ["options", "TEXT NOT NULL DEFAULT '{}'"],
+  ["services", "options", "TEXT NOT NULL DEFAULT '{}'"],
   // Stores from before instance-bound heartbeats (issue 18).
-  ["instance", "TEXT NOT NULL DEFAULT ''"],
-  ["exited", "INTEGER NOT NULL DEFAULT 0"],
+  ["services", "instance", "TEXT NOT NULL DEFAULT ''"],
+  ["services", "exited", "INTEGER NOT NULL DEFAULT 0"],
+  // Stores from before kept revocations had a change number: only in the full list.
+  ["kept_revocations", "seq", "INTEGER NOT NULL DEFAULT 0"],
 ];

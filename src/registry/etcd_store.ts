@@ -232,8 +232,8 @@ export class EtcdStore implements RegistryStore {
     return await scanTransitions(this.#etcd, `${this.#prefix}tr/`, { seq, limit });
   }
 
-  keptRevocations(now: number): Promise<Revocation[]> {
-    return readKept(this.#etcd, this.#prefix, now);
+  keptRevocations(now: number, since?: number): Promise<Revocation[]> {
+    return readKept(this.#etcd, this.#prefix, now, since);
   }
 
   async history(id: string): Promise<Transition[]> {

@@ -63,8 +63,10 @@ export function revocationOf(transition: Transition): Revocation | null {
 /**
  * The revocations of `registry`: from the records, and the kept ones of
  * forgotten records, when `since` is undefined; else from the transitions
- * after `since` (at most `limit`). `seq` is where the next call continues
- * from.
+ * after `since` (at most `limit`) and the records forgotten after it (whose
+ * transitions are gone). `seq` is where the next call continues from: the
+ * registry's mark once the page holds everything up to it, so that the
+ * transitions a forget removed do not leave the caller behind the mark.
  */
 export async function revocationPage(
   registry: Registry,
@@ -80,9 +82,17 @@ export async function revocationPage(
     ];
     return { seq, revoked, more: false };
   }
+  // Read first: every change up to the mark is stored before the mark moves.
+  const mark = registry.lastSeq;
   const page = await store.transitionsSince(since, limit);
-  const revoked = page.map(revocationOf).filter((r): r is Revocation => r !== null);
-  return { seq: page.at(-1)?.seq ?? since, revoked, more: page.length === limit };
+  const more = page.length === limit;
+  const revoked = [
+    ...page.map(revocationOf).filter((r): r is Revocation => r !== null),
+    // A later page may carry some of them again: a revocation read twice is the same.
+    ...await store.keptRevocations(registry.now(), since),
+  ];
+  const last = page.at(-1)?.seq ?? since;
+  return { seq: more ? last : Math.max(last, mark), revoked, more };
 }
 
 /**

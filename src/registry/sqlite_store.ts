@@ -93,10 +93,10 @@ export class SqliteStore implements RegistryStore {
     const db = new DatabaseSync(path);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
     db.exec(_SCHEMA);
-    const columns = db.prepare("PRAGMA table_info(services)").all() as { name: string }[];
-    for (const [name, definition] of _ADDED_COLUMNS) {
+    for (const [table, name, definition] of _ADDED_COLUMNS) {
+      const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
       if (!columns.some((c) => c.name === name)) {
-        db.exec(`ALTER TABLE services ADD COLUMN ${name} ${definition}`);
+        db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${definition}`);
       }
     }
     return new SqliteStore(db, options);
@@ -163,11 +163,17 @@ export class SqliteStore implements RegistryStore {
       const kept = revocationsOf([removed])[0]!;
       this.#db.exec("BEGIN IMMEDIATE");
       try {
+        // The kept revocation takes the number of the record's last change:
+        // a service that had not read that far gets it with the changes.
+        const { last } = this.#db.prepare(
+          "SELECT COALESCE(MAX(seq), 0) AS last FROM transitions WHERE id = ?",
+        ).get(id) as { last: number };
         this.#db.prepare("DELETE FROM services WHERE id = ?").run(id);
         this.#db.prepare("DELETE FROM transitions WHERE id = ?").run(id);
         this.#db.prepare(
-          "INSERT OR REPLACE INTO kept_revocations (id, incarnation, cascade, until) VALUES (?, ?, ?, ?)",
-        ).run(id, kept.incarnation, kept.cascade ? 1 : 0, keepUntil);
+          `INSERT OR REPLACE INTO kept_revocations (id, incarnation, cascade, until, seq)
+           VALUES (?, ?, ?, ?, ?)`,
+        ).run(id, kept.incarnation, kept.cascade ? 1 : 0, keepUntil, last);
         this.#db.exec("COMMIT");
       } catch (error) {
         this.#db.exec("ROLLBACK");
@@ -179,13 +185,13 @@ export class SqliteStore implements RegistryStore {
     });
   }
 
-  keptRevocations(now: number): Promise<Revocation[]> {
+  keptRevocations(now: number, since = -1): Promise<Revocation[]> {
     return attempt(() => {
       if (this.#closed) throw new Error("The registry store is closed");
       this.#db.prepare("DELETE FROM kept_revocations WHERE until <= ?").run(now);
       const rows = this.#db.prepare(
-        "SELECT id, incarnation, cascade FROM kept_revocations ORDER BY id",
-      ).all() as { id: string; incarnation: number; cascade: number }[];
+        "SELECT id, incarnation, cascade FROM kept_revocations WHERE seq > ? ORDER BY id",
+      ).all(since) as { id: string; incarnation: number; cascade: number }[];
       return rows.map((r) => ({
         id: r.id,
         incarnation: r.incarnation,

@@ -201,9 +201,12 @@ export interface RegistryStore {
   delete(id: string, keepUntil: number): Promise<ServiceRecord>;
   /**
    * The revocations of forgotten records kept past `now` (ms since the
-   * epoch); the store may drop the expired ones meanwhile.
+   * epoch); the store may drop the expired ones meanwhile. With `since`, only
+   * those kept at a change number after it: each takes a number at least that
+   * of the forgotten record's last transition, so a reader of the changes
+   * after `since` misses no revocation that a forget took out of them.
    */
-  keptRevocations(now: number): Promise<Revocation[]>;
+  keptRevocations(now: number, since?: number): Promise<Revocation[]>;
   /** Adds or removes a session of a service. */
   setSession(id: string, session: string, present: boolean): Promise<ServiceRecord>;
   /** Transitions after `seq`, oldest first, at most `limit`. */

@@ -193,6 +193,7 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
         assert.deepEqual(await store.keptRevocations(0), [], "a refused delete keeps nothing");
         assert.equal((await store.get("spw-c1"))?.state, "BOOTSTRAPPING");
         await store.transition("spw-c4", { incarnation: 1, to: "STOPPED", reason: "stop", at: 23 });
+        const stopped = (await store.history("spw-c4")).at(-1)!.seq;
         const removed = await store.delete("spw-c4", 1000);
         assert.equal(removed.state, "STOPPED");
         assert.equal(await store.get("spw-c4"), undefined);
@@ -200,6 +201,13 @@ export async function storeContract(t: Deno.TestContext, factory: StoreFactory):
         assert.ok((await store.transitionsSince(0, 1000)).every((tr) => tr.id !== "spw-c4"));
         await assert.rejects(() => store.delete("spw-c4", 1000), UnknownServiceError);
         assert.deepEqual(await store.keptRevocations(999), [{ id: "spw-c4", incarnation: 1 }]);
+        // Its stop is gone from the changes: a reader that had not reached it gets it kept.
+        assert.deepEqual(
+          await store.keptRevocations(999, stopped - 1),
+          [{ id: "spw-c4", incarnation: 1 }],
+          "kept for a reader of the changes before its stop",
+        );
+        assert.deepEqual(await store.keptRevocations(999, 2 ** 40), [], "not for one past it");
         await store.close();
         store = await factory.reopen();
         assert.ok(!(await store.list()).some((r) => r.id === "spw-c4"));

@@ -126,3 +126,25 @@ Deno.test("Registry.forget() keeps a revocation in the full list for the longest
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Registry.forget() right after a revoke keeps the revocation in the changes a service reads", async () => {
+  const dir = await Deno.makeTempDir();
+  const registry = new Registry(SqliteStore.open(join(dir, "r.db")));
+  try {
+    await registry.put(serviceRecord("spw-a"), "up");
+    await registry.put(serviceRecord("spw-b"), "up");
+    // A running service has read every change so far, then the operator revokes and forgets.
+    const seen = (await revocationPage(registry, 0)).seq;
+    assert.equal(seen, registry.lastSeq);
+    await revokeService(registry, "spw-a", "stolen key");
+    await registry.forget("spw-a");
+    const page = await revocationPage(registry, seen);
+    assert.deepEqual(page.revoked, [{ id: "spw-a", incarnation: 1, cascade: true }]);
+    assert.equal(page.seq, registry.lastSeq, "caught up with the mark: no fetch at every beat");
+    const next = await revocationPage(registry, page.seq);
+    assert.deepEqual(next.revoked, [], "read once");
+  } finally {
+    await registry.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { SqliteStore } from "../../src/registry/sqlite_store.ts";
 import {
   InvalidTransitionError,
@@ -130,6 +131,29 @@ Deno.test("SqliteStore.open() creates the database and its WAL readable by the o
     await store.close();
   } finally {
     Deno.umask(old);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SqliteStore.open() adds the change number to the kept revocations of an older store", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "registry.db");
+    const db = new DatabaseSync(path);
+    db.exec(`CREATE TABLE kept_revocations (
+      id TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, cascade INTEGER NOT NULL,
+      until INTEGER NOT NULL) STRICT`);
+    db.prepare("INSERT INTO kept_revocations VALUES (?, ?, ?, ?)").run("spw-0a", 2, 1, 5000);
+    db.close();
+    const store = SqliteStore.open(path);
+    try {
+      const kept = [{ id: "spw-0a", incarnation: 2, cascade: true as const }];
+      assert.deepEqual(await store.keptRevocations(10), kept, "in the full list");
+      assert.deepEqual(await store.keptRevocations(10, 0), [], "forgotten before any change read");
+    } finally {
+      await store.close();
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
