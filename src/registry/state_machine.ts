@@ -147,7 +147,10 @@ export function decidePut(old: ServiceRecord | undefined, request: PutRequest): 
     throw new InvalidTransitionError(record.id, old.state, record.state);
   }
   const from: ServiceState | "" = old?.state ?? "";
-  if (!sameIncarnation && !canBeginIncarnation(from, record.state)) {
+  // Only a root service (no parent: it reads the key file) begins a life ALIVE;
+  // any other comes through a spawn or a restart, which its parent records.
+  const rootOnly = record.state === "ALIVE" && record.parent !== "";
+  if (!sameIncarnation && (rootOnly || !canBeginIncarnation(from, record.state))) {
     throw new InvalidTransitionError(record.id, from, record.state, record.incarnation);
   }
   const moved = !sameIncarnation || from !== record.state;

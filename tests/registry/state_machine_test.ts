@@ -220,3 +220,21 @@ Deno.test("decideTransition() marks a reported exit on DEAD only, once, with or 
   assert.ok(!("unchanged" in suspect));
   assert.ok(!("exited" in suspect.next), "exited means a death");
 });
+
+Deno.test("decidePut() begins a life ALIVE only for a root service (no parent)", () => {
+  for (const from of ["", "STOPPED", "LOST"] as const) {
+    const old = from === "" ? undefined : serviceRecord("agt-a", { state: from });
+    const child = serviceRecord("agt-a", { incarnation: 2, state: "ALIVE", parent: "spw-p" });
+    assert.throws(
+      () => decidePut(old, { record: child, reason: "x" }),
+      (e) =>
+        e instanceof InvalidTransitionError && e.httpStatus === 409 &&
+        e.message.includes("for a root service, ALIVE"),
+      `a child, ${from || "no record"} -> ALIVE`,
+    );
+    decidePut(old, { record: { ...child, parent: "" }, reason: "root" });
+  }
+  // A child's own life still ends ALIVE within its incarnation (spawn, restart).
+  const configuring = serviceRecord("agt-a", { state: "CONFIGURING", parent: "spw-p" });
+  decidePut(configuring, { record: { ...configuring, state: "ALIVE" }, reason: "configured" });
+});
