@@ -152,6 +152,20 @@ async function listening(path: string): Promise<boolean> {
 }
 
 /** The client's address as the front wrote it (`HOST:PORT`; IPv6 hosts unbracketed). */
+/** The scheme `Deno.serve` gives the requests of a Unix socket (a non-special URL). */
+const SOCKET_SCHEME = "http+unix:";
+
+/**
+ * A request's URL as the client addressed it, `http:`: behind the front,
+ * `Deno.serve` names it `http+unix:`, a scheme the WHATWG parser treats as
+ * non-special, whose query keeps `'` where an `http:` URL encodes it (`%27`).
+ * The signature's `@path` and `@query` and the relay's next hop read this one
+ * (docs/protocol.md 2.3).
+ */
+export function addressedUrl(url: string): URL {
+  return new URL(url.startsWith(SOCKET_SCHEME) ? `http:${url.slice(SOCKET_SCHEME.length)}` : url);
+}
+
 function peerOf(request: Request): Deno.NetAddr {
   const value = request.headers.get(PEER_HEADER) ?? "";
   const colon = value.lastIndexOf(":");

@@ -21,6 +21,7 @@ import { StreamedDigest } from "../crypto/content_digest.ts";
 import { relayWebSocket } from "./_relay_websocket.ts";
 import { bodyTooLarge } from "./body_limit.ts";
 import { WEBSOCKET_VERSION } from "./websocket.ts";
+import { addressedUrl } from "./guarded_server.ts";
 
 /** Where a bridge can send things. */
 export interface RelayTable {
@@ -135,7 +136,7 @@ export function relay(options: RelayOptions): MiddlewareHandler {
       });
     }
     const verdict = await verifyRequestHead(
-      { method: c.req.method, url: c.req.url, headers: c.req.raw.headers },
+      { method: c.req.method, url: addressedUrl(c.req.url), headers: c.req.raw.headers },
       {
         trust: trustOf(keys),
         serviceId: target,
@@ -176,7 +177,7 @@ async function forward(
     throw new HTTPException(508, { message: `Request crossed ${MAX_HOPS} bridges: routing loop` });
   }
   const hop = await nextHop(table, c.req.header("fabric-route") ?? "", target);
-  const incoming = new URL(c.req.url);
+  const incoming = addressedUrl(c.req.url);
   const url = nextHopUrl(hop, incoming);
   const headers = new Headers(c.req.raw.headers);
   for (const name of HOP_BY_HOP) headers.delete(name);

@@ -10,6 +10,7 @@ import type { Signer } from "../crypto/certificate.ts";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { sleep } from "../config/retry.ts";
+import { addressedUrl } from "./guarded_server.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ReplayCache } from "../crypto/replay_cache.ts";
 import {
@@ -81,7 +82,7 @@ export function signatures(
       ? EMPTY
       : async () => new Uint8Array(await c.req.arrayBuffer());
     const verdict = await verifyRequest(
-      { method: c.req.method, url: c.req.url, headers: c.req.raw.headers, body },
+      { method: c.req.method, url: addressedUrl(c.req.url), headers: c.req.raw.headers, body },
       {
         trust: trustOf(keys),
         ...(options.sessions ? { sessions: options.sessions } : {}),
