@@ -12,15 +12,14 @@
 import { dirname, fromFileUrl } from "../base/paths.ts";
 import { ENTRY, LAUNCHER } from "./image_dir.ts";
 
-/** The permission flags fabricd runs with, from source and compiled alike. */
-export const PERMISSION_FLAGS: readonly string[] = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-];
+/**
+ * The permission flags fabricd runs with, from source and compiled alike: all.
+ * Deno 2.9 lets a process read `/proc` (its own CPU time and open-file limit,
+ * the command line of a half-started child to end) only with `--allow-all`,
+ * and a process allowed to run programs and write files is not held by
+ * narrower flags anyway.
+ */
+export const PERMISSION_FLAGS: readonly string[] = ["--allow-all"];
 
 /**
  * How an image's deno runs its bundle: no configuration file or lock file is
