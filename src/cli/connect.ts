@@ -79,7 +79,7 @@ export async function connectCommand(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGTERM", stop);
     await session.follow((event) => {
       const line = `${
-        new Date().toISOString()
+        new Date(event.at).toISOString()
       } ${event.id} ${event.state} (incarnation ${event.incarnation}): ${event.reason}`;
       console.log(parsed.flags.json ? JSON.stringify(event) : line);
     });

@@ -42,11 +42,14 @@ export interface AttachedService {
 /** A change that concerns the application. */
 export interface SessionEvent {
   id: string;
+  /** The state the service moved to, and the incarnation that moved. */
   state: ServiceState;
   incarnation: number;
   /** Sessions of the service that the application holds. */
   sessions: string[];
   reason: string;
+  /** When the registry recorded it, ms since the epoch. */
+  at: number;
 }
 
 /** A service the fabric lost; the application must decide what to do. */
@@ -82,6 +85,8 @@ export class FabricSession {
   services: AttachedService[] = [];
   #options: Required<AttachOptions>;
   #watch = new AbortController();
+  /** Per service, the last change {@linkcode follow} does not report (set by connectAll). */
+  #followFrom = new Map<string, number>();
 
   /** Use {@linkcode attach}. */
   constructor(
@@ -100,6 +105,7 @@ export class FabricSession {
   async connectAll(): Promise<AttachedService[]> {
     const records = await this.registry.list();
     const mine = records.filter((r) => r.sessions.some((s) => this.sessions.includes(s)));
+    this.#followFrom = await this.#lastChanges(mine);
     this.services = [];
     for (const record of mine) this.services.push(await this.#connect(record));
     return this.services;
@@ -128,24 +134,30 @@ export class FabricSession {
 
   /**
    * Follows the registry's changes to the services of these sessions (a lost
-   * service arrives as state LOST, with its sessions) until `close()`.
+   * service arrives as state LOST, with its sessions) until `close()`: each
+   * change since the last {@linkcode connectAll}, once, not those the registry
+   * held before.
    */
   follow(onEvent: (event: SessionEvent) => void): Promise<void> {
     const signal = this.#watch.signal;
+    const seen = this.#followFrom;
     const run = async (): Promise<void> => {
-      let since = 0;
+      let since = seen.size > 0 ? Math.min(...seen.values()) : 0;
       while (!signal.aborted) {
         try {
           await this.registry.watch(since, (event: RegistryEvent) => {
             since = Math.max(since, event.seq);
             const sessions = event.record.sessions.filter((s) => this.sessions.includes(s));
-            if (sessions.length === 0 || event.kind !== "transition") return;
+            const transition = event.transition;
+            if (sessions.length === 0 || event.kind !== "transition" || !transition) return;
+            if (event.seq <= (seen.get(transition.id) ?? 0)) return;
             onEvent({
-              id: event.record.id,
-              state: event.record.state,
-              incarnation: event.record.incarnation,
+              id: transition.id,
+              state: transition.to,
+              incarnation: transition.incarnation,
               sessions,
-              reason: event.transition?.reason ?? "",
+              reason: transition.reason,
+              at: transition.at,
             });
           }, signal);
         } catch {
@@ -155,6 +167,19 @@ export class FabricSession {
       }
     };
     return run();
+  }
+
+  /**
+   * The number of the last stored change of each of `records`: where
+   * {@linkcode follow} begins for it (a service it cannot read: 0).
+   */
+  async #lastChanges(records: ServiceRecord[]): Promise<Map<string, number>> {
+    const seen = new Map<string, number>();
+    for (const record of records) {
+      const held = await this.registry.get(record.id).catch(() => undefined);
+      seen.set(record.id, held?.transitions.at(-1)?.seq ?? 0);
+    }
+    return seen;
   }
 
   /** Stops following; idempotent. */

@@ -184,6 +184,11 @@ Deno.test("a restarted service that cannot pick up its state exits 79, is FAILED
       );
       assert.equal(lost.incarnation, 2);
       await eventually(() => events.some((e) => e.id === registry.id && e.state === "LOST"));
+      // Only what happened after attaching, each change with its own state and incarnation.
+      assert.equal(events[0]?.state, "DEAD", JSON.stringify(events));
+      const lostEvent = events.find((e) => e.state === "LOST")!;
+      assert.equal(lostEvent.incarnation, 2);
+      assert.equal(lostEvent.at, history.at(-1)!.at);
       const report = await runFabricd([
         "connect",
         "--session",
