@@ -6,6 +6,7 @@
  * @module
  */
 import type { ServiceRecord } from "../types/mod.ts";
+import { relayHops } from "../client/route.ts";
 
 /** The records as `status --json` shows them: each with its `unreachableVia`. */
 export function withReachability(records: ServiceRecord[]): object[] {
@@ -73,19 +74,19 @@ export function renderTree(records: ServiceRecord[], now: number): string {
 }
 
 /**
- * The first service on `record`'s route (above it) that is not running: through
- * it the service cannot be reached, whatever its own record says.
+ * The first service a request to `record` passes through (`relayHops`: from the
+ * first bridge on its route down) that is not running: through it the service
+ * cannot be reached, whatever its own record says. An ancestor above the
+ * first bridge, or any when there is no bridge, is not on the way.
  */
 export function brokenAncestor(
   record: ServiceRecord,
   records: ServiceRecord[],
 ): string | undefined {
-  const byId = indexOf(records);
-  for (const id of record.route.slice(0, -1)) {
-    const hop = byId.get(id);
-    if (hop && !["ALIVE", "SUSPECT"].includes(hop.state)) return `${hop.id} ${hop.state}`;
-  }
-  return undefined;
+  const hop = relayHops(record, indexOf(records)).find((r) =>
+    !["ALIVE", "SUSPECT"].includes(r.state)
+  );
+  return hop ? `${hop.id} ${hop.state}` : undefined;
 }
 
 function unreachableNote(record: ServiceRecord, records: ServiceRecord[]): string {

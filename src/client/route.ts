@@ -12,14 +12,28 @@ import type { Target } from "./fabric_client.ts";
  * @throws {Error} when the service has no endpoint yet.
  */
 export function targetFor(record: ServiceRecord, records: ServiceRecord[]): Target {
-  const byId = new Map(records.map((r) => [r.id, r]));
-  const firstBridge = record.route
-    .slice(0, -1)
-    .map((id) => byId.get(id))
-    .find((r) => r?.role === "bridge" && r.endpoint);
-  if (firstBridge) return { id: record.id, url: firstBridge.endpoint, route: record.route };
+  const firstBridge = relayHops(record, new Map(records.map((r) => [r.id, r])))[0];
+  if (firstBridge?.endpoint) {
+    return { id: record.id, url: firstBridge.endpoint, route: record.route };
+  }
   if (!record.endpoint) {
     throw new Error(`Service "${record.id}" has no endpoint yet (state ${record.state})`);
   }
   return { id: record.id, url: record.endpoint };
+}
+
+/**
+ * The services a request to `record` passes through, in order: none when no
+ * bridge stands on its route (it is called directly), else the first bridge
+ * and every service after it down to the record's parent (each relays to the
+ * next). A hop the registry does not hold (`byId`: every record by ID) is left out.
+ */
+export function relayHops(
+  record: ServiceRecord,
+  byId: ReadonlyMap<string, ServiceRecord>,
+): ServiceRecord[] {
+  const above = record.route.slice(0, -1).map((id) => byId.get(id));
+  const first = above.findIndex((r) => r?.role === "bridge");
+  if (first < 0) return [];
+  return above.slice(first).filter((r): r is ServiceRecord => r !== undefined);
 }

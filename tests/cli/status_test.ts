@@ -75,3 +75,20 @@ Deno.test("renderTree() marks services behind a dead bridge as unreachable", () 
   assert.match(text.split("\n")[3]!, /spw-2 .* ALIVE .* unreachable: brg-1 DEAD$/);
   assert.doesNotMatch(text.split("\n")[1]!, /unreachable/);
 });
+
+Deno.test("renderTree() marks only what a request passes through: from the first bridge down", () => {
+  const text = renderTree([
+    rec("spw-1", "", { route: ["spw-1"] }),
+    rec("spw-2", "spw-1", { state: "DEAD", route: ["spw-1", "spw-2"] }),
+    rec("que-1", "spw-2", { role: "queue", route: ["spw-1", "spw-2", "que-1"] }),
+    rec("brg-1", "spw-2", { role: "bridge", route: ["spw-1", "spw-2", "brg-1"] }),
+    rec("spw-3", "brg-1", { state: "DEAD", route: ["spw-1", "spw-2", "brg-1", "spw-3"] }),
+    rec("agt-1", "spw-3", { role: "agent", route: ["spw-1", "spw-2", "brg-1", "spw-3", "agt-1"] }),
+  ], 3500);
+  const line = (id: string) => text.split("\n").find((l) => l.includes(id))!;
+  // Called directly: a dead spawner above it is not on the way.
+  assert.doesNotMatch(line("que-1"), /unreachable/);
+  assert.doesNotMatch(line("brg-1 "), /unreachable/);
+  // Below a bridge, every hop from it down relays.
+  assert.match(line("agt-1"), /unreachable: spw-3 DEAD$/);
+});
