@@ -64,7 +64,10 @@ export class Restarts {
     const recent = (this.#history.get(id) ?? []).filter((t) => now - t < this.#options.windowMs);
     this.#history.set(id, recent);
     const tries = recent.length + (this.#misses.get(id) ?? 0);
-    const delay = Math.min(10_000, this.#options.backoffMs * 2 ** Math.min(tries, 16));
+    // Out of restarts: the attempt gives up at once, not after one more backoff.
+    const delay = recent.length >= this.#options.maxRestarts
+      ? 0
+      : Math.min(10_000, this.#options.backoffMs * 2 ** Math.min(tries, 16));
     this.#pending.set(id, clock.setTimer(() => void this.#attempt(id), delay));
   }
 
