@@ -68,6 +68,15 @@ Deno.test("a queue service answers 400 for a repeated query parameter of message
         error: repeated("max"),
       },
     );
+    // A bad value is named as every service names it (docs/protocol.md 5.1).
+    assert.match(
+      (await get(q.app, q.keys, "que-00000001", "/v1/queue/q/tasks?limit=0")).error ?? "",
+      /^Invalid query "limit": /,
+    );
+    assert.match(
+      (await get(agent, keys, "agt-00000001", "/v1/agent/tasks/t1/logs?max=0")).error ?? "",
+      /^Invalid query "max": /,
+    );
     assert.equal(
       (await get(q.app, q.keys, "que-00000001", "/v1/queue/q/messages?wait=1")).status,
       200,

@@ -43,7 +43,7 @@ export function agentRoutes(current: () => Agent | null, sandbox?: TaskSandbox):
     const id = validParam(c, "id", taskIdSchema);
     const query = taskLogQuerySchema.safeParse(singleQueries(c));
     if (!query.success) {
-      throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
+      throw new HTTPException(400, { message: _invalidField(query.error, "query") });
     }
     const { stream, offset, max } = query.data;
     const status = agent().status();

@@ -72,7 +72,7 @@ function addMessageRoutes(app: Hono, queues: () => QueueService): void {
     const queue = name(c);
     const query = getQuerySchema.safeParse(singleQueries(c));
     if (!query.success) {
-      throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
+      throw new HTTPException(400, { message: _invalidField(query.error, "query") });
     }
     const { max, wait, visibility } = query.data;
     try {

@@ -25,7 +25,7 @@ export function addTaskRoutes(app: Hono, queues: () => QueueService): void {
     const queue = validParam(c, "name", queueNameSchema);
     const query = taskListQuerySchema.safeParse(singleQueries(c));
     if (!query.success) {
-      throw new HTTPException(400, { message: _invalidField(query.error, "query parameter") });
+      throw new HTTPException(400, { message: _invalidField(query.error, "query") });
     }
     const { state, limit } = query.data;
     return c.json({ tasks: queues().history.list(queue, state ? { state, limit } : { limit }) });
