@@ -77,15 +77,24 @@ export async function serveGuarded(
       grace.promise,
     ]);
     grace.cancel();
-    // Streams never end on their own: cut what is left after the grace.
-    if (!drained) abort.abort();
     // What the server said last (a WebSocket's close frame, an answer's tail)
     // is still on its way through the front: let it arrive before cutting.
     await front.settle(Math.min(1000, options.graceMs ?? 2000));
+    // Streams never end on their own: closing the front's connections (both
+    // ends of each) ends what is left after the grace. Not the server's abort
+    // signal: once its shutdown has begun, Deno 2.9 answers an abort with an
+    // uncaught BadResource that ended the process (exit 1) while a watch
+    // stream was open.
     await front.close();
-    await backend.finished.catch((error) =>
-      log("api").debug("Backend server ended with an error: {error}", { error: String(error) })
-    );
+    const ended = after(5000, false);
+    await Promise.race([
+      backend.finished.then(() => true, (error) => {
+        log("api").debug("Backend server ended with an error: {error}", { error: String(error) });
+        return true;
+      }),
+      ended.promise,
+    ]);
+    ended.cancel();
     await Deno.remove(dir, { recursive: true }).catch((error) =>
       log("api").debug("Cannot remove {dir}: {error}", { dir, error: String(error) })
     );
