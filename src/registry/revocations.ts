@@ -12,6 +12,7 @@ import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 import type { Registry } from "./registry.ts";
 import { PENDING_STATES } from "./state_machine.ts";
 import { UnknownServiceError } from "./store.ts";
+import { FabricError } from "../types/errors.ts";
 
 /**
  * One revocation: every incarnation of `id` up to `incarnation`. `cascade`
@@ -98,8 +99,11 @@ export async function revocationPage(
 /**
  * Cuts service `id` off at once (`fabricd revoke`): its record goes to LOST
  * (through DEAD when it runs, through FAILED while it starts), which revokes
- * its incarnation everywhere, with what it certified (`cascade`).
+ * its incarnation everywhere, with what it certified (`cascade`). A root
+ * service (no parent) is refused: it signs with the root key, which only a
+ * rotation takes back.
  * @throws {UnknownServiceError} when there is no such record.
+ * @throws {FabricError} (409) for a root service.
  */
 export async function revokeService(
   registry: Registry,
@@ -108,6 +112,14 @@ export async function revokeService(
 ): Promise<ServiceRecord> {
   let record = await registry.get(id);
   if (!record) throw new UnknownServiceError(id);
+  if (record.parent === "") {
+    throw new FabricError(
+      `Service "${id}" is a root service (started by "fabricd up"): it signs with the root key, ` +
+        'which a revocation cannot take back: rotate the key with "fabricd rotate", or stop ' +
+        'the fabric with "fabricd stop --all"',
+      { status: 409 },
+    );
+  }
   const why = `${REVOKED_REASON}${reason}`;
   // A running incarnation dies first, one still starting fails first: both may then be LOST.
   const first = ["ALIVE", "SUSPECT"].includes(record.state)

@@ -46,7 +46,7 @@ Deno.test("NotEndedError says what to do and answers 409", () => {
 
 Deno.test("Registry.forget() removes an ended record and tells watchers with a removed event", async () => {
   await withRegistry(async (registry) => {
-    await registry.put(serviceRecord("spw-a"), "up");
+    await registry.put(serviceRecord("spw-a", { parent: "spw-p", state: "LAUNCHING" }), "up");
     await registry.put(serviceRecord("spw-b"), "up");
     await registry.transition("spw-a", { incarnation: 1, to: "STOPPED", reason: "stop" });
     const events: RegistryEvent[] = [];
@@ -82,7 +82,7 @@ Deno.test("registryRoutes() DELETE /registry/services/{id} answers 200, 409 or 4
         : 500;
       return c.json({ error: error.message }, status as 400);
     });
-    await registry.put(serviceRecord("spw-a"), "up");
+    await registry.put(serviceRecord("spw-a", { parent: "spw-p", state: "LAUNCHING" }), "up");
     const del = async (id: string): Promise<[number, Record<string, unknown>]> => {
       const answer = await app.request(`/v1/registry/services/${id}`, { method: "DELETE" });
       return [answer.status, await answer.json()];
@@ -104,7 +104,7 @@ Deno.test("Registry.forget() keeps a revocation in the full list for the longest
   let now = 1_000_000;
   const registry = new Registry(SqliteStore.open(join(dir, "r.db")), { now: () => now });
   try {
-    await registry.put(serviceRecord("spw-a"), "up");
+    await registry.put(serviceRecord("spw-a", { parent: "spw-p", state: "LAUNCHING" }), "up");
     await registry.put(serviceRecord("spw-b"), "up");
     await registry.transition("spw-b", { incarnation: 1, to: "STOPPED", reason: "stop" });
     await revokeService(registry, "spw-a", "stolen key");
@@ -131,7 +131,7 @@ Deno.test("Registry.forget() right after a revoke keeps the revocation in the ch
   const dir = await Deno.makeTempDir();
   const registry = new Registry(SqliteStore.open(join(dir, "r.db")));
   try {
-    await registry.put(serviceRecord("spw-a"), "up");
+    await registry.put(serviceRecord("spw-a", { parent: "spw-p", state: "LAUNCHING" }), "up");
     await registry.put(serviceRecord("spw-b"), "up");
     // A running service has read every change so far, then the operator revokes and forgets.
     const seen = (await revocationPage(registry, 0)).seq;
@@ -143,6 +143,23 @@ Deno.test("Registry.forget() right after a revoke keeps the revocation in the ch
     assert.equal(page.seq, registry.lastSeq, "caught up with the mark: no fetch at every beat");
     const next = await revocationPage(registry, page.seq);
     assert.deepEqual(next.revoked, [], "read once");
+  } finally {
+    await registry.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("revokeService() refuses a root service with 409 and changes nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const registry = new Registry(SqliteStore.open(join(dir, "r.db")));
+  try {
+    await registry.put(serviceRecord("spw-a"), "up");
+    await assert.rejects(
+      () => revokeService(registry, "spw-a", "stolen key"),
+      (e: Error & { httpStatus?: number }) =>
+        e.httpStatus === 409 && /is a root service .*"fabricd rotate"/.test(e.message),
+    );
+    assert.equal((await registry.get("spw-a"))?.state, "ALIVE");
   } finally {
     await registry.close();
     await Deno.remove(dir, { recursive: true });
