@@ -11,6 +11,8 @@ import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { sleep } from "../config/retry.ts";
 import { addressedUrl } from "./guarded_server.ts";
+import { SOCKET_PROOF_VARIABLE } from "./websocket.ts";
+import { SOCKET_PROOF_QUERY } from "../types/wire.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { ReplayCache } from "../crypto/replay_cache.ts";
 import {
@@ -56,6 +58,8 @@ export interface SignatureVariables {
   signer: Signer;
   /** The MAC session the request came in, if any. */
   session: MacSession | undefined;
+  /** A WebSocket handshake's signed proof headers, when it asked (`?proof=1`). */
+  [SOCKET_PROOF_VARIABLE]?: Record<string, string>;
 }
 
 /**
@@ -103,8 +107,15 @@ export function signatures(
     await next();
     const answer = c.res;
     // A WebSocket upgrade (101) must reach Deno untouched; the handshake request
-    // itself was verified above.
-    if (answer.status === 101) return;
+    // itself was verified above. Asked for, its signature goes in the first frame.
+    if (answer.status === 101) {
+      if (c.req.query(SOCKET_PROOF_QUERY) === "1") {
+        const signing = { requestNonce: verdict.nonce, session: verdict.session };
+        const headers = await signResponse({ status: 101, body: EMPTY }, keys, signing);
+        c.set(SOCKET_PROOF_VARIABLE, Object.fromEntries(headers));
+      }
+      return;
+    }
     const type = answer.headers.get("content-type");
     if (type?.startsWith("text/event-stream")) {
       const headers = await signStreamResponse(

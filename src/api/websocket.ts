@@ -15,6 +15,13 @@
  */
 import { HTTPException } from "hono/http-exception";
 import { defineWebSocketHelper, WSContext } from "hono/ws";
+import type { SocketProofFrame } from "../types/wire.ts";
+
+/**
+ * The context variable the signature middleware leaves a handshake's signed
+ * proof in (`?proof=1`); sent as the socket's first frame.
+ */
+export const SOCKET_PROOF_VARIABLE = "socketProof";
 
 /** The one WebSocket version there is (RFC 6455), sent back with a 426 for any other. */
 export const WEBSOCKET_VERSION = "13";
@@ -95,7 +102,14 @@ export const upgradeWebSocket = defineWebSocketHelper<WebSocket>((c, events) => 
     send: (data) => socket.send(data),
     close: (code, reason) => socket.close(code, reason),
   });
-  socket.onopen = (event) => events.onOpen?.(event, context);
+  socket.onopen = (event) => {
+    // Set by the signature middleware before the 101 left, so before this.
+    const proof = c.get(SOCKET_PROOF_VARIABLE) as Record<string, string> | undefined;
+    if (proof) {
+      socket.send(JSON.stringify({ op: "proof", headers: proof } satisfies SocketProofFrame));
+    }
+    events.onOpen?.(event, context);
+  };
   socket.onmessage = (event) => events.onMessage?.(event, context);
   socket.onclose = (event) => events.onClose?.(event, context);
   socket.onerror = (event) => events.onError?.(event, context);

@@ -21,7 +21,8 @@ import {
 } from "../types/pubsub_frames.ts";
 import type { BrokerStats, PublishResult } from "../types/pubsub_frames.ts";
 import { compilePattern } from "../types/pubsub_topics.ts";
-import { openedWithin } from "./socket_open.ts";
+import { SOCKET_PROOF_QUERY } from "../types/wire.ts";
+import { openedAndProven } from "./socket_open.ts";
 import { batchFrames } from "./batch_frames.ts";
 
 /** An event of a subscription: a message, a drop notice, or an error notice. */
@@ -118,6 +119,8 @@ export class PubsubClient {
     url.searchParams.set("batch", "1");
     // A service that takes client batches says so in a first `hello` frame.
     url.searchParams.set("hello", "1");
+    // Who accepted the socket: the service's signed first frame (socket_open.ts).
+    url.searchParams.set(SOCKET_PROOF_QUERY, "1");
     const headers = new Headers();
     if (this.#target.route?.length) headers.set("fabric-route", this.#target.route.join(","));
     const signed = await signRequest(
@@ -128,9 +131,14 @@ export class PubsubClient {
     const wsUrl = new URL(url);
     wsUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(wsUrl, { headers: signed.headers });
-    const opened = await openedWithin(socket, options.timeoutMs ?? 15_000);
-    if (opened !== true) throw await this.#handshakeError(url, opened);
-    return new PubsubSubscription(socket, options);
+    const proven = await openedAndProven(socket, {
+      keys: this.#keys,
+      target: this.#target,
+      nonce: signed.nonce,
+      timeoutMs: options.timeoutMs ?? 15_000,
+    });
+    if (typeof proven === "string") throw await this.#handshakeError(url, proven);
+    return new PubsubSubscription(socket, options, proven.early);
   }
 
   /** Explains a failed handshake by asking the same service over signed HTTP. */
@@ -171,11 +179,13 @@ export class PubsubSubscription implements AsyncIterable<PubsubEvent> {
   readonly closed: Promise<{ code: number; reason: string }>;
 
   /** Wraps an open socket; use {@linkcode PubsubClient.subscribe}. */
-  constructor(socket: WebSocket, options: SubscribeOptions = {}) {
+  constructor(socket: WebSocket, options: SubscribeOptions = {}, early: readonly unknown[] = []) {
     this.#socket = socket;
     this.#onEvent = options.onEvent;
     this.#buffer = Math.max(1, options.buffer ?? 1024);
     socket.onmessage = (event) => this.#receive(event.data);
+    // Frames that came while the socket's proof was checked, first.
+    for (const data of early) this.#receive(data);
     this.closed = new Promise((resolve) => {
       socket.addEventListener("close", (event) => {
         this.#done = true;

@@ -14,6 +14,7 @@ import type {
   TaskRecord,
   TaskReport,
 } from "../types/queue_wire.ts";
+import { SOCKET_PROOF_QUERY } from "../types/wire.ts";
 
 /** Options of {@linkcode QueueClient.get}. */
 export interface QueueGetOptions {
@@ -205,6 +206,12 @@ export interface OpenQueueSocketOptions {
    * socket with a `hello` frame naming its features. Default false.
    */
   batch?: boolean;
+  /**
+   * Ask for the service's proof (`?proof=1`): its first frame is then a signed
+   * proof of who accepted the socket, to check with `openedAndProven`
+   * (socket_open.ts). Default false.
+   */
+  proof?: boolean;
 }
 
 /**
@@ -220,8 +227,19 @@ export async function openQueueSocket(
   name: string,
   options: OpenQueueSocketOptions = {},
 ): Promise<WebSocket> {
+  return (await signedQueueSocket(keys, target, name, options)).socket;
+}
+
+/** {@linkcode openQueueSocket}, with the nonce its handshake was signed with. */
+export async function signedQueueSocket(
+  keys: FabricKeys,
+  target: Target,
+  name: string,
+  options: OpenQueueSocketOptions = {},
+): Promise<{ socket: WebSocket; nonce: string }> {
   const url = new URL(`/v1/queue/${encodeURIComponent(name)}/ws`, target.url);
   if (options.batch) url.searchParams.set("batch", "1");
+  if (options.proof) url.searchParams.set(SOCKET_PROOF_QUERY, "1");
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new TypeError(`Queue URL "${target.url}" must be http or https`);
   }
@@ -234,5 +252,5 @@ export async function openQueueSocket(
     { target: target.id },
   );
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  return new WebSocket(url, { headers: signed.headers });
+  return { socket: new WebSocket(url, { headers: signed.headers }), nonce: signed.nonce };
 }

@@ -8,7 +8,7 @@
 import { log } from "../config/logging.ts";
 import { FabricRequestError, type Target } from "./fabric_client.ts";
 import type { FabricKeys } from "../crypto/mod.ts";
-import { openQueueSocket, type QueueGetOptions } from "./queue_client.ts";
+import { type QueueGetOptions, signedQueueSocket } from "./queue_client.ts";
 import {
   QUEUE_LIMITS,
   type QueueClientFrame,
@@ -17,7 +17,7 @@ import {
   type QueueSingleFrame,
   type TaskReport,
 } from "../types/queue_wire.ts";
-import { openedWithin } from "./socket_open.ts";
+import { openedAndProven } from "./socket_open.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
 import { batchFrames } from "./batch_frames.ts";
 
@@ -119,15 +119,26 @@ export class QueueSession {
     options: QueueSessionOptions = {},
   ): Promise<QueueSession> {
     const label = `queue socket to "${target.id}" (${target.url}, queue "${name}")`;
-    const socket = await openQueueSocket(keys, target, name, { batch: true });
-    const opened = await openedWithin(socket, options.timeoutMs ?? 15_000);
-    if (opened !== true) {
+    const { socket, nonce } = await signedQueueSocket(keys, target, name, {
+      batch: true,
+      proof: true,
+    });
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    const proven = await openedAndProven(socket, { keys, target, nonce, timeoutMs });
+    if (typeof proven === "string") {
       throw new FabricRequestError(
-        `Cannot open a ${label}: ${opened}; check that the service is a queue and the fabric keys`,
+        `Cannot open a ${label}: ${proven}; check that the service is a queue and the fabric keys`,
         0,
       );
     }
-    return new QueueSession(socket, label, options.answerMs ?? 15_000, options.lingerMs ?? 0);
+    const session = new QueueSession(
+      socket,
+      label,
+      options.answerMs ?? 15_000,
+      options.lingerMs ?? 0,
+    );
+    for (const data of proven.early) session.#receive(data);
+    return session;
   }
 
   /** Whether the socket is open; a closed session stays closed. */

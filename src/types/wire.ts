@@ -31,6 +31,25 @@ export const MAX_SESSIONS = 1000;
  */
 export const SLOW_READER_CLOSE_CODE = 4008;
 
+/**
+ * The query parameter a WebSocket client sets (`?proof=1`, signed with the
+ * handshake) to have the service prove who accepted it: the service's first
+ * frame is then a {@linkcode SocketProofFrame} (docs/protocol.md 3.3).
+ */
+export const SOCKET_PROOF_QUERY = "proof";
+
+/**
+ * The first frame of a socket opened with `?proof=1`: the headers of an
+ * answer signed as a 101 with an empty body, for the handshake's nonce, by
+ * the service that accepted it. The 101 itself cannot carry them: a
+ * WebSocket client does not show its headers.
+ */
+export interface SocketProofFrame {
+  op: "proof";
+  /** `signature-input`, `signature`, `content-digest`, and `fabric-identity` when key-signed. */
+  headers: Record<string, string>;
+}
+
 /** Option names that would reach an object's prototype when used as keys. */
 const FORBIDDEN_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FabricRequestError } from "../../../src/client/fabric_client.ts";
-import { generateFabricKeys } from "../../../src/crypto/mod.ts";
+import { type FabricKeys, generateFabricKeys, signResponse } from "../../../src/crypto/mod.ts";
 import { QueueSession, type QueueSessionOptions } from "../../../src/client/queue_session.ts";
 import type { QueueClientFrame } from "../../../src/types/queue_wire.ts";
 import { QUEUE_ID, withQueueServer } from "./_app.ts";
@@ -15,16 +15,33 @@ class FakeQueue {
   #socket: WebSocket | null = null;
   readonly server: Deno.HttpServer<Deno.NetAddr>;
 
-  constructor() {
-    this.server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-      const { socket, response } = Deno.upgradeWebSocket(req);
-      this.#socket = socket;
-      socket.onmessage = (event) => {
-        this.#frames.push(JSON.parse(event.data));
-        for (const wake of this.#waiting.splice(0)) wake();
-      };
-      return response;
-    });
+  /**
+   * `proof`: how it proves who accepted a socket: signed with `keys` for the
+   * handshake's nonce, as a queue does; "none" (a process that took the
+   * queue's port); or "replayed", a proof made for another nonce.
+   */
+  constructor(keys: FabricKeys, proof: "signed" | "none" | "replayed" = "signed") {
+    this.server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        const nonce = /nonce="([^"]+)"/.exec(req.headers.get("signature-input") ?? "")?.[1] ?? "";
+        const requestNonce = proof === "replayed" ? "AAAAAAAAAAAAAAAAAAAAAA" : nonce;
+        const signed = await signResponse({ status: 101, body: new Uint8Array() }, keys, {
+          requestNonce,
+        });
+        const { socket, response } = Deno.upgradeWebSocket(req);
+        this.#socket = socket;
+        socket.onopen = () => {
+          if (proof === "none") return;
+          socket.send(JSON.stringify({ op: "proof", headers: Object.fromEntries(signed) }));
+        };
+        socket.onmessage = (event) => {
+          this.#frames.push(JSON.parse(event.data));
+          for (const wake of this.#waiting.splice(0)) wake();
+        };
+        return response;
+      },
+    );
   }
 
   get url(): string {
@@ -60,8 +77,8 @@ async function withFake(
   fn: (fake: FakeQueue, session: QueueSession) => Promise<void>,
   options: QueueSessionOptions = {},
 ) {
-  const fake = new FakeQueue();
   const keys = await generateFabricKeys();
+  const fake = new FakeQueue(keys);
   const session = await QueueSession.open(keys, { id: QUEUE_ID, url: fake.url }, "jobs", options);
   try {
     await fn(fake, session);
@@ -190,8 +207,8 @@ Deno.test("QueueSession rejects every unanswered call with status 0 when the soc
 });
 
 Deno.test("QueueSession closes the socket when an answer does not come in time", async () => {
-  const fake = new FakeQueue();
   const keys = await generateFabricKeys();
+  const fake = new FakeQueue(keys);
   const session = await QueueSession.open(keys, { id: QUEUE_ID, url: fake.url }, "jobs", {
     answerMs: 50,
   });
@@ -320,4 +337,26 @@ Deno.test("QueueSession.finish() over a real queue records the outcome and ackno
       await session.close();
     }
   });
+});
+
+Deno.test("QueueSession.open() refuses a socket that does not prove it is the queue's, and sends nothing", async () => {
+  const keys = await generateFabricKeys();
+  for (const proof of ["none", "replayed"] as const) {
+    const fake = new FakeQueue(keys, proof);
+    try {
+      const refused = await QueueSession.open(keys, { id: QUEUE_ID, url: fake.url }, "jobs", {
+        timeoutMs: 1000,
+      }).then(() => null, (error) => error);
+      assert.ok(refused instanceof FabricRequestError, `${proof}: ${refused}`);
+      assert.equal(refused.status, 0);
+      assert.match(
+        refused.message,
+        proof === "none" ? /no proof of the service/ : /not signed by this fabric/,
+      );
+      await turn();
+      assert.equal(fake.unread, 0, `${proof}: no frame goes to a socket nobody proved`);
+    } finally {
+      await fake.close();
+    }
+  }
 });
