@@ -41,6 +41,9 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 /** How long the 408 of a missed deadline may take to reach the client, ms. */
 const FAREWELL_MS = 1000;
 
+/** A write of answer bytes pending this long (ms): the client does not read its answers. */
+export const ANSWER_STALL_MS = 1000;
+
 /** Why a connection closed, for the front's counters. */
 export type CloseReason = "timeout" | "idle" | "other";
 
@@ -70,6 +73,8 @@ export class FrontConnection {
   #tunnel = false;
   #upgradeDecided: ((tunnel: boolean) => void) | null = null;
   #pump: Promise<void> | null = null;
+  /** Since when a write of answer bytes to the client is pending (`performance.now()`). */
+  #writingSince: number | null = null;
 
   /** The peer's address, as counted for its connection limit. */
   readonly peer: string;
@@ -113,6 +118,16 @@ export class FrontConnection {
    */
   get receivingSince(): number | null {
     return this.#bodyPending && !this.#closed ? this.#requestStart : null;
+  }
+
+  /**
+   * Since when the client has not taken the answer bytes written to it, once
+   * over {@linkcode ANSWER_STALL_MS}, else null: it may be closed to make room.
+   */
+  get stalledSince(): number | null {
+    const since = this.#writingSince;
+    if (this.#closed || since === null) return null;
+    return performance.now() - since >= ANSWER_STALL_MS ? since : null;
   }
 
   /** Serves the connection until either side ends it or a deadline passes. */
@@ -308,7 +323,9 @@ export class FrontConnection {
         this.#answerStarted = true;
         let answers = 0;
         if (!this.#tunnel) ({ head, body, answers } = this.#followAnswers(data, head, body));
+        this.#writingSince = performance.now();
         await writeAll(this.#client, data);
+        this.#writingSince = null;
         // Only an answer not yet whole (not a whole 1xx either) leaves one started.
         this.#answerStarted = head.length > 0 || body !== null;
         for (let i = 0; i < answers; i++) this.#answerDone();

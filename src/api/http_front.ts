@@ -174,7 +174,7 @@ export class HttpFront {
   }
 
   #admit(conn: Deno.TcpConn): void {
-    const peer = conn.remoteAddr.hostname;
+    const peer = peerOf(conn.remoteAddr.hostname);
     const count = this.#perPeer.get(peer) ?? 0;
     const overPeer = count >= this.#limits.maxConnectionsPerPeer;
     if (overPeer || this.#open.size >= this.#limits.maxConnections) {
@@ -207,25 +207,42 @@ export class HttpFront {
 }
 
 /**
+ * The peer a connection from `address` counts against: the address itself,
+ * except that every loopback address (`127.0.0.0/8`, `::1`) is one peer,
+ * "loopback": a local user could otherwise pass the per-peer bound with a
+ * connection from each of 16 million addresses.
+ */
+export function peerOf(address: string): string {
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return v4.startsWith("127.") || address === "::1" ? "loopback" : address;
+}
+
+/**
  * The connection of `connections` (oldest first: a Set iterates in insertion
  * order), from `peer` if given, that may be closed to make room: the first
- * that is only waiting, else the one whose request body has been arriving
- * the longest, else none (every one is being served).
+ * that is only waiting, else the one that has been holding up the longest
+ * (its request body still arriving, or an answer it does not read), else
+ * none (every one is being served).
  */
 function evictableOf(
   connections: Iterable<FrontConnection>,
   peer: string | null,
 ): FrontConnection | null {
-  let receiving: FrontConnection | null = null;
+  let holding: FrontConnection | null = null;
+  let holdingSince = Number.POSITIVE_INFINITY;
   for (const connection of connections) {
     if (peer !== null && connection.peer !== peer) continue;
     if (connection.waiting) return connection;
-    const since = connection.receivingSince;
-    if (since !== null && (receiving === null || since < receiving.receivingSince!)) {
-      receiving = connection;
+    const since = Math.min(
+      connection.receivingSince ?? Number.POSITIVE_INFINITY,
+      connection.stalledSince ?? Number.POSITIVE_INFINITY,
+    );
+    if (since < holdingSince) {
+      holding = connection;
+      holdingSince = since;
     }
   }
-  return receiving;
+  return holding;
 }
 
 function limitsOf(options: HttpFrontLimits): Required<HttpFrontLimits> {
