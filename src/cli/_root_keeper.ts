@@ -150,7 +150,7 @@ export class RootKeeper {
     let misses = 0;
     while (!this.#stopped) {
       await sleep(1000);
-      const healthy = await answersHealth(root.url);
+      const healthy = await answersSigned(this.#client, root);
       if (healthy) {
         misses = 0;
         const found = await this.#registry.get(root.id).catch(() => undefined);
@@ -184,7 +184,7 @@ export class RootKeeper {
     await this.start(root).catch((error) => {
       this.#logger.warn("Cannot start root service {id} again: {error}", {
         id: root.id,
-        error: String(error),
+        error: error instanceof Error ? error.message : String(error),
       });
       // Something else may hold its port (a root another "up" started): watch it.
       void this.#watch(root);
@@ -224,15 +224,17 @@ async function waitAlive(
   );
 }
 
-/** Whether the service at `url` answers its unsigned health probe within a second. */
-async function answersHealth(url: string): Promise<boolean> {
-  try {
-    const answer = await fetch(new URL("/v1/health", url), { signal: AbortSignal.timeout(1000) });
-    await answer.body?.cancel();
-    return answer.ok;
-  } catch {
-    return false;
-  }
+/**
+ * Whether `target` answers a signed status request, signed itself, within a
+ * second: the health probe is unsigned, and any process that took a dead
+ * root's port (another user's, on a shared host) could answer it.
+ */
+export async function answersSigned(client: FabricClient, target: Target): Promise<boolean> {
+  return await client.call<ServiceStatus>(
+    target,
+    { method: "GET", path: "/v1/status" },
+    { timeoutMs: 1000 },
+  ).then(() => true, () => false);
 }
 
 /**
