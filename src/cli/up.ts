@@ -4,7 +4,8 @@
  * which stops everything the fabric runs.
  * @module
  */
-import { join, resolve } from "../base/paths.ts";
+import { dirname, join, resolve } from "../base/paths.ts";
+import { notPrivateDirectory } from "../base/private_dir.ts";
 import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import {
@@ -18,7 +19,7 @@ import {
 import { HEARTBEAT_MS } from "../types/role_options.ts";
 import { initFabric } from "./init.ts";
 import { type LocalFabric, startLocalFabric } from "./local_fabric.ts";
-import { usage } from "./cli_error.ts";
+import { CliError, usage } from "./cli_error.ts";
 import { renderTree } from "./status_tree.ts";
 
 /** Help text of `fabricd up`. */
@@ -114,7 +115,11 @@ export async function upCommand(args: string[]): Promise<number> {
   }
   const { dir, fabricPath, ...options } = checkUpFlags(parsed);
   const exists = await Deno.stat(fabricPath).then(() => true, () => false);
+  await refuseSharedDirectory(dirname(fabricPath));
   const fabric = exists ? await loadFabricFile(fabricPath) : await initFabric(fabricPath);
+  // The state directory (keys, registry, sockets, logs) is the user's alone.
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => {});
+  await refuseSharedDirectory(dir);
   if (!exists) console.log(`Created fabric ${fabric.fingerprint} in ${fabricPath}`);
   const local = await startLocalFabric(fabricPath, fabric, { dir, ...options });
   const roots = [...local.registryTargets, local.spawner];
@@ -157,4 +162,13 @@ function untilStopped(local: LocalFabric): Promise<Deno.Signal | undefined> {
     Deno.addSignalListener(name, () => signal.resolve(name));
   }
   return Promise.race([signal.promise, local.stopped.then(() => undefined)]);
+}
+
+/**
+ * Refuses a state directory another user owns or may write to (78), before
+ * anything is written in it or read from it.
+ */
+async function refuseSharedDirectory(path: string): Promise<void> {
+  const why = await notPrivateDirectory(path);
+  if (why) throw new CliError(`Unsafe state directory: ${why}`, EXIT.CONFIG);
 }
