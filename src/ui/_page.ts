@@ -205,5 +205,7 @@ pilots();
 tasks();
 setInterval(tasks, 2000);
 setInterval(render, 1000);
+// Heartbeats move no record on the change stream: read the records again for their ages.
+setInterval(() => load().catch(() => {}), 5000);
 setInterval(pilots, 10000);
 `;

@@ -100,6 +100,18 @@ Deno.test({
           (globalThis as unknown as { marker?: number }).marker
         );
         assert.equal(marker, 42, "the page was not reloaded");
+        // Heartbeat ages stay current (they only grew from the page's load: the
+        // change stream carries no heartbeats).
+        const registryId = records.find((r) => r.role === "registry")!.id;
+        await new Promise((r) => setTimeout(r, 8000));
+        await page.waitForFunction(
+          `(() => {
+            const cell = document.querySelector('tr[data-id="${registryId}"] td:nth-child(6)');
+            const text = cell?.textContent ?? "";
+            return text.endsWith("s ago") && parseFloat(text) < 4;
+          })()`,
+          { timeout: 10_000, polling: 500 },
+        );
         // The table is rendered anew on every change the page hears of, so a
         // row found by one call can be gone by the next (puppeteer's click
         // failed with "Node is detached from document"): the page finds and
