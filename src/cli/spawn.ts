@@ -133,6 +133,15 @@ function spawnFailure(error: unknown): CliError {
       : EXIT.FAILURE;
     return new CliError(`${error.message}${exit}`, code, { cause: error });
   }
+  if (error instanceof FabricRequestError) {
+    // No answer at all: the spawner (or the fabric) is not running.
+    return new CliError(
+      `${error.message}: check that it runs ("fabricd status"), or start the fabric with ` +
+        '"fabricd up"',
+      EXIT.UNREACHABLE,
+      { cause: error },
+    );
+  }
   if (error instanceof CliError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new CliError(message, EXIT.FAILURE, { cause: error });

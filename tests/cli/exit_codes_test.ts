@@ -96,6 +96,12 @@ const WITHOUT_A_RUNNING_FABRIC: Case[] = [
     code: 69,
     stderr: /start the fabric with "fabricd up"/,
   },
+  {
+    name: "a spawn whose spawner does not answer",
+    args: (f) => ["spawn", "--role", "spawner", "--fabric", f],
+    code: 69,
+    stderr: /Cannot reach service "spw-0000dead".*start the fabric with "fabricd up"/,
+  },
 ];
 
 Deno.test("fabricd exits as the README's table says when the fabric is not running", async () => {
