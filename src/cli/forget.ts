@@ -63,9 +63,12 @@ export async function forgetRecords(registry: Forgetter, ids: string[]): Promise
 }
 
 /** Prints what {@linkcode forgetRecords} did; the exit code. */
-export function reportForgotten(outcome: ForgetOutcome): number {
+export function reportForgotten(
+  outcome: ForgetOutcome,
+  say: (line: string) => void = console.log,
+): number {
   for (const record of outcome.forgotten) {
-    console.log(`forgot ${record.id} (${record.role}, ${record.state})`);
+    say(`forgot ${record.id} (${record.role}, ${record.state})`);
   }
   for (const { reason } of outcome.refused) console.error(`fabricd: ${reason}`);
   return outcome.refused.length > 0 ? EXIT.FAILURE : EXIT.OK;

@@ -21,8 +21,8 @@ state, incarnation, uptime of a running service, restarts, age of the last
 heartbeat, last failure shortened), from the registry. Stopped and lost
 services are hidden unless --all is given. --json prints the registry's records.
 --prune first forgets every ended record (STOPPED, FAILED, LOST; see "fabricd
-forget --help"), printing each, then shows what is left; exit 1 if any was
-refused.
+forget --help") that the filters below keep, printing each (on stderr with
+--json), then shows what is left; exit 1 if any was refused.
 
 Filters, applied by the registry (repeat a flag or give a comma-separated list):
 --role ROLE keeps services of these roles, --state STATE those in these states,
@@ -78,16 +78,18 @@ export async function statusCommand(args: string[]): Promise<number> {
     }
     return EXIT.OK;
   }
-  let code: number = EXIT.OK;
-  if (parsed.flags.prune) {
-    const ended = (await context.registry.list()).filter((r) =>
-      FORGETTABLE_STATES.includes(r.state)
-    );
-    code = reportForgotten(await forgetRecords(context.registry, ended.map((r) => r.id)));
-    if (ended.length === 0) console.log("No ended records to forget.");
-  }
   if (filter.under && !(await context.registry.get(filter.under))) {
     throw unknownService(filter.under);
+  }
+  let code: number = EXIT.OK;
+  if (parsed.flags.prune) {
+    // Only what the filters show; with --json the report goes to stderr, the JSON alone to stdout.
+    const say = parsed.flags.json ? console.error : console.log;
+    const ended = (await context.registry.list(undefined, filter)).filter((r) =>
+      FORGETTABLE_STATES.includes(r.state)
+    );
+    code = reportForgotten(await forgetRecords(context.registry, ended.map((r) => r.id)), say);
+    if (ended.length === 0) say("No ended records to forget.");
   }
   const records = await context.registry.list(undefined, filter);
   if (parsed.flags.json) {

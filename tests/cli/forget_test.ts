@@ -4,6 +4,8 @@ import { forgetRecords, reportForgotten } from "../../src/cli/forget.ts";
 import { FabricRequestError } from "../../src/client/fabric_client.ts";
 import { EXIT, type ServiceRecord } from "../../src/types/mod.ts";
 import { serviceRecord } from "../_fixtures.ts";
+import { join } from "node:path";
+import { runFabricd, spawnLocal, withLocalFabric } from "../e2e/_fabric.ts";
 
 /** A registry that holds `records` and refuses what the real one refuses. */
 function fakeRegistry(records: ServiceRecord[]): { forget(id: string): Promise<ServiceRecord> } {
@@ -59,4 +61,31 @@ Deno.test("reportForgotten() exits 1 when any record was refused, else 0", () =>
     console.log = quiet.log;
     console.error = quiet.error;
   }
+});
+
+Deno.test("status --prune --json forgets only what the filters keep, and prints JSON alone on stdout", async () => {
+  await withLocalFabric(async (local, dir) => {
+    const fabric = join(dir, "fabric.yaml");
+    const spawner = (await spawnLocal(local, "spawner")).id;
+    const queue = (await spawnLocal(local, "queue")).id;
+    for (const id of [spawner, queue]) {
+      const out = await runFabricd(["stop", id, "--fabric", fabric]);
+      assert.equal(out.code, 0, out.stderr);
+    }
+    const out = await runFabricd([
+      "status",
+      "--all",
+      "--prune",
+      "--role",
+      "spawner",
+      "--json",
+      "--fabric",
+      fabric,
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    const shown = (JSON.parse(out.stdout) as { services: { id: string }[] }).services;
+    assert.ok(!shown.some((r) => r.id === spawner), "the stopped spawner is forgotten");
+    assert.match(out.stderr, new RegExp(`forgot ${spawner} \\(spawner, STOPPED\\)`));
+    assert.equal((await local.registry.get(queue))?.record.state, "STOPPED", "not a spawner: kept");
+  });
 });
