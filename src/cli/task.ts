@@ -3,11 +3,11 @@
  * batch system. A task goes on a queue service; an agent runs it in its own
  * directory, publishes its states on the pub/sub service (`tasks.<id>`) and
  * reports them to the queue's task history; `--wait` follows the states
- * until the task ends. History and cancel: `_task_history.ts`; output:
- * `_task_logs.ts`.
+ * until the task ends (`_task_follow.ts`). History and cancel:
+ * `_task_history.ts`; output: `_task_logs.ts`.
  * @module
  */
-import { TASK_ID, type TaskEvent, taskTopic } from "../services/agent/task.ts";
+import { TASK_ID, taskTopic } from "../services/agent/task.ts";
 import { FabricRequestError } from "../client/fabric_client.ts";
 import { PubsubClient, type PubsubSubscription } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
@@ -35,7 +35,8 @@ import {
   type TaskAction,
 } from "./_task_history.ts";
 import { taskLogs } from "./_task_logs.ts";
-import { clearTimeout, setTimeout } from "../base/timers.ts";
+import { endedTask, followTask } from "./_task_follow.ts";
+import { setTimeout } from "../base/timers.ts";
 
 /** Help text of `fabricd task`. */
 export const TASK_HELP =
@@ -220,6 +221,18 @@ async function submitTask(
   // The ID at once, before any wait: it is what every later command takes.
   if (!events || !parsed.flags.json) console.log(parsed.flags.json ? JSON.stringify(answer) : id);
   if (!events) return EXIT.OK;
+  // A task given again under its ID may have ended already: no event would come.
+  const ended = put.duplicate ? await endedTask(context, queueId, queueName, id) : null;
+  if (ended) {
+    await events.close();
+    const exit = ended.exitCode === null ? "" : ` (exit ${ended.exitCode})`;
+    console.log(
+      parsed.flags.json
+        ? JSON.stringify(ended)
+        : `${id} had already ended ${ended.state}${exit}: see "fabricd task show ${id}"`,
+    );
+    return ended.state === "DONE" ? EXIT.OK : EXIT.FAILURE;
+  }
   return await followTask(context, events, {
     id,
     queueId,
@@ -227,96 +240,6 @@ async function submitTask(
     json: parsed.flags.json === true,
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   });
-}
-
-/** What {@linkcode followTask} follows. */
-interface FollowOptions {
-  id: string;
-  queueId: string;
-  queueName: string;
-  json: boolean;
-  /** Give up after this long, ms (the task stays on the queue). Default: never. */
-  timeoutMs?: number;
-}
-
-/** How long `task submit --wait` waits for a first agent before it says none takes tasks, ms. */
-const NO_AGENT_NOTICE_MS = 2000;
-
-/**
- * Prints the task's events until it ends (exit 0 on DONE, else 1) or the
- * timeout passes (exit 1; the task stays on the queue). After 2 s without an
- * agent on the queue it says so on stderr, once.
- */
-async function followTask(
-  context: FabricContext,
-  events: PubsubSubscription,
-  options: FollowOptions,
-): Promise<number> {
-  const frames = events[Symbol.asyncIterator]();
-  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  const noticeAt = Date.now() + NO_AGENT_NOTICE_MS;
-  let noticed = false;
-  // A read still pending when the socket is closed may reject: nobody waits for it then.
-  const pull = (): ReturnType<typeof frames.next> => {
-    const read = frames.next();
-    read.catch(() => {});
-    return read;
-  };
-  let next = pull();
-  try {
-    for (;;) {
-      const wakeAt = Math.min(deadline, noticed ? Infinity : noticeAt);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const woken = Number.isFinite(wakeAt)
-        ? new Promise<"wake">((resolve) =>
-          timer = setTimeout(() => resolve("wake"), Math.max(0, wakeAt - Date.now()))
-        )
-        : new Promise<"wake">(() => {});
-      const got = await Promise.race([next, woken]);
-      clearTimeout(timer);
-      if (got === "wake") {
-        if (Date.now() >= deadline) {
-          throw new CliError(
-            `Task ${options.id} did not end within ${options.timeoutMs} ms: it stays on queue ` +
-              `${options.queueId} and runs when an agent takes it (see "fabricd task list")`,
-            EXIT.FAILURE,
-          );
-        }
-        noticed = true;
-        if (!await agentTakes(context, options.queueId, options.queueName)) {
-          console.error(`waiting: no agent takes tasks from queue ${options.queueId}`);
-        }
-        continue;
-      }
-      if (got.done) break;
-      next = pull();
-      const frame = got.value;
-      if (frame.op !== "message") continue;
-      const event = frame.message as TaskEvent;
-      if (event.agent) noticed = true;
-      console.log(options.json ? JSON.stringify(event) : describe(event));
-      if (["DONE", "FAILED", "CANCELED"].includes(event.state)) {
-        return event.state === "DONE" ? EXIT.OK : EXIT.FAILURE;
-      }
-    }
-  } finally {
-    await events.close();
-  }
-  throw new CliError(`The pub/sub service closed before task ${options.id} ended`, EXIT.FAILURE);
-}
-
-/** Whether a live agent takes tasks from queue `name` of service `queueId`. */
-async function agentTakes(
-  context: FabricContext,
-  queueId: string,
-  name: string,
-): Promise<boolean> {
-  const records = await context.registry.list().catch(() => null);
-  if (!records) return true;
-  return records.some((r) =>
-    r.role === "agent" && ["ALIVE", "SUSPECT"].includes(r.state) &&
-    r.options.queue === queueId && (r.options.queueName ?? "tasks") === name
-  );
 }
 
 /**
@@ -386,15 +309,4 @@ async function submitOnce(
       delay = Math.min(4000, delay * 2);
     }
   }
-}
-
-function describe(event: TaskEvent): string {
-  const code = event.exitCode === undefined ? "" : ` exit ${event.exitCode}`;
-  const why = event.reason ? ` (${event.reason})` : "";
-  const tail = event.tail
-    ? `\n${event.tail.trimEnd().split("\n").map((l) => `    ${l}`).join("\n")}`
-    : "";
-  return `${
-    new Date(event.at).toISOString()
-  } ${event.id} ${event.state} on ${event.agent}${code}${why}${tail}`;
 }

@@ -69,5 +69,22 @@ Deno.test("fabricd task submit --wait --timeout prints the ID, says no agent tak
     assert.match(ran.stdout.split("\n")[0]!, /^tsk-[0-9a-f]{8}$/);
     assert.match(ran.stdout, /DONE/);
     assert.doesNotMatch(ran.stderr, /waiting: no agent/);
+
+    // Given again under the ID of a task that has ended: no event will come; it says so.
+    const id = ran.stdout.split("\n")[0]!;
+    const again = await runFabricd([
+      "task",
+      "submit",
+      "--wait",
+      "--id",
+      id,
+      "--fabric",
+      fabric,
+      "--",
+      "/bin/echo",
+      "hi",
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`${id} had already ended DONE \\(exit 0\\)`));
   });
 });
