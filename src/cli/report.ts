@@ -54,7 +54,9 @@ export async function reportCommand(args: string[]): Promise<number> {
   if (dir !== undefined && fabricFlag !== undefined) {
     throw usage("Give --dir DIR or --fabric FILE, not both");
   }
-  const out = resolve(stringFlag(parsed, "out") ?? "report.html");
+  const outFlag = stringFlag(parsed, "out");
+  if (outFlag === "") throw usage("Empty --out: give a file name, or leave --out out");
+  const out = resolve(outFlag ?? "report.html");
   const context = await loadContext(dir === undefined ? fabricFlag : join(dir, "fabric.yaml"));
   const input = await collectReport(context);
   const html = reportHtml(input);

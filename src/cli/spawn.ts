@@ -181,6 +181,11 @@ export async function spawnCommand(args: string[]): Promise<number> {
     if (error instanceof RoleOptionsError) throw usage(error.message);
     throw error;
   }
+  if (stringFlag(parsed, "on") === "") {
+    throw usage(
+      "Empty --on: give a launcher URL (local://, ssh://host, slurm://), or leave --on out",
+    );
+  }
   const count = rangeFlag(parsed, "count", { min: 1, max: 1000 }) ?? 1;
   const parallel = rangeFlag(parsed, "parallel", { min: 1, max: 64 }) ?? 8;
   const viaId = idFlag(parsed, "via", "service");

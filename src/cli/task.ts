@@ -15,11 +15,11 @@ import { EXIT } from "../types/mod.ts";
 import {
   durationFlag,
   idFlag,
-  intFlag,
   keyValueFlag,
   noMoreArgs,
   type ParsedArgs,
   parseFlags,
+  rangeFlag,
   stringFlag,
 } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
@@ -176,7 +176,7 @@ interface Submission {
  * `--env` or `--timeout`, or `--timeout` without `--wait`.
  */
 function submissionOf(parsed: ParsedArgs, command: string[]): Submission {
-  if (command.length === 0) {
+  if (command.length === 0 || command[0] === "") {
     throw usage('Give the command after "--": fabricd task submit -- /bin/echo hi');
   }
   const id = checkTaskId(stringFlag(parsed, "id") ?? `tsk-${crypto.randomUUID().slice(0, 8)}`);
@@ -185,13 +185,14 @@ function submissionOf(parsed: ParsedArgs, command: string[]): Submission {
     : durationFlag(parsed, "timeout", 0);
   if (timeoutMs !== undefined && !parsed.flags.wait) throw usage("--timeout goes with --wait");
   const cwd = stringFlag(parsed, "cwd");
+  if (cwd === "") throw usage("Empty --cwd: give a directory, or leave --cwd out");
   return {
     task: {
       id,
       executable: command[0]!,
       args: command.slice(1),
       env: keyValueFlag(parsed, "env"),
-      cores: intFlag(parsed, "cores", 1) || 1,
+      cores: rangeFlag(parsed, "cores", { min: 1, max: 4096 }) ?? 1,
       ...(cwd ? { cwd } : {}),
     },
     timeoutMs,

@@ -16,7 +16,7 @@ export const pilotRequestSchema = z.strictObject({
   count: z.int().min(1).max(MAX_PILOTS_PER_REQUEST).default(1),
   cores: z.int().min(1).max(4096).default(1),
   walltime: z.string().regex(
-    /^(\d{1,6}|\d{1,7}[smh]|\d{1,4}:\d{2}(:\d{2})?)$/,
+    /^(\d{1,6}|\d{1,7}[smh]|\d{1,4}:[0-5]\d(:[0-5]\d)?)$/,
     "must be minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS",
   ).refine((value) => value === "" || !/^[0:]*[smh]?$/.test(value), "must be more than zero")
     .default(""),

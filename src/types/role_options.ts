@@ -89,7 +89,7 @@ const QUEUE_NAME = z.string().regex(
   "must be 1-64 letters, digits, '.', '_' or '-'",
 );
 const WALLTIME = z.string().regex(
-  /^(\d{1,6}(s|m|h)?|\d{1,3}:\d{2}:\d{2}|\d{1,2}-\d{1,2}:\d{2}:\d{2})$/,
+  /^(\d{1,6}(s|m|h)?|\d{1,3}:[0-5]\d:[0-5]\d|\d{1,2}-([01]?\d|2[0-3]):[0-5]\d:[0-5]\d)$/,
   "must be a walltime: 30, 90s, 2h, HH:MM:SS or D-HH:MM:SS",
 );
 

@@ -121,6 +121,15 @@ const USAGE_BEFORE_LOADING: Case[] = [
     stderr: /Invalid service ID "zz\/\.\.\/que-1": --queue takes .*que-1a2b3c4d/,
   },
   { args: ["task", "submit", "--timeout", "5s", "--", "/bin/echo"], stderr: /--timeout goes/ },
+  { args: ["task", "submit", "--", ""], stderr: /Give the command after "--"/ },
+  { args: ["task", "submit", "--cwd", "", "--", "/bin/true"], stderr: /Empty --cwd/ },
+  {
+    args: ["task", "submit", "--cores", "0", "--", "/bin/true"],
+    stderr: /Invalid --cores "0": give a whole number from 1 to 4096/,
+  },
+  { args: ["pilot", "submit", "--walltime", "25:61:99"], stderr: /Invalid --walltime "25:61:99"/ },
+  { args: ["report", "--out", ""], stderr: /Empty --out/ },
+  { args: ["spawn", "--role", "spawner", "--on", ""], stderr: /Empty --on: give a launcher URL/ },
   {
     args: ["task", "submit", "--env", "A=1", "--env", "A=2", "--", "/bin/echo"],
     stderr: /Repeated --env "A" \("A=1", then "A=2"\): give each key once/,
