@@ -1,6 +1,7 @@
 /**
  * The pilot manager's words: pilot requests, pilots, their states and
- * policies, and what the manager needs from its service.
+ * policies, what the manager needs from its service, and what it keeps of
+ * each pilot.
  * @module
  */
 import type { SpawnRequest } from "../../types/wire.ts";
@@ -86,4 +87,44 @@ export interface PilotDeps {
   };
   /** Most resubmissions per pilot. Default 2. */
   maxResubmits?: number;
+}
+
+/** What the manager keeps of one pilot. */
+export interface Entry {
+  pilot: Pilot;
+  request: PilotRequest;
+  /** Resolves the submission once the job is with the batch system (or the agent is up). */
+  announce: (() => void) | undefined;
+  /** A spawn (submit or resubmit) that has not returned yet. */
+  inflight: boolean;
+  cancelRequested: boolean;
+}
+
+/** A new pilot of `request`, not ended, not resubmitted, its service and job not known yet. */
+export function newEntry(
+  request: PilotRequest,
+  fields: Pick<Pilot, "id" | "state" | "reason" | "submitted">,
+): Entry {
+  const { on, cores, walltime, policy } = request;
+  return {
+    pilot: { ...fields, on, cores, walltime, policy, service: "", batch: null, resubmits: 0 },
+    request,
+    announce: undefined,
+    inflight: false,
+    cancelRequested: false,
+  };
+}
+
+/** The agent options of a pilot. */
+export function agentOptions(request: PilotRequest): Record<string, string> {
+  return {
+    queue: request.queue,
+    pubsub: request.pubsub,
+    cores: String(request.cores),
+    // Reach the queue and the pub/sub through the pilot manager, which relays:
+    // compute nodes reach nothing else of the fabric.
+    via: "parent",
+    ...(request.walltime ? { walltime: request.walltime } : {}),
+    ...(request.queueName ? { queueName: request.queueName } : {}),
+  };
 }

@@ -11,8 +11,13 @@ import { log } from "../../config/logging.ts";
 import { sleep } from "../../config/retry.ts";
 import { EndedLedger } from "../../base/ended_ledger.ts";
 import { eachAtMost } from "../../base/at_most.ts";
+import { clearInterval, setInterval } from "../../base/timers.ts";
+import { isBatchLauncher, UNBATCHED_CHECK_MS, unbatchedEnd, Walltimes } from "./_unbatched.ts";
 import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
 import {
+  agentOptions,
+  type Entry,
+  newEntry,
   type Pilot,
   type PilotDeps,
   type PilotPolicy,
@@ -34,16 +39,6 @@ export {
 export const PILOT_READS_AT_ONCE = 8;
 const ENDED_STATES = new Set<PilotState>(["ENDED", "FAILED", "CANCELED"]);
 
-interface Entry {
-  pilot: Pilot;
-  request: PilotRequest;
-  /** Resolves the submission once the job is with the batch system (or the agent is up). */
-  announce: (() => void) | undefined;
-  /** A spawn (submit or resubmit) that has not returned yet. */
-  inflight: boolean;
-  cancelRequested: boolean;
-}
-
 /**
  * Submits pilots and keeps track of them: each until it ends (`ENDED`,
  * `FAILED`, `CANCELED`), then the newest 1,000 ended ones for 24 h
@@ -59,6 +54,9 @@ export class PilotManager {
   });
   #unfollow: () => void;
   #stopped = false;
+  /** Pilots without a batch system: their walltimes, and a look at their records. */
+  #walltimes = new Walltimes();
+  #looking = setInterval(() => void this.#checkUnbatched(), UNBATCHED_CHECK_MS);
 
   /** A manager over `deps`; it follows batch job changes until `stop()`. */
   constructor(deps: PilotDeps) {
@@ -135,6 +133,7 @@ export class PilotManager {
     });
     entry.pilot.service = record.state;
     this.#entries.set(record.id, entry);
+    this.#keepWalltime(entry, record.started);
   }
 
   /**
@@ -171,6 +170,8 @@ export class PilotManager {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#unfollow();
+    clearInterval(this.#looking);
+    this.#walltimes.clear();
     for (const entry of this.#entries.values()) {
       if (this.#deps.batch.get(entry.pilot.id)?.phase !== "queued") continue;
       entry.cancelRequested = true;
@@ -228,6 +229,7 @@ export class PilotManager {
         if (entry.pilot.state === "SUBMITTING" || entry.pilot.state === "QUEUED") {
           entry.pilot.state = "RUNNING";
           entry.pilot.reason = "agent ALIVE";
+          this.#keepWalltime(entry, Date.now());
         }
       },
       (error: unknown) => {
@@ -315,7 +317,33 @@ export class PilotManager {
     return undefined;
   }
 
+  /** A pilot without a batch system: its agent is stopped once its walltime has passed. */
+  #keepWalltime(entry: Entry, startedAt: number): void {
+    if (isBatchLauncher(entry.pilot.on)) return;
+    this.#walltimes.keep(entry.pilot.id, entry.pilot.walltime, startedAt, (id) => {
+      const why = `walltime ${entry.pilot.walltime} reached`;
+      this.#deps.stopService(id, why).catch((error) =>
+        log("pilot-manager").warn("Cannot stop pilot {id}: {error}", { id, error: String(error) })
+      );
+    });
+  }
+
+  /** Ends the running pilots without a batch system whose agents ended (their records). */
+  async #checkUnbatched(): Promise<void> {
+    const running = this.#kept().filter((entry) =>
+      entry.pilot.state === "RUNNING" && !entry.inflight && !isBatchLauncher(entry.pilot.on)
+    );
+    await eachAtMost(running, PILOT_READS_AT_ONCE, async (entry) => {
+      const record = await this.#record(entry.pilot.id);
+      const end = record && unbatchedEnd(record, this.#walltimes.reached.has(record.id));
+      if (!end || entry.pilot.state !== "RUNNING") return;
+      if (end.state === "policy") await this.#endedEarly(entry, end.reason);
+      else this.#settle(entry, end.state, end.reason);
+    });
+  }
+
   #settle(entry: Entry, state: PilotState, reason: string): void {
+    this.#walltimes.forget(entry.pilot.id);
     if (!ENDED_STATES.has(entry.pilot.state)) this.#ended.ended(entry.pilot.id, Date.now());
     entry.pilot.state = state;
     entry.pilot.reason = reason;
@@ -352,38 +380,4 @@ export class PilotManager {
       batch: this.#deps.batch.get(entry.pilot.id) ?? null,
     };
   }
-}
-
-/** A new pilot of `request`, not ended, not resubmitted, its service and job not known yet. */
-function newEntry(
-  request: PilotRequest,
-  fields: Pick<Pilot, "id" | "state" | "reason" | "submitted">,
-): Entry {
-  const { on, cores, walltime, policy } = request;
-  return {
-    pilot: { ...fields, on, cores, walltime, policy, service: "", batch: null, resubmits: 0 },
-    request,
-    announce: undefined,
-    inflight: false,
-    cancelRequested: false,
-  };
-}
-
-/** The agent options of a pilot. */
-function agentOptions(request: PilotRequest): Record<string, string> {
-  return {
-    queue: request.queue,
-    pubsub: request.pubsub,
-    cores: String(request.cores),
-    // Reach the queue and the pub/sub through the pilot manager, which relays:
-    // compute nodes reach nothing else of the fabric.
-    via: "parent",
-    ...(request.walltime ? { walltime: request.walltime } : {}),
-    ...(request.queueName ? { queueName: request.queueName } : {}),
-  };
-}
-
-/** Whether pilots on `launcher` are batch jobs, whose end the launcher reports. */
-function isBatchLauncher(launcher: string): boolean {
-  return launcher.startsWith("slurm://");
 }

@@ -5,6 +5,11 @@ import type { SpawnHooks } from "../../../src/runtime/role.ts";
 import { PilotManager, type PilotRequest } from "../../../src/services/pilot_manager/pilots.ts";
 import type { ServiceState, SpawnResult } from "../../../src/types/mod.ts";
 import { serviceRecord } from "../../_fixtures.ts";
+import {
+  UNBATCHED_CHECK_MS,
+  unbatchedEnd,
+  walltimeMs,
+} from "../../../src/services/pilot_manager/_unbatched.ts";
 
 /** A pilot manager over fakes: spawns are recorded and settled by the test. */
 function harness() {
@@ -276,4 +281,51 @@ Deno.test("PilotManager.submit() refuses a queue that is not below the manager, 
   await assert.rejects(manager.submit({ ...REQUEST, pubsub: "pub-missing" }), /No pub\/sub/);
   assert.equal(spawns.length, 0);
   await manager.stop();
+});
+
+Deno.test("walltimeMs() reads Slurm's walltime forms", () => {
+  const cases: [string, number | null][] = [
+    ["30", 30 * 60_000],
+    ["90s", 90_000],
+    ["30m", 30 * 60_000],
+    ["2h", 2 * 3_600_000],
+    ["05:30", 330_000],
+    ["1:02:03", 3_723_000],
+    ["1-00:00:10", 86_410_000],
+    ["", null],
+    ["soon", null],
+  ];
+  for (const [text, ms] of cases) assert.equal(walltimeMs(text), ms, text);
+});
+
+Deno.test("PilotManager ends a local:// pilot with its agent: stopped at its walltime, then ENDED", async () => {
+  const { manager, spawns, states, stopped } = harness();
+  try {
+    const [pilot] = await Promise.all([
+      manager.submit({ ...REQUEST, on: "local://", count: 1, walltime: "1s" }),
+      settled().then(() => spawns[0]!.settle(true)),
+    ]);
+    const id = pilot[0]!.id;
+    assert.equal((await manager.get(id))?.state, "RUNNING");
+    await new Promise((r) => setTimeout(r, 1300));
+    assert.deepEqual(stopped, [id], "the agent is stopped once its walltime passed");
+    states.set(id, "STOPPED");
+    await new Promise((r) => setTimeout(r, UNBATCHED_CHECK_MS + 300));
+    const ended = await manager.get(id);
+    assert.equal(ended?.state, "ENDED");
+    assert.equal(ended?.reason, "walltime reached");
+  } finally {
+    await manager.stop();
+  }
+});
+
+Deno.test("unbatchedEnd() reads how a pilot without a batch system ended from its agent's record", () => {
+  const end = (state: ServiceState, reached = false) =>
+    unbatchedEnd(serviceRecord("agt-1", { state, lastFailure: "why" }), reached);
+  assert.equal(end("ALIVE"), null);
+  assert.equal(end("DEAD"), null, "its parent restarts it");
+  assert.deepEqual(end("STOPPED"), { state: "ENDED", reason: "agent stopped" });
+  assert.deepEqual(end("STOPPED", true), { state: "ENDED", reason: "walltime reached" });
+  assert.deepEqual(end("LOST"), { state: "FAILED", reason: "agent LOST: why" });
+  assert.deepEqual(end("FAILED"), { state: "policy", reason: "agent FAILED: why" });
 });
