@@ -23,9 +23,10 @@ Writes one self-contained HTML file (inline SVG; no script, nothing fetched
 when it is opened) with
   - a timeline of every service's states over time, pilots marked, from the
     registry's transitions (as "fabricd events" prints them);
-  - the tasks finished per interval. The fabric keeps no per-task history:
-    each ALIVE agent's DONE/FAILED counters are spread over the ALIVE time of
-    its current incarnation (agents that are gone are not counted).
+  - the tasks finished per interval, estimated: each ALIVE agent's
+    DONE/FAILED counters spread over the ALIVE time of its current
+    incarnation (agents that are gone are not counted; each task's own
+    times are in the queue's history: "fabricd task list", "task show").
 
   --out FILE    where to write (default report.html); replaced atomically
   --dir DIR     the fabric's directory: reads DIR/fabric.yaml

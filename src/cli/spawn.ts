@@ -25,8 +25,9 @@ export const SPAWN_HELP =
   `fabricd spawn --role ROLE [--on URL] [--via ID] [--session S]... [--count N] [--json]
 
 Starts a new service through a running one: the named service (--via, default
-the root spawner) launches it, hands it the fabric keys with a one-time password,
-configures it and answers once it is ALIVE.
+the root spawner) launches it, certifies the key the new service makes for itself
+(through a one-time password: no private key is sent), configures it and
+answers once it is ALIVE.
 
   --role ROLE     one of ${ROLES.join(", ")}
   --on URL        launcher: local:// (default), ssh://[user@]host[:port], slurm://...;

@@ -16,7 +16,8 @@ export const STOP_HELP = `fabricd stop ID... | --all [--only] [--grace D] [--fab
 Stops the named services and every service below them (spawned by them, at
 any depth), or with --all every live service of the fabric. Services stop in
 dependency order: agents and pilot managers, then queues and pub/subs, then
-spawners and bridges, the registry last; never a service before one below it.
+spawners and bridges, the registry last; never a service before one below it
+(a pilot manager with a queue below it stops with the queues).
 Each is printed as it is asked to stop.
 
   --only      stop only the named services; the services below them keep

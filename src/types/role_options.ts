@@ -178,7 +178,7 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       help: "the queue to take tasks from",
     }),
     visibilityMs: option(whole(1000, QUEUE_LIMITS.maxVisibilityMs), {
-      type: "integer ms",
+      type: `integer ms, 1000-${QUEUE_LIMITS.maxVisibilityMs}`,
       default: "60000",
       help: "visibility timeout of a taken task",
     }),
@@ -188,7 +188,7 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       help: "tasks taken beyond the free cores",
     }),
     graceMs: option(whole(0, 600_000), {
-      type: "integer ms",
+      type: "integer ms, 0-600000",
       default: "10000",
       help: "SIGTERM to SIGKILL on cancel, timeout and stop",
     }),
@@ -198,12 +198,12 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
       help: "parent: reach the queue and pub/sub through the parent (pilots)",
     }),
     outputBytes: option(whole(1, MAX_NINE_DIGITS), {
-      type: "integer bytes",
+      type: "integer bytes, 1-999999999",
       default: "10485760",
       help: "stdout and stderr one task keeps in its directory",
     }),
     keepTasks: option(whole(1, 100_000), {
-      type: "integer",
+      type: "integer 1-100000",
       default: "100",
       help: "task directories the agent keeps",
     }),

@@ -83,6 +83,6 @@ Deno.test("formatRoleOptions() gives every option of every role a type, a defaul
     }
     assert.ok(formatRoleOptions(role).length > 0);
   }
-  assert.match(formatRoleOptions("agent"), /graceMs=integer ms +.*\(default: 10000\)/);
+  assert.match(formatRoleOptions("agent"), /graceMs=integer ms, 0-600000 +.*\(default: 10000\)/);
   assert.match(formatRoleOptions("bridge"), /takes no options/);
 });
