@@ -72,10 +72,8 @@ export async function serveGuarded(
   const stop = async (): Promise<void> => {
     front.stopAccepting();
     const grace = after(options.graceMs ?? 2000, false);
-    const drained = await Promise.race([
-      backend.shutdown().then(() => true, () => true),
-      grace.promise,
-    ]);
+    // Open requests get the grace to finish; what is left is cut below.
+    await Promise.race([backend.shutdown().catch(() => {}), grace.promise]);
     grace.cancel();
     // What the server said last (a WebSocket's close frame, an answer's tail)
     // is still on its way through the front: let it arrive before cutting.
