@@ -136,7 +136,13 @@ async function follow(context: FabricContext, target: Target, query: string): Pr
   } catch (error) {
     if (error instanceof FabricRequestError) throw error;
     // Opened, then cut: the service stopped (its server ends open streams).
-    if (!stop.signal.aborted) console.error(`(the log stream of ${id} was cut: ${error})`);
+    if (!stop.signal.aborted) {
+      const why = error instanceof Error ? error.message : String(error);
+      console.error(
+        `(the log stream of ${id} was cut: the service stopped, or the connection to it ` +
+          `dropped (${why}); "fabricd logs ${id}" shows the rest)`,
+      );
+    }
     return EXIT.OK;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
