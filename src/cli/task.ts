@@ -35,12 +35,13 @@ import {
   type TaskAction,
 } from "./_task_history.ts";
 import { taskLogs } from "./_task_logs.ts";
+import { readSmallFile } from "../base/small_file.ts";
 import { endedTask, followTask } from "./_task_follow.ts";
 import { setTimeout } from "../base/timers.ts";
 
 /** Help text of `fabricd task`. */
 export const TASK_HELP =
-  `fabricd task submit [--id TASK_ID] [--wait [--timeout D]] [--cores N] [--env K=V]... [--cwd DIR] -- EXECUTABLE [ARG...]
+  `fabricd task submit [--id TASK_ID] [--wait [--timeout D]] [--cores N] [--env K=V]... [--env-file FILE] [--cwd DIR] -- EXECUTABLE [ARG...]
 fabricd task list [--state S] [--limit N]
 fabricd task show TASK_ID
 fabricd task logs TASK_ID [-f] [--stderr]
@@ -55,7 +56,10 @@ fabricd task cancel TASK_ID
            --wait says so on stderr ("waiting: no agent takes tasks from queue X").
            The task ID (--id, or a new random one) is the put's idempotency key: a
            put whose answer was lost is sent again (for up to 60 s, backing off)
-           and stored once; submitting the same --id again stores nothing new
+           and stored once; submitting the same --id again stores nothing new.
+           --env K=V is on the command line, which every user of the host can
+           read (ps): give secrets with --env-file FILE instead (KEY=VALUE lines,
+           blank lines and lines starting with # skipped; at most 64 KiB)
   list     the queue's counts, then its tasks from the task history, newest first:
            ID, state, agent, age, exit code; --state QUEUED|RUNNING|DONE|FAILED|
            CANCELED|ENDED, --limit N (default 50, at most 1000)
@@ -92,6 +96,7 @@ export async function taskCommand(args: string[]): Promise<number> {
     "queue-name": { type: "string" },
     cores: { type: "string" },
     env: { type: "string", multiple: true },
+    "env-file": { type: "string" },
     cwd: { type: "string" },
     id: { type: "string" },
     wait: { type: "boolean" },
@@ -116,7 +121,7 @@ export async function taskCommand(args: string[]): Promise<number> {
   idFlag(parsed, "pubsub", "service");
   const queueName = idFlag(parsed, "queue-name", "queue") ?? "tasks";
   const submission = action === "submit"
-    ? submissionOf(parsed, dash >= 0 ? args.slice(dash + 1) : rest)
+    ? await submissionOf(parsed, dash >= 0 ? args.slice(dash + 1) : rest)
     : undefined;
   const list = action === "list" ? checkListFlags(parsed, rest) : undefined;
   const id = ["show", "logs", "cancel"].includes(action)
@@ -175,7 +180,7 @@ interface Submission {
  * @throws {CliError} exit 64 without a command, with a bad `--id`, `--cores`,
  * `--env` or `--timeout`, or `--timeout` without `--wait`.
  */
-function submissionOf(parsed: ParsedArgs, command: string[]): Submission {
+async function submissionOf(parsed: ParsedArgs, command: string[]): Promise<Submission> {
   if (command.length === 0 || command[0] === "") {
     throw usage('Give the command after "--": fabricd task submit -- /bin/echo hi');
   }
@@ -191,7 +196,7 @@ function submissionOf(parsed: ParsedArgs, command: string[]): Submission {
       id,
       executable: command[0]!,
       args: command.slice(1),
-      env: keyValueFlag(parsed, "env"),
+      env: await environmentOf(parsed),
       cores: rangeFlag(parsed, "cores", { min: 1, max: 4096 }) ?? 1,
       ...(cwd ? { cwd } : {}),
     },
@@ -310,4 +315,45 @@ async function submitOnce(
       delay = Math.min(4000, delay * 2);
     }
   }
+}
+
+/** Most bytes of an `--env-file`. */
+const ENV_FILE_BYTES = 64 * 1024;
+
+/**
+ * The task's environment: `--env-file FILE` (KEY=VALUE lines) and `--env
+ * K=V`, a key at most once across both.
+ * @throws {CliError} 64 for a repeated key or a malformed `--env`, 65 for a
+ * file that cannot be read or holds a line that is not KEY=VALUE.
+ */
+async function environmentOf(parsed: ParsedArgs): Promise<Record<string, string>> {
+  const env = keyValueFlag(parsed, "env");
+  const file = stringFlag(parsed, "env-file");
+  if (file === undefined) return env;
+  if (file === "") throw usage("Empty --env-file: give a file of KEY=VALUE lines");
+  let text: string;
+  try {
+    text = await readSmallFile(file, ENV_FILE_BYTES);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new CliError(`Cannot read --env-file ${JSON.stringify(file)}: ${why}`, EXIT.DATA);
+  }
+  const fromFile: Record<string, string> = {};
+  for (const [i, raw] of text.split("\n").entries()) {
+    const line = raw.replace(/\r$/, "");
+    if (line.trim() === "" || line.trimStart().startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq < 1 || /\s/.test(line.slice(0, eq))) {
+      throw new CliError(
+        `${file}:${i + 1}: not a KEY=VALUE line: write one variable per line, as NAME=value`,
+        EXIT.DATA,
+      );
+    }
+    const key = line.slice(0, eq);
+    if (Object.hasOwn(env, key) || Object.hasOwn(fromFile, key)) {
+      throw usage(`Repeated environment variable "${key}" (--env, --env-file): give it once`);
+    }
+    fromFile[key] = line.slice(eq + 1);
+  }
+  return { ...fromFile, ...env };
 }

@@ -85,6 +85,25 @@ Deno.test("fabricd task submit --wait --timeout prints the ID, says no agent tak
       "hi",
     ]);
     assert.equal(again.code, 0, again.stderr);
+
+    // A secret from a file reaches the task, and no command line holds it.
+    const envFile = join(dir, "task.env");
+    await Deno.writeTextFile(envFile, "SECRET=s3cr3t-from-file\n", { mode: 0o600 });
+    const secret = await runFabricd([
+      "task",
+      "submit",
+      "--wait",
+      "--env-file",
+      envFile,
+      "--fabric",
+      fabric,
+      "--",
+      "/bin/sh",
+      "-c",
+      'echo "got $SECRET"',
+    ]);
+    assert.equal(secret.code, 0, secret.stderr);
+    assert.match(secret.stdout, /got s3cr3t-from-file/);
     assert.match(again.stdout, new RegExp(`${id} had already ended DONE \\(exit 0\\)`));
   });
 });
