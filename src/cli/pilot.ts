@@ -169,6 +169,7 @@ function describe(pilot: Pilot): string {
     }`
     : "";
   const agent = pilot.service ? ` agent ${pilot.service}` : "";
-  return `${pilot.id} ${pilot.state}${job}${agent} (${pilot.cores} cores, ${pilot.on}` +
+  const cores = `${pilot.cores} ${pilot.cores === 1 ? "core" : "cores"}`;
+  return `${pilot.id} ${pilot.state}${job}${agent} (${cores}, ${pilot.on}` +
     `${pilot.walltime ? `, walltime ${pilot.walltime}` : ""}): ${pilot.reason}`;
 }
