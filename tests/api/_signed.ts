@@ -1,5 +1,15 @@
-import type { Hono } from "hono";
-import { type FabricKeys, signRequest, verifyResponse } from "../../src/crypto/mod.ts";
+import { Hono } from "hono";
+import { signatures } from "../../src/api/signature_middleware.ts";
+import { type FabricKeys, ReplayCache, signRequest, verifyResponse } from "../../src/crypto/mod.ts";
+
+/** An app of service `serviceId` that verifies every request and signs its answers with `keys`. */
+export function signingApp(serviceId: string, keys: FabricKeys): Hono {
+  const app = new Hono();
+  app.use(
+    signatures({ serviceId, keys: () => keys, replayCache: new ReplayCache(), unsigned: [] }),
+  );
+  return app;
+}
 
 /** Sends a signed request to `app` without a socket and verifies the signed answer. */
 export async function signedRequest(

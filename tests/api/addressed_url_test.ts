@@ -6,10 +6,9 @@
  * relay forwarded `%27` for a `'` it had verified.
  */
 import assert from "node:assert/strict";
-import { Hono } from "hono";
 import { addressedUrl, serveGuarded } from "../../src/api/guarded_server.ts";
-import { signatures } from "../../src/api/signature_middleware.ts";
-import { generateFabricKeys, ReplayCache, signRequest } from "../../src/crypto/mod.ts";
+import { generateFabricKeys, signRequest } from "../../src/crypto/mod.ts";
+import { signingApp } from "./_signed.ts";
 
 const keys = await generateFabricKeys();
 
@@ -22,13 +21,7 @@ Deno.test("addressedUrl() reads a Unix socket's request URL as the http: URL the
 });
 
 Deno.test("a request sent with ' in its query and signed as an http: URL verifies behind the front", async () => {
-  const app = new Hono();
-  app.use(signatures({
-    serviceId: "svc-1",
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    unsigned: [],
-  }));
+  const app = signingApp("svc-1", keys);
   app.get("/v1/q", (c) => c.text(addressedUrl(c.req.url).search));
   app.onError((error, c) => c.text(error.message, 401));
   const server = await serveGuarded(app.fetch, { hostname: "127.0.0.1", port: 0, graceMs: 200 });

@@ -8,37 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { eventually } from "../_eventually.ts";
-import { type GuardedServer, serveGuarded } from "../../src/api/guarded_server.ts";
-import { type HttpFrontLimits, peerOf } from "../../src/api/http_front.ts";
+import { peerOf } from "../../src/api/http_front.ts";
+import { closeQuietly, withServer } from "./_guarded.ts";
 import { ANSWER_STALL_MS } from "../../src/api/_front_connection.ts";
 
 const encoder = new TextEncoder();
-
-async function withServer(
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-  limits: HttpFrontLimits,
-  body: (server: GuardedServer) => Promise<void>,
-): Promise<void> {
-  const server = await serveGuarded(handler, {
-    hostname: "127.0.0.1",
-    port: 0,
-    graceMs: 200,
-    ...limits,
-  });
-  try {
-    await body(server);
-  } finally {
-    await server.shutdown();
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server already.
-  }
-}
 
 Deno.test("HttpFront makes room by closing a connection whose client does not read its answer", async () => {
   const big = "x".repeat(4 * 1024 * 1024);

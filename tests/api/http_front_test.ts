@@ -8,8 +8,9 @@
 import assert from "node:assert/strict";
 import { eventually } from "../_eventually.ts";
 import { createApp } from "../../src/api/app.ts";
-import { type GuardedServer, serveGuarded } from "../../src/api/guarded_server.ts";
-import { HttpFront, type HttpFrontLimits } from "../../src/api/http_front.ts";
+import type { GuardedServer } from "../../src/api/guarded_server.ts";
+import { closeQuietly, withServer } from "./_guarded.ts";
+import { HttpFront } from "../../src/api/http_front.ts";
 import type { ServiceHandlers } from "../../src/api/service_handlers.ts";
 import {
   generateFabricKeys,
@@ -22,24 +23,6 @@ import type { ServiceStatus } from "../../src/types/mod.ts";
 const SERVICE = "spw-f0e1d2c3";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-async function withServer(
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-  limits: HttpFrontLimits,
-  body: (server: GuardedServer) => Promise<void>,
-): Promise<void> {
-  const server = await serveGuarded(handler, {
-    hostname: "127.0.0.1",
-    port: 0,
-    graceMs: 200,
-    ...limits,
-  });
-  try {
-    await body(server);
-  } finally {
-    await server.shutdown();
-  }
-}
 
 function connect(server: GuardedServer): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
@@ -62,14 +45,6 @@ async function readUntilClosed(conn: Deno.Conn, ms: number): Promise<string> {
     clearTimeout(timer);
   }
   return chunks.map((c) => decoder.decode(c)).join("");
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server already.
-  }
 }
 
 const echo: Deno.ServeHandler<Deno.NetAddr> = async (request, info) =>

@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
-import { Hono } from "hono";
-import { signatures } from "../../src/api/signature_middleware.ts";
+import type { Hono } from "hono";
 import { generateFabricKeys } from "../../src/crypto/keys.ts";
-import { ReplayCache } from "../../src/crypto/replay_cache.ts";
 import { signRequest, verifyResponse } from "../../src/crypto/signing.ts";
-import { signedRequest } from "./_signed.ts";
+import { signedRequest, signingApp } from "./_signed.ts";
 
 const keys = await generateFabricKeys();
 
 function app(): Hono {
-  const app = new Hono();
-  app.use(signatures({
-    serviceId: "svc-1",
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    unsigned: [],
-  }));
+  const app = signingApp("svc-1", keys);
   app.get("/v1/own", (c) => {
     c.header("x-kept", "yes");
     return c.json({ ok: true });

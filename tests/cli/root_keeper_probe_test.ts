@@ -5,11 +5,10 @@
  * ever starting the root again.
  */
 import assert from "node:assert/strict";
-import { Hono } from "hono";
 import { answersSigned } from "../../src/cli/_root_keeper.ts";
-import { signatures } from "../../src/api/signature_middleware.ts";
 import { FabricClient } from "../../src/client/fabric_client.ts";
-import { generateFabricKeys, ReplayCache } from "../../src/crypto/mod.ts";
+import { generateFabricKeys } from "../../src/crypto/mod.ts";
+import { signingApp } from "../api/_signed.ts";
 
 Deno.test("answersSigned() takes only a signed answer of the root, not a squatter's 200", async () => {
   const keys = await generateFabricKeys();
@@ -18,13 +17,7 @@ Deno.test("answersSigned() takes only a signed answer of the root, not a squatte
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     () => Response.json({ ok: true, state: "ALIVE" }),
   );
-  const app = new Hono();
-  app.use(signatures({
-    serviceId: "spw-0b0b0b0b",
-    keys: () => keys,
-    replayCache: new ReplayCache(),
-    unsigned: [],
-  }));
+  const app = signingApp("spw-0b0b0b0b", keys);
   app.get("/v1/status", (c) => c.json({ id: "spw-0b0b0b0b", state: "ALIVE" }));
   const root = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
   try {
