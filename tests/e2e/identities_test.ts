@@ -169,11 +169,11 @@ Deno.test("fabricd revoke ID cuts an identity off: every service refuses it with
     const identity = await computeNodeIdentity(local);
     const attacker = new FabricClient(identity);
     const now = Date.now();
-    // The identity's service on record, as a real one would be.
-    await local.registry.put({
+    // The identity's service on record, as a real one would be: spawned, then ALIVE.
+    const node = {
       id: "spn-0000cafe",
-      role: "spawner",
-      state: "ALIVE",
+      role: "spawner" as const,
+      state: "LAUNCHING" as const,
       incarnation: 1,
       host: "compute",
       pid: 1,
@@ -189,7 +189,11 @@ Deno.test("fabricd revoke ID cuts an identity off: every service refuses it with
       lastFailure: "",
       updated: now,
       options: {},
-    }, "a node of the test");
+    };
+    await local.registry.put(node, "a node of the test");
+    for (const state of ["BOOTSTRAPPING", "CONFIGURING", "ALIVE"] as const) {
+      await local.registry.put({ ...node, state }, "a node of the test");
+    }
     const read = () => attacker.call(local.spawner, { method: "GET", path: "/v1/status" });
     assert.equal(await statusOf(read()), 200);
     const revoked = await runFabricd([

@@ -268,8 +268,9 @@ Deno.test("FabricService.place() of a root that finds its old record runs as the
 Deno.test("FabricService.configure() registers the incarnation its spawner recorded and answers ALIVE", async () => {
   await withRegistry(async ({ registry, url }) => {
     const placed = { role: "queue" as const, parent: PARENT, route: [PARENT, ID] };
-    await registry.put(serviceRecord(ID, placed), "up");
-    await registry.transition(ID, { incarnation: 1, to: "DEAD", reason: "killed" });
+    // A child's life begins LAUNCHING (only a root service's begins ALIVE).
+    await registry.put(serviceRecord(ID, { ...placed, state: "LAUNCHING" }), "spawned");
+    await registry.transition(ID, { incarnation: 1, to: "FAILED", reason: "killed" });
     await registry.put(
       serviceRecord(ID, {
         role: "queue",
