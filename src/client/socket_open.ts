@@ -38,6 +38,9 @@ export function openedWithin(socket: WebSocket, timeoutMs: number): Promise<true
   });
 }
 
+/** Frames held while a socket's proof is checked, at most. */
+const MAX_EARLY_FRAMES = 1024;
+
 /** What a proven socket received after its proof while the proof was checked. */
 export interface ProvenSocket {
   /** Frames that came after the proof, in order, for the socket's reader to take first. */
@@ -57,6 +60,8 @@ export async function openedAndProven(
   const frames: unknown[] = [];
   let arrived: (() => void) | null = null;
   const onMessage = (event: MessageEvent): void => {
+    // Held while the proof is checked: a few frames, or a peer that floods.
+    if (frames.length >= MAX_EARLY_FRAMES) return socket.close();
     frames.push(event.data);
     arrived?.();
   };
