@@ -72,16 +72,18 @@ export class Walltimes {
     );
   }
 
-  /** Stops keeping `id`'s walltime. */
+  /** Stops keeping `id`'s walltime, and forgets that it was reached. */
   forget(id: string): void {
     const timer = this.#timers.get(id);
     if (timer !== undefined) clearTimeout(timer);
     this.#timers.delete(id);
+    this.reached.delete(id);
   }
 
   /** Stops every timer. */
   clear(): void {
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
+    this.reached.clear();
   }
 }

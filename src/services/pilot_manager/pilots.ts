@@ -337,8 +337,11 @@ export class PilotManager {
       const record = await this.#record(entry.pilot.id);
       const end = record && unbatchedEnd(record, this.#walltimes.reached.has(record.id));
       if (!end || entry.pilot.state !== "RUNNING") return;
-      if (end.state === "policy") await this.#endedEarly(entry, end.reason);
-      else this.#settle(entry, end.state, end.reason);
+      if (end.state === "policy") {
+        // A resubmitted agent gets its own walltime once it runs.
+        this.#walltimes.forget(entry.pilot.id);
+        await this.#endedEarly(entry, end.reason);
+      } else this.#settle(entry, end.state, end.reason);
     });
   }
 
