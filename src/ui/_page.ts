@@ -78,7 +78,9 @@ function render() {
   for (const r of list) kids.set(r.parent, [...(kids.get(r.parent) || []), r]);
   const body = $("#tree tbody");
   body.replaceChildren();
-  const visit = (r, depth, cut) => {
+  // A request passes every service from the first bridge on its route down:
+  // below a bridge, a service that is down cuts off its subtree.
+  const visit = (r, depth, cut, relayed) => {
     const tr = el("tr", { class: "service" + (cut ? " unreachable" : ""), "data-id": r.id,
       "data-state": r.state, "data-incarnation": r.incarnation, onclick: () => show(r.id) },
       el("td", {}, "\\u00a0".repeat(depth * 3) + r.id, cut ? el("span", { class: "tag" }, " unreachable") : ""),
@@ -89,9 +91,10 @@ function render() {
       el("td", {}, r.state === "ALIVE" ? age(now() - r.started) : "-"),
       el("td", {}, r.restarts));
     body.append(tr);
-    for (const c of kids.get(r.id) || []) visit(c, depth + 1, cut || down(r));
+    const below = relayed || r.role === "bridge";
+    for (const c of kids.get(r.id) || []) visit(c, depth + 1, cut || (below && down(r)), below);
   };
-  for (const r of list.filter((r) => !ids.has(r.parent))) visit(r, 0, false);
+  for (const r of list.filter((r) => !ids.has(r.parent))) visit(r, 0, false, false);
 }
 
 async function json(path, init) {
