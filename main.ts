@@ -67,6 +67,10 @@ async function main(args: string[]): Promise<number> {
     args.some((a) => a === "--role" || a.startsWith("--role="));
   if (serviceMode) return await (await import("./src/cli/role.ts")).roleCommand(args);
   const [command, ...rest] = args;
+  if (command === "help" && rest[0] !== undefined && Object.hasOwn(COMMANDS, rest[0])) {
+    // "fabricd help status" is "fabricd status --help".
+    return await (await COMMANDS[rest[0]]!())(["--help"]);
+  }
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(HELP);
     return command === undefined ? EXIT.USAGE : EXIT.OK;
@@ -80,9 +84,12 @@ async function main(args: string[]): Promise<number> {
     const local = await (await import("./src/cli/status_local.ts")).localStatus(rest);
     if (local !== null) return local;
   }
-  const load = COMMANDS[command];
+  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!load) {
-    console.error(`fabricd: unknown command "${command}": see "fabricd --help"`);
+    const hint = command.startsWith("-")
+      ? `: give the command first, then its flags (e.g. "fabricd status ${command} ...")`
+      : ': see "fabricd --help"';
+    console.error(`fabricd: unknown command "${command}"${hint}`);
     return EXIT.USAGE;
   }
   const { setupLogging } = await import("./src/config/logging.ts");

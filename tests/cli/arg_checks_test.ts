@@ -188,3 +188,19 @@ Deno.test("fabricd's help names every flag its command takes", async () => {
   assert.match(await help("session", "--help"), /--json/);
   assert.match(await help("--help"), /task submit\|list\|show\|logs\|cancel/);
 });
+
+Deno.test("fabricd names a flag given before the command, helps with help CMD, and knows no inherited names", async () => {
+  const before = await runFabricd(["--fabric", "x.yaml", "status"]);
+  assert.equal(before.code, 64);
+  assert.match(before.stderr, /unknown command "--fabric": give the command first, then its flags/);
+  const help = await runFabricd(["help", "status"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^fabricd status \[ID\]/);
+  for (const name of ["constructor", "toString", "__proto__"]) {
+    const out = await runFabricd([name]);
+    assert.equal(out.code, 64, `${name}: ${out.stderr}`);
+    assert.match(out.stderr, new RegExp(`unknown command "${name}"`));
+    const helped = await runFabricd(["help", name]);
+    assert.equal(helped.code, 0, `help ${name}: ${helped.stderr}`);
+  }
+});
