@@ -143,6 +143,13 @@ export class Children {
    */
   async adopt(records: ServiceRecord[]): Promise<void> {
     if (this.#stopped || !records.some((r) => r.parent === this.#deps.self.id)) return;
+    // Its running children are its own again: listed in its status, relayed to.
+    for (const r of records) {
+      const running = ["ALIVE", "SUSPECT"].includes(r.state);
+      if (r.parent === this.#deps.self.id && running && r.endpoint) {
+        this.#endpoints.set(r.id, r.endpoint);
+      }
+    }
     await this.supervisor().reconcile({ orphaned: true, records });
   }
 

@@ -333,3 +333,19 @@ Deno.test("Children.spawn() counts and times spawns by launcher scheme and outco
     children.stopSupervising();
   }
 });
+
+Deno.test("Children.adopt() lists the running children its previous incarnation left as its own", async () => {
+  const fake = fakeRegistry();
+  const children = childrenOf(fake, scriptedFlow(() => Promise.reject(new Error("no spawn"))).flow);
+  try {
+    await children.adopt([
+      serviceRecord(CHILD, { parent: PARENT, state: "ALIVE", endpoint: CHILD_URL }),
+      serviceRecord("que-gone0001", { parent: PARENT, state: "STOPPED", endpoint: CHILD_URL }),
+      serviceRecord("que-strange1", { parent: "spw-someone1", endpoint: CHILD_URL }),
+    ]);
+    assert.deepEqual(children.ids(), [CHILD], "status names it among its children");
+    assert.equal(await children.endpoint(CHILD), CHILD_URL);
+  } finally {
+    children.stopSupervising();
+  }
+});
