@@ -38,14 +38,27 @@ export interface Root {
   reopen?: boolean;
 }
 
-/** Whether `target` answers a signed status request as ALIVE (within 2 s). */
-export async function runsAt(client: FabricClient, target: Target): Promise<boolean> {
-  const status = await client.call<ServiceStatus>(
+/**
+ * `target`'s answer to a signed status request, verified as signed by it,
+ * within `timeoutMs`; undefined when none came. The unsigned health probe
+ * would not do: any process that took a dead root's port (another user's, on
+ * a shared host) could answer it.
+ */
+async function signedStatus(
+  client: FabricClient,
+  target: Target,
+  timeoutMs: number,
+): Promise<ServiceStatus | undefined> {
+  return await client.call<ServiceStatus>(
     target,
     { method: "GET", path: "/v1/status" },
-    { timeoutMs: 2000 },
+    { timeoutMs },
   ).catch(() => undefined);
-  return status?.state === "ALIVE";
+}
+
+/** Whether `target` answers a signed status request as ALIVE (within 2 s). */
+export async function runsAt(client: FabricClient, target: Target): Promise<boolean> {
+  return (await signedStatus(client, target, 2000))?.state === "ALIVE";
 }
 
 /** Misses of the health probe, a second apart, after which an adopted root is started again. */
@@ -224,17 +237,9 @@ async function waitAlive(
   );
 }
 
-/**
- * Whether `target` answers a signed status request, signed itself, within a
- * second: the health probe is unsigned, and any process that took a dead
- * root's port (another user's, on a shared host) could answer it.
- */
+/** Whether `target` answers a signed status request, signed itself, within a second. */
 export async function answersSigned(client: FabricClient, target: Target): Promise<boolean> {
-  return await client.call<ServiceStatus>(
-    target,
-    { method: "GET", path: "/v1/status" },
-    { timeoutMs: 1000 },
-  ).then(() => true, () => false);
+  return (await signedStatus(client, target, 1000)) !== undefined;
 }
 
 /**
