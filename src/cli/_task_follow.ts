@@ -5,7 +5,7 @@
  * ended) or when the wait times out.
  * @module
  */
-import type { TaskEvent } from "../services/agent/task.ts";
+import { FINAL_STATES, type TaskEvent } from "../services/agent/task.ts";
 import type { PubsubSubscription } from "../client/pubsub_client.ts";
 import { QueueClient } from "../client/queue_client.ts";
 import type { TaskRecord } from "../types/queue_wire.ts";
@@ -87,7 +87,7 @@ export async function followTask(
       const event = frame.message as TaskEvent;
       if (event.agent) noticed = true;
       console.log(options.json ? JSON.stringify(event) : describe(event));
-      if (["DONE", "FAILED", "CANCELED"].includes(event.state)) {
+      if (FINAL_STATES.includes(event.state)) {
         return event.state === "DONE" ? EXIT.OK : EXIT.FAILURE;
       }
     }
@@ -105,7 +105,7 @@ export async function endedTask(
   id: string,
 ): Promise<TaskRecord | null> {
   const state = await taskState(context, queueId, name, id);
-  return state && ["DONE", "FAILED", "CANCELED"].includes(state.state) ? state : null;
+  return state && (FINAL_STATES as readonly string[]).includes(state.state) ? state : null;
 }
 
 /** Task `id` of the queue's history, or null when it cannot be read. */
