@@ -117,9 +117,12 @@ export async function upCommand(args: string[]): Promise<number> {
   const exists = await Deno.stat(fabricPath).then(() => true, () => false);
   await refuseSharedDirectory(dirname(fabricPath));
   const fabric = exists ? await loadFabricFile(fabricPath) : await initFabric(fabricPath);
-  // The state directory (keys, registry, sockets, logs) is the user's alone.
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => {});
-  await refuseSharedDirectory(dir);
+  // The state directory (keys, registry, sockets, logs) is the user's alone;
+  // the fabric file's, looked at above, is usually the same one.
+  if (resolve(dir) !== resolve(dirname(fabricPath))) {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => {});
+    await refuseSharedDirectory(dir);
+  }
   if (!exists) console.log(`Created fabric ${fabric.fingerprint} in ${fabricPath}`);
   const local = await startLocalFabric(fabricPath, fabric, { dir, ...options });
   const roots = [...local.registryTargets, local.spawner];

@@ -18,6 +18,7 @@ import { keyPathOf, loadFabricFile, resolveFabricPath } from "../config/fabric_f
 import type { FabricFile } from "../config/fabric_file.ts";
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
+import { eachAtMost } from "../base/at_most.ts";
 import { readKeyFile } from "../crypto/keys.ts";
 import type { RegistryEvent, ServiceRecord, ServiceState } from "../types/mod.ts";
 import { FabricClient, FabricRequestError } from "./fabric_client.ts";
@@ -175,10 +176,10 @@ export class FabricSession {
    */
   async #lastChanges(records: ServiceRecord[]): Promise<Map<string, number>> {
     const seen = new Map<string, number>();
-    for (const record of records) {
+    await eachAtMost(records, 8, async (record) => {
       const held = await this.registry.get(record.id).catch(() => undefined);
       seen.set(record.id, held?.transitions.at(-1)?.seq ?? 0);
-    }
+    });
     return seen;
   }
 
