@@ -7,7 +7,7 @@
 
 /** The login page: shown for a missing or wrong token, with no fabric data. */
 export const LOGIN_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fabricd ui: log in</title></head>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>fabricd ui: log in</title></head>
 <body style="font-family: sans-serif; margin: 3em">
 <h1 id="login">fabricd ui: log in</h1>
 <p>Open the login URL that <code>fabricd ui</code> printed (it holds a one-time token),
@@ -17,7 +17,7 @@ or send the bearer token of <code>ui.token</code>.</p>
 
 /** The live page. */
 export const PAGE_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fabricd ui</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>fabricd ui</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222 }
 table { border-collapse: collapse; font-size: 14px }
