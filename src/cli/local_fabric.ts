@@ -61,7 +61,7 @@ export interface LocalFabric {
    */
   stopAll(
     reason: string,
-    options?: Pick<StopServicesOptions, "graceMs" | "onStop">,
+    options?: Pick<StopServicesOptions, "graceMs" | "onStop" | "onUnreachable">,
   ): Promise<number>;
 }
 

@@ -25,7 +25,10 @@ Each is printed as it is asked to stop.
   --grace D   time an agent's tasks get between SIGTERM and SIGKILL, at most
               10m (e.g. 500ms, 10s, 2m; default: each agent's own, 10 s)
 
-Exits 1, naming them, when services refused to stop (their answer says why).
+Exits 1, naming them, when services refused to stop (their answer says why),
+or could not be reached and may still run (each with why: e.g. a relay on its
+route has stopped). A service on this host whose relay has stopped is asked
+directly at its own endpoint.
 `;
 
 /** Longest --grace: what a service's stop request takes (docs/protocol.md 5.2). */
@@ -76,6 +79,7 @@ export async function stopCommand(args: string[]): Promise<number> {
     }
   }
   const refused: string[] = [];
+  const unreachable: string[] = [];
   const stopped = await stopServices(context.client, context.registry, {
     reason: "stopped by fabricd stop",
     ...(all ? {} : only ? { ids: parsed.positionals } : { under: parsed.positionals }),
@@ -85,12 +89,24 @@ export async function stopCommand(args: string[]): Promise<number> {
       refused.push(record.id);
       console.error(`${record.id} refused to stop: ${message}`);
     },
+    onUnreachable: (record, why) => {
+      unreachable.push(record.id);
+      console.error(`${record.id} (${record.role}) could not be reached and may still run: ${why}`);
+    },
   });
   console.log(`Stopped ${stopped} service${stopped === 1 ? "" : "s"}.`);
-  if (refused.length === 0) return EXIT.OK;
-  throw new CliError(
-    `${refused.length} service${refused.length === 1 ? "" : "s"} refused to stop: ` +
-      `${refused.join(", ")} (see above)`,
-    EXIT.FAILURE,
-  );
+  const failures = [
+    ...(refused.length > 0
+      ? [`${plural(refused.length)} refused to stop: ${refused.join(", ")}`]
+      : []),
+    ...(unreachable.length > 0
+      ? [`${plural(unreachable.length)} could not be reached: ${unreachable.join(", ")}`]
+      : []),
+  ];
+  if (failures.length === 0) return EXIT.OK;
+  throw new CliError(`${failures.join("; ")} (see above)`, EXIT.FAILURE);
+}
+
+function plural(n: number): string {
+  return `${n} service${n === 1 ? "" : "s"}`;
 }

@@ -9,9 +9,10 @@ import { type FabricClient, FabricRequestError, type Target } from "../client/fa
 import { log } from "../config/logging.ts";
 import { sleep } from "../config/retry.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
-import { targetFor } from "../client/route.ts";
+import { relayHops, targetFor } from "../client/route.ts";
 import type { ServiceRecord } from "../types/mod.ts";
 import { subtreeIds } from "../registry/record_filter.ts";
+import { FINAL_STATES, PENDING_STATES } from "../registry/state_machine.ts";
 
 /** Options of {@linkcode stopServices}. */
 export interface StopServicesOptions {
@@ -40,6 +41,12 @@ export interface StopServicesOptions {
    * grace, a signature it does not take); it is not asked again.
    */
   onRefused?: (record: ServiceRecord, message: string) => void;
+  /**
+   * Called at the end for each service still running on record that could
+   * not be reached (neither along its route nor, on this host, directly),
+   * with the reason: it may still run.
+   */
+  onUnreachable?: (record: ServiceRecord, why: string) => void;
 }
 
 /**
@@ -117,20 +124,37 @@ export async function stopServices(
       RUNNING_STATES.includes(r.state) && (!scope || scope.has(r.id)) && !refused.has(r.id);
   };
   const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
+  /** Services asked but never reached, with why: reported at the end unless stopped. */
+  const unreached = new Map<string, string>();
   const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
     await Promise.all(group.map(async (record) => {
-      const target = targetOrNull(record, all);
-      if (!target) return;
+      const routes = [targetOrNull(record, all), directTarget(record, all)]
+        .filter((t): t is Target => t !== null);
+      if (routes.length === 0) {
+        unreached.set(record.id, cutRoute(record, all) ?? `it has no endpoint (${record.state})`);
+        return;
+      }
       if (!asked.has(record.id)) options.onStop?.(record);
       asked.add(record.id);
-      const answer = await askToStop(client, target, options.reason, options.graceMs);
-      if (answer === true) {
-        stopped.add(record.id);
-        await waitGone(client, registry, record.id, target, timeoutMs);
-      } else if (answer) {
-        refused.add(record.id);
-        options.onRefused?.(record, answer.refused);
+      for (const target of routes) {
+        const answer = await askToStop(client, target, options.reason, options.graceMs);
+        if (answer === true) {
+          unreached.delete(record.id);
+          stopped.add(record.id);
+          await waitGone(client, registry, record.id, target, timeoutMs);
+          return;
+        }
+        if (answer) {
+          refused.add(record.id);
+          options.onRefused?.(record, answer.refused);
+          return;
+        }
       }
+      unreached.set(
+        record.id,
+        cutRoute(record, all) ??
+          `it does not answer; it runs as PID ${record.pid} on ${record.host}: kill it there`,
+      );
     }));
   };
   // Services first, in order; again while any is still running, until two
@@ -141,7 +165,10 @@ export async function stopServices(
   for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
     all = await registry.list();
     const wanted = wantedOf(all);
-    const records = all.filter((r) => wanted(r) && r.role !== "registry" && canComeUp(r, all));
+    const records = all.filter((r) =>
+      wanted(r) && r.role !== "registry" && canComeUp(r, all) &&
+      !(unreached.has(r.id) && cutRoute(r, all) !== undefined)
+    );
     quiet = records.length === 0 ? quiet + 1 : 0;
     for (const group of stopOrder(records)) await stopGroup(group, all);
     if (quiet < 2) await sleep(500);
@@ -163,6 +190,9 @@ export async function stopServices(
   // Registries last: the others record STOPPED in them on the way out.
   all = await registry.list();
   const registries = wantedOf(all);
+  for (const record of all.filter((r) => registries(r) && unreached.has(r.id))) {
+    options.onUnreachable?.(record, unreached.get(record.id)!);
+  }
   for (const record of all.filter((r) => registries(r) && r.role === "registry")) {
     const target = targetOrNull(record, all);
     if (!target) continue;
@@ -179,12 +209,9 @@ export async function stopServices(
   return stopped.size;
 }
 
-/** States of a spawn or restart under way, waiting for its spawner. */
-const PENDING: readonly string[] = ["LAUNCHING", "BOOTSTRAPPING", "CONFIGURING", "RESTARTING"];
-
 /** Whether `record` runs, or is a spawn whose spawner still runs to finish it. */
 function canComeUp(record: ServiceRecord, all: ServiceRecord[]): boolean {
-  if (!PENDING.includes(record.state)) return true;
+  if (!PENDING_STATES.includes(record.state)) return true;
   const parent = all.find((r) => r.id === record.parent);
   return parent !== undefined && ["ALIVE", "SUSPECT"].includes(parent.state);
 }
@@ -206,6 +233,32 @@ function targetOrNull(record: ServiceRecord, all: ServiceRecord[]): Target | nul
     // No endpoint yet, or its route has no live relay.
     return null;
   }
+}
+
+/**
+ * The service's own endpoint when it runs on this host (its record's `host`)
+ * and requests to it go through relays (else its route is direct already):
+ * tried when the route fails, so a service whose relay stopped (`stop
+ * --only BRIDGE`) can still be stopped. A service of another host that has
+ * this host's name refuses the request, which names its target.
+ */
+function directTarget(record: ServiceRecord, all: ServiceRecord[]): Target | null {
+  if (!record.endpoint || record.host !== Deno.hostname()) return null;
+  const hops = relayHops(record, new Map(all.map((r) => [r.id, r])));
+  return hops.length === 0 ? null : { id: record.id, url: record.endpoint };
+}
+
+/**
+ * Why `record` can no longer be reached along its route: a relay on it has
+ * ended (`STOPPED` or `LOST`) and will not come back; undefined otherwise.
+ */
+function cutRoute(record: ServiceRecord, all: ServiceRecord[]): string | undefined {
+  const hops = relayHops(record, new Map(all.map((r) => [r.id, r])));
+  const ended = hops.find((hop) => FINAL_STATES.includes(hop.state));
+  return ended &&
+    `its route passes ${ended.id} (${ended.role}), which is ${ended.state}; it runs as PID ` +
+      `${record.pid} on ${record.host}: kill it there, or restart the relay ("fabricd restart ` +
+      `${ended.id}") and stop it again`;
 }
 
 /**

@@ -150,6 +150,8 @@ export async function upCommand(args: string[]): Promise<number> {
   console.log(`\n${signal}: stopping the fabric...`);
   const stopped = await local.stopAll(`fabricd up stopped by ${signal}`, {
     onStop: (record) => console.log(`stopping ${record.id} (${record.role})`),
+    onUnreachable: (record, why) =>
+      console.error(`${record.id} (${record.role}) could not be reached and may still run: ${why}`),
   });
   console.log(`Stopped ${stopped} services.`);
   return EXIT.OK;

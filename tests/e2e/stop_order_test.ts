@@ -279,3 +279,56 @@ Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignore
     assert.equal((await local.registry.get(agent.id))?.record.state, "STOPPED");
   });
 });
+
+Deno.test("a service whose bridge was stopped with --only is stopped directly on its host, and named with exit 1 from another", async () => {
+  await withLocalFabric(async (local, dir) => {
+    const fabricPath = join(dir, "fabric.yaml");
+    const bridge = await spawnLocal(local, "bridge");
+    const queues = [];
+    for (let i = 0; i < 2; i++) {
+      queues.push(await spawnLocal(local, "queue", {}, { id: bridge.id, url: bridge.endpoint }));
+    }
+    const [near, far] = queues as [SpawnResult, SpawnResult];
+    const state = async (id: string) => (await local.registry.get(id))?.record.state;
+    const only = await runFabricd(["stop", "--only", bridge.id, "--fabric", fabricPath]);
+    assert.equal(only.code, 0, only.stderr);
+
+    // From a host of another name the route is all there is: it passes a
+    // stopped bridge, so the queue is named, with where it runs, at once.
+    if (Deno.uid() === 0) {
+      const elsewhere = await new Deno.Command("unshare", {
+        args: [
+          "--uts",
+          "sh",
+          "-c",
+          'hostname elsewhere && exec "$@"',
+          "sh",
+          ...FABRICD,
+          "stop",
+          far.id,
+          "--fabric",
+          fabricPath,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(elsewhere.stderr);
+      assert.equal(elsewhere.code, 1, stderr);
+      assert.match(
+        stderr,
+        new RegExp(
+          `${far.id} \\(queue\\) could not be reached and may still run: its route passes ${bridge.id} \\(bridge\\), which is STOPPED; it runs as PID \\d+ on \\S+`,
+        ),
+      );
+      assert.equal(await state(far.id), "ALIVE");
+    } else {
+      console.log("skipped the other-host half: unshare --uts needs root");
+    }
+
+    // On its own host it is asked at its endpoint.
+    const stopped = await runFabricd(["stop", near.id, far.id, "--fabric", fabricPath]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stdout, /Stopped 2 services\./);
+    for (const q of queues) assert.equal(await state(q.id), "STOPPED", q.id);
+  });
+});
