@@ -30,7 +30,9 @@ export interface LauncherContext {
   dir: string;
   /**
    * The spawner's service ID: what a launcher keeps for it in `dir` (the
-   * Slurm launcher's relay ports) is found again by its next incarnation.
+   * Slurm launcher's relay ports, the SSH launcher's control sockets) is its
+   * own, apart from other services sharing `dir`, and found again by its
+   * next incarnation.
    */
   owner?: string;
 }
@@ -59,7 +61,10 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
     launcher = new LocalLauncher({ dir: context.dir });
   } else if (scheme === "ssh") {
     try {
-      launcher = new SshLauncher(url, { dir: context.dir });
+      launcher = new SshLauncher(url, {
+        dir: context.dir,
+        ...(context.owner ? { owner: context.owner } : {}),
+      });
     } catch (error) {
       throw new LauncherUrlError((error as Error).message);
     }

@@ -28,6 +28,11 @@ import { SshWarmProcess, type Started } from "./ssh_warm.ts";
 export interface SshLauncherOptions {
   /** This service's state directory (control sockets, local bundle cache). */
   dir: string;
+  /**
+   * The spawner's service ID: its master connections get control sockets of
+   * their own, apart from those of other services sharing `dir` on this host.
+   */
+  owner?: string;
   /** Seconds allowed to connect. Default 10. */
   connectTimeoutS?: number;
 }
@@ -61,6 +66,7 @@ export class SshLauncher implements Launcher {
     this.#dir = options.dir;
     this.#ssh = new SshConnection(parseSshUrl(url), {
       controlDir: join(options.dir, "ssh"),
+      ...(options.owner ? { owner: options.owner } : {}),
       ...(options.connectTimeoutS ? { connectTimeoutS: options.connectTimeoutS } : {}),
     });
   }

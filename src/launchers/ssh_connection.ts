@@ -6,6 +6,7 @@
  */
 import { join } from "../base/paths.ts";
 import { sleep } from "../config/retry.ts";
+import { explainSshFailure } from "./ssh_failure.ts";
 
 /** Where and how to connect: `ssh://[user@]host[:port]`. */
 export interface SshTarget {
@@ -27,6 +28,12 @@ export class SshError extends Error {
 export interface SshConnectionOptions {
   /** Directory for the control socket (kept short: sockets have a path limit). */
   controlDir: string;
+  /**
+   * Who opens it (a service ID): part of the socket's name, so that two
+   * services sharing `controlDir` on a host (two bridges) never take over or
+   * remove each other's master. Its next incarnation uses the same name.
+   */
+  owner?: string;
   /** Seconds allowed to connect. Default 10. */
   connectTimeoutS?: number;
 }
@@ -74,8 +81,9 @@ export class SshConnection {
   /** A connection to `target`, opened on first use. */
   constructor(target: SshTarget, options: SshConnectionOptions) {
     this.target = target;
-    this.#options = { connectTimeoutS: 10, ...options };
-    const tag = `${target.user ?? ""}@${target.host}:${target.port ?? 22}`;
+    this.#options = { connectTimeoutS: 10, owner: "", ...options };
+    const owner = options.owner ? `${options.owner}|` : "";
+    const tag = `${owner}${target.user ?? ""}@${target.host}:${target.port ?? 22}`;
     this.#controlPath = join(options.controlDir, `cm-${shortHash(tag)}`);
   }
 
@@ -137,7 +145,17 @@ export class SshConnection {
           this.#noUserMaster(userPath, explainSshFailure(this.target.host, await errors)),
         );
       }
-      if (await this.#check()) return;
+      if (await this.#check()) {
+        // A master that ends later (a cut link, ServerAlive, a killed ssh)
+        // takes its forwards with it: the next use opens a new one, a new
+        // generation, and the forwards are made again.
+        master.status.then(() => {
+          if (this.#master !== master) return;
+          this.#master = null;
+          this.#opening = null;
+        });
+        return;
+      }
       await sleep(50);
     }
     try {
@@ -339,29 +357,6 @@ export class SshConnection {
 /** One word for a POSIX shell, quoted so nothing in it is expanded. */
 export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** Turns ssh's stderr into a message that says what to do. */
-export function explainSshFailure(host: string, stderr: string): string {
-  const text = stderr.trim();
-  if (/IDENTIFICATION HAS CHANGED|Host key for .* has changed|REVOKED HOST KEY/i.test(text)) {
-    return `Host key of ${host} does not match known_hosts: if the host was reinstalled, check its new key and remove the old one with "ssh-keygen -R ${host}"`;
-  }
-  // Under BatchMode ssh says only this for a host it does not know (with
-  // "No ... host key is known" under StrictHostKeyChecking yes).
-  if (/Host key verification failed|host key is known for/i.test(text)) {
-    return `${host} is not in known_hosts: connect once with "ssh ${host}" to check and accept its key, or add it with ssh-keyscan`;
-  }
-  if (/Permission denied/i.test(text)) {
-    return `${host} refused our ssh login: load a key into ssh-agent or set IdentityFile in ~/.ssh/config (BatchMode: no passwords)`;
-  }
-  if (/timed out|Connection timed out/i.test(text)) {
-    return `Cannot connect to ${host}: connection timed out (ConnectTimeout)`;
-  }
-  if (/Could not resolve hostname/i.test(text)) {
-    return `Cannot resolve ${host}: check the name or add a Host entry to ~/.ssh/config`;
-  }
-  return `Cannot connect to ${host}: ${text.split("\n").filter(Boolean).pop() ?? "ssh failed"}`;
 }
 
 /** The ControlPath the user's configuration gives `destination` (`ssh -G` expands it), or null. */

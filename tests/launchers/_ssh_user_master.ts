@@ -8,7 +8,10 @@
  *   an SshConnection must work over the user's master and leave it open;
  * - `own`: no master answers on the user's ControlPath, where a stale file
  *   lies; without the key the open fails and says so, with it fabricd opens
- *   and stops a master of its own, and the user's path is left as it was.
+ *   and stops a master of its own, and the user's path is left as it was;
+ * - `reopen`: no ControlPath of the user's; two owners get a master each, and
+ *   one's close leaves the other working; a master killed under an open
+ *   connection is opened again at the next use, as a new generation.
  */
 import { join } from "node:path";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
@@ -64,6 +67,35 @@ if (mode === "borrow") {
   } finally {
     await Deno.rename(away, key).catch(() => {});
     await ssh(["-O", "exit", "gateway"]);
+  }
+} else if (mode === "reopen") {
+  const config = join(dir, "ssh", "config");
+  const lines = (await Deno.readTextFile(config)).split("\n");
+  await Deno.writeTextFile(config, lines.filter((l) => !l.includes("Control")).join("\n"));
+  const [a, b] = ["brg-aaaa1111", "brg-bbbb2222"].map((owner) =>
+    new SshConnection({ host: "gateway" }, { controlDir, owner })
+  ) as [SshConnection, SshConnection];
+  try {
+    await a.exec("true");
+    await b.exec("true");
+    result.sockets = (await listing(controlDir)).length;
+    await b.close();
+    result.afterOtherClosed = (await a.exec("echo ok")).stdout.trim();
+    const before = a.generation;
+    const check = await new Deno.Command("ssh", {
+      args: ["-S", join(controlDir, (await listing(controlDir))[0]!), "-O", "check", "gateway"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const pid = Number(/pid=(\d+)/.exec(new TextDecoder().decode(check.stderr))?.[1]);
+    Deno.kill(pid, "SIGKILL");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    result.afterKill = (await a.exec("echo again")).stdout.trim();
+    result.newGeneration = a.generation > before;
+  } finally {
+    await a.close();
+    await b.close();
   }
 } else {
   const userPath = (await ssh(["-G", "gateway"], true)).stdout.match(/^controlpath (.+)$/m)![1]!;

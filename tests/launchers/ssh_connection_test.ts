@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { explainSshFailure } from "../../src/launchers/ssh_connection.ts";
+import { explainSshFailure } from "../../src/launchers/ssh_failure.ts";
 
 // What OpenSSH 9.2 printed against the testnet's gateway (LogLevel ERROR).
 const CHANGED = `@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@

@@ -16,7 +16,10 @@ const DENO_DIR = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? "/root"}
 const HELPER = new URL("./_ssh_user_master.ts", import.meta.url).pathname;
 
 /** Runs the helper in MODE on the desktop, its `~/.ssh` being DIR/ssh with a ControlPath for gateway. */
-async function runHelper(dir: string, mode: "borrow" | "own"): Promise<Record<string, unknown>> {
+async function runHelper(
+  dir: string,
+  mode: "borrow" | "own" | "reopen",
+): Promise<Record<string, unknown>> {
   const sshDir = join(dir, "ssh");
   await Deno.mkdir(sshDir, { mode: 0o700 });
   await Deno.copyFile("/var/lib/fabricd-testnet/id_ed25519", join(sshDir, "id_ed25519"));
@@ -102,6 +105,23 @@ Deno.test({
       assert.equal((result.ownSockets as string[]).length, 1, "fabricd's own socket");
       assert.deepEqual(result.ownSocketsAfterClose, [], "close() left fabricd's master");
       assert.equal(result.userPathAfterClose, "stale", "the user's ControlPath was touched");
+    })
+  );
+});
+
+Deno.test({
+  name:
+    "SshConnection: two owners on one host keep a master each, and a killed master is opened again at the next use",
+  ignore: skip,
+}, async () => {
+  assertReady();
+  await withTestnet(() =>
+    withTempDir(async (dir) => {
+      const result = await runHelper(dir, "reopen");
+      assert.equal(result.sockets, 2, "one control socket per owner");
+      assert.equal(result.afterOtherClosed, "ok", "closing one owner's master ended the other's");
+      assert.equal(result.afterKill, "again", "no new master after the old one was killed");
+      assert.equal(result.newGeneration, true, "the reopened master is not a new generation");
     })
   );
 });
