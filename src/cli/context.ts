@@ -32,15 +32,7 @@ export interface FabricContext {
 export async function loadContext(fabricFlag: string | undefined): Promise<FabricContext> {
   const fabricPath = resolveFabricPath(fabricFlag);
   const fabric = await loadFabricFile(fabricPath);
-  const keyPath = keyPathOf(fabricPath, fabric);
-  await checkKeyFileMode(keyPath);
-  const keys = await readKeyFile(keyPath);
-  if (keys.fingerprint !== fabric.fingerprint) {
-    throw new CliError(
-      `Key file of "${fabricPath}" has fingerprint ${keys.fingerprint}, the fabric file says ${fabric.fingerprint}: restore the right key file`,
-      EXIT.CONFIG,
-    );
-  }
+  const keys = await readFabricKeys(fabricPath, fabric);
   if (fabric.registries.length === 0) {
     throw new CliError(
       `Fabric file "${fabricPath}" names no registry: start the fabric with "fabricd up"`,
@@ -55,6 +47,25 @@ export async function loadContext(fabricFlag: string | undefined): Promise<Fabri
     client,
     registry: new RegistryClient(client, fabric.registries),
   };
+}
+
+/**
+ * Reads the key of the fabric at `fabricPath`: a private file whose
+ * fingerprint is the fabric file's.
+ * @throws {CliError} 78 for a key file others may read or with another
+ * fingerprint; {KeyFileError} (65) for one that cannot be read.
+ */
+export async function readFabricKeys(fabricPath: string, fabric: FabricFile): Promise<FabricKeys> {
+  const keyPath = keyPathOf(fabricPath, fabric);
+  await checkKeyFileMode(keyPath);
+  const keys = await readKeyFile(keyPath);
+  if (keys.fingerprint !== fabric.fingerprint) {
+    throw new CliError(
+      `Key file of "${fabricPath}" has fingerprint ${keys.fingerprint}, the fabric file says ${fabric.fingerprint}: restore the right key file`,
+      EXIT.CONFIG,
+    );
+  }
+  return keys;
 }
 
 /**

@@ -14,7 +14,7 @@ import { EXIT } from "../types/mod.ts";
 import { CliError } from "./cli_error.ts";
 import { stopServices, type StopServicesOptions } from "./stop_services.ts";
 import { type Root, RootKeeper, runsAt } from "./_root_keeper.ts";
-import { checkKeyFileMode } from "./context.ts";
+import { readFabricKeys } from "./context.ts";
 
 /** Options of {@linkcode startLocalFabric}. */
 export interface LocalFabricOptions {
@@ -79,8 +79,7 @@ export async function startLocalFabric(
   options: LocalFabricOptions,
 ): Promise<LocalFabric> {
   const keyFile = keyPathOf(fabricPath, fabric);
-  await checkKeyFileMode(keyFile);
-  const keys = await readKeyFile(keyFile);
+  const keys = await readFabricKeys(fabricPath, fabric);
   const launcher = new LocalLauncher({ dir: options.dir });
   const client = new FabricClient(keys, { timeoutMs: 5000 });
   await refuseMove(client, fabricPath, fabric, options.port);
@@ -116,7 +115,7 @@ export async function startLocalFabric(
       url: target.url,
       // A registry this fabric ran before must find its records again.
       ...(store.startsWith("sqlite:")
-        ? { store: store.slice("sqlite:".length), reopen: fabric.registries[i] !== undefined }
+        ? { store: store.slice("sqlite:".length), reopen: ranBefore(fabric, i) }
         : {}),
       args: [
         "--role",
@@ -146,6 +145,14 @@ export async function startLocalFabric(
     },
   ];
   for (const root of roots) await createPrivateLog(options.dir, root.id);
+  // The IDs and ports are in the fabric file before any root starts, so an
+  // "up" killed meanwhile leaves roots the next one finds and adopts. `dir`
+  // goes in once both are ALIVE: it tells that the fabric came up (and so
+  // that its registry store must be there).
+  if (fresh.size > 0) {
+    const spawner = { id: spawnerId, url: `http://127.0.0.1:${spawnerPort}` };
+    await saveFabricFile(fabricPath, { ...fabric, registries: registryTargets, spawner });
+  }
   const keeper = new RootKeeper(launcher, {
     registry,
     client,
@@ -204,6 +211,15 @@ export async function startLocalFabric(
       }
     },
   };
+}
+
+/**
+ * Whether registry `i` of `fabric` came up before: then its store holds the
+ * fabric's records and must be found again. The fabric file names its roots
+ * before they start, and its state directory (`dir`) once they are ALIVE.
+ */
+function ranBefore(fabric: FabricFile, i: number): boolean {
+  return fabric.registries[i] !== undefined && fabric.dir !== undefined;
 }
 
 /**

@@ -6,7 +6,13 @@
  */
 import { dirname, join, resolve } from "../base/paths.ts";
 import { notPrivateDirectory } from "../base/private_dir.ts";
-import { homeDir, loadFabricFile, resolveFabricPath } from "../config/fabric_file.ts";
+import { clearTimeout, setTimeout } from "../base/timers.ts";
+import {
+  type FabricFile,
+  homeDir,
+  loadFabricFile,
+  resolveFabricPath,
+} from "../config/fabric_file.ts";
 import { EXIT } from "../types/mod.ts";
 import {
   noMoreArgs,
@@ -38,7 +44,8 @@ IDs, same services) and starts again, on their ports, those that are not. On a
 fabric that is fully running (another "up" runs it), it attaches: prints
 "Fabric ... is already running in DIR: attached as its supervisor" and the
 tree, and stays in the foreground as a supervisor; Ctrl-C stops the fabric as
-above. "fabricd stop --all" stops it without Ctrl-C; "up" then says so and
+above. Several "up" at once on one directory start one fabric: the others wait
+for it (DIR/.up.lock) and then attach. "fabricd stop --all" stops it without Ctrl-C; "up" then says so and
 exits. Every flag is checked before anything is created or started. To move
 a running registry to another --port, stop the fabric first.
 
@@ -47,7 +54,8 @@ Exit codes: 0 the fabric was stopped by Ctrl-C, SIGTERM or "fabricd stop
 gives its reason and log file, e.g. "Cannot listen on ...: Address already in
 use"); 64 usage (a bad or empty flag value); 65 malformed fabric or key file;
 73 the fabric file or key cannot be created; 78 unusable configuration (key
-file readable by others; --port other than the running registry's).
+file readable by others or of another fabric; --port other than the running
+registry's).
 
   --dir DIR          state directory (default ~/.fabric); the fabric file is DIR/fabric.yaml
   --fabric FILE      fabric file (default: FABRIC_FILE, then DIR/fabric.yaml)
@@ -114,17 +122,24 @@ export async function upCommand(args: string[]): Promise<number> {
     return EXIT.OK;
   }
   const { dir, fabricPath, ...options } = checkUpFlags(parsed);
-  const exists = await Deno.stat(fabricPath).then(() => true, () => false);
   await refuseSharedDirectory(dirname(fabricPath));
-  const fabric = exists ? await loadFabricFile(fabricPath) : await initFabric(fabricPath);
   // The state directory (keys, registry, sockets, logs) is the user's alone;
   // the fabric file's, looked at above, is usually the same one.
-  if (resolve(dir) !== resolve(dirname(fabricPath))) {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => {});
-    await refuseSharedDirectory(dir);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => {});
+  if (resolve(dir) !== resolve(dirname(fabricPath))) await refuseSharedDirectory(dir);
+  // One "up" starts the fabric at a time: another waits, then finds it
+  // running (adopts or attaches) instead of creating a second one.
+  const startLock = await lockStart(dir);
+  let fabric: FabricFile;
+  let local: LocalFabric;
+  try {
+    const exists = await Deno.stat(fabricPath).then(() => true, () => false);
+    fabric = exists ? await loadFabricFile(fabricPath) : await initFabric(fabricPath);
+    if (!exists) console.log(`Created fabric ${fabric.fingerprint} in ${fabricPath}`);
+    local = await startLocalFabric(fabricPath, fabric, { dir, ...options });
+  } finally {
+    startLock.close();
   }
-  if (!exists) console.log(`Created fabric ${fabric.fingerprint} in ${fabricPath}`);
-  const local = await startLocalFabric(fabricPath, fabric, { dir, ...options });
   const roots = [...local.registryTargets, local.spawner];
   const attached = roots.every((root) => local.adopted.includes(root.id));
   const note = (id: string): string =>
@@ -167,6 +182,32 @@ function untilStopped(local: LocalFabric): Promise<Deno.Signal | undefined> {
     Deno.addSignalListener(name, () => signal.resolve(name));
   }
   return Promise.race([signal.promise, local.stopped.then(() => undefined)]);
+}
+
+/** How long `up` waits for another `up` starting the same fabric before it says so. */
+const LOCK_NOTICE_MS = 500;
+
+/**
+ * Takes the start lock of state directory `dir` (`DIR/.up.lock`, an
+ * exclusive `flock` that the kernel drops when the process ends, even by
+ * SIGKILL), waiting for another `up` that holds it; close the file to drop it.
+ */
+async function lockStart(dir: string): Promise<Deno.FsFile> {
+  const path = join(dir, ".up.lock");
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 })
+    .catch((error) => {
+      throw new CliError(
+        `Cannot create "${path}": ${(error as Error).message}`,
+        EXIT.CANNOT_CREATE,
+      );
+    });
+  const locked = file.lock(true);
+  const notice = setTimeout(
+    () => console.log(`Waiting for another "fabricd up" that is starting the fabric in ${dir}...`),
+    LOCK_NOTICE_MS,
+  );
+  await locked.finally(() => clearTimeout(notice));
+  return file;
 }
 
 /**

@@ -8,63 +8,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadFabricFile, saveFabricFile } from "../../src/config/fabric_file.ts";
 import { initFabric } from "../../src/cli/init.ts";
-import { FABRICD, killQuietly, runFabricd, withLocalFabric, withTempDir } from "../e2e/_fabric.ts";
-
-/** A running `fabricd up` whose output is collected. */
-interface UpProcess {
-  child: Deno.ChildProcess;
-  output(): string;
-  /** Resolves with the exit code, or undefined after `ms`. */
-  exit(ms: number): Promise<number | undefined>;
-}
-
-function startUp(args: string[]): UpProcess {
-  const child = new Deno.Command(FABRICD[0]!, {
-    args: [...FABRICD.slice(1), "up", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const decoder = new TextDecoder();
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
-  };
-  const read = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const status = child.status.then(async (s) => {
-    await read;
-    return s.code;
-  });
-  return {
-    child,
-    output: () => text,
-    exit: async (ms) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)));
-      try {
-        return await Promise.race([status, late]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-  };
-}
-
-async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Stops whatever the fabric of `fabric` still runs and ends `ups`, even after a failure. */
-async function cleanUp(fabric: string, ups: UpProcess[]): Promise<void> {
-  await runFabricd(["stop", "--all", "--grace", "1s", "--fabric", fabric]).catch(() => {});
-  for (const up of ups) {
-    killQuietly(up.child.pid);
-    await up.exit(10_000);
-  }
-}
+import { killQuietly, runFabricd, withLocalFabric, withTempDir } from "../e2e/_fabric.ts";
+import { cleanUp, startUp, until } from "./_up_process.ts";
 
 Deno.test("upCommand() refuses --port that would move a running registry, and changes nothing", async () => {
   await withLocalFabric(async (local, dir) => {
