@@ -89,11 +89,13 @@ export type ClientFrame = z.output<typeof clientFrameSchema>;
 
 /**
  * A `batch` frame: 1-100 frames, each checked on its own by
- * {@linkcode clientFrameSchema} (so one invalid frame is answered alone).
+ * {@linkcode clientFrameSchema} (so one invalid frame is answered alone),
+ * and a `ref` as any client frame may carry.
  */
 export const batchFrameSchema = z.strictObject({
   op: z.literal("batch"),
   frames: z.array(z.unknown()).min(1, "must hold at least one frame").max(QUEUE_LIMITS.maxBatch),
+  ref,
 });
 
 /** "Invalid field "x": why" for the first issue of a failed parse. */

@@ -82,9 +82,12 @@ export type QueueSingleFrame =
 
 /**
  * A frame a WebSocket client sends; `ref` is echoed in the answer. A `batch`
- * (feature `batch`) is 1-100 frames handled in order in one transaction.
+ * (feature `batch`) is 1-100 frames handled in order in one transaction; with
+ * a `ref`, it is always answered by one `batch` frame that carries it.
  */
-export type QueueClientFrame = QueueSingleFrame | { op: "batch"; frames: QueueSingleFrame[] };
+export type QueueClientFrame =
+  | QueueSingleFrame
+  | { op: "batch"; frames: QueueSingleFrame[]; ref?: string | number };
 
 /** A frame the server sends on a queue WebSocket. */
 export type QueueServerFrame =
@@ -103,8 +106,8 @@ export type QueueServerFrame =
   }
   /** The first frame of a socket opened with `?batch=1`. */
   | { op: "hello"; features: string[] }
-  /** The answers to one `batch` frame that were ready at once, in order. */
-  | { op: "batch"; frames: QueueServerFrame[] }
+  /** The answers to one `batch` frame that were ready at once, in order; its `ref` if it had one. */
+  | { op: "batch"; frames: QueueServerFrame[]; ref?: string | number }
   | {
     op: "error";
     message: string;

@@ -103,8 +103,10 @@ export class QueueSocket {
     }
     if ((value as { op?: unknown } | null)?.op === "batch") {
       const batch = batchFrameSchema.safeParse(value);
-      if (!batch.success) return this.#error(_invalidField(batch.error, "frame field"));
-      return this.#batch(batch.data.frames);
+      if (!batch.success) {
+        return this.#error(_invalidField(batch.error, "frame field"), refOf(value));
+      }
+      return this.#batch(batch.data.frames, batch.data.ref);
     }
     this.#handleParsed(value, clientFrameSchema.safeParse(value));
   }
@@ -120,16 +122,23 @@ export class QueueSocket {
 
   /** Handles frame `value` as parsed, or answers why it is invalid. */
   #handleParsed(value: unknown, parsed: ReturnType<typeof clientFrameSchema.safeParse>): void {
-    if (parsed.success) this.#handle(parsed.data);
-    else this.#error(_invalidField(parsed.error, "frame field"), refOf(value));
+    if (parsed.success) return this.#handle(parsed.data);
+    const nested = (value as { op?: unknown } | null)?.op === "batch";
+    this.#error(
+      nested
+        ? 'Invalid frame "batch" in a batch: batches cannot nest, put its frames in the outer batch'
+        : _invalidField(parsed.error, "frame field"),
+      refOf(value),
+    );
   }
 
   /**
    * Handles `frames` in order in one transaction (synced unless they are
    * only reports) and sends their answers that are ready as one `batch`
-   * frame; when the commit fails, each frame is answered with its error.
+   * frame, which carries the batch's `ref` (then even with one answer or
+   * none); when the commit fails, each frame is answered with its error.
    */
-  #batch(frames: readonly unknown[]): void {
+  #batch(frames: readonly unknown[], ref: string | number | undefined): void {
     const answers: QueueServerFrame[] = [];
     this.#answers = answers;
     this.#budget = { chars: MAX_ANSWER_CHARS };
@@ -155,7 +164,8 @@ export class QueueSocket {
       this.#answers = null;
       this.#budget = null;
     }
-    if (answers.length === 1) this.#send(answers[0]!);
+    if (ref !== undefined) this.#send({ op: "batch", frames: answers, ref });
+    else if (answers.length === 1) this.#send(answers[0]!);
     else if (answers.length > 1) this.#send({ op: "batch", frames: answers });
   }
 

@@ -82,6 +82,7 @@ export class QueueService {
   #timers = new Map<string, ReturnType<typeof setTimeout>>();
   #closed = false;
   #closeListeners = new Set<() => void>();
+  #readyListeners = new Set<(name: string) => void>();
   /** Inside {@linkcode QueueService.batch}: wakes wait for the commit. */
   #batching = false;
   #deferred = new Set<string>();
@@ -328,12 +329,22 @@ export class QueueService {
     return () => this.#closeListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener` with a queue's name when a put, a nack or a visibility
+   * timeout made a message ready in it; the returned function unsubscribes.
+   */
+  onReady(listener: (name: string) => void): () => void {
+    this.#readyListeners.add(listener);
+    return () => this.#readyListeners.delete(listener);
+  }
+
   /** Hands ready messages to the waiting gets of `name`, oldest waiter first. */
   #dispatch(name: string): void {
     if (this.#batching) {
       this.#deferred.add(name);
       return;
     }
+    for (const listener of this.#readyListeners) listener(name);
     const list = this.#waiters.get(name);
     while (list && list.length > 0) {
       const waiter = list[0]!;

@@ -1,8 +1,9 @@
 /**
  * The queue role (`fabricd --role queue`): named queues with at-least-once
  * delivery, stored in `queue-<ID>.db` in the service's directory. Its messages
- * cannot be made up again, so a restarted queue without its file exits with
- * "state lost" (79) and the loss is propagated to the applications.
+ * cannot be made up again, so a restarted queue whose file is gone, empty or
+ * unreadable exits with "state lost" (79) and the loss is propagated to the
+ * applications.
  * @module
  */
 import { join } from "../../base/paths.ts";
@@ -10,9 +11,10 @@ import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts"
 import { log } from "../../config/logging.ts";
 import { QueueService } from "./queue.ts";
 import { QueueStore } from "./queue_store.ts";
+import { StateLostError } from "../../types/errors.ts";
 import { QUEUE_LIMITS, TASK_HISTORY_LIMITS } from "../../types/queue_wire.ts";
 import { queueRoutes } from "./routes.ts";
-import type { ServiceMetrics } from "../../metrics/service_metrics.ts";
+import { queueMetrics } from "./_queue_metrics.ts";
 import { clearInterval, setInterval } from "../../base/timers.ts";
 
 /** Settings of a queue service, from its role options. */
@@ -49,11 +51,7 @@ export function queueStorePath(dir: string, serviceId: string): string {
 async function start(ctx: RoleContext): Promise<RoleHandle> {
   const settings = queueSettings(ctx.options);
   const path = queueStorePath(ctx.dir, ctx.serviceId);
-  const store = QueueStore.open(path, {
-    capacity: settings.capacity,
-    mustExist: ctx.incarnation > 1,
-    history: { days: settings.historyDays, max: settings.historyMax },
-  });
+  const store = openStore(path, ctx, settings);
   const service = new QueueService(store, { maxWaiters: settings.maxWaiters });
   const unmeasure = ctx.metrics ? queueMetrics(service, ctx.metrics) : undefined;
   log("queue").info("Queue store {path} open (capacity {capacity} per queue)", {
@@ -80,6 +78,29 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   });
 }
 
+/**
+ * Opens the store of the queue service of `ctx`; on a restart it must be the old one.
+ * @throws {StateLostError} (exit 79) when a restarted queue cannot pick up its
+ * store, saying what to do: the service ends LOST and its file is left as it was.
+ */
+function openStore(path: string, ctx: RoleContext, settings: QueueSettings): QueueStore {
+  try {
+    return QueueStore.open(path, {
+      capacity: settings.capacity,
+      mustExist: ctx.incarnation > 1,
+      history: { days: settings.historyDays, max: settings.historyMax },
+    });
+  } catch (error) {
+    if (!(error instanceof StateLostError)) throw error;
+    throw new StateLostError(
+      `${error.message}; queue service "${ctx.serviceId}" ends LOST, its file left as it was: ` +
+        "restore the file from a backup to recover them, or forget the service " +
+        `("fabricd forget ${ctx.serviceId}") and spawn a new queue ("fabricd spawn --role queue")`,
+      { cause: error },
+    );
+  }
+}
+
 /** How often finished tasks past `historyDays` are pruned, ms. */
 const HISTORY_PRUNE_MS = 60_000;
 
@@ -88,35 +109,6 @@ export const queueRole: RoleModule = {
   start,
   replacement: "propagate",
 };
-
-/** Depth by queue and the delivery counters, read at scrape time. */
-function queueMetrics(service: QueueService, metrics: ServiceMetrics): () => void {
-  const removers = [
-    metrics.gauge({
-      name: "queue_depth",
-      help: "Messages held by queue and state (ready, inflight)",
-      labelNames: ["queue", "state"],
-      collect: (set) => {
-        for (const q of service.metrics().queues) {
-          set({ queue: q.queue, state: "ready" }, q.ready);
-          set({ queue: q.queue, state: "inflight" }, q.inflight);
-        }
-      },
-    }),
-    metrics.counterFrom({
-      name: "queue_messages_total",
-      help: "Messages taken, redelivered and acknowledged since the service started",
-      labelNames: ["event"],
-      collect: (set) => {
-        const { tally } = service.metrics();
-        set({ event: "taken" }, tally.taken);
-        set({ event: "redelivered" }, tally.redelivered);
-        set({ event: "acked" }, tally.acked);
-      },
-    }),
-  ];
-  return () => removers.forEach((remove) => remove());
-}
 
 function positiveOption(
   options: Record<string, string>,

@@ -9,7 +9,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { StateLostError } from "../../types/errors.ts";
+import { checkOldStore } from "./_old_store.ts";
 import {
   MESSAGE_ID,
   QUEUE_LIMITS,
@@ -47,8 +47,9 @@ export interface QueueStoreOptions {
   /** The clock, ms since the epoch. Default `Date.now`. */
   now?: () => number;
   /**
-   * The file must already exist: set for a restarted service (incarnation > 1),
-   * whose messages cannot be made up again. Default false.
+   * The file must already be a queue store (not empty, with its `messages`
+   * table), checked before anything is created in it: set for a restarted
+   * service (incarnation > 1), whose messages cannot be made up again. Default false.
    */
   mustExist?: boolean;
   /** Retention of the task history (`days`, `max`). Default: its defaults. */
@@ -145,21 +146,18 @@ export class QueueStore {
 
   /**
    * Opens (creating if needed) the store at `path`.
-   * @throws {StateLostError} when `mustExist` is set and the file is missing.
+   * @throws {StateLostError} when `mustExist` is set and the file is missing,
+   * empty, unreadable or not a queue store (nothing is created or changed).
    * @throws {RangeError} when `capacity` is not a positive integer.
-   * @throws {Error} when the file cannot be opened or is not a queue store.
+   * @throws {Error} when the file cannot be opened as a queue store (without `mustExist`).
    */
   static open(path: string, options: QueueStoreOptions = {}): QueueStore {
     const capacity = options.capacity ?? QUEUE_LIMITS.defaultCapacity;
     if (!Number.isSafeInteger(capacity) || capacity < 1) {
       throw new RangeError(`Invalid queue capacity ${capacity}: give a whole number, 1 or more`);
     }
-    if (options.mustExist && !fileExists(path)) {
-      // Starting empty would silently drop every acknowledged put (docs/services.md).
-      throw new StateLostError(
-        `Queue store "${path}" is gone: the queued messages cannot be picked up`,
-      );
-    }
+    // Starting empty would silently drop every acknowledged put (docs/services.md).
+    if (options.mustExist) checkOldStore(path);
     const db = new DatabaseSync(path);
     try {
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
@@ -388,13 +386,5 @@ export class QueueStore {
 
   #open(): void {
     if (this.#closed) throw new Error("The queue store is closed: the queue service is stopping");
-  }
-}
-
-function fileExists(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
   }
 }

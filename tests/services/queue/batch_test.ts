@@ -168,3 +168,57 @@ Deno.test("QueueStore.put() counts the queue once and keeps the count through ac
   assert.deepEqual(store.counts("jobs"), { ready: 3, inflight: 0 });
   store.close();
 });
+
+Deno.test("QueueSocket.receive() takes a ref on a batch and repeats it on the batch's one answer, even with one answer or none", () => {
+  const { queues, socket, sent } = batchSocket();
+  sent.length = 0;
+  socket.receive(JSON.stringify({
+    op: "batch",
+    ref: 9,
+    frames: [{ op: "put", payload: 1, ref: 1 }, { op: "put", payload: 2 }],
+  }));
+  assert.deepEqual(sent, [{
+    op: "batch",
+    frames: [{ op: "put-ok", id: "1", ref: 1 }, { op: "put-ok", id: "2" }],
+    ref: 9,
+  }]);
+  socket.receive(JSON.stringify({ op: "batch", ref: "one", frames: [{ op: "ack", id: "1" }] }));
+  assert.deepEqual(sent[1], { op: "batch", frames: [{ op: "ack-ok", id: "1" }], ref: "one" });
+  socket.receive(JSON.stringify({ op: "batch", ref: 10, frames: [{ op: "get", max: 5, ref: 2 }] }));
+  assert.deepEqual(sent[2], {
+    op: "batch",
+    frames: [{ op: "messages", messages: [{ id: "2", payload: 2, deliveries: 1 }], ref: 2 }],
+    ref: 10,
+  });
+  // A get that waits is answered later on its own: the batch's answer holds nothing now.
+  socket.receive(JSON.stringify({ op: "batch", ref: 11, frames: [{ op: "get", ref: 3 }] }));
+  assert.deepEqual(sent[3], { op: "batch", frames: [], ref: 11 });
+  assert.equal(sent.length, 4);
+  socket.close();
+  queues.close();
+});
+
+Deno.test("QueueSocket.receive() says batches cannot nest, and repeats the ref of a batch it refuses", () => {
+  const { queues, socket, sent } = batchSocket();
+  sent.length = 0;
+  socket.receive(JSON.stringify({
+    op: "batch",
+    frames: [{ op: "batch", frames: [{ op: "put", payload: 1 }], ref: 4 }, {
+      op: "put",
+      payload: 2,
+    }],
+  }));
+  const [answer] = sent as {
+    op: string;
+    frames: { op: string; message?: string; ref?: number }[];
+  }[];
+  assert.equal(answer?.op, "batch");
+  assert.equal(answer.frames[0]?.ref, 4);
+  assert.match(answer.frames[0]?.message ?? "", /batches cannot nest/);
+  assert.doesNotMatch(answer.frames[0]?.message ?? "", /Expected/);
+  assert.equal(answer.frames[1]?.op, "put-ok", "the other frames stay");
+  socket.receive(JSON.stringify({ op: "batch", ref: 7, frames: [] }));
+  assert.equal(sent[1]?.op, "error");
+  assert.equal((sent[1] as { ref?: number }).ref, 7);
+  queues.close();
+});

@@ -92,6 +92,44 @@ Deno.test({
 
 Deno.test({
   name:
+    "queueRole exits 79 and is LOST, not restarted forever, when its store is garbage on restart",
+  fn: async () => {
+    await withLocalFabric(async (local, dir) => {
+      const spawned = await local.client.call<SpawnResult>(local.spawner, {
+        method: "POST",
+        path: "/v1/spawn",
+        body: { role: "queue" },
+      });
+      const before = (await local.registry.get(spawned.id))!.record;
+      const queue = new QueueClient(local.client, { id: before.id, url: before.endpoint });
+      await queue.put("jobs", "lost");
+      // Frozen first, so that it writes nothing over the garbage before it dies.
+      Deno.kill(before.pid, "SIGSTOP");
+      const path = join(dir, `queue-${before.id}.db`);
+      for (const suffix of ["", "-wal", "-shm"]) {
+        await Deno.writeFile(path + suffix, crypto.getRandomValues(new Uint8Array(8192)));
+      }
+      const garbage = await Deno.readFile(path);
+      Deno.kill(before.pid, "SIGKILL");
+      await eventually(async () => {
+        const r = (await local.registry.get(before.id))!.record;
+        return r.state === "LOST" ? r : undefined;
+      }, { timeoutMs: 30_000 });
+      const history = (await local.registry.get(before.id))!.transitions;
+      assert.ok(
+        history.some((t) => t.to === "FAILED" && /exit 79/.test(t.reason)),
+        JSON.stringify(history),
+      );
+      assert.deepEqual(await Deno.readFile(path), garbage, "the store is left as it was");
+      const log = await Deno.readTextFile(join(dir, "logs", `${before.id}.log`));
+      assert.match(log, /is not a SQLite database/);
+      assert.match(log, new RegExp(`fabricd forget ${before.id}`));
+    }, { heartbeatMs: 500 });
+  },
+});
+
+Deno.test({
+  name:
     "fabricd task submit stores a task once when the same ID is sent again across a SIGKILL and restart of the queue",
   fn: async () => {
     await withLocalFabric(async (local, dir) => {

@@ -6,6 +6,8 @@ import {
   queueSettings,
   queueStorePath,
 } from "../../../src/services/queue/queue_role.ts";
+import { ServiceMetrics } from "../../../src/metrics/service_metrics.ts";
+import { MAX_REPORTED_QUEUES, ReportedQueues } from "../../../src/services/queue/_queue_metrics.ts";
 import { QUEUE_LIMITS } from "../../../src/types/queue_wire.ts";
 
 // The queue role uses neither the keys nor the registry.
@@ -95,4 +97,97 @@ Deno.test("queueSettings() reads capacity, maxWaiters and the history's retentio
     assert.throws(() => queueSettings({ capacity: bad }), /Invalid queue option capacity/);
   }
   assert.throws(() => queueSettings({ historyMax: "-1" }), /Invalid queue option historyMax/);
+});
+
+Deno.test("queueRole.start() throws StateLostError naming the file and what to do when a restarted queue's store is empty", async () => {
+  await withDir(async (dir) => {
+    const path = queueStorePath(dir, "que-0000abcd");
+    await Deno.writeFile(path, new Uint8Array());
+    await assert.rejects(queueRole.start(config(dir, { incarnation: 2 })), (error: unknown) => {
+      assert.ok(error instanceof StateLostError, String(error));
+      assert.ok(error.message.includes(`"${path}" is empty`), error.message);
+      assert.match(error.message, /restore the file from a backup/);
+      assert.match(error.message, /"fabricd forget que-0000abcd"/);
+      assert.match(error.message, /"fabricd spawn --role queue"/);
+      return true;
+    });
+    assert.equal((await Deno.stat(path)).size, 0, "no schema was written into it");
+  });
+});
+
+/** The `fabricd_queue_depth` lines of one scrape of `metrics`. */
+async function depthLines(metrics: ServiceMetrics): Promise<string[]> {
+  return (await metrics.text()).split("\n").filter((l) => l.startsWith("fabricd_queue_depth{"));
+}
+
+/** Sends `method` `path` with a JSON `body` to `routes`, and the answer's JSON. */
+async function call(
+  routes: NonNullable<Awaited<ReturnType<typeof queueRole.start>>["routes"]>,
+  path: string,
+  body?: unknown,
+): Promise<Record<string, unknown>> {
+  const answer = await routes.request(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  assert.ok(answer.ok, `${path}: ${answer.status}`);
+  return await answer.json();
+}
+
+Deno.test("queueRole reports fabricd_queue_depth 0 for a queue that drained, and nothing before any queue is seen", async () => {
+  await withDir(async (dir) => {
+    const metrics = new ServiceMetrics();
+    const handle = await queueRole.start({ ...config(dir), metrics });
+    const routes = handle.routes!;
+    try {
+      assert.deepEqual(await depthLines(metrics), [], "an idle queue service has no sample");
+      await call(routes, "/queue/jobs/messages", { payload: 1 });
+      assert.deepEqual(await depthLines(metrics), [
+        'fabricd_queue_depth{queue="jobs",state="ready"} 1',
+        'fabricd_queue_depth{queue="jobs",state="inflight"} 0',
+      ]);
+      const got = await call(routes, "/queue/jobs/messages?max=1");
+      const [message] = got.messages as { id: string }[];
+      await call(routes, `/queue/jobs/messages/${message!.id}/ack`, {});
+      assert.deepEqual(await depthLines(metrics), [
+        'fabricd_queue_depth{queue="jobs",state="ready"} 0',
+        'fabricd_queue_depth{queue="jobs",state="inflight"} 0',
+      ], "a drained queue reads 0, its series kept");
+    } finally {
+      await handle.stop();
+    }
+  });
+});
+
+Deno.test("queueRole reports fabricd_queue_depth 0 for a queue drained between two scrapes", async () => {
+  await withDir(async (dir) => {
+    const metrics = new ServiceMetrics();
+    const handle = await queueRole.start({ ...config(dir), metrics });
+    const routes = handle.routes!;
+    try {
+      await call(routes, "/queue/fast/messages", { payload: 1 });
+      const got = await call(routes, "/queue/fast/messages?max=1");
+      const [message] = got.messages as { id: string }[];
+      await call(routes, `/queue/fast/messages/${message!.id}/ack`, {});
+      assert.deepEqual(await depthLines(metrics), [
+        'fabricd_queue_depth{queue="fast",state="ready"} 0',
+        'fabricd_queue_depth{queue="fast",state="inflight"} 0',
+      ], "seen at its put, not only at a scrape");
+    } finally {
+      await handle.stop();
+    }
+  });
+});
+
+Deno.test("ReportedQueues keeps at most MAX_REPORTED_QUEUES names, dropping the one that held a message longest ago", () => {
+  const reported = new ReportedQueues();
+  for (let i = 0; i <= MAX_REPORTED_QUEUES; i++) reported.see(`q${i}`);
+  reported.see("q1");
+  const names = [...reported.names()];
+  assert.equal(names.length, MAX_REPORTED_QUEUES);
+  assert.ok(!names.includes("q0"), "the oldest name is dropped");
+  assert.equal(names.at(-1), "q1", "a name seen again is the newest");
+  reported.see("new");
+  assert.ok(![...reported.names()].includes("q2"), "then the next oldest");
 });
