@@ -6,6 +6,7 @@
  */
 import type { Pilot } from "../services/pilot_manager/pilots.ts";
 import { EXIT } from "../types/mod.ts";
+import { LAUNCHER_FORMS, launcherUrlProblem } from "../types/launcher_urls.ts";
 // The pilot manager's own request schema: a flag is refused here as the manager would.
 import { MAX_PILOTS_PER_REQUEST, pilotRequestSchema } from "../types/pilot_schemas.ts";
 import { checkId, idFlag, noMoreArgs, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
@@ -76,19 +77,15 @@ function pilotAskOf(parsed: ParsedArgs): PilotAsk {
 
 /**
  * A launcher URL the pilot manager can use: `local://`, `ssh://...` or
- * `slurm://...` (the manager's launchers; their hosts and parameters are
- * checked where the pilots start).
- * @throws {CliError} (64) for any other.
+ * `slurm://...` (the manager's launchers, types/launcher_urls.ts; their
+ * hosts and parameters are checked where the pilots start).
+ * @throws {CliError} (64) for any other, with what to use instead.
  */
 function checkLauncher(url: string): string {
-  const scheme = /^([a-z][a-z0-9+]*):\/\//.exec(url)?.[1];
-  const known = url.length <= 2048 &&
-    (url === "local://" || (scheme !== undefined && ["ssh", "slurm"].includes(scheme)));
-  if (!known) {
-    throw usage(
-      `Invalid --on "${url}": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
-    );
-  }
+  const problem = url.length > 2048
+    ? { hint: `use a URL of at most 2048 characters: ${LAUNCHER_FORMS}` }
+    : launcherUrlProblem(url);
+  if (problem) throw usage(`Invalid --on "${url.slice(0, 200)}": ${problem.hint}`);
   return url;
 }
 
@@ -137,7 +134,7 @@ export async function pilotCommand(args: string[]): Promise<number> {
   const print = (pilots: Pilot[]): void => {
     if (parsed.flags.json) console.log(JSON.stringify({ pilots }));
     else if (pilots.length === 0) console.log("no pilots");
-    else for (const pilot of pilots) console.log(describe(pilot));
+    else for (const pilot of pilots) console.log(describePilot(pilot));
   };
   if (ask) {
     const queue = await serviceOf(context, "queue", queueId);
@@ -162,7 +159,11 @@ export async function pilotCommand(args: string[]): Promise<number> {
   return EXIT.OK;
 }
 
-function describe(pilot: Pilot): string {
+/**
+ * One line of `pilot list`: the pilot's state, its batch job, its agent's
+ * registry state, what it was submitted with, and why it is in its state.
+ */
+export function describePilot(pilot: Pilot): string {
   const job = pilot.batch
     ? ` job ${pilot.batch.jobId} ${pilot.batch.state}${
       pilot.batch.nodes ? ` on ${pilot.batch.nodes}` : ""

@@ -10,6 +10,7 @@
  * @module
  */
 import { log } from "../config/logging.ts";
+import { launcherUrlProblem } from "../types/launcher_urls.ts";
 import { type Launcher, LauncherUrlError } from "./launcher.ts";
 import { LocalLauncher } from "./local.ts";
 import { SlurmLauncher } from "./slurm.ts";
@@ -44,22 +45,15 @@ const launchers = new Map<string, Launcher>();
  * @throws {LauncherUrlError} for a malformed URL or one this build cannot launch.
  */
 export function launcherFor(url: string, context: LauncherContext): Launcher {
-  const scheme = /^([a-z][a-z0-9+]*):\/\//.exec(url)?.[1];
-  if (!scheme) {
-    throw new LauncherUrlError(
-      `Invalid launcher "${url}": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
-    );
-  }
+  const problem = launcherUrlProblem(url);
+  if (problem) throw new LauncherUrlError(problem.message);
   const key = `${context.dir}|${url}`;
   const known = launchers.get(key);
   if (known) return known;
   let launcher: Launcher;
-  if (scheme === "local") {
-    if (url !== "local://") {
-      throw new LauncherUrlError(`Invalid launcher "${url}": local:// takes no host or path`);
-    }
+  if (url === "local://") {
     launcher = new LocalLauncher({ dir: context.dir });
-  } else if (scheme === "ssh") {
+  } else if (url.startsWith("ssh://")) {
     try {
       launcher = new SshLauncher(url, {
         dir: context.dir,
@@ -68,7 +62,8 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
     } catch (error) {
       throw new LauncherUrlError((error as Error).message);
     }
-  } else if (scheme === "slurm") {
+  } else {
+    // slurm://: launcherUrlProblem() lets through no other scheme.
     try {
       launcher = new SlurmLauncher(url, {
         dir: context.dir,
@@ -77,15 +72,6 @@ export function launcherFor(url: string, context: LauncherContext): Launcher {
     } catch (error) {
       throw new LauncherUrlError((error as Error).message);
     }
-  } else if (scheme === "slurm+ssh") {
-    throw new LauncherUrlError(
-      `Launcher "slurm+ssh://" is not built yet: spawn a spawner on the head node with ` +
-        `ssh://head, then spawn there with slurm://[partition]`,
-    );
-  } else {
-    throw new LauncherUrlError(
-      `Unknown launcher "${scheme}://": use local://, ssh://[user@]host[:port] or slurm://[partition]`,
-    );
   }
   launchers.set(key, launcher);
   return launcher;

@@ -7,6 +7,7 @@
  * @module
  */
 import * as z from "zod";
+import { launcherUrlProblem } from "./launcher_urls.ts";
 import type { Role } from "./mod.ts";
 import { QUEUE_LIMITS, QUEUE_NAME as QUEUE_NAME_PATTERN } from "./queue_wire.ts";
 
@@ -92,6 +93,22 @@ const WALLTIME = z.string().regex(
   /^(\d{1,6}(s|m|h)?|\d{1,3}:[0-5]\d:[0-5]\d|\d{1,2}-([01]?\d|2[0-3]):[0-5]\d:[0-5]\d)$/,
   "must be a walltime: 30, 90s, 2h, HH:MM:SS or D-HH:MM:SS",
 );
+
+/**
+ * A launcher URL this build has, checked as `spawn --on` and `pilot submit
+ * --on` are (types/launcher_urls.ts): an unknown scheme is refused here, not
+ * at every later submission.
+ */
+const LAUNCHER_URL = z.string().max(2048, "must be at most 2048 characters").check((ctx) => {
+  const problem = launcherUrlProblem(ctx.value);
+  if (problem) {
+    ctx.issues.push({
+      code: "custom",
+      message: `is refused: ${problem.message}`,
+      input: ctx.value,
+    });
+  }
+});
 
 /** The options of every role; a role not named takes none. */
 export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
@@ -214,7 +231,7 @@ export const ROLE_OPTION_SCHEMAS: Readonly<Record<Role, OptionsSchema>> = {
     }),
   }),
   "pilot-manager": z.strictObject({
-    on: option(z.string().regex(/^[a-z+]+:\/\/\S*$/, "must be a launcher URL"), {
+    on: option(LAUNCHER_URL, {
       type: "launcher URL",
       default: "slurm://",
       help: "where pilots run: slurm://[partition], local://, ssh://host",

@@ -152,6 +152,18 @@ const USAGE_BEFORE_LOADING: Case[] = [
     args: ["pilot", "submit", "--on", "ftp://y"],
     stderr: /Invalid --on "ftp:\/\/y": use local:\/\/, ssh:\/\//,
   },
+  {
+    args: ["pilot", "submit", "--on", "slurm+ssh://h"],
+    stderr: /Invalid --on "slurm\+ssh:\/\/h": slurm\+ssh:\/\/ is not built yet: spawn a spawner/,
+  },
+  {
+    args: ["spawn", "--role", "pilot-manager", "--option", "on=ftp://x"],
+    stderr: /option on="ftp:\/\/x" is refused: Unknown launcher "ftp:\/\/": use local:\/\//,
+  },
+  {
+    args: ["spawn", "--role", "pilot-manager", "--option", "on=slurm+ssh://h"],
+    stderr: /Launcher "slurm\+ssh:\/\/" is not built yet: spawn a spawner on the head node/,
+  },
   { args: ["pilot", "submit", "--queue-name", "a b"], stderr: /Invalid queue name "a b"/ },
   { args: ["pilot", "list", "--manager", "X"], stderr: /Invalid service ID "X": --manager/ },
   { args: ["pilot", "cancel", "x/../y"], stderr: /Invalid service ID "x\/\.\.\/y"/ },

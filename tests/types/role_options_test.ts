@@ -86,3 +86,28 @@ Deno.test("formatRoleOptions() gives every option of every role a type, a defaul
   assert.match(formatRoleOptions("agent"), /graceMs=integer ms, 0-600000 +.*\(default: 10000\)/);
   assert.match(formatRoleOptions("bridge"), /takes no options/);
 });
+
+Deno.test("checkRoleOptions() and pilotManagerSettings() refuse an on= that no launcher takes", () => {
+  const cases: [string, RegExp][] = [
+    ["ftp://x", /Unknown launcher "ftp:\/\/": use local:\/\/, ssh:\/\//],
+    ["slurm+ssh://h", /slurm\+ssh:\/\/" is not built yet: spawn a spawner on the head node/],
+    ["local://h", /local:\/\/ takes no host or path/],
+    ["nonsense", /use local:\/\//],
+  ];
+  for (const [on, message] of cases) {
+    assert.throws(() => checkRoleOptions("pilot-manager", { on }), (error: Error) => {
+      assert.ok(error instanceof RoleOptionsError, on);
+      assert.match(
+        error.message,
+        new RegExp(`option on="${on.replaceAll("+", "\\+")}" is refused`),
+      );
+      assert.match(error.message, message);
+      return true;
+    });
+    assert.throws(() => pilotManagerSettings({ on }), TypeError, on);
+  }
+  for (const on of ["local://", "ssh://me@head:2222", "slurm://", "slurm://compute"]) {
+    checkRoleOptions("pilot-manager", { on });
+    assert.equal(pilotManagerSettings({ on }).on, on);
+  }
+});

@@ -12,20 +12,31 @@ import { FabricClient } from "../../client/fabric_client.ts";
 import { batchJobs } from "../../launchers/batch_jobs.ts";
 import { launcherFor } from "../../launchers/mod.ts";
 import { log } from "../../config/logging.ts";
+import { launcherUrlProblem } from "../../types/launcher_urls.ts";
 import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
-import { PilotManager, type PilotPolicy } from "./pilots.ts";
+import {
+  ENDED_PILOT_STATES,
+  PILOT_READS_AT_ONCE,
+  PilotManager,
+  type PilotPolicy,
+} from "./pilots.ts";
+import { eachAtMost } from "../../base/at_most.ts";
+import type { ServiceRecord, Transition } from "../../types/mod.ts";
 import { type PilotDefaults, pilotRoutes } from "./routes.ts";
 
 /**
  * The manager's defaults from its role options: `on` (launcher for pilots,
  * default `slurm://`), `policy` (`resubmit` or `report`, default `resubmit`),
  * `maxResubmits` (default 2).
- * @throws {TypeError} when `policy` is neither.
+ * @throws {TypeError} when `on` names no launcher of this build, or `policy` is neither.
  * @throws {RangeError} when `maxResubmits` is not a whole number 0-100.
  */
 export function pilotManagerSettings(
   options: Record<string, string>,
 ): PilotDefaults & { maxResubmits: number } {
+  const on = options.on ?? "slurm://";
+  const problem = launcherUrlProblem(on);
+  if (problem) throw new TypeError(`Invalid pilot-manager option on="${on}": ${problem.hint}`);
   const policy = options.policy ?? "resubmit";
   if (policy !== "resubmit" && policy !== "report") {
     throw new TypeError(
@@ -38,7 +49,7 @@ export function pilotManagerSettings(
       `Invalid pilot-manager option maxResubmits="${max}": give a whole number, 0-100`,
     );
   }
-  return { on: options.on ?? "slurm://", policy: policy as PilotPolicy, maxResubmits: Number(max) };
+  return { on, policy: policy as PilotPolicy, maxResubmits: Number(max) };
 }
 
 async function start(ctx: RoleContext): Promise<RoleHandle> {
@@ -104,9 +115,12 @@ export const pilotManagerRole: RoleModule = {
 };
 
 /**
- * After a restart under the same ID: takes over the agents the previous
- * incarnation submitted, reopens the relays they use (on the ports it had)
- * and follows their jobs again.
+ * After a restart under the same ID: takes over the pilots the previous
+ * incarnation submitted, its agent children in the registry. Those whose
+ * agents run or are about to (`DEAD` ones are restarted by the supervisor)
+ * are followed again: the relays they use are reopened (on the ports it had)
+ * and their jobs followed. Those that ended are listed as ended again, in
+ * the order they ended.
  */
 async function adoptPilots(
   manager: PilotManager,
@@ -114,26 +128,37 @@ async function adoptPilots(
   policy: PilotPolicy,
 ): Promise<void> {
   const records = await ctx.registry.list();
-  const mine = records.filter((r) =>
-    r.parent === ctx.serviceId && r.role === "agent" &&
-    ["ALIVE", "SUSPECT"].includes(r.state)
-  );
-  for (const record of mine) {
-    manager.adopt(record, policy);
-    try {
-      const launcher = launcherFor(record.launcher, { dir: ctx.dir, owner: ctx.serviceId });
-      await launcher.prepare(ctx.endpoint, ctx.registries);
-      await launcher.follow?.(record.id);
-    } catch (error) {
-      log("pilot-manager").warn("Pilot {id}: cannot take its job over: {error}", {
-        id: record.id,
-        error: String(error),
-      });
-    }
+  const mine = records.filter((r) => r.parent === ctx.serviceId && r.role === "agent")
+    .sort((a, b) => a.updated - b.updated);
+  const found: { record: ServiceRecord; transitions: Transition[] }[] = [];
+  await eachAtMost(mine, PILOT_READS_AT_ONCE, async (record, i) => {
+    const read = await ctx.registry.get(record.id).catch(() => undefined);
+    found[i] = read ?? { record, transitions: [] };
+  });
+  let running = 0;
+  for (const pilot of found) {
+    if (!pilot || ENDED_PILOT_STATES.includes(manager.adopt(pilot, policy))) continue;
+    running++;
+    await followAgain(pilot.record, ctx);
   }
-  if (mine.length > 0) {
-    log("pilot-manager").info("Took over {count} pilots of the previous incarnation", {
-      count: mine.length,
+  if (found.length > 0) {
+    log("pilot-manager").info(
+      "Took over {count} pilots of the previous incarnation, {running} not ended",
+      { count: found.length, running },
+    );
+  }
+}
+
+/** Reopens the launcher of a pilot taken over, and follows its job again. */
+async function followAgain(record: ServiceRecord, ctx: RoleContext): Promise<void> {
+  try {
+    const launcher = launcherFor(record.launcher, { dir: ctx.dir, owner: ctx.serviceId });
+    await launcher.prepare(ctx.endpoint, ctx.registries);
+    await launcher.follow?.(record.id);
+  } catch (error) {
+    log("pilot-manager").warn("Pilot {id}: cannot take its job over: {error}", {
+      id: record.id,
+      error: String(error),
     });
   }
 }

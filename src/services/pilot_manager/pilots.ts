@@ -13,7 +13,8 @@ import { EndedLedger } from "../../base/ended_ledger.ts";
 import { eachAtMost } from "../../base/at_most.ts";
 import { clearInterval, setInterval } from "../../base/timers.ts";
 import { isBatchLauncher, UNBATCHED_CHECK_MS, unbatchedEnd, Walltimes } from "./_unbatched.ts";
-import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
+import type { ServiceRecord, ServiceState, Transition } from "../../types/mod.ts";
+import { CANCEL_REASON, takenRequest, takeoverOf } from "./_takeover.ts";
 import {
   agentOptions,
   type Entry,
@@ -37,7 +38,9 @@ export {
 
 /** Registry reads at once when pilots are listed. */
 export const PILOT_READS_AT_ONCE = 8;
-const ENDED_STATES = new Set<PilotState>(["ENDED", "FAILED", "CANCELED"]);
+/** The states of a pilot that ended. */
+export const ENDED_PILOT_STATES: readonly PilotState[] = ["ENDED", "FAILED", "CANCELED"];
+const ENDED_STATES = new Set<PilotState>(ENDED_PILOT_STATES);
 
 /**
  * Submits pilots and keeps track of them: each until it ends (`ENDED`,
@@ -107,33 +110,32 @@ export class PilotManager {
 
   /**
    * Takes over a pilot that an earlier incarnation of this manager submitted
-   * (found in the registry after a restart): its agent runs on; its batch
-   * state is known again once the launcher follows its job.
+   * (its agent's record and transitions, found in the registry after a
+   * restart). One whose agent runs, or is about to again (`DEAD`: the
+   * supervisor restarts it), is followed with the walltime it had; one that
+   * ended is kept as ended (24 h from its end, like the others).
+   * @returns the pilot's state.
    */
-  adopt(record: ServiceRecord, policy: PilotPolicy): void {
-    if (this.#entries.has(record.id)) return;
-    const options = record.options ?? {};
-    const request: PilotRequest = {
-      on: record.launcher,
-      count: 1,
-      cores: Number(options.cores ?? "1"),
-      walltime: options.walltime ?? "",
-      queue: options.queue ?? "",
-      pubsub: options.pubsub ?? "",
-      queueName: options.queueName ?? "",
-      policy,
-      sessions: record.sessions,
-    };
-    const reason = "taken over after the pilot manager restarted";
-    const entry = newEntry(request, {
+  adopt(
+    found: { record: ServiceRecord; transitions: Transition[] },
+    policy: PilotPolicy,
+  ): PilotState {
+    const { record } = found;
+    const known = this.#entries.get(record.id);
+    if (known) return known.pilot.state;
+    const taken = takeoverOf(record, found.transitions);
+    const entry = newEntry(takenRequest(record, policy), {
       id: record.id,
-      state: "RUNNING",
-      reason,
-      submitted: record.started,
+      state: taken.state,
+      reason: taken.reason,
+      submitted: taken.submitted,
     });
     entry.pilot.service = record.state;
+    entry.pilot.resubmits = taken.resubmits;
     this.#entries.set(record.id, entry);
-    this.#keepWalltime(entry, record.started);
+    if (ENDED_STATES.has(taken.state)) this.#ended.ended(record.id, taken.endedAt);
+    else this.#keepWalltime(entry, taken.walltimeFrom);
+    return taken.state;
   }
 
   /**
@@ -148,7 +150,7 @@ export class PilotManager {
     // The agent stops cleanly first (STOPPED, so no one restarts it), then
     // its job goes; a job not yet with the batch system is cancelled when
     // it arrives (#onBatch).
-    await this.#deps.stopService(id, "pilot cancelled").catch((error) =>
+    await this.#deps.stopService(id, CANCEL_REASON).catch((error) =>
       log("pilot-manager").debug("Cannot stop the agent of pilot {id}: {error}", {
         id,
         error: String(error),
@@ -228,7 +230,7 @@ export class PilotManager {
         entry.inflight = false;
         if (entry.pilot.state === "SUBMITTING" || entry.pilot.state === "QUEUED") {
           entry.pilot.state = "RUNNING";
-          entry.pilot.reason = "agent ALIVE";
+          entry.pilot.reason = "agent started";
           this.#keepWalltime(entry, Date.now());
         }
       },
@@ -320,12 +322,16 @@ export class PilotManager {
   /** A pilot without a batch system: its agent is stopped once its walltime has passed. */
   #keepWalltime(entry: Entry, startedAt: number): void {
     if (isBatchLauncher(entry.pilot.on)) return;
-    this.#walltimes.keep(entry.pilot.id, entry.pilot.walltime, startedAt, (id) => {
-      const why = `walltime ${entry.pilot.walltime} reached`;
-      this.#deps.stopService(id, why).catch((error) =>
-        log("pilot-manager").warn("Cannot stop pilot {id}: {error}", { id, error: String(error) })
-      );
+    this.#walltimes.keep(entry.pilot.id, entry.pilot.walltime, startedAt, () => {
+      this.#stopAtWalltime(entry);
     });
+  }
+
+  #stopAtWalltime(entry: Entry): void {
+    const id = entry.pilot.id;
+    this.#deps.stopService(id, `walltime ${entry.pilot.walltime} reached`).catch((error) =>
+      log("pilot-manager").warn("Cannot stop pilot {id}: {error}", { id, error: String(error) })
+    );
   }
 
   /** Ends the running pilots without a batch system whose agents ended (their records). */
@@ -335,7 +341,10 @@ export class PilotManager {
     );
     await eachAtMost(running, PILOT_READS_AT_ONCE, async (entry) => {
       const record = await this.#record(entry.pilot.id);
-      const end = record && unbatchedEnd(record, this.#walltimes.reached.has(record.id));
+      const reached = this.#walltimes.reached.has(entry.pilot.id);
+      const end = record && unbatchedEnd(record, reached);
+      // An agent DEAD when its walltime passed could not be stopped: it is once it is back.
+      if (reached && record?.state === "ALIVE") this.#stopAtWalltime(entry);
       if (!end || entry.pilot.state !== "RUNNING") return;
       if (end.state === "policy") {
         // A resubmitted agent gets its own walltime once it runs.
