@@ -45,7 +45,7 @@ fabric that is fully running (another "up" runs it), it attaches: prints
 "Fabric ... is already running in DIR: attached as its supervisor" and the
 tree, and stays in the foreground as a supervisor; Ctrl-C stops the fabric as
 above. Several "up" at once on one directory start one fabric: the others wait
-for it (DIR/.up.lock) and then attach. "fabricd stop --all" stops it without Ctrl-C; "up" then says so and
+for it (a lock on DIR) and then attach. "fabricd stop --all" stops it without Ctrl-C; "up" then says so and
 exits. Every flag is checked before anything is created or started. To move
 a running registry to another --port, stop the fabric first.
 
@@ -188,19 +188,19 @@ function untilStopped(local: LocalFabric): Promise<Deno.Signal | undefined> {
 const LOCK_NOTICE_MS = 500;
 
 /**
- * Takes the start lock of state directory `dir` (`DIR/.up.lock`, an
- * exclusive `flock` that the kernel drops when the process ends, even by
- * SIGKILL), waiting for another `up` that holds it; close the file to drop it.
+ * Takes the start lock of state directory `dir`: an exclusive `flock` on the
+ * directory itself (no file is written), which the kernel drops when the
+ * process ends, even by SIGKILL; waits for another `up` that holds it. Close
+ * the handle to drop it.
  */
 async function lockStart(dir: string): Promise<Deno.FsFile> {
-  const path = join(dir, ".up.lock");
-  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 })
-    .catch((error) => {
-      throw new CliError(
-        `Cannot create "${path}": ${(error as Error).message}`,
-        EXIT.CANNOT_CREATE,
-      );
-    });
+  const file = await Deno.open(dir, { read: true }).catch((error) => {
+    const why = (error as Error).message;
+    throw new CliError(
+      `Cannot use state directory "${dir}": ${why}: give another --dir`,
+      EXIT.CANNOT_CREATE,
+    );
+  });
   const locked = file.lock(true);
   const notice = setTimeout(
     () => console.log(`Waiting for another "fabricd up" that is starting the fabric in ${dir}...`),
