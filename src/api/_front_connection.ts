@@ -296,11 +296,19 @@ export class FrontConnection {
     }
   }
 
-  /** A request's last byte went to the server: no deadline until its answer ends. */
+  /**
+   * A request's last byte went to the server: no deadline until its answer
+   * ends, or the idle timer at once when every answer has ended already (a
+   * request answered before its body was in: no answer's end will start it).
+   */
   #requestDone(): void {
     this.#between = true;
     this.#bodyPending = false;
-    this.#disarm();
+    if (this.#outstanding.length === 0 && !this.#tunnel) {
+      this.#arm(this.#limits.idleTimeoutMs, "idle");
+    } else {
+      this.#disarm();
+    }
   }
 
   /** A whole answer reached the client. */

@@ -25,6 +25,7 @@ import type { ServiceHandlers } from "./service_handlers.ts";
 import { jsonBody, validParam } from "./validate.ts";
 import { singleQuery } from "./query.ts";
 import { clearInterval, setInterval } from "../base/timers.ts";
+import { peerOf } from "./http_front.ts";
 
 /** The common routes, to mount under `/v1`. */
 export function serviceRoutes(handlers: ServiceHandlers): Hono<{ Variables: SignatureVariables }> {
@@ -177,8 +178,13 @@ function errorEvent(error: unknown): Record<string, unknown> {
   return body;
 }
 
-/** The peer's address from the server's connection info (`Deno.serve`'s second argument). */
+/**
+ * The peer a bootstrap attempt is rate-limited as, from the server's
+ * connection info (`Deno.serve`'s second argument): its address, every
+ * loopback address being one peer as the front counts them ({@linkcode peerOf}),
+ * so a local user cannot take a fresh bucket from each of `127.0.0.0/8`.
+ */
 function sourceOf(env: unknown): string {
   const addr = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr;
-  return typeof addr?.hostname === "string" ? addr.hostname : "unknown";
+  return typeof addr?.hostname === "string" ? peerOf(addr.hostname) : "unknown";
 }

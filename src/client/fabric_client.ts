@@ -12,6 +12,21 @@ import { trustOf } from "../crypto/trust.ts";
 import { FabricError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
+import { type CappedBody, readCapped } from "./read_capped.ts";
+import { readEvents } from "./_sse_events.ts";
+
+/**
+ * Largest answer a call reads by default, bytes (16 MiB): above any bounded
+ * answer (a queue get: 4 Mi characters of payload, 12 MiB of UTF-8 at most).
+ * Listings that grow with the fabric raise it per call (`RegistryClient`).
+ */
+export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Largest answer read when a stream is refused (an error, or an answer that
+ * is not a stream), bytes: error bodies are a line of JSON.
+ */
+export const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 
 /**
  * A service to talk to: its ID (the signature's target) and the URL to send to,
@@ -53,12 +68,19 @@ export interface FabricClientOptions {
    * Ed25519 handshake each (docs/protocol.md 2.13). Default false.
    */
   sessions?: boolean;
+  /**
+   * Largest answer read, bytes; a longer one is refused as not from this
+   * fabric, and read no further. Default {@linkcode MAX_ANSWER_BYTES}.
+   */
+  maxAnswerBytes?: number;
 }
 
 /** Options of one call. */
 export interface CallOptions {
   /** Overrides the client's timeout for this call, ms. */
   timeoutMs?: number;
+  /** Overrides the client's `maxAnswerBytes` for this call. */
+  maxAnswerBytes?: number;
   /** Cancels the call. */
   signal?: AbortSignal;
 }
@@ -75,6 +97,7 @@ export interface StreamOptions {
 export class FabricClient {
   #keys: FabricKeys;
   #timeoutMs: number;
+  #maxAnswerBytes: number;
   #sessions: ClientSessions | null;
   #deadlines = new Deadlines();
 
@@ -82,6 +105,7 @@ export class FabricClient {
   constructor(keys: FabricKeys, options: FabricClientOptions = {}) {
     this.#keys = keys;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#maxAnswerBytes = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     this.#sessions = options.sessions ? new ClientSessions(keys) : null;
   }
 
@@ -89,7 +113,8 @@ export class FabricClient {
    * Sends a signed request and returns the verified JSON answer.
    *
    * @throws {FabricRequestError} on a non-2xx answer (with its status and error
-   * message), an unsigned or forged answer (status 502) or no answer (status 0).
+   * message), an unsigned, forged or oversized answer (its status if 400 or
+   * more, else 502) or no answer (status 0).
    */
   async call<T>(
     target: Target,
@@ -226,18 +251,44 @@ export class FabricClient {
       requestNonce: signed.nonce,
     });
     if (!answer.ok || !verdict.ok || !answer.body) {
-      const text = await answer.text().catch(() => "");
+      // Only the start of a refusal is read, and only for a while: no stream follows.
+      const start = await this.#errorBody(answer);
+      const text = start ? decoder.decode(start.bytes) + (start.whole ? "" : " ...") : "";
+      const unsigned = verdict.ok ? "" : ` (not signed by this fabric: ${verdict.reason})`;
       throw new FabricRequestError(
-        `Cannot follow "${path}" on "${target.id}": HTTP ${answer.status} ${text}`.trim(),
+        `Cannot follow "${path}" on "${target.id}": HTTP ${answer.status}${unsigned} ${text}`
+          .trim(),
         answer.ok ? 502 : answer.status,
       );
     }
     await readEvents(answer.body, onEvent);
   }
 
+  /**
+   * At most {@linkcode MAX_ERROR_ANSWER_BYTES} of a body that is not a stream,
+   * read within the client's time limit (15 s when it has none): a stream's
+   * request has no deadline of its own. Null when it did not come in time.
+   */
+  async #errorBody(answer: Response): Promise<CappedBody | null> {
+    const ms = this.#timeoutMs > 0 && Number.isFinite(this.#timeoutMs) ? this.#timeoutMs : 15_000;
+    const deadline = this.#deadlines.start(ms);
+    try {
+      return await readCapped(answer, MAX_ERROR_ANSWER_BYTES, deadline.signal);
+    } catch {
+      return null;
+    } finally {
+      this.#deadlines.release(deadline);
+    }
+  }
+
   /** Throws a signed answer that is not a stream as the error it says, verified as in `#call`. */
   async #refuseAnswer(answer: Response, target: Target, nonce: string): Promise<never> {
-    const bytes = new Uint8Array(await answer.arrayBuffer());
+    const body = await this.#errorBody(answer);
+    if (!body?.whole) {
+      const why = body ? `is larger than ${MAX_ERROR_ANSWER_BYTES} bytes` : "did not come in time";
+      throw refused(target, answer.status, why);
+    }
+    const bytes = body.bytes;
     const verdict = await verifyResponse(
       { status: answer.status, headers: answer.headers, body: bytes },
       { trust: trustOf(this.#keys), requestNonce: nonce },
@@ -264,6 +315,7 @@ export class FabricClient {
    * The deadline covers the body too and is released once the body is in,
    * so no timer or signal outlives the call (a busy client would otherwise
    * hold a timeout's worth of them); the client's calls share one timer.
+   * The body is read up to the call's `maxAnswerBytes`, and refused past it.
    */
   async #exchange(
     url: URL,
@@ -280,7 +332,10 @@ export class FabricClient {
         signals: [options.signal, deadline?.signal],
         timeoutMs,
       });
-      return { answer, bytes: await answer.bytes() };
+      const maxBytes = options.maxAnswerBytes ?? this.#maxAnswerBytes;
+      const { bytes, whole } = await readCapped(answer, maxBytes);
+      if (!whole) throw refused(target, answer.status, `is larger than ${maxBytes} bytes`);
+      return { answer, bytes };
     } finally {
       if (deadline) this.#deadlines.release(deadline);
     }
@@ -315,6 +370,14 @@ export class FabricClient {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** An answer refused unverified (too large, too slow), classed as one that does not verify. */
+function refused(target: Target, status: number, why: string): FabricRequestError {
+  return new FabricRequestError(
+    `Answer of "${target.id}" (${status}) ${why}: refused, not from this fabric?`,
+    status >= 400 ? status : 502,
+  );
+}
+
 function routeHeaders(target: Target, accept: string): [string, string][] {
   const headers: [string, string][] = [["accept", accept]];
   if (target.route && target.route.length > 0) {
@@ -330,37 +393,5 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> {
     return typeof value === "object" && value !== null ? value as Record<string, unknown> : {};
   } catch {
     return {};
-  }
-}
-
-async function readEvents(
-  body: ReadableStream<Uint8Array>,
-  onEvent: (event: { id: string; event: string; data: string }) => void,
-): Promise<void> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  try {
-    for await (const chunk of body) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = { id: "", event: "message", data: "" };
-        const data: string[] = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith(":")) continue;
-          const colon = line.indexOf(":");
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-          if (field === "data") data.push(value);
-          else if (field === "id") event.id = value;
-          else if (field === "event") event.event = value;
-        }
-        if (data.length > 0) onEvent({ ...event, data: data.join("\n") });
-      }
-    }
-  } catch (error) {
-    if (!(error instanceof DOMException && error.name === "AbortError")) throw error;
   }
 }

@@ -13,6 +13,14 @@ import type {
 import { type CallOptions, type FabricClient, FabricRequestError } from "./fabric_client.ts";
 import type { BeatVerdict, HeartbeatBatch } from "../types/wire.ts";
 
+/**
+ * Largest answer read from the registry's listings, which grow with the
+ * fabric (every record, a record's whole history, the whole revocation list),
+ * bytes: 64 MiB, some 100,000 records of a busy service's 650 bytes (the
+ * scale benchmark's 20,000 take 7 MiB). Other answers use the client's bound.
+ */
+export const MAX_LISTING_BYTES = 64 * 1024 * 1024;
+
 /** Options of {@linkcode RegistryClient.heartbeat}. */
 export interface HeartbeatCallOptions extends CallOptions {
   /** The sending process's instance ID. Default: none (not checked). */
@@ -66,7 +74,7 @@ export class RegistryClient {
     const search = query.size > 0 ? `?${query}` : "";
     const answer = await this.#call<{ services: ServiceRecord[] }>(
       { method: "GET", path: `/v1/registry/services${search}` },
-      options,
+      { maxAnswerBytes: MAX_LISTING_BYTES, ...options },
     );
     return answer.services;
   }
@@ -74,7 +82,9 @@ export class RegistryClient {
   /** One record with its transitions, or undefined when unknown. */
   async get(id: string): Promise<{ record: ServiceRecord; transitions: Transition[] } | undefined> {
     try {
-      return await this.#call({ method: "GET", path: `/v1/registry/services/${id}` });
+      return await this.#call({ method: "GET", path: `/v1/registry/services/${id}` }, {
+        maxAnswerBytes: MAX_LISTING_BYTES,
+      });
     } catch (error) {
       if (error instanceof FabricRequestError && error.status === 404) return undefined;
       throw error;
@@ -158,7 +168,7 @@ export class RegistryClient {
     return this.#call({
       method: "GET",
       path: `/v1/registry/revocations${since === undefined ? "" : `?since=${since}`}`,
-    });
+    }, { maxAnswerBytes: MAX_LISTING_BYTES });
   }
 
   /** Cuts `id` off at once: its record goes to LOST, which revokes its identity everywhere. */

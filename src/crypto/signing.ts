@@ -326,7 +326,8 @@ async function verify(
   const checked = { parsed, profile, options, nonce, expires, created, skew, now, bodyCheck };
   const resolved = params.alg === MAC_ALG
     ? sessionKey(options.sessions, options.trust, params.keyid)
-    : await resolveKey(options, params.keyid, parts.headers);
+    // Refused at once, never kept waiting on a rotation lookup (docs/protocol.md 2.14).
+    : await resolveKey({ ...options, wait: false }, params.keyid, parts.headers);
   return resolved.ok ? await checkSignature(parts, { ...checked, key: resolved }) : resolved;
 }
 

@@ -31,6 +31,16 @@ export interface TrustOptions {
   now?: () => number;
 }
 
+/** Options of {@linkcode TrustStore.resolve}. */
+export interface ResolveOptions {
+  /**
+   * Wait for the rotation source when a key or chain of an unknown root comes
+   * in, and resolve again with what it taught. False for requests, which
+   * are refused at once while the source is asked in the background. Default true.
+   */
+  wait?: boolean;
+}
+
 /**
  * Where a trust store asks for the fabric's newest rotation statement when a
  * key or chain of an unknown root comes in (docs/security.md "Key rotation"):
@@ -161,12 +171,24 @@ export class TrustStore {
   /**
    * Resolves the signer of a message whose signature names `keyid` and
    * carries the chain `identity` (null when absent). A key or chain of a root
-   * this store does not know makes it ask its rotation source once (at most
-   * every 2 s) and try again.
+   * this store does not know makes it ask its rotation source (at most every
+   * 2 s, one ask at a time): with `options.wait` false it answers the refusal
+   * at once and the ask runs in the background, so that a forged request (any
+   * stranger can name a made-up key) never waits on the source; otherwise it
+   * waits for the ask and tries again.
    */
-  async resolve(keyid: string, identity: string | null): Promise<Resolved> {
+  async resolve(
+    keyid: string,
+    identity: string | null,
+    options: ResolveOptions = {},
+  ): Promise<Resolved> {
     const first = await this.#resolve(keyid, identity);
     if (first.ok || !this.#source || !/fabric root|not this fabric's key/.test(first.reason)) {
+      return first;
+    }
+    if (options.wait === false) {
+      // Bounded by #learn: one ask at a time, at most every 2 s, errors dropped.
+      this.#learn().catch(() => {});
       return first;
     }
     if (!await this.#learn()) return first;
@@ -314,13 +336,20 @@ export function trustOf(keys: FabricKeys): TrustStore {
   return store;
 }
 
-/** The key a signature must verify with, and its signer. */
+/**
+ * The key a signature must verify with, and its signer; `wait` as in
+ * {@linkcode ResolveOptions} (false for requests).
+ */
 export async function resolveKey(
-  options: { trust?: TrustStore | undefined; publicKey?: CryptoKey | undefined },
+  options: { trust?: TrustStore | undefined; publicKey?: CryptoKey | undefined; wait?: boolean },
   keyid: string,
   headers: Headers,
 ): Promise<Resolved> {
-  if (options.trust) return await options.trust.resolve(keyid, headers.get(IDENTITY_HEADER));
+  if (options.trust) {
+    return await options.trust.resolve(keyid, headers.get(IDENTITY_HEADER), {
+      wait: options.wait !== false,
+    });
+  }
   return { ok: true, publicKey: options.publicKey!, signer: { kind: "operator" } };
 }
 

@@ -201,6 +201,30 @@ Deno.test("POST /v1/bootstrap limits refused attempts per source with 429 and Re
   await other.body?.cancel();
 });
 
+Deno.test("POST /v1/bootstrap limits every loopback address as one source: another 127.x address gets no fresh burst", async () => {
+  const { handover, app } = parent();
+  handover.expect("spw-00000008");
+  let limited = false;
+  for (let index = 0; index < 30 && !limited; index++) {
+    const answer = await post(
+      app,
+      (await proofBody("spw-00000008", `l-${index}`)).body,
+      "127.0.0.1",
+    );
+    limited = answer.status === 429;
+    await answer.body?.cancel();
+  }
+  assert.ok(limited, "127.0.0.1 was limited");
+  for (const source of ["127.0.0.2", "127.9.9.9", "::1", "::ffff:127.0.0.3"]) {
+    const answer = await post(app, (await proofBody("spw-00000008", "l")).body, source);
+    assert.equal(answer.status, 429, source);
+    assert.match(
+      (await answer.json()).error,
+      /^Too many refused bootstrap attempts from loopback: /,
+    );
+  }
+});
+
 /** The signer of a child's ready report, as the signature middleware hands it over. */
 function childSigner(id: string, incarnation = 1): Extract<Signer, { kind: "service" }> {
   return {
