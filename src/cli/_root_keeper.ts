@@ -14,6 +14,8 @@ import { log } from "../config/logging.ts";
 import { readLogTail } from "../config/log_file.ts";
 import { sleep } from "../config/retry.ts";
 import { CliError } from "./cli_error.ts";
+import { checkSqliteStore, ForeignStoreError } from "../registry/sqlite_check.ts";
+import { StateLostError } from "../types/errors.ts";
 
 /** Options of {@linkcode RootKeeper}. */
 export interface RootKeeperOptions {
@@ -108,17 +110,12 @@ export class RootKeeper {
   /**
    * Starts `root` and waits until it is ALIVE.
    * @throws {CliError} (79) when a registry that ran before finds its store
-   * gone: starting it empty would forget every service of the fabric.
+   * gone, empty or not a registry's: starting it empty would forget every
+   * service of the fabric. (65) when a new registry's store file is another
+   * program's. Either way the file is left as it was.
    */
   async start(root: Root): Promise<void> {
-    if (root.store && root.reopen && !(await Deno.stat(root.store).then(() => true, () => false))) {
-      throw new CliError(
-        `Registry store "${root.store}" is gone: the records of this fabric cannot be picked ` +
-          "up again. Restore the file, or start a new fabric elsewhere " +
-          '("fabricd init" with another --fabric file)',
-        EXIT.STATE_LOST,
-      );
-    }
+    if (root.store) checkStore(root.store, root.reopen === true);
     const child = await this.#launcher.launch({ id: root.id, args: root.args, env: {} });
     await waitAlive(this.#registry, root.id, child);
     root.reopen = true;
@@ -202,6 +199,23 @@ export class RootKeeper {
       // Something else may hold its port (a root another "up" started): watch it.
       void this.#watch(root);
     });
+  }
+}
+
+/**
+ * Checks a registry's store file before the registry is started on it (which
+ * would give it the registry's tables), reading only.
+ * @throws {CliError} 79 when `reopen` and the records are not there, 65 for a
+ * file that is not a fabricd registry store.
+ */
+function checkStore(path: string, reopen: boolean): void {
+  try {
+    checkSqliteStore(path, { mustExist: reopen });
+  } catch (error) {
+    if (error instanceof StateLostError || error instanceof ForeignStoreError) {
+      throw new CliError(error.message, error.exitCode);
+    }
+    throw error;
   }
 }
 

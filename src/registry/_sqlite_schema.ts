@@ -1,4 +1,4 @@
-import type { Role, ServiceRecord, ServiceState } from "../types/mod.ts";
+import type { Role, ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
 
 /** Tables of the SQLite registry; `IF NOT EXISTS` so opening is idempotent. */
 export const _SCHEMA = `
@@ -90,6 +90,56 @@ export function _rowToRecord(row: ServiceRow): ServiceRecord {
     options: JSON.parse(row.options) as Record<string, string>,
     ...(row.instance ? { instance: row.instance } : {}),
     ...(row.exited ? { exited: true } : {}),
+  };
+}
+
+/** A `transitions` row as SQLite returns it. */
+export interface _TransitionRow {
+  seq: number;
+  id: string;
+  incarnation: number;
+  from_state: string;
+  to_state: string;
+  reason: string;
+  at: number;
+}
+
+/** Turns a `transitions` row into a transition. */
+export function _rowToTransition(row: _TransitionRow): Transition {
+  return {
+    seq: row.seq,
+    id: row.id,
+    incarnation: row.incarnation,
+    from: row.from_state as ServiceState | "",
+    to: row.to_state as ServiceState,
+    reason: row.reason,
+    at: row.at,
+  };
+}
+
+/** The named parameters of a record's `services` row (the inverse of {@linkcode _rowToRecord}). */
+export function _recordToParams(r: ServiceRecord): Record<string, string | number> {
+  return {
+    id: r.id,
+    role: r.role,
+    state: r.state,
+    incarnation: r.incarnation,
+    host: r.host,
+    pid: r.pid,
+    endpoint: r.endpoint,
+    parent: r.parent,
+    route: JSON.stringify(r.route),
+    launcher: r.launcher,
+    image_hash: r.imageHash,
+    sessions: JSON.stringify(r.sessions),
+    started: r.started,
+    last_heartbeat: r.lastHeartbeat,
+    restarts: r.restarts,
+    last_failure: r.lastFailure,
+    updated: r.updated,
+    options: JSON.stringify(r.options ?? {}),
+    instance: r.instance ?? "",
+    exited: r.exited ? 1 : 0,
   };
 }
 

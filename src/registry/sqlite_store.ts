@@ -8,7 +8,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { ServiceRecord, ServiceState, Transition } from "../types/mod.ts";
+import type { ServiceRecord, Transition } from "../types/mod.ts";
 import {
   type DecidedTransition,
   decideForget,
@@ -24,22 +24,47 @@ import {
   type RegistryStore,
   StaleIncarnationError,
   type StoreChange,
+  StoreFullError,
   type StoreTransition,
   UnknownServiceError,
 } from "./store.ts";
-import { _ADDED_COLUMNS, _rowToRecord, _SCHEMA, type ServiceRow } from "./_sqlite_schema.ts";
+import {
+  _ADDED_COLUMNS,
+  _recordToParams,
+  _rowToRecord,
+  _rowToTransition,
+  _SCHEMA,
+  type _TransitionRow,
+  type ServiceRow,
+} from "./_sqlite_schema.ts";
 import { clearInterval, setInterval } from "../base/timers.ts";
 import { type Revocation, revocationsOf } from "./revocations.ts";
+import { checkSqliteStore } from "./sqlite_check.ts";
+import { log } from "../config/logging.ts";
 
 /** Options of {@linkcode SqliteStore.open}. */
 export interface SqliteStoreOptions {
   /** How often pending heartbeats are written, in ms. Default 1000. */
   heartbeatFlushMs?: number;
+  /**
+   * The registry ran before on this file: it must hold the records (see
+   * {@linkcode checkSqliteStore}). Default false.
+   */
+  mustExist?: boolean;
+  /**
+   * The most pages the file may hold (`PRAGMA max_page_count`): a write past
+   * it fails as on a full disk. Default: SQLite's limit.
+   */
+  maxPageCount?: number;
 }
+
+/** How often a store that cannot write its heartbeats says so, in ms. */
+const FULL_LOG_EVERY_MS = 60_000;
 
 /** {@linkcode RegistryStore} on one SQLite file. */
 export class SqliteStore implements RegistryStore {
   #db: DatabaseSync;
+  #path: string;
   #records = new Map<string, ServiceRecord>();
   #pendingBeats = new Map<string, number>();
   #flushTimer: ReturnType<typeof setInterval>;
@@ -47,9 +72,13 @@ export class SqliteStore implements RegistryStore {
   #upsert: StatementSync;
   #insertTransition: StatementSync;
   #updateBeat: StatementSync;
+  /** When the last failed heartbeat flush was logged (0: the last flush succeeded). */
+  #beatsFailedLoggedAt = 0;
+  #logger = log("registry");
 
-  private constructor(db: DatabaseSync, options: SqliteStoreOptions) {
+  private constructor(db: DatabaseSync, path: string, options: SqliteStoreOptions) {
     this.#db = db;
+    this.#path = path;
     this.#upsert = db.prepare(
       `INSERT INTO services (id, role, state, incarnation, host, pid, endpoint, parent, route,
          launcher, image_hash, sessions, started, last_heartbeat, restarts, last_failure, updated,
@@ -76,19 +105,32 @@ export class SqliteStore implements RegistryStore {
       const record = _rowToRecord(row);
       this.#records.set(record.id, record);
     }
-    this.#flushTimer = setInterval(() => this.#flushBeats(), options.heartbeatFlushMs ?? 1000);
+    this.#flushTimer = setInterval(
+      () => this.#flushBeatsLogged(),
+      options.heartbeatFlushMs ?? 1000,
+    );
     this.#flushTimer.unref();
   }
 
   /**
-   * Opens (creating if needed) the store at `path`.
-   * @throws {Error} when the file cannot be opened or is not a fabricd registry.
+   * Opens (creating if needed, unless `options.mustExist`) the store at
+   * `path`. An existing file is checked before anything is written to it.
+   * @throws {StateLostError} when `options.mustExist` and the file is gone,
+   * empty or holds no records.
+   * @throws {ForeignStoreError} when the file is not a fabricd registry store.
+   * @throws {RangeError} when `options.maxPageCount` is not a positive integer.
+   * @throws {Error} when the file cannot be opened.
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    checkSqliteStore(path, options.mustExist ? { mustExist: true } : {});
     // The registry is readable by its owner only; SQLite gives the WAL and
     // shared-memory files the database file's mode.
     if (path !== ":memory:" && !path.startsWith("file:")) {
       Deno.writeFileSync(path, new Uint8Array(), { append: true, create: true, mode: 0o600 });
+    }
+    const pages = options.maxPageCount;
+    if (pages !== undefined && (!Number.isSafeInteger(pages) || pages < 1)) {
+      throw new RangeError(`Invalid maxPageCount ${pages}: give a whole number, 1 or more`);
     }
     const db = new DatabaseSync(path);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;");
@@ -99,7 +141,8 @@ export class SqliteStore implements RegistryStore {
         db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${definition}`);
       }
     }
-    return new SqliteStore(db, options);
+    if (pages !== undefined) db.exec(`PRAGMA max_page_count = ${pages}`);
+    return new SqliteStore(db, path, options);
   }
 
   get(id: string): Promise<ServiceRecord | undefined> {
@@ -176,8 +219,7 @@ export class SqliteStore implements RegistryStore {
         ).run(id, kept.incarnation, kept.cascade ? 1 : 0, keepUntil, last);
         this.#db.exec("COMMIT");
       } catch (error) {
-        this.#db.exec("ROLLBACK");
-        throw error;
+        throw this.#rolledBack(error);
       }
       this.#records.delete(id);
       this.#pendingBeats.delete(id);
@@ -231,22 +273,23 @@ export class SqliteStore implements RegistryStore {
   transitionsSince(seq: number, limit: number): Promise<Transition[]> {
     const rows = this.#db.prepare(
       "SELECT * FROM transitions WHERE seq > ? ORDER BY seq LIMIT ?",
-    ).all(seq, limit) as unknown as TransitionRow[];
-    return Promise.resolve(rows.map(rowToTransition));
+    ).all(seq, limit) as unknown as _TransitionRow[];
+    return Promise.resolve(rows.map(_rowToTransition));
   }
 
   history(id: string): Promise<Transition[]> {
     const rows = this.#db.prepare(
       "SELECT * FROM transitions WHERE id = ? ORDER BY seq",
-    ).all(id) as unknown as TransitionRow[];
-    return Promise.resolve(rows.map(rowToTransition));
+    ).all(id) as unknown as _TransitionRow[];
+    return Promise.resolve(rows.map(_rowToTransition));
   }
 
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#closed = true;
     clearInterval(this.#flushTimer);
-    this.#flushBeats();
+    // The beats still pending are written first (on a full disk they are lost, logged).
+    this.#flushBeatsLogged();
+    this.#closed = true;
     this.#db.close();
     return Promise.resolve();
   }
@@ -256,7 +299,7 @@ export class SqliteStore implements RegistryStore {
     let transition: Transition | null = null;
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      this.#upsert.run(recordToParams(record));
+      this.#upsert.run(_recordToParams(record));
       if (change) {
         const result = this.#insertTransition.run(
           record.id,
@@ -278,26 +321,67 @@ export class SqliteStore implements RegistryStore {
       }
       this.#db.exec("COMMIT");
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
+      throw this.#rolledBack(error);
     }
     this.#records.set(record.id, structuredClone(record));
     this.#pendingBeats.delete(record.id);
     return { record: structuredClone(record), transition };
   }
 
+  /**
+   * Writes the pending heartbeats in one transaction. They stay pending until
+   * it commits, so a failed flush (a full disk) loses none: the next one
+   * writes them. At most one per service is pending.
+   * @throws {StoreFullError} when the disk is full; the write's error otherwise.
+   */
   #flushBeats(): void {
     if (this.#pendingBeats.size === 0 || this.#closed) return;
-    const beats = [...this.#pendingBeats];
-    this.#pendingBeats.clear();
     this.#db.exec("BEGIN");
     try {
-      for (const [id, at] of beats) this.#updateBeat.run(at, id, at);
+      for (const [id, at] of this.#pendingBeats) this.#updateBeat.run(at, id, at);
       this.#db.exec("COMMIT");
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
+      throw this.#rolledBack(error);
     }
+    this.#pendingBeats.clear();
+  }
+
+  /** {@linkcode #flushBeats} on the timer and on close: a failure is logged, once a minute. */
+  #flushBeatsLogged(): void {
+    try {
+      this.#flushBeats();
+    } catch (error) {
+      const now = Date.now();
+      if (now - this.#beatsFailedLoggedAt < FULL_LOG_EVERY_MS) return;
+      this.#beatsFailedLoggedAt = now;
+      this.#logger.error(
+        "Registry store {path} is full or unwritable: free space on its disk; " +
+          "{pending} heartbeats are kept in memory until they can be written ({error})",
+        {
+          path: this.#path,
+          pending: this.#pendingBeats.size,
+          error: error instanceof Error ? error.message : String(error),
+        },
+      );
+      return;
+    }
+    if (this.#beatsFailedLoggedAt === 0) return;
+    this.#beatsFailedLoggedAt = 0;
+    this.#logger.info("Registry store {path} is written again", { path: this.#path });
+  }
+
+  /**
+   * Ends the transaction a write failed in, if SQLite has not rolled it back
+   * itself (it does on a full disk), and says what to do about a full disk.
+   */
+  #rolledBack(error: unknown): unknown {
+    if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+    const { errcode, message } = (error ?? {}) as { errcode?: unknown; message?: unknown };
+    // SQLITE_FULL, also what a write that found no space on the disk returns. A
+    // failed exec() (the COMMIT that appends to the WAL) carries only its message.
+    const full = (typeof errcode === "number" && (errcode & 0xff) === 13) ||
+      (typeof message === "string" && message.includes("database or disk is full"));
+    return full ? new StoreFullError(this.#path, { cause: error }) : error;
   }
 }
 
@@ -308,51 +392,4 @@ function attempt<T>(work: () => T): Promise<T> {
   } catch (error) {
     return Promise.reject(error);
   }
-}
-
-interface TransitionRow {
-  seq: number;
-  id: string;
-  incarnation: number;
-  from_state: string;
-  to_state: string;
-  reason: string;
-  at: number;
-}
-
-function rowToTransition(row: TransitionRow): Transition {
-  return {
-    seq: row.seq,
-    id: row.id,
-    incarnation: row.incarnation,
-    from: row.from_state as ServiceState | "",
-    to: row.to_state as ServiceState,
-    reason: row.reason,
-    at: row.at,
-  };
-}
-
-function recordToParams(r: ServiceRecord): Record<string, string | number> {
-  return {
-    id: r.id,
-    role: r.role,
-    state: r.state,
-    incarnation: r.incarnation,
-    host: r.host,
-    pid: r.pid,
-    endpoint: r.endpoint,
-    parent: r.parent,
-    route: JSON.stringify(r.route),
-    launcher: r.launcher,
-    image_hash: r.imageHash,
-    sessions: JSON.stringify(r.sessions),
-    started: r.started,
-    last_heartbeat: r.lastHeartbeat,
-    restarts: r.restarts,
-    last_failure: r.lastFailure,
-    updated: r.updated,
-    options: JSON.stringify(r.options ?? {}),
-    instance: r.instance ?? "",
-    exited: r.exited ? 1 : 0,
-  };
 }

@@ -110,6 +110,21 @@ export class TooManySessionsError extends FabricError {
   }
 }
 
+/**
+ * Thrown when a write finds the store's disk full (HTTP 503: nothing was
+ * written; the same request succeeds once there is space again).
+ */
+export class StoreFullError extends FabricError {
+  /** Builds the error; `path` is the store's file. */
+  constructor(path: string, options?: ErrorOptions) {
+    super(
+      `Registry store "${path}": database or disk is full: free space on its disk, then retry`,
+      { status: 503 },
+      options,
+    );
+  }
+}
+
 /** Thrown when a record does not exist. */
 export class UnknownServiceError extends FabricError {
   /** Builds the error. */

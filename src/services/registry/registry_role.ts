@@ -10,7 +10,6 @@ import {
   startLivenessSweeper,
 } from "../../health/liveness.ts";
 import type { RoleContext, RoleHandle, RoleModule } from "../../runtime/role.ts";
-import { StateLostError } from "../../types/errors.ts";
 import { Registry } from "../../registry/registry.ts";
 import { registryRoutes } from "../../registry/routes.ts";
 import { SqliteStore } from "../../registry/sqlite_store.ts";
@@ -61,15 +60,10 @@ export function etcdEndpointsOf(store: string): string[] {
 async function start(ctx: RoleContext): Promise<RoleHandle> {
   if (ctx.options.store?.startsWith("etcd://")) return await startOnEtcd(ctx);
   const path = sqlitePathOf(ctx.options.store, ctx.dir, ctx.serviceId);
-  const exists = await Deno.stat(path).then(() => true, () => false);
-  if (ctx.incarnation > 1 && !exists) {
-    // A registry's records cannot be made up again: starting empty would
-    // silently forget every service (docs/failures.md).
-    throw new StateLostError(
-      `Registry store "${path}" is gone: the old records cannot be picked up`,
-    );
-  }
-  const store = SqliteStore.open(path);
+  // A registry's records cannot be made up again: a restarted one whose store
+  // is gone, empty or not a registry's fails with StateLostError (exit 79)
+  // instead of silently forgetting every service (docs/failures.md).
+  const store = SqliteStore.open(path, { mustExist: ctx.incarnation > 1 });
   const registry = new Registry(store);
   const measures = ctx.metrics
     ? registryMetrics(registry, ctx.metrics, { sweeps: true })
