@@ -345,8 +345,8 @@ export class FabricService implements ServiceHandlers {
   }
 
   /**
-   * Records STOPPED (or `finalState`) in the registry, then stops heartbeats and
-   * the role; idempotent.
+   * Stops the role (heartbeats go on meanwhile), then heartbeats, and records
+   * STOPPED (or `finalState`) in the registry; idempotent.
    */
   shutdown(reason: string, finalState: ServiceState = "STOPPED"): Promise<void> {
     this.#stopping ??= this.#shutdown(reason, finalState);
@@ -355,21 +355,32 @@ export class FabricService implements ServiceHandlers {
 
   async #shutdown(reason: string, finalState: ServiceState): Promise<void> {
     this.#children?.stopSupervising();
-    this.#registration?.stopBeating();
     this.#credentials?.stopRenewing();
-    // A replaced instance's record is its successor's: it writes nothing, and
-    // stops at once (its registry may not even be reachable).
+    // A registry records its end in its own store, which its role closes: first.
+    if (this.identity.role === "registry") await this.#end(finalState, reason);
+    this.#slot.unmount();
+    this.#relay?.stop();
+    // Any other role stops first (an agent's tasks get their grace), beating
+    // on meanwhile: the record says STOPPED only once nothing of it runs.
+    const grace = this.#stopGraceMs === undefined ? {} : { graceMs: this.#stopGraceMs };
+    await this.#role?.stop({ urgent: this.#replaced, ...grace });
+    await this.#end(finalState, reason);
+    // Children still bootstrapping would outlive this service unseen.
+    this.#children?.killLaunching();
+    await closeLaunchers();
+  }
+
+  /**
+   * Stops heartbeats and records `finalState` in the registry, once. A
+   * replaced instance's record is its successor's: it writes nothing (its
+   * registry may not even be reachable).
+   */
+  async #end(finalState: ServiceState, reason: string): Promise<void> {
+    this.#registration?.stopBeating();
     if (this.#placement && this.#state === "ALIVE" && !this.#replaced) {
       await this.#registration?.end(finalState, reason);
     }
     this.#state = finalState;
-    this.#slot.unmount();
-    this.#relay?.stop();
-    const grace = this.#stopGraceMs === undefined ? {} : { graceMs: this.#stopGraceMs };
-    await this.#role?.stop({ urgent: this.#replaced, ...grace });
-    // Children still bootstrapping would outlive this service unseen.
-    this.#children?.killLaunching();
-    await closeLaunchers();
   }
 
   #requireCredentials(): ServiceCredentials {

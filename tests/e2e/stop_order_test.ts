@@ -229,7 +229,7 @@ Deno.test("fabricd stop ID stops what is below it deepest first; --only warns ab
   });
 });
 
-Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignores SIGTERM and exits within grace + 2 s", async () => {
+Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignores SIGTERM, exits within grace + 2 s, and is STOPPED on record only then", async () => {
   await withLocalFabric(async (local) => {
     const spawn = (role: string, options: Record<string, string> = {}) =>
       spawnLocal(local, role, options);
@@ -268,6 +268,16 @@ Deno.test("an agent whose queue and pub/sub are gone SIGKILLs a task that ignore
       path: "/v1/stop",
       body: { reason: "test", graceMs },
     });
+    // The record says STOPPED only once the task is gone (read first, so a
+    // task seen after a STOPPED record was there when it was written).
+    let looks = 0;
+    while ((await processesWith(`sleep ${sleep}`)).length > 0 && Date.now() - began < 30_000) {
+      const state = (await local.registry.get(agent.id))?.record.state;
+      const running = (await processesWith(`sleep ${sleep}`)).length > 0;
+      assert.ok(!(state === "STOPPED" && running), "STOPPED on record while its task runs");
+      looks++;
+    }
+    assert.ok(looks > 0, "the task was gone before the first look");
     await eventually(async () => {
       const left = [...await processesWith(`sleep ${sleep}`), ...await processesWith(agent.id)];
       return left.length === 0;
