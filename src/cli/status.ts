@@ -96,7 +96,7 @@ export async function statusCommand(args: string[]): Promise<number> {
     await writeServicesJson(withReachability(records));
     return code;
   }
-  console.log(renderTree(shownRecords(records, parsed.flags.all === true), Date.now()));
+  console.log(renderTree(shownRecords(records, parsed.flags.all === true), Date.now(), records));
   return code;
 }
 

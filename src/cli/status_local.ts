@@ -59,7 +59,8 @@ export async function localStatus(args: readonly string[]): Promise<number | nul
     if (flags.has("--json")) {
       await writeServicesJson(withReachability(answer.services));
     } else {
-      console.log(renderTree(shownRecords(answer.services, flags.has("--all")), Date.now()));
+      const shown = shownRecords(answer.services, flags.has("--all"));
+      console.log(renderTree(shown, Date.now(), answer.services));
     }
     return 0;
   } catch {

@@ -19,9 +19,16 @@ export function shownRecords(records: ServiceRecord[], all: boolean): ServiceRec
 }
 
 /**
- * Draws records as a tree by parent. Records whose parent is not shown are roots.
+ * Draws records as a tree by parent. Records whose parent is not shown are
+ * roots. `known` (default: `records`) is every record at hand, shown or not,
+ * so that a service is marked unreachable through a relay that is hidden
+ * (a `STOPPED` bridge).
  */
-export function renderTree(records: ServiceRecord[], now: number): string {
+export function renderTree(
+  records: ServiceRecord[],
+  now: number,
+  known: ServiceRecord[] = records,
+): string {
   const ids = new Set(records.map((r) => r.id));
   const children = new Map<string, ServiceRecord[]>();
   const roots: ServiceRecord[] = [];
@@ -60,7 +67,7 @@ export function renderTree(records: ServiceRecord[], now: number): string {
       String(record.restarts),
       heartbeatAge(record, now),
       shortFailure(record.lastFailure),
-      unreachableNote(record, records),
+      unreachableNote(record, known),
     ]);
     const kids = children.get(record.id) ?? [];
     const nextPrefix = depth === 0 ? "" : prefix + (last ? "   " : "│  ");

@@ -76,6 +76,16 @@ Deno.test("renderTree() marks services behind a dead bridge as unreachable", () 
   assert.doesNotMatch(text.split("\n")[1]!, /unreachable/);
 });
 
+Deno.test("renderTree() marks a service behind a bridge that is not shown (STOPPED) as unreachable", () => {
+  const all = [
+    rec("spw-1", "", { route: ["spw-1"] }),
+    rec("brg-1", "spw-1", { role: "bridge", state: "STOPPED", route: ["spw-1", "brg-1"] }),
+    rec("que-1", "brg-1", { role: "queue", route: ["spw-1", "brg-1", "que-1"] }),
+  ];
+  const text = renderTree(all.filter((r) => r.state !== "STOPPED"), 3500, all);
+  assert.match(text, /que-1 .* ALIVE .* unreachable: brg-1 STOPPED$/m);
+});
+
 Deno.test("renderTree() marks only what a request passes through: from the first bridge down", () => {
   const text = renderTree([
     rec("spw-1", "", { route: ["spw-1"] }),
