@@ -10,9 +10,10 @@
 import { type Context, Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { sameSecret } from "../crypto/hash.ts";
 import { join } from "../base/paths.ts";
-import type { FabricClient } from "../client/fabric_client.ts";
+import { type FabricClient, FabricRequestError } from "../client/fabric_client.ts";
 import type { RegistryClient } from "../client/registry_client.ts";
 import { targetFor } from "../client/route.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
@@ -118,7 +119,14 @@ export function createUiServer(deps: UiServerDeps): UiServer {
   });
   app.get("/api/events", () => fanout.open());
   app.onError((error, c) => {
-    const status = error instanceof HTTPException ? error.status : 502;
+    // A refusal of the service or parent asked (4xx) passes through; else 502.
+    const refused = error instanceof FabricRequestError && error.status >= 400 &&
+      error.status < 500;
+    const status = error instanceof HTTPException
+      ? error.status
+      : refused
+      ? (error.status as ContentfulStatusCode)
+      : 502;
     return c.json({ error: error.message }, status);
   });
   return {
