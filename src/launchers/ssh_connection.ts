@@ -7,6 +7,12 @@
 import { join } from "../base/paths.ts";
 import { sleep } from "../config/retry.ts";
 import { explainSshFailure } from "./ssh_failure.ts";
+import {
+  endOrphanMasters,
+  type OrphanMaster,
+  orphanMasters,
+  userControlPath,
+} from "./_control_sockets.ts";
 
 /** Where and how to connect: `ssh://[user@]host[:port]`. */
 export interface SshTarget {
@@ -77,6 +83,12 @@ export class SshConnection {
   /** Forwards made on the user's master: cancelled on close, as ours end with our master. */
   #borrowedForwards = new Set<string>();
   #generation = 0;
+  /**
+   * Masters left running by an earlier process of the same owner that died
+   * (SIGKILL): the services it started may still use their forwards, so they
+   * are ended only when this connection closes.
+   */
+  #orphans: OrphanMaster[] = [];
 
   /** A connection to `target`, opened on first use. */
   constructor(target: SshTarget, options: SshConnectionOptions) {
@@ -84,7 +96,9 @@ export class SshConnection {
     this.#options = { connectTimeoutS: 10, owner: "", ...options };
     const owner = options.owner ? `${options.owner}|` : "";
     const tag = `${owner}${target.user ?? ""}@${target.host}:${target.port ?? 22}`;
-    this.#controlPath = join(options.controlDir, `cm-${shortHash(tag)}`);
+    // One socket per process: an earlier incarnation still running (replaced,
+    // about to stop) never ends this one's master through the same path.
+    this.#controlPath = join(options.controlDir, `cm-${shortHash(tag)}-${Deno.pid}`);
   }
 
   /**
@@ -128,6 +142,10 @@ export class SshConnection {
     }
     // A stale socket of an earlier master of ours, if any; usually there is none.
     await Deno.remove(this.#controlPath).catch(() => {});
+    const check = (path: string) => this.#control(["-O", "check"], false, path);
+    const known = new Set(this.#orphans.map((o) => o.path));
+    const found = await orphanMasters(this.#controlPath, check);
+    this.#orphans.push(...found.filter((o) => !known.has(o.path)));
     const master = new Deno.Command("ssh", {
       args: [...this.#baseArgs(true), "-N", "-o", "ControlPersist=no", this.destination],
       stdin: "null",
@@ -295,6 +313,8 @@ export class SshConnection {
     await Promise.all(
       borrowed.map((forward) => this.#control(["-O", "cancel", ...forward], true).catch(() => {})),
     );
+    // Masters that dead processes of this owner left (orphanMasters) end too.
+    await endOrphanMasters(this.#orphans.splice(0));
     if (!master) return;
     // Polite first; the master is killed below whether or not it listened.
     await this.#control(["-O", "exit"], false).catch(() => {});
@@ -312,9 +332,13 @@ export class SshConnection {
   }
 
   /** Sends a control request to the master: the user's when `borrowed`, else ours. */
-  async #control(args: string[], borrowed = this.#borrowed): Promise<SshResult> {
+  async #control(
+    args: string[],
+    borrowed = this.#borrowed,
+    path = this.#controlPath,
+  ): Promise<SshResult> {
     const out = await new Deno.Command("ssh", {
-      args: [...this.#baseArgs(false, borrowed), ...args, this.destination],
+      args: [...this.#baseArgs(false, borrowed, path), ...args, this.destination],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -333,9 +357,9 @@ export class SshConnection {
    * their ControlPath stays in force. A command never becomes a master itself
    * (as `ControlMaster auto` would make it): one nobody stops.
    */
-  #baseArgs(master = false, borrowed = this.#borrowed): string[] {
+  #baseArgs(master = false, borrowed = this.#borrowed, path = this.#controlPath): string[] {
     const args = [
-      ...(borrowed ? [] : ["-o", `ControlPath=${this.#controlPath}`]),
+      ...(borrowed ? [] : ["-o", `ControlPath=${path}`]),
       "-o",
       `ControlMaster=${master ? "yes" : "no"}`,
       "-o",
@@ -357,25 +381,6 @@ export class SshConnection {
 /** One word for a POSIX shell, quoted so nothing in it is expanded. */
 export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** The ControlPath the user's configuration gives `destination` (`ssh -G` expands it), or null. */
-async function userControlPath(destination: string, port?: number): Promise<string | null> {
-  try {
-    const out = await new Deno.Command("ssh", {
-      args: ["-G", ...(port ? ["-p", String(port)] : []), destination],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) =>
-      l.startsWith("controlpath ")
-    );
-    const path = line?.slice("controlpath ".length).trim() ?? "";
-    return out.success && path !== "" && path !== "none" ? path : null;
-  } catch {
-    return null;
-  }
 }
 
 function shortHash(text: string): string {

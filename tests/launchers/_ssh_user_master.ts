@@ -11,7 +11,9 @@
  *   and stops a master of its own, and the user's path is left as it was;
  * - `reopen`: no ControlPath of the user's; two owners get a master each, and
  *   one's close leaves the other working; a master killed under an open
- *   connection is opened again at the next use, as a new generation.
+ *   connection is opened again at the next use, as a new generation;
+ * - `orphan`: a process holding a master (mode `hold`) is SIGKILLed; its
+ *   master runs on, and the same owner's next connection ends it on close.
  */
 import { join } from "node:path";
 import { SshConnection } from "../../src/launchers/ssh_connection.ts";
@@ -68,6 +70,37 @@ if (mode === "borrow") {
     await Deno.rename(away, key).catch(() => {});
     await ssh(["-O", "exit", "gateway"]);
   }
+} else if (mode === "hold") {
+  const connection = new SshConnection({ host: "gateway" }, { controlDir, owner: "brg-cccc3333" });
+  await connection.exec("true");
+  console.log("ready");
+  await new Promise(() => {});
+} else if (mode === "orphan") {
+  const config = join(dir, "ssh", "config");
+  const lines = (await Deno.readTextFile(config)).split("\n");
+  await Deno.writeTextFile(config, lines.filter((l) => !l.includes("Control")).join("\n"));
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", new URL(import.meta.url).pathname, dir, "hold"],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  for (let text = ""; !text.includes("ready");) text += (await reader.read()).value ?? "";
+  holder.kill("SIGKILL");
+  await holder.status;
+  const masters = async () => {
+    const out = await new Deno.Command("pgrep", { args: ["-f", `ControlPath=${controlDir}/cm-`] })
+      .output();
+    return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).length;
+  };
+  result.orphaned = await masters();
+  const next = new SshConnection({ host: "gateway" }, { controlDir, owner: "brg-cccc3333" });
+  await next.exec("true");
+  result.whileOpen = await masters();
+  await next.close();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  result.afterClose = await masters();
+  result.socketsAfterClose = await listing(controlDir);
 } else if (mode === "reopen") {
   const config = join(dir, "ssh", "config");
   const lines = (await Deno.readTextFile(config)).split("\n");

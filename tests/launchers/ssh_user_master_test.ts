@@ -18,7 +18,7 @@ const HELPER = new URL("./_ssh_user_master.ts", import.meta.url).pathname;
 /** Runs the helper in MODE on the desktop, its `~/.ssh` being DIR/ssh with a ControlPath for gateway. */
 async function runHelper(
   dir: string,
-  mode: "borrow" | "own" | "reopen",
+  mode: "borrow" | "own" | "reopen" | "orphan",
 ): Promise<Record<string, unknown>> {
   const sshDir = join(dir, "ssh");
   await Deno.mkdir(sshDir, { mode: 0o700 });
@@ -122,6 +122,23 @@ Deno.test({
       assert.equal(result.afterOtherClosed, "ok", "closing one owner's master ended the other's");
       assert.equal(result.afterKill, "again", "no new master after the old one was killed");
       assert.equal(result.newGeneration, true, "the reopened master is not a new generation");
+    })
+  );
+});
+
+Deno.test({
+  name:
+    "SshConnection: the master of a SIGKILLed process runs on, and the same owner's next connection ends it when it closes",
+  ignore: skip,
+}, async () => {
+  assertReady();
+  await withTestnet(() =>
+    withTempDir(async (dir) => {
+      const result = await runHelper(dir, "orphan");
+      assert.equal(result.orphaned, 1, "the killed process's master");
+      assert.equal(result.whileOpen, 2, "the orphan was ended while its forwards may serve");
+      assert.equal(result.afterClose, 0, "a master was left running after close()");
+      assert.deepEqual(result.socketsAfterClose, []);
     })
   );
 });
