@@ -120,7 +120,16 @@ export function startHeartbeats(
   };
   const beat = async (): Promise<void> => {
     try {
-      const answer = await send(Date.now());
+      const began = Date.now();
+      const answer = await send(began).catch(async (error) => {
+        // A connection closed under the beat at once (a pooled one the
+        // service's front closed to make room): once more, on a fresh one.
+        const quick = Date.now() - began < timeoutMs / 2;
+        if (stopped || !quick || !(error instanceof FabricRequestError) || error.status !== 0) {
+          throw error;
+        }
+        return await send(Date.now());
+      });
       options.onAnswer?.(answer);
       if (failing) logger.info("Heartbeats reach the registry again");
       failing = false;

@@ -55,3 +55,26 @@ Deno.test("a heartbeat in flight when the loop is stopped reports nothing, even 
   assert.deepEqual(replaced, []);
   assert.equal(pending.length, 1, "no beat after stop()");
 });
+
+Deno.test("a heartbeat whose connection closes at once is sent again at once, and nothing is reported", async () => {
+  const { registry, pending } = heldRegistry();
+  const replaced: string[] = [];
+  const answers: unknown[] = [];
+  const beats = startHeartbeats(registry, { id: "reg-00000001", incarnation: 1 }, {
+    intervalMs: 2000,
+    fenceMs: 0,
+    onReplaced: (reason) => replaced.push(reason),
+    onAnswer: (answer) => answers.push(answer),
+  });
+  try {
+    // The first beat comes after about one interval.
+    await eventually(() => pending.length === 1, { timeoutMs: 10_000 });
+    pending[0]!.reject(new FabricRequestError('Cannot reach service "reg-00000001"', 0));
+    await eventually(() => pending.length === 2, { timeoutMs: 2000 });
+    pending[1]!.resolve({});
+    await eventually(() => answers.length === 1, { timeoutMs: 2000 });
+    assert.deepEqual(replaced, [], "fenced after one closed connection");
+  } finally {
+    beats.stop();
+  }
+});
