@@ -59,6 +59,7 @@ export class FrontConnection {
   #closed = false;
   /** Methods of the requests passed on whose answers have not ended, oldest first. */
   #outstanding: string[] = [];
+  #passed = 0;
   /** The client is between requests: no head or body bytes pending. A new
    * connection is not: its first request's deadlines run from the accept. */
   #between = false;
@@ -128,6 +129,11 @@ export class FrontConnection {
     const since = this.#writingSince;
     if (this.#closed || since === null) return null;
     return performance.now() - since >= ANSWER_STALL_MS ? since : null;
+  }
+
+  /** Requests passed on to the server so far: a client that pipelines without pause has many. */
+  get passed(): number {
+    return this.#passed;
   }
 
   /** Serves the connection until either side ends it or a deadline passes. */
@@ -277,6 +283,7 @@ export class FrontConnection {
           await this.#refuse(new HeadError(400, "An upgrade request cannot have a body"));
         }
         this.#outstanding.push(request.method);
+        this.#passed++;
         await this.#toBackend(rewriteHead(request, this.#peer));
         if (request.framing.kind === "chunked") body = new ChunkedReader();
         else if (request.framing.kind === "length") body = { left: request.framing.bytes };

@@ -218,11 +218,19 @@ export function peerOf(address: string): string {
 }
 
 /**
+ * Requests a connection must have had passed on before it may be closed to
+ * make room while it is being served: a client pipelining without pause.
+ */
+export const BUSY_CONNECTION_REQUESTS = 64;
+
+/**
  * The connection of `connections` (oldest first: a Set iterates in insertion
  * order), from `peer` if given, that may be closed to make room: the first
  * that is only waiting, else the one that has been holding up the longest
- * (its request body still arriving, or an answer it does not read), else
- * none (every one is being served).
+ * (its request body still arriving, or an answer it does not read), else the
+ * one that has had the most requests passed on, if at least
+ * {@linkcode BUSY_CONNECTION_REQUESTS} (one that pipelines without pause:
+ * it keeps every slot busy while reading its answers), else none.
  */
 function evictableOf(
   connections: Iterable<FrontConnection>,
@@ -230,9 +238,11 @@ function evictableOf(
 ): FrontConnection | null {
   let holding: FrontConnection | null = null;
   let holdingSince = Number.POSITIVE_INFINITY;
+  let busiest: FrontConnection | null = null;
   for (const connection of connections) {
     if (peer !== null && connection.peer !== peer) continue;
     if (connection.waiting) return connection;
+    if (connection.passed >= (busiest?.passed ?? BUSY_CONNECTION_REQUESTS)) busiest = connection;
     const since = Math.min(
       connection.receivingSince ?? Number.POSITIVE_INFINITY,
       connection.stalledSince ?? Number.POSITIVE_INFINITY,
@@ -242,7 +252,7 @@ function evictableOf(
       holdingSince = since;
     }
   }
-  return holding;
+  return holding ?? busiest;
 }
 
 function limitsOf(options: HttpFrontLimits): Required<HttpFrontLimits> {

@@ -57,3 +57,52 @@ Deno.test("peerOf() counts every loopback address as one peer", () => {
   assert.equal(peerOf("10.0.0.1"), "10.0.0.1");
   assert.equal(peerOf("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
 });
+
+Deno.test("HttpFront makes room by closing the busiest connection when every one pipelines without pause", async () => {
+  await withServer(
+    async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return new Response("ok");
+    },
+    { maxConnections: 4, maxConnectionsPerPeer: 4 },
+    async (server) => {
+      const port = server.addr.port;
+      const busy: Deno.TcpConn[] = [];
+      const some = encoder.encode("GET /x HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16));
+      let feeding = true;
+      try {
+        for (let i = 0; i < 4; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          busy.push(conn);
+          // They read every answer, so none stalls, and never stop sending:
+          // each is always busy, for as long as the test runs.
+          conn.readable.pipeTo(new WritableStream()).catch(() => {});
+          (async () => {
+            while (feeding) {
+              await conn.write(some);
+              await new Promise((r) => setTimeout(r, 100));
+            }
+          })().catch(() => {});
+        }
+        // Until each has had its requests passed on, a newcomer may find none to close.
+        const answer = await eventually(async () => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          try {
+            await conn.write(
+              encoder.encode("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            );
+            const text = await new Response(conn.readable).text().catch(() => "");
+            return text.startsWith("HTTP/1.1 200") ? text : undefined;
+          } catch {
+            closeQuietly(conn);
+            return undefined;
+          }
+        }, { timeoutMs: 10_000 });
+        assert.match(answer, /ok$/);
+      } finally {
+        feeding = false;
+        for (const conn of busy) closeQuietly(conn);
+      }
+    },
+  );
+});
