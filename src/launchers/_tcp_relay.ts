@@ -22,7 +22,16 @@ export interface TcpRelayOptions {
   port?: number;
   /** `host` and `port` every connection is relayed to. */
   target: { host: string; port: number };
+  /** Connections carried at once; one more is closed at once. Default {@linkcode MAX_RELAYED}. */
+  maxConnections?: number;
 }
+
+/**
+ * Connections a relay carries at once by default: as many as the front of the
+ * service behind it takes (docs/protocol.md 2.10), where every relayed one
+ * counts as the loopback peer.
+ */
+export const MAX_RELAYED = 1024;
 
 /**
  * Listens on `options.bind` and relays every connection to `options.target`.
@@ -38,7 +47,20 @@ export function startTcpRelay(options: TcpRelayOptions): TcpRelay {
     listener = Deno.listen({ hostname: bind, port: 0, transport: "tcp" });
   }
   const open = new Set<Deno.Conn>();
+  let carried = 0;
   const carry = async (inbound: Deno.Conn): Promise<void> => {
+    if (carried >= (options.maxConnections ?? MAX_RELAYED)) {
+      inbound.close();
+      return;
+    }
+    carried++;
+    try {
+      await carryOne(inbound);
+    } finally {
+      carried--;
+    }
+  };
+  const carryOne = async (inbound: Deno.Conn): Promise<void> => {
     let outbound: Deno.Conn;
     try {
       outbound = await Deno.connect({ hostname: target.host, port: target.port });
