@@ -26,6 +26,10 @@ import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
 import { sleep } from "../config/retry.ts";
 import type { ConfigureRequest } from "../types/wire.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
+import { readCapped } from "../client/read_capped.ts";
+
+/** Largest bootstrap answer read, bytes: a sealed key bundle is a few KiB. */
+const MAX_BUNDLE_ANSWER_BYTES = 1024 * 1024;
 
 /** A bootstrap that failed; `exitCode` is what the process must exit with. */
 export class BootstrapError extends Error {
@@ -275,7 +279,16 @@ export async function bootstrapFromParent(
     pid: Deno.pid,
   });
   const answer = await postWithRetry(new URL("/v1/bootstrap", env.parent.url), body, options);
-  const text = await answer.text();
+  // Whoever holds the parent's port answers here (a process that took it, too): bounded.
+  const read = await readCapped(answer, MAX_BUNDLE_ANSWER_BYTES);
+  if (!read.whole) {
+    throw new BootstrapError(
+      `Parent "${env.parent.id}" answered more than ${MAX_BUNDLE_ANSWER_BYTES} bytes: ` +
+        "not a fabricd parent; check the parent endpoint",
+      EXIT.REFUSED,
+    );
+  }
+  const text = new TextDecoder().decode(read.bytes);
   if (!answer.ok) {
     const said = safeError(text);
     // 4xx: the parent heard us and said no; 5xx: it cannot serve right now.

@@ -3,7 +3,11 @@
  * hand-over line read from standard input, as `takeWarmHandOver()` sees it.
  */
 import assert from "node:assert/strict";
-import { BootstrapError, takeWarmHandOver } from "../../src/bootstrap/child.ts";
+import {
+  BootstrapError,
+  bootstrapFromParent,
+  takeWarmHandOver,
+} from "../../src/bootstrap/child.ts";
 
 const encoder = new TextEncoder();
 const LINE = JSON.stringify({
@@ -72,4 +76,37 @@ Deno.test("takeWarmHandOver() takes a line of exactly 1 KiB", async () => {
   const line = JSON.stringify({ ...value, pin: value.pin + "p".repeat(pad) });
   assert.equal(encoder.encode(line).length, 1024);
   assert.equal((await takeWarmHandOver({ input: input(`${line}\n`).stream }))?.role, "spawner");
+});
+
+Deno.test("bootstrapFromParent() refuses a parent answer past 1 MiB with 77 and reads no further", async () => {
+  let sent = 0;
+  const chunk = new Uint8Array(64 * 1024);
+  const squatter = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () =>
+      new Response(
+        new ReadableStream({
+          pull(controller) {
+            sent += chunk.length;
+            controller.enqueue(chunk);
+          },
+        }),
+      ),
+  );
+  try {
+    const error = await bootstrapFromParent({
+      password: "x".repeat(32),
+      parent: { id: "spw-00000001", url: `http://127.0.0.1:${squatter.addr.port}` },
+      pin: "sha256:00",
+    }, { serviceId: "spw-00000002", endpoint: "http://127.0.0.1:1", host: "h" }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof BootstrapError, String(error));
+    assert.equal(error.exitCode, 77);
+    assert.match(error.message, /answered more than 1048576 bytes/);
+    assert.ok(sent < 64 * 1024 * 1024, `read on: ${sent} bytes`);
+  } finally {
+    await squatter.shutdown();
+  }
 });
