@@ -26,7 +26,7 @@ import { EXIT, type RegistryEndpoint } from "../types/mod.ts";
 import { sleep } from "../config/retry.ts";
 import type { ConfigureRequest } from "../types/wire.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
-import { readCapped } from "../client/read_capped.ts";
+import { readCapped } from "../base/read_capped.ts";
 
 /** Largest bootstrap answer read, bytes: a sealed key bundle is a few KiB. */
 const MAX_BUNDLE_ANSWER_BYTES = 1024 * 1024;

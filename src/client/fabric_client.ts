@@ -12,20 +12,15 @@ import { trustOf } from "../crypto/trust.ts";
 import { FabricError } from "../types/errors.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest, verifyResponse, verifyStreamResponse } from "../crypto/signing.ts";
-import { type CappedBody, readCapped } from "./read_capped.ts";
+import { type CappedBody, readCapped } from "../base/read_capped.ts";
 import { readEvents } from "./_sse_events.ts";
 
 /**
- * Largest answer a call reads by default, bytes (16 MiB): above any bounded
- * answer (a queue get: 4 Mi characters of payload, 12 MiB of UTF-8 at most).
- * Listings that grow with the fabric raise it per call (`RegistryClient`).
+ * Largest answer a call reads by default, bytes: above any bounded answer (a queue get's 12 MiB
+ * of UTF-8 at most); listings that grow with the fabric raise it (`RegistryClient`).
  */
 export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
-
-/**
- * Largest answer read when a stream is refused (an error, or an answer that
- * is not a stream), bytes: error bodies are a line of JSON.
- */
+/** Largest answer read of a refused stream (an error, or not a stream), bytes: a line of JSON. */
 export const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 
 /**
@@ -237,12 +232,15 @@ export class FabricClient {
     const signed = await signRequest({ method, url, headers, body }, this.#keys, {
       target: target.id,
     });
+    // No deadline for the stream, but for its head: a squatter may never answer.
+    const headMs = this.#limitMs;
+    const head = this.#deadlines.start(headMs);
     const answer = await this.#fetch(
       url,
       { method, headers: [...headers, ...signed.fields], ...(body.length > 0 ? { body } : {}) },
       target,
-      { signals: [signal], timeoutMs: 0 },
-    );
+      { signals: [signal, head.signal], timeoutMs: headMs },
+    ).finally(() => this.#deadlines.release(head));
     if (method === "POST" && !answer.headers.get("content-type")?.startsWith("text/event-stream")) {
       await this.#refuseAnswer(answer, target, signed.nonce);
     }
@@ -264,14 +262,18 @@ export class FabricClient {
     await readEvents(answer.body, onEvent);
   }
 
+  /** The client's time limit, else 15 s: what a stream's head and its refusal get. */
+  get #limitMs(): number {
+    return this.#timeoutMs > 0 && Number.isFinite(this.#timeoutMs) ? this.#timeoutMs : 15_000;
+  }
+
   /**
    * At most {@linkcode MAX_ERROR_ANSWER_BYTES} of a body that is not a stream,
    * read within the client's time limit (15 s when it has none): a stream's
    * request has no deadline of its own. Null when it did not come in time.
    */
   async #errorBody(answer: Response): Promise<CappedBody | null> {
-    const ms = this.#timeoutMs > 0 && Number.isFinite(this.#timeoutMs) ? this.#timeoutMs : 15_000;
-    const deadline = this.#deadlines.start(ms);
+    const deadline = this.#deadlines.start(this.#limitMs);
     try {
       return await readCapped(answer, MAX_ERROR_ANSWER_BYTES, deadline.signal);
     } catch {

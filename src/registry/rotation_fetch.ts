@@ -10,6 +10,7 @@
 import type { FabricKeys } from "../crypto/keys.ts";
 import { signRequest } from "../crypto/signing.ts";
 import type { RegistryEndpoint } from "../types/mod.ts";
+import { readCapped } from "../base/read_capped.ts";
 
 /** Most bytes of an answer read. */
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -34,12 +35,13 @@ export async function fetchRotation(
         headers: signed.headers,
         signal: AbortSignal.timeout(5000),
       });
-      const text = answer.ok ? await readCapped(answer, MAX_ANSWER_BYTES) : null;
-      if (text === null) {
+      const read = answer.ok ? await readCapped(answer, MAX_ANSWER_BYTES) : null;
+      if (!read?.whole) {
         // A refusal's body is not wanted; an over-cap one was cancelled already.
         if (!answer.bodyUsed) await answer.body?.cancel().catch(() => {});
         throw new Error(`Registry "${registry.id}" answered ${answer.status}`);
       }
+      const text = new TextDecoder().decode(read.bytes);
       const statement = (JSON.parse(text) as { statement?: unknown }).statement;
       return typeof statement === "string" ? statement : null;
     } catch (error) {
@@ -47,34 +49,4 @@ export async function fetchRotation(
     }
   }
   throw last;
-}
-
-/**
- * The answer's body as text, read a chunk at a time; null as soon as it
- * passes `maxBytes` (the rest is never read: the body is cancelled).
- */
-async function readCapped(answer: Response, maxBytes: number): Promise<string | null> {
-  if (!answer.body) return "";
-  const reader = answer.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) return null;
-      chunks.push(value);
-    }
-  } finally {
-    // Stops the transfer when the cap cut it short; a body already ended is fine.
-    await reader.cancel().catch(() => {});
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }

@@ -152,3 +152,31 @@ Deno.test("FabricClient.stream() with POST refuses an answer that is not a strea
     }
   });
 });
+
+Deno.test("FabricClient.stream() gives up on a listener that never answers after the client's time limit", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })().catch(() => {});
+  const gone = new AbortController();
+  try {
+    const client = new FabricClient(keys, { timeoutMs: 500 });
+    const url = `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`;
+    const follow = client.stream(
+      { id: "reg-00000001", url },
+      "/v1/registry/watch",
+      () => {},
+      gone.signal,
+    );
+    const error = await within(follow.then(() => undefined, (error: unknown) => error), 10_000);
+    assert.ok(error instanceof FabricRequestError, String(error));
+    assert.equal(error.status, 0);
+    assert.match(error.message, /no answer within 500 ms/);
+  } finally {
+    gone.abort();
+    listener.close();
+    for (const conn of held) conn.close();
+    await accepting;
+  }
+});
