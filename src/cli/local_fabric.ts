@@ -7,7 +7,7 @@ import { join } from "../base/paths.ts";
 import { type FabricFile, keyPathOf, saveFabricFile } from "../config/fabric_file.ts";
 import { FabricClient, FabricRequestError, type Target } from "../client/fabric_client.ts";
 import { RegistryClient } from "../client/registry_client.ts";
-import { type FabricKeys, readKeyFile } from "../crypto/keys.ts";
+import type { FabricKeys } from "../crypto/keys.ts";
 import { LocalLauncher } from "../launchers/local.ts";
 import { newServiceId } from "../children/service_id.ts";
 import { EXIT } from "../types/mod.ts";
