@@ -79,6 +79,15 @@ export class Restarts {
       return undefined;
     }))?.record;
     if (!record || !["DEAD", "FAILED", "SUSPECT"].includes(record.state)) return;
+    if (this.#deps.restartable?.(record) === false) {
+      // Its parent's role keeps it down, or restarts it itself: no more tries from here.
+      this.#logger.debug("Not restarting {id}: its parent's role keeps it ({state})", {
+        id,
+        state: record.state,
+      });
+      this.#misses.delete(id);
+      return;
+    }
     const recent = this.#history.get(id) ?? [];
     if (recent.length >= this.#options.maxRestarts) {
       await this.#giveUp(

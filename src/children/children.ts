@@ -38,6 +38,11 @@ export interface ChildrenDeps {
   heartbeatMs: number;
   /** What happens when a child of a role is lost. */
   policyOf: (role: Role) => ReplacementPolicy;
+  /**
+   * Whether a `DEAD` child may be restarted now (the role's say, e.g. a pilot
+   * manager's for its pilots). Default: every one.
+   */
+  restartable?: (record: ServiceRecord) => boolean;
   /** Spawns are counted and timed here. Default: not measured. */
   metrics?: ServiceMetrics | undefined;
   /** The spawn flow (tests replace it). Default {@linkcode spawnService}. */
@@ -170,6 +175,7 @@ export class Children {
             options: lost.options,
           }),
         policyOf: this.#deps.policyOf,
+        ...(this.#deps.restartable ? { restartable: this.#deps.restartable } : {}),
       });
       this.#supervisor.follow();
     }

@@ -43,6 +43,12 @@ export interface SupervisorDeps {
   /** Starts a fresh instance of a lost child's role, with its sessions and launcher. */
   replace: (lost: ServiceRecord) => Promise<{ id: string }>;
   policyOf: (role: Role) => ReplacementPolicy;
+  /**
+   * Asked before each restart of a `DEAD` child: false leaves it as it is
+   * (its parent's role restarts it itself, or not at all: a pilot that
+   * ended). Default: every child is restarted.
+   */
+  restartable?: (record: ServiceRecord) => boolean;
 }
 
 /** Options of {@linkcode Supervisor}. */

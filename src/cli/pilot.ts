@@ -7,8 +7,10 @@
 import type { Pilot } from "../services/pilot_manager/pilots.ts";
 import { EXIT } from "../types/mod.ts";
 import { LAUNCHER_FORMS, launcherUrlProblem } from "../types/launcher_urls.ts";
+import { checkLauncherUrl } from "../launchers/mod.ts";
 // The pilot manager's own request schema: a flag is refused here as the manager would.
 import { MAX_PILOTS_PER_REQUEST, pilotRequestSchema } from "../types/pilot_schemas.ts";
+import { WALLTIME_FORMS } from "../types/walltime.ts";
 import { checkId, idFlag, noMoreArgs, type ParsedArgs, parseFlags, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import { loadContext } from "./context.ts";
@@ -24,7 +26,8 @@ fabricd pilot cancel PILOT_ID [--manager ID] [--json] [--fabric FILE]
   submit   asks the pilot manager to submit N agents (default 1, at most
            ${MAX_PILOTS_PER_REQUEST}) through a launcher (default the manager's own, e.g.
            slurm://compute; else local://, ssh://HOST or slurm://PARTITION) with N
-           cores each (1-4096) and a walltime (30, 90s, 2h or HH:MM:SS); they take
+           cores each (1-4096) and a walltime (30, 90s, 2h, HH:MM:SS or
+           D-HH:MM:SS; Slurm gets whole minutes, rounded up); they take
            tasks from the queue service and report on the pub/sub service (the
            fabric's only ones, or --queue/--pubsub)
   list     every pilot: its state, batch job, node, agent state and reason
@@ -66,7 +69,7 @@ function pilotAskOf(parsed: ParsedArgs): PilotAsk {
   };
   check("count", `give a whole number from 1 to ${MAX_PILOTS_PER_REQUEST}`);
   check("cores", "give a whole number from 1 to 4096");
-  check("walltime", "give minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS, more than zero");
+  check("walltime", `give ${WALLTIME_FORMS}, more than zero`);
   check("policy", "use resubmit or report");
   const on = stringFlag(parsed, "on");
   if (on !== undefined) ask.on = checkLauncher(on);
@@ -77,8 +80,9 @@ function pilotAskOf(parsed: ParsedArgs): PilotAsk {
 
 /**
  * A launcher URL the pilot manager can use: `local://`, `ssh://...` or
- * `slurm://...` (the manager's launchers, types/launcher_urls.ts; their
- * hosts and parameters are checked where the pilots start).
+ * `slurm://...` (the manager's launchers, types/launcher_urls.ts), its host,
+ * partition and parameters checked by the launcher's own parser
+ * (`checkLauncherUrl`), as `spawn --on` is; nothing is started.
  * @throws {CliError} (64) for any other, with what to use instead.
  */
 function checkLauncher(url: string): string {
@@ -86,6 +90,12 @@ function checkLauncher(url: string): string {
     ? { hint: `use a URL of at most 2048 characters: ${LAUNCHER_FORMS}` }
     : launcherUrlProblem(url);
   if (problem) throw usage(`Invalid --on "${url.slice(0, 200)}": ${problem.hint}`);
+  try {
+    checkLauncherUrl(url);
+  } catch (error) {
+    const said = (error as Error).message.replace(`Invalid launcher "${url}": `, "");
+    throw usage(`Invalid --on "${url.slice(0, 200)}": ${said}`);
+  }
   return url;
 }
 

@@ -145,31 +145,6 @@ export function parseExitCode(output: string): number {
   return signal > 0 ? 128 + signal : code;
 }
 
-/**
- * Minutes from a walltime option: `MINUTES`, `HH:MM:SS`, `MM:SS`, or with a
- * unit (`90s`, `30m`, `2h`); partial minutes round up.
- * @throws {RangeError} when it is none of these.
- */
-export function walltimeMinutes(value: string): number {
-  const v = value.trim();
-  let seconds: number | undefined;
-  const unit = /^(\d+)\s*([smh])$/.exec(v);
-  if (/^\d+$/.test(v)) seconds = Number(v) * 60;
-  else if (unit) seconds = Number(unit[1]) * { s: 1, m: 60, h: 3600 }[unit[2] as "s" | "m" | "h"];
-  else if (/^\d+:\d{2}(:\d{2})?$/.test(v)) {
-    const parts = v.split(":").map(Number);
-    seconds = parts.length === 3
-      ? parts[0]! * 3600 + parts[1]! * 60 + parts[2]!
-      : parts[0]! * 60 + parts[1]!;
-  }
-  if (seconds === undefined || seconds <= 0) {
-    throw new RangeError(
-      `Invalid walltime "${value}": use minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS`,
-    );
-  }
-  return Math.ceil(seconds / 60);
-}
-
 function shellWord(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`;
 }

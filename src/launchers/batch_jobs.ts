@@ -27,6 +27,13 @@ export interface BatchJob {
   nodes: string;
   /** The batch system's reason (why pending, why it ended), or "". */
   reason: string;
+  /**
+   * Set when the launcher cancelled the job itself, its spawner having given
+   * up on it: whether the job had started, and why (e.g. `no bootstrap within
+   * 8000 ms: the job did not start (PENDING, PartitionConfig)`). A `CANCELLED`
+   * job without it was cancelled by someone else (`scancel`, `pilot cancel`).
+   */
+  killed?: { started: boolean; why: string };
   /** Exit code of the job once ended: 128 + N for signal N; -1 when unknown. */
   exitCode: number | null;
   /** When it was submitted and when its state last changed, ms since the epoch. */

@@ -15,6 +15,8 @@ import { type Launcher, LauncherUrlError } from "./launcher.ts";
 import { LocalLauncher } from "./local.ts";
 import { SlurmLauncher } from "./slurm.ts";
 import { SshLauncher } from "./ssh.ts";
+import { parseSshUrl } from "./ssh_connection.ts";
+import { slurmUrlSettings } from "./slurm_url.ts";
 
 export { type BatchJob, batchJobs, type BatchPhase } from "./batch_jobs.ts";
 export {
@@ -39,6 +41,24 @@ export interface LauncherContext {
 }
 
 const launchers = new Map<string, Launcher>();
+
+/**
+ * Checks launcher URL `url` as {@linkcode launcherFor} would, its host,
+ * partition and parameters included, without making a launcher or starting
+ * anything: for a command that must refuse a bad URL before it sends it.
+ * @throws {LauncherUrlError} with the launcher's own words, e.g. `Invalid
+ * launcher "slurm://x?wait=soon": wait must be a number of seconds`.
+ */
+export function checkLauncherUrl(url: string): void {
+  const problem = launcherUrlProblem(url);
+  if (problem) throw new LauncherUrlError(problem.message);
+  try {
+    if (url.startsWith("ssh://")) parseSshUrl(url);
+    else if (url.startsWith("slurm://")) slurmUrlSettings(url);
+  } catch (error) {
+    throw new LauncherUrlError((error as Error).message);
+  }
+}
 
 /**
  * The launcher for `url`.

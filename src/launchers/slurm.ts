@@ -34,9 +34,10 @@ import {
   queueOf,
   runSlurm,
   SQUEUE_FORMAT,
-  walltimeMinutes,
 } from "./_slurm_cli.ts";
+import { walltimeMinutes } from "../types/walltime.ts";
 import { startTcpRelay, type TcpRelay } from "./_tcp_relay.ts";
+import { slurmUrlSettings } from "./slurm_url.ts";
 import { clearTimeout, setTimeout } from "../base/timers.ts";
 
 /** Options of {@linkcode SlurmLauncher}. */
@@ -55,7 +56,6 @@ export interface SlurmLauncherOptions {
 
 /** Environment variables a job receives besides the bootstrap ones, when set here. */
 const PASSED_ENV = ["PATH", "HOME", "DENO_DIR", "FABRIC_LOG_LEVEL", "TZ"];
-const DEFAULT_WAIT_S = 3600;
 
 interface FollowedJob {
   job: BatchJob;
@@ -87,33 +87,13 @@ export class SlurmLauncher implements Launcher {
    * @throws {TypeError} when the URL or one of its parameters is malformed.
    */
   constructor(url: string, options: SlurmLauncherOptions) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new TypeError(`Invalid launcher "${url}": use slurm://[partition]`);
-    }
-    if (parsed.pathname !== "" && parsed.pathname !== "/") {
-      throw new TypeError(`Invalid launcher "${url}": use slurm://[partition], without a path`);
-    }
-    const known = new Set(["advertise", "bind", "wait"]);
-    for (const key of parsed.searchParams.keys()) {
-      if (!known.has(key)) {
-        throw new TypeError(
-          `Invalid launcher "${url}": unknown parameter "${key}" (use advertise, bind, wait)`,
-        );
-      }
-    }
-    const wait = parsed.searchParams.get("wait") ?? String(DEFAULT_WAIT_S);
-    if (!/^\d+$/.test(wait) || Number(wait) <= 0) {
-      throw new TypeError(`Invalid launcher "${url}": wait must be a number of seconds`);
-    }
+    const settings = slurmUrlSettings(url);
     this.url = url;
     this.#dir = options.dir;
-    this.#partition = parsed.hostname;
-    this.#advertise = parsed.searchParams.get("advertise") ?? Deno.hostname();
-    this.#bind = parsed.searchParams.get("bind") ?? "0.0.0.0";
-    this.#waitMs = Number(wait) * 1000;
+    this.#partition = settings.partition;
+    this.#advertise = settings.advertise ?? Deno.hostname();
+    this.#bind = settings.bind;
+    this.#waitMs = settings.waitMs;
     this.#pollMs = options.pollMs ?? 1000;
     this.#owner = options.owner ?? "spawner";
   }
@@ -229,9 +209,9 @@ export class SlurmLauncher implements Launcher {
       exited,
       reach: (endpoint) => this.#reach(endpoint, followed.job),
       kill: (signal: Deno.Signal = "SIGTERM") => {
-        const args = signal === "SIGTERM" || signal === "SIGKILL"
-          ? [jobId]
-          : ["--signal", signal.replace("SIG", ""), "--full", jobId];
+        const ends = signal === "SIGTERM" || signal === "SIGKILL";
+        if (ends) this.#markKilled(followed.job, this.bootstrapWindowMs(spec));
+        const args = ends ? [jobId] : ["--signal", signal.replace("SIG", ""), "--full", jobId];
         void runSlurm("scancel", args).catch((error) =>
           log("slurm").debug("Cannot signal job {job}: {error}", {
             job: jobId,
@@ -245,6 +225,24 @@ export class SlurmLauncher implements Launcher {
         return `Slurm job ${job.jobId} ${job.state}${job.reason ? ` (${job.reason})` : ""}`;
       },
     };
+  }
+
+  /**
+   * Notes that the spawner itself cancels `job` (`kill()`: no bootstrap within
+   * `windowMs`, a failed configure), so its `CANCELLED` end is not taken for
+   * an operator's `scancel` (docs/slurm.md).
+   */
+  #markKilled(job: BatchJob, windowMs: number): void {
+    if (job.phase === "ended" || job.killed) return;
+    const started = job.phase !== "queued";
+    const pending = `${job.state}${job.reason ? `, ${job.reason}` : ""}`;
+    job.killed = {
+      started,
+      why: started
+        ? `cancelled by its spawner while ${job.state}${job.nodes ? ` on ${job.nodes}` : ""}`
+        : `no bootstrap within ${windowMs} ms: the job did not start (${pending})`,
+    };
+    batchJobs.update(job);
   }
 
   /** Records a job in the batch table and polls it until it ends. */

@@ -10,7 +10,7 @@ import type { Hono } from "hono";
 import type { RegistryClient } from "../client/registry_client.ts";
 import type { FabricKeys } from "../crypto/keys.ts";
 import type { SpawnRequest } from "../types/wire.ts";
-import type { RegistryEndpoint, Role, SpawnResult } from "../types/mod.ts";
+import type { RegistryEndpoint, Role, ServiceRecord, SpawnResult } from "../types/mod.ts";
 import type { ServiceMetrics } from "../metrics/service_metrics.ts";
 
 /** What a role gets when it starts. */
@@ -92,6 +92,13 @@ export interface RoleHandle {
   routes?: Hono;
   /** Stops the role; calling it again does nothing (an urgent call may still hurry it). */
   stop(options?: RoleStopOptions): Promise<void>;
+  /**
+   * Whether the service's supervisor may restart its `DEAD` child `record`
+   * now, asked before each restart: a role that restarts some children
+   * itself (the pilot manager resubmits its pilots) says no for those.
+   * Default: every child is restarted.
+   */
+  restartable?(record: ServiceRecord): boolean;
 }
 
 /** A role module. */

@@ -230,6 +230,7 @@ export class FabricService implements ServiceHandlers {
       dir: this.identity.dir,
       heartbeatMs: placement.heartbeatMs,
       policyOf: this.#parts.policyOf ?? (() => "propagate"),
+      restartable: (record) => this.#role?.restartable?.(record) ?? true,
       metrics: this.#parts.metrics,
     });
     return this.#children;

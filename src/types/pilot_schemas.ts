@@ -5,6 +5,7 @@
  */
 import * as z from "zod";
 import { serviceIdSchema, sessionIdSchema } from "./wire.ts";
+import { isWalltime, WALLTIME_FORMS } from "./walltime.ts";
 
 /** Most pilots one request may ask for. */
 export const MAX_PILOTS_PER_REQUEST = 256;
@@ -15,10 +16,8 @@ export const pilotRequestSchema = z.strictObject({
   on: z.string().min(1).max(2048).optional(),
   count: z.int().min(1).max(MAX_PILOTS_PER_REQUEST).default(1),
   cores: z.int().min(1).max(4096).default(1),
-  walltime: z.string().regex(
-    /^(\d{1,6}|\d{1,7}[smh]|\d{1,4}:[0-5]\d(:[0-5]\d)?)$/,
-    "must be minutes (30), a unit (90s, 30m, 2h) or HH:MM:SS",
-  ).refine((value) => value === "" || !/^[0:]*[smh]?$/.test(value), "must be more than zero")
+  /** Walltime (types/walltime.ts), checked as the launcher reads it; "" for the partition's. */
+  walltime: z.string().max(16).refine(isWalltime, `must be ${WALLTIME_FORMS}, above zero`)
     .default(""),
   queue: serviceIdSchema,
   pubsub: serviceIdSchema,

@@ -10,6 +10,7 @@ import * as z from "zod";
 import { launcherUrlProblem } from "./launcher_urls.ts";
 import type { Role } from "./mod.ts";
 import { QUEUE_LIMITS, QUEUE_NAME as QUEUE_NAME_PATTERN } from "./queue_wire.ts";
+import { isWalltime, WALLTIME_FORMS } from "./walltime.ts";
 
 /** What the help shows of one option. */
 export interface RoleOptionInfo {
@@ -89,9 +90,10 @@ const QUEUE_NAME = z.string().regex(
   QUEUE_NAME_PATTERN,
   "must be 1-64 letters, digits, '.', '_' or '-'",
 );
-const WALLTIME = z.string().regex(
-  /^(\d{1,6}(s|m|h)?|\d{1,3}:[0-5]\d:[0-5]\d|\d{1,2}-([01]?\d|2[0-3]):[0-5]\d:[0-5]\d)$/,
-  "must be a walltime: 30, 90s, 2h, HH:MM:SS or D-HH:MM:SS",
+// The parser the slurm:// launcher and pilot requests use: one walltime, one meaning.
+const WALLTIME = z.string().max(16).refine(
+  isWalltime,
+  `must be a walltime above zero: ${WALLTIME_FORMS}`,
 );
 
 /**

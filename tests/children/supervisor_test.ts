@@ -326,3 +326,34 @@ Deno.test("Supervisor keeps trying a child whose host does not answer, backing o
     supervisor.stop();
   }
 });
+
+Deno.test("Supervisor leaves a DEAD child that its parent's role keeps down (restartable false)", async () => {
+  const kept = serviceRecord("agt-pilot001", { parent: "spw-parent01", state: "DEAD" });
+  const other = serviceRecord("que-child001", { parent: "spw-parent01", state: "DEAD" });
+  const { registry } = listingRegistry([kept, other]);
+  const restarted: string[] = [];
+  const asked: string[] = [];
+  const supervisor = new Supervisor({
+    selfId: "spw-parent01",
+    registry: () => registry,
+    restart: (id) => {
+      restarted.push(id);
+      return Promise.resolve();
+    },
+    replace: () => Promise.reject(new Error("not expected")),
+    policyOf: () => "fresh",
+    restartable: (record) => {
+      asked.push(record.id);
+      return record.id !== kept.id;
+    },
+  }, { backoffMs: 10 });
+  try {
+    await supervisor.reconcile();
+    await eventually(() => restarted.includes(other.id), { what: "the other child's restart" });
+    await eventually(() => asked.includes(kept.id), { what: "the role asked" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(restarted, [other.id], "the kept child is not restarted");
+  } finally {
+    supervisor.stop();
+  }
+});

@@ -153,6 +153,11 @@ const USAGE_BEFORE_LOADING: Case[] = [
     stderr: /Invalid --on "ftp:\/\/y": use local:\/\/, ssh:\/\//,
   },
   {
+    args: ["pilot", "submit", "--on", "slurm://compute?wait=soon"],
+    stderr: /Invalid --on "slurm:\/\/compute\?wait=soon": wait must be a number of seconds/,
+  },
+  { args: ["pilot", "submit", "--walltime", "1-24:00:00"], stderr: /Invalid --walltime/ },
+  {
     args: ["pilot", "submit", "--on", "slurm+ssh://h"],
     stderr: /Invalid --on "slurm\+ssh:\/\/h": slurm\+ssh:\/\/ is not built yet: spawn a spawner/,
   },

@@ -17,6 +17,7 @@ Deno.test("describePilot() names a running local:// pilot's agent state once", a
           ? serviceRecord(id, { role: "agent", state: "ALIVE" })
           : serviceRecord(id, { role: "queue", route: ["spw-1", "plm-11111111", id] }),
       ),
+    transition: () => Promise.resolve(),
     stopService: () => Promise.resolve(),
     batch: { get: () => undefined, cancel: () => Promise.resolve(false), follow: () => () => {} },
   });

@@ -5,8 +5,13 @@ import {
   parseQueue,
   parseSubmitted,
   phaseOf,
-  walltimeMinutes,
 } from "../../src/launchers/_slurm_cli.ts";
+import { walltimeMinutes } from "../../src/types/walltime.ts";
+import { checkLauncherUrl, LauncherUrlError } from "../../src/launchers/mod.ts";
+import { batchJobs } from "../../src/launchers/batch_jobs.ts";
+import { SlurmLauncher } from "../../src/launchers/slurm.ts";
+import { slurmUrlSettings } from "../../src/launchers/slurm_url.ts";
+import { eventually } from "../_eventually.ts";
 
 Deno.test("jobScript() names the secret variables but holds no secret value", () => {
   const script = jobScript({
@@ -84,7 +89,53 @@ Deno.test("walltimeMinutes() reads minutes, units and clock times, rounding up",
   assert.equal(walltimeMinutes("90s"), 2);
   assert.equal(walltimeMinutes("2h"), 120);
   assert.equal(walltimeMinutes("1:30:00"), 90);
-  assert.equal(walltimeMinutes("05:30"), 6);
+  assert.equal(walltimeMinutes("1-00:00:00"), 1440);
+  assert.equal(walltimeMinutes("0-00:00:01"), 1);
+  assert.throws(() => walltimeMinutes("05:30"), RangeError, "MM:SS is no documented form");
   assert.throws(() => walltimeMinutes("soon"), RangeError);
   assert.throws(() => walltimeMinutes("0"), RangeError);
+});
+
+Deno.test("checkLauncherUrl() refuses a slurm:// parameter as the launcher would, starting nothing", () => {
+  assert.throws(
+    () => checkLauncherUrl("slurm://compute?wait=soon"),
+    (error: Error) =>
+      error instanceof LauncherUrlError &&
+      error.message === 'Invalid launcher "slurm://compute?wait=soon": wait must be a number of ' +
+          "seconds",
+  );
+  assert.throws(() => checkLauncherUrl("slurm://compute?when=now"), /unknown parameter "when"/);
+  assert.throws(() => checkLauncherUrl("ssh://a b"), /use ssh:\/\/\[user@\]host/);
+  checkLauncherUrl("slurm://compute?wait=8");
+  assert.equal(slurmUrlSettings("slurm://compute?wait=8").waitMs, 8000);
+});
+
+Deno.test("SlurmLauncher's kill() marks a job it cancels before it started, so its CANCELLED is no scancel", async () => {
+  const bin = await Deno.makeTempDir();
+  const dir = await Deno.makeTempDir();
+  const script = async (name: string, body: string): Promise<void> => {
+    await Deno.writeTextFile(`${bin}/${name}`, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  };
+  await script("sbatch", "cat >/dev/null; echo 42");
+  await script("squeue", "echo '42|PENDING||PartitionConfig'");
+  await script("scancel", "exit 0");
+  const path = Deno.env.get("PATH") ?? "";
+  Deno.env.set("PATH", `${bin}:${path}`);
+  const launcher = new SlurmLauncher("slurm://compute?wait=8", { dir, pollMs: 10 });
+  try {
+    const child = await launcher.launch({ id: "agt-0000kill", args: [], env: {}, options: {} });
+    await eventually(() => batchJobs.get("agt-0000kill")?.reason === "PartitionConfig", {
+      what: "the first poll",
+    });
+    child.kill("SIGKILL");
+    assert.deepEqual(batchJobs.get("agt-0000kill")?.killed, {
+      started: false,
+      why: "no bootstrap within 8000 ms: the job did not start (PENDING, PartitionConfig)",
+    });
+  } finally {
+    Deno.env.set("PATH", path);
+    await launcher.close();
+    await Deno.remove(bin, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -27,7 +27,7 @@ export interface PilotRequest {
   count: number;
   /** Cores per pilot: the job's request and the agent's slots. */
   cores: number;
-  /** Walltime (`30`, `90s`, `2h`, `HH:MM:SS`), or "" for the partition's default. */
+  /** Walltime (`30`, `90s`, `2h`, `HH:MM:SS`, `D-HH:MM:SS`), or "" for the partition's default. */
   walltime: string;
   /** Service IDs of the tasks' queue and of the pub/sub for task events. */
   queue: string;
@@ -77,6 +77,15 @@ export interface PilotDeps {
   spawn(request: SpawnRequest, hooks?: SpawnHooks): Promise<SpawnResult>;
   /** A service's record in the registry. */
   record(id: string): Promise<ServiceRecord | undefined>;
+  /**
+   * Moves an agent's record to a new state in the registry: a pilot that
+   * ended leaves its agent `FAILED` or `STOPPED`, never `DEAD`, so no one
+   * restarts it (RegistryClient.transition).
+   */
+  transition(
+    id: string,
+    change: { incarnation: number; to: ServiceState; reason: string },
+  ): Promise<unknown>;
   /** Asks a running child to stop cleanly (`POST /v1/stop`). */
   stopService(id: string, reason: string): Promise<void>;
   /** The process's batch jobs (launchers/batch_jobs.ts). */
@@ -89,6 +98,25 @@ export interface PilotDeps {
   maxResubmits?: number;
 }
 
+/**
+ * Pilots reach their queue and pub/sub through their manager: the service
+ * `id` (`what`: "queue" or "pub/sub") must be below it.
+ * @throws {PilotRequestError} when it is unknown or elsewhere, saying what to spawn.
+ */
+export async function checkBelow(deps: PilotDeps, what: string, id: string): Promise<void> {
+  const record = await deps.record(id);
+  if (!record) {
+    throw new PilotRequestError(`No ${what} service "${id}" in the registry: see fabricd status`);
+  }
+  if (!record.route.includes(deps.selfId)) {
+    throw new PilotRequestError(
+      `The ${what} service "${id}" is not below pilot manager "${deps.selfId}", and ` +
+        `pilots on compute nodes reach only what is: spawn one with ` +
+        `"fabricd spawn --role ${what === "queue" ? "queue" : "pubsub"} --via ${deps.selfId}"`,
+    );
+  }
+}
+
 /** What the manager keeps of one pilot. */
 export interface Entry {
   pilot: Pilot;
@@ -97,6 +125,8 @@ export interface Entry {
   announce: (() => void) | undefined;
   /** A spawn (submit or resubmit) that has not returned yet. */
   inflight: boolean;
+  /** The end of its start or job is being decided (_pilot_end.ts): nothing else acts meanwhile. */
+  ending: boolean;
   cancelRequested: boolean;
 }
 
@@ -111,6 +141,7 @@ export function newEntry(
     request,
     announce: undefined,
     inflight: false,
+    ending: false,
     cancelRequested: false,
   };
 }

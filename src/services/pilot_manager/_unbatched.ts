@@ -8,6 +8,7 @@
  */
 import { clearTimeout, setTimeout } from "../../base/timers.ts";
 import type { ServiceRecord } from "../../types/mod.ts";
+import { walltimeSeconds } from "../../types/walltime.ts";
 
 /** Whether pilots on `launcher` are batch jobs, whose end the launcher reports. */
 export function isBatchLauncher(launcher: string): boolean {
@@ -36,18 +37,12 @@ export function unbatchedEnd(
 export const UNBATCHED_CHECK_MS = 5000;
 
 /**
- * A walltime in ms: minutes (`30`), a unit (`90s`, `30m`, `2h`), `MM:SS`,
- * `HH:MM:SS` or `D-HH:MM:SS` (Slurm's forms); null for none or another form.
+ * A walltime in ms (types/walltime.ts: minutes, a unit, `HH:MM:SS` or
+ * `D-HH:MM:SS`); null for none or another form.
  */
 export function walltimeMs(text: string): number | null {
-  if (text === "") return null;
-  let m = /^(\d+)([smh]?)$/.exec(text);
-  if (m) return Number(m[1]) * { "": 60_000, s: 1000, m: 60_000, h: 3_600_000 }[m[2]!]!;
-  m = /^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)$/.exec(text);
-  if (!m) return null;
-  // MM:SS, HH:MM:SS, D-HH:MM:SS: what is left out is 0.
-  const [days, hours, minutes, seconds] = [m[1], m[2], m[3], m[4]].map((v) => Number(v ?? 0));
-  return (((days! * 24 + hours!) * 60 + minutes!) * 60 + seconds!) * 1000;
+  const seconds = walltimeSeconds(text);
+  return seconds === null ? null : seconds * 1000;
 }
 
 /** Walltime timers of unbatched pilots, by pilot ID. */

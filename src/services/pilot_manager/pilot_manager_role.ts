@@ -68,6 +68,7 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
         body: { reason },
       });
     },
+    transition: (id, change) => ctx.registry.transition(id, change),
     batch: batchJobs,
     maxResubmits: settings.maxResubmits,
   });
@@ -95,6 +96,8 @@ async function start(ctx: RoleContext): Promise<RoleHandle> {
   let stopped = false;
   return await Promise.resolve({
     routes,
+    // The pilots' resubmissions are the manager's, counted against maxResubmits.
+    restartable: (record: ServiceRecord) => manager.restartable(record.id),
     stop: async () => {
       if (stopped) return;
       stopped = true;

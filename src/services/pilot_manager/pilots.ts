@@ -8,15 +8,17 @@
 import type { SpawnRequest } from "../../types/wire.ts";
 import type { BatchJob } from "../../launchers/batch_jobs.ts";
 import { log } from "../../config/logging.ts";
-import { sleep } from "../../config/retry.ts";
 import { EndedLedger } from "../../base/ended_ledger.ts";
 import { eachAtMost } from "../../base/at_most.ts";
 import { clearInterval, setInterval } from "../../base/timers.ts";
 import { isBatchLauncher, UNBATCHED_CHECK_MS, unbatchedEnd, Walltimes } from "./_unbatched.ts";
-import type { ServiceRecord, ServiceState, Transition } from "../../types/mod.ts";
+import type { ServiceRecord, Transition } from "../../types/mod.ts";
 import { CANCEL_REASON, takenRequest, takeoverOf } from "./_takeover.ts";
+import { pilotEnd } from "./_pilot_end.ts";
+import { agentDown, agentRecord, retireAgent } from "./_agent_records.ts";
 import {
   agentOptions,
+  checkBelow,
   type Entry,
   newEntry,
   type Pilot,
@@ -76,7 +78,7 @@ export class PilotManager {
    */
   async submit(request: PilotRequest): Promise<Pilot[]> {
     for (const [what, id] of [["queue", request.queue], ["pub/sub", request.pubsub]]) {
-      await this.#checkBelow(what!, id!);
+      await checkBelow(this.#deps, what!, id!);
     }
     const pilots: Pilot[] = [];
     for (let i = 0; i < request.count; i++) {
@@ -139,8 +141,23 @@ export class PilotManager {
   }
 
   /**
+   * Whether the supervisor may restart child `id` once it is `DEAD`: any
+   * child that is no pilot, and the agent of a `RUNNING` pilot that died
+   * while its job runs (heartbeats lost). Never the agent of a pilot that
+   * ended or is cancelled, nor one this manager is starting or deciding the
+   * end of: those it resubmits itself, within `maxResubmits`.
+   */
+  restartable(id: string): boolean {
+    const entry = this.#entries.get(id);
+    if (!entry) return true;
+    return entry.pilot.state === "RUNNING" && !entry.cancelRequested && !entry.inflight &&
+      !entry.ending;
+  }
+
+  /**
    * Cancels a pilot's batch job (`scancel`): the agent stops, its tasks go
-   * back to the queue, and the pilot is not resubmitted.
+   * back to the queue, and the pilot is not resubmitted. A pilot with nothing
+   * left to cancel (its job ended, its agent never started) is `CANCELED` at once.
    * @returns undefined for an unknown pilot.
    */
   async cancel(id: string): Promise<Pilot | undefined> {
@@ -157,8 +174,11 @@ export class PilotManager {
       })
     );
     const job = this.#deps.batch.get(id);
-    if (job && job.phase !== "ended") await this.#deps.batch.cancel(id).catch(() => false);
-    if (!isBatchLauncher(entry.pilot.on)) {
+    const queuedOrRunning = job !== undefined && job.phase !== "ended";
+    if (queuedOrRunning) await this.#deps.batch.cancel(id).catch(() => false);
+    // A batch pilot whose job is cancelled ends when the job does (#onBatch).
+    const waits = isBatchLauncher(entry.pilot.on) && (queuedOrRunning || entry.inflight);
+    if (!waits && !entry.ending && !ENDED_STATES.has(entry.pilot.state)) {
       this.#settle(entry, "CANCELED", "cancelled by the fabric");
     }
     return await this.#view(entry);
@@ -181,26 +201,11 @@ export class PilotManager {
     }
   }
 
-  /** Pilots reach their queue and pub/sub through this manager: they must be below it. */
-  async #checkBelow(what: string, id: string): Promise<void> {
-    const record = await this.#deps.record(id);
-    if (!record) {
-      throw new PilotRequestError(`No ${what} service "${id}" in the registry: see fabricd status`);
-    }
-    if (!record.route.includes(this.#deps.selfId)) {
-      throw new PilotRequestError(
-        `The ${what} service "${id}" is not below pilot manager "${this.#deps.selfId}", and ` +
-          `pilots on compute nodes reach only what is: spawn one with ` +
-          `"fabricd spawn --role ${
-            what === "queue" ? "queue" : "pubsub"
-          } --via ${this.#deps.selfId}"`,
-      );
-    }
-  }
-
   #launch(request: PilotRequest, restartId?: string): Promise<string> {
     const { promise: submitted, resolve, reject } = Promise.withResolvers<string>();
     let entry = restartId ? this.#entries.get(restartId) : undefined;
+    // A resubmission is under way from now: the old job's end is not its end.
+    if (entry) entry.inflight = true;
     const spawnRequest: SpawnRequest = {
       role: "agent",
       on: request.on,
@@ -262,6 +267,8 @@ export class PilotManager {
     if (entry.cancelRequested && job.phase !== "ended") {
       void this.#deps.batch.cancel(job.serviceId).catch(() => false);
     }
+    // A pilot that ended stays ended: its old job's last state changes nothing.
+    if (ENDED_STATES.has(entry.pilot.state)) return;
     if (job.phase === "queued") {
       entry.pilot.state = "QUEUED";
       entry.pilot.reason = `Slurm job ${job.jobId} ${job.state}${
@@ -277,12 +284,28 @@ export class PilotManager {
     }
   }
 
+  /**
+   * Applies the end of a pilot's start or job (_pilot_end.ts): final, or
+   * through its policy. Once at a time per pilot, and never for one that ended.
+   */
   async #endedEarly(entry: Entry, reason: string): Promise<void> {
-    const job = this.#deps.batch.get(entry.pilot.id);
-    if (entry.cancelRequested || job?.state === "CANCELLED") {
-      return this.#settle(entry, "CANCELED", job ? `Slurm job ${job.jobId} CANCELLED` : reason);
+    if (entry.ending || ENDED_STATES.has(entry.pilot.state)) return;
+    entry.ending = true;
+    try {
+      await this.#applyEnd(entry, reason);
+    } finally {
+      entry.ending = false;
     }
-    if (job?.state === "COMPLETED") return this.#settle(entry, "ENDED", reason);
+  }
+
+  async #applyEnd(entry: Entry, ended: string): Promise<void> {
+    const id = entry.pilot.id;
+    const end = pilotEnd(this.#deps.batch.get(id), {
+      reason: ended,
+      cancelRequested: entry.cancelRequested,
+    });
+    if (end.kind !== "failure") return this.#settle(entry, end.kind, end.reason);
+    const { reason } = end;
     const max = this.#deps.maxResubmits ?? 2;
     if (entry.pilot.policy !== "resubmit" || this.#stopped || entry.pilot.resubmits >= max) {
       const why = entry.pilot.policy === "resubmit"
@@ -290,33 +313,17 @@ export class PilotManager {
         : reason;
       return this.#settle(entry, "FAILED", why);
     }
-    // The supervisor restarts a DEAD agent itself; a STOPPED or FAILED one
-    // (ended by its walltime, or never bootstrapped) is resubmitted here.
-    const state = await this.#settledState(entry.pilot.id);
-    if (state !== "STOPPED" && state !== "FAILED") return;
-    if (this.#stopped || entry.cancelRequested) return;
+    const down = await agentDown(this.#deps, id, reason);
+    if (this.#stopped) return;
+    if (entry.cancelRequested) return this.#settle(entry, "CANCELED", "cancelled by the fabric");
+    if (!down) return;
     entry.pilot.resubmits += 1;
     entry.pilot.state = "SUBMITTING";
     entry.pilot.reason = `${reason}: resubmitting (${entry.pilot.resubmits} of ${max})`;
-    log("pilot-manager").info("Pilot {id}: {reason}", {
-      id: entry.pilot.id,
-      reason: entry.pilot.reason,
-    });
-    this.#launch(entry.request, entry.pilot.id).catch((error) => {
+    log("pilot-manager").info("Pilot {id}: {reason}", { id, reason: entry.pilot.reason });
+    this.#launch(entry.request, id).catch((error) => {
       this.#settle(entry, "FAILED", `resubmission refused: ${(error as Error).message}`);
     });
-  }
-
-  /** The registry state once the service no longer runs (it records its own end). */
-  async #settledState(id: string): Promise<ServiceState | undefined> {
-    for (let i = 0; i < 20; i++) {
-      const state = (await this.#record(id))?.state;
-      if (state && !["ALIVE", "SUSPECT", "CONFIGURING", "BOOTSTRAPPING"].includes(state)) {
-        return state;
-      }
-      await sleep(250);
-    }
-    return undefined;
   }
 
   /** A pilot without a batch system: its agent is stopped once its walltime has passed. */
@@ -340,7 +347,7 @@ export class PilotManager {
       entry.pilot.state === "RUNNING" && !entry.inflight && !isBatchLauncher(entry.pilot.on)
     );
     await eachAtMost(running, PILOT_READS_AT_ONCE, async (entry) => {
-      const record = await this.#record(entry.pilot.id);
+      const record = await agentRecord(this.#deps, entry.pilot.id);
       const reached = this.#walltimes.reached.has(entry.pilot.id);
       const end = record && unbatchedEnd(record, reached);
       // An agent DEAD when its walltime passed could not be stopped: it is once it is back.
@@ -365,6 +372,7 @@ export class PilotManager {
       state,
       reason,
     });
+    if (!entry.inflight) void retireAgent(this.#deps, entry.pilot.id, { state, reason });
   }
 
   /** The pilots kept, once those ended beyond the newest 1,000 or over 24 h ago are forgotten. */
@@ -373,19 +381,8 @@ export class PilotManager {
     return [...this.#entries.values()];
   }
 
-  /** A pilot's registry record, or undefined when it cannot be read (logged). */
-  #record(id: string): Promise<ServiceRecord | undefined> {
-    return this.#deps.record(id).catch((error) => {
-      log("pilot-manager").debug("Cannot read the record of pilot {id}: {error}", {
-        id,
-        error: String(error),
-      });
-      return undefined;
-    });
-  }
-
   async #view(entry: Entry): Promise<Pilot> {
-    const record = await this.#record(entry.pilot.id);
+    const record = await agentRecord(this.#deps, entry.pilot.id);
     return {
       ...entry.pilot,
       service: record?.state ?? "",

@@ -24,6 +24,7 @@ function harness(readMs = 0) {
       hooks?.onRecorded?.({ id, incarnation: 1 });
       return Promise.resolve({ id, endpoint: `http://${request.on}`, state: "ALIVE" });
     },
+    transition: () => Promise.resolve(),
     stopService: () => Promise.resolve(),
     record: async (id): Promise<ServiceRecord | undefined> => {
       if (!id.startsWith("agt-")) {

@@ -106,6 +106,7 @@ Deno.test("PilotManager.adopt() keeps a taken-over pilot's walltime from its fir
       const state = states.get(id);
       return Promise.resolve(state && agent(id, state));
     },
+    transition: () => Promise.resolve(),
     stopService: (id) => {
       stopped.push(id);
       return Promise.resolve();
