@@ -67,8 +67,9 @@ async function main(args: string[]): Promise<number> {
     args.some((a) => a === "--role" || a.startsWith("--role="));
   if (serviceMode) return await (await import("./src/cli/role.ts")).roleCommand(args);
   const [command, ...rest] = args;
-  if (command === "help" && rest[0] !== undefined && Object.hasOwn(COMMANDS, rest[0])) {
-    // "fabricd help status" is "fabricd status --help".
+  if (command === "help" && rest[0] !== undefined) {
+    // "fabricd help status" is "fabricd status --help"; "fabricd help bogus" is "fabricd bogus".
+    if (!Object.hasOwn(COMMANDS, rest[0])) return unknownCommand(rest[0]);
     return await (await COMMANDS[rest[0]]!())(["--help"]);
   }
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
@@ -85,16 +86,20 @@ async function main(args: string[]): Promise<number> {
     if (local !== null) return local;
   }
   const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-  if (!load) {
-    const hint = command.startsWith("-")
-      ? `: give the command first, then its flags (e.g. "fabricd status ${command} ...")`
-      : ': see "fabricd --help"';
-    console.error(`fabricd: unknown command "${command}"${hint}`);
-    return EXIT.USAGE;
-  }
+  if (!load) return unknownCommand(command);
   const { setupLogging } = await import("./src/config/logging.ts");
   await setupLogging({ format: "text", level: "warning" });
   return await (await load())(rest);
+}
+
+/** Says that `command` is none of fabricd's, with the commands there are; exit 64. */
+function unknownCommand(command: string): number {
+  const shown = command.length > 200 ? `${command.slice(0, 200)}…` : command;
+  const hint = command.startsWith("-")
+    ? `: give the command first, then its flags (e.g. "fabricd status ${shown} ...")`
+    : `: use one of ${Object.keys(COMMANDS).join(", ")}, help or version (see "fabricd --help")`;
+  console.error(`fabricd: unknown command "${shown}"${hint}`);
+  return EXIT.USAGE;
 }
 
 if (import.meta.main) {

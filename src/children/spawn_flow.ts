@@ -107,12 +107,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
       recheck: plan.restart,
     });
   } catch (error) {
-    // No image to ship (offline, never built): as unreachable as a host that does not answer.
-    const noImage = error instanceof Error && error.name === "ImageUnavailableError";
-    return await fail(
-      `cannot prepare ${launcher.url}: ${messageOf(error)}`,
-      noImage ? EXIT.UNREACHABLE : null,
-    );
+    return await fail(`cannot prepare ${launcher.url}: ${messageOf(error)}`, unreachable(error));
   }
   if (plan.restart) {
     await recordRestart(plan, deps.registry);
@@ -137,7 +132,7 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     child = pool ? await pool.launch(record.role, spec) : await launcher.launch(spec);
   } catch (error) {
     pool?.refill(record.role);
-    return await fail(`launch failed: ${messageOf(error)}`, null);
+    return await fail(`launch failed: ${messageOf(error)}`, unreachable(error));
   }
   deps.onLaunched?.(child, { id, incarnation: record.incarnation });
   report({ step: "bootstrap", detail: id });
@@ -150,6 +145,13 @@ export async function spawnService(request: SpawnRequest, deps: SpawnDeps): Prom
     // not compete with this one for the CPU.
     pool?.refill(record.role);
   }
+}
+
+/** 69 when `error` means the target cannot be reached (no image to ship, an ssh host down). */
+function unreachable(error: unknown): number | null {
+  const name = error instanceof Error ? error.name : "";
+  const sshDown = name === "SshError" && (error as { unreachable?: unknown }).unreachable === true;
+  return name === "ImageUnavailableError" || sshDown ? EXIT.UNREACHABLE : null;
 }
 
 /**

@@ -67,7 +67,7 @@ export async function followTask(
             ? `it runs on ${
               now.agent ?? "an agent"
             } and goes on (see "fabricd task show ${options.id}")`
-            : `it stays on queue ${options.queueId} and runs when an agent takes it ` +
+            : `it stays on ${queueLabel(options)} and runs when an agent takes it ` +
               '(see "fabricd task list")';
           throw new CliError(
             `Task ${options.id} did not end within ${options.timeoutMs} ms: ${where}`,
@@ -76,7 +76,7 @@ export async function followTask(
         }
         noticed = true;
         if (!await agentTakes(context, options.queueId, options.queueName)) {
-          console.error(`waiting: no agent takes tasks from queue ${options.queueId}`);
+          console.error(`waiting: no agent takes tasks from ${queueLabel(options)}`);
         }
         continue;
       }
@@ -95,6 +95,15 @@ export async function followTask(
     await events.close();
   }
   throw new CliError(`The pub/sub service closed before task ${options.id} ended`, EXIT.FAILURE);
+}
+
+/**
+ * The queue a task waits on, in words: `queue que-1a2b3c4d` for the default
+ * name (`tasks`), `queue "nobody" of que-1a2b3c4d` for another, so that a
+ * `--queue-name` no agent reads is named where it is the reason.
+ */
+export function queueLabel({ queueId, queueName }: { queueId: string; queueName: string }): string {
+  return queueName === "tasks" ? `queue ${queueId}` : `queue "${queueName}" of ${queueId}`;
 }
 
 /** Task `id` of the queue's history when it has ended (DONE, FAILED, CANCELED); else null. */

@@ -15,7 +15,7 @@ import {
   type TaskRecord,
 } from "../types/queue_wire.ts";
 import { EXIT } from "../types/mod.ts";
-import { intFlag, type ParsedArgs, stringFlag } from "./args.ts";
+import { type ParsedArgs, rangeFlag, stringFlag } from "./args.ts";
 import { CliError, usage } from "./cli_error.ts";
 import type { FabricContext } from "./context.ts";
 import { serviceOf } from "./_service_of.ts";
@@ -71,10 +71,9 @@ export function listFlags(parsed: ParsedArgs): ListFlags {
   if (state !== undefined && !(HISTORY_STATES as readonly string[]).includes(state)) {
     throw usage(`Invalid --state "${state}": use one of ${HISTORY_STATES.join(", ")}`);
   }
-  const limit = intFlag(parsed, "limit", TASK_HISTORY_LIMITS.defaultListLimit);
-  if (limit < 1 || limit > TASK_HISTORY_LIMITS.maxListLimit) {
-    throw usage(`Invalid --limit ${limit}: give 1 to ${TASK_HISTORY_LIMITS.maxListLimit}`);
-  }
+  // One check and one message for "abc", "0" and "5000" alike: the range accepted.
+  const limit = rangeFlag(parsed, "limit", { min: 1, max: TASK_HISTORY_LIMITS.maxListLimit }) ??
+    TASK_HISTORY_LIMITS.defaultListLimit;
   return { state, limit };
 }
 

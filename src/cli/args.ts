@@ -9,7 +9,7 @@
 import { queueNameSchema } from "../types/queue_schemas.ts";
 import { serviceIdSchema, sessionIdSchema } from "../types/wire.ts";
 import { STORE_URL } from "../types/role_options.ts";
-import { usage } from "./cli_error.ts";
+import { echoed, usage } from "./cli_error.ts";
 
 /** One flag: a string value or a boolean switch. */
 export type FlagSpec = { type: "string"; multiple?: boolean; short?: string } | {
@@ -48,9 +48,9 @@ export function parseFlags(
   };
   const set = (name: string, given: string, inline: string | undefined, next: () => string) => {
     const option = Object.hasOwn(options, name) ? options[name] : undefined;
-    if (!option) return fail(`Unknown flag "${given}"`);
+    if (!option) return fail(`Unknown flag "${echoed(given)}"`);
     if (option.type === "boolean") {
-      if (inline !== undefined) fail(`Flag "${given}" takes no value`);
+      if (inline !== undefined) fail(`Flag "${echoed(given)}" takes no value`);
       flags[name] = true;
       return;
     }
@@ -63,7 +63,7 @@ export function parseFlags(
     const next = (): string => {
       const value = args[i + 1];
       if (value === undefined || /^-(?!\d)./.test(value)) {
-        return fail(`Flag "${arg}" needs a value`);
+        return fail(`Flag "${echoed(arg)}" needs a value`);
       }
       i++;
       return value;
@@ -81,7 +81,7 @@ export function parseFlags(
       if (
         letters.length > 1 && letters.some((l) => options[shorts.get(l) ?? ""]?.type !== "boolean")
       ) {
-        fail(`Unknown flag "${arg}"`);
+        fail(`Unknown flag "${echoed(arg)}"`);
       }
       for (const letter of letters) set(shorts.get(letter) ?? "", `-${letter}`, undefined, next);
     } else {
@@ -104,20 +104,6 @@ export function listFlag(parsed: ParsedArgs, name: string): string[] {
 }
 
 /**
- * A positive integer flag, or `fallback`.
- * @throws {CliError} (64) when the value is not a positive integer.
- */
-export function intFlag(parsed: ParsedArgs, name: string, fallback: number): number {
-  const value = stringFlag(parsed, name);
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw usage(`Invalid --${name} "${value}": give a whole number, 0 or more`);
-  }
-  return n;
-}
-
-/**
  * A whole-number flag within `range`, or undefined when not given.
  * @throws {CliError} (64) naming the flag, its value and the range.
  */
@@ -132,7 +118,7 @@ export function rangeFlag(
   const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
   if (n >= range.min && n <= range.max) return n;
   throw usage(
-    `Invalid --${name} "${value}": give a whole number from ${range.min} to ${range.max}${
+    `Invalid --${name} "${echoed(value)}": give a whole number from ${range.min} to ${range.max}${
       hint ? `, or ${hint}` : ""
     }`,
   );
@@ -145,7 +131,9 @@ export function rangeFlag(
 export function storeFlag(parsed: ParsedArgs): string | undefined {
   const store = stringFlag(parsed, "store");
   if (store !== undefined && !STORE_URL.test(store)) {
-    throw usage(`Invalid --store "${store}": use sqlite:PATH or etcd://host:port[,host:port...]`);
+    throw usage(
+      `Invalid --store "${echoed(store)}": use sqlite:PATH or etcd://host:port[,host:port...]`,
+    );
   }
   return store;
 }
@@ -159,11 +147,13 @@ export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, s
   const out: Record<string, string> = {};
   for (const pair of listFlag(parsed, name)) {
     const eq = pair.indexOf("=");
-    if (eq < 1) throw usage(`Invalid --${name} "${pair}": use KEY=VALUE`);
+    if (eq < 1) throw usage(`Invalid --${name} "${echoed(pair)}": use KEY=VALUE`);
     const key = pair.slice(0, eq);
     if (Object.hasOwn(out, key)) {
       throw usage(
-        `Repeated --${name} "${key}" ("${key}=${out[key]}", then "${pair}"): give each key once`,
+        `Repeated --${name} "${echoed(key)}" ("${echoed(`${key}=${out[key]}`)}", then "${
+          echoed(pair)
+        }"): give each key once`,
       );
     }
     out[key] = pair.slice(eq + 1);
@@ -171,27 +161,81 @@ export function keyValueFlag(parsed: ParsedArgs, name: string): Record<string, s
   return out;
 }
 
-/**
- * A duration (`500ms`, `90s`, `10m`, `2h`, `1d`; a bare number is seconds) in
- * ms: the one parser of every duration flag (`--since`, `--grace`, `--timeout`).
- * @throws {CliError} (64) naming `--flag` when `text` is not such a duration.
- */
-export function parseDuration(text: string, flag = "since"): number {
-  const match = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) {
-    throw usage(`Invalid --${flag} "${text}": give a duration such as 500ms, 90s, 10m, 2h or 1d`);
-  }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? "s"] ?? 1000;
-  return Math.round(Number(match[1]) * unit);
+/** The bounds of a duration flag, ms: see {@linkcode parseDuration}. */
+export interface DurationRange {
+  /** Shortest accepted, ms. Default: 0. */
+  min?: number;
+  /** Longest accepted, ms. Default: no bound. */
+  max?: number;
+}
+
+/** Durations that usage errors show as examples, with their length in ms. */
+const DURATION_EXAMPLES: readonly (readonly [string, number])[] = [
+  ["500ms", 500],
+  ["90s", 90_000],
+  ["10m", 600_000],
+  ["2h", 7_200_000],
+  ["1d", 86_400_000],
+];
+
+/** Units of a duration, longest first, in ms. */
+const DURATION_UNITS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+
+/** `ms` in the longest unit that writes it whole: 600000 as `10m`, 1500 as `1500ms`. */
+export function formatDuration(ms: number): string {
+  const unit = Object.entries(DURATION_UNITS).find(([, size]) => ms > 0 && ms % size === 0);
+  return unit ? `${ms / unit[1]}${unit[0]}` : `${ms}ms`;
 }
 
 /**
- * A duration flag (see {@linkcode parseDuration}) in ms, or `fallback`.
- * @throws {CliError} (64) when the value is not such a duration.
+ * A duration (`500ms`, `90s`, `10m`, `2h`, `1d`; a bare number is seconds) in
+ * ms: the one parser of every duration flag (`--since`, `--grace`, `--timeout`).
+ * A duration outside `range` is refused as a malformed one is, with the same
+ * message: the range, and examples within it.
+ * @throws {CliError} (64) naming `--flag` when `text` is not such a duration.
  */
-export function durationFlag(parsed: ParsedArgs, name: string, fallback: number): number {
+export function parseDuration(text: string, flag = "since", range: DurationRange = {}): number {
+  const min = range.min ?? 0;
+  const max = range.max ?? Infinity;
+  const match = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m|h|d)?$/.exec(text.trim());
+  const ms = match
+    ? Math.round(
+      Number(match[1]) * DURATION_UNITS[(match[2] ?? "s") as keyof typeof DURATION_UNITS],
+    )
+    : NaN;
+  if (ms >= min && ms <= max) return ms;
+  const bounds = min > 0 && max < Infinity
+    ? ` from ${formatDuration(min)} to ${formatDuration(max)}`
+    : min > 0
+    ? ` of at least ${formatDuration(min)}`
+    : max < Infinity
+    ? ` of at most ${formatDuration(max)}`
+    : "";
+  const fitting = DURATION_EXAMPLES.filter(([, size]) => size >= min && size <= max).map(([e]) =>
+    e
+  );
+  const examples = fitting.length > 1
+    ? `${fitting.slice(0, -1).join(", ")} or ${fitting.at(-1)}`
+    : fitting[0] ?? formatDuration(max);
+  throw usage(
+    `Invalid --${flag} "${echoed(text)}": give a duration${bounds}${
+      bounds ? "," : ""
+    } such as ${examples}`,
+  );
+}
+
+/**
+ * A duration flag (see {@linkcode parseDuration}) in ms within `range`, or `fallback`.
+ * @throws {CliError} (64) when the value is not such a duration, or is outside `range`.
+ */
+export function durationFlag(
+  parsed: ParsedArgs,
+  name: string,
+  fallback: number,
+  range: DurationRange = {},
+): number {
   const value = stringFlag(parsed, name);
-  return value === undefined ? fallback : parseDuration(value, name);
+  return value === undefined ? fallback : parseDuration(value, name, range);
 }
 
 /** What {@linkcode checkId} checks: the API's own patterns, so no request is sent with one it refuses. */
@@ -237,7 +281,9 @@ export function checkId(kind: IdKind, value: string, options: CheckIdOptions = {
     ID_KINDS[kind].example;
   const form = (checked.error.issues[0]?.message ?? "").replace(/^must be /, "");
   throw usage(
-    `Invalid ${what} "${value}": ${flag ? `${flag} takes` : "give"} ${form} (e.g. ${example})`,
+    `Invalid ${what} "${echoed(value)}": ${
+      flag ? `${flag} takes` : "give"
+    } ${form} (e.g. ${example})`,
   );
 }
 
@@ -265,5 +311,7 @@ export function idFlag(parsed: ParsedArgs, name: string, kind: IdKind): string |
  * @throws {CliError} (64) naming the first of `extra` and the help command.
  */
 export function noMoreArgs(command: string, extra: string[]): void {
-  if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd ${command} --help"`);
+  if (extra.length > 0) {
+    throw usage(`Unexpected "${echoed(extra[0]!)}": see "fabricd ${command} --help"`);
+  }
 }

@@ -25,6 +25,18 @@ export function usage(message: string): CliError {
   return new CliError(message, EXIT.USAGE);
 }
 
+/** Most characters of the user's input that an error message repeats. */
+export const MAX_ECHOED_CHARS = 200;
+
+/**
+ * `text` (a flag's value, an argument) as an error message repeats it: whole
+ * up to {@linkcode MAX_ECHOED_CHARS} characters, else their first ones and
+ * "…", so that a 100 KB argument does not come back in full.
+ */
+export function echoed(text: string): string {
+  return text.length > MAX_ECHOED_CHARS ? `${text.slice(0, MAX_ECHOED_CHARS)}…` : text;
+}
+
 /** Maps any error to a CliError with the documented exit code. */
 export function toCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;

@@ -33,7 +33,8 @@ when it is opened) with
   --fabric FILE the fabric file (default: FABRIC_FILE, then ~/.fabric/fabric.yaml)
 
 Exit codes: 0 written; 64 usage; 69 the registry does not answer (start the
-fabric with "fabricd up"); 73 FILE cannot be written; 78 no fabric file.
+fabric with "fabricd up"); 73 FILE cannot be written, or is a directory
+(checked before anything is read or written); 78 no fabric file.
 `;
 
 /** Runs `fabricd report`. */
@@ -58,6 +59,7 @@ export async function reportCommand(args: string[]): Promise<number> {
   const outFlag = stringFlag(parsed, "out");
   if (outFlag === "") throw usage("Empty --out: give a file name, or leave --out out");
   const out = resolve(outFlag ?? "report.html");
+  await refuseDirectory(out);
   const context = await loadContext(dir === undefined ? fabricFlag : join(dir, "fabric.yaml"));
   const input = await collectReport(context);
   const html = reportHtml(input);
@@ -67,6 +69,21 @@ export async function reportCommand(args: string[]): Promise<number> {
     `fabricd report: wrote ${out} (${input.services.length} services, ${transitions} transitions)`,
   );
   return EXIT.OK;
+}
+
+/**
+ * Refuses an `--out` that names a directory, before the fabric is read or
+ * anything written (the temporary file would go beside it, into its parent).
+ * @throws {CliError} (73) naming the directory and a file to give instead.
+ */
+async function refuseDirectory(path: string): Promise<void> {
+  const info = await Deno.stat(path).catch(() => null);
+  if (!info?.isDirectory) return;
+  throw new CliError(
+    `Cannot write the report to "${path}": it is a directory: give a file name for --out ` +
+      `(e.g. --out ${join(path, "report.html")})`,
+    EXIT_CANNOT_CREATE,
+  );
 }
 
 /**

@@ -44,8 +44,10 @@ answers once it is ALIVE.
   --json          print each answer as one line of JSON
 
 Exit codes: 0 when every spawn succeeded; otherwise the code of the first
-failure (69 unreachable, 64 refused request, 1 other), after the services that
-did start were printed: they keep running.
+failure, after the services that did start were printed: they keep running.
+69 unreachable: the child could not reach its parent, an ssh:// host that does
+not resolve, route or answer, or no image to ship; 64 refused request; 1 other
+(an ssh login or host key refused too: the message says what to fix).
 
 "fabricd spawn --role ROLE --help" lists the role's options.
 `;

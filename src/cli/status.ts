@@ -50,11 +50,14 @@ export async function statusCommand(args: string[]): Promise<number> {
   }
   const [id, ...extra] = parsed.positionals;
   if (extra.length > 0) throw usage(`Unexpected "${extra[0]}": see "fabricd status --help"`);
-  if (id && parsed.flags.prune) throw usage("--prune works on the whole fabric: give no ID");
-  if (id) checkId("service", id);
+  // An empty ID ("") is an ID all the same: refused as every command refuses it, never the whole tree.
+  if (id !== undefined && parsed.flags.prune) {
+    throw usage("--prune works on the whole fabric: give no ID");
+  }
+  if (id !== undefined) checkId("service", id);
   const filter = listFilterOf(parsed);
   const context = await loadContext(stringFlag(parsed, "fabric"));
-  if (id) {
+  if (id !== undefined) {
     const target = await targetOf(context, id);
     const started = performance.now();
     const answer = await context.client.call<ServiceStatus>(target, {

@@ -55,10 +55,9 @@ export async function stopCommand(args: string[]): Promise<number> {
   }
   if (all && only) throw usage("--only names services: give IDs instead of --all");
   for (const id of parsed.positionals) checkId("service", id);
-  const graceMs = parsed.flags.grace === undefined ? undefined : durationFlag(parsed, "grace", 0);
-  if (graceMs !== undefined && graceMs > MAX_GRACE_MS) {
-    throw usage(`Invalid --grace "${stringFlag(parsed, "grace")}": give at most 10m`);
-  }
+  const graceMs = parsed.flags.grace === undefined
+    ? undefined
+    : durationFlag(parsed, "grace", 0, { max: MAX_GRACE_MS });
   const context = await loadContext(stringFlag(parsed, "fabric"));
   if (!all) {
     const records = await context.registry.list();

@@ -22,7 +22,7 @@ import {
   rangeFlag,
   stringFlag,
 } from "./args.ts";
-import { CliError, usage } from "./cli_error.ts";
+import { CliError, echoed, usage } from "./cli_error.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { NotAliveError, recordOf, serviceOf } from "./_service_of.ts";
 import { ENDED_STATES, FINAL_STATES } from "../registry/state_machine.ts";
@@ -53,7 +53,8 @@ fabricd task cancel TASK_ID
            FAILED, CANCELED) on the pub/sub service until it ends, and exits 0 only
            on DONE; --timeout D (e.g. 30s, 5m) gives up after D with exit 1, the task
            staying on the queue. When no agent takes tasks from the queue after 2 s,
-           --wait says so on stderr ("waiting: no agent takes tasks from queue X").
+           --wait says so on stderr ("waiting: no agent takes tasks from queue X", or
+           'from queue "NAME" of X' for a --queue-name other than tasks).
            The task ID (--id, or a new random one) is the put's idempotency key: a
            put whose answer was lost is sent again (for up to 60 s, backing off)
            and stored once; submitting the same --id again stores nothing new.
@@ -148,7 +149,9 @@ function oneTaskId(rest: string[], action: string): string {
 /** A task ID as the queue takes it. @throws {CliError} (64) otherwise. */
 function checkTaskId(id: string): string {
   if (!TASK_ID.test(id)) {
-    throw usage(`Invalid task ID "${id}": give 1-64 letters, digits, '_' or '-' (e.g. tsk-1a2b)`);
+    throw usage(
+      `Invalid task ID "${echoed(id)}": give 1-64 letters, digits, '_' or '-' (e.g. tsk-1a2b)`,
+    );
   }
   return id;
 }
@@ -187,7 +190,7 @@ async function submissionOf(parsed: ParsedArgs, command: string[]): Promise<Subm
   const id = checkTaskId(stringFlag(parsed, "id") ?? `tsk-${crypto.randomUUID().slice(0, 8)}`);
   const timeoutMs = parsed.flags.timeout === undefined
     ? undefined
-    : durationFlag(parsed, "timeout", 0);
+    : durationFlag(parsed, "timeout", 0, { min: 1 }); // 0 would give up before the task is put
   if (timeoutMs !== undefined && !parsed.flags.wait) throw usage("--timeout goes with --wait");
   const cwd = stringFlag(parsed, "cwd");
   if (cwd === "") throw usage("Empty --cwd: give a directory, or leave --cwd out");

@@ -6,7 +6,7 @@
  */
 import { join } from "../base/paths.ts";
 import { sleep } from "../config/retry.ts";
-import { explainSshFailure } from "./ssh_failure.ts";
+import { explainSshFailure, SshError, sshUnreachable } from "./ssh_failure.ts";
 import {
   endOrphanMasters,
   type OrphanMaster,
@@ -14,20 +14,13 @@ import {
   userControlPath,
 } from "./_control_sockets.ts";
 
+export { SshError };
+
 /** Where and how to connect: `ssh://[user@]host[:port]`. */
 export interface SshTarget {
   host: string;
   user?: string;
   port?: number;
-}
-
-/** A failure of ssh itself (not of the remote command), with advice. */
-export class SshError extends Error {
-  /** Builds the error. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SshError";
-  }
 }
 
 /** Options of {@linkcode SshConnection}. */
@@ -159,8 +152,10 @@ export class SshConnection {
     master.status.then((status) => (ended = status));
     while (Date.now() < deadline) {
       if (ended) {
+        const stderr = await errors;
         throw new SshError(
-          this.#noUserMaster(userPath, explainSshFailure(this.target.host, await errors)),
+          this.#noUserMaster(userPath, explainSshFailure(this.target.host, stderr)),
+          { unreachable: sshUnreachable(stderr) },
         );
       }
       if (await this.#check()) {
@@ -181,10 +176,13 @@ export class SshConnection {
     } catch {
       // Already gone.
     }
-    throw new SshError(this.#noUserMaster(
-      userPath,
-      `Cannot connect to ${this.target.host}: no answer within ${this.#options.connectTimeoutS} s (ConnectTimeout)`,
-    ));
+    throw new SshError(
+      this.#noUserMaster(
+        userPath,
+        `Cannot connect to ${this.target.host}: no answer within ${this.#options.connectTimeoutS} s (ConnectTimeout)`,
+      ),
+      { unreachable: true },
+    );
   }
 
   /** `message`, and when the user has a ControlPath, that no master answered on it. */
@@ -222,7 +220,9 @@ export class SshConnection {
       // The master connection still looks open but the host does not answer
       // (a cut link): drop it so the next use connects afresh.
       await this.close();
-      throw new SshError(`No answer from ${this.target.host} within ${timeoutMs / 1000} s`);
+      throw new SshError(`No answer from ${this.target.host} within ${timeoutMs / 1000} s`, {
+        unreachable: true,
+      });
     }
     return {
       code: out.code,

@@ -1,8 +1,23 @@
 /**
- * What ssh's stderr means for the user: a failed connection turned into a
- * message that says what to do.
+ * What ssh's failures mean for the user: a failed connection turned into a
+ * message that says what to do, and whether the host was reachable at all.
  * @module
  */
+
+/** A failure of ssh itself (not of the remote command), with advice. */
+export class SshError extends Error {
+  /**
+   * The host could not be reached at all (name, route, port, time): a spawn
+   * failing so exits 69. False for a refused login or host key.
+   */
+  readonly unreachable: boolean;
+  /** Builds the error. */
+  constructor(message: string, options?: ErrorOptions & { unreachable?: boolean }) {
+    super(message, options);
+    this.name = "SshError";
+    this.unreachable = options?.unreachable ?? false;
+  }
+}
 
 /** Turns ssh's stderr into a message that says what to do. */
 export function explainSshFailure(host: string, stderr: string): string {
@@ -25,4 +40,16 @@ export function explainSshFailure(host: string, stderr: string): string {
     return `Cannot resolve ${host}: check the name or add a Host entry to ~/.ssh/config`;
   }
   return `Cannot connect to ${host}: ${text.split("\n").filter(Boolean).pop() ?? "ssh failed"}`;
+}
+
+/**
+ * Whether ssh's stderr says that the host could not be reached at all: its
+ * name does not resolve, no route, the network is down, nothing listens on
+ * the port, or the connection timed out. A spawn that fails so exits 69
+ * (unreachable); a refused login or host key is the operator's to fix and
+ * exits 1 with what to do.
+ */
+export function sshUnreachable(stderr: string): boolean {
+  return /Could not resolve hostname|Name or service not known|No address associated|No route to host|Network is unreachable|Connection refused|timed out/i
+    .test(stderr);
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import * as z from "zod";
+import { issueText } from "./issue_text.ts";
 import {
   HISTORY_STATES,
   MESSAGE_ID,
@@ -98,14 +99,17 @@ export const batchFrameSchema = z.strictObject({
   ref,
 });
 
-/** "Invalid field "x": why" for the first issue of a failed parse. */
-export function _invalidField(error: z.ZodError, kind: string): string {
+/**
+ * "Invalid field "x": why" for the first issue of a failed parse of `input`
+ * (given, a missing field reads "required: give ...": see `issue_text.ts`).
+ */
+export function _invalidField(error: z.ZodError, kind: string, input?: unknown): string {
   const issue = error.issues[0];
   if (!issue) return `Invalid ${kind}`;
   const field = issue.code === "unrecognized_keys"
     ? issue.keys[0] ?? "(unknown)"
     : issue.path.map(String).join(".") || "(whole)";
-  const why = issue.code === "unrecognized_keys" ? "is not a known field" : issue.message;
+  const why = issue.code === "unrecognized_keys" ? "is not a known field" : issueText(issue, input);
   return `Invalid ${kind} "${field}": ${why}`;
 }
 

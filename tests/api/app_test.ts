@@ -389,3 +389,54 @@ Deno.test("createApp() answers 413 to a bootstrap body over 16 KiB, before readi
   assert.match((await answer.json()).error, /larger than 16384 bytes/);
   assert.equal(calls.length, 0);
 });
+
+Deno.test("createApp() reads a body sent without a JSON Content-Type as JSON: 400 Malformed JSON when it is not", async () => {
+  const { app, calls } = fixture();
+  const post = async (type: string | null, body: string) => {
+    const answer = await app.request("http://fabric.test/v1/bootstrap", {
+      method: "POST",
+      headers: type === null ? {} : { "content-type": type },
+      body,
+    });
+    return { status: answer.status, error: String((await answer.json()).error) };
+  };
+  // curl -d garbage: form-urlencoded; and no Content-Type, and text/plain.
+  for (
+    const type of ["application/x-www-form-urlencoded", null, "text/plain", "application/json"]
+  ) {
+    assert.deepEqual(await post(type, "garbage"), {
+      status: 400,
+      error: "Malformed JSON in request body",
+    }, String(type));
+    assert.deepEqual(await post(type, "\xff{"), {
+      status: 400,
+      error: "Malformed JSON in request body",
+    }, String(type));
+  }
+  // JSON under another Content-Type is validated as sent, not as {}: the answer names what is wrong.
+  const sent = await post("application/x-www-form-urlencoded", JSON.stringify({ id: "BAD ID" }));
+  assert.equal(sent.status, 400);
+  assert.match(sent.error, /^Invalid field "id": /);
+  assert.doesNotMatch(sent.error, /required/);
+  const partial = await post("text/plain", JSON.stringify({ id: "spw-1a2b3c4d" }));
+  assert.equal(partial.error, 'Invalid field "handle": required: give a string');
+  assert.equal(calls.length, 0);
+  const key = "A".repeat(43);
+  const valid = {
+    id: "spw-1a2b3c4d",
+    handle: "B".repeat(22),
+    publicKey: key,
+    endpoint: "http://127.0.0.1:8080",
+    signingKey: key,
+    proof: key,
+    host: "h",
+    pid: 1,
+  };
+  await app.request("http://fabric.test/v1/bootstrap", {
+    method: "POST",
+    headers: { "content-type": "text/plain" },
+    body: JSON.stringify(valid),
+  });
+  assert.deepEqual(calls.map((c) => c.name), ["bootstrap"]);
+  assert.deepEqual(calls[0]!.arg, valid);
+});

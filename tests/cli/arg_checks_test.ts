@@ -82,11 +82,27 @@ const USAGE_BEFORE_LOADING: Case[] = [
   { args: ["stop", "a/../b"], stderr: /Invalid service ID "a\/\.\.\/b"/ },
   { args: ["logs", "BAD/ID"], stderr: /Invalid service ID "BAD\/ID"/ },
   { args: ["status", "BAD/ID"], stderr: /Invalid service ID "BAD\/ID"/ },
+  // An empty ID is refused wherever an ID is taken: "status" never shows the whole tree for it.
+  { args: ["status", ""], stderr: /Invalid service ID "": give 2-63/ },
+  { args: ["status", "", "--json"], stderr: /Invalid service ID ""/ },
+  { args: ["restart", ""], stderr: /Give one service ID/ },
+  { args: ["revoke", ""], stderr: /Give one service ID/ },
+  { args: ["logs", ""], stderr: /Give the ID of a service/ },
+  { args: ["forget", ""], stderr: /Invalid service ID ""/ },
+  { args: ["stop", ""], stderr: /Invalid service ID ""/ },
+  { args: ["task", "show", ""], stderr: /Give one task ID/ },
+  { args: ["pilot", "cancel", ""], stderr: /Give one pilot ID/ },
+  { args: ["session", "close", ""], stderr: /Invalid session ID ""/ },
   { args: ["status", "--under", "a b"], stderr: /Invalid service ID "a b": --under takes/ },
   { args: ["events", "--service", "x/y"], stderr: /Invalid service ID "x\/y": --service/ },
   {
     args: ["stop", "spw-1a2b3c4d", "--grace", "11m"],
-    stderr: /Invalid --grace "11m": give at most 10m/,
+    stderr: /Invalid --grace "11m": give a duration of at most 10m, such as 500ms, 90s or 10m$/m,
+  },
+  {
+    // The examples fit the flag's range: no "2h or 1d" for a grace of at most 10m.
+    args: ["stop", "spw-1a2b3c4d", "--grace", "bogus"],
+    stderr: /Invalid --grace "bogus": give a duration of at most 10m, such as 500ms, 90s or 10m$/m,
   },
   {
     args: ["spawn", "--role", "spawner", "--via", "a/../b"],
@@ -110,7 +126,26 @@ const USAGE_BEFORE_LOADING: Case[] = [
   { args: ["task", "submit"], stderr: /Give the command after "--"/ },
   { args: ["task", "list", "--state", "bogus"], stderr: /Invalid --state "BOGUS": use one of/ },
   { args: ["task", "list", "extra"], stderr: /Unexpected "extra"/ },
+  // --limit: one message, the range it takes, whatever was wrong.
+  {
+    args: ["task", "list", "--limit", "abc"],
+    stderr: /Invalid --limit "abc": give a whole number from 1 to 1000/,
+  },
+  {
+    args: ["task", "list", "--limit", "0"],
+    stderr: /Invalid --limit "0": give a whole number from 1 to 1000/,
+  },
+  {
+    args: ["task", "list", "--limit", "1001"],
+    stderr: /Invalid --limit "1001": give a whole number from 1 to 1000/,
+  },
   { args: ["task", "show", "a b"], stderr: /Invalid task ID "a b"/ },
+  {
+    // A 100 KB ID comes back as its first 200 characters and "…", not in full.
+    args: ["task", "submit", "--id", `${"t".repeat(100_000)}!`, "--", "/bin/true"],
+    stderr: /^fabricd: Invalid task ID "t{200}…": give 1-64 letters, digits/,
+  },
+  { args: ["revoke", "s".repeat(100_000)], stderr: /^fabricd: Invalid service ID "s{200}…": give/ },
   { args: ["task", "cancel"], stderr: /Give one task ID/ },
   {
     args: ["task", "submit", "--queue-name", "bad name!", "--", "/bin/echo", "hi"],
@@ -121,6 +156,15 @@ const USAGE_BEFORE_LOADING: Case[] = [
     stderr: /Invalid service ID "zz\/\.\.\/que-1": --queue takes .*que-1a2b3c4d/,
   },
   { args: ["task", "submit", "--timeout", "5s", "--", "/bin/echo"], stderr: /--timeout goes/ },
+  // A zero timeout would give up at once, after the task is put: refused before, with the range.
+  {
+    args: ["task", "submit", "--wait", "--timeout", "0", "--", "/bin/true"],
+    stderr: /Invalid --timeout "0": give a duration of at least 1ms, such as 500ms/,
+  },
+  {
+    args: ["task", "submit", "--wait", "--timeout", "0s", "--", "/bin/true"],
+    stderr: /Invalid --timeout "0s": give a duration of at least 1ms/,
+  },
   { args: ["task", "submit", "--", ""], stderr: /Give the command after "--"/ },
   { args: ["task", "submit", "--cwd", "", "--", "/bin/true"], stderr: /Empty --cwd/ },
   {
@@ -213,11 +257,15 @@ Deno.test("fabricd names a flag given before the command, helps with help CMD, a
   const help = await runFabricd(["help", "status"]);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /^fabricd status \[ID\]/);
-  for (const name of ["constructor", "toString", "__proto__"]) {
+  for (const name of ["constructor", "toString", "__proto__", "bogus", ""]) {
     const out = await runFabricd([name]);
     assert.equal(out.code, 64, `${name}: ${out.stderr}`);
     assert.match(out.stderr, new RegExp(`unknown command "${name}"`));
+    // "help NAME" of an unknown NAME is the same usage error, with the commands there are.
     const helped = await runFabricd(["help", name]);
-    assert.equal(helped.code, 0, `help ${name}: ${helped.stderr}`);
+    assert.equal(helped.code, 64, `help ${name}: ${helped.stderr}`);
+    assert.match(helped.stderr, new RegExp(`unknown command "${name}": use one of init, up, `));
+    assert.match(helped.stderr, /status, .*report, help or version/);
+    assert.equal(helped.stdout, "", `help ${name}`);
   }
 });

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { type FlagSpec, keyValueFlag, parseFlags } from "../../src/cli/args.ts";
-import { CliError } from "../../src/cli/cli_error.ts";
+import {
+  checkId,
+  type FlagSpec,
+  keyValueFlag,
+  noMoreArgs,
+  parseDuration,
+  parseFlags,
+  rangeFlag,
+} from "../../src/cli/args.ts";
+import { CliError, echoed } from "../../src/cli/cli_error.ts";
 
 const SPEC: Record<string, FlagSpec> = {
   fabric: { type: "string" },
@@ -87,4 +95,35 @@ Deno.test("keyValueFlag() reads KEY=VALUE pairs and refuses a repeated key", () 
       return true;
     },
   );
+});
+
+Deno.test("usage errors repeat at most 200 characters of the input, then an ellipsis", () => {
+  const huge = "x".repeat(100_000);
+  const capped = (message: string, before: string): void => {
+    assert.ok(message.length < 600, `${message.length} characters: ${message.slice(0, 80)}`);
+    assert.ok(message.startsWith(before), message.slice(0, 80));
+    const shown = /^"([^"]*)…"/.exec(message.slice(before.length - 1))?.[1] ?? "";
+    assert.equal(shown.length, 200, message.slice(0, 80));
+  };
+  capped(refusal([`--${huge}`]), 'Unknown flag "');
+  capped(refusal([`-f${huge}`]), 'Unknown flag "');
+  const invalid = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (error) {
+      assert.ok(error instanceof CliError && error.exitCode === 64, String(error));
+      return error.message;
+    }
+    throw new Error("accepted");
+  };
+  capped(invalid(() => checkId("service", huge)), 'Invalid service ID "');
+  capped(invalid(() => checkId("queue", huge, { flag: "--queue-name" })), 'Invalid queue name "');
+  capped(invalid(() => noMoreArgs("ui", [huge])), 'Unexpected "');
+  capped(invalid(() => parseDuration(huge, "grace")), 'Invalid --grace "');
+  const pairs = parseFlags("x", ["--env", huge], { env: { type: "string", multiple: true } });
+  capped(invalid(() => keyValueFlag(pairs, "env")), 'Invalid --env "');
+  const limit = parseFlags("x", ["--limit", huge], { limit: { type: "string" } });
+  capped(invalid(() => rangeFlag(limit, "limit", { min: 1, max: 9 })), 'Invalid --limit "');
+  assert.equal(echoed("short"), "short");
+  assert.equal(echoed("y".repeat(200)), "y".repeat(200));
 });

@@ -6,6 +6,7 @@ import { reportHtml, type ReportService } from "../../src/ui/report_html.ts";
 import type { ServiceState, Transition } from "../../src/types/mod.ts";
 import { EXIT } from "../../src/types/mod.ts";
 import { runFabricd, withLocalFabric, withTempDir } from "../e2e/_fabric.ts";
+import { initFabric } from "../../src/cli/init.ts";
 import { eventually } from "../_eventually.ts";
 import { putTasks, queueCounts, spawnRole } from "../e2e/_ui.ts";
 import { serviceRecord } from "../_fixtures.ts";
@@ -176,4 +177,27 @@ Deno.test({
       assert.equal(both.code, EXIT.USAGE, both.stderr);
     });
   },
+});
+
+Deno.test("fabricd report refuses an --out that is a directory with 73, before it reads or writes anything", async () => {
+  await withTempDir(async (dir) => {
+    // A fabric never brought up: a check after loading it would exit 78 instead.
+    const fabric = join(dir, "fabric.yaml");
+    await initFabric(fabric);
+    const target = join(dir, "out");
+    await Deno.mkdir(target);
+    const before = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    for (const out of [target, `${target}/`]) {
+      const refused = await runFabricd(["report", "--fabric", fabric, "--out", out]);
+      assert.equal(refused.code, EXIT_CANNOT_CREATE, refused.stderr);
+      assert.match(
+        refused.stderr,
+        /Cannot write the report to ".*\/out": it is a directory: give a file name for --out \(e\.g\. --out .*\/out\/report\.html\)/,
+      );
+      assert.doesNotMatch(refused.stderr, /\n\s+at /);
+    }
+    const after = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+    assert.deepEqual(after, before, "nothing written beside it");
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(target)), [], "nothing written in it");
+  });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { explainSshFailure } from "../../src/launchers/ssh_failure.ts";
+import { explainSshFailure, sshUnreachable } from "../../src/launchers/ssh_failure.ts";
 
 // What OpenSSH 9.2 printed against the testnet's gateway (LogLevel ERROR).
 const CHANGED = `@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
@@ -51,4 +51,26 @@ Deno.test("explainSshFailure() keeps its advice for a refused login", () => {
     explainSshFailure("login1", "root@login1: Permission denied (publickey).\n"),
     /^login1 refused our ssh login/,
   );
+});
+
+Deno.test("sshUnreachable() tells a host that cannot be reached from one that refuses", () => {
+  for (
+    const down of [
+      "ssh: Could not resolve hostname nosuchhost: Name or service not known\r\n",
+      "ssh: connect to host 198.19.1.2 port 22: No route to host\r\n",
+      "ssh: connect to host 10.0.0.1 port 22: Network is unreachable\r\n",
+      "ssh: connect to host h port 2222: Connection refused\r\n",
+      "ssh: connect to host h port 22: Connection timed out\r\n",
+    ]
+  ) assert.ok(sshUnreachable(down), down);
+  for (
+    const refused of [
+      CHANGED,
+      UNKNOWN_STRICT,
+      UNKNOWN_ASK,
+      "root@h: Permission denied (publickey).",
+    ]
+  ) {
+    assert.ok(!sshUnreachable(refused), refused);
+  }
 });

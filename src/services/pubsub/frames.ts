@@ -10,6 +10,7 @@ import {
   type ServerFrame,
 } from "../../types/pubsub_frames.ts";
 import { type Broker, type Subscriber, utf8Length } from "./broker.ts";
+import { issueText } from "../../types/issue_text.ts";
 
 /** Room for the frame around the largest message, in bytes. */
 const FRAME_OVERHEAD = 1024;
@@ -84,7 +85,7 @@ function apply(broker: Broker, subscriber: Subscriber, parsed: unknown): string 
     }
     const issue = result.error.issues[0];
     const field = issue?.path.map(String).join(".") || "(frame)";
-    return `Invalid field "${field}": ${issue?.message ?? "invalid value"}`;
+    return `Invalid field "${field}": ${issue ? issueText(issue, parsed) : "invalid value"}`;
   }
   const frame = result.data;
   try {

@@ -104,7 +104,7 @@ export class QueueSocket {
     if ((value as { op?: unknown } | null)?.op === "batch") {
       const batch = batchFrameSchema.safeParse(value);
       if (!batch.success) {
-        return this.#error(_invalidField(batch.error, "frame field"), refOf(value));
+        return this.#error(_invalidField(batch.error, "frame field", value), refOf(value));
       }
       return this.#batch(batch.data.frames, batch.data.ref);
     }
@@ -127,7 +127,7 @@ export class QueueSocket {
     this.#error(
       nested
         ? 'Invalid frame "batch" in a batch: batches cannot nest, put its frames in the outer batch'
-        : _invalidField(parsed.error, "frame field"),
+        : _invalidField(parsed.error, "frame field", value),
       refOf(value),
     );
   }

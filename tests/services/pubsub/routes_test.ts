@@ -46,7 +46,9 @@ Deno.test("POST /v1/pubsub/publish answers 400 naming the field for a bad topic 
     const cases: [unknown, RegExp][] = [
       [{ topic: "a.*", message: 1 }, /Invalid field "topic"/],
       [{ topic: "a..b", message: 1 }, /Invalid field "topic"/],
-      [{ topic: "a" }, /Invalid field "message"/],
+      // A missing field is called required, with what it must be: not the validator's "Invalid input".
+      [{ topic: "a" }, /^Invalid field "message": required: give any JSON value$/],
+      [{ message: 1 }, /^Invalid field "topic": required: give a string$/],
       [{ topic: "a", message: 1, extra: true }, /Invalid field/],
     ];
     for (const [body, expected] of cases) {
