@@ -117,11 +117,15 @@ export async function stopServices(
   const asked = new Set<string>();
   const refused = new Set<string>();
   const { ids, under } = options;
+  /** The services of `all` this stop is for, running or not. */
+  const scopeOf = (all: ServiceRecord[]): (r: ServiceRecord) => boolean => {
+    const scope = under ? subtreeIds(all, under) : ids ? new Set(ids) : undefined;
+    return (r) => (!scope || scope.has(r.id)) && !refused.has(r.id);
+  };
   /** The running services of `all` this stop is for. */
   const wantedOf = (all: ServiceRecord[]): (r: ServiceRecord) => boolean => {
-    const scope = under ? subtreeIds(all, under) : ids ? new Set(ids) : undefined;
-    return (r) =>
-      RUNNING_STATES.includes(r.state) && (!scope || scope.has(r.id)) && !refused.has(r.id);
+    const inScope = scopeOf(all);
+    return (r) => RUNNING_STATES.includes(r.state) && inScope(r);
   };
   const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
   /** Services asked but never reached, with why: reported at the end unless stopped. */
@@ -187,8 +191,9 @@ export async function stopServices(
       })
     );
   }
-  // Registries last: the others record STOPPED in them on the way out.
   all = await registry.list();
+  for (const id of await keepDown(registry, all.filter(scopeOf(all)), options)) stopped.add(id);
+  // Registries last: the others record STOPPED in them on the way out.
   const registries = wantedOf(all);
   for (const record of all.filter((r) => registries(r) && unreached.has(r.id))) {
     options.onUnreachable?.(record, unreached.get(record.id)!);
@@ -207,6 +212,35 @@ export async function stopServices(
     }
   }
   return stopped.size;
+}
+
+/**
+ * Records `STOPPED` each of `records` that is `DEAD`, which its parent would
+ * restart: a stopped service stays down, whatever its state when the stop
+ * came (a `FAILED` one is left to tell why it failed). Returns the IDs recorded.
+ */
+async function keepDown(
+  registry: RegistryClient,
+  records: ServiceRecord[],
+  options: StopServicesOptions,
+): Promise<string[]> {
+  const recorded: string[] = [];
+  for (const record of records.filter((r) => r.state === "DEAD")) {
+    options.onStop?.(record);
+    await registry.transition(record.id, {
+      incarnation: record.incarnation,
+      to: "STOPPED",
+      reason: `${options.reason}: it was ${record.state}, and is not restarted`,
+    }).then(
+      () => recorded.push(record.id),
+      (error) =>
+        log("stop").debug("Cannot record {id} STOPPED: {error}", {
+          id: record.id,
+          error: String(error),
+        }),
+    );
+  }
+  return recorded;
 }
 
 /** Whether `record` runs, or is a spawn whose spawner still runs to finish it. */

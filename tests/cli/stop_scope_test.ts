@@ -74,3 +74,28 @@ Deno.test("stopServices() reports a service that refuses its stop (4xx) once and
   assert.equal(asks, 1, "a refusal is not asked again for 30 s");
   assert.deepEqual(refused, ['spw-0000000a: Invalid field "graceMs"']);
 });
+
+Deno.test("stopServices() records a named DEAD service STOPPED, so its parent does not restart it", async () => {
+  const registry = fakeRegistry([
+    serviceRecord("spw-0000000a", { endpoint: "http://127.0.0.1:9" }),
+    serviceRecord("agt-0000000b", {
+      role: "agent",
+      state: "DEAD",
+      parent: "spw-0000000a",
+      route: ["spw-0000000a", "agt-0000000b"],
+    }),
+  ]);
+  const client = {
+    call: () => Promise.reject(new Error("nothing runs to be asked")),
+  } as unknown as FabricClient;
+  const printed: string[] = [];
+  const stopped = await stopServices(client, registry.client, {
+    reason: "test",
+    ids: ["agt-0000000b"],
+    onStop: (record) => printed.push(record.id),
+  });
+  assert.equal(stopped, 1);
+  assert.deepEqual(printed, ["agt-0000000b"]);
+  assert.equal(registry.records.get("agt-0000000b")!.state, "STOPPED");
+  assert.equal(registry.records.get("spw-0000000a")!.state, "ALIVE");
+});
