@@ -6,6 +6,7 @@
  * `host` labels.
  * @module
  */
+import { readCapped } from "../base/read_capped.ts";
 import { eachAtMost } from "../base/at_most.ts";
 import { trustOf } from "../crypto/trust.ts";
 import type { Target } from "../client/fabric_client.ts";
@@ -153,23 +154,7 @@ function escapeLabel(value: string): string {
 }
 
 async function readLimited(answer: Response, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(answer.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) {
-    await answer.body?.cancel();
-    throw new Error(`metrics larger than ${maxBytes} bytes`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of answer.body ?? new ReadableStream<Uint8Array>()) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw new Error(`metrics larger than ${maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return bytes;
+  const read = await readCapped(answer, maxBytes);
+  if (!read.whole) throw new Error(`metrics larger than ${maxBytes} bytes`);
+  return read.bytes;
 }
