@@ -9,7 +9,8 @@ import { eachAtMost } from "../base/at_most.ts";
 import type { RegistryEvent, ServiceRecord, Transition } from "../types/mod.ts";
 import { EXIT } from "../types/mod.ts";
 import { idFlag, parseDuration, parseFlags, stringFlag } from "./args.ts";
-import { unknownService, usage } from "./cli_error.ts";
+import { CliError, unknownService, usage } from "./cli_error.ts";
+import { FabricRequestError } from "../client/fabric_client.ts";
 import { type FabricContext, loadContext } from "./context.ts";
 import { MAX_AUDIT_LINES } from "../registry/rotation_routes.ts";
 import { sleep } from "../config/retry.ts";
@@ -21,7 +22,8 @@ fabricd events --audit [--since D] [--json] [--fabric FILE]
 Prints every state transition of the fabric, oldest first: time, service,
 role, from, to, incarnation and reason.
 
-  -f, --follow     keep printing new transitions as they happen (Ctrl-C ends)
+  -f, --follow     keep printing new transitions as they happen (Ctrl-C ends); a
+                   stream that breaks is followed again for up to 60 s (then 69)
   --since D        only transitions of the last D (e.g. 90s, 10m, 2h, 1d)
   --service ID     only the transitions of service ID (exit 1 when the
                    registry has no such service)
@@ -110,33 +112,74 @@ export async function eventsCommand(args: string[]): Promise<number> {
   return EXIT.OK;
 }
 
-/** Prints every stored transition, then new ones as they come, until SIGINT or SIGTERM. */
-async function followEvents(
-  context: FabricContext,
+/** How long a follow must have run to count as working when it breaks, ms. */
+const WORKED_MS = 5000;
+
+/** How long `--follow` retries a change stream it lost before it gives up (69). */
+export const FOLLOW_RETRY_MS = 60_000;
+
+/**
+ * Prints every stored transition, then new ones as they come, until SIGINT
+ * or SIGTERM (or `signal`). A stream that breaks (the registry restarted, a
+ * connection cut) is followed again from the last transition printed, for
+ * {@linkcode FOLLOW_RETRY_MS} at most.
+ * @throws {CliError} 69 when the registry stays unreachable that long.
+ */
+export async function followEvents(
+  context: Pick<FabricContext, "registry">,
   print: (t: Transition, role: string) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   // The change stream replays every stored transition, then follows.
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
+  signal?.addEventListener("abort", onSignal, { once: true });
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     // A stream the registry ends (a watcher that fell behind is cut off,
     // docs/protocol.md 5.3) resumes after the last transition printed.
     let since = 0;
+    let lostAt: number | null = null;
     while (!stop.signal.aborted) {
-      await context.registry.watch(since, (event: RegistryEvent) => {
-        if (event.kind === "transition" && event.transition) {
-          since = event.seq;
-          print(event.transition, event.record.role);
+      const began = Date.now();
+      try {
+        await context.registry.watch(since, (event: RegistryEvent) => {
+          if (event.kind === "transition" && event.transition) {
+            since = event.seq;
+            print(event.transition, event.record.role);
+          }
+        }, stop.signal);
+      } catch (error) {
+        if (stop.signal.aborted || !retriable(error)) throw error;
+        // A stream that ran a while before it broke worked: a new loss.
+        if (Date.now() - began >= WORKED_MS) lostAt = null;
+        const why = error instanceof Error ? error.message : String(error);
+        if (lostAt !== null && Date.now() - lostAt > FOLLOW_RETRY_MS) {
+          throw new CliError(
+            `Lost the registry's change stream for ${FOLLOW_RETRY_MS / 1000} s (${why}): ` +
+              'check the fabric with "fabricd status", or start it with "fabricd up"',
+            EXIT.UNREACHABLE,
+          );
         }
-      }, stop.signal);
+        if (lostAt === null) {
+          console.error(`events: the change stream broke (${why}); following again...`);
+        }
+        lostAt ??= Date.now();
+      }
       if (!stop.signal.aborted) await sleep(RESUME_MS, stop.signal);
     }
   } finally {
+    signal?.removeEventListener("abort", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+}
+
+/** Whether a broken follow may be retried: no answer, a cut stream or a 5xx, not a refusal. */
+function retriable(error: unknown): boolean {
+  if (error instanceof FabricRequestError) return error.status === 0 || error.status >= 500;
+  return error instanceof TypeError;
 }
 
 async function histories(
