@@ -20,9 +20,12 @@ export interface CheckSqliteStoreOptions {
 
 /** A registry store file that is not a fabricd registry (exit 65: a bad input file). */
 export class ForeignStoreError extends FabricError {
+  /** Why the file is not a registry store, in a few words. */
+  readonly why: string;
   /** Builds the error. */
-  constructor(message: string) {
+  constructor(message: string, why = message) {
     super(message, { status: 500, exitCode: EXIT.DATA });
+    this.why = why;
   }
 }
 
@@ -51,6 +54,7 @@ export function checkSqliteStore(path: string, options: CheckSqliteStoreOptions 
   try {
     const info = Deno.statSync(path);
     if (!info.isFile) {
+      if (options.mustExist) throw lost("is not a file");
       throw new ForeignStoreError(
         `Registry store "${path}" is not a file: give --store sqlite:PATH of a file`,
       );
@@ -65,7 +69,14 @@ export function checkSqliteStore(path: string, options: CheckSqliteStoreOptions 
     if (options.mustExist) throw lost("is empty (0 bytes)");
     return;
   }
-  const tables = tablesOf(path);
+  let tables: Map<string, Set<string>>;
+  try {
+    tables = tablesOf(path);
+  } catch (error) {
+    // The records of a registry that ran on it are lost either way: 79, restore the file.
+    if (!options.mustExist || !(error instanceof ForeignStoreError)) throw error;
+    throw lost(`is not a fabricd registry store (${error.why})`);
+  }
   const problem = schemaProblem(tables);
   if (!problem) {
     if (!options.mustExist || tables.has("services")) return;
@@ -96,10 +107,13 @@ function tablesOf(path: string): Map<string, Set<string>> {
 }
 
 function foreign(path: string, error: unknown): ForeignStoreError {
-  const why = error instanceof Error ? error.message : String(error);
+  const why = `cannot be read as a SQLite database: ${
+    error instanceof Error ? error.message : String(error)
+  }`;
   return new ForeignStoreError(
-    `Registry store "${path}" cannot be read as a SQLite database (${why}); it was left as ` +
-      "it is: give --store sqlite:PATH of another file, or move this one away",
+    `Registry store "${path}" ${why}; it was left as it is: give --store sqlite:PATH of ` +
+      "another file, or move this one away",
+    why,
   );
 }
 

@@ -27,7 +27,7 @@ export const messageIdSchema = z.string().regex(
   "must be a message ID as put returned it (a positive whole number)",
 );
 
-const payload = z.unknown().refine((v) => v !== undefined, "is required: give any JSON value");
+const payload = z.unknown().refine((v) => v !== undefined, "required: give any JSON value");
 
 /** An idempotency key of a put. */
 const key = z.string().regex(PUT_KEY, "must be 1-128 letters, digits, '.', '_', ':' or '-'")

@@ -129,3 +129,20 @@ Deno.test("checkSqliteStore() refuses a file that is not a SQLite database, or a
     assert.deepEqual(snapshot(dir), before);
   });
 });
+
+Deno.test("checkSqliteStore() refuses with StateLostError a store that must exist and is no SQLite file or no file", async () => {
+  await inTempDir((dir) => {
+    const garbage = join(dir, "garbage.db");
+    Deno.writeFileSync(garbage, new TextEncoder().encode("not a database\n".repeat(300)));
+    const before = snapshot(dir);
+    assert.throws(
+      () => checkSqliteStore(garbage, { mustExist: true }),
+      (error: unknown) =>
+        error instanceof StateLostError &&
+        /is not a fabricd registry store \(cannot be read as a SQLite database: .*\): the records of this fabric cannot be picked up again\. Restore the file/
+          .test(error.message),
+    );
+    assert.throws(() => checkSqliteStore(dir, { mustExist: true }), StateLostError);
+    assert.deepEqual(snapshot(dir), before);
+  });
+});
