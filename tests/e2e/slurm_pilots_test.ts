@@ -179,11 +179,18 @@ Deno.test({
           });
         assert.equal((await managerStatus()).pendingPasswords, 1, "the waiting job's password");
         ok(await testnetExec("head", ["scancel", waiting.batch!.jobId]), "scancel");
-        const failed = await eventually(async () => {
+        // Its spawn fails, and its agent is then left STOPPED by the cancelled pilot: no one
+        // restarts it, and a restarted manager reads the pilot as CANCELED.
+        await eventually(async () => {
           const found = (await records()).find((r) => r.id === waiting.id);
-          return found?.state === "FAILED" ? found : undefined;
-        }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "the waiting pilot's spawn failed" });
-        assert.match(failed.lastFailure, /Slurm job \d+ CANCELLED/);
+          return found?.state === "STOPPED" ? found : undefined;
+        }, { timeoutMs: 30_000, intervalMs: PROBE_MS, what: "the waiting pilot's agent STOPPED" });
+        const events = ok(
+          await fabricd(["events", "--service", waiting.id, "--json"]),
+          "events --service",
+        );
+        assert.match(events, /"to":"FAILED"[^}]*Slurm job \d+ CANCELLED/);
+        assert.match(events, /"to":"STOPPED"[^}]*pilot cancelled/);
         assert.equal((await managerStatus()).pendingPasswords, 0);
         assert.equal((await pilots()).find((p) => p.id === waiting.id)!.state, "CANCELED");
       });
@@ -227,20 +234,23 @@ Deno.test({
             assert.equal(now.state, "ALIVE", now.id);
             assert.equal(now.incarnation, 1, `${now.id} was not restarted`);
           }
-          // The new incarnation supervises them: one killed outright is DEAD,
-          // then restarted under its ID as a new job.
+          // The new incarnation follows their jobs: one whose agent is killed outright
+          // ends its job, and the pilot's policy (report) ends the pilot FAILED; its
+          // agent is left FAILED, not restarted outside the policy.
           const victim = beats[0]!;
           const node = adopted.find((p) => p.id === victim.id)!.batch!.nodes as "compute1";
           ok(await testnetExec(node, ["kill", "-9", String(victim.pid)]), "kill -9 the agent");
-          const back = await eventually(async () => {
-            const found = (await records()).find((r) => r.id === victim.id);
-            return found?.state === "ALIVE" && found.incarnation === 2 ? found : undefined;
+          const ended = await eventually(async () => {
+            const pilot = (await pilots()).find((p) => p.id === victim.id);
+            return pilot?.state === "FAILED" && pilot.service === "FAILED" ? pilot : undefined;
           }, {
             timeoutMs: 60_000,
             intervalMs: PROBE_MS,
-            what: "the killed agent ALIVE again as incarnation 2",
+            what: "the killed agent's pilot FAILED by its policy, its agent FAILED",
           });
-          assert.match(back.lastFailure, /./);
+          assert.match(ended.reason, /Slurm job \d+ ended/);
+          const agent = (await records()).find((r) => r.id === victim.id)!;
+          assert.equal(agent.incarnation, 1, "restarted outside the pilot's policy");
         },
       );
 

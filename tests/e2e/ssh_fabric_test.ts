@@ -289,7 +289,7 @@ Deno.test({
             "--on",
             `ssh://${TESTNET_ADDR.head}`,
           ]);
-          assert.equal(out.code, 1);
+          assert.equal(out.code, 69, "unreachable (README's table)");
           assert.match(out.stderr, /Cannot connect to 198\.19\.1\.2/);
           assert.ok(Date.now() - started < 15_000, "slower than the connect timeout");
           const spawner = JSON.parse((await fabricd(["status", root.id, "--json"])).stdout);

@@ -60,11 +60,31 @@ export async function settledAgent(
  * meanwhile (a supervisor's restart, followed as it comes).
  */
 export async function agentDown(deps: PilotDeps, id: string, reason: string): Promise<boolean> {
-  const record = await settledAgent(deps, id);
+  const record = await settledAgent(deps, id) ?? await deadAgent(deps, id, reason);
   if (!record || !["STOPPED", "FAILED", "DEAD"].includes(record.state)) return false;
   if (record.state !== "DEAD") return true;
   return await deps.transition(id, { incarnation: record.incarnation, to: "FAILED", reason })
     .then(() => true, () => false);
+}
+
+/**
+ * The agent of a pilot whose job or start ended, still `ALIVE` or `SUSPECT`
+ * on record (its silence is shorter than the TTL yet): its process ended with
+ * the job, so it is recorded `DEAD` with `reason` (as a parent records a
+ * child whose process it saw exit). Undefined when it is in another state.
+ */
+async function deadAgent(
+  deps: PilotDeps,
+  id: string,
+  reason: string,
+): Promise<ServiceRecord | undefined> {
+  const record = await agentRecord(deps, id);
+  if (!record || !["ALIVE", "SUSPECT"].includes(record.state)) return undefined;
+  const change = { incarnation: record.incarnation, to: "DEAD" as const, reason };
+  return await deps.transition(id, change).then(
+    () => ({ ...record, state: "DEAD" as const }),
+    () => undefined,
+  );
 }
 
 /**

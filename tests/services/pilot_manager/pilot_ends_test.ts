@@ -4,6 +4,7 @@
  * (docs/services.md "Pilot states and the failure policy").
  */
 import assert from "node:assert/strict";
+import { eventually } from "../../_eventually.ts";
 import { pilotEnd } from "../../../src/services/pilot_manager/_pilot_end.ts";
 import { harness, REQUEST, settled } from "./_harness.ts";
 
@@ -76,6 +77,21 @@ Deno.test("PilotManager resubmits a pilot whose job ended under its agent itself
   assert.deepEqual(transitions.map((t) => [t.id, t.to]), [[id, "FAILED"]]);
   assert.equal((await manager.get(id))?.resubmits, 1);
   assert.equal(manager.restartable(id), false, "its resubmission is under way");
+  await manager.stop();
+});
+
+Deno.test("PilotManager records DEAD an agent still ALIVE on record whose job ended, and resubmits it", async () => {
+  const { manager, spawns, job, transitions } = harness();
+  const [pilot] = await manager.submit({ ...REQUEST, count: 1 });
+  const id = pilot!.id;
+  job(id, "RUNNING", "running");
+  spawns[0]!.settle(true);
+  await settled();
+  // Killed outright: its job ended, but its record is ALIVE until the TTL passes.
+  job(id, "FAILED", "ended");
+  await eventually(() => spawns.length === 2, { timeoutMs: 15_000, what: "a resubmission" });
+  assert.equal(spawns[1]!.request.restart, id);
+  assert.deepEqual(transitions.map((t) => [t.id, t.to]), [[id, "DEAD"], [id, "FAILED"]]);
   await manager.stop();
 });
 
