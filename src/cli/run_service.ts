@@ -358,9 +358,7 @@ async function configureByAnswer(service: FabricService, request: ConfigureReque
     await service.configure(request, true);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    // The role's own words: the log line says "Cannot pick up the old state" once.
-    const lost = message.replace(/^Cannot pick up the old state: /, "");
-    if (service.exitCode === EXIT.STATE_LOST) throw new StateLostError(lost);
+    if (error instanceof Error && error.cause instanceof StateLostError) throw error.cause;
     if (!(error instanceof FabricRequestError)) throw new BootstrapError(message, EXIT.CONFIG);
     const code = error.status > 0 && error.status < 500 ? EXIT.REFUSED : EXIT.UNREACHABLE;
     throw new BootstrapError(`Parent refused the ready report: ${message}`, code);

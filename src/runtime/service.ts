@@ -290,7 +290,7 @@ export class FabricService implements ServiceHandlers {
       if (!(error instanceof StateLostError)) throw error;
       this.exitCode = EXIT.STATE_LOST;
       this.#stopRequested(`state lost: ${error.message}`);
-      throw new ConflictError(`Cannot pick up the old state: ${error.message}`);
+      throw new ConflictError(`Cannot pick up the old state: ${error.message}`, { cause: error });
     }
     return {
       id: record.id,

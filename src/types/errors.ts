@@ -28,8 +28,8 @@ export class FabricError extends Error {
 /** A request that conflicts with the service's state (HTTP 409). */
 export class ConflictError extends FabricError {
   /** Builds the error. */
-  constructor(message: string) {
-    super(message, { status: 409 });
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { status: 409 }, options);
   }
 }
 
