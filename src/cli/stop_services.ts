@@ -12,7 +12,7 @@ import type { RegistryClient } from "../client/registry_client.ts";
 import { relayHops, targetFor } from "../client/route.ts";
 import type { ServiceRecord } from "../types/mod.ts";
 import { subtreeIds } from "../registry/record_filter.ts";
-import { FINAL_STATES, PENDING_STATES } from "../registry/state_machine.ts";
+import { FINAL_STATES, PENDING_STATES, RUNNING_STATES } from "../registry/state_machine.ts";
 
 /** Options of {@linkcode stopServices}. */
 export interface StopServicesOptions {
@@ -130,12 +130,16 @@ export async function stopServices(
   const timeoutMs = options.timeoutMs ?? (options.graceMs ?? 10_000) + 5000;
   /** Services asked but never reached, with why: reported at the end unless stopped. */
   const unreached = new Map<string, string>();
-  const stopGroup = async (group: ServiceRecord[], all: ServiceRecord[]): Promise<void> => {
+  const stopGroup = async (
+    group: ServiceRecord[],
+    all: ServiceRecord[],
+    byId: ReadonlyMap<string, ServiceRecord>,
+  ): Promise<void> => {
     await Promise.all(group.map(async (record) => {
-      const routes = [targetOrNull(record, all), directTarget(record, all)]
+      const routes = [targetOrNull(record, all), directTarget(record, byId)]
         .filter((t): t is Target => t !== null);
       if (routes.length === 0) {
-        unreached.set(record.id, cutRoute(record, all) ?? `it has no endpoint (${record.state})`);
+        unreached.set(record.id, cutRoute(record, byId) ?? `it has no endpoint (${record.state})`);
         return;
       }
       if (!asked.has(record.id)) options.onStop?.(record);
@@ -156,7 +160,7 @@ export async function stopServices(
       }
       unreached.set(
         record.id,
-        cutRoute(record, all) ??
+        cutRoute(record, byId) ??
           `it does not answer; it runs as PID ${record.pid} on ${record.host}: kill it there`,
       );
     }));
@@ -169,12 +173,13 @@ export async function stopServices(
   for (let quiet = 0; quiet < 2 && Date.now() < deadline;) {
     all = await registry.list();
     const wanted = wantedOf(all);
+    const byId = new Map(all.map((r) => [r.id, r]));
     const records = all.filter((r) =>
       wanted(r) && r.role !== "registry" && canComeUp(r, all) &&
-      !(unreached.has(r.id) && cutRoute(r, all) !== undefined)
+      !(unreached.has(r.id) && cutRoute(r, byId) !== undefined)
     );
     quiet = records.length === 0 ? quiet + 1 : 0;
-    for (const group of stopOrder(records)) await stopGroup(group, all);
+    for (const group of stopOrder(records)) await stopGroup(group, all, byId);
     if (quiet < 2) await sleep(500);
   }
   const left = wantedOf(all);
@@ -250,15 +255,8 @@ function canComeUp(record: ServiceRecord, all: ServiceRecord[]): boolean {
   return parent !== undefined && ["ALIVE", "SUSPECT"].includes(parent.state);
 }
 
-/** States of a service that may still have a process running. */
-export const RUNNING_STATES: readonly string[] = [
-  "LAUNCHING",
-  "BOOTSTRAPPING",
-  "CONFIGURING",
-  "RESTARTING",
-  "ALIVE",
-  "SUSPECT",
-];
+/** States of a service that may still have a process running (re-exported for `stop`). */
+export { RUNNING_STATES };
 
 function targetOrNull(record: ServiceRecord, all: ServiceRecord[]): Target | null {
   try {
@@ -276,9 +274,12 @@ function targetOrNull(record: ServiceRecord, all: ServiceRecord[]): Target | nul
  * --only BRIDGE`) can still be stopped. A service of another host that has
  * this host's name refuses the request, which names its target.
  */
-function directTarget(record: ServiceRecord, all: ServiceRecord[]): Target | null {
+function directTarget(
+  record: ServiceRecord,
+  byId: ReadonlyMap<string, ServiceRecord>,
+): Target | null {
   if (!record.endpoint || record.host !== Deno.hostname()) return null;
-  const hops = relayHops(record, new Map(all.map((r) => [r.id, r])));
+  const hops = relayHops(record, byId);
   return hops.length === 0 ? null : { id: record.id, url: record.endpoint };
 }
 
@@ -286,8 +287,11 @@ function directTarget(record: ServiceRecord, all: ServiceRecord[]): Target | nul
  * Why `record` can no longer be reached along its route: a relay on it has
  * ended (`STOPPED` or `LOST`) and will not come back; undefined otherwise.
  */
-function cutRoute(record: ServiceRecord, all: ServiceRecord[]): string | undefined {
-  const hops = relayHops(record, new Map(all.map((r) => [r.id, r])));
+function cutRoute(
+  record: ServiceRecord,
+  byId: ReadonlyMap<string, ServiceRecord>,
+): string | undefined {
+  const hops = relayHops(record, byId);
   const ended = hops.find((hop) => FINAL_STATES.includes(hop.state));
   return ended &&
     `its route passes ${ended.id} (${ended.role}), which is ${ended.state}; it runs as PID ` +

@@ -91,6 +91,9 @@ export const PENDING_STATES: readonly ServiceState[] = [
   "RESTARTING",
 ];
 
+/** States of a service that may have a process running: a spawn under way, or live. */
+export const RUNNING_STATES: readonly ServiceState[] = [...PENDING_STATES, ...LIVE_STATES];
+
 /** States whose reason is kept as the record's `lastFailure`. */
 export const FAILURE_STATES: readonly ServiceState[] = ["SUSPECT", "DEAD", "FAILED", "LOST"];
 

@@ -12,16 +12,7 @@ import { sleep } from "../../config/retry.ts";
 import type { ServiceRecord, ServiceState } from "../../types/mod.ts";
 import type { PilotDeps, PilotState } from "./_pilot_types.ts";
 import { CANCEL_REASON } from "./_takeover.ts";
-
-/** Agent states in which it runs or is being started: it has not settled. */
-const UNSETTLED: readonly ServiceState[] = [
-  "LAUNCHING",
-  "RESTARTING",
-  "BOOTSTRAPPING",
-  "CONFIGURING",
-  "ALIVE",
-  "SUSPECT",
-];
+import { LIVE_STATES, RUNNING_STATES } from "../../registry/state_machine.ts";
 
 /** A pilot's agent record, or undefined when it cannot be read (logged). */
 export function agentRecord(deps: PilotDeps, id: string): Promise<ServiceRecord | undefined> {
@@ -45,7 +36,7 @@ export async function settledAgent(
 ): Promise<ServiceRecord | undefined> {
   for (let i = 0; i < 20; i++) {
     const record = await agentRecord(deps, id);
-    if (record && !UNSETTLED.includes(record.state)) return record;
+    if (record && !RUNNING_STATES.includes(record.state)) return record;
     await sleep(250);
   }
   return undefined;
@@ -79,7 +70,7 @@ async function deadAgent(
   reason: string,
 ): Promise<ServiceRecord | undefined> {
   const record = await agentRecord(deps, id);
-  if (!record || !["ALIVE", "SUSPECT"].includes(record.state)) return undefined;
+  if (!record || !LIVE_STATES.includes(record.state)) return undefined;
   const change = { incarnation: record.incarnation, to: "DEAD" as const, reason };
   return await deps.transition(id, change).then(
     () => ({ ...record, state: "DEAD" as const }),

@@ -6,7 +6,8 @@
  * its walltime runs (docs/services.md "## pilot-manager").
  * @module
  */
-import type { ServiceRecord, ServiceState, Transition } from "../../types/mod.ts";
+import type { ServiceRecord, Transition } from "../../types/mod.ts";
+import { ENDED_STATES } from "../../registry/state_machine.ts";
 import type { PilotPolicy, PilotRequest, PilotState } from "./_pilot_types.ts";
 
 /** A pilot as its agent's record and transitions tell it. */
@@ -27,9 +28,6 @@ export interface Takeover {
   /** Times it was resubmitted under its ID (restarts from `STOPPED` or `FAILED`). */
   resubmits: number;
 }
-
-/** Agent states that end a pilot; every other one runs, or is being started again. */
-const ENDED: readonly ServiceState[] = ["STOPPED", "FAILED", "LOST"];
 
 /** The reason `pilot cancel` gives the agent it stops. */
 export const CANCEL_REASON = "pilot cancelled";
@@ -55,7 +53,7 @@ export function takeoverOf(
   }
   const submitted = transitions[0]?.at ?? record.started;
   const base = { submitted, walltimeFrom: walltimeFrom ?? now, resubmits };
-  if (!ENDED.includes(record.state)) {
+  if (!ENDED_STATES.includes(record.state)) {
     const reason = `taken over after the pilot manager restarted (agent ${record.state})`;
     return { ...base, state: "RUNNING", reason, endedAt: 0 };
   }
