@@ -8,6 +8,7 @@
 import { dirname } from "node:path";
 import { LAUNCHER } from "../../src/image/image_dir.ts";
 import { selfImage } from "../../src/image/self_image.ts";
+import type { ServiceRecord } from "../../src/types/mod.ts";
 import { type CommandResult, testnetExec, testnetSpawn } from "./_testnet.ts";
 
 /** Deno's cache, shared with the hosts (their homes differ from this one's). */
@@ -18,6 +19,19 @@ export const DENO_DIR: string = Deno.env.get("DENO_DIR") ??
 export async function checkoutImageDir(): Promise<string> {
   const image = await selfImage();
   return dirname(image.files.find((f) => f.name === LAUNCHER)!.path);
+}
+
+/** Whether `status --json` answered with the registry and the root spawner ALIVE. */
+function rootsAlive(status: CommandResult): boolean {
+  if (status.code !== 0) return false;
+  try {
+    const { services } = JSON.parse(status.stdout) as { services: ServiceRecord[] };
+    return ["registry", "spawner"].every((role) =>
+      services.some((r) => r.role === role && r.state === "ALIVE")
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** Options of {@linkcode withDesktopFabric}. */
@@ -74,8 +88,10 @@ export async function withDesktopFabric<T>(
     "1000",
   ]);
   try {
+    // `status` answers as soon as the registry does, which can be before the
+    // root spawner has registered: wait for both roots ALIVE.
     const deadline = Date.now() + 20_000;
-    while ((await fabricd(["status"])).code !== 0) {
+    while (!rootsAlive(await fabricd(["status", "--json"]))) {
       if (Date.now() > deadline) throw new Error("The desktop fabric did not come up within 20 s");
       await new Promise((r) => setTimeout(r, 200));
     }
